@@ -1,0 +1,608 @@
+/**
+ * Strict GGUF header reader. Pure code, no I/O: the caller hands in the first bytes of a file and the
+ * file's real size, and loops while the answer is `NeedMore`.
+ *
+ * It exists because llama.cpp aborts the whole process (SIGABRT, no JS error) on some malformed
+ * files, and node-llama-cpp's own `readGgufFileInfo` reads zeros past the end of a truncated file and
+ * "succeeds". So every length, count, type and offset is checked against the file size here, and the
+ * metadata llama.cpp asserts on is required before a file is ever handed to it.
+ */
+
+// ---------------------------------------------------------------------------------------------
+// Public types
+// ---------------------------------------------------------------------------------------------
+
+/** Name of a GGUF metadata value type. */
+export type GgufValueType =
+  | "uint8"
+  | "int8"
+  | "uint16"
+  | "int16"
+  | "uint32"
+  | "int32"
+  | "float32"
+  | "bool"
+  | "string"
+  | "array"
+  | "uint64"
+  | "int64"
+  | "float64"
+
+/** A metadata array; `values` is left out for long arrays (token lists, merges) to keep parsing fast. */
+export interface GgufArray {
+  readonly _tag: "GgufArray"
+  readonly elementType: GgufValueType
+  readonly length: number
+  readonly values: ReadonlyArray<GgufValue> | undefined
+}
+
+/** A decoded metadata value; 64-bit integers are numbers when they fit, bigints otherwise. */
+export type GgufValue = number | bigint | boolean | string | GgufArray
+
+/** One tensor info entry; `offset` is relative to `GgufFile.dataOffset`. */
+export interface GgufTensorInfo {
+  readonly name: string
+  /** ggml order: the first dimension is the row length. */
+  readonly dims: ReadonlyArray<number>
+  readonly type: number
+  readonly typeName: string
+  readonly offset: number
+  readonly byteSize: number
+  readonly elementCount: number
+}
+
+/** A GGUF file whose header passed every check. */
+export interface GgufFile {
+  readonly version: number
+  readonly alignment: number
+  readonly tensorCount: number
+  readonly metadata: ReadonlyMap<string, GgufValue>
+  readonly tensors: ReadonlyArray<GgufTensorInfo>
+  /** Absolute offset of the tensor data section. */
+  readonly dataOffset: number
+  readonly architecture: string
+  /** Bytes of the header proper (magic through the last tensor info, before padding). */
+  readonly headerBytes: number
+  /** Length of `tokenizer.ggml.tokens`, when present. */
+  readonly vocabularySize: number | undefined
+  readonly fileSize: number
+}
+
+/** What is wrong with a file, and where: a byte offset, a metadata key, or both. */
+export interface GgufProblem {
+  readonly reason: string
+  readonly offset?: number
+  readonly key?: string
+}
+
+/** The outcome of `parseGguf`. */
+export type GgufParseResult =
+  | { readonly _tag: "Ok"; readonly file: GgufFile }
+  /** The header continues past the prefix: read at least `bytes` bytes from the start and call again. */
+  | { readonly _tag: "NeedMore"; readonly bytes: number }
+  | { readonly _tag: "Invalid"; readonly problem: GgufProblem }
+
+/** Tuning for `parseGguf`. */
+export interface GgufParseOptions {
+  /** Arrays longer than this are summarized (`values: undefined`) rather than decoded. Default 1024. */
+  readonly materializeArraysUpTo?: number
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tables
+// ---------------------------------------------------------------------------------------------
+
+const VALUE_TYPES: ReadonlyArray<GgufValueType> = [
+  "uint8", "int8", "uint16", "int16", "uint32", "int32", "float32", "bool", "string", "array", "uint64", "int64",
+  "float64"
+]
+const T_STRING = 8
+const T_ARRAY = 9
+// bytes per element; strings and arrays give their smallest possible encoding (length / type + count)
+const MIN_VALUE_BYTES: ReadonlyArray<number> = [1, 1, 2, 2, 4, 4, 4, 1, 8, 12, 8, 8, 8]
+
+// GGML type id → [name, block size, bytes per block], as the llama.cpp bundled with node-llama-cpp
+// 3.22 reports them. Block size 0 marks ids whose support llama.cpp removed.
+const GGML_TYPES: ReadonlyArray<readonly [string, number, number]> = [
+  ["F32", 1, 4], ["F16", 1, 2], ["Q4_0", 32, 18], ["Q4_1", 32, 20], ["Q4_2", 0, 0], ["Q4_3", 0, 0],
+  ["Q5_0", 32, 22], ["Q5_1", 32, 24], ["Q8_0", 32, 34], ["Q8_1", 32, 36], ["Q2_K", 256, 84],
+  ["Q3_K", 256, 110], ["Q4_K", 256, 144], ["Q5_K", 256, 176], ["Q6_K", 256, 210], ["Q8_K", 256, 292],
+  ["IQ2_XXS", 256, 66], ["IQ2_XS", 256, 74], ["IQ3_XXS", 256, 98], ["IQ1_S", 256, 50], ["IQ4_NL", 32, 18],
+  ["IQ3_S", 256, 110], ["IQ2_S", 256, 82], ["IQ4_XS", 256, 136], ["I8", 1, 1], ["I16", 1, 2], ["I32", 1, 4],
+  ["I64", 1, 8], ["F64", 1, 8], ["IQ1_M", 256, 56], ["BF16", 1, 2], ["Q4_0_4_4", 0, 0], ["Q4_0_4_8", 0, 0],
+  ["Q4_0_8_8", 0, 0], ["TQ1_0", 256, 54], ["TQ2_0", 256, 66], ["IQ4_NL_4_4", 0, 0], ["IQ4_NL_4_8", 0, 0],
+  ["IQ4_NL_8_8", 0, 0], ["MXFP4", 32, 17], ["NVFP4", 64, 36], ["Q1_0", 128, 18], ["Q2_0", 64, 18]
+]
+
+// llama.h `enum llama_ftype` (gaps are values llama.cpp removed)
+const FILE_TYPES: Readonly<Record<number, string>> = {
+  0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 4: "Q4_1_SOME_F16", 7: "Q8_0", 8: "Q5_0", 9: "Q5_1", 10: "Q2_K",
+  11: "Q3_K_S", 12: "Q3_K_M", 13: "Q3_K_L", 14: "Q4_K_S", 15: "Q4_K_M", 16: "Q5_K_S", 17: "Q5_K_M", 18: "Q6_K",
+  19: "IQ2_XXS", 20: "IQ2_XS", 21: "Q2_K_S", 22: "IQ3_XS", 23: "IQ3_XXS", 24: "IQ1_S", 25: "IQ4_NL", 26: "IQ3_S",
+  27: "IQ3_M", 28: "IQ2_S", 29: "IQ2_M", 30: "IQ4_XS", 31: "IQ1_M", 32: "BF16", 33: "Q4_0_4_4", 34: "Q4_0_4_8",
+  35: "Q4_0_8_8", 36: "TQ1_0", 37: "TQ2_0", 38: "MXFP4_MOE", 39: "NVFP4", 40: "Q1_0", 41: "Q2_0"
+}
+const LLAMA_FTYPE_GUESSED = 1024
+
+// llama.cpp reads these with "optional" getters, then asserts on (or divides by) the zero left behind,
+// killing the process; for these dense architectures every real file has them.
+const ARCHITECTURES_WITH_REQUIRED_KEYS: ReadonlySet<string> = new Set([
+  "llama", "mistral3", "qwen2", "qwen3", "phi3", "gemma", "gemma2", "gemma3", "starcoder2", "falcon"
+])
+const REQUIRED_ARCH_KEYS = [
+  "context_length", "embedding_length", "block_count", "feed_forward_length", "attention.head_count"
+] as const
+
+const GGML_MAX_DIMS = 4
+// ggml's tensor name field is 64 bytes including the terminator; gguf.cpp rejects longer names
+const GGML_MAX_NAME = 64
+const MAX_ARRAY_NESTING = 8
+const HEADER_FIXED_BYTES = 24 // magic, version, tensor count, kv count
+const MIN_KV_BYTES = 8 + 1 + 4 + 1 // key length, ≥1 key byte, type, ≥1 value byte
+const MIN_TENSOR_INFO_BYTES = 8 + 1 + 4 + 8 + 4 + 8 // name length, ≥1 name byte, n_dims, ≥1 dim, type, offset
+const TWO_32 = 4294967296
+const MAX_SAFE_HI = 0x1fffff // hi word of the largest u64 that is still a safe JS integer
+
+// ---------------------------------------------------------------------------------------------
+// Cursor
+// ---------------------------------------------------------------------------------------------
+
+// Thrown inside the parser, always caught by parseGguf: keeps the hot paths free of result plumbing.
+class Stop {
+  constructor(readonly result: Exclude<GgufParseResult, { _tag: "Ok" }>) {}
+}
+
+// a function declaration (not an arrow) so that TypeScript narrows after `if (…) fail(…)`
+function fail(reason: string, offset?: number, key?: string): never {
+  const problem: { reason: string; offset?: number; key?: string } = { reason }
+  if (offset !== undefined) problem.offset = offset
+  if (key !== undefined) problem.key = key
+  throw new Stop({ _tag: "Invalid", problem })
+}
+
+const utf8Strict = new TextDecoder("utf-8", { fatal: true })
+const utf8Lenient = new TextDecoder("utf-8")
+
+class Cursor {
+  pos = 0
+  /** Key or tensor being read, for problem reports. */
+  key: string | undefined = undefined
+  readonly view: DataView
+  readonly available: number
+
+  constructor(readonly bytes: Uint8Array, readonly fileSize: number) {
+    this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+    this.available = Math.min(bytes.length, fileSize)
+  }
+
+  /** Claims `n` bytes at the cursor; past the file end is Invalid, past the prefix is NeedMore. */
+  take(n: number, what: string): number {
+    const start = this.pos
+    const end = start + n
+    if (end > this.fileSize) {
+      fail(
+        `file ends at byte ${this.fileSize} inside ${what} (which needs bytes up to ${end}): the file is truncated`,
+        start,
+        this.key
+      )
+    }
+    if (end > this.available) {
+      // doubling keeps the number of re-reads logarithmic when a long array is still ahead
+      throw new Stop({ _tag: "NeedMore", bytes: Math.min(this.fileSize, Math.max(end, this.available * 2)) })
+    }
+    this.pos = end
+    return start
+  }
+
+  get remaining(): number {
+    return this.fileSize - this.pos
+  }
+
+  u8(what: string): number {
+    return this.view.getUint8(this.take(1, what))
+  }
+  u32(what: string): number {
+    return this.view.getUint32(this.take(4, what), true)
+  }
+  /** A u64 as a number; values past 2^53 come back approximate, which is fine for bounds checks. */
+  u64(what: string): number {
+    const at = this.take(8, what)
+    return this.view.getUint32(at + 4, true) * TWO_32 + this.view.getUint32(at, true)
+  }
+
+  /** Reads a string's bytes after checking its length against what is left of the file. */
+  stringBytes(what: string): Uint8Array {
+    const lengthAt = this.pos
+    const length = this.u64(`the length of ${what}`)
+    if (length > this.remaining) {
+      fail(
+        `${what} claims ${length} bytes but only ${this.remaining} bytes are left in the file (truncated or corrupt)`,
+        lengthAt,
+        this.key
+      )
+    }
+    const at = this.take(length, what)
+    return this.bytes.subarray(at, at + length)
+  }
+
+  skipString(what: string): void {
+    const lengthAt = this.pos
+    const length = this.u64(`the length of ${what}`)
+    if (length > this.remaining) {
+      fail(`${what} claims ${length} bytes but only ${this.remaining} bytes are left in the file (truncated or corrupt)`, lengthAt, this.key)
+    }
+    this.take(length, what)
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Values
+// ---------------------------------------------------------------------------------------------
+
+const readScalar = (c: Cursor, type: number, what: string): number | bigint | boolean => {
+  const v = c.view
+  switch (type) {
+    case 0: return v.getUint8(c.take(1, what))
+    case 1: return v.getInt8(c.take(1, what))
+    case 2: return v.getUint16(c.take(2, what), true)
+    case 3: return v.getInt16(c.take(2, what), true)
+    case 4: return v.getUint32(c.take(4, what), true)
+    case 5: return v.getInt32(c.take(4, what), true)
+    case 6: return v.getFloat32(c.take(4, what), true)
+    case 7: {
+      const at = c.take(1, what)
+      const b = v.getUint8(at)
+      if (b > 1) fail(`${what} is a bool with byte value ${b} (only 0 and 1 are valid)`, at, c.key)
+      return b === 1
+    }
+    case 10: {
+      const at = c.take(8, what)
+      const hi = v.getUint32(at + 4, true)
+      return hi <= MAX_SAFE_HI ? hi * TWO_32 + v.getUint32(at, true) : v.getBigUint64(at, true)
+    }
+    case 11: {
+      const at = c.take(8, what)
+      const hi = v.getInt32(at + 4, true)
+      return hi <= MAX_SAFE_HI && hi >= -MAX_SAFE_HI - 1
+        ? hi * TWO_32 + v.getUint32(at, true)
+        : v.getBigInt64(at, true)
+    }
+    default: return v.getFloat64(c.take(8, what), true)
+  }
+}
+
+const readValueType = (c: Cursor, what: string): number => {
+  const at = c.pos
+  const type = c.u32(what)
+  if (type >= VALUE_TYPES.length) {
+    fail(`${what} is ${type}, which is not a GGUF value type (0-${VALUE_TYPES.length - 1})`, at, c.key)
+  }
+  return type
+}
+
+const readValue = (c: Cursor, type: number, depth: number, limit: number): GgufValue => {
+  if (type === T_STRING) return utf8Lenient.decode(c.stringBytes("a string value"))
+  if (type === T_ARRAY) return readArray(c, depth, limit, true)
+  return readScalar(c, type, "a value")
+}
+
+const readArray = (c: Cursor, depth: number, limit: number, materialize: boolean): GgufArray => {
+  if (depth >= MAX_ARRAY_NESTING) fail(`arrays are nested more than ${MAX_ARRAY_NESTING} deep`, c.pos, c.key)
+  const elementType = readValueType(c, "the array element type")
+  const countAt = c.pos
+  const count = c.u64("the array length")
+  const minBytes = count * MIN_VALUE_BYTES[elementType]!
+  if (minBytes > c.remaining) {
+    fail(
+      `array of ${count} ${VALUE_TYPES[elementType]} elements needs at least ${minBytes} bytes ` +
+        `but only ${c.remaining} bytes are left in the file (truncated or corrupt)`,
+      countAt,
+      c.key
+    )
+  }
+  const elementTypeName = VALUE_TYPES[elementType]!
+  if (!materialize || count > limit) {
+    if (elementType === T_STRING) {
+      for (let i = 0; i < count; i++) c.skipString("an array string")
+    } else if (elementType === T_ARRAY) {
+      for (let i = 0; i < count; i++) readArray(c, depth + 1, limit, false)
+    } else {
+      c.take(minBytes, "the array data")
+    }
+    return { _tag: "GgufArray", elementType: elementTypeName, length: count, values: undefined }
+  }
+  const values: Array<GgufValue> = new Array(count)
+  for (let i = 0; i < count; i++) {
+    values[i] = elementType === T_ARRAY
+      ? readArray(c, depth + 1, limit, true)
+      : readValue(c, elementType, depth + 1, limit)
+  }
+  return { _tag: "GgufArray", elementType: elementTypeName, length: count, values }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parser
+// ---------------------------------------------------------------------------------------------
+
+const describeMagic = (b: Uint8Array): string => {
+  const text = String.fromCharCode(...b)
+  const shown = /^[\x20-\x7e]{4}$/.test(text)
+    ? `"${text}"`
+    : Array.from(b, (x) => x.toString(16).padStart(2, "0")).join(" ")
+  const hint = text === "vers"
+    ? " (looks like a Git LFS pointer file, not the model itself)"
+    : text === "<!DO" || text.toLowerCase() === "<htm"
+    ? " (looks like an HTML page, not a model)"
+    : text === "GGML" || text === "lmgg" || text === "tjgg" || text === "FUGG"
+    ? " (an old GGML/GGJT file or a byte-swapped GGUF; re-download a current GGUF)"
+    : ""
+  return `${shown}${hint}`
+}
+
+const parseHeader = (c: Cursor, limit: number): GgufFile => {
+  const fileSize = c.fileSize
+  if (fileSize < 4) fail(fileSize === 0 ? "file is empty" : `file is ${fileSize} bytes, too short to be a GGUF file`, 0)
+  const magicAt = c.take(4, "the magic")
+  const magic = c.bytes.subarray(magicAt, magicAt + 4)
+  if (magic[0] !== 0x47 || magic[1] !== 0x47 || magic[2] !== 0x55 || magic[3] !== 0x46) {
+    fail(`not a GGUF file: expected magic "GGUF", found ${describeMagic(magic)}`, 0)
+  }
+  const version = c.u32("the version")
+  if (version === 1) fail("GGUF version 1 is no longer supported by llama.cpp; use a newer conversion of the model", 4)
+  if (version !== 2 && version !== 3) {
+    fail(
+      version !== 0 && (version & 0xffff) === 0
+        ? `GGUF version ${version} looks byte-swapped: big-endian GGUF files are not supported`
+        : `unsupported GGUF version ${version} (supported: 2 and 3)`,
+      4
+    )
+  }
+  const tensorCount = c.u64("the tensor count")
+  const kvCount = c.u64("the metadata count")
+  if (HEADER_FIXED_BYTES + kvCount * MIN_KV_BYTES > fileSize) {
+    fail(`header claims ${kvCount} metadata entries, more than a ${fileSize}-byte file can hold`, 16)
+  }
+  if (HEADER_FIXED_BYTES + kvCount * MIN_KV_BYTES + tensorCount * MIN_TENSOR_INFO_BYTES > fileSize) {
+    fail(`header claims ${tensorCount} tensors, more than a ${fileSize}-byte file can hold`, 8)
+  }
+
+  const metadata = new Map<string, GgufValue>()
+  const types = new Map<string, number>()
+  for (let i = 0; i < kvCount; i++) {
+    c.key = undefined
+    const keyAt = c.pos
+    const keyBytes = c.stringBytes(`the key of metadata entry ${i}`)
+    if (keyBytes.length === 0) fail(`metadata entry ${i} has an empty key`, keyAt)
+    let key: string
+    try {
+      key = utf8Strict.decode(keyBytes)
+    } catch {
+      return fail(`the key of metadata entry ${i} is not valid UTF-8`, keyAt)
+    }
+    if (metadata.has(key)) fail(`duplicate metadata key "${key}"`, keyAt, key)
+    c.key = key
+    const type = readValueType(c, `the value type of "${key}"`)
+    types.set(key, type)
+    metadata.set(key, readValue(c, type, 0, limit))
+  }
+  c.key = undefined
+
+  let alignment = 32
+  const alignmentValue = metadata.get("general.alignment")
+  if (alignmentValue !== undefined) {
+    // llama.cpp reads it with gguf_get_val_u32, which asserts (aborts) on any other type
+    if (types.get("general.alignment") !== 4) {
+      fail(`general.alignment must be a uint32, found ${VALUE_TYPES[types.get("general.alignment")!]}`, undefined, "general.alignment")
+    }
+    alignment = alignmentValue as number
+    if (alignment === 0 || (alignment & (alignment - 1)) !== 0) {
+      fail(`general.alignment ${alignment} is not a power of two`, undefined, "general.alignment")
+    }
+  }
+
+  const infos: Array<{ name: string; dims: Array<number>; type: number; offset: number; byteSize: number; at: number }> = []
+  const names = new Set<string>()
+  for (let i = 0; i < tensorCount; i++) {
+    const at = c.pos
+    const nameBytes = c.stringBytes(`the name of tensor ${i}`)
+    let name: string
+    try {
+      name = utf8Strict.decode(nameBytes)
+    } catch {
+      return fail(`the name of tensor ${i} is not valid UTF-8`, at)
+    }
+    if (nameBytes.length === 0) fail(`tensor ${i} has an empty name`, at)
+    if (nameBytes.length >= GGML_MAX_NAME) {
+      fail(`tensor name "${name}" is ${nameBytes.length} bytes; llama.cpp allows at most ${GGML_MAX_NAME - 1}`, at)
+    }
+    if (names.has(name)) fail(`duplicate tensor name "${name}"`, at)
+    names.add(name)
+    const nDimsAt = c.pos
+    const nDims = c.u32(`the dimension count of tensor "${name}"`)
+    if (nDims < 1 || nDims > GGML_MAX_DIMS) {
+      fail(`tensor "${name}" has ${nDims} dimensions (must be 1-${GGML_MAX_DIMS})`, nDimsAt)
+    }
+    const dims: Array<number> = []
+    for (let d = 0; d < nDims; d++) {
+      const dimAt = c.pos
+      const dim = c.u64(`dimension ${d} of tensor "${name}"`)
+      if (dim === 0) fail(`tensor "${name}" has an empty dimension ${d}`, dimAt)
+      if (dim > Number.MAX_SAFE_INTEGER) fail(`tensor "${name}" dimension ${d} (${dim}) is absurdly large`, dimAt)
+      dims.push(dim)
+    }
+    const typeAt = c.pos
+    const type = c.u32(`the type of tensor "${name}"`)
+    const ggml = GGML_TYPES[type]
+    if (ggml === undefined) fail(`tensor "${name}" has unknown ggml type ${type}`, typeAt)
+    const [typeName, blockSize, blockBytes] = ggml
+    if (blockSize === 0) fail(`tensor "${name}" uses ggml type ${typeName} (${type}), which llama.cpp no longer supports`, typeAt)
+    if (dims[0]! % blockSize !== 0) {
+      fail(
+        `tensor "${name}" of type ${typeName} has rows of ${dims[0]} elements, not a multiple of the block size ${blockSize}`,
+        typeAt
+      )
+    }
+    const offsetAt = c.pos
+    const offset = c.u64(`the data offset of tensor "${name}"`)
+    // multiply step by step against the file size: a float product past 2^53 still compares correctly
+    let byteSize = (dims[0]! / blockSize) * blockBytes
+    for (let d = 1; d < nDims && byteSize <= fileSize; d++) byteSize *= dims[d]!
+    if (byteSize > fileSize) {
+      fail(`tensor "${name}" [${dims.join(", ")}] ${typeName} needs ${byteSize} bytes, more than the whole file (${fileSize})`, at)
+    }
+    if (offset % alignment !== 0) {
+      fail(`tensor "${name}" data offset ${offset} is not a multiple of the alignment ${alignment}`, offsetAt)
+    }
+    infos.push({ name, dims, type, offset, byteSize, at: offsetAt })
+  }
+
+  const headerBytes = c.pos
+  const dataOffset = Math.ceil(headerBytes / alignment) * alignment
+  const tensors: Array<GgufTensorInfo> = infos.map((t) => {
+    const end = dataOffset + t.offset + t.byteSize
+    if (end > fileSize) {
+      fail(
+        `tensor "${t.name}" data [${dataOffset + t.offset}, ${end}) extends past the end of the file ` +
+          `(${fileSize} bytes): the file is truncated or the offset is wrong`,
+        t.at
+      )
+    }
+    return {
+      name: t.name,
+      dims: t.dims,
+      type: t.type,
+      typeName: GGML_TYPES[t.type]![0],
+      offset: t.offset,
+      byteSize: t.byteSize,
+      elementCount: t.dims.reduce((a, b) => a * b, 1)
+    }
+  })
+
+  const architecture = metadata.get("general.architecture")
+  if (architecture === undefined) fail("required key general.architecture is missing", undefined, "general.architecture")
+  if (typeof architecture !== "string") {
+    fail(`general.architecture must be a string, found ${VALUE_TYPES[types.get("general.architecture")!]}`, undefined, "general.architecture")
+  }
+  const arch = architecture as string
+  if (ARCHITECTURES_WITH_REQUIRED_KEYS.has(arch)) checkArchitectureKeys(arch, metadata)
+  const vocabularySize = checkTokenizer(metadata)
+
+  return {
+    version,
+    alignment,
+    tensorCount,
+    metadata,
+    tensors,
+    dataOffset,
+    architecture: arch,
+    headerBytes,
+    vocabularySize,
+    fileSize
+  }
+}
+
+const isCount = (v: GgufValue | undefined): v is number => typeof v === "number" && Number.isInteger(v) && v > 0
+
+const checkArchitectureKeys = (arch: string, metadata: ReadonlyMap<string, GgufValue>): void => {
+  for (const suffix of REQUIRED_ARCH_KEYS) {
+    const key = `${arch}.${suffix}`
+    const value = metadata.get(key)
+    if (value === undefined) {
+      fail(`required key ${key} is missing (llama.cpp aborts the process without it)`, undefined, key)
+    }
+    // llama.cpp also accepts a per-layer array for the feed-forward length and head count
+    const perLayer = suffix === "feed_forward_length" || suffix === "attention.head_count"
+    if (perLayer && typeof value === "object" && value._tag === "GgufArray") {
+      if (value.elementType === "string" || value.elementType === "array" || value.elementType === "bool") {
+        fail(`${key} must be an integer or an array of integers, found an array of ${value.elementType}`, undefined, key)
+      }
+      continue
+    }
+    if (!isCount(value)) fail(`${key} must be a positive integer, found ${describeValue(value!)}`, undefined, key)
+  }
+  const kvHeads = metadata.get(`${arch}.attention.head_count_kv`)
+  if (kvHeads !== undefined && typeof kvHeads !== "object" && !isCount(kvHeads)) {
+    // llama.cpp divides by it
+    fail(`${arch}.attention.head_count_kv must be a positive integer, found ${describeValue(kvHeads)}`, undefined, `${arch}.attention.head_count_kv`)
+  }
+}
+
+// llama.cpp reads scores and token types as raw C arrays indexed by token id, and asserts on the
+// array types: a mismatch is an out-of-bounds read or an abort, not an error message.
+const checkTokenizer = (metadata: ReadonlyMap<string, GgufValue>): number | undefined => {
+  const tokens = metadata.get("tokenizer.ggml.tokens")
+  if (tokens === undefined) return undefined
+  const expectArray = (key: string, elementType: GgufValueType, length?: number): void => {
+    const value = metadata.get(key)
+    if (value === undefined) return
+    if (typeof value !== "object" || value._tag !== "GgufArray" || value.elementType !== elementType) {
+      fail(`${key} must be an array of ${elementType}, found ${describeValue(value)}`, undefined, key)
+    }
+    const array = value as GgufArray
+    if (length !== undefined && array.length !== length) {
+      fail(`${key} has ${array.length} entries but the vocabulary has ${length} tokens`, undefined, key)
+    }
+  }
+  expectArray("tokenizer.ggml.tokens", "string")
+  const vocabularySize = (tokens as GgufArray).length
+  expectArray("tokenizer.ggml.scores", "float32", vocabularySize)
+  expectArray("tokenizer.ggml.token_type", "int32", vocabularySize)
+  expectArray("tokenizer.ggml.merges", "string")
+  return vocabularySize
+}
+
+const describeValue = (value: GgufValue): string =>
+  typeof value === "object"
+    ? `an array of ${value.length} ${value.elementType}`
+    : typeof value === "string"
+    ? `the string ${JSON.stringify(value.length > 40 ? value.slice(0, 40) + "…" : value)}`
+    : `${typeof value} ${String(value)}`
+
+// ---------------------------------------------------------------------------------------------
+// Entry points and helpers
+// ---------------------------------------------------------------------------------------------
+
+/** Parses and validates a GGUF header from the first bytes of a file of `fileSize` bytes; never throws. */
+export const parseGguf = (prefix: Uint8Array, fileSize: number, options: GgufParseOptions = {}): GgufParseResult => {
+  if (!Number.isSafeInteger(fileSize) || fileSize < 0) {
+    return { _tag: "Invalid", problem: { reason: `file size ${fileSize} is not a byte count` } }
+  }
+  try {
+    const file = parseHeader(new Cursor(prefix, fileSize), options.materializeArraysUpTo ?? 1024)
+    return { _tag: "Ok", file }
+  } catch (e) {
+    if (e instanceof Stop) return e.result
+    throw e
+  }
+}
+
+/** Parses a whole file held in memory (tests, small files); never answers NeedMore. */
+export const parseGgufBuffer = (whole: Uint8Array, options?: GgufParseOptions): GgufParseResult =>
+  parseGguf(whole, whole.length, options)
+
+/** Name of a ggml tensor type id (`Q8_0`, `Q4_K`, …), or `unknown(<id>)`. */
+export const ggmlTypeName = (type: number): string => GGML_TYPES[type]?.[0] ?? `unknown(${type})`
+
+/** Name of a llama.cpp file type (`general.file_type`), e.g. `Q4_K_M`, or `unknown(<id>)`. */
+export const fileTypeName = (fileType: number): string => {
+  const guessed = fileType >= LLAMA_FTYPE_GUESSED && (fileType & LLAMA_FTYPE_GUESSED) !== 0
+  const base = guessed ? fileType & ~LLAMA_FTYPE_GUESSED : fileType
+  const name = FILE_TYPES[base] ?? `unknown(${fileType})`
+  return guessed && FILE_TYPES[base] !== undefined ? `${name} (guessed)` : name
+}
+
+/** Total number of weights: the sum of every tensor's element count. */
+export const parameterCount = (file: GgufFile): number =>
+  file.tensors.reduce((sum, t) => sum + t.elementCount, 0)
+
+/** A metadata value as a string, if it is one. */
+export const metadataString = (file: GgufFile, key: string): string | undefined => {
+  const value = file.metadata.get(key)
+  return typeof value === "string" ? value : undefined
+}
+
+/** A metadata value as a safe-integer or float number, if it is one. */
+export const metadataNumber = (file: GgufFile, key: string): number | undefined => {
+  const value = file.metadata.get(key)
+  return typeof value === "number" ? value : undefined
+}
