@@ -1,0 +1,36 @@
+// Builds the CLI bundle (dist/cli.js) with esbuild: one file, deep imports tree-shaken, the heavy
+// backend libraries left external and loaded with import() only by the commands that need them.
+import { build } from "esbuild"
+import { readFileSync } from "node:fs"
+
+const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8"))
+
+await build({
+  entryPoints: ["src/cli/bin.ts"],
+  outfile: "dist/cli.js",
+  bundle: true,
+  platform: "node",
+  target: "node20",
+  format: "esm",
+  minifySyntax: true,
+  treeShaking: true,
+  sourcemap: false,
+  legalComments: "none",
+  external: ["node-llama-cpp", "ollama", "@huggingface/hub", "ollama/*", "@huggingface/*"],
+  define: { "process.env.LLMSPELL_BUNDLED": '"1"' },
+  // yaml (pulled in by @effect/cli) calls require("process"): ESM bundles need a real require.
+  banner: {
+    js: "#!/usr/bin/env node\nimport { createRequire as __llmspellCreateRequire } from 'node:module';\nconst require = __llmspellCreateRequire(import.meta.url);"
+  },
+  plugins: [
+    {
+      name: "version",
+      setup(b) {
+        b.onLoad({ filter: /src[\\/]cli[\\/]version\.ts$/ }, () => ({
+          contents: `export const VERSION = ${JSON.stringify(pkg.version)}`,
+          loader: "ts"
+        }))
+      }
+    }
+  ]
+})

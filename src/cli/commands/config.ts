@@ -1,0 +1,49 @@
+/** `llmspell config show|path`: the effective configuration and where it came from. */
+import * as Command from "@effect/cli/Command"
+import * as Options from "@effect/cli/Options"
+import * as Effect from "effect/Effect"
+import { ConfigPathReport, ConfigReport } from "../../domain/Types.js"
+import * as ConfigLive from "../../layers/ConfigLive.js"
+import { Config } from "../../services/Config.js"
+import { configLayer } from "../AppLayer.js"
+import { GlobalOptions } from "../GlobalOptions.js"
+import { printJson, printOut, table } from "../output.js"
+
+const json = Options.boolean("json").pipe(Options.withDescription("print JSON on stdout"))
+
+const show = Command.make("show", { json }, ({ json }) =>
+  Effect.gen(function*() {
+    const config = yield* Config
+    const report: ConfigReport = {
+      file: config.file ?? null,
+      entries: config.entries.map(({ key, source, value }) => ({ key, value, source })),
+      warnings: [...config.warnings]
+    }
+    if (json) return yield* printJson(ConfigReport, report)
+    yield* printOut(`config file: ${config.file ?? "none (built-in defaults)"}`)
+    yield* printOut(
+      table(["KEY", "VALUE", "SOURCE"], report.entries.map((e) => [e.key, typeof e.value === "string" ? e.value : JSON.stringify(e.value), e.source]))
+    )
+  })).pipe(
+    Command.withDescription("print the effective configuration, each value with its source (secrets redacted)"),
+    Command.provide(configLayer)
+  )
+
+const path = Command.make("path", { json }, ({ json }) =>
+  Effect.gen(function*() {
+    const global = yield* GlobalOptions
+    const found = yield* ConfigLive.discover({ configFile: global.configFile })
+    const report: ConfigPathReport = {
+      file: found?.path ?? null,
+      searched: ConfigLive.candidates({ configFile: global.configFile }).map((c) => c.path)
+    }
+    if (json) return yield* printJson(ConfigPathReport, report)
+    if (found !== undefined) return yield* printOut(`${found.path} (${found.origin})`)
+    yield* printOut(`no config file found (using built-in defaults); looked in:\n  ${report.searched.join("\n  ")}`)
+  })).pipe(Command.withDescription("print which config file is used, or that none is"))
+
+/** `llmspell config`. */
+export const configCommand = Command.make("config").pipe(
+  Command.withDescription("show the configuration"),
+  Command.withSubcommands([show, path])
+)

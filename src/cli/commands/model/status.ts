@@ -1,0 +1,38 @@
+/** `llmspell model status`: each configured backend instance, where it points and its health. */
+import * as Command from "@effect/cli/Command"
+import * as Effect from "effect/Effect"
+import { formatBytes } from "../../../domain/Errors.js"
+import { StatusReport } from "../../../domain/Types.js"
+import { LocalLLM } from "../../../services/LocalLLM.js"
+import { printJson, printOut } from "../../output.js"
+import { backend, json } from "../shared.js"
+
+const show = (v: unknown): string =>
+  typeof v === "string" ? v : typeof v === "number" || typeof v === "boolean" ? String(v) : JSON.stringify(v)
+
+/** `model status`. */
+export const statusCommand = Command.make("status", { json, backend }, ({ backend, json }) =>
+  Effect.gen(function*() {
+    const llm = yield* LocalLLM
+    const backends = yield* llm.status(backend)
+    if (json) return yield* printJson(StatusReport, { backends })
+    const blocks = backends.map((s) => {
+      const lines = [
+        `${s.instance} (${s.backend}) ${s.endpoint}`,
+        `  state: ${s.available ? "available" : "unavailable"}${s.version ? `, version ${s.version}` : ""}`
+      ]
+      if (s.error) lines.push(`  error: ${s.error.message}`, ...(s.error.hint ? [`  hint: ${s.error.hint}`] : []))
+      for (const [k, v] of Object.entries(s.details)) lines.push(`  ${k}: ${show(v)}`)
+      if (s.modelsPresent !== undefined) lines.push(`  models present: ${s.modelsPresent}`)
+      lines.push(
+        `  loaded now: ${
+          s.loaded.length === 0
+            ? "none"
+            : s.loaded.map((m) => `${m.name}${m.sizeBytes !== undefined ? ` (${formatBytes(m.sizeBytes)})` : ""}`).join(", ")
+        }`
+      )
+      for (const w of s.warnings) lines.push(`  warning: ${w}`)
+      return lines.join("\n")
+    })
+    yield* printOut(blocks.length > 0 ? blocks.join("\n\n") : "no backend instances configured")
+  })).pipe(Command.withDescription("show the configured backends, where each points and whether it is available"))

@@ -1,0 +1,73 @@
+/** `llmspell run --model <spec> [prompt]`: streams a completion to stdout. */
+import * as Args from "@effect/cli/Args"
+import * as Command from "@effect/cli/Command"
+import * as Options from "@effect/cli/Options"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
+import { UsageError } from "../../domain/Errors.js"
+import { type ChatMessage, Completion } from "../../domain/Types.js"
+import { LocalLLM } from "../../services/LocalLLM.js"
+import { appLayer } from "../AppLayer.js"
+import { CliIO } from "../CliIO.js"
+import { GlobalOptions } from "../GlobalOptions.js"
+import { printErr, printJson } from "../output.js"
+import { json } from "./shared.js"
+
+const model = Options.text("model").pipe(Options.withAlias("m"), Options.withDescription("model spec"))
+const prompt = Args.text({ name: "prompt" }).pipe(Args.optional, Args.withDescription("the prompt (default: read stdin)"))
+const system = Options.text("system").pipe(Options.optional, Options.withDescription("system prompt"))
+const maxTokens = Options.integer("max-tokens").pipe(Options.optional, Options.withDescription("stop after this many tokens"))
+const temperature = Options.float("temperature").pipe(Options.optional, Options.withDescription("sampling temperature"))
+const seed = Options.integer("seed").pipe(Options.optional, Options.withDescription("sampling seed"))
+
+/** `run`. */
+export const runCommand = Command.make(
+  "run",
+  { model, prompt, system, maxTokens, temperature, seed, json },
+  (o) =>
+    Effect.gen(function*() {
+      const llm = yield* LocalLLM
+      const io = yield* CliIO
+      const global = yield* GlobalOptions
+      const text = Option.isSome(o.prompt) ? o.prompt.value : io.stdinIsTTY ? "" : yield* io.readStdin
+      if (text.trim().length === 0) {
+        return yield* new UsageError({ reason: "no prompt: pass it as an argument or pipe it on stdin" })
+      }
+      const messages: Array<ChatMessage> = []
+      if (Option.isSome(o.system)) messages.push({ role: "system", content: o.system.value })
+      messages.push({ role: "user", content: text })
+      let completion: Completion | undefined
+      let wroteNewline = true
+      yield* llm.generate(o.model, {
+        messages,
+        ...(Option.isSome(o.maxTokens) ? { maxTokens: o.maxTokens.value } : {}),
+        ...(Option.isSome(o.temperature) ? { temperature: o.temperature.value } : {}),
+        ...(Option.isSome(o.seed) ? { seed: o.seed.value } : {})
+      }).pipe(
+        Stream.runForEach((event) => {
+          if (event._tag === "Finish") {
+            completion = event.completion
+            return Effect.void
+          }
+          if (o.json || event.text.length === 0) return Effect.void
+          wroteNewline = event.text.endsWith("\n")
+          return io.stdout(event.text)
+        })
+      )
+      if (completion === undefined) return
+      if (o.json) return yield* printJson(Completion, completion)
+      if (!wroteNewline) yield* io.stdout("\n")
+      if (global.verbose) {
+        const t = completion.timings
+        yield* printErr(
+          `load ${t.loadMs.toFixed(0)} ms, first token ${t.timeToFirstTokenMs?.toFixed(0) ?? "?"} ms, ` +
+            `${t.tokensPerSecond?.toFixed(1) ?? "?"} tokens/s, ${completion.usage.promptTokens} prompt + ` +
+            `${completion.usage.completionTokens} completion tokens (${completion.finishReason})`
+        )
+      }
+    })
+).pipe(
+  Command.withDescription("run a prompt through a model and stream the answer"),
+  Command.provide(appLayer)
+)

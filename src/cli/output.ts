@@ -1,0 +1,83 @@
+/**
+ * The one place the CLI renders: JSON documents (always the Schema-encoded shared types), aligned
+ * tables, key/value blocks, and errors (`error:`/`hint:` on stderr, or `{"error":…}` on stdout
+ * with `--json`). Also the one mapping from a failure to an exit code.
+ */
+import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
+import * as Schema from "effect/Schema"
+import * as ValidationError from "@effect/cli/ValidationError"
+import { errorToJson, ExitCode, exitCodeFor, isLlmspellError } from "../domain/Errors.js"
+import { CliIO } from "./CliIO.js"
+
+/** Prints a value as one JSON document on stdout, encoded with its schema. */
+export const printJson = <A, I>(schema: Schema.Schema<A, I>, value: A) =>
+  Effect.flatMap(CliIO, (io) => io.stdout(`${JSON.stringify(Schema.encodeSync(schema)(value))}\n`))
+
+/** Prints one NDJSON line on stdout. */
+export const printJsonLine = <A, I>(schema: Schema.Schema<A, I>, value: A) => printJson(schema, value)
+
+/** Prints text on stdout. */
+export const printOut = (text: string) => Effect.flatMap(CliIO, (io) => io.stdout(text.endsWith("\n") ? text : `${text}\n`))
+
+/** Prints a line on stderr (warnings, notes). */
+export const printErr = (text: string) => Effect.flatMap(CliIO, (io) => io.stderr(text.endsWith("\n") ? text : `${text}\n`))
+
+/** Renders rows as an aligned table with a header; empty cells for undefined. */
+export const table = (headers: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<string | number | undefined>>) => {
+  const cells = rows.map((r) => r.map((c) => (c === undefined ? "" : String(c))))
+  const widths = headers.map((h, i) => Math.max(h.length, ...cells.map((r) => (r[i] ?? "").length)))
+  const line = (r: ReadonlyArray<string>) =>
+    r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join("  ").trimEnd()
+  return [line(headers), ...cells.map(line)].join("\n")
+}
+
+/** Renders `key: value` lines with aligned values. */
+export const keyValues = (pairs: ReadonlyArray<readonly [string, unknown]>) => {
+  const shown = pairs.filter(([, v]) => v !== undefined)
+  const width = Math.max(0, ...shown.map(([k]) => k.length))
+  return shown.map(([k, v]) => `${`${k}:`.padEnd(width + 1)} ${typeof v === "string" ? v : JSON.stringify(v)}`).join("\n")
+}
+
+/** The exit code of a failed run, and what to print for it. */
+export const describeFailure = (
+  cause: Cause.Cause<unknown>,
+  options: { readonly json: boolean; readonly verbose: boolean }
+): { readonly code: number; readonly stdout?: string; readonly stderr?: string } => {
+  if (Cause.isInterruptedOnly(cause)) return { code: ExitCode.Interrupted, stderr: "interrupted\n" }
+  const failure = Cause.failureOption(cause)
+  if (failure._tag === "Some") {
+    const error = failure.value
+    // @effect/cli has already printed its usage message; printing it again would say it twice.
+    if (ValidationError.isValidationError(error)) {
+      if (error._tag === "HelpRequested") return { code: ExitCode.Ok }
+      return options.json
+        ? {
+          code: ExitCode.Usage,
+          stdout: `${JSON.stringify({ error: { _tag: "UsageError", message: "invalid command line", hint: "llmspell --help" } })}\n`
+        }
+        : { code: ExitCode.Usage }
+    }
+    if (isLlmspellError(error)) {
+      const info = errorToJson(error)
+      const stack = options.verbose && error.stack ? `${error.stack}\n` : ""
+      return options.json
+        ? { code: exitCodeFor(error), stdout: `${JSON.stringify({ error: info })}\n`, stderr: stack || undefined as never }
+        : {
+          code: exitCodeFor(error),
+          stderr: `error: ${info.message}\n${info.hint !== undefined ? `hint: ${info.hint}\n` : ""}${stack}`
+        }
+    }
+  }
+  const squashed = Cause.squash(cause)
+  const message = squashed instanceof Error ? squashed.message : String(squashed)
+  const detail = options.verbose ? `${Cause.pretty(cause)}\n` : ""
+  const hint = "this is a bug in llmspell; run again with --verbose (or LLMSPELL_DEBUG=1) for details"
+  return options.json
+    ? {
+      code: ExitCode.Failure,
+      stdout: `${JSON.stringify({ error: { _tag: "UnexpectedError", message, hint } })}\n`,
+      ...(detail ? { stderr: detail } : {})
+    }
+    : { code: ExitCode.Failure, stderr: `error: unexpected: ${message}\nhint: ${hint}\n${detail}` }
+}

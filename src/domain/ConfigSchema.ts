@@ -1,0 +1,707 @@
+/**
+ * The configuration model and its resolution: defaults, then the TOML file (normalized from the
+ * legacy shapes), then the environment, then command-line flags; every value remembers where it came
+ * from. Validation reports every problem at once. Pure: the caller reads the file and passes the
+ * environment in; nothing here touches the disk or creates a directory.
+ */
+import * as Either from "effect/Either"
+import * as Option from "effect/Option"
+import * as ParseResult from "effect/ParseResult"
+import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
+import { parse as parseToml } from "smol-toml"
+import { ConfigError } from "./Errors.js"
+import { CLOUD_PROVIDERS, normalizeBackend } from "./ModelSpec.js"
+
+// ---------------------------------------------------------------------------------------------
+// Resolved configuration
+// ---------------------------------------------------------------------------------------------
+
+/** An Ollama server. */
+export interface OllamaInstanceConfig {
+  readonly type: "ollama"
+  readonly name: string
+  readonly baseUrl: string
+  readonly timeoutSeconds: number
+  readonly options: Readonly<Record<string, unknown>>
+}
+
+/** The in-process GGUF runtime and its model store. */
+export interface GgufInstanceConfig {
+  readonly type: "gguf"
+  readonly name: string
+  readonly modelDirectory: string
+  readonly device: "auto" | "cuda" | "metal" | "vulkan" | "cpu"
+  readonly threads: "auto" | number
+  readonly contextSize: "auto" | number
+  readonly gpuLayers: "auto" | number
+  readonly idleUnloadSeconds: number
+  readonly maxLoadedModels: number
+  /** Context sequences per loaded model: concurrent requests on one model. */
+  readonly parallel: number
+  readonly options: Readonly<Record<string, unknown>>
+}
+
+/** A cloud provider entry: accepted in the file, not run yet. */
+export interface CloudInstanceConfig {
+  readonly type: (typeof CLOUD_PROVIDERS)[number]
+  readonly name: string
+  readonly options: Readonly<Record<string, unknown>>
+}
+
+/** One configured provider instance. */
+export type ProviderInstanceConfig = OllamaInstanceConfig | GgufInstanceConfig | CloudInstanceConfig
+
+/** Where models are pulled from. */
+export interface HubConfig {
+  readonly endpoint: string
+  readonly token: Option.Option<Redacted.Redacted<string>>
+  readonly offline: boolean
+  /** A download with no bytes for this long is retried. */
+  readonly stallTimeoutSeconds: number
+  readonly maxRetries: number
+  /** Files of one model downloaded at once (split GGUF parts). */
+  readonly parallelDownloads: number
+}
+
+/** One effective value and where it came from, for `config show`. */
+export interface ConfigEntry {
+  readonly key: string
+  /** The value as displayed: secrets are already redacted. */
+  readonly value: unknown
+  /** `default`, the file path, `env NAME` or `flag --name`. */
+  readonly source: string
+  readonly secret: boolean
+}
+
+/** The effective configuration. */
+export interface LlmspellConfig {
+  readonly defaultProvider: string
+  readonly defaultBackend: "ollama" | "gguf"
+  readonly instances: ReadonlyArray<ProviderInstanceConfig>
+  readonly hub: HubConfig
+  /** The file that was read, if any. */
+  readonly file: string | undefined
+  readonly entries: ReadonlyArray<ConfigEntry>
+  readonly warnings: ReadonlyArray<string>
+}
+
+/** Values given on the command line; they override everything. */
+export interface ConfigFlags {
+  readonly modelsDir?: string | undefined
+  readonly ollamaHost?: string | undefined
+  readonly defaultBackend?: string | undefined
+  readonly hubEndpoint?: string | undefined
+  readonly offline?: boolean | undefined
+}
+
+/** What `resolveConfig` reads: all I/O already done by the caller. */
+export interface ConfigInput {
+  /** The file's path and text, when one was found. */
+  readonly file?: { readonly path: string; readonly text: string } | undefined
+  /** A TOML-shaped object given in code instead of a file (embedding). */
+  readonly object?: { readonly value: unknown; readonly source?: string } | undefined
+  readonly env?: Readonly<Record<string, string | undefined>>
+  readonly flags?: ConfigFlags
+  readonly home: string
+}
+
+// ---------------------------------------------------------------------------------------------
+// Known keys, defaults and validation
+// ---------------------------------------------------------------------------------------------
+
+const DEFAULT_SOURCE = "default"
+
+const positiveInt = Schema.Int.pipe(Schema.positive()).annotations({ message: () => "must be a positive integer" })
+const nonNegativeInt = Schema.Int.pipe(Schema.nonNegative()).annotations({
+  message: () => "must be an integer ≥ 0"
+})
+const autoOr = <A>(schema: Schema.Schema<A, A>, what: string) =>
+  Schema.Union(Schema.Literal("auto"), schema).annotations({ message: () => `must be "auto" or ${what}` })
+const httpUrl = Schema.String.pipe(
+  Schema.filter((s) => {
+    try {
+      const u = new URL(s)
+      return u.protocol === "http:" || u.protocol === "https:"
+    } catch {
+      return false
+    }
+  })
+).annotations({ message: () => "must be an http:// or https:// URL" })
+const nonEmpty = Schema.String.pipe(Schema.minLength(1)).annotations({ message: () => "must be a non-empty string" })
+
+const OllamaFields = Schema.Struct({
+  provider_type: Schema.Literal("ollama"),
+  base_url: httpUrl,
+  timeout_seconds: Schema.Number.pipe(Schema.positive()).annotations({ message: () => "must be a number > 0" })
+})
+
+const GgufFields = Schema.Struct({
+  provider_type: Schema.Literal("gguf"),
+  model_directory: nonEmpty,
+  device: Schema.Literal("auto", "cuda", "metal", "vulkan", "cpu").annotations({
+    message: () => "must be one of auto, cuda, metal, vulkan, cpu"
+  }),
+  threads: autoOr(positiveInt, "a positive integer"),
+  context_size: autoOr(Schema.Int.pipe(Schema.greaterThanOrEqualTo(32)), "an integer ≥ 32"),
+  gpu_layers: autoOr(nonNegativeInt, "an integer ≥ 0"),
+  idle_unload_seconds: Schema.Number.pipe(Schema.nonNegative()).annotations({ message: () => "must be a number ≥ 0" }),
+  max_loaded_models: positiveInt,
+  parallel: positiveInt
+})
+
+const HubFields = Schema.Struct({
+  endpoint: httpUrl,
+  token: Schema.optional(Schema.String),
+  offline: Schema.Boolean.annotations({ message: () => "must be true or false" }),
+  stall_timeout_seconds: Schema.Number.pipe(Schema.positive()).annotations({ message: () => "must be a number > 0" }),
+  max_retries: nonNegativeInt,
+  parallel_downloads: positiveInt
+})
+
+const KNOWN_KEYS: Record<string, ReadonlyArray<string>> = {
+  ollama: Object.keys(OllamaFields.fields),
+  gguf: Object.keys(GgufFields.fields),
+  cloud: ["provider_type", "base_url", "api_key", "model"]
+}
+const HUB_KEYS = Object.keys(HubFields.fields)
+const NUMERIC_KEYS = new Set([
+  "timeout_seconds",
+  "threads",
+  "context_size",
+  "gpu_layers",
+  "idle_unload_seconds",
+  "max_loaded_models",
+  "parallel",
+  "stall_timeout_seconds",
+  "max_retries",
+  "parallel_downloads"
+])
+const BOOLEAN_KEYS = new Set(["offline"])
+const SECRET_KEY = /(token|api_key|apikey|secret|password)/i
+/** Keys whose values are paths: `${VAR}`, `$VAR` and a leading `~` expand in them. */
+const isPathKey = (key: string) => key === "model_directory" || /(_dir|_directory|_path|_file)$/.test(key)
+
+const defaultsFor = (type: string, home: string): Record<string, unknown> => {
+  switch (type) {
+    case "ollama":
+      return { provider_type: "ollama", base_url: "http://127.0.0.1:11434", timeout_seconds: 120 }
+    case "gguf":
+      return {
+        provider_type: "gguf",
+        model_directory: joinPath(home, ".llmspell", "models"),
+        device: "auto",
+        threads: "auto",
+        context_size: "auto",
+        gpu_layers: "auto",
+        idle_unload_seconds: 300,
+        max_loaded_models: 2,
+        parallel: 4
+      }
+    default:
+      return { provider_type: type }
+  }
+}
+
+const HUB_DEFAULTS: Record<string, unknown> = {
+  endpoint: "https://huggingface.co",
+  offline: false,
+  stall_timeout_seconds: 30,
+  max_retries: 5,
+  parallel_downloads: 3
+}
+
+// ---------------------------------------------------------------------------------------------
+// Resolution
+// ---------------------------------------------------------------------------------------------
+
+interface Slot {
+  value: unknown
+  source: string
+}
+
+interface Draft {
+  defaultProvider: Slot
+  defaultBackend: Slot
+  instances: Map<string, Map<string, Slot>>
+  hub: Map<string, Slot>
+  problems: Array<string>
+  warnings: Array<string>
+}
+
+const isTable = (u: unknown): u is Record<string, unknown> =>
+  typeof u === "object" && u !== null && !Array.isArray(u) && !(u instanceof Date)
+
+/** Resolves the effective configuration, or every problem found in it. */
+export const resolveConfig = (input: ConfigInput): Either.Either<LlmspellConfig, ConfigError> => {
+  const env = input.env ?? {}
+  const draft: Draft = {
+    defaultProvider: { value: "local", source: DEFAULT_SOURCE },
+    defaultBackend: { value: "gguf", source: DEFAULT_SOURCE },
+    instances: new Map(),
+    hub: new Map(Object.entries(HUB_DEFAULTS).map(([k, v]) => [k, { value: v, source: DEFAULT_SOURCE }])),
+    problems: [],
+    warnings: []
+  }
+  for (const type of ["ollama", "gguf"]) {
+    draft.instances.set(
+      type,
+      new Map(Object.entries(defaultsFor(type, input.home)).map(([k, v]) => [k, { value: v, source: DEFAULT_SOURCE }]))
+    )
+  }
+
+  let filePath: string | undefined
+  if (input.file !== undefined) {
+    filePath = input.file.path
+    const parsed = parseTomlText(input.file.text, input.file.path)
+    if (Either.isLeft(parsed)) return Either.left(new ConfigError({ file: filePath, problems: [parsed.left] }))
+    applyDocument(draft, parsed.right, filePath, input.home)
+  } else if (input.object !== undefined) {
+    applyDocument(draft, input.object.value, input.object.source ?? "code", input.home)
+  }
+
+  applyEnv(draft, env)
+  applyFlags(draft, input.flags ?? {})
+  expandPaths(draft, env, input.home)
+
+  const result = validate(draft, filePath)
+  if (draft.problems.length > 0) return Either.left(new ConfigError({ file: filePath, problems: draft.problems }))
+  return Either.right(result)
+}
+
+const parseTomlText = (text: string, path: string): Either.Either<unknown, string> => {
+  try {
+    return Either.right(parseToml(text))
+  } catch (e) {
+    const err = e as { line?: number; column?: number; message?: string }
+    const first = String(err.message ?? e).split("\n")[0]!.replace(/^Invalid TOML document:\s*/, "")
+    const where = err.line !== undefined ? `:${err.line}:${err.column ?? 0}` : ""
+    return Either.left(`${path}${where}: invalid TOML: ${first}`)
+  }
+}
+
+/** Applies a parsed TOML document (or an embedding object) over the defaults, normalizing legacy shapes. */
+const applyDocument = (draft: Draft, doc: unknown, source: string, home: string) => {
+  const problem = (key: string, message: string) => draft.problems.push(`${source}: ${key}: ${message}`)
+  if (!isTable(doc)) return problem("(root)", "must be a table")
+  for (const [topKey, topValue] of Object.entries(doc)) {
+    if (topKey === "providers") continue
+    if (topKey === "hub") {
+      if (!isTable(topValue)) {
+        problem("hub", "must be a table")
+        continue
+      }
+      for (const [k, v] of Object.entries(topValue)) {
+        if (!HUB_KEYS.includes(k)) draft.warnings.push(`${source}: hub.${k}: unknown key, ignored`)
+        else draft.hub.set(k, { value: v, source })
+      }
+      continue
+    }
+    draft.warnings.push(`${source}: ${topKey}: unknown top-level key, ignored (expected [providers] and [hub])`)
+  }
+  const providers = doc["providers"]
+  if (providers === undefined) return
+  if (!isTable(providers)) return problem("providers", "must be a table")
+
+  for (const [key, value] of Object.entries(providers)) {
+    if (key === "default_provider") {
+      draft.defaultProvider = { value, source }
+      continue
+    }
+    if (key === "default_backend") {
+      draft.defaultBackend = { value, source }
+      continue
+    }
+    if (!isTable(value)) {
+      problem(`providers.${key}`, "must be a table ([providers.NAME]) or default_provider/default_backend")
+      continue
+    }
+    if (isNestedLocal(key, value)) {
+      draft.warnings.push(
+        `${source}: [providers.local] with sub-tables is the old nested form; it still works, but prefer the flat form ` +
+          `([providers.ollama], [providers.gguf] with provider_type, and default_backend under [providers])`
+      )
+      for (const [sub, subValue] of Object.entries(value)) {
+        if (sub === "default_backend") {
+          draft.defaultBackend = { value: subValue, source }
+          continue
+        }
+        if (sub === "provider_type") continue
+        if (!isTable(subValue)) {
+          problem(`providers.local.${sub}`, "unknown key in the nested form (expected default_backend and backend sub-tables)")
+          continue
+        }
+        const backend = normalizeBackend(sub)
+        if (backend === undefined) {
+          problem(`providers.local.${sub}`, "unknown backend sub-table (expected ollama, gguf or candle)")
+          continue
+        }
+        applyInstance(draft, backend, { provider_type: backend, ...subValue }, `providers.local.${sub}`, source, home)
+      }
+      continue
+    }
+    applyInstance(draft, key, value, `providers.${key}`, source, home)
+  }
+}
+
+const isNestedLocal = (key: string, table: Record<string, unknown>) =>
+  key === "local" &&
+  (table["provider_type"] === undefined || table["provider_type"] === "local") &&
+  table["backend"] === undefined &&
+  Object.values(table).some(isTable)
+
+const applyInstance = (
+  draft: Draft,
+  name: string,
+  table: Record<string, unknown>,
+  keyPath: string,
+  source: string,
+  home: string
+) => {
+  const problem = (key: string, message: string) => draft.problems.push(`${source}: ${key}: ${message}`)
+  if (!/^[A-Za-z0-9][A-Za-z0-9_-]*$/.test(name)) {
+    return problem(keyPath, "an instance name may only contain letters, digits, '-' and '_'")
+  }
+  const entries = { ...table }
+  let type = entries["provider_type"]
+  if (type === "local") {
+    const backend = typeof entries["backend"] === "string" ? normalizeBackend(entries["backend"]) : undefined
+    if (backend === undefined) {
+      return problem(`${keyPath}.backend`, 'provider_type = "local" needs backend = "ollama" or "gguf"')
+    }
+    type = backend
+    delete entries["backend"]
+  }
+  if (type === undefined) {
+    const inferred = normalizeBackend(name)
+    if (inferred === undefined) return problem(`${keyPath}.provider_type`, "missing (ollama or gguf)")
+    type = inferred
+  }
+  if (typeof type !== "string") return problem(`${keyPath}.provider_type`, "must be a string (ollama or gguf)")
+  const normalized = normalizeBackend(type) ?? type
+  if (normalized !== "ollama" && normalized !== "gguf" && !(CLOUD_PROVIDERS as ReadonlyArray<string>).includes(normalized)) {
+    return problem(`${keyPath}.provider_type`, `unknown provider type ${JSON.stringify(type)} (ollama or gguf)`)
+  }
+  entries["provider_type"] = normalized
+
+  let slots = draft.instances.get(name)
+  const existingType = slots?.get("provider_type")?.value
+  if (slots === undefined || existingType !== normalized) {
+    // A built-in instance redefined with another type loses the old type's defaults.
+    slots = new Map(
+      Object.entries(defaultsFor(normalized, home)).map(([k, v]) => [k, { value: v, source: DEFAULT_SOURCE }])
+    )
+    draft.instances.set(name, slots)
+  }
+  const known = KNOWN_KEYS[normalized] ?? KNOWN_KEYS["cloud"]!
+  for (const [k, v] of Object.entries(entries)) {
+    if (k === "provider_type") {
+      slots.set(k, { value: normalized, source })
+      continue
+    }
+    if (!known.includes(k)) {
+      draft.warnings.push(`${source}: ${keyPath}.${k}: unknown key, kept in the instance's options`)
+    }
+    slots.set(k, { value: v, source })
+  }
+}
+
+/** Parses OLLAMA_HOST the way Ollama does: `host`, `host:port`, `:port` or a URL; default port 11434. */
+export const parseOllamaHost = (raw: string): string => {
+  const s = raw.trim()
+  let scheme = "http"
+  let hostport = s
+  let defaultPort = "11434"
+  const sep = s.indexOf("://")
+  if (sep >= 0) {
+    scheme = s.slice(0, sep).toLowerCase()
+    hostport = s.slice(sep + 3)
+    if (scheme === "http") defaultPort = "80"
+    else if (scheme === "https") defaultPort = "443"
+  }
+  const slash = hostport.indexOf("/")
+  const path = slash >= 0 ? hostport.slice(slash) : ""
+  if (slash >= 0) hostport = hostport.slice(0, slash)
+  let host = "127.0.0.1"
+  let port = defaultPort
+  const m = /^(\[[^\]]+\]|[^:]*):(\d*)$/.exec(hostport)
+  if (m !== null) {
+    host = m[1]!.length > 0 ? m[1]! : "127.0.0.1"
+    if (m[2]!.length > 0 && Number(m[2]) <= 65535) port = m[2]!
+  } else if (hostport.length > 0) {
+    host = hostport.includes(":") && !hostport.startsWith("[") ? `[${hostport}]` : hostport
+  }
+  // 0.0.0.0 is a listen address; a client reaches that server on loopback.
+  if (host === "0.0.0.0") host = "127.0.0.1"
+  if (host === "[::]") host = "[::1]"
+  return `${scheme}://${host}:${port}${path === "/" ? "" : path}`
+}
+
+const RESERVED_ENV = new Set(["LLMSPELL_CONFIG", "LLMSPELL_DEBUG", "LLMSPELL_MODELS_DIR", "LLMSPELL_DEFAULT_BACKEND"])
+
+const defaultInstanceOf = (draft: Draft, type: "ollama" | "gguf"): string | undefined => {
+  if (draft.instances.get(type)?.get("provider_type")?.value === type) return type
+  for (const [name, slots] of draft.instances) if (slots.get("provider_type")?.value === type) return name
+  return undefined
+}
+
+const applyEnv = (draft: Draft, env: Readonly<Record<string, string | undefined>>) => {
+  const set = (instance: string | undefined, key: string, value: unknown, name: string) => {
+    if (instance === undefined) return
+    draft.instances.get(instance)?.set(key, { value, source: `env ${name}` })
+  }
+  const get = (name: string) => {
+    const v = env[name]
+    return v !== undefined && v.length > 0 ? v : undefined
+  }
+  const ollamaHost = get("OLLAMA_HOST")
+  if (ollamaHost !== undefined) set(defaultInstanceOf(draft, "ollama"), "base_url", parseOllamaHost(ollamaHost), "OLLAMA_HOST")
+  const modelsDir = get("LLMSPELL_MODELS_DIR")
+  if (modelsDir !== undefined) set(defaultInstanceOf(draft, "gguf"), "model_directory", modelsDir, "LLMSPELL_MODELS_DIR")
+  const defaultBackend = get("LLMSPELL_DEFAULT_BACKEND")
+  if (defaultBackend !== undefined) draft.defaultBackend = { value: defaultBackend, source: "env LLMSPELL_DEFAULT_BACKEND" }
+  const token = get("HF_TOKEN")
+  if (token !== undefined) draft.hub.set("token", { value: token, source: "env HF_TOKEN" })
+  const endpoint = get("HF_ENDPOINT")
+  if (endpoint !== undefined) draft.hub.set("endpoint", { value: endpoint, source: "env HF_ENDPOINT" })
+  const offline = get("HF_HUB_OFFLINE")
+  if (offline !== undefined) draft.hub.set("offline", { value: coerceBoolean(offline), source: "env HF_HUB_OFFLINE" })
+
+  // LLMSPELL_<INSTANCE>_<KEY>: longest instance name first, so `gguf_big` wins over `gguf`.
+  const names = [...draft.instances.keys()].sort((a, b) => b.length - a.length)
+  for (const [name, raw] of Object.entries(env)) {
+    if (!name.startsWith("LLMSPELL_") || RESERVED_ENV.has(name) || raw === undefined) continue
+    const rest = name.slice("LLMSPELL_".length)
+    const instance = names.find((n) => rest.startsWith(`${envName(n)}_`) && rest.length > envName(n).length + 1)
+    if (instance === undefined) continue
+    const key = rest.slice(envName(instance).length + 1).toLowerCase()
+    if (key === "provider_type") {
+      draft.problems.push(`env ${name}: the provider type cannot be changed from the environment`)
+      continue
+    }
+    set(instance, key, coerceEnvValue(key, raw), name)
+  }
+}
+
+const envName = (instance: string) => instance.toUpperCase().replace(/[^A-Z0-9]/g, "_")
+
+const coerceBoolean = (raw: string): unknown => {
+  const v = raw.trim().toLowerCase()
+  if (["1", "true", "yes", "on"].includes(v)) return true
+  if (["0", "false", "no", "off", ""].includes(v)) return false
+  return raw
+}
+
+const coerceEnvValue = (key: string, raw: string): unknown => {
+  if (NUMERIC_KEYS.has(key) && /^-?\d+(\.\d+)?$/.test(raw.trim())) return Number(raw.trim())
+  if (BOOLEAN_KEYS.has(key)) return coerceBoolean(raw)
+  return raw
+}
+
+const applyFlags = (draft: Draft, flags: ConfigFlags) => {
+  if (flags.ollamaHost !== undefined) {
+    const inst = defaultInstanceOf(draft, "ollama")
+    if (inst !== undefined) {
+      draft.instances.get(inst)!.set("base_url", { value: parseOllamaHost(flags.ollamaHost), source: "flag --ollama-host" })
+    }
+  }
+  if (flags.modelsDir !== undefined) {
+    const inst = defaultInstanceOf(draft, "gguf")
+    if (inst !== undefined) {
+      draft.instances.get(inst)!.set("model_directory", { value: flags.modelsDir, source: "flag --models-dir" })
+    }
+  }
+  if (flags.defaultBackend !== undefined) {
+    draft.defaultBackend = { value: flags.defaultBackend, source: "flag --backend" }
+  }
+  if (flags.hubEndpoint !== undefined) draft.hub.set("endpoint", { value: flags.hubEndpoint, source: "flag --hub-endpoint" })
+  if (flags.offline !== undefined) draft.hub.set("offline", { value: flags.offline, source: "flag --offline" })
+}
+
+/**
+ * Expands `${VAR}`, `$VAR` and a leading `~` in a path. An unset variable is an error: a literal
+ * `${HOME}` directory must never be created by accident.
+ */
+export const expandPath = (
+  value: string,
+  env: Readonly<Record<string, string | undefined>>,
+  home: string
+): Either.Either<string, string> => {
+  let missing: string | undefined
+  const lookup = (name: string) => {
+    const v = name === "HOME" && env[name] === undefined ? home : env[name]
+    if (v === undefined) missing ??= name
+    return v ?? ""
+  }
+  let out = value.replace(/\$\{([^}]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)/g, (_m, braced: string | undefined, bare: string | undefined) => {
+    const name = braced ?? bare ?? ""
+    if (braced !== undefined && !/^[A-Za-z_][A-Za-z0-9_]*$/.test(braced)) {
+      missing ??= `{${braced}}`
+      return ""
+    }
+    return lookup(name)
+  })
+  if (missing !== undefined) {
+    return Either.left(
+      missing.startsWith("{") ? `invalid variable reference $${missing}` : `environment variable ${missing} is not set`
+    )
+  }
+  if (out === "~") out = home
+  else if (out.startsWith("~/")) out = joinPath(home, out.slice(2))
+  return Either.right(out)
+}
+
+const expandPaths = (draft: Draft, env: Readonly<Record<string, string | undefined>>, home: string) => {
+  for (const [name, slots] of draft.instances) {
+    for (const [key, slot] of slots) {
+      if (!isPathKey(key) || typeof slot.value !== "string") continue
+      const expanded = expandPath(slot.value, env, home)
+      if (Either.isLeft(expanded)) {
+        draft.problems.push(`${slot.source}: providers.${name}.${key}: ${expanded.left} (in ${JSON.stringify(slot.value)})`)
+      } else {
+        slot.value = expanded.right
+      }
+    }
+  }
+}
+
+const validate = (draft: Draft, file: string | undefined): LlmspellConfig => {
+  const entries: Array<ConfigEntry> = []
+  const record = (key: string, slot: Slot) => {
+    const secret = SECRET_KEY.test(key.split(".").pop() ?? "")
+    entries.push({ key, value: secret ? "<redacted>" : slot.value, source: slot.source, secret })
+  }
+  const check = <A>(
+    schema: Schema.Schema<A, any>,
+    slots: Map<string, Slot>,
+    prefix: string,
+    knownKeys: ReadonlyArray<string>
+  ): A | undefined => {
+    const obj: Record<string, unknown> = {}
+    for (const k of knownKeys) if (slots.has(k)) obj[k] = slots.get(k)!.value
+    const decoded = Schema.decodeUnknownEither(schema, { errors: "all", onExcessProperty: "ignore" })(obj)
+    if (Either.isRight(decoded)) return decoded.right
+    // A union reports one issue per member; our annotated "must …" message says it once.
+    const byKey = new Map<string, Array<string>>()
+    for (const issue of ParseResult.ArrayFormatter.formatErrorSync(decoded.left)) {
+      const key = issue.path.map(String).join(".")
+      const message = issue._tag === "Missing" ? "is required" : issue.message
+      byKey.set(key, [...(byKey.get(key) ?? []), message])
+    }
+    for (const [key, messages] of byKey) {
+      const preferred = messages.filter((m) => m.startsWith("must ") || m === "is required")
+      const message = [...new Set(preferred.length > 0 ? preferred : messages)].join("; ")
+      const slot = slots.get(key.split(".")[0] ?? "")
+      const source = slot?.source ?? file ?? DEFAULT_SOURCE
+      const shown = slot !== undefined && !SECRET_KEY.test(key) ? ` (got ${JSON.stringify(slot.value)})` : ""
+      draft.problems.push(`${source}: ${prefix}.${key}: ${message}${shown}`)
+    }
+    return undefined
+  }
+
+  // default_backend: normalize candle → gguf before checking.
+  const backendValue = draft.defaultBackend.value
+  const defaultBackend = typeof backendValue === "string" ? normalizeBackend(backendValue) : undefined
+  if (defaultBackend === undefined) {
+    draft.problems.push(
+      `${draft.defaultBackend.source}: providers.default_backend: must be "ollama" or "gguf" (got ${JSON.stringify(backendValue)})`
+    )
+  }
+  record("providers.default_provider", draft.defaultProvider)
+  record("providers.default_backend", { ...draft.defaultBackend, value: defaultBackend ?? backendValue })
+
+  const instances: Array<ProviderInstanceConfig> = []
+  for (const [name, slots] of draft.instances) {
+    const type = slots.get("provider_type")!.value as string
+    for (const [k, slot] of slots) record(`providers.${name}.${k}`, slot)
+    const known = KNOWN_KEYS[type] ?? KNOWN_KEYS["cloud"]!
+    const options: Record<string, unknown> = {}
+    for (const [k, slot] of slots) if (!known.includes(k)) options[k] = slot.value
+    if (type === "ollama") {
+      const v = check(OllamaFields, slots, `providers.${name}`, known)
+      if (v !== undefined) {
+        instances.push({
+          type: "ollama",
+          name,
+          baseUrl: v.base_url.replace(/\/+$/, ""),
+          timeoutSeconds: v.timeout_seconds,
+          options
+        })
+      }
+    } else if (type === "gguf") {
+      const v = check(GgufFields, slots, `providers.${name}`, known)
+      if (v !== undefined) {
+        instances.push({
+          type: "gguf",
+          name,
+          modelDirectory: v.model_directory,
+          device: v.device,
+          threads: v.threads,
+          contextSize: v.context_size,
+          gpuLayers: v.gpu_layers,
+          idleUnloadSeconds: v.idle_unload_seconds,
+          maxLoadedModels: v.max_loaded_models,
+          parallel: v.parallel,
+          options
+        })
+      }
+    } else {
+      for (const k of known) if (k !== "provider_type" && slots.has(k)) options[k] = slots.get(k)!.value
+      instances.push({ type: type as CloudInstanceConfig["type"], name, options })
+    }
+  }
+
+  const dp = draft.defaultProvider
+  if (typeof dp.value !== "string" || dp.value.length === 0) {
+    draft.problems.push(`${dp.source}: providers.default_provider: must be a non-empty string`)
+  } else if (
+    dp.value !== "local" &&
+    normalizeBackend(dp.value) === undefined &&
+    !draft.instances.has(dp.value) &&
+    !(CLOUD_PROVIDERS as ReadonlyArray<string>).includes(dp.value)
+  ) {
+    draft.problems.push(
+      `${dp.source}: providers.default_provider: ${JSON.stringify(dp.value)} is neither "local" nor a configured instance ` +
+        `(${[...draft.instances.keys()].join(", ")})`
+    )
+  }
+
+  for (const [k, slot] of draft.hub) record(`hub.${k}`, slot)
+  const hub = check(HubFields, draft.hub, "hub", HUB_KEYS)
+
+  return {
+    defaultProvider: String(dp.value),
+    defaultBackend: defaultBackend ?? "gguf",
+    instances,
+    hub: {
+      endpoint: (hub?.endpoint ?? String(HUB_DEFAULTS["endpoint"])).replace(/\/+$/, ""),
+      token: hub?.token !== undefined && hub.token.length > 0 ? Option.some(Redacted.make(hub.token)) : Option.none(),
+      offline: hub?.offline ?? false,
+      stallTimeoutSeconds: hub?.stall_timeout_seconds ?? 30,
+      maxRetries: hub?.max_retries ?? 5,
+      parallelDownloads: hub?.parallel_downloads ?? 3
+    },
+    file,
+    entries,
+    warnings: draft.warnings
+  }
+}
+
+/** Joins path segments with '/', without touching the file system. */
+const joinPath = (...parts: Array<string>) =>
+  parts
+    .map((p, i) => (i === 0 ? p.replace(/\/+$/, "") : p.replace(/^\/+|\/+$/g, "")))
+    .filter((p, i) => i === 0 || p.length > 0)
+    .join("/")
+
+/** The instance a backend type uses by default: the one named like the type, else the first of that type. */
+export function defaultInstance(config: LlmspellConfig, type: "ollama"): OllamaInstanceConfig | undefined
+export function defaultInstance(config: LlmspellConfig, type: "gguf"): GgufInstanceConfig | undefined
+export function defaultInstance(
+  config: LlmspellConfig,
+  type: "ollama" | "gguf"
+): OllamaInstanceConfig | GgufInstanceConfig | undefined
+export function defaultInstance(config: LlmspellConfig, type: "ollama" | "gguf"): OllamaInstanceConfig | GgufInstanceConfig | undefined {
+  const ofType = config.instances.filter((i) => i.type === type) as Array<OllamaInstanceConfig | GgufInstanceConfig>
+  return ofType.find((i) => i.name === type) ?? ofType[0]
+}

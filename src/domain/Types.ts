@@ -1,0 +1,286 @@
+/**
+ * The one set of data types every backend returns and every front end prints, defined with Schema
+ * so the CLI's `--json` output is exactly these types encoded. Pure: no I/O.
+ */
+import * as Schema from "effect/Schema"
+
+/** The backends llmspell runs. */
+export const BackendType = Schema.Literal("ollama", "gguf")
+/** The backends llmspell runs. */
+export type BackendType = typeof BackendType.Type
+
+/** An error as it appears inside a result (e.g. one backend of several was unavailable). */
+export const ErrorInfo = Schema.Struct({
+  _tag: Schema.String,
+  message: Schema.String,
+  hint: Schema.optional(Schema.String)
+})
+/** An error as it appears inside a result. */
+export type ErrorInfo = typeof ErrorInfo.Type
+
+/** A model loaded in memory right now. */
+export const LoadedModel = Schema.Struct({
+  name: Schema.String,
+  sizeBytes: Schema.optional(Schema.Number),
+  vramBytes: Schema.optional(Schema.Number),
+  /** When it will be unloaded if unused (ISO date), when the backend says. */
+  expiresAt: Schema.optional(Schema.String),
+  /** Requests using it right now, when the backend knows. */
+  activeRequests: Schema.optional(Schema.Number)
+})
+/** A model loaded in memory right now. */
+export type LoadedModel = typeof LoadedModel.Type
+
+/** Health and configuration of one backend instance. */
+export const BackendStatus = Schema.Struct({
+  instance: Schema.String,
+  backend: BackendType,
+  /** URL of the server, or the model directory. */
+  endpoint: Schema.String,
+  available: Schema.Boolean,
+  version: Schema.optional(Schema.String),
+  error: Schema.optional(ErrorInfo),
+  modelsPresent: Schema.optional(Schema.Number),
+  loaded: Schema.Array(LoadedModel),
+  /** Backend-specific facts (device, threads, RAM, binary type, …), printed as key/value lines. */
+  details: Schema.Record({ key: Schema.String, value: Schema.Unknown }),
+  warnings: Schema.Array(Schema.String)
+})
+/** Health and configuration of one backend instance. */
+export type BackendStatus = typeof BackendStatus.Type
+
+/** A model present on a backend. */
+export const LocalModel = Schema.Struct({
+  name: Schema.String,
+  backend: BackendType,
+  instance: Schema.String,
+  sizeBytes: Schema.Number,
+  digest: Schema.optional(Schema.String),
+  modifiedAt: Schema.optional(Schema.String),
+  family: Schema.optional(Schema.String),
+  parameterSize: Schema.optional(Schema.String),
+  quantization: Schema.optional(Schema.String),
+  format: Schema.optional(Schema.String),
+  /** For file-backed models: the main file. */
+  path: Schema.optional(Schema.String),
+  files: Schema.optional(Schema.Array(Schema.String))
+})
+/** A model present on a backend. */
+export type LocalModel = typeof LocalModel.Type
+
+/** Memory a model needs at a given context size. */
+export const MemoryEstimate = Schema.Struct({
+  contextSize: Schema.Number,
+  ramBytes: Schema.Number,
+  vramBytes: Schema.Number
+})
+
+/** What is known about one model. */
+export const ModelInfo = Schema.Struct({
+  name: Schema.String,
+  backend: BackendType,
+  instance: Schema.String,
+  architecture: Schema.optional(Schema.String),
+  parameterCount: Schema.optional(Schema.Number),
+  parameterSize: Schema.optional(Schema.String),
+  quantization: Schema.optional(Schema.String),
+  contextLength: Schema.optional(Schema.Number),
+  embeddingLength: Schema.optional(Schema.Number),
+  layers: Schema.optional(Schema.Number),
+  heads: Schema.optional(Schema.Number),
+  headsKv: Schema.optional(Schema.Number),
+  vocabularySize: Schema.optional(Schema.Number),
+  chatTemplate: Schema.Boolean,
+  sizeBytes: Schema.optional(Schema.Number),
+  path: Schema.optional(Schema.String),
+  memory: Schema.optional(MemoryEstimate),
+  capabilities: Schema.optional(Schema.Array(Schema.String)),
+  /** Backend-specific extras (Ollama's template, parameters, …). */
+  details: Schema.Record({ key: Schema.String, value: Schema.Unknown })
+})
+/** What is known about one model. */
+export type ModelInfo = typeof ModelInfo.Type
+
+/** Phases of a pull, the same for every backend. */
+export const PullPhase = Schema.Literal("resolving", "waiting", "downloading", "verifying", "done")
+/** Phases of a pull. */
+export type PullPhase = typeof PullPhase.Type
+
+/** Progress of one file (a hub file or an Ollama layer). */
+export const PullFileProgress = Schema.Struct({
+  name: Schema.String,
+  completedBytes: Schema.Number,
+  /** Undefined while the size is not known yet. */
+  totalBytes: Schema.optional(Schema.Number),
+  status: Schema.Literal("pending", "downloading", "verifying", "done")
+})
+/** Progress of one file. */
+export type PullFileProgress = typeof PullFileProgress.Type
+
+/** What a finished pull produced. */
+export const PullResult = Schema.Struct({
+  model: Schema.String,
+  backend: BackendType,
+  instance: Schema.String,
+  /** True when nothing had to be downloaded. */
+  alreadyPresent: Schema.Boolean,
+  sizeBytes: Schema.optional(Schema.Number),
+  path: Schema.optional(Schema.String),
+  files: Schema.Array(Schema.String),
+  /** Bytes that crossed the network in this pull (resumes make it smaller than the size). */
+  downloadedBytes: Schema.Number
+})
+/** What a finished pull produced. */
+export type PullResult = typeof PullResult.Type
+
+/** One progress event of a pull; the last one of a successful pull has phase `done` and a `result`. */
+export const PullProgress = Schema.Struct({
+  phase: PullPhase,
+  model: Schema.String,
+  backend: BackendType,
+  instance: Schema.String,
+  message: Schema.optional(Schema.String),
+  files: Schema.Array(PullFileProgress),
+  completedBytes: Schema.Number,
+  totalBytes: Schema.optional(Schema.Number),
+  bytesPerSecond: Schema.optional(Schema.Number),
+  etaSeconds: Schema.optional(Schema.Number),
+  result: Schema.optional(PullResult)
+})
+/** One progress event of a pull. */
+export type PullProgress = typeof PullProgress.Type
+
+/** Options of a pull. */
+export interface PullOptions {
+  readonly quantization?: string
+  readonly force?: boolean
+}
+
+/** What a remove did. */
+export const RemoveResult = Schema.Struct({
+  model: Schema.String,
+  backend: BackendType,
+  instance: Schema.String,
+  removedFiles: Schema.Array(Schema.String),
+  freedBytes: Schema.optional(Schema.Number)
+})
+/** What a remove did. */
+export type RemoveResult = typeof RemoveResult.Type
+
+/** The state of one installed file checked against its manifest. */
+export const VerifyFile = Schema.Struct({
+  model: Schema.String,
+  file: Schema.String,
+  status: Schema.Literal("ok", "missing", "corrupt"),
+  expectedSha256: Schema.optional(Schema.String),
+  actualSha256: Schema.optional(Schema.String),
+  sizeBytes: Schema.optional(Schema.Number)
+})
+/** The state of one installed file. */
+export type VerifyFile = typeof VerifyFile.Type
+
+/** A verify run over one or more models. */
+export const VerifyReport = Schema.Struct({
+  ok: Schema.Boolean,
+  files: Schema.Array(VerifyFile)
+})
+/** A verify run over one or more models. */
+export type VerifyReport = typeof VerifyReport.Type
+
+/** One chat message. */
+export const ChatMessage = Schema.Struct({
+  role: Schema.Literal("system", "user", "assistant"),
+  content: Schema.String
+})
+/** One chat message. */
+export type ChatMessage = typeof ChatMessage.Type
+
+/** A generation request, the same for every backend. */
+export const GenerateRequest = Schema.Struct({
+  messages: Schema.Array(ChatMessage),
+  maxTokens: Schema.optional(Schema.Number),
+  temperature: Schema.optional(Schema.Number),
+  topP: Schema.optional(Schema.Number),
+  topK: Schema.optional(Schema.Number),
+  seed: Schema.optional(Schema.Number),
+  stop: Schema.optional(Schema.Array(Schema.String))
+})
+/** A generation request. */
+export type GenerateRequest = typeof GenerateRequest.Type
+
+/** Token counts of a completion. */
+export const Usage = Schema.Struct({
+  promptTokens: Schema.Number,
+  completionTokens: Schema.Number,
+  totalTokens: Schema.Number
+})
+/** Token counts of a completion. */
+export type Usage = typeof Usage.Type
+
+/** Timings of a completion, in milliseconds (tokens per second for the rate). */
+export const Timings = Schema.Struct({
+  /** 0 when the model was already loaded. */
+  loadMs: Schema.Number,
+  timeToFirstTokenMs: Schema.optional(Schema.Number),
+  totalMs: Schema.Number,
+  tokensPerSecond: Schema.optional(Schema.Number),
+  promptTokensPerSecond: Schema.optional(Schema.Number)
+})
+/** Timings of a completion. */
+export type Timings = typeof Timings.Type
+
+/** Why generation stopped. */
+export const FinishReason = Schema.Literal("stop", "length", "abort", "error", "unknown")
+/** Why generation stopped. */
+export type FinishReason = typeof FinishReason.Type
+
+/** A finished completion: what `run --json` prints. */
+export const Completion = Schema.Struct({
+  model: Schema.String,
+  backend: BackendType,
+  instance: Schema.String,
+  text: Schema.String,
+  finishReason: FinishReason,
+  usage: Usage,
+  timings: Timings
+})
+/** A finished completion. */
+export type Completion = typeof Completion.Type
+
+/** Events of a streamed generation: text deltas, then one `Finish` with the completion. */
+export const GenerateEvent = Schema.Union(
+  Schema.TaggedStruct("TextDelta", { text: Schema.String }),
+  Schema.TaggedStruct("Finish", { completion: Completion })
+)
+/** Events of a streamed generation. */
+export type GenerateEvent = typeof GenerateEvent.Type
+
+/** `model list` output: models of every instance asked for, and the instances that could not answer. */
+export const ModelList = Schema.Struct({
+  models: Schema.Array(LocalModel),
+  unavailable: Schema.Array(Schema.Struct({ instance: Schema.String, backend: BackendType, error: ErrorInfo }))
+})
+/** `model list` output. */
+export type ModelList = typeof ModelList.Type
+
+/** `model status` output. */
+export const StatusReport = Schema.Struct({ backends: Schema.Array(BackendStatus) })
+/** `model status` output. */
+export type StatusReport = typeof StatusReport.Type
+
+/** `config show` output: each effective value with its source. */
+export const ConfigReport = Schema.Struct({
+  file: Schema.NullOr(Schema.String),
+  entries: Schema.Array(Schema.Struct({ key: Schema.String, value: Schema.Unknown, source: Schema.String })),
+  warnings: Schema.Array(Schema.String)
+})
+/** `config show` output. */
+export type ConfigReport = typeof ConfigReport.Type
+
+/** `config path` output. */
+export const ConfigPathReport = Schema.Struct({
+  file: Schema.NullOr(Schema.String),
+  searched: Schema.Array(Schema.String)
+})
+/** `config path` output. */
+export type ConfigPathReport = typeof ConfigPathReport.Type

@@ -1,0 +1,106 @@
+/**
+ * The live Config layer: finds the config file (first found wins: `--config FILE`, LLMSPELL_CONFIG,
+ * ./llmspell.toml, $XDG_CONFIG_HOME/llmspell/config.toml, ~/.llmspell/config.toml), reads it, and
+ * resolves it with the environment and flags. It only reads: the file is never written.
+ */
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Layer from "effect/Layer"
+import * as fs from "node:fs/promises"
+import * as os from "node:os"
+import * as path from "node:path"
+import { type ConfigFlags, type LlmspellConfig, resolveConfig } from "../domain/ConfigSchema.js"
+import { ConfigError } from "../domain/Errors.js"
+import { Config } from "../services/Config.js"
+
+/** Where to look and what to apply; every field defaults to the real process's. */
+export interface ConfigLoadOptions {
+  readonly configFile?: string | undefined
+  readonly env?: Readonly<Record<string, string | undefined>>
+  readonly cwd?: string
+  readonly home?: string
+  readonly flags?: ConfigFlags
+}
+
+/** A candidate config file and why it is looked at. */
+export interface ConfigCandidate {
+  readonly path: string
+  readonly origin: "flag --config" | "env LLMSPELL_CONFIG" | "working directory" | "XDG config" | "home"
+  /** An explicitly named file must exist; the others are optional. */
+  readonly explicit: boolean
+}
+
+/** The candidate files in the order they are tried. */
+export const candidates = (options: ConfigLoadOptions = {}): ReadonlyArray<ConfigCandidate> => {
+  const env = options.env ?? process.env
+  const cwd = options.cwd ?? process.cwd()
+  const home = options.home ?? env["HOME"] ?? os.homedir()
+  const list: Array<ConfigCandidate> = []
+  if (options.configFile !== undefined) {
+    list.push({ path: path.resolve(cwd, expandHome(options.configFile, home)), origin: "flag --config", explicit: true })
+  } else if (env["LLMSPELL_CONFIG"]) {
+    list.push({
+      path: path.resolve(cwd, expandHome(env["LLMSPELL_CONFIG"], home)),
+      origin: "env LLMSPELL_CONFIG",
+      explicit: true
+    })
+  } else {
+    const xdg = env["XDG_CONFIG_HOME"] ? env["XDG_CONFIG_HOME"] : path.join(home, ".config")
+    list.push(
+      { path: path.join(cwd, "llmspell.toml"), origin: "working directory", explicit: false },
+      { path: path.join(xdg, "llmspell", "config.toml"), origin: "XDG config", explicit: false },
+      { path: path.join(home, ".llmspell", "config.toml"), origin: "home", explicit: false }
+    )
+  }
+  return list
+}
+
+const expandHome = (p: string, home: string) => (p === "~" ? home : p.startsWith("~/") ? path.join(home, p.slice(2)) : p)
+
+/** Finds and reads the config file, if there is one. */
+export const discover = (
+  options: ConfigLoadOptions = {}
+): Effect.Effect<{ readonly path: string; readonly text: string; readonly origin: string } | undefined, ConfigError> =>
+  Effect.gen(function*() {
+    for (const candidate of candidates(options)) {
+      const text = yield* Effect.tryPromise({
+        try: () => fs.readFile(candidate.path, "utf8"),
+        catch: (e) => e as NodeJS.ErrnoException
+      }).pipe(
+        Effect.map((t): string | undefined => t),
+        Effect.catchAll((e) => {
+          if (e.code === "ENOENT" && !candidate.explicit) return Effect.succeed(undefined)
+          const why = e.code === "ENOENT"
+            ? "no such file"
+            : e.code === "EISDIR"
+            ? "is a directory"
+            : e.code === "EACCES"
+            ? "permission denied"
+            : String(e.message)
+          return Effect.fail(
+            new ConfigError({ file: candidate.path, problems: [`${candidate.path}: cannot read (${candidate.origin}): ${why}`] })
+          )
+        })
+      )
+      if (text !== undefined) return { path: candidate.path, text, origin: candidate.origin }
+    }
+    return undefined
+  })
+
+/** Discovers, reads and resolves the configuration. */
+export const load = (options: ConfigLoadOptions = {}): Effect.Effect<LlmspellConfig, ConfigError> =>
+  Effect.gen(function*() {
+    const env = options.env ?? process.env
+    const file = yield* discover(options)
+    const resolved = resolveConfig({
+      file,
+      env,
+      flags: options.flags ?? {},
+      home: options.home ?? env["HOME"] ?? os.homedir()
+    })
+    return yield* Either.match(resolved, { onLeft: Effect.fail, onRight: Effect.succeed })
+  })
+
+/** The live Config layer. */
+export const layer = (options: ConfigLoadOptions = {}): Layer.Layer<Config, ConfigError> =>
+  Layer.effect(Config, load(options))

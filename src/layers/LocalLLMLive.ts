@@ -1,0 +1,82 @@
+/**
+ * The live LocalLLM: a thin layer over the ProviderRegistry. Multi-backend calls run per instance
+ * concurrently and turn one instance's failure into an entry of `unavailable`, never a failure.
+ */
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Stream from "effect/Stream"
+import { errorToJson, isLlmspellError, type LlmspellError } from "../domain/Errors.js"
+import type { BackendStatus } from "../domain/Types.js"
+import type { ModelList } from "../domain/Types.js"
+import { type BackendFilter, LocalLLM, type LocalLLMService } from "../services/LocalLLM.js"
+import { ProviderRegistry, type ProviderRegistryService } from "../services/ProviderRegistry.js"
+
+const errorInfo = (e: unknown) =>
+  isLlmspellError(e) ? errorToJson(e) : { _tag: "UnknownError", message: e instanceof Error ? e.message : String(e) }
+
+/** Builds the facade over a registry. */
+export const make = (registry: ProviderRegistryService): LocalLLMService => {
+  const status = (filter: BackendFilter = "all") =>
+    Effect.forEach(
+      registry.instances(filter),
+      (instance) =>
+        registry.instance(instance.name).pipe(
+          Effect.flatMap((backend) => backend.status),
+          Effect.catchAll((e: LlmspellError) =>
+            Effect.succeed<BackendStatus>({
+              instance: instance.name,
+              backend: instance.type,
+              endpoint: instance.type === "ollama" ? instance.baseUrl : instance.modelDirectory,
+              available: false,
+              error: errorInfo(e),
+              loaded: [],
+              details: {},
+              warnings: []
+            })
+          )
+        ),
+      { concurrency: "unbounded" }
+    )
+
+  const list = (filter: BackendFilter = "all"): Effect.Effect<ModelList> =>
+    Effect.forEach(
+      registry.instances(filter),
+      (instance) =>
+        registry.instance(instance.name).pipe(
+          Effect.flatMap((backend) => backend.list),
+          Effect.either,
+          Effect.map((r) => ({ instance, r }))
+        ),
+      { concurrency: "unbounded" }
+    ).pipe(
+      Effect.map((results) => ({
+        models: results.flatMap(({ r }) => (r._tag === "Right" ? r.right : [])),
+        unavailable: results.flatMap(({ instance, r }) =>
+          r._tag === "Left" ? [{ instance: instance.name, backend: instance.type, error: errorInfo(r.left) }] : []
+        )
+      }))
+    )
+
+  const verify = (spec?: string) =>
+    spec !== undefined
+      ? Effect.flatMap(registry.resolve(spec), (r) => r.handle.verify(r.model))
+      : Effect.flatMap(registry.resolve("local/*@gguf"), (r) => r.handle.verify(undefined))
+
+  return {
+    status,
+    list,
+    resolve: registry.resolve,
+    info: (spec) => Effect.flatMap(registry.resolve(spec), (r) => r.handle.info(r.model)),
+    pull: (spec, options) => Stream.unwrap(Effect.map(registry.resolve(spec), (r) => r.handle.pull(r.model, options))),
+    remove: (spec) => Effect.flatMap(registry.resolve(spec), (r) => r.handle.remove(r.model)),
+    verify,
+    generate: (spec, request) =>
+      Stream.unwrap(Effect.map(registry.resolve(spec), (r) => r.handle.generate(r.model, request)))
+  }
+}
+
+/** The live facade; needs a ProviderRegistry. */
+export const layer: Layer.Layer<LocalLLM, never, ProviderRegistry> = Layer.effect(
+  LocalLLM,
+  Effect.map(ProviderRegistry, make)
+)

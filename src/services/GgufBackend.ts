@@ -1,0 +1,10 @@
+/**
+ * GgufBackend: runs GGUF models in-process with node-llama-cpp. The registry asks it for a
+ * `Backend` per configured gguf instance. Live implementation: `layers/GgufBackendLive.ts`.
+ */
+import * as Context from "effect/Context"
+import type { GgufInstanceConfig } from "../domain/ConfigSchema.js"
+import type { BackendFactory } from "./Backend.js"
+
+/** Creates GGUF backend instances. */
+export class GgufBackend extends Context.Tag("llmspell/GgufBackend")<GgufBackend, BackendFactory<GgufInstanceConfig>>() {}

@@ -1,0 +1,42 @@
+/**
+ * LocalLLM: the facade the CLI and other programs call. It routes through the ProviderRegistry to
+ * the backend instances and returns the shared types of `domain/Types.ts`. A failing backend never
+ * hides another's results: multi-backend calls report it per instance instead of failing.
+ */
+import * as Context from "effect/Context"
+import type * as Effect from "effect/Effect"
+import type * as Stream from "effect/Stream"
+import type { LlmspellError } from "../domain/Errors.js"
+import type {
+  BackendStatus,
+  BackendType,
+  GenerateEvent,
+  GenerateRequest,
+  ModelList,
+  ModelInfo,
+  PullOptions,
+  PullProgress,
+  RemoveResult,
+  VerifyReport
+} from "../domain/Types.js"
+import type { ResolvedModel } from "./ProviderRegistry.js"
+
+/** Which backends a multi-backend call covers. */
+export type BackendFilter = BackendType | "all"
+
+
+/** The facade. */
+export interface LocalLLMService {
+  readonly status: (filter?: BackendFilter) => Effect.Effect<ReadonlyArray<BackendStatus>>
+  readonly list: (filter?: BackendFilter) => Effect.Effect<ModelList>
+  readonly resolve: (spec: string) => Effect.Effect<ResolvedModel, LlmspellError>
+  readonly info: (spec: string) => Effect.Effect<ModelInfo, LlmspellError>
+  readonly pull: (spec: string, options?: PullOptions) => Stream.Stream<PullProgress, LlmspellError>
+  readonly remove: (spec: string) => Effect.Effect<RemoveResult, LlmspellError>
+  /** Verifies one model, or every model of the default GGUF store when no spec is given. */
+  readonly verify: (spec?: string) => Effect.Effect<VerifyReport, LlmspellError>
+  readonly generate: (spec: string, request: GenerateRequest) => Stream.Stream<GenerateEvent, LlmspellError>
+}
+
+/** The facade's tag. */
+export class LocalLLM extends Context.Tag("llmspell/LocalLLM")<LocalLLM, LocalLLMService>() {}

@@ -1,0 +1,53 @@
+/**
+ * ModelDownloader: pulls GGUF models from the Hugging Face hub into a model store, with progress
+ * as a Stream, resume, retries and sha256 verification, and keeps the store's manifests (what is
+ * installed, verify, remove). The GGUF backend delegates everything about the store to it.
+ * Live implementation: `layers/ModelDownloaderLive.ts`.
+ */
+import * as Context from "effect/Context"
+import type * as Effect from "effect/Effect"
+import type * as Option from "effect/Option"
+import type * as Stream from "effect/Stream"
+import type { LlmspellError } from "../domain/Errors.js"
+import type { PullOptions, PullProgress, RemoveResult, VerifyReport } from "../domain/Types.js"
+
+/** A model store: a `model_directory` owned by one gguf instance. */
+export interface ModelStore {
+  readonly directory: string
+  /** The gguf instance that owns it (reported in results). */
+  readonly instance: string
+}
+
+/** One installed model, as recorded by its manifest. */
+export interface InstalledModel {
+  /** Canonical name, e.g. `bartowski/Llama-3.2-1B-Instruct-GGUF:Q4_K_M`. */
+  readonly name: string
+  /** Catalog alias it was pulled as, if any. */
+  readonly alias?: string | undefined
+  readonly repo: string
+  readonly revision: string
+  /** Absolute paths of the files, first part first for split models. */
+  readonly files: ReadonlyArray<{ readonly path: string; readonly sizeBytes: number; readonly sha256: string }>
+  /** The file to hand to the loader (the first part of a split model). */
+  readonly primaryPath: string
+  readonly sizeBytes: number
+  readonly quantization?: string | undefined
+  readonly pulledAt: string
+}
+
+/** The downloader and store. */
+export interface ModelDownloaderService {
+  /** Downloads a model into the store; the last event has phase `done` and the result. */
+  readonly pull: (ref: string, store: ModelStore, options?: PullOptions) => Stream.Stream<PullProgress, LlmspellError>
+  /** An installed model matching the ref (alias, repo:QUANT, repo/file), without network. */
+  readonly findInstalled: (ref: string, store: ModelStore) => Effect.Effect<Option.Option<InstalledModel>, LlmspellError>
+  /** Every installed model of the store. */
+  readonly listInstalled: (store: ModelStore) => Effect.Effect<ReadonlyArray<InstalledModel>, LlmspellError>
+  /** Re-hashes installed files against their manifests (one model, or all). */
+  readonly verify: (store: ModelStore, ref?: string) => Effect.Effect<VerifyReport, LlmspellError>
+  /** Deletes a model's files, manifest and partial downloads. */
+  readonly remove: (ref: string, store: ModelStore) => Effect.Effect<RemoveResult, LlmspellError>
+}
+
+/** The downloader's tag. */
+export class ModelDownloader extends Context.Tag("llmspell/ModelDownloader")<ModelDownloader, ModelDownloaderService>() {}

@@ -1,0 +1,167 @@
+/**
+ * ProviderRegistry: routes a model spec to a backend instance. Backend factories are registered by
+ * type (`ollama`, `gguf`; cloud later); instances are created lazily from the config and cached by
+ * instance name. Routing is pure (`route`) so every decision can be tested without a backend.
+ */
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Layer from "effect/Layer"
+import * as Scope from "effect/Scope"
+import * as SynchronizedRef from "effect/SynchronizedRef"
+import type { LlmspellConfig, ProviderInstanceConfig } from "../domain/ConfigSchema.js"
+import { defaultInstance } from "../domain/ConfigSchema.js"
+import { type InvalidModelSpec, type LlmspellError, ProviderNotAvailable } from "../domain/Errors.js"
+import * as ModelSpec from "../domain/ModelSpec.js"
+import type { BackendType } from "../domain/Types.js"
+import type { Backend, BackendFactory } from "./Backend.js"
+import { Config } from "./Config.js"
+import { GgufBackend } from "./GgufBackend.js"
+import { OllamaBackend } from "./OllamaBackend.js"
+
+/** Where a spec goes: the instance, its backend type and the model name the backend sees. */
+export interface Route {
+  readonly spec: ModelSpec.ModelSpec
+  readonly text: string
+  readonly instance: ProviderInstanceConfig & { readonly type: BackendType }
+  readonly backend: BackendType
+  /** The model part of the spec, as the backend receives it. */
+  readonly model: string
+  /** Why this instance was chosen, for `--verbose` and tests. */
+  readonly reason: string
+}
+
+/** A route plus the live backend instance it points at. */
+export interface ResolvedModel extends Route {
+  readonly handle: Backend
+}
+
+/** Routes specs and hands out backend instances. */
+export interface ProviderRegistryService {
+  /** Parses and routes a spec, creating the backend instance on first use. */
+  readonly resolve: (
+    spec: string | ModelSpec.ModelSpec
+  ) => Effect.Effect<ResolvedModel, InvalidModelSpec | ProviderNotAvailable | LlmspellError>
+  /** Routes a spec without creating anything. */
+  readonly route: (spec: string | ModelSpec.ModelSpec) => Effect.Effect<Route, InvalidModelSpec | ProviderNotAvailable>
+  /** The backend instance with this name. */
+  readonly instance: (name: string) => Effect.Effect<Backend, ProviderNotAvailable | LlmspellError>
+  /** Every configured local instance, optionally of one type. */
+  readonly instances: (filter?: BackendType | "all") => ReadonlyArray<ProviderInstanceConfig & { readonly type: BackendType }>
+}
+
+/** The registry. */
+export class ProviderRegistry extends Context.Tag("llmspell/ProviderRegistry")<ProviderRegistry, ProviderRegistryService>() {}
+
+const isLocal = (i: ProviderInstanceConfig): i is ProviderInstanceConfig & { readonly type: BackendType } =>
+  i.type === "ollama" || i.type === "gguf"
+
+/** Pure routing: explicit `@backend` first, then the provider instance's type, then the defaults. */
+export const route = (
+  config: LlmspellConfig,
+  input: string | ModelSpec.ModelSpec
+): Either.Either<Route, InvalidModelSpec | ProviderNotAvailable> => {
+  const names = config.instances.map((i) => i.name)
+  const parsed = typeof input === "string" ? ModelSpec.parse(input, names) : Either.right(input)
+  if (Either.isLeft(parsed)) return Either.left(parsed.left)
+  const spec = parsed.right
+  const text = typeof input === "string" ? input : ModelSpec.format(spec)
+  const byName = (name: string) => config.instances.find((i) => i.name === name)
+  const notAvailable = (provider: string, reason: string) =>
+    Either.left(new ProviderNotAvailable({ provider, reason, spec: text }))
+  const done = (instance: ProviderInstanceConfig, reason: string): Either.Either<Route, ProviderNotAvailable> =>
+    isLocal(instance)
+      ? Either.right({ spec, text, instance, backend: instance.type, model: spec.model, reason })
+      : notAvailable(instance.name, `${instance.type} is a cloud provider; llmspell does not support it yet`)
+  const defaultOf = (backend: BackendType, why: string) => {
+    const instance = defaultInstance(config, backend)
+    return instance === undefined
+      ? notAvailable(backend, `no ${backend} instance is configured`)
+      : done(instance, why)
+  }
+
+  // What the spec's provider part means: an instance (configured name wins over a type name), a type, or nothing.
+  const provider = spec.provider ?? config.defaultProvider
+  const providerWhy = spec.provider !== undefined ? `provider ${provider}` : `default_provider ${provider}`
+  const named = byName(provider)
+
+  if (spec.backend !== undefined) {
+    const backend = ModelSpec.normalizeBackend(spec.backend)!
+    if (named !== undefined && named.type === backend) return done(named, `@${spec.backend} on instance ${named.name}`)
+    if (named !== undefined && spec.provider !== undefined && provider !== "local" && named.type !== backend) {
+      return notAvailable(provider, `instance ${provider} is a ${named.type} provider, but the spec asks for @${spec.backend}`)
+    }
+    if ((ModelSpec.CLOUD_PROVIDERS as ReadonlyArray<string>).includes(provider) && spec.provider !== undefined) {
+      return notAvailable(provider, "cloud providers are not supported yet")
+    }
+    return defaultOf(backend, `@${spec.backend}`)
+  }
+  if (provider === "local" && named === undefined) {
+    return defaultOf(config.defaultBackend, `${providerWhy} → default_backend ${config.defaultBackend}`)
+  }
+  if (named !== undefined) return done(named, providerWhy)
+  const asBackend = ModelSpec.normalizeBackend(provider)
+  if (asBackend !== undefined) return defaultOf(asBackend, providerWhy)
+  if ((ModelSpec.CLOUD_PROVIDERS as ReadonlyArray<string>).includes(provider)) {
+    return notAvailable(provider, "cloud providers are not supported yet")
+  }
+  return notAvailable(provider, "no such provider type or configured instance")
+}
+
+/** Builds a registry from the config and the backend factories; instances live as long as the layer. */
+export const make = (
+  config: LlmspellConfig,
+  factories: ReadonlyArray<BackendFactory<any>>
+): Effect.Effect<ProviderRegistryService, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const scope = yield* Effect.scope
+    const cache = yield* SynchronizedRef.make(new Map<string, Effect.Effect<Backend, LlmspellError>>())
+
+    const instance = (name: string): Effect.Effect<Backend, ProviderNotAvailable | LlmspellError> =>
+      Effect.flatten(
+        SynchronizedRef.modifyEffect(cache, (map) => {
+          const cached = map.get(name)
+          if (cached !== undefined) return Effect.succeed([cached, map] as const)
+          const entry = config.instances.find((i) => i.name === name)
+          if (entry === undefined) {
+            return Effect.fail(new ProviderNotAvailable({ provider: name, reason: "no such configured instance" }))
+          }
+          const factory = factories.find((f) => f.type === entry.type)
+          if (factory === undefined) {
+            return Effect.fail(
+              new ProviderNotAvailable({
+                provider: name,
+                reason: isLocal(entry) ? `no ${entry.type} backend is registered` : `${entry.type} is not supported yet`
+              })
+            )
+          }
+          // Effect.cached: the instance is built once, on first use, even under concurrent callers.
+          return Effect.cached(Scope.extend(factory.make(entry), scope)).pipe(
+            Effect.map((built) => [built, new Map(map).set(name, built)] as const)
+          )
+        })
+      )
+
+    const routeEffect = (spec: string | ModelSpec.ModelSpec) =>
+      Either.match(route(config, spec), { onLeft: Effect.fail, onRight: Effect.succeed })
+
+    return {
+      route: routeEffect,
+      resolve: (spec) =>
+        Effect.flatMap(routeEffect(spec), (r) => Effect.map(instance(r.instance.name), (handle) => ({ ...r, handle }))),
+      instance,
+      instances: (filter = "all") =>
+        config.instances.filter(isLocal).filter((i) => filter === "all" || i.type === filter)
+    }
+  })
+
+/** The registry over the configured instances with the Ollama and GGUF backends registered. */
+export const layer: Layer.Layer<ProviderRegistry, never, Config | OllamaBackend | GgufBackend> = Layer.scoped(
+  ProviderRegistry,
+  Effect.gen(function*() {
+    const config = yield* Config
+    const ollama = yield* OllamaBackend
+    const gguf = yield* GgufBackend
+    return yield* make(config, [ollama, gguf])
+  })
+)
