@@ -1,5 +1,431 @@
 /**
- * llmspell/testing: mock layers for programs that use llmspell, so their tests run without a
- * server or a model file.
+ * llmspell/testing: scriptable fakes of the backends and the downloader, so a program that uses
+ * llmspell can be tested without a server, a model file or a network. Each fake is given models,
+ * scripted token streams and pull progress, injected failures, and records the calls it gets.
+ *
+ * ```ts
+ * const mock = LlmspellMock.make({ gguf: { models: [{ name: "qwen2.5:0.5b", tokens: ["Hi", "!"] }] } })
+ * const text = await Effect.runPromise(myProgram.pipe(Effect.provide(mock.layer)))
+ * expect(mock.calls.map((c) => c.operation)).toEqual(["generate"])
+ * ```
  */
-export {}
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
+import { type LlmspellConfig, resolveConfig } from "./domain/ConfigSchema.js"
+import {
+  BackendUnavailable,
+  ChecksumMismatch,
+  type LlmspellError,
+  ModelNotFound
+} from "./domain/Errors.js"
+import type {
+  BackendType,
+  Completion,
+  GenerateEvent,
+  GenerateRequest,
+  LocalModel,
+  ModelInfo,
+  PullProgress,
+  VerifyReport
+} from "./domain/Types.js"
+import * as LocalLLMLive from "./layers/LocalLLMLive.js"
+import type { Backend, BackendFactory } from "./services/Backend.js"
+import { Config } from "./services/Config.js"
+import { GgufBackend } from "./services/GgufBackend.js"
+import type { LocalLLM } from "./services/LocalLLM.js"
+import { ModelDownloader, type ModelDownloaderService } from "./services/ModelDownloader.js"
+import { OllamaBackend } from "./services/OllamaBackend.js"
+import * as ProviderRegistry from "./services/ProviderRegistry.js"
+
+/** A model a fake backend has (or can pull). */
+export interface MockModel {
+  readonly name: string
+  readonly sizeBytes?: number
+  /** The token stream `generate` answers with (default: the words of "This is a scripted answer."). */
+  readonly tokens?: ReadonlyArray<string>
+  /** Extra fields of `info`. */
+  readonly info?: Partial<ModelInfo>
+  readonly quantization?: string
+}
+
+/** A failure to inject: by name, or any llmspell error. */
+export type MockFailure = "unavailable" | "notFound" | "checksumMismatch" | LlmspellError
+
+/** Operations of a backend. */
+export type MockOperation = "status" | "list" | "info" | "pull" | "remove" | "verify" | "generate"
+
+/** Script of one fake backend type. */
+export interface MockBackendOptions {
+  /** Models present from the start. */
+  readonly models?: ReadonlyArray<MockModel | string>
+  /** Models `pull` can fetch (they appear in `list` afterwards). Default: any name. */
+  readonly pullable?: ReadonlyArray<MockModel | string> | "any"
+  /** Progress events a pull emits before `done` (default: resolving, 3 downloading steps, verifying). */
+  readonly pullSteps?: number
+  /** Failures per operation (every call), e.g. `{ generate: "notFound" }`. */
+  readonly fail?: Partial<Record<MockOperation, MockFailure>>
+  readonly version?: string
+}
+
+/** One call a fake received. */
+export interface MockCall {
+  readonly backend: BackendType
+  readonly instance: string
+  readonly operation: MockOperation
+  readonly model?: string
+  readonly request?: GenerateRequest
+}
+
+const toModel = (m: MockModel | string): MockModel => (typeof m === "string" ? { name: m } : m)
+
+const DEFAULT_TOKENS = ["This", " is", " a", " scripted", " answer", "."]
+
+const failureFor = (
+  failure: MockFailure,
+  backend: BackendType,
+  instance: string,
+  model: string | undefined
+): LlmspellError => {
+  if (typeof failure !== "string") return failure
+  switch (failure) {
+    case "unavailable":
+      return new BackendUnavailable({ backend, instance, reason: "mock: backend unavailable" })
+    case "notFound":
+      return new ModelNotFound({
+        model: model ?? "?",
+        backend,
+        instance,
+        pullSpec: backend === "ollama" ? `${model}@ollama` : model
+      })
+    case "checksumMismatch":
+      return new ChecksumMismatch({ file: `${model ?? "model"}.gguf`, expected: "0".repeat(64), actual: "f".repeat(64) })
+  }
+}
+
+/** Builds one scripted backend instance; state (models present) is shared by the type's instances. */
+const makeBackend = (
+  type: BackendType,
+  instance: string,
+  endpoint: string,
+  options: MockBackendOptions,
+  present: Map<string, MockModel>,
+  calls: Array<MockCall>
+): Backend => {
+  const record = (operation: MockOperation, model?: string, request?: GenerateRequest) =>
+    Effect.sync(() => {
+      calls.push({
+        backend: type,
+        instance,
+        operation,
+        ...(model !== undefined ? { model } : {}),
+        ...(request !== undefined ? { request } : {})
+      })
+    })
+  const failIf = (operation: MockOperation, model?: string): Effect.Effect<void, LlmspellError> => {
+    const f = options.fail?.[operation]
+    return f === undefined ? Effect.void : Effect.fail(failureFor(f, type, instance, model))
+  }
+  const find = (model: string) =>
+    Option.fromNullable(present.get(model)).pipe(
+      Option.match({
+        onNone: () =>
+          Effect.fail<LlmspellError>(
+            new ModelNotFound({ model, backend: type, instance, pullSpec: type === "ollama" ? `${model}@ollama` : model })
+          ),
+        onSome: Effect.succeed
+      })
+    )
+  const asLocal = (m: MockModel): LocalModel => ({
+    name: m.name,
+    backend: type,
+    instance,
+    sizeBytes: m.sizeBytes ?? 1_000_000,
+    ...(m.quantization !== undefined ? { quantization: m.quantization } : {})
+  })
+  const pullable = options.pullable ?? "any"
+
+  return {
+    name: instance,
+    type,
+    status: Effect.gen(function*() {
+      yield* record("status")
+      const f = options.fail?.status
+      return {
+        instance,
+        backend: type,
+        endpoint,
+        available: f === undefined,
+        ...(options.version !== undefined ? { version: options.version } : {}),
+        ...(f !== undefined
+          ? (() => {
+            const e = failureFor(f, type, instance, undefined)
+            return { error: { _tag: e._tag, message: e.message } }
+          })()
+          : {}),
+        modelsPresent: present.size,
+        loaded: [],
+        details: { mock: true },
+        warnings: []
+      }
+    }),
+    list: Effect.gen(function*() {
+      yield* record("list")
+      yield* failIf("list")
+      return [...present.values()].map(asLocal)
+    }),
+    info: (model) =>
+      Effect.gen(function*() {
+        yield* record("info", model)
+        yield* failIf("info", model)
+        const m = yield* find(model)
+        return {
+          name: m.name,
+          backend: type,
+          instance,
+          chatTemplate: true,
+          sizeBytes: m.sizeBytes ?? 1_000_000,
+          details: {},
+          ...m.info
+        }
+      }),
+    pull: (model, pullOptions) =>
+      Stream.unwrap(
+        Effect.gen(function*() {
+          yield* record("pull", model)
+          yield* failIf("pull", model)
+          const alreadyPresent = present.has(model) && pullOptions?.force !== true
+          const known = pullable === "any"
+            ? { name: model }
+            : pullable.map(toModel).find((m) => m.name === model)
+          if (known === undefined && !alreadyPresent) {
+            return yield* Effect.fail(new ModelNotFound({ model, backend: type, instance }))
+          }
+          const m = present.get(model) ?? known!
+          const total = m.sizeBytes ?? 1_000_000
+          const steps = alreadyPresent ? 0 : options.pullSteps ?? 3
+          const base = { model, backend: type, instance, files: [] } as const
+          const events: Array<PullProgress> = [{ ...base, phase: "resolving", completedBytes: 0, totalBytes: total }]
+          for (let i = 1; i <= steps; i++) {
+            const done = Math.round((total * i) / steps)
+            events.push({
+              ...base,
+              phase: "downloading",
+              files: [{ name: model, completedBytes: done, totalBytes: total, status: i === steps ? "done" : "downloading" }],
+              completedBytes: done,
+              totalBytes: total
+            })
+          }
+          if (steps > 0) events.push({ ...base, phase: "verifying", completedBytes: total, totalBytes: total })
+          return Stream.fromIterable(events).pipe(
+            Stream.concat(
+              Stream.fromEffect(
+                Effect.sync((): PullProgress => {
+                  present.set(model, m)
+                  return {
+                    ...base,
+                    phase: "done",
+                    completedBytes: total,
+                    totalBytes: total,
+                    result: {
+                      model,
+                      backend: type,
+                      instance,
+                      alreadyPresent,
+                      sizeBytes: total,
+                      files: [model],
+                      downloadedBytes: alreadyPresent ? 0 : total
+                    }
+                  }
+                })
+              )
+            )
+          )
+        })
+      ),
+    remove: (model) =>
+      Effect.gen(function*() {
+        yield* record("remove", model)
+        yield* failIf("remove", model)
+        const m = yield* find(model)
+        present.delete(model)
+        return { model, backend: type, instance, removedFiles: [model], freedBytes: m.sizeBytes ?? 1_000_000 }
+      }),
+    verify: (model) =>
+      Effect.gen(function*() {
+        yield* record("verify", model)
+        yield* failIf("verify", model)
+        const models = model === undefined ? [...present.values()] : [yield* find(model)]
+        const report: VerifyReport = {
+          ok: true,
+          files: models.map((m) => ({ model: m.name, file: m.name, status: "ok" as const }))
+        }
+        return report
+      }),
+    generate: (model, request) =>
+      Stream.unwrap(
+        Effect.gen(function*() {
+          yield* record("generate", model, request)
+          yield* failIf("generate", model)
+          const m = yield* find(model)
+          const tokens = (m.tokens ?? DEFAULT_TOKENS).slice(0, request.maxTokens ?? Infinity)
+          const text = tokens.join("")
+          const promptTokens = request.messages.reduce((n, msg) => n + msg.content.split(/\s+/).length, 0)
+          const completion: Completion = {
+            model,
+            backend: type,
+            instance,
+            text,
+            finishReason: request.maxTokens !== undefined && tokens.length >= request.maxTokens ? "length" : "stop",
+            usage: { promptTokens, completionTokens: tokens.length, totalTokens: promptTokens + tokens.length },
+            timings: { loadMs: 0, timeToFirstTokenMs: 0, totalMs: 0 }
+          }
+          return Stream.fromIterable(tokens.map((t): GenerateEvent => ({ _tag: "TextDelta", text: t }))).pipe(
+            Stream.concat(Stream.succeed<GenerateEvent>({ _tag: "Finish", completion }))
+          )
+        })
+      )
+  }
+}
+
+/** A scripted backend factory of one type, and the calls its instances received. */
+export const makeMockBackend = <T extends BackendType>(
+  type: T,
+  options: MockBackendOptions = {},
+  calls: Array<MockCall> = []
+) => {
+  const present = new Map(options.models?.map((m) => [toModel(m).name, toModel(m)]) ?? [])
+  const factory: BackendFactory<any> = {
+    type,
+    make: (instance) =>
+      Effect.succeed(
+        makeBackend(
+          type,
+          instance.name,
+          type === "ollama" ? (instance.baseUrl ?? "mock://ollama") : (instance.modelDirectory ?? "mock://gguf"),
+          options,
+          present,
+          calls
+        )
+      )
+  }
+  return { factory, calls, present }
+}
+
+/** A scripted OllamaBackend layer and its call record. */
+export const OllamaBackendMock = (options: MockBackendOptions = {}, calls: Array<MockCall> = []) => {
+  const mock = makeMockBackend("ollama", options, calls)
+  return { layer: Layer.succeed(OllamaBackend, mock.factory), calls: mock.calls }
+}
+
+/** A scripted GgufBackend layer and its call record. */
+export const GgufBackendMock = (options: MockBackendOptions = {}, calls: Array<MockCall> = []) => {
+  const mock = makeMockBackend("gguf", options, calls)
+  return { layer: Layer.succeed(GgufBackend, mock.factory), calls: mock.calls }
+}
+
+/** Script of the fake downloader. */
+export interface MockDownloaderOptions {
+  readonly installed?: ReadonlyArray<string>
+  readonly pullSteps?: number
+  readonly fail?: Partial<Record<"pull" | "find" | "list" | "verify" | "remove", MockFailure>>
+}
+
+/** A scripted ModelDownloader layer and its call record. */
+export const ModelDownloaderMock = (options: MockDownloaderOptions = {}) => {
+  const calls: Array<{ readonly operation: string; readonly ref?: string }> = []
+  const installed = new Set(options.installed ?? [])
+  const fail = (op: keyof NonNullable<MockDownloaderOptions["fail"]>, ref?: string): Effect.Effect<void, LlmspellError> => {
+    const f = options.fail?.[op]
+    return f === undefined ? Effect.void : Effect.fail(failureFor(f, "gguf", "gguf", ref))
+  }
+  const entry = (ref: string, directory: string) => ({
+    name: ref,
+    repo: ref.split(":")[0]!,
+    revision: "0".repeat(40),
+    files: [{ path: `${directory}/${ref.replace(/[:/]/g, "_")}.gguf`, sizeBytes: 1_000_000, sha256: "0".repeat(64) }],
+    primaryPath: `${directory}/${ref.replace(/[:/]/g, "_")}.gguf`,
+    sizeBytes: 1_000_000,
+    pulledAt: new Date(0).toISOString()
+  })
+  const service: ModelDownloaderService = {
+    pull: (ref, store, pullOptions) => {
+      const gguf = makeMockBackend("gguf", {
+        models: installed.has(ref) ? [ref] : [],
+        ...(options.pullSteps !== undefined ? { pullSteps: options.pullSteps } : {})
+      })
+      return Stream.unwrap(
+        Effect.gen(function*() {
+          calls.push({ operation: "pull", ref })
+          yield* fail("pull", ref)
+          const backend = yield* Effect.scoped(gguf.factory.make({ type: "gguf", name: store.instance, modelDirectory: store.directory }))
+          return backend.pull(ref, pullOptions).pipe(Stream.ensuring(Effect.sync(() => installed.add(ref))))
+        })
+      )
+    },
+    findInstalled: (ref, store) =>
+      Effect.sync(() => calls.push({ operation: "find", ref })).pipe(
+        Effect.zipRight(fail("find", ref)),
+        Effect.as(installed.has(ref) ? Option.some(entry(ref, store.directory)) : Option.none())
+      ),
+    listInstalled: (store) =>
+      Effect.sync(() => calls.push({ operation: "list" })).pipe(
+        Effect.zipRight(fail("list")),
+        Effect.as([...installed].map((r) => entry(r, store.directory)))
+      ),
+    verify: (_store, ref) =>
+      Effect.sync(() => calls.push({ operation: "verify", ...(ref !== undefined ? { ref } : {}) })).pipe(
+        Effect.zipRight(fail("verify", ref)),
+        Effect.as({
+          ok: true,
+          files: [...installed].filter((r) => ref === undefined || r === ref).map((r) => ({
+            model: r,
+            file: `${r}.gguf`,
+            status: "ok" as const
+          }))
+        })
+      ),
+    remove: (ref, store) =>
+      Effect.gen(function*() {
+        calls.push({ operation: "remove", ref })
+        yield* fail("remove", ref)
+        if (!installed.delete(ref)) {
+          return yield* Effect.fail(new ModelNotFound({ model: ref, backend: "gguf", instance: store.instance }))
+        }
+        return { model: ref, backend: "gguf" as const, instance: store.instance, removedFiles: [`${ref}.gguf`], freedBytes: 1_000_000 }
+      })
+  }
+  return { layer: Layer.succeed(ModelDownloader, service), calls, installed }
+}
+
+/** The built-in default configuration (no file, no environment), for tests. */
+export const defaultTestConfig = (overrides: unknown = {}): LlmspellConfig => {
+  const resolved = resolveConfig({ object: { value: overrides, source: "test" }, env: {}, home: "/nonexistent-home" })
+  if (Either.isLeft(resolved)) throw resolved.left
+  return resolved.right
+}
+
+/** Everything a consumer's test needs: Config, ProviderRegistry and LocalLLM over scripted backends. */
+export const LlmspellMock = {
+  make: (
+    options: {
+      readonly ollama?: MockBackendOptions
+      readonly gguf?: MockBackendOptions
+      /** TOML-shaped config overrides, e.g. a second Ollama instance. */
+      readonly config?: unknown
+    } = {}
+  ) => {
+    const calls: Array<MockCall> = []
+    const ollama = OllamaBackendMock(options.ollama, calls)
+    const gguf = GgufBackendMock(options.gguf, calls)
+    const config = Layer.succeed(Config, defaultTestConfig(options.config))
+    const layer: Layer.Layer<LocalLLM | ProviderRegistry.ProviderRegistry | Config> = LocalLLMLive.layer.pipe(
+      Layer.provideMerge(ProviderRegistry.layer),
+      Layer.provide(Layer.merge(ollama.layer, gguf.layer)),
+      Layer.provideMerge(config)
+    )
+    return { layer, calls: calls as ReadonlyArray<MockCall> }
+  }
+}

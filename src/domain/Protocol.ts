@@ -1,0 +1,100 @@
+/**
+ * The LocalLLM request/response protocol: each operation as a `Schema.TaggedRequest` with its
+ * payload, success and failure schemas, so the same operations can be served over a connection
+ * later and the CLI's `--json` output is exactly these encoded types. Pure: no I/O.
+ */
+import * as Schema from "effect/Schema"
+import {
+  BackendError,
+  BackendUnavailable,
+  ChecksumMismatch,
+  ConfigError,
+  DeviceUnavailable,
+  DownloadFailed,
+  HubAuthRequired,
+  InsufficientDiskSpace,
+  InvalidModelFile,
+  InvalidModelSpec,
+  ModelNotFound,
+  ProviderNotAvailable,
+  UsageError
+} from "./Errors.js"
+import { BackendStatus, ModelInfo, ModelList, PullProgress, RemoveResult, VerifyReport } from "./Types.js"
+
+/** Every llmspell error as a schema (a union of the tagged error classes). */
+export const LlmspellErrorSchema = Schema.Union(
+  InvalidModelSpec,
+  ConfigError,
+  ProviderNotAvailable,
+  ModelNotFound,
+  BackendUnavailable,
+  BackendError,
+  InvalidModelFile,
+  ChecksumMismatch,
+  DownloadFailed,
+  InsufficientDiskSpace,
+  HubAuthRequired,
+  DeviceUnavailable,
+  UsageError
+)
+
+/** Which backends a multi-backend request covers. */
+export const BackendFilterSchema = Schema.Literal("all", "ollama", "gguf")
+
+/** Health of every configured backend instance. */
+export class Status extends Schema.TaggedRequest<Status>("llmspell/Status")("Status", {
+  payload: { backend: Schema.optionalWith(BackendFilterSchema, { default: () => "all" as const }) },
+  success: Schema.Array(BackendStatus),
+  failure: LlmspellErrorSchema
+}) {}
+
+/** Models present on every backend asked for. */
+export class List extends Schema.TaggedRequest<List>("llmspell/List")("List", {
+  payload: { backend: Schema.optionalWith(BackendFilterSchema, { default: () => "all" as const }) },
+  success: ModelList,
+  failure: LlmspellErrorSchema
+}) {}
+
+/** A pull; served as a stream of progress events, the last one with the result. */
+export class Pull extends Schema.TaggedRequest<Pull>("llmspell/Pull")("Pull", {
+  payload: {
+    spec: Schema.String,
+    quantization: Schema.optional(Schema.String),
+    force: Schema.optionalWith(Schema.Boolean, { default: () => false })
+  },
+  success: PullProgress,
+  failure: LlmspellErrorSchema
+}) {}
+
+/** What is known about one model. */
+export class Info extends Schema.TaggedRequest<Info>("llmspell/Info")("Info", {
+  payload: { spec: Schema.String },
+  success: ModelInfo,
+  failure: LlmspellErrorSchema
+}) {}
+
+/** Removes a model. */
+export class Remove extends Schema.TaggedRequest<Remove>("llmspell/Remove")("Remove", {
+  payload: { spec: Schema.String },
+  success: RemoveResult,
+  failure: LlmspellErrorSchema
+}) {}
+
+/** Verifies one model or every pulled model. */
+export class Verify extends Schema.TaggedRequest<Verify>("llmspell/Verify")("Verify", {
+  payload: { spec: Schema.optional(Schema.String) },
+  success: VerifyReport,
+  failure: LlmspellErrorSchema
+}) {}
+
+/** Every request of the protocol. */
+export const LocalLLMRequest = Schema.Union(Status, List, Pull, Info, Remove, Verify)
+/** Every request of the protocol. */
+export type LocalLLMRequest = typeof LocalLLMRequest.Type
+
+/** The `--json` error envelope: `{"error":{"_tag","message","hint"}}`. */
+export const ErrorEnvelope = Schema.Struct({
+  error: Schema.Struct({ _tag: Schema.String, message: Schema.String, hint: Schema.optional(Schema.String) })
+})
+/** The `--json` error envelope. */
+export type ErrorEnvelope = typeof ErrorEnvelope.Type

@@ -1,0 +1,38 @@
+/**
+ * LlmspellLive: the whole of llmspell as one layer — Config (from the usual places, or an object),
+ * both backends, the downloader, the registry and the LocalLLM facade. The CLI builds the same
+ * stack with its own Config layer through `layerWith`.
+ */
+import * as Layer from "effect/Layer"
+import type { ConfigError } from "../domain/Errors.js"
+import { Config, layerFromObject } from "../services/Config.js"
+import type { LocalLLM } from "../services/LocalLLM.js"
+import * as ProviderRegistry from "../services/ProviderRegistry.js"
+import * as ConfigLive from "./ConfigLive.js"
+import * as GgufBackendLive from "./GgufBackendLive.js"
+import * as LocalLLMLive from "./LocalLLMLive.js"
+import * as OllamaBackendLive from "./OllamaBackendLive.js"
+
+/** Everything llmspell provides. */
+export type Services = LocalLLM | ProviderRegistry.ProviderRegistry | Config
+
+/** The backends, registry and facade over a given Config layer. */
+export const layerWith = <E, R>(config: Layer.Layer<Config, E, R>): Layer.Layer<Services, E, R> =>
+  LocalLLMLive.layer.pipe(
+    Layer.provideMerge(ProviderRegistry.layer),
+    Layer.provide(Layer.mergeAll(OllamaBackendLive.layer, GgufBackendLive.layer)),
+    Layer.provideMerge(config)
+  )
+
+/** llmspell with the configuration read from the usual places (file, environment). */
+export const layer = (options: ConfigLive.ConfigLoadOptions = {}): Layer.Layer<Services, ConfigError> =>
+  layerWith(ConfigLive.layer(options))
+
+/** llmspell configured by a TOML-shaped object instead of files, for embedding. */
+export const layerConfig = (
+  config: unknown,
+  options: { readonly env?: Readonly<Record<string, string | undefined>>; readonly home?: string } = {}
+): Layer.Layer<Services, ConfigError> => layerWith(layerFromObject(config, options))
+
+/** llmspell with the usual configuration sources. */
+export const LlmspellLive: Layer.Layer<Services, ConfigError> = layer()

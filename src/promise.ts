@@ -1,0 +1,287 @@
+/**
+ * A Promise facade for JavaScript users without Effect: `createLocalLLM()` returns plain async
+ * methods over the same LocalLLM service the CLI uses. Pull progress comes as an async iterator
+ * or a callback, tokens as an async iterator, errors as `LlmspellFailure` (an Error carrying the
+ * same `_tag`, `hint` and `exitCode` as the CLI). `close()` / `await using` releases models.
+ */
+import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import type * as Layer from "effect/Layer"
+import * as ManagedRuntime from "effect/ManagedRuntime"
+import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
+import { errorToJson, exitCodeFor, ExitCode, isLlmspellError } from "./domain/Errors.js"
+import type {
+  BackendStatus,
+  ChatMessage,
+  Completion,
+  GenerateEvent,
+  GenerateRequest,
+  ModelInfo,
+  ModelList,
+  PullProgress,
+  PullResult,
+  RemoveResult,
+  VerifyReport
+} from "./domain/Types.js"
+import type { ConfigLoadOptions } from "./layers/ConfigLive.js"
+import * as LlmspellLive from "./layers/LlmspellLive.js"
+import { type BackendFilter, LocalLLM } from "./services/LocalLLM.js"
+
+/** Every failure of the facade: the llmspell error's tag, message, hint and CLI exit code. */
+export class LlmspellFailure extends Error {
+  override readonly name = "LlmspellFailure"
+  constructor(
+    readonly _tag: string,
+    message: string,
+    readonly hint: string | undefined,
+    readonly exitCode: number,
+    options?: { cause?: unknown }
+  ) {
+    super(message, options)
+  }
+}
+
+const toFailure = (cause: Cause.Cause<unknown>): Error => {
+  if (Cause.isInterruptedOnly(cause)) {
+    return new LlmspellFailure("Interrupted", "the operation was interrupted", undefined, ExitCode.Interrupted)
+  }
+  const failure = Cause.failureOption(cause)
+  if (failure._tag === "Some" && isLlmspellError(failure.value)) {
+    const info = errorToJson(failure.value)
+    return new LlmspellFailure(info._tag, info.message, info.hint, exitCodeFor(failure.value), { cause: failure.value })
+  }
+  const squashed = Cause.squash(cause)
+  return new LlmspellFailure(
+    "UnexpectedError",
+    squashed instanceof Error ? squashed.message : String(squashed),
+    undefined,
+    ExitCode.Failure,
+    { cause: squashed }
+  )
+}
+
+/** Options of `createLocalLLM`. */
+export interface CreateLocalLLMOptions extends ConfigLoadOptions {
+  /** A TOML-shaped config object; when given no file is read. */
+  readonly config?: unknown
+  /** Use this layer instead of the live one (e.g. `LlmspellMock.make().layer` from llmspell/testing). */
+  readonly layer?: Layer.Layer<LocalLLM, unknown>
+}
+
+/** Sampling and prompt options of `run` and `stream`. */
+export interface RunOptions {
+  readonly system?: string
+  readonly maxTokens?: number
+  readonly temperature?: number
+  readonly topP?: number
+  readonly topK?: number
+  readonly seed?: number
+  readonly stop?: ReadonlyArray<string>
+  readonly signal?: AbortSignal
+}
+
+/** A pull in progress: await it for the result, or iterate it for progress events. */
+export interface PullOperation extends PromiseLike<PullResult>, AsyncIterable<PullProgress> {}
+
+/** A token stream: iterate it for text; `completion` resolves at the end with usage and timings. */
+export interface TokenStream extends AsyncIterable<string> {
+  readonly completion: Promise<Completion>
+}
+
+/** The facade. */
+export interface LocalLLMClient extends AsyncDisposable {
+  readonly status: (backend?: BackendFilter) => Promise<ReadonlyArray<BackendStatus>>
+  readonly list: (backend?: BackendFilter) => Promise<ModelList>
+  readonly info: (spec: string) => Promise<ModelInfo>
+  readonly pull: (
+    spec: string,
+    options?: {
+      readonly quantization?: string
+      readonly force?: boolean
+      readonly onProgress?: (event: PullProgress) => void
+      readonly signal?: AbortSignal
+    }
+  ) => PullOperation
+  readonly remove: (spec: string) => Promise<RemoveResult>
+  readonly verify: (spec?: string) => Promise<VerifyReport>
+  /** Runs a prompt (or a message list) to completion. */
+  readonly run: (spec: string, prompt: string | ReadonlyArray<ChatMessage>, options?: RunOptions) => Promise<Completion>
+  /** Streams a prompt's answer token by token. */
+  readonly stream: (spec: string, prompt: string | ReadonlyArray<ChatMessage>, options?: RunOptions) => TokenStream
+  /** Unloads models and closes connections. */
+  readonly close: () => Promise<void>
+}
+
+const toRequest = (prompt: string | ReadonlyArray<ChatMessage>, options: RunOptions = {}): GenerateRequest => {
+  const messages: Array<ChatMessage> = []
+  if (options.system !== undefined) messages.push({ role: "system", content: options.system })
+  if (typeof prompt === "string") messages.push({ role: "user", content: prompt })
+  else messages.push(...prompt)
+  return {
+    messages,
+    ...(options.maxTokens !== undefined ? { maxTokens: options.maxTokens } : {}),
+    ...(options.temperature !== undefined ? { temperature: options.temperature } : {}),
+    ...(options.topP !== undefined ? { topP: options.topP } : {}),
+    ...(options.topK !== undefined ? { topK: options.topK } : {}),
+    ...(options.seed !== undefined ? { seed: options.seed } : {}),
+    ...(options.stop !== undefined ? { stop: options.stop } : {})
+  }
+}
+
+/** Creates a client; nothing is loaded or contacted until a method is called. */
+export const createLocalLLM = (options: CreateLocalLLMOptions = {}): LocalLLMClient => {
+  const layer: Layer.Layer<LocalLLM, unknown> = options.layer ??
+    (options.config !== undefined
+      ? LlmspellLive.layerConfig(options.config, {
+        ...(options.env !== undefined ? { env: options.env } : {}),
+        ...(options.home !== undefined ? { home: options.home } : {})
+      })
+      : LlmspellLive.layer(options))
+  const runtime = ManagedRuntime.make(layer)
+  let closed = false
+
+  const run = <A>(effect: Effect.Effect<A, unknown, LocalLLM>, signal?: AbortSignal): Promise<A> => {
+    if (closed) return Promise.reject(new LlmspellFailure("Closed", "this client was closed", undefined, ExitCode.Failure))
+    return runtime.runPromiseExit(effect, signal !== undefined ? { signal } : undefined).then((exit) =>
+      Exit.isSuccess(exit) ? exit.value : Promise.reject(toFailure(exit.cause))
+    )
+  }
+
+  /** Iterates a stream through the runtime; breaking out of the loop interrupts it. */
+  const iterate = <A>(stream: Stream.Stream<A, unknown, LocalLLM>, signal?: AbortSignal): AsyncIterable<A> => ({
+    [Symbol.asyncIterator]: () => {
+      const inner = runtime.runtimeEffect.pipe(
+        Effect.map((rt) =>
+          Stream.toAsyncIterableRuntime(rt)(stream.pipe(Stream.catchAllCause((c) => Stream.die(toFailure(c))))) as AsyncIterable<A>
+        )
+      )
+      let iterator: AsyncIterator<A> | undefined
+      const get = async () => (iterator ??= (await Effect.runPromise(inner))[Symbol.asyncIterator]())
+      const onAbort = () => void iterator?.return?.()
+      signal?.addEventListener("abort", onAbort, { once: true })
+      return {
+        next: async (): Promise<IteratorResult<A>> => {
+          if (signal?.aborted) {
+            await iterator?.return?.()
+            throw toFailure(Cause.interrupt(undefined as never))
+          }
+          try {
+            return await (await get()).next()
+          } catch (e) {
+            // Stream.die wraps our failure; unwrap it so callers see LlmspellFailure.
+            throw e instanceof LlmspellFailure ? e : (e as { cause?: unknown }).cause instanceof LlmspellFailure
+              ? (e as { cause: LlmspellFailure }).cause
+              : e
+          }
+        },
+        return: async (value?: unknown): Promise<IteratorResult<A>> => {
+          signal?.removeEventListener("abort", onAbort)
+          await iterator?.return?.(value)
+          return { done: true, value: undefined }
+        }
+      }
+    }
+  })
+
+  const withLLM = <A, E>(f: (llm: typeof LocalLLM.Service) => Effect.Effect<A, E>) => Effect.flatMap(LocalLLM, f)
+  const streamOf = <A, E>(f: (llm: typeof LocalLLM.Service) => Stream.Stream<A, E>) =>
+    Stream.unwrap(Effect.map(LocalLLM, f))
+
+  const client: LocalLLMClient = {
+    status: (backend) => run(withLLM((llm) => llm.status(backend))),
+    list: (backend) => run(withLLM((llm) => llm.list(backend))),
+    info: (spec) => run(withLLM((llm) => llm.info(spec))),
+    remove: (spec) => run(withLLM((llm) => llm.remove(spec))),
+    verify: (spec) => run(withLLM((llm) => llm.verify(spec))),
+    pull: (spec, pullOptions = {}) => {
+      const events = streamOf((llm) =>
+        llm.pull(spec, {
+          ...(pullOptions.quantization !== undefined ? { quantization: pullOptions.quantization } : {}),
+          ...(pullOptions.force !== undefined ? { force: pullOptions.force } : {})
+        })
+      )
+      let promise: Promise<PullResult> | undefined
+      const result = () =>
+        (promise ??= run(
+          events.pipe(
+            Stream.tap((e) => Effect.sync(() => pullOptions.onProgress?.(e))),
+            Stream.runLast,
+            Effect.map((last) => (last._tag === "Some" ? last.value.result : undefined)),
+            Effect.flatMap((r) =>
+              r !== undefined ? Effect.succeed(r) : Effect.dieMessage("the pull ended without a result")
+            )
+          ),
+          pullOptions.signal
+        ))
+      return {
+        then: (onFulfilled, onRejected) => result().then(onFulfilled, onRejected),
+        [Symbol.asyncIterator]: () =>
+          iterate(
+            events.pipe(Stream.tap((e) => Effect.sync(() => pullOptions.onProgress?.(e)))),
+            pullOptions.signal
+          )[Symbol.asyncIterator]()
+      }
+    },
+    run: (spec, prompt, runOptions) =>
+      run(
+        streamOf((llm) => llm.generate(spec, toRequest(prompt, runOptions))).pipe(
+          Stream.runLast,
+          Effect.flatMap((last) =>
+            last._tag === "Some" && last.value._tag === "Finish"
+              ? Effect.succeed(last.value.completion)
+              : Effect.dieMessage("the generation ended without a completion")
+          )
+        ),
+        runOptions?.signal
+      ),
+    stream: (spec, prompt, runOptions) => {
+      let resolve!: (c: Completion) => void
+      let reject!: (e: unknown) => void
+      const completion = new Promise<Completion>((res, rej) => {
+        resolve = res
+        reject = rej
+      })
+      // Nobody may await `completion`; an unhandled rejection would crash their process.
+      completion.catch(() => {})
+      let finished = false
+      const events = streamOf((llm) => llm.generate(spec, toRequest(prompt, runOptions))).pipe(
+        Stream.tap((e: GenerateEvent) =>
+          Effect.sync(() => {
+            if (e._tag === "Finish") {
+              finished = true
+              resolve(e.completion)
+            }
+          })
+        ),
+        Stream.filterMap((e) => (e._tag === "TextDelta" ? Option.some(e.text) : Option.none())),
+        Stream.onDone(() => Effect.sync(() => !finished && reject(new LlmspellFailure("Interrupted", "the stream ended early", undefined, ExitCode.Interrupted))))
+      )
+      const iterable = iterate(events, runOptions?.signal)
+      return {
+        completion,
+        [Symbol.asyncIterator]: () => {
+          const it = iterable[Symbol.asyncIterator]()
+          return {
+            next: () => it.next().catch((e) => {
+              reject(e)
+              throw e
+            }),
+            return: (v?: unknown) => {
+              if (!finished) reject(new LlmspellFailure("Interrupted", "the stream was stopped", undefined, ExitCode.Interrupted))
+              return it.return!(v)
+            }
+          }
+        }
+      }
+    },
+    close: async () => {
+      if (closed) return
+      closed = true
+      await runtime.dispose()
+    },
+    [Symbol.asyncDispose]: () => client.close()
+  }
+  return client
+}

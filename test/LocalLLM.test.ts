@@ -1,0 +1,85 @@
+import { describe, expect, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as Stream from "effect/Stream"
+import { LocalLLM } from "../src/services/LocalLLM.js"
+import { LlmspellMock } from "../src/testing.js"
+
+describe("LocalLLM over mock backends", () => {
+  it.effect("list --backend all reports an unavailable backend without hiding the other's models", () => {
+    const mock = LlmspellMock.make({
+      ollama: { models: ["llama3.2"], fail: { list: "unavailable" } },
+      gguf: { models: ["qwen2.5:0.5b", "smollm2:1.7b"] }
+    })
+    return Effect.gen(function*() {
+      const llm = yield* LocalLLM
+      const result = yield* llm.list("all")
+      expect(result.models.map((m) => m.name).sort()).toEqual(["qwen2.5:0.5b", "smollm2:1.7b"])
+      expect(result.unavailable).toHaveLength(1)
+      expect(result.unavailable[0]!.instance).toBe("ollama")
+      expect(result.unavailable[0]!.error._tag).toBe("BackendUnavailable")
+    }).pipe(Effect.provide(mock.layer))
+  })
+
+  it.effect("routes specs to the right backend instance and records the calls", () => {
+    const mock = LlmspellMock.make({
+      ollama: { models: [{ name: "llama3.2", tokens: ["from", " ollama"] }] },
+      gguf: { models: [{ name: "qwen2.5:0.5b", tokens: ["from", " gguf"] }] },
+      config: { providers: { workstation: { provider_type: "ollama", base_url: "http://10.0.0.5:11434" } } }
+    })
+    return Effect.gen(function*() {
+      const llm = yield* LocalLLM
+      const text = (spec: string) =>
+        llm.generate(spec, { messages: [{ role: "user", content: "hi" }] }).pipe(
+          Stream.runCollect,
+          Effect.map((events) => [...events].flatMap((e) => (e._tag === "TextDelta" ? [e.text] : [])).join(""))
+        )
+      expect(yield* text("qwen2.5:0.5b")).toBe("from gguf")
+      expect(yield* text("local/llama3.2@ollama")).toBe("from ollama")
+      expect(yield* text("workstation/llama3.2")).toBe("from ollama")
+      expect(mock.calls.map((c) => `${c.instance}:${c.operation}:${c.model}`)).toEqual([
+        "gguf:generate:qwen2.5:0.5b",
+        "ollama:generate:llama3.2",
+        "workstation:generate:llama3.2"
+      ])
+    }).pipe(Effect.provide(mock.layer))
+  })
+
+  it.effect("a missing model fails with ModelNotFound carrying the pull hint", () => {
+    const mock = LlmspellMock.make({ gguf: { models: [] } })
+    return Effect.gen(function*() {
+      const llm = yield* LocalLLM
+      const error = yield* Effect.flip(llm.info("qwen2.5:0.5b"))
+      expect(error._tag).toBe("ModelNotFound")
+      expect((error as { hint?: string }).hint).toContain("llmspell model pull qwen2.5:0.5b")
+    }).pipe(Effect.provide(mock.layer))
+  })
+
+  it.effect("status never fails: an unavailable backend is reported as such", () => {
+    const mock = LlmspellMock.make({ ollama: { fail: { status: "unavailable" } } })
+    return Effect.gen(function*() {
+      const llm = yield* LocalLLM
+      const statuses = yield* llm.status("all")
+      expect(statuses.map((s) => [s.instance, s.available])).toEqual([["ollama", false], ["gguf", true]])
+    }).pipe(Effect.provide(mock.layer))
+  })
+
+  it.effect("pull streams progress ending in done with a result, then the model is listed", () => {
+    const mock = LlmspellMock.make({ gguf: { pullSteps: 4 } })
+    return Effect.gen(function*() {
+      const llm = yield* LocalLLM
+      const events = [...(yield* Stream.runCollect(llm.pull("qwen2.5:0.5b")))]
+      expect(events.map((e) => e.phase)).toEqual([
+        "resolving",
+        "downloading",
+        "downloading",
+        "downloading",
+        "downloading",
+        "verifying",
+        "done"
+      ])
+      expect(events.at(-1)!.result!.alreadyPresent).toBe(false)
+      const listed = yield* llm.list("gguf")
+      expect(listed.models.map((m) => m.name)).toEqual(["qwen2.5:0.5b"])
+    }).pipe(Effect.provide(mock.layer))
+  })
+})
