@@ -1,0 +1,140 @@
+/**
+ * Generates docs/json.md from the Schema types the CLI encodes its `--json` output with, so the
+ * document cannot drift from the code: test/jsonDocs.test.ts fails when the committed file differs.
+ * Run `npm run docs:json` after changing a type.
+ */
+import * as JSONSchema from "effect/JSONSchema"
+import type * as Schema from "effect/Schema"
+import { ErrorEnvelope } from "../src/domain/Protocol.js"
+import {
+  Completion,
+  ConfigPathReport,
+  ConfigReport,
+  ModelInfo,
+  ModelList,
+  PullProgress,
+  RemoveResult,
+  StatusReport,
+  VerifyReport
+} from "../src/domain/Types.js"
+
+interface Section {
+  readonly title: string
+  readonly commands: string
+  readonly schema: Schema.Schema<any, any>
+  readonly notes: string
+}
+
+/** Every `--json` output of the CLI and the schema it is encoded with. */
+export const sections: ReadonlyArray<Section> = [
+  {
+    title: "Errors",
+    commands: "every command with `--json`",
+    schema: ErrorEnvelope,
+    notes:
+      "On failure, one object on stdout; the exit code says the class (1 failure, 2 usage/config, 3 model not found, 4 backend unavailable, 130 interrupted). `_tag` is the error class (`ModelNotFound`, `BackendUnavailable`, `InvalidModelSpec`, `ConfigError`, …)."
+  },
+  {
+    title: "model status",
+    commands: "`llmspell model status [--backend ollama|gguf|all] --json`",
+    schema: StatusReport,
+    notes: "One entry per configured instance. An unreachable backend is `available: false` with `error`; the command still exits 0."
+  },
+  {
+    title: "model list",
+    commands: "`llmspell model list [--backend ollama|gguf|all] --json`",
+    schema: ModelList,
+    notes: "Instances that could not answer are listed in `unavailable`; their failure never hides the other instances' models."
+  },
+  {
+    title: "model info",
+    commands: "`llmspell model info <spec> --json`",
+    schema: ModelInfo,
+    notes: "Fields a backend does not know are absent. `memory` is the estimated RAM/VRAM at the default context."
+  },
+  {
+    title: "model pull (NDJSON)",
+    commands: "`llmspell model pull <ref> --json`",
+    schema: PullProgress,
+    notes:
+      "One JSON object per line on stdout, the same type for hub and Ollama pulls. Phases: `resolving`, `waiting` (another pull holds the lock), `downloading`, `verifying`, `done`. The last line of a successful pull has phase `done` and `result`. On failure the last line is the error envelope."
+  },
+  {
+    title: "model remove",
+    commands: "`llmspell model remove <spec> --yes --json`",
+    schema: RemoveResult,
+    notes: "`freedBytes` is absent when the backend does not report it."
+  },
+  {
+    title: "model verify",
+    commands: "`llmspell model verify [<spec>] --json`",
+    schema: VerifyReport,
+    notes: "`ok` is false (and the exit code 1) when any file is `missing` or `corrupt`."
+  },
+  {
+    title: "run",
+    commands: "`llmspell run --model <spec> [prompt] --json`",
+    schema: Completion,
+    notes: "Printed once at the end. Times are milliseconds; `loadMs` is 0 when the model was already loaded."
+  },
+  {
+    title: "config show",
+    commands: "`llmspell config show --json`",
+    schema: ConfigReport,
+    notes: "Every effective value with its source: `default`, the file path, `env NAME` or `flag --name`. Secrets are `<redacted>`."
+  },
+  {
+    title: "config path",
+    commands: "`llmspell config path --json`",
+    schema: ConfigPathReport,
+    notes: "`file` is null when no config file was found; `searched` lists where llmspell looked, in order."
+  }
+]
+
+type Json = { readonly [k: string]: any }
+
+/** Renders a JSON Schema as a compact TypeScript-like type, easier to read than the schema itself. */
+const typeOf = (node: Json, defs: Json, indent: string): string => {
+  if (node["$ref"] !== undefined) return typeOf(defs[String(node["$ref"]).split("/").pop()!] ?? {}, defs, indent)
+  if (node["enum"] !== undefined) return (node["enum"] as Array<unknown>).map((v) => JSON.stringify(v)).join(" | ")
+  if (node["const"] !== undefined) return JSON.stringify(node["const"])
+  if (node["anyOf"] !== undefined) return (node["anyOf"] as Array<Json>).map((n) => typeOf(n, defs, indent)).join(" | ")
+  if (node["type"] === "array") return `Array<${typeOf(node["items"] ?? {}, defs, indent)}>`
+  if (node["type"] === "object" && node["properties"] !== undefined && Object.keys(node["properties"]).length > 0) {
+    const required = new Set<string>(node["required"] ?? [])
+    const inner = indent + "  "
+    const lines = Object.entries(node["properties"] as Record<string, Json>).map(([k, v]) => {
+      const doc = v["description"] !== undefined ? `  // ${String(v["description"]).split("\n")[0]}` : ""
+      return `${inner}${k}${required.has(k) ? "" : "?"}: ${typeOf(v, defs, inner)}${doc}`
+    })
+    return `{\n${lines.join("\n")}\n${indent}}`
+  }
+  if (node["type"] === "object") return "{ [key: string]: unknown }"
+  if (node["type"] === "null") return "null"
+  if (node["type"] === "integer") return "number"
+  return typeof node["type"] === "string" ? node["type"] : "unknown"
+}
+
+/** The full text of docs/json.md. */
+export const render = (): string => {
+  const parts = [
+    "# JSON output",
+    "",
+    "Every command accepts `--json` (at the end of the command line). Output goes to stdout as one JSON document,",
+    "or NDJSON for `model pull`; warnings and progress bars go to stderr. The shapes below are generated from",
+    "the Schema types in `src/domain/Types.ts` and `src/domain/Protocol.ts` (`npm run docs:json`), and a test",
+    "decodes the CLI's real output with the same schemas, so this page and the program cannot disagree.",
+    "Optional fields are omitted, never `null`, unless the schema says `null`.",
+    ""
+  ]
+  for (const s of sections) {
+    const schema = JSONSchema.make(s.schema) as Json
+    parts.push(`## ${s.title}`, "", s.commands, "", s.notes, "", "```ts", typeOf(schema, schema["$defs"] ?? {}, ""), "```", "")
+  }
+  return parts.join("\n")
+}
+
+if (process.argv[1] !== undefined && /jsonDocs\.ts$/.test(process.argv[1])) {
+  const { writeFileSync } = await import("node:fs")
+  writeFileSync(new URL("../docs/json.md", import.meta.url), render())
+}
