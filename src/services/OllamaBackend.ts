@@ -3,11 +3,36 @@
  * `Backend` per instance. Live implementation: `layers/OllamaBackendLive.ts`.
  */
 import * as Context from "effect/Context"
+import type * as Effect from "effect/Effect"
+import type * as Stream from "effect/Stream"
 import type { OllamaInstanceConfig } from "../domain/ConfigSchema.js"
-import type { BackendFactory } from "./Backend.js"
+import type { LlmspellError } from "../domain/Errors.js"
+import type { GenerateEvent, GenerateRequest, LoadedModel } from "../domain/Types.js"
+import type { Backend, BackendFactory } from "./Backend.js"
 
 /** Creates Ollama backend instances. */
 export class OllamaBackend extends Context.Tag("llmspell/OllamaBackend")<
   OllamaBackend,
   BackendFactory<OllamaInstanceConfig>
 >() {}
+
+/** A raw prompt for `/api/generate` (no chat template applied by us; Ollama applies the model's). */
+export interface OllamaPromptRequest extends Omit<GenerateRequest, "messages"> {
+  readonly prompt: string
+  readonly system?: string
+}
+
+/** What the live Ollama instances offer beyond `Backend`; narrow a `Backend` with `isOllamaInstance`. */
+export interface OllamaInstance extends Backend {
+  readonly type: "ollama"
+  /** Loads a model into memory (an empty generate request); `keepAlive` as Ollama takes it ("5m", seconds, -1). */
+  readonly load: (model: string, keepAlive?: string | number) => Effect.Effect<LoadedModel | undefined, LlmspellError>
+  /** Unloads a model now (`keep_alive: 0`). */
+  readonly unload: (model: string) => Effect.Effect<void, LlmspellError>
+  /** Streams a completion of a raw prompt through `/api/generate`; `generate` uses `/api/chat`. */
+  readonly complete: (model: string, request: OllamaPromptRequest) => Stream.Stream<GenerateEvent, LlmspellError>
+}
+
+/** True for a backend instance made by the live Ollama backend. */
+export const isOllamaInstance = (backend: Backend): backend is OllamaInstance =>
+  backend.type === "ollama" && typeof (backend as Partial<OllamaInstance>).unload === "function"

@@ -1,0 +1,278 @@
+/**
+ * The one place where the `ollama` npm client is called. Every promise, abort and client error
+ * becomes a typed llmspell error here, each call runs in a span named after its operation, and
+ * nothing the client prints reaches stdout. Only `layers/OllamaBackendLive.ts` uses this module.
+ *
+ * Why a custom `fetch`: the client takes no per-call signal for non-streaming calls and has no
+ * timeout, so the fetch we give it adds the calling fiber's signal (found through an
+ * AsyncLocalStorage set around each call) and a timeout on the response headers. It also turns a
+ * non-JSON error body into a JSON one before the client sees it: the client would otherwise
+ * `console.log("Getting text from response")` to stdout (ollama-js 0.6.4 `checkOk`).
+ */
+import { AsyncLocalStorage } from "node:async_hooks"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
+import type { AbortableAsyncIterator, Ollama } from "ollama"
+import type { OllamaInstanceConfig } from "../../domain/ConfigSchema.js"
+import { BackendError, BackendUnavailable, type LlmspellError, ModelNotFound } from "../../domain/Errors.js"
+
+/** What one call tells the fetch wrapper, and what the wrapper saw. */
+interface CallContext {
+  readonly signal: AbortSignal
+  readonly timeoutMs: number
+  /** Set when the response headers did not arrive in time. */
+  timedOut: boolean
+  /** Set when the server answered an error with a body that is not JSON. */
+  nonJson?: { readonly status: number; readonly text: string }
+}
+
+const calls = new AsyncLocalStorage<CallContext>()
+
+/** Options of one call. */
+export interface CallOptions {
+  /** The model the call is about: a 404 then means ModelNotFound for it. */
+  readonly model?: string
+  /** Overrides the instance's timeout (e.g. a shorter one for status probes). */
+  readonly timeoutMs?: number
+}
+
+/** The wrapped client of one Ollama instance. */
+export interface OllamaClient {
+  readonly instance: OllamaInstanceConfig
+  /** A non-streaming call: interruption and the timeout abort its HTTP request. */
+  readonly call: <A>(
+    operation: string,
+    run: (client: Ollama) => Promise<A>,
+    options?: CallOptions
+  ) => Effect.Effect<A, LlmspellError>
+  /**
+   * A streaming call. Records are pulled with `next()` one at a time (NOTES: never
+   * `Stream.fromAsyncIterable`, whose release waits behind a pending `next()`); the finalizer
+   * aborts the request, so interrupting a stalled stream closes its connection at once. Each
+   * record must arrive within the timeout.
+   */
+  readonly stream: <A extends object>(
+    operation: string,
+    open: (client: Ollama) => Promise<AbortableAsyncIterator<A>>,
+    options?: CallOptions
+  ) => Stream.Stream<A, LlmspellError>
+}
+
+/** Creates the client of one instance; `ollama` is imported here, on first use, to keep the CLI's start fast. */
+export const make = (instance: OllamaInstanceConfig): Effect.Effect<OllamaClient, BackendUnavailable> =>
+  Effect.gen(function*() {
+    const { Ollama } = yield* Effect.tryPromise({
+      try: () => import("ollama"),
+      catch: (cause) =>
+        new BackendUnavailable({
+          backend: "ollama",
+          instance: instance.name,
+          url: instance.baseUrl,
+          reason: "the ollama npm package could not be loaded",
+          suggestion: "reinstall llmspell (`npm install llmspell`)",
+          cause
+        })
+    })
+    const timeoutMs = Math.round(instance.timeoutSeconds * 1000)
+    const client = new Ollama({ host: instance.baseUrl, fetch: guardedFetch })
+
+    const mapError = (operation: string, options: CallOptions | undefined, context: CallContext | undefined) =>
+    (error: unknown): LlmspellError =>
+      toLlmspellError(error, {
+        instance,
+        operation,
+        model: options?.model,
+        timeoutMs: context?.timeoutMs ?? options?.timeoutMs ?? timeoutMs,
+        timedOut: context?.timedOut ?? false,
+        nonJson: context?.nonJson
+      })
+
+    const timeoutError = (operation: string, ms: number) =>
+      new BackendError({
+        backend: "ollama",
+        instance: instance.name,
+        operation,
+        reason: `no answer from ${instance.baseUrl} within ${formatSeconds(ms)} (timeout_seconds)`,
+        suggestion: "the server is busy or stuck; raise timeout_seconds for this instance in the config if it is just slow"
+      })
+
+    // Runs `run` with a CallContext the fetch wrapper can see; interruption aborts `signal`.
+    const withContext = <A>(operation: string, run: (client: Ollama) => Promise<A>, options: CallOptions | undefined) => {
+      const ms = options?.timeoutMs ?? timeoutMs
+      let context: CallContext | undefined
+      return Effect.tryPromise({
+        try: (signal) => {
+          context = { signal, timeoutMs: ms, timedOut: false }
+          return calls.run(context, () => run(client))
+        },
+        catch: (error) => mapError(operation, options, context)(error)
+      }).pipe(
+        Effect.timeoutFail({ duration: Duration.millis(ms), onTimeout: () => timeoutError(operation, ms) })
+      )
+    }
+
+    const call: OllamaClient["call"] = (operation, run, options) =>
+      withContext(operation, run, options).pipe(
+        Effect.withSpan(`OllamaBackend.${operation}`, {
+          attributes: { instance: instance.name, url: instance.baseUrl, model: options?.model }
+        })
+      )
+
+    const stream: OllamaClient["stream"] = <A extends object>(
+      operation: string,
+      open: (client: Ollama) => Promise<AbortableAsyncIterator<A>>,
+      options?: CallOptions
+    ) =>
+      Stream.unwrapScoped(
+        Effect.gen(function*() {
+          const ms = options?.timeoutMs ?? timeoutMs
+          const iterable = yield* Effect.acquireRelease(
+            withContext(operation, open, options),
+            (it) => Effect.sync(() => it.abort())
+          )
+          const iterator = iterable[Symbol.asyncIterator]()
+          const next = Effect.tryPromise({
+            try: () => iterator.next(),
+            catch: mapError(operation, options, undefined)
+          }).pipe(
+            Effect.timeoutFail({ duration: Duration.millis(ms), onTimeout: () => timeoutError(operation, ms) }),
+            Effect.mapError(Option.some),
+            Effect.flatMap((r) => (r.done === true ? Effect.fail(Option.none()) : Effect.succeed(r.value)))
+          )
+          return Stream.repeatEffectOption(next)
+        }).pipe(
+          Effect.withSpan(`OllamaBackend.${operation}`, {
+            attributes: { instance: instance.name, url: instance.baseUrl, model: options?.model }
+          })
+        )
+      )
+
+    return { instance, call, stream }
+  })
+
+const formatSeconds = (ms: number) => `${Number((ms / 1000).toFixed(3))} s`
+
+/** The fetch handed to the client: the call's signal, a headers timeout, and non-JSON error bodies made JSON. */
+const guardedFetch: typeof fetch = async (input, init) => {
+  const context = calls.getStore()
+  const timeout = new AbortController()
+  const timer = context !== undefined
+    ? setTimeout(() => {
+      context.timedOut = true
+      timeout.abort()
+    }, context.timeoutMs)
+    : undefined
+  const signals = [init?.signal, context?.signal, timeout.signal].filter((s): s is AbortSignal => s != null)
+  try {
+    const response = await fetch(input, { ...init, signal: AbortSignal.any(signals) })
+    if (response.ok || (response.headers.get("content-type") ?? "").includes("application/json")) return response
+    const text = await response.text().catch(() => "")
+    if (context !== undefined) context.nonJson = { status: response.status, text }
+    return new Response(JSON.stringify({ error: text.trim() || `HTTP ${response.status}` }), {
+      status: response.status,
+      statusText: response.statusText,
+      headers: { "content-type": "application/json" }
+    })
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+/** What an error is judged by. */
+export interface ErrorContext {
+  readonly instance: OllamaInstanceConfig
+  readonly operation: string
+  readonly model?: string | undefined
+  readonly timeoutMs: number
+  readonly timedOut: boolean
+  readonly nonJson?: { readonly status: number; readonly text: string } | undefined
+}
+
+const CONNECT_FAILURES: Record<string, string> = {
+  ECONNREFUSED: "connection refused (is the server running?)",
+  ENOTFOUND: "host not found",
+  EAI_AGAIN: "host name lookup failed",
+  EHOSTUNREACH: "host unreachable",
+  ENETUNREACH: "network unreachable",
+  ETIMEDOUT: "connection timed out",
+  UND_ERR_CONNECT_TIMEOUT: "connection timed out"
+}
+
+/** The spec that pulls `model` onto this instance. */
+export const pullSpecFor = (instance: OllamaInstanceConfig, model: string) =>
+  instance.name === "ollama" ? `${model}@ollama` : `${instance.name}/${model}`
+
+/** Turns whatever the client threw into a typed error saying what happened. */
+export const toLlmspellError = (error: unknown, ctx: ErrorContext): LlmspellError => {
+  const { instance, operation } = ctx
+  const backendError = (reason: string, suggestion?: string) =>
+    new BackendError({
+      backend: "ollama",
+      instance: instance.name,
+      operation,
+      reason,
+      ...(suggestion !== undefined ? { suggestion } : {}),
+      cause: error
+    })
+  const e = error as { name?: unknown; message?: unknown; status_code?: unknown; cause?: { code?: unknown } }
+  const name = typeof e?.name === "string" ? e.name : ""
+  const message = typeof e?.message === "string" ? e.message : String(error)
+  const causeCode = typeof e?.cause?.code === "string" ? e.cause.code : undefined
+
+  if (name === "ResponseError" && typeof e.status_code === "number") {
+    const status = e.status_code
+    if (ctx.nonJson !== undefined) {
+      const body = ctx.nonJson.text.trim().slice(0, 200)
+      return backendError(
+        `the server answered HTTP ${status} with a non-JSON body${body ? `: ${JSON.stringify(body)}` : ""}`,
+        status === 404
+          ? `${instance.baseUrl} does not look like an Ollama server, or it is too old for this request`
+          : "check the server's log"
+      )
+    }
+    if (status === 404 && ctx.model !== undefined) {
+      return new ModelNotFound({
+        model: ctx.model,
+        backend: "ollama",
+        instance: instance.name,
+        pullSpec: pullSpecFor(instance, ctx.model)
+      })
+    }
+    return backendError(`HTTP ${status}: ${message}`)
+  }
+  if (name === "AbortError" || name === "TimeoutError") {
+    return ctx.timedOut
+      ? backendError(
+        `no answer from ${instance.baseUrl} within ${formatSeconds(ctx.timeoutMs)} (timeout_seconds)`,
+        "the server is busy or stuck; raise timeout_seconds for this instance in the config if it is just slow"
+      )
+      : backendError("the request was aborted")
+  }
+  if (error instanceof TypeError && message === "fetch failed") {
+    const connect = causeCode !== undefined ? CONNECT_FAILURES[causeCode] : undefined
+    if (connect !== undefined) {
+      return new BackendUnavailable({ backend: "ollama", instance: instance.name, url: instance.baseUrl, reason: connect })
+    }
+    if (causeCode === "UND_ERR_SOCKET" || causeCode === "ECONNRESET") {
+      return backendError("the server closed the connection before answering")
+    }
+    return backendError(`the request failed: ${describeCause(e.cause) ?? message}`)
+  }
+  if (error instanceof TypeError && message === "terminated") {
+    return backendError("the connection dropped in the middle of the response stream", "run it again; check the server's log if it keeps happening")
+  }
+  if (message === "Did not receive done or success response in stream.") {
+    return backendError("the response stream ended without its final done/success record (the server stopped early)")
+  }
+  if (message === "Missing body") return backendError("the server sent an empty response")
+  if (error instanceof Error && error.constructor === Error) {
+    // An `{"error": …}` record inside a 200 stream: the server started, then failed.
+    return backendError(`the server reported an error: ${message}`)
+  }
+  return backendError(message)
+}
+
+const describeCause = (cause: unknown): string | undefined =>
+  cause instanceof Error ? cause.message : cause !== undefined ? String(cause) : undefined
