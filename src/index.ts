@@ -1,19 +1,68 @@
 /**
  * llmspell: manage and run local LLMs (Ollama servers, in-process GGUF models, Hugging Face pulls)
- * from Effect programs. This entry point exports the services, their live layers, the errors and
- * the shared types.
+ * from Effect programs. This entry point exports each service's tag and live layer, the whole
+ * stack as `LlmspellLive`, models as `@effect/ai` LanguageModels, the errors, the shared types,
+ * the request protocol, and a Promise facade for programs without Effect.
  */
+import type * as LanguageModel from "@effect/ai/LanguageModel"
+import * as Layer from "effect/Layer"
+import type { LlmspellError } from "./domain/Errors.js"
+import { type GenerateDefaults, languageModelLayer } from "./layers/LanguageModelAdapter.js"
+import * as LlmspellLiveModule from "./layers/LlmspellLive.js"
+
 export * from "./domain/Errors.js"
-export * as ModelSpec from "./domain/ModelSpec.js"
 export * from "./domain/Types.js"
+export * as ModelSpec from "./domain/ModelSpec.js"
+export * as Protocol from "./domain/Protocol.js"
+export type {
+  GgufInstanceConfig,
+  HubConfig,
+  LlmspellConfig,
+  OllamaInstanceConfig,
+  ProviderInstanceConfig
+} from "./domain/ConfigSchema.js"
+
 export type { Backend, BackendFactory } from "./services/Backend.js"
-export * as Config from "./services/Config.js"
+export { Config } from "./services/Config.js"
 export * as ConfigLive from "./layers/ConfigLive.js"
 export { GgufBackend } from "./services/GgufBackend.js"
 export * as GgufBackendLive from "./layers/GgufBackendLive.js"
-export { LocalLLM, type LocalLLMService, type BackendFilter } from "./services/LocalLLM.js"
-export * as LocalLLMLive from "./layers/LocalLLMLive.js"
-export { ModelDownloader, type ModelDownloaderService, type InstalledModel, type ModelStore } from "./services/ModelDownloader.js"
 export { OllamaBackend } from "./services/OllamaBackend.js"
 export * as OllamaBackendLive from "./layers/OllamaBackendLive.js"
-export * as ProviderRegistry from "./services/ProviderRegistry.js"
+export { type InstalledModel, ModelDownloader, type ModelDownloaderService, type ModelStore } from "./services/ModelDownloader.js"
+export { ProviderRegistry, type ResolvedModel, type Route } from "./services/ProviderRegistry.js"
+export { type BackendFilter, LocalLLM, type LocalLLMService } from "./services/LocalLLM.js"
+export * as LocalLLMLive from "./layers/LocalLLMLive.js"
+export { fromBackend as languageModelFromBackend, type GenerateDefaults } from "./layers/LanguageModelAdapter.js"
+export {
+  createLocalLLM,
+  type CreateLocalLLMOptions,
+  LlmspellFailure,
+  type LocalLLMClient,
+  type PullOperation,
+  type RunOptions,
+  type TokenStream
+} from "./promise.js"
+
+/** The whole stack: Config from the usual places, both backends, the downloader, registry and LocalLLM. */
+export const LlmspellLive = LlmspellLiveModule.LlmspellLive
+/** The whole stack with config-loading options (config file, env, cwd, home, flags). */
+export const layer = LlmspellLiveModule.layer
+/** The whole stack configured by a TOML-shaped object instead of files, for embedding. */
+export const layerConfig = LlmspellLiveModule.layerConfig
+/** The stack over a Config layer of your own. */
+export const layerWith = LlmspellLiveModule.layerWith
+
+/** A model spec as an `@effect/ai` LanguageModel, over a ProviderRegistry you provide. */
+export const languageModel = (
+  spec: string,
+  defaults: GenerateDefaults = {}
+): Layer.Layer<LanguageModel.LanguageModel, LlmspellError, import("./services/ProviderRegistry.js").ProviderRegistry> =>
+  languageModelLayer(spec, defaults)
+
+/** A model spec as an `@effect/ai` LanguageModel with the whole live stack included: one `Effect.provide`. */
+export const LanguageModelLive = (
+  spec: string,
+  defaults: GenerateDefaults = {}
+): Layer.Layer<LanguageModel.LanguageModel, LlmspellError> =>
+  languageModelLayer(spec, defaults).pipe(Layer.provide(LlmspellLiveModule.LlmspellLive))
