@@ -1,6 +1,9 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
+import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
+import * as Protocol from "../src/domain/Protocol.js"
+import * as LocalLLMLive from "../src/layers/LocalLLMLive.js"
 import { LocalLLM } from "../src/services/LocalLLM.js"
 import { LlmspellMock } from "../src/testing.js"
 
@@ -80,6 +83,26 @@ describe("LocalLLM over mock backends", () => {
       expect(events.at(-1)!.result!.alreadyPresent).toBe(false)
       const listed = yield* llm.list("gguf")
       expect(listed.models.map((m) => m.name)).toEqual(["qwen2.5:0.5b"])
+    }).pipe(Effect.provide(mock.layer))
+  })
+})
+
+describe("protocol", () => {
+  it.effect("requests decode from JSON and are served with results that encode with their success schema", () => {
+    const mock = LlmspellMock.make({ gguf: { models: ["qwen2.5:0.5b"] } })
+    return Effect.gen(function*() {
+      const llm = yield* LocalLLM
+      const decode = Schema.decodeUnknownSync(Protocol.LocalLLMRequest)
+      const list = decode({ _tag: "List", backend: "gguf" })
+      expect(list).toBeInstanceOf(Protocol.List)
+      const listed = yield* (LocalLLMLive.serve(llm)(list) as Effect.Effect<unknown, unknown>)
+      const encoded = Schema.encodeUnknownSync(Protocol.List.success)(listed)
+      expect(encoded).toMatchObject({ models: [{ name: "qwen2.5:0.5b", backend: "gguf" }], unavailable: [] })
+      const status = decode({ _tag: "Status" })
+      expect(status).toMatchObject({ _tag: "Status", backend: "all" })
+      const report = yield* (LocalLLMLive.serve(llm)(status) as Effect.Effect<unknown, unknown>)
+      expect(Schema.is(Protocol.Status.success)(report)).toBe(true)
+      expect(() => decode({ _tag: "Explode" })).toThrow()
     }).pipe(Effect.provide(mock.layer))
   })
 })

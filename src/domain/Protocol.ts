@@ -19,7 +19,7 @@ import {
   ProviderNotAvailable,
   UsageError
 } from "./Errors.js"
-import { BackendStatus, ModelInfo, ModelList, PullProgress, RemoveResult, VerifyReport } from "./Types.js"
+import { ModelInfo, ModelList, PullProgress, RemoveResult, StatusReport, VerifyReport } from "./Types.js"
 
 /** Every llmspell error as a schema (a union of the tagged error classes). */
 export const LlmspellErrorSchema = Schema.Union(
@@ -44,7 +44,7 @@ export const BackendFilterSchema = Schema.Literal("all", "ollama", "gguf")
 /** Health of every configured backend instance. */
 export class Status extends Schema.TaggedRequest<Status>("llmspell/Status")("Status", {
   payload: { backend: Schema.optionalWith(BackendFilterSchema, { default: () => "all" as const }) },
-  success: Schema.Array(BackendStatus),
+  success: StatusReport,
   failure: LlmspellErrorSchema
 }) {}
 

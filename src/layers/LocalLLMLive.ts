@@ -5,6 +5,7 @@
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
+import type * as Protocol from "../domain/Protocol.js"
 import { errorToJson, isLlmspellError, type LlmspellError } from "../domain/Errors.js"
 import type { BackendStatus } from "../domain/Types.js"
 import type { ModelList } from "../domain/Types.js"
@@ -80,3 +81,28 @@ export const layer: Layer.Layer<LocalLLM, never, ProviderRegistry> = Layer.effec
   LocalLLM,
   Effect.map(ProviderRegistry, make)
 )
+
+/**
+ * Serves one protocol request with the facade: the same operations a connection would carry.
+ * `Pull` answers with its progress stream; the others with one value.
+ */
+export const serve = (llm: LocalLLMService) =>
+(request: Protocol.LocalLLMRequest): Effect.Effect<unknown, LlmspellError> | Stream.Stream<unknown, LlmspellError> => {
+  switch (request._tag) {
+    case "Status":
+      return Effect.map(llm.status(request.backend), (backends) => ({ backends }))
+    case "List":
+      return llm.list(request.backend)
+    case "Pull":
+      return llm.pull(request.spec, {
+        force: request.force,
+        ...(request.quantization !== undefined ? { quantization: request.quantization } : {})
+      })
+    case "Info":
+      return llm.info(request.spec)
+    case "Remove":
+      return llm.remove(request.spec)
+    case "Verify":
+      return llm.verify(request.spec)
+  }
+}
