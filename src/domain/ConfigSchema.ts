@@ -116,8 +116,11 @@ const positiveInt = Schema.Int.pipe(Schema.positive()).annotations({ message: ()
 const nonNegativeInt = Schema.Int.pipe(Schema.nonNegative()).annotations({
   message: () => "must be an integer ≥ 0"
 })
+// `override: true`: a union (and a multi-member Literal) otherwise reports one issue per member.
 const autoOr = <A>(schema: Schema.Schema<A, A>, what: string) =>
-  Schema.Union(Schema.Literal("auto"), schema).annotations({ message: () => `must be "auto" or ${what}` })
+  Schema.Union(Schema.Literal("auto"), schema).annotations({
+    message: () => ({ message: `must be "auto" or ${what}`, override: true })
+  })
 const httpUrl = Schema.String.pipe(
   Schema.filter((s) => {
     try {
@@ -140,7 +143,7 @@ const GgufFields = Schema.Struct({
   provider_type: Schema.Literal("gguf"),
   model_directory: nonEmpty,
   device: Schema.Literal("auto", "cuda", "metal", "vulkan", "cpu").annotations({
-    message: () => "must be one of auto, cuda, metal, vulkan, cpu"
+    message: () => ({ message: "must be one of auto, cuda, metal, vulkan, cpu", override: true })
   }),
   threads: autoOr(positiveInt, "a positive integer"),
   context_size: autoOr(Schema.Int.pipe(Schema.greaterThanOrEqualTo(32)), "an integer ≥ 32"),
@@ -218,6 +221,8 @@ const HUB_DEFAULTS: Record<string, unknown> = {
 interface Slot {
   value: unknown
   source: string
+  /** The key as written in its source (e.g. `providers.local.candle.model_directory`), for messages. */
+  path?: string
 }
 
 interface Draft {
@@ -323,7 +328,7 @@ const applyDocument = (draft: Draft, doc: unknown, source: string, home: string)
       )
       for (const [sub, subValue] of Object.entries(value)) {
         if (sub === "default_backend") {
-          draft.defaultBackend = { value: subValue, source }
+          draft.defaultBackend = { value: subValue, source, path: "providers.local.default_backend" }
           continue
         }
         if (sub === "provider_type") continue
@@ -396,13 +401,13 @@ const applyInstance = (
   const known = KNOWN_KEYS[normalized] ?? KNOWN_KEYS["cloud"]!
   for (const [k, v] of Object.entries(entries)) {
     if (k === "provider_type") {
-      slots.set(k, { value: normalized, source })
+      slots.set(k, { value: normalized, source, path: `${keyPath}.${k}` })
       continue
     }
     if (!known.includes(k)) {
       draft.warnings.push(`${source}: ${keyPath}.${k}: unknown key, kept in the instance's options`)
     }
-    slots.set(k, { value: v, source })
+    slots.set(k, { value: v, source, path: `${keyPath}.${k}` })
   }
 }
 
@@ -557,7 +562,9 @@ const expandPaths = (draft: Draft, env: Readonly<Record<string, string | undefin
       if (!isPathKey(key) || typeof slot.value !== "string") continue
       const expanded = expandPath(slot.value, env, home)
       if (Either.isLeft(expanded)) {
-        draft.problems.push(`${slot.source}: providers.${name}.${key}: ${expanded.left} (in ${JSON.stringify(slot.value)})`)
+        draft.problems.push(
+          `${slot.source}: ${slot.path ?? `providers.${name}.${key}`}: ${expanded.left} (in ${JSON.stringify(slot.value)})`
+        )
       } else {
         slot.value = expanded.right
       }
@@ -594,7 +601,7 @@ const validate = (draft: Draft, file: string | undefined): LlmspellConfig => {
       const slot = slots.get(key.split(".")[0] ?? "")
       const source = slot?.source ?? file ?? DEFAULT_SOURCE
       const shown = slot !== undefined && !SECRET_KEY.test(key) ? ` (got ${JSON.stringify(slot.value)})` : ""
-      draft.problems.push(`${source}: ${prefix}.${key}: ${message}${shown}`)
+      draft.problems.push(`${source}: ${slot?.path ?? `${prefix}.${key}`}: ${message}${shown}`)
     }
     return undefined
   }
@@ -604,7 +611,7 @@ const validate = (draft: Draft, file: string | undefined): LlmspellConfig => {
   const defaultBackend = typeof backendValue === "string" ? normalizeBackend(backendValue) : undefined
   if (defaultBackend === undefined) {
     draft.problems.push(
-      `${draft.defaultBackend.source}: providers.default_backend: must be "ollama" or "gguf" (got ${JSON.stringify(backendValue)})`
+      `${draft.defaultBackend.source}: ${draft.defaultBackend.path ?? "providers.default_backend"}: must be "ollama" or "gguf" (got ${JSON.stringify(backendValue)})`
     )
   }
   record("providers.default_provider", draft.defaultProvider)
