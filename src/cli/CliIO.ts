@@ -2,9 +2,11 @@
  * CliIO: where the CLI writes. Live: the process's stdout/stderr. Tests swap in a capture. Only the
  * CLI uses it; library code returns values and never prints.
  */
+import * as Console from "effect/Console"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import { format } from "node:util"
 
 /** Output streams of the CLI. */
 export interface CliIOService {
@@ -69,4 +71,35 @@ export const makeCapture = (options: { stdin?: string; confirm?: boolean; tty?: 
     confirm: () => Effect.succeed(options.confirm ?? false)
   })
   return { layer, stdout: () => out.join(""), stderr: () => err.join("") }
+}
+
+/**
+ * A Console that writes through CliIO. @effect/cli prints help, usage errors and `--version` with
+ * `Console`; routing it here keeps all output in one place, so a captured run sees it too.
+ */
+export const consoleOf = (io: CliIOService): Console.Console => {
+  const out = (...args: ReadonlyArray<unknown>) => io.stdout(`${format(...args)}\n`)
+  const err = (...args: ReadonlyArray<unknown>) => io.stderr(`${format(...args)}\n`)
+  return {
+    [Console.TypeId]: Console.TypeId,
+    assert: (condition, ...args) => (condition ? Effect.void : err("Assertion failed:", ...args)),
+    clear: Effect.void,
+    count: () => Effect.void,
+    countReset: () => Effect.void,
+    debug: err,
+    dir: (item) => out(item),
+    dirxml: out,
+    error: err,
+    group: () => Effect.void,
+    groupEnd: Effect.void,
+    info: out,
+    log: out,
+    table: (data) => out(data),
+    time: () => Effect.void,
+    timeEnd: () => Effect.void,
+    timeLog: () => Effect.void,
+    trace: err,
+    warn: err,
+    unsafe: globalThis.console
+  }
 }

@@ -5,10 +5,13 @@
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
 import * as Cause from "effect/Cause"
+import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
-import { CliIO } from "./CliIO.js"
+import * as os from "node:os"
+import { ConfigEnvironment } from "../layers/ConfigLive.js"
+import { CliIO, consoleOf } from "./CliIO.js"
 import { configCommand } from "./commands/config.js"
 import { modelCommand } from "./commands/model.js"
 import { runCommand } from "./commands/run.js"
@@ -34,21 +37,34 @@ export const rootCommand = Command.make("llmspell", globalHelp).pipe(
 
 const cli = Command.run(rootCommand, { name: "llmspell", version: VERSION })
 
-/** Runs one invocation; resolves to the exit code. Never fails. */
+/**
+ * Runs one invocation; resolves to the exit code. Never fails. `env` (and `where.cwd`/`where.home`)
+ * are all the invocation sees of the process: config discovery and resolution read them, not
+ * `process.env`, so tests can run it in-process against temp directories.
+ */
 export const main = (
   argv: ReadonlyArray<string>,
-  env: Readonly<Record<string, string | undefined>> = process.env
+  env: Readonly<Record<string, string | undefined>> = process.env,
+  where: { readonly cwd?: string; readonly home?: string } = {}
 ) =>
   Effect.gen(function*() {
     const io = yield* CliIO
     const { error, options, rest } = extractGlobalOptions(argv.slice(2), env)
     if (error !== undefined) {
-      yield* io.stderr(`error: ${error}\n`)
+      const usage = { _tag: "UsageError", message: error, hint: "see `llmspell --help`" }
+      if (options.json) yield* io.stdout(`${JSON.stringify({ error: usage })}\n`)
+      else yield* io.stderr(`error: ${usage.message}\nhint: ${usage.hint}\n`)
       return 2
     }
     yield* ExitStatus.reset
     const exit = yield* cli([...argv.slice(0, 2), ...rest]).pipe(
       Effect.provide(Layer.succeed(GlobalOptions, options)),
+      Effect.provideService(ConfigEnvironment, {
+        env,
+        cwd: where.cwd ?? process.cwd(),
+        home: where.home ?? env["HOME"] ?? os.homedir()
+      }),
+      Console.withConsole(consoleOf(io)),
       Effect.exit
     )
     if (Exit.isSuccess(exit)) return yield* ExitStatus.get

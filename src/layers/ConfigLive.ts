@@ -3,6 +3,7 @@
  * ./llmspell.toml, $XDG_CONFIG_HOME/llmspell/config.toml, ~/.llmspell/config.toml), reads it, and
  * resolves it with the environment and flags. It only reads: the file is never written.
  */
+import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
@@ -13,7 +14,32 @@ import { type ConfigFlags, type LlmspellConfig, resolveConfig } from "../domain/
 import { ConfigError } from "../domain/Errors.js"
 import { Config } from "../services/Config.js"
 
-/** Where to look and what to apply; every field defaults to the real process's. */
+/**
+ * The process facts config discovery reads (environment, working directory, home). Defaults to the
+ * real process; the CLI's `main(argv, env)` and tests provide their own, so nothing reads the real
+ * HOME or environment behind their back.
+ */
+export class ConfigEnvironment extends Context.Reference<ConfigEnvironment>()("llmspell/ConfigEnvironment", {
+  defaultValue: (): {
+    readonly env: Readonly<Record<string, string | undefined>>
+    readonly cwd: string
+    readonly home: string
+  } => ({ env: process.env, cwd: process.cwd(), home: process.env["HOME"] ?? os.homedir() })
+}) {}
+
+/** Fills the options' missing process facts from the ConfigEnvironment in context. */
+export const withEnvironment = (options: ConfigLoadOptions = {}): Effect.Effect<ConfigLoadOptions> =>
+  Effect.map(ConfigEnvironment, (where) => {
+    const env = options.env ?? where.env
+    return {
+      ...options,
+      env,
+      cwd: options.cwd ?? where.cwd,
+      home: options.home ?? (options.env !== undefined ? env["HOME"] : undefined) ?? where.home
+    }
+  })
+
+/** Where to look and what to apply; every field defaults to the ConfigEnvironment's (the real process's). */
 export interface ConfigLoadOptions {
   readonly configFile?: string | undefined
   readonly env?: Readonly<Record<string, string | undefined>>
@@ -62,6 +88,7 @@ export const discover = (
   options: ConfigLoadOptions = {}
 ): Effect.Effect<{ readonly path: string; readonly text: string; readonly origin: string } | undefined, ConfigError> =>
   Effect.gen(function*() {
+    options = yield* withEnvironment(options)
     for (const candidate of candidates(options)) {
       const text = yield* Effect.tryPromise({
         try: () => fs.readFile(candidate.path, "utf8"),
@@ -90,6 +117,7 @@ export const discover = (
 /** Discovers, reads and resolves the configuration. */
 export const load = (options: ConfigLoadOptions = {}): Effect.Effect<LlmspellConfig, ConfigError> =>
   Effect.gen(function*() {
+    options = yield* withEnvironment(options)
     const env = options.env ?? process.env
     const file = yield* discover(options)
     const resolved = resolveConfig({

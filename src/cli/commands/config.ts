@@ -32,10 +32,11 @@ const show = Command.make("show", { json }, ({ json }) =>
 const path = Command.make("path", { json }, ({ json }) =>
   Effect.gen(function*() {
     const global = yield* GlobalOptions
-    const found = yield* ConfigLive.discover({ configFile: global.configFile })
+    const where = yield* ConfigLive.withEnvironment({ configFile: global.configFile })
+    const found = yield* ConfigLive.discover(where)
     const report: ConfigPathReport = {
       file: found?.path ?? null,
-      searched: ConfigLive.candidates({ configFile: global.configFile }).map((c) => c.path)
+      searched: ConfigLive.candidates(where).map((c) => c.path)
     }
     if (json) return yield* printJson(ConfigPathReport, report)
     if (found !== undefined) return yield* printOut(`${found.path} (${found.origin})`)
