@@ -6,6 +6,7 @@
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
+import * as HelpDoc from "@effect/cli/HelpDoc"
 import * as ValidationError from "@effect/cli/ValidationError"
 import { errorToJson, ExitCode, exitCodeFor, isLlmspellError } from "../domain/Errors.js"
 import { CliIO } from "./CliIO.js"
@@ -54,7 +55,7 @@ export const describeFailure = (
       return options.json
         ? {
           code: ExitCode.Usage,
-          stdout: `${JSON.stringify({ error: { _tag: "UsageError", message: "invalid command line", hint: "llmspell --help" } })}\n`
+          stdout: `${JSON.stringify({ error: { _tag: "UsageError", message: usageText(error), hint: "see `llmspell --help`" } })}\n`
         }
         : { code: ExitCode.Usage }
     }
@@ -80,4 +81,13 @@ export const describeFailure = (
       ...(detail ? { stderr: detail } : {})
     }
     : { code: ExitCode.Failure, stderr: `error: unexpected: ${message}\nhint: ${hint}\n${detail}` }
+}
+
+// eslint-disable-next-line no-control-regex
+const ANSI = /\u001b\[[0-9;]*m/g
+
+/** The plain text of @effect/cli's usage message (its help docs always carry ANSI escapes). */
+const usageText = (error: ValidationError.ValidationError): string => {
+  const text = "error" in error ? HelpDoc.toAnsiText(error.error).replace(ANSI, "").trim() : ""
+  return text.length > 0 ? text.replace(/\s*\n\s*/g, " ") : "invalid command line"
 }
