@@ -2,6 +2,7 @@
 import * as Command from "@effect/cli/Command"
 import { appLayer } from "../AppLayer.js"
 import { infoCommand } from "./model/info.js"
+import { installOllamaCommand } from "./model/installOllama.js"
 import { listCommand } from "./model/list.js"
 import { pullCommand } from "./model/pull.js"
 import { removeCommand } from "./model/remove.js"
@@ -17,6 +18,7 @@ export const modelCommand = Command.make("model").pipe(
     pullCommand.pipe(Command.provide(appLayer)),
     infoCommand.pipe(Command.provide(appLayer)),
     removeCommand.pipe(Command.provide(appLayer)),
-    verifyCommand.pipe(Command.provide(appLayer))
+    verifyCommand.pipe(Command.provide(appLayer)),
+    installOllamaCommand.pipe(Command.provide(appLayer))
   ])
 )
