@@ -112,15 +112,17 @@ export interface ConfigInput {
 
 const DEFAULT_SOURCE = "default"
 
-const positiveInt = Schema.Int.pipe(Schema.positive()).annotations({ message: () => "must be a positive integer" })
-const nonNegativeInt = Schema.Int.pipe(Schema.nonNegative()).annotations({
-  message: () => "must be an integer ≥ 0"
-})
-// `override: true`: a union (and a multi-member Literal) otherwise reports one issue per member.
+/**
+ * One "must …" message for a key, whichever check failed. `override: true` also covers the inner
+ * checks (the Int under `positive`, the members of a union or multi-member Literal), which otherwise
+ * report Schema's own "Expected …, actual <value>" and would echo a secret's value.
+ */
+const must = (message: string) => ({ message: () => ({ message, override: true }) })
+
+const positiveInt = Schema.Int.pipe(Schema.positive()).annotations(must("must be a positive integer"))
+const nonNegativeInt = Schema.Int.pipe(Schema.nonNegative()).annotations(must("must be an integer ≥ 0"))
 const autoOr = <A>(schema: Schema.Schema<A, A>, what: string) =>
-  Schema.Union(Schema.Literal("auto"), schema).annotations({
-    message: () => ({ message: `must be "auto" or ${what}`, override: true })
-  })
+  Schema.Union(Schema.Literal("auto"), schema).annotations(must(`must be "auto" or ${what}`))
 const httpUrl = Schema.String.pipe(
   Schema.filter((s) => {
     try {
@@ -130,34 +132,34 @@ const httpUrl = Schema.String.pipe(
       return false
     }
   })
-).annotations({ message: () => "must be an http:// or https:// URL" })
-const nonEmpty = Schema.String.pipe(Schema.minLength(1)).annotations({ message: () => "must be a non-empty string" })
+).annotations(must("must be an http:// or https:// URL"))
+const nonEmpty = Schema.String.pipe(Schema.minLength(1)).annotations(must("must be a non-empty string"))
 
 const OllamaFields = Schema.Struct({
   provider_type: Schema.Literal("ollama"),
   base_url: httpUrl,
-  timeout_seconds: Schema.Number.pipe(Schema.positive()).annotations({ message: () => "must be a number > 0" })
+  timeout_seconds: Schema.Number.pipe(Schema.positive()).annotations(must("must be a number > 0"))
 })
 
 const GgufFields = Schema.Struct({
   provider_type: Schema.Literal("gguf"),
   model_directory: nonEmpty,
-  device: Schema.Literal("auto", "cuda", "metal", "vulkan", "cpu").annotations({
-    message: () => ({ message: "must be one of auto, cuda, metal, vulkan, cpu", override: true })
-  }),
+  device: Schema.Literal("auto", "cuda", "metal", "vulkan", "cpu").annotations(
+    must("must be one of auto, cuda, metal, vulkan, cpu")
+  ),
   threads: autoOr(positiveInt, "a positive integer"),
   context_size: autoOr(Schema.Int.pipe(Schema.greaterThanOrEqualTo(32)), "an integer ≥ 32"),
   gpu_layers: autoOr(nonNegativeInt, "an integer ≥ 0"),
-  idle_unload_seconds: Schema.Number.pipe(Schema.nonNegative()).annotations({ message: () => "must be a number ≥ 0" }),
+  idle_unload_seconds: Schema.Number.pipe(Schema.nonNegative()).annotations(must("must be a number ≥ 0")),
   max_loaded_models: positiveInt,
   parallel: positiveInt
 })
 
 const HubFields = Schema.Struct({
   endpoint: httpUrl,
-  token: Schema.optional(Schema.String),
-  offline: Schema.Boolean.annotations({ message: () => "must be true or false" }),
-  stall_timeout_seconds: Schema.Number.pipe(Schema.positive()).annotations({ message: () => "must be a number > 0" }),
+  token: Schema.optional(Schema.String.annotations(must("must be a string"))),
+  offline: Schema.Boolean.annotations(must("must be true or false")),
+  stall_timeout_seconds: Schema.Number.pipe(Schema.positive()).annotations(must("must be a number > 0")),
   max_retries: nonNegativeInt,
   parallel_downloads: positiveInt
 })
@@ -597,10 +599,14 @@ const validate = (draft: Draft, file: string | undefined): LlmspellConfig => {
     }
     for (const [key, messages] of byKey) {
       const preferred = messages.filter((m) => m.startsWith("must ") || m === "is required")
-      const message = [...new Set(preferred.length > 0 ? preferred : messages)].join("; ")
+      const secret = SECRET_KEY.test(key)
+      // Schema's own messages quote the value: never let a secret's value through.
+      const message = preferred.length === 0 && secret
+        ? "has an invalid value"
+        : [...new Set(preferred.length > 0 ? preferred : messages)].join("; ")
       const slot = slots.get(key.split(".")[0] ?? "")
       const source = slot?.source ?? file ?? DEFAULT_SOURCE
-      const shown = slot !== undefined && !SECRET_KEY.test(key) ? ` (got ${JSON.stringify(slot.value)})` : ""
+      const shown = slot !== undefined && !secret ? ` (got ${JSON.stringify(slot.value)})` : ""
       draft.problems.push(`${source}: ${slot?.path ?? `${prefix}.${key}`}: ${message}${shown}`)
     }
     return undefined
