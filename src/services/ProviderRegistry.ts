@@ -72,7 +72,7 @@ export const route = (
   const done = (instance: ProviderInstanceConfig, reason: string): Either.Either<Route, ProviderNotAvailable> =>
     isLocal(instance)
       ? Either.right({ spec, text, instance, backend: instance.type, model: spec.model, reason })
-      : notAvailable(instance.name, `${instance.type} is a cloud provider; llmspell does not support it yet`)
+      : notAvailable(instance.name, `${instance.type} is a cloud provider, not supported yet`)
   const defaultOf = (backend: BackendType, why: string) => {
     const instance = defaultInstance(config, backend)
     return instance === undefined
