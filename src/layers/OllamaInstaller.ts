@@ -8,15 +8,20 @@ import * as Effect from "effect/Effect"
 import { BackendError, DownloadFailed } from "../domain/Errors.js"
 import { type InstallAction, parseOllamaVersion } from "../domain/InstallOllama.js"
 
-/** The version of the `ollama` command on PATH, or undefined when there is none (or it does not answer). */
-export const installedVersion: Effect.Effect<string | undefined> = Effect.async<string | undefined>((resume, signal) => {
+/** The version of the `ollama` command on PATH, or undefined when there is none (or it does not answer in 5 s). */
+export const installedVersion: Effect.Effect<string | undefined> = Effect.async<string | undefined>((resume) => {
   let output = ""
-  const child = spawn("ollama", ["--version"], { stdio: ["ignore", "pipe", "pipe"], signal, timeout: 5000 })
+  // No spawn `timeout` option: its timer outlives a failed spawn (ENOENT) and keeps the process up.
+  const child = spawn("ollama", ["--version"], { stdio: ["ignore", "pipe", "pipe"] })
   child.stdout.on("data", (chunk: Buffer) => void (output += chunk.toString("utf8")))
   child.stderr.on("data", (chunk: Buffer) => void (output += chunk.toString("utf8")))
   child.on("error", () => resume(Effect.succeed(undefined)))
   child.on("close", (code) => resume(Effect.succeed(code === 0 ? parseOllamaVersion(output) ?? output.trim() : undefined)))
-}).pipe(Effect.withSpan("OllamaInstaller.installedVersion"))
+  return Effect.sync(() => void child.kill("SIGKILL"))
+}).pipe(
+  Effect.timeoutTo({ duration: "5 seconds", onTimeout: () => undefined, onSuccess: (v) => v }),
+  Effect.withSpan("OllamaInstaller.installedVersion")
+)
 
 /** Fails with a clear DownloadFailed when `url` cannot be reached (no network, DNS, proxy). */
 export const checkReachable = (url: string, timeoutMs = 10_000): Effect.Effect<void, DownloadFailed> =>
