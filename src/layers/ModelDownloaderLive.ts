@@ -1,0 +1,965 @@
+/**
+ * The live ModelDownloader: GGUF pulls from the Hugging Face hub with @huggingface/hub (loaded with
+ * `import()` on the first pull, so the CLI starts without it), into a model store on the local disk.
+ * Touches only `model_directory` and the hub configured in `[hub]` / HF_ENDPOINT.
+ *
+ * Store layout (all under `model_directory`):
+ *
+ *     hub/<org>/<repo>/<path in repo>            a verified file; only ever created by rename()
+ *     hub/<org>/<repo>/<path in repo>.partial    bytes of an unfinished download (resume point = its size)
+ *     manifests/<slug>.json                      one per pulled model: name, alias, repo, revision commit,
+ *                                                files (store path, repo path, size, sha256), pulledAt
+ *     locks/<slug>.lock                          held while a pull of that model runs: {pid, host, startedAt}
+ *
+ * `<slug>` is the canonical name (`org/repo:Q4_K_M`, `org/repo/file.gguf`) with `/` → `--` and `:` → `__`,
+ * valid on every OS. Two models may share a file (`org/repo:Q4_K_M` and `org/repo/x-Q4_K_M.gguf`);
+ * `remove` keeps files another manifest still lists.
+ *
+ * Integrity: sha256 is computed while the bytes stream. On resume the existing `.partial` prefix is
+ * re-hashed once from disk (reading is several times faster than the network, and it keeps the store free
+ * of persisted hash states that could go stale). A complete file whose hash differs from the hub's
+ * `lfs.oid` is deleted and the pull fails with ChecksumMismatch; only a verified file is renamed into
+ * place, so a file that a running model has mmap'd is never truncated (that would SIGBUS it).
+ *
+ * Locks: created atomically with link() (content and existence appear together). A lock whose pid is
+ * dead on this host is stale and taken over; a lock from another host is waited for (we cannot tell
+ * whether that process lives).
+ *
+ * The token: sent only to the hub's origin. Our own `fetch` strips Authorization from any other origin
+ * (@huggingface/hub sends it to a CloudFront CDN by itself), and no message, log or error carries it.
+ */
+import { createHash, randomBytes } from "node:crypto"
+import { createReadStream } from "node:fs"
+import * as fs from "node:fs/promises"
+import * as os from "node:os"
+import * as path from "node:path"
+import * as Data from "effect/Data"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as Stream from "effect/Stream"
+import type { HubConfig } from "../domain/ConfigSchema.js"
+import {
+  ChecksumMismatch,
+  DownloadFailed,
+  HubAuthRequired,
+  InsufficientDiskSpace,
+  type LlmspellError,
+  ModelNotFound
+} from "../domain/Errors.js"
+import * as HubRef from "../domain/HubRef.js"
+import type { PullFileProgress, PullOptions, PullProgress, PullResult, VerifyFile } from "../domain/Types.js"
+import { Config } from "../services/Config.js"
+import {
+  type InstalledModel,
+  ModelDownloader,
+  type ModelDownloaderService,
+  type ModelStore
+} from "../services/ModelDownloader.js"
+
+type HubModule = typeof import("@huggingface/hub")
+
+// ---------------------------------------------------------------------------------------------
+// Manifests
+// ---------------------------------------------------------------------------------------------
+
+/** What `manifests/<slug>.json` holds. Paths are relative to the store, with `/`. */
+interface Manifest {
+  readonly version: 1
+  readonly name: string
+  readonly alias?: string | undefined
+  readonly repo: string
+  readonly revision: string
+  readonly quantization?: string | undefined
+  readonly files: ReadonlyArray<{
+    readonly path: string
+    readonly repoPath: string
+    readonly sizeBytes: number
+    readonly sha256: string
+  }>
+  readonly pulledAt: string
+}
+
+const isManifest = (u: unknown): u is Manifest => {
+  const m = u as Manifest
+  return typeof m === "object" && m !== null && m.version === 1 && typeof m.name === "string" &&
+    typeof m.repo === "string" && Array.isArray(m.files) && m.files.length > 0 &&
+    m.files.every((f) =>
+      typeof f.path === "string" && HubRef.validatePath(f.path) === undefined && typeof f.sha256 === "string" &&
+      typeof f.sizeBytes === "number"
+    )
+}
+
+const manifestsDir = (store: ModelStore) => path.join(store.directory, "manifests")
+const manifestPath = (store: ModelStore, name: string) => path.join(manifestsDir(store), `${HubRef.slugOf(name)}.json`)
+const lockPath = (store: ModelStore, name: string) => path.join(store.directory, "locks", `${HubRef.slugOf(name)}.lock`)
+/** Store path of a repo file: `hub/<org>/<repo>/<path>` (both already validated). */
+const storeRelative = (repo: string, repoPath: string) => ["hub", ...repo.split("/"), ...repoPath.split("/")].join("/")
+const absolute = (store: ModelStore, relative: string) => path.join(store.directory, ...relative.split("/"))
+
+const toInstalled = (store: ModelStore, m: Manifest): InstalledModel => {
+  const files = m.files.map((f) => ({ path: absolute(store, f.path), sizeBytes: f.sizeBytes, sha256: f.sha256 }))
+  return {
+    name: m.name,
+    alias: m.alias,
+    repo: m.repo,
+    revision: m.revision,
+    files,
+    primaryPath: files[0]!.path,
+    sizeBytes: files.reduce((n, f) => n + f.sizeBytes, 0),
+    quantization: m.quantization,
+    pulledAt: m.pulledAt
+  }
+}
+
+const storeError = (store: ModelStore, operation: string, e: unknown) =>
+  new DownloadFailed({
+    reason: `${operation} in ${store.directory} failed: ${(e as Error)?.message ?? String(e)}`,
+    suggestion: "check that model_directory (LLMSPELL_MODELS_DIR) is writable"
+  })
+
+const readManifests = (store: ModelStore): Effect.Effect<ReadonlyArray<Manifest>, DownloadFailed> =>
+  Effect.tryPromise({
+    try: async () => {
+      let names: Array<string>
+      try {
+        names = await fs.readdir(manifestsDir(store))
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === "ENOENT") return []
+        throw e
+      }
+      const out: Array<Manifest> = []
+      for (const name of names.filter((n) => n.endsWith(".json")).sort()) {
+        try {
+          const parsed: unknown = JSON.parse(await fs.readFile(path.join(manifestsDir(store), name), "utf8"))
+          if (isManifest(parsed)) out.push(parsed)
+        } catch {
+          // A manifest being replaced or damaged by hand: skip it; `verify` of its files is impossible anyway.
+        }
+      }
+      return out
+    },
+    catch: (e) => storeError(store, "reading manifests", e)
+  })
+
+const writeManifest = (store: ModelStore, manifest: Manifest) =>
+  Effect.tryPromise({
+    try: async () => {
+      const target = manifestPath(store, manifest.name)
+      await fs.mkdir(path.dirname(target), { recursive: true })
+      const tmp = `${target}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`
+      await fs.writeFile(tmp, `${JSON.stringify(manifest, null, 2)}\n`)
+      await fs.rename(tmp, target)
+    },
+    catch: (e) => storeError(store, "writing the manifest", e)
+  })
+
+const sameName = (a: string, b: string) => a.toLowerCase() === b.toLowerCase()
+
+/** The manifests a reference designates (no network), best match first. */
+const matchManifests = (ref: string, manifests: ReadonlyArray<Manifest>): ReadonlyArray<Manifest> => {
+  const direct = manifests.filter((m) => sameName(m.name, ref) || (m.alias !== undefined && sameName(m.alias, ref)))
+  if (direct.length > 0) return direct
+  const parsed = HubRef.parse(ref)
+  if (Either.isLeft(parsed)) return []
+  const r = parsed.right
+  const ofRepo = manifests.filter((m) => sameName(m.repo, r.repo))
+  if (r.kind === "file") return ofRepo.filter((m) => m.files.some((f) => f.repoPath === r.path))
+  const wanted = r.quantization ?? HubRef.DEFAULT_QUANTIZATION
+  const exact = ofRepo.filter((m) => m.quantization === wanted)
+  if (exact.length > 0 || r.quantization !== undefined) return exact
+  return ofRepo.length === 1 ? ofRepo : []
+}
+
+/** True when every file of the manifest is in place with its recorded size (no hashing). */
+const filesPresent = (store: ModelStore, m: Manifest) =>
+  Effect.promise(async () => {
+    for (const f of m.files) {
+      const stat = await fs.stat(absolute(store, f.path)).catch(() => undefined)
+      if (stat === undefined || !stat.isFile() || stat.size !== f.sizeBytes) return false
+    }
+    return true
+  })
+
+const hashFile = (file: string, signal?: AbortSignal) =>
+  new Promise<string>((resolve, reject) => {
+    const hash = createHash("sha256")
+    const stream = createReadStream(file, { highWaterMark: 1024 * 1024, ...(signal ? { signal } : {}) })
+    stream.on("data", (chunk) => hash.update(chunk as Buffer))
+    stream.on("error", reject)
+    stream.on("end", () => resolve(hash.digest("hex")))
+  })
+
+// ---------------------------------------------------------------------------------------------
+// The hub: one place where promises, aborts and library errors become typed errors
+// ---------------------------------------------------------------------------------------------
+
+/** A failure worth another attempt (network, stall, 5xx, 429); becomes DownloadFailed when retries run out. */
+class Retryable extends Data.TaggedError("Retryable")<{
+  readonly reason: string
+  readonly retryAfterMs?: number | undefined
+  readonly url?: string | undefined
+  /** The attempt got further than any before it: the failure count starts again. */
+  readonly progressed?: boolean | undefined
+}> {}
+
+/** Observes every response of one download attempt, strips the token off foreign origins, aborts on demand. */
+class FetchProbe {
+  readonly controller = new AbortController()
+  readonly responses: Array<{ status: number; url: string; headers: Headers }> = []
+  retryAfterMs: number | undefined
+  constructor(private readonly hubOrigin: string) {}
+
+  readonly fetch: typeof fetch = async (input, init) => {
+    const url = new URL(input instanceof Request ? input.url : String(input))
+    const headers = new Headers(init?.headers ?? (input instanceof Request ? input.headers : undefined))
+    // @huggingface/hub forwards Authorization to a CDN that answers `X-Cache: … cloudfront`: never let it leave the hub.
+    if (url.origin !== this.hubOrigin) headers.delete("authorization")
+    const signal = init?.signal ? AbortSignal.any([init.signal, this.controller.signal]) : this.controller.signal
+    const response = await fetch(input instanceof Request ? url.href : input, { ...init, headers, signal })
+    this.responses.push({ status: response.status, url: response.url || url.href, headers: response.headers })
+    if (response.status === 429 || response.status === 503) this.retryAfterMs = parseRetryAfter(response.headers.get("retry-after"))
+    return response
+  }
+
+  get last() {
+    return this.responses.at(-1)
+  }
+}
+
+const parseRetryAfter = (value: string | null): number | undefined => {
+  if (value === null) return undefined
+  const seconds = Number(value)
+  const ms = Number.isFinite(seconds) ? seconds * 1000 : Date.parse(value) - Date.now()
+  return Number.isFinite(ms) ? Math.min(Math.max(0, ms), 3_600_000) : undefined
+}
+
+interface CallContext {
+  readonly repo: string
+  readonly file?: string | undefined
+  readonly tokenProvided: boolean
+  /** Removes the token from any text that reaches an error. */
+  readonly scrub: (text: string) => string
+  readonly stallTimeout: Duration.Duration
+}
+
+const describeRaw = (e: unknown): string => {
+  if (typeof e === "string") return e
+  if (e instanceof Error) {
+    const code = (e.cause as { code?: string } | undefined)?.code
+    return code !== undefined ? `${e.message} (${code})` : e.message
+  }
+  return String(e)
+}
+
+/** Maps whatever the hub library or fetch threw to a typed error or a Retryable. */
+const classify = (e: unknown, ctx: CallContext, probe: FetchProbe): LlmspellError | Retryable => {
+  // blob.stream() rejects with a bare string when its request fails: the status is in what our fetch saw.
+  const lastStatus = probe.last?.status ?? 0
+  const status = (e as { statusCode?: unknown })?.statusCode ?? (typeof e === "string" && lastStatus >= 400 ? lastStatus : undefined)
+  const url = typeof (e as { url?: unknown })?.url === "string" ? ctx.scrub((e as { url: string }).url) : undefined
+  const errorCode = probe.last?.headers.get("x-error-code") ?? undefined
+  if (typeof status === "number") {
+    if (status === 404 || errorCode === "RepoNotFound" || errorCode === "EntryNotFound" || errorCode === "RevisionNotFound") {
+      return new ModelNotFound({
+        model: ctx.file !== undefined ? `${ctx.repo}/${ctx.file}` : ctx.repo,
+        backend: "gguf",
+        detail: errorCode === "EntryNotFound" ? "the file is not in the repo" : "no such repo on the hub (or it is private)"
+      })
+    }
+    if (status === 401 || status === 403) {
+      return new HubAuthRequired({ repo: ctx.repo, status, tokenProvided: ctx.tokenProvided })
+    }
+    if (status === 429 || status === 408 || status >= 500) {
+      return new Retryable({ reason: `HTTP ${status}`, retryAfterMs: probe.retryAfterMs, url })
+    }
+    return new DownloadFailed({
+      ...(url !== undefined ? { url } : {}),
+      ...(ctx.file !== undefined ? { file: ctx.file } : {}),
+      reason: `the hub answered HTTP ${status}: ${ctx.scrub(describeRaw(e))}`
+    })
+  }
+  // Network failures (refused, reset, "terminated"), the library's string rejections, aborts: all transient.
+  return new Retryable({ reason: ctx.scrub(describeRaw(e)), url })
+}
+
+/** Runs one hub promise: interruption and stalls abort it through the probe; every failure is typed. */
+const hubCall = <A>(
+  ctx: CallContext,
+  probe: FetchProbe,
+  what: string,
+  f: () => Promise<A>
+): Effect.Effect<A, LlmspellError | Retryable> =>
+  Effect.tryPromise({ try: f, catch: (e) => classify(e, ctx, probe) }).pipe(
+    Effect.timeoutFail({
+      duration: ctx.stallTimeout,
+      onTimeout: () => new Retryable({ reason: `${what}: no answer for ${Duration.format(ctx.stallTimeout)}` })
+    }),
+    Effect.onInterrupt(() => Effect.sync(() => probe.controller.abort())),
+    Effect.withSpan(`ModelDownloader.${what}`)
+  )
+
+// ---------------------------------------------------------------------------------------------
+// Locks
+// ---------------------------------------------------------------------------------------------
+
+interface LockInfo {
+  readonly pid: number
+  readonly host: string
+  readonly startedAt: string
+  readonly token: string
+}
+
+const isAlive = (pid: number) => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM"
+  }
+}
+
+type LockAttempt = { readonly acquired: true } | { readonly acquired: false; readonly holder: LockInfo | undefined }
+
+const tryLock = async (file: string, mine: LockInfo): Promise<LockAttempt> => {
+  await fs.mkdir(path.dirname(file), { recursive: true })
+  const tmp = `${file}.${mine.token}.tmp`
+  await fs.writeFile(tmp, JSON.stringify(mine))
+  try {
+    // link() fails with EEXIST when the lock exists: creation and content are one atomic step.
+    await fs.link(tmp, file)
+    return { acquired: true }
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e
+  } finally {
+    await fs.rm(tmp, { force: true })
+  }
+  const text = await fs.readFile(file, "utf8").catch(() => undefined)
+  if (text === undefined) return { acquired: false, holder: undefined } // released meanwhile: try again
+  let holder: LockInfo | undefined
+  try {
+    holder = JSON.parse(text) as LockInfo
+  } catch {
+    holder = undefined
+  }
+  const stale = holder === undefined || (holder.host === os.hostname() && !isAlive(holder.pid))
+  if (stale) {
+    // Take over: remove it only if it is still the same stale lock, then race for it like anyone else.
+    const again = await fs.readFile(file, "utf8").catch(() => undefined)
+    if (again === text) await fs.rm(file, { force: true })
+    return tryLock(file, mine)
+  }
+  return { acquired: false, holder }
+}
+
+const releaseLock = async (file: string, mine: LockInfo) => {
+  const text = await fs.readFile(file, "utf8").catch(() => undefined)
+  if (text !== undefined && (JSON.parse(text) as LockInfo).token === mine.token) await fs.rm(file, { force: true })
+}
+
+// ---------------------------------------------------------------------------------------------
+// The downloader
+// ---------------------------------------------------------------------------------------------
+
+const LOCK_POLL = Duration.millis(500)
+const WRITE_BATCH = 4 * 1024 * 1024
+const PROGRESS_EVERY_BYTES = 1024 * 1024
+
+const backoff = (failures: number) => Duration.seconds(Math.min(30, 2 ** Math.max(0, failures - 1)))
+
+/** Builds the downloader over the hub settings. */
+export const make = (hub: HubConfig): ModelDownloaderService => {
+  const token = Option.getOrUndefined(Option.map(hub.token, Redacted.value))
+  const hubUrl = hub.endpoint.replace(/\/+$/, "")
+  const hubOrigin = new URL(hubUrl).origin
+  const scrub = (text: string) => (token !== undefined && token.length > 0 ? text.split(token).join("<redacted>") : text)
+  const stallTimeout = Duration.seconds(hub.stallTimeoutSeconds)
+  let loaded: Promise<HubModule> | undefined
+  const hubModule = Effect.tryPromise({
+    try: () => (loaded ??= import("@huggingface/hub")),
+    catch: (e) => new DownloadFailed({ reason: `cannot load @huggingface/hub: ${describeRaw(e)}` })
+  })
+
+  const findManifest = (ref: string, store: ModelStore) =>
+    Effect.map(readManifests(store), (all) => matchManifests(ref, all))
+
+  const findInstalled: ModelDownloaderService["findInstalled"] = (ref, store) =>
+    Effect.gen(function*() {
+      for (const m of yield* findManifest(ref, store)) {
+        if (yield* filesPresent(store, m)) return Option.some(toInstalled(store, m))
+      }
+      return Option.none()
+    })
+
+  const listInstalled: ModelDownloaderService["listInstalled"] = (store) =>
+    Effect.map(readManifests(store), (all) => all.map((m) => toInstalled(store, m)))
+
+  const verify: ModelDownloaderService["verify"] = (store, ref) =>
+    Effect.gen(function*() {
+      const all = yield* readManifests(store)
+      const chosen = ref === undefined || ref === "*" ? all : matchManifests(ref, all)
+      if (ref !== undefined && ref !== "*" && chosen.length === 0) {
+        return yield* new ModelNotFound({ model: ref, backend: "gguf", instance: store.instance, pullSpec: ref })
+      }
+      const files: Array<VerifyFile> = []
+      for (const m of chosen) {
+        for (const f of m.files) {
+          const file = absolute(store, f.path)
+          const stat = yield* Effect.promise(() => fs.stat(file).catch(() => undefined))
+          if (stat === undefined || !stat.isFile()) {
+            files.push({ model: m.name, file, status: "missing", expectedSha256: f.sha256, sizeBytes: f.sizeBytes })
+            continue
+          }
+          const actual = yield* Effect.tryPromise({
+            try: (signal) => hashFile(file, signal),
+            catch: (e) => storeError(store, `reading ${file}`, e)
+          })
+          files.push({
+            model: m.name,
+            file,
+            status: actual === f.sha256 && stat.size === f.sizeBytes ? "ok" : "corrupt",
+            expectedSha256: f.sha256,
+            actualSha256: actual,
+            sizeBytes: stat.size
+          })
+        }
+      }
+      return { ok: files.every((f) => f.status === "ok"), files }
+    })
+
+  const remove: ModelDownloaderService["remove"] = (ref, store) =>
+    Effect.gen(function*() {
+      const all = yield* readManifests(store)
+      const chosen = matchManifests(ref, all)
+      const keep = new Set(all.filter((m) => !chosen.includes(m)).flatMap((m) => m.files.map((f) => f.path)))
+      const targets = new Set<string>()
+      for (const m of chosen) {
+        for (const f of m.files) {
+          if (!keep.has(f.path)) targets.add(absolute(store, f.path))
+          targets.add(`${absolute(store, f.path)}.partial`)
+        }
+      }
+      // Partial downloads of a model that never finished have no manifest: find them by repo and quantization.
+      const parsed = HubRef.parse(ref)
+      if (Either.isRight(parsed)) {
+        const r = parsed.right
+        const repoDir = absolute(store, storeRelative(r.repo, "x")).slice(0, -2)
+        const partials = yield* Effect.promise(() => listPartials(repoDir))
+        const wanted = r.kind === "repo" ? r.quantization ?? HubRef.DEFAULT_QUANTIZATION : undefined
+        for (const p of partials) {
+          const repoPath = path.relative(repoDir, p).split(path.sep).join("/").replace(/\.partial$/, "")
+          if (r.kind === "file" ? repoPath === r.path : HubRef.quantizationOf(repoPath) === wanted) targets.add(p)
+        }
+      }
+      const removedFiles: Array<string> = []
+      let freedBytes = 0
+      for (const target of targets) {
+        const stat = yield* Effect.promise(() => fs.stat(target).catch(() => undefined))
+        if (stat === undefined) continue
+        yield* Effect.tryPromise({ try: () => fs.rm(target, { force: true }), catch: (e) => storeError(store, "removing", e) })
+        removedFiles.push(target)
+        freedBytes += stat.size
+      }
+      for (const m of chosen) {
+        yield* Effect.tryPromise({
+          try: () => fs.rm(manifestPath(store, m.name), { force: true }),
+          catch: (e) => storeError(store, "removing the manifest", e)
+        })
+      }
+      if (chosen.length === 0 && removedFiles.length === 0) {
+        return yield* new ModelNotFound({ model: ref, backend: "gguf", instance: store.instance })
+      }
+      yield* Effect.promise(() => pruneEmptyDirs(path.join(store.directory, "hub"), [...targets]))
+      return {
+        model: chosen[0]?.name ?? ref,
+        backend: "gguf" as const,
+        instance: store.instance,
+        removedFiles,
+        freedBytes
+      }
+    })
+
+  const pull: ModelDownloaderService["pull"] = (ref, store, options = {}) =>
+    Stream.asyncPush<PullProgress, LlmspellError>(
+      (emit) =>
+        Effect.forkScoped(
+          runPull(ref, store, options, (p) => void emit.single(p)).pipe(
+            Effect.exit,
+            Effect.flatMap((exit) => Effect.sync(() => (Exit.isSuccess(exit) ? emit.end() : emit.halt(exit.cause))))
+          )
+        ),
+      { bufferSize: 4096, strategy: "sliding" }
+    )
+
+  const runPull = (
+    input: string,
+    store: ModelStore,
+    options: PullOptions,
+    emit: (p: PullProgress) => void
+  ): Effect.Effect<void, LlmspellError> =>
+    Effect.gen(function*() {
+      let model = input
+      const base = () => ({ model, backend: "gguf" as const, instance: store.instance })
+      emit({ ...base(), phase: "resolving", files: [], completedBytes: 0, message: "resolving" })
+      const ref = yield* Either.match(HubRef.parse(input, options.quantization), {
+        onLeft: Effect.fail,
+        onRight: Effect.succeed
+      })
+      const doneWith = (installed: InstalledModel, downloadedBytes: number, alreadyPresent: boolean) => {
+        const result: PullResult = {
+          model: installed.name,
+          backend: "gguf",
+          instance: store.instance,
+          alreadyPresent,
+          sizeBytes: installed.sizeBytes,
+          path: installed.primaryPath,
+          files: installed.files.map((f) => f.path),
+          downloadedBytes
+        }
+        model = installed.name
+        emit({
+          ...base(),
+          phase: "done",
+          files: installed.files.map((f) => ({
+            name: path.basename(f.path),
+            completedBytes: f.sizeBytes,
+            totalBytes: f.sizeBytes,
+            status: "done" as const
+          })),
+          completedBytes: installed.sizeBytes,
+          totalBytes: installed.sizeBytes,
+          result
+        })
+      }
+      const lookupName = ref.kind === "repo" && ref.alias === undefined && options.quantization === undefined
+        ? input
+        : HubRef.canonicalName(ref)
+      if (!options.force) {
+        const present = yield* findInstalled(ref.alias !== undefined ? HubRef.canonicalName(ref) : lookupName, store)
+        if (Option.isSome(present)) return doneWith(present.value, 0, true)
+      }
+      if (hub.offline) {
+        return yield* new ModelNotFound({
+          model: input,
+          backend: "gguf",
+          instance: store.instance,
+          detail: "it is not in the store and the hub is offline (HF_HUB_OFFLINE / hub.offline)"
+        })
+      }
+
+      const ctx: CallContext = { repo: ref.repo, tokenProvided: token !== undefined, scrub, stallTimeout }
+      const lib = yield* hubModule
+
+      // Resolve: the listing (names, sizes, sha256) and the commit it describes, so every file comes from it.
+      const listing = yield* withRetries(
+        ctx,
+        (message) => Effect.sync(() => emit({ ...base(), phase: "resolving", files: [], completedBytes: 0, message })),
+        () => {
+          const probe = new FetchProbe(hubOrigin)
+          return hubCall(ctx, probe, "listFiles", async () => {
+            const files: Array<HubRef.RepoFile> = []
+            for await (
+              const entry of lib.listFiles({
+                repo: ref.repo,
+                recursive: true,
+                hubUrl,
+                fetch: probe.fetch,
+                ...(token !== undefined ? { accessToken: token } : {})
+              })
+            ) {
+              if (entry.type === "file") files.push({ path: entry.path, size: entry.size, sha256: entry.lfs?.oid })
+            }
+            const commit = probe.responses.map((r) => r.headers.get("x-repo-commit")).find((c) => c !== null) ?? "main"
+            return { files, commit }
+          })
+        }
+      )
+      const selected = yield* Either.match(HubRef.select(ref, listing.files), {
+        onLeft: Effect.fail,
+        onRight: Effect.succeed
+      })
+      for (const file of selected.group.files) {
+        const bad = HubRef.validatePath(file.path)
+        if (bad !== undefined) {
+          return yield* new DownloadFailed({ file: file.path, reason: `refusing an unsafe file name from the hub: ${bad}` })
+        }
+      }
+      model = selected.name
+      const alias = ref.kind === "repo" ? ref.alias : undefined
+
+      // One pull per model at a time, across processes.
+      const lockFile = lockPath(store, selected.name)
+      const mine: LockInfo = {
+        pid: process.pid,
+        host: os.hostname(),
+        startedAt: new Date().toISOString(),
+        token: randomBytes(8).toString("hex")
+      }
+      let announced = false
+      const acquire: Effect.Effect<void, DownloadFailed> = Effect.tryPromise({
+        try: () => tryLock(lockFile, mine),
+        catch: (e) => storeError(store, "locking", e)
+      }).pipe(
+        Effect.flatMap((attempt) => {
+          if (attempt.acquired) return Effect.void
+          if (!announced) {
+            announced = true
+            const who = attempt.holder ? ` (pid ${attempt.holder.pid} on ${attempt.holder.host})` : ""
+            emit({ ...base(), phase: "waiting", files: [], completedBytes: 0, message: `waiting for another pull of ${model}${who}` })
+          }
+          return Effect.zipRight(Effect.sleep(LOCK_POLL), acquire)
+        })
+      )
+      yield* Effect.acquireRelease(acquire, () => Effect.promise(() => releaseLock(lockFile, mine).catch(() => undefined)))
+
+      const existing = (yield* readManifests(store)).find((m) => m.name === selected.name)
+      if (!options.force && existing !== undefined && (yield* filesPresent(store, existing))) {
+        return doneWith(toInstalled(store, existing), 0, true) // another pull finished it while we waited
+      }
+
+      // What is left to fetch: files already in place with the hub's sha256 (recorded by a manifest) are kept.
+      const known = new Map(
+        (yield* readManifests(store)).flatMap((m) => m.files.map((f) => [`${f.path}|${f.sha256}`, f.sizeBytes] as const))
+      )
+      const plan = yield* Effect.promise(() =>
+        Promise.all(selected.group.files.map(async (file) => {
+          const relative = storeRelative(ref.repo, file.path)
+          const target = absolute(store, relative)
+          const finalStat = await fs.stat(target).catch(() => undefined)
+          const keep = !options.force && file.sha256 !== undefined && finalStat?.size === file.size &&
+            known.get(`${relative}|${file.sha256}`) === file.size
+          const partialSize = options.force || keep
+            ? 0
+            : (await fs.stat(`${target}.partial`).catch(() => undefined))?.size ?? 0
+          return { file, relative, target, keep, partialSize: partialSize <= file.size ? partialSize : 0 }
+        }))
+      )
+      if (options.force) {
+        yield* Effect.promise(() => Promise.all(plan.map((p) => fs.rm(`${p.target}.partial`, { force: true }))))
+      }
+
+      const needed = plan.reduce((n, p) => n + (p.keep ? 0 : p.file.size - p.partialSize), 0)
+      yield* Effect.promise(() => fs.mkdir(store.directory, { recursive: true }).catch(() => undefined))
+      const free = yield* Effect.promise(() =>
+        fs.statfs(store.directory).then((s) => s.bavail * s.bsize).catch(() => Number.POSITIVE_INFINITY)
+      )
+      if (needed > free) {
+        return yield* new InsufficientDiskSpace({ directory: store.directory, neededBytes: needed, availableBytes: free })
+      }
+
+      // Progress: one state, snapshotted into events.
+      const states: Array<PullFileProgress & { completedBytes: number; status: PullFileProgress["status"] }> = plan.map((
+        p
+      ) => ({
+        name: p.file.path,
+        completedBytes: p.keep ? p.file.size : p.partialSize,
+        totalBytes: p.file.size,
+        status: p.keep ? "done" : "pending"
+      }))
+      const totalBytes = plan.reduce((n, p) => n + p.file.size, 0)
+      // An event per 1% or per MiB, whichever is smaller: a few hundred events for any size.
+      const progressStep = Math.max(1, Math.min(PROGRESS_EVERY_BYTES, Math.floor(totalBytes / 100)))
+      const startedAt = performance.now()
+      let downloadedBytes = 0
+      let lastEmitted = 0
+      const progress = (phase: PullProgress["phase"], message?: string) => {
+        const completedBytes = states.reduce((n, s) => n + s.completedBytes, 0)
+        const seconds = (performance.now() - startedAt) / 1000
+        const rate = seconds > 0.2 && downloadedBytes > 0 ? downloadedBytes / seconds : undefined
+        lastEmitted = downloadedBytes
+        emit({
+          ...base(),
+          phase,
+          files: states.map((s) => ({ ...s })),
+          completedBytes,
+          totalBytes,
+          ...(rate !== undefined ? { bytesPerSecond: Math.round(rate) } : {}),
+          ...(rate !== undefined && phase === "downloading"
+            ? { etaSeconds: Math.max(0, Math.round((totalBytes - completedBytes) / rate)) }
+            : {}),
+          ...(message !== undefined ? { message } : {})
+        })
+      }
+      progress("downloading")
+
+      const downloadOne = (index: number) => {
+        const p = plan[index]!
+        const state = states[index]!
+        const fileCtx: CallContext = { ...ctx, file: p.file.path }
+        let bestOffset = p.partialSize
+        return withRetries(
+          fileCtx,
+          (message) => Effect.sync(() => progress("downloading", message)),
+          () =>
+            attempt(lib, fileCtx, listing.commit, p.file, p.target, {
+              onBytes: (n, offset) => {
+                downloadedBytes += n
+                state.completedBytes = offset
+                state.status = "downloading"
+                if (downloadedBytes - lastEmitted >= progressStep) progress("downloading")
+              },
+              onRestart: () => {
+                state.completedBytes = 0
+              },
+              madeProgress: (offset) => {
+                const better = offset > bestOffset
+                bestOffset = Math.max(bestOffset, offset)
+                return better
+              },
+              onVerifying: () => {
+                state.status = "verifying"
+                progress("downloading", `verifying ${p.file.path}`)
+              }
+            })
+        ).pipe(Effect.tap(() => Effect.sync(() => (state.status = "done"))))
+      }
+      yield* Effect.forEach(
+        plan.flatMap((p, i) => (p.keep ? [] : [i])),
+        downloadOne,
+        { concurrency: hub.parallelDownloads, discard: true }
+      )
+      progress("verifying", "all files verified; writing the manifest")
+
+      const manifest: Manifest = {
+        version: 1,
+        name: selected.name,
+        ...(alias !== undefined ? { alias } : {}),
+        repo: ref.repo,
+        revision: listing.commit,
+        quantization: selected.group.quantization,
+        files: plan.map((p) => ({
+          path: p.relative,
+          repoPath: p.file.path,
+          sizeBytes: p.file.size,
+          sha256: p.file.sha256 ?? "" // replaced below for files the hub gave no sha256 for
+        })),
+        pulledAt: new Date().toISOString()
+      }
+      const files = yield* Effect.forEach(manifest.files, (f) =>
+        f.sha256 !== ""
+          ? Effect.succeed(f)
+          : Effect.map(
+            Effect.tryPromise({ try: () => hashFile(absolute(store, f.path)), catch: (e) => storeError(store, "hashing", e) }),
+            (sha256) => ({ ...f, sha256 })
+          ))
+      yield* writeManifest(store, { ...manifest, files })
+      doneWith(toInstalled(store, { ...manifest, files }), downloadedBytes, false)
+    }).pipe(Effect.scoped)
+
+  /** Runs `once` until it succeeds, a bounded number of failures in a row, waiting as told (429) or with backoff. */
+  const withRetries = <A>(
+    ctx: CallContext,
+    report: (message: string) => Effect.Effect<void>,
+    once: () => Effect.Effect<A, LlmspellError | Retryable>
+  ): Effect.Effect<A, LlmspellError> => {
+    const loop = (failures: number): Effect.Effect<A, LlmspellError> =>
+      Effect.catchTag(once(), "Retryable", (e) => {
+        const count = e.progressed === true ? 1 : failures + 1
+        if (count > hub.maxRetries) {
+          return Effect.fail(
+            new DownloadFailed({
+              ...(e.url !== undefined ? { url: e.url } : {}),
+              ...(ctx.file !== undefined ? { file: ctx.file } : {}),
+              reason: `${e.reason} (gave up after ${hub.maxRetries} retries)`,
+              suggestion: /ECONNREFUSED|ENOTFOUND|EAI_AGAIN|fetch failed/.test(e.reason)
+                ? `check that ${hubUrl} is reachable (HF_ENDPOINT); models already pulled work offline`
+                : "run the same pull again: it resumes where it stopped"
+            })
+          )
+        }
+        const wait = e.retryAfterMs !== undefined ? Duration.millis(e.retryAfterMs) : backoff(count)
+        const why = e.retryAfterMs !== undefined ? "rate limited" : e.reason
+        return report(`${why}; retry ${count}/${hub.maxRetries} in ${Duration.format(wait)}`).pipe(
+          Effect.zipRight(Effect.sleep(wait)),
+          Effect.zipRight(loop(count))
+        )
+      })
+    return loop(0)
+  }
+
+  interface AttemptHooks {
+    readonly onBytes: (n: number, offset: number) => void
+    readonly onRestart: () => void
+    /** Records the offset reached; true when it is further than any attempt before. */
+    readonly madeProgress: (offset: number) => boolean
+    readonly onVerifying: () => void
+  }
+
+  /** One attempt at one file: resume from the partial, stream, hash, verify, rename into place. */
+  const attempt = (
+    lib: HubModule,
+    ctx: CallContext,
+    commit: string,
+    file: HubRef.RepoFile,
+    target: string,
+    hooks: AttemptHooks
+  ): Effect.Effect<void, LlmspellError | Retryable> =>
+    Effect.gen(function*() {
+      const partial = `${target}.partial`
+      const probe = new FetchProbe(hubOrigin)
+      yield* Effect.addFinalizer(() => Effect.sync(() => probe.controller.abort()))
+      const fsError = (what: string) => (e: unknown) =>
+        new DownloadFailed({ file: file.path, reason: `${what} ${partial}: ${(e as Error)?.message ?? String(e)}` })
+
+      yield* Effect.tryPromise({ try: () => fs.mkdir(path.dirname(target), { recursive: true }), catch: fsError("creating the folder of") })
+      let offset = (yield* Effect.promise(() => fs.stat(partial).catch(() => undefined)))?.size ?? 0
+      if (offset > file.size) {
+        yield* Effect.promise(() => fs.rm(partial, { force: true }))
+        offset = 0
+      }
+      let hash = createHash("sha256")
+      if (offset > 0) {
+        // Resume: the prefix on disk is hashed once more (see the header).
+        const prefix = yield* Effect.tryPromise({ try: () => readInto(partial, hash, offset), catch: fsError("reading") })
+        offset = prefix
+      }
+      hooks.onBytes(0, offset)
+      let position = offset
+      let handle: fs.FileHandle | undefined
+      let pending: Array<Uint8Array> = []
+      let pendingBytes = 0
+      const flush = Effect.uninterruptible(Effect.suspend(() => {
+        if (pendingBytes === 0 || handle === undefined) return Effect.void
+        const chunks = pending
+        const at = position - pendingBytes
+        const h = handle
+        pending = []
+        pendingBytes = 0
+        return Effect.tryPromise({ try: () => h.writev(chunks, at), catch: fsError("writing") })
+      }))
+
+      if (offset < file.size) {
+        const blob = yield* hubCall(ctx, probe, "downloadFile", () =>
+          lib.downloadFile({
+            repo: ctx.repo,
+            path: file.path,
+            revision: commit,
+            hubUrl,
+            fetch: probe.fetch,
+            xet: false,
+            ...(token !== undefined ? { accessToken: token } : {})
+          }))
+        if (blob === null) {
+          return yield* new ModelNotFound({ model: `${ctx.repo}/${file.path}`, backend: "gguf", detail: "the file is not in the repo" })
+        }
+        // The partial is opened only once the hub said yes, so refusals leave nothing behind.
+        handle = yield* Effect.acquireRelease(
+          Effect.tryPromise({ try: () => fs.open(partial, offset > 0 ? "r+" : "w"), catch: fsError("opening") }),
+          (h) => Effect.promise(() => h.close().catch(() => undefined))
+        )
+        const output = handle
+        // Whatever arrived before an interruption or failure is kept: the next attempt resumes after it.
+        yield* Effect.addFinalizer(() => Effect.ignore(flush))
+        const body = offset > 0 ? blob.slice(offset).stream() : blob.stream()
+        const reader = body.getReader()
+        yield* Effect.addFinalizer(() => Effect.sync(() => void reader.cancel().catch(() => undefined)))
+        const startOffset = offset
+        let first = true
+        const fail = (e: Retryable) => {
+          const progressed = hooks.madeProgress(position)
+          return Effect.fail(new Retryable({ reason: e.reason, retryAfterMs: e.retryAfterMs, url: e.url, progressed }))
+        }
+        for (;;) {
+          const next = yield* hubCall(ctx, probe, "read", () => reader.read()).pipe(
+            Effect.catchTag("Retryable", (e) => Effect.zipRight(flush, fail(e)))
+          )
+          if (first && !next.done) {
+            first = false
+            const response = probe.last
+            if (startOffset > 0 && response?.status === 200) {
+              // The server ignored Range and sends the whole file: start this file over from byte 0.
+              yield* Effect.tryPromise({ try: () => output.truncate(0), catch: fsError("truncating") })
+              hash = createHash("sha256")
+              position = 0
+              hooks.onRestart()
+            } else if (startOffset > 0) {
+              const range = /^bytes (\d+)-/.exec(response?.headers.get("content-range") ?? "")
+              if (range === null || Number(range[1]) !== startOffset) {
+                return yield* fail(new Retryable({ reason: `the server answered a resume at ${startOffset} with another range` }))
+              }
+            }
+          }
+          if (next.done) break
+          const chunk = next.value
+          if (position + chunk.length > file.size) {
+            yield* Effect.promise(() => fs.rm(partial, { force: true }))
+            return yield* fail(new Retryable({ reason: `the server sent more than the ${file.size} bytes listed` }))
+          }
+          hash.update(chunk)
+          pending.push(chunk)
+          pendingBytes += chunk.length
+          position += chunk.length
+          hooks.onBytes(chunk.length, position)
+          if (pendingBytes >= WRITE_BATCH) yield* flush
+        }
+        yield* flush
+        if (position < file.size) {
+          return yield* fail(new Retryable({ reason: `the connection ended at byte ${position} of ${file.size}` }))
+        }
+      }
+
+      hooks.onVerifying()
+      const actual = hash.digest("hex")
+      if (file.sha256 !== undefined && actual !== file.sha256) {
+        yield* Effect.promise(() => fs.rm(partial, { force: true }))
+        return yield* new ChecksumMismatch({ file: file.path, expected: file.sha256, actual })
+      }
+      // Only now does the file get its real name; rename() replaces an older copy without truncating it.
+      const open = handle
+      if (open !== undefined) yield* Effect.tryPromise({ try: () => open.close(), catch: fsError("closing") })
+      yield* Effect.tryPromise({ try: () => fs.rename(partial, target), catch: fsError("renaming") })
+    }).pipe(Effect.scoped)
+
+  return { pull, findInstalled, listInstalled, verify, remove }
+}
+
+/** Feeds the first `length` bytes of a file into a hash; returns how many bytes there were. */
+const readInto = (file: string, hash: ReturnType<typeof createHash>, length: number) =>
+  new Promise<number>((resolve, reject) => {
+    let read = 0
+    const stream = createReadStream(file, { start: 0, end: length - 1, highWaterMark: 1024 * 1024 })
+    stream.on("data", (chunk) => {
+      hash.update(chunk as Buffer)
+      read += (chunk as Buffer).length
+    })
+    stream.on("error", reject)
+    stream.on("end", () => resolve(read))
+  })
+
+const listPartials = async (dir: string): Promise<Array<string>> => {
+  const out: Array<string> = []
+  const walk = async (d: string) => {
+    const entries = await fs.readdir(d, { withFileTypes: true }).catch(() => [])
+    for (const e of entries) {
+      const p = path.join(d, e.name)
+      if (e.isDirectory()) await walk(p)
+      else if (e.name.endsWith(".partial")) out.push(p)
+    }
+  }
+  await walk(dir)
+  return out
+}
+
+/** Removes directories left empty under `root` by a remove. */
+const pruneEmptyDirs = async (root: string, removed: ReadonlyArray<string>) => {
+  const dirs = new Set(removed.map((f) => path.dirname(f)))
+  for (const start of dirs) {
+    let dir = start
+    while (dir.startsWith(root + path.sep)) {
+      const rest = await fs.readdir(dir).catch(() => ["?"])
+      if (rest.length > 0) break
+      await fs.rmdir(dir).catch(() => undefined)
+      dir = path.dirname(dir)
+    }
+  }
+}
+
+/** The live downloader over the configured hub. */
+export const layer: Layer.Layer<ModelDownloader, never, Config> = Layer.effect(
+  ModelDownloader,
+  Effect.map(Config, (config) => make(config.hub))
+)
