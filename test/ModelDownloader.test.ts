@@ -16,6 +16,7 @@ import { hostname } from "node:os"
 import { join } from "node:path"
 import { afterAll, beforeAll, beforeEach } from "vitest"
 import { errorToJson, type LlmspellError } from "../src/domain/Errors.js"
+import { slugOf } from "../src/domain/HubRef.js"
 import type { PullProgress } from "../src/domain/Types.js"
 import { deterministicContent, type FakeHub, startFakeHub } from "./fixtures/fakeHub.js"
 import { downloader, drive, dropStore, pullAll, storeFiles, tempStore } from "./support/downloaderHarness.js"
@@ -61,7 +62,7 @@ beforeEach(() => {
 const withStore = <A, E>(body: (store: Awaited<ReturnType<typeof tempStore>>) => Effect.Effect<A, E>) =>
   Effect.acquireUseRelease(Effect.promise(tempStore), body, (s) => Effect.promise(() => dropStore(s)))
 
-const Q4_FILES = ["hub/org/model/model-Q4_K_M.gguf", "manifests/org--model__Q4_K_M.json"]
+const Q4_FILES = ["hub/org/model/model-Q4_K_M.gguf", `manifests/${slugOf("org/model:Q4_K_M")}.json`]
 const contentRequests = () => hub.requests.filter((r) => r.server === "cdn" && r.range !== "bytes=0-0")
 /** Spares the library's one-byte size probe from a fault. */
 const spareProbe = { match: (r: { range: string | undefined }) => r.range !== "bytes=0-0" }
@@ -142,7 +143,7 @@ describe("pull", () => {
         expect(missing.error?.message).toContain("has no IQ4_XS file; it has Q4_K_M, Q8_0")
         expect(yield* Effect.promise(() => storeFiles(store))).toEqual([
           "hub/org/model/model-Q8_0.gguf",
-          "manifests/org--model__Q8_0.json"
+          `manifests/${slugOf("org/model:Q8_0")}.json`
         ])
       })
     ))
@@ -258,7 +259,7 @@ describe("faults end in a verified model or a typed error, never a corrupt store
         expect(error).toBeUndefined()
         expect(yield* Effect.promise(() => storeFiles(store))).toEqual([
           "hub/org/model/model-Q8_0.gguf",
-          "manifests/org--model__Q8_0.json"
+          `manifests/${slugOf("org/model:Q8_0")}.json`
         ])
       })
     ))
@@ -279,7 +280,7 @@ describe("faults end in a verified model or a typed error, never a corrupt store
         expect(files.filter((f) => !f.startsWith("locks/")).sort()).toEqual([
           "hub/org/model/model-Q4_K_M.gguf.partial",
           "hub/org/model/model-Q8_0.gguf",
-          "manifests/org--model__Q8_0.json"
+          `manifests/${slugOf("org/model:Q8_0")}.json`
         ])
         hub.clearFaults()
         hub.resetStats()
@@ -372,7 +373,7 @@ describe("interruption and locks", () => {
   it.effect("a pull waits for a live lock (showing it waits), and takes over a stale one", () =>
     withStore((store) =>
       Effect.gen(function*() {
-        const lock = join(store.directory, "locks", "org--model__Q8_0.lock")
+        const lock = join(store.directory, "locks", `${slugOf("org/model:Q8_0")}.lock`)
         yield* Effect.promise(() => mkdir(join(store.directory, "locks"), { recursive: true }))
         const holder = { pid: process.pid, host: hostname(), startedAt: "x", token: "someone-else" }
         yield* Effect.promise(() => writeFile(lock, JSON.stringify(holder)))

@@ -166,11 +166,16 @@ export const canonicalName = (ref: HubRef, quantization?: string): string =>
   ref.kind === "file" ? `${ref.repo}/${ref.path}` : `${ref.repo}:${quantization ?? ref.quantization ?? DEFAULT_QUANTIZATION}`
 
 /**
- * A name valid as one file name on every OS, for manifests and locks: `org--repo--Q4_K_M`.
- * Distinct canonical names give distinct slugs (`/` and `:` map to different separators).
+ * A name valid as one file name on every OS, for manifests and locks: `org--repo__Q4_K_M-1f2e3d4c`.
+ * The readable part maps `/` → `--` and `:` → `__`; the FNV-1a hash of the exact name keeps names that
+ * map to the same readable part apart.
  */
-export const slugOf = (name: string): string =>
-  name.replace(/[^A-Za-z0-9._-]/g, (c) => (c === "/" ? "--" : c === ":" ? "__" : `_${c.charCodeAt(0).toString(16)}_`))
+export const slugOf = (name: string): string => {
+  const readable = name.replace(/[^A-Za-z0-9._-]/g, (c) => (c === "/" ? "--" : c === ":" ? "__" : "_"))
+  let h = 0x811c9dc5
+  for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193) >>> 0
+  return `${readable.slice(0, 150)}-${h.toString(16).padStart(8, "0")}`
+}
 
 /** A file of a repo listing. */
 export interface RepoFile {
