@@ -9,6 +9,7 @@ import * as Layer from "effect/Layer"
 import * as ConfigLive from "../layers/ConfigLive.js"
 import * as GgufBackendLive from "../layers/GgufBackendLive.js"
 import * as LocalLLMLive from "../layers/LocalLLMLive.js"
+import * as ModelDownloaderLive from "../layers/ModelDownloaderLive.js"
 import * as OllamaBackendLive from "../layers/OllamaBackendLive.js"
 import { Config } from "../services/Config.js"
 import * as ProviderRegistry from "../services/ProviderRegistry.js"
@@ -28,9 +29,11 @@ export const configLayer: Layer.Layer<Config, import("../domain/Errors.js").Conf
     })
   )
 
-/** Backends and registry over a Config. */
+/** Backends and registry over a Config; the GGUF backend keeps its store through the downloader. */
 export const backendsLayer = ProviderRegistry.layer.pipe(
-  Layer.provide(Layer.mergeAll(OllamaBackendLive.layer, GgufBackendLive.layer))
+  Layer.provide(
+    Layer.mergeAll(OllamaBackendLive.layer, GgufBackendLive.layer.pipe(Layer.provide(ModelDownloaderLive.layer)))
+  )
 )
 
 /** Everything a model command needs: Config, ProviderRegistry and LocalLLM. */
