@@ -20,7 +20,7 @@ describe("parse", () => {
       quantization: "Q4_K_M",
       alias: "qwen2.5:0.5b"
     })
-    expect(ok("qwen2.5:0.5b:q8_0").quantization).toBe("Q8_0")
+    expect(ok("qwen2.5:0.5b:q8_0")).toMatchObject({ quantization: "Q8_0" })
     expect(ok("Qwen2.5:0.5B", "Q6_K")).toMatchObject({ quantization: "Q6_K", alias: "qwen2.5:0.5b" })
     expect(ok("local/llama3.2:1b@gguf").repo).toBe("bartowski/Llama-3.2-1B-Instruct-GGUF")
     expect(bad("nosuchmodel:7b")).toContain("model available")
@@ -38,8 +38,8 @@ describe("parse", () => {
         "bartowski/Llama-3.2-1B-Instruct-GGUF:Q4_K_M@candle"
       ]
     ) expect(ok(text)).toEqual(expected)
-    expect(ok("org/repo").quantization).toBeUndefined()
-    expect(ok("org/repo", "iq4_xs").quantization).toBe("IQ4_XS")
+    expect(ok("org/repo")).toMatchObject({ kind: "repo", quantization: undefined })
+    expect(ok("org/repo", "iq4_xs")).toMatchObject({ quantization: "IQ4_XS" })
     expect(bad("org/repo:Q9_X")).toContain("unknown quantization")
     expect(bad("org/repo", "nonsense")).toContain("unknown quantization")
     expect(bad("org/repo@ollama")).toContain("'@'")

@@ -3,6 +3,7 @@
  * accept (`qwen2.5:0.5b`). Sizes are approximate (the hub's files, rounded) and only used to say
  * whether a model fits this machine; the hub listing is the truth at pull time. Pure: no I/O.
  */
+import * as Schema from "effect/Schema"
 
 /** One quantization of a catalog model. */
 export interface CatalogQuantization {
@@ -264,3 +265,28 @@ export const available = (
       Number(b.fits) - Number(a.fits) ||
       a.ramBytes - b.ramBytes
     )
+
+/** `model available --json`: the catalog against this machine. */
+export const AvailableReport = Schema.Struct({
+  freeMemoryBytes: Schema.Number,
+  totalMemoryBytes: Schema.Number,
+  models: Schema.Array(
+    Schema.Struct({
+      alias: Schema.String,
+      repo: Schema.String,
+      description: Schema.String,
+      parameters: Schema.String,
+      contextLength: Schema.Number,
+      license: Schema.String,
+      recommended: Schema.Boolean,
+      defaultQuantization: Schema.String,
+      fits: Schema.Boolean,
+      ramBytes: Schema.Number,
+      quantizations: Schema.Array(
+        Schema.Struct({ name: Schema.String, sizeBytes: Schema.Number, ramBytes: Schema.Number, fits: Schema.Boolean })
+      )
+    })
+  )
+})
+/** `model available --json`. */
+export type AvailableReport = typeof AvailableReport.Type

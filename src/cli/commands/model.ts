@@ -1,6 +1,7 @@
 /** `llmspell model …`: manage models across backends. */
 import * as Command from "@effect/cli/Command"
 import { appLayer } from "../AppLayer.js"
+import { availableCommand } from "./model/available.js"
 import { infoCommand } from "./model/info.js"
 import { installOllamaCommand } from "./model/installOllama.js"
 import { listCommand } from "./model/list.js"
@@ -16,6 +17,7 @@ export const modelCommand = Command.make("model").pipe(
     statusCommand.pipe(Command.provide(appLayer)),
     listCommand.pipe(Command.provide(appLayer)),
     pullCommand.pipe(Command.provide(appLayer)),
+    availableCommand,
     infoCommand.pipe(Command.provide(appLayer)),
     removeCommand.pipe(Command.provide(appLayer)),
     verifyCommand.pipe(Command.provide(appLayer)),
