@@ -1,38 +1,422 @@
 /**
- * The live GgufBackend (placeholder until the GGUF issue lands): instances report their
- * configured endpoint; every operation fails with a typed BackendError.
+ * The live GgufBackend: GGUF models in-process. Per instance it keeps a pool of loaded models
+ * (`internal/modelPool.ts`: lazy, shared, idle unload, LRU eviction), a semaphore per model so
+ * that at most `parallel` requests generate at once (one context sequence each; the rest wait),
+ * and resolves model names: local files load directly, anything else through the ModelDownloader's
+ * store. Every file is validated by our GGUF reader before the LlamaLoader (llama.cpp) sees it.
  */
+import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
-import { BackendError } from "../domain/Errors.js"
-import { GgufBackend } from "../services/GgufBackend.js"
+import * as fs from "node:fs/promises"
+import * as os from "node:os"
+import * as nodePath from "node:path"
+import { fileURLToPath } from "node:url"
+import type { GgufInstanceConfig } from "../domain/ConfigSchema.js"
+import {
+  BackendError,
+  type BackendUnavailable,
+  errorToJson,
+  type InvalidModelFile,
+  isLlmspellError,
+  type LlmspellError,
+  ModelNotFound
+} from "../domain/Errors.js"
+import * as Gguf from "../domain/GgufReader.js"
+import { isFileReference } from "../domain/ModelSpec.js"
+import type {
+  BackendStatus,
+  Completion,
+  GenerateEvent,
+  GenerateRequest,
+  LoadedModel,
+  LocalModel,
+  ModelInfo
+} from "../domain/Types.js"
+import type { Backend } from "../services/Backend.js"
+import {
+  GgufBackend,
+  type LoadedModelHandle,
+  LlamaLoader,
+  type LlamaLoaderService,
+  type LoadOptions
+} from "../services/GgufBackend.js"
+import { ModelDownloader, type ModelDownloaderService, type ModelStore } from "../services/ModelDownloader.js"
+import { autoThreads, availableCores } from "./internal/llama.js"
+import * as ModelPool from "./internal/modelPool.js"
+import { readGgufFile } from "./internal/readGgufFile.js"
+import * as LlamaLoaderLive from "./LlamaLoaderLive.js"
 
-const notYet = (instance: string, operation: string) =>
-  new BackendError({ backend: "gguf", instance, operation, reason: "the GGUF backend is not implemented yet" })
+/** `context_size = "auto"` never goes above this (per sequence): real models advertise 128k. */
+export const CONTEXT_SIZE_CAP = 4096
 
-/** The live GGUF backend factory. */
-export const layer: Layer.Layer<GgufBackend> = Layer.succeed(GgufBackend, {
-  type: "gguf",
-  make: (instance) =>
-    Effect.succeed({
+type LoadError = InvalidModelFile | ModelNotFound | BackendError | import("../domain/Errors.js").DeviceUnavailable
+
+interface Pooled {
+  readonly handle: LoadedModelHandle
+  /** One permit per context sequence. */
+  readonly sequences: Effect.Semaphore
+}
+
+/** A model name resolved to the file to load. */
+interface ResolvedFile {
+  readonly name: string
+  readonly path: string
+  /** Installed through the downloader (vs. a local file or a loose file in the directory). */
+  readonly installed: boolean
+}
+
+const nowMs = Effect.map(Clock.currentTimeNanos, (n) => Number(n) / 1e6)
+
+/** Absolute path of a local-file reference (`./x.gguf`, `~/x`, `file://…`, absolute). */
+export const localPath = (reference: string, cwd: string = process.cwd(), home: string = os.homedir()): string =>
+  reference.startsWith("file://")
+    ? fileURLToPath(reference)
+    : reference === "~" || reference.startsWith("~/")
+    ? nodePath.join(home, reference.slice(1))
+    : nodePath.resolve(cwd, reference)
+
+const parameterSize = (count: number): string =>
+  count >= 1e9 ? `${(count / 1e9).toFixed(1)}B` : count >= 1e6 ? `${(count / 1e6).toFixed(count >= 1e8 ? 0 : 1)}M` : `${(count / 1e3).toFixed(0)}K`
+
+/** Builds one backend instance. */
+export const makeBackend = (
+  instance: GgufInstanceConfig,
+  loader: LlamaLoaderService,
+  downloader: ModelDownloaderService
+) =>
+  Effect.gen(function*() {
+    const store: ModelStore = { directory: instance.modelDirectory, instance: instance.name }
+    const cores = availableCores()
+    const threads = instance.threads === "auto" ? autoThreads(cores) : instance.threads
+    const loadOptions: LoadOptions = {
+      device: instance.device,
+      threads,
+      contextSize: instance.contextSize,
+      contextSizeCap: CONTEXT_SIZE_CAP,
+      gpuLayers: instance.gpuLayers,
+      sequences: instance.parallel
+    }
+    const names = new Map<string, string>()
+
+    const pool = yield* ModelPool.make<Pooled, LoadError>({
+      capacity: instance.maxLoadedModels,
+      idleTimeToLive: Duration.seconds(instance.idleUnloadSeconds),
+      // validated here, on every (re)load: llama.cpp only ever sees a file our reader accepted
+      load: (path) =>
+        Effect.gen(function*() {
+          yield* readGgufFile(path, { model: names.get(path) ?? path, instance: instance.name })
+          const handle = yield* loader.load(path, loadOptions)
+          return { handle, sequences: yield* Effect.makeSemaphore(instance.parallel) }
+        }).pipe(Effect.withSpan("GgufBackend.load", { attributes: { path } }))
+    })
+
+    const notFound = (model: string, detail?: string) =>
+      new ModelNotFound({
+        model,
+        backend: "gguf",
+        instance: instance.name,
+        pullSpec: model,
+        ...(detail !== undefined ? { detail } : {})
+      })
+
+    const looseFile = (model: string) =>
+      Effect.promise(async () => {
+        if (model.includes("/") || model.includes("\\")) return undefined
+        for (const candidate of [model, `${model}.gguf`]) {
+          const p = nodePath.join(instance.modelDirectory, candidate)
+          const s = await fs.stat(p).catch(() => undefined)
+          if (s?.isFile() && p.endsWith(".gguf")) return p
+        }
+        return undefined
+      })
+
+    const resolve = (model: string): Effect.Effect<ResolvedFile, LlmspellError> =>
+      Effect.gen(function*() {
+        if (isFileReference(model)) return { name: model, path: localPath(model), installed: false }
+        const installed = yield* downloader.findInstalled(model, store)
+        if (Option.isSome(installed)) {
+          return { name: installed.value.name, path: installed.value.primaryPath, installed: true }
+        }
+        const loose = yield* looseFile(model)
+        if (loose !== undefined) return { name: model, path: loose, installed: false }
+        return yield* notFound(model)
+      }).pipe(
+        Effect.tap((r) => Effect.sync(() => names.set(r.path, r.name)))
+      )
+
+    const generate = (model: string, request: GenerateRequest): Stream.Stream<GenerateEvent, LlmspellError> =>
+      Stream.unwrapScoped(Effect.gen(function*() {
+        const start = yield* nowMs
+        const file = yield* resolve(model)
+        const lease = yield* pool.acquire(file.path)
+        const { handle, sequences } = lease.value
+        // never "No sequences left": requests beyond `parallel` wait here for a free sequence
+        yield* Effect.acquireRelease(sequences.take(1), () => sequences.release(1))
+        const generationStart = yield* nowMs
+        let firstAt: number | undefined
+        let text = ""
+        return handle.generate(request).pipe(
+          Stream.mapEffect((event) =>
+            Effect.map(nowMs, (now): GenerateEvent => {
+              if (event._tag === "Text") {
+                firstAt ??= now
+                text += event.text
+                return { _tag: "TextDelta", text: event.text }
+              }
+              const first = firstAt ?? now
+              const generating = (now - first) / 1000
+              const prefill = (first - generationStart) / 1000
+              const completion: Completion = {
+                model: file.name,
+                backend: "gguf",
+                instance: instance.name,
+                text,
+                finishReason: event.finishReason,
+                usage: {
+                  promptTokens: event.promptTokens,
+                  completionTokens: event.completionTokens,
+                  totalTokens: event.promptTokens + event.completionTokens
+                },
+                timings: {
+                  loadMs: lease.loadMs,
+                  ...(firstAt !== undefined ? { timeToFirstTokenMs: firstAt - start } : {}),
+                  totalMs: now - start,
+                  ...(event.completionTokens > 1 && generating > 0
+                    ? { tokensPerSecond: (event.completionTokens - 1) / generating }
+                    : {}),
+                  ...(firstAt !== undefined && prefill > 0 ? { promptTokensPerSecond: event.promptTokens / prefill } : {})
+                }
+              }
+              return { _tag: "Finish", completion }
+            })
+          )
+        )
+      })).pipe(Stream.withSpan("GgufBackend.generate", { attributes: { model, instance: instance.name } }))
+
+    const info = (model: string): Effect.Effect<ModelInfo, LlmspellError> =>
+      Effect.gen(function*() {
+        const file = yield* resolve(model)
+        const gguf = yield* readGgufFile(file.path, { model, instance: instance.name })
+        const arch = gguf.architecture
+        const num = (key: string) => Gguf.metadataNumber(gguf, `${arch}.${key}`)
+        const fileType = Gguf.metadataNumber(gguf, "general.file_type")
+        const count = Gguf.parameterCount(gguf)
+        const trainContext = num("context_length")
+        const defaultContext = instance.contextSize === "auto"
+          ? Math.min(CONTEXT_SIZE_CAP, trainContext ?? CONTEXT_SIZE_CAP)
+          : instance.contextSize
+        const memory = yield* loader.memoryNeeds(file.path, {
+          device: instance.device,
+          gpuLayers: instance.gpuLayers,
+          contextSize: defaultContext
+        }).pipe(Effect.either)
+        const generalName = Gguf.metadataString(gguf, "general.name")
+        return {
+          name: file.name,
+          backend: "gguf",
+          instance: instance.name,
+          architecture: arch,
+          parameterCount: count,
+          parameterSize: parameterSize(count),
+          ...(fileType !== undefined ? { quantization: Gguf.fileTypeName(fileType) } : {}),
+          ...(trainContext !== undefined ? { contextLength: trainContext } : {}),
+          ...(num("embedding_length") !== undefined ? { embeddingLength: num("embedding_length")! } : {}),
+          ...(num("block_count") !== undefined ? { layers: num("block_count")! } : {}),
+          ...(num("attention.head_count") !== undefined ? { heads: num("attention.head_count")! } : {}),
+          ...(num("attention.head_count_kv") !== undefined ? { headsKv: num("attention.head_count_kv")! } : {}),
+          ...(gguf.vocabularySize !== undefined ? { vocabularySize: gguf.vocabularySize } : {}),
+          chatTemplate: Gguf.metadataString(gguf, "tokenizer.chat_template") !== undefined,
+          sizeBytes: gguf.fileSize,
+          path: file.path,
+          ...(memory._tag === "Right" ? { memory: memory.right } : {}),
+          capabilities: ["completion"],
+          details: {
+            ggufVersion: gguf.version,
+            tensors: gguf.tensorCount,
+            ...(generalName !== undefined ? { generalName } : {}),
+            ...(memory._tag === "Left" ? { memoryError: memory.left.message } : {})
+          }
+        } satisfies ModelInfo
+      }).pipe(Effect.withSpan("GgufBackend.info", { attributes: { model } }))
+
+    const looseFiles = Effect.promise(async (): Promise<Array<LocalModel>> => {
+      const entries = await fs.readdir(instance.modelDirectory, { withFileTypes: true }).catch(() => [])
+      const out: Array<LocalModel> = []
+      for (const e of entries) {
+        if (!e.isFile() || !e.name.endsWith(".gguf")) continue
+        const p = nodePath.join(instance.modelDirectory, e.name)
+        const s = await fs.stat(p).catch(() => undefined)
+        if (s === undefined) continue
+        out.push({
+          name: e.name,
+          backend: "gguf",
+          instance: instance.name,
+          sizeBytes: s.size,
+          modifiedAt: s.mtime.toISOString(),
+          format: "gguf",
+          path: p,
+          files: [p]
+        })
+      }
+      return out
+    })
+
+    const list: Effect.Effect<ReadonlyArray<LocalModel>, LlmspellError> = Effect.gen(function*() {
+      const installed = yield* downloader.listInstalled(store)
+      const pulled = installed.map((m): LocalModel => ({
+        name: m.name,
+        backend: "gguf",
+        instance: instance.name,
+        sizeBytes: m.sizeBytes,
+        modifiedAt: m.pulledAt,
+        format: "gguf",
+        path: m.primaryPath,
+        files: m.files.map((f) => f.path),
+        ...(m.quantization !== undefined ? { quantization: m.quantization } : {})
+      }))
+      const known = new Set(installed.flatMap((m) => m.files.map((f) => f.path)))
+      const loose = (yield* looseFiles).filter((m) => !known.has(m.path!))
+      return [...pulled, ...loose]
+    })
+
+    const remove = (model: string) =>
+      Effect.gen(function*() {
+        if (isFileReference(model)) {
+          return yield* new BackendError({
+            backend: "gguf",
+            instance: instance.name,
+            operation: "remove",
+            reason: `${model} is a file outside the model store; llmspell only deletes what it pulled`,
+            suggestion: "delete the file yourself"
+          })
+        }
+        const installed = yield* downloader.findInstalled(model, store)
+        if (Option.isSome(installed)) {
+          // unload before deleting: the file stays valid under its mmap (deleting is safe, truncating is not)
+          yield* pool.unload(installed.value.primaryPath)
+          return yield* downloader.remove(model, store)
+        }
+        const loose = yield* looseFile(model)
+        if (loose === undefined) return yield* downloader.remove(model, store)
+        yield* pool.unload(loose)
+        const size = yield* Effect.tryPromise({
+          try: async () => {
+            const s = await fs.stat(loose)
+            await fs.rm(loose)
+            return s.size
+          },
+          catch: (e) =>
+            new BackendError({ backend: "gguf", instance: instance.name, operation: "remove", reason: String(e), cause: e })
+        })
+        return { model, backend: "gguf" as const, instance: instance.name, removedFiles: [loose], freedBytes: size }
+      })
+
+    const loadedNow = Effect.map(pool.entries, (entries) =>
+      entries.filter((e) => e.value !== undefined).map((e): LoadedModel => ({
+        name: names.get(e.key) ?? e.key,
+        sizeBytes: e.value!.handle.sizeBytes,
+        ...(e.value!.handle.vramBytes > 0 ? { vramBytes: e.value!.handle.vramBytes } : {}),
+        activeRequests: e.users,
+        ...(e.expiresAtMillis !== undefined ? { expiresAt: new Date(e.expiresAtMillis).toISOString() } : {})
+      })))
+
+    const status: Effect.Effect<BackendStatus> = Effect.gen(function*() {
+      const loaded = yield* loadedNow
+      const models = yield* Effect.either(list)
+      const base = {
+        "model directory": instance.modelDirectory,
+        threads: instance.threads === "auto" ? `${threads} (auto: ${cores} cores available)` : threads,
+        "context size": instance.contextSize === "auto" ? `auto (at most ${CONTEXT_SIZE_CAP})` : instance.contextSize,
+        "gpu layers": instance.gpuLayers,
+        parallel: instance.parallel,
+        "max loaded models": instance.maxLoadedModels,
+        "idle unload": `${instance.idleUnloadSeconds} s`,
+        ram: `${formatGiB(os.freemem())} free of ${formatGiB(os.totalmem())}`
+      }
+      const runtime = yield* Effect.either(loader.runtime(instance.device))
+      const common = {
+        instance: instance.name,
+        backend: "gguf" as const,
+        endpoint: instance.modelDirectory,
+        ...(models._tag === "Right" ? { modelsPresent: models.right.length } : {}),
+        loaded
+      }
+      const modelWarnings = models._tag === "Left" ? [`cannot list the model store: ${models.left.message}`] : []
+      if (runtime._tag === "Left") {
+        return {
+          ...common,
+          available: false,
+          error: errorInfo(runtime.left),
+          details: { device: instance.device, ...base },
+          warnings: modelWarnings
+        }
+      }
+      const r = runtime.right
+      return {
+        ...common,
+        available: true,
+        ...(r.llamaCppRelease !== undefined ? { version: `llama.cpp ${r.llamaCppRelease}` } : {}),
+        details: {
+          binary: r.binary,
+          device: `${r.device} (${r.reason})`,
+          ...(r.gpuNames.length > 0 ? { gpu: r.gpuNames.join(", ") } : {}),
+          ...(r.vramFreeBytes !== undefined && r.vramTotalBytes !== undefined && r.vramTotalBytes > 0
+            ? { vram: `${formatGiB(r.vramFreeBytes)} free of ${formatGiB(r.vramTotalBytes)}` }
+            : {}),
+          ...base
+        },
+        warnings: [...r.warnings, ...modelWarnings]
+      }
+    })
+
+    const backend: Backend = {
       name: instance.name,
       type: "gguf",
-      status: Effect.succeed({
-        instance: instance.name,
-        backend: "gguf",
-        endpoint: instance.modelDirectory,
-        available: false,
-        error: { _tag: "BackendError", message: notYet(instance.name, "status").message },
-        loaded: [],
-        details: {},
-        warnings: []
-      }),
-      list: Effect.fail(notYet(instance.name, "list")),
-      info: () => Effect.fail(notYet(instance.name, "info")),
-      pull: () => Stream.fail(notYet(instance.name, "pull")),
-      remove: () => Effect.fail(notYet(instance.name, "remove")),
-      verify: () => Effect.fail(notYet(instance.name, "verify")),
-      generate: () => Stream.fail(notYet(instance.name, "generate"))
-    })
-})
+      status,
+      list,
+      info,
+      pull: (model, options) =>
+        isFileReference(model)
+          ? Stream.fail(
+            new BackendError({
+              backend: "gguf",
+              instance: instance.name,
+              operation: "pull",
+              reason: `${model} is a local file; there is nothing to pull`,
+              suggestion: `use it directly: llmspell run --model ${model} "…"`
+            })
+          )
+          : downloader.pull(model, store, options),
+      remove,
+      verify: (model) => downloader.verify(store, model),
+      generate
+    }
+    return backend
+  })
+
+const formatGiB = (bytes: number) => `${(bytes / 2 ** 30).toFixed(1)} GiB`
+
+const errorInfo = (e: LlmspellError | BackendUnavailable) =>
+  isLlmspellError(e) ? errorToJson(e) : { _tag: "UnknownError", message: String(e) }
+
+/** The GGUF backend factory over a loader and a downloader. */
+export const layerWithoutLoader: Layer.Layer<GgufBackend, never, LlamaLoader | ModelDownloader> = Layer.effect(
+  GgufBackend,
+  Effect.gen(function*() {
+    const loader = yield* LlamaLoader
+    const downloader = yield* ModelDownloader
+    return {
+      type: "gguf",
+      make: (instance) => makeBackend(instance, loader, downloader)
+    }
+  })
+)
+
+/** The live GGUF backend factory (node-llama-cpp loader); needs the ModelDownloader for the store. */
+export const layer: Layer.Layer<GgufBackend, never, ModelDownloader> = layerWithoutLoader.pipe(
+  Layer.provide(LlamaLoaderLive.layer)
+)

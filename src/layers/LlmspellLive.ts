@@ -11,6 +11,7 @@ import * as ProviderRegistry from "../services/ProviderRegistry.js"
 import * as ConfigLive from "./ConfigLive.js"
 import * as GgufBackendLive from "./GgufBackendLive.js"
 import * as LocalLLMLive from "./LocalLLMLive.js"
+import * as ModelDownloaderLive from "./ModelDownloaderLive.js"
 import * as OllamaBackendLive from "./OllamaBackendLive.js"
 
 /** Everything llmspell provides. */
@@ -20,7 +21,9 @@ export type Services = LocalLLM | ProviderRegistry.ProviderRegistry | Config
 export const layerWith = <E, R>(config: Layer.Layer<Config, E, R>): Layer.Layer<Services, E, R> =>
   LocalLLMLive.layer.pipe(
     Layer.provideMerge(ProviderRegistry.layer),
-    Layer.provide(Layer.mergeAll(OllamaBackendLive.layer, GgufBackendLive.layer)),
+    Layer.provide(
+      Layer.mergeAll(OllamaBackendLive.layer, GgufBackendLive.layer.pipe(Layer.provide(ModelDownloaderLive.layer)))
+    ),
     Layer.provideMerge(config)
   )
 

@@ -1,0 +1,388 @@
+/**
+ * The one place node-llama-cpp is called: its promises, abort signals and errors become Effects
+ * with typed errors (`BackendError`, `DeviceUnavailable`) and spans named `LlamaLoader.*`. The
+ * library is imported with `import()` on first use only, so `llmspell --help` never loads it.
+ * Callers hand it validated files only (see `readGgufFile.ts`): llama.cpp aborts the process on
+ * some malformed ones.
+ */
+import * as Effect from "effect/Effect"
+import * as Stream from "effect/Stream"
+import type {
+  ChatHistoryItem,
+  Llama,
+  LlamaChatResponse,
+  LlamaContext,
+  LlamaGpuType,
+  LlamaModel
+} from "node-llama-cpp"
+import { readFileSync } from "node:fs"
+import * as os from "node:os"
+import { BackendError, DeviceUnavailable } from "../../domain/Errors.js"
+import type { FinishReason, GenerateRequest } from "../../domain/Types.js"
+import type {
+  Device,
+  LlamaLoaderService,
+  LoadedModelHandle,
+  LoadOptions,
+  LoaderEvent,
+  MemoryNeeds,
+  RuntimeInfo
+} from "../../services/GgufBackend.js"
+
+type NodeLlamaCpp = typeof import("node-llama-cpp")
+
+let modulePromise: Promise<NodeLlamaCpp> | undefined
+const importLibrary = (): Promise<NodeLlamaCpp> => (modulePromise ??= import("node-llama-cpp"))
+
+/** Recent llama.cpp warnings and errors: "Failed to load model" carries its real reason only here. */
+const recentLogs: Array<string> = []
+const remember = (message: string) => {
+  recentLogs.push(message.trim())
+  if (recentLogs.length > 20) recentLogs.shift()
+}
+const logsSince = (mark: number) => recentLogs.slice(Math.max(0, mark)).filter((l) => l.length > 0)
+
+const describe = (e: unknown): string => (e instanceof Error ? e.message : String(e))
+
+/** Maps anything node-llama-cpp throws to a BackendError that says what to do. */
+export const toBackendError = (operation: string, instance?: string, logMark = recentLogs.length) => (e: unknown) => {
+  const name = e instanceof Error ? e.name : ""
+  const logs = logsSince(logMark)
+  const detail = logs.length > 0 ? ` (llama.cpp: ${logs.slice(-3).join("; ")})` : ""
+  const suggestion = name === "InsufficientMemoryError"
+    ? "lower context_size, gpu_layers or parallel in the config, or unload other models"
+    : name === "DisposedError"
+    ? "the model was unloaded while in use; run the request again"
+    : undefined
+  return new BackendError({
+    backend: "gguf",
+    ...(instance !== undefined ? { instance } : {}),
+    operation,
+    reason: `${describe(e)}${detail}`,
+    ...(suggestion !== undefined ? { suggestion } : {}),
+    cause: e
+  })
+}
+
+// ---------------------------------------------------------------------------------------------
+// The process's Llama: one per process, created on first use
+// ---------------------------------------------------------------------------------------------
+
+interface Runtime {
+  readonly llama: Llama
+  readonly info: RuntimeInfo
+}
+
+const GPU_ORDER: ReadonlyArray<Exclude<Device, "cpu">> = ["cuda", "metal", "vulkan"]
+const NAMES: Record<Device, string> = { cuda: "CUDA", metal: "Metal", vulkan: "Vulkan", cpu: "CPU" }
+
+// keyed by the device setting; "auto" and the device it resolves to end up sharing one Llama
+const runtimes = new Map<string, Promise<Runtime>>()
+const llamas = new Map<LlamaGpuType, Promise<Llama>>()
+
+const llamaFor = (lib: NodeLlamaCpp, gpu: LlamaGpuType): Promise<Llama> => {
+  let p = llamas.get(gpu)
+  if (p === undefined) {
+    p = lib.getLlama({
+      gpu,
+      build: "never",
+      progressLogs: false,
+      logLevel: lib.LlamaLogLevel.warn,
+      logger: (level, message) => {
+        if (level === lib.LlamaLogLevel.error || level === lib.LlamaLogLevel.warn || level === lib.LlamaLogLevel.fatal) {
+          remember(message)
+        }
+      }
+    })
+    llamas.set(gpu, p)
+    p.catch(() => llamas.delete(gpu))
+  }
+  return p
+}
+
+const describeRuntime = async (llama: Llama, device: Device, reason: string, warnings: Array<string>): Promise<RuntimeInfo> => {
+  const gpu = device !== "cpu"
+  const vram = gpu ? await llama.getVramState().catch(() => undefined) : undefined
+  return {
+    device,
+    reason,
+    binary: llama.buildType === "prebuilt" ? "prebuilt" : "local build",
+    llamaCppRelease: llama.llamaCppRelease.release,
+    gpuNames: gpu ? await llama.getGpuDeviceNames().catch(() => []) : [],
+    vramTotalBytes: vram?.total,
+    vramFreeBytes: vram?.free,
+    warnings
+  }
+}
+
+const resolveRuntime = async (setting: LoadOptions["device"]): Promise<Runtime> => {
+  const lib = await importLibrary()
+  const supported = (await lib.getLlamaGpuTypes("supported")).map((g): Device => (g === false ? "cpu" : g))
+  const available = GPU_ORDER.filter((d) => supported.includes(d))
+  if (setting === "cpu") {
+    const llama = await llamaFor(lib, false)
+    return { llama, info: await describeRuntime(llama, "cpu", "device = cpu in the config", []) }
+  }
+  if (setting !== "auto") {
+    if (!available.includes(setting)) {
+      throw new DeviceUnavailable({
+        device: setting,
+        reason: `no ${NAMES[setting]} driver or library found on this machine`,
+        available: [...available, "cpu"]
+      })
+    }
+    const llama = await llamaFor(lib, setting).catch((e) => {
+      throw new DeviceUnavailable({ device: setting, reason: describe(e), available: [...available, "cpu"] })
+    })
+    if (llama.gpu !== setting) {
+      throw new DeviceUnavailable({ device: setting, reason: `llama.cpp started on ${String(llama.gpu)}`, available: [...available, "cpu"] })
+    }
+    return { llama, info: await describeRuntime(llama, setting, `device = ${setting} in the config`, []) }
+  }
+  // auto: CUDA, then Metal, then Vulkan, then the CPU; only devices whose drivers exist are tried
+  // (trying one that is absent costs ~1 s and prints a warning)
+  const warnings: Array<string> = []
+  for (const device of available) {
+    try {
+      const llama = await llamaFor(lib, device)
+      if (llama.gpu === device) {
+        return { llama, info: await describeRuntime(llama, device, `auto: ${NAMES[device]} is the best device found`, warnings) }
+      }
+    } catch (e) {
+      warnings.push(`${NAMES[device]} drivers are present but llama.cpp could not use them: ${describe(e)}`)
+    }
+  }
+  const llama = await llamaFor(lib, false)
+  warnings.push("no usable GPU (CUDA, Metal or Vulkan) found: running on the CPU, which is much slower for large models")
+  return {
+    llama,
+    info: await describeRuntime(
+      llama,
+      "cpu",
+      available.length === 0 ? "auto: no GPU driver found, so the CPU" : "auto: every GPU failed, so the CPU",
+      warnings
+    )
+  }
+}
+
+/** The runtime for a device setting, created once per process. */
+export const runtime = (setting: LoadOptions["device"]): Effect.Effect<Runtime, DeviceUnavailable | BackendError> =>
+  Effect.tryPromise({
+    try: () => {
+      let p = runtimes.get(setting)
+      if (p === undefined) {
+        p = resolveRuntime(setting)
+        runtimes.set(setting, p)
+        p.catch(() => runtimes.delete(setting))
+      }
+      return p
+    },
+    catch: (e) => (e instanceof DeviceUnavailable ? e : toBackendError("start llama.cpp")(e))
+  }).pipe(Effect.withSpan("LlamaLoader.runtime", { attributes: { device: setting } }))
+
+// ---------------------------------------------------------------------------------------------
+// Threads
+// ---------------------------------------------------------------------------------------------
+
+/** CPUs this process may really use: the affinity mask and the cgroup quota (containers). */
+export const availableCores = (readCgroup: () => string | undefined = readCpuMax): number => {
+  const byAffinity = os.availableParallelism()
+  const quota = parseCpuMax(readCgroup())
+  return Math.max(1, quota !== undefined ? Math.min(byAffinity, Math.ceil(quota)) : byAffinity)
+}
+
+/** Parses cgroup v2 `cpu.max` ("200000 100000" → 2 CPUs; "max 100000" → unlimited). */
+export const parseCpuMax = (text: string | undefined): number | undefined => {
+  if (text === undefined) return undefined
+  const [quota, period] = text.trim().split(/\s+/)
+  if (quota === undefined || quota === "max" || period === undefined) return undefined
+  const q = Number(quota)
+  const p = Number(period)
+  return q > 0 && p > 0 ? q / p : undefined
+}
+
+const readCpuMax = (): string | undefined => {
+  try {
+    return readFileSync("/sys/fs/cgroup/cpu.max", "utf8")
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * `threads = "auto"`: one core less than available, at least one. llama.cpp's worker threads spin
+ * while they wait for each other, so with every core busy (the JS thread, other processes) a
+ * 2-thread context on a 2-core machine ran 8–25× slower than 1 thread (see BENCHMARKS.md).
+ */
+export const autoThreads = (cores: number = availableCores()): number => Math.max(1, cores - 1)
+
+// ---------------------------------------------------------------------------------------------
+// Loading and generating
+// ---------------------------------------------------------------------------------------------
+
+const toHistory = (request: GenerateRequest): Array<ChatHistoryItem> => {
+  const history: Array<ChatHistoryItem> = request.messages.map((m): ChatHistoryItem =>
+    m.role === "system"
+      ? { type: "system", text: m.content }
+      : m.role === "user"
+      ? { type: "user", text: m.content }
+      : { type: "model", response: [m.content] }
+  )
+  // an empty model turn asks for a new answer; a trailing assistant turn is continued instead
+  if (history.at(-1)?.type !== "model") history.push({ type: "model", response: [] })
+  return history
+}
+
+const finishReason = (response: LlamaChatResponse): FinishReason => {
+  switch (response.metadata.stopReason) {
+    case "maxTokens":
+      return "length"
+    case "abort":
+      return "abort"
+    case "eogToken":
+    case "stopGenerationTrigger":
+    case "customStopTrigger":
+    case "functionCalls":
+      return "stop"
+    default:
+      return "unknown"
+  }
+}
+
+const generateOn = (
+  lib: NodeLlamaCpp,
+  model: LlamaModel,
+  context: LlamaContext,
+  request: GenerateRequest,
+  instance: string | undefined
+): Stream.Stream<LoaderEvent, BackendError> =>
+  Stream.asyncScoped<LoaderEvent, BackendError>((emit) =>
+    Effect.acquireRelease(
+      Effect.try({
+        try: () => {
+          const controller = new AbortController()
+          const sequence = context.getSequence()
+          const chat = new lib.LlamaChat({ contextSequence: sequence, autoDisposeSequence: false })
+          const history = toHistory(request)
+          const promptTokens = chat.chatWrapper.generateContextState({ chatHistory: history }).contextText
+            .tokenize(model.tokenizer).length
+          let completionTokens = 0
+          const mark = recentLogs.length
+          const promise = chat.generateResponse(history, {
+            signal: controller.signal,
+            stopOnAbortSignal: true,
+            maxTokens: request.maxTokens ?? context.contextSize,
+            ...(request.temperature !== undefined ? { temperature: request.temperature } : {}),
+            ...(request.topP !== undefined ? { topP: request.topP } : {}),
+            ...(request.topK !== undefined ? { topK: request.topK } : {}),
+            ...(request.seed !== undefined ? { seed: request.seed } : {}),
+            ...(request.stop !== undefined && request.stop.length > 0 ? { customStopTriggers: request.stop } : {}),
+            onToken: (tokens) => {
+              completionTokens += tokens.length
+            },
+            onTextChunk: (text) => {
+              if (text.length > 0) void emit.single({ _tag: "Text", text })
+            }
+          }).then(
+            (response) => {
+              void emit.single({
+                _tag: "Done",
+                text: response.response,
+                promptTokens,
+                completionTokens,
+                finishReason: finishReason(response)
+              })
+              void emit.end()
+            },
+            (e) => {
+              void emit.fail(toBackendError("generate", instance, mark)(e))
+            }
+          )
+          return { controller, promise, chat, sequence }
+        },
+        catch: toBackendError("generate", instance)
+      }),
+      // stopOnAbortSignal ends generation after the current token; the sequence is free again once disposed
+      ({ chat, controller, promise, sequence }) =>
+        Effect.promise(async () => {
+          controller.abort()
+          await promise
+          chat.dispose()
+          sequence.dispose()
+        })
+    ), "unbounded").pipe(Stream.withSpan("LlamaLoader.generate"))
+
+/** Loads a validated file and creates its context; the scope's end disposes both. */
+export const load = (
+  path: string,
+  options: LoadOptions,
+  instance?: string
+): Effect.Effect<LoadedModelHandle, DeviceUnavailable | BackendError, import("effect/Scope").Scope> =>
+  Effect.gen(function*() {
+    const lib = yield* Effect.promise(importLibrary)
+    const { llama } = yield* runtime(options.device)
+    const mark = recentLogs.length
+    const model = yield* Effect.acquireRelease(
+      Effect.tryPromise({
+        try: (signal) =>
+          llama.loadModel({
+            modelPath: path,
+            useMmap: true,
+            gpuLayers: llama.gpu === false ? 0 : options.gpuLayers,
+            loadSignal: signal
+          }),
+        catch: toBackendError("load model", instance, mark)
+      }),
+      (m) => Effect.promise(() => m.dispose())
+    ).pipe(Effect.withSpan("LlamaLoader.loadModel", { attributes: { path } }))
+    const context = yield* Effect.acquireRelease(
+      Effect.tryPromise({
+        try: () =>
+          model.createContext({
+            contextSize: options.contextSize === "auto"
+              ? { max: Math.min(options.contextSizeCap, model.trainContextSize) }
+              : options.contextSize,
+            sequences: options.sequences,
+            threads: options.threads
+          }),
+        catch: toBackendError("create context", instance, mark)
+      }),
+      (c) => Effect.promise(() => c.dispose())
+    ).pipe(Effect.withSpan("LlamaLoader.createContext", { attributes: { path } }))
+    return {
+      path,
+      sizeBytes: model.size,
+      vramBytes: 0,
+      contextSize: context.contextSize,
+      generate: (request) => generateOn(lib, model, context, request, instance)
+    } satisfies LoadedModelHandle
+  })
+
+/** RAM/VRAM needs from node-llama-cpp's GgufInsights (reads the header, loads nothing). */
+export const memoryNeeds = (
+  path: string,
+  options: { readonly device: LoadOptions["device"]; readonly gpuLayers: "auto" | number; readonly contextSize: number }
+): Effect.Effect<MemoryNeeds, DeviceUnavailable | BackendError> =>
+  Effect.gen(function*() {
+    const lib = yield* Effect.promise(importLibrary)
+    const { llama } = yield* runtime(options.device)
+    return yield* Effect.tryPromise({
+      try: async () => {
+        const info = await lib.readGgufFileInfo(path, { readTensorInfo: true })
+        const insights = await lib.GgufInsights.from(info, llama)
+        const gpuLayers = llama.gpu === false ? 0 : options.gpuLayers === "auto" ? insights.totalLayers : options.gpuLayers
+        const contextSize = Math.min(options.contextSize, insights.trainContextSize ?? options.contextSize)
+        const m = insights.estimateModelResourceRequirements({ gpuLayers })
+        const c = insights.estimateContextResourceRequirements({ contextSize, modelGpuLayers: gpuLayers, sequences: 1 })
+        return { contextSize, ramBytes: m.cpuRam + c.cpuRam, vramBytes: m.gpuVram + c.gpuVram }
+      },
+      catch: toBackendError("estimate memory")
+    })
+  }).pipe(Effect.withSpan("LlamaLoader.memoryNeeds", { attributes: { path } }))
+
+/** The live loader. */
+export const makeLoader = (): LlamaLoaderService => ({
+  runtime: (device) => Effect.map(runtime(device), (r) => r.info),
+  load: (path, options) => load(path, options),
+  memoryNeeds
+})
