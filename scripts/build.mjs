@@ -1,7 +1,7 @@
 // Builds the CLI bundle (dist/cli.js) with esbuild: one file, deep imports tree-shaken, the heavy
 // backend libraries left external and loaded with import() only by the commands that need them.
 import { build } from "esbuild"
-import { readFileSync } from "node:fs"
+import { chmodSync, readFileSync } from "node:fs"
 
 const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8"))
 
@@ -34,3 +34,7 @@ await build({
     }
   ]
 })
+
+// npm links and chmods a bin only if it exists at link time; in a fresh clone `npm ci` links before
+// `prepare` builds dist/cli.js, so without this `npx llmspell` fails with "Permission denied".
+chmodSync("dist/cli.js", 0o755)
