@@ -6,12 +6,14 @@
  * some malformed ones.
  */
 import * as Effect from "effect/Effect"
+import * as Queue from "effect/Queue"
 import * as Stream from "effect/Stream"
 import type {
   ChatHistoryItem,
   Llama,
   LlamaChatResponse,
   LlamaContext,
+  LlamaContextSequence,
   LlamaGpuType,
   LlamaModel
 } from "node-llama-cpp"
@@ -253,63 +255,69 @@ const generateOn = (
   lib: NodeLlamaCpp,
   model: LlamaModel,
   context: LlamaContext,
+  sequences: Queue.Queue<LlamaContextSequence>,
   request: GenerateRequest,
   instance: string | undefined
 ): Stream.Stream<LoaderEvent, BackendError> =>
   Stream.asyncScoped<LoaderEvent, BackendError>((emit) =>
-    Effect.acquireRelease(
-      Effect.try({
-        try: () => {
-          const controller = new AbortController()
-          const sequence = context.getSequence()
-          const chat = new lib.LlamaChat({ contextSequence: sequence, autoDisposeSequence: false })
-          const history = toHistory(request)
-          const promptTokens = chat.chatWrapper.generateContextState({ chatHistory: history }).contextText
-            .tokenize(model.tokenizer).length
-          let completionTokens = 0
-          const mark = recentLogs.length
-          const promise = chat.generateResponse(history, {
-            signal: controller.signal,
-            stopOnAbortSignal: true,
-            maxTokens: request.maxTokens ?? context.contextSize,
-            ...(request.temperature !== undefined ? { temperature: request.temperature } : {}),
-            ...(request.topP !== undefined ? { topP: request.topP } : {}),
-            ...(request.topK !== undefined ? { topK: request.topK } : {}),
-            ...(request.seed !== undefined ? { seed: request.seed } : {}),
-            ...(request.stop !== undefined && request.stop.length > 0 ? { customStopTriggers: request.stop } : {}),
-            onToken: (tokens) => {
-              completionTokens += tokens.length
+    Effect.flatMap(
+      // A disposed sequence frees its slot asynchronously (an immediate getSequence() can still
+      // throw "No sequences left"), so sequences are created once and handed round; LlamaChat also
+      // reuses the prompt prefix a sequence already holds.
+      Effect.acquireRelease(Queue.take(sequences), (sequence) => Queue.offer(sequences, sequence)),
+      (sequence) =>
+        Effect.acquireRelease(
+          Effect.try({
+            try: () => {
+              const controller = new AbortController()
+              const chat = new lib.LlamaChat({ contextSequence: sequence, autoDisposeSequence: false })
+              const history = toHistory(request)
+              const promptTokens = chat.chatWrapper.generateContextState({ chatHistory: history }).contextText
+                .tokenize(model.tokenizer).length
+              let completionTokens = 0
+              const mark = recentLogs.length
+              const promise = chat.generateResponse(history, {
+                signal: controller.signal,
+                stopOnAbortSignal: true,
+                maxTokens: request.maxTokens ?? context.contextSize,
+                ...(request.temperature !== undefined ? { temperature: request.temperature } : {}),
+                ...(request.topP !== undefined ? { topP: request.topP } : {}),
+                ...(request.topK !== undefined ? { topK: request.topK } : {}),
+                ...(request.seed !== undefined ? { seed: request.seed } : {}),
+                ...(request.stop !== undefined && request.stop.length > 0 ? { customStopTriggers: request.stop } : {}),
+                onToken: (tokens) => {
+                  completionTokens += tokens.length
+                },
+                onTextChunk: (text) => {
+                  if (text.length > 0) void emit.single({ _tag: "Text", text })
+                }
+              }).then(
+                (response) => {
+                  void emit.single({
+                    _tag: "Done",
+                    text: response.response,
+                    promptTokens,
+                    completionTokens,
+                    finishReason: finishReason(response)
+                  })
+                  void emit.end()
+                },
+                (e) => {
+                  void emit.fail(toBackendError("generate", instance, mark)(e))
+                }
+              )
+              return { controller, promise, chat }
             },
-            onTextChunk: (text) => {
-              if (text.length > 0) void emit.single({ _tag: "Text", text })
-            }
-          }).then(
-            (response) => {
-              void emit.single({
-                _tag: "Done",
-                text: response.response,
-                promptTokens,
-                completionTokens,
-                finishReason: finishReason(response)
-              })
-              void emit.end()
-            },
-            (e) => {
-              void emit.fail(toBackendError("generate", instance, mark)(e))
-            }
-          )
-          return { controller, promise, chat, sequence }
-        },
-        catch: toBackendError("generate", instance)
-      }),
-      // stopOnAbortSignal ends generation after the current token; the sequence is free again once disposed
-      ({ chat, controller, promise, sequence }) =>
-        Effect.promise(async () => {
-          controller.abort()
-          await promise
-          chat.dispose()
-          sequence.dispose()
-        })
+            catch: toBackendError("generate", instance)
+          }),
+          // stopOnAbortSignal ends generation after the current token; the sequence is free again once disposed
+          ({ chat, controller, promise }) =>
+            Effect.promise(async () => {
+              controller.abort()
+              await promise
+              chat.dispose()
+            })
+        )
     ), "unbounded").pipe(Stream.withSpan("LlamaLoader.generate"))
 
 /** Loads a validated file and creates its context; the scope's end disposes both. */
@@ -349,12 +357,19 @@ export const load = (
       }),
       (c) => Effect.promise(() => c.dispose())
     ).pipe(Effect.withSpan("LlamaLoader.createContext", { attributes: { path } }))
+    const sequences = yield* Queue.bounded<LlamaContextSequence>(options.sequences)
+    yield* Effect.try({
+      try: () => {
+        for (let i = 0; i < options.sequences; i++) Queue.unsafeOffer(sequences, context.getSequence())
+      },
+      catch: toBackendError("create context sequences", instance)
+    })
     return {
       path,
       sizeBytes: model.size,
       vramBytes: 0,
       contextSize: context.contextSize,
-      generate: (request) => generateOn(lib, model, context, request, instance)
+      generate: (request) => generateOn(lib, model, context, sequences, request, instance)
     } satisfies LoadedModelHandle
   })
 
