@@ -12,6 +12,7 @@ import * as TestClock from "effect/TestClock"
 import * as Redacted from "effect/Redacted"
 import { createHash } from "node:crypto"
 import { mkdir, readFile, stat, writeFile } from "node:fs/promises"
+import { type AddressInfo, createServer } from "node:net"
 import { hostname } from "node:os"
 import { join } from "node:path"
 import { afterAll, beforeAll, beforeEach } from "vitest"
@@ -64,6 +65,16 @@ const withStore = <A, E>(body: (store: Awaited<ReturnType<typeof tempStore>>) =>
 
 const Q4_FILES = ["hub/org/model/model-Q4_K_M.gguf", `manifests/${slugOf("org/model:Q4_K_M")}.json`]
 const contentRequests = () => hub.requests.filter((r) => r.server === "cdn" && r.range !== "bytes=0-0")
+/** A port nothing listens on (taken, then released). */
+const freePort = () =>
+  new Promise<number>((resolve) => {
+    const server = createServer()
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as AddressInfo
+      server.close(() => resolve(port))
+    })
+  })
+
 /** Spares the library's one-byte size probe from a fault. */
 const spareProbe = { match: (r: { range: string | undefined }) => r.range !== "bytes=0-0" }
 const last = (events: ReadonlyArray<PullProgress>) => events[events.length - 1]!
@@ -445,12 +456,15 @@ describe("offline, verify, remove", () => {
         expect(missing.error?.message).toContain("offline")
         expect(hub.requests).toEqual([])
 
-        const unreachable = downloader({ url: "http://127.0.0.1:9" }, { maxRetries: 1 })
+        const closedPort = yield* Effect.promise(() => freePort())
+        const unreachable = downloader({ url: `http://127.0.0.1:${closedPort}` }, { maxRetries: 1 })
         expect(last((yield* pullAll(unreachable, "org/model:Q4_K_M", store, undefined)).events).result?.alreadyPresent)
           .toBe(true)
         const down = yield* pullAll(unreachable, "org/model:Q8_0", store, undefined)
         expect(down.error?._tag).toBe("DownloadFailed")
-        expect((down.error as LlmspellError & { hint?: string }).hint).toContain("reachable")
+        expect(down.error?.message).toContain(`cannot reach the hub at http://127.0.0.1:${closedPort}`)
+        expect((down.error as LlmspellError & { hint?: string }).hint).toContain("HF_HUB_OFFLINE")
+        expect(down.events.some((e) => e.message?.includes("retry"))).toBe(false)
       })
     ))
 

@@ -52,7 +52,10 @@ export const renderPull = <R>(
     let result: PullResult | undefined
     let lastPhase: string | undefined
     let lastLineAt = 0
+    let lastMessage: string | undefined
     let drewBar = false
+    // A bar wider than the terminal wraps, and `\r` then redraws only its last row: keep it to one row.
+    const width = Math.max(20, (process.stderr.columns ?? 100) - 1)
     const encode = (p: PullProgress) => `${JSON.stringify(PullProgress.make(p))}\n`
     const emit = (p: PullProgress, now: number): Effect.Effect<void> => {
       if (p.result !== undefined) result = p.result
@@ -62,12 +65,16 @@ export const renderPull = <R>(
         case "json":
           return io.stdout(encode(p))
         case "bar": {
-          const line = `\r\x1b[2K${bar(p)} ${describe(p)}`
+          const text = `${bar(p)} ${describe(p)}`
+          const line = `\r\x1b[2K${text.length > width ? `${text.slice(0, width - 1)}…` : text}`
           drewBar = true
           return io.stderr(p.phase === "done" ? `${line}\n` : line)
         }
         case "lines": {
-          if (!phaseChanged && p.phase !== "done" && now - lastLineAt < 2000) return Effect.void
+          // Retries and waits carry a message worth a line of its own; plain progress every 2 s.
+          const newMessage = p.message !== undefined && p.message !== lastMessage
+          lastMessage = p.message ?? lastMessage
+          if (!phaseChanged && !newMessage && p.phase !== "done" && now - lastLineAt < 2000) return Effect.void
           lastLineAt = now
           return io.stderr(`${describe(p)}\n`)
         }
@@ -79,12 +86,13 @@ export const renderPull = <R>(
         Effect.gen(function*() {
           const now = Date.now()
           let previous = lastPhase
-          // Keep every phase change inside the chunk and its last event; skip the rest.
+          // Keep every phase change and new message inside the chunk, and its last event; skip the rest.
           const events = Chunk.toReadonlyArray(chunk)
           for (let i = 0; i < events.length; i++) {
             const e = events[i]!
             const isLast = i === events.length - 1
-            if (isLast || e.phase !== previous || e.result !== undefined) yield* emit(e, now)
+            const message = e.message !== undefined && e.message !== events[i - 1]?.message
+            if (isLast || e.phase !== previous || e.result !== undefined || message) yield* emit(e, now)
             previous = e.phase
           }
           return Option.fromNullable(events[events.length - 1])

@@ -203,9 +203,13 @@ class Retryable extends Data.TaggedError("Retryable")<{
   readonly reason: string
   readonly retryAfterMs?: number | undefined
   readonly url?: string | undefined
+  /** No connection could be made at all (DNS, refused): while resolving, that means offline. */
+  readonly unreachable?: boolean | undefined
   /** The attempt got further than any before it: the failure count starts again. */
   readonly progressed?: boolean | undefined
 }> {}
+
+const UNREACHABLE = new Set(["ENOTFOUND", "EAI_AGAIN", "ECONNREFUSED", "ENETUNREACH", "EHOSTUNREACH"])
 
 /** Observes every response of one download attempt, strips the token off foreign origins, aborts on demand. */
 class FetchProbe {
@@ -284,7 +288,9 @@ const classify = (e: unknown, ctx: CallContext, probe: FetchProbe): LlmspellErro
     })
   }
   // Network failures (refused, reset, "terminated"), the library's string rejections, aborts: all transient.
-  return new Retryable({ reason: ctx.scrub(describeRaw(e)), url })
+  const code = (e as { cause?: { code?: unknown } })?.cause?.code
+  const unreachable = typeof code === "string" && UNREACHABLE.has(code)
+  return new Retryable({ reason: ctx.scrub(describeRaw(e)), url, unreachable })
 }
 
 /** Runs one hub promise: interruption and stalls abort it through the probe; every failure is typed. */
@@ -504,7 +510,7 @@ export const make = (hub: HubConfig): ModelDownloaderService => {
     Effect.gen(function*() {
       let model = input
       const base = () => ({ model, backend: "gguf" as const, instance: store.instance })
-      emit({ ...base(), phase: "resolving", files: [], completedBytes: 0, message: "resolving" })
+      emit({ ...base(), phase: "resolving", files: [], completedBytes: 0 })
       const ref = yield* Either.match(HubRef.parse(input, options.quantization), {
         onLeft: Effect.fail,
         onRight: Effect.succeed
@@ -576,7 +582,8 @@ export const make = (hub: HubConfig): ModelDownloaderService => {
             const commit = probe.responses.map((r) => r.headers.get("x-repo-commit")).find((c) => c !== null) ?? "main"
             return { files, commit }
           })
-        }
+        },
+        { failFastWhenUnreachable: true }
       )
       const selected = yield* Either.match(HubRef.select(ref, listing.files), {
         onLeft: Effect.fail,
@@ -754,19 +761,23 @@ export const make = (hub: HubConfig): ModelDownloaderService => {
   const withRetries = <A>(
     ctx: CallContext,
     report: (message: string) => Effect.Effect<void>,
-    once: () => Effect.Effect<A, LlmspellError | Retryable>
+    once: () => Effect.Effect<A, LlmspellError | Retryable>,
+    options: { readonly failFastWhenUnreachable?: boolean } = {}
   ): Effect.Effect<A, LlmspellError> => {
     const loop = (failures: number): Effect.Effect<A, LlmspellError> =>
       Effect.catchTag(once(), "Retryable", (e) => {
         const count = e.progressed === true ? 1 : failures + 1
-        if (count > hub.maxRetries) {
+        // A hub we cannot connect to while resolving is not worth a minute of backoff: say so at once.
+        if (count > hub.maxRetries || (e.unreachable === true && options.failFastWhenUnreachable === true)) {
           return Effect.fail(
             new DownloadFailed({
               ...(e.url !== undefined ? { url: e.url } : {}),
               ...(ctx.file !== undefined ? { file: ctx.file } : {}),
-              reason: `${e.reason} (gave up after ${hub.maxRetries} retries)`,
-              suggestion: /ECONNREFUSED|ENOTFOUND|EAI_AGAIN|fetch failed/.test(e.reason)
-                ? `check that ${hubUrl} is reachable (HF_ENDPOINT); models already pulled work offline`
+              reason: e.unreachable === true
+                ? `cannot reach the hub at ${hubUrl}: ${e.reason}`
+                : `${e.reason} (gave up after ${hub.maxRetries} retries)`,
+              suggestion: e.unreachable === true
+                ? `check the network or HF_ENDPOINT; models already in the store work offline (HF_HUB_OFFLINE=1)`
                 : "run the same pull again: it resumes where it stopped"
             })
           )

@@ -1,0 +1,125 @@
+/**
+ * `llmspell model pull/verify/available/remove` (the built `dist/cli.js`) against the fake hub: NDJSON
+ * progress that decodes as PullProgress with the result last, plain progress lines on a non-TTY stderr,
+ * verify's exit code after corruption, and the catalog. Build first (`npm run build`).
+ */
+import { execFileSync, spawn } from "node:child_process"
+import { existsSync } from "node:fs"
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { fileURLToPath } from "node:url"
+import * as Schema from "effect/Schema"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { AvailableReport } from "../src/domain/Catalog.js"
+import { PullProgress, VerifyReport } from "../src/domain/Types.js"
+import { deterministicContent, type FakeHub, startFakeHub } from "./fixtures/fakeHub.js"
+
+const root = fileURLToPath(new URL("..", import.meta.url))
+const bin = join(root, "dist", "cli.js")
+const SIZE = 200_000
+const bytes = deterministicContent("cli")(0, SIZE).slice()
+
+let dir: string
+let hub: FakeHub
+
+const run = (args: ReadonlyArray<string>, env: Record<string, string> = {}) =>
+  new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
+    const child = spawn(process.execPath, [bin, ...args], {
+      cwd: dir,
+      env: {
+        HOME: dir,
+        XDG_CONFIG_HOME: join(dir, "xdg"),
+        PATH: process.env["PATH"] ?? "",
+        NO_COLOR: "1",
+        HF_ENDPOINT: hub.url,
+        LLMSPELL_MODELS_DIR: join(dir, "models"),
+        ...env
+      },
+      stdio: ["ignore", "pipe", "pipe"]
+    })
+    let stdout = ""
+    let stderr = ""
+    child.stdout.on("data", (c: Buffer) => void (stdout += c.toString("utf8")))
+    child.stderr.on("data", (c: Buffer) => void (stderr += c.toString("utf8")))
+    child.on("error", reject)
+    child.on("close", (code) => resolve({ code, stdout, stderr }))
+  })
+
+beforeAll(async () => {
+  if (!existsSync(bin)) execFileSync(process.execPath, ["scripts/build.mjs"], { cwd: root, stdio: "ignore" })
+  dir = await mkdtemp(join(tmpdir(), "llmspell-cli-hub-"))
+  hub = await startFakeHub({ pageSize: 50 })
+  await hub.addRepo({
+    name: "org/repo",
+    files: [
+      { path: "repo-Q4_K_M.gguf", content: bytes },
+      { path: "repo-Q8_0.gguf", content: deterministicContent("cli8")(0, 1000).slice() }
+    ]
+  })
+})
+
+afterAll(async () => {
+  await hub.close()
+  await rm(dir, { recursive: true, force: true })
+})
+
+const decode = Schema.decodeUnknownSync(PullProgress)
+
+describe("llmspell model pull (gguf, hub)", () => {
+  it("--json: NDJSON PullProgress events on stdout, the result last; then verify ok; corruption → exit 1", async () => {
+    const pulled = await run(["model", "pull", "org/repo:Q4_K_M", "--json"])
+    expect(pulled.stderr).toBe("")
+    expect(pulled.code).toBe(0)
+    const events = pulled.stdout.trim().split("\n").map((line) => decode(JSON.parse(line)))
+    expect(events[0]!.phase).toBe("resolving")
+    const last = events.at(-1)!
+    expect(last).toMatchObject({ phase: "done", completedBytes: SIZE, totalBytes: SIZE })
+    expect(last.result).toMatchObject({ model: "org/repo:Q4_K_M", backend: "gguf", alreadyPresent: false, downloadedBytes: SIZE })
+    const file = last.result!.path!
+    expect(file.startsWith(join(dir, "models"))).toBe(true)
+
+    const verified = await run(["model", "verify", "org/repo:Q4_K_M", "--json"])
+    expect(verified.code).toBe(0)
+    expect(Schema.decodeUnknownSync(VerifyReport)(JSON.parse(verified.stdout))).toMatchObject({
+      ok: true,
+      files: [{ status: "ok", file }]
+    })
+
+    const again = await run(["model", "pull", "org/repo:Q4_K_M", "--json"])
+    expect(decode(JSON.parse(again.stdout.trim().split("\n").at(-1)!)).result?.alreadyPresent).toBe(true)
+
+    const content = await readFile(file)
+    content[1234] ^= 0xff
+    await writeFile(file, content)
+    const corrupt = await run(["model", "verify", "--json"])
+    expect(corrupt.code).toBe(1)
+    expect(JSON.parse(corrupt.stdout)).toMatchObject({ ok: false, files: [{ status: "corrupt" }] })
+  })
+
+  it("without --json on a pipe: plain progress lines on stderr, one summary line on stdout", async () => {
+    const pulled = await run(["model", "pull", "gguf/org/repo", "--quantization", "Q8_0"])
+    expect(pulled.code).toBe(0)
+    expect(pulled.stdout).toMatch(/^pulled org\/repo:Q8_0 \(1000 B\) to .*repo-Q8_0\.gguf\n$/)
+    expect(pulled.stderr).not.toContain("\r")
+    expect(pulled.stderr).toContain("org/repo:Q8_0: done 100%")
+  })
+
+  it("a quantization the repo lacks: exit 3 and the list of what it has; HF_HUB_OFFLINE: no network", async () => {
+    const missing = await run(["model", "pull", "org/repo:IQ4_XS"])
+    expect(missing.code).toBe(3)
+    expect(missing.stderr).toContain("it has Q4_K_M, Q8_0")
+    hub.resetStats()
+    const offline = await run(["model", "pull", "org/repo:Q4_K_M", "--json"], { HF_HUB_OFFLINE: "1" })
+    expect(offline.code).toBe(0)
+    expect(hub.requests).toEqual([])
+  })
+
+  it("model available --json decodes and lists the catalog", async () => {
+    const listed = await run(["model", "available", "--json"])
+    expect(listed.code).toBe(0)
+    const report = Schema.decodeUnknownSync(AvailableReport)(JSON.parse(listed.stdout))
+    expect(report.models.length).toBeGreaterThanOrEqual(12)
+    expect(report.models.map((m) => m.alias)).toContain("qwen2.5:0.5b")
+  })
+})
