@@ -213,7 +213,7 @@ describe("faults end in a verified model or a typed error, never a corrupt store
         hub.setFault({ stall: { afterBytes: 70_000 }, times: 1 })
         const { error, events } = yield* pullAll(downloader(hub), "org/model:Q4_K_M", store, hub)
         expect(error).toBeUndefined()
-        expect(events.some((e) => e.message?.includes("no answer for 30s"))).toBe(true)
+        expect(events.some((e) => e.message?.includes("no data for 30s"))).toBe(true)
         expect(contentRequests().at(-1)?.range).toMatch(/^bytes=\d+-/)
         expect(yield* TestClock.currentTimeMillis).toBeGreaterThanOrEqual(30_000)
         expect(yield* Effect.promise(() => storeFiles(store))).toEqual(Q4_FILES)
