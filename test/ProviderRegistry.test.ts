@@ -16,6 +16,7 @@ import * as ConfigService from "../src/services/Config.js"
 import { GgufBackend } from "../src/services/GgufBackend.js"
 import { OllamaBackend } from "../src/services/OllamaBackend.js"
 import * as ProviderRegistry from "../src/services/ProviderRegistry.js"
+import { defaultTestConfig } from "../src/testing.js"
 
 const configOf = (toml: string, env: Record<string, string> = {}): LlmspellConfig =>
   Either.getOrThrowWith(
@@ -266,4 +267,28 @@ describe("ProviderRegistry layer", () => {
       expect((yield* registry.resolve("x@gguf")).handle.name).toBe("gguf")
     }).pipe(Effect.provide(f.layer))
   })
+})
+
+describe("failed instance creation", () => {
+  it.effect("is not cached: the next use tries again", () =>
+    Effect.gen(function*() {
+      let attempts = 0
+      const flaky: BackendFactory<any> = {
+        type: "ollama",
+        make: () =>
+          Effect.suspend(() => {
+            attempts++
+            return attempts === 1
+              ? Effect.fail(new BackendUnavailable({ backend: "ollama", reason: "starting" }))
+              : Effect.succeed({ name: "ollama", type: "ollama" } as unknown as Backend)
+          })
+      }
+      const registry = yield* ProviderRegistry.make(defaultTestConfig(), [flaky])
+      const first = yield* Effect.flip(registry.instance("ollama"))
+      expect(first._tag).toBe("BackendUnavailable")
+      const second = yield* registry.instance("ollama")
+      expect(second.name).toBe("ollama")
+      yield* registry.instance("ollama")
+      expect(attempts).toBe(2)
+    }).pipe(Effect.scoped))
 })

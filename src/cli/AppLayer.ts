@@ -7,12 +7,8 @@
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as ConfigLive from "../layers/ConfigLive.js"
-import * as GgufBackendLive from "../layers/GgufBackendLive.js"
-import * as LocalLLMLive from "../layers/LocalLLMLive.js"
-import * as ModelDownloaderLive from "../layers/ModelDownloaderLive.js"
-import * as OllamaBackendLive from "../layers/OllamaBackendLive.js"
+import * as LlmspellLive from "../layers/LlmspellLive.js"
 import { Config } from "../services/Config.js"
-import * as ProviderRegistry from "../services/ProviderRegistry.js"
 import { CliIO } from "./CliIO.js"
 import { GlobalOptions } from "./GlobalOptions.js"
 
@@ -29,15 +25,5 @@ export const configLayer: Layer.Layer<Config, import("../domain/Errors.js").Conf
     })
   )
 
-/** Backends and registry over a Config; the GGUF backend keeps its store through the downloader. */
-export const backendsLayer = ProviderRegistry.layer.pipe(
-  Layer.provide(
-    Layer.mergeAll(OllamaBackendLive.layer, GgufBackendLive.layer.pipe(Layer.provide(ModelDownloaderLive.layer)))
-  )
-)
-
-/** Everything a model command needs: Config, ProviderRegistry and LocalLLM. */
-export const appLayer = LocalLLMLive.layer.pipe(
-  Layer.provideMerge(backendsLayer),
-  Layer.provideMerge(configLayer)
-)
+/** Everything a model command needs: the same stack library users get from LlmspellLive, over this Config. */
+export const appLayer = LlmspellLive.layerWith(configLayer)

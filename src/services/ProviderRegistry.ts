@@ -136,8 +136,17 @@ export const make = (
             )
           }
           // Effect.cached: the instance is built once, on first use, even under concurrent callers.
+          // A failed build is forgotten, so a passing problem (a server still starting) is retried next time.
+          const forget = SynchronizedRef.update(cache, (m) => {
+            const next = new Map(m)
+            next.delete(name)
+            return next
+          })
           return Effect.cached(Scope.extend(factory.make(entry), scope)).pipe(
-            Effect.map((built) => [built, new Map(map).set(name, built)] as const)
+            Effect.map((built) => {
+              const guarded = Effect.tapError(built, () => forget)
+              return [guarded, new Map(map).set(name, guarded)] as const
+            })
           )
         })
       )
