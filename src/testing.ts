@@ -16,6 +16,7 @@ import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import { type LlmspellConfig, resolveConfig } from "./domain/ConfigSchema.js"
 import {
+  BackendError,
   BackendUnavailable,
   ChecksumMismatch,
   type LlmspellError,
@@ -34,7 +35,7 @@ import type {
 import * as LocalLLMLive from "./layers/LocalLLMLive.js"
 import type { Backend, BackendFactory } from "./services/Backend.js"
 import { Config } from "./services/Config.js"
-import { GgufBackend } from "./services/GgufBackend.js"
+import { GgufBackend, LlamaLoader, type LlamaLoaderService, type LoaderEvent } from "./services/GgufBackend.js"
 import type { LocalLLM } from "./services/LocalLLM.js"
 import { ModelDownloader, type ModelDownloaderService } from "./services/ModelDownloader.js"
 import { OllamaBackend } from "./services/OllamaBackend.js"
@@ -398,6 +399,71 @@ export const ModelDownloaderMock = (options: MockDownloaderOptions = {}) => {
       })
   }
   return { layer: Layer.succeed(ModelDownloader, service), calls, installed }
+}
+
+/** Script of the fake GGUF loader (the seam under GgufBackend, below its model pool). */
+export interface MockLoaderOptions {
+  /** Tokens per model file name (default: the words of "This is a scripted answer."). */
+  readonly tokens?: Readonly<Record<string, ReadonlyArray<string>>>
+  /** Loading these file names fails. */
+  readonly failLoad?: ReadonlyArray<string>
+  readonly sizeBytes?: number
+}
+
+/**
+ * A scripted LlamaLoader: provide it under `GgufBackendLive.layerWithoutLoader` to test the real
+ * pool (lazy loads, sharing, idle unload with TestClock, LRU eviction) without llama.cpp.
+ * `events` records `load <file>` / `unload <file>` / `generate <file>` in order.
+ */
+export const LlamaLoaderMock = (options: MockLoaderOptions = {}) => {
+  const events: Array<string> = []
+  const loaded = new Set<string>()
+  const fileName = (path: string) => path.split(/[\\/]/).at(-1)!
+  const service: LlamaLoaderService = {
+    runtime: () =>
+      Effect.succeed({ device: "cpu", reason: "mock loader", binary: "prebuilt", gpuNames: [], warnings: [] }),
+    memoryNeeds: (_path, o) => Effect.succeed({ contextSize: o.contextSize, ramBytes: options.sizeBytes ?? 1_000_000, vramBytes: 0 }),
+    load: (path, loadOptions) =>
+      Effect.acquireRelease(
+        Effect.gen(function*() {
+          const file = fileName(path)
+          events.push(`load ${file}`)
+          if (options.failLoad?.includes(file)) {
+            return yield* new BackendError({ backend: "gguf", operation: "load model", reason: "mock: load failed" })
+          }
+          loaded.add(path)
+          const sequences = yield* Effect.makeSemaphore(loadOptions.sequences)
+          return {
+            path,
+            sizeBytes: options.sizeBytes ?? 1_000_000,
+            vramBytes: 0,
+            contextSize: typeof loadOptions.contextSize === "number" ? loadOptions.contextSize : 256,
+            generate: (request: GenerateRequest) => {
+              const tokens = (options.tokens?.[file] ?? DEFAULT_TOKENS).slice(0, request.maxTokens ?? Infinity)
+              const done: LoaderEvent = {
+                _tag: "Done",
+                text: tokens.join(""),
+                promptTokens: request.messages.length,
+                completionTokens: tokens.length,
+                finishReason: request.maxTokens !== undefined && tokens.length >= request.maxTokens ? "length" : "stop"
+              }
+              return Stream.fromIterable<LoaderEvent>([
+                ...tokens.map((text): LoaderEvent => ({ _tag: "Text", text })),
+                done
+              ]).pipe(
+                Stream.onStart(Effect.sync(() => events.push(`generate ${file}`))),
+                (stream) => Stream.unwrapScoped(Effect.as(sequences.take(1).pipe(Effect.zipRight(Effect.addFinalizer(() => sequences.release(1)))), stream))
+              )
+            }
+          }
+        }),
+        () =>
+          Effect.sync(() => {
+            if (loaded.delete(path)) events.push(`unload ${fileName(path)}`)
+          })
+      )
+  }
+  return { layer: Layer.succeed(LlamaLoader, service), events, loaded }
 }
 
 /** The built-in default configuration (no file, no environment), for tests. */

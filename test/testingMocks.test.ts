@@ -1,0 +1,67 @@
+/**
+ * The mock layers of llmspell/testing as a consumer would use them: the fake loader under the real
+ * GGUF pool (TestClock drives the idle unload), and the fake downloader behind the real backend.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Stream from "effect/Stream"
+import * as TestClock from "effect/TestClock"
+import { mkdtempSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import * as GgufBackendLive from "../src/layers/GgufBackendLive.js"
+import { GgufBackend } from "../src/services/GgufBackend.js"
+import { defaultTestConfig, LlamaLoaderMock, ModelDownloaderMock } from "../src/testing.js"
+import { tinyLlamaGguf } from "./fixtures/ggufWriter.js"
+
+const dir = mkdtempSync(join(tmpdir(), "llmspell-mocks-"))
+const modelPath = join(dir, "tiny.gguf")
+writeFileSync(modelPath, tinyLlamaGguf())
+
+const text = (backend: { generate: (m: string, r: any) => Stream.Stream<any, any> }, model: string) =>
+  backend.generate(model, { messages: [{ role: "user", content: "hi" }] }).pipe(
+    Stream.runCollect,
+    Effect.map((events) => [...events].flatMap((e) => (e._tag === "TextDelta" ? [e.text] : [])).join(""))
+  )
+
+describe("llmspell/testing mocks", () => {
+  it.scoped("LlamaLoaderMock under the real pool: one load for two requests, unload after the idle time", () => {
+    const loader = LlamaLoaderMock({ tokens: { "tiny.gguf": ["Hel", "lo"] } })
+    const downloader = ModelDownloaderMock()
+    const instance = defaultTestConfig({
+      providers: { gguf: { model_directory: dir, idle_unload_seconds: 30, threads: 1 } }
+    }).instances.find((i) => i.name === "gguf")!
+    return Effect.gen(function*() {
+      const factory = yield* GgufBackend
+      const backend = yield* factory.make(instance as any)
+      expect(yield* text(backend, modelPath)).toBe("Hello")
+      expect(yield* text(backend, modelPath)).toBe("Hello")
+      expect(loader.events.filter((e) => e.startsWith("load"))).toEqual(["load tiny.gguf"])
+      yield* TestClock.adjust("29 seconds")
+      expect(loader.loaded.size).toBe(1)
+      yield* TestClock.adjust("2 seconds")
+      // The idle fiber closes the scope asynchronously; wait for it without real time passing.
+      yield* Effect.repeat(Effect.sync(() => loader.loaded.size), { until: (n) => n === 0, times: 1000 })
+      expect(loader.events.at(-1)).toBe("unload tiny.gguf")
+    }).pipe(Effect.provide(GgufBackendLive.layerWithoutLoader.pipe(Layer.provide(Layer.merge(loader.layer, downloader.layer)))))
+  })
+
+  it.scoped("ModelDownloaderMock: a model not installed gives ModelNotFound with the pull hint; a pull installs it", () => {
+    const loader = LlamaLoaderMock()
+    const downloader = ModelDownloaderMock({ pullSteps: 2 })
+    const instance = defaultTestConfig({ providers: { gguf: { model_directory: dir } } }).instances.find((i) =>
+      i.name === "gguf"
+    )!
+    return Effect.gen(function*() {
+      const factory = yield* GgufBackend
+      const backend = yield* factory.make(instance as any)
+      const missing = yield* Effect.flip(backend.info("qwen2.5:0.5b"))
+      expect(missing._tag).toBe("ModelNotFound")
+      const events = [...(yield* Stream.runCollect(backend.pull("qwen2.5:0.5b")))]
+      expect(events.at(-1)!.phase).toBe("done")
+      expect(downloader.calls.map((c) => c.operation)).toContain("pull")
+      expect(downloader.installed.has("qwen2.5:0.5b")).toBe(true)
+    }).pipe(Effect.provide(GgufBackendLive.layerWithoutLoader.pipe(Layer.provide(Layer.merge(loader.layer, downloader.layer)))))
+  })
+})
