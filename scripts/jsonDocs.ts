@@ -5,6 +5,7 @@
  */
 import * as JSONSchema from "effect/JSONSchema"
 import type * as Schema from "effect/Schema"
+import { AvailableReport } from "../src/domain/Catalog.js"
 import { ErrorEnvelope } from "../src/domain/Protocol.js"
 import {
   Completion,
@@ -70,6 +71,12 @@ export const sections: ReadonlyArray<Section> = [
     commands: "`llmspell model verify [<spec>] --json`",
     schema: VerifyReport,
     notes: "`ok` is false (and the exit code 1) when any file is `missing` or `corrupt`."
+  },
+  {
+    title: "model available",
+    commands: "`llmspell model available [--recommended] --json`",
+    schema: AvailableReport,
+    notes: "The curated catalog; `fits` compares the estimated RAM need with the memory free now. Recommended and fitting models come first."
   },
   {
     title: "run",
