@@ -7,6 +7,15 @@ import * as Layer from "effect/Layer"
 import { layerLive } from "./CliIO.js"
 import { main } from "./main.js"
 
+// `llmspell … | head` closes our stdout early: stop quietly, like other command-line tools.
+// (A pull stopped this way leaves its .partial file, and the next pull resumes it.)
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on("error", (error: NodeJS.ErrnoException) => {
+    if (error.code === "EPIPE") process.exit(0)
+    throw error
+  })
+}
+
 main(process.argv).pipe(
   Effect.provide(Layer.merge(NodeContext.layer, layerLive)),
   (program) =>
