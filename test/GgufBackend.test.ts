@@ -160,7 +160,7 @@ describe("GgufBackend with node-llama-cpp", () => {
       expect(status.details["binary"]).toBe("prebuilt")
       expect(String(status.details["device"])).toMatch(/^cpu \(auto: /)
       expect(String(status.details["threads"])).toMatch(/auto/)
-      expect(status.version).toMatch(/^llama\.cpp /)
+      expect(status.version).toMatch(/^node-llama-cpp 3\./)
       expect(status.warnings.join("\n")).toMatch(/running on the CPU/)
     }))
 

@@ -359,9 +359,10 @@ export const makeBackend = (
       return {
         ...common,
         available: true,
-        ...(r.llamaCppRelease !== undefined ? { version: `llama.cpp ${r.llamaCppRelease}` } : {}),
+        ...(r.libraryVersion !== undefined ? { version: `node-llama-cpp ${r.libraryVersion}` } : {}),
         details: {
           binary: r.binary,
+          ...(r.llamaCppRelease !== undefined ? { "llama.cpp": r.llamaCppRelease } : {}),
           device: `${r.device} (${r.reason})`,
           ...(r.gpuNames.length > 0 ? { gpu: r.gpuNames.join(", ") } : {}),
           ...(r.vramFreeBytes !== undefined && r.vramTotalBytes !== undefined && r.vramTotalBytes > 0

@@ -27,6 +27,8 @@ export interface RuntimeInfo {
   /** Why this device: asked for explicitly, or the best one `auto` found. */
   readonly reason: string
   readonly binary: "prebuilt" | "local build"
+  /** node-llama-cpp's version and the llama.cpp release its binary was built from. */
+  readonly libraryVersion?: string | undefined
   readonly llamaCppRelease?: string | undefined
   readonly gpuNames: ReadonlyArray<string>
   readonly vramTotalBytes?: number | undefined
@@ -65,8 +67,8 @@ export interface LoadedModelHandle {
   /** Per sequence. */
   readonly contextSize: number
   /**
-   * Generates on a free context sequence (the caller guarantees one is free: it holds one of
-   * `sequences` permits). Interrupting the stream stops generation and frees the sequence.
+   * Generates on a free context sequence, waiting for one when all `sequences` are busy.
+   * Interrupting the stream stops generation and gives the sequence back.
    */
   readonly generate: (request: GenerateRequest) => Stream.Stream<LoaderEvent, BackendError>
 }

@@ -11,6 +11,7 @@ import * as Stream from "effect/Stream"
 import type {
   ChatHistoryItem,
   Llama,
+  LlamaChat,
   LlamaChatResponse,
   LlamaContext,
   LlamaContextSequence,
@@ -103,13 +104,15 @@ const llamaFor = (lib: NodeLlamaCpp, gpu: LlamaGpuType): Promise<Llama> => {
 }
 
 const describeRuntime = async (llama: Llama, device: Device, reason: string, warnings: Array<string>): Promise<RuntimeInfo> => {
+  const lib = await importLibrary()
   const gpu = device !== "cpu"
   const vram = gpu ? await llama.getVramState().catch(() => undefined) : undefined
   return {
     device,
     reason,
     binary: llama.buildType === "prebuilt" ? "prebuilt" : "local build",
-    llamaCppRelease: llama.llamaCppRelease.release,
+    libraryVersion: await lib.getModuleVersion().catch(() => undefined),
+    llamaCppRelease: `${llama.llamaCppRelease.repo} ${llama.llamaCppRelease.release}`,
     gpuNames: gpu ? await llama.getGpuDeviceNames().catch(() => []) : [],
     vramTotalBytes: vram?.total,
     vramFreeBytes: vram?.free,
@@ -251,11 +254,17 @@ const finishReason = (response: LlamaChatResponse): FinishReason => {
   }
 }
 
+/** A context sequence and the LlamaChat bound to it, handed to one request at a time. */
+interface SequenceSlot {
+  readonly sequence: LlamaContextSequence
+  readonly chat: LlamaChat
+}
+
 const generateOn = (
   lib: NodeLlamaCpp,
   model: LlamaModel,
   context: LlamaContext,
-  sequences: Queue.Queue<LlamaContextSequence>,
+  sequences: Queue.Queue<SequenceSlot>,
   request: GenerateRequest,
   instance: string | undefined
 ): Stream.Stream<LoaderEvent, BackendError> =>
@@ -264,13 +273,12 @@ const generateOn = (
       // A disposed sequence frees its slot asynchronously (an immediate getSequence() can still
       // throw "No sequences left"), so sequences are created once and handed round; LlamaChat also
       // reuses the prompt prefix a sequence already holds.
-      Effect.acquireRelease(Queue.take(sequences), (sequence) => Queue.offer(sequences, sequence)),
-      (sequence) =>
+      Effect.acquireRelease(Queue.take(sequences), (slot) => Queue.offer(sequences, slot)),
+      ({ chat }) =>
         Effect.acquireRelease(
           Effect.try({
             try: () => {
               const controller = new AbortController()
-              const chat = new lib.LlamaChat({ contextSequence: sequence, autoDisposeSequence: false })
               const history = toHistory(request)
               const promptTokens = chat.chatWrapper.generateContextState({ chatHistory: history }).contextText
                 .tokenize(model.tokenizer).length
@@ -306,16 +314,15 @@ const generateOn = (
                   void emit.fail(toBackendError("generate", instance, mark)(e))
                 }
               )
-              return { controller, promise, chat }
+              return { controller, promise }
             },
             catch: toBackendError("generate", instance)
           }),
-          // stopOnAbortSignal ends generation after the current token; the sequence is free again once disposed
-          ({ chat, controller, promise }) =>
+          // stopOnAbortSignal ends generation after the current token; then the sequence goes back to the queue
+          ({ controller, promise }) =>
             Effect.promise(async () => {
               controller.abort()
               await promise
-              chat.dispose()
             })
         )
     ), "unbounded").pipe(Stream.withSpan("LlamaLoader.generate"))
@@ -357,13 +364,25 @@ export const load = (
       }),
       (c) => Effect.promise(() => c.dispose())
     ).pipe(Effect.withSpan("LlamaLoader.createContext", { attributes: { path } }))
-    const sequences = yield* Queue.bounded<LlamaContextSequence>(options.sequences)
-    yield* Effect.try({
-      try: () => {
-        for (let i = 0; i < options.sequences; i++) Queue.unsafeOffer(sequences, context.getSequence())
-      },
-      catch: toBackendError("create context sequences", instance)
-    })
+    // The chat wrapper is resolved once per model: `new LlamaChat()` with the default "auto" wrapper
+    // re-resolves it from the Jinja template every time, which cost ~250 ms per request here.
+    const sequences = yield* Queue.bounded<SequenceSlot>(options.sequences)
+    yield* Effect.acquireRelease(
+      Effect.try({
+        try: () => {
+          const chatWrapper = lib.resolveChatWrapper(model)
+          const slots: Array<SequenceSlot> = []
+          for (let i = 0; i < options.sequences; i++) {
+            const sequence = context.getSequence()
+            slots.push({ sequence, chat: new lib.LlamaChat({ contextSequence: sequence, chatWrapper, autoDisposeSequence: false }) })
+          }
+          for (const slot of slots) Queue.unsafeOffer(sequences, slot)
+          return slots
+        },
+        catch: toBackendError("create context sequences", instance)
+      }),
+      (slots) => Effect.sync(() => slots.forEach((slot) => slot.chat.dispose()))
+    )
     return {
       path,
       sizeBytes: model.size,
