@@ -9,7 +9,6 @@ import * as LanguageModel from "@effect/ai/LanguageModel"
 import { describe, expect, it } from "@effect/vitest"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
-import * as Fiber from "effect/Fiber"
 import * as Stream from "effect/Stream"
 import * as TestClock from "effect/TestClock"
 import { mkdtempSync, writeFileSync } from "node:fs"
@@ -145,7 +144,7 @@ describe("GgufBackend with node-llama-cpp", () => {
         chatTemplate: true,
         path: TINY_Q8
       })
-      expect(info.parameterCount).toBe(tinyLlamaModel().tensors.reduce((n, t) => n + t.dims.reduce((a, b) => a * b, 1), 0))
+      expect(info.parameterCount).toBe(tinyLlamaModel().tensors.reduce((n, t) => n + t.dims.reduce<number>((a, b) => a * Number(b), 1), 0))
       expect(info.memory?.contextSize).toBe(256)
       expect(info.memory?.ramBytes).toBeGreaterThan(info.sizeBytes!)
       const noTemplate = write("no-template.gguf", tinyLlamaGguf({ chatTemplate: false }))
