@@ -3,44 +3,22 @@
  * `dist/cli.js` (build first: `npm run build`), with a tiny model written into a temp directory:
  * JSON shapes that decode as our types, exit code 3 and the pull hint for a missing model.
  */
-import { execFileSync, spawn } from "node:child_process"
-import { existsSync } from "node:fs"
 import { mkdtemp, rm, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { fileURLToPath } from "node:url"
 import * as Schema from "effect/Schema"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { Completion, ModelInfo, StatusReport } from "../src/domain/Types.js"
 import { tinyLlamaGguf } from "./fixtures/ggufWriter.js"
+import { ensureBuilt, isolatedEnv, runCli } from "./support/runCli.js"
 
-const root = fileURLToPath(new URL("..", import.meta.url))
-const bin = join(root, "dist", "cli.js")
 let dir: string
 
 const run = (args: ReadonlyArray<string>) =>
-  new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-    const child = spawn(process.execPath, [bin, ...args], {
-      cwd: dir,
-      env: {
-        HOME: dir,
-        XDG_CONFIG_HOME: join(dir, "xdg"),
-        PATH: process.env["PATH"] ?? "",
-        NO_COLOR: "1",
-        LLMSPELL_MODELS_DIR: join(dir, "models")
-      },
-      stdio: ["ignore", "pipe", "pipe"]
-    })
-    let stdout = ""
-    let stderr = ""
-    child.stdout.on("data", (c: Buffer) => void (stdout += c.toString("utf8")))
-    child.stderr.on("data", (c: Buffer) => void (stderr += c.toString("utf8")))
-    child.on("error", reject)
-    child.on("close", (code) => resolve({ code, stdout, stderr }))
-  })
+  runCli(args, { cwd: dir, env: isolatedEnv(dir, { LLMSPELL_MODELS_DIR: join(dir, "models") }) })
 
 beforeAll(async () => {
-  if (!existsSync(bin)) execFileSync(process.execPath, ["scripts/build.mjs"], { cwd: root, stdio: "ignore" })
+  ensureBuilt()
   dir = await mkdtemp(join(tmpdir(), "llmspell-cli-gguf-"))
   await writeFile(join(dir, "tiny.gguf"), tinyLlamaGguf())
 })

@@ -3,20 +3,16 @@
  * progress that decodes as PullProgress with the result last, plain progress lines on a non-TTY stderr,
  * verify's exit code after corruption, and the catalog. Build first (`npm run build`).
  */
-import { execFileSync, spawn } from "node:child_process"
-import { existsSync } from "node:fs"
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { fileURLToPath } from "node:url"
 import * as Schema from "effect/Schema"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { AvailableReport } from "../src/domain/Catalog.js"
 import { PullProgress, VerifyReport } from "../src/domain/Types.js"
 import { deterministicContent, type FakeHub, startFakeHub } from "./fixtures/fakeHub.js"
+import { ensureBuilt, isolatedEnv, runCli } from "./support/runCli.js"
 
-const root = fileURLToPath(new URL("..", import.meta.url))
-const bin = join(root, "dist", "cli.js")
 const SIZE = 200_000
 const bytes = deterministicContent("cli")(0, SIZE).slice()
 
@@ -24,30 +20,13 @@ let dir: string
 let hub: FakeHub
 
 const run = (args: ReadonlyArray<string>, env: Record<string, string> = {}) =>
-  new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-    const child = spawn(process.execPath, [bin, ...args], {
-      cwd: dir,
-      env: {
-        HOME: dir,
-        XDG_CONFIG_HOME: join(dir, "xdg"),
-        PATH: process.env["PATH"] ?? "",
-        NO_COLOR: "1",
-        HF_ENDPOINT: hub.url,
-        LLMSPELL_MODELS_DIR: join(dir, "models"),
-        ...env
-      },
-      stdio: ["ignore", "pipe", "pipe"]
-    })
-    let stdout = ""
-    let stderr = ""
-    child.stdout.on("data", (c: Buffer) => void (stdout += c.toString("utf8")))
-    child.stderr.on("data", (c: Buffer) => void (stderr += c.toString("utf8")))
-    child.on("error", reject)
-    child.on("close", (code) => resolve({ code, stdout, stderr }))
+  runCli(args, {
+    cwd: dir,
+    env: isolatedEnv(dir, { HF_ENDPOINT: hub.url, LLMSPELL_MODELS_DIR: join(dir, "models"), ...env })
   })
 
 beforeAll(async () => {
-  if (!existsSync(bin)) execFileSync(process.execPath, ["scripts/build.mjs"], { cwd: root, stdio: "ignore" })
+  ensureBuilt()
   dir = await mkdtemp(join(tmpdir(), "llmspell-cli-hub-"))
   hub = await startFakeHub({ pageSize: 50 })
   await hub.addRepo({

@@ -3,23 +3,15 @@
  * command on Ollama, the exit codes of each failure, and the stdout/stderr split (results and
  * `--json` documents on stdout, progress and errors on stderr, nothing from the ollama client).
  */
-import { execFileSync, spawn } from "node:child_process"
 import { existsSync } from "node:fs"
 import { chmod, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { fileURLToPath } from "node:url"
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest"
 import { type FakeOllama, fakeLayer, fakeModel, startFakeOllama } from "./fixtures/fakeOllama.js"
+import { bin, ensureBuilt, isolatedEnv, runCli } from "./support/runCli.js"
 
-const root = fileURLToPath(new URL("..", import.meta.url))
-const bin = join(root, "dist", "cli.js")
 
-interface Result {
-  readonly code: number | null
-  readonly stdout: string
-  readonly stderr: string
-}
 
 let dir: string
 let emptyPath: string
@@ -27,31 +19,17 @@ let fake: FakeOllama
 
 // Async on purpose: the fake server lives in this process and must keep answering.
 const run = (args: ReadonlyArray<string>, env: Record<string, string> = {}, command = process.execPath, argv?: Array<string>) =>
-  new Promise<Result>((resolve, reject) => {
-    const child = spawn(command, argv ?? [bin, ...args], {
-      cwd: dir,
-      env: {
-        HOME: dir,
-        XDG_CONFIG_HOME: join(dir, "xdg"),
-        PATH: emptyPath,
-        NO_COLOR: "1",
-        OLLAMA_HOST: `${fake.host}:${fake.port}`,
-        ...env
-      },
-      stdio: ["ignore", "pipe", "pipe"]
-    })
-    let stdout = ""
-    let stderr = ""
-    child.stdout.on("data", (c: Buffer) => void (stdout += c.toString("utf8")))
-    child.stderr.on("data", (c: Buffer) => void (stderr += c.toString("utf8")))
-    child.on("error", reject)
-    child.on("close", (code) => resolve({ code, stdout, stderr }))
+  runCli(args, {
+    cwd: dir,
+    env: isolatedEnv(dir, { PATH: emptyPath, OLLAMA_HOST: `${fake.host}:${fake.port}`, ...env }),
+    command,
+    ...(argv !== undefined ? { argv } : {})
   })
 
 const jsonLines = (text: string) => text.trim().split("\n").map((line) => JSON.parse(line) as Record<string, unknown>)
 
 beforeAll(async () => {
-  if (!existsSync(bin)) execFileSync(process.execPath, ["scripts/build.mjs"], { cwd: root, stdio: "ignore" })
+  ensureBuilt()
   dir = await mkdtemp(join(tmpdir(), "llmspell-cli-ollama-"))
   emptyPath = join(dir, "empty-bin")
   await mkdir(emptyPath)

@@ -4,11 +4,9 @@
  * facade, and through the built CLI whose every `--json` output is decoded with the schemas that
  * docs/json.md is generated from.
  */
-import { spawn } from "node:child_process"
 import { mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { fileURLToPath } from "node:url"
 import * as Schema from "effect/Schema"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { AvailableReport } from "../src/domain/Catalog.js"
@@ -28,9 +26,8 @@ import { createLocalLLM, type LocalLLMClient } from "../src/promise.js"
 import { type FakeHub, startFakeHub } from "./fixtures/fakeHub.js"
 import { fakeLayer, fakeModel, type FakeOllama, startFakeOllama } from "./fixtures/fakeOllama.js"
 import { tinyLlamaGguf } from "./fixtures/ggufWriter.js"
+import { ensureBuilt, isolatedEnv, runCli } from "./support/runCli.js"
 
-const root = fileURLToPath(new URL("..", import.meta.url))
-const bin = join(root, "dist", "cli.js")
 const dir = mkdtempSync(join(tmpdir(), "llmspell-e2e-"))
 const modelsDir = join(dir, "models")
 const localModel = join(dir, "local.gguf")
@@ -40,32 +37,21 @@ writeFileSync(localModel, model)
 let ollama: FakeOllama
 let hub: FakeHub
 
-const env = () => ({
-  HOME: dir,
-  XDG_CONFIG_HOME: join(dir, "xdg"),
-  PATH: process.env["PATH"] ?? "",
-  NO_COLOR: "1",
-  OLLAMA_HOST: ollama.url,
-  HF_ENDPOINT: hub.url,
-  LLMSPELL_MODELS_DIR: modelsDir,
-  LLMSPELL_GGUF_THREADS: "1"
-})
-
-const cli = (args: ReadonlyArray<string>) =>
-  new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-    const child = spawn(process.execPath, [bin, ...args], { cwd: dir, env: env(), stdio: ["ignore", "pipe", "pipe"] })
-    let stdout = ""
-    let stderr = ""
-    child.stdout.on("data", (c: Buffer) => void (stdout += c.toString("utf8")))
-    child.stderr.on("data", (c: Buffer) => void (stderr += c.toString("utf8")))
-    child.on("error", reject)
-    child.on("close", (code) => resolve({ code, stdout, stderr }))
+const env = () =>
+  isolatedEnv(dir, {
+    OLLAMA_HOST: ollama.url,
+    HF_ENDPOINT: hub.url,
+    LLMSPELL_MODELS_DIR: modelsDir,
+    LLMSPELL_GGUF_THREADS: "1"
   })
+
+const cli = (args: ReadonlyArray<string>) => runCli(args, { cwd: dir, env: env() })
 
 const decodeJson = <A, I>(schema: Schema.Schema<A, I>, text: string): A =>
   Schema.decodeUnknownSync(schema, { onExcessProperty: "error" })(JSON.parse(text))
 
 beforeAll(async () => {
+  ensureBuilt()
   ollama = await startFakeOllama({
     models: [fakeModel("llama3.2:latest")],
     pullable: { "qwen2.5:0.5b": [fakeLayer("q", 2048)] },
