@@ -9,6 +9,7 @@ import * as Chunk from "effect/Chunk"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
+import * as Queue from "effect/Queue"
 import * as Stream from "effect/Stream"
 import * as TestClock from "effect/TestClock"
 import { mkdtempSync, writeFileSync } from "node:fs"
@@ -158,9 +159,16 @@ describe("GgufBackend pool", () => {
   it.scoped("at most `parallel` requests generate at once on one model; the others wait their turn", () =>
     Effect.gen(function*() {
       const generationGate = yield* Deferred.make<void>()
-      const { backend, log } = yield* setup({ parallel: 2 }, { generationGate })
+      const started = yield* Queue.unbounded<void>()
+      const { backend, log } = yield* setup({ parallel: 2 }, {
+        generationGate,
+        onGenerate: () => Queue.offer(started, undefined)
+      })
       const fibers = yield* Effect.forEach([1, 2, 3, 4, 5], () => Effect.fork(run(backend, A)))
-      yield* TestClock.adjust("1 second")
+      // Wait for two generations to be running (file validation is real I/O, so no clock can stand in).
+      yield* Queue.take(started)
+      yield* Queue.take(started)
+      yield* Effect.forEach(Array.from({ length: 50 }, (_, i) => i), () => Effect.yieldNow())
       expect(log.active).toBe(2)
       yield* Deferred.succeed(generationGate, undefined)
       const results = yield* Fiber.joinAll(fibers)
