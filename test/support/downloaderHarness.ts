@@ -62,7 +62,7 @@ const turn = () => new Promise<void>((resolve) => setImmediate(resolve))
 
 /**
  * Runs an effect under the TestClock; when neither the fake hub nor the events show activity for 100
- * event-loop turns and 25 ms, moves the clock to the next pending sleep.
+ * event-loop turns and 250 ms, moves the clock to the next pending sleep.
  */
 export const drive = <A, E>(
   effect: Effect.Effect<A, E>,
@@ -82,8 +82,8 @@ export const drive = <A, E>(
       if (now !== signature) lastActivity = performance.now()
       idle = now === signature ? idle + 1 : 0
       signature = now
-      // Quiet for 100 turns and 25 ms (module loading and disk I/O finish well within that): jump.
-      if (idle >= 100 && performance.now() - lastActivity >= 25) {
+      // Quiet for 100 turns and 250 ms (module loading, hashing and disk I/O finish within that even on a loaded machine): jump.
+      if (idle >= 100 && performance.now() - lastActivity >= 250) {
         const sleeps = Chunk.toReadonlyArray(yield* TestClock.sleeps())
         if (sleeps.length > 0) yield* TestClock.setTime(Math.min(...sleeps))
         idle = 0
