@@ -47,6 +47,15 @@ describe("LocalLLM over mock backends", () => {
     }).pipe(Effect.provide(mock.layer))
   })
 
+  it.effect("run collects a completion with usage", () => {
+    const mock = LlmspellMock.make({ gguf: { models: [{ name: "tiny", tokens: ["x", "y"] }] } })
+    return Effect.gen(function*() {
+      const llm = yield* LocalLLM
+      const completion = yield* llm.run("tiny", { messages: [{ role: "user", content: "hi" }] })
+      expect(completion).toMatchObject({ text: "xy", backend: "gguf", usage: { completionTokens: 2 } })
+    }).pipe(Effect.provide(mock.layer))
+  })
+
   it.effect("a missing model fails with ModelNotFound carrying the pull hint", () => {
     const mock = LlmspellMock.make({ gguf: { models: [] } })
     return Effect.gen(function*() {

@@ -6,9 +6,9 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
 import type * as Protocol from "../domain/Protocol.js"
-import { errorToJson, isLlmspellError, type LlmspellError } from "../domain/Errors.js"
+import { BackendError, errorToJson, isLlmspellError, type LlmspellError } from "../domain/Errors.js"
 import type { BackendStatus } from "../domain/Types.js"
-import type { ModelList } from "../domain/Types.js"
+import type { GenerateRequest, ModelList } from "../domain/Types.js"
 import { type BackendFilter, LocalLLM, type LocalLLMService } from "../services/LocalLLM.js"
 import { ProviderRegistry, type ProviderRegistryService } from "../services/ProviderRegistry.js"
 
@@ -63,6 +63,9 @@ export const make = (registry: ProviderRegistryService): LocalLLMService => {
       ? Effect.flatMap(registry.resolve(spec), (r) => r.handle.verify(r.model))
       : Effect.flatMap(registry.resolve("local/*@gguf"), (r) => r.handle.verify(undefined))
 
+  const generate = (spec: string, request: GenerateRequest) =>
+    Stream.unwrap(Effect.map(registry.resolve(spec), (r) => r.handle.generate(r.model, request)))
+
   return {
     status,
     list,
@@ -71,8 +74,18 @@ export const make = (registry: ProviderRegistryService): LocalLLMService => {
     pull: (spec, options) => Stream.unwrap(Effect.map(registry.resolve(spec), (r) => r.handle.pull(r.model, options))),
     remove: (spec) => Effect.flatMap(registry.resolve(spec), (r) => r.handle.remove(r.model)),
     verify,
-    generate: (spec, request) =>
-      Stream.unwrap(Effect.map(registry.resolve(spec), (r) => r.handle.generate(r.model, request)))
+    generate,
+    run: (spec, request) =>
+      generate(spec, request).pipe(
+        Stream.runLast,
+        Effect.flatMap((last) =>
+          last._tag === "Some" && last.value._tag === "Finish"
+            ? Effect.succeed(last.value.completion)
+            : Effect.fail(
+              new BackendError({ backend: "llmspell", operation: "run", reason: "the generation ended without a completion" })
+            )
+        )
+      )
   }
 }
 

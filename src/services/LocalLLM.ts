@@ -9,6 +9,7 @@ import type * as Stream from "effect/Stream"
 import type { LlmspellError } from "../domain/Errors.js"
 import type {
   BackendStatus,
+  Completion,
   BackendType,
   GenerateEvent,
   GenerateRequest,
@@ -35,7 +36,10 @@ export interface LocalLLMService {
   readonly remove: (spec: string) => Effect.Effect<RemoveResult, LlmspellError>
   /** Verifies one model, or every model of the default GGUF store when no spec is given. */
   readonly verify: (spec?: string) => Effect.Effect<VerifyReport, LlmspellError>
+  /** Streams a chat completion: text deltas, then one `Finish` with usage and timings. */
   readonly generate: (spec: string, request: GenerateRequest) => Stream.Stream<GenerateEvent, LlmspellError>
+  /** Runs a chat completion to its end. */
+  readonly run: (spec: string, request: GenerateRequest) => Effect.Effect<Completion, LlmspellError>
 }
 
 /** The facade's tag. */
