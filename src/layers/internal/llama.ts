@@ -254,6 +254,54 @@ const finishReason = (response: LlamaChatResponse): FinishReason => {
   }
 }
 
+/**
+ * Text reaches the stream through a buffer flushed by a timer, at most every `TEXT_FLUSH_MS` (the
+ * first chunk goes at once, so time to first token stays exact). Generation is a loop on the JS
+ * thread: llama.cpp decodes a token, node-llama-cpp samples it and calls onTextChunk, then queues
+ * the next decode. An emit per token into `Stream.asyncScoped` (a fiber and a promise each) and
+ * the consumer's fiber, both run as microtasks inside that loop, doubled the JS time between two
+ * decodes (0.29 → 0.55 ms) and cost ~10% of the tokens/s of a 60M model (BENCHMARKS.md). A timer
+ * callback runs in a later event-loop turn, while llama.cpp decodes the next token (a
+ * `setImmediate` flush would run before node-llama-cpp's own `setImmediate` dispatch with
+ * parallel > 1), and every element through the Effect stream costs ~0.2 ms of CPU, so several
+ * tokens are sent as one chunk: on a shared 2-core machine that CPU is taken from llama.cpp.
+ */
+const TEXT_FLUSH_MS = 25
+
+const makeTextBuffer = (emitText: (text: string) => void) => {
+  let pending = ""
+  let first = true
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const flush = () => {
+    if (timer !== undefined) clearTimeout(timer)
+    timer = undefined
+    if (pending.length === 0) return
+    const text = pending
+    pending = ""
+    emitText(text)
+  }
+  return {
+    push: (text: string) => {
+      if (text.length === 0) return
+      if (first) {
+        first = false
+        emitText(text)
+        return
+      }
+      pending += text
+      timer ??= setTimeout(flush, TEXT_FLUSH_MS)
+    },
+    /** Emits what is buffered now (before the end of the stream). */
+    flush,
+    /** Drops what is buffered (the stream is gone). */
+    cancel: () => {
+      if (timer !== undefined) clearTimeout(timer)
+      timer = undefined
+      pending = ""
+    }
+  }
+}
+
 /** A context sequence and the LlamaChat bound to it, handed to one request at a time. */
 interface SequenceSlot {
   readonly sequence: LlamaContextSequence
@@ -268,7 +316,7 @@ const generateOn = (
   request: GenerateRequest,
   instance: string | undefined
 ): Stream.Stream<LoaderEvent, BackendError> =>
-  Stream.asyncScoped<LoaderEvent, BackendError>((emit) =>
+  Stream.asyncPush<LoaderEvent, BackendError>((emit) =>
     Effect.flatMap(
       // A disposed sequence frees its slot asynchronously (an immediate getSequence() can still
       // throw "No sequences left"), so sequences are created once and handed round; LlamaChat also
@@ -283,6 +331,7 @@ const generateOn = (
               const promptTokens = chat.chatWrapper.generateContextState({ chatHistory: history }).contextText
                 .tokenize(model.tokenizer).length
               let completionTokens = 0
+              const buffer = makeTextBuffer((text) => emit.single({ _tag: "Text", text }))
               const mark = recentLogs.length
               const promise = chat.generateResponse(history, {
                 signal: controller.signal,
@@ -296,36 +345,37 @@ const generateOn = (
                 onToken: (tokens) => {
                   completionTokens += tokens.length
                 },
-                onTextChunk: (text) => {
-                  if (text.length > 0) void emit.single({ _tag: "Text", text })
-                }
+                onTextChunk: buffer.push
               }).then(
                 (response) => {
-                  void emit.single({
+                  buffer.flush()
+                  emit.single({
                     _tag: "Done",
                     text: response.response,
                     promptTokens,
                     completionTokens,
                     finishReason: finishReason(response)
                   })
-                  void emit.end()
+                  emit.end()
                 },
                 (e) => {
-                  void emit.fail(toBackendError("generate", instance, mark)(e))
+                  buffer.flush()
+                  emit.fail(toBackendError("generate", instance, mark)(e))
                 }
               )
-              return { controller, promise }
+              return { controller, promise, buffer }
             },
             catch: toBackendError("generate", instance)
           }),
           // stopOnAbortSignal ends generation after the current token; then the sequence goes back to the queue
-          ({ controller, promise }) =>
+          ({ controller, promise, buffer }) =>
             Effect.promise(async () => {
               controller.abort()
               await promise
+              buffer.cancel()
             })
         )
-    ), "unbounded").pipe(Stream.withSpan("LlamaLoader.generate"))
+    ), { bufferSize: "unbounded" }).pipe(Stream.withSpan("LlamaLoader.generate"))
 
 /** Loads a validated file and creates its context; the scope's end disposes both. */
 export const load = (
