@@ -333,6 +333,10 @@ lines.push(
   "  defaults are worse still.",
   "- `llmspell run` TTFT counts from the request inside the new process, so it includes creating the Llama and",
   "  loading the model.",
+  "- 4 concurrent requests give less total throughput than one on this CPU, and not because of llmspell: a plain",
+  "  node-llama-cpp script with 4 sequences in one context measured the same (271 vs 271 tok/s on Q8_0, in a separate",
+  "  experiment). node-llama-cpp does batch the sequences, but with 1 thread a batch of 3 tokens takes ~10.2 ms against",
+  "  2.7 ms for one, so batching gains nothing here; the row's wall time also includes the 4 prompts' evaluation.",
   ""
 )
 const section = lines.join("\n")
