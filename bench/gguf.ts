@@ -21,7 +21,8 @@ import { fileURLToPath } from "node:url"
 import type { Completion, GenerateEvent, GenerateRequest } from "../src/domain/Types.js"
 import { makeBackend } from "../src/layers/GgufBackendLive.js"
 import { autoThreads, availableCores, makeLoader } from "../src/layers/internal/llama.js"
-import { ggufInstance, makeFakeDownloader } from "../test/fixtures/ggufBackendFakes.js"
+import { ModelDownloaderMock } from "../src/testing.js"
+import { ggufInstance } from "../test/fixtures/ggufBackendFakes.js"
 import { writeTinyLlamaGguf } from "../test/fixtures/ggufWriter.js"
 
 const root = fileURLToPath(new URL("..", import.meta.url))
@@ -128,7 +129,7 @@ const backendRun = (path: string, dir: string) =>
       makeBackend(
         ggufInstance({ modelDirectory: dir, threads: THREADS, contextSize: CONTEXT, parallel, maxLoadedModels: 1 }),
         loader,
-        makeFakeDownloader().downloader
+        ModelDownloaderMock().service
       )
     const single = yield* instance(1)
     const cold = yield* collect(single.generate(path, request))

@@ -9,6 +9,7 @@
  * expect(mock.calls.map((c) => c.operation)).toEqual(["generate"])
  * ```
  */
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
@@ -37,7 +38,7 @@ import type { Backend, BackendFactory } from "./services/Backend.js"
 import { Config } from "./services/Config.js"
 import { GgufBackend, LlamaLoader, type LlamaLoaderService, type LoaderEvent } from "./services/GgufBackend.js"
 import type { LocalLLM } from "./services/LocalLLM.js"
-import { ModelDownloader, type ModelDownloaderService } from "./services/ModelDownloader.js"
+import { type InstalledModel, ModelDownloader, type ModelDownloaderService } from "./services/ModelDownloader.js"
 import { OllamaBackend } from "./services/OllamaBackend.js"
 import * as ProviderRegistry from "./services/ProviderRegistry.js"
 
@@ -329,28 +330,35 @@ export const GgufBackendMock = (options: MockBackendOptions = {}, calls: Array<M
 
 /** Script of the fake downloader. */
 export interface MockDownloaderOptions {
-  readonly installed?: ReadonlyArray<string>
+  /** Installed models: names (files are made up under the store), or full records with real paths. */
+  readonly installed?: ReadonlyArray<string | InstalledModel>
   readonly pullSteps?: number
   readonly fail?: Partial<Record<"pull" | "find" | "list" | "verify" | "remove", MockFailure>>
 }
 
-/** A scripted ModelDownloader layer and its call record. */
+/** An installed-model record for one file (what the live downloader's manifest describes). */
+export const installedModel = (name: string, path: string, sizeBytes = 1_000_000): InstalledModel => ({
+  name,
+  repo: name.split(":")[0]!,
+  revision: "0".repeat(40),
+  files: [{ path, sizeBytes, sha256: "0".repeat(64) }],
+  primaryPath: path,
+  sizeBytes,
+  pulledAt: new Date(0).toISOString()
+})
+
+/** A scripted ModelDownloader layer, its service, the installed models (by name) and its call record. */
 export const ModelDownloaderMock = (options: MockDownloaderOptions = {}) => {
   const calls: Array<{ readonly operation: string; readonly ref?: string }> = []
-  const installed = new Set(options.installed ?? [])
+  const madeUp = (ref: string, directory: string) => installedModel(ref, `${directory}/${ref.replace(/[:/]/g, "_")}.gguf`)
+  const installed = new Map<string, InstalledModel>(
+    (options.installed ?? []).map((m) => typeof m === "string" ? [m, madeUp(m, "/mock-store")] : [m.name, m])
+  )
+  const find = (ref: string) => [...installed.values()].find((m) => m.name === ref || m.alias === ref)
   const fail = (op: keyof NonNullable<MockDownloaderOptions["fail"]>, ref?: string): Effect.Effect<void, LlmspellError> => {
     const f = options.fail?.[op]
     return f === undefined ? Effect.void : Effect.fail(failureFor(f, "gguf", "gguf", ref))
   }
-  const entry = (ref: string, directory: string) => ({
-    name: ref,
-    repo: ref.split(":")[0]!,
-    revision: "0".repeat(40),
-    files: [{ path: `${directory}/${ref.replace(/[:/]/g, "_")}.gguf`, sizeBytes: 1_000_000, sha256: "0".repeat(64) }],
-    primaryPath: `${directory}/${ref.replace(/[:/]/g, "_")}.gguf`,
-    sizeBytes: 1_000_000,
-    pulledAt: new Date(0).toISOString()
-  })
   const service: ModelDownloaderService = {
     pull: (ref, store, pullOptions) => {
       const gguf = makeMockBackend("gguf", {
@@ -362,108 +370,143 @@ export const ModelDownloaderMock = (options: MockDownloaderOptions = {}) => {
           calls.push({ operation: "pull", ref })
           yield* fail("pull", ref)
           const backend = yield* Effect.scoped(gguf.factory.make({ type: "gguf", name: store.instance, modelDirectory: store.directory }))
-          return backend.pull(ref, pullOptions).pipe(Stream.ensuring(Effect.sync(() => installed.add(ref))))
+          return backend.pull(ref, pullOptions).pipe(
+            Stream.ensuring(Effect.sync(() => void installed.set(ref, find(ref) ?? madeUp(ref, store.directory))))
+          )
         })
       )
     },
-    findInstalled: (ref, store) =>
+    findInstalled: (ref) =>
       Effect.sync(() => calls.push({ operation: "find", ref })).pipe(
         Effect.zipRight(fail("find", ref)),
-        Effect.as(installed.has(ref) ? Option.some(entry(ref, store.directory)) : Option.none())
+        Effect.map(() => Option.fromNullable(find(ref)))
       ),
-    listInstalled: (store) =>
+    listInstalled: () =>
       Effect.sync(() => calls.push({ operation: "list" })).pipe(
         Effect.zipRight(fail("list")),
-        Effect.as([...installed].map((r) => entry(r, store.directory)))
+        Effect.map(() => [...installed.values()])
       ),
     verify: (_store, ref) =>
       Effect.sync(() => calls.push({ operation: "verify", ...(ref !== undefined ? { ref } : {}) })).pipe(
         Effect.zipRight(fail("verify", ref)),
-        Effect.as({
+        Effect.map(() => ({
           ok: true,
-          files: [...installed].filter((r) => ref === undefined || r === ref).map((r) => ({
-            model: r,
-            file: `${r}.gguf`,
-            status: "ok" as const
-          }))
-        })
+          files: [...installed.values()].filter((m) => ref === undefined || m.name === ref).flatMap((m) =>
+            m.files.map((f) => ({ model: m.name, file: f.path, status: "ok" as const }))
+          )
+        }))
       ),
     remove: (ref, store) =>
       Effect.gen(function*() {
         calls.push({ operation: "remove", ref })
         yield* fail("remove", ref)
-        if (!installed.delete(ref)) {
+        const model = find(ref)
+        if (model === undefined) {
           return yield* Effect.fail(new ModelNotFound({ model: ref, backend: "gguf", instance: store.instance }))
         }
-        return { model: ref, backend: "gguf" as const, instance: store.instance, removedFiles: [`${ref}.gguf`], freedBytes: 1_000_000 }
+        installed.delete(model.name)
+        return {
+          model: model.name,
+          backend: "gguf" as const,
+          instance: store.instance,
+          removedFiles: model.files.map((f) => f.path),
+          freedBytes: model.sizeBytes
+        }
       })
   }
-  return { layer: Layer.succeed(ModelDownloader, service), calls, installed }
+  return { layer: Layer.succeed(ModelDownloader, service), service, calls, installed }
 }
 
 /** Script of the fake GGUF loader (the seam under GgufBackend, below its model pool). */
 export interface MockLoaderOptions {
-  /** Tokens per model file name (default: the words of "This is a scripted answer."). */
+  /** Tokens per model file name. */
   readonly tokens?: Readonly<Record<string, ReadonlyArray<string>>>
-  /** Loading these file names fails. */
-  readonly failLoad?: ReadonlyArray<string>
+  /** Tokens of any other file (default: the words of "This is a scripted answer."). */
+  readonly defaultTokens?: ReadonlyArray<string>
+  /** Loading these file names (or the paths the predicate accepts) fails. */
+  readonly failLoad?: ReadonlyArray<string> | ((path: string) => boolean)
+  /** Every load waits for this before it completes (to hold loads in flight). */
+  readonly loadGate?: Deferred.Deferred<void>
+  /** Every generation waits for this, holding its sequence, before it produces text. */
+  readonly generationGate?: Deferred.Deferred<void>
+  /** Runs when a generation has its sequence and starts. */
+  readonly onGenerate?: (request: GenerateRequest) => Effect.Effect<void>
   readonly sizeBytes?: number
+}
+
+/** What the fake loader saw: `load <file>` / `unload <file>` in order, what is loaded, generations running. */
+export interface MockLoaderLog {
+  readonly events: Array<string>
+  readonly loaded: Set<string>
+  active: number
+  maxActive: number
 }
 
 /**
  * A scripted LlamaLoader: provide it under `GgufBackendLive.layerWithoutLoader` to test the real
- * pool (lazy loads, sharing, idle unload with TestClock, LRU eviction) without llama.cpp.
- * `events` records `load <file>` / `unload <file>` / `generate <file>` in order.
+ * pool (lazy loads, sharing, idle unload with TestClock, LRU eviction) without llama.cpp. Like the
+ * live loader, each loaded model has `sequences` context sequences and generations beyond them wait.
  */
 export const LlamaLoaderMock = (options: MockLoaderOptions = {}) => {
-  const events: Array<string> = []
-  const loaded = new Set<string>()
+  const log: MockLoaderLog = { events: [], loaded: new Set(), active: 0, maxActive: 0 }
   const fileName = (path: string) => path.split(/[\\/]/).at(-1)!
+  const fails = (path: string) =>
+    typeof options.failLoad === "function" ? options.failLoad(path) : options.failLoad?.includes(fileName(path)) ?? false
+  const sizeBytes = options.sizeBytes ?? 1_000_000
   const service: LlamaLoaderService = {
     runtime: () =>
       Effect.succeed({ device: "cpu", reason: "mock loader", binary: "prebuilt", gpuNames: [], warnings: [] }),
-    memoryNeeds: (_path, o) => Effect.succeed({ contextSize: o.contextSize, ramBytes: options.sizeBytes ?? 1_000_000, vramBytes: 0 }),
+    memoryNeeds: (_path, o) => Effect.succeed({ contextSize: o.contextSize, ramBytes: sizeBytes, vramBytes: 0 }),
     load: (path, loadOptions) =>
       Effect.acquireRelease(
         Effect.gen(function*() {
-          const file = fileName(path)
-          events.push(`load ${file}`)
-          if (options.failLoad?.includes(file)) {
+          log.events.push(`load ${fileName(path)}`)
+          if (options.loadGate) yield* Deferred.await(options.loadGate)
+          if (fails(path)) {
             return yield* new BackendError({ backend: "gguf", operation: "load model", reason: "mock: load failed" })
           }
-          loaded.add(path)
+          log.loaded.add(path)
           const sequences = yield* Effect.makeSemaphore(loadOptions.sequences)
+          const running = Effect.acquireRelease(
+            Effect.zipRight(
+              sequences.take(1),
+              Effect.sync(() => {
+                log.active++
+                log.maxActive = Math.max(log.maxActive, log.active)
+              })
+            ),
+            () => Effect.zipRight(Effect.sync(() => void log.active--), sequences.release(1))
+          )
           return {
             path,
-            sizeBytes: options.sizeBytes ?? 1_000_000,
+            sizeBytes,
             vramBytes: 0,
             contextSize: typeof loadOptions.contextSize === "number" ? loadOptions.contextSize : 256,
-            generate: (request: GenerateRequest) => {
-              const tokens = (options.tokens?.[file] ?? DEFAULT_TOKENS).slice(0, request.maxTokens ?? Infinity)
-              const done: LoaderEvent = {
-                _tag: "Done",
-                text: tokens.join(""),
-                promptTokens: request.messages.length,
-                completionTokens: tokens.length,
-                finishReason: request.maxTokens !== undefined && tokens.length >= request.maxTokens ? "length" : "stop"
-              }
-              return Stream.fromIterable<LoaderEvent>([
-                ...tokens.map((text): LoaderEvent => ({ _tag: "Text", text })),
-                done
-              ]).pipe(
-                Stream.onStart(Effect.sync(() => events.push(`generate ${file}`))),
-                (stream) => Stream.unwrapScoped(Effect.as(sequences.take(1).pipe(Effect.zipRight(Effect.addFinalizer(() => sequences.release(1)))), stream))
-              )
-            }
+            generate: (request: GenerateRequest) =>
+              Stream.unwrapScoped(Effect.gen(function*() {
+                yield* running
+                if (options.onGenerate) yield* options.onGenerate(request)
+                if (options.generationGate) yield* Deferred.await(options.generationGate)
+                const tokens = (options.tokens?.[fileName(path)] ?? options.defaultTokens ?? DEFAULT_TOKENS)
+                  .slice(0, request.maxTokens ?? Infinity)
+                const done: LoaderEvent = {
+                  _tag: "Done",
+                  text: tokens.join(""),
+                  promptTokens: request.messages.length,
+                  completionTokens: tokens.length,
+                  finishReason: request.maxTokens !== undefined && tokens.length >= request.maxTokens ? "length" : "stop"
+                }
+                return Stream.fromIterable<LoaderEvent>([...tokens.map((text): LoaderEvent => ({ _tag: "Text", text })), done])
+              }))
           }
         }),
         () =>
           Effect.sync(() => {
-            if (loaded.delete(path)) events.push(`unload ${fileName(path)}`)
+            if (log.loaded.delete(path)) log.events.push(`unload ${fileName(path)}`)
           })
       )
   }
-  return { layer: Layer.succeed(LlamaLoader, service), events, loaded }
+  return { layer: Layer.succeed(LlamaLoader, service), service, log, events: log.events, loaded: log.loaded }
 }
 
 /** The built-in default configuration (no file, no environment), for tests. */

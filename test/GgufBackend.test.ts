@@ -19,7 +19,8 @@ import type { Completion, GenerateEvent, GenerateRequest } from "../src/domain/T
 import { makeBackend } from "../src/layers/GgufBackendLive.js"
 import { makeLoader, parseCpuMax, autoThreads } from "../src/layers/internal/llama.js"
 import { fromBackend } from "../src/layers/LanguageModelAdapter.js"
-import { ggufInstance, makeFakeDownloader } from "./fixtures/ggufBackendFakes.js"
+import { ModelDownloaderMock } from "../src/testing.js"
+import { ggufInstance } from "./fixtures/ggufBackendFakes.js"
 import {
   encodeGgufWithLayout,
   prng,
@@ -40,7 +41,7 @@ const TINY_Q8 = write("tiny-q8.gguf", tinyLlamaGguf({ tensorType: "Q8_0", seed: 
 
 const loader = makeLoader()
 const backendWith = (overrides: Partial<GgufInstanceConfig> = {}) =>
-  makeBackend(ggufInstance({ modelDirectory: dir, contextSize: 256, threads: 1, ...overrides }), loader, makeFakeDownloader().downloader)
+  makeBackend(ggufInstance({ modelDirectory: dir, contextSize: 256, threads: 1, ...overrides }), loader, ModelDownloaderMock().service)
 
 const ask = (overrides: Partial<GenerateRequest> = {}): GenerateRequest => ({
   messages: [{ role: "system", content: "Be brief." }, { role: "user", content: "hello world" }],

@@ -18,7 +18,8 @@ import { join } from "node:path"
 import type { GgufInstanceConfig } from "../src/domain/ConfigSchema.js"
 import type { Completion } from "../src/domain/Types.js"
 import { makeBackend } from "../src/layers/GgufBackendLive.js"
-import { installedModel, ggufInstance, makeFakeDownloader, makeFakeLoader } from "./fixtures/ggufBackendFakes.js"
+import { installedModel, LlamaLoaderMock, type MockLoaderOptions, ModelDownloaderMock } from "../src/testing.js"
+import { ggufInstance } from "./fixtures/ggufBackendFakes.js"
 import { tinyLlamaGguf } from "./fixtures/ggufWriter.js"
 
 // Real (tiny, valid) files: the backend validates each one before the fake loader sees it.
@@ -39,12 +40,13 @@ const run = (backend: { generate: (m: string, r: any) => Stream.Stream<any, any>
     Effect.map((events) => Chunk.toReadonlyArray(events).at(-1)!.completion as Completion)
   )
 
-const setup = (overrides: Partial<GgufInstanceConfig> = {}, fakes: Parameters<typeof makeFakeLoader>[0] = {}) =>
+const setup = (overrides: Partial<GgufInstanceConfig> = {}, fakes: MockLoaderOptions = {}) =>
   Effect.gen(function*() {
-    const { loader, log } = makeFakeLoader(fakes)
-    const { downloader, removed } = makeFakeDownloader([installedModel("org/repo:Q8_0", C)])
-    const backend = yield* makeBackend(ggufInstance({ modelDirectory: dir, ...overrides }), loader, downloader)
-    return { backend, log, removed }
+    const loader = LlamaLoaderMock({ defaultTokens: ["he", "llo"], ...fakes })
+    const downloader = ModelDownloaderMock({ installed: [installedModel("org/repo:Q8_0", C)] })
+    const backend = yield* makeBackend(ggufInstance({ modelDirectory: dir, ...overrides }), loader.service, downloader.service)
+    const removed = () => downloader.calls.flatMap((c) => (c.operation === "remove" ? [c.ref] : []))
+    return { backend, log: loader.log, removed }
   })
 
 describe("GgufBackend pool", () => {
@@ -59,7 +61,7 @@ describe("GgufBackend pool", () => {
       expect(log.events).toEqual(["load a.gguf"])
       const warm = yield* run(backend, A)
       expect(warm.timings.loadMs).toBe(0)
-      expect(warm.usage).toEqual({ promptTokens: 3, completionTokens: 2, totalTokens: 5 })
+      expect(warm.usage).toEqual({ promptTokens: 1, completionTokens: 2, totalTokens: 3 })
       expect(log.events).toEqual(["load a.gguf"])
     }))
 
@@ -225,13 +227,13 @@ describe("GgufBackend pool", () => {
       yield* Deferred.await(started)
       const removal = yield* Effect.fork(backend.remove("org/repo:Q8_0"))
       yield* TestClock.adjust("1 second")
-      expect(removed).toEqual([])
+      expect(removed()).toEqual([])
       yield* Deferred.succeed(generationGate, undefined)
       yield* Fiber.join(request)
       const result = yield* Fiber.join(removal)
-      expect(result.freedBytes).toBe(1000)
+      expect(result.freedBytes).toBe(1_000_000)
       expect(log.events).toEqual(["load c.gguf", "unload c.gguf"])
-      expect(removed).toEqual(["org/repo:Q8_0"])
+      expect(removed()).toEqual(["org/repo:Q8_0"])
     }))
 
   it.scoped("status reports the runtime, the configuration and what is loaded", () =>
@@ -241,7 +243,7 @@ describe("GgufBackend pool", () => {
       const status = yield* backend.status
       expect(status.available).toBe(true)
       expect(status.modelsPresent).toBe(3)
-      expect(status.details).toMatchObject({ binary: "prebuilt", device: "cpu (device = cpu in the config)" })
+      expect(status.details).toMatchObject({ binary: "prebuilt", device: "cpu (mock loader)" })
       expect(String(status.details["threads"])).toMatch(/auto/)
       expect(status.loaded).toHaveLength(1)
     }))

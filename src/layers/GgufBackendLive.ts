@@ -1,8 +1,7 @@
 /**
  * The live GgufBackend: GGUF models in-process. Per instance it keeps a pool of loaded models
- * (`internal/modelPool.ts`: lazy, shared, idle unload, LRU eviction), a semaphore per model so
- * that at most `parallel` requests generate at once (one context sequence each; the rest wait),
- * and resolves model names: local files load directly, anything else through the ModelDownloader's
+ * (`internal/modelPool.ts`: lazy, shared, idle unload, LRU eviction), each loaded with `parallel`
+ * context sequences (the loader makes requests beyond them wait for one), and resolves model names: local files load directly, anything else through the ModelDownloader's
  * store. Every file is validated by our GGUF reader before the LlamaLoader (llama.cpp) sees it.
  */
 import * as Clock from "effect/Clock"
@@ -55,12 +54,6 @@ export const CONTEXT_SIZE_CAP = 4096
 
 type LoadError = InvalidModelFile | ModelNotFound | BackendError | import("../domain/Errors.js").DeviceUnavailable
 
-interface Pooled {
-  readonly handle: LoadedModelHandle
-  /** One permit per context sequence. */
-  readonly sequences: Effect.Semaphore
-}
-
 /** A model name resolved to the file to load. */
 interface ResolvedFile {
   readonly name: string
@@ -102,15 +95,14 @@ export const makeBackend = (
     }
     const names = new Map<string, string>()
 
-    const pool = yield* ModelPool.make<Pooled, LoadError>({
+    const pool = yield* ModelPool.make<LoadedModelHandle, LoadError>({
       capacity: instance.maxLoadedModels,
       idleTimeToLive: Duration.seconds(instance.idleUnloadSeconds),
       // validated here, on every (re)load: llama.cpp only ever sees a file our reader accepted
       load: (path) =>
         Effect.gen(function*() {
           yield* readGgufFile(path, { model: names.get(path) ?? path, instance: instance.name })
-          const handle = yield* loader.load(path, loadOptions)
-          return { handle, sequences: yield* Effect.makeSemaphore(instance.parallel) }
+          return yield* loader.load(path, loadOptions)
         }).pipe(Effect.withSpan("GgufBackend.load", { attributes: { path } }))
     })
 
@@ -153,18 +145,15 @@ export const makeBackend = (
         const start = yield* nowMs
         const file = yield* resolve(model)
         const lease = yield* pool.acquire(file.path)
-        const { handle, sequences } = lease.value
-        // never "No sequences left": requests beyond `parallel` wait here for a free sequence
-        yield* Effect.acquireRelease(sequences.take(1), () => sequences.release(1))
+        // The handle has `parallel` sequences; requests beyond them wait inside `generate` for a free one.
+        const handle = lease.value
         const generationStart = yield* nowMs
         let firstAt: number | undefined
-        let text = ""
         return handle.generate(request).pipe(
           Stream.mapEffect((event) =>
             Effect.map(nowMs, (now): GenerateEvent => {
               if (event._tag === "Text") {
                 firstAt ??= now
-                text += event.text
                 return { _tag: "TextDelta", text: event.text }
               }
               const first = firstAt ?? now
@@ -174,7 +163,7 @@ export const makeBackend = (
                 model: file.name,
                 backend: "gguf",
                 instance: instance.name,
-                text,
+                text: event.text,
                 finishReason: event.finishReason,
                 usage: {
                   promptTokens: event.promptTokens,
@@ -318,8 +307,8 @@ export const makeBackend = (
     const loadedNow = Effect.map(pool.entries, (entries) =>
       entries.filter((e) => e.value !== undefined).map((e): LoadedModel => ({
         name: names.get(e.key) ?? e.key,
-        sizeBytes: e.value!.handle.sizeBytes,
-        ...(e.value!.handle.vramBytes > 0 ? { vramBytes: e.value!.handle.vramBytes } : {}),
+        sizeBytes: e.value!.sizeBytes,
+        ...(e.value!.vramBytes > 0 ? { vramBytes: e.value!.vramBytes } : {}),
         activeRequests: e.users,
         ...(e.expiresAtMillis !== undefined ? { expiresAt: new Date(e.expiresAtMillis).toISOString() } : {})
       })))
