@@ -54,6 +54,7 @@ import {
 } from "../domain/Errors.js"
 import * as HubRef from "../domain/HubRef.js"
 import type { PullFileProgress, PullOptions, PullProgress, PullResult, VerifyFile } from "../domain/Types.js"
+import { transferRate } from "../domain/TransferRate.js"
 import { Config } from "../services/Config.js"
 import {
   type InstalledModel,
@@ -677,8 +678,7 @@ export const make = (hub: HubConfig): ModelDownloaderService => {
       let lastEmitted = 0
       const progress = (phase: PullProgress["phase"], message?: string) => {
         const completedBytes = states.reduce((n, s) => n + s.completedBytes, 0)
-        const seconds = (performance.now() - startedAt) / 1000
-        const rate = seconds > 0.2 && downloadedBytes > 0 ? downloadedBytes / seconds : undefined
+        const elapsedSeconds = (performance.now() - startedAt) / 1000
         lastEmitted = downloadedBytes
         emit({
           ...base(),
@@ -686,10 +686,7 @@ export const make = (hub: HubConfig): ModelDownloaderService => {
           files: states.map((s) => ({ ...s })),
           completedBytes,
           totalBytes,
-          ...(rate !== undefined ? { bytesPerSecond: Math.round(rate) } : {}),
-          ...(rate !== undefined && phase === "downloading"
-            ? { etaSeconds: Math.max(0, Math.round((totalBytes - completedBytes) / rate)) }
-            : {}),
+          ...transferRate({ phase, downloadedBytes, elapsedSeconds, completedBytes, totalBytes }),
           ...(message !== undefined ? { message } : {})
         })
       }

@@ -3,6 +3,7 @@
  * types of `domain/Types.ts`. No I/O, so each mapping is tested on its own. Used only by
  * `layers/OllamaBackendLive.ts`.
  */
+import { transferRate } from "../../domain/TransferRate.js"
 import type {
   BackendStatus,
   Completion,
@@ -261,12 +262,6 @@ export const stepPull = (state: PullState, record: WirePullRecord, now: number):
     : undefined
   const downloadedBytes = layers.reduce((sum, l) => sum + Math.max(0, l.completed - l.baseline), 0)
   const elapsedSeconds = (now - state.startedAt) / 1000
-  const bytesPerSecond = state.phase === "downloading" && elapsedSeconds > 0 && downloadedBytes > 0
-    ? downloadedBytes / elapsedSeconds
-    : undefined
-  const etaSeconds = bytesPerSecond !== undefined && totalBytes !== undefined
-    ? Math.max(0, totalBytes - completedBytes) / bytesPerSecond
-    : undefined
 
   return {
     phase: state.phase,
@@ -282,8 +277,7 @@ export const stepPull = (state: PullState, record: WirePullRecord, now: number):
     })),
     completedBytes,
     ...(totalBytes !== undefined ? { totalBytes } : {}),
-    ...(bytesPerSecond !== undefined ? { bytesPerSecond } : {}),
-    ...(etaSeconds !== undefined ? { etaSeconds } : {}),
+    ...transferRate({ phase: state.phase, downloadedBytes, elapsedSeconds, completedBytes, totalBytes }),
     ...(state.phase === "done"
       ? {
         result: {
