@@ -15,6 +15,8 @@ export interface CliIOService {
   readonly stdoutIsTTY: boolean
   readonly stderrIsTTY: boolean
   readonly stdinIsTTY: boolean
+  /** Width of the stderr terminal, when it is one. */
+  readonly stderrColumns: number | undefined
   /** Reads all of stdin (for prompts piped in). */
   readonly readStdin: Effect.Effect<string>
   /** Asks a yes/no question on a TTY; false when there is no TTY. */
@@ -38,6 +40,7 @@ export const layerLive: Layer.Layer<CliIO> = Layer.sync(CliIO, () => ({
   stdoutIsTTY: process.stdout.isTTY === true,
   stderrIsTTY: process.stderr.isTTY === true,
   stdinIsTTY: process.stdin.isTTY === true,
+  stderrColumns: process.stderr.columns,
   readStdin: Effect.promise(async () => {
     const chunks: Array<Buffer> = []
     for await (const chunk of process.stdin) chunks.push(chunk as Buffer)
@@ -67,6 +70,7 @@ export const makeCapture = (options: { stdin?: string; confirm?: boolean; tty?: 
     stdoutIsTTY: options.tty ?? false,
     stderrIsTTY: options.tty ?? false,
     stdinIsTTY: options.stdin === undefined,
+    stderrColumns: undefined,
     readStdin: Effect.succeed(options.stdin ?? ""),
     confirm: () => Effect.succeed(options.confirm ?? false)
   })

@@ -9,6 +9,7 @@ import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
+import * as Ref from "effect/Ref"
 import * as os from "node:os"
 import { ConfigEnvironment } from "../layers/ConfigLive.js"
 import { CliIO, consoleOf } from "./CliIO.js"
@@ -56,9 +57,10 @@ export const main = (
       else yield* io.stderr(`error: ${usage.message}\nhint: ${usage.hint}\n`)
       return 2
     }
-    yield* ExitStatus.reset
+    const exitStatus = yield* Ref.make(0)
     const exit = yield* cli([...argv.slice(0, 2), ...rest]).pipe(
       Effect.provide(Layer.succeed(GlobalOptions, options)),
+      Effect.provideService(ExitStatus, exitStatus),
       Effect.provideService(ConfigEnvironment, {
         env,
         cwd: where.cwd ?? process.cwd(),
@@ -67,7 +69,7 @@ export const main = (
       Console.withConsole(consoleOf(io)),
       Effect.exit
     )
-    if (Exit.isSuccess(exit)) return yield* ExitStatus.get
+    if (Exit.isSuccess(exit)) return yield* Ref.get(exitStatus)
     const failure = describeFailure(exit.cause, options)
     if (failure.stdout) yield* io.stdout(failure.stdout)
     if (failure.stderr) yield* io.stderr(failure.stderr)

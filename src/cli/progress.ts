@@ -6,7 +6,7 @@
  */
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
-import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import { formatBytes, type LlmspellError } from "../domain/Errors.js"
 import { PullProgress, type PullResult } from "../domain/Types.js"
@@ -55,8 +55,8 @@ export const renderPull = <R>(
     let lastMessage: string | undefined
     let drewBar = false
     // A bar wider than the terminal wraps, and `\r` then redraws only its last row: keep it to one row.
-    const width = Math.max(20, (process.stderr.columns ?? 100) - 1)
-    const encode = (p: PullProgress) => `${JSON.stringify(PullProgress.make(p))}\n`
+    const width = Math.max(20, (io.stderrColumns ?? 100) - 1)
+    const encode = (p: PullProgress) => `${JSON.stringify(Schema.encodeSync(PullProgress)(p))}\n`
     const emit = (p: PullProgress, now: number): Effect.Effect<void> => {
       if (p.result !== undefined) result = p.result
       const phaseChanged = p.phase !== lastPhase
@@ -80,9 +80,9 @@ export const renderPull = <R>(
         }
       }
     }
-    const final = yield* stream.pipe(
+    yield* stream.pipe(
       Stream.groupedWithin(256, "100 millis"),
-      Stream.runFoldEffect(Option.none<PullProgress>(), (_, chunk) =>
+      Stream.runForEach((chunk) =>
         Effect.gen(function*() {
           const now = Date.now()
           let previous = lastPhase
@@ -95,10 +95,8 @@ export const renderPull = <R>(
             if (isLast || e.phase !== previous || e.result !== undefined || message) yield* emit(e, now)
             previous = e.phase
           }
-          return Option.fromNullable(events[events.length - 1])
         })),
       Effect.ensuring(Effect.suspend(() => (drewBar && mode === "bar" && lastPhase !== "done" ? io.stderr("\n") : Effect.void)))
     )
-    void final
     return result
   })

@@ -5,7 +5,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import { VerifyReport } from "../../../domain/Types.js"
 import { LocalLLM } from "../../../services/LocalLLM.js"
-import { ExitStatus } from "../../ExitStatus.js"
+import { requestExitCode } from "../../ExitStatus.js"
 import { printJson, printOut, table } from "../../output.js"
 import { json } from "../shared.js"
 
@@ -16,7 +16,7 @@ export const verifyCommand = Command.make("verify", { spec, json }, ({ json, spe
   Effect.gen(function*() {
     const llm = yield* LocalLLM
     const report = yield* llm.verify(Option.getOrUndefined(spec))
-    if (!report.ok) yield* ExitStatus.set(1)
+    if (!report.ok) yield* requestExitCode(1)
     if (json) return yield* printJson(VerifyReport, report)
     if (report.files.length === 0) return yield* printOut("no pulled models to verify")
     yield* printOut(table(["MODEL", "FILE", "STATUS"], report.files.map((f) => [f.model, f.file, f.status])))
