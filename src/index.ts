@@ -12,6 +12,7 @@ import * as LlmspellLiveModule from "./layers/LlmspellLive.js"
 
 export * from "./domain/Errors.js"
 export * from "./domain/Types.js"
+export * as Catalog from "./domain/Catalog.js"
 export * as ModelSpec from "./domain/ModelSpec.js"
 export * as Protocol from "./domain/Protocol.js"
 export type {

@@ -229,22 +229,6 @@ export const findByRepo = (repo: string): CatalogEntry | undefined => {
 export const estimateRamBytes = (sizeBytes: number): number =>
   Math.round(sizeBytes + Math.max(256 * 1024 * 1024, sizeBytes * 0.12) + 300 * 1024 * 1024)
 
-/** One row of `model available`. */
-export interface AvailableModel {
-  readonly alias: string
-  readonly repo: string
-  readonly description: string
-  readonly parameters: string
-  readonly contextLength: number
-  readonly license: string
-  readonly recommended: boolean
-  readonly defaultQuantization: string
-  readonly quantizations: ReadonlyArray<CatalogQuantization & { readonly ramBytes: number; readonly fits: boolean }>
-  /** The default quantization fits in the memory given. */
-  readonly fits: boolean
-  readonly ramBytes: number
-}
-
 /** The catalog against the memory available: recommended and fitting models first, then by size. */
 export const available = (
   freeMemoryBytes: number,
@@ -290,3 +274,5 @@ export const AvailableReport = Schema.Struct({
 })
 /** `model available --json`. */
 export type AvailableReport = typeof AvailableReport.Type
+/** One row of `model available`. */
+export type AvailableModel = AvailableReport["models"][number]
