@@ -11,7 +11,7 @@ import type * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
-import { errorToJson, exitCodeFor, ExitCode, isLlmspellError } from "./domain/Errors.js"
+import { describeCause, ExitCode } from "./domain/Errors.js"
 import type {
   BackendStatus,
   ChatMessage,
@@ -43,23 +43,9 @@ export class LlmspellFailure extends Error {
   }
 }
 
-const toFailure = (cause: Cause.Cause<unknown>): Error => {
-  if (Cause.isInterruptedOnly(cause)) {
-    return new LlmspellFailure("Interrupted", "the operation was interrupted", undefined, ExitCode.Interrupted)
-  }
-  const failure = Cause.failureOption(cause)
-  if (failure._tag === "Some" && isLlmspellError(failure.value)) {
-    const info = errorToJson(failure.value)
-    return new LlmspellFailure(info._tag, info.message, info.hint, exitCodeFor(failure.value), { cause: failure.value })
-  }
-  const squashed = Cause.squash(cause)
-  return new LlmspellFailure(
-    "UnexpectedError",
-    squashed instanceof Error ? squashed.message : String(squashed),
-    undefined,
-    ExitCode.Failure,
-    { cause: squashed }
-  )
+const toFailure = (cause: Cause.Cause<unknown>): LlmspellFailure => {
+  const { error, exitCode, original } = describeCause(cause)
+  return new LlmspellFailure(error._tag, error.message, error.hint, exitCode, { cause: original })
 }
 
 /** Options of `createLocalLLM`. */

@@ -143,7 +143,8 @@ describe("the CLI's --json output decodes with the documented schemas", () => {
     expect(decodeJson(Completion, run.stdout).backend).toBe("gguf")
 
     const verify = await cli(["model", "verify", "--json"])
-    decodeJson(VerifyReport, verify.stdout)
+    expect(verify.code).toBe(0)
+    expect(decodeJson(VerifyReport, verify.stdout).ok).toBe(true)
 
     const remove = await cli(["model", "remove", "qwen2.5:0.5b@ollama", "--yes", "--json"])
     expect(remove.code).toBe(0)

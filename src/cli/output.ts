@@ -8,7 +8,7 @@ import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import * as HelpDoc from "@effect/cli/HelpDoc"
 import * as ValidationError from "@effect/cli/ValidationError"
-import { errorToJson, ExitCode, exitCodeFor, isLlmspellError } from "../domain/Errors.js"
+import { describeCause, ExitCode } from "../domain/Errors.js"
 import { CliIO } from "./CliIO.js"
 
 /** Prints a value as one JSON document on stdout, encoded with its schema. */
@@ -45,42 +45,36 @@ export const describeFailure = (
   cause: Cause.Cause<unknown>,
   options: { readonly json: boolean; readonly verbose: boolean }
 ): { readonly code: number; readonly stdout?: string; readonly stderr?: string } => {
-  if (Cause.isInterruptedOnly(cause)) return { code: ExitCode.Interrupted, stderr: "interrupted\n" }
   const failure = Cause.failureOption(cause)
-  if (failure._tag === "Some") {
+  // @effect/cli has already printed its usage message; printing it again would say it twice.
+  if (failure._tag === "Some" && ValidationError.isValidationError(failure.value)) {
     const error = failure.value
-    // @effect/cli has already printed its usage message; printing it again would say it twice.
-    if (ValidationError.isValidationError(error)) {
-      if (error._tag === "HelpRequested") return { code: ExitCode.Ok }
-      return options.json
-        ? {
-          code: ExitCode.Usage,
-          stdout: `${JSON.stringify({ error: { _tag: "UsageError", message: usageText(error), hint: "see `llmspell --help`" } })}\n`
-        }
-        : { code: ExitCode.Usage }
-    }
-    if (isLlmspellError(error)) {
-      const info = errorToJson(error)
-      const stack = options.verbose && error.stack ? `${error.stack}\n` : ""
-      return options.json
-        ? { code: exitCodeFor(error), stdout: `${JSON.stringify({ error: info })}\n`, stderr: stack || undefined as never }
-        : {
-          code: exitCodeFor(error),
-          stderr: `error: ${info.message}\n${info.hint !== undefined ? `hint: ${info.hint}\n` : ""}${stack}`
-        }
-    }
+    if (error._tag === "HelpRequested") return { code: ExitCode.Ok }
+    return options.json
+      ? {
+        code: ExitCode.Usage,
+        stdout: `${JSON.stringify({ error: { _tag: "UsageError", message: usageText(error), hint: "see `llmspell --help`" } })}\n`
+      }
+      : { code: ExitCode.Usage }
   }
-  const squashed = Cause.squash(cause)
-  const message = squashed instanceof Error ? squashed.message : String(squashed)
-  const detail = options.verbose ? `${Cause.pretty(cause)}\n` : ""
-  const hint = "this is a bug in llmspell; run again with --verbose (or LLMSPELL_DEBUG=1) for details"
-  return options.json
-    ? {
-      code: ExitCode.Failure,
-      stdout: `${JSON.stringify({ error: { _tag: "UnexpectedError", message, hint } })}\n`,
-      ...(detail ? { stderr: detail } : {})
-    }
-    : { code: ExitCode.Failure, stderr: `error: unexpected: ${message}\nhint: ${hint}\n${detail}` }
+  const described = describeCause(cause)
+  if (described.exitCode === ExitCode.Interrupted) return { code: ExitCode.Interrupted, stderr: "interrupted\n" }
+  const error = described.expected
+    ? described.error
+    : { ...described.error, hint: `${described.error.hint}; run again with --verbose (or LLMSPELL_DEBUG=1) for details` }
+  const detail = !options.verbose
+    ? ""
+    : described.expected
+    ? described.original instanceof Error && described.original.stack ? `${described.original.stack}\n` : ""
+    : `${Cause.pretty(cause)}\n`
+  if (options.json) {
+    return { code: described.exitCode, stdout: `${JSON.stringify({ error })}\n`, ...(detail ? { stderr: detail } : {}) }
+  }
+  const prefix = described.expected ? "error: " : "error: unexpected: "
+  return {
+    code: described.exitCode,
+    stderr: `${prefix}${error.message}\n${error.hint !== undefined ? `hint: ${error.hint}\n` : ""}${detail}`
+  }
 }
 
 // eslint-disable-next-line no-control-regex

@@ -4,6 +4,7 @@
  * The exit-code table for the CLI (and the Promise facade) lives here too, so there is one
  * mapping from error to code. Pure: no I/O. Never put a secret (token, key) in a field.
  */
+import * as Cause from "effect/Cause"
 import * as Predicate from "effect/Predicate"
 import * as Schema from "effect/Schema"
 
@@ -295,6 +296,43 @@ export interface ErrorJson {
 export const errorToJson = (error: LlmspellError): ErrorJson => {
   const hint = (error as { hint?: string | undefined }).hint
   return hint !== undefined ? { _tag: error._tag, message: error.message, hint } : { _tag: error._tag, message: error.message }
+}
+
+/** What a failed llmspell operation amounts to, for any front end (CLI, Promise facade). */
+export interface FailureDescription {
+  readonly error: ErrorJson
+  readonly exitCode: number
+  /** The typed error, the interruption, or the defect behind it. */
+  readonly original: unknown
+  /** False for defects: something llmspell did not expect (a bug). */
+  readonly expected: boolean
+}
+
+/** Describes a failure cause with the one exit-code table: interrupted, a typed error, or a defect. */
+export const describeCause = (cause: Cause.Cause<unknown>): FailureDescription => {
+  if (Cause.isInterruptedOnly(cause)) {
+    return {
+      error: { _tag: "Interrupted", message: "the operation was interrupted" },
+      exitCode: ExitCode.Interrupted,
+      original: cause,
+      expected: true
+    }
+  }
+  const failure = Cause.failureOption(cause)
+  if (failure._tag === "Some" && isLlmspellError(failure.value)) {
+    return { error: errorToJson(failure.value), exitCode: exitCodeFor(failure.value), original: failure.value, expected: true }
+  }
+  const squashed = Cause.squash(cause)
+  return {
+    error: {
+      _tag: "UnexpectedError",
+      message: squashed instanceof Error ? squashed.message : String(squashed),
+      hint: "this is a bug in llmspell"
+    },
+    exitCode: ExitCode.Failure,
+    original: squashed,
+    expected: false
+  }
 }
 
 /** Human-readable byte counts (binary units), used in messages and tables. */
