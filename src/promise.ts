@@ -12,18 +12,19 @@ import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import { describeCause, ExitCode } from "./domain/Errors.js"
-import type {
-  BackendStatus,
-  ChatMessage,
-  Completion,
-  GenerateEvent,
-  GenerateRequest,
-  ModelInfo,
-  ModelList,
-  PullProgress,
-  PullResult,
-  RemoveResult,
-  VerifyReport
+import {
+  type BackendStatus,
+  type ChatMessage,
+  type Completion,
+  type GenerateEvent,
+  type ModelInfo,
+  type ModelList,
+  promptRequest,
+  type PromptOptions,
+  type PullProgress,
+  type PullResult,
+  type RemoveResult,
+  type VerifyReport
 } from "./domain/Types.js"
 import type { ConfigLoadOptions } from "./layers/ConfigLive.js"
 import * as LlmspellLive from "./layers/LlmspellLive.js"
@@ -57,14 +58,7 @@ export interface CreateLocalLLMOptions extends ConfigLoadOptions {
 }
 
 /** Sampling and prompt options of `run` and `stream`. */
-export interface RunOptions {
-  readonly system?: string
-  readonly maxTokens?: number
-  readonly temperature?: number
-  readonly topP?: number
-  readonly topK?: number
-  readonly seed?: number
-  readonly stop?: ReadonlyArray<string>
+export interface RunOptions extends PromptOptions {
   readonly signal?: AbortSignal
 }
 
@@ -98,22 +92,6 @@ export interface LocalLLMClient extends AsyncDisposable {
   readonly stream: (spec: string, prompt: string | ReadonlyArray<ChatMessage>, options?: RunOptions) => TokenStream
   /** Unloads models and closes connections. */
   readonly close: () => Promise<void>
-}
-
-const toRequest = (prompt: string | ReadonlyArray<ChatMessage>, options: RunOptions = {}): GenerateRequest => {
-  const messages: Array<ChatMessage> = []
-  if (options.system !== undefined) messages.push({ role: "system", content: options.system })
-  if (typeof prompt === "string") messages.push({ role: "user", content: prompt })
-  else messages.push(...prompt)
-  return {
-    messages,
-    ...(options.maxTokens !== undefined ? { maxTokens: options.maxTokens } : {}),
-    ...(options.temperature !== undefined ? { temperature: options.temperature } : {}),
-    ...(options.topP !== undefined ? { topP: options.topP } : {}),
-    ...(options.topK !== undefined ? { topK: options.topK } : {}),
-    ...(options.seed !== undefined ? { seed: options.seed } : {}),
-    ...(options.stop !== undefined ? { stop: options.stop } : {})
-  }
 }
 
 /** Creates a client; nothing is loaded or contacted until a method is called. */
@@ -212,7 +190,7 @@ export const createLocalLLM = (options: CreateLocalLLMOptions = {}): LocalLLMCli
     },
     run: (spec, prompt, runOptions) =>
       run(
-        streamOf((llm) => llm.generate(spec, toRequest(prompt, runOptions))).pipe(
+        streamOf((llm) => llm.generate(spec, promptRequest(prompt, runOptions))).pipe(
           Stream.runLast,
           Effect.flatMap((last) =>
             last._tag === "Some" && last.value._tag === "Finish"
@@ -232,7 +210,7 @@ export const createLocalLLM = (options: CreateLocalLLMOptions = {}): LocalLLMCli
       // Nobody may await `completion`; an unhandled rejection would crash their process.
       completion.catch(() => {})
       let finished = false
-      const events = streamOf((llm) => llm.generate(spec, toRequest(prompt, runOptions))).pipe(
+      const events = streamOf((llm) => llm.generate(spec, promptRequest(prompt, runOptions))).pipe(
         Stream.tap((e: GenerateEvent) =>
           Effect.sync(() => {
             if (e._tag === "Finish") {

@@ -3,6 +3,7 @@ import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import * as Protocol from "../src/domain/Protocol.js"
+import { promptRequest } from "../src/domain/Types.js"
 import * as LocalLLMLive from "../src/layers/LocalLLMLive.js"
 import { LocalLLM } from "../src/services/LocalLLM.js"
 import { LlmspellMock } from "../src/testing.js"
@@ -113,5 +114,15 @@ describe("protocol", () => {
       expect(Schema.is(Protocol.Status.success)(report)).toBe(true)
       expect(() => decode({ _tag: "Explode" })).toThrow()
     }).pipe(Effect.provide(mock.layer))
+  })
+})
+
+describe("promptRequest", () => {
+  it("puts the system prompt first and keeps only the settings that are given", () => {
+    const options = { system: "Be brief.", maxTokens: 8, seed: undefined, signal: new AbortController().signal }
+    expect(promptRequest("hi", options)).toEqual({
+      messages: [{ role: "system", content: "Be brief." }, { role: "user", content: "hi" }],
+      maxTokens: 8
+    })
   })
 })

@@ -208,6 +208,31 @@ export const GenerateRequest = Schema.Struct({
 /** A generation request. */
 export type GenerateRequest = typeof GenerateRequest.Type
 
+/** A system prompt and sampling settings, as every front end takes them. */
+export interface PromptOptions {
+  readonly system?: string | undefined
+  readonly maxTokens?: number | undefined
+  readonly temperature?: number | undefined
+  readonly topP?: number | undefined
+  readonly topK?: number | undefined
+  readonly seed?: number | undefined
+  readonly stop?: ReadonlyArray<string> | undefined
+}
+
+/** A request from a prompt (or a message list) and options; the system prompt comes first. */
+export const promptRequest = (prompt: string | ReadonlyArray<ChatMessage>, options: PromptOptions = {}): GenerateRequest => {
+  const sampling = (["maxTokens", "temperature", "topP", "topK", "seed", "stop"] as const).flatMap((key) =>
+    options[key] !== undefined ? [[key, options[key]] as const] : []
+  )
+  return {
+    messages: [
+      ...(options.system !== undefined ? [{ role: "system" as const, content: options.system }] : []),
+      ...(typeof prompt === "string" ? [{ role: "user" as const, content: prompt }] : prompt)
+    ],
+    ...Object.fromEntries(sampling)
+  }
+}
+
 /** Token counts of a completion. */
 export const Usage = Schema.Struct({
   promptTokens: Schema.Number,

@@ -6,7 +6,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import { UsageError } from "../../domain/Errors.js"
-import { type ChatMessage, Completion } from "../../domain/Types.js"
+import { Completion, promptRequest } from "../../domain/Types.js"
 import { LocalLLM } from "../../services/LocalLLM.js"
 import { appLayer } from "../AppLayer.js"
 import { CliIO } from "../CliIO.js"
@@ -34,17 +34,17 @@ export const runCommand = Command.make(
       if (text.trim().length === 0) {
         return yield* new UsageError({ reason: "no prompt: pass it as an argument or pipe it on stdin" })
       }
-      const messages: Array<ChatMessage> = []
-      if (Option.isSome(o.system)) messages.push({ role: "system", content: o.system.value })
-      messages.push({ role: "user", content: text })
       let completion: Completion | undefined
       let wroteNewline = true
-      yield* llm.generate(o.model, {
-        messages,
-        ...(Option.isSome(o.maxTokens) ? { maxTokens: o.maxTokens.value } : {}),
-        ...(Option.isSome(o.temperature) ? { temperature: o.temperature.value } : {}),
-        ...(Option.isSome(o.seed) ? { seed: o.seed.value } : {})
-      }).pipe(
+      yield* llm.generate(
+        o.model,
+        promptRequest(text, {
+          system: Option.getOrUndefined(o.system),
+          maxTokens: Option.getOrUndefined(o.maxTokens),
+          temperature: Option.getOrUndefined(o.temperature),
+          seed: Option.getOrUndefined(o.seed)
+        })
+      ).pipe(
         Stream.runForEach((event) => {
           if (event._tag === "Finish") {
             completion = event.completion
