@@ -1,22 +1,12 @@
 /**
- * Every error llmspell can fail with: `Schema.TaggedError` classes whose `message` says what
- * happened and whose `hint` says what to do next. Callers match them with `Effect.catchTag`.
- * The exit-code table for the CLI (and the Promise facade) lives here too, so there is one
- * mapping from error to code. Pure: no I/O. Never put a secret (token, key) in a field.
+ * Every error llmspell can fail with, defined once: `Schema.TaggedError` classes whose `message`
+ * says what happened and whose `hint` says what to do next, and `LlmspellError`, the one Schema
+ * union of them from which the type, the type guard and the protocol's failure schema derive.
+ * Callers match them with `Effect.catchTag`. What a failure means for a front end (exit code,
+ * JSON shape) is `Failure.ts`. Pure: no I/O. Never put a secret (token, key) in a field.
  */
-import * as Cause from "effect/Cause"
-import * as Predicate from "effect/Predicate"
 import * as Schema from "effect/Schema"
-
-/** Exit codes shared by the CLI and every other front end. */
-export const ExitCode = {
-  Ok: 0,
-  Failure: 1,
-  Usage: 2,
-  ModelNotFound: 3,
-  BackendUnavailable: 4,
-  Interrupted: 130
-} as const
+import { formatBytes, truncate } from "./Format.js"
 
 /** The grammar shown whenever a spec is rejected. */
 export const MODEL_SPEC_GRAMMAR =
@@ -232,120 +222,34 @@ export class UsageError extends Schema.TaggedError<UsageError>("llmspell/UsageEr
   }
 }
 
+/** Every typed error of llmspell, as one Schema: the protocol's failure schema and the source of the type. */
+export const LlmspellError = Schema.Union(
+  InvalidModelSpec,
+  ConfigError,
+  ProviderNotAvailable,
+  ModelNotFound,
+  BackendUnavailable,
+  BackendError,
+  InvalidModelFile,
+  ChecksumMismatch,
+  DownloadFailed,
+  InsufficientDiskSpace,
+  HubAuthRequired,
+  DeviceUnavailable,
+  UsageError
+)
+
 /** Every typed error of llmspell. */
-export type LlmspellError =
-  | InvalidModelSpec
-  | ConfigError
-  | ProviderNotAvailable
-  | ModelNotFound
-  | BackendUnavailable
-  | BackendError
-  | InvalidModelFile
-  | ChecksumMismatch
-  | DownloadFailed
-  | InsufficientDiskSpace
-  | HubAuthRequired
-  | DeviceUnavailable
-  | UsageError
+export type LlmspellError = typeof LlmspellError.Type
 
-const TAGS = new Set([
-  "InvalidModelSpec",
-  "ConfigError",
-  "ProviderNotAvailable",
-  "ModelNotFound",
-  "BackendUnavailable",
-  "BackendError",
-  "InvalidModelFile",
-  "ChecksumMismatch",
-  "DownloadFailed",
-  "InsufficientDiskSpace",
-  "HubAuthRequired",
-  "DeviceUnavailable",
-  "UsageError"
-])
+/** The tag of every llmspell error. */
+export type LlmspellErrorTag = LlmspellError["_tag"]
 
-/** True for any llmspell error. */
-export const isLlmspellError = (u: unknown): u is LlmspellError =>
-  Predicate.hasProperty(u, "_tag") && typeof u._tag === "string" && TAGS.has(u._tag) && u instanceof Error
+const isMember = Schema.is(LlmspellError)
 
-/** The one error-to-exit-code table. */
-export const exitCodeFor = (error: { readonly _tag: string }): number => {
-  switch (error._tag) {
-    case "InvalidModelSpec":
-    case "ConfigError":
-    case "ProviderNotAvailable":
-    case "UsageError":
-      return ExitCode.Usage
-    case "ModelNotFound":
-      return ExitCode.ModelNotFound
-    case "BackendUnavailable":
-      return ExitCode.BackendUnavailable
-    default:
-      return ExitCode.Failure
-  }
-}
+/** True for any llmspell error (an instance of one of the classes above). */
+export const isLlmspellError = (u: unknown): u is LlmspellError => u instanceof Error && isMember(u)
 
-/** The JSON shape of an error in `--json` output: `{ _tag, message, hint }`. */
-export interface ErrorJson {
-  readonly _tag: string
-  readonly message: string
-  readonly hint?: string
-}
-
-/** Turns any llmspell error into its `--json` shape. */
-export const errorToJson = (error: LlmspellError): ErrorJson => {
-  const hint = (error as { hint?: string | undefined }).hint
-  return hint !== undefined ? { _tag: error._tag, message: error.message, hint } : { _tag: error._tag, message: error.message }
-}
-
-/** What a failed llmspell operation amounts to, for any front end (CLI, Promise facade). */
-export interface FailureDescription {
-  readonly error: ErrorJson
-  readonly exitCode: number
-  /** The typed error, the interruption, or the defect behind it. */
-  readonly original: unknown
-  /** False for defects: something llmspell did not expect (a bug). */
-  readonly expected: boolean
-}
-
-/** Describes a failure cause with the one exit-code table: interrupted, a typed error, or a defect. */
-export const describeCause = (cause: Cause.Cause<unknown>): FailureDescription => {
-  if (Cause.isInterruptedOnly(cause)) {
-    return {
-      error: { _tag: "Interrupted", message: "the operation was interrupted" },
-      exitCode: ExitCode.Interrupted,
-      original: cause,
-      expected: true
-    }
-  }
-  const failure = Cause.failureOption(cause)
-  if (failure._tag === "Some" && isLlmspellError(failure.value)) {
-    return { error: errorToJson(failure.value), exitCode: exitCodeFor(failure.value), original: failure.value, expected: true }
-  }
-  const squashed = Cause.squash(cause)
-  return {
-    error: {
-      _tag: "UnexpectedError",
-      message: squashed instanceof Error ? squashed.message : String(squashed),
-      hint: "this is a bug in llmspell"
-    },
-    exitCode: ExitCode.Failure,
-    original: squashed,
-    expected: false
-  }
-}
-
-/** Human-readable byte counts (binary units), used in messages and tables. */
-export const formatBytes = (bytes: number): string => {
-  if (!Number.isFinite(bytes)) return "?"
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"]
-  let value = bytes
-  let unit = 0
-  while (Math.abs(value) >= 1024 && unit < units.length - 1) {
-    value /= 1024
-    unit++
-  }
-  return unit === 0 ? `${value} B` : `${value.toFixed(value >= 100 ? 0 : 1)} ${units[unit]}`
-}
-
-const truncate = (s: string, n: number) => (s.length > n ? `${s.slice(0, n)}…` : s)
+// Moved to Failure.ts and Format.ts; re-exported so existing imports keep working.
+export { describeCause, errorToJson, type ErrorJson, ExitCode, exitCodeFor, type FailureDescription } from "./Failure.js"
+export { formatBytes } from "./Format.js"

@@ -4,39 +4,11 @@
  * later and the CLI's `--json` output is exactly these encoded types. Pure: no I/O.
  */
 import * as Schema from "effect/Schema"
-import {
-  BackendError,
-  BackendUnavailable,
-  ChecksumMismatch,
-  ConfigError,
-  DeviceUnavailable,
-  DownloadFailed,
-  HubAuthRequired,
-  InsufficientDiskSpace,
-  InvalidModelFile,
-  InvalidModelSpec,
-  ModelNotFound,
-  ProviderNotAvailable,
-  UsageError
-} from "./Errors.js"
+import { LlmspellError } from "./Errors.js"
 import { ModelInfo, ModelList, PullProgress, RemoveResult, StatusReport, VerifyReport } from "./Types.js"
 
-/** Every llmspell error as a schema (a union of the tagged error classes). */
-export const LlmspellErrorSchema = Schema.Union(
-  InvalidModelSpec,
-  ConfigError,
-  ProviderNotAvailable,
-  ModelNotFound,
-  BackendUnavailable,
-  BackendError,
-  InvalidModelFile,
-  ChecksumMismatch,
-  DownloadFailed,
-  InsufficientDiskSpace,
-  HubAuthRequired,
-  DeviceUnavailable,
-  UsageError
-)
+/** Every llmspell error as a schema: the union defined once in `Errors.ts`. */
+export const LlmspellErrorSchema = LlmspellError
 
 /** Which backends a multi-backend request covers. */
 export const BackendFilterSchema = Schema.Literal("all", "ollama", "gguf")
@@ -92,9 +64,5 @@ export const LocalLLMRequest = Schema.Union(Status, List, Pull, Info, Remove, Ve
 /** Every request of the protocol. */
 export type LocalLLMRequest = typeof LocalLLMRequest.Type
 
-/** The `--json` error envelope: `{"error":{"_tag","message","hint"}}`. */
-export const ErrorEnvelope = Schema.Struct({
-  error: Schema.Struct({ _tag: Schema.String, message: Schema.String, hint: Schema.optional(Schema.String) })
-})
-/** The `--json` error envelope. */
-export type ErrorEnvelope = typeof ErrorEnvelope.Type
+/** The `--json` error envelope (defined with the other failure shapes in `Failure.ts`). */
+export { ErrorEnvelope } from "./Failure.js"
