@@ -32,6 +32,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { type FakeHub, startFakeHub } from "./fixtures/fakeHub.js"
 import { fakeLayer, fakeModel, type FakeOllama, startFakeOllama } from "./fixtures/fakeOllama.js"
 import { tinyLlamaGguf } from "./fixtures/ggufWriter.js"
+import { ensureLibBuilt } from "./support/ensureLib.js"
 import { type CodeBlock, codeBlocks, type ShellCommand, shellCommands } from "./support/readmeBlocks.js"
 import { type CliResult, ensureBuilt, isolatedEnv, root, runCli } from "./support/runCli.js"
 
@@ -224,6 +225,7 @@ const runnable = new Set(["ts", "typescript", "js", "javascript", "sh", "bash", 
 
 beforeAll(async () => {
   ensureBuilt()
+  ensureLibBuilt()
   const model = tinyLlamaGguf({ tensorType: "Q8_0", seed: 11 })
   ollama = await startFakeOllama({
     models: [fakeModel("llama3.2:latest")],
