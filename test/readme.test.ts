@@ -24,7 +24,7 @@
  * pull `qwen2.5:0.5b`. Blocks run in README order, in one environment, as a reader would run them:
  * a model pulled by one block is there for the next.
  */
-import { mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from "node:fs"
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { dirname, join } from "node:path"
 import { parse as parseToml } from "smol-toml"
@@ -242,6 +242,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await ollama?.close()
   await hub?.close()
+  rmSync(work, { recursive: true, force: true })
 })
 
 describe("README code blocks", () => {
