@@ -9,10 +9,12 @@ import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
 import * as Ref from "effect/Ref"
 import * as os from "node:os"
+import { format } from "node:util"
 import { ConfigEnvironment } from "../layers/ConfigLive.js"
-import { CliIO, consoleOf } from "./CliIO.js"
+import { CliIO, type CliIOService, consoleOf } from "./CliIO.js"
 import { configCommand } from "./commands/config.js"
 import { modelCommand } from "./commands/model.js"
 import { runCommand } from "./commands/run.js"
@@ -35,6 +37,15 @@ export const rootCommand = Command.make("llmspell", globalHelp).pipe(
   Command.withDescription("manage and run local LLMs: Ollama servers and GGUF models, from one place"),
   Command.withSubcommands([modelCommand, runCommand, configCommand])
 )
+
+// Library code logs warnings with Effect's logger (e.g. a malformed entry in an Ollama server's
+// model list); the default logger prints on stdout, which would corrupt `--json` output.
+const stderrLogger = (io: CliIOService) =>
+  Logger.make(({ logLevel, message }) => {
+    const text = (Array.isArray(message) ? message : [message]).map((m) => typeof m === "string" ? m : format(m)).join(" ")
+    const label = logLevel._tag === "Warning" ? "warning" : logLevel.label.toLowerCase()
+    Effect.runFork(io.stderr(`${label}: ${text}\n`))
+  })
 
 const cli = Command.run(rootCommand, { name: "llmspell", version: VERSION })
 
@@ -67,6 +78,7 @@ export const main = (
         home: where.home ?? env["HOME"] ?? os.homedir()
       }),
       Console.withConsole(consoleOf(io)),
+      Effect.provide(Logger.replace(Logger.defaultLogger, stderrLogger(io))),
       Effect.exit
     )
     if (Exit.isSuccess(exit)) return yield* Ref.get(exitStatus)
