@@ -8,6 +8,8 @@ import * as Cause from "effect/Cause"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as FiberRef from "effect/FiberRef"
+import * as HashSet from "effect/HashSet"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as Ref from "effect/Ref"
@@ -78,7 +80,8 @@ export const main = (
         home: where.home ?? env["HOME"] ?? os.homedir()
       }),
       Console.withConsole(consoleOf(io)),
-      Effect.provide(Logger.replace(Logger.defaultLogger, stderrLogger(io))),
+      // All of them: runMain adds a pretty logger of its own, which also prints on stdout.
+      Effect.locally(FiberRef.currentLoggers, HashSet.make(stderrLogger(io))),
       Effect.exit
     )
     if (Exit.isSuccess(exit)) return yield* Ref.get(exitStatus)

@@ -117,7 +117,10 @@ export const describeMismatch = (error: ParseResult.ParseError): string => {
   const first = issues[0]
   if (first === undefined) return "unexpected shape"
   const where = first.path.length > 0 ? `${first.path.map(String).join(".")}: ` : ""
-  const text = `${where}${first.message.replace(/\s+/g, " ")}`
+  // Schema spells out the whole expected struct; for a value that is not one, say just that.
+  const actual = /actual (.*)$/s.exec(first.message)?.[1]
+  const message = first.message.startsWith("Expected {") ? `not an object (got ${actual ?? "something else"})` : first.message
+  const text = `${where}${message.replace(/\s+/g, " ")}`
   return text.length > 160 ? `${text.slice(0, 160)}…` : text
 }
 
