@@ -251,6 +251,12 @@ describe("ports fetch refuses (OLLAMA_HOST=127.0.0.1:1 said \"bad port\" at run 
     expect(ps[0]).toContain(`(got "127.0.0.1:1")`)
   })
 
+  it("a rejected OLLAMA_HOST with credentials is shown without them", () => {
+    const ps = problems(undefined, { OLLAMA_HOST: "alice:pw-SECRET@127.0.0.1:1" })
+    expect(ps[0]).toContain(`(got "<redacted>@127.0.0.1:1")`)
+    expect(ps.join("\n")).not.toMatch(/pw-SECRET|alice/)
+  })
+
   it("base_url in the file with a bad port names the file and key", () => {
     const ps = problems(`[providers.ollama]\nbase_url = "http://127.0.0.1:6667"\n`)
     expect(ps[0]).toContain(`${FILE}: providers.ollama.base_url: port 6667 is one that fetch refuses`)

@@ -792,11 +792,14 @@ const capWarnings = (warnings: ReadonlyArray<string>): ReadonlyArray<string> =>
     ? warnings
     : [...warnings.slice(0, MAX_WARNINGS), `… and ${warnings.length - MAX_WARNINGS} more warnings like these (not shown)`]
 
-/** A value as printed in a message: a secret never, a URL without its user name and password. */
-const display = (value: unknown): string => redactUrl(JSON.stringify(value) ?? String(value)).replace(
-  /^"([A-Za-z][A-Za-z0-9+.-]*:\/\/)[^/?#"]*@/,
-  "\"$1<redacted>@"
-)
+/**
+ * A value as printed in a message: a URL without its user name and password, and the same for a
+ * `user:pw@host:port` written without a scheme (OLLAMA_HOST as the user typed it).
+ */
+const display = (value: unknown): string =>
+  typeof value === "string"
+    ? JSON.stringify(redactUrl(value).replace(/^[^/?#\s"]*@/, "<redacted>@"))
+    : JSON.stringify(value) ?? String(value)
 
 /** Joins path segments with '/', without touching the file system. */
 const joinPath = (...parts: Array<string>) =>
