@@ -1,7 +1,9 @@
 /**
  * The live Config layer: finds the config file (first found wins: `--config FILE`, LLMSPELL_CONFIG,
  * ./llmspell.toml, $XDG_CONFIG_HOME/llmspell/config.toml, ~/.llmspell/config.toml), reads it, and
- * resolves it with the environment and flags. It only reads: the file is never written.
+ * resolves it with the environment and flags. It only reads: the file is never written. Only a
+ * regular file of at most 1 MiB is read; anything else (a FIFO, a device, a directory, a huge file)
+ * is a ConfigError naming the path and what it is, decided by stat before anything is opened.
  */
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"

@@ -32,8 +32,8 @@ import * as Mapping from "./internal/ollamaMapping.js"
 const STATUS_TIMEOUT_MS = 10_000
 
 /**
- * A streamed record is about one token; a delta this many times `maxTokens` in characters is more
- * than any tokenizer makes, so a server sending huge records is cut off too.
+ * A streamed record is about one token, and no tokenizer makes tokens this long on average: text
+ * longer than `maxTokens` × this is cut off too, so a server cannot send huge records instead.
  */
 const MAX_CHARS_PER_TOKEN = 64
 
