@@ -114,8 +114,8 @@ describe("the flat file shape", () => {
   })
 
   it("an instance table without provider_type named like a backend gets that type", () => {
-    const c = good(`[providers.ollama]\nbase_url = "http://h:1"\n`)
-    expect(ollama(c).baseUrl).toBe("http://h:1")
+    const c = good(`[providers.ollama]\nbase_url = "http://h:1001"\n`)
+    expect(ollama(c).baseUrl).toBe("http://h:1001")
   })
 
   it("provider_type = \"local\" with backend = … is normalized to that backend's type", () => {
@@ -223,7 +223,7 @@ describe("expansion in path values", () => {
   })
 
   it("in the file, the environment variables come from the env given", () => {
-    const c = good(`[providers.gguf]\nmodel_directory = "$MODELS/gguf"\n[providers.ollama]\nbase_url = "http://x:1"\n`, {
+    const c = good(`[providers.gguf]\nmodel_directory = "$MODELS/gguf"\n[providers.ollama]\nbase_url = "http://x:1001"\n`, {
       env: { MODELS: "/data" }
     })
     expect(gguf(c).modelDirectory).toBe("/data/gguf")
@@ -332,11 +332,11 @@ describe("environment variables", () => {
 
   it("the longest instance name wins (gguf_big before gguf), names with '-' map to '_'", () => {
     const c = good(`[providers.gguf_big]\nprovider_type = "gguf"\n[providers.lab-2]\nprovider_type = "ollama"\n`, {
-      env: { LLMSPELL_GGUF_BIG_THREADS: "7", LLMSPELL_LAB_2_BASE_URL: "http://lab2:1" }
+      env: { LLMSPELL_GGUF_BIG_THREADS: "7", LLMSPELL_LAB_2_BASE_URL: "http://lab2:1001" }
     })
     expect(gguf(c, "gguf_big").threads).toBe(7)
     expect(gguf(c).threads).toBe("auto")
-    expect(ollama(c, "lab-2").baseUrl).toBe("http://lab2:1")
+    expect(ollama(c, "lab-2").baseUrl).toBe("http://lab2:1001")
   })
 
   it("a bad env value is reported with the variable as its source; provider_type cannot be set", () => {
@@ -348,27 +348,27 @@ describe("environment variables", () => {
 })
 
 describe("precedence: default < file < env < flag", () => {
-  const file = `[providers.gguf]\nmodel_directory = "/from/file"\n[providers.ollama]\nbase_url = "http://file:1"\n[providers]\ndefault_backend = "gguf"\n[hub]\nendpoint = "http://file-hub"\noffline = false\n`
+  const file = `[providers.gguf]\nmodel_directory = "/from/file"\n[providers.ollama]\nbase_url = "http://file:1001"\n[providers]\ndefault_backend = "gguf"\n[hub]\nendpoint = "http://file-hub"\noffline = false\n`
 
   it.each([
     ["no file, no env, no flag", undefined, {}, {}, ["/home/tester/.llmspell/models", "default"], ["http://127.0.0.1:11434", "default"], ["gguf", "default"]],
-    ["file", file, {}, {}, ["/from/file", FILE], ["http://file:1", FILE], ["gguf", FILE]],
+    ["file", file, {}, {}, ["/from/file", FILE], ["http://file:1001", FILE], ["gguf", FILE]],
     [
       "env over file",
       file,
-      { LLMSPELL_MODELS_DIR: "/from/env", OLLAMA_HOST: "env:2", LLMSPELL_DEFAULT_BACKEND: "ollama" },
+      { LLMSPELL_MODELS_DIR: "/from/env", OLLAMA_HOST: "env:1002", LLMSPELL_DEFAULT_BACKEND: "ollama" },
       {},
       ["/from/env", "env LLMSPELL_MODELS_DIR"],
-      ["http://env:2", "env OLLAMA_HOST"],
+      ["http://env:1002", "env OLLAMA_HOST"],
       ["ollama", "env LLMSPELL_DEFAULT_BACKEND"]
     ],
     [
       "flag over env over file",
       file,
-      { LLMSPELL_MODELS_DIR: "/from/env", OLLAMA_HOST: "env:2", LLMSPELL_DEFAULT_BACKEND: "ollama" },
-      { modelsDir: "/from/flag", ollamaHost: "flag:3", defaultBackend: "gguf" },
+      { LLMSPELL_MODELS_DIR: "/from/env", OLLAMA_HOST: "env:1002", LLMSPELL_DEFAULT_BACKEND: "ollama" },
+      { modelsDir: "/from/flag", ollamaHost: "flag:1003", defaultBackend: "gguf" },
       ["/from/flag", "flag --models-dir"],
-      ["http://flag:3", "flag --ollama-host"],
+      ["http://flag:1003", "flag --ollama-host"],
       ["gguf", "flag --backend"]
     ]
   ] as const)("%s", (_name, text, env, flags, dir, url, backend) => {
@@ -389,9 +389,9 @@ describe("precedence: default < file < env < flag", () => {
 
   it("env and flags target the instance named like the type, else the first of that type", () => {
     const c = good(`[providers.ollama]\nprovider_type = "gguf"\n[providers.remote]\nprovider_type = "ollama"\n`, {
-      flags: { ollamaHost: "r:9" }
+      flags: { ollamaHost: "r:1009" }
     })
-    expect(ollama(c, "remote").baseUrl).toBe("http://r:9")
+    expect(ollama(c, "remote").baseUrl).toBe("http://r:1009")
     expect(defaultInstance(c, "ollama")?.name).toBe("remote")
   })
 })
@@ -494,7 +494,7 @@ describe("file discovery (ConfigLive)", () => {
     fs.writeFileSync(file, text)
     return file
   }
-  const tagged = (name: string) => `[providers.ollama]\nbase_url = "http://${name}:1"\n`
+  const tagged = (name: string) => `[providers.ollama]\nbase_url = "http://${name}:1001"\n`
   const load = (options: ConfigLive.ConfigLoadOptions) =>
     ConfigLive.load({ cwd, home, env: { HOME: home }, ...options })
 
@@ -520,20 +520,20 @@ describe("file discovery (ConfigLive)", () => {
       const url = (c: LlmspellConfig) => ollama(c).baseUrl
 
       let c = yield* load({ configFile: flagFile, env })
-      expect([c.file, url(c)]).toStrictEqual([flagFile, "http://flag:1"])
+      expect([c.file, url(c)]).toStrictEqual([flagFile, "http://flag:1001"])
       c = yield* load({ env })
-      expect([c.file, url(c)]).toStrictEqual([envFile, "http://env:1"])
+      expect([c.file, url(c)]).toStrictEqual([envFile, "http://env:1001"])
       c = yield* load({ env: { HOME: home, XDG_CONFIG_HOME: xdg } })
-      expect([c.file, url(c)]).toStrictEqual([cwdFile, "http://cwd:1"])
+      expect([c.file, url(c)]).toStrictEqual([cwdFile, "http://cwd:1001"])
       fs.rmSync(cwdFile)
       c = yield* load({ env: { HOME: home, XDG_CONFIG_HOME: xdg } })
-      expect([c.file, url(c)]).toStrictEqual([xdgFile, "http://xdg:1"])
+      expect([c.file, url(c)]).toStrictEqual([xdgFile, "http://xdg:1001"])
       // Without XDG_CONFIG_HOME, it defaults to ~/.config.
       c = yield* load({ env: { HOME: home } })
-      expect([c.file, url(c)]).toStrictEqual([dotConfig, "http://dotconfig:1"])
+      expect([c.file, url(c)]).toStrictEqual([dotConfig, "http://dotconfig:1001"])
       fs.rmSync(dotConfig)
       c = yield* load({ env: { HOME: home } })
-      expect([c.file, url(c)]).toStrictEqual([homeFile, "http://home:1"])
+      expect([c.file, url(c)]).toStrictEqual([homeFile, "http://home:1001"])
       fs.rmSync(homeFile)
       c = yield* load({ env: { HOME: home } })
       expect(c.file).toBeUndefined()
@@ -572,10 +572,10 @@ describe("file discovery (ConfigLive)", () => {
     Effect.gen(function*() {
       write(path.join(cwd, "llmspell.toml"), tagged("viaref"))
       const c = yield* ConfigLive.load({}).pipe(
-        Effect.provideService(ConfigLive.ConfigEnvironment, { env: { OLLAMA_HOST: "ref:7" }, cwd, home })
+        Effect.provideService(ConfigLive.ConfigEnvironment, { env: { OLLAMA_HOST: "ref:1007" }, cwd, home })
       )
       expect(c.file).toBe(path.join(cwd, "llmspell.toml"))
-      expect(ollama(c).baseUrl).toBe("http://ref:7")
+      expect(ollama(c).baseUrl).toBe("http://ref:1007")
     }))
 
   it.effect("an unset variable in model_directory fails, naming key and file, and creates no ${HOME} directory", () =>

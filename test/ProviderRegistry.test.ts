@@ -87,7 +87,7 @@ describe("route (pure)", () => {
   })
 
   it("no provider uses default_provider, which may be a configured instance", () => {
-    const c = configOf(`[providers]\ndefault_provider = "box"\n[providers.box]\nprovider_type = "ollama"\nbase_url = "http://box:1"\n`)
+    const c = configOf(`[providers]\ndefault_provider = "box"\n[providers.box]\nprovider_type = "ollama"\nbase_url = "http://box:1001"\n`)
     expect(routed("x", c).instance.name).toBe("box")
     expect(routed("x", c).reason).toMatch(/default_provider box/)
     // @backend still comes first: box is ollama, so @gguf goes to the gguf instance.
@@ -96,8 +96,8 @@ describe("route (pure)", () => {
   })
 
   it("a configured instance named like a type wins over the type's default instance", () => {
-    const c = configOf(`[providers.ollama]\nprovider_type = "ollama"\nbase_url = "http://mine:1"\n[providers.other]\nprovider_type = "ollama"\n`)
-    expect(routed("ollama/x", c).instance).toMatchObject({ name: "ollama", baseUrl: "http://mine:1" })
+    const c = configOf(`[providers.ollama]\nprovider_type = "ollama"\nbase_url = "http://mine:1001"\n[providers.other]\nprovider_type = "ollama"\n`)
+    expect(routed("ollama/x", c).instance).toMatchObject({ name: "ollama", baseUrl: "http://mine:1001" })
     expect(routed("other/x", c).instance.name).toBe("other")
   })
 

@@ -263,3 +263,54 @@ describe("fake Ollama: faults and what the client makes of them", () => {
     expect(Date.now() - started).toBeGreaterThanOrEqual(3 * 20 - 5)
   })
 })
+
+describe("fake Ollama: hardening knobs (issue 9)", () => {
+  const raw = async (path: string, body?: unknown) => {
+    const response = await fetch(`${fake.url}${path}`, {
+      method: body === undefined ? "GET" : "POST",
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {})
+    })
+    return response.text()
+  }
+
+  it("honours options.num_predict like the real server (reason length); ignoreNumPredict floods instead", async () => {
+    const capped = await drain(await client.chat({ model: "present", messages: [{ role: "user", content: "x" }], stream: true, options: { num_predict: 2 } }))
+    expect(capped.filter((r) => !r.done).map((r) => r.message.content).join("")).toBe("Hello there,")
+    expect(capped[capped.length - 1]).toMatchObject({ done: true, done_reason: "length" })
+    fake.setFault("/api/chat", { kind: "ignoreNumPredict", tokens: 25 })
+    const flooded = await drain(await client.chat({ model: "present", messages: [{ role: "user", content: "x" }], stream: true, options: { num_predict: 2 } }))
+    expect(flooded.filter((r) => !r.done)).toHaveLength(25)
+  })
+
+  it("malformedEntries appends null and ill-typed entries to /api/tags and /api/ps", async () => {
+    fake.setFault("/api/tags", { kind: "malformedEntries" })
+    const tags = JSON.parse(await raw("/api/tags")) as { models: Array<unknown> }
+    expect(tags.models.slice(2)).toEqual([null, { name: 42, size: 1 }, { model: "no-name", size: 2 }, "text"])
+    fake.setFault("/api/ps", { kind: "malformedEntries", entries: [null] })
+    expect((JSON.parse(await raw("/api/ps")) as { models: Array<unknown> }).models).toEqual([expect.objectContaining({ name: "present:latest" }), null])
+  })
+
+  it("garbageLines writes raw lines into a stream after the given record", async () => {
+    fake.setFault("/api/generate", { kind: "garbageLines", after: 1, lines: ["<html>", "null"] })
+    const lines = (await raw("/api/generate", { model: "present", prompt: "x" })).trim().split("\n")
+    expect(lines[1]).toBe("<html>")
+    expect(lines[2]).toBe("null")
+    expect(JSON.parse(lines[lines.length - 1]!)).toMatchObject({ done: true })
+  })
+
+  it("stallBeforeHeaders accepts the request and never answers, for streams too", async () => {
+    fake.setFault("/api/chat", { kind: "stallBeforeHeaders" })
+    const controller = new AbortController()
+    const pending = fetch(`${fake.url}/api/chat`, {
+      method: "POST",
+      body: JSON.stringify({ model: "present", messages: [{ role: "user", content: "x" }] }),
+      signal: controller.signal
+    })
+    await fake.waitForRecords("/api/chat", 0)
+    controller.abort()
+    await expect(pending).rejects.toMatchObject({ name: "AbortError" })
+    const log = fake.responses.find((r) => r.route === "/api/chat")!
+    await log.closed
+    expect(log.sent).toBe(0)
+  })
+})

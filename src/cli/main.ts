@@ -8,11 +8,15 @@ import * as Cause from "effect/Cause"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as FiberRef from "effect/FiberRef"
+import * as HashSet from "effect/HashSet"
 import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
 import * as Ref from "effect/Ref"
 import * as os from "node:os"
+import { format } from "node:util"
 import { ConfigEnvironment } from "../layers/ConfigLive.js"
-import { CliIO, consoleOf } from "./CliIO.js"
+import { CliIO, type CliIOService, consoleOf } from "./CliIO.js"
 import { configCommand } from "./commands/config.js"
 import { modelCommand } from "./commands/model.js"
 import { runCommand } from "./commands/run.js"
@@ -35,6 +39,15 @@ export const rootCommand = Command.make("llmspell", globalHelp).pipe(
   Command.withDescription("manage and run local LLMs: Ollama servers and GGUF models, from one place"),
   Command.withSubcommands([modelCommand, runCommand, configCommand])
 )
+
+// Library code logs warnings with Effect's logger (e.g. a malformed entry in an Ollama server's
+// model list); the default logger prints on stdout, which would corrupt `--json` output.
+const stderrLogger = (io: CliIOService) =>
+  Logger.make(({ logLevel, message }) => {
+    const text = (Array.isArray(message) ? message : [message]).map((m) => typeof m === "string" ? m : format(m)).join(" ")
+    const label = logLevel._tag === "Warning" ? "warning" : logLevel.label.toLowerCase()
+    Effect.runFork(io.stderr(`${label}: ${text}\n`))
+  })
 
 const cli = Command.run(rootCommand, { name: "llmspell", version: VERSION })
 
@@ -67,6 +80,8 @@ export const main = (
         home: where.home ?? env["HOME"] ?? os.homedir()
       }),
       Console.withConsole(consoleOf(io)),
+      // All of them: runMain adds a pretty logger of its own, which also prints on stdout.
+      Effect.locally(FiberRef.currentLoggers, HashSet.make(stderrLogger(io))),
       Effect.exit
     )
     if (Exit.isSuccess(exit)) return yield* Ref.get(exitStatus)

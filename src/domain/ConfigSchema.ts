@@ -23,6 +23,12 @@ export interface OllamaInstanceConfig {
   readonly name: string
   readonly baseUrl: string
   readonly timeoutSeconds: number
+  /**
+   * The `Authorization` header sent with every request: `Basic …` from the user name and password
+   * written in `base_url` (`http://user:pw@host`, how Ollama is put behind a reverse proxy). They
+   * are taken out of `baseUrl`, which is printed; fetch refuses URLs with credentials anyway.
+   */
+  readonly authorization?: Redacted.Redacted<string> | undefined
   readonly options: Readonly<Record<string, unknown>>
 }
 
@@ -123,16 +129,48 @@ const positiveInt = Schema.Int.pipe(Schema.positive()).annotations(must("must be
 const nonNegativeInt = Schema.Int.pipe(Schema.nonNegative()).annotations(must("must be an integer ≥ 0"))
 const autoOr = <A>(schema: Schema.Schema<A, A>, what: string) =>
   Schema.Union(Schema.Literal("auto"), schema).annotations(must(`must be "auto" or ${what}`))
-const httpUrl = Schema.String.pipe(
-  Schema.filter((s) => {
-    try {
-      const u = new URL(s)
-      return u.protocol === "http:" || u.protocol === "https:"
-    } catch {
-      return false
+/**
+ * Ports Node's fetch (undici) refuses to connect to, with "bad port" and no more: the fetch
+ * standard's bad-port list (https://fetch.spec.whatwg.org/#port-blocking). Checked here so such a
+ * URL is a config error naming its source, not a runtime failure with no hint.
+ */
+export const FETCH_BAD_PORTS: ReadonlySet<number> = new Set([
+  1, 7, 9, 11, 13, 15, 17, 19, 20, 21, 22, 23, 25, 37, 42, 43, 53, 69, 77, 79, 87, 95, 101, 102, 103, 104, 109, 110,
+  111, 113, 115, 117, 119, 123, 135, 137, 139, 143, 161, 179, 389, 427, 465, 512, 513, 514, 515, 526, 530, 531, 532,
+  540, 548, 554, 556, 563, 587, 601, 636, 989, 990, 993, 995, 1719, 1720, 1723, 2049, 3659, 4045, 4190, 5060, 5061,
+  6000, 6566, 6665, 6666, 6667, 6668, 6669, 6679, 6697, 10080
+])
+
+const USERINFO = /^([A-Za-z][A-Za-z0-9+.-]*:\/\/)([^/?#]*)@/
+
+/** A URL with its user name and password (if any) replaced by `<redacted>`; other strings unchanged. */
+export const redactUrl = (value: string): string => value.replace(USERINFO, "$1<redacted>@")
+
+/** A URL without its user name and password. */
+const stripUserinfo = (value: string): string => value.replace(USERINFO, "$1")
+
+/** What is wrong with a server URL, or undefined: scheme, syntax, and a port fetch can reach. */
+const urlProblem = (s: string): string | undefined => {
+  const authority = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/(?:[^/?#]*@)?(\[[^\]]*\]|[^/?#:]*)(?::([^/?#]*))?/.exec(s)
+  const port = authority?.[2]
+  if (port !== undefined && port.length > 0) {
+    const n = /^\d+$/.test(port) ? Number(port) : NaN
+    if (!(n >= 1 && n <= 65535)) return `must have a port from 1 to 65535 (the port is ${JSON.stringify(port)})`
+    if (FETCH_BAD_PORTS.has(n)) {
+      return `port ${n} is one that fetch refuses to connect to ("bad port" in the fetch standard): use another port`
     }
-  })
-).annotations(must("must be an http:// or https:// URL"))
+  }
+  try {
+    const u = new URL(s)
+    return u.protocol === "http:" || u.protocol === "https:" ? undefined : "must be an http:// or https:// URL"
+  } catch {
+    return "must be an http:// or https:// URL"
+  }
+}
+
+const httpUrl = Schema.String.annotations(must("must be an http:// or https:// URL")).pipe(
+  Schema.filter((s) => urlProblem(s) ?? true)
+)
 const nonEmpty = Schema.String.pipe(Schema.minLength(1)).annotations(must("must be a non-empty string"))
 
 const OllamaFields = Schema.Struct({
@@ -183,7 +221,10 @@ const NUMERIC_KEYS = new Set([
   "parallel_downloads"
 ])
 const BOOLEAN_KEYS = new Set(["offline"])
-const SECRET_KEY = /(token|api_key|apikey|secret|password)/i
+/** Keys whose values are never printed: known secrets and unknown keys that look like one. */
+const SECRET_KEY = /(token|key|secret|passw|auth|credential)/i
+/** At most this many warnings are kept; the rest are counted in one last warning. */
+export const MAX_WARNINGS = 20
 /** Keys whose values are paths: `${VAR}`, `$VAR` and a leading `~` expand in them. */
 const isPathKey = (key: string) => key === "model_directory" || /(_dir|_directory|_path|_file)$/.test(key)
 
@@ -225,6 +266,8 @@ interface Slot {
   source: string
   /** The key as written in its source (e.g. `providers.local.candle.model_directory`), for messages. */
   path?: string
+  /** The value as the user wrote it, when `value` is derived from it (OLLAMA_HOST → base_url), for messages. */
+  raw?: unknown
 }
 
 interface Draft {
@@ -413,6 +456,19 @@ const applyInstance = (
   }
 }
 
+/** `Basic …` from a URL's user name and password (percent-decoded), when it has them. */
+const basicAuthorization = (url: string): Redacted.Redacted<string> | undefined => {
+  if (!USERINFO.test(url)) return undefined
+  try {
+    const u = new URL(url)
+    const user = decodeURIComponent(u.username)
+    const password = decodeURIComponent(u.password)
+    return Redacted.make(`Basic ${Buffer.from(`${user}:${password}`, "utf8").toString("base64")}`)
+  } catch {
+    return undefined
+  }
+}
+
 /** Parses OLLAMA_HOST the way Ollama does: `host`, `host:port`, `:port` or a URL; default port 11434. */
 export const parseOllamaHost = (raw: string): string => {
   const s = raw.trim()
@@ -429,19 +485,24 @@ export const parseOllamaHost = (raw: string): string => {
   const slash = hostport.indexOf("/")
   const path = slash >= 0 ? hostport.slice(slash) : ""
   if (slash >= 0) hostport = hostport.slice(0, slash)
+  // `user:pw@host:port`: kept in the URL, which validation turns into an Authorization header.
+  const at = hostport.lastIndexOf("@")
+  const userinfo = at >= 0 ? `${hostport.slice(0, at)}@` : ""
+  if (at >= 0) hostport = hostport.slice(at + 1)
   let host = "127.0.0.1"
   let port = defaultPort
   const m = /^(\[[^\]]+\]|[^:]*):(\d*)$/.exec(hostport)
   if (m !== null) {
     host = m[1]!.length > 0 ? m[1]! : "127.0.0.1"
-    if (m[2]!.length > 0 && Number(m[2]) <= 65535) port = m[2]!
+    // An out-of-range port is kept: validation reports it with its source instead of guessing.
+    if (m[2]!.length > 0) port = m[2]!
   } else if (hostport.length > 0) {
     host = hostport.includes(":") && !hostport.startsWith("[") ? `[${hostport}]` : hostport
   }
   // 0.0.0.0 is a listen address; a client reaches that server on loopback.
   if (host === "0.0.0.0") host = "127.0.0.1"
   if (host === "[::]") host = "[::1]"
-  return `${scheme}://${host}:${port}${path === "/" ? "" : path}`
+  return `${scheme}://${userinfo}${host}:${port}${path === "/" ? "" : path}`
 }
 
 const RESERVED_ENV = new Set(["LLMSPELL_CONFIG", "LLMSPELL_DEBUG", "LLMSPELL_MODELS_DIR", "LLMSPELL_DEFAULT_BACKEND"])
@@ -462,7 +523,16 @@ const applyEnv = (draft: Draft, env: Readonly<Record<string, string | undefined>
     return v !== undefined && v.length > 0 ? v : undefined
   }
   const ollamaHost = get("OLLAMA_HOST")
-  if (ollamaHost !== undefined) set(defaultInstanceOf(draft, "ollama"), "base_url", parseOllamaHost(ollamaHost), "OLLAMA_HOST")
+  if (ollamaHost !== undefined) {
+    const instance = defaultInstanceOf(draft, "ollama")
+    if (instance !== undefined) {
+      draft.instances.get(instance)?.set("base_url", {
+        value: parseOllamaHost(ollamaHost),
+        source: "env OLLAMA_HOST",
+        raw: ollamaHost
+      })
+    }
+  }
   const modelsDir = get("LLMSPELL_MODELS_DIR")
   if (modelsDir !== undefined) set(defaultInstanceOf(draft, "gguf"), "model_directory", modelsDir, "LLMSPELL_MODELS_DIR")
   const defaultBackend = get("LLMSPELL_DEFAULT_BACKEND")
@@ -509,7 +579,11 @@ const applyFlags = (draft: Draft, flags: ConfigFlags) => {
   if (flags.ollamaHost !== undefined) {
     const inst = defaultInstanceOf(draft, "ollama")
     if (inst !== undefined) {
-      draft.instances.get(inst)!.set("base_url", { value: parseOllamaHost(flags.ollamaHost), source: "flag --ollama-host" })
+      draft.instances.get(inst)!.set("base_url", {
+        value: parseOllamaHost(flags.ollamaHost),
+        source: "flag --ollama-host",
+        raw: flags.ollamaHost
+      })
     }
   }
   if (flags.modelsDir !== undefined) {
@@ -578,7 +652,8 @@ const validate = (draft: Draft, file: string | undefined): LlmspellConfig => {
   const entries: Array<ConfigEntry> = []
   const record = (key: string, slot: Slot) => {
     const secret = SECRET_KEY.test(key.split(".").pop() ?? "")
-    entries.push({ key, value: secret ? "<redacted>" : slot.value, source: slot.source, secret })
+    const value = secret ? "<redacted>" : typeof slot.value === "string" ? redactUrl(slot.value) : slot.value
+    entries.push({ key, value, source: slot.source, secret })
   }
   const check = <A>(
     schema: Schema.Schema<A, any>,
@@ -606,7 +681,7 @@ const validate = (draft: Draft, file: string | undefined): LlmspellConfig => {
         : [...new Set(preferred.length > 0 ? preferred : messages)].join("; ")
       const slot = slots.get(key.split(".")[0] ?? "")
       const source = slot?.source ?? file ?? DEFAULT_SOURCE
-      const shown = slot !== undefined && !secret ? ` (got ${JSON.stringify(slot.value)})` : ""
+      const shown = slot !== undefined && !secret ? ` (got ${display(slot.raw ?? slot.value)})` : ""
       draft.problems.push(`${source}: ${slot?.path ?? `${prefix}.${key}`}: ${message}${shown}`)
     }
     return undefined
@@ -633,11 +708,13 @@ const validate = (draft: Draft, file: string | undefined): LlmspellConfig => {
     if (type === "ollama") {
       const v = check(OllamaFields, slots, `providers.${name}`, known)
       if (v !== undefined) {
+        const authorization = basicAuthorization(v.base_url)
         instances.push({
           type: "ollama",
           name,
-          baseUrl: v.base_url.replace(/\/+$/, ""),
+          baseUrl: stripUserinfo(v.base_url).replace(/\/+$/, ""),
           timeoutSeconds: v.timeout_seconds,
+          ...(authorization !== undefined ? { authorization } : {}),
           options
         })
       }
@@ -681,6 +758,15 @@ const validate = (draft: Draft, file: string | undefined): LlmspellConfig => {
 
   for (const [k, slot] of draft.hub) record(`hub.${k}`, slot)
   const hub = check(HubFields, draft.hub, "hub", HUB_KEYS)
+  if (hub !== undefined && USERINFO.test(hub.endpoint)) {
+    // The hub authenticates with a bearer token; a user name and password in the URL would be
+    // a second, conflicting credential that huggingface.co ignores. Refuse it, never print it.
+    const slot = draft.hub.get("endpoint")!
+    draft.problems.push(
+      `${slot.source}: hub.endpoint: must not contain a user name or password (got ${display(slot.value)}); ` +
+        `the hub authenticates with a token: put it in HF_TOKEN or hub.token`
+    )
+  }
 
   return {
     defaultProvider: String(dp.value),
@@ -696,9 +782,24 @@ const validate = (draft: Draft, file: string | undefined): LlmspellConfig => {
     },
     file,
     entries,
-    warnings: draft.warnings
+    warnings: capWarnings(draft.warnings)
   }
 }
+
+/** The first MAX_WARNINGS warnings, then one that counts the rest (a file of 100k unknown keys stays readable). */
+const capWarnings = (warnings: ReadonlyArray<string>): ReadonlyArray<string> =>
+  warnings.length <= MAX_WARNINGS
+    ? warnings
+    : [...warnings.slice(0, MAX_WARNINGS), `… and ${warnings.length - MAX_WARNINGS} more warnings like these (not shown)`]
+
+/**
+ * A value as printed in a message: a URL without its user name and password, and the same for a
+ * `user:pw@host:port` written without a scheme (OLLAMA_HOST as the user typed it).
+ */
+const display = (value: unknown): string =>
+  typeof value === "string"
+    ? JSON.stringify(redactUrl(value).replace(/^[^/?#\s"]*@/, "<redacted>@"))
+    : JSON.stringify(value) ?? String(value)
 
 /** Joins path segments with '/', without touching the file system. */
 const joinPath = (...parts: Array<string>) =>

@@ -1,17 +1,20 @@
 /**
  * The live Config layer: finds the config file (first found wins: `--config FILE`, LLMSPELL_CONFIG,
  * ./llmspell.toml, $XDG_CONFIG_HOME/llmspell/config.toml, ~/.llmspell/config.toml), reads it, and
- * resolves it with the environment and flags. It only reads: the file is never written.
+ * resolves it with the environment and flags. It only reads: the file is never written. Only a
+ * regular file of at most 1 MiB is read; anything else (a FIFO, a device, a directory, a huge file)
+ * is a ConfigError naming the path and what it is, decided by stat before anything is opened.
  */
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
+import { constants as fsConstants, type Stats } from "node:fs"
 import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
 import { type ConfigFlags, type LlmspellConfig, resolveConfig } from "../domain/ConfigSchema.js"
-import { ConfigError } from "../domain/Errors.js"
+import { ConfigError, formatBytes } from "../domain/Errors.js"
 import { Config } from "../services/Config.js"
 
 /**
@@ -83,6 +86,80 @@ export const candidates = (options: ConfigLoadOptions = {}): ReadonlyArray<Confi
 
 const expandHome = (p: string, home: string) => (p === "~" ? home : p.startsWith("~/") ? path.join(home, p.slice(2)) : p)
 
+/** A config file larger than this is refused unread: a real one is a few KiB. */
+export const MAX_CONFIG_BYTES = 1024 * 1024
+
+const kindOf = (stat: Stats): string =>
+  stat.isDirectory()
+    ? "a directory"
+    : stat.isFIFO()
+    ? "a FIFO (named pipe)"
+    : stat.isSocket()
+    ? "a socket"
+    : stat.isCharacterDevice()
+    ? "a character device"
+    : stat.isBlockDevice()
+    ? "a block device"
+    : "not a regular file"
+
+const describeErrno = (e: NodeJS.ErrnoException) =>
+  e.code === "ENOENT"
+    ? "no such file"
+    : e.code === "EISDIR"
+    ? "is a directory"
+    : e.code === "EACCES"
+    ? "permission denied"
+    : e.code === "ENOTDIR"
+    ? "a parent of it is not a directory"
+    : String(e.message)
+
+type ReadOutcome =
+  | { readonly _tag: "Missing" }
+  | { readonly _tag: "Refused"; readonly why: string }
+  | { readonly _tag: "Text"; readonly text: string }
+
+/**
+ * Reads a config file only if it is a regular file of at most MAX_CONFIG_BYTES. The type is checked
+ * with stat before anything is opened (opening a FIFO blocks until a writer appears), then again on
+ * the open descriptor, which is opened non-blocking so a file swapped for a FIFO in between cannot
+ * hang us either; at most MAX_CONFIG_BYTES + 1 bytes are ever read.
+ */
+const readConfigFile = async (file: string): Promise<ReadOutcome> => {
+  const refuse = (stat: Stats): ReadOutcome | undefined =>
+    !stat.isFile()
+      ? { _tag: "Refused", why: `is ${kindOf(stat)}, not a regular file` }
+      : stat.size > MAX_CONFIG_BYTES
+      ? { _tag: "Refused", why: `is ${formatBytes(stat.size)} (${stat.size} bytes), over the 1 MiB limit for a config file` }
+      : undefined
+  let stat: Stats
+  try {
+    stat = await fs.stat(file)
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return { _tag: "Missing" }
+    throw e
+  }
+  const before = refuse(stat)
+  if (before !== undefined) return before
+  const handle = await fs.open(file, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK)
+  try {
+    const after = refuse(await handle.stat())
+    if (after !== undefined) return after
+    const buffer = Buffer.alloc(MAX_CONFIG_BYTES + 1)
+    let length = 0
+    while (length < buffer.length) {
+      const { bytesRead } = await handle.read(buffer, length, buffer.length - length, null)
+      if (bytesRead === 0) break
+      length += bytesRead
+    }
+    if (length > MAX_CONFIG_BYTES) {
+      return { _tag: "Refused", why: `grew over the 1 MiB limit for a config file while it was read` }
+    }
+    return { _tag: "Text", text: buffer.subarray(0, length).toString("utf8") }
+  } finally {
+    await handle.close()
+  }
+}
+
 /** Finds and reads the config file, if there is one. */
 export const discover = (
   options: ConfigLoadOptions = {}
@@ -90,26 +167,21 @@ export const discover = (
   Effect.gen(function*() {
     options = yield* withEnvironment(options)
     for (const candidate of candidates(options)) {
-      const text = yield* Effect.tryPromise({
-        try: () => fs.readFile(candidate.path, "utf8"),
-        catch: (e) => e as NodeJS.ErrnoException
-      }).pipe(
-        Effect.map((t): string | undefined => t),
-        Effect.catchAll((e) => {
-          if (e.code === "ENOENT" && !candidate.explicit) return Effect.succeed(undefined)
-          const why = e.code === "ENOENT"
-            ? "no such file"
-            : e.code === "EISDIR"
-            ? "is a directory"
-            : e.code === "EACCES"
-            ? "permission denied"
-            : String(e.message)
-          return Effect.fail(
-            new ConfigError({ file: candidate.path, problems: [`${candidate.path}: cannot read (${candidate.origin}): ${why}`] })
-          )
-        })
-      )
-      if (text !== undefined) return { path: candidate.path, text, origin: candidate.origin }
+      const cannotRead = (why: string) =>
+        new ConfigError({ file: candidate.path, problems: [`${candidate.path}: cannot read (${candidate.origin}): ${why}`] })
+      // Interruptible: Ctrl-C while a slow file system answers stops waiting at once.
+      const outcome = yield* Effect.tryPromise({
+        try: () => readConfigFile(candidate.path),
+        catch: (e) => cannotRead(describeErrno(e as NodeJS.ErrnoException))
+      })
+      if (outcome._tag === "Missing") {
+        if (candidate.explicit) return yield* Effect.fail(cannotRead("no such file"))
+        continue
+      }
+      // A candidate found by discovery that is not a usable file is refused too, not skipped:
+      // silently falling back to another file would hide which configuration is in effect.
+      if (outcome._tag === "Refused") return yield* Effect.fail(cannotRead(outcome.why))
+      return { path: candidate.path, text: outcome.text, origin: candidate.origin }
     }
     return undefined
   })

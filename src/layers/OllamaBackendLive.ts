@@ -7,15 +7,22 @@
  * `verify`: Ollama checks each blob's sha256 itself when it pulls it, and keeps its store to
  * itself, so there is nothing for llmspell to re-hash. `verify(model)` checks the model exists
  * (ModelNotFound otherwise) and reports ok with no files; `verify()` reports ok with no files.
+ *
+ * Every reply is decoded with the Schemas of `ollamaMapping.ts` before it is used: a malformed
+ * entry of a model list is skipped with one warning (logged; in `status`, in its warnings), a
+ * malformed reply or streamed record is a BackendError. `maxTokens` is enforced here as well as
+ * sent as `num_predict`: a server that ignores it is cut off (the request aborted) and the
+ * completion finishes with reason `length`.
  */
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
-import type { AbortableAsyncIterator } from "ollama"
+import * as Schema from "effect/Schema"
+import type { AbortableAsyncIterator, Ollama } from "ollama"
 import type { OllamaInstanceConfig } from "../domain/ConfigSchema.js"
-import { errorToJson, type LlmspellError, UsageError } from "../domain/Errors.js"
+import { BackendError, errorToJson, type LlmspellError, UsageError } from "../domain/Errors.js"
 import type { BackendStatus, GenerateEvent, LoadedModel, PullProgress } from "../domain/Types.js"
 import { OllamaBackend, type OllamaInstance } from "../services/OllamaBackend.js"
 import * as OllamaClient from "./internal/ollamaClient.js"
@@ -24,12 +31,11 @@ import * as Mapping from "./internal/ollamaMapping.js"
 /** Status probes answer quickly even when timeout_seconds is long: a hung server is "unavailable", not a hang. */
 const STATUS_TIMEOUT_MS = 10_000
 
-/** A streamed chat/generate record: text in `message.content` (chat) or `response` (generate). */
-type InferenceRecord = Mapping.WireDone & {
-  readonly done: boolean
-  readonly message?: { readonly content?: string }
-  readonly response?: string
-}
+/**
+ * A streamed record is about one token, and no tokenizer makes tokens this long on average: text
+ * longer than `maxTokens` × this is cut off too, so a server cannot send huge records instead.
+ */
+const MAX_CHARS_PER_TOKEN = 64
 
 /** Builds the instance for one configured server. */
 export const make = (instance: OllamaInstanceConfig): Effect.Effect<OllamaInstance, LlmspellError> =>
@@ -38,8 +44,40 @@ export const make = (instance: OllamaInstanceConfig): Effect.Effect<OllamaInstan
     const origin = { instance: instance.name }
     const probeMs = Math.min(STATUS_TIMEOUT_MS, instance.timeoutSeconds * 1000)
 
-    const list = client.call("list", (c) => c.list()).pipe(
-      Effect.map((r) => r.models.map((m) => Mapping.toLocalModel(origin, m)))
+    const malformed = (operation: string, what: string, detail: string) =>
+      new BackendError({
+        backend: "ollama",
+        instance: instance.name,
+        operation,
+        reason: `the server's ${what} is not what Ollama sends (${detail})`,
+        suggestion: `check that ${instance.baseUrl} is an Ollama server (and that any proxy in front of it passes its replies through)`
+      })
+
+    /** Decodes a reply; a mismatch is a BackendError naming the route. */
+    const decode = <A, I>(schema: Schema.Schema<A, I>, operation: string, what: string) => {
+      const run = Mapping.decodeReply(schema)
+      return (value: unknown): Effect.Effect<A, BackendError> =>
+        Either.match(run(value), {
+          onLeft: (detail) => Effect.fail(malformed(operation, what, detail)),
+          onRight: Effect.succeed
+        })
+    }
+
+    /** A model list (`/api/tags`, `/api/ps`): the good entries, and one warning for the bad ones. */
+    const modelList = (operation: string, route: string, fetch: (c: Ollama) => Promise<unknown>, timeoutMs?: number) =>
+      client.call(operation, fetch, timeoutMs !== undefined ? { timeoutMs } : undefined).pipe(
+        Effect.flatMap(decode(Mapping.ModelListReply, operation, `${route} reply`)),
+        Effect.map((reply) => {
+          const { models, skipped } = Mapping.decodeModelEntries(reply.models)
+          return { models, warning: skipped.length > 0 ? Mapping.skippedWarning(route, skipped) : undefined }
+        })
+      )
+
+    const list = modelList("list", "/api/tags", (c) => c.list()).pipe(
+      Effect.tap(({ warning }) =>
+        warning !== undefined ? Effect.logWarning(`${instance.name}: ${warning}`) : Effect.void
+      ),
+      Effect.map(({ models }) => models.map((m) => Mapping.toLocalModel(origin, m)))
     )
 
     const sizeOf = (model: string) =>
@@ -49,7 +87,11 @@ export const make = (instance: OllamaInstanceConfig): Effect.Effect<OllamaInstan
       )
 
     const status: Effect.Effect<BackendStatus> = Effect.gen(function*() {
-      const version = yield* Effect.either(client.call("status", (c) => c.version(), { timeoutMs: probeMs }))
+      const version = yield* Effect.either(
+        client.call("status", (c) => c.version(), { timeoutMs: probeMs }).pipe(
+          Effect.flatMap(decode(Mapping.VersionReply, "status", "/api/version reply"))
+        )
+      )
       if (Either.isLeft(version)) {
         return {
           instance: instance.name,
@@ -63,12 +105,14 @@ export const make = (instance: OllamaInstanceConfig): Effect.Effect<OllamaInstan
         }
       }
       const [tags, ps] = yield* Effect.all([
-        Effect.either(client.call("status", (c) => c.list(), { timeoutMs: probeMs })),
-        Effect.either(client.call("status", (c) => c.ps(), { timeoutMs: probeMs }))
+        Effect.either(modelList("status", "/api/tags", (c) => c.list(), probeMs)),
+        Effect.either(modelList("status", "/api/ps", (c) => c.ps(), probeMs))
       ], { concurrency: 2 })
       const warnings = [
         ...(Either.isLeft(tags) ? [`could not list models: ${tags.left.message}`] : []),
-        ...(Either.isLeft(ps) ? [`could not list loaded models: ${ps.left.message}`] : [])
+        ...(Either.isLeft(ps) ? [`could not list loaded models: ${ps.left.message}`] : []),
+        ...(Either.isRight(tags) && tags.right.warning !== undefined ? [tags.right.warning] : []),
+        ...(Either.isRight(ps) && ps.right.warning !== undefined ? [ps.right.warning] : [])
       ]
       return Mapping.toStatus(
         { ...origin, url: instance.baseUrl, timeoutSeconds: instance.timeoutSeconds },
@@ -90,32 +134,53 @@ export const make = (instance: OllamaInstanceConfig): Effect.Effect<OllamaInstan
         : Stream.unwrap(
           Effect.map(Clock.currentTimeMillis, (startedAt) => {
             const state = Mapping.initialPull(origin, model, startedAt)
+            const decodeRecord = decode(Mapping.WirePullRecord, "pull", "pull progress record")
             return client.stream("pull", (c) => c.pull({ model, stream: true }), { model }).pipe(
-              Stream.mapEffect((record) =>
-                Effect.map(Clock.currentTimeMillis, (now) => Mapping.stepPull(state, record, now))
+              Stream.mapEffect((raw) =>
+                Effect.flatMap(decodeRecord(raw), (record) =>
+                  Effect.map(Clock.currentTimeMillis, (now) => Mapping.stepPull(state, record, now)))
               )
             )
           })
         )
 
     // Our GenerateEvents from a chat or generate stream: deltas, then Finish from the `done` record.
+    // With `maxTokens`, a delta beyond it (a server ignoring num_predict) ends the stream here:
+    // the Finish says `length`, and ending the stream closes its scope, which aborts the request.
     const inference = (
       operation: string,
       model: string,
-      open: (c: import("ollama").Ollama) => Promise<AbortableAsyncIterator<InferenceRecord>>
+      maxTokens: number | undefined,
+      open: (c: Ollama) => Promise<AbortableAsyncIterator<object>>
     ): Stream.Stream<GenerateEvent, LlmspellError> =>
       Stream.unwrap(
         Effect.map(Clock.currentTimeMillis, (startedAt) => {
           let text = ""
+          let deltas = 0
           let firstTokenMs: number | undefined
+          const maxChars = maxTokens !== undefined ? maxTokens * MAX_CHARS_PER_TOKEN : Infinity
+          const decodeRecord = decode(Mapping.WireInferenceRecord, operation, "streamed record")
           return client.stream(operation, open, { model }).pipe(
+            Stream.mapEffect(decodeRecord),
             Stream.mapConcatEffect((record) =>
               Effect.map(Clock.currentTimeMillis, (now) => {
                 const events: Array<GenerateEvent> = []
                 const delta = record.message?.content ?? record.response ?? ""
+                if (delta.length > 0 && !record.done && maxTokens !== undefined &&
+                  (deltas >= maxTokens || text.length + delta.length > maxChars))
+                {
+                  const cut: Mapping.WireDone = {
+                    done_reason: "length",
+                    eval_count: deltas,
+                    total_duration: (now - startedAt) * 1_000_000
+                  }
+                  events.push({ _tag: "Finish", completion: Mapping.toCompletion(origin, model, text, cut, firstTokenMs) })
+                  return events
+                }
                 if (delta.length > 0) {
                   firstTokenMs ??= now - startedAt
                   text += delta
+                  deltas++
                   events.push({ _tag: "TextDelta", text: delta })
                 }
                 if (record.done) {
@@ -123,7 +188,8 @@ export const make = (instance: OllamaInstanceConfig): Effect.Effect<OllamaInstan
                 }
                 return events
               })
-            )
+            ),
+            Stream.takeUntil((event) => event._tag === "Finish")
           )
         })
       )
@@ -135,7 +201,9 @@ export const make = (instance: OllamaInstanceConfig): Effect.Effect<OllamaInstan
       list,
       info: (model) =>
         Effect.all([
-          client.call("info", (c) => c.show({ model }), { model }),
+          client.call("info", (c) => c.show({ model }), { model }).pipe(
+            Effect.flatMap(decode(Mapping.ShowReply, "info", "/api/show reply"))
+          ),
           sizeOf(model)
         ], { concurrency: 2 }).pipe(Effect.map(([show, size]) => Mapping.toModelInfo(origin, model, show, size))),
       pull,
@@ -157,7 +225,7 @@ export const make = (instance: OllamaInstanceConfig): Effect.Effect<OllamaInstan
           ? Effect.succeed({ ok: true, files: [] })
           : client.call("verify", (c) => c.show({ model }), { model }).pipe(Effect.as({ ok: true, files: [] })),
       generate: (model, request) =>
-        inference("generate", model, (c) =>
+        inference("generate", model, request.maxTokens, (c) =>
           c.chat({
             model,
             messages: request.messages.map((m) => ({ role: m.role, content: m.content })),
@@ -165,7 +233,7 @@ export const make = (instance: OllamaInstanceConfig): Effect.Effect<OllamaInstan
             stream: true
           })),
       complete: (model, request) =>
-        inference("complete", model, (c) =>
+        inference("complete", model, request.maxTokens, (c) =>
           c.generate({
             model,
             prompt: request.prompt,
@@ -179,7 +247,7 @@ export const make = (instance: OllamaInstanceConfig): Effect.Effect<OllamaInstan
           (c) => c.generate({ model, prompt: "", stream: false, ...(keepAlive !== undefined ? { keep_alive: keepAlive } : {}) }),
           { model }
         ).pipe(
-          Effect.zipRight(client.call("load", (c) => c.ps())),
+          Effect.zipRight(modelList("load", "/api/ps", (c) => c.ps())),
           Effect.map((ps): LoadedModel | undefined => {
             const entry = ps.models.find((m) => m.name === Mapping.normalizeName(model))
             return entry !== undefined ? Mapping.toLoadedModel(entry) : undefined

@@ -7,12 +7,19 @@
  * timeout, so the fetch we give it adds the calling fiber's signal (found through an
  * AsyncLocalStorage set around each call) and a timeout on the response headers. It also turns a
  * non-JSON error body into a JSON one before the client sees it: the client would otherwise
- * `console.log("Getting text from response")` to stdout (ollama-js 0.6.4 `checkOk`).
+ * `console.log("Getting text from response")` to stdout (ollama-js 0.6.4 `checkOk`). And it checks
+ * each line of a streamed (NDJSON) body before the client parses it: the client prints a line that
+ * is not JSON to stderr raw (escape sequences and all) and skips it; we fail the stream with a
+ * typed error instead, and refuse a "line" that grows past MAX_LINE_BYTES without a newline.
+ *
+ * Credentials written in base_url (`http://user:pw@host`) arrive here as `instance.authorization`
+ * and are sent as the `Authorization` header of every request; the URL itself never has them.
  */
 import { AsyncLocalStorage } from "node:async_hooks"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
 import * as Stream from "effect/Stream"
 import type { AbortableAsyncIterator, Ollama } from "ollama"
 import type { OllamaInstanceConfig } from "../../domain/ConfigSchema.js"
@@ -76,7 +83,13 @@ export const make = (instance: OllamaInstanceConfig): Effect.Effect<OllamaClient
         })
     })
     const timeoutMs = Math.round(instance.timeoutSeconds * 1000)
-    const client = new Ollama({ host: instance.baseUrl, fetch: guardedFetch })
+    const client = new Ollama({
+      host: instance.baseUrl,
+      fetch: guardedFetch,
+      ...(instance.authorization !== undefined
+        ? { headers: { Authorization: Redacted.value(instance.authorization) } }
+        : {})
+    })
 
     const mapError = (operation: string, options: CallOptions | undefined, context: CallContext | undefined) =>
     (error: unknown): LlmspellError =>
@@ -128,9 +141,15 @@ export const make = (instance: OllamaInstanceConfig): Effect.Effect<OllamaClient
       Stream.unwrapScoped(
         Effect.gen(function*() {
           const ms = options?.timeoutMs ?? timeoutMs
-          const iterable = yield* Effect.acquireRelease(
-            withContext(operation, open, options),
-            (it) => Effect.sync(() => it.abort())
+          // The acquire waits for the response headers, which a hung server may never send: it
+          // must stay interruptible (acquireRelease makes its acquire uninterruptible, so Ctrl-C
+          // waited for timeout_seconds). Interruption aborts the fetch through the call's signal;
+          // once the iterator exists, its release is registered without a gap.
+          const iterable = yield* Effect.uninterruptibleMask((restore) =>
+            Effect.acquireRelease(
+              restore(withContext(operation, open, options)),
+              (it) => Effect.sync(() => it.abort())
+            )
           )
           const iterator = iterable[Symbol.asyncIterator]()
           const next = Effect.tryPromise({
@@ -167,7 +186,15 @@ const guardedFetch: typeof fetch = async (input, init) => {
   const signals = [init?.signal, context?.signal, timeout.signal].filter((s): s is AbortSignal => s != null)
   try {
     const response = await fetch(input, { ...init, signal: AbortSignal.any(signals) })
-    if (response.ok || (response.headers.get("content-type") ?? "").includes("application/json")) return response
+    const contentType = response.headers.get("content-type") ?? ""
+    if (response.ok && contentType.includes("ndjson") && response.body !== null) {
+      return new Response(response.body.pipeThrough(checkedLines()), {
+        status: response.status,
+        statusText: response.statusText,
+        headers: response.headers
+      })
+    }
+    if (response.ok || contentType.includes("application/json")) return response
     const text = await response.text().catch(() => "")
     if (context !== undefined) context.nonJson = { status: response.status, text }
     return new Response(JSON.stringify({ error: text.trim() || `HTTP ${response.status}` }), {
@@ -178,6 +205,56 @@ const guardedFetch: typeof fetch = async (input, init) => {
   } finally {
     clearTimeout(timer)
   }
+}
+
+/** A streamed line longer than this (no newline yet) ends the stream: a record is a few hundred bytes. */
+export const MAX_LINE_BYTES = 1024 * 1024
+
+/** A streamed reply line that is not a JSON object, or too long to be one. */
+export class MalformedLine extends Error {
+  constructor(readonly line: string, readonly tooLong: boolean = false) {
+    super(tooLong ? "the server sent a line over 1 MiB" : "the server sent a line that is not a JSON object")
+    this.name = "MalformedLine"
+  }
+}
+
+/** Passes an NDJSON body through unchanged, failing it at the first line that is not a JSON object. */
+const checkedLines = (): TransformStream<Uint8Array, Uint8Array> => {
+  const decoder = new TextDecoder("utf-8")
+  const encoder = new TextEncoder()
+  let buffer = ""
+  const check = (line: string, controller: TransformStreamDefaultController<Uint8Array>) => {
+    if (line.trim().length === 0) return
+    let value: unknown
+    try {
+      value = JSON.parse(line)
+    } catch {
+      value = undefined
+    }
+    if (typeof value !== "object" || value === null || Array.isArray(value)) {
+      throw new MalformedLine(line)
+    }
+    controller.enqueue(encoder.encode(`${line}\n`))
+  }
+  return new TransformStream({
+    transform: (chunk, controller) => {
+      buffer += decoder.decode(chunk, { stream: true })
+      const lines = buffer.split("\n")
+      buffer = lines.pop() ?? ""
+      for (const line of lines) check(line, controller)
+      if (buffer.length > MAX_LINE_BYTES) throw new MalformedLine(buffer.slice(0, 200), true)
+    },
+    flush: (controller) => {
+      buffer += decoder.decode()
+      check(buffer, controller)
+    }
+  })
+}
+
+/** A short, printable excerpt of what a server sent: control characters escaped, at most 120 characters. */
+export const excerpt = (text: string): string => {
+  const cut = text.length > 120 ? `${text.slice(0, 120)}…` : text
+  return JSON.stringify(cut)
 }
 
 /** What an error is judged by. */
@@ -241,6 +318,20 @@ export const toLlmspellError = (error: unknown, ctx: ErrorContext): LlmspellErro
       })
     }
     return backendError(`HTTP ${status}: ${message}`)
+  }
+  if (error instanceof MalformedLine) {
+    return backendError(
+      error.tooLong
+        ? `the server sent a reply line over 1 MiB without a newline (${excerpt(error.line)}…); this is not an Ollama server's output`
+        : `the server sent a line that is not a JSON record: ${excerpt(error.line)}`,
+      `check that ${instance.baseUrl} is an Ollama server (and any proxy in front of it passes its replies through)`
+    )
+  }
+  if (error instanceof SyntaxError) {
+    return backendError(
+      `the server's reply is not JSON (${message})`,
+      `check that ${instance.baseUrl} is an Ollama server (and any proxy in front of it passes its replies through)`
+    )
   }
   if (name === "AbortError" || name === "TimeoutError") {
     return ctx.timedOut

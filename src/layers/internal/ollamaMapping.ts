@@ -1,8 +1,12 @@
 /**
- * Pure translations from Ollama's wire records (as the `ollama` client returns them) to the shared
- * types of `domain/Types.ts`. No I/O, so each mapping is tested on its own. Used only by
- * `layers/OllamaBackendLive.ts`.
+ * Pure translations from Ollama's wire records to the shared types of `domain/Types.ts`, and the
+ * Schemas every reply is decoded with first: the `ollama` client types its results but checks
+ * nothing, and a server (or a proxy, or a fake) can send `null` where a model should be. No I/O,
+ * so each mapping is tested on its own. Used only by `layers/OllamaBackendLive.ts`.
  */
+import * as Either from "effect/Either"
+import * as ParseResult from "effect/ParseResult"
+import * as Schema from "effect/Schema"
 import { transferRate } from "../../domain/TransferRate.js"
 import type {
   BackendStatus,
@@ -30,6 +34,7 @@ export const normalizeName = (name: string): string => {
 // The client types dates as Date, but returns the JSON strings unchanged.
 const isoDate = (value: unknown): string | undefined => {
   if (value === undefined || value === null || value === "") return undefined
+  if (typeof value !== "string" && !(value instanceof Date)) return undefined
   const date = value instanceof Date ? value : new Date(String(value))
   return Number.isNaN(date.getTime()) ? String(value) : date.toISOString()
 }
@@ -37,31 +42,123 @@ const isoDate = (value: unknown): string | undefined => {
 const nonEmpty = (value: unknown): string | undefined =>
   typeof value === "string" && value.length > 0 ? value : undefined
 
+// ---------------------------------------------------------------------------------------------
+// Reply schemas
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * A model record of `/api/tags` or `/api/ps`. Only what we cannot do without is checked strictly
+ * (a name and a size); the descriptive fields are read defensively by the mappings below, so an
+ * odd `details` costs a column, not the model.
+ */
+export const WireModel = Schema.Struct({
+  name: Schema.String.pipe(Schema.minLength(1)),
+  size: Schema.Number.pipe(Schema.finite(), Schema.nonNegative()),
+  digest: Schema.optional(Schema.Unknown),
+  modified_at: Schema.optional(Schema.Unknown),
+  expires_at: Schema.optional(Schema.Unknown),
+  size_vram: Schema.optional(Schema.Unknown),
+  details: Schema.optional(Schema.Unknown)
+})
 /** A model record of `/api/tags` or `/api/ps`. */
-export interface WireModel {
-  readonly name: string
-  readonly model?: string
-  readonly size: number
-  readonly digest?: string
-  readonly modified_at?: unknown
-  readonly expires_at?: unknown
-  readonly size_vram?: number
-  readonly details?: {
-    readonly format?: string
-    readonly family?: string
-    readonly parameter_size?: string
-    readonly quantization_level?: string
-  }
+export type WireModel = typeof WireModel.Type
+
+/** `/api/tags` and `/api/ps`: the list itself must be there; its entries are decoded one by one. */
+export const ModelListReply = Schema.Struct({ models: Schema.Array(Schema.Unknown) })
+
+/** `/api/version`. */
+export const VersionReply = Schema.Struct({ version: Schema.String })
+
+/** `/api/show`: an object; every field is read defensively by `toModelInfo`. */
+export const ShowReply = Schema.Struct({
+  details: Schema.optional(Schema.Unknown),
+  model_info: Schema.optional(Schema.Unknown),
+  parameters: Schema.optional(Schema.Unknown),
+  template: Schema.optional(Schema.Unknown),
+  system: Schema.optional(Schema.Unknown),
+  license: Schema.optional(Schema.Unknown),
+  capabilities: Schema.optional(Schema.Unknown),
+  modified_at: Schema.optional(Schema.Unknown)
+})
+/** `/api/show`. */
+export type ShowReply = typeof ShowReply.Type
+
+const count = Schema.optional(Schema.Number)
+
+/** One record of a streaming `/api/pull`. */
+export const WirePullRecord = Schema.Struct({
+  status: Schema.String,
+  digest: Schema.optional(Schema.String),
+  total: count,
+  completed: count
+})
+/** One record of a streaming `/api/pull`. */
+export type WirePullRecord = typeof WirePullRecord.Type
+
+/** One record of a streaming `/api/chat` (text in `message.content`) or `/api/generate` (in `response`). */
+export const WireInferenceRecord = Schema.Struct({
+  done: Schema.Boolean,
+  message: Schema.optional(Schema.Struct({ content: Schema.optional(Schema.String) })),
+  response: Schema.optional(Schema.String),
+  done_reason: Schema.optional(Schema.String),
+  total_duration: count,
+  load_duration: count,
+  prompt_eval_count: count,
+  prompt_eval_duration: count,
+  eval_count: count,
+  eval_duration: count
+})
+/** One record of a streaming `/api/chat` or `/api/generate`. */
+export type WireInferenceRecord = typeof WireInferenceRecord.Type
+
+/** Why a value does not fit a reply schema, in one short line (values cut, so a huge reply stays short). */
+export const describeMismatch = (error: ParseResult.ParseError): string => {
+  const issues = ParseResult.ArrayFormatter.formatErrorSync(error)
+  const first = issues[0]
+  if (first === undefined) return "unexpected shape"
+  const where = first.path.length > 0 ? `${first.path.map(String).join(".")}: ` : ""
+  // Schema spells out the whole expected struct; for a value that is not one, say just that.
+  const actual = /actual (.*)$/s.exec(first.message)?.[1]
+  const message = first.message.startsWith("Expected {") ? `not an object (got ${actual ?? "something else"})` : first.message
+  const text = `${where}${message.replace(/\s+/g, " ")}`
+  return text.length > 160 ? `${text.slice(0, 160)}…` : text
 }
+
+/** Decodes a value with a reply schema: the value, or why it does not fit. */
+export const decodeReply = <A, I>(schema: Schema.Schema<A, I>) => {
+  const decode = Schema.decodeUnknownEither(schema)
+  return (value: unknown): Either.Either<A, string> => Either.mapLeft(decode(value), describeMismatch)
+}
+
+/** The entries of a model list that decode, and a note for each that does not (by its position). */
+export const decodeModelEntries = (
+  entries: ReadonlyArray<unknown>
+): { readonly models: ReadonlyArray<WireModel>; readonly skipped: ReadonlyArray<string> } => {
+  const decode = decodeReply(WireModel)
+  const models: Array<WireModel> = []
+  const skipped: Array<string> = []
+  entries.forEach((entry, index) => {
+    const result = decode(entry)
+    if (Either.isRight(result)) models.push(result.right)
+    else skipped.push(`entry ${index + 1}: ${result.left}`)
+  })
+  return { models, skipped }
+}
+
+/** The one warning for the malformed entries of a list (the first three described). */
+export const skippedWarning = (route: string, skipped: ReadonlyArray<string>): string =>
+  `skipped ${skipped.length} malformed ${skipped.length === 1 ? "entry" : "entries"} in the server's ${route} reply (` +
+  `${skipped.slice(0, 3).join("; ")}${skipped.length > 3 ? "; …" : ""})`
 
 /** One `/api/tags` entry → LocalModel. */
 export const toLocalModel = (origin: Origin, m: WireModel): LocalModel => {
+  const details = asRecord(m.details)
   const digest = nonEmpty(m.digest)
   const modifiedAt = isoDate(m.modified_at)
-  const family = nonEmpty(m.details?.family)
-  const parameterSize = nonEmpty(m.details?.parameter_size)
-  const quantization = nonEmpty(m.details?.quantization_level)
-  const format = nonEmpty(m.details?.format)
+  const family = nonEmpty(details["family"])
+  const parameterSize = nonEmpty(details["parameter_size"])
+  const quantization = nonEmpty(details["quantization_level"])
+  const format = nonEmpty(details["format"])
   return {
     name: m.name,
     backend: "ollama",
@@ -110,19 +207,13 @@ export const toStatus = (
 export const toModelInfo = (
   origin: Origin,
   model: string,
-  show: {
-    readonly details?: WireModel["details"] & { readonly families?: ReadonlyArray<string> | null; readonly parent_model?: string }
-    readonly model_info?: unknown
-    readonly parameters?: string
-    readonly template?: string
-    readonly system?: string
-    readonly license?: string
-    readonly capabilities?: ReadonlyArray<string>
-    readonly modified_at?: unknown
-  },
+  show: ShowReply,
   sizeBytes: number | undefined
 ): ModelInfo => {
   const info = asRecord(show.model_info)
+  const showDetails = asRecord(show.details)
+  const strings = (u: unknown): Array<string> | undefined =>
+    Array.isArray(u) ? u.filter((x): x is string => typeof x === "string") : undefined
   const arch = typeof info["general.architecture"] === "string" ? info["general.architecture"] : undefined
   const num = (key: string): number | undefined => {
     const v = info[key]
@@ -135,8 +226,8 @@ export const toModelInfo = (
   const fields: Record<string, unknown> = {
     architecture: arch,
     parameterCount: num("general.parameter_count"),
-    parameterSize: nonEmpty(show.details?.parameter_size),
-    quantization: nonEmpty(show.details?.quantization_level),
+    parameterSize: nonEmpty(showDetails["parameter_size"]),
+    quantization: nonEmpty(showDetails["quantization_level"]),
     contextLength: archNum("context_length"),
     embeddingLength: archNum("embedding_length"),
     layers: archNum("block_count"),
@@ -144,13 +235,13 @@ export const toModelInfo = (
     headsKv: archNum("attention.head_count_kv"),
     vocabularySize,
     sizeBytes,
-    capabilities: show.capabilities !== undefined ? [...show.capabilities] : undefined
+    capabilities: strings(show.capabilities)
   }
   const details: Record<string, unknown> = {
-    format: nonEmpty(show.details?.format),
-    family: nonEmpty(show.details?.family),
-    families: show.details?.families ?? undefined,
-    parentModel: nonEmpty(show.details?.parent_model),
+    format: nonEmpty(showDetails["format"]),
+    family: nonEmpty(showDetails["family"]),
+    families: strings(showDetails["families"]),
+    parentModel: nonEmpty(showDetails["parent_model"]),
     parameters: nonEmpty(show.parameters),
     template: nonEmpty(show.template),
     system: nonEmpty(show.system),
@@ -167,7 +258,7 @@ export const toModelInfo = (
   } as ModelInfo
 }
 
-const asRecord = (u: unknown): Record<string, unknown> => {
+function asRecord(u: unknown): Record<string, unknown> {
   if (u instanceof Map) return Object.fromEntries(u)
   return typeof u === "object" && u !== null && !Array.isArray(u) ? (u as Record<string, unknown>) : {}
 }
@@ -178,14 +269,6 @@ const dropUndefined = (r: Record<string, unknown>): Record<string, unknown> =>
 // ---------------------------------------------------------------------------------------------
 // Pull progress
 // ---------------------------------------------------------------------------------------------
-
-/** One record of a streaming `/api/pull`. */
-export interface WirePullRecord {
-  readonly status: string
-  readonly digest?: string
-  readonly total?: number
-  readonly completed?: number
-}
 
 interface LayerState {
   readonly name: string
