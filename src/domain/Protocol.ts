@@ -17,7 +17,11 @@ import {
   InvalidModelSpec,
   ModelNotFound,
   ProviderNotAvailable,
-  UsageError
+  UsageError,
+  ModelStoreUnusable,
+  DiskFull,
+  RateLimited,
+  ModelBusy
 } from "./Errors.js"
 import { ModelInfo, ModelList, PullProgress, RemoveResult, StatusReport, VerifyReport } from "./Types.js"
 
@@ -35,7 +39,11 @@ export const LlmspellErrorSchema = Schema.Union(
   InsufficientDiskSpace,
   HubAuthRequired,
   DeviceUnavailable,
-  UsageError
+  UsageError,
+  ModelStoreUnusable,
+  DiskFull,
+  RateLimited,
+  ModelBusy
 )
 
 /** Which backends a multi-backend request covers. */
