@@ -44,6 +44,7 @@ import {
   type LoadOptions
 } from "../services/GgufBackend.js"
 import { ModelDownloader, type ModelDownloaderService, type ModelStore } from "../services/ModelDownloader.js"
+import { ggufQuantization } from "./internal/ggufQuantization.js"
 import { autoThreads, availableCores } from "./internal/llama.js"
 import * as ModelPool from "./internal/modelPool.js"
 import { readGgufFile } from "./internal/readGgufFile.js"
@@ -268,7 +269,8 @@ export const makeBackend = (
         ...(m.quantization !== undefined ? { quantization: m.quantization } : {})
       }))
       const known = new Set(installed.flatMap((m) => m.files.map((f) => f.path)))
-      const loose = (yield* looseFiles).filter((m) => !known.has(m.path!))
+      const loose = yield* Effect.forEach((yield* looseFiles).filter((m) => !known.has(m.path!)), (m) =>
+        Effect.map(ggufQuantization(m.path!), (q): LocalModel => (q !== undefined ? { ...m, quantization: q } : m)))
       return [...pulled, ...loose]
     })
 
