@@ -121,6 +121,29 @@ describe("locks are per store file and waiting on one is interruptible (items 2,
       })
     ))
 
+  it.effect("two names of one file pulled at once, one with --force: one lock, one writer, a verified file", () =>
+    withStore((store) =>
+      Effect.gen(function*() {
+        hub.setFault({ slow: { bytesPerSecond: 1_000_000 }, ...spareProbe })
+        const both = yield* drive(
+          Effect.all([
+            Stream.runCollect(downloader(hub).pull("org/model:Q4_K_M", store)),
+            Stream.runCollect(downloader(hub).pull("org/model/model-Q4_K_M.gguf", store, { force: true }))
+          ], { concurrency: 2 }),
+          hub
+        )
+        expect(both._tag).toBe("Right")
+        if (both._tag !== "Right") return
+        // Whichever ran second waited for the first (the forced one downloads again, the other finds it present).
+        const phases = both.right.map((events) => [...events].map((e) => e.phase))
+        expect(phases.some((p) => p.includes("waiting"))).toBe(true)
+        const file = join(store.directory, "hub/org/model/model-Q4_K_M.gguf")
+        expect(sha(yield* Effect.promise(() => readFile(file)))).toBe(sha(q4))
+        expect((yield* downloader(hub).verify(store)).ok).toBe(true)
+        expect((yield* Effect.promise(() => storeFiles(store))).filter((f) => f.endsWith(".partial"))).toEqual([])
+      })
+    ))
+
   it.effect("remove refuses (ModelBusy) while a pull holds the file's lock, and removes once it is released", () =>
     withStore((store) =>
       Effect.gen(function*() {
