@@ -9,6 +9,7 @@ import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Stream from "effect/Stream"
 import * as TestClock from "effect/TestClock"
+import { execFile } from "node:child_process"
 import { createHash } from "node:crypto"
 import { existsSync } from "node:fs"
 import { mkdir, readFile, stat, utimes, writeFile } from "node:fs/promises"
@@ -191,6 +192,22 @@ describe("an unusable model directory fails at once, naming it and the OS reason
         const path = events.at(-1)!.result!.path!
         expect(isAbsolute(path)).toBe(true)
         expect(path).toBe(join(store.directory, "hub/org/model/model-Q8_0.gguf"))
+      })
+    ))
+})
+
+describe("a FIFO where the partial download goes (item 5)", () => {
+  it.effect("is refused with a typed error instead of an open() that blocks forever", () =>
+    withStore((store) =>
+      Effect.gen(function*() {
+        const partial = join(store.directory, "hub/org/model/model-Q8_0.gguf.partial")
+        yield* Effect.promise(() => mkdir(join(store.directory, "hub/org/model"), { recursive: true }))
+        yield* Effect.promise(() => new Promise<void>((resolve, reject) =>
+          execFile("mkfifo", [partial], (e) => (e ? reject(e) : resolve()))
+        ))
+        const { error } = yield* pullAll(downloader(hub), "org/model:Q8_0", store, hub)
+        expect(error?._tag).toBe("DownloadFailed")
+        expect(error?.message).toContain(`${partial} is not a regular file`)
       })
     ))
 })

@@ -1069,7 +1069,16 @@ export const make = (hub: HubConfig, internals: DownloaderInternals = {}): Model
         new DownloadFailed({ file: file.path, reason: `${what} ${partial}: ${(e as Error)?.message ?? String(e)}` })
 
       yield* Effect.tryPromise({ try: () => ensureDirectory(path.dirname(target)), catch: fsError("creating the folder of") })
-      let offset = (yield* Effect.promise(() => fs.stat(partial).catch(() => undefined)))?.size ?? 0
+      const partialStat = yield* Effect.promise(() => fs.lstat(partial).catch(() => undefined))
+      // Opening a FIFO (or a device) in its place would block forever, out of reach of Ctrl-C.
+      if (partialStat !== undefined && !partialStat.isFile()) {
+        return yield* new DownloadFailed({
+          file: file.path,
+          reason: `${partial} is not a regular file`,
+          suggestion: `remove it, then run the same pull again`
+        })
+      }
+      let offset = partialStat?.size ?? 0
       if (offset > file.size) {
         yield* Effect.promise(() => fs.rm(partial, { force: true }))
         offset = 0
