@@ -99,6 +99,14 @@ describe("--models-dir (items 3, 22)", () => {
     })
     expect(result.code).toBe(0)
     expect(result.stdout).toContain(` to ${join(dir, "rel/models/hub/org/repo/repo-Q8_0.gguf")}`)
+    await writeFile(join(dir, "rel/models/loose.gguf"), ggufContent("loose", 5_000))
+    const listed = await runCli(["model", "list", "--backend", "gguf", "--json", "--models-dir", "rel/models"], {
+      cwd: dir,
+      env: env(join(dir, "unused"))
+    })
+    expect(listed.code).toBe(0)
+    const paths = JSON.parse(listed.stdout).models.map((m: { path: string }) => m.path)
+    expect(paths.sort()).toEqual([join(dir, "rel/models/hub/org/repo/repo-Q8_0.gguf"), join(dir, "rel/models/loose.gguf")])
   })
 
   it("a GGUF dropped into the directory gets its QUANT from the header", async () => {

@@ -238,7 +238,7 @@ export const makeBackend = (
       const out: Array<LocalModel> = []
       for (const e of entries) {
         if (!e.isFile() || !e.name.endsWith(".gguf")) continue
-        const p = nodePath.join(instance.modelDirectory, e.name)
+        const p = nodePath.resolve(instance.modelDirectory, e.name) // absolute, whatever --models-dir was given as
         const s = await fs.stat(p).catch(() => undefined)
         if (s === undefined) continue
         out.push({
