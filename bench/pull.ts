@@ -18,7 +18,7 @@ import { mkdtemp, open, rm, stat } from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
-import { deterministicContent, startFakeHub } from "../test/fixtures/fakeHub.js"
+import { deterministicContent, ggufContent, startFakeHub } from "../test/fixtures/fakeHub.js"
 
 const root = fileURLToPath(new URL("..", import.meta.url))
 const bin = path.join(root, "dist", "cli.js")
@@ -50,7 +50,9 @@ log(`writing a ${size / 1024 ** 2} MiB source file…`)
   const hash = createHash("sha256")
   const chunk = 8 * 1024 * 1024
   for (let offset = 0; offset < size; offset += chunk) {
-    const bytes = generate(offset, Math.min(chunk, size - offset))
+    const bytes = generate(offset, Math.min(chunk, size - offset)).slice()
+    // A pull refuses a .gguf without a GGUF header: start the file with one.
+    if (offset === 0) bytes.set(ggufContent("bench-pull", 4096))
     hash.update(bytes)
     await handle.write(bytes)
   }

@@ -4,6 +4,7 @@
 import * as Either from "effect/Either"
 import { describe, expect, it } from "vitest"
 import * as HubRef from "../src/domain/HubRef.js"
+import * as ModelSpec from "../src/domain/ModelSpec.js"
 
 const ok = (text: string, q?: string) => Either.getOrThrow(HubRef.parse(text, q))
 const bad = (text: string, q?: string) => {
@@ -43,6 +44,28 @@ describe("parse", () => {
     expect(bad("org/repo:Q9_X")).toContain("unknown quantization")
     expect(bad("org/repo", "nonsense")).toContain("unknown quantization")
     expect(bad("org/repo@ollama")).toContain("'@'")
+  })
+
+  it("a pasted hub address is the reference it names (repo, tree/main, resolve/main and blob/main files)", () => {
+    const repo = { kind: "repo", repo: "org/repo", quantization: undefined, alias: undefined }
+    const file = { kind: "file", repo: "org/repo", path: "sub/m-Q8_0.gguf", alias: undefined }
+    for (const text of ["https://huggingface.co/org/repo", "https://huggingface.co/org/repo/", "http://www.huggingface.co/org/repo/tree/main", "https://hf.co/org/repo?library=gguf"]) {
+      expect(ok(text)).toEqual(repo)
+    }
+    for (
+      const text of [
+        "https://huggingface.co/org/repo/resolve/main/sub/m-Q8_0.gguf",
+        "https://huggingface.co/org/repo/resolve/main/sub/m-Q8_0.gguf?download=true",
+        "https://huggingface.co/org/repo/blob/main/sub/m-Q8_0.gguf",
+        "huggingface.co/org/repo/blob/main/sub%2Fm-Q8_0.gguf"
+      ]
+    ) expect(ok(text)).toEqual(file)
+    expect(bad("https://huggingface.co/org/repo/blob/v1.0/m-Q8_0.gguf")).toContain("main revision only")
+    expect(bad("https://huggingface.co/datasets/org/repo")).toContain("model repos")
+    // The CLI parses a spec before the hub does: the address must survive that too.
+    expect(Either.getOrThrow(ModelSpec.parse("https://huggingface.co/org/repo/resolve/main/sub/m-Q8_0.gguf"))).toEqual({
+      model: "org/repo/sub/m-Q8_0.gguf"
+    })
   })
 
   it("org/repo/path/file.gguf names one file", () => {

@@ -19,16 +19,16 @@ import { afterAll, beforeAll, beforeEach } from "vitest"
 import { errorToJson, type LlmspellError } from "../src/domain/Errors.js"
 import { slugOf } from "../src/domain/HubRef.js"
 import type { PullProgress } from "../src/domain/Types.js"
-import { deterministicContent, type FakeHub, startFakeHub } from "./fixtures/fakeHub.js"
+import { deterministicContent, type FakeHub, ggufContent, startFakeHub } from "./fixtures/fakeHub.js"
 import { downloader, drive, dropStore, pullAll, storeFiles, tempStore } from "./support/downloaderHarness.js"
 
 const SIZE = 300_000
-const q4 = deterministicContent("dl-q4")(0, SIZE).slice()
-const q8 = deterministicContent("dl-q8")(0, 90_000).slice()
+const q4 = ggufContent("dl-q4", SIZE)
+const q8 = ggufContent("dl-q8", 90_000, 7)
 const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex")
 const PART = 40_000
-const parts = [1, 2, 3].map((i) => deterministicContent(`part${i}`)(0, PART + i).slice())
-const gated = deterministicContent("gated")(0, 20_000).slice()
+const parts = [1, 2, 3].map((i) => ggufContent(`part${i}`, PART + i))
+const gated = ggufContent("gated", 20_000)
 
 let hub: FakeHub
 
@@ -384,7 +384,8 @@ describe("interruption and locks", () => {
   it.effect("a pull waits for a live lock (showing it waits), and takes over a stale one", () =>
     withStore((store) =>
       Effect.gen(function*() {
-        const lock = join(store.directory, "locks", `${slugOf("org/model:Q8_0")}.lock`)
+        // Locks are per store file: the lock of model-Q8_0.gguf holds back `org/model:Q8_0` as well.
+        const lock = join(store.directory, "locks", `${slugOf("hub/org/model/model-Q8_0.gguf")}.lock`)
         yield* Effect.promise(() => mkdir(join(store.directory, "locks"), { recursive: true }))
         const holder = { pid: process.pid, host: hostname(), startedAt: "x", token: "someone-else" }
         yield* Effect.promise(() => writeFile(lock, JSON.stringify(holder)))

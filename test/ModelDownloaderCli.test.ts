@@ -10,11 +10,11 @@ import * as Schema from "effect/Schema"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { AvailableReport } from "../src/domain/Catalog.js"
 import { PullProgress, VerifyReport } from "../src/domain/Types.js"
-import { deterministicContent, type FakeHub, startFakeHub } from "./fixtures/fakeHub.js"
+import { type FakeHub, ggufContent, startFakeHub } from "./fixtures/fakeHub.js"
 import { ensureBuilt, isolatedEnv, runCli } from "./support/runCli.js"
 
 const SIZE = 200_000
-const bytes = deterministicContent("cli")(0, SIZE).slice()
+const bytes = ggufContent("cli", SIZE)
 
 let dir: string
 let hub: FakeHub
@@ -33,7 +33,7 @@ beforeAll(async () => {
     name: "org/repo",
     files: [
       { path: "repo-Q4_K_M.gguf", content: bytes },
-      { path: "repo-Q8_0.gguf", content: deterministicContent("cli8")(0, 1000).slice() }
+      { path: "repo-Q8_0.gguf", content: ggufContent("cli8", 1000, 7) }
     ]
   })
 })
@@ -73,7 +73,26 @@ describe("llmspell model pull (gguf, hub)", () => {
     await writeFile(file, content)
     const corrupt = await run(["model", "verify", "--json"])
     expect(corrupt.code).toBe(1)
-    expect(JSON.parse(corrupt.stdout)).toMatchObject({ ok: false, files: [{ status: "corrupt" }] })
+    expect(JSON.parse(corrupt.stdout)).toMatchObject({
+      ok: false,
+      files: [{ status: "corrupt", problem: expect.stringContaining("sha256"), repair: "llmspell model pull org/repo:Q4_K_M --force" }]
+    })
+    // Without --json, verify says what is wrong with each bad file and the command that repairs it.
+    const told = await run(["model", "verify"])
+    expect(told.code).toBe(1)
+    expect(told.stdout + told.stderr).toContain("llmspell model pull org/repo:Q4_K_M --force")
+    expect(told.stdout + told.stderr).toMatch(/sha256 is [0-9a-f]{64}, the hub published/)
+
+    // A pull does not call a corrupt file "already present": its mtime changed, so it is hashed, and fetched again.
+    hub.resetStats()
+    const repaired = await run(["model", "pull", "org/repo:Q4_K_M", "--json"])
+    expect(repaired.code).toBe(0)
+    expect(decode(JSON.parse(repaired.stdout.trim().split("\n").at(-1)!)).result).toMatchObject({
+      alreadyPresent: false,
+      downloadedBytes: SIZE,
+      verified: true
+    })
+    expect((await run(["model", "verify", "--json"])).code).toBe(0)
   })
 
   it("without --json on a pipe: plain progress lines on stderr, one summary line on stdout", async () => {

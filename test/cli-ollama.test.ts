@@ -140,8 +140,12 @@ describe("llmspell model … on Ollama", () => {
     }
   })
 
-  it("remove without a TTY removes; --json reports it", async () => {
-    const result = await run(["model", "remove", "other:7b@ollama", "--json"])
+  it("remove without a TTY refuses without --yes (exit 2, nothing deleted); with --yes removes and --json reports it", async () => {
+    const refused = await run(["model", "remove", "other:7b@ollama", "--json"])
+    expect(refused.code).toBe(2)
+    expect(JSON.parse(refused.stdout)).toMatchObject({ error: { _tag: "UsageError", hint: expect.stringContaining("--yes") } })
+    expect(fake.state.models.map((m) => m.name)).toContain("other:7b")
+    const result = await run(["model", "remove", "other:7b@ollama", "--yes", "--json"])
     expect(result.code).toBe(0)
     expect(JSON.parse(result.stdout)).toMatchObject({ model: "other:7b", instance: "ollama", freedBytes: 42 })
     expect(fake.state.models.map((m) => m.name)).toEqual(["present:latest"])

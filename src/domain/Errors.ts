@@ -63,7 +63,9 @@ export class ModelNotFound extends Schema.TaggedError<ModelNotFound>("llmspell/M
   instance: Schema.optional(Schema.String),
   /** What the user can pass to `llmspell model pull` to get it, when pulling can help. */
   pullSpec: Schema.optional(Schema.String),
-  detail: Schema.optional(Schema.String)
+  detail: Schema.optional(Schema.String),
+  /** Replaces the default hint when pulling cannot help (a hub repo that does not exist). */
+  suggestion: Schema.optional(Schema.String)
 }) {
   override get message() {
     const where = this.instance !== undefined && this.instance !== this.backend
@@ -72,6 +74,7 @@ export class ModelNotFound extends Schema.TaggedError<ModelNotFound>("llmspell/M
     return `model ${this.model} not found on ${where}${this.detail ? `: ${this.detail}` : ""}`
   }
   get hint() {
+    if (this.suggestion !== undefined) return this.suggestion
     return this.pullSpec !== undefined
       ? `run \`llmspell model pull ${this.pullSpec}\``
       : "`llmspell model list` shows the models present"
@@ -222,6 +225,63 @@ export class UsageError extends Schema.TaggedError<UsageError>("llmspell/UsageEr
   }
 }
 
+/** The model directory cannot hold a download (missing parent in /proc, a file, read-only). */
+export class ModelStoreUnusable extends Schema.TaggedError<ModelStoreUnusable>("llmspell/ModelStoreUnusable")(
+  "ModelStoreUnusable",
+  { directory: Schema.String, reason: Schema.String }
+) {
+  override get message() {
+    return `cannot use ${this.directory} as the model directory: ${this.reason}`
+  }
+  get hint() {
+    return "pass a writable directory with --models-dir (or LLMSPELL_MODELS_DIR / model_directory); " +
+      "`llmspell config show` prints the one in use"
+  }
+}
+
+/** The disk filled up during a download; the partial file is kept for a resume. */
+export class DiskFull extends Schema.TaggedError<DiskFull>("llmspell/DiskFull")("DiskFull", {
+  path: Schema.String,
+  neededBytes: Schema.Number,
+  availableBytes: Schema.Number
+}) {
+  override get message() {
+    return `the disk is full writing ${this.path}: ${formatBytes(this.neededBytes)} more needed, ` +
+      `${formatBytes(this.availableBytes)} free`
+  }
+  get hint() {
+    return "free some space (`llmspell model list` shows what the store holds, `llmspell model remove <model>` deletes one), " +
+      "then run the same pull again: it resumes from the partial file"
+  }
+}
+
+/** The hub asked us to wait longer than llmspell waits unattended. */
+export class RateLimited extends Schema.TaggedError<RateLimited>("llmspell/RateLimited")("RateLimited", {
+  retryAfterSeconds: Schema.Number,
+  retryAt: Schema.String,
+  url: Schema.optional(Schema.String)
+}) {
+  override get message() {
+    return `the hub is rate limiting downloads and asked to wait ${this.retryAfterSeconds} s (until ${this.retryAt})`
+  }
+  get hint() {
+    return `run the same pull again after ${this.retryAt}; it resumes where it stopped`
+  }
+}
+
+/** A model that another process is pulling right now. */
+export class ModelBusy extends Schema.TaggedError<ModelBusy>("llmspell/ModelBusy")("ModelBusy", {
+  model: Schema.String,
+  holder: Schema.String
+}) {
+  override get message() {
+    return `${this.model} is being pulled by ${this.holder}; it was not removed`
+  }
+  get hint() {
+    return `wait for that pull to finish (or stop it), then run \`llmspell model remove ${this.model} --yes\` again`
+  }
+}
+
 /** Every typed error of llmspell, as one Schema: the protocol's failure schema and the source of the type. */
 export const LlmspellError = Schema.Union(
   InvalidModelSpec,
@@ -236,7 +296,11 @@ export const LlmspellError = Schema.Union(
   InsufficientDiskSpace,
   HubAuthRequired,
   DeviceUnavailable,
-  UsageError
+  UsageError,
+  ModelStoreUnusable,
+  DiskFull,
+  RateLimited,
+  ModelBusy
 )
 
 /** Every typed error of llmspell. */

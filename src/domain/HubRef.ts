@@ -96,7 +96,36 @@ export const validatePath = (path: string): string | undefined => {
 }
 
 const PREFIXES = ["local/", "gguf/", "candle/"]
-const HOSTS = ["https://huggingface.co/", "https://hf.co/", "huggingface.co/", "hf.co/"]
+const HUB_HOST = /^(?:https?:\/\/)?(?:www\.)?(?:huggingface\.co|hf\.co)\//i
+
+/**
+ * A hub address pasted from a browser, as the reference it names: `https://huggingface.co/org/repo` (also
+ * `/tree/main`), `…/resolve/main/file.gguf` and `…/blob/main/file.gguf` (query and fragment dropped).
+ * Undefined when the text is not a hub address; a reason when it names something we cannot pull.
+ */
+export const stripHubUrl = (text: string): string | { readonly reason: string } | undefined => {
+  const host = HUB_HOST.exec(text)
+  if (host === null) return undefined
+  const rest = text.slice(host[0].length).replace(/[?#].*$/, "").replace(/\/+$/, "")
+  const segments = rest.split("/")
+  if (segments[0] === "datasets" || segments[0] === "spaces") return { reason: "only model repos hold GGUF models" }
+  if (segments.length < 3) return rest
+  const kind = segments[2]
+  if (kind !== "resolve" && kind !== "blob" && kind !== "tree") return rest
+  const revision = segments[3]
+  if (revision !== "main") {
+    return { reason: `llmspell pulls the main revision only; ${JSON.stringify(revision ?? "")} was given` }
+  }
+  const repo = segments.slice(0, 2).join("/")
+  if (kind === "tree") return segments.length === 4 ? repo : { reason: "a folder is not a model; name a .gguf file or the repo" }
+  let file = segments.slice(4).join("/")
+  try {
+    file = decodeURIComponent(file)
+  } catch {
+    return { reason: "the file part of the address is not valid percent-encoding" }
+  }
+  return `${repo}/${file}`
+}
 
 /** Parses a reference; `quantization` (e.g. from `--quantization`) overrides the one in the text. */
 export const parse = (input: string, quantization?: string): Either.Either<HubRef, InvalidModelSpec> => {
@@ -105,7 +134,11 @@ export const parse = (input: string, quantization?: string): Either.Either<HubRe
   if (/@(gguf|candle)$/.test(text)) text = text.replace(/@(gguf|candle)$/, "")
   if (text.includes("@")) return fail("hub references cannot name another backend or a revision with '@'")
   for (const prefix of PREFIXES) if (text.startsWith(prefix)) text = text.slice(prefix.length)
-  for (const host of HOSTS) if (text.toLowerCase().startsWith(host)) text = text.slice(host.length)
+  const url = stripHubUrl(text)
+  if (url !== undefined) {
+    if (typeof url === "object") return fail(url.reason)
+    text = url
+  }
   if (quantization !== undefined && !isQuantization(quantization)) {
     return fail(`unknown quantization ${JSON.stringify(quantization)} (e.g. Q4_K_M, Q5_K_M, Q8_0, IQ4_XS, F16)`)
   }

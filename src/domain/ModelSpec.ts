@@ -4,6 +4,7 @@
  */
 import * as Either from "effect/Either"
 import { InvalidModelSpec } from "./Errors.js"
+import * as HubRef from "./HubRef.js"
 
 /** A parsed model spec. `provider` and `backend` are kept as written (e.g. `candle`), routing normalizes them. */
 export interface ModelSpec {
@@ -71,6 +72,11 @@ export const parse = (
     const what = code === 0x20 ? "a space" : /\s/.test(bad[0]) ? "whitespace" : "a control character"
     return fail(`it contains ${what} (U+${code.toString(16).toUpperCase().padStart(4, "0")}) at position ${bad.index}`)
   }
+
+  // A hub address pasted from a browser names a hub reference (`https://huggingface.co/org/repo/blob/main/x.gguf`).
+  // (Only with a scheme: `hf.co/org/repo:Q4_K_M` already parses and round-trips as written.)
+  const hubUrl = text.includes("://") ? HubRef.stripHubUrl(text) : undefined
+  if (hubUrl !== undefined) return typeof hubUrl === "object" ? fail(hubUrl.reason) : parse(hubUrl, knownProviders)
 
   let body = text
   let backend: string | undefined

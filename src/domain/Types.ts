@@ -128,7 +128,9 @@ export const PullResult = Schema.Struct({
   path: Schema.optional(Schema.String),
   files: Schema.Array(Schema.String),
   /** Bytes that crossed the network in this pull (resumes make it smaller than the size). */
-  downloadedBytes: Schema.Number
+  downloadedBytes: Schema.Number,
+  /** False when some file could not be checked against a sha256 from the hub (its computed hash is recorded). */
+  verified: Schema.optional(Schema.Boolean)
 })
 /** What a finished pull produced. */
 export type PullResult = typeof PullResult.Type
@@ -174,7 +176,11 @@ export const VerifyFile = Schema.Struct({
   status: Schema.Literal("ok", "missing", "corrupt"),
   expectedSha256: Schema.optional(Schema.String),
   actualSha256: Schema.optional(Schema.String),
-  sizeBytes: Schema.optional(Schema.Number)
+  sizeBytes: Schema.optional(Schema.Number),
+  /** What is wrong with a file that is not ok. */
+  problem: Schema.optional(Schema.String),
+  /** The command that repairs it. */
+  repair: Schema.optional(Schema.String)
 })
 /** The state of one installed file. */
 export type VerifyFile = typeof VerifyFile.Type

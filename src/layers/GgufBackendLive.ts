@@ -44,6 +44,7 @@ import {
   type LoadOptions
 } from "../services/GgufBackend.js"
 import { ModelDownloader, type ModelDownloaderService, type ModelStore } from "../services/ModelDownloader.js"
+import { ggufQuantization } from "./internal/ggufQuantization.js"
 import { autoThreads, availableCores } from "./internal/llama.js"
 import * as ModelPool from "./internal/modelPool.js"
 import { readGgufFile } from "./internal/readGgufFile.js"
@@ -237,7 +238,7 @@ export const makeBackend = (
       const out: Array<LocalModel> = []
       for (const e of entries) {
         if (!e.isFile() || !e.name.endsWith(".gguf")) continue
-        const p = nodePath.join(instance.modelDirectory, e.name)
+        const p = nodePath.resolve(instance.modelDirectory, e.name) // absolute, whatever --models-dir was given as
         const s = await fs.stat(p).catch(() => undefined)
         if (s === undefined) continue
         out.push({
@@ -268,7 +269,8 @@ export const makeBackend = (
         ...(m.quantization !== undefined ? { quantization: m.quantization } : {})
       }))
       const known = new Set(installed.flatMap((m) => m.files.map((f) => f.path)))
-      const loose = (yield* looseFiles).filter((m) => !known.has(m.path!))
+      const loose = yield* Effect.forEach((yield* looseFiles).filter((m) => !known.has(m.path!)), (m) =>
+        Effect.map(ggufQuantization(m.path!), (q): LocalModel => (q !== undefined ? { ...m, quantization: q } : m)))
       return [...pulled, ...loose]
     })
 

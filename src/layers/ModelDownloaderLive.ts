@@ -8,18 +8,23 @@
  *     hub/<org>/<repo>/<path in repo>            a verified file; only ever created by rename()
  *     hub/<org>/<repo>/<path in repo>.partial    bytes of an unfinished download (resume point = its size)
  *     manifests/<slug>.json                      one per pulled model: name, alias, repo, revision commit,
- *                                                files (store path, repo path, size, sha256), pulledAt
- *     locks/<slug>.lock                          held while a pull of that model runs: {pid, host, startedAt}
+ *                                                files (store path, repo path, size, sha256, mtime, whether
+ *                                                the hub gave the sha256), pulledAt
+ *     locks/<slug>.lock                          held while a pull writes that file: {pid, host, startedAt}
  *
- * `<slug>` is the canonical name (`org/repo:Q4_K_M`, `org/repo/file.gguf`) with `/` → `--` and `:` → `__`,
- * valid on every OS. Two models may share a file (`org/repo:Q4_K_M` and `org/repo/x-Q4_K_M.gguf`);
+ * A manifest's `<slug>` is the canonical name (`org/repo:Q4_K_M`, `org/repo/file.gguf`) with `/` → `--` and
+ * `:` → `__`, valid on every OS. A lock's slug is the store path of the model's first file: locks are per
+ * file, not per name, so `org/repo:Q8_0` and `org/repo/x-Q8_0.gguf` (one file, two names) share one lock. Two models may share a file (`org/repo:Q4_K_M` and `org/repo/x-Q4_K_M.gguf`);
  * `remove` keeps files another manifest still lists.
  *
  * Integrity: sha256 is computed while the bytes stream. On resume the existing `.partial` prefix is
  * re-hashed once from disk (reading is several times faster than the network, and it keeps the store free
  * of persisted hash states that could go stale). A complete file whose hash differs from the hub's
  * `lfs.oid` is deleted and the pull fails with ChecksumMismatch; only a verified file is renamed into
- * place, so a file that a running model has mmap'd is never truncated (that would SIGBUS it).
+ * place, so a file that a running model has mmap'd is never truncated (that would SIGBUS it). A file the hub
+ * gave no sha256 for is "unverified": its hash computed while downloading is recorded for `verify`. Every
+ * `.gguf` must pass the GGUF header check before it gets its name. A pull trusts a file in place only when its
+ * size and mtime are those recorded (or its bytes re-hash to the recorded sha256).
  *
  * Locks: created atomically with link() (content and existence appear together). A lock whose pid is
  * dead on this host is stale and taken over; a lock from another host is waited for (we cannot tell
@@ -33,6 +38,7 @@ import { createReadStream } from "node:fs"
 import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
+import * as Clock from "effect/Clock"
 import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -45,17 +51,24 @@ import * as Stream from "effect/Stream"
 import type { HubConfig } from "../domain/ConfigSchema.js"
 import {
   ChecksumMismatch,
+  DiskFull,
   DownloadFailed,
   HubAuthRequired,
   InsufficientDiskSpace,
+  InvalidModelFile,
   isLlmspellError,
   type LlmspellError,
-  ModelNotFound
+  ModelBusy,
+  ModelNotFound,
+  ModelStoreUnusable,
+  RateLimited
 } from "../domain/Errors.js"
 import * as HubRef from "../domain/HubRef.js"
 import type { PullFileProgress, PullOptions, PullProgress, PullResult, VerifyFile } from "../domain/Types.js"
 import { transferRate } from "../domain/TransferRate.js"
 import { Config } from "../services/Config.js"
+import { ensureDirectory } from "./internal/ensureDirectory.js"
+import { readGgufFile } from "./internal/readGgufFile.js"
 import {
   type InstalledModel,
   ModelDownloader,
@@ -82,9 +95,15 @@ interface Manifest {
     readonly repoPath: string
     readonly sizeBytes: number
     readonly sha256: string
+    /** The file's mtime when the sha256 was last established; another mtime means hash it again before trusting it. */
+    readonly mtimeMs?: number | undefined
+    /** False when the hub gave no sha256: `sha256` is what the download computed. */
+    readonly hubSha256?: boolean | undefined
   }>
   readonly pulledAt: string
 }
+
+type ManifestFile = Manifest["files"][number]
 
 const isManifest = (u: unknown): u is Manifest => {
   const m = u as Manifest
@@ -98,7 +117,9 @@ const isManifest = (u: unknown): u is Manifest => {
 
 const manifestsDir = (store: ModelStore) => path.join(store.directory, "manifests")
 const manifestPath = (store: ModelStore, name: string) => path.join(manifestsDir(store), `${HubRef.slugOf(name)}.json`)
-const lockPath = (store: ModelStore, name: string) => path.join(store.directory, "locks", `${HubRef.slugOf(name)}.lock`)
+/** The lock of a store file (the first file of a model): one per file, whatever name the model was asked by. */
+const lockPath = (store: ModelStore, relative: string) =>
+  path.join(store.directory, "locks", `${HubRef.slugOf(relative)}.lock`)
 /** Store path of a repo file: `hub/<org>/<repo>/<path>` (both already validated). */
 const storeRelative = (repo: string, repoPath: string) => ["hub", ...repo.split("/"), ...repoPath.split("/")].join("/")
 const absolute = (store: ModelStore, relative: string) => path.join(store.directory, ...relative.split("/"))
@@ -152,7 +173,7 @@ const writeManifest = (store: ModelStore, manifest: Manifest) =>
   Effect.tryPromise({
     try: async () => {
       const target = manifestPath(store, manifest.name)
-      await fs.mkdir(path.dirname(target), { recursive: true })
+      await ensureDirectory(path.dirname(target))
       const tmp = `${target}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`
       await fs.writeFile(tmp, `${JSON.stringify(manifest, null, 2)}\n`)
       await fs.rename(tmp, target)
@@ -162,18 +183,22 @@ const writeManifest = (store: ModelStore, manifest: Manifest) =>
 
 const sameName = (a: string, b: string) => a.toLowerCase() === b.toLowerCase()
 
-/** The manifests a reference designates (no network), best match first. */
+/**
+ * The manifest a reference designates (no network): at most one. A catalog alias names its default
+ * quantization only (`qwen2.5:0.5b` is not also `qwen2.5:0.5b:Q8_0`), so `remove` of an alias never takes
+ * the other quantizations pulled under it.
+ */
 const matchManifests = (ref: string, manifests: ReadonlyArray<Manifest>): ReadonlyArray<Manifest> => {
-  const direct = manifests.filter((m) => sameName(m.name, ref) || (m.alias !== undefined && sameName(m.alias, ref)))
-  if (direct.length > 0) return direct
+  const direct = manifests.filter((m) => sameName(m.name, ref))
+  if (direct.length > 0) return direct.slice(0, 1)
   const parsed = HubRef.parse(ref)
   if (Either.isLeft(parsed)) return []
   const r = parsed.right
   const ofRepo = manifests.filter((m) => sameName(m.repo, r.repo))
-  if (r.kind === "file") return ofRepo.filter((m) => m.files.some((f) => f.repoPath === r.path))
+  if (r.kind === "file") return ofRepo.filter((m) => m.files.some((f) => f.repoPath === r.path)).slice(0, 1)
   const wanted = r.quantization ?? HubRef.DEFAULT_QUANTIZATION
   const exact = ofRepo.filter((m) => m.quantization === wanted)
-  if (exact.length > 0 || r.quantization !== undefined) return exact
+  if (exact.length > 0 || r.quantization !== undefined) return exact.slice(0, 1)
   return ofRepo.length === 1 ? ofRepo : []
 }
 
@@ -186,6 +211,19 @@ const filesPresent = (store: ModelStore, m: Manifest) =>
     }
     return true
   })
+
+/**
+ * Whether a pull may trust a recorded file in place: its size must match, and its bytes must hash to the
+ * recorded sha256 unless its mtime is still the one recorded with that hash. Returns the record with the
+ * current mtime (so a touched but intact file is hashed once, not on every pull), or undefined.
+ */
+const trustedFile = async (store: ModelStore, f: ManifestFile): Promise<ManifestFile | undefined> => {
+  const stat = await fs.stat(absolute(store, f.path)).catch(() => undefined)
+  if (stat === undefined || !stat.isFile() || stat.size !== f.sizeBytes) return undefined
+  if (f.mtimeMs === stat.mtimeMs) return f
+  const actual = await hashFile(absolute(store, f.path)).catch(() => undefined)
+  return actual === f.sha256 ? { ...f, mtimeMs: stat.mtimeMs } : undefined
+}
 
 const hashFile = (file: string, signal?: AbortSignal) =>
   new Promise<string>((resolve, reject) => {
@@ -241,7 +279,7 @@ const parseRetryAfter = (value: string | null): number | undefined => {
   if (value === null) return undefined
   const seconds = Number(value)
   const ms = Number.isFinite(seconds) ? seconds * 1000 : Date.parse(value) - Date.now()
-  return Number.isFinite(ms) ? Math.min(Math.max(0, ms), 3_600_000) : undefined
+  return Number.isFinite(ms) ? Math.max(0, ms) : undefined
 }
 
 interface CallContext {
@@ -271,11 +309,23 @@ const classify = (e: unknown, ctx: CallContext, probe: FetchProbe): LlmspellErro
   const url = typeof (e as { url?: unknown })?.url === "string" ? ctx.scrub((e as { url: string }).url) : undefined
   const errorCode = probe.last?.headers.get("x-error-code") ?? undefined
   if (typeof status === "number") {
-    if (status === 404 || errorCode === "RepoNotFound" || errorCode === "EntryNotFound" || errorCode === "RevisionNotFound") {
+    // The hub answers an unknown repo with 401 + RepoNotFound to anonymous callers: that is a typo far more
+    // often than a private repo, so it is ModelNotFound; 401 without that code stays the gated case.
+    if (errorCode === "RepoNotFound" || errorCode === "RepositoryNotFound") {
+      return new ModelNotFound({
+        model: ctx.repo,
+        backend: "gguf",
+        detail: `the hub has no repo ${ctx.repo} (or it is private)`,
+        suggestion: "check the name; `llmspell model available` lists the catalog's models" +
+          (ctx.tokenProvided ? "" : ", and a private repo needs HF_TOKEN")
+      })
+    }
+    if (status === 404 || errorCode === "EntryNotFound" || errorCode === "RevisionNotFound") {
       return new ModelNotFound({
         model: ctx.file !== undefined ? `${ctx.repo}/${ctx.file}` : ctx.repo,
         backend: "gguf",
-        detail: errorCode === "EntryNotFound" ? "the file is not in the repo" : "no such repo on the hub (or it is private)"
+        detail: errorCode === "EntryNotFound" ? "the file is not in the repo" : "no such repo on the hub (or it is private)",
+        suggestion: "check the name; `llmspell model available` lists the catalog's models"
       })
     }
     if (status === 401 || status === 403) {
@@ -335,7 +385,7 @@ const isAlive = (pid: number) => {
 type LockAttempt = { readonly acquired: true } | { readonly acquired: false; readonly holder: LockInfo | undefined }
 
 const tryLock = async (file: string, mine: LockInfo): Promise<LockAttempt> => {
-  await fs.mkdir(path.dirname(file), { recursive: true })
+  await ensureDirectory(path.dirname(file))
   const tmp = `${file}.${mine.token}.tmp`
   await fs.writeFile(tmp, JSON.stringify(mine))
   try {
@@ -365,23 +415,92 @@ const tryLock = async (file: string, mine: LockInfo): Promise<LockAttempt> => {
   return { acquired: false, holder }
 }
 
+/** Removes the lock only if it is ours: safe to call whether or not we ever got it. */
 const releaseLock = async (file: string, mine: LockInfo) => {
   const text = await fs.readFile(file, "utf8").catch(() => undefined)
-  if (text !== undefined && (JSON.parse(text) as LockInfo).token === mine.token) await fs.rm(file, { force: true })
+  if (text === undefined) return
+  let token: unknown
+  try {
+    token = (JSON.parse(text) as LockInfo).token
+  } catch {
+    return
+  }
+  if (token === mine.token) await fs.rm(file, { force: true })
 }
+
+const newLockInfo = (): LockInfo => ({
+  pid: process.pid,
+  host: os.hostname(),
+  startedAt: new Date().toISOString(),
+  token: randomBytes(8).toString("hex")
+})
+
+const describeHolder = (holder: LockInfo | undefined) =>
+  holder !== undefined ? `pid ${holder.pid} on ${holder.host}` : "another llmspell process"
 
 // ---------------------------------------------------------------------------------------------
 // The downloader
 // ---------------------------------------------------------------------------------------------
 
 const LOCK_POLL = Duration.millis(500)
+/** Longest `Retry-After` waited unattended; a longer one fails with RateLimited, saying when to come back. */
+const MAX_RETRY_AFTER_MS = 60_000
+/** An attempt that got at least this much further than any before it starts the failure count again. */
+const MEANINGFUL_PROGRESS_BYTES = 64 * 1024
+/** However the failures are counted, a pull gives up after this long without meaningful progress. */
+const NO_PROGRESS_DEADLINE = Duration.minutes(10)
 const WRITE_BATCH = 1024 * 1024
 const PROGRESS_EVERY_BYTES = 1024 * 1024
 
 const backoff = (failures: number) => Duration.seconds(Math.min(30, 2 ** Math.max(0, failures - 1)))
 
+/** Free bytes for an unprivileged writer on the disk holding `dir` (Infinity when unknown). */
+const freeBytes = (dir: string) =>
+  Effect.promise(() => fs.statfs(dir).then((s) => s.bavail * s.bsize, () => Number.POSITIVE_INFINITY))
+
+/** The typed failure of a write that hit ENOSPC: how much of the file is still missing, and what is free. */
+const diskFull = (partial: string, size: number) =>
+  Effect.flatMap(
+    Effect.all([
+      Effect.promise(() => fs.stat(partial).then((s) => s.size, () => 0)),
+      freeBytes(path.dirname(partial))
+    ]),
+    ([written, free]) =>
+      Effect.fail(new DiskFull({ path: partial, neededBytes: Math.max(0, size - written), availableBytes: free }))
+  )
+
+/**
+ * What is wrong with a downloaded `.gguf`, or undefined: the first file of a model must pass the full header
+ * check; further parts of a split model must at least start like a GGUF.
+ */
+const ggufProblem = (file: string, primary: boolean): Effect.Effect<string | undefined> =>
+  primary
+    ? readGgufFile(file, { model: file, instance: "gguf" }).pipe(
+      Effect.as(undefined),
+      Effect.catchAll((e) =>
+        Effect.succeed(e._tag === "InvalidModelFile" ? `is not a valid GGUF model: ${e.reason}` : "vanished before its check")
+      )
+    )
+    : Effect.promise(async () => {
+      const handle = await fs.open(file, "r")
+      try {
+        const head = Buffer.alloc(4)
+        const { bytesRead } = await handle.read(head, 0, 4, 0)
+        return bytesRead === 4 && head.toString("latin1") === "GGUF" ? undefined : "does not start with the GGUF magic"
+      } finally {
+        await handle.close()
+      }
+    }).pipe(Effect.catchAllDefect(() => Effect.succeed("cannot be read back")))
+
+/** Seams for tests that need failures a real disk will not give on demand. */
+export interface DownloaderInternals {
+  /** Writes chunks of a partial file at a position (default: `handle.writev`); a test may fail it with ENOSPC. */
+  readonly writeChunks?: (handle: fs.FileHandle, chunks: Array<Uint8Array>, position: number) => Promise<unknown>
+}
+
 /** Builds the downloader over the hub settings. */
-export const make = (hub: HubConfig): ModelDownloaderService => {
+export const make = (hub: HubConfig, internals: DownloaderInternals = {}): ModelDownloaderService => {
+  const writeChunks = internals.writeChunks ?? ((handle, chunks, position) => handle.writev(chunks, position))
   const token = Option.getOrUndefined(Option.map(hub.token, Redacted.value))
   const hubUrl = hub.endpoint.replace(/\/+$/, "")
   const hubOrigin = new URL(hubUrl).origin
@@ -404,6 +523,52 @@ export const make = (hub: HubConfig): ModelDownloaderService => {
       return Option.none()
     })
 
+  /**
+   * The manifest of an installed model whose files a pull may trust (see `trustedFile`); a touched but intact
+   * file gets its new mtime recorded, so it is hashed once.
+   */
+  const trustedInstalled = (ref: string, store: ModelStore) =>
+    Effect.gen(function*() {
+      for (const m of yield* findManifest(ref, store)) {
+        const files = yield* Effect.promise(() => Promise.all(m.files.map((f) => trustedFile(store, f))))
+        if (files.some((f) => f === undefined)) continue
+        const current: Manifest = { ...m, files: files as Array<ManifestFile> }
+        if (current.files.some((f, i) => f.mtimeMs !== m.files[i]!.mtimeMs)) {
+          yield* writeManifest(store, current).pipe(Effect.ignore)
+        }
+        return Option.some(current)
+      }
+      return Option.none<Manifest>()
+    })
+
+  /**
+   * Fails at once, naming the directory and the OS reason, when the store cannot be used: it cannot be
+   * created (`/proc/nope`), is a file, or (with `write`) refuses a new file (read-only).
+   */
+  const usableStore = (store: ModelStore, write: boolean) =>
+    Effect.tryPromise({
+      try: async () => {
+        await ensureDirectory(store.directory)
+        if (!write) return
+        const probe = path.join(store.directory, `.llmspell-write-test-${process.pid}-${randomBytes(4).toString("hex")}`)
+        await fs.writeFile(probe, "")
+        await fs.rm(probe, { force: true })
+      },
+      catch: (e) => {
+        const err = e as NodeJS.ErrnoException
+        const reason = err.code === "ENOTDIR"
+          ? "it (or a folder above it) is a file, not a directory"
+          : err.code === "EROFS"
+          ? "it is on a read-only file system"
+          : err.code === "EACCES" || err.code === "EPERM"
+          ? "permission denied"
+          : err.code === "ENOENT"
+          ? "it cannot be created there"
+          : "it is not usable"
+        return new ModelStoreUnusable({ directory: store.directory, reason: `${reason} (${err.code ?? err.message})` })
+      }
+    })
+
   const listInstalled: ModelDownloaderService["listInstalled"] = (store) =>
     Effect.map(readManifests(store), (all) => all.map((m) => toInstalled(store, m)))
 
@@ -419,21 +584,36 @@ export const make = (hub: HubConfig): ModelDownloaderService => {
         for (const f of m.files) {
           const file = absolute(store, f.path)
           const stat = yield* Effect.promise(() => fs.stat(file).catch(() => undefined))
+          const repair = `llmspell model pull ${m.name} --force`
           if (stat === undefined || !stat.isFile()) {
-            files.push({ model: m.name, file, status: "missing", expectedSha256: f.sha256, sizeBytes: f.sizeBytes })
+            files.push({
+              model: m.name,
+              file,
+              status: "missing",
+              expectedSha256: f.sha256,
+              sizeBytes: f.sizeBytes,
+              problem: "the file is missing",
+              repair
+            })
             continue
           }
           const actual = yield* Effect.tryPromise({
             try: (signal) => hashFile(file, signal),
             catch: (e) => storeError(store, `reading ${file}`, e)
           })
+          const problem = stat.size !== f.sizeBytes
+            ? `it has ${stat.size} bytes, ${f.sizeBytes} were downloaded`
+            : actual !== f.sha256
+            ? `its sha256 is ${actual}, ${f.hubSha256 === false ? "the download computed" : "the hub published"} ${f.sha256}`
+            : undefined
           files.push({
             model: m.name,
             file,
-            status: actual === f.sha256 && stat.size === f.sizeBytes ? "ok" : "corrupt",
+            status: problem === undefined ? "ok" : "corrupt",
             expectedSha256: f.sha256,
             actualSha256: actual,
-            sizeBytes: stat.size
+            sizeBytes: stat.size,
+            ...(problem !== undefined ? { problem, repair } : {})
           })
         }
       }
@@ -464,6 +644,26 @@ export const make = (hub: HubConfig): ModelDownloaderService => {
           if (r.kind === "file" ? repoPath === r.path : HubRef.quantizationOf(repoPath) === wanted) targets.add(p)
         }
       }
+      // The same per-file locks as pull: a pull writing any of these files makes the remove refuse.
+      const lockKeys = new Set<string>()
+      for (const m of chosen) lockKeys.add(m.files[0]!.path)
+      for (const t of targets) {
+        const relative = path.relative(store.directory, t.replace(/\.partial$/, "")).split(path.sep).join("/")
+        lockKeys.add(relative)
+        lockKeys.add(relative.replace(/-\d{5}-of-(\d{5})\.gguf$/i, "-00001-of-$1.gguf")) // a split's lock is its part 1
+      }
+      const mine = newLockInfo()
+      for (const key of [...lockKeys].sort()) {
+        const file = lockPath(store, key)
+        yield* Effect.addFinalizer(() => Effect.promise(() => releaseLock(file, mine).catch(() => undefined)))
+        const got = yield* Effect.uninterruptible(Effect.tryPromise({
+          try: () => tryLock(file, mine),
+          catch: (e) => storeError(store, "locking", e)
+        }))
+        if (!got.acquired) {
+          return yield* new ModelBusy({ model: chosen[0]?.name ?? ref, holder: describeHolder(got.holder) })
+        }
+      }
       const removedFiles: Array<string> = []
       let freedBytes = 0
       for (const target of targets) {
@@ -490,7 +690,7 @@ export const make = (hub: HubConfig): ModelDownloaderService => {
         removedFiles,
         freedBytes
       }
-    })
+    }).pipe(Effect.scoped)
 
   const pull: ModelDownloaderService["pull"] = (ref, store, options = {}) =>
     Stream.asyncPush<PullProgress, LlmspellError>(
@@ -510,7 +710,10 @@ export const make = (hub: HubConfig): ModelDownloaderService => {
     options: PullOptions,
     emit: (p: PullProgress) => void
   ): Effect.Effect<void, LlmspellError> =>
-    Effect.gen(function*() {
+    Effect.suspend(() => {
+    // Store files this pull may write: their folders are pruned when it fails, so no empty repo folder stays.
+    const targets: Array<string> = []
+    return Effect.gen(function*() {
       let model = input
       const base = () => ({ model, backend: "gguf" as const, instance: store.instance })
       emit({ ...base(), phase: "resolving", files: [], completedBytes: 0 })
@@ -518,7 +721,7 @@ export const make = (hub: HubConfig): ModelDownloaderService => {
         onLeft: Effect.fail,
         onRight: Effect.succeed
       })
-      const doneWith = (installed: InstalledModel, downloadedBytes: number, alreadyPresent: boolean) => {
+      const doneWith = (installed: InstalledModel, downloadedBytes: number, alreadyPresent: boolean, note?: string) => {
         const result: PullResult = {
           model: installed.name,
           backend: "gguf",
@@ -527,7 +730,8 @@ export const make = (hub: HubConfig): ModelDownloaderService => {
           sizeBytes: installed.sizeBytes,
           path: installed.primaryPath,
           files: installed.files.map((f) => f.path),
-          downloadedBytes
+          downloadedBytes,
+          verified: note === undefined
         }
         model = installed.name
         emit({
@@ -541,16 +745,28 @@ export const make = (hub: HubConfig): ModelDownloaderService => {
           })),
           completedBytes: installed.sizeBytes,
           totalBytes: installed.sizeBytes,
+          ...(note !== undefined ? { message: note } : {}),
           result
         })
+      }
+      const presentAlready = (m: Manifest) => {
+        const unverified = m.files.filter((f) => f.hubSha256 === false).map((f) => f.repoPath)
+        doneWith(
+          toInstalled(store, m),
+          0,
+          true,
+          unverified.length === 0 ? undefined : `unverified: the hub gave no sha256 for ${unverified.join(", ")}`
+        )
       }
       const lookupName = ref.kind === "repo" && ref.alias === undefined && options.quantization === undefined
         ? input
         : HubRef.canonicalName(ref)
+      yield* usableStore(store, false)
       if (!options.force) {
-        const present = yield* findInstalled(ref.alias !== undefined ? HubRef.canonicalName(ref) : lookupName, store)
-        if (Option.isSome(present)) return doneWith(present.value, 0, true)
+        const present = yield* trustedInstalled(ref.alias !== undefined ? HubRef.canonicalName(ref) : lookupName, store)
+        if (Option.isSome(present)) return presentAlready(present.value)
       }
+      yield* usableStore(store, true)
       if (hub.offline) {
         return yield* new ModelNotFound({
           model: input,
@@ -601,62 +817,64 @@ export const make = (hub: HubConfig): ModelDownloaderService => {
       model = selected.name
       const alias = ref.kind === "repo" ? ref.alias : undefined
 
-      // One pull per model at a time, across processes.
-      const lockFile = lockPath(store, selected.name)
-      const mine: LockInfo = {
-        pid: process.pid,
-        host: os.hostname(),
-        startedAt: new Date().toISOString(),
-        token: randomBytes(8).toString("hex")
-      }
+      // One writer per store file at a time, across processes and whatever name the model was asked by.
+      // The release is registered first (it removes only a lock carrying our token), so the wait itself stays
+      // interruptible: Ctrl-C while another pull holds the lock ends at once and leaves nothing behind.
+      const lockFile = lockPath(store, storeRelative(ref.repo, selected.group.files[0]!.path))
+      const mine = newLockInfo()
+      yield* Effect.addFinalizer(() => Effect.promise(() => releaseLock(lockFile, mine).catch(() => undefined)))
       let announced = false
-      const acquire: Effect.Effect<void, DownloadFailed> = Effect.tryPromise({
+      const acquire: Effect.Effect<void, DownloadFailed> = Effect.uninterruptible(Effect.tryPromise({
         try: () => tryLock(lockFile, mine),
         catch: (e) => storeError(store, "locking", e)
-      }).pipe(
+      })).pipe(
         Effect.flatMap((attempt) => {
           if (attempt.acquired) return Effect.void
           if (!announced) {
             announced = true
-            const who = attempt.holder ? ` (pid ${attempt.holder.pid} on ${attempt.holder.host})` : ""
-            emit({ ...base(), phase: "waiting", files: [], completedBytes: 0, message: `waiting for another pull of ${model}${who}` })
+            emit({
+              ...base(),
+              phase: "waiting",
+              files: [],
+              completedBytes: 0,
+              message: `on another pull of ${model} (${describeHolder(attempt.holder)})`
+            })
           }
           return Effect.zipRight(Effect.sleep(LOCK_POLL), acquire)
         })
       )
-      yield* Effect.acquireRelease(acquire, () => Effect.promise(() => releaseLock(lockFile, mine).catch(() => undefined)))
+      yield* acquire
 
-      const existing = (yield* readManifests(store)).find((m) => m.name === selected.name)
-      if (!options.force && existing !== undefined && (yield* filesPresent(store, existing))) {
-        return doneWith(toInstalled(store, existing), 0, true) // another pull finished it while we waited
+      if (!options.force) {
+        const existing = yield* trustedInstalled(selected.name, store)
+        if (Option.isSome(existing)) return presentAlready(existing.value) // another pull finished it while we waited
       }
 
-      // What is left to fetch: files already in place with the hub's sha256 (recorded by a manifest) are kept.
-      const known = new Map(
-        (yield* readManifests(store)).flatMap((m) => m.files.map((f) => [`${f.path}|${f.sha256}`, f.sizeBytes] as const))
-      )
+      // What is left to fetch: files in place with the hub's sha256 (recorded by a manifest, and still intact) are kept.
+      const known = new Map((yield* readManifests(store)).flatMap((m) => m.files.map((f) => [f.path, f] as const)))
       const plan = yield* Effect.promise(() =>
         Promise.all(selected.group.files.map(async (file) => {
           const relative = storeRelative(ref.repo, file.path)
           const target = absolute(store, relative)
-          const finalStat = await fs.stat(target).catch(() => undefined)
-          const keep = !options.force && file.sha256 !== undefined && finalStat?.size === file.size &&
-            known.get(`${relative}|${file.sha256}`) === file.size
+          const record = known.get(relative)
+          const trusted = !options.force && file.sha256 !== undefined && record !== undefined &&
+              record.sha256 === file.sha256 && record.sizeBytes === file.size
+            ? await trustedFile(store, record)
+            : undefined
+          const keep = trusted !== undefined
           const partialSize = options.force || keep
             ? 0
             : (await fs.stat(`${target}.partial`).catch(() => undefined))?.size ?? 0
-          return { file, relative, target, keep, partialSize: partialSize <= file.size ? partialSize : 0 }
+          return { file, relative, target, keep, trusted, partialSize: partialSize <= file.size ? partialSize : 0 }
         }))
       )
+      targets.push(...plan.map((p) => p.target))
       if (options.force) {
         yield* Effect.promise(() => Promise.all(plan.map((p) => fs.rm(`${p.target}.partial`, { force: true }))))
       }
 
       const needed = plan.reduce((n, p) => n + (p.keep ? 0 : p.file.size - p.partialSize), 0)
-      yield* Effect.promise(() => fs.mkdir(store.directory, { recursive: true }).catch(() => undefined))
-      const free = yield* Effect.promise(() =>
-        fs.statfs(store.directory).then((s) => s.bavail * s.bsize).catch(() => Number.POSITIVE_INFINITY)
-      )
+      const free = yield* freeBytes(store.directory)
       if (needed > free) {
         return yield* new InsufficientDiskSpace({ directory: store.directory, neededBytes: needed, availableBytes: free })
       }
@@ -692,6 +910,7 @@ export const make = (hub: HubConfig): ModelDownloaderService => {
       }
       progress("downloading")
 
+      const computed = new Map<number, string>()
       const downloadOne = (index: number) => {
         const p = plan[index]!
         const state = states[index]!
@@ -701,7 +920,7 @@ export const make = (hub: HubConfig): ModelDownloaderService => {
           fileCtx,
           (message) => Effect.sync(() => progress("downloading", message)),
           () =>
-            attempt(lib, fileCtx, listing.commit, p.file, p.target, {
+            attempt(lib, fileCtx, listing.commit, p.file, p.target, index === 0, {
               onBytes: (n, offset) => {
                 downloadedBytes += n
                 state.completedBytes = offset
@@ -712,7 +931,8 @@ export const make = (hub: HubConfig): ModelDownloaderService => {
                 state.completedBytes = 0
               },
               madeProgress: (offset) => {
-                const better = offset > bestOffset
+                // A server dropping every connection after a byte must not reset the failure count forever.
+                const better = offset >= Math.min(p.file.size, bestOffset + MEANINGFUL_PROGRESS_BYTES)
                 bestOffset = Math.max(bestOffset, offset)
                 return better
               },
@@ -721,14 +941,23 @@ export const make = (hub: HubConfig): ModelDownloaderService => {
                 progress("downloading", `verifying ${p.file.path}`)
               }
             })
-        ).pipe(Effect.tap(() => Effect.sync(() => (state.status = "done"))))
+        ).pipe(Effect.tap((sha256) => Effect.sync(() => {
+          computed.set(index, sha256)
+          state.status = "done"
+        })))
       }
       yield* Effect.forEach(
         plan.flatMap((p, i) => (p.keep ? [] : [i])),
         downloadOne,
         { concurrency: hub.parallelDownloads, discard: true }
       )
-      progress("verifying", "all files verified; writing the manifest")
+      // "Verified" only against a hash the hub gave; otherwise say so and keep the computed one for `verify`.
+      const unverified = plan.filter((p) => p.file.sha256 === undefined).map((p) => p.file.path)
+      const verdict = unverified.length === 0
+        ? "all files verified against the hub's sha256"
+        : `unverified: the hub gave no sha256 for ${unverified.join(", ")}; ` +
+          "the sha256 computed while downloading is recorded for `llmspell model verify`"
+      progress("verifying", `${verdict}; writing the manifest`)
 
       const manifest: Manifest = {
         version: 1,
@@ -737,24 +966,31 @@ export const make = (hub: HubConfig): ModelDownloaderService => {
         repo: ref.repo,
         revision: listing.commit,
         quantization: selected.group.quantization,
-        files: plan.map((p) => ({
-          path: p.relative,
-          repoPath: p.file.path,
-          sizeBytes: p.file.size,
-          sha256: p.file.sha256 ?? "" // replaced below for files the hub gave no sha256 for
-        })),
+        files: yield* Effect.forEach(plan, (p, i) =>
+          Effect.map(
+            Effect.promise(() => fs.stat(p.target).then((st) => st.mtimeMs, () => undefined)),
+            (mtimeMs): ManifestFile => ({
+              path: p.relative,
+              repoPath: p.file.path,
+              sizeBytes: p.file.size,
+              sha256: p.file.sha256 ?? computed.get(i) ?? p.trusted?.sha256 ?? "",
+              mtimeMs,
+              hubSha256: p.file.sha256 !== undefined
+            })
+          )),
         pulledAt: new Date().toISOString()
       }
-      const files = yield* Effect.forEach(manifest.files, (f) =>
-        f.sha256 !== ""
-          ? Effect.succeed(f)
-          : Effect.map(
-            Effect.tryPromise({ try: () => hashFile(absolute(store, f.path)), catch: (e) => storeError(store, "hashing", e) }),
-            (sha256) => ({ ...f, sha256 })
-          ))
-      yield* writeManifest(store, { ...manifest, files })
-      doneWith(toInstalled(store, { ...manifest, files }), downloadedBytes, false)
-    }).pipe(Effect.scoped)
+      yield* writeManifest(store, manifest)
+      doneWith(toInstalled(store, manifest), downloadedBytes, false, unverified.length === 0 ? undefined : verdict)
+    }).pipe(
+      Effect.scoped,
+      Effect.onExit((exit) =>
+        Exit.isSuccess(exit) || targets.length === 0
+          ? Effect.void
+          : Effect.promise(() => pruneEmptyDirs(path.join(store.directory, "hub"), targets))
+      )
+    )
+    })
 
   /** Runs `once` until it succeeds, a bounded number of failures in a row, waiting as told (429) or with backoff. */
   const withRetries = <A>(
@@ -763,17 +999,34 @@ export const make = (hub: HubConfig): ModelDownloaderService => {
     once: () => Effect.Effect<A, LlmspellError | Retryable>,
     options: { readonly failFastWhenUnreachable?: boolean } = {}
   ): Effect.Effect<A, LlmspellError> => {
-    const loop = (failures: number): Effect.Effect<A, LlmspellError> =>
-      Effect.catchTag(once(), "Retryable", (e) => {
+    const loop = (failures: number, progressAt: number): Effect.Effect<A, LlmspellError> =>
+      Effect.catchTag(once(), "Retryable", (e) => Effect.flatMap(Clock.currentTimeMillis, (now) => {
         const count = e.progressed === true ? 1 : failures + 1
+        const lastProgress = e.progressed === true ? now : progressAt
+        if (e.retryAfterMs !== undefined && e.retryAfterMs > MAX_RETRY_AFTER_MS) {
+          const seconds = Math.ceil(e.retryAfterMs / 1000)
+          return Effect.fail(
+            new RateLimited({
+              retryAfterSeconds: seconds,
+              retryAt: new Date(now + seconds * 1000).toISOString(),
+              ...(e.url !== undefined ? { url: e.url } : {})
+            })
+          )
+        }
+        const wait = e.retryAfterMs !== undefined ? Duration.millis(e.retryAfterMs) : backoff(count)
+        const overdue = now + Duration.toMillis(wait) - lastProgress > Duration.toMillis(NO_PROGRESS_DEADLINE)
         // A hub we cannot connect to while resolving is not worth a minute of backoff: say so at once.
-        if (count > hub.maxRetries || (e.unreachable === true && options.failFastWhenUnreachable === true)) {
+        if (
+          count > hub.maxRetries || overdue || (e.unreachable === true && options.failFastWhenUnreachable === true)
+        ) {
           return Effect.fail(
             new DownloadFailed({
               ...(e.url !== undefined ? { url: e.url } : {}),
               ...(ctx.file !== undefined ? { file: ctx.file } : {}),
               reason: e.unreachable === true
                 ? `cannot reach the hub at ${hubUrl}: ${e.reason}`
+                : overdue
+                ? `${e.reason} (gave up: no progress for ${Duration.format(NO_PROGRESS_DEADLINE)})`
                 : `${e.reason} (gave up after ${hub.maxRetries} retries)`,
               suggestion: e.unreachable === true
                 ? `check the network or HF_ENDPOINT; models already in the store work offline (HF_HUB_OFFLINE=1)`
@@ -781,14 +1034,13 @@ export const make = (hub: HubConfig): ModelDownloaderService => {
             })
           )
         }
-        const wait = e.retryAfterMs !== undefined ? Duration.millis(e.retryAfterMs) : backoff(count)
         const why = e.retryAfterMs !== undefined ? "rate limited" : e.reason
         return report(`${why}; retry ${count}/${hub.maxRetries} in ${Duration.format(wait)}`).pipe(
           Effect.zipRight(Effect.sleep(wait)),
-          Effect.zipRight(loop(count))
+          Effect.zipRight(loop(count, lastProgress))
         )
-      })
-    return loop(0)
+      }))
+    return Effect.flatMap(Clock.currentTimeMillis, (now) => loop(0, now))
   }
 
   interface AttemptHooks {
@@ -806,8 +1058,9 @@ export const make = (hub: HubConfig): ModelDownloaderService => {
     commit: string,
     file: HubRef.RepoFile,
     target: string,
+    primary: boolean,
     hooks: AttemptHooks
-  ): Effect.Effect<void, LlmspellError | Retryable> =>
+  ): Effect.Effect<string, LlmspellError | Retryable> =>
     Effect.gen(function*() {
       const partial = `${target}.partial`
       const probe = new FetchProbe(hubOrigin)
@@ -815,8 +1068,17 @@ export const make = (hub: HubConfig): ModelDownloaderService => {
       const fsError = (what: string) => (e: unknown) =>
         new DownloadFailed({ file: file.path, reason: `${what} ${partial}: ${(e as Error)?.message ?? String(e)}` })
 
-      yield* Effect.tryPromise({ try: () => fs.mkdir(path.dirname(target), { recursive: true }), catch: fsError("creating the folder of") })
-      let offset = (yield* Effect.promise(() => fs.stat(partial).catch(() => undefined)))?.size ?? 0
+      yield* Effect.tryPromise({ try: () => ensureDirectory(path.dirname(target)), catch: fsError("creating the folder of") })
+      const partialStat = yield* Effect.promise(() => fs.lstat(partial).catch(() => undefined))
+      // Opening a FIFO (or a device) in its place would block forever, out of reach of Ctrl-C.
+      if (partialStat !== undefined && !partialStat.isFile()) {
+        return yield* new DownloadFailed({
+          file: file.path,
+          reason: `${partial} is not a regular file`,
+          suggestion: `remove it, then run the same pull again`
+        })
+      }
+      let offset = partialStat?.size ?? 0
       if (offset > file.size) {
         yield* Effect.promise(() => fs.rm(partial, { force: true }))
         offset = 0
@@ -871,7 +1133,7 @@ export const make = (hub: HubConfig): ModelDownloaderService => {
             const at = position - pendingBytes
             pending = []
             pendingBytes = 0
-            writing = output.writev(chunks, at)
+            writing = writeChunks(output, chunks, at)
             await writing
           }
           let first = true
@@ -914,7 +1176,7 @@ export const make = (hub: HubConfig): ModelDownloaderService => {
                 const at = position - pendingBytes
                 pending = []
                 pendingBytes = 0
-                writing = output.writev(chunks, at)
+                writing = writeChunks(output, chunks, at)
               }
             }
           } finally {
@@ -927,7 +1189,12 @@ export const make = (hub: HubConfig): ModelDownloaderService => {
         }
         const streamed = Effect.async<void, LlmspellError | Retryable>((resume) => {
           const running = loop()
-          running.then(() => resume(Effect.void), (e) => resume(Effect.fail(classify(e, ctx, probe))))
+          running.then(() => resume(Effect.void), (e) =>
+            resume(
+              (e as NodeJS.ErrnoException)?.code === "ENOSPC"
+                ? diskFull(partial, file.size) // retrying cannot help: keep the partial for a resume
+                : Effect.fail(classify(e, ctx, probe))
+            ))
           // Interrupted (stall, Ctrl-C, a sibling failed): abort the request and wait for the final flush.
           return Effect.promise(() => {
             probe.controller.abort()
@@ -967,13 +1234,31 @@ export const make = (hub: HubConfig): ModelDownloaderService => {
         yield* Effect.promise(() => fs.rm(partial, { force: true }))
         return yield* new ChecksumMismatch({ file: file.path, expected: file.sha256, actual })
       }
-      // Only now does the file get its real name; rename() replaces an older copy without truncating it.
       const open = handle
       if (open !== undefined) yield* Effect.tryPromise({ try: () => open.close(), catch: fsError("closing") })
+      // A `.gguf` that is not one never gets its name (llama.cpp must never see it; the hub may serve anything).
+      if (/\.gguf$/i.test(file.path)) {
+        const problem = yield* ggufProblem(partial, primary)
+        if (problem !== undefined) {
+          yield* Effect.promise(() => fs.rm(partial, { force: true }))
+          return yield* new InvalidModelFile({ path: `${ctx.repo}/${file.path}`, reason: `the hub's file ${problem}; it was discarded` })
+        }
+      }
+      // Only now does the file get its real name; rename() replaces an older copy without truncating it.
       yield* Effect.tryPromise({ try: () => fs.rename(partial, target), catch: fsError("renaming") })
+      return actual
     }).pipe(Effect.scoped)
 
-  return { pull, findInstalled, listInstalled, verify, remove }
+  // Every path the store prints or records is absolute, whatever `--models-dir` was given as.
+  const absoluteStore = (store: ModelStore): ModelStore =>
+    path.isAbsolute(store.directory) ? store : { ...store, directory: path.resolve(store.directory) }
+  return {
+    pull: (ref, store, options) => pull(ref, absoluteStore(store), options),
+    findInstalled: (ref, store) => findInstalled(ref, absoluteStore(store)),
+    listInstalled: (store) => listInstalled(absoluteStore(store)),
+    verify: (store, ref) => verify(absoluteStore(store), ref),
+    remove: (ref, store) => remove(ref, absoluteStore(store))
+  }
 }
 
 /** Feeds the first `length` bytes of a file into a hash; returns how many bytes there were. */

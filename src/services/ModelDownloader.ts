@@ -37,15 +37,23 @@ export interface InstalledModel {
 
 /** The downloader and store. */
 export interface ModelDownloaderService {
-  /** Downloads a model into the store; the last event has phase `done` and the result. */
+  /**
+   * Downloads a model into the store; the last event has phase `done` and the result. A file already in
+   * place is trusted only by its recorded size and mtime, or a re-hash; one pull writes a store file at a
+   * time (others wait, interruptibly). Fails with ModelStoreUnusable, DiskFull, RateLimited,
+   * InvalidModelFile (not a GGUF), ChecksumMismatch, DownloadFailed, ModelNotFound, HubAuthRequired.
+   */
   readonly pull: (ref: string, store: ModelStore, options?: PullOptions) => Stream.Stream<PullProgress, LlmspellError>
   /** An installed model matching the ref (alias, repo:QUANT, repo/file), without network. */
   readonly findInstalled: (ref: string, store: ModelStore) => Effect.Effect<Option.Option<InstalledModel>, LlmspellError>
   /** Every installed model of the store. */
   readonly listInstalled: (store: ModelStore) => Effect.Effect<ReadonlyArray<InstalledModel>, LlmspellError>
-  /** Re-hashes installed files against their manifests (one model, or all). */
+  /** Re-hashes installed files against their manifests (one model, or all); bad files carry a problem and a repair command. */
   readonly verify: (store: ModelStore, ref?: string) => Effect.Effect<VerifyReport, LlmspellError>
-  /** Deletes a model's files, manifest and partial downloads. */
+  /**
+   * Deletes one model's files (those no other model lists), manifest and partial downloads; a catalog alias
+   * names its default quantization only. Fails with ModelBusy while a pull writes one of its files.
+   */
   readonly remove: (ref: string, store: ModelStore) => Effect.Effect<RemoveResult, LlmspellError>
 }
 

@@ -20,4 +20,12 @@ export const verifyCommand = Command.make("verify", { spec, json }, ({ json, spe
     if (json) return yield* printJson(VerifyReport, report)
     if (report.files.length === 0) return yield* printOut("no pulled models to verify")
     yield* printOut(table(["MODEL", "FILE", "STATUS"], report.files.map((f) => [f.model, f.file, f.status])))
+    // Each bad file: what is wrong with it and the command that repairs it.
+    const bad = report.files.filter((f) => f.status !== "ok")
+    if (bad.length > 0) {
+      yield* printOut(
+        bad.map((f) => `${f.file}: ${f.problem ?? f.status}\n  repair: ${f.repair ?? `llmspell model pull ${f.model} --force`}`)
+          .join("\n")
+      )
+    }
   })).pipe(Command.withDescription("check installed model files against their recorded sha256"))
