@@ -55,7 +55,7 @@ export const renderPull = <R>(
     let lastMessage: string | undefined
     let drewBar = false
     // A bar wider than the terminal wraps, and `\r` then redraws only its last row: keep it to one row.
-    const width = Math.max(20, (io.stderrColumns ?? 100) - 1)
+    const width = Math.max(20, (io.stderrColumns() ?? 100) - 1)
     const encode = (p: PullProgress) => `${JSON.stringify(Schema.encodeSync(PullProgress)(p))}\n`
     const emit = (p: PullProgress, now: number): Effect.Effect<void> => {
       if (p.result !== undefined) result = p.result

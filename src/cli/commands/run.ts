@@ -8,7 +8,6 @@ import * as Stream from "effect/Stream"
 import { UsageError } from "../../domain/Errors.js"
 import { Completion, promptRequest } from "../../domain/Types.js"
 import { LocalLLM } from "../../services/LocalLLM.js"
-import { appLayer } from "../AppLayer.js"
 import { CliIO } from "../CliIO.js"
 import { GlobalOptions } from "../GlobalOptions.js"
 import { printErr, printJson } from "../output.js"
@@ -68,6 +67,5 @@ export const runCommand = Command.make(
       }
     })
 ).pipe(
-  Command.withDescription("run a prompt through a model and stream the answer"),
-  Command.provide(appLayer)
+  Command.withDescription("run a prompt through a model and stream the answer")
 )
