@@ -122,9 +122,16 @@ export const renderHelp = (path: ReadonlyArray<CommandNode>, options: { readonly
   const heading = (title: string) => (options.color ? `\x1b[1m${title}\x1b[0m` : title)
   const parts: Array<Array<string>> = [[`${name}: ${describeCommand(node)}`]]
   if (node.children.length > 0) {
-    const width = node.children.reduce((w, c) => (c.name.length > w ? c.name.length : w), 0)
+    // Every command below this one, by its full path (`model status`), as a user types it.
+    const leaves: Array<readonly [string, CommandNode]> = []
+    const collect = (n: CommandNode, at: string): void => {
+      if (n.children.length === 0) leaves.push([at, n])
+      for (const c of n.children) collect(c, at.length > 0 ? `${at} ${c.name}` : c.name)
+    }
+    collect(node, "")
+    const width = leaves.reduce((w, [at]) => (at.length > w ? at.length : w), 0)
     parts.push([heading("Usage:"), `  ${name} <command> [options]`])
-    parts.push([heading("Commands:"), ...node.children.map((c) => `  ${c.name.padEnd(width)}  ${describeCommand(c)}`)])
+    parts.push([heading("Commands:"), ...leaves.map(([at, c]) => `  ${at.padEnd(width)}  ${describeCommand(c)}`)])
     parts.push([`Run \`${name} <command> --help\` for the options of a command.`])
   } else {
     const usages = Usage.enumerate(Command.getUsage(node.command), config).map((span) =>
