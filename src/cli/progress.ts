@@ -99,8 +99,8 @@ export const barLine = (p: PullProgress, columns: number): string => {
   const tailParts = [sizes(p), p.message].filter((x): x is string => x !== undefined)
   const tail = tailParts.join(" ")
   const fixed = head.length + (tail.length > 0 ? tail.length + 1 : 0)
-  // Room for the bar (with its brackets and a space) after the figures, keeping ≥ 12 for the name.
-  const room = width - fixed - 1 - 12
+  // Room for the bar (with its brackets and a space) after the figures, keeping ≥ 24 for the name.
+  const room = width - fixed - 1 - 24
   const barWidth = Math.min(BAR_MAX, room - 3)
   let line = head
   if (barWidth >= BAR_MIN) {
@@ -108,10 +108,11 @@ export const barLine = (p: PullProgress, columns: number): string => {
     const full = Math.round(frac * barWidth)
     line += ` [${"#".repeat(full)}${"-".repeat(barWidth - full)}]`
   }
-  if (tail.length > 0) line += line.length > 0 ? ` ${tail}` : tail
-  if (line.length >= width) return shorten(line, width)
+  if (tail.length > 0 && line.length + 1 + tail.length <= width) line += line.length > 0 ? ` ${tail}` : tail
+  // Too narrow even for the figures: cut at the end, so what is shown is still the most important.
+  if (line.length > width) return `${line.slice(0, width - 1)}…`
   const nameRoom = width - line.length - 1
-  return nameRoom >= 4 ? `${line} ${shorten(p.model, nameRoom)}` : line
+  return nameRoom >= 4 ? `${line} ${shorten(p.model, nameRoom)}`.trimStart() : line
 }
 
 /** The `--json` record that ends an interrupted pull. */
