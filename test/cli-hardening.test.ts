@@ -123,6 +123,19 @@ describe("a backend that is down", () => {
     expect(result.stderr).toMatch(/^warning: ollama \(ollama\): /m)
   })
 
+  it("model list --backend all with every backend down: each error with its hint, exit 4", async () => {
+    const notADirectory = join(dir, "tiny.gguf")
+    const result = await run(["model", "list", "--models-dir", notADirectory], down())
+    expect(result.code).toBe(4)
+    expect(result.stdout).toBe("")
+    expect(result.stderr.match(/^error: /gm)).toHaveLength(2)
+    expect(result.stderr.match(/^hint: /gm)).toHaveLength(2)
+    const json = await run(["model", "list", "--models-dir", notADirectory, "--json"], down())
+    expect(json.code).toBe(4)
+    const list = Schema.decodeUnknownSync(Schema.parseJson(ModelList))(json.stdout.trim())
+    expect(list.unavailable.map((u) => u.backend).sort()).toEqual(["gguf", "ollama"])
+  })
+
   it("model status exits 0 naming what is down; --check exits 4 when any backend is down, 0 when all are up", async () => {
     const status = await run(["model", "status"], down())
     expect(status.code).toBe(0)

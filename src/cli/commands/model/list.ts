@@ -5,7 +5,7 @@
  */
 import * as Command from "@effect/cli/Command"
 import * as Effect from "effect/Effect"
-import { exitCodeFor, formatBytes } from "../../../domain/Errors.js"
+import { ExitCode, exitCodeFor, formatBytes } from "../../../domain/Errors.js"
 import { ModelList } from "../../../domain/Types.js"
 import { LocalLLM } from "../../../services/LocalLLM.js"
 import { ProviderRegistry } from "../../../services/ProviderRegistry.js"
@@ -23,7 +23,10 @@ export const listCommand = Command.make("list", { json, backend }, ({ backend, j
     const allDown = result.unavailable.length > 0 && result.unavailable.length >= covered
     const failure = result.unavailable[0]
     if (allDown && failure !== undefined) {
-      yield* requestExitCode(exitCodeFor(failure.error))
+      // Every backend asked is down: exit 4; a single named backend's failure keeps its own code.
+      yield* requestExitCode(
+        backend === "all" || result.unavailable.length > 1 ? ExitCode.BackendUnavailable : exitCodeFor(failure.error)
+      )
       if (backend !== "all") {
         // The user asked this backend: report its failure as the command's, not as "no models".
         if (json) return yield* printError(failure.error, { json })
