@@ -7,8 +7,8 @@
  * Processes are stopped only when the output shows they reached the point under test.
  */
 import * as Schema from "effect/Schema"
-import { type ChildProcess, spawn } from "node:child_process"
-import { existsSync } from "node:fs"
+import { type ChildProcess, execFileSync, spawn } from "node:child_process"
+import { existsSync, readFileSync, watch, writeFileSync } from "node:fs"
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises"
 import * as net from "node:net"
 import { tmpdir } from "node:os"
@@ -22,6 +22,7 @@ import { bin, ensureBuilt, isolatedEnv, runCli } from "./support/runCli.js"
 
 const EVIL = "safe \x1b]0;pwned\x07\x1b[31mred\x1b[0m\x1b[2J end"
 const hasScript = process.platform === "linux" && existsSync("/usr/bin/script")
+const hasTmux = process.platform === "linux" && existsSync("/usr/bin/tmux")
 
 let dir: string
 let emptyPath: string
@@ -270,6 +271,47 @@ describe.runIf(hasScript)("the terminal", () => {
     expect((await term.exited).code).toBe(0)
     expect(term.output().stdout).not.toContain("\x1b[2K")
     expect(term.output().stdout).toContain("tiny:latest: done 100%")
+  })
+})
+
+describe.runIf(hasTmux)("the terminal resized (tmux)", () => {
+  it("the bar follows the new width after SIGWINCH", async () => {
+    // A pull that keeps sending progress for a while, then stalls until the test ends.
+    const slow = await startFakeOllama({ pullable: { tiny: [fakeLayer("slow-weights", 400_000)] }, pullSteps: 400, chunkDelayMs: 20 })
+    slow.setFault("/api/pull", { kind: "stall", after: 380 })
+    const socket = join(dir, "tmux.sock")
+    const log = join(dir, "tmux.log")
+    writeFileSync(log, "")
+    const env = envWith({ OLLAMA_HOST: `${slow.host}:${slow.port}`, PATH: process.env["PATH"] ?? "/usr/bin:/bin" })
+    const tmux = (...args: Array<string>) => execFileSync("tmux", ["-S", socket, "-f", "/dev/null", ...args], { env })
+    /** Resolves when the pane's raw output (from `pipe-pane`) satisfies the test. */
+    const untilLog = (test: (text: string) => boolean) =>
+      new Promise<string>((resolve) => {
+        const check = () => {
+          const text = readFileSync(log, "utf8")
+          if (!test(text)) return false
+          watcher.close()
+          resolve(text)
+          return true
+        }
+        const watcher = watch(log, () => void check())
+        check()
+      })
+    // eslint-disable-next-line no-control-regex
+    const redraws = (text: string) => text.split(/\r\x1b\[2K|\r?\n/).filter((s) => /\d%/.test(s))
+    try {
+      tmux("new-session", "-d", "-s", "pull", "-x", "100", "-y", "24", `${cliLine("model pull tiny@ollama")}; sleep 60`)
+      tmux("pipe-pane", "-t", "pull", "-o", `cat >> '${log}'`)
+      const before = await untilLog((text) => redraws(text).length >= 2)
+      expect(redraws(before).every((line) => line.length > 49 && line.length <= 99)).toBe(true)
+      tmux("resize-window", "-t", "pull", "-x", "50", "-y", "24")
+      const after = await untilLog((text) => redraws(text.slice(before.length)).some((line) => line.length <= 49))
+      const narrow = redraws(after.slice(before.length)).filter((line) => line.length <= 49)
+      expect(narrow[0]).toMatch(/^\d+(\.\d)?% /)
+    } finally {
+      execFileSync("tmux", ["-S", socket, "kill-server"], { env })
+      await slow.close()
+    }
   })
 })
 
