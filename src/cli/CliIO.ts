@@ -91,8 +91,10 @@ export const makeCapture = (
  * `Console`; routing it here keeps all output in one place, so a captured run sees it too.
  */
 export const consoleOf = (io: CliIOService): Console.Console => {
-  // @effect/cli colours everything it prints (NOTES), piped or not: its usage errors and `--version`
-  // are plain text here. (Help is rendered by `Help.ts`, which colours only on a colour TTY.)
+  // @effect/cli colours everything it prints (NOTES), piped or not: `--version` is plain text here.
+  // (Help is rendered by `Help.ts`, which colours only on a colour TTY.) What it prints with
+  // `Console.error` is its usage errors, which `main` renders itself with a hint: dropped here so
+  // they are said once.
   const plain = (args: ReadonlyArray<unknown>) => `${stripAnsi(format(...args))}\n`
   const out = (...args: ReadonlyArray<unknown>) => io.stdout(plain(args))
   const err = (...args: ReadonlyArray<unknown>) => io.stderr(plain(args))
@@ -105,7 +107,7 @@ export const consoleOf = (io: CliIOService): Console.Console => {
     debug: err,
     dir: (item) => out(item),
     dirxml: out,
-    error: err,
+    error: () => Effect.void,
     group: () => Effect.void,
     groupEnd: Effect.void,
     info: out,

@@ -153,7 +153,7 @@ export type Located =
   | { readonly _tag: "Help"; readonly path: ReadonlyArray<CommandNode> }
   | { readonly _tag: "MissingSubcommand"; readonly path: ReadonlyArray<CommandNode> }
   | { readonly _tag: "UnknownSubcommand"; readonly path: ReadonlyArray<CommandNode>; readonly token: string }
-  | { readonly _tag: "Run" }
+  | { readonly _tag: "Run"; readonly path: ReadonlyArray<CommandNode> }
 
 const HELP_FLAGS = new Set(["-h", "--help"])
 
@@ -167,7 +167,7 @@ export const locate = (root: CommandNode, args: ReadonlyArray<string>): Located 
     if (token === undefined) return { _tag: "MissingSubcommand", path }
     if (HELP_FLAGS.has(token)) return { _tag: "Help", path }
     // Other flags here (`--version`, `--completions`, a typo) are @effect/cli's to answer.
-    if (token.startsWith("-")) return { _tag: "Run" }
+    if (token.startsWith("-")) return { _tag: "Run", path }
     const child = node.children.find((c) => c.name === token)
     if (child === undefined) return { _tag: "UnknownSubcommand", path, token }
     path.push(child)
@@ -177,7 +177,7 @@ export const locate = (root: CommandNode, args: ReadonlyArray<string>): Located 
     if (args[i] === "--") break
     if (HELP_FLAGS.has(args[i]!)) return { _tag: "Help", path }
   }
-  return { _tag: "Run" }
+  return { _tag: "Run", path }
 }
 
 const distance = (a: string, b: string): number => {

@@ -68,7 +68,10 @@ export const main = (
       Effect.exit
     )
     if (Exit.isSuccess(exit)) return yield* Ref.get(exitStatus)
-    const failure = describeFailure(exit.cause, options)
+    const failure = describeFailure(exit.cause, {
+      ...options,
+      usageHint: `see \`${located.path.map((n) => n.name).join(" ")} --help\``
+    })
     if (failure.stdout) yield* io.stdout(failure.stdout)
     if (failure.stderr) yield* io.stderr(failure.stderr)
     if (Cause.isInterruptedOnly(exit.cause)) return yield* Effect.interrupt

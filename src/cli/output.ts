@@ -68,19 +68,21 @@ export const printError = (error: ErrorJson, options: { readonly json: boolean }
 /** The exit code of a failed run, and what to print for it. */
 export const describeFailure = (
   cause: Cause.Cause<unknown>,
-  options: { readonly json: boolean; readonly verbose: boolean }
+  options: {
+    readonly json: boolean
+    readonly verbose: boolean
+    /** The hint for @effect/cli's usage errors: the help of the command that was typed. */
+    readonly usageHint?: string
+  }
 ): { readonly code: number; readonly stdout?: string; readonly stderr?: string } => {
   const failure = Cause.failureOption(cause)
-  // @effect/cli has already printed its usage message; printing it again would say it twice.
+  // @effect/cli's own printing of usage errors is dropped (`consoleOf`): they are rendered here,
+  // once, like every other error.
   if (failure._tag === "Some" && ValidationError.isValidationError(failure.value)) {
     const error = failure.value
     if (error._tag === "HelpRequested") return { code: ExitCode.Ok }
-    return options.json
-      ? {
-        code: ExitCode.Usage,
-        stdout: `${JSON.stringify({ error: { _tag: "UsageError", message: usageText(error), hint: "see `llmspell --help`" } })}\n`
-      }
-      : { code: ExitCode.Usage }
+    const usage = { _tag: "UsageError", message: usageText(error), hint: options.usageHint ?? "see `llmspell --help`" }
+    return { code: ExitCode.Usage, ...renderError(usage, options) }
   }
   const described = describeCause(cause)
   if (described.exitCode === ExitCode.Interrupted) return { code: ExitCode.Interrupted, stderr: "interrupted\n" }
