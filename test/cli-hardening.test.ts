@@ -118,6 +118,19 @@ describe("a backend that is down", () => {
     }
   })
 
+  it("info, pull, remove and run on that backend: exit 4 with the hint too", async () => {
+    for (const args of [
+      ["model", "info", "x@ollama"],
+      ["model", "pull", "x@ollama"],
+      ["model", "remove", "x@ollama", "--yes"],
+      ["run", "-m", "x@ollama", "hi"]
+    ]) {
+      const result = await run(args, down())
+      expect({ args, code: result.code, stdout: result.stdout }).toEqual({ args, code: 4, stdout: "" })
+      expect(result.stderr).toContain("hint: start it with `ollama serve`")
+    }
+  })
+
   it("model list --backend all keeps answering with a warning while another backend is up", async () => {
     const result = await run(["model", "list"], down())
     expect(result.code).toBe(0)

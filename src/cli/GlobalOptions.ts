@@ -29,9 +29,16 @@ export interface GlobalFlag {
   readonly apply: (into: Mutable, value: string) => void
 }
 
+/** `--json`: global (taken from anywhere) and also declared by every leaf command (`commands/shared.ts`). */
+export const JSON_FLAG: GlobalFlag = {
+  name: "--json",
+  description: "print the result (or the error) as JSON on stdout",
+  apply: (o) => void (o.json = true)
+}
+
 /** Every global flag, in the order help lists them. */
 export const GLOBAL_FLAGS: ReadonlyArray<GlobalFlag> = [
-  { name: "--json", description: "print the result (or the error) as JSON on stdout", apply: (o) => void (o.json = true) },
+  JSON_FLAG,
   { name: "--config", value: "file", description: "config file to use", apply: (o, v) => void (o.configFile = v) },
   {
     name: "--models-dir",
