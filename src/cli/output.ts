@@ -8,7 +8,8 @@ import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import * as HelpDoc from "@effect/cli/HelpDoc"
 import * as ValidationError from "@effect/cli/ValidationError"
-import { describeCause, type ErrorJson, ExitCode } from "../domain/Errors.js"
+import { describeCause, ExitCode } from "../domain/Errors.js"
+import type { ErrorInfo } from "../domain/Types.js"
 import { CliIO } from "./CliIO.js"
 
 /** Prints a value as one JSON document on stdout, encoded with its schema. */
@@ -47,7 +48,7 @@ export const keyValues = (pairs: ReadonlyArray<readonly [string, unknown]>) => {
 
 /** How an error is printed: `error:`/`hint:` on stderr, or `{"error":…}` on stdout with `--json`. */
 export const renderError = (
-  error: ErrorJson,
+  error: ErrorInfo,
   options: { readonly json: boolean; readonly unexpected?: boolean }
 ): { readonly stdout?: string; readonly stderr?: string } =>
   options.json
@@ -59,7 +60,7 @@ export const renderError = (
     }
 
 /** Prints an error (one that is part of a result, e.g. the backend the user named was down) as a failure is printed. */
-export const printError = (error: ErrorJson, options: { readonly json: boolean }) =>
+export const printError = (error: ErrorInfo, options: { readonly json: boolean }) =>
   Effect.flatMap(CliIO, (io) => {
     const text = renderError(error, options)
     return Effect.zipRight(text.stdout ? io.stdout(text.stdout) : Effect.void, text.stderr ? io.stderr(text.stderr) : Effect.void)
