@@ -6,7 +6,7 @@ import * as Console from "effect/Console"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import { format } from "node:util"
+import { format, stripVTControlCharacters as stripAnsi } from "node:util"
 
 /** Output streams of the CLI. */
 export interface CliIOService {
@@ -15,8 +15,13 @@ export interface CliIOService {
   readonly stdoutIsTTY: boolean
   readonly stderrIsTTY: boolean
   readonly stdinIsTTY: boolean
-  /** Width of the stderr terminal, when it is one. */
-  readonly stderrColumns: number | undefined
+  /**
+   * Width of the stderr terminal now, when it is one and says. Read on every call: Node updates it
+   * on SIGWINCH, so a redraw after a resize fits the new width.
+   */
+  readonly stderrColumns: () => number | undefined
+  /** `TERM=dumb`: a terminal that cannot redraw a line, so progress gets plain lines. */
+  readonly dumbTerminal: boolean
   /** Reads all of stdin (for prompts piped in). */
   readonly readStdin: Effect.Effect<string>
   /** Asks a yes/no question on a TTY; false when there is no TTY. */
@@ -40,7 +45,8 @@ export const layerLive: Layer.Layer<CliIO> = Layer.sync(CliIO, () => ({
   stdoutIsTTY: process.stdout.isTTY === true,
   stderrIsTTY: process.stderr.isTTY === true,
   stdinIsTTY: process.stdin.isTTY === true,
-  stderrColumns: process.stderr.columns,
+  stderrColumns: () => (process.stderr.isTTY === true && process.stderr.columns > 0 ? process.stderr.columns : undefined),
+  dumbTerminal: process.env["TERM"] === "dumb",
   readStdin: Effect.promise(async () => {
     const chunks: Array<Buffer> = []
     for await (const chunk of process.stdin) chunks.push(chunk as Buffer)
@@ -61,7 +67,9 @@ export const layerLive: Layer.Layer<CliIO> = Layer.sync(CliIO, () => ({
 }))
 
 /** A captured CliIO for tests: what was written, and scripted stdin/confirm answers. */
-export const makeCapture = (options: { stdin?: string; confirm?: boolean; tty?: boolean } = {}) => {
+export const makeCapture = (
+  options: { stdin?: string; confirm?: boolean; tty?: boolean; columns?: number; dumb?: boolean } = {}
+) => {
   const out: Array<string> = []
   const err: Array<string> = []
   const layer = Layer.succeed(CliIO, {
@@ -70,7 +78,8 @@ export const makeCapture = (options: { stdin?: string; confirm?: boolean; tty?: 
     stdoutIsTTY: options.tty ?? false,
     stderrIsTTY: options.tty ?? false,
     stdinIsTTY: options.stdin === undefined,
-    stderrColumns: undefined,
+    stderrColumns: () => options.columns,
+    dumbTerminal: options.dumb ?? false,
     readStdin: Effect.succeed(options.stdin ?? ""),
     confirm: () => Effect.succeed(options.confirm ?? false)
   })
@@ -82,8 +91,13 @@ export const makeCapture = (options: { stdin?: string; confirm?: boolean; tty?: 
  * `Console`; routing it here keeps all output in one place, so a captured run sees it too.
  */
 export const consoleOf = (io: CliIOService): Console.Console => {
-  const out = (...args: ReadonlyArray<unknown>) => io.stdout(`${format(...args)}\n`)
-  const err = (...args: ReadonlyArray<unknown>) => io.stderr(`${format(...args)}\n`)
+  // @effect/cli colours everything it prints (NOTES), piped or not: `--version` is plain text here.
+  // (Help is rendered by `Help.ts`, which colours only on a colour TTY.) What it prints with
+  // `Console.error` is its usage errors, which `main` renders itself with a hint: dropped here so
+  // they are said once.
+  const plain = (args: ReadonlyArray<unknown>) => `${stripAnsi(format(...args))}\n`
+  const out = (...args: ReadonlyArray<unknown>) => io.stdout(plain(args))
+  const err = (...args: ReadonlyArray<unknown>) => io.stderr(plain(args))
   return {
     [Console.TypeId]: Console.TypeId,
     assert: (condition, ...args) => (condition ? Effect.void : err("Assertion failed:", ...args)),
@@ -93,7 +107,7 @@ export const consoleOf = (io: CliIOService): Console.Console => {
     debug: err,
     dir: (item) => out(item),
     dirxml: out,
-    error: err,
+    error: () => Effect.void,
     group: () => Effect.void,
     groupEnd: Effect.void,
     info: out,

@@ -16,13 +16,32 @@ for (const stream of [process.stdout, process.stderr]) {
   })
 }
 
+/** Exit codes after a signal, by shell convention 128 + its number: Ctrl-C 130, SIGTERM 143. */
+const SIGNAL_EXIT_CODES = { SIGINT: 130, SIGTERM: 143 } as const
+type StopSignal = keyof typeof SIGNAL_EXIT_CODES
+
+// runMain interrupts the program on the first SIGINT/SIGTERM (finalizers run: partial files,
+// locks, model handles) and then removes its listeners. This listener stays, for two reasons:
+// it remembers which signal it was (130 or 143), and it keeps `signal-exit` (loaded with
+// node-llama-cpp's dependencies) from seeing "no other listeners" and re-raising the signal,
+// which killed `run` by SIGINT before its cleanup finished. A second signal means "now".
+let stoppedBy: StopSignal | undefined
+for (const signal of Object.keys(SIGNAL_EXIT_CODES) as Array<StopSignal>) {
+  process.on(signal, () => {
+    if (stoppedBy !== undefined) process.exit(SIGNAL_EXIT_CODES[stoppedBy])
+    stoppedBy = signal
+  })
+}
+
 main(process.argv).pipe(
   Effect.provide(Layer.merge(NodeContext.layer, layerLive)),
   (program) =>
     NodeRuntime.runMain(program, {
       disableErrorReporting: true,
       teardown: (exit, onExit) => {
-        onExit(Exit.isSuccess(exit) && typeof exit.value === "number" ? exit.value : 130)
+        if (Exit.isSuccess(exit) && typeof exit.value === "number") return onExit(exit.value)
+        process.stderr.write("interrupted\n")
+        onExit(SIGNAL_EXIT_CODES[stoppedBy ?? "SIGINT"])
       }
     })
 )

@@ -1,9 +1,8 @@
 /**
- * The `llmspell` command tree and one invocation of it: global options taken out of argv, the
- * command run, failures rendered and mapped to an exit code. `bin.ts` only wires the runtime.
+ * One invocation of `llmspell`: global options taken out of argv, `--help` and subcommand mistakes
+ * answered from the tree, the command run, failures rendered and mapped to an exit code. The tree
+ * itself is `Cli.ts`; `bin.ts` only wires the runtime.
  */
-import * as Command from "@effect/cli/Command"
-import * as Options from "@effect/cli/Options"
 import * as Cause from "effect/Cause"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
@@ -15,31 +14,14 @@ import * as Logger from "effect/Logger"
 import * as Ref from "effect/Ref"
 import * as os from "node:os"
 import { format } from "node:util"
+import { UsageError } from "../domain/Errors.js"
 import { ConfigEnvironment } from "../layers/ConfigLive.js"
+import { cli, commandTree } from "./Cli.js"
 import { CliIO, type CliIOService, consoleOf } from "./CliIO.js"
-import { configCommand } from "./commands/config.js"
-import { modelCommand } from "./commands/model.js"
-import { runCommand } from "./commands/run.js"
 import { ExitStatus } from "./ExitStatus.js"
 import { extractGlobalOptions, GlobalOptions } from "./GlobalOptions.js"
+import { locate, renderHelp, subcommandProblem } from "./Help.js"
 import { describeFailure } from "./output.js"
-import { VERSION } from "./version.js"
-
-// Declared for --help only: GlobalOptions takes them out of argv before @effect/cli parses it.
-const globalHelp = {
-  config: Options.file("config").pipe(Options.optional, Options.withDescription("config file to use")),
-  verbose: Options.boolean("verbose").pipe(Options.withDescription("more detail; stack traces on errors")),
-  modelsDir: Options.directory("models-dir").pipe(Options.optional, Options.withDescription("GGUF model directory")),
-  ollamaHost: Options.text("ollama-host").pipe(Options.optional, Options.withDescription("Ollama server (host:port or URL)")),
-  offline: Options.boolean("offline").pipe(Options.withDescription("never contact the hub"))
-}
-
-/** The root command. */
-export const rootCommand = Command.make("llmspell", globalHelp).pipe(
-  Command.withDescription("manage and run local LLMs: Ollama servers and GGUF models, from one place"),
-  Command.withSubcommands([modelCommand, runCommand, configCommand])
-)
-
 // Library code logs warnings with Effect's logger (e.g. a malformed entry in an Ollama server's
 // model list); the default logger prints on stdout, which would corrupt `--json` output.
 const stderrLogger = (io: CliIOService) =>
@@ -49,7 +31,6 @@ const stderrLogger = (io: CliIOService) =>
     Effect.runFork(io.stderr(`${label}: ${text}\n`))
   })
 
-const cli = Command.run(rootCommand, { name: "llmspell", version: VERSION })
 
 /**
  * Runs one invocation; resolves to the exit code. Never fails. `env` (and `where.cwd`/`where.home`)
@@ -64,11 +45,28 @@ export const main = (
   Effect.gen(function*() {
     const io = yield* CliIO
     const { error, options, rest } = extractGlobalOptions(argv.slice(2), env)
-    if (error !== undefined) {
-      const usage = { _tag: "UsageError", message: error, hint: "see `llmspell --help`" }
-      if (options.json) yield* io.stdout(`${JSON.stringify({ error: usage })}\n`)
-      else yield* io.stderr(`error: ${usage.message}\nhint: ${usage.hint}\n`)
-      return 2
+    const fail = (usage: UsageError) =>
+      Effect.gen(function*() {
+        const failure = describeFailure(Cause.fail(usage), options)
+        if (failure.stdout) yield* io.stdout(failure.stdout)
+        if (failure.stderr) yield* io.stderr(failure.stderr)
+        return failure.code
+      })
+    if (error !== undefined) return yield* fail(new UsageError({ reason: error }))
+    const located = locate(commandTree, rest)
+    switch (located._tag) {
+      case "Help": {
+        const color = io.stdoutIsTTY && !env["NO_COLOR"] && env["TERM"] !== "dumb"
+        yield* io.stdout(renderHelp(located.path, { color }))
+        return 0
+      }
+      case "MissingSubcommand":
+      case "UnknownSubcommand": {
+        const problem = subcommandProblem(located)
+        return yield* fail(new UsageError({ reason: problem.message, suggestion: problem.hint }))
+      }
+      case "Run":
+        break
     }
     const exitStatus = yield* Ref.make(0)
     const exit = yield* cli([...argv.slice(0, 2), ...rest]).pipe(
@@ -85,7 +83,10 @@ export const main = (
       Effect.exit
     )
     if (Exit.isSuccess(exit)) return yield* Ref.get(exitStatus)
-    const failure = describeFailure(exit.cause, options)
+    const failure = describeFailure(exit.cause, {
+      ...options,
+      usageHint: `see \`${located.path.map((n) => n.name).join(" ")} --help\``
+    })
     if (failure.stdout) yield* io.stdout(failure.stdout)
     if (failure.stderr) yield* io.stderr(failure.stderr)
     if (Cause.isInterruptedOnly(exit.cause)) return yield* Effect.interrupt

@@ -9,6 +9,7 @@ import * as Schema from "effect/Schema"
 import * as HelpDoc from "@effect/cli/HelpDoc"
 import * as ValidationError from "@effect/cli/ValidationError"
 import { describeCause, ExitCode } from "../domain/Errors.js"
+import type { ErrorInfo } from "../domain/Types.js"
 import { CliIO } from "./CliIO.js"
 
 /** Prints a value as one JSON document on stdout, encoded with its schema. */
@@ -24,10 +25,15 @@ export const printOut = (text: string) => Effect.flatMap(CliIO, (io) => io.stdou
 /** Prints a line on stderr (warnings, notes). */
 export const printErr = (text: string) => Effect.flatMap(CliIO, (io) => io.stderr(text.endsWith("\n") ? text : `${text}\n`))
 
+// Widths are folded, never `Math.max(...cells)`: spreading an unbounded array into a call's
+// arguments overflows the stack (a table of ~120k rows did).
+const longest = (texts: ReadonlyArray<string>, atLeast = 0) =>
+  texts.reduce((width, text) => (text.length > width ? text.length : width), atLeast)
+
 /** Renders rows as an aligned table with a header; empty cells for undefined. */
 export const table = (headers: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<string | number | undefined>>) => {
   const cells = rows.map((r) => r.map((c) => (c === undefined ? "" : String(c))))
-  const widths = headers.map((h, i) => Math.max(h.length, ...cells.map((r) => (r[i] ?? "").length)))
+  const widths = headers.map((h, i) => longest(cells.map((r) => r[i] ?? ""), h.length))
   const line = (r: ReadonlyArray<string>) =>
     r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join("  ").trimEnd()
   return [line(headers), ...cells.map(line)].join("\n")
@@ -36,26 +42,48 @@ export const table = (headers: ReadonlyArray<string>, rows: ReadonlyArray<Readon
 /** Renders `key: value` lines with aligned values. */
 export const keyValues = (pairs: ReadonlyArray<readonly [string, unknown]>) => {
   const shown = pairs.filter(([, v]) => v !== undefined)
-  const width = Math.max(0, ...shown.map(([k]) => k.length))
+  const width = longest(shown.map(([k]) => k))
   return shown.map(([k, v]) => `${`${k}:`.padEnd(width + 1)} ${typeof v === "string" ? v : JSON.stringify(v)}`).join("\n")
 }
+
+/** How an error is printed: `error:`/`hint:` on stderr, or `{"error":…}` on stdout with `--json`. */
+export const renderError = (
+  error: ErrorInfo,
+  options: { readonly json: boolean; readonly unexpected?: boolean }
+): { readonly stdout?: string; readonly stderr?: string } =>
+  options.json
+    ? { stdout: `${JSON.stringify({ error })}\n` }
+    : {
+      stderr: `${options.unexpected ? "error: unexpected: " : "error: "}${error.message}\n${
+        error.hint !== undefined ? `hint: ${error.hint}\n` : ""
+      }`
+    }
+
+/** Prints an error (one that is part of a result, e.g. the backend the user named was down) as a failure is printed. */
+export const printError = (error: ErrorInfo, options: { readonly json: boolean }) =>
+  Effect.flatMap(CliIO, (io) => {
+    const text = renderError(error, options)
+    return Effect.zipRight(text.stdout ? io.stdout(text.stdout) : Effect.void, text.stderr ? io.stderr(text.stderr) : Effect.void)
+  })
 
 /** The exit code of a failed run, and what to print for it. */
 export const describeFailure = (
   cause: Cause.Cause<unknown>,
-  options: { readonly json: boolean; readonly verbose: boolean }
+  options: {
+    readonly json: boolean
+    readonly verbose: boolean
+    /** The hint for @effect/cli's usage errors: the help of the command that was typed. */
+    readonly usageHint?: string
+  }
 ): { readonly code: number; readonly stdout?: string; readonly stderr?: string } => {
   const failure = Cause.failureOption(cause)
-  // @effect/cli has already printed its usage message; printing it again would say it twice.
+  // @effect/cli's own printing of usage errors is dropped (`consoleOf`): they are rendered here,
+  // once, like every other error.
   if (failure._tag === "Some" && ValidationError.isValidationError(failure.value)) {
     const error = failure.value
     if (error._tag === "HelpRequested") return { code: ExitCode.Ok }
-    return options.json
-      ? {
-        code: ExitCode.Usage,
-        stdout: `${JSON.stringify({ error: { _tag: "UsageError", message: usageText(error), hint: "see `llmspell --help`" } })}\n`
-      }
-      : { code: ExitCode.Usage }
+    const usage = { _tag: "UsageError", message: usageText(error), hint: options.usageHint ?? "see `llmspell --help`" }
+    return { code: ExitCode.Usage, ...renderError(usage, options) }
   }
   const described = describeCause(cause)
   if (described.exitCode === ExitCode.Interrupted) return { code: ExitCode.Interrupted, stderr: "interrupted\n" }
@@ -67,18 +95,27 @@ export const describeFailure = (
     : described.expected
     ? described.original instanceof Error && described.original.stack ? `${described.original.stack}\n` : ""
     : `${Cause.pretty(cause)}\n`
-  if (options.json) {
-    return { code: described.exitCode, stdout: `${JSON.stringify({ error })}\n`, ...(detail ? { stderr: detail } : {}) }
-  }
-  const prefix = described.expected ? "error: " : "error: unexpected: "
-  return {
-    code: described.exitCode,
-    stderr: `${prefix}${error.message}\n${error.hint !== undefined ? `hint: ${error.hint}\n` : ""}${detail}`
-  }
+  const text = renderError(error, { json: options.json, unexpected: !described.expected })
+  const stderr = `${text.stderr ?? ""}${detail}`
+  return { code: described.exitCode, ...(text.stdout ? { stdout: text.stdout } : {}), ...(stderr ? { stderr } : {}) }
 }
 
 // eslint-disable-next-line no-control-regex
 const ANSI = /\u001b\[[0-9;]*m/g
+
+// Escape sequences (CSI, OSC/DCS/APC/PM/SOS strings, two-byte ESC codes), then any other C0/C1
+// control character but newline and tab.
+const TERMINAL_CONTROL =
+  // eslint-disable-next-line no-control-regex
+  /\u001b\[[0-?]*[ -/]*[@-~]|\u009b[0-?]*[ -/]*[@-~]|[\u001b\u009d\u0090\u009e\u009f][\]P^_X][\s\S]*?(?:\u0007|\u001b\\|\u009c|$)|\u001b[ -~]?|[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g
+
+/**
+ * Model output made safe for a terminal: escape sequences and control characters removed, newline
+ * and tab kept, so a model cannot move the cursor, retitle the window or plant a hyperlink. A
+ * sequence split across two chunks loses its ESC here and prints its rest as plain text, which is
+ * harmless.
+ */
+export const sanitizeForTerminal = (text: string): string => text.replace(TERMINAL_CONTROL, "")
 
 /** The plain text of @effect/cli's usage message (its help docs always carry ANSI escapes). */
 const usageText = (error: ValidationError.ValidationError): string => {

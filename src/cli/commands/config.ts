@@ -1,17 +1,15 @@
-/** `llmspell config show|path`: the effective configuration and where it came from. */
+/** `llmspell config show` and `llmspell config path`: the effective configuration and where it came from. */
 import * as Command from "@effect/cli/Command"
-import * as Options from "@effect/cli/Options"
 import * as Effect from "effect/Effect"
 import { ConfigPathReport, ConfigReport } from "../../domain/Types.js"
 import * as ConfigLive from "../../layers/ConfigLive.js"
 import { Config } from "../../services/Config.js"
-import { configLayer } from "../AppLayer.js"
 import { GlobalOptions } from "../GlobalOptions.js"
 import { printJson, printOut, table } from "../output.js"
+import { json } from "./shared.js"
 
-const json = Options.boolean("json").pipe(Options.withDescription("print JSON on stdout"))
-
-const show = Command.make("show", { json }, ({ json }) =>
+/** `config show`. */
+export const configShowCommand = Command.make("show", { json }, ({ json }) =>
   Effect.gen(function*() {
     const config = yield* Config
     const report: ConfigReport = {
@@ -24,12 +22,10 @@ const show = Command.make("show", { json }, ({ json }) =>
     yield* printOut(
       table(["KEY", "VALUE", "SOURCE"], report.entries.map((e) => [e.key, typeof e.value === "string" ? e.value : JSON.stringify(e.value), e.source]))
     )
-  })).pipe(
-    Command.withDescription("print the effective configuration, each value with its source (secrets redacted)"),
-    Command.provide(configLayer)
-  )
+  })).pipe(Command.withDescription("print the effective configuration, each value with its source (secrets redacted)"))
 
-const path = Command.make("path", { json }, ({ json }) =>
+/** `config path`. */
+export const configPathCommand = Command.make("path", { json }, ({ json }) =>
   Effect.gen(function*() {
     const global = yield* GlobalOptions
     const where = yield* ConfigLive.withEnvironment({ configFile: global.configFile })
@@ -42,9 +38,3 @@ const path = Command.make("path", { json }, ({ json }) =>
     if (found !== undefined) return yield* printOut(`${found.path} (${found.origin})`)
     yield* printOut(`no config file found (using built-in defaults); looked in:\n  ${report.searched.join("\n  ")}`)
   })).pipe(Command.withDescription("print which config file is used, or that none is"))
-
-/** `llmspell config`. */
-export const configCommand = Command.make("config").pipe(
-  Command.withDescription("show the configuration"),
-  Command.withSubcommands([show, path])
-)

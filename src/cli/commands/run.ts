@@ -3,15 +3,16 @@ import * as Args from "@effect/cli/Args"
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import { UsageError } from "../../domain/Errors.js"
 import { Completion, promptRequest } from "../../domain/Types.js"
 import { LocalLLM } from "../../services/LocalLLM.js"
-import { appLayer } from "../AppLayer.js"
 import { CliIO } from "../CliIO.js"
 import { GlobalOptions } from "../GlobalOptions.js"
-import { printErr, printJson } from "../output.js"
+import { printErr, printJson, sanitizeForTerminal } from "../output.js"
+import { loadingSpinner } from "../progress.js"
 import { json } from "./shared.js"
 
 const model = Options.text("model").pipe(Options.withAlias("m"), Options.withDescription("model spec"))
@@ -26,7 +27,7 @@ export const runCommand = Command.make(
   "run",
   { model, prompt, system, maxTokens, temperature, seed, json },
   (o) =>
-    Effect.gen(function*() {
+    Effect.scoped(Effect.gen(function*() {
       const llm = yield* LocalLLM
       const io = yield* CliIO
       const global = yield* GlobalOptions
@@ -36,6 +37,18 @@ export const runCommand = Command.make(
       }
       let completion: Completion | undefined
       let wroteNewline = true
+      // A terminal shows the text as characters, never as commands: a model must not drive it.
+      const show = io.stdoutIsTTY ? sanitizeForTerminal : (text: string) => text
+      // While the model loads (seconds for a big GGUF), a spinner on a terminal's stderr says so.
+      const spinner = !o.json && io.stderrIsTTY && !io.dumbTerminal
+        ? yield* Effect.forkScoped(
+          llm.info(o.model).pipe(
+            Effect.option,
+            Effect.flatMap((info) => loadingSpinner(o.model, Option.getOrUndefined(info)?.sizeBytes))
+          )
+        )
+        : undefined
+      const stopSpinner = spinner !== undefined ? Fiber.interrupt(spinner) : Effect.void
       yield* llm.generate(
         o.model,
         promptRequest(text, {
@@ -45,15 +58,18 @@ export const runCommand = Command.make(
           seed: Option.getOrUndefined(o.seed)
         })
       ).pipe(
+        Stream.tap(() => stopSpinner),
         Stream.runForEach((event) => {
           if (event._tag === "Finish") {
             completion = event.completion
             return Effect.void
           }
-          if (o.json || event.text.length === 0) return Effect.void
-          wroteNewline = event.text.endsWith("\n")
-          return io.stdout(event.text)
-        })
+          const text = show(event.text)
+          if (o.json || text.length === 0) return Effect.void
+          wroteNewline = text.endsWith("\n")
+          return io.stdout(text)
+        }),
+        Effect.ensuring(stopSpinner)
       )
       if (completion === undefined) return
       if (o.json) return yield* printJson(Completion, completion)
@@ -66,8 +82,7 @@ export const runCommand = Command.make(
             `${completion.usage.completionTokens} completion tokens (${completion.finishReason})`
         )
       }
-    })
+    }))
 ).pipe(
-  Command.withDescription("run a prompt through a model and stream the answer"),
-  Command.provide(appLayer)
+  Command.withDescription("run a prompt through a model and stream the answer")
 )

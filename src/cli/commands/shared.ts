@@ -1,11 +1,20 @@
-/** Options shared by several commands. */
+/** Options shared by several commands, each declared once. */
 import * as Options from "@effect/cli/Options"
+import { JSON_FLAG } from "../GlobalOptions.js"
 
-/** `--json`: machine-readable output on stdout. */
-export const json = Options.boolean("json").pipe(Options.withDescription("print JSON on stdout"))
+/**
+ * `--json`: machine-readable output on stdout. Every leaf command declares it; `GlobalOptions`
+ * also takes it from anywhere in argv (`llmspell --json model list`) and hands it to the command.
+ */
+export const json = Options.boolean(JSON_FLAG.name.slice(2)).pipe(Options.withDescription(JSON_FLAG.description))
 
-/** `--backend ollama|gguf|all`. */
-export const backend = Options.choice("backend", ["all", "ollama", "gguf"] as const).pipe(
+/** `--backend ollama|gguf|candle|all`; `candle` is an alias of `gguf`, as in specs and the config. */
+export const backend = Options.choiceWithValue("backend", [
+  ["all", "all"],
+  ["ollama", "ollama"],
+  ["gguf", "gguf"],
+  ["candle", "gguf"]
+] as const).pipe(
   Options.withDefault("all" as const),
-  Options.withDescription("which backends to cover")
+  Options.withDescription("which backends to cover: all (default), ollama, or gguf (alias candle)")
 )

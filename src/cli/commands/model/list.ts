@@ -1,21 +1,46 @@
-/** `llmspell model list`: the models present on every backend; one backend down never hides the others. */
+/**
+ * `llmspell model list`: the models present on the backends. With `--backend all` one backend down
+ * never hides the others (a warning each; exit 4 only when every one is down). When the user named
+ * a backend, its failure is the command's failure: the error and its hint, exit 4.
+ */
 import * as Command from "@effect/cli/Command"
 import * as Effect from "effect/Effect"
-import { formatBytes } from "../../../domain/Errors.js"
+import { ExitCode, exitCodeFor, formatBytes } from "../../../domain/Errors.js"
 import { ModelList } from "../../../domain/Types.js"
 import { LocalLLM } from "../../../services/LocalLLM.js"
-import { printErr, printJson, printOut, table } from "../../output.js"
+import { ProviderRegistry } from "../../../services/ProviderRegistry.js"
+import { requestExitCode } from "../../ExitStatus.js"
+import { printErr, printError, printJson, printOut, table } from "../../output.js"
 import { backend, json } from "../shared.js"
 
 /** `model list`. */
 export const listCommand = Command.make("list", { json, backend }, ({ backend, json }) =>
   Effect.gen(function*() {
     const llm = yield* LocalLLM
+    const registry = yield* ProviderRegistry
     const result = yield* llm.list(backend)
+    const covered = registry.instances(backend).length
+    const allDown = result.unavailable.length > 0 && result.unavailable.length >= covered
+    const failure = result.unavailable[0]
+    if (allDown && failure !== undefined) {
+      // Every backend asked is down: exit 4; a single named backend's failure keeps its own code.
+      yield* requestExitCode(
+        backend === "all" || result.unavailable.length > 1 ? ExitCode.BackendUnavailable : exitCodeFor(failure.error)
+      )
+      if (backend !== "all") {
+        // The user asked this backend: report its failure as the command's, not as "no models".
+        if (json) return yield* printError(failure.error, { json })
+        for (const u of result.unavailable) yield* printError(u.error, { json })
+        return
+      }
+    }
     if (json) return yield* printJson(ModelList, result)
     for (const u of result.unavailable) {
-      yield* printErr(`warning: ${u.instance} (${u.backend}): ${u.error.message}`)
+      yield* allDown
+        ? printError(u.error, { json })
+        : printErr(`warning: ${u.instance} (${u.backend}): ${u.error.message}`)
     }
+    if (allDown) return
     if (result.models.length === 0) return yield* printOut("no models")
     yield* printOut(
       table(

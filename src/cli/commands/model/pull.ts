@@ -8,7 +8,7 @@ import { formatBytes } from "../../../domain/Errors.js"
 import { LocalLLM } from "../../../services/LocalLLM.js"
 import { CliIO } from "../../CliIO.js"
 import { printOut } from "../../output.js"
-import { renderPull } from "../../progress.js"
+import { progressMode, renderPull } from "../../progress.js"
 import { json } from "../shared.js"
 
 const ref = Args.text({ name: "ref" }).pipe(
@@ -29,7 +29,7 @@ export const pullCommand = Command.make("pull", { ref, quantization, force, json
     const q = Option.getOrUndefined(quantization)
     const result = yield* renderPull(
       llm.pull(ref, { force, ...(q !== undefined ? { quantization: q } : {}) }),
-      json ? "json" : io.stderrIsTTY ? "bar" : "lines"
+      progressMode({ json, stderrIsTTY: io.stderrIsTTY, dumbTerminal: io.dumbTerminal, columns: io.stderrColumns() })
     )
     if (json || result === undefined) return
     yield* printOut(
