@@ -306,15 +306,16 @@ export type OllamaConfig = typeof OllamaConfig.Type
 
 const describeParseError = (error: unknown): string => String(error).split("\n").slice(0, 4).join("; ")
 
+// Built once: compiling a decoder costs more than decoding one manifest.
+const decodeManifestJson = Schema.decodeUnknownEither(Schema.parseJson(OllamaManifest))
+const decodeConfigJson = Schema.decodeUnknownEither(Schema.parseJson(OllamaConfig))
+
 /** Decodes a manifest file's text; the reason on failure is short enough for a warning. */
 export const decodeOllamaManifest = (text: string): Either.Either<OllamaManifest, string> =>
-  Schema.decodeUnknownEither(Schema.parseJson(OllamaManifest))(text).pipe(
-    Either.mapLeft((e) => `malformed manifest: ${describeParseError(e)}`)
-  )
+  decodeManifestJson(text).pipe(Either.mapLeft((e) => `malformed manifest: ${describeParseError(e)}`))
 
 /** Decodes a config blob's text; undefined when it is not one. */
-export const decodeOllamaConfig = (text: string): OllamaConfig | undefined =>
-  Either.getOrUndefined(Schema.decodeUnknownEither(Schema.parseJson(OllamaConfig))(text))
+export const decodeOllamaConfig = (text: string): OllamaConfig | undefined => Either.getOrUndefined(decodeConfigJson(text))
 
 /** The blob file of a digest: `sha256:<hex>` → `blobs/sha256-<hex>` (relative to the root). */
 export const ollamaBlobPath = (digest: string): Either.Either<{ readonly path: string; readonly sha256: string }, string> => {

@@ -115,7 +115,25 @@ const attempt = async <A>(
   }
 }
 
-/** A readable regular file behind `path` (symlinks followed): its real path and size. */
+/** Runs `f` over `items`, at most `limit` at a time (the libuv pool has 4 threads), results in order. */
+const mapConcurrent = async <A, B>(
+  items: ReadonlyArray<A>,
+  f: (item: A) => Promise<B>,
+  limit = 16
+): Promise<Array<B>> => {
+  const out = new Array<B>(items.length)
+  let next = 0
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++
+      out[i] = await f(items[i]!)
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker))
+  return out
+}
+
+/** A readable regular file behind `path` (every symlink followed): its real path and size. */
 const resolveRegularFile = async (
   ctx: Ctx,
   path: string
@@ -138,6 +156,22 @@ const resolveRegularFile = async (
   return real === undefined ? undefined : { path: real, sizeBytes: stats.size }
 }
 
+/**
+ * The file at `path`, whose real path is `real` unless its last component is a symlink: one lstat for
+ * the common case (a plain file in a directory whose real path we know), the full resolution otherwise.
+ */
+const resolveKnownFile = async (
+  ctx: Ctx,
+  path: string,
+  real: string
+): Promise<{ readonly path: string; readonly sizeBytes: number } | undefined> => {
+  const stats = await attempt(ctx, path, () => ctx.fs.lstat(path))
+  if (stats === undefined) return undefined
+  if (stats.isSymbolicLink()) return resolveRegularFile(ctx, path)
+  if (!stats.isFile()) return warn(ctx, path, "not a regular file")
+  return { path: real, sizeBytes: stats.size }
+}
+
 /** Reads a small text file, refusing one larger than `max` bytes. */
 const readSmallFile = async (ctx: Ctx, path: string, max: number, quiet = false): Promise<string | undefined> => {
   const silent = quiet ? () => true : undefined
@@ -148,101 +182,111 @@ const readSmallFile = async (ctx: Ctx, path: string, max: number, quiet = false)
   return attempt(ctx, path, () => ctx.fs.readFile(path, "utf8"), silent)
 }
 
-/** Marks a directory as entered; false when it was already (a symlink loop or a second link to it). */
-const enter = async (ctx: Ctx, dir: string): Promise<boolean> => {
-  const stats = await attempt(ctx, dir, () => ctx.fs.stat(dir))
-  if (stats === undefined || !stats.isDirectory()) return false
-  const key = `${stats.dev}:${stats.ino}`
-  if (ctx.visited.has(key)) return false
-  ctx.visited.add(key)
-  return true
+/** A directory being walked: the path we reached it by and its real path (every symlink resolved). */
+interface Dir {
+  readonly path: string
+  readonly real: string
 }
 
-/** Whether a root exists as a directory; a missing root is an absent store, not a warning. */
-const rootExists = async (ctx: Ctx, root: string): Promise<boolean> => {
+/** A store root as a `Dir`; undefined for a missing root, which is an absent store, not a warning. */
+const openRoot = async (ctx: Ctx, root: string): Promise<Dir | undefined> => {
   const stats = await attempt(ctx, root, () => ctx.fs.stat(root), (code) => code === "ENOENT" || code === "ENOTDIR")
-  if (stats === undefined) return false
-  if (!stats.isDirectory()) return warn(ctx, root, "store root is not a directory") ?? false
-  return true
+  if (stats === undefined) return undefined
+  if (!stats.isDirectory()) return warn(ctx, root, "store root is not a directory")
+  const real = await attempt(ctx, root, () => ctx.fs.realpath(root))
+  if (real === undefined || ctx.visited.has(real)) return undefined
+  ctx.visited.add(real)
+  return { path: root, real }
 }
 
 type Entry = import("node:fs").Dirent
 
-/** A directory's entries, `.`-files left out (locks, partial downloads, OS litter). */
+/** A directory's entries in name order, `.`-files left out (locks, partial downloads, OS litter). */
 const listDir = async (ctx: Ctx, dir: string): Promise<ReadonlyArray<Entry>> => {
   const entries = await attempt(ctx, dir, () => ctx.fs.readdir(dir, { withFileTypes: true }))
   return (entries ?? []).filter((e) => !e.name.startsWith(".")).sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0)
 }
 
-/** True when the entry is a directory, following a symlink (a dangling or looping link is a warning). */
-const isDirEntry = async (ctx: Ctx, dir: string, entry: Entry): Promise<boolean> => {
-  if (entry.isDirectory()) return true
-  if (!entry.isSymbolicLink()) return false
-  const path = posix.join(dir, entry.name)
-  const stats = await attempt(ctx, path, () => ctx.fs.stat(path), (code) => code === "ENOENT")
-  return stats?.isDirectory() === true
+/**
+ * The entry as a directory to descend into, or undefined. A real sub-directory costs no call (its
+ * real path is its parent's plus its name); a symlink is stat'ed and resolved. Each real directory is
+ * entered once per scan, which is what ends a symlink loop (`up -> ..`).
+ */
+const childDir = async (ctx: Ctx, dir: Dir, entry: Entry): Promise<Dir | undefined> => {
+  const path = posix.join(dir.path, entry.name)
+  let real: string | undefined
+  if (entry.isDirectory()) real = posix.join(dir.real, entry.name)
+  else if (entry.isSymbolicLink()) {
+    const stats = await attempt(ctx, path, () => ctx.fs.stat(path), (code) => code === "ENOENT")
+    if (stats?.isDirectory() !== true) return undefined
+    real = await attempt(ctx, path, () => ctx.fs.realpath(path))
+  }
+  if (real === undefined || ctx.visited.has(real)) return undefined
+  ctx.visited.add(real)
+  return { path, real }
 }
 
-/** A GGUF file resolved by a store-specific rule (HF checks its link; plain stores just stat). */
+/** A GGUF file resolved by a store-specific rule (HF checks its link; plain stores just look). */
 interface Resolved {
   readonly path: string
   readonly sizeBytes: number
   readonly sha256?: string | undefined
 }
 
-type Resolve = (relPath: string, absPath: string, entry: Entry) => Promise<Resolved | undefined>
+type Resolve = (relPath: string, dir: Dir, entry: Entry) => Promise<Resolved | undefined>
+
+/** A model found by `walkGguf`: its path relative to where the walk started, its first part and the others. */
+interface Found {
+  readonly relPath: string
+  readonly first: Resolved
+  readonly others: ReadonlyArray<Resolved>
+}
 
 /**
- * Walks `dir` to `maxDepth` levels of path segments and calls `emit` once per model: a `.gguf` that is
- * not a projector, with every part of a split model resolved (a missing part is a warning).
+ * Walks `dir` to `maxDepth` levels of path segments and returns one `Found` per model, in path order:
+ * a `.gguf` that is not a projector, with every part of a split model resolved (a missing part is a
+ * warning). Sibling entries are looked at concurrently.
  */
-const walkGguf = async (
-  ctx: Ctx,
-  dir: string,
-  relDir: string,
-  maxDepth: number,
-  resolve: Resolve,
-  emit: (relPath: string, first: Resolved, others: ReadonlyArray<Resolved>) => void
-): Promise<void> => {
-  if (!(await enter(ctx, dir))) return
-  const entries = await listDir(ctx, dir)
+const walkGguf = async (ctx: Ctx, dir: Dir, relDir: string, maxDepth: number, resolve: Resolve): Promise<Array<Found>> => {
+  const entries = await listDir(ctx, dir.path)
   const files = new Map<string, Entry>()
-  const subdirs: Array<string> = []
+  const others: Array<Entry> = []
   const depth = relDir === "" ? 0 : relDir.split("/").length
   for (const entry of entries) {
     if (/\.gguf$/i.test(entry.name) && !entry.isDirectory()) files.set(entry.name, entry)
-    else if (depth + 1 < maxDepth && (await isDirEntry(ctx, dir, entry))) subdirs.push(entry.name)
+    else if (depth + 1 < maxDepth) others.push(entry)
   }
-  for (const [name, entry] of files) {
-    if (!ForeignStores.isModelFileName(name)) continue
-    const relPath = relDir === "" ? name : `${relDir}/${name}`
+  const rel = (name: string) => relDir === "" ? name : `${relDir}/${name}`
+  const models = await mapConcurrent([...files.keys()], async (name): Promise<Found | undefined> => {
+    if (!ForeignStores.isModelFileName(name)) return undefined
     const split = ForeignStores.splitPart(name)
     const otherNames: Array<string> = []
     if (split !== undefined) {
       for (let i = 2; i <= split.count; i++) otherNames.push(ForeignStores.splitPartName(name, i, split.count))
       const missing = otherNames.filter((n) => !files.has(n))
       if (missing.length > 0) {
-        warn(ctx, posix.join(dir, name), `incomplete split model: ${missing.length} of ${split.count} parts missing (${missing[0]}…)`)
-        continue
+        return warn(ctx, posix.join(dir.path, name), `incomplete split model: ${missing.length} of ${split.count} parts missing (${missing[0]}…)`)
       }
     }
-    const first = await resolve(relPath, posix.join(dir, name), entry)
-    if (first === undefined) continue
-    const others: Array<Resolved> = []
+    const first = await resolve(rel(name), dir, files.get(name)!)
+    if (first === undefined) return undefined
+    const rest: Array<Resolved> = []
     for (const other of otherNames) {
-      const resolved = await resolve(relDir === "" ? other : `${relDir}/${other}`, posix.join(dir, other), files.get(other)!)
-      if (resolved === undefined) break
-      others.push(resolved)
+      const resolved = await resolve(rel(other), dir, files.get(other)!)
+      if (resolved === undefined) return undefined
+      rest.push(resolved)
     }
-    if (others.length !== otherNames.length) continue
-    emit(relPath, first, others)
-  }
-  for (const sub of subdirs) {
-    await walkGguf(ctx, posix.join(dir, sub), relDir === "" ? sub : `${relDir}/${sub}`, maxDepth, resolve, emit)
-  }
+    return { relPath: rel(name), first, others: rest }
+  })
+  const nested = await mapConcurrent(others, async (entry) => {
+    const child = await childDir(ctx, dir, entry)
+    return child === undefined ? [] : walkGguf(ctx, child, rel(entry.name), maxDepth, resolve)
+  })
+  return [...models.filter((m): m is Found => m !== undefined), ...nested.flat()]
 }
 
-const plainResolve = (ctx: Ctx): Resolve => (_rel, abs) => resolveRegularFile(ctx, abs)
+const plainResolve = (ctx: Ctx): Resolve => (_rel, dir, entry) =>
+  resolveKnownFile(ctx, posix.join(dir.path, entry.name), posix.join(dir.real, entry.name))
 
 const resultOf = (ctx: Ctx, models: Array<ForeignModel>): ScanResult => ({ models, warnings: ctx.warnings })
 
@@ -254,43 +298,34 @@ const resultOf = (ctx: Ctx, models: Array<ForeignModel>): ScanResult => ({ model
 export const scanOllama = async (roots: ReadonlyArray<string>, options: ScanOptions = {}): Promise<ScanResult> => {
   const ctx = makeCtx("ollama-store", options)
   const models: Array<ForeignModel> = []
-  const seenRoots = new Set<string>()
-  for (const root of roots) {
-    if (!(await rootExists(ctx, root))) continue
-    // The default roots may be one directory reached twice (a symlinked ~/.ollama).
-    const real = (await attempt(ctx, root, () => ctx.fs.realpath(root))) ?? root
-    if (seenRoots.has(real)) continue
-    seenRoots.add(real)
-    const manifests = posix.join(root, "manifests")
-    if (!(await rootExists(ctx, manifests))) continue
-    await walkManifests(ctx, root, manifests, "", models)
+  // The default roots may be one directory reached twice (a symlinked ~/.ollama): openRoot reads it once.
+  for (const path of roots) {
+    const root = await openRoot(ctx, path)
+    if (root === undefined) continue
+    const manifests = posix.join(root.path, "manifests")
+    const stats = await attempt(ctx, manifests, () => ctx.fs.stat(manifests), (code) => code === "ENOENT")
+    if (stats?.isDirectory() !== true) continue
+    models.push(...(await walkManifests(ctx, root, { path: manifests, real: posix.join(root.real, "manifests") }, "")))
   }
   return resultOf(ctx, models)
 }
 
-const walkManifests = async (
-  ctx: Ctx,
-  root: string,
-  dir: string,
-  relDir: string,
-  models: Array<ForeignModel>
-): Promise<void> => {
-  if (!(await enter(ctx, dir))) return
+const walkManifests = async (ctx: Ctx, root: Dir, dir: Dir, relDir: string): Promise<Array<ForeignModel>> => {
   const depth = relDir === "" ? 0 : relDir.split("/").length
-  for (const entry of await listDir(ctx, dir)) {
+  const found = await mapConcurrent(await listDir(ctx, dir.path), async (entry): Promise<Array<ForeignModel>> => {
     const relPath = relDir === "" ? entry.name : `${relDir}/${entry.name}`
-    const path = posix.join(dir, entry.name)
     if (depth < 3) {
-      if (await isDirEntry(ctx, dir, entry)) await walkManifests(ctx, root, path, relPath, models)
-      continue
+      const child = await childDir(ctx, dir, entry)
+      return child === undefined ? [] : walkManifests(ctx, root, child, relPath)
     }
-    if (entry.isDirectory()) continue
-    const model = await ollamaModelAt(ctx, root, path, relPath)
-    if (model !== undefined) models.push(model)
-  }
+    if (entry.isDirectory()) return []
+    const model = await ollamaModelAt(ctx, root, posix.join(dir.path, entry.name), relPath)
+    return model === undefined ? [] : [model]
+  })
+  return found.flat()
 }
 
-const ollamaModelAt = async (ctx: Ctx, root: string, path: string, relPath: string): Promise<ForeignModel | undefined> => {
+const ollamaModelAt = async (ctx: Ctx, root: Dir, path: string, relPath: string): Promise<ForeignModel | undefined> => {
   const name = ForeignStores.ollamaNameFromManifestPath(relPath)
   if (name === undefined) return warn(ctx, path, "not an Ollama model name (host/namespace/model/tag)")
   const text = await readSmallFile(ctx, path, MAX_MANIFEST_BYTES)
@@ -301,18 +336,20 @@ const ollamaModelAt = async (ctx: Ctx, root: string, path: string, relPath: stri
   if (!manifest.right.layers.some((l) => l.mediaType === ForeignStores.OLLAMA_MODEL_MEDIA_TYPE)) return undefined
   const described = ForeignStores.ollamaManifestModel(name, manifest.right)
   if (Either.isLeft(described)) return warn(ctx, path, described.left)
-  const blobPath = posix.join(root, described.right.blob)
-  const blob = await resolveRegularFile(ctx, blobPath)
+  const blobPath = posix.join(root.path, described.right.blob)
+  const blob = await resolveKnownFile(ctx, blobPath, posix.join(root.real, described.right.blob))
   if (blob === undefined) return undefined
   if (blob.sizeBytes !== described.right.sizeBytes) {
     return warn(ctx, blobPath, `size ${blob.sizeBytes} differs from the manifest's ${described.right.sizeBytes}`)
   }
-  const configText = described.right.configBlob === undefined
+  // The manifest states the config blob's size, so it is read without a stat; it only adds file_type.
+  const configBlob = described.right.configBlob
+  const configText = configBlob === undefined || manifest.right.config.size > MAX_CONFIG_BYTES
     ? undefined
-    : await readSmallFile(ctx, posix.join(root, described.right.configBlob), MAX_CONFIG_BYTES, true)
+    : await attempt(ctx, posix.join(root.path, configBlob), () => ctx.fs.readFile(posix.join(root.path, configBlob), "utf8"), () => true)
   const config = configText === undefined ? undefined : ForeignStores.decodeOllamaConfig(configText)
   return ForeignStores.ollamaForeignModel({
-    root,
+    root: root.path,
     model: described.right,
     path: blob.path,
     sizeBytes: blob.sizeBytes,
@@ -332,52 +369,66 @@ const ollamaModelAt = async (ctx: Ctx, root: string, path: string, relPath: stri
 export const scanHfCache = async (roots: ReadonlyArray<string>, options: ScanOptions = {}): Promise<ScanResult> => {
   const ctx = makeCtx("hf-cache", options)
   const models: Array<ForeignModel> = []
-  for (const root of roots) {
-    if (!(await rootExists(ctx, root))) continue
-    if (!(await enter(ctx, root))) continue
-    for (const entry of await listDir(ctx, root)) {
-      const repo = ForeignStores.hfRepoFromFolder(entry.name)
-      if (repo === undefined || !(await isDirEntry(ctx, root, entry))) continue
-      const files = await scanHfRepo(ctx, posix.join(root, entry.name))
-      models.push(...ForeignStores.hfForeignModels({ root, defaultRoot: options.hfDefaultRoot ?? root, repo, files }))
-    }
+  for (const path of roots) {
+    const root = await openRoot(ctx, path)
+    if (root === undefined) continue
+    const repos = (await listDir(ctx, root.path)).filter((e) => ForeignStores.hfRepoFromFolder(e.name) !== undefined)
+    const perRepo = await mapConcurrent(repos, async (entry) => {
+      const repoDir = await childDir(ctx, root, entry)
+      if (repoDir === undefined) return []
+      const files = await scanHfRepo(ctx, repoDir)
+      const repo = ForeignStores.hfRepoFromFolder(entry.name)!
+      return ForeignStores.hfForeignModels({ root: path, defaultRoot: options.hfDefaultRoot ?? path, repo, files })
+    })
+    models.push(...perRepo.flat())
   }
   return resultOf(ctx, models)
 }
 
-const scanHfRepo = async (ctx: Ctx, repoDir: string): Promise<Array<ForeignStores.HfSnapshotFile>> => {
-  const snapshotsDir = posix.join(repoDir, "snapshots")
-  const mainText = await readSmallFile(ctx, posix.join(repoDir, "refs", "main"), MAX_REF_BYTES, true)
+const scanHfRepo = async (ctx: Ctx, repoDir: Dir): Promise<Array<ForeignStores.HfSnapshotFile>> => {
+  const snapshotsPath = posix.join(repoDir.path, "snapshots")
+  const snapshots: Dir = { path: snapshotsPath, real: posix.join(repoDir.real, "snapshots") }
+  const mainText = await readSmallFile(ctx, posix.join(repoDir.path, "refs", "main"), MAX_REF_BYTES, true)
   const main = mainText?.trim()
-  const commits = (await listDir(ctx, snapshotsDir)).map((e) => e.name)
+  const commits = await listDir(ctx, snapshotsPath)
   // The snapshot refs/main points at first, so its files win over older revisions of the same path.
-  const ordered = main !== undefined && commits.includes(main) ? [main, ...commits.filter((c) => c !== main)] : commits
+  const ordered = [...commits.filter((c) => c.name === main), ...commits.filter((c) => c.name !== main)]
+  const resolve: Resolve = async (relPath, dir, entry) => {
+    const absPath = posix.join(dir.path, entry.name)
+    // HF_HUB_DISABLE_SYMLINKS (or Windows without symlinks) stores the file in the snapshot itself.
+    if (!entry.isSymbolicLink()) return resolveKnownFile(ctx, absPath, posix.join(dir.real, entry.name))
+    const target = await attempt(ctx, absPath, () => ctx.fs.readlink(absPath))
+    if (target === undefined) return undefined
+    const blob = ForeignStores.hfBlobOfLink(relPath, target)
+    if (Either.isLeft(blob)) return warn(ctx, absPath, blob.left)
+    // Relative to a directory with no symlinks in its real path, the link's target is plain path arithmetic.
+    const blobPath = posix.join(dir.real, target)
+    let missing = false
+    const stats = await attempt(ctx, absPath, () => ctx.fs.lstat(blobPath), (code) => (missing = code === "ENOENT"))
+    if (stats === undefined) return missing ? warn(ctx, absPath, "broken symlink (its target is missing)") : undefined
+    // huggingface_hub's shared Xet store makes the repo blob itself a link to `<cache>/blobs/…`.
+    const file = stats.isSymbolicLink()
+      ? await resolveRegularFile(ctx, absPath)
+      : stats.isFile()
+      ? { path: blobPath, sizeBytes: stats.size }
+      : warn(ctx, absPath, "not a regular file")
+    return file === undefined ? undefined : { ...file, sha256: blob.right.sha256 }
+  }
   const byFile = new Map<string, ForeignStores.HfSnapshotFile>()
   for (const commit of ordered) {
-    const snapshot = posix.join(snapshotsDir, commit)
-    const resolve: Resolve = async (relPath, absPath, entry) => {
-      if (!entry.isSymbolicLink()) {
-        // HF_HUB_DISABLE_SYMLINKS (or Windows without symlinks) stores the file in the snapshot itself.
-        return resolveRegularFile(ctx, absPath)
-      }
-      const target = await attempt(ctx, absPath, () => ctx.fs.readlink(absPath))
-      if (target === undefined) return undefined
-      const blob = ForeignStores.hfBlobOfLink(relPath, target)
-      if (Either.isLeft(blob)) return warn(ctx, absPath, blob.left)
-      const file = await resolveRegularFile(ctx, absPath)
-      return file === undefined ? undefined : { ...file, sha256: blob.right.sha256 }
-    }
-    await walkGguf(ctx, snapshot, "", HF_MAX_DEPTH, resolve, (file, first, others) => {
-      if (byFile.has(file)) return
-      byFile.set(file, {
-        file,
-        revision: commit,
-        path: first.path,
-        sizeBytes: first.sizeBytes,
-        sha256: first.sha256,
-        ...(others.length > 0 ? { otherParts: others.map((o) => ({ path: o.path, sizeBytes: o.sizeBytes })) } : {})
+    const snapshot = await childDir(ctx, snapshots, commit)
+    if (snapshot === undefined) continue
+    for (const found of await walkGguf(ctx, snapshot, "", HF_MAX_DEPTH, resolve)) {
+      if (byFile.has(found.relPath)) continue
+      byFile.set(found.relPath, {
+        file: found.relPath,
+        revision: commit.name,
+        path: found.first.path,
+        sizeBytes: found.first.sizeBytes,
+        sha256: found.first.sha256,
+        ...(found.others.length > 0 ? { otherParts: found.others.map((o) => ({ path: o.path, sizeBytes: o.sizeBytes })) } : {})
       })
-    })
+    }
   }
   return [...byFile.values()]
 }
@@ -390,12 +441,13 @@ const scanHfRepo = async (ctx: Ctx, repoDir: string): Promise<Array<ForeignStore
 export const scanLmStudio = async (roots: ReadonlyArray<string>, options: ScanOptions = {}): Promise<ScanResult> => {
   const ctx = makeCtx("lmstudio", options)
   const models: Array<ForeignModel> = []
-  for (const root of roots) {
-    if (!(await rootExists(ctx, root))) continue
-    await walkGguf(ctx, root, "", ForeignStores.LMSTUDIO_MAX_DEPTH, plainResolve(ctx), (relPath, first, others) => {
-      const model = ForeignStores.lmstudioForeignModel(root, { relPath, ...first, otherParts: others })
+  for (const path of roots) {
+    const root = await openRoot(ctx, path)
+    if (root === undefined) continue
+    for (const found of await walkGguf(ctx, root, "", ForeignStores.LMSTUDIO_MAX_DEPTH, plainResolve(ctx))) {
+      const model = ForeignStores.lmstudioForeignModel(path, { relPath: found.relPath, ...found.first, otherParts: found.others })
       if (model !== undefined) models.push(model)
-    })
+    }
   }
   return resultOf(ctx, models)
 }
@@ -404,12 +456,13 @@ export const scanLmStudio = async (roots: ReadonlyArray<string>, options: ScanOp
 export const scanNodeLlamaCpp = async (roots: ReadonlyArray<string>, options: ScanOptions = {}): Promise<ScanResult> => {
   const ctx = makeCtx("node-llama-cpp", options)
   const models: Array<ForeignModel> = []
-  for (const root of roots) {
-    if (!(await rootExists(ctx, root))) continue
-    await walkGguf(ctx, root, "", 1, plainResolve(ctx), (relPath, first, others) => {
-      const model = ForeignStores.nodeLlamaCppForeignModel(root, { relPath, ...first, otherParts: others })
+  for (const path of roots) {
+    const root = await openRoot(ctx, path)
+    if (root === undefined) continue
+    for (const found of await walkGguf(ctx, root, "", 1, plainResolve(ctx))) {
+      const model = ForeignStores.nodeLlamaCppForeignModel(path, { relPath: found.relPath, ...found.first, otherParts: found.others })
       if (model !== undefined) models.push(model)
-    })
+    }
   }
   return resultOf(ctx, models)
 }
