@@ -346,6 +346,20 @@ describe("Hugging Face cache", () => {
     expect(result.models.some((m) => m.path === oldQ4.blobPath)).toBe(false)
   })
 
+  it("follows huggingface_hub's shared Xet store, where the repo's blob is itself a link to <cache>/blobs/<prefix>/<hash>", async () => {
+    const root = fixtureRoots(home).hfCache
+    const bytes = tinyGguf("xet")
+    const fixture = await hfCacheFile(root, { repo: "org/xet", commit: commitId("xet"), file: "x-Q4_K_M.gguf", bytes })
+    const shared = join(root, "blobs", "ab", "ab".repeat(32))
+    await mkdir(join(root, "blobs", "ab"), { recursive: true })
+    await writeFile(shared, bytes)
+    await unlink(fixture.blobPath)
+    await symlink(`../../blobs/ab/${"ab".repeat(32)}`, fixture.blobPath)
+    const result = await scanHfCache([root])
+    expect(result.warnings).toEqual([])
+    expect(result.models).toEqual([expect.objectContaining({ name: "hf.co/org/xet:Q4_K_M", path: shared, sha256: sha256Hex(bytes) })])
+  })
+
   it("names the cache dir in `hf cache rm` when it is not hf's default", async () => {
     const root = join(home, "elsewhere")
     await hfCacheFile(root, { repo: "org/repo", commit: commitId("c"), file: "a b-Q4_K_M.gguf", bytes: tinyGguf("x") })
