@@ -360,6 +360,19 @@ describe("Hugging Face cache", () => {
     expect(result.models).toEqual([expect.objectContaining({ name: "hf.co/org/xet:Q4_K_M", path: shared, sha256: sha256Hex(bytes) })])
   })
 
+  it("reads the no-symlink form (HF_HUB_DISABLE_SYMLINKS, Windows): a plain file in the snapshot, with no sha256 claimed", async () => {
+    const root = fixtureRoots(home).hfCache
+    const file = join(root, "models--org--plain", "snapshots", commitId("p"), "plain-Q6_K.gguf")
+    await mkdir(join(file, ".."), { recursive: true })
+    await writeFile(file, tinyGguf("plain"))
+    const result = await scanHfCache([root])
+    expect(result.warnings).toEqual([])
+    expect(result.models).toEqual([
+      expect.objectContaining({ name: "hf.co/org/plain:Q6_K", path: file, sizeBytes: tinyGguf("plain").length })
+    ])
+    expect(result.models[0]!.sha256).toBeUndefined()
+  })
+
   it("names the cache dir in `hf cache rm` when it is not hf's default", async () => {
     const root = join(home, "elsewhere")
     await hfCacheFile(root, { repo: "org/repo", commit: commitId("c"), file: "a b-Q4_K_M.gguf", bytes: tinyGguf("x") })

@@ -405,9 +405,11 @@ const scanHfRepo = async (ctx: Ctx, repoDir: Dir): Promise<Array<ForeignStores.H
     const blobPath = posix.join(dir.real, target)
     let missing = false
     const stats = await attempt(ctx, absPath, () => ctx.fs.lstat(blobPath), (code) => (missing = code === "ENOENT"))
-    if (stats === undefined) return missing ? warn(ctx, absPath, "broken symlink (its target is missing)") : undefined
+    if (stats === undefined && !missing) return undefined
+    // Not where the arithmetic says (a missing blob, or a folder on the way that is itself a link):
+    // let the kernel follow the link, and name what is wrong with it.
     // huggingface_hub's shared Xet store makes the repo blob itself a link to `<cache>/blobs/…`.
-    const file = stats.isSymbolicLink()
+    const file = stats === undefined || stats.isSymbolicLink()
       ? await resolveRegularFile(ctx, absPath)
       : stats.isFile()
       ? { path: blobPath, sizeBytes: stats.size }
