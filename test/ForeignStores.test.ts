@@ -15,6 +15,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterEach, beforeEach, describe, expect, it } from "vitest"
 import * as ForeignStores from "../src/domain/ForeignStores.js"
+import { parseGguf } from "../src/domain/GgufReader.js"
 import {
   nodeScanFs,
   resolveDefaultRoots,
@@ -493,6 +494,30 @@ describe("LM Studio and node-llama-cpp", () => {
 // ---------------------------------------------------------------------------------------------
 // Faults become warnings
 // ---------------------------------------------------------------------------------------------
+
+describe("paths are the GGUF bytes", () => {
+  it("what each store lists passes the strict GGUF reader that gates llama.cpp", async () => {
+    const roots = fixtureRoots(home)
+    await ollamaModel(roots.ollama, { model: "llama3.2", tag: "1b", gguf: loadableGguf(1) })
+    await hfCacheFile(roots.hfCache, { repo: "org/r", commit: commitId("r"), file: "r-Q4_K_M.gguf", bytes: loadableGguf(2) })
+    await lmstudioModel(roots.lmstudio, { publisher: "p", repo: "r", file: "r-Q4_K_M.gguf", bytes: loadableGguf(3) })
+    await nodeLlamaCppModel(roots.nodeLlamaCpp, "hf_p_r.Q4_K_M.gguf", loadableGguf(4))
+    const result = await scanAll({
+      ollama: [roots.ollama],
+      hfCache: [roots.hfCache],
+      lmstudio: [roots.lmstudio],
+      nodeLlamaCpp: [roots.nodeLlamaCpp]
+    })
+    expect(result.models.map((m) => m.store)).toEqual(["ollama-store", "hf-cache", "lmstudio", "node-llama-cpp"])
+    for (const m of result.models) {
+      const bytes = await readFile(m.path)
+      expect(bytes.length, m.name).toBe(m.sizeBytes)
+      const parsed = parseGguf(bytes, bytes.length)
+      expect(parsed._tag, m.name).toBe("Ok")
+      if (parsed._tag === "Ok") expect(parsed.file.architecture).toBe("llama")
+    }
+  })
+})
 
 describe("faults are warnings, never crashes", () => {
   it("dangling and looping symlinks, links out of blobs/, a missing split part", async () => {
