@@ -8,7 +8,8 @@ import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import * as HelpDoc from "@effect/cli/HelpDoc"
 import * as ValidationError from "@effect/cli/ValidationError"
-import { describeCause, ExitCode } from "../domain/Errors.js"
+import { UsageError } from "../domain/Errors.js"
+import { describeCause, ErrorEnvelope, errorToJson, ExitCode } from "../domain/Failure.js"
 import type { ErrorInfo } from "../domain/Types.js"
 import { CliIO } from "./CliIO.js"
 
@@ -52,7 +53,7 @@ export const renderError = (
   options: { readonly json: boolean; readonly unexpected?: boolean }
 ): { readonly stdout?: string; readonly stderr?: string } =>
   options.json
-    ? { stdout: `${JSON.stringify({ error })}\n` }
+    ? { stdout: `${JSON.stringify(Schema.encodeSync(ErrorEnvelope)({ error }))}\n` }
     : {
       stderr: `${options.unexpected ? "error: unexpected: " : "error: "}${error.message}\n${
         error.hint !== undefined ? `hint: ${error.hint}\n` : ""
@@ -82,7 +83,7 @@ export const describeFailure = (
   if (failure._tag === "Some" && ValidationError.isValidationError(failure.value)) {
     const error = failure.value
     if (error._tag === "HelpRequested") return { code: ExitCode.Ok }
-    const usage = { _tag: "UsageError", message: usageText(error), hint: options.usageHint ?? "see `llmspell --help`" }
+    const usage = errorToJson(new UsageError({ reason: usageText(error), suggestion: options.usageHint ?? "see `llmspell --help`" }))
     return { code: ExitCode.Usage, ...renderError(usage, options) }
   }
   const described = describeCause(cause)
