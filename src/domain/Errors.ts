@@ -73,7 +73,13 @@ export class ModelNotFound extends Schema.TaggedError<ModelNotFound>("llmspell/M
   instance: Schema.optional(Schema.String),
   /** What the user can pass to `llmspell model pull` to get it, when pulling can help. */
   pullSpec: Schema.optional(Schema.String),
-  detail: Schema.optional(Schema.String)
+  detail: Schema.optional(Schema.String),
+  /** What was being done (`pull`, `remove`, …): the hint depends on it. */
+  operation: Schema.optional(Schema.String),
+  /** A spec under which the same name exists on another configured backend (`tiny@ollama`). */
+  elsewhere: Schema.optional(Schema.Struct({ spec: Schema.String, instance: Schema.String })),
+  /** A spec that names a local file the user probably meant (`./x.gguf` for `x.gguf`). */
+  localFile: Schema.optional(Schema.String)
 }) {
   override get message() {
     const where = this.instance !== undefined && this.instance !== this.backend
@@ -81,7 +87,25 @@ export class ModelNotFound extends Schema.TaggedError<ModelNotFound>("llmspell/M
       : this.backend
     return `model ${this.model} not found on ${where}${this.detail ? `: ${this.detail}` : ""}`
   }
+  // Every hint names a command that works: pulling what a pull just failed to find, or pulling a model
+  // in order to remove it, would send the user in a circle.
   get hint() {
+    if (this.elsewhere !== undefined) {
+      return `${this.model} is on ${this.elsewhere.instance}: use ${this.elsewhere.spec} ` +
+        `(\`llmspell model info ${this.elsewhere.spec}\` shows it)`
+    }
+    if (this.localFile !== undefined) {
+      return `a local file needs a path: use ${this.localFile} (\`llmspell model info ${this.localFile}\`)`
+    }
+    switch (this.operation) {
+      case "pull":
+        return this.backend === "ollama"
+          ? "check the name: Ollama's library has no such model (see https://ollama.com/library); " +
+            "`llmspell model list` shows the models present"
+          : "check the name; `llmspell model available` lists the catalog aliases"
+      case "remove":
+        return "nothing to remove; `llmspell model list` shows the models present"
+    }
     return this.pullSpec !== undefined
       ? `run \`llmspell model pull ${this.pullSpec}\``
       : "`llmspell model list` shows the models present"
@@ -232,6 +256,26 @@ export class UsageError extends Schema.TaggedError<UsageError>("llmspell/UsageEr
   }
 }
 
+/** A generation request with a value out of range (max tokens, temperature, …); nothing was run. */
+export class InvalidRequest extends Schema.TaggedError<InvalidRequest>("llmspell/InvalidRequest")("InvalidRequest", {
+  /** The request field (`maxTokens`). */
+  field: Schema.String,
+  /** The CLI option that sets it (`--max-tokens`), when there is one. */
+  option: Schema.optional(Schema.String),
+  /** What is allowed (`an integer ≥ 1`). */
+  allowed: Schema.String,
+  /** The rejected value, as text. */
+  value: Schema.String
+}) {
+  override get message() {
+    return `invalid request: ${this.field}${this.option !== undefined ? ` (${this.option})` : ""} must be ${this.allowed}; ` +
+      `got ${this.value}`
+  }
+  get hint() {
+    return `pass ${this.option ?? this.field} as ${this.allowed}, or leave it out; \`llmspell run --help\` lists the options`
+  }
+}
+
 /** Every typed error of llmspell. */
 export type LlmspellError =
   | InvalidModelSpec
@@ -247,6 +291,7 @@ export type LlmspellError =
   | HubAuthRequired
   | DeviceUnavailable
   | UsageError
+  | InvalidRequest
 
 const TAGS = new Set([
   "InvalidModelSpec",
@@ -261,7 +306,8 @@ const TAGS = new Set([
   "InsufficientDiskSpace",
   "HubAuthRequired",
   "DeviceUnavailable",
-  "UsageError"
+  "UsageError",
+  "InvalidRequest"
 ])
 
 /** True for any llmspell error. */
@@ -275,6 +321,7 @@ export const exitCodeFor = (error: { readonly _tag: string }): number => {
     case "ConfigError":
     case "ProviderNotAvailable":
     case "UsageError":
+    case "InvalidRequest":
       return ExitCode.Usage
     case "ModelNotFound":
       return ExitCode.ModelNotFound
