@@ -122,7 +122,7 @@ export const validateGenerateRequest = (request: unknown): Either.Either<Generat
         const limit = REQUEST_LIMITS[key as LimitedField]
         return new InvalidRequest({
           field: key,
-          option: limit.option,
+          ...(limit.option !== undefined ? { option: limit.option } : {}),
           allowed: limit.allowed,
           value: shown((request as Record<string, unknown>)[key])
         })

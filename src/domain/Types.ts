@@ -197,14 +197,15 @@ export type ChatMessage = typeof ChatMessage.Type
 
 /**
  * The range of each numeric field of a request, with the CLI option that sets it. One table, so the
- * schema, the library, the Promise facade and the CLI refuse exactly the same values. A `maxTokens`
+ * schema, the library, the Promise facade and the CLI refuse exactly the same values (`option` is
+ * undefined where `llmspell run` has no option for the field). A `maxTokens`
  * of 0 or less used to mean "no limit" to llama.cpp (it ran on past the context), so it is refused.
  */
 export const REQUEST_LIMITS = {
   maxTokens: { option: "--max-tokens", allowed: "an integer ≥ 1", check: (n: number) => Number.isSafeInteger(n) && n >= 1 },
   temperature: { option: "--temperature", allowed: "a finite number ≥ 0", check: (n: number) => Number.isFinite(n) && n >= 0 },
-  topP: { option: "--top-p", allowed: "a number in (0, 1]", check: (n: number) => n > 0 && n <= 1 },
-  topK: { option: "--top-k", allowed: "an integer ≥ 0 (0: no limit)", check: (n: number) => Number.isSafeInteger(n) && n >= 0 },
+  topP: { option: undefined, allowed: "a number in (0, 1]", check: (n: number) => n > 0 && n <= 1 },
+  topK: { option: undefined, allowed: "an integer ≥ 0 (0: no limit)", check: (n: number) => Number.isSafeInteger(n) && n >= 0 },
   seed: { option: "--seed", allowed: "an integer", check: (n: number) => Number.isSafeInteger(n) }
 } as const
 
