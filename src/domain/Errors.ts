@@ -168,7 +168,8 @@ export class InvalidModelFile extends Schema.TaggedError<InvalidModelFile>("llms
     return `${this.path} is not a valid GGUF model: ${this.reason}${where}`
   }
   get hint() {
-    return "the file is damaged or not a GGUF model; pull it again (`llmspell model pull … --force`) or check `llmspell model verify`"
+    return "the file is damaged or not a GGUF model; `llmspell model verify` checks the pulled models " +
+      "(pull a damaged one again with `model pull <name> --force`)"
   }
 }
 
