@@ -98,6 +98,15 @@ beforeAll(async () => {
   await writeFile(join(dir, "truncated.gguf"), header.subarray(0, 30))
   await writeFile(join(dir, "huge.gguf"), "")
   await truncate(join(dir, "huge.gguf"), 8 * 1024 ** 3) // sparse: 8 GiB of zeros on no disk
+  // a header whose first key claims 500 MB, in a sparse 1 GiB file: refused before it is read whole
+  const claim = Buffer.alloc(32)
+  claim.write("GGUF", 0, "latin1")
+  claim.writeUInt32LE(3, 4)
+  claim.writeBigUInt64LE(0n, 8)
+  claim.writeBigUInt64LE(1n, 16)
+  claim.writeBigUInt64LE(500n * 1024n * 1024n, 24)
+  await writeFile(join(dir, "huge-header.gguf"), claim)
+  await truncate(join(dir, "huge-header.gguf"), 1024 ** 3)
   await writeFile(join(dir, "ünïcødé 🦙.gguf"), "nope")
   await writeFile(join(dir, "new\nline.gguf"), "nope")
   await symlink(join(dir, "loop-b.gguf"), join(dir, "loop-a.gguf"))
@@ -170,6 +179,7 @@ const FILES = [
   "./magic-then-garbage.gguf",
   "./truncated.gguf",
   "./huge.gguf",
+  "./huge-header.gguf",
   "./ünïcødé 🦙.gguf",
   "./new\nline.gguf",
   "./loop-a.gguf",
@@ -182,14 +192,15 @@ const FILES = [
   "file:///dev/zero"
 ]
 
-describe("a model path that is not a regular file", () => {
+describe("a model path that is not a regular file, or claims an absurd header", () => {
   // Opening a FIFO blocks until a writer appears: this hung forever (and ignored Ctrl-C) before.
   it("is refused at once with the path and its type, for run and info", async () => {
     const cases: ReadonlyArray<readonly [ReadonlyArray<string>, string]> = [
       [["run", "-m", "./fifo.gguf", "hi"], `${join(dir, "fifo.gguf")} is not a valid GGUF model: it is a FIFO (named pipe), not a regular file`],
       [["model", "info", "./fifo.gguf"], "it is a FIFO (named pipe), not a regular file"],
       [["run", "-m", "./a-directory.gguf", "hi"], "it is a directory, not a regular file"],
-      [["model", "info", "file:///dev/zero"], "/dev/zero is not a valid GGUF model: it is a character device, not a regular file"]
+      [["model", "info", "file:///dev/zero"], "/dev/zero is not a valid GGUF model: it is a character device, not a regular file"],
+      [["model", "info", "./huge-header.gguf"], "header larger than 67108864 bytes"]
     ]
     const results = await pool(cases.map(([args]) => args), 2, (args) => run(args))
     cases.forEach(([args, message], i) => {

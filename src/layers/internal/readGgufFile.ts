@@ -11,8 +11,11 @@ import { InvalidModelFile, ModelNotFound } from "../../domain/Errors.js"
 import { type GgufFile, parseGguf } from "../../domain/GgufReader.js"
 
 const FIRST_READ = 256 * 1024
-// Real headers (a 150k-token vocabulary with merges) stay well under this; beyond it we refuse.
-const MAX_HEADER_BYTES = 512 * 1024 * 1024
+// Real headers stay far below this: a 262k-token vocabulary with scores, types and merges is ~10 MB.
+// Beyond it we refuse: the reader parses synchronously, and a header claiming a 500 MB key kept the
+// process busy for seconds (deaf to Ctrl-C) before it was refused anyway.
+const MAX_HEADER_BYTES = 64 * 1024 * 1024
+const READ_CHUNK = 8 * 1024 * 1024
 
 /** What a non-regular file is, for the message. */
 const kindOf = (stat: Stats): string =>
@@ -65,12 +68,23 @@ export const readGgufFile = (
         if (!stat.isFile()) return yield* notRegular(path, stat)
         const size = stat.size
         let want = Math.min(FIRST_READ, size)
+        let buffer = Buffer.alloc(0)
+        let bytesRead = 0
         for (;;) {
-          const buffer = Buffer.alloc(want)
-          const { bytesRead } = yield* Effect.tryPromise({
-            try: () => handle.read(buffer, 0, want, 0),
-            catch: (e) => new InvalidModelFile({ path, reason: `cannot read the file (${String(e)})` })
-          })
+          // Read in chunks, keeping what was read: a header that claims hundreds of MB then costs
+          // no more than one chunk of waiting when the user presses Ctrl-C (close() waits for a pending read).
+          const grown = Buffer.allocUnsafe(want)
+          buffer.copy(grown, 0, 0, bytesRead)
+          buffer = grown
+          while (bytesRead < want) {
+            const chunk = Math.min(READ_CHUNK, want - bytesRead)
+            const { bytesRead: n } = yield* Effect.tryPromise({
+              try: () => handle.read(buffer, bytesRead, chunk, bytesRead),
+              catch: (e) => new InvalidModelFile({ path, reason: `cannot read the file (${String(e)})` })
+            })
+            if (n === 0) return yield* new InvalidModelFile({ path, reason: "the file got shorter while it was read" })
+            bytesRead += n
+          }
           const result = parseGguf(buffer.subarray(0, bytesRead), size)
           switch (result._tag) {
             case "Ok":
@@ -90,6 +104,10 @@ export const readGgufFile = (
               want = Math.min(size, Math.max(result.bytes, bytesRead * 2))
           }
         }
-      }).pipe(Effect.withSpan("GgufBackend.readGgufFile", { attributes: { path } })),
+      }).pipe(
+        // interruptible even when called from an uninterruptible region (a model pool's load)
+        Effect.interruptible,
+        Effect.withSpan("GgufBackend.readGgufFile", { attributes: { path } })
+      ),
     (handle) => Effect.promise(() => handle.close())
   )
