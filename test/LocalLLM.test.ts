@@ -153,6 +153,24 @@ describe("ModelNotFound hints fit the operation and say where the model is", () 
     }).pipe(Effect.provide(mock.layer))
   })
 
+  it.effect("a pull that names another existing quantization keeps that hint", () => {
+    const { hanging, missing } = backends()
+    const otherQuant: Backend = {
+      ...missing,
+      pull: (model) =>
+        Stream.fail(new ModelNotFound({ model, backend: "gguf", detail: "org/repo has no Q5_K_M file; it has Q8_0", pullSpec: "org/repo:Q8_0" }))
+    }
+    return Effect.gen(function*() {
+      const registry = yield* ProviderRegistry.make(defaultTestConfig(), [
+        { type: "ollama", make: () => Effect.succeed(hanging) },
+        { type: "gguf", make: () => Effect.succeed(otherQuant) }
+      ])
+      const error = yield* Effect.flip(Stream.runDrain(LocalLLMLive.make(registry).pull("org/repo:Q5_K_M")))
+      expect(error).toMatchObject({ _tag: "ModelNotFound", operation: "pull", pullSpec: "org/repo:Q8_0" })
+      expect((error as { hint: string }).hint).toBe("run `llmspell model pull org/repo:Q8_0`")
+    }).pipe(Effect.scoped)
+  })
+
   it.effect("the lookup is bounded: a backend that never answers is given up after 3 s", () => {
     const { hanging, missing } = backends()
     return Effect.gen(function*() {

@@ -100,6 +100,7 @@ describe("hints name commands that work", () => {
       ["model", "info", "org/repo:Q4_K_M"],
       ["model", "info", "org/missing:Q4_K_M"],
       ["model", "pull", "org/missing:Q4_K_M"],
+      ["model", "pull", "org/repo:Q5_K_M"],
       ["run", "-m", "tiny@ollama", "--max-tokens", "0", "hi"],
       ["run", "-m", "tiny@ollama", "--temperature", "-1", "hi"],
       ["run", "-m", "file://host/x.gguf", "hi"],

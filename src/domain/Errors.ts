@@ -99,6 +99,8 @@ export class ModelNotFound extends Schema.TaggedError<ModelNotFound>("llmspell/M
     }
     switch (this.operation) {
       case "pull":
+        // pullSpec here is another name that exists (e.g. the quantization the repo has), never the one that failed
+        if (this.pullSpec !== undefined) return `run \`llmspell model pull ${this.pullSpec}\``
         return this.backend === "ollama"
           ? "check the name: Ollama's library has no such model (see https://ollama.com/library); " +
             "`llmspell model list` shows the models present"

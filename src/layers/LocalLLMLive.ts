@@ -120,6 +120,12 @@ export const make = (registry: ProviderRegistryService): LocalLLMService => {
       const exclude = Option.match(route, { onNone: () => error.instance, onSome: (r) => r.instance.name })
       const lookup = operation !== "pull" && !isFileReference(model)
       const elsewhere = error.elsewhere ?? (lookup ? yield* findElsewhere(model, exclude) : undefined)
+      // A pull hint that routes to what just failed would send the user in a circle: drop it.
+      const circular = operation === "pull" && error.pullSpec !== undefined && Option.isSome(route) &&
+        Option.match(yield* Effect.option(registry.route(error.pullSpec)), {
+          onNone: () => false,
+          onSome: (r) => r.instance.name === route.value.instance.name && r.model === route.value.model
+        })
       const localFile = error.localFile ??
         (lookup && elsewhere === undefined && error.backend === "gguf" ? yield* localFileFor(model) : undefined)
       return yield* Effect.fail(
@@ -127,7 +133,7 @@ export const make = (registry: ProviderRegistryService): LocalLLMService => {
           model: error.model,
           backend: error.backend,
           ...(error.instance !== undefined ? { instance: error.instance } : {}),
-          ...(error.pullSpec !== undefined ? { pullSpec: error.pullSpec } : {}),
+          ...(error.pullSpec !== undefined && !circular ? { pullSpec: error.pullSpec } : {}),
           ...(error.detail !== undefined ? { detail: error.detail } : {}),
           operation: error.operation ?? operation,
           ...(elsewhere !== undefined ? { elsewhere } : {}),

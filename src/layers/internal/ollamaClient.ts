@@ -237,7 +237,8 @@ export const toLlmspellError = (error: unknown, ctx: ErrorContext): LlmspellErro
         model: ctx.model,
         backend: "ollama",
         instance: instance.name,
-        pullSpec: pullSpecFor(instance, ctx.model)
+        // a pull that found nothing must not hint the same pull
+        ...(operation === "pull" ? { operation } : { pullSpec: pullSpecFor(instance, ctx.model) })
       })
     }
     return backendError(`HTTP ${status}: ${message}`)
