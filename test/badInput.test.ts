@@ -221,7 +221,8 @@ describe("bad input never ends in 'this is a bug in llmspell'", () => {
   it("model info / pull / remove / verify <bad spec or bad file>", async () => {
     const cases = [
       ...[...SPECS, ...FILES].map((spec) => ["model", "info", spec]),
-      ...SPECS.map((spec) => ["model", "pull", spec]),
+      ...[...SOME_SPECS, "hf.co/", "https://huggingface.co/", "org/repo:NOTAQUANT", "a/b/c/d/e", "org/repo/../../etc/passwd"]
+        .map((spec) => ["model", "pull", spec]),
       ...SOME_SPECS.map((spec) => ["model", "remove", spec, "--yes"]),
       ...SOME_SPECS.filter((s) => s !== "").map((spec) => ["model", "verify", spec])
     ]
