@@ -6,12 +6,14 @@
  */
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import type * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import { describeCause, ExitCode } from "./domain/Errors.js"
+import { validateGenerateRequest } from "./domain/Protocol.js"
 import {
   type BackendStatus,
   type ChatMessage,
@@ -153,6 +155,16 @@ export const createLocalLLM = (options: CreateLocalLLMOptions = {}): LocalLLMCli
   const streamOf = <A, E>(f: (llm: typeof LocalLLM.Service) => Stream.Stream<A, E>) =>
     Stream.unwrap(Effect.map(LocalLLM, f))
 
+  // Checked here too, so a custom `layer` cannot let an out-of-range value through: the same check,
+  // the same InvalidRequest as the CLI and the Effect API.
+  const generation = (spec: string, prompt: string | ReadonlyArray<ChatMessage>, runOptions: RunOptions | undefined) =>
+    Stream.unwrap(
+      Effect.flatMap(
+        Either.match(validateGenerateRequest(promptRequest(prompt, runOptions)), { onLeft: Effect.fail, onRight: Effect.succeed }),
+        (request) => Effect.map(LocalLLM, (llm) => llm.generate(spec, request))
+      )
+    )
+
   const client: LocalLLMClient = {
     status: (backend) => run(withLLM((llm) => llm.status(backend))),
     list: (backend) => run(withLLM((llm) => llm.list(backend))),
@@ -190,7 +202,7 @@ export const createLocalLLM = (options: CreateLocalLLMOptions = {}): LocalLLMCli
     },
     run: (spec, prompt, runOptions) =>
       run(
-        streamOf((llm) => llm.generate(spec, promptRequest(prompt, runOptions))).pipe(
+        generation(spec, prompt, runOptions).pipe(
           Stream.runLast,
           Effect.flatMap((last) =>
             last._tag === "Some" && last.value._tag === "Finish"
@@ -210,7 +222,7 @@ export const createLocalLLM = (options: CreateLocalLLMOptions = {}): LocalLLMCli
       // Nobody may await `completion`; an unhandled rejection would crash their process.
       completion.catch(() => {})
       let finished = false
-      const events = streamOf((llm) => llm.generate(spec, promptRequest(prompt, runOptions))).pipe(
+      const events = generation(spec, prompt, runOptions).pipe(
         Stream.tap((e: GenerateEvent) =>
           Effect.sync(() => {
             if (e._tag === "Finish") {

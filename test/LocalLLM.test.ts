@@ -1,12 +1,17 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
+import * as TestClock from "effect/TestClock"
+import { BackendUnavailable, ModelNotFound } from "../src/domain/Errors.js"
 import * as Protocol from "../src/domain/Protocol.js"
 import { promptRequest } from "../src/domain/Types.js"
 import * as LocalLLMLive from "../src/layers/LocalLLMLive.js"
+import type { Backend } from "../src/services/Backend.js"
 import { LocalLLM } from "../src/services/LocalLLM.js"
-import { LlmspellMock } from "../src/testing.js"
+import * as ProviderRegistry from "../src/services/ProviderRegistry.js"
+import { defaultTestConfig, LlmspellMock } from "../src/testing.js"
 
 describe("LocalLLM over mock backends", () => {
   it.effect("list --backend all reports an unavailable backend without hiding the other's models", () => {
@@ -96,6 +101,133 @@ describe("LocalLLM over mock backends", () => {
     }).pipe(Effect.provide(mock.layer))
   })
 })
+
+describe("ModelNotFound hints fit the operation and say where the model is", () => {
+  const hintOf = (e: unknown) => (e as { hint?: string }).hint ?? ""
+
+  it.effect("a name present on another configured backend: use it there, not a pull", () => {
+    const mock = LlmspellMock.make({
+      gguf: { models: [] },
+      ollama: { models: ["tiny"] },
+      config: { providers: { workstation: { provider_type: "ollama", base_url: "http://10.0.0.5:11434" } } }
+    })
+    return Effect.gen(function*() {
+      const llm = yield* LocalLLM
+      const viaRun = yield* Effect.flip(llm.run("tiny", { messages: [{ role: "user", content: "hi" }] }))
+      expect(viaRun).toMatchObject({ _tag: "ModelNotFound", operation: "run", elsewhere: { spec: "tiny@ollama", instance: "ollama" } })
+      expect(hintOf(viaRun)).toBe("tiny is on ollama: use tiny@ollama (`llmspell model info tiny@ollama` shows it)")
+      const viaInfo = yield* Effect.flip(llm.info("local/tiny"))
+      expect(hintOf(viaInfo)).toContain("use tiny@ollama")
+      // an instance that is not its type's default is named as a provider
+      const fromOllama = yield* Effect.flip(llm.info("missing@ollama"))
+      expect(fromOllama).toMatchObject({ _tag: "ModelNotFound" })
+      expect((fromOllama as { elsewhere?: unknown }).elsewhere).toBeUndefined()
+    }).pipe(Effect.provide(mock.layer))
+  })
+
+  it.effect("every other backend down: the plain hint, and the original error", () => {
+    const mock = LlmspellMock.make({ gguf: { models: [] }, ollama: { models: ["tiny"], fail: { list: "unavailable" } } })
+    return Effect.gen(function*() {
+      const llm = yield* LocalLLM
+      const error = yield* Effect.flip(llm.info("tiny"))
+      expect(error).toMatchObject({ _tag: "ModelNotFound", model: "tiny", backend: "gguf" })
+      expect(hintOf(error)).toContain("llmspell model")
+      expect(hintOf(error)).not.toContain("ollama")
+    }).pipe(Effect.provide(mock.layer))
+  })
+
+  it.effect("pull and remove of a missing model never hint to pull it", () => {
+    const mock = LlmspellMock.make({
+      ollama: { models: [], pullable: [], fail: { pull: "notFound", remove: "notFound" } }
+    })
+    return Effect.gen(function*() {
+      const llm = yield* LocalLLM
+      const pull = yield* Effect.flip(Stream.runDrain(llm.pull("nope@ollama")))
+      expect(pull).toMatchObject({ _tag: "ModelNotFound", operation: "pull" })
+      expect(hintOf(pull)).toMatch(/^check the name/)
+      expect(hintOf(pull)).not.toContain("model pull")
+      const remove = yield* Effect.flip(llm.remove("nope@ollama"))
+      expect(remove).toMatchObject({ _tag: "ModelNotFound", operation: "remove" })
+      expect(hintOf(remove)).toContain("`llmspell model list`")
+      expect(hintOf(remove)).not.toContain("model pull")
+    }).pipe(Effect.provide(mock.layer))
+  })
+
+  it.effect("a pull that names another existing quantization keeps that hint", () => {
+    const { hanging, missing } = backends()
+    const otherQuant: Backend = {
+      ...missing,
+      pull: (model) =>
+        Stream.fail(new ModelNotFound({ model, backend: "gguf", detail: "org/repo has no Q5_K_M file; it has Q8_0", pullSpec: "org/repo:Q8_0" }))
+    }
+    return Effect.gen(function*() {
+      const registry = yield* ProviderRegistry.make(defaultTestConfig(), [
+        { type: "ollama", make: () => Effect.succeed(hanging) },
+        { type: "gguf", make: () => Effect.succeed(otherQuant) }
+      ])
+      const error = yield* Effect.flip(Stream.runDrain(LocalLLMLive.make(registry).pull("org/repo:Q5_K_M")))
+      expect(error).toMatchObject({ _tag: "ModelNotFound", operation: "pull", pullSpec: "org/repo:Q8_0" })
+      expect((error as { hint: string }).hint).toBe("run `llmspell model pull org/repo:Q8_0`")
+    }).pipe(Effect.scoped)
+  })
+
+  it.effect("the lookup is bounded: a backend that never answers is given up after 3 s", () => {
+    const { hanging, missing } = backends()
+    return Effect.gen(function*() {
+      const registry = yield* ProviderRegistry.make(defaultTestConfig(), [
+        { type: "ollama", make: () => Effect.succeed(hanging) },
+        { type: "gguf", make: () => Effect.succeed(missing) }
+      ])
+      const llm = LocalLLMLive.make(registry)
+      const fiber = yield* Effect.fork(Effect.flip(llm.info("tiny")))
+      yield* TestClock.adjust("3 seconds")
+      const error = yield* Fiber.join(fiber)
+      expect(error).toMatchObject({ _tag: "ModelNotFound", model: "tiny", operation: "info" })
+      expect((error as { elsewhere?: unknown }).elsewhere).toBeUndefined()
+    }).pipe(Effect.scoped)
+  })
+
+  it.effect("a backend that is down is skipped; a non-default instance is named as instance/model", () => {
+    const { hanging, missing } = backends()
+    const down: Backend = {
+      ...hanging,
+      list: Effect.fail(new BackendUnavailable({ backend: "ollama", instance: "ollama", reason: "connection refused" }))
+    }
+    const has: Backend = { ...hanging, name: "workstation", list: Effect.succeed([{ name: "tiny:latest", backend: "ollama", instance: "workstation", sizeBytes: 1 }]) }
+    return Effect.gen(function*() {
+      const config = defaultTestConfig({ providers: { workstation: { provider_type: "ollama", base_url: "http://10.0.0.5:11434" } } })
+      const registry = yield* ProviderRegistry.make(config, [
+        { type: "ollama", make: (i) => Effect.succeed(i.name === "workstation" ? has : down) },
+        { type: "gguf", make: () => Effect.succeed(missing) }
+      ])
+      const error = yield* Effect.flip(LocalLLMLive.make(registry).info("tiny"))
+      expect(error).toMatchObject({ elsewhere: { spec: "workstation/tiny", instance: "workstation" } })
+      expect((error as { hint: string }).hint).toContain("`llmspell model info workstation/tiny`")
+    }).pipe(Effect.scoped)
+  })
+})
+
+/** A backend that never answers, and a GGUF backend where every model is missing. */
+const backends = () => {
+  const hanging: Backend = {
+    name: "ollama",
+    type: "ollama",
+    status: Effect.never,
+    list: Effect.never,
+    info: () => Effect.never,
+    pull: () => Stream.never,
+    remove: () => Effect.never,
+    verify: () => Effect.never,
+    generate: () => Stream.never
+  }
+  const missing: Backend = {
+    ...hanging,
+    name: "gguf",
+    type: "gguf",
+    info: (model) => Effect.fail(new ModelNotFound({ model, backend: "gguf", instance: "gguf" }))
+  }
+  return { hanging, missing }
+}
 
 describe("protocol", () => {
   it.effect("requests decode from JSON and are served with results that encode with their success schema", () => {

@@ -88,6 +88,14 @@ describe("ModelSpec.parse: rejections show the grammar", () => {
     expect(error.hint).toContain("[provider/]model[@backend]")
   })
 
+  it("a file URL that cannot be a local path is refused at parse time, not at open", () => {
+    expect(bad("file://host/x.gguf").reason).toMatch(/not a usable file URL .*host/)
+    expect(bad("file:///tmp/a%2Fb.gguf").reason).toMatch(/not a usable file URL .*encoded/)
+    expect(bad("file:///%00.gguf").reason).toMatch(/NUL/)
+    expect(ok("file:///abs/x.gguf")).toEqual({ model: "file:///abs/x.gguf" })
+    expect(ok("file://localhost/abs/x.gguf")).toEqual({ model: "file://localhost/abs/x.gguf" })
+  })
+
   it("512 characters are accepted, 513 are not", () => {
     expect(ok("m".repeat(512)).model).toHaveLength(512)
     expect(bad("m".repeat(513)).reason).toMatch(/512/)

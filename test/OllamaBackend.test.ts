@@ -158,11 +158,12 @@ describe("OllamaBackend: operations", () => {
       expect((yield* b.list).map((m) => m.name)).toContain("tiny:latest")
     }))
 
-  it.effect("pull of a model the registry lacks: a BackendError with the server's message", () =>
+  it.effect("pull of a model the registry lacks: ModelNotFound with the server's message, no hint to pull it again", () =>
     Effect.gen(function*() {
       const error = yield* failure(Stream.runDrain((yield* backend()).pull("nope")))
-      expect(error._tag).toBe("BackendError")
+      expect(error._tag).toBe("ModelNotFound")
       expect(error.message).toContain("pull model manifest: file does not exist")
+      expect((error as { hint?: string }).hint).toMatch(/^check the name/)
     }))
 
   it.effect("pull with --quantization is a usage error (Ollama names quantizations in the tag)", () =>

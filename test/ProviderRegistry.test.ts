@@ -78,6 +78,24 @@ describe("route (pure)", () => {
     expect(r.reason.length).toBeGreaterThan(0)
   })
 
+  it("a local file runs on the GGUF runtime whatever the default backend or provider says", () => {
+    const ollamaFirst = configOf(
+      `[providers]\ndefault_backend = "ollama"\ndefault_provider = "workstation"\n` +
+        `[providers.workstation]\nprovider_type = "ollama"\nbase_url = "http://10.0.0.5:11434"\n`
+    )
+    for (const file of ["/abs/x.gguf", "./x.gguf", "../x.gguf", "~/x.gguf", "file:///abs/x.gguf", "./x.gguf@gguf", "./x.gguf@candle"]) {
+      expect(routed(file, ollamaFirst), file).toMatchObject({ backend: "gguf", instance: { name: "gguf" } })
+      expect(routed(file, ollamaFirst).reason).toMatch(/local file/)
+    }
+    // a gguf instance named as the default provider keeps the file
+    expect(routed("./x.gguf", configOf(`[providers]\ndefault_provider = "cpu"\n[providers.cpu]\nprovider_type = "gguf"\nmodel_directory = "/m"\n`)).instance.name)
+      .toBe("cpu")
+    const onOllama = refused("./x.gguf@ollama", ollamaFirst)
+    expect(onOllama).toBeInstanceOf(ProviderNotAvailable)
+    expect(onOllama.message).toMatch(/a local file runs on the GGUF runtime, not @ollama/)
+    expect(refused("/abs/x.gguf", configOf(`[providers.gguf]\nprovider_type = "ollama"\n`))).toBeInstanceOf(ProviderNotAvailable)
+  })
+
   it("`local` follows default_backend", () => {
     const c = configOf(`[providers]\ndefault_backend = "ollama"\n`)
     expect(routed("local/x", c).backend).toBe("ollama")

@@ -65,7 +65,13 @@ export class ModelNotFound extends Schema.TaggedError<ModelNotFound>("llmspell/M
   pullSpec: Schema.optional(Schema.String),
   detail: Schema.optional(Schema.String),
   /** Replaces the default hint when pulling cannot help (a hub repo that does not exist). */
-  suggestion: Schema.optional(Schema.String)
+  suggestion: Schema.optional(Schema.String),
+  /** What was being done (`pull`, `remove`, …): the hint depends on it. */
+  operation: Schema.optional(Schema.String),
+  /** A spec under which the same name exists on another configured backend (`tiny@ollama`). */
+  elsewhere: Schema.optional(Schema.Struct({ spec: Schema.String, instance: Schema.String })),
+  /** A spec that names a local file the user probably meant (`./x.gguf` for `x.gguf`). */
+  localFile: Schema.optional(Schema.String)
 }) {
   override get message() {
     const where = this.instance !== undefined && this.instance !== this.backend
@@ -73,8 +79,28 @@ export class ModelNotFound extends Schema.TaggedError<ModelNotFound>("llmspell/M
       : this.backend
     return `model ${this.model} not found on ${where}${this.detail ? `: ${this.detail}` : ""}`
   }
+  // Every hint names a command that works: pulling what a pull just failed to find, or pulling a model
+  // in order to remove it, would send the user in a circle.
   get hint() {
     if (this.suggestion !== undefined) return this.suggestion
+    if (this.elsewhere !== undefined) {
+      return `${this.model} is on ${this.elsewhere.instance}: use ${this.elsewhere.spec} ` +
+        `(\`llmspell model info ${this.elsewhere.spec}\` shows it)`
+    }
+    if (this.localFile !== undefined) {
+      return `a local file needs a path: use ${this.localFile} (\`llmspell model info ${this.localFile}\`)`
+    }
+    switch (this.operation) {
+      case "pull":
+        // pullSpec here is another name that exists (e.g. the quantization the repo has), never the one that failed
+        if (this.pullSpec !== undefined) return `run \`llmspell model pull ${this.pullSpec}\``
+        return this.backend === "ollama"
+          ? "check the name: Ollama's library has no such model (see https://ollama.com/library); " +
+            "`llmspell model list` shows the models present"
+          : "check the name; `llmspell model available` lists the catalog aliases"
+      case "remove":
+        return "nothing to remove; `llmspell model list` shows the models present"
+    }
     return this.pullSpec !== undefined
       ? `run \`llmspell model pull ${this.pullSpec}\``
       : "`llmspell model list` shows the models present"
@@ -137,7 +163,8 @@ export class InvalidModelFile extends Schema.TaggedError<InvalidModelFile>("llms
     return `${this.path} is not a valid GGUF model: ${this.reason}${where}`
   }
   get hint() {
-    return "the file is damaged or not a GGUF model; pull it again (`llmspell model pull … --force`) or check `llmspell model verify`"
+    return "the file is damaged or not a GGUF model; `llmspell model verify` checks the pulled models " +
+      "(pull a damaged one again with `model pull <name> --force`)"
   }
 }
 
@@ -282,6 +309,26 @@ export class ModelBusy extends Schema.TaggedError<ModelBusy>("llmspell/ModelBusy
   }
 }
 
+/** A generation request with a value out of range (max tokens, temperature, …); nothing was run. */
+export class InvalidRequest extends Schema.TaggedError<InvalidRequest>("llmspell/InvalidRequest")("InvalidRequest", {
+  /** The request field (`maxTokens`). */
+  field: Schema.String,
+  /** The CLI option that sets it (`--max-tokens`), when there is one. */
+  option: Schema.optional(Schema.String),
+  /** What is allowed (`an integer ≥ 1`). */
+  allowed: Schema.String,
+  /** The rejected value, as text. */
+  value: Schema.String
+}) {
+  override get message() {
+    return `invalid request: ${this.field}${this.option !== undefined ? ` (${this.option})` : ""} must be ${this.allowed}; ` +
+      `got ${this.value}`
+  }
+  get hint() {
+    return `pass ${this.option ?? this.field} as ${this.allowed}, or leave it out; \`llmspell run --help\` lists the options`
+  }
+}
+
 /** Every typed error of llmspell, as one Schema: the protocol's failure schema and the source of the type. */
 export const LlmspellError = Schema.Union(
   InvalidModelSpec,
@@ -300,7 +347,8 @@ export const LlmspellError = Schema.Union(
   ModelStoreUnusable,
   DiskFull,
   RateLimited,
-  ModelBusy
+  ModelBusy,
+  InvalidRequest
 )
 
 /** Every typed error of llmspell. */

@@ -25,6 +25,7 @@ export const exitCodeFor = (error: { readonly _tag: string }): number => {
     case "ConfigError":
     case "ProviderNotAvailable":
     case "UsageError":
+    case "InvalidRequest":
       return ExitCode.Usage
     case "ModelNotFound":
       return ExitCode.ModelNotFound

@@ -3,6 +3,7 @@
  * The parser never throws: it returns a spec or a typed `InvalidModelSpec`.
  */
 import * as Either from "effect/Either"
+import { fileURLToPath } from "node:url"
 import { InvalidModelSpec } from "./Errors.js"
 import * as HubRef from "./HubRef.js"
 
@@ -40,7 +41,12 @@ export const MAX_SPEC_LENGTH = 512
 export const normalizeBackend = (name: string): "ollama" | "gguf" | undefined =>
   name === "ollama" ? "ollama" : name === "gguf" || name === "candle" ? "gguf" : undefined
 
-/** True when the text names a local file rather than a model name. */
+/**
+ * True when the text names a local file rather than a model name: `./x`, `../x`, `/abs`, `~/x`,
+ * `file:///abs`, `C:\\x`. A bare `x.gguf` is a model name (a loose file in the models directory),
+ * never a file in the current directory, so a spec means the same wherever it is run; when such a
+ * file exists there, the not-found hint says to write `./x.gguf`.
+ */
 export const isFileReference = (text: string): boolean =>
   text.startsWith("./") ||
   text.startsWith("../") ||
@@ -98,6 +104,14 @@ export const parse = (
   }
 
   if (isFileReference(body)) {
+    if (body.startsWith("file:")) {
+      // file://host/x names another machine; %2F and NUL cannot be a path here. Refused now, not at open.
+      try {
+        if (fileURLToPath(body).includes("\u0000")) return fail("a file URL cannot contain a NUL character")
+      } catch (e) {
+        return fail(`not a usable file URL (${e instanceof Error ? e.message : String(e)}); use file:///absolute/path or a path`)
+      }
+    }
     return Either.right(backend === undefined ? { model: body } : { model: body, backend })
   }
 

@@ -3,9 +3,21 @@
  * payload, success and failure schemas, so the same operations can be served over a connection
  * later and the CLI's `--json` output is exactly these encoded types. Pure: no I/O.
  */
+import * as Either from "effect/Either"
+import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
-import { LlmspellError } from "./Errors.js"
-import { ModelInfo, ModelList, PullProgress, RemoveResult, StatusReport, VerifyReport } from "./Types.js"
+import { InvalidRequest, LlmspellError } from "./Errors.js"
+import {
+  GenerateRequest,
+  type LimitedField,
+  ModelInfo,
+  ModelList,
+  PullProgress,
+  RemoveResult,
+  REQUEST_LIMITS,
+  StatusReport,
+  VerifyReport
+} from "./Types.js"
 
 /** Every llmspell error as a schema: the union defined once in `Errors.ts`. */
 export const LlmspellErrorSchema = LlmspellError
@@ -58,6 +70,42 @@ export class Verify extends Schema.TaggedRequest<Verify>("llmspell/Verify")("Ver
   success: VerifyReport,
   failure: LlmspellErrorSchema
 }) {}
+
+const shown = (value: unknown): string =>
+  typeof value === "number" || typeof value === "bigint" || typeof value === "boolean" || value == null
+    ? String(value)
+    : JSON.stringify(value)?.slice(0, 80) ?? typeof value
+
+/**
+ * Checks a generation request against its schema (every numeric field's range, message roles, stop
+ * strings) before anything is loaded or sent: the one check behind `LocalLLM.generate`/`run`, the
+ * Promise facade and `llmspell run`. The error names the field, its CLI option and what is allowed.
+ */
+export const validateGenerateRequest = (request: unknown): Either.Either<GenerateRequest, InvalidRequest> =>
+  Either.mapLeft(
+    Schema.decodeUnknownEither(GenerateRequest, { errors: "first", onExcessProperty: "ignore" })(request),
+    (error) => {
+      const issue = ParseResult.ArrayFormatter.formatErrorSync(error)[0]
+      const path = issue?.path ?? []
+      const key = path[0]
+      if (typeof key === "string" && key in REQUEST_LIMITS) {
+        const limit = REQUEST_LIMITS[key as LimitedField]
+        return new InvalidRequest({
+          field: key,
+          ...(limit.option !== undefined ? { option: limit.option } : {}),
+          allowed: limit.allowed,
+          value: shown((request as Record<string, unknown>)[key])
+        })
+      }
+      let value: unknown = request
+      for (const step of path) value = (value as Record<PropertyKey, unknown> | undefined)?.[step]
+      return new InvalidRequest({
+        field: path.length > 0 ? path.map(String).join(".") : "request",
+        allowed: `valid (${issue?.message ?? "malformed request"})`,
+        value: shown(value)
+      })
+    }
+  )
 
 /** Every request of the protocol. */
 export const LocalLLMRequest = Schema.Union(Status, List, Pull, Info, Remove, Verify)

@@ -201,15 +201,42 @@ export const ChatMessage = Schema.Struct({
 /** One chat message. */
 export type ChatMessage = typeof ChatMessage.Type
 
-/** A generation request, the same for every backend. */
+/**
+ * The range of each numeric field of a request, with the CLI option that sets it. One table, so the
+ * schema, the library, the Promise facade and the CLI refuse exactly the same values (`option` is
+ * undefined where `llmspell run` has no option for the field). A `maxTokens`
+ * of 0 or less used to mean "no limit" to llama.cpp (it ran on past the context), so it is refused.
+ */
+export const REQUEST_LIMITS = {
+  maxTokens: { option: "--max-tokens", allowed: "an integer ≥ 1", check: (n: number) => Number.isSafeInteger(n) && n >= 1 },
+  temperature: { option: "--temperature", allowed: "a finite number ≥ 0", check: (n: number) => Number.isFinite(n) && n >= 0 },
+  topP: { option: undefined, allowed: "a number in (0, 1]", check: (n: number) => n > 0 && n <= 1 },
+  topK: { option: undefined, allowed: "an integer ≥ 0 (0: no limit)", check: (n: number) => Number.isSafeInteger(n) && n >= 0 },
+  seed: { option: "--seed", allowed: "an integer", check: (n: number) => Number.isSafeInteger(n) }
+} as const
+
+/** The request fields with a range. */
+export type LimitedField = keyof typeof REQUEST_LIMITS
+
+const limited = (field: LimitedField) =>
+  Schema.optional(
+    Schema.Number.pipe(
+      Schema.filter(REQUEST_LIMITS[field].check, {
+        identifier: field,
+        message: (issue) => `${field} must be ${REQUEST_LIMITS[field].allowed}; got ${String(issue.actual)}`
+      })
+    )
+  )
+
+/** A generation request, the same for every backend; decoding it checks every field's range. */
 export const GenerateRequest = Schema.Struct({
   messages: Schema.Array(ChatMessage),
-  maxTokens: Schema.optional(Schema.Number),
-  temperature: Schema.optional(Schema.Number),
-  topP: Schema.optional(Schema.Number),
-  topK: Schema.optional(Schema.Number),
-  seed: Schema.optional(Schema.Number),
-  stop: Schema.optional(Schema.Array(Schema.String))
+  maxTokens: limited("maxTokens"),
+  temperature: limited("temperature"),
+  topP: limited("topP"),
+  topK: limited("topK"),
+  seed: limited("seed"),
+  stop: Schema.optional(Schema.Array(Schema.String.pipe(Schema.minLength(1, { message: () => "a stop string cannot be empty" }))))
 })
 /** A generation request. */
 export type GenerateRequest = typeof GenerateRequest.Type

@@ -7,6 +7,7 @@
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
@@ -25,6 +26,7 @@ import {
   ModelNotFound
 } from "../domain/Errors.js"
 import * as Gguf from "../domain/GgufReader.js"
+import * as HubRef from "../domain/HubRef.js"
 import { isFileReference } from "../domain/ModelSpec.js"
 import type {
   BackendStatus,
@@ -112,7 +114,8 @@ export const makeBackend = (
         model,
         backend: "gguf",
         instance: instance.name,
-        pullSpec: model,
+        // only a name `model pull` accepts (catalog alias, hub repo): a hint must name a command that works
+        ...(Either.isRight(HubRef.parse(model)) ? { pullSpec: model } : {}),
         ...(detail !== undefined ? { detail } : {})
       })
 

@@ -577,7 +577,9 @@ export const make = (hub: HubConfig, internals: DownloaderInternals = {}): Model
       const all = yield* readManifests(store)
       const chosen = ref === undefined || ref === "*" ? all : matchManifests(ref, all)
       if (ref !== undefined && ref !== "*" && chosen.length === 0) {
-        return yield* new ModelNotFound({ model: ref, backend: "gguf", instance: store.instance, pullSpec: ref })
+        // a pull hint only for a name `model pull` accepts
+        const pullable = Either.isRight(HubRef.parse(ref))
+        return yield* new ModelNotFound({ model: ref, backend: "gguf", instance: store.instance, ...(pullable ? { pullSpec: ref } : {}) })
       }
       const files: Array<VerifyFile> = []
       for (const m of chosen) {

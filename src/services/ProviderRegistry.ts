@@ -85,6 +85,16 @@ export const route = (
   const providerWhy = spec.provider !== undefined ? `provider ${provider}` : `default_provider ${provider}`
   const named = byName(provider)
 
+  // A local file runs in-process whatever the provider or default backend says: an Ollama server
+  // cannot open a path on this machine (and a remote one would look it up on its own disk).
+  if (ModelSpec.isFileReference(spec.model)) {
+    if (spec.backend !== undefined && ModelSpec.normalizeBackend(spec.backend) !== "gguf") {
+      return notAvailable(spec.backend, `a local file runs on the GGUF runtime, not @${spec.backend}: drop @${spec.backend}`)
+    }
+    if (named !== undefined && named.type === "gguf") return done(named, `local file on instance ${named.name}`)
+    return defaultOf("gguf", "a local file runs on the GGUF runtime")
+  }
+
   if (spec.backend !== undefined) {
     const backend = ModelSpec.normalizeBackend(spec.backend)!
     if (named !== undefined && named.type === backend) return done(named, `@${spec.backend} on instance ${named.name}`)

@@ -314,7 +314,8 @@ export const toLlmspellError = (error: unknown, ctx: ErrorContext): LlmspellErro
         model: ctx.model,
         backend: "ollama",
         instance: instance.name,
-        pullSpec: pullSpecFor(instance, ctx.model)
+        // a pull that found nothing must not hint the same pull
+        ...(operation === "pull" ? { operation } : { pullSpec: pullSpecFor(instance, ctx.model) })
       })
     }
     return backendError(`HTTP ${status}: ${message}`)
@@ -358,6 +359,10 @@ export const toLlmspellError = (error: unknown, ctx: ErrorContext): LlmspellErro
     return backendError("the response stream ended without its final done/success record (the server stopped early)")
   }
   if (message === "Missing body") return backendError("the server sent an empty response")
+  // A pull of a name the registry does not have fails inside the 200 stream, not with a 404.
+  if (operation === "pull" && ctx.model !== undefined && /^pull model manifest: (file does not exist|.*not found)/.test(message)) {
+    return new ModelNotFound({ model: ctx.model, backend: "ollama", instance: instance.name, detail: message, operation: "pull" })
+  }
   if (error instanceof Error && error.constructor === Error) {
     // An `{"error": …}` record inside a 200 stream: the server started, then failed.
     return backendError(`the server reported an error: ${message}`)
