@@ -6,13 +6,15 @@
 import * as JSONSchema from "effect/JSONSchema"
 import type * as Schema from "effect/Schema"
 import { AvailableReport } from "../src/domain/Catalog.js"
-import { ErrorEnvelope } from "../src/domain/Protocol.js"
+import { ErrorEnvelope } from "../src/domain/Failure.js"
+import { InstallOllamaReport } from "../src/domain/InstallOllama.js"
 import {
   Completion,
   ConfigPathReport,
   ConfigReport,
   ModelInfo,
   ModelList,
+  PullInterrupted,
   PullProgress,
   RemoveResult,
   StatusReport,
@@ -33,19 +35,19 @@ export const sections: ReadonlyArray<Section> = [
     commands: "every command with `--json`",
     schema: ErrorEnvelope,
     notes:
-      "On failure, one object on stdout; the exit code says the class (1 failure, 2 usage/config, 3 model not found, 4 backend unavailable, 130 interrupted). `_tag` is the error class (`ModelNotFound`, `BackendUnavailable`, `InvalidModelSpec`, `ConfigError`, …)."
+      "On failure, one object on stdout; the exit code says the class (1 failure, 2 usage/config, 3 model not found, 4 backend unavailable, 130 interrupted, 143 terminated). `_tag` is the error class (`ModelNotFound`, `BackendUnavailable`, `InvalidModelSpec`, `ConfigError`, …)."
   },
   {
     title: "model status",
     commands: "`llmspell model status [--backend ollama|gguf|all] --json`",
     schema: StatusReport,
-    notes: "One entry per configured instance. An unreachable backend is `available: false` with `error`; the command still exits 0."
+    notes: "One entry per configured instance. An unreachable backend is `available: false` with `error`; the command still exits 0, or 4 with `--check`."
   },
   {
     title: "model list",
     commands: "`llmspell model list [--backend ollama|gguf|all] --json`",
     schema: ModelList,
-    notes: "Instances that could not answer are listed in `unavailable`; their failure never hides the other instances' models."
+    notes: "Instances that could not answer are listed in `unavailable`; their failure never hides the other instances' models. With `--backend ollama|gguf` the named backend's failure is the command's (the error envelope, exit 4); with `all`, exit 4 only when every backend is down."
   },
   {
     title: "model info",
@@ -59,6 +61,13 @@ export const sections: ReadonlyArray<Section> = [
     schema: PullProgress,
     notes:
       "One JSON object per line on stdout, the same type for hub and Ollama pulls. Phases: `resolving`, `waiting` (another pull holds the lock), `downloading`, `verifying`, `done`. The last line of a successful pull has phase `done` and `result`. On failure the last line is the error envelope."
+  },
+  {
+    title: "model pull, interrupted",
+    commands: "`llmspell model pull <ref> --json`, stopped by Ctrl-C or SIGTERM",
+    schema: PullInterrupted,
+    notes:
+      "The last NDJSON line of a pull that was interrupted (exit 130 for SIGINT, 143 for SIGTERM): where it stopped. The partial file is kept; the same pull resumes."
   },
   {
     title: "model remove",
@@ -77,6 +86,12 @@ export const sections: ReadonlyArray<Section> = [
     commands: "`llmspell model available [--recommended] --json`",
     schema: AvailableReport,
     notes: "The curated catalog; `fits` compares the estimated RAM need with the memory free now. Recommended and fitting models come first."
+  },
+  {
+    title: "model install-ollama",
+    commands: "`llmspell model install-ollama [--dry-run] [--yes] --json`",
+    schema: InstallOllamaReport,
+    notes: "What was found (installed version, whether the server answers), the plan's lines, and the installer command; `ran` is true only with `--yes`."
   },
   {
     title: "run",
@@ -127,7 +142,7 @@ export const render = (): string => {
   const parts = [
     "# JSON output",
     "",
-    "Every command accepts `--json` (at the end of the command line). Output goes to stdout as one JSON document,",
+    "Every command accepts `--json` (anywhere on the command line). Output goes to stdout as one JSON document,",
     "or NDJSON for `model pull`; warnings and progress bars go to stderr. The shapes below are generated from",
     "the Schema types in `src/domain/Types.ts` and `src/domain/Protocol.ts` (`npm run docs:json`), and a test",
     "decodes the CLI's real output with the same schemas, so this page and the program cannot disagree.",

@@ -13,7 +13,7 @@ import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import { formatBytes, type LlmspellError } from "../domain/Errors.js"
-import { PullProgress, type PullResult } from "../domain/Types.js"
+import { PullInterrupted, PullProgress, type PullResult } from "../domain/Types.js"
 import { CliIO } from "./CliIO.js"
 
 /** How progress is shown. */
@@ -114,15 +114,6 @@ export const barLine = (p: PullProgress, columns: number): string => {
   const nameRoom = width - line.length - 1
   return nameRoom >= 4 ? `${line} ${shorten(p.model, nameRoom)}`.trimStart() : line
 }
-
-/** The `--json` record that ends an interrupted pull. */
-export const PullInterrupted = Schema.Struct({
-  interrupted: Schema.Literal(true),
-  model: Schema.optional(Schema.String),
-  phase: Schema.optional(Schema.String),
-  completedBytes: Schema.optional(Schema.Number),
-  totalBytes: Schema.optional(Schema.Number)
-})
 
 /** Runs a pull stream to its end, rendering it; returns the result of the `done` event. */
 export const renderPull = <R>(

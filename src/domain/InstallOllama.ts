@@ -5,6 +5,7 @@
  * Install methods are Ollama's official ones: the Linux install script, the macOS and Windows
  * downloads (for those `--yes` opens the download page: their installers are interactive).
  */
+import * as Schema from "effect/Schema"
 
 /** The official Linux install script. */
 export const LINUX_INSTALL_SCRIPT = "https://ollama.com/install.sh"
@@ -142,3 +143,16 @@ export const planInstall = (facts: InstallFacts, flags: InstallFlags): InstallPl
   }
   return { state: "not-installed", lines: [header, `installing on ${where}: ${method.description}`], run: method }
 }
+
+/** `model install-ollama --json`: what was found, the plan's lines, and what was run. */
+export const InstallOllamaReport = Schema.Struct({
+  state: Schema.Literal("running", "installed", "server-only", "not-installed"),
+  installedVersion: Schema.NullOr(Schema.String),
+  server: Schema.Struct({ url: Schema.String, available: Schema.Boolean, version: Schema.optional(Schema.String) }),
+  lines: Schema.Array(Schema.String),
+  /** The official installer's command line, when one was planned (run only with `--yes`). */
+  action: Schema.NullOr(Schema.Struct({ description: Schema.String, argv: Schema.Array(Schema.String) })),
+  ran: Schema.Boolean
+})
+/** `model install-ollama --json`. */
+export type InstallOllamaReport = typeof InstallOllamaReport.Type

@@ -342,3 +342,12 @@ export const ConfigPathReport = Schema.Struct({
 })
 /** `config path` output. */
 export type ConfigPathReport = typeof ConfigPathReport.Type
+
+/** The `--json` record that ends an interrupted pull. */
+export const PullInterrupted = Schema.Struct({
+  interrupted: Schema.Literal(true),
+  model: Schema.optional(Schema.String),
+  phase: Schema.optional(Schema.String),
+  completedBytes: Schema.optional(Schema.Number),
+  totalBytes: Schema.optional(Schema.Number)
+})

@@ -2,10 +2,9 @@
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
 import * as Effect from "effect/Effect"
-import * as Schema from "effect/Schema"
 import * as os from "node:os"
 import { defaultInstance } from "../../../domain/ConfigSchema.js"
-import { planInstall } from "../../../domain/InstallOllama.js"
+import { InstallOllamaReport, planInstall } from "../../../domain/InstallOllama.js"
 import * as OllamaInstaller from "../../../layers/OllamaInstaller.js"
 import { Config } from "../../../services/Config.js"
 import { ProviderRegistry } from "../../../services/ProviderRegistry.js"
@@ -14,17 +13,6 @@ import { json } from "../shared.js"
 
 const dryRun = Options.boolean("dry-run").pipe(Options.withDescription("print the steps; change nothing"))
 const yes = Options.boolean("yes").pipe(Options.withAlias("y"), Options.withDescription("run the official installer"))
-
-/** `model install-ollama --json`: what was found, the plan's lines, and what was run. */
-export const InstallOllamaReport = Schema.Struct({
-  state: Schema.Literal("running", "installed", "server-only", "not-installed"),
-  installedVersion: Schema.NullOr(Schema.String),
-  server: Schema.Struct({ url: Schema.String, available: Schema.Boolean, version: Schema.optional(Schema.String) }),
-  lines: Schema.Array(Schema.String),
-  /** The official installer's command line, when one was planned (run only with `--yes`). */
-  action: Schema.NullOr(Schema.Struct({ description: Schema.String, argv: Schema.Array(Schema.String) })),
-  ran: Schema.Boolean
-})
 
 /** `model install-ollama`. */
 export const installOllamaCommand = Command.make("install-ollama", { dryRun, yes, json }, ({ dryRun, json, yes }) =>
