@@ -12,7 +12,7 @@ import type * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
-import { describeCause, ExitCode } from "./domain/Errors.js"
+import { describeCause, ExitCode } from "./domain/Failure.js"
 import { validateGenerateRequest } from "./domain/Protocol.js"
 import {
   type BackendStatus,

@@ -23,7 +23,8 @@ import {
   redactUrl,
   resolveConfig
 } from "../src/domain/ConfigSchema.js"
-import { ConfigError, ExitCode, exitCodeFor } from "../src/domain/Errors.js"
+import { ConfigError } from "../src/domain/Errors.js"
+import { ExitCode, exitCodeFor } from "../src/domain/Failure.js"
 import * as ConfigLive from "../src/layers/ConfigLive.js"
 
 const HOME = "/home/tester"

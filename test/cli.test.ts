@@ -18,16 +18,8 @@ import { fileURLToPath } from "node:url"
 import { makeCapture } from "../src/cli/CliIO.js"
 import { main } from "../src/cli/main.js"
 import { describeFailure } from "../src/cli/output.js"
-import {
-  BackendError,
-  BackendUnavailable,
-  ConfigError,
-  ExitCode,
-  InvalidModelSpec,
-  ModelNotFound,
-  ProviderNotAvailable,
-  UsageError
-} from "../src/domain/Errors.js"
+import { BackendError, BackendUnavailable, ConfigError, InvalidModelSpec, ModelNotFound, ProviderNotAvailable, UsageError } from "../src/domain/Errors.js"
+import { ExitCode } from "../src/domain/Failure.js"
 import { type FakeOllama, fakeModel, startFakeOllama } from "./fixtures/fakeOllama.js"
 
 // eslint-disable-next-line no-control-regex

@@ -7,6 +7,7 @@
 import * as Cause from "effect/Cause"
 import * as Schema from "effect/Schema"
 import { isLlmspellError, type LlmspellError } from "./Errors.js"
+import { ErrorInfo } from "./Types.js"
 
 /** Exit codes shared by the CLI and every other front end. */
 export const ExitCode = {
@@ -36,10 +37,10 @@ export const exitCodeFor = (error: { readonly _tag: string }): number => {
   }
 }
 
-/** The JSON shape of an error in `--json` output and protocol envelopes: `{ _tag, message, hint }`. */
-export const ErrorJson = Schema.Struct({ _tag: Schema.String, message: Schema.String, hint: Schema.optional(Schema.String) })
+/** The JSON shape of an error in `--json` output and protocol envelopes: `{ _tag, message, hint }` (`Types.ErrorInfo`). */
+export const ErrorJson = ErrorInfo
 /** The JSON shape of an error. */
-export type ErrorJson = typeof ErrorJson.Type
+export type ErrorJson = ErrorInfo
 
 /** The `--json` error envelope: `{"error":{"_tag","message","hint"}}`. */
 export const ErrorEnvelope = Schema.Struct({ error: ErrorJson })

@@ -14,7 +14,8 @@ import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
 import { type ConfigFlags, type LlmspellConfig, resolveConfig } from "../domain/ConfigSchema.js"
-import { ConfigError, formatBytes } from "../domain/Errors.js"
+import { ConfigError } from "../domain/Errors.js"
+import { formatBytes } from "../domain/Format.js"
 import { Config } from "../services/Config.js"
 
 /**

@@ -7,7 +7,7 @@ import * as Options from "@effect/cli/Options"
 import * as Effect from "effect/Effect"
 import * as os from "node:os"
 import * as Catalog from "../../../domain/Catalog.js"
-import { formatBytes } from "../../../domain/Errors.js"
+import { formatBytes } from "../../../domain/Format.js"
 import { printJson, printOut, table } from "../../output.js"
 import { json } from "../shared.js"
 

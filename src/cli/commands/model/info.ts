@@ -2,7 +2,7 @@
 import * as Args from "@effect/cli/Args"
 import * as Command from "@effect/cli/Command"
 import * as Effect from "effect/Effect"
-import { formatBytes } from "../../../domain/Errors.js"
+import { formatBytes } from "../../../domain/Format.js"
 import { ModelInfo } from "../../../domain/Types.js"
 import { LocalLLM } from "../../../services/LocalLLM.js"
 import { keyValues, printJson, printOut } from "../../output.js"

@@ -5,7 +5,8 @@
  */
 import * as Command from "@effect/cli/Command"
 import * as Effect from "effect/Effect"
-import { ExitCode, exitCodeFor, formatBytes } from "../../../domain/Errors.js"
+import { ExitCode, exitCodeFor } from "../../../domain/Failure.js"
+import { formatBytes } from "../../../domain/Format.js"
 import { ModelList } from "../../../domain/Types.js"
 import { LocalLLM } from "../../../services/LocalLLM.js"
 import { ProviderRegistry } from "../../../services/ProviderRegistry.js"
