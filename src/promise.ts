@@ -8,7 +8,8 @@ import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
-import type * as Layer from "effect/Layer"
+import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
@@ -105,7 +106,11 @@ export const createLocalLLM = (options: CreateLocalLLMOptions = {}): LocalLLMCli
         ...(options.home !== undefined ? { home: options.home } : {})
       })
       : LlmspellLive.layer(options))
-  const runtime = ManagedRuntime.make(layer)
+  // Warnings (a malformed entry in a server's model list, …) go to stderr: the default logger
+  // writes to stdout, which is where a script prints its own results.
+  const runtime = ManagedRuntime.make(
+    Layer.merge(layer, Logger.replace(Logger.defaultLogger, Logger.withConsoleError(Logger.stringLogger)))
+  )
   let closed = false
 
   const run = <A>(effect: Effect.Effect<A, unknown, LocalLLM>, signal?: AbortSignal): Promise<A> => {

@@ -61,3 +61,41 @@ describe("Promise facade", () => {
     await expect(stream.completion).rejects.toMatchObject({ _tag: "Interrupted" })
   })
 })
+
+describe("Promise facade on a live stack", () => {
+  it("prints library warnings on stderr, never on stdout (where the caller's own output goes)", async () => {
+    const { fakeModel, startFakeOllama } = await import("./fixtures/fakeOllama.js")
+    const { mkdtemp, rm } = await import("node:fs/promises")
+    const { tmpdir } = await import("node:os")
+    const { join } = await import("node:path")
+    const fake = await startFakeOllama({ models: [fakeModel("present")] })
+    const home = await mkdtemp(join(tmpdir(), "llmspell-promise-"))
+    fake.setFault("/api/tags", { kind: "malformedEntries" })
+    const stdout: Array<string> = []
+    const stderr: Array<string> = []
+    const write = process.stdout.write.bind(process.stdout)
+    const log = console.log
+    const error = console.error
+    process.stdout.write = ((chunk: string | Uint8Array) => (stdout.push(String(chunk)), true)) as typeof process.stdout.write
+    console.log = (...args: Array<unknown>) => void stdout.push(args.join(" "))
+    console.error = (...args: Array<unknown>) => void stderr.push(args.join(" "))
+    const llm = createLocalLLM({
+      config: { providers: { default_backend: "ollama", ollama: { base_url: fake.url }, gguf: { model_directory: join(home, "models") } } },
+      home,
+      env: {}
+    })
+    try {
+      const list = await llm.list("ollama")
+      expect(list.models.map((m) => m.name)).toEqual(["present:latest"])
+    } finally {
+      await llm.close()
+      process.stdout.write = write
+      console.log = log
+      console.error = error
+      await fake.close()
+      await rm(home, { recursive: true, force: true })
+    }
+    expect(stdout.join("")).not.toContain("malformed")
+    expect(stderr.join("\n")).toContain("malformed entries")
+  })
+})
