@@ -36,7 +36,8 @@ import type {
 import * as LocalLLMLive from "./layers/LocalLLMLive.js"
 import type { Backend, BackendFactory } from "./services/Backend.js"
 import { Config } from "./services/Config.js"
-import { GgufBackend, LlamaLoader, type LlamaLoaderService, type LoaderEvent } from "./services/GgufBackend.js"
+import { GgufBackend } from "./services/GgufBackend.js"
+import { LlamaLoader, type LlamaLoaderService, type LoaderEvent } from "./services/LlamaLoader.js"
 import type { LocalLLM } from "./services/LocalLLM.js"
 import { type InstalledModel, ModelDownloader, type ModelDownloaderService } from "./services/ModelDownloader.js"
 import { OllamaBackend } from "./services/OllamaBackend.js"
@@ -482,6 +483,7 @@ export const LlamaLoaderMock = (options: MockLoaderOptions = {}) => {
             sizeBytes,
             vramBytes: 0,
             contextSize: typeof loadOptions.contextSize === "number" ? loadOptions.contextSize : 256,
+            alive: Effect.succeed(true),
             generate: (request: GenerateRequest) =>
               Stream.unwrapScoped(Effect.gen(function*() {
                 yield* running

@@ -16,7 +16,9 @@ import * as nodePath from "node:path"
 import { fileURLToPath } from "node:url"
 import type { GgufInstanceConfig } from "../domain/ConfigSchema.js"
 import {
+  type BackendCrashed,
   BackendError,
+  type DeviceUnavailable,
   type BackendUnavailable,
   errorToJson,
   type InvalidModelFile,
@@ -36,15 +38,10 @@ import type {
   ModelInfo
 } from "../domain/Types.js"
 import type { Backend } from "../services/Backend.js"
-import {
-  GgufBackend,
-  type LoadedModelHandle,
-  LlamaLoader,
-  type LlamaLoaderService,
-  type LoadOptions
-} from "../services/GgufBackend.js"
+import { GgufBackend } from "../services/GgufBackend.js"
+import { type LoadedModelHandle, LlamaLoader, type LlamaLoaderService, type LoadOptions } from "../services/LlamaLoader.js"
 import { ModelDownloader, type ModelDownloaderService, type ModelStore } from "../services/ModelDownloader.js"
-import { autoThreads, availableCores } from "./internal/llama.js"
+import { autoThreads, availableCores } from "./internal/cpu.js"
 import * as ModelPool from "./internal/modelPool.js"
 import { readGgufFile } from "./internal/readGgufFile.js"
 import * as LlamaLoaderLive from "./LlamaLoaderLive.js"
@@ -52,7 +49,7 @@ import * as LlamaLoaderLive from "./LlamaLoaderLive.js"
 /** `context_size = "auto"` never goes above this (per sequence): real models advertise 128k. */
 export const CONTEXT_SIZE_CAP = 4096
 
-type LoadError = InvalidModelFile | ModelNotFound | BackendError | import("../domain/Errors.js").DeviceUnavailable
+type LoadError = InvalidModelFile | ModelNotFound | BackendError | BackendCrashed | DeviceUnavailable
 
 /** A model name resolved to the file to load. */
 interface ResolvedFile {
@@ -86,6 +83,7 @@ export const makeBackend = (
     const cores = availableCores()
     const threads = instance.threads === "auto" ? autoThreads(cores) : instance.threads
     const loadOptions: LoadOptions = {
+      instance: instance.name,
       device: instance.device,
       threads,
       contextSize: instance.contextSize,
@@ -102,7 +100,7 @@ export const makeBackend = (
       load: (path) =>
         Effect.gen(function*() {
           yield* readGgufFile(path, { model: names.get(path) ?? path, instance: instance.name })
-          return yield* loader.load(path, loadOptions)
+          return yield* loader.load(path, { ...loadOptions, model: names.get(path) ?? path })
         }).pipe(Effect.withSpan("GgufBackend.load", { attributes: { path } }))
     })
 

@@ -4,7 +4,7 @@
  */
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import { LlamaLoader } from "../services/GgufBackend.js"
+import { LlamaLoader } from "../services/LlamaLoader.js"
 import { makeLoader } from "./internal/llama.js"
 
 /** The live loader. */
