@@ -88,8 +88,11 @@ export interface MemoryNeeds {
 
 /** Loads model files into llama.cpp and describes the runtime. Only ever given validated files. */
 export interface LlamaLoaderService {
-  /** The runtime for a device setting (creates the process's one Llama on first use). */
-  readonly runtime: (device: GgufInstanceConfig["device"]) => Effect.Effect<RuntimeInfo, DeviceUnavailable | BackendError>
+  /** The runtime for a device setting (in a short-lived worker, or this process's Llama with isolation "none"). */
+  readonly runtime: (
+    device: GgufInstanceConfig["device"],
+    isolation?: Isolation
+  ) => Effect.Effect<RuntimeInfo, DeviceUnavailable | BackendError>
   /** Loads a model (mmap) and creates its context; closing the scope unloads both. */
   readonly load: (
     path: string,
@@ -98,7 +101,12 @@ export interface LlamaLoaderService {
   /** RAM/VRAM the model needs at a context size, without loading it. */
   readonly memoryNeeds: (
     path: string,
-    options: { readonly device: GgufInstanceConfig["device"]; readonly gpuLayers: "auto" | number; readonly contextSize: number }
+    options: {
+      readonly device: GgufInstanceConfig["device"]
+      readonly gpuLayers: "auto" | number
+      readonly contextSize: number
+      readonly isolation?: Isolation | undefined
+    }
   ) => Effect.Effect<MemoryNeeds, DeviceUnavailable | BackendError>
 }
 

@@ -1,0 +1,249 @@
+/**
+ * The worker-backed LlamaLoader (`isolation = "process"`): each loaded model is a worker process
+ * (`ggufWorkerProcess.ts`) running the in-process loader. The host keeps only the handle: when
+ * the worker dies, every request on it fails with `BackendCrashed` (signal or code, llama.cpp's
+ * last log lines) and `alive` turns false so the pool loads it again on the next request.
+ * Cancelling a generation asks the worker to stop and kills it if it has not within
+ * `cancelGraceMs` (a request stuck in a chat template or a tokenizer cannot be stopped any other
+ * way); a prompt whose template + tokenizing take longer than `prepareTimeoutMs` is a typed error.
+ * These two budgets are real time (not the Effect Clock): they bound a real process.
+ */
+import * as Effect from "effect/Effect"
+import * as Stream from "effect/Stream"
+import { BackendCrashed, BackendError } from "../../domain/Errors.js"
+import type { GenerateRequest } from "../../domain/Types.js"
+import type {
+  LlamaLoaderService,
+  LoadedModelHandle,
+  LoaderEvent,
+  LoadOptions,
+  MemoryNeeds,
+  RuntimeInfo
+} from "../../services/LlamaLoader.js"
+import type { FromWorker, ToWorker } from "./ggufWorkerProtocol.js"
+import { spawnWorker, type WorkerExit, type WorkerProcess } from "./ggufWorkerProcess.js"
+
+/** Budgets and limits of the worker loader. */
+export interface WorkerLoaderOptions {
+  /** V8 heap cap of each worker, MiB (default 2048): a template bomb dies of it fast. */
+  readonly maxHeapMb?: number | undefined
+  /** Chat template + tokenizing of one request (default 30 000 ms). */
+  readonly prepareTimeoutMs?: number | undefined
+  /** How long a cancelled request may take to stop before its worker is killed (default 1000 ms). */
+  readonly cancelGraceMs?: number | undefined
+}
+
+/** Defaults of `WorkerLoaderOptions`. */
+export const WORKER_DEFAULTS = { maxHeapMb: 2048, prepareTimeoutMs: 30_000, cancelGraceMs: 1000 } as const
+
+const crashed = (worker: WorkerProcess, exit: WorkerExit, model: string, instance: string | undefined, operation: string) =>
+  new BackendCrashed({
+    model,
+    ...(instance !== undefined ? { instance } : {}),
+    operation,
+    ...(exit.signal !== null ? { signal: exit.signal } : {}),
+    ...(exit.code !== null ? { exitCode: exit.code } : {}),
+    logs: [
+      ...worker.logs().slice(-12),
+      ...(exit.killedBecause !== undefined ? [`llmspell stopped the worker: ${exit.killedBecause}`] : [])
+    ]
+  })
+
+/** Sends `message` and waits for the answer `pick` recognises, a `Failed`, or the worker's end. */
+const ask = <A>(
+  worker: WorkerProcess,
+  id: number,
+  message: ToWorker,
+  pick: (m: FromWorker) => A | undefined,
+  onExit: (exit: WorkerExit) => BackendError | BackendCrashed
+) =>
+  Effect.async<A, BackendError | BackendCrashed | import("../../domain/Errors.js").DeviceUnavailable>((resume) => {
+    const stopListening = worker.listen(id, (m) => {
+      if (m._tag === "Failed") {
+        cleanup()
+        return resume(Effect.fail(m.error))
+      }
+      const a = pick(m)
+      if (a !== undefined) {
+        cleanup()
+        resume(Effect.succeed(a))
+      }
+    })
+    const stopWaiting = worker.onExit((exit) => {
+      cleanup()
+      resume(Effect.fail(onExit(exit)))
+    })
+    const cleanup = () => {
+      stopListening()
+      stopWaiting()
+    }
+    worker.send(message)
+    return Effect.sync(cleanup)
+  })
+
+/** Resolves after `ms` of real time with false, or with true when `settle` is called first. */
+const settledWithin = (ms: number, register: (settle: () => void) => void) =>
+  Effect.async<boolean>((resume) => {
+    const timer = setTimeout(() => resume(Effect.succeed(false)), ms)
+    register(() => {
+      clearTimeout(timer)
+      resume(Effect.succeed(true))
+    })
+    return Effect.sync(() => clearTimeout(timer))
+  })
+
+/** The worker-backed loader. */
+export const makeWorkerLoader = (options: WorkerLoaderOptions = {}): LlamaLoaderService => {
+  const maxHeapMb = options.maxHeapMb ?? WORKER_DEFAULTS.maxHeapMb
+  const prepareTimeoutMs = options.prepareTimeoutMs ?? WORKER_DEFAULTS.prepareTimeoutMs
+  const cancelGraceMs = options.cancelGraceMs ?? WORKER_DEFAULTS.cancelGraceMs
+  const runtimes = new Map<string, RuntimeInfo>()
+
+  const generateOn = (
+    worker: WorkerProcess,
+    ids: { next: number },
+    model: string,
+    instance: string | undefined,
+    request: GenerateRequest
+  ): Stream.Stream<LoaderEvent, BackendError | BackendCrashed> =>
+    Stream.asyncPush<LoaderEvent, BackendError | BackendCrashed>((emit) =>
+      Effect.acquireRelease(
+        Effect.sync(() => {
+          const id = ids.next++
+          const state = { finished: false, settle: undefined as (() => void) | undefined }
+          let prepareTimer: ReturnType<typeof setTimeout> | undefined
+          let stopListening = () => {}
+          let stopWaiting = () => {}
+          const finish = () => {
+            state.finished = true
+            clearTimeout(prepareTimer)
+            stopListening()
+            stopWaiting()
+            state.settle?.()
+          }
+          prepareTimer = setTimeout(() => {
+            if (state.finished) return
+            finish()
+            const seconds = prepareTimeoutMs / 1000
+            emit.fail(
+              new BackendError({
+                backend: "gguf",
+                ...(instance !== undefined ? { instance } : {}),
+                operation: "prepare the prompt",
+                reason: `rendering the chat template and tokenizing took longer than ${seconds} s (the model's worker was stopped)`,
+                suggestion: `shorten the prompt, or check the model's chat template with \`llmspell model info ${model}\``
+              })
+            )
+            Effect.runFork(worker.kill(`preparing a prompt took longer than ${seconds} s`))
+          }, prepareTimeoutMs)
+          stopListening = worker.listen(id, (m) => {
+            switch (m._tag) {
+              case "Prepared":
+                clearTimeout(prepareTimer)
+                return
+              case "Text":
+                return emit.single({ _tag: "Text", text: m.text })
+              case "Done":
+                finish()
+                emit.single({
+                  _tag: "Done",
+                  text: m.text,
+                  promptTokens: m.promptTokens,
+                  completionTokens: m.completionTokens,
+                  finishReason: m.finishReason
+                })
+                return emit.end()
+              case "Failed":
+                finish()
+                return emit.fail(m.error._tag === "BackendError" ? m.error : new BackendError({
+                  backend: "gguf",
+                  operation: "generate",
+                  reason: m.error.message
+                }))
+              case "Stopped":
+                finish()
+                return emit.end()
+            }
+          })
+          stopWaiting = worker.onExit((exit) => {
+            if (state.finished) return
+            finish()
+            emit.fail(crashed(worker, exit, model, instance, "generate"))
+          })
+          worker.send({ _tag: "Generate", id, request })
+          return { id, state }
+        }),
+        // ask the worker to stop; a worker that does not answer in time is stuck (template,
+        // tokenizer, a long native call) and is killed: the request ends interrupted either way
+        ({ id, state }) =>
+          state.finished ? Effect.void : Effect.gen(function*() {
+            worker.send({ _tag: "Cancel", id })
+            const stopped = yield* settledWithin(cancelGraceMs, (settle) => {
+              state.settle = settle
+            })
+            if (!stopped && !state.finished) {
+              yield* worker.kill(`a cancelled request did not stop within ${cancelGraceMs} ms`)
+            }
+          })
+      ), { bufferSize: "unbounded" }).pipe(Stream.withSpan("LlamaLoader.generate", { attributes: { worker: worker.pid } }))
+
+  const load = (path: string, loadOptions: LoadOptions) =>
+    Effect.gen(function*() {
+      const model = loadOptions.model ?? path
+      const instance = loadOptions.instance
+      const worker = yield* spawnWorker({ maxHeapMb })
+      const loaded = yield* ask(
+        worker,
+        -1,
+        { _tag: "Load", path, options: loadOptions },
+        (m) => (m._tag === "Loaded" ? m : undefined),
+        (exit) => crashed(worker, exit, model, instance, "load model")
+      )
+      const ids = { next: 0 }
+      return {
+        path,
+        sizeBytes: loaded.sizeBytes,
+        vramBytes: loaded.vramBytes,
+        contextSize: loaded.contextSize,
+        alive: Effect.sync(worker.isAlive),
+        generate: (request) => generateOn(worker, ids, model, instance, request)
+      } satisfies LoadedModelHandle
+    }).pipe(Effect.withSpan("LlamaLoader.load", { attributes: { path, isolation: "process" } }))
+
+  /** A short-lived worker for one question (runtime, memory needs). */
+  const oneShot = <A>(message: ToWorker & { readonly id: number }, pick: (m: FromWorker) => A | undefined, what: string) =>
+    Effect.scoped(Effect.gen(function*() {
+      const worker = yield* spawnWorker({ maxHeapMb })
+      return yield* ask(worker, message.id, message, pick, (exit) =>
+        new BackendError({
+          backend: "gguf",
+          operation: what,
+          reason: `the worker process died (${exit.signal ?? `code ${exit.code}`}): ${worker.logs().slice(-3).join("; ")}`
+        }))
+    })).pipe(
+      Effect.mapError((e) =>
+        e._tag === "BackendCrashed" ? new BackendError({ backend: "gguf", operation: what, reason: e.message }) : e
+      )
+    )
+
+  return {
+    runtime: (device) =>
+      Effect.suspend(() => {
+        const known = runtimes.get(device)
+        if (known !== undefined) return Effect.succeed(known)
+        return oneShot(
+          { _tag: "Runtime", id: 0, device },
+          (m) => (m._tag === "RuntimeInfo" ? m.info : undefined),
+          "start llama.cpp"
+        ).pipe(Effect.tap((info) => Effect.sync(() => runtimes.set(device, info))))
+      }).pipe(Effect.withSpan("LlamaLoader.runtime", { attributes: { device, isolation: "process" } })),
+    load,
+    memoryNeeds: (path, o) =>
+      oneShot(
+        { _tag: "MemoryNeeds", id: 0, path, device: o.device, gpuLayers: o.gpuLayers, contextSize: o.contextSize },
+        (m): MemoryNeeds | undefined =>
+          m._tag === "MemoryNeedsInfo" ? { contextSize: m.contextSize, ramBytes: m.ramBytes, vramBytes: m.vramBytes } : undefined,
+        "estimate memory"
+      ).pipe(Effect.withSpan("LlamaLoader.memoryNeeds", { attributes: { path, isolation: "process" } }))
+  }
+}
