@@ -1,8 +1,11 @@
 /**
- * The live GgufBackend: GGUF models in-process. Per instance it keeps a pool of loaded models
- * (`internal/modelPool.ts`: lazy, shared, idle unload, LRU eviction), each loaded with `parallel`
- * context sequences (the loader makes requests beyond them wait for one), and resolves model names: local files load directly, anything else through the ModelDownloader's
- * store. Every file is validated by our GGUF reader before the LlamaLoader (llama.cpp) sees it.
+ * The live GgufBackend. Per instance it keeps a pool of loaded models (`internal/modelPool.ts`:
+ * lazy, shared, idle unload, LRU eviction), each loaded by the LlamaLoader — in a worker process
+ * of its own unless `isolation = "none"` — with `parallel` context sequences (requests beyond them
+ * wait for one), and resolves model names: local files load directly, anything else through the
+ * ModelDownloader's store. Every file is validated by our GGUF reader before llama.cpp sees it, and
+ * checked to be the same file after the load; a model whose worker died is loaded again on the
+ * next request, except a file that crashed twice in a row while loading.
  */
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
@@ -16,12 +19,12 @@ import * as nodePath from "node:path"
 import { fileURLToPath } from "node:url"
 import type { GgufInstanceConfig } from "../domain/ConfigSchema.js"
 import {
-  type BackendCrashed,
+  BackendCrashed,
   BackendError,
   type DeviceUnavailable,
   type BackendUnavailable,
   errorToJson,
-  type InvalidModelFile,
+  InvalidModelFile,
   isLlmspellError,
   type LlmspellError,
   ModelNotFound
@@ -59,6 +62,25 @@ interface ResolvedFile {
   readonly installed: boolean
 }
 
+/** What identifies the bytes behind a path: a rename over it or a rewrite changes one of these. */
+interface FileIdentity {
+  readonly dev: number
+  readonly ino: number
+  readonly size: number
+  readonly mtimeMs: number
+}
+
+const fileIdentity = (path: string): Effect.Effect<FileIdentity | undefined> =>
+  Effect.promise(() =>
+    fs.stat(path).then(
+      (s) => ({ dev: s.dev, ino: s.ino, size: s.size, mtimeMs: s.mtimeMs }),
+      () => undefined
+    )
+  )
+
+const sameFile = (a: FileIdentity | undefined, b: FileIdentity | undefined) =>
+  a !== undefined && b !== undefined && a.dev === b.dev && a.ino === b.ino && a.size === b.size && a.mtimeMs === b.mtimeMs
+
 const nowMs = Effect.map(Clock.currentTimeNanos, (n) => Number(n) / 1e6)
 
 /** Absolute path of a local-file reference (`./x.gguf`, `~/x`, `file://…`, absolute). */
@@ -82,7 +104,9 @@ export const makeBackend = (
     const store: ModelStore = { directory: instance.modelDirectory, instance: instance.name }
     const cores = availableCores()
     const threads = instance.threads === "auto" ? autoThreads(cores) : instance.threads
+    const isolation = instance.isolation ?? "process"
     const loadOptions: LoadOptions = {
+      isolation,
       instance: instance.name,
       device: instance.device,
       threads,
@@ -93,16 +117,67 @@ export const makeBackend = (
     }
     const names = new Map<string, string>()
 
+    // Files whose worker crashed while loading them, with the file as it was: a file that crashed
+    // twice in a row is not loaded again until it changes (no reload loop on a bad file).
+    const loadCrashes = new Map<string, { readonly file: FileIdentity | undefined; count: number; last: BackendCrashed }>()
+
+    const changed = (path: string) =>
+      new InvalidModelFile({
+        path,
+        reason: "the file changed while it was being validated or loaded (replaced or rewritten); nothing was kept"
+      })
+
     const pool = yield* ModelPool.make<LoadedModelHandle, LoadError>({
       capacity: instance.maxLoadedModels,
       idleTimeToLive: Duration.seconds(instance.idleUnloadSeconds),
-      // validated here, on every (re)load: llama.cpp only ever sees a file our reader accepted
+      // validated here, on every (re)load: llama.cpp only ever sees a file our reader accepted, and
+      // the file it loaded is that file (same inode, size and mtime before and after)
       load: (path) =>
         Effect.gen(function*() {
-          yield* readGgufFile(path, { model: names.get(path) ?? path, instance: instance.name })
-          return yield* loader.load(path, { ...loadOptions, model: names.get(path) ?? path })
-        }).pipe(Effect.withSpan("GgufBackend.load", { attributes: { path } }))
+          const model = names.get(path) ?? path
+          const before = yield* fileIdentity(path)
+          const crashes = loadCrashes.get(path)
+          if (crashes !== undefined && crashes.count >= 2 && sameFile(crashes.file, before)) {
+            const last = crashes.last
+            return yield* new BackendCrashed({
+              model: last.model,
+              ...(last.instance !== undefined ? { instance: last.instance } : {}),
+              operation: last.operation,
+              ...(last.signal !== undefined ? { signal: last.signal } : {}),
+              ...(last.exitCode !== undefined ? { exitCode: last.exitCode } : {}),
+              logs: last.logs,
+              refused: true
+            })
+          }
+          yield* readGgufFile(path, { model, instance: instance.name })
+          if (!sameFile(before, yield* fileIdentity(path))) return yield* changed(path)
+          const handle = yield* loader.load(path, { ...loadOptions, model }).pipe(
+            Effect.tapError((e) =>
+              Effect.sync(() => {
+                if (e._tag !== "BackendCrashed") return
+                const previous = loadCrashes.get(path)
+                loadCrashes.set(path, {
+                  file: before,
+                  count: previous !== undefined && sameFile(previous.file, before) ? previous.count + 1 : 1,
+                  last: e
+                })
+              })
+            )
+          )
+          loadCrashes.delete(path)
+          if (!sameFile(before, yield* fileIdentity(path))) return yield* changed(path)
+          return handle
+        }).pipe(Effect.withSpan("GgufBackend.load", { attributes: { path, isolation } }))
     })
+
+    /** A lease on a live model: a model whose worker died is forgotten and loaded again, once. */
+    const acquireLive = (path: string) =>
+      Effect.gen(function*() {
+        const lease = yield* pool.acquire(path)
+        if (yield* lease.value.alive) return lease
+        yield* pool.invalidate(path)
+        return yield* pool.acquire(path)
+      })
 
     const notFound = (model: string, detail?: string) =>
       new ModelNotFound({
@@ -142,12 +217,14 @@ export const makeBackend = (
       Stream.unwrapScoped(Effect.gen(function*() {
         const start = yield* nowMs
         const file = yield* resolve(model)
-        const lease = yield* pool.acquire(file.path)
+        const lease = yield* acquireLive(file.path)
         // The handle has `parallel` sequences; requests beyond them wait inside `generate` for a free one.
         const handle = lease.value
         const generationStart = yield* nowMs
         let firstAt: number | undefined
         return handle.generate(request).pipe(
+          // the worker is gone: the next request loads the model again
+          Stream.tapError((e) => (e._tag === "BackendCrashed" ? pool.invalidate(file.path) : Effect.void)),
           Stream.mapEffect((event) =>
             Effect.map(nowMs, (now): GenerateEvent => {
               if (event._tag === "Text") {
@@ -197,6 +274,7 @@ export const makeBackend = (
           ? Math.min(CONTEXT_SIZE_CAP, trainContext ?? CONTEXT_SIZE_CAP)
           : instance.contextSize
         const memory = yield* loader.memoryNeeds(file.path, {
+          isolation,
           device: instance.device,
           gpuLayers: instance.gpuLayers,
           contextSize: defaultContext
@@ -320,11 +398,12 @@ export const makeBackend = (
         "context size": instance.contextSize === "auto" ? `auto (at most ${CONTEXT_SIZE_CAP})` : instance.contextSize,
         "gpu layers": instance.gpuLayers,
         parallel: instance.parallel,
+        isolation,
         "max loaded models": instance.maxLoadedModels,
         "idle unload": `${instance.idleUnloadSeconds} s`,
         ram: `${formatGiB(os.freemem())} free of ${formatGiB(os.totalmem())}`
       }
-      const runtime = yield* Effect.either(loader.runtime(instance.device))
+      const runtime = yield* Effect.either(loader.runtime(instance.device, isolation))
       const common = {
         instance: instance.name,
         backend: "gguf" as const,
