@@ -254,8 +254,8 @@ export class BackendCrashed extends Schema.TaggedError<BackendCrashed>("llmspell
       this.logs.at(-1)
     const where = `${this.instance !== undefined ? `${this.instance}: ` : ""}${this.model}`
     return this.refused === true
-      ? `${where}: not loaded again: llama.cpp crashed twice in a row while loading it (${how})${assert !== undefined ? `: ${assert}` : ""}`
-      : `${where}: llama.cpp crashed during ${this.operation} (${how})${assert !== undefined ? `: ${assert}` : ""}`
+      ? `${where}: not loaded again: its process died twice in a row while loading it (${how})${assert !== undefined ? `: ${assert}` : ""}`
+      : `${where}: the process running llama.cpp died during ${this.operation} (${how})${assert !== undefined ? `: ${assert}` : ""}`
   }
   get hint() {
     return `the model file is probably malformed or unsupported by this llama.cpp: check it with \`llmspell model info ${this.model}\` or \`llmspell model verify\`, or use another file`

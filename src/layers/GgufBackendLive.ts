@@ -223,8 +223,8 @@ export const makeBackend = (
         const generationStart = yield* nowMs
         let firstAt: number | undefined
         return handle.generate(request).pipe(
-          // the worker is gone: the next request loads the model again
-          Stream.tapError((e) => (e._tag === "BackendCrashed" ? pool.invalidate(file.path) : Effect.void)),
+          // the worker is gone (crashed, or stopped for a stuck request): the next request loads the model again
+          Stream.tapError(() => Effect.flatMap(handle.alive, (alive) => (alive ? Effect.void : pool.invalidate(file.path)))),
           Stream.mapEffect((event) =>
             Effect.map(nowMs, (now): GenerateEvent => {
               if (event._tag === "Text") {

@@ -36,6 +36,10 @@ export interface WorkerLoaderOptions {
 /** Defaults of `WorkerLoaderOptions`. */
 export const WORKER_DEFAULTS = { maxHeapMb: 2048, prepareTimeoutMs: 30_000, cancelGraceMs: 1000 } as const
 
+/** Drops the stack traces Node prints on an abort or a fatal OOM: the assert is what matters. */
+const meaningful = (lines: ReadonlyArray<string>) =>
+  lines.filter((l) => !/^\d+: |^-{3,}|^=+$|^at |^\s*$|^Security context:|^<--- /.test(l))
+
 const crashed = (worker: WorkerProcess, exit: WorkerExit, model: string, instance: string | undefined, operation: string) =>
   new BackendCrashed({
     model,
@@ -44,7 +48,7 @@ const crashed = (worker: WorkerProcess, exit: WorkerExit, model: string, instanc
     ...(exit.signal !== null ? { signal: exit.signal } : {}),
     ...(exit.code !== null ? { exitCode: exit.code } : {}),
     logs: [
-      ...worker.logs().slice(-12),
+      ...meaningful(worker.logs()).slice(-12),
       ...(exit.killedBecause !== undefined ? [`llmspell stopped the worker: ${exit.killedBecause}`] : [])
     ]
   })
@@ -125,16 +129,18 @@ export const makeWorkerLoader = (options: WorkerLoaderOptions = {}): LlamaLoader
             if (state.finished) return
             finish()
             const seconds = prepareTimeoutMs / 1000
-            emit.fail(
-              new BackendError({
+            const error = new BackendError({
                 backend: "gguf",
                 ...(instance !== undefined ? { instance } : {}),
                 operation: "prepare the prompt",
                 reason: `rendering the chat template and tokenizing took longer than ${seconds} s (the model's worker was stopped)`,
                 suggestion: `shorten the prompt, or check the model's chat template with \`llmspell model info ${model}\``
-              })
-            )
-            Effect.runFork(worker.kill(`preparing a prompt took longer than ${seconds} s`))
+            })
+            // the worker is gone before the request fails, so the next one finds it dead and reloads
+            Effect.runFork(Effect.tap(
+              worker.kill(`preparing a prompt took longer than ${seconds} s`),
+              () => Effect.sync(() => emit.fail(error))
+            ))
           }, prepareTimeoutMs)
           stopListening = worker.listen(id, (m) => {
             switch (m._tag) {
@@ -192,13 +198,36 @@ export const makeWorkerLoader = (options: WorkerLoaderOptions = {}): LlamaLoader
       const model = loadOptions.model ?? path
       const instance = loadOptions.instance
       const worker = yield* spawnWorker({ maxHeapMb })
+      // the weights are in; the chat template is rendered next (to pick the chat format), and a
+      // template that never ends must not hold the load forever
+      let templateTimer: ReturnType<typeof setTimeout> | undefined
+      let templateTimedOut = false
+      const stopListening = worker.listen(-1, (m) => {
+        if (m._tag !== "Preparing") return
+        templateTimer = setTimeout(() => {
+          templateTimedOut = true
+          Effect.runFork(worker.kill(`its chat template ran longer than ${prepareTimeoutMs / 1000} s`))
+        }, prepareTimeoutMs)
+      })
       const loaded = yield* ask(
         worker,
         -1,
         { _tag: "Load", path, options: loadOptions },
         (m) => (m._tag === "Loaded" ? m : undefined),
-        (exit) => crashed(worker, exit, model, instance, "load model")
-      )
+        (exit) =>
+          templateTimedOut
+            ? new BackendError({
+              backend: "gguf",
+              ...(instance !== undefined ? { instance } : {}),
+              operation: "prepare the chat template",
+              reason: `rendering the model's chat template took longer than ${prepareTimeoutMs / 1000} s (the model's worker was stopped)`,
+              suggestion: `the file's tokenizer.chat_template is broken or hostile: check it with \`llmspell model info ${model}\``
+            })
+            : crashed(worker, exit, model, instance, "load model")
+      ).pipe(Effect.ensuring(Effect.sync(() => {
+        clearTimeout(templateTimer)
+        stopListening()
+      })))
       const ids = { next: 0 }
       return {
         path,

@@ -13,7 +13,15 @@ import * as Fiber from "effect/Fiber"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { BackendError, DeviceUnavailable } from "../../domain/Errors.js"
-import { decodeToWorker, encodeFromWorker, type FromWorker, TEST_ABORT_ENV, type ToWorker } from "./ggufWorkerProtocol.js"
+import { appendFileSync } from "node:fs"
+import {
+  decodeToWorker,
+  encodeFromWorker,
+  type FromWorker,
+  TEST_ABORT_ENV,
+  TEST_TRACE_ENV,
+  type ToWorker
+} from "./ggufWorkerProtocol.js"
 import { type InProcessModel, makeInProcessLoader } from "./llama.js"
 
 const send = (message: FromWorker) => {
@@ -26,14 +34,24 @@ process.on("SIGINT", () => {})
 // The host is gone (even killed): nothing left to serve.
 process.on("disconnect", () => process.exit(0))
 
-const testAbort = (phase: "load" | "generate", path: string) => {
-  const setting = process.env[TEST_ABORT_ENV]
-  if (setting === undefined) return
-  const [when, match = ""] = setting.split(":")
-  if (when === phase && path.includes(match)) {
-    process.stderr.write(`GGML_ASSERT(llmspell test hook: abort during ${phase}) failed\n`)
-    process.abort()
+// Test-only hooks, read from this process's environment (see ggufWorkerProtocol.ts).
+const testHooks = (process.env[TEST_ABORT_ENV] ?? "").split(",").filter((h) => h.length > 0).map((h) => {
+  const [when = "", match = ""] = h.split(":")
+  return { when, match }
+})
+const testHook = (phase: "load" | "generate", path: string) => {
+  for (const { match, when } of testHooks) {
+    if (!path.includes(match)) continue
+    if (when === phase) {
+      process.stderr.write(`GGML_ASSERT(llmspell test hook: abort during ${phase}) failed\n`)
+      process.abort()
+    }
+    if (when === `stall-${phase}`) for (;;) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1000)
   }
+}
+const testTrace = (event: string) => {
+  const file = process.env[TEST_TRACE_ENV]
+  if (file !== undefined) appendFileSync(file, `${process.pid} ${event}\n`)
 }
 
 const loader = makeInProcessLoader({ onLog: (line) => process.stderr.write(`${line}\n`) })
@@ -58,9 +76,10 @@ const handle = (message: ToWorker) => {
   switch (message._tag) {
     case "Load": {
       modelPath = message.path
-      testAbort("load", message.path)
+      testTrace(`load ${message.path}`)
+      testHook("load", message.path)
       return run(
-        Effect.tap(Scope.extend(loader.load(message.path, message.options), modelScope), (m) => {
+        Effect.tap(Scope.extend(loader.load(message.path, message.options, { onPreparing: () => send({ _tag: "Preparing" }) }), modelScope), (m) => {
           model = m
         }),
         (m): FromWorker => ({ _tag: "Loaded", sizeBytes: m.sizeBytes, vramBytes: m.vramBytes, contextSize: m.contextSize })
@@ -76,9 +95,10 @@ const handle = (message: ToWorker) => {
         })
       }
       let finished = false
+      testTrace(`generate ${id}`)
       const stream = model.generateWith(request, {
         onPrepared: (promptTokens) => send({ _tag: "Prepared", id, promptTokens }),
-        onText: () => testAbort("generate", modelPath)
+        onText: () => testHook("generate", modelPath)
       })
       const fiber = Effect.runFork(
         Stream.runForEach(stream, (event) =>

@@ -52,7 +52,7 @@ export interface WorkerSpawnOptions {
   readonly maxHeapMb: number
 }
 
-const LOG_LINES = 40
+const LOG_LINES = 200
 
 /**
  * Which file to run and how: next to the CLI bundle (`dist/gguf-worker.js`), next to this module

@@ -58,6 +58,8 @@ const RuntimeInfo = Schema.Struct({
 export const FromWorker = Schema.Union(
   /** The worker is listening (sent once, first). */
   Schema.TaggedStruct("Ready", {}),
+  /** The weights and context are loaded; the chat template is rendered next (its budget starts). */
+  Schema.TaggedStruct("Preparing", {}),
   Schema.TaggedStruct("Loaded", { sizeBytes: Schema.Number, vramBytes: Schema.Number, contextSize: Schema.Number }),
   /** The prompt of `id` is rendered and tokenized: its preparation budget stops counting. */
   Schema.TaggedStruct("Prepared", { id: Schema.Number, promptTokens: Schema.Number }),
@@ -93,8 +95,12 @@ export const encodeFromWorker = Schema.encodeSync(FromWorker)
 export const decodeFromWorker = Schema.decodeUnknownEither(FromWorker)
 
 /**
- * Test-only: makes the worker call `process.abort()` — `load` while loading, `generate` after the
- * first text — for files whose path contains the text after the colon (`generate:crash-`).
- * Read from the worker's environment only.
+ * Test-only hooks of the worker, a comma-separated list of `phase:match` for files whose path
+ * contains `match`: `load` / `generate` call `process.abort()` while loading / after the first
+ * text; `stall-load` blocks the worker's thread for good while loading. Read from the worker's
+ * environment only; nothing sets it outside the test suite.
  */
 export const TEST_ABORT_ENV = "LLMSPELL_TEST_WORKER_ABORT"
+
+/** Test-only: a file the worker appends `<pid> load <path>` / `<pid> generate <id>` to, so tests know where it is. */
+export const TEST_TRACE_ENV = "LLMSPELL_TEST_WORKER_TRACE"

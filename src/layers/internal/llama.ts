@@ -383,7 +383,8 @@ export const makeInProcessLoader = (hooks: LoaderHooks = {}) => {
   /** Loads a validated file and creates its context; the scope's end disposes both. */
   const load = (
     path: string,
-    options: LoadOptions
+    options: LoadOptions,
+    loadHooks: { readonly onPreparing?: () => void } = {}
   ): Effect.Effect<InProcessModel, DeviceUnavailable | BackendError, Scope.Scope> =>
     Effect.gen(function*() {
       const lib = yield* Effect.promise(importLibrary)
@@ -423,6 +424,7 @@ export const makeInProcessLoader = (hooks: LoaderHooks = {}) => {
       yield* Effect.acquireRelease(
         Effect.try({
           try: () => {
+            loadHooks.onPreparing?.()
             const chatWrapper = lib.resolveChatWrapper(model)
             const slots: Array<SequenceSlot> = []
             for (let i = 0; i < options.sequences; i++) {
