@@ -79,7 +79,12 @@ const handle = (message: ToWorker) => {
       testTrace(`load ${message.path}`)
       testHook("load", message.path)
       return run(
-        Effect.tap(Scope.extend(loader.load(message.path, message.options, { onPreparing: () => send({ _tag: "Preparing" }) }), modelScope), (m) => {
+        Effect.tap(Scope.extend(loader.load(message.path, message.options, {
+          onPreparing: () => {
+            testTrace("preparing")
+            send({ _tag: "Preparing" })
+          }
+        }), modelScope), (m) => {
           model = m
         }),
         (m): FromWorker => ({ _tag: "Loaded", sizeBytes: m.sizeBytes, vramBytes: m.vramBytes, contextSize: m.contextSize })

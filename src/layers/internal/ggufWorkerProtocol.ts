@@ -102,5 +102,5 @@ export const decodeFromWorker = Schema.decodeUnknownEither(FromWorker)
  */
 export const TEST_ABORT_ENV = "LLMSPELL_TEST_WORKER_ABORT"
 
-/** Test-only: a file the worker appends `<pid> load <path>` / `<pid> generate <id>` to, so tests know where it is. */
+/** Test-only: a file the worker appends `<pid> load <path>` / `<pid> preparing` / `<pid> generate <id>` to, so tests know where it is. */
 export const TEST_TRACE_ENV = "LLMSPELL_TEST_WORKER_TRACE"
