@@ -428,6 +428,8 @@ export interface MockLoaderOptions {
   readonly failLoad?: ReadonlyArray<string> | ((path: string) => boolean)
   /** Every load waits for this before it completes (to hold loads in flight). */
   readonly loadGate?: Deferred.Deferred<void>
+  /** Runs when a load starts (before `loadGate`). */
+  readonly onLoad?: (path: string) => Effect.Effect<void>
   /** Every generation waits for this, holding its sequence, before it produces text. */
   readonly generationGate?: Deferred.Deferred<void>
   /** Runs when a generation has its sequence and starts. */
@@ -462,6 +464,7 @@ export const LlamaLoaderMock = (options: MockLoaderOptions = {}) => {
       Effect.acquireRelease(
         Effect.gen(function*() {
           log.events.push(`load ${fileName(path)}`)
+          if (options.onLoad) yield* options.onLoad(path)
           if (options.loadGate) yield* Deferred.await(options.loadGate)
           if (fails(path)) {
             return yield* new BackendError({ backend: "gguf", operation: "load model", reason: "mock: load failed" })
