@@ -21,6 +21,12 @@ import { ModelDownloaderMock } from "../src/testing.js"
 import { ggufInstance } from "../test/fixtures/ggufBackendFakes.js"
 import { writeTinyLlamaGguf } from "../test/fixtures/ggufWriter.js"
 
+interface Run {
+  readonly cold: Completion
+  readonly warm: ReadonlyArray<Completion>
+  readonly rss: number
+}
+
 interface Sample {
   readonly tokensPerSecond: number
   readonly ttftMs: number
@@ -100,7 +106,7 @@ export const isolationSection = async (options: {
     await writeTinyLlamaGguf(path, { ...m.options, contextLength: 1024, name: m.file })
     const sizeMiB = statSync(path).size / 2 ** 20
     const plain: Array<Sample> = []
-    const figures = { process: [] as Array<{ cold: Completion; warm: ReadonlyArray<Completion>; rss: number }>, none: [] as typeof figures.process }
+    const figures: Record<"process" | "none", Array<Run>> = { process: [], none: [] }
     for (let r = 0; r < runs; r++) {
       log(`isolation: ${m.name} round ${r + 1}/${runs}`)
       plain.push(await options.plainRun(path, { threads, contextSize: 1024 }))
@@ -108,9 +114,9 @@ export const isolationSection = async (options: {
         figures[isolation].push(await Effect.runPromise(backendRun(path, dir, isolation, runs, threads, request)))
       }
     }
-    const tps = (xs: typeof figures.process) => median(xs.flatMap((x) => x.warm.map((c) => c.timings.tokensPerSecond ?? NaN)))
-    const ttft = (xs: typeof figures.process) => median(xs.flatMap((x) => x.warm.map((c) => c.timings.timeToFirstTokenMs ?? NaN)))
-    const cold = (xs: typeof figures.process) => median(xs.map((x) => x.cold.timings.loadMs))
+    const tps = (xs: ReadonlyArray<Run>) => median(xs.flatMap((x) => x.warm.map((c) => c.timings.tokensPerSecond ?? NaN)))
+    const ttft = (xs: ReadonlyArray<Run>) => median(xs.flatMap((x) => x.warm.map((c) => c.timings.timeToFirstTokenMs ?? NaN)))
+    const cold = (xs: ReadonlyArray<Run>) => median(xs.map((x) => x.cold.timings.loadMs))
     const plainTps = median(plain.map((p) => p.tokensPerSecond))
     const p = { tps: tps(figures.process), ttft: ttft(figures.process), cold: cold(figures.process) }
     const n = { tps: tps(figures.none), ttft: ttft(figures.none), cold: cold(figures.none) }
