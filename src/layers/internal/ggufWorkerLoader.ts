@@ -10,7 +10,7 @@
  */
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
-import { BackendCrashed, BackendError } from "../../domain/Errors.js"
+import { BackendCrashed, BackendError, type DeviceUnavailable } from "../../domain/Errors.js"
 import type { GenerateRequest } from "../../domain/Types.js"
 import type {
   LlamaLoaderService,
@@ -61,7 +61,7 @@ const ask = <A>(
   pick: (m: FromWorker) => A | undefined,
   onExit: (exit: WorkerExit) => BackendError | BackendCrashed
 ) =>
-  Effect.async<A, BackendError | BackendCrashed | import("../../domain/Errors.js").DeviceUnavailable>((resume) => {
+  Effect.async<A, BackendError | BackendCrashed | DeviceUnavailable>((resume) => {
     const stopListening = worker.listen(id, (m) => {
       if (m._tag === "Failed") {
         cleanup()

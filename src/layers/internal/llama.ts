@@ -4,7 +4,7 @@
  * library is imported with `import()` on first use only, so `llmspell --help` never loads it.
  * Callers hand it validated files only (see `readGgufFile.ts`): llama.cpp aborts the process on
  * some malformed ones, which is why it normally runs inside a worker process (`ggufWorker*.ts`).
- * All state (the Llama per device, recent llama.cpp log lines) belongs to one `makeLoader()`.
+ * All state (the Llama per device, recent llama.cpp log lines) belongs to one `makeInProcessLoader()`.
  */
 import * as Effect from "effect/Effect"
 import * as Queue from "effect/Queue"
