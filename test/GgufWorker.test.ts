@@ -232,6 +232,21 @@ describe("GGUF worker: stuck requests", () => {
     }), 120_000)
 })
 
+describe("GGUF worker: spare worker", () => {
+  it.scoped("with spareWorker, the next loads use a started worker; shutdown leaves no process", () =>
+    Effect.gen(function*() {
+      const { service, shutdown } = LlamaLoaderLive.makeWithShutdown({ spareWorker: true })
+      const backend = yield* backendWith({ maxLoadedModels: 1 }, service)
+      const other = write("other.gguf", tinyLlamaGguf({ seed: 11 }))
+      for (const path of [GOOD, other, GOOD]) expect(yield* completionTokens(backend.generate(path, ask()))).toBe(8)
+      // one worker with the loaded model, at most one spare
+      expect(workerChildren().length).toBeLessThanOrEqual(2)
+      yield* shutdown
+      const loadedWorker = readFileSync(TRACE, "utf8").split("\n").filter((l) => l.endsWith(`load ${GOOD}`)).at(-1)!.split(" ")[0]
+      expect(workerChildren().map((l) => l.trim().split(/\s+/)[0])).toEqual([loadedWorker])
+    }), 120_000)
+})
+
 afterAll(() => {
   // every worker started by this file is gone (closed scopes kill and reap them)
   expect(workerChildren()).toEqual([])

@@ -9,6 +9,8 @@
  * These two budgets are real time (not the Effect Clock): they bound a real process.
  */
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { BackendCrashed, BackendError, type DeviceUnavailable } from "../../domain/Errors.js"
 import type { GenerateRequest } from "../../domain/Types.js"
@@ -31,6 +33,19 @@ export interface WorkerLoaderOptions {
   readonly prepareTimeoutMs?: number | undefined
   /** How long a cancelled request may take to stop before its worker is killed (default 1000 ms). */
   readonly cancelGraceMs?: number | undefined
+  /**
+   * Keep one started worker with llama.cpp initialised for the next load (default false; call
+   * `shutdown` to kill it): starting a process and llama.cpp costs far more than loading a small
+   * model (BENCHMARKS.md), which a long-running program that switches or reloads models pays each time.
+   */
+  readonly spareWorker?: boolean | undefined
+}
+
+/** A worker loader and what ends it. */
+export interface WorkerLoader {
+  readonly service: LlamaLoaderService
+  /** Kills the spare worker, if any; loads after this start their own workers. */
+  readonly shutdown: Effect.Effect<void>
 }
 
 /** Defaults of `WorkerLoaderOptions`. */
@@ -97,7 +112,10 @@ const settledWithin = (ms: number, register: (settle: () => void) => void) =>
   })
 
 /** The worker-backed loader. */
-export const makeWorkerLoader = (options: WorkerLoaderOptions = {}): LlamaLoaderService => {
+export const makeWorkerLoader = (options: WorkerLoaderOptions = {}): LlamaLoaderService => makeWorkerLoaderWithSpare(options).service
+
+/** The worker-backed loader with its shutdown (for the spare worker). */
+export const makeWorkerLoaderWithSpare = (options: WorkerLoaderOptions = {}): WorkerLoader => {
   const maxHeapMb = options.maxHeapMb ?? WORKER_DEFAULTS.maxHeapMb
   const prepareTimeoutMs = options.prepareTimeoutMs ?? WORKER_DEFAULTS.prepareTimeoutMs
   const cancelGraceMs = options.cancelGraceMs ?? WORKER_DEFAULTS.cancelGraceMs
@@ -193,11 +211,56 @@ export const makeWorkerLoader = (options: WorkerLoaderOptions = {}): LlamaLoader
           })
       ), { bufferSize: "unbounded" }).pipe(Stream.withSpan("LlamaLoader.generate", { attributes: { worker: worker.pid } }))
 
+  // the spare: a started worker whose llama.cpp is initialised for a device setting, kept in a scope of its own
+  interface Spare {
+    readonly device: LoadOptions["device"]
+    readonly scope: Scope.CloseableScope
+    readonly ready: Promise<WorkerProcess | undefined>
+  }
+  let spare: Spare | undefined
+  let closed = false
+  const startSpare = (device: LoadOptions["device"]) => {
+    if (!options.spareWorker || closed || spare !== undefined) return
+    const scope = Effect.runSync(Scope.make())
+    const ready = Effect.runPromise(
+      Effect.gen(function*() {
+        const worker = yield* Scope.extend(spawnWorker({ maxHeapMb }), scope)
+        yield* ask(worker, 0, { _tag: "Runtime", id: 0, device }, (m) => (m._tag === "RuntimeInfo" ? m : undefined), () =>
+          new BackendError({ backend: "gguf", operation: "start a spare worker", reason: "it died" }))
+        return worker
+      }).pipe(Effect.catchAll(() => Effect.as(Scope.close(scope, Exit.void), undefined)))
+    )
+    spare = { device, scope, ready }
+  }
+  /** The spare when it is ready, alive and for this device (then it is handed over with its scope); else a new worker. */
+  const takeWorker = (device: LoadOptions["device"]): Effect.Effect<WorkerProcess, BackendError, Scope.Scope> =>
+    Effect.gen(function*() {
+      const candidate = spare
+      if (candidate !== undefined && candidate.device === device) {
+        spare = undefined
+        const worker = yield* Effect.promise(() => candidate.ready)
+        if (worker !== undefined && worker.isAlive()) {
+          yield* Effect.addFinalizer(() => Scope.close(candidate.scope, Exit.void))
+          return worker
+        }
+        yield* Scope.close(candidate.scope, Exit.void)
+      }
+      return yield* spawnWorker({ maxHeapMb })
+    })
+  const shutdown = Effect.suspend(() => {
+    closed = true
+    const candidate = spare
+    spare = undefined
+    return candidate === undefined ? Effect.void : Scope.close(candidate.scope, Exit.void)
+  })
+
   const load = (path: string, loadOptions: LoadOptions) =>
     Effect.gen(function*() {
       const model = loadOptions.model ?? path
       const instance = loadOptions.instance
-      const worker = yield* spawnWorker({ maxHeapMb })
+      const worker = yield* takeWorker(loadOptions.device)
+      // the next load (another model, a reload after idle unload or a crash) finds a worker ready
+      startSpare(loadOptions.device)
       // the weights are in; the chat template is rendered next (to pick the chat format), and a
       // template that never ends must not hold the load forever
       let templateTimer: ReturnType<typeof setTimeout> | undefined
@@ -255,7 +318,7 @@ export const makeWorkerLoader = (options: WorkerLoaderOptions = {}): LlamaLoader
       )
     )
 
-  return {
+  const service: LlamaLoaderService = {
     runtime: (device) =>
       Effect.suspend(() => {
         const known = runtimes.get(device)
@@ -275,4 +338,5 @@ export const makeWorkerLoader = (options: WorkerLoaderOptions = {}): LlamaLoader
         "estimate memory"
       ).pipe(Effect.withSpan("LlamaLoader.memoryNeeds", { attributes: { path, isolation: "process" } }))
   }
+  return { service, shutdown }
 }
