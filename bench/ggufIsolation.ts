@@ -182,6 +182,11 @@ export const isolationSection = async (options: {
     "which the in-process loader pays once per program rather than once per model. With `spareWorker: true`",
     "(`LlamaLoaderLive.layerWith`), a started, initialised worker waits for the next load (the model 5 s after a first one",
     "here; the spare is started while the first, tiny model loads); the CLI, which loads one model per process, does not start one.",
+    "Where a worker's cold load goes (measured separately, a fresh \`node\` process on the 60M F16 model, same shared machine,",
+    "3 runs): import node-llama-cpp 660–810 ms, getLlama 760–960 ms, loadModel 360–570 ms, createContext 100–170 ms,",
+    "resolveChatWrapper 940–1090 ms (~250 ms in a warm process: JIT and first-use costs). A spare worker saves the first two;",
+    "warming its chat-template code on a sample template cut resolveChatWrapper only to 570–800 ms, so it is not done.",
+    "Reaching ≤ 150 ms would need the model loaded ahead (a spare per expected model) or the chat wrapper resolved by the host.",
     ""
   )
   return lines.join("\n")
