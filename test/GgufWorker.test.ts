@@ -170,6 +170,21 @@ describe("GGUF worker: a llama.cpp crash is a typed error", () => {
       expect(afterChange.refused ?? false).toBe(false)
     }), 120_000)
 
+  it.scoped("a worker killed while idle is no longer listed as loaded, and the next request loads the model again", () =>
+    Effect.gen(function*() {
+      const backend = yield* backendWith()
+      const idle = write("idle-victim.gguf", tinyLlamaGguf({ seed: 12 }))
+      expect(yield* completionTokens(backend.generate(idle, ask()))).toBe(8)
+      const pid = Number(readFileSync(TRACE, "utf8").split("\n").filter((l) => l.endsWith(`load ${idle}`)).at(-1)!.split(" ")[0])
+      process.kill(pid, "SIGKILL")
+      // the host learns of the death from the child's "close" event: wait for it (real time, not the test clock)
+      while ((yield* backend.status).loaded.length > 0) yield* Effect.promise(() => new Promise((r) => setTimeout(r, 20)))
+      expect(yield* completionTokens(backend.generate(idle, ask()))).toBe(8)
+      const loads = readFileSync(TRACE, "utf8").split("\n").filter((l) => l.endsWith(`load ${idle}`))
+      expect(loads.length).toBe(2)
+      expect(Number(loads[1]!.split(" ")[0])).not.toBe(pid)
+    }), 120_000)
+
   it.scoped("a crash of one model's worker does not disturb a generation on another model", () =>
     Effect.gen(function*() {
       const backend = yield* backendWith({ maxLoadedModels: 2 })

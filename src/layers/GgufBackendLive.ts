@@ -380,14 +380,19 @@ export const makeBackend = (
         return { model, backend: "gguf" as const, instance: instance.name, removedFiles: [loose], freedBytes: size }
       })
 
-    const loadedNow = Effect.map(pool.entries, (entries) =>
-      entries.filter((e) => e.value !== undefined).map((e): LoadedModel => ({
+    // a model whose worker died (and nobody asked for since) is not loaded
+    const loadedNow = Effect.map(
+      Effect.flatMap(pool.entries, (entries) =>
+        Effect.filter(entries, (e) => (e.value === undefined ? Effect.succeed(false) : e.value.alive))),
+      (entries) =>
+      entries.map((e): LoadedModel => ({
         name: names.get(e.key) ?? e.key,
         sizeBytes: e.value!.sizeBytes,
         ...(e.value!.vramBytes > 0 ? { vramBytes: e.value!.vramBytes } : {}),
         activeRequests: e.users,
         ...(e.expiresAtMillis !== undefined ? { expiresAt: new Date(e.expiresAtMillis).toISOString() } : {})
-      })))
+      }))
+    )
 
     const status: Effect.Effect<BackendStatus> = Effect.gen(function*() {
       const loaded = yield* loadedNow
