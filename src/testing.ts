@@ -9,6 +9,7 @@
  * expect(mock.calls.map((c) => c.operation)).toEqual(["generate"])
  * ```
  */
+import { createHash } from "node:crypto"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -42,12 +43,27 @@ import { type InstalledModel, ModelDownloader, type ModelDownloaderService } fro
 import { OllamaBackend } from "./services/OllamaBackend.js"
 import * as ProviderRegistry from "./services/ProviderRegistry.js"
 
+/** One scripted answer: reasoning, text tokens and tool calls (ids default to `call_<n>`). */
+export interface MockTurn {
+  readonly tokens?: ReadonlyArray<string>
+  readonly reasoning?: ReadonlyArray<string>
+  readonly toolCalls?: ReadonlyArray<{ readonly name: string; readonly params: unknown; readonly id?: string }>
+}
+
 /** A model a fake backend has (or can pull). */
 export interface MockModel {
   readonly name: string
   readonly sizeBytes?: number
   /** The token stream `generate` answers with (default: the words of "This is a scripted answer."). */
   readonly tokens?: ReadonlyArray<string>
+  /**
+   * Scripted answers, one per `generate` call in order (the last one repeats), or a function of
+   * the request (e.g. call a tool first, answer in text once a tool result is in the messages).
+   * Takes precedence over `tokens`.
+   */
+  readonly turns?: ReadonlyArray<MockTurn> | ((request: GenerateRequest) => MockTurn)
+  /** The length of the vectors `embed` returns (default 8); vectors are deterministic in the text. */
+  readonly embeddingDimensions?: number
   /** Extra fields of `info`. */
   readonly info?: Partial<ModelInfo>
   readonly quantization?: string
@@ -57,7 +73,7 @@ export interface MockModel {
 export type MockFailure = "unavailable" | "notFound" | "checksumMismatch" | LlmspellError
 
 /** Operations of a backend. */
-export type MockOperation = "status" | "list" | "info" | "pull" | "remove" | "verify" | "generate"
+export type MockOperation = "status" | "list" | "info" | "pull" | "remove" | "verify" | "generate" | "embed"
 
 /** Script of one fake backend type. */
 export interface MockBackendOptions {
@@ -79,6 +95,22 @@ export interface MockCall {
   readonly operation: MockOperation
   readonly model?: string
   readonly request?: GenerateRequest
+  /** The texts of an `embed` call. */
+  readonly inputs?: ReadonlyArray<string>
+}
+
+/**
+ * A deterministic unit vector for a text: the same text always gives the same vector, whatever
+ * else is in the batch. Used by the scripted backends' `embed`.
+ */
+export const deterministicEmbedding = (text: string, dimensions: number): Array<number> => {
+  const raw: Array<number> = []
+  for (let block = 0; raw.length < dimensions; block++) {
+    const digest = createHash("sha256").update(`${block}:${text}`).digest()
+    for (let i = 0; i + 1 < digest.length && raw.length < dimensions; i += 2) raw.push(digest.readUInt16BE(i) / 32768 - 1)
+  }
+  const norm = Math.sqrt(raw.reduce((sum, x) => sum + x * x, 0)) || 1
+  return raw.map((x) => x / norm)
 }
 
 const toModel = (m: MockModel | string): MockModel => (typeof m === "string" ? { name: m } : m)
@@ -148,6 +180,7 @@ const makeBackend = (
     ...(m.quantization !== undefined ? { quantization: m.quantization } : {})
   })
   const pullable = options.pullable ?? "any"
+  const turnIndex = new Map<string, number>()
 
   return {
     name: instance,
@@ -272,23 +305,58 @@ const makeBackend = (
           yield* record("generate", model, request)
           yield* failIf("generate", model)
           const m = yield* find(model)
-          const tokens = (m.tokens ?? DEFAULT_TOKENS).slice(0, request.maxTokens ?? Infinity)
+          const index = turnIndex.get(model) ?? 0
+          turnIndex.set(model, index + 1)
+          const turn: MockTurn = typeof m.turns === "function"
+            ? m.turns(request)
+            : m.turns !== undefined && m.turns.length > 0
+            ? m.turns[Math.min(index, m.turns.length - 1)]!
+            : { tokens: m.tokens ?? DEFAULT_TOKENS }
+          const tokens = (turn.tokens ?? []).slice(0, request.maxTokens ?? Infinity)
+          const reasoningTokens = request.reasoning === false ? [] : turn.reasoning ?? []
+          const toolCalls = (turn.toolCalls ?? []).map((c, i) => ({ id: c.id ?? `call_${index}_${i}`, name: c.name, params: c.params }))
           const text = tokens.join("")
           const promptTokens = request.messages.reduce((n, msg) => n + msg.content.split(/\s+/).length, 0)
+          const completionTokens = tokens.length + reasoningTokens.length + toolCalls.length
           const completion: Completion = {
             model,
             backend: type,
             instance,
             text,
-            finishReason: request.maxTokens !== undefined && tokens.length >= request.maxTokens ? "length" : "stop",
-            usage: { promptTokens, completionTokens: tokens.length, totalTokens: promptTokens + tokens.length },
+            ...(reasoningTokens.length > 0 ? { reasoning: reasoningTokens.join("") } : {}),
+            ...(toolCalls.length > 0 ? { toolCalls } : {}),
+            finishReason: toolCalls.length > 0
+              ? "tool-calls"
+              : request.maxTokens !== undefined && tokens.length >= request.maxTokens
+              ? "length"
+              : "stop",
+            usage: { promptTokens, completionTokens, totalTokens: promptTokens + completionTokens },
             timings: { loadMs: 0, timeToFirstTokenMs: 0, totalMs: 0 }
           }
-          return Stream.fromIterable(tokens.map((t): GenerateEvent => ({ _tag: "TextDelta", text: t }))).pipe(
-            Stream.concat(Stream.succeed<GenerateEvent>({ _tag: "Finish", completion }))
-          )
+          const events: Array<GenerateEvent> = [
+            ...reasoningTokens.map((t): GenerateEvent => ({ _tag: "ReasoningDelta", text: t })),
+            ...tokens.map((t): GenerateEvent => ({ _tag: "TextDelta", text: t })),
+            ...toolCalls.map((call): GenerateEvent => ({ _tag: "ToolCall", call })),
+            { _tag: "Finish", completion }
+          ]
+          return Stream.fromIterable(events)
         })
-      )
+      ),
+    embed: (model, inputs) =>
+      Effect.gen(function*() {
+        yield* Effect.sync(() => calls.push({ backend: type, instance, operation: "embed", model, inputs: [...inputs] }))
+        yield* failIf("embed", model)
+        const m = yield* find(model)
+        const dimensions = m.embeddingDimensions ?? 8
+        return {
+          model,
+          backend: type,
+          instance,
+          dimensions,
+          vectors: inputs.map((text) => deterministicEmbedding(text, dimensions)),
+          promptTokens: inputs.reduce((n, text) => n + text.split(/\s+/).filter((w) => w.length > 0).length, 0)
+        }
+      })
   }
 }
 

@@ -329,6 +329,71 @@ export class InvalidRequest extends Schema.TaggedError<InvalidRequest>("llmspell
   }
 }
 
+/**
+ * A prompt that does not fit the model's context: refused rather than silently truncated (Ollama
+ * cuts the start of a prompt that is too long and answers anyway; llmspell reports it instead).
+ */
+export class ContextOverflow extends Schema.TaggedError<ContextOverflow>("llmspell/ContextOverflow")("ContextOverflow", {
+  model: Schema.String,
+  backend: Schema.String,
+  instance: Schema.optional(Schema.String),
+  /** Prompt tokens the backend counted (for a truncated Ollama prompt: what it kept). */
+  promptTokens: Schema.Number,
+  contextSize: Schema.Number
+}) {
+  override get message() {
+    return `the prompt does not fit ${this.model}'s context of ${this.contextSize} tokens ` +
+      `(${this.promptTokens} prompt tokens${this.backend === "ollama" ? " after the server truncated it" : ""})`
+  }
+  get hint() {
+    return this.backend === "ollama"
+      ? "shorten the prompt or drop earlier messages, or give the model a larger context (`PARAMETER num_ctx` in a Modelfile, " +
+        `or OLLAMA_CONTEXT_LENGTH on the server); \`llmspell model info ${this.model}\` shows its context length`
+      : `shorten the prompt or drop earlier messages; \`llmspell model info ${this.model}\` shows its context length`
+  }
+}
+
+/** A JSON Schema (for structured output or tool parameters) that the backend cannot enforce. */
+export class UnsupportedSchema extends Schema.TaggedError<UnsupportedSchema>("llmspell/UnsupportedSchema")(
+  "UnsupportedSchema",
+  { backend: Schema.String, keyword: Schema.String, path: Schema.String, reason: Schema.String }
+) {
+  override get message() {
+    return `the ${this.backend} backend cannot enforce the schema keyword \`${this.keyword}\` at ${this.path || "/"}: ${this.reason}`
+  }
+  get hint() {
+    return `remove \`${this.keyword}\` from the schema (check it after decoding instead), or run \`llmspell run --format json\` for free JSON`
+  }
+}
+
+/** `toolChoice` asked for a tool call and the model answered without one (Ollama does not enforce it). */
+export class ToolChoiceViolated extends Schema.TaggedError<ToolChoiceViolated>("llmspell/ToolChoiceViolated")(
+  "ToolChoiceViolated",
+  { model: Schema.String, backend: Schema.String, toolChoice: Schema.String, answered: Schema.String }
+) {
+  override get message() {
+    return `${this.model} answered ${this.answered} although toolChoice was ${this.toolChoice} ` +
+      `(the ${this.backend} backend cannot force a tool call; llmspell checks the answer)`
+  }
+  get hint() {
+    return "retry, make the prompt ask for the tool, or use a model trained for tool calls " +
+      "(`llmspell model info <model>` lists its capabilities)"
+  }
+}
+
+/** An operation a backend does not offer (yet), e.g. embeddings on one that cannot embed. */
+export class UnsupportedOperation extends Schema.TaggedError<UnsupportedOperation>("llmspell/UnsupportedOperation")(
+  "UnsupportedOperation",
+  { backend: Schema.String, operation: Schema.String, reason: Schema.String }
+) {
+  override get message() {
+    return `the ${this.backend} backend does not support ${this.operation}: ${this.reason}`
+  }
+  get hint() {
+    return "use an Ollama model for it (`llmspell model list --backend ollama` lists them)"
+  }
+}
+
 /** Every typed error of llmspell, as one Schema: the protocol's failure schema and the source of the type. */
 export const LlmspellError = Schema.Union(
   InvalidModelSpec,
@@ -348,7 +413,11 @@ export const LlmspellError = Schema.Union(
   DiskFull,
   RateLimited,
   ModelBusy,
-  InvalidRequest
+  InvalidRequest,
+  ContextOverflow,
+  UnsupportedSchema,
+  ToolChoiceViolated,
+  UnsupportedOperation
 )
 
 /** Every typed error of llmspell. */

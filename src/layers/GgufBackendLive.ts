@@ -23,7 +23,8 @@ import {
   type InvalidModelFile,
   isLlmspellError,
   type LlmspellError,
-  ModelNotFound
+  ModelNotFound,
+  UnsupportedOperation
 } from "../domain/Errors.js"
 import * as Gguf from "../domain/GgufReader.js"
 import * as HubRef from "../domain/HubRef.js"
@@ -388,7 +389,12 @@ export const makeBackend = (
           : downloader.pull(model, store, options),
       remove,
       verify: (model) => downloader.verify(store, model),
-      generate
+      generate,
+      // Stub until embeddings run in the GGUF worker (issue 12, GGUF part).
+      embed: () =>
+        Effect.fail(
+          new UnsupportedOperation({ backend: "gguf", operation: "embeddings", reason: "GGUF embeddings are not implemented yet" })
+        )
     }
     return backend
   })

@@ -78,7 +78,9 @@ export const fromBackend = (
         Stream.runFold({ text: "", completion: undefined as Completion | undefined }, (acc, event) =>
           event._tag === "TextDelta"
             ? { ...acc, text: acc.text + event.text }
-            : { ...acc, completion: event.completion }),
+            : event._tag === "Finish"
+            ? { ...acc, completion: event.completion }
+            : acc),
         Effect.map(({ completion, text }) => {
           const parts: Array<Response.PartEncoded> = [{ type: "text", text }]
           if (completion !== undefined) parts.push(finishPart(completion))
@@ -98,6 +100,7 @@ export const fromBackend = (
               started = true
               return [{ type: "text-start", id }, delta]
             }
+            if (event._tag !== "Finish") return []
             const end: Array<Response.StreamPartEncoded> = started ? [{ type: "text-end", id }] : []
             return [...end, finishPart(event.completion)]
           }),

@@ -185,6 +185,10 @@ export const make = (registry: ProviderRegistryService): LocalLLMService => {
               new BackendError({ backend: "llmspell", operation: "run", reason: "the generation ended without a completion" })
             )
         )
+      ),
+    embed: (spec, inputs) =>
+      Effect.flatMap(registry.resolve(spec), (r) => r.handle.embed(r.model, inputs)).pipe(
+        Effect.catchAll(explain("embed", spec))
       )
   }
 }

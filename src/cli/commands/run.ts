@@ -64,6 +64,7 @@ export const runCommand = Command.make(
             completion = event.completion
             return Effect.void
           }
+          if (event._tag !== "TextDelta") return Effect.void
           const text = show(event.text)
           if (o.json || text.length === 0) return Effect.void
           wroteNewline = text.endsWith("\n")
