@@ -394,6 +394,21 @@ export class UnsupportedOperation extends Schema.TaggedError<UnsupportedOperatio
   }
 }
 
+/** A structured answer that is not JSON, or does not follow the schema it was asked for. */
+export class SchemaViolation extends Schema.TaggedError<SchemaViolation>("llmspell/SchemaViolation")("SchemaViolation", {
+  model: Schema.String,
+  problem: Schema.String,
+  /** The start of the answer, for the record. */
+  answer: Schema.String
+}) {
+  override get message() {
+    return `${this.model}'s answer does not follow the schema: ${this.problem} (answer: ${JSON.stringify(truncate(this.answer, 120))})`
+  }
+  get hint() {
+    return "run it again (`--seed` picks another sample), raise `--max-tokens` if the answer was cut off, or simplify the schema"
+  }
+}
+
 /** Every typed error of llmspell, as one Schema: the protocol's failure schema and the source of the type. */
 export const LlmspellError = Schema.Union(
   InvalidModelSpec,
@@ -417,7 +432,8 @@ export const LlmspellError = Schema.Union(
   ContextOverflow,
   UnsupportedSchema,
   ToolChoiceViolated,
-  UnsupportedOperation
+  UnsupportedOperation,
+  SchemaViolation
 )
 
 /** Every typed error of llmspell. */

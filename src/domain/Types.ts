@@ -419,6 +419,17 @@ export const Embeddings = Schema.Struct({
 /** What `embed` returns. */
 export type Embeddings = typeof Embeddings.Type
 
+/** One line of `llmspell embed --ndjson`: the vector of the input at `index`. */
+export const EmbeddingLine = Schema.Struct({
+  index: Schema.Number,
+  model: Schema.String,
+  dimensions: Schema.Number,
+  vector: Schema.Array(Schema.Number),
+  promptTokens: Schema.Number
+})
+/** One line of `llmspell embed --ndjson`. */
+export type EmbeddingLine = typeof EmbeddingLine.Type
+
 /** `model list` output: models of every instance asked for, and the instances that could not answer. */
 export const ModelList = Schema.Struct({
   models: Schema.Array(LocalModel),
