@@ -47,6 +47,7 @@ export {
   type LocalLLMClient,
   type PullOperation,
   type RunOptions,
+  type RunResult,
   type TokenStream
 } from "./promise.js"
 
