@@ -389,7 +389,18 @@ export const makeBackend = (
           : downloader.pull(model, store, options),
       remove,
       verify: (model) => downloader.verify(store, model),
-      generate,
+      // Until tools, schemas and reasoning run in the GGUF worker (issue 12, GGUF part), a request
+      // that needs them is refused rather than answered as if they were not there.
+      generate: (model, request) => {
+        const feature = (request.tools?.length ?? 0) > 0 && request.toolChoice !== "none"
+          ? "tool calls"
+          : request.responseFormat !== undefined && request.responseFormat !== "text"
+          ? "structured output (responseFormat)"
+          : undefined
+        return feature === undefined ? generate(model, request) : Stream.fail(
+          new UnsupportedOperation({ backend: "gguf", operation: feature, reason: "not implemented on the GGUF runtime yet" })
+        )
+      },
       // Stub until embeddings run in the GGUF worker (issue 12, GGUF part).
       embed: () =>
         Effect.fail(

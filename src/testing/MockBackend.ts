@@ -271,7 +271,8 @@ const makeBackend = (
             : { tokens: m.tokens ?? DEFAULT_TOKENS }
           const tokens = (turn.tokens ?? []).slice(0, request.maxTokens ?? Infinity)
           const reasoningTokens = request.reasoning === false ? [] : turn.reasoning ?? []
-          const toolCalls = (turn.toolCalls ?? []).map((c, i) => ({ id: c.id ?? `call_${index}_${i}`, name: c.name, params: c.params }))
+          // like a backend that sends no tools for `none`: the scripted calls are not made
+          const toolCalls = (request.toolChoice === "none" ? [] : turn.toolCalls ?? []).map((c, i) => ({ id: c.id ?? `call_${index}_${i}`, name: c.name, params: c.params }))
           const text = tokens.join("")
           const promptTokens = request.messages.reduce((n, msg) => n + msg.content.split(/\s+/).length, 0)
           const completionTokens = tokens.length + reasoningTokens.length + toolCalls.length
