@@ -95,7 +95,7 @@ describe("JSON Schema check", () => {
 })
 
 describe("backends and the agent options", () => {
-  it.effect("the scriptable backend makes no scripted tool call under toolChoice none", () =>
+  it.scoped("the scriptable backend makes no scripted tool call under toolChoice none", () =>
     Effect.gen(function*() {
       const mock = makeMockBackend("gguf", {
         models: [{ name: "m", turns: [{ toolCalls: [{ name: "a", params: {} }], tokens: ["ok"] }] }]
