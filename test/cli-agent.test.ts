@@ -100,7 +100,7 @@ describe("llmspell run --schema / --format / --think", () => {
     fake.state.answer = () => ({ thinking: "Pondering deeply.", content: "Forty-two." })
     const shown = await run(["run", "-m", "agent@ollama", "--think", "question"])
     expect(shown).toMatchObject({ code: 0, stdout: "Forty-two.\n" })
-    expect(shown.stderr).toContain("Pondering deeply.")
+    expect(shown.stderr).toBe("Pondering deeply.\n")
     expect(lastChat().think).toBe(true)
     const json = await run(["run", "-m", "agent@ollama", "--think", "question", "--json"])
     expect(JSON.parse(json.stdout)).toMatchObject({ text: "Forty-two.", reasoning: "Pondering deeply.", finishReason: "stop" })

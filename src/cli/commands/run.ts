@@ -94,6 +94,7 @@ export const runCommand = Command.make(
       const structured = responseFormat !== undefined && responseFormat !== "text"
       let completion: Completion | undefined
       let wroteNewline = true
+      let thinking = false
       // A terminal shows the text as characters, never as commands: a model must not drive it.
       const show = io.stdoutIsTTY ? sanitizeForTerminal : (text: string) => text
       // While the model loads (seconds for a big GGUF), a spinner on a terminal's stderr says so.
@@ -124,16 +125,22 @@ export const runCommand = Command.make(
             return Effect.void
           }
           if (event._tag === "ReasoningDelta") {
-            return o.json || event.text.length === 0 ? Effect.void : io.stderr(io.stderrIsTTY ? sanitizeForTerminal(event.text) : event.text)
+            if (o.json || event.text.length === 0) return Effect.void
+            thinking = !event.text.endsWith("\n")
+            return io.stderr(io.stderrIsTTY ? sanitizeForTerminal(event.text) : event.text)
           }
           if (event._tag !== "TextDelta") return Effect.void
           const text = show(event.text)
           if (o.json || structured || text.length === 0) return Effect.void
+          // the thinking (stderr) ends on its own line before the answer starts
+          const endThinking = thinking ? io.stderr("\n") : Effect.void
+          thinking = false
           wroteNewline = text.endsWith("\n")
-          return io.stdout(text)
+          return Effect.zipRight(endThinking, io.stdout(text))
         }),
         Effect.ensuring(stopSpinner)
       )
+      if (thinking) yield* io.stderr("\n")
       if (completion === undefined) return
       if (structured) {
         const value = yield* Either.match(structuredAnswer(completion.model, completion.text, responseFormat), {
