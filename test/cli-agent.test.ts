@@ -44,7 +44,7 @@ afterAll(async () => {
 
 beforeEach(async () => {
   fake = await startFakeOllama({
-    models: [fakeModel("agent"), fakeModel("embedder", { model_info: { "general.architecture": "bert", "llama.embedding_length": 6 } })],
+    models: [fakeModel("agent"), fakeModel("small", { context_length: 256 }), fakeModel("embedder", { model_info: { "general.architecture": "bert", "llama.embedding_length": 6 } })],
     answer: () => '{"name": "Ada", "age": 36}'
   })
 })
@@ -135,5 +135,20 @@ describe("llmspell embed", () => {
     const missing = await run(["embed", "-m", "nope@ollama", "x", "--json"])
     expect(missing.code).toBe(3)
     expect(JSON.parse(missing.stdout).error._tag).toBe("ModelNotFound")
+  })
+})
+
+describe("llmspell run: context", () => {
+  it("a prompt over a 256-token context exits 1 with ContextOverflow, and its hint's command works", async () => {
+    const long = Array.from({ length: 400 }, (_, i) => `w${i}`).join(" ")
+    const result = await run(["run", "-m", "small@ollama", long, "--json"])
+    expect(result.code).toBe(1)
+    const error = JSON.parse(result.stdout.trim().split("\n").at(-1)!).error as { _tag: string; message: string; hint: string }
+    expect(error._tag).toBe("ContextOverflow")
+    expect(error.message).toContain("context of 256 tokens")
+    const command = /`llmspell (model info [^`]+)`/.exec(error.hint)![1]!.split(" ")
+    const info = await run([...command])
+    expect(info.code).toBe(0)
+    expect(info.stdout).toContain("small:latest")
   })
 })

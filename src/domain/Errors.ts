@@ -346,10 +346,13 @@ export class ContextOverflow extends Schema.TaggedError<ContextOverflow>("llmspe
       `(${this.promptTokens} prompt tokens${this.backend === "ollama" ? " after the server truncated it" : ""})`
   }
   get hint() {
+    const spec = this.instance !== undefined && this.instance !== this.backend
+      ? `${this.instance}/${this.model}`
+      : `${this.model}@${this.backend}`
     return this.backend === "ollama"
       ? "shorten the prompt or drop earlier messages, or give the model a larger context (`PARAMETER num_ctx` in a Modelfile, " +
-        `or OLLAMA_CONTEXT_LENGTH on the server); \`llmspell model info ${this.model}\` shows its context length`
-      : `shorten the prompt or drop earlier messages; \`llmspell model info ${this.model}\` shows its context length`
+        `or OLLAMA_CONTEXT_LENGTH on the server); \`llmspell model info ${spec}\` shows its context length`
+      : `shorten the prompt or drop earlier messages; \`llmspell model info ${spec}\` shows its context length`
   }
 }
 
@@ -362,7 +365,8 @@ export class UnsupportedSchema extends Schema.TaggedError<UnsupportedSchema>("ll
     return `the ${this.backend} backend cannot enforce the schema keyword \`${this.keyword}\` at ${this.path || "/"}: ${this.reason}`
   }
   get hint() {
-    return `remove \`${this.keyword}\` from the schema (check it after decoding instead), or run \`llmspell run --format json\` for free JSON`
+    return `remove \`${this.keyword}\` from the schema (check it after decoding instead), or ask for free JSON ` +
+      "(`--format json` on `llmspell run`, `responseFormat: \"json\"` in the library)"
   }
 }
 
@@ -377,7 +381,7 @@ export class ToolChoiceViolated extends Schema.TaggedError<ToolChoiceViolated>("
   }
   get hint() {
     return "retry, make the prompt ask for the tool, or use a model trained for tool calls " +
-      "(`llmspell model info <model>` lists its capabilities)"
+      `(\`llmspell model info ${this.model}@${this.backend}\` lists its capabilities)`
   }
 }
 
