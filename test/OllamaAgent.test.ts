@@ -183,14 +183,14 @@ describe("Ollama embeddings", () => {
       expect(body).toMatchObject({ model: "agent", input: ["alpha beta", "gamma", "alpha beta"], truncate: false })
     }))
 
-  it.effect("a missing model is ModelNotFound; an input over the context is an error, never a cut vector", () =>
+  it.effect("a missing model is ModelNotFound; an input over the context is ContextOverflow, never a cut vector", () =>
     Effect.gen(function*() {
       const b = yield* OllamaBackendLive.make(config())
       expect((yield* Effect.flip(b.embed("nope", ["x"])))._tag).toBe("ModelNotFound")
       const long = Array.from({ length: 300 }, (_, i) => `w${i}`).join(" ")
       const error = yield* Effect.flip(b.embed("small", [long]))
-      expect(error._tag).toBe("BackendError")
-      expect(error.message).toContain("exceeds the context length")
+      expect(error).toMatchObject({ _tag: "ContextOverflow", operation: "embed", model: "small:latest" })
+      expect(error.message).toContain("nothing was truncated")
     }))
 })
 

@@ -337,21 +337,29 @@ export class ContextOverflow extends Schema.TaggedError<ContextOverflow>("llmspe
   model: Schema.String,
   backend: Schema.String,
   instance: Schema.optional(Schema.String),
-  /** Prompt tokens the backend counted (for a truncated Ollama prompt: what it kept). */
-  promptTokens: Schema.Number,
-  contextSize: Schema.Number
+  /** Prompt tokens the backend counted (for a truncated Ollama prompt: what it kept); absent when it does not say. */
+  promptTokens: Schema.optional(Schema.Number),
+  /** The context size, when known. */
+  contextSize: Schema.optional(Schema.Number),
+  /** `embed` when an input to embed was too long (the default is a generation's prompt). */
+  operation: Schema.optional(Schema.Literal("generate", "embed"))
 }) {
   override get message() {
-    return `the prompt does not fit ${this.model}'s context of ${this.contextSize} tokens ` +
-      `(${this.promptTokens} prompt tokens${this.backend === "ollama" ? " after the server truncated it" : ""})`
+    const context = `${this.model}'s context${this.contextSize !== undefined ? ` of ${this.contextSize} tokens` : ""}`
+    if (this.operation === "embed") return `an input to embed is longer than ${context}; nothing was truncated`
+    return `the prompt does not fit ${context}` +
+      (this.promptTokens !== undefined
+        ? ` (${this.promptTokens} prompt tokens${this.backend === "ollama" ? " after the server truncated it" : ""})`
+        : "")
   }
   get hint() {
     const spec = this.instance !== undefined && this.instance !== this.backend
       ? `${this.instance}/${this.model}`
       : `${this.model}@${this.backend}`
     return this.backend === "ollama"
-      ? "shorten the prompt or drop earlier messages, or give the model a larger context (`PARAMETER num_ctx` in a Modelfile, " +
-        `or OLLAMA_CONTEXT_LENGTH on the server); \`llmspell model info ${spec}\` shows its context length`
+      ? `${this.operation === "embed" ? "split the input" : "shorten the prompt or drop earlier messages"}, ` +
+        "or give the model a larger context (`PARAMETER num_ctx` in a Modelfile, or OLLAMA_CONTEXT_LENGTH on the server); " +
+        `\`llmspell model info ${spec}\` shows its context length`
       : `shorten the prompt or drop earlier messages; \`llmspell model info ${spec}\` shows its context length`
   }
 }

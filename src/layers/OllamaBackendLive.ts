@@ -279,6 +279,21 @@ export const make = (instance: OllamaInstanceConfig): Effect.Effect<OllamaInstan
           (c) => c.embed({ model, input: [...inputs], truncate: false }),
           { model }
         ).pipe(
+          // with truncate:false the server refuses an input over the context (HTTP 400)
+          Effect.catchIf(
+            (e) => e._tag === "BackendError" && /exceeds (the|maximum) context length/i.test(e.message),
+            () =>
+              Effect.flatMap(contextLength(model), (contextSize) =>
+                Effect.fail(
+                  new ContextOverflow({
+                    model: Mapping.normalizeName(model),
+                    backend: "ollama",
+                    instance: instance.name,
+                    operation: "embed",
+                    ...(contextSize !== undefined ? { contextSize } : {})
+                  })
+                ))
+          ),
           Effect.flatMap(decode(Mapping.EmbedReply, "embed", "/api/embed reply")),
           Effect.flatMap((reply) =>
             reply.embeddings.length !== inputs.length
