@@ -121,6 +121,27 @@ describe("Toolkit round trip", () => {
   })
 })
 
+describe("toolChoice through the adapter", () => {
+  const GetTime = Tool.make("get_time", { parameters: {}, success: Schema.String })
+  const Both = Toolkit.make(GetWeather, GetTime)
+  const BothHandlers = Both.toLayer({ get_weather: () => Effect.succeed("sunny"), get_time: () => Effect.succeed("noon") })
+
+  it.effect("named, oneOf and none map onto the request (oneOf narrows the tools)", () =>
+    Effect.gen(function*() {
+      const calls: Array<{ operation: string; request?: GenerateRequest }> = []
+      const lm = yield* fromBackend(yield* mockBackend({ name: "m", tokens: ["ok"] }, calls), "m")
+      yield* lm.generateText({ prompt: "hi", toolkit: Both, toolChoice: { tool: "get_time" } })
+      yield* lm.generateText({ prompt: "hi", toolkit: Both, toolChoice: { mode: "required", oneOf: ["get_weather"] } })
+      yield* lm.generateText({ prompt: "hi", toolkit: Both, toolChoice: "none" })
+      const sent = calls.filter((c) => c.operation === "generate").map((c) => c.request!)
+      expect(sent.map((r) => [r.toolChoice, r.tools?.map((t) => t.name)])).toEqual([
+        [{ tool: "get_time" }, ["get_weather", "get_time"]],
+        ["required", ["get_weather"]],
+        ["none", ["get_weather", "get_time"]]
+      ])
+    }).pipe(Effect.provide(BothHandlers)))
+})
+
 describe("generateObject", () => {
   const Person = Schema.Struct({ name: Schema.String, age: Schema.Number.pipe(Schema.int(), Schema.between(0, 150)) })
 
@@ -133,6 +154,20 @@ describe("generateObject", () => {
       const format = calls[0]!.request!.responseFormat
       expect(format).toMatchObject({ name: "person", schema: { type: "object", required: ["name", "age"] } })
     }))
+
+  it.effect("on the fake Ollama: the schema goes out as `format`, the answer comes back decoded", () =>
+    Effect.gen(function*() {
+      const fake = yield* Effect.acquireRelease(
+        Effect.promise(() => startFakeOllama({ models: [fakeModel("agent")], answer: () => '{"name":"Ada","age":36}' })),
+        (f) => Effect.promise(() => f.close())
+      )
+      const backend = yield* OllamaBackendLive.make({ type: "ollama", name: "ollama", baseUrl: fake.url, timeoutSeconds: 30, options: {} })
+      const lm = yield* fromBackend(backend, "agent")
+      const response = yield* lm.generateObject({ prompt: "who?", schema: Person })
+      expect(response.value).toEqual({ name: "Ada", age: 36 })
+      const format = (fake.requests.find((r) => r.path === "/api/chat")!.body as { format: Record<string, unknown> }).format
+      expect(format).toMatchObject({ type: "object", required: ["name", "age"] })
+    }).pipe(Effect.scoped))
 
   it.effect("an answer that does not fit the schema is MalformedOutput, not a value", () =>
     Effect.gen(function*() {
