@@ -10,6 +10,10 @@ import { ErrorEnvelope } from "../src/domain/Failure.js"
 import { InstallOllamaReport } from "../src/domain/InstallOllama.js"
 import {
   Completion,
+  EmbeddingLine,
+  Embeddings,
+  GenerateEvent,
+  GenerateRequest,
   ConfigPathReport,
   ConfigReport,
   ModelInfo,
@@ -97,7 +101,33 @@ export const sections: ReadonlyArray<Section> = [
     title: "run",
     commands: "`llmspell run --model <spec> [prompt] --json`",
     schema: Completion,
-    notes: "Printed once at the end. Times are milliseconds; `loadMs` is 0 when the model was already loaded."
+    notes:
+      "Printed once at the end. Times are milliseconds; `loadMs` is 0 when the model was already loaded. `reasoning` is the model's thinking (`--think`; a reasoning model may think by default, `--no-think` asks it not to); `toolCalls` are the tools it called (then `finishReason` is `tool-calls`). Without `--json`, `--schema FILE|JSON` and `--format json` print the answer's JSON value itself (checked against the schema; a non-conforming answer is the `SchemaViolation` error, exit 1; a schema keyword llmspell cannot check is `UnsupportedSchema`, exit 2)."
+  },
+  {
+    title: "embed",
+    commands: "`llmspell embed --model <spec> [text…] [--json]`",
+    schema: Embeddings,
+    notes: "One vector per input, in order (arguments, or one input per non-empty stdin line). `promptTokens` is the total over the inputs. The same text always gives the same vector, in a batch or alone."
+  },
+  {
+    title: "embed (NDJSON)",
+    commands: "`llmspell embed --model <spec> [text…] --ndjson`",
+    schema: EmbeddingLine,
+    notes: "One line per input as it is embedded (one request each), with its own token count."
+  },
+  {
+    title: "Library: a generation request",
+    commands: "`LocalLLM.generate` / `run`, the Promise facade's `run` / `stream` options, the @effect/ai adapter",
+    schema: GenerateRequest,
+    notes:
+      "Not printed by the CLI: the request every backend takes, validated before anything runs (`InvalidRequest`, exit 2). A `tool` message answers the assistant tool call with the same `toolCallId`. `toolChoice`: `none` sends no tools; on Ollama, which ignores tool_choice, a named tool is the only one sent and `required`/named answers without a call fail with `ToolChoiceViolated`. `responseFormat` `json` or `{ schema }` becomes Ollama's `format`. A prompt Ollama truncated to its context (`prompt_eval_count` reaching the loaded `context_length`) fails with `ContextOverflow` at the end of the stream."
+  },
+  {
+    title: "Library: generation events",
+    commands: "`LocalLLM.generate`, `Backend.generate`",
+    schema: GenerateEvent,
+    notes: "Reasoning and text deltas and whole tool calls (params decoded JSON), then one `Finish` whose completion repeats the calls and the reasoning."
   },
   {
     title: "config show",

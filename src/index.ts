@@ -4,10 +4,11 @@
  * stack as `LlmspellLive`, models as `@effect/ai` LanguageModels, the errors, the shared types,
  * the request protocol, and a Promise facade for programs without Effect.
  */
+import type * as EmbeddingModel from "@effect/ai/EmbeddingModel"
 import type * as LanguageModel from "@effect/ai/LanguageModel"
 import * as Layer from "effect/Layer"
 import type { LlmspellError } from "./domain/Errors.js"
-import { type GenerateDefaults, languageModelLayer } from "./layers/LanguageModelAdapter.js"
+import { embeddingModelLayer, type GenerateDefaults, languageModelLayer } from "./layers/LanguageModelAdapter.js"
 import * as LlmspellLiveModule from "./layers/LlmspellLive.js"
 
 export * from "./domain/Errors.js"
@@ -36,7 +37,11 @@ export { type InstalledModel, ModelDownloader, type ModelDownloaderService, type
 export { ProviderRegistry, type ResolvedModel, type Route } from "./services/ProviderRegistry.js"
 export { type BackendFilter, LocalLLM, type LocalLLMService } from "./services/LocalLLM.js"
 export * as LocalLLMLive from "./layers/LocalLLMLive.js"
-export { fromBackend as languageModelFromBackend, type GenerateDefaults } from "./layers/LanguageModelAdapter.js"
+export {
+  embeddingModelFromBackend,
+  fromBackend as languageModelFromBackend,
+  type GenerateDefaults
+} from "./layers/LanguageModelAdapter.js"
 export {
   createLocalLLM,
   type CreateLocalLLMOptions,
@@ -44,6 +49,7 @@ export {
   type LocalLLMClient,
   type PullOperation,
   type RunOptions,
+  type RunResult,
   type TokenStream
 } from "./promise.js"
 
@@ -69,3 +75,17 @@ export const LanguageModelLive = (
   defaults: GenerateDefaults = {}
 ): Layer.Layer<LanguageModel.LanguageModel, LlmspellError> =>
   languageModelLayer(spec, defaults).pipe(Layer.provide(LlmspellLiveModule.LlmspellLive))
+
+/** A model spec as an `@effect/ai` EmbeddingModel, over a ProviderRegistry you provide. */
+export const embeddingModel = (
+  spec: string,
+  options: { readonly maxBatchSize?: number } = {}
+): Layer.Layer<EmbeddingModel.EmbeddingModel, LlmspellError, import("./services/ProviderRegistry.js").ProviderRegistry> =>
+  embeddingModelLayer(spec, options)
+
+/** A model spec as an `@effect/ai` EmbeddingModel with the whole live stack included: one `Effect.provide`. */
+export const EmbeddingModelLive = (
+  spec: string,
+  options: { readonly maxBatchSize?: number } = {}
+): Layer.Layer<EmbeddingModel.EmbeddingModel, LlmspellError> =>
+  embeddingModelLayer(spec, options).pipe(Layer.provide(LlmspellLiveModule.LlmspellLive))

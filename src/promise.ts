@@ -3,6 +3,8 @@
  * methods over the same LocalLLM service the CLI uses. Pull progress comes as an async iterator
  * or a callback, tokens as an async iterator, errors as `LlmspellFailure` (an Error carrying the
  * same `_tag`, `hint` and `exitCode` as the CLI). `close()` / `await using` releases models.
+ * Agent options (`tools`, `toolChoice`, `responseFormat`, `reasoning`) pass through to the request;
+ * `run` with a `json` or `{ schema }` format also returns the checked value as `object`.
  */
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
@@ -14,11 +16,13 @@ import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import { describeCause, ExitCode } from "./domain/Failure.js"
+import { structuredAnswer } from "./domain/JsonSchemaCheck.js"
 import { validateGenerateRequest } from "./domain/Protocol.js"
 import {
   type BackendStatus,
   type ChatMessage,
   type Completion,
+  type Embeddings,
   type GenerateEvent,
   type ModelInfo,
   type ModelList,
@@ -60,10 +64,13 @@ export interface CreateLocalLLMOptions extends ConfigLoadOptions {
   readonly layer?: Layer.Layer<LocalLLM, unknown>
 }
 
-/** Sampling and prompt options of `run` and `stream`. */
+/** Sampling, prompt and agent options (tools, toolChoice, responseFormat, reasoning) of `run` and `stream`. */
 export interface RunOptions extends PromptOptions {
   readonly signal?: AbortSignal
 }
+
+/** What `run` resolves to: the completion, and for a `json`/`{ schema }` format the checked value. */
+export type RunResult = Completion & { readonly object?: unknown }
 
 /** A pull in progress: await it for the result, or iterate it for progress events. */
 export interface PullOperation extends PromiseLike<PullResult>, AsyncIterable<PullProgress> {}
@@ -89,10 +96,16 @@ export interface LocalLLMClient extends AsyncDisposable {
   ) => PullOperation
   readonly remove: (spec: string) => Promise<RemoveResult>
   readonly verify: (spec?: string) => Promise<VerifyReport>
-  /** Runs a prompt (or a message list) to completion. */
-  readonly run: (spec: string, prompt: string | ReadonlyArray<ChatMessage>, options?: RunOptions) => Promise<Completion>
+  /**
+   * Runs a prompt (or a message list) to completion. With `responseFormat` `json` or `{ schema }`
+   * the answer is parsed and checked (`object`); one that does not conform rejects with
+   * `SchemaViolation`.
+   */
+  readonly run: (spec: string, prompt: string | ReadonlyArray<ChatMessage>, options?: RunOptions) => Promise<RunResult>
   /** Streams a prompt's answer token by token. */
   readonly stream: (spec: string, prompt: string | ReadonlyArray<ChatMessage>, options?: RunOptions) => TokenStream
+  /** Embeds texts: one vector per input, in order, with the prompt tokens they took. */
+  readonly embed: (spec: string, inputs: string | ReadonlyArray<string>, options?: { readonly signal?: AbortSignal }) => Promise<Embeddings>
   /** Unloads models and closes connections. */
   readonly close: () => Promise<void>
 }
@@ -213,10 +226,20 @@ export const createLocalLLM = (options: CreateLocalLLMOptions = {}): LocalLLMCli
             last._tag === "Some" && last.value._tag === "Finish"
               ? Effect.succeed(last.value.completion)
               : Effect.dieMessage("the generation ended without a completion")
-          )
+          ),
+          Effect.flatMap((completion): Effect.Effect<RunResult, unknown> => {
+            const format = runOptions?.responseFormat
+            if (format === undefined || format === "text") return Effect.succeed(completion)
+            return Either.match(structuredAnswer(completion.model, completion.text, format), {
+              onLeft: Effect.fail,
+              onRight: (object) => Effect.succeed({ ...completion, object })
+            })
+          })
         ),
         runOptions?.signal
       ),
+    embed: (spec, inputs, embedOptions) =>
+      run(withLLM((llm) => llm.embed(spec, typeof inputs === "string" ? [inputs] : inputs)), embedOptions?.signal),
     stream: (spec, prompt, runOptions) => {
       let resolve!: (c: Completion) => void
       let reject!: (e: unknown) => void

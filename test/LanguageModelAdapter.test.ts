@@ -32,6 +32,7 @@ const fakeBackend = (seen: Array<GenerateRequest>): Backend => ({
   pull: () => Stream.die("unused"),
   remove: () => Effect.die("unused"),
   verify: () => Effect.die("unused"),
+  embed: () => Effect.die("unused"),
   generate: (model, request) => {
     seen.push(request)
     if (model === "missing") return Stream.fail(new ModelNotFound({ model, backend: "gguf", pullSpec: model }))

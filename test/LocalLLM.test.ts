@@ -218,7 +218,8 @@ const backends = () => {
     pull: () => Stream.never,
     remove: () => Effect.never,
     verify: () => Effect.never,
-    generate: () => Stream.never
+    generate: () => Stream.never,
+    embed: () => Effect.never
   }
   const missing: Backend = {
     ...hanging,

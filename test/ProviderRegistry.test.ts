@@ -166,7 +166,8 @@ const fakeBackend = (name: string, type: "ollama" | "gguf"): Backend => ({
   pull: () => Stream.die("unused"),
   remove: () => Effect.die("unused"),
   verify: () => Effect.die("unused"),
-  generate: () => Stream.die("unused")
+  generate: () => Stream.die("unused"),
+  embed: () => Effect.die("unused")
 })
 
 /** Fake factories that count make calls per instance; `gate` (if given) holds every make until opened. */

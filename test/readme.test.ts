@@ -100,6 +100,9 @@ const CHECKS: Record<string, (result: CliResult, ran: Ran) => void> = {
   "testing": (result) => {
     expect(result.stdout).toMatch(/1 passed/)
   },
+  "agent": (result) => {
+    expect(result.stdout).toMatch(/1 passed/)
+  },
   "promise": (result) => {
     expect(result.stderr).toMatch(/^done /m)
     expect(result.stdout).toMatch(/completionTokens: [1-9]/)
@@ -213,7 +216,8 @@ const runVitest = async (block: CodeBlock, name: string): Promise<CliResult> => 
   return runCli([], {
     cwd: project,
     env: env(),
-    argv: [join(project, "node_modules", "vitest", "vitest.mjs"), "run", "--root", project]
+    // only this block's file: the scratch project holds every vitest block
+    argv: [join(project, "node_modules", "vitest", "vitest.mjs"), "run", "--root", project, `${name}.test.ts`]
   })
 }
 

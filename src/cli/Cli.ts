@@ -14,6 +14,7 @@ import { pullCommand } from "./commands/model/pull.js"
 import { removeCommand } from "./commands/model/remove.js"
 import { statusCommand } from "./commands/model/status.js"
 import { verifyCommand } from "./commands/model/verify.js"
+import { embedCommand } from "./commands/embed.js"
 import { runCommand } from "./commands/run.js"
 import { VERSION } from "./version.js"
 
@@ -68,6 +69,7 @@ const config = group("config", "show the configuration", [
 export const commandTree = group("llmspell", "manage and run local LLMs: Ollama servers and GGUF models, from one place", [
   model,
   leaf(runCommand.pipe(Command.provide(appLayer))),
+  leaf(embedCommand.pipe(Command.provide(appLayer))),
   config
 ])
 

@@ -359,6 +359,98 @@ export class BackendCrashed extends Schema.TaggedError<BackendCrashed>("llmspell
   }
 }
 
+/**
+ * A prompt that does not fit the model's context: refused rather than silently truncated (Ollama
+ * cuts the start of a prompt that is too long and answers anyway; llmspell reports it instead).
+ */
+export class ContextOverflow extends Schema.TaggedError<ContextOverflow>("llmspell/ContextOverflow")("ContextOverflow", {
+  model: Schema.String,
+  backend: Schema.String,
+  instance: Schema.optional(Schema.String),
+  /** Prompt tokens the backend counted (for a truncated Ollama prompt: what it kept); absent when it does not say. */
+  promptTokens: Schema.optional(Schema.Number),
+  /** The context size, when known. */
+  contextSize: Schema.optional(Schema.Number),
+  /** `embed` when an input to embed was too long (the default is a generation's prompt). */
+  operation: Schema.optional(Schema.Literal("generate", "embed"))
+}) {
+  override get message() {
+    const context = `${this.model}'s context${this.contextSize !== undefined ? ` of ${this.contextSize} tokens` : ""}`
+    if (this.operation === "embed") return `an input to embed is longer than ${context}; nothing was truncated`
+    return `the prompt does not fit ${context}` +
+      (this.promptTokens !== undefined
+        ? ` (${this.promptTokens} prompt tokens${this.backend === "ollama" ? " after the server truncated it" : ""})`
+        : "")
+  }
+  get hint() {
+    const spec = this.instance !== undefined && this.instance !== this.backend
+      ? `${this.instance}/${this.model}`
+      : `${this.model}@${this.backend}`
+    return this.backend === "ollama"
+      ? `${this.operation === "embed" ? "split the input" : "shorten the prompt or drop earlier messages"}, ` +
+        "or give the model a larger context (`PARAMETER num_ctx` in a Modelfile, or OLLAMA_CONTEXT_LENGTH on the server); " +
+        `\`llmspell model info ${spec}\` shows its context length`
+      : `shorten the prompt or drop earlier messages; \`llmspell model info ${spec}\` shows its context length`
+  }
+}
+
+/** A JSON Schema (for structured output or tool parameters) that the backend cannot enforce. */
+export class UnsupportedSchema extends Schema.TaggedError<UnsupportedSchema>("llmspell/UnsupportedSchema")(
+  "UnsupportedSchema",
+  { backend: Schema.String, keyword: Schema.String, path: Schema.String, reason: Schema.String }
+) {
+  override get message() {
+    return `the ${this.backend} backend cannot enforce the schema keyword \`${this.keyword}\` at ${this.path || "/"}: ${this.reason}`
+  }
+  get hint() {
+    return `remove \`${this.keyword}\` from the schema (check it after decoding instead), or ask for free JSON ` +
+      "(`--format json` on `llmspell run`, `responseFormat: \"json\"` in the library)"
+  }
+}
+
+/** `toolChoice` asked for a tool call and the model answered without one (Ollama does not enforce it). */
+export class ToolChoiceViolated extends Schema.TaggedError<ToolChoiceViolated>("llmspell/ToolChoiceViolated")(
+  "ToolChoiceViolated",
+  { model: Schema.String, backend: Schema.String, toolChoice: Schema.String, answered: Schema.String }
+) {
+  override get message() {
+    return `${this.model} answered ${this.answered} although toolChoice was ${this.toolChoice} ` +
+      `(the ${this.backend} backend cannot force a tool call; llmspell checks the answer)`
+  }
+  get hint() {
+    return "retry, make the prompt ask for the tool, or use a model trained for tool calls " +
+      `(\`llmspell model info ${this.model}@${this.backend}\` lists its capabilities)`
+  }
+}
+
+/** An operation a backend does not offer (yet), e.g. embeddings on one that cannot embed. */
+export class UnsupportedOperation extends Schema.TaggedError<UnsupportedOperation>("llmspell/UnsupportedOperation")(
+  "UnsupportedOperation",
+  { backend: Schema.String, operation: Schema.String, reason: Schema.String }
+) {
+  override get message() {
+    return `the ${this.backend} backend does not support ${this.operation}: ${this.reason}`
+  }
+  get hint() {
+    return "use an Ollama model for it (`llmspell model list --backend ollama` lists them)"
+  }
+}
+
+/** A structured answer that is not JSON, or does not follow the schema it was asked for. */
+export class SchemaViolation extends Schema.TaggedError<SchemaViolation>("llmspell/SchemaViolation")("SchemaViolation", {
+  model: Schema.String,
+  problem: Schema.String,
+  /** The start of the answer, for the record. */
+  answer: Schema.String
+}) {
+  override get message() {
+    return `${this.model}'s answer does not follow the schema: ${this.problem} (answer: ${JSON.stringify(truncate(this.answer, 120))})`
+  }
+  get hint() {
+    return "run it again (`--seed` picks another sample), raise `--max-tokens` if the answer was cut off, or simplify the schema"
+  }
+}
+
 /** Every typed error of llmspell, as one Schema: the protocol's failure schema and the source of the type. */
 export const LlmspellError = Schema.Union(
   InvalidModelSpec,
@@ -379,7 +471,12 @@ export const LlmspellError = Schema.Union(
   RateLimited,
   ModelBusy,
   InvalidRequest,
-  BackendCrashed
+  BackendCrashed,
+  ContextOverflow,
+  UnsupportedSchema,
+  ToolChoiceViolated,
+  UnsupportedOperation,
+  SchemaViolation
 )
 
 /** Every typed error of llmspell. */

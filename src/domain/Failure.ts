@@ -27,6 +27,7 @@ export const exitCodeFor = (error: { readonly _tag: string }): number => {
     case "ProviderNotAvailable":
     case "UsageError":
     case "InvalidRequest":
+    case "UnsupportedSchema":
       return ExitCode.Usage
     case "ModelNotFound":
       return ExitCode.ModelNotFound

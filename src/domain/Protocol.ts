@@ -8,6 +8,8 @@ import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import { InvalidRequest, LlmspellError } from "./Errors.js"
 import {
+  Embeddings,
+  GenerateEvent,
   GenerateRequest,
   type LimitedField,
   ModelInfo,
@@ -71,6 +73,20 @@ export class Verify extends Schema.TaggedRequest<Verify>("llmspell/Verify")("Ver
   failure: LlmspellErrorSchema
 }) {}
 
+/** A generation; served as a stream of events (deltas, tool calls), the last one `Finish`. */
+export class Generate extends Schema.TaggedRequest<Generate>("llmspell/Generate")("Generate", {
+  payload: { spec: Schema.String, request: GenerateRequest },
+  success: GenerateEvent,
+  failure: LlmspellErrorSchema
+}) {}
+
+/** Embeds texts: one vector per input, in order. */
+export class Embed extends Schema.TaggedRequest<Embed>("llmspell/Embed")("Embed", {
+  payload: { spec: Schema.String, inputs: Schema.Array(Schema.String) },
+  success: Embeddings,
+  failure: LlmspellErrorSchema
+}) {}
+
 const shown = (value: unknown): string =>
   typeof value === "number" || typeof value === "bigint" || typeof value === "boolean" || value == null
     ? String(value)
@@ -108,7 +124,7 @@ export const validateGenerateRequest = (request: unknown): Either.Either<Generat
   )
 
 /** Every request of the protocol. */
-export const LocalLLMRequest = Schema.Union(Status, List, Pull, Info, Remove, Verify)
+export const LocalLLMRequest = Schema.Union(Status, List, Pull, Info, Remove, Verify, Generate, Embed)
 /** Every request of the protocol. */
 export type LocalLLMRequest = typeof LocalLLMRequest.Type
 

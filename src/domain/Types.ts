@@ -193,11 +193,70 @@ export const VerifyReport = Schema.Struct({
 /** A verify run over one or more models. */
 export type VerifyReport = typeof VerifyReport.Type
 
-/** One chat message. */
-export const ChatMessage = Schema.Struct({
-  role: Schema.Literal("system", "user", "assistant"),
-  content: Schema.String
+/** A JSON Schema (an object), as tools' parameters and structured output take it. */
+export const JsonSchemaObject = Schema.Record({ key: Schema.String, value: Schema.Unknown })
+/** A JSON Schema (an object). */
+export type JsonSchemaObject = typeof JsonSchemaObject.Type
+
+/** A tool the model may call: its name, what it does, and its parameters as a JSON Schema. */
+export const ToolDefinition = Schema.Struct({
+  name: Schema.String.pipe(
+    Schema.pattern(/^[A-Za-z0-9_.-]{1,64}$/, { message: () => "a tool name is 1–64 letters, digits, `_`, `.` or `-`" })
+  ),
+  description: Schema.optional(Schema.String),
+  parameters: JsonSchemaObject
 })
+/** A tool the model may call. */
+export type ToolDefinition = typeof ToolDefinition.Type
+
+/**
+ * Whether the model must call a tool: `auto` (it decides), `none` (it must not: no tool is sent),
+ * `required` (it must call one), or `{ tool }` (it must call that one).
+ */
+export const ToolChoice = Schema.Union(
+  Schema.Literal("auto", "none", "required"),
+  Schema.Struct({ tool: Schema.String })
+)
+/** Whether the model must call a tool. */
+export type ToolChoice = typeof ToolChoice.Type
+
+/** How the answer is shaped: free `text`, any `json` object, or JSON that follows `{ schema }`. */
+export const ResponseFormat = Schema.Union(
+  Schema.Literal("text", "json"),
+  Schema.Struct({ schema: JsonSchemaObject, name: Schema.optional(Schema.String) })
+)
+/** How the answer is shaped. */
+export type ResponseFormat = typeof ResponseFormat.Type
+
+/** A tool call the model made: an id (the backend's, or generated), the tool, and its decoded JSON parameters. */
+export const ToolCall = Schema.Struct({
+  id: Schema.String,
+  name: Schema.String,
+  params: Schema.Unknown
+})
+/** A tool call the model made. */
+export type ToolCall = typeof ToolCall.Type
+
+/**
+ * One chat message. An assistant turn may carry the tool calls it made (`toolCalls`); a `tool`
+ * message is the result of one call, joined to it by `toolCallId` (and `toolName`), with the
+ * result as text (JSON for structured results).
+ */
+export const ChatMessage = Schema.Struct({
+  role: Schema.Literal("system", "user", "assistant", "tool"),
+  content: Schema.String,
+  toolCalls: Schema.optional(Schema.Array(ToolCall)),
+  toolCallId: Schema.optional(Schema.String),
+  toolName: Schema.optional(Schema.String)
+}).pipe(
+  Schema.filter((m) =>
+    m.role === "tool" && m.toolCallId === undefined
+      ? "a tool message needs the toolCallId of the call it answers"
+      : m.role !== "assistant" && m.toolCalls !== undefined
+      ? "only an assistant message carries toolCalls"
+      : undefined
+  )
+)
 /** One chat message. */
 export type ChatMessage = typeof ChatMessage.Type
 
@@ -236,8 +295,29 @@ export const GenerateRequest = Schema.Struct({
   topP: limited("topP"),
   topK: limited("topK"),
   seed: limited("seed"),
-  stop: Schema.optional(Schema.Array(Schema.String.pipe(Schema.minLength(1, { message: () => "a stop string cannot be empty" }))))
-})
+  stop: Schema.optional(Schema.Array(Schema.String.pipe(Schema.minLength(1, { message: () => "a stop string cannot be empty" })))),
+  /** Tools the model may call (their names unique). */
+  tools: Schema.optional(Schema.Array(ToolDefinition)),
+  /** Whether it must call one (default `auto`); a named tool must be among `tools`. */
+  toolChoice: Schema.optional(ToolChoice),
+  /** Free text (default), any JSON object, or JSON following a schema. */
+  responseFormat: Schema.optional(ResponseFormat),
+  /** Ask a reasoning model to think (true) or not (false); its thinking streams as `ReasoningDelta`. */
+  reasoning: Schema.optional(Schema.Boolean)
+}).pipe(
+  Schema.filter((r) => {
+    const names = (r.tools ?? []).map((t) => t.name)
+    const duplicate = names.find((name, i) => names.indexOf(name) !== i)
+    if (duplicate !== undefined) return { path: ["tools"], message: `two tools are named ${JSON.stringify(duplicate)}` }
+    if (typeof r.toolChoice === "object" && !names.includes(r.toolChoice.tool)) {
+      return { path: ["toolChoice"], message: `toolChoice names ${JSON.stringify(r.toolChoice.tool)}, which is not among the tools` }
+    }
+    if (r.toolChoice === "required" && names.length === 0) {
+      return { path: ["toolChoice"], message: "toolChoice `required` needs at least one tool" }
+    }
+    return undefined
+  })
+)
 /** A generation request. */
 export type GenerateRequest = typeof GenerateRequest.Type
 
@@ -250,11 +330,15 @@ export interface PromptOptions {
   readonly topK?: number | undefined
   readonly seed?: number | undefined
   readonly stop?: ReadonlyArray<string> | undefined
+  readonly tools?: ReadonlyArray<ToolDefinition> | undefined
+  readonly toolChoice?: ToolChoice | undefined
+  readonly responseFormat?: ResponseFormat | undefined
+  readonly reasoning?: boolean | undefined
 }
 
 /** A request from a prompt (or a message list) and options; the system prompt comes first. */
 export const promptRequest = (prompt: string | ReadonlyArray<ChatMessage>, options: PromptOptions = {}): GenerateRequest => {
-  const sampling = (["maxTokens", "temperature", "topP", "topK", "seed", "stop"] as const).flatMap((key) =>
+  const sampling = (["maxTokens", "temperature", "topP", "topK", "seed", "stop", "tools", "toolChoice", "responseFormat", "reasoning"] as const).flatMap((key) =>
     options[key] !== undefined ? [[key, options[key]] as const] : []
   )
   return {
@@ -288,7 +372,7 @@ export const Timings = Schema.Struct({
 export type Timings = typeof Timings.Type
 
 /** Why generation stopped. */
-export const FinishReason = Schema.Literal("stop", "length", "abort", "error", "unknown")
+export const FinishReason = Schema.Literal("stop", "length", "tool-calls", "abort", "error", "unknown")
 /** Why generation stopped. */
 export type FinishReason = typeof FinishReason.Type
 
@@ -298,6 +382,10 @@ export const Completion = Schema.Struct({
   backend: BackendType,
   instance: Schema.String,
   text: Schema.String,
+  /** The model's thinking, when it reasoned (and `reasoning` was not false). */
+  reasoning: Schema.optional(Schema.String),
+  /** The tools it called (then `finishReason` is `tool-calls`). */
+  toolCalls: Schema.optional(Schema.Array(ToolCall)),
   finishReason: FinishReason,
   usage: Usage,
   timings: Timings
@@ -305,13 +393,42 @@ export const Completion = Schema.Struct({
 /** A finished completion. */
 export type Completion = typeof Completion.Type
 
-/** Events of a streamed generation: text deltas, then one `Finish` with the completion. */
+/**
+ * Events of a streamed generation: text and reasoning deltas and whole tool calls (their params
+ * decoded JSON), then one `Finish` with the completion (which repeats the calls and the reasoning).
+ */
 export const GenerateEvent = Schema.Union(
   Schema.TaggedStruct("TextDelta", { text: Schema.String }),
+  Schema.TaggedStruct("ReasoningDelta", { text: Schema.String }),
+  Schema.TaggedStruct("ToolCall", { call: ToolCall }),
   Schema.TaggedStruct("Finish", { completion: Completion })
 )
 /** Events of a streamed generation. */
 export type GenerateEvent = typeof GenerateEvent.Type
+
+/** What `embed` returns: one vector per input, in order, with the prompt tokens they took. */
+export const Embeddings = Schema.Struct({
+  model: Schema.String,
+  backend: BackendType,
+  instance: Schema.String,
+  /** The length of each vector. */
+  dimensions: Schema.Number,
+  vectors: Schema.Array(Schema.Array(Schema.Number)),
+  promptTokens: Schema.Number
+})
+/** What `embed` returns. */
+export type Embeddings = typeof Embeddings.Type
+
+/** One line of `llmspell embed --ndjson`: the vector of the input at `index`. */
+export const EmbeddingLine = Schema.Struct({
+  index: Schema.Number,
+  model: Schema.String,
+  dimensions: Schema.Number,
+  vector: Schema.Array(Schema.Number),
+  promptTokens: Schema.Number
+})
+/** One line of `llmspell embed --ndjson`. */
+export type EmbeddingLine = typeof EmbeddingLine.Type
 
 /** `model list` output: models of every instance asked for, and the instances that could not answer. */
 export const ModelList = Schema.Struct({

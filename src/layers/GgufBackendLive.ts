@@ -19,7 +19,7 @@ import * as os from "node:os"
 import * as nodePath from "node:path"
 import { fileURLToPath } from "node:url"
 import type { GgufInstanceConfig } from "../domain/ConfigSchema.js"
-import { BackendCrashed, BackendError, type DeviceUnavailable, type BackendUnavailable, InvalidModelFile, isLlmspellError, type LlmspellError, ModelNotFound } from "../domain/Errors.js"
+import { BackendCrashed, BackendError, type DeviceUnavailable, type BackendUnavailable, InvalidModelFile, isLlmspellError, type LlmspellError, ModelNotFound, UnsupportedOperation } from "../domain/Errors.js"
 import { errorToJson } from "../domain/Failure.js"
 import * as Gguf from "../domain/GgufReader.js"
 import * as HubRef from "../domain/HubRef.js"
@@ -463,7 +463,23 @@ export const makeBackend = (
           : downloader.pull(model, store, options),
       remove,
       verify: (model) => downloader.verify(store, model),
-      generate
+      // Until tools, schemas and reasoning run in the GGUF worker (issue 12, GGUF part), a request
+      // that needs them is refused rather than answered as if they were not there.
+      generate: (model, request) => {
+        const feature = (request.tools?.length ?? 0) > 0 && request.toolChoice !== "none"
+          ? "tool calls"
+          : request.responseFormat !== undefined && request.responseFormat !== "text"
+          ? "structured output (responseFormat)"
+          : undefined
+        return feature === undefined ? generate(model, request) : Stream.fail(
+          new UnsupportedOperation({ backend: "gguf", operation: feature, reason: "not implemented on the GGUF runtime yet" })
+        )
+      },
+      // Stub until embeddings run in the GGUF worker (issue 12, GGUF part).
+      embed: () =>
+        Effect.fail(
+          new UnsupportedOperation({ backend: "gguf", operation: "embeddings", reason: "GGUF embeddings are not implemented yet" })
+        )
     }
     return backend
   })

@@ -185,6 +185,10 @@ export const make = (registry: ProviderRegistryService): LocalLLMService => {
               new BackendError({ backend: "llmspell", operation: "run", reason: "the generation ended without a completion" })
             )
         )
+      ),
+    embed: (spec, inputs) =>
+      Effect.flatMap(registry.resolve(spec), (r) => r.handle.embed(r.model, inputs)).pipe(
+        Effect.catchAll(explain("embed", spec))
       )
   }
 }
@@ -197,7 +201,7 @@ export const layer: Layer.Layer<LocalLLM, never, ProviderRegistry> = Layer.effec
 
 /**
  * Serves one protocol request with the facade: the same operations a connection would carry.
- * `Pull` answers with its progress stream; the others with one value.
+ * `Pull` and `Generate` answer with their event streams; the others with one value.
  */
 export const serve = (llm: LocalLLMService) =>
 (request: Protocol.LocalLLMRequest): Effect.Effect<unknown, LlmspellError> | Stream.Stream<unknown, LlmspellError> => {
@@ -217,5 +221,9 @@ export const serve = (llm: LocalLLMService) =>
       return llm.remove(request.spec)
     case "Verify":
       return llm.verify(request.spec)
+    case "Generate":
+      return llm.generate(request.spec, request.request)
+    case "Embed":
+      return llm.embed(request.spec, request.inputs)
   }
 }

@@ -20,11 +20,12 @@ import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
 import * as Schema from "effect/Schema"
-import type { AbortableAsyncIterator, Ollama } from "ollama"
+import { randomBytes } from "node:crypto"
+import type { AbortableAsyncIterator, Message, Ollama, Tool } from "ollama"
 import type { OllamaInstanceConfig } from "../domain/ConfigSchema.js"
-import { BackendError, type LlmspellError, UsageError } from "../domain/Errors.js"
+import { BackendError, ContextOverflow, type LlmspellError, ToolChoiceViolated, UsageError } from "../domain/Errors.js"
 import { errorToJson } from "../domain/Failure.js"
-import type { BackendStatus, GenerateEvent, LoadedModel, PullProgress } from "../domain/Types.js"
+import type { BackendStatus, Embeddings, GenerateEvent, LoadedModel, PullProgress, ToolCall, ToolChoice } from "../domain/Types.js"
 import { OllamaBackend, type OllamaInstance } from "../services/OllamaBackend.js"
 import * as OllamaClient from "./internal/ollamaClient.js"
 import * as Mapping from "./internal/ollamaMapping.js"
@@ -37,6 +38,9 @@ const STATUS_TIMEOUT_MS = 10_000
  * longer than `maxTokens` × this is cut off too, so a server cannot send huge records instead.
  */
 const MAX_CHARS_PER_TOKEN = 64
+
+/** Prompts shorter than this are never checked against the context: no model runs with a smaller one. */
+const CONTEXT_CHECK_FROM = 128
 
 /** Builds the instance for one configured server. */
 export const make = (instance: OllamaInstanceConfig): Effect.Effect<OllamaInstance, LlmspellError> =>
@@ -145,55 +149,165 @@ export const make = (instance: OllamaInstanceConfig): Effect.Effect<OllamaInstan
           })
         )
 
-    // Our GenerateEvents from a chat or generate stream: deltas, then Finish from the `done` record.
+    /** The context the server loaded `model` with (`/api/ps`), when it says. */
+    const contextLength = (model: string) =>
+      modelList("generate", "/api/ps", (c) => c.ps()).pipe(
+        Effect.map(({ models }) => {
+          const entry = models.find((m) => m.name === Mapping.normalizeName(model))
+          return typeof entry?.context_length === "number" && entry.context_length > 0 ? entry.context_length : undefined
+        }),
+        Effect.orElseSucceed(() => undefined)
+      )
+
+    // Ollama cuts a prompt longer than the context and answers anyway (#17889, the runner's
+    // "truncating input prompt … new=<num_ctx>"): a cut prompt counts exactly num_ctx tokens, so a
+    // prompt_eval_count that reaches the loaded context is a ContextOverflow. Below this count no
+    // context is that small, and /api/ps is not asked.
+    const checkContext = (model: string, promptTokens: number | undefined): Effect.Effect<void, LlmspellError> =>
+      promptTokens === undefined || promptTokens < CONTEXT_CHECK_FROM
+        ? Effect.void
+        : Effect.flatMap(contextLength(model), (contextSize) =>
+          contextSize !== undefined && promptTokens >= contextSize
+            ? Effect.fail(
+              new ContextOverflow({ model: Mapping.normalizeName(model), backend: "ollama", instance: instance.name, promptTokens, contextSize })
+            )
+            : Effect.void)
+
+    // `required` and a named tool, which Ollama does not enforce (#8421, #17921): the answer is
+    // checked, and one without a call (or with another tool's) is a ToolChoiceViolated.
+    const checkToolChoice = (
+      model: string,
+      choice: ToolChoice | undefined,
+      calls: ReadonlyArray<ToolCall>
+    ): Effect.Effect<void, LlmspellError> => {
+      if (choice === undefined || choice === "auto" || choice === "none") return Effect.void
+      const named = typeof choice === "object" ? choice.tool : undefined
+      const ok = calls.length > 0 && (named === undefined || calls.every((c) => c.name === named))
+      return ok ? Effect.void : Effect.fail(
+        new ToolChoiceViolated({
+          model: Mapping.normalizeName(model),
+          backend: "ollama",
+          toolChoice: named !== undefined ? `{ tool: ${named} }` : "required",
+          answered: calls.length === 0 ? "without a tool call" : `with a call to ${calls.map((c) => c.name).join(", ")}`
+        })
+      )
+    }
+
+    // Our GenerateEvents from a chat or generate stream: reasoning and text deltas, whole tool
+    // calls, then Finish from the `done` record (after the context and toolChoice checks).
     // With `maxTokens`, a delta beyond it (a server ignoring num_predict) ends the stream here:
     // the Finish says `length`, and ending the stream closes its scope, which aborts the request.
     const inference = (
       operation: string,
       model: string,
-      maxTokens: number | undefined,
+      request: { readonly maxTokens?: number | undefined; readonly toolChoice?: ToolChoice | undefined },
       open: (c: Ollama) => Promise<AbortableAsyncIterator<object>>
     ): Stream.Stream<GenerateEvent, LlmspellError> =>
       Stream.unwrap(
         Effect.map(Clock.currentTimeMillis, (startedAt) => {
+          const maxTokens = request.maxTokens
           let text = ""
+          let reasoning = ""
+          const toolCalls: Array<ToolCall> = []
           let deltas = 0
           let firstTokenMs: number | undefined
           const maxChars = maxTokens !== undefined ? maxTokens * MAX_CHARS_PER_TOKEN : Infinity
           const decodeRecord = decode(Mapping.WireInferenceRecord, operation, "streamed record")
+          const newId = () => `call_${randomBytes(8).toString("hex")}`
           return client.stream(operation, open, { model }).pipe(
             Stream.mapEffect(decodeRecord),
             Stream.mapConcatEffect((record) =>
-              Effect.map(Clock.currentTimeMillis, (now) => {
+              Effect.flatMap(Clock.currentTimeMillis, (now) => {
                 const events: Array<GenerateEvent> = []
                 const delta = record.message?.content ?? record.response ?? ""
-                if (delta.length > 0 && !record.done && maxTokens !== undefined &&
-                  (deltas >= maxTokens || text.length + delta.length > maxChars))
+                const thought = record.message?.thinking ?? ""
+                const size = delta.length + thought.length
+                if (size > 0 && !record.done && maxTokens !== undefined &&
+                  (deltas >= maxTokens || text.length + reasoning.length + size > maxChars))
                 {
                   const cut: Mapping.WireDone = {
                     done_reason: "length",
                     eval_count: deltas,
                     total_duration: (now - startedAt) * 1_000_000
                   }
-                  events.push({ _tag: "Finish", completion: Mapping.toCompletion(origin, model, text, cut, firstTokenMs) })
-                  return events
+                  events.push({
+                    _tag: "Finish",
+                    completion: Mapping.toCompletion(origin, model, text, cut, firstTokenMs, { reasoning, toolCalls })
+                  })
+                  return Effect.succeed(events)
+                }
+                if (size > 0) {
+                  firstTokenMs ??= now - startedAt
+                  deltas++
+                }
+                if (thought.length > 0) {
+                  reasoning += thought
+                  events.push({ _tag: "ReasoningDelta", text: thought })
                 }
                 if (delta.length > 0) {
-                  firstTokenMs ??= now - startedAt
                   text += delta
-                  deltas++
                   events.push({ _tag: "TextDelta", text: delta })
                 }
-                if (record.done) {
-                  events.push({ _tag: "Finish", completion: Mapping.toCompletion(origin, model, text, record, firstTokenMs) })
+                for (const call of Mapping.toToolCalls(record.message?.tool_calls ?? [], newId)) {
+                  toolCalls.push(call)
+                  events.push({ _tag: "ToolCall", call })
                 }
-                return events
+                if (!record.done) return Effect.succeed(events)
+                return checkContext(model, record.prompt_eval_count).pipe(
+                  Effect.zipRight(checkToolChoice(model, request.toolChoice, toolCalls)),
+                  Effect.as([
+                    ...events,
+                    {
+                      _tag: "Finish" as const,
+                      completion: Mapping.toCompletion(origin, model, text, record, firstTokenMs, { reasoning, toolCalls })
+                    }
+                  ])
+                )
               })
             ),
             Stream.takeUntil((event) => event._tag === "Finish")
           )
         })
       )
+
+    const embed = (model: string, inputs: ReadonlyArray<string>) =>
+      inputs.length === 0
+        ? Effect.succeed<Embeddings>({ model: Mapping.normalizeName(model), backend: "ollama", instance: instance.name, dimensions: 0, vectors: [], promptTokens: 0 })
+        : client.call(
+          "embed",
+          // truncate: false — an input longer than the context is an error, not a silently cut vector
+          (c) => c.embed({ model, input: [...inputs], truncate: false }),
+          { model }
+        ).pipe(
+          // with truncate:false the server refuses an input over the context (HTTP 400)
+          Effect.catchIf(
+            (e) => e._tag === "BackendError" && /exceeds (the|maximum) context length/i.test(e.message),
+            () =>
+              Effect.flatMap(contextLength(model), (contextSize) =>
+                Effect.fail(
+                  new ContextOverflow({
+                    model: Mapping.normalizeName(model),
+                    backend: "ollama",
+                    instance: instance.name,
+                    operation: "embed",
+                    ...(contextSize !== undefined ? { contextSize } : {})
+                  })
+                ))
+          ),
+          Effect.flatMap(decode(Mapping.EmbedReply, "embed", "/api/embed reply")),
+          Effect.flatMap((reply) =>
+            reply.embeddings.length !== inputs.length
+              ? Effect.fail(malformed("embed", "/api/embed reply", `${reply.embeddings.length} vectors for ${inputs.length} inputs`))
+              : Effect.succeed<Embeddings>({
+                model: Mapping.normalizeName(model),
+                backend: "ollama",
+                instance: instance.name,
+                dimensions: reply.embeddings[0]?.length ?? 0,
+                vectors: reply.embeddings,
+                promptTokens: reply.prompt_eval_count ?? 0
+              })
+          )
+        )
 
     const self: OllamaInstance = {
       name: instance.name,
@@ -225,16 +339,23 @@ export const make = (instance: OllamaInstanceConfig): Effect.Effect<OllamaInstan
         model === undefined
           ? Effect.succeed({ ok: true, files: [] })
           : client.call("verify", (c) => c.show({ model }), { model }).pipe(Effect.as({ ok: true, files: [] })),
-      generate: (model, request) =>
-        inference("generate", model, request.maxTokens, (c) =>
+      generate: (model, request) => {
+        const tools = Mapping.toOllamaTools(request)
+        const format = Mapping.toOllamaFormat(request)
+        return inference("generate", model, request, (c) =>
           c.chat({
             model,
-            messages: request.messages.map((m) => ({ role: m.role, content: m.content })),
+            messages: Mapping.toOllamaMessages(request.messages) as unknown as Array<Message>,
+            ...(tools !== undefined ? { tools: tools as unknown as Array<Tool> } : {}),
+            ...(format !== undefined ? { format } : {}),
+            ...(request.reasoning !== undefined ? { think: request.reasoning } : {}),
             options: Mapping.toOllamaOptions(request),
             stream: true
-          })),
+          }))
+      },
+      embed,
       complete: (model, request) =>
-        inference("complete", model, request.maxTokens, (c) =>
+        inference("complete", model, request, (c) =>
           c.generate({
             model,
             prompt: request.prompt,

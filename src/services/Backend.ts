@@ -11,6 +11,7 @@ import type { LlmspellError } from "../domain/Errors.js"
 import type {
   BackendStatus,
   BackendType,
+  Embeddings,
   GenerateEvent,
   GenerateRequest,
   LocalModel,
@@ -40,6 +41,10 @@ export interface Backend {
   readonly verify: (model: string | undefined) => Effect.Effect<VerifyReport, LlmspellError>
   /** Streams a chat completion: text deltas, then one `Finish`. Interrupting stops generation. */
   readonly generate: (model: string, request: GenerateRequest) => Stream.Stream<GenerateEvent, LlmspellError>
+  /** Embeds each input (one vector per input, in order); a backend that cannot fails with UnsupportedOperation. */
+  readonly embed: (model: string, inputs: ReadonlyArray<string>) => Effect.Effect<Embeddings, LlmspellError>
+  /** The model's tokens for a text, where the backend can count them (Ollama has no tokenize route). */
+  readonly tokenize?: (model: string, text: string) => Effect.Effect<ReadonlyArray<number>, LlmspellError>
 }
 
 /** Creates backend instances of one type from their config entries; the registry caches them. */

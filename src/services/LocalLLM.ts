@@ -11,6 +11,7 @@ import type {
   BackendStatus,
   Completion,
   BackendType,
+  Embeddings,
   GenerateEvent,
   GenerateRequest,
   ModelList,
@@ -40,6 +41,8 @@ export interface LocalLLMService {
   readonly generate: (spec: string, request: GenerateRequest) => Stream.Stream<GenerateEvent, LlmspellError>
   /** Runs a chat completion to its end. */
   readonly run: (spec: string, request: GenerateRequest) => Effect.Effect<Completion, LlmspellError>
+  /** Embeds texts with a model: one vector per input, in order. */
+  readonly embed: (spec: string, inputs: ReadonlyArray<string>) => Effect.Effect<Embeddings, LlmspellError>
 }
 
 /** The facade's tag. */

@@ -10,9 +10,11 @@ import * as Schema from "effect/Schema"
 import { transferRate } from "../../domain/TransferRate.js"
 import type {
   BackendStatus,
+  ChatMessage,
   Completion,
   FinishReason,
   GenerateRequest,
+  ToolCall,
   LoadedModel,
   LocalModel,
   ModelInfo,
@@ -58,6 +60,8 @@ export const WireModel = Schema.Struct({
   modified_at: Schema.optional(Schema.Unknown),
   expires_at: Schema.optional(Schema.Unknown),
   size_vram: Schema.optional(Schema.Unknown),
+  /** `/api/ps`: the context the model was loaded with (newer servers). */
+  context_length: Schema.optional(Schema.Unknown),
   details: Schema.optional(Schema.Unknown)
 })
 /** A model record of `/api/tags` or `/api/ps`. */
@@ -95,10 +99,29 @@ export const WirePullRecord = Schema.Struct({
 /** One record of a streaming `/api/pull`. */
 export type WirePullRecord = typeof WirePullRecord.Type
 
+/**
+ * A tool call in a chat message (api/types.go `ToolCall`): `id` since v0.12.10, `arguments` an
+ * object (a JSON string from some proxies is accepted and parsed by `toToolCalls`).
+ */
+export const WireToolCall = Schema.Struct({
+  id: Schema.optional(Schema.String),
+  function: Schema.Struct({
+    index: Schema.optional(Schema.Number),
+    name: Schema.String.pipe(Schema.minLength(1)),
+    arguments: Schema.optional(Schema.Unknown)
+  })
+})
+/** A tool call in a chat message. */
+export type WireToolCall = typeof WireToolCall.Type
+
 /** One record of a streaming `/api/chat` (text in `message.content`) or `/api/generate` (in `response`). */
 export const WireInferenceRecord = Schema.Struct({
   done: Schema.Boolean,
-  message: Schema.optional(Schema.Struct({ content: Schema.optional(Schema.String) })),
+  message: Schema.optional(Schema.Struct({
+    content: Schema.optional(Schema.String),
+    thinking: Schema.optional(Schema.String),
+    tool_calls: Schema.optional(Schema.NullOr(Schema.Array(WireToolCall)))
+  })),
   response: Schema.optional(Schema.String),
   done_reason: Schema.optional(Schema.String),
   total_duration: count,
@@ -110,6 +133,14 @@ export const WireInferenceRecord = Schema.Struct({
 })
 /** One record of a streaming `/api/chat` or `/api/generate`. */
 export type WireInferenceRecord = typeof WireInferenceRecord.Type
+
+/** `/api/embed`. */
+export const EmbedReply = Schema.Struct({
+  embeddings: Schema.Array(Schema.Array(Schema.Number)),
+  prompt_eval_count: count
+})
+/** `/api/embed`. */
+export type EmbedReply = typeof EmbedReply.Type
 
 /** Why a value does not fit a reply schema, in one short line (values cut, so a huge reply stays short). */
 export const describeMismatch = (error: ParseResult.ParseError): string => {
@@ -392,6 +423,77 @@ export const toOllamaOptions = (request: GenerateRequest): Record<string, unknow
     stop: request.stop !== undefined ? [...request.stop] : undefined
   })
 
+/** Our messages → Ollama's (api/types.go `Message`): assistant `tool_calls`, tool results by `tool_name`/`tool_call_id`. */
+export const toOllamaMessages = (messages: ReadonlyArray<ChatMessage>): Array<Record<string, unknown>> =>
+  messages.map((m) => {
+    switch (m.role) {
+      case "assistant":
+        return {
+          role: "assistant",
+          content: m.content,
+          ...(m.toolCalls !== undefined && m.toolCalls.length > 0
+            ? {
+              tool_calls: m.toolCalls.map((call, index) => ({
+                id: call.id,
+                function: { index, name: call.name, arguments: call.params ?? {} }
+              }))
+            }
+            : {})
+        }
+      case "tool":
+        return {
+          role: "tool",
+          content: m.content,
+          ...(m.toolName !== undefined ? { tool_name: m.toolName } : {}),
+          ...(m.toolCallId !== undefined ? { tool_call_id: m.toolCallId } : {})
+        }
+      default:
+        return { role: m.role, content: m.content }
+    }
+  })
+
+/**
+ * The tools to offer, with `toolChoice` applied where Ollama ignores it (#8421): `none` offers no
+ * tool, a named tool offers only that one; `required` offers them all and the answer is checked.
+ */
+export const toOllamaTools = (request: GenerateRequest): Array<Record<string, unknown>> | undefined => {
+  const choice = request.toolChoice ?? "auto"
+  if (choice === "none" || request.tools === undefined || request.tools.length === 0) return undefined
+  const offered = typeof choice === "object" ? request.tools.filter((t) => t.name === choice.tool) : request.tools
+  return offered.map((tool) => ({
+    type: "function",
+    function: {
+      name: tool.name,
+      ...(tool.description !== undefined ? { description: tool.description } : {}),
+      parameters: tool.parameters
+    }
+  }))
+}
+
+/** `responseFormat` → Ollama's `format`: `"json"`, a JSON Schema, or nothing for text. */
+export const toOllamaFormat = (request: GenerateRequest): string | Record<string, unknown> | undefined => {
+  const format = request.responseFormat
+  if (format === undefined || format === "text") return undefined
+  return format === "json" ? "json" : { ...format.schema }
+}
+
+/** Ollama's tool calls → ours: ids kept, or generated with `newId` when the server sent none. */
+export const toToolCalls = (
+  calls: ReadonlyArray<WireToolCall>,
+  newId: () => string
+): Array<ToolCall> =>
+  calls.map((call) => {
+    let params: unknown = call.function.arguments ?? {}
+    if (typeof params === "string") {
+      try {
+        params = JSON.parse(params)
+      } catch {
+        // left as the string: the caller's schema decides
+      }
+    }
+    return { id: call.id !== undefined && call.id.length > 0 ? call.id : newId(), name: call.function.name, params }
+  })
+
 /** The final `done` record of a chat or generate stream. */
 export interface WireDone {
   readonly done_reason?: string
@@ -414,7 +516,8 @@ export const toCompletion = (
   model: string,
   text: string,
   done: WireDone,
-  timeToFirstTokenMs: number | undefined
+  timeToFirstTokenMs: number | undefined,
+  extra: { readonly reasoning?: string; readonly toolCalls?: ReadonlyArray<ToolCall> } = {}
 ): Completion => {
   const promptTokens = done.prompt_eval_count ?? 0
   const completionTokens = done.eval_count ?? 0
@@ -427,7 +530,12 @@ export const toCompletion = (
     backend: "ollama",
     instance: origin.instance,
     text,
-    finishReason: finishReason(done.done_reason),
+    ...(extra.reasoning !== undefined && extra.reasoning.length > 0 ? { reasoning: extra.reasoning } : {}),
+    ...(extra.toolCalls !== undefined && extra.toolCalls.length > 0 ? { toolCalls: extra.toolCalls } : {}),
+    // Ollama's done_reason stays `stop` after tool calls.
+    finishReason: extra.toolCalls !== undefined && extra.toolCalls.length > 0 && done.done_reason !== "length"
+      ? "tool-calls"
+      : finishReason(done.done_reason),
     usage: { promptTokens, completionTokens, totalTokens: promptTokens + completionTokens },
     timings: {
       loadMs: (done.load_duration ?? 0) / NS_PER_MS,

@@ -1,0 +1,108 @@
+/**
+ * A fake GGUF loader, the seam under GgufBackend below its model pool: loads, unloads and
+ * generations recorded, with Deferreds a test can hold generations on.
+ */
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Stream from "effect/Stream"
+import { BackendError } from "../domain/Errors.js"
+import type { GenerateRequest } from "../domain/Types.js"
+import { LlamaLoader, type LlamaLoaderService, type LoaderEvent } from "../services/LlamaLoader.js"
+import { DEFAULT_TOKENS } from "./internal.js"
+
+/** Script of the fake GGUF loader (the seam under GgufBackend, below its model pool). */
+export interface MockLoaderOptions {
+  /** Tokens per model file name. */
+  readonly tokens?: Readonly<Record<string, ReadonlyArray<string>>>
+  /** Tokens of any other file (default: the words of "This is a scripted answer."). */
+  readonly defaultTokens?: ReadonlyArray<string>
+  /** Loading these file names (or the paths the predicate accepts) fails. */
+  readonly failLoad?: ReadonlyArray<string> | ((path: string) => boolean)
+  /** Every load waits for this before it completes (to hold loads in flight). */
+  readonly loadGate?: Deferred.Deferred<void>
+  /** Runs when a load starts (before `loadGate`). */
+  readonly onLoad?: (path: string) => Effect.Effect<void>
+  /** Every generation waits for this, holding its sequence, before it produces text. */
+  readonly generationGate?: Deferred.Deferred<void>
+  /** Runs when a generation has its sequence and starts. */
+  readonly onGenerate?: (request: GenerateRequest) => Effect.Effect<void>
+  readonly sizeBytes?: number
+}
+
+/** What the fake loader saw: `load <file>` / `unload <file>` in order, what is loaded, generations running. */
+export interface MockLoaderLog {
+  readonly events: Array<string>
+  readonly loaded: Set<string>
+  active: number
+  maxActive: number
+}
+
+/**
+ * A scripted LlamaLoader: provide it under `GgufBackendLive.layerWithoutLoader` to test the real
+ * pool (lazy loads, sharing, idle unload with TestClock, LRU eviction) without llama.cpp. Like the
+ * live loader, each loaded model has `sequences` context sequences and generations beyond them wait.
+ */
+export const LlamaLoaderMock = (options: MockLoaderOptions = {}) => {
+  const log: MockLoaderLog = { events: [], loaded: new Set(), active: 0, maxActive: 0 }
+  const fileName = (path: string) => path.split(/[\\/]/).at(-1)!
+  const fails = (path: string) =>
+    typeof options.failLoad === "function" ? options.failLoad(path) : options.failLoad?.includes(fileName(path)) ?? false
+  const sizeBytes = options.sizeBytes ?? 1_000_000
+  const service: LlamaLoaderService = {
+    runtime: () =>
+      Effect.succeed({ device: "cpu", reason: "mock loader", binary: "prebuilt", gpuNames: [], warnings: [] }),
+    memoryNeeds: (_path, o) => Effect.succeed({ contextSize: o.contextSize, ramBytes: sizeBytes, vramBytes: 0 }),
+    load: (path, loadOptions) =>
+      Effect.acquireRelease(
+        Effect.gen(function*() {
+          log.events.push(`load ${fileName(path)}`)
+          if (options.onLoad) yield* options.onLoad(path)
+          if (options.loadGate) yield* Deferred.await(options.loadGate)
+          if (fails(path)) {
+            return yield* new BackendError({ backend: "gguf", operation: "load model", reason: "mock: load failed" })
+          }
+          log.loaded.add(path)
+          const sequences = yield* Effect.makeSemaphore(loadOptions.sequences)
+          const running = Effect.acquireRelease(
+            Effect.zipRight(
+              sequences.take(1),
+              Effect.sync(() => {
+                log.active++
+                log.maxActive = Math.max(log.maxActive, log.active)
+              })
+            ),
+            () => Effect.zipRight(Effect.sync(() => void log.active--), sequences.release(1))
+          )
+          return {
+            path,
+            sizeBytes,
+            vramBytes: 0,
+            contextSize: typeof loadOptions.contextSize === "number" ? loadOptions.contextSize : 256,
+            alive: Effect.succeed(true),
+            generate: (request: GenerateRequest) =>
+              Stream.unwrapScoped(Effect.gen(function*() {
+                yield* running
+                if (options.onGenerate) yield* options.onGenerate(request)
+                if (options.generationGate) yield* Deferred.await(options.generationGate)
+                const tokens = (options.tokens?.[fileName(path)] ?? options.defaultTokens ?? DEFAULT_TOKENS)
+                  .slice(0, request.maxTokens ?? Infinity)
+                const done: LoaderEvent = {
+                  _tag: "Done",
+                  text: tokens.join(""),
+                  promptTokens: request.messages.length,
+                  completionTokens: tokens.length,
+                  finishReason: request.maxTokens !== undefined && tokens.length >= request.maxTokens ? "length" : "stop"
+                }
+                return Stream.fromIterable<LoaderEvent>([...tokens.map((text): LoaderEvent => ({ _tag: "Text", text })), done])
+              }))
+          }
+        }),
+        () =>
+          Effect.sync(() => {
+            if (log.loaded.delete(path)) log.events.push(`unload ${fileName(path)}`)
+          })
+      )
+  }
+  return { layer: Layer.succeed(LlamaLoader, service), service, log, events: log.events, loaded: log.loaded }
+}

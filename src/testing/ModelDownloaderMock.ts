@@ -1,0 +1,100 @@
+/**
+ * A scriptable ModelDownloader: installed models, pulls with progress, and its call record.
+ */
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
+import { type LlmspellError, ModelNotFound } from "../domain/Errors.js"
+import { type InstalledModel, ModelDownloader, type ModelDownloaderService } from "../services/ModelDownloader.js"
+import { failureFor } from "./internal.js"
+import { makeMockBackend, type MockFailure } from "./MockBackend.js"
+
+/** Script of the fake downloader. */
+export interface MockDownloaderOptions {
+  /** Installed models: names (files are made up under the store), or full records with real paths. */
+  readonly installed?: ReadonlyArray<string | InstalledModel>
+  readonly pullSteps?: number
+  readonly fail?: Partial<Record<"pull" | "find" | "list" | "verify" | "remove", MockFailure>>
+}
+
+/** An installed-model record for one file (what the live downloader's manifest describes). */
+export const installedModel = (name: string, path: string, sizeBytes = 1_000_000): InstalledModel => ({
+  name,
+  repo: name.split(":")[0]!,
+  revision: "0".repeat(40),
+  files: [{ path, sizeBytes, sha256: "0".repeat(64) }],
+  primaryPath: path,
+  sizeBytes,
+  pulledAt: new Date(0).toISOString()
+})
+
+/** A scripted ModelDownloader layer, its service, the installed models (by name) and its call record. */
+export const ModelDownloaderMock = (options: MockDownloaderOptions = {}) => {
+  const calls: Array<{ readonly operation: string; readonly ref?: string }> = []
+  const madeUp = (ref: string, directory: string) => installedModel(ref, `${directory}/${ref.replace(/[:/]/g, "_")}.gguf`)
+  const installed = new Map<string, InstalledModel>(
+    (options.installed ?? []).map((m) => typeof m === "string" ? [m, madeUp(m, "/mock-store")] : [m.name, m])
+  )
+  const find = (ref: string) => [...installed.values()].find((m) => m.name === ref || m.alias === ref)
+  const fail = (op: keyof NonNullable<MockDownloaderOptions["fail"]>, ref?: string): Effect.Effect<void, LlmspellError> => {
+    const f = options.fail?.[op]
+    return f === undefined ? Effect.void : Effect.fail(failureFor(f, "gguf", "gguf", ref))
+  }
+  const service: ModelDownloaderService = {
+    pull: (ref, store, pullOptions) => {
+      const gguf = makeMockBackend("gguf", {
+        models: installed.has(ref) ? [ref] : [],
+        ...(options.pullSteps !== undefined ? { pullSteps: options.pullSteps } : {})
+      })
+      return Stream.unwrap(
+        Effect.gen(function*() {
+          calls.push({ operation: "pull", ref })
+          yield* fail("pull", ref)
+          const backend = yield* Effect.scoped(gguf.factory.make({ type: "gguf", name: store.instance, modelDirectory: store.directory }))
+          return backend.pull(ref, pullOptions).pipe(
+            Stream.ensuring(Effect.sync(() => void installed.set(ref, find(ref) ?? madeUp(ref, store.directory))))
+          )
+        })
+      )
+    },
+    findInstalled: (ref) =>
+      Effect.sync(() => calls.push({ operation: "find", ref })).pipe(
+        Effect.zipRight(fail("find", ref)),
+        Effect.map(() => Option.fromNullable(find(ref)))
+      ),
+    listInstalled: () =>
+      Effect.sync(() => calls.push({ operation: "list" })).pipe(
+        Effect.zipRight(fail("list")),
+        Effect.map(() => [...installed.values()])
+      ),
+    verify: (_store, ref) =>
+      Effect.sync(() => calls.push({ operation: "verify", ...(ref !== undefined ? { ref } : {}) })).pipe(
+        Effect.zipRight(fail("verify", ref)),
+        Effect.map(() => ({
+          ok: true,
+          files: [...installed.values()].filter((m) => ref === undefined || m.name === ref).flatMap((m) =>
+            m.files.map((f) => ({ model: m.name, file: f.path, status: "ok" as const }))
+          )
+        }))
+      ),
+    remove: (ref, store) =>
+      Effect.gen(function*() {
+        calls.push({ operation: "remove", ref })
+        yield* fail("remove", ref)
+        const model = find(ref)
+        if (model === undefined) {
+          return yield* Effect.fail(new ModelNotFound({ model: ref, backend: "gguf", instance: store.instance }))
+        }
+        installed.delete(model.name)
+        return {
+          model: model.name,
+          backend: "gguf" as const,
+          instance: store.instance,
+          removedFiles: model.files.map((f) => f.path),
+          freedBytes: model.sizeBytes
+        }
+      })
+  }
+  return { layer: Layer.succeed(ModelDownloader, service), service, calls, installed }
+}
