@@ -34,7 +34,6 @@
  * (@huggingface/hub sends it to a CloudFront CDN by itself), and no message, log or error carries it.
  */
 import { createHash, randomBytes } from "node:crypto"
-import { createReadStream } from "node:fs"
 import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -68,6 +67,23 @@ import type { PullFileProgress, PullOptions, PullProgress, PullResult, VerifyFil
 import { transferRate } from "../domain/TransferRate.js"
 import { Config } from "../services/Config.js"
 import { ensureDirectory } from "./internal/ensureDirectory.js"
+import {
+  absolute,
+  filesPresent,
+  hashFile,
+  hashInto,
+  lockPath,
+  manifestPath,
+  type Manifest,
+  type ManifestFile,
+  matchManifests,
+  readManifests,
+  storeError,
+  storeRelative,
+  toInstalled,
+  trustedFile,
+  writeManifest
+} from "./internal/ownStore.js"
 import { readGgufFile } from "./internal/readGgufFile.js"
 import {
   type InstalledModel,
@@ -77,162 +93,6 @@ import {
 } from "../services/ModelDownloader.js"
 
 type HubModule = typeof import("@huggingface/hub")
-
-// ---------------------------------------------------------------------------------------------
-// Manifests
-// ---------------------------------------------------------------------------------------------
-
-/** What `manifests/<slug>.json` holds. Paths are relative to the store, with `/`. */
-interface Manifest {
-  readonly version: 1
-  readonly name: string
-  readonly alias?: string | undefined
-  readonly repo: string
-  readonly revision: string
-  readonly quantization?: string | undefined
-  readonly files: ReadonlyArray<{
-    readonly path: string
-    readonly repoPath: string
-    readonly sizeBytes: number
-    readonly sha256: string
-    /** The file's mtime when the sha256 was last established; another mtime means hash it again before trusting it. */
-    readonly mtimeMs?: number | undefined
-    /** False when the hub gave no sha256: `sha256` is what the download computed. */
-    readonly hubSha256?: boolean | undefined
-  }>
-  readonly pulledAt: string
-}
-
-type ManifestFile = Manifest["files"][number]
-
-const isManifest = (u: unknown): u is Manifest => {
-  const m = u as Manifest
-  return typeof m === "object" && m !== null && m.version === 1 && typeof m.name === "string" &&
-    typeof m.repo === "string" && Array.isArray(m.files) && m.files.length > 0 &&
-    m.files.every((f) =>
-      typeof f.path === "string" && HubRef.validatePath(f.path) === undefined && typeof f.sha256 === "string" &&
-      typeof f.sizeBytes === "number"
-    )
-}
-
-const manifestsDir = (store: ModelStore) => path.join(store.directory, "manifests")
-const manifestPath = (store: ModelStore, name: string) => path.join(manifestsDir(store), `${HubRef.slugOf(name)}.json`)
-/** The lock of a store file (the first file of a model): one per file, whatever name the model was asked by. */
-const lockPath = (store: ModelStore, relative: string) =>
-  path.join(store.directory, "locks", `${HubRef.slugOf(relative)}.lock`)
-/** Store path of a repo file: `hub/<org>/<repo>/<path>` (both already validated). */
-const storeRelative = (repo: string, repoPath: string) => ["hub", ...repo.split("/"), ...repoPath.split("/")].join("/")
-const absolute = (store: ModelStore, relative: string) => path.join(store.directory, ...relative.split("/"))
-
-const toInstalled = (store: ModelStore, m: Manifest): InstalledModel => {
-  const files = m.files.map((f) => ({ path: absolute(store, f.path), sizeBytes: f.sizeBytes, sha256: f.sha256 }))
-  return {
-    name: m.name,
-    alias: m.alias,
-    repo: m.repo,
-    revision: m.revision,
-    files,
-    primaryPath: files[0]!.path,
-    sizeBytes: files.reduce((n, f) => n + f.sizeBytes, 0),
-    quantization: m.quantization,
-    pulledAt: m.pulledAt
-  }
-}
-
-const storeError = (store: ModelStore, operation: string, e: unknown) =>
-  new DownloadFailed({
-    reason: `${operation} in ${store.directory} failed: ${(e as Error)?.message ?? String(e)}`,
-    suggestion: "check that model_directory (LLMSPELL_MODELS_DIR) is writable"
-  })
-
-const readManifests = (store: ModelStore): Effect.Effect<ReadonlyArray<Manifest>, DownloadFailed> =>
-  Effect.tryPromise({
-    try: async () => {
-      let names: Array<string>
-      try {
-        names = await fs.readdir(manifestsDir(store))
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === "ENOENT") return []
-        throw e
-      }
-      const out: Array<Manifest> = []
-      for (const name of names.filter((n) => n.endsWith(".json")).sort()) {
-        try {
-          const parsed: unknown = JSON.parse(await fs.readFile(path.join(manifestsDir(store), name), "utf8"))
-          if (isManifest(parsed)) out.push(parsed)
-        } catch {
-          // A manifest being replaced or damaged by hand: skip it; `verify` of its files is impossible anyway.
-        }
-      }
-      return out
-    },
-    catch: (e) => storeError(store, "reading manifests", e)
-  })
-
-const writeManifest = (store: ModelStore, manifest: Manifest) =>
-  Effect.tryPromise({
-    try: async () => {
-      const target = manifestPath(store, manifest.name)
-      await ensureDirectory(path.dirname(target))
-      const tmp = `${target}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`
-      await fs.writeFile(tmp, `${JSON.stringify(manifest, null, 2)}\n`)
-      await fs.rename(tmp, target)
-    },
-    catch: (e) => storeError(store, "writing the manifest", e)
-  })
-
-const sameName = (a: string, b: string) => a.toLowerCase() === b.toLowerCase()
-
-/**
- * The manifest a reference designates (no network): at most one. A catalog alias names its default
- * quantization only (`qwen2.5:0.5b` is not also `qwen2.5:0.5b:Q8_0`), so `remove` of an alias never takes
- * the other quantizations pulled under it.
- */
-const matchManifests = (ref: string, manifests: ReadonlyArray<Manifest>): ReadonlyArray<Manifest> => {
-  const direct = manifests.filter((m) => sameName(m.name, ref))
-  if (direct.length > 0) return direct.slice(0, 1)
-  const parsed = HubRef.parse(ref)
-  if (Either.isLeft(parsed)) return []
-  const r = parsed.right
-  const ofRepo = manifests.filter((m) => sameName(m.repo, r.repo))
-  if (r.kind === "file") return ofRepo.filter((m) => m.files.some((f) => f.repoPath === r.path)).slice(0, 1)
-  const wanted = r.quantization ?? HubRef.DEFAULT_QUANTIZATION
-  const exact = ofRepo.filter((m) => m.quantization === wanted)
-  if (exact.length > 0 || r.quantization !== undefined) return exact.slice(0, 1)
-  return ofRepo.length === 1 ? ofRepo : []
-}
-
-/** True when every file of the manifest is in place with its recorded size (no hashing). */
-const filesPresent = (store: ModelStore, m: Manifest) =>
-  Effect.promise(async () => {
-    for (const f of m.files) {
-      const stat = await fs.stat(absolute(store, f.path)).catch(() => undefined)
-      if (stat === undefined || !stat.isFile() || stat.size !== f.sizeBytes) return false
-    }
-    return true
-  })
-
-/**
- * Whether a pull may trust a recorded file in place: its size must match, and its bytes must hash to the
- * recorded sha256 unless its mtime is still the one recorded with that hash. Returns the record with the
- * current mtime (so a touched but intact file is hashed once, not on every pull), or undefined.
- */
-const trustedFile = async (store: ModelStore, f: ManifestFile): Promise<ManifestFile | undefined> => {
-  const stat = await fs.stat(absolute(store, f.path)).catch(() => undefined)
-  if (stat === undefined || !stat.isFile() || stat.size !== f.sizeBytes) return undefined
-  if (f.mtimeMs === stat.mtimeMs) return f
-  const actual = await hashFile(absolute(store, f.path)).catch(() => undefined)
-  return actual === f.sha256 ? { ...f, mtimeMs: stat.mtimeMs } : undefined
-}
-
-const hashFile = (file: string, signal?: AbortSignal) =>
-  new Promise<string>((resolve, reject) => {
-    const hash = createHash("sha256")
-    const stream = createReadStream(file, { highWaterMark: 1024 * 1024, ...(signal ? { signal } : {}) })
-    stream.on("data", (chunk) => hash.update(chunk as Buffer))
-    stream.on("error", reject)
-    stream.on("end", () => resolve(hash.digest("hex")))
-  })
 
 // ---------------------------------------------------------------------------------------------
 // The hub: one place where promises, aborts and library errors become typed errors
@@ -1088,7 +948,7 @@ export const make = (hub: HubConfig, internals: DownloaderInternals = {}): Model
       let hash = createHash("sha256")
       if (offset > 0) {
         // Resume: the prefix on disk is hashed once more (see the header).
-        const prefix = yield* Effect.tryPromise({ try: () => readInto(partial, hash, offset), catch: fsError("reading") })
+        const prefix = yield* Effect.tryPromise({ try: () => hashInto(partial, hash, { length: offset }), catch: fsError("reading") })
         offset = prefix
       }
       hooks.onBytes(0, offset)
@@ -1262,19 +1122,6 @@ export const make = (hub: HubConfig, internals: DownloaderInternals = {}): Model
     remove: (ref, store) => remove(ref, absoluteStore(store))
   }
 }
-
-/** Feeds the first `length` bytes of a file into a hash; returns how many bytes there were. */
-const readInto = (file: string, hash: ReturnType<typeof createHash>, length: number) =>
-  new Promise<number>((resolve, reject) => {
-    let read = 0
-    const stream = createReadStream(file, { start: 0, end: length - 1, highWaterMark: 1024 * 1024 })
-    stream.on("data", (chunk) => {
-      hash.update(chunk as Buffer)
-      read += (chunk as Buffer).length
-    })
-    stream.on("error", reject)
-    stream.on("end", () => resolve(read))
-  })
 
 const listPartials = async (dir: string): Promise<Array<string>> => {
   const out: Array<string> = []
