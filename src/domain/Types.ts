@@ -185,6 +185,8 @@ export type PullProgress = typeof PullProgress.Type
 export interface PullOptions {
   readonly quantization?: string
   readonly force?: boolean
+  /** Copy bytes already on this machine in another store instead of hard-linking or referencing them. */
+  readonly copy?: boolean
 }
 
 /** What a remove did. */

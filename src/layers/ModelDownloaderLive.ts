@@ -69,6 +69,7 @@ import { Config } from "../services/Config.js"
 import { ensureDirectory } from "./internal/ensureDirectory.js"
 import {
   absolute,
+  fileLocation,
   filesPresent,
   hashFile,
   hashInto,
@@ -91,6 +92,7 @@ import {
   type ModelDownloaderService,
   type ModelStore
 } from "../services/ModelDownloader.js"
+import { ModelStore as ModelStoreTag, type StoredBlob } from "../services/ModelStore.js"
 
 type HubModule = typeof import("@huggingface/hub")
 
@@ -356,6 +358,47 @@ const ggufProblem = (file: string, primary: boolean): Effect.Effect<string | und
 export interface DownloaderInternals {
   /** Writes chunks of a partial file at a position (default: `handle.writev`); a test may fail it with ENOSPC. */
   readonly writeChunks?: (handle: fs.FileHandle, chunks: Array<Uint8Array>, position: number) => Promise<unknown>
+  /**
+   * A file already on this machine with the given sha256 (any store: ours, Ollama's, the HF cache):
+   * a pull links or copies it instead of downloading it. Default: none (always download).
+   */
+  readonly existingBlob?: (sha256: string, store: ModelStore) => Effect.Effect<Option.Option<StoredBlob>, LlmspellError>
+}
+
+/**
+ * Puts bytes that are already on the machine at a store path without downloading them: a hard link
+ * (same inode, no extra disk, and the other tool deleting its name leaves ours intact) made under a temp
+ * name and renamed into place, so the path only ever holds verified bytes. Across filesystems (EXDEV) or
+ * where links are refused, returns `external`: the manifest then references the other store's file in
+ * place (never written by us); `copy` forces a real copy, hashed against the sha256 before its rename.
+ */
+const placeExisting = async (
+  blob: StoredBlob,
+  target: string,
+  sha256: string,
+  copy: boolean
+): Promise<{ readonly external?: string }> => {
+  await ensureDirectory(path.dirname(target))
+  const tmp = `${target}.link-${process.pid}-${randomBytes(4).toString("hex")}`
+  try {
+    if (copy) {
+      await fs.copyFile(blob.path, tmp)
+      const actual = await hashFile(tmp)
+      if (actual !== sha256) throw new Error(`the copy of ${blob.path} does not hash to ${sha256}`)
+    } else {
+      try {
+        await fs.link(blob.path, tmp)
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code
+        if (code === "EXDEV" || code === "EPERM" || code === "EMLINK" || code === "ENOTSUP") return { external: blob.path }
+        throw e
+      }
+    }
+    await fs.rename(tmp, target)
+    return {}
+  } finally {
+    await fs.rm(tmp, { force: true }).catch(() => undefined)
+  }
 }
 
 /** Builds the downloader over the hub settings. */
@@ -444,7 +487,7 @@ export const make = (hub: HubConfig, internals: DownloaderInternals = {}): Model
       const files: Array<VerifyFile> = []
       for (const m of chosen) {
         for (const f of m.files) {
-          const file = absolute(store, f.path)
+          const file = fileLocation(store, f)
           const stat = yield* Effect.promise(() => fs.stat(file).catch(() => undefined))
           const repair = `llmspell model pull ${m.name} --force`
           if (stat === undefined || !stat.isFile()) {
@@ -583,7 +626,13 @@ export const make = (hub: HubConfig, internals: DownloaderInternals = {}): Model
         onLeft: Effect.fail,
         onRight: Effect.succeed
       })
-      const doneWith = (installed: InstalledModel, downloadedBytes: number, alreadyPresent: boolean, note?: string) => {
+      const doneWith = (
+        installed: InstalledModel,
+        downloadedBytes: number,
+        alreadyPresent: boolean,
+        note?: string,
+        satisfiedFrom?: StoredBlob["store"]
+      ) => {
         const result: PullResult = {
           model: installed.name,
           backend: "gguf",
@@ -593,7 +642,8 @@ export const make = (hub: HubConfig, internals: DownloaderInternals = {}): Model
           path: installed.primaryPath,
           files: installed.files.map((f) => f.path),
           downloadedBytes,
-          verified: note === undefined
+          verified: note === undefined,
+          ...(satisfiedFrom !== undefined ? { satisfiedFrom } : {})
         }
         model = installed.name
         emit({
@@ -607,7 +657,11 @@ export const make = (hub: HubConfig, internals: DownloaderInternals = {}): Model
           })),
           completedBytes: installed.sizeBytes,
           totalBytes: installed.sizeBytes,
-          ...(note !== undefined ? { message: note } : {}),
+          ...(note !== undefined
+            ? { message: note }
+            : satisfiedFrom !== undefined
+            ? { message: `already on this machine (${satisfiedFrom}): 0 B downloaded` }
+            : {}),
           result
         })
       }
@@ -731,11 +785,29 @@ export const make = (hub: HubConfig, internals: DownloaderInternals = {}): Model
         }))
       )
       targets.push(...plan.map((p) => p.target))
+
+      // Bytes the hub names by sha256 that some store on this machine already holds: link (or copy) them.
+      const reused = new Map<number, { readonly store: StoredBlob["store"]; readonly external?: string }>()
+      if (!options.force && internals.existingBlob !== undefined) {
+        for (const [i, p] of plan.entries()) {
+          if (p.keep || p.file.sha256 === undefined) continue
+          const found = yield* internals.existingBlob(p.file.sha256, store).pipe(
+            Effect.orElseSucceed(() => Option.none<StoredBlob>())
+          )
+          if (Option.isNone(found) || found.value.sizeBytes !== p.file.size) continue
+          if ((yield* ggufProblem(found.value.path, i === 0)) !== undefined) continue
+          const placed = yield* Effect.tryPromise({
+            try: () => placeExisting(found.value, p.target, p.file.sha256!, options.copy === true),
+            catch: (e) => storeError(store, `linking ${found.value.path}`, e)
+          })
+          reused.set(i, { store: found.value.store, ...placed })
+        }
+      }
       if (options.force) {
         yield* Effect.promise(() => Promise.all(plan.map((p) => fs.rm(`${p.target}.partial`, { force: true }))))
       }
 
-      const needed = plan.reduce((n, p) => n + (p.keep ? 0 : p.file.size - p.partialSize), 0)
+      const needed = plan.reduce((n, p, i) => n + (p.keep || reused.has(i) ? 0 : p.file.size - p.partialSize), 0)
       const free = yield* freeBytes(store.directory)
       if (needed > free) {
         return yield* new InsufficientDiskSpace({ directory: store.directory, neededBytes: needed, availableBytes: free })
@@ -743,12 +815,13 @@ export const make = (hub: HubConfig, internals: DownloaderInternals = {}): Model
 
       // Progress: one state, snapshotted into events.
       const states: Array<PullFileProgress & { completedBytes: number; status: PullFileProgress["status"] }> = plan.map((
-        p
+        p,
+        i
       ) => ({
         name: p.file.path,
-        completedBytes: p.keep ? p.file.size : p.partialSize,
+        completedBytes: p.keep || reused.has(i) ? p.file.size : p.partialSize,
         totalBytes: p.file.size,
-        status: p.keep ? "done" : "pending"
+        status: p.keep || reused.has(i) ? "done" : "pending"
       }))
       const totalBytes = plan.reduce((n, p) => n + p.file.size, 0)
       // An event per 1% or per MiB, whichever is smaller: a few hundred events for any size.
@@ -809,7 +882,7 @@ export const make = (hub: HubConfig, internals: DownloaderInternals = {}): Model
         })))
       }
       yield* Effect.forEach(
-        plan.flatMap((p, i) => (p.keep ? [] : [i])),
+        plan.flatMap((p, i) => (p.keep || reused.has(i) ? [] : [i])),
         downloadOne,
         { concurrency: hub.parallelDownloads, discard: true }
       )
@@ -830,8 +903,11 @@ export const make = (hub: HubConfig, internals: DownloaderInternals = {}): Model
         quantization: selected.group.quantization,
         files: yield* Effect.forEach(plan, (p, i) =>
           Effect.map(
-            Effect.promise(() => fs.stat(p.target).then((st) => st.mtimeMs, () => undefined)),
+            Effect.promise(() =>
+              fs.stat(reused.get(i)?.external ?? p.target).then((st) => st.mtimeMs, () => undefined)
+            ),
             (mtimeMs): ManifestFile => ({
+              ...(reused.get(i)?.external !== undefined ? { external: reused.get(i)!.external! } : {}),
               path: p.relative,
               repoPath: p.file.path,
               sizeBytes: p.file.size,
@@ -843,7 +919,14 @@ export const make = (hub: HubConfig, internals: DownloaderInternals = {}): Model
         pulledAt: new Date().toISOString()
       }
       yield* writeManifest(store, manifest)
-      doneWith(toInstalled(store, manifest), downloadedBytes, false, unverified.length === 0 ? undefined : verdict)
+      const satisfiedFrom = reused.size > 0 && downloadedBytes === 0 ? [...reused.values()][0]!.store : undefined
+      doneWith(
+        toInstalled(store, manifest),
+        downloadedBytes,
+        false,
+        unverified.length === 0 ? undefined : verdict,
+        satisfiedFrom
+      )
     }).pipe(
       Effect.scoped,
       Effect.onExit((exit) =>
@@ -1151,8 +1234,12 @@ const pruneEmptyDirs = async (root: string, removed: ReadonlyArray<string>) => {
   }
 }
 
-/** The live downloader over the configured hub. */
-export const layer: Layer.Layer<ModelDownloader, never, Config> = Layer.effect(
+/** The live downloader over the configured hub; a pull reuses bytes the ModelStore finds on this machine. */
+export const layer: Layer.Layer<ModelDownloader, never, Config | ModelStoreTag> = Layer.effect(
   ModelDownloader,
-  Effect.map(Config, (config) => make(config.hub))
+  Effect.gen(function*() {
+    const config = yield* Config
+    const modelStore = yield* ModelStoreTag
+    return make(config.hub, { existingBlob: modelStore.findBlob })
+  })
 )
