@@ -189,6 +189,21 @@ export interface PullOptions {
   readonly copy?: boolean
 }
 
+/** What `model import` made: a GGUF file recorded as a model of llmspell's store. */
+export const ImportResult = Schema.Struct({
+  model: Schema.String,
+  backend: BackendType,
+  instance: Schema.String,
+  /** The file in the store (a hard link to the original when on the same filesystem, else a copy). */
+  path: Schema.String,
+  /** The file that was imported (left as it was). */
+  source: Schema.String,
+  sizeBytes: Schema.Number,
+  sha256: Schema.String
+})
+/** What `model import` made. */
+export type ImportResult = typeof ImportResult.Type
+
 /** What a remove did. */
 export const RemoveResult = Schema.Struct({
   model: Schema.String,

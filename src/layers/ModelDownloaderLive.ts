@@ -87,6 +87,7 @@ import {
 } from "./internal/ownStore.js"
 import { readGgufFile } from "./internal/readGgufFile.js"
 import {
+  type ImportOptions,
   type InstalledModel,
   ModelDownloader,
   type ModelDownloaderService,
@@ -1197,7 +1198,59 @@ export const make = (hub: HubConfig, internals: DownloaderInternals = {}): Model
   // Every path the store prints or records is absolute, whatever `--models-dir` was given as.
   const absoluteStore = (store: ModelStore): ModelStore =>
     path.isAbsolute(store.directory) ? store : { ...store, directory: path.resolve(store.directory) }
+  /**
+   * Makes a GGUF file on disk a model of the store: validated with the GGUF reader, hashed once, hard-linked
+   * (copied across filesystems, or with `copy`) to `imported/<file>` under a temp name and renamed, then
+   * recorded by a manifest like a pull's. The original is never moved or written.
+   */
+  const importFile = (file: string, store: ModelStore, options: ImportOptions = {}) =>
+    Effect.gen(function*() {
+      const source = path.resolve(file)
+      const stat = yield* Effect.promise(() => fs.stat(source).catch(() => undefined))
+      if (stat === undefined) {
+        return yield* new ModelNotFound({ model: file, backend: "gguf", instance: store.instance, detail: "no such file" })
+      }
+      if (!stat.isFile()) {
+        return yield* new InvalidModelFile({ path: source, reason: "not a regular file" })
+      }
+      // the full header check, the one that gates llama.cpp
+      yield* readGgufFile(source, { model: file, instance: store.instance })
+      const baseName = path.basename(source)
+      const name = options.name ?? baseName.replace(/\.gguf$/i, "")
+      const relative = ["imported", baseName].join("/")
+      const bad = HubRef.validatePath(relative) ?? (name.trim() === "" ? "empty name" : undefined)
+      if (bad !== undefined) return yield* new InvalidModelFile({ path: source, reason: `cannot be imported: ${bad}` })
+      yield* usableStore(store, true)
+      const sha256 = yield* Effect.tryPromise({
+        try: (signal) => hashFile(source, signal),
+        catch: (e) => storeError(store, `reading ${source}`, e)
+      })
+      const target = absolute(store, relative)
+      yield* Effect.tryPromise({
+        try: async () => {
+          const linked = await placeExisting({ store: "llmspell", path: source, sizeBytes: stat.size }, target, sha256, options.copy === true)
+          // an import owns its bytes: across filesystems it is a copy, never a reference to a file the user may delete
+          return linked.external !== undefined ? placeExisting({ store: "llmspell", path: source, sizeBytes: stat.size }, target, sha256, true) : linked
+        },
+        catch: (e) => storeError(store, `importing ${source}`, e)
+      })
+      const mtimeMs = yield* Effect.promise(() => fs.stat(target).then((s) => s.mtimeMs, () => undefined))
+      const quantization = HubRef.quantizationOf(baseName)
+      const manifest: Manifest = {
+        version: 1,
+        name,
+        repo: "local",
+        revision: "import",
+        ...(quantization !== undefined ? { quantization } : {}),
+        files: [{ path: relative, repoPath: baseName, sizeBytes: stat.size, sha256, mtimeMs, hubSha256: false }],
+        pulledAt: new Date().toISOString()
+      }
+      yield* writeManifest(store, manifest)
+      return toInstalled(store, manifest)
+    }).pipe(Effect.withSpan("ModelDownloader.importFile"))
+
   return {
+    importFile: (file, store, options) => importFile(file, absoluteStore(store), options),
     pull: (ref, store, options) => pull(ref, absoluteStore(store), options),
     findInstalled: (ref, store) => findInstalled(ref, absoluteStore(store)),
     listInstalled: (store) => listInstalled(absoluteStore(store)),
