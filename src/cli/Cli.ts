@@ -6,7 +6,7 @@
 import * as Command from "@effect/cli/Command"
 import { appLayer, configLayer } from "./AppLayer.js"
 import { configPathCommand, configShowCommand } from "./commands/config.js"
-import { availableCommand } from "./commands/model/available.js"
+import { availableCommand, availableLayer } from "./commands/model/available.js"
 import { importCommand, importLayer } from "./commands/model/import.js"
 import { infoCommand } from "./commands/model/info.js"
 import { installOllamaCommand } from "./commands/model/installOllama.js"
@@ -54,7 +54,7 @@ const model = group("model", "manage local models (Ollama and GGUF)", [
   leaf(listCommand.pipe(Command.provide(appLayer))),
   leaf(pullCommand.pipe(Command.provide(appLayer))),
   leaf(importCommand.pipe(Command.provide(importLayer), Command.provide(configLayer))),
-  leaf(availableCommand),
+  leaf(availableCommand.pipe(Command.provide(availableLayer), Command.provide(configLayer))),
   leaf(infoCommand.pipe(Command.provide(appLayer))),
   leaf(removeCommand.pipe(Command.provide(appLayer))),
   leaf(verifyCommand.pipe(Command.provide(appLayer))),

@@ -43,14 +43,23 @@ const fromManifest = (store: StoreDirectory, m: Manifest): StoredModel => {
     // a split model has no single sha256; a one-file model is its file's
     ...(installed.files.length === 1 ? { sha256: installed.files[0]!.sha256 } : {}),
     quantization: installed.quantization,
+    ...(m.repo !== "local" ? { repo: m.repo } : {}),
     modifiedAt: installed.pulledAt,
     installed: true,
     locations: [{ store: "llmspell", name: installed.name, path: installed.primaryPath }]
   }
 }
 
+// Ollama names a model pulled from the hub `hf.co/<org>/<repo>:<quant>`.
+const HF_OLLAMA_NAME = /^(?:hf\.co|huggingface\.co)\/([^/:]+\/[^/:]+)(?::|$)/i
+
 const fromForeign = (m: ForeignModel): StoredModel => ({
   name: m.name,
+  ...(m.repo !== undefined && m.store === "hf-cache"
+    ? { repo: m.repo }
+    : HF_OLLAMA_NAME.test(m.name)
+    ? { repo: HF_OLLAMA_NAME.exec(m.name)![1]! }
+    : {}),
   store: m.store,
   path: m.path,
   files: m.parts ?? [m.path],
@@ -79,6 +88,7 @@ export const mergeByContent = (models: ReadonlyArray<StoredModel>): ReadonlyArra
       ...first,
       sha256: first.sha256 ?? m.sha256,
       quantization: first.quantization ?? m.quantization,
+      repo: first.repo ?? m.repo,
       locations: [...first.locations, ...m.locations.filter((l) => !known.has(`${l.store}\0${l.path}`))]
     }
     for (const k of keys) byKey.set(k, at)

@@ -25,6 +25,8 @@ export interface StoredModel {
   readonly sizeBytes: number
   readonly sha256?: string | undefined
   readonly quantization?: string | undefined
+  /** The hub repo the file came from, when a store says (`org/repo`). */
+  readonly repo?: string | undefined
   readonly modifiedAt?: string | undefined
   /** Pulled through llmspell and recorded by a manifest (vs. a loose file or a foreign store). */
   readonly installed: boolean
