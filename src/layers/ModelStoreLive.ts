@@ -19,9 +19,10 @@ import type { StoreSetting, StoresConfig } from "../domain/ConfigSchema.js"
 import type { ForeignModel, ForeignStoreRoots } from "../domain/ForeignStores.js"
 import { sameOllamaName } from "../domain/ForeignStores.js"
 import * as HubRef from "../domain/HubRef.js"
+import type { LlmspellError } from "../domain/Errors.js"
 import type { ModelLocation } from "../domain/Types.js"
 import { Config } from "../services/Config.js"
-import type { ModelStore as StoreDirectory } from "../services/ModelDownloader.js"
+import type { InstalledModel, ModelDownloaderService, ModelStore as StoreDirectory } from "../services/ModelDownloader.js"
 import { type Inventory, ModelStore, type ModelStoreService, type StoredModel } from "../services/ModelStore.js"
 import { resolveDefaultRoots, scanAllEffect } from "./internal/foreignStoreScan.js"
 import { ggufQuantization } from "./internal/ggufQuantization.js"
@@ -32,8 +33,13 @@ const absoluteStore = (store: StoreDirectory): StoreDirectory => ({ ...store, di
 const sameText = (a: string | undefined, b: string | undefined) =>
   a !== undefined && b !== undefined && a.toLowerCase() === b.toLowerCase()
 
-const fromManifest = (store: StoreDirectory, m: Manifest): StoredModel => {
-  const installed = toInstalled(store, m)
+const fromManifest = (store: StoreDirectory, m: Manifest): StoredModel => ({
+  ...fromInstalled(toInstalled(store, m)),
+  ...(m.repo !== "local" ? { repo: m.repo } : {})
+})
+
+/** A pulled model's record as an inventory entry. */
+export const fromInstalled = (installed: InstalledModel): StoredModel => {
   return {
     name: installed.name,
     store: "llmspell",
@@ -43,7 +49,6 @@ const fromManifest = (store: StoreDirectory, m: Manifest): StoredModel => {
     // a split model has no single sha256; a one-file model is its file's
     ...(installed.files.length === 1 ? { sha256: installed.files[0]!.sha256 } : {}),
     quantization: installed.quantization,
-    ...(m.repo !== "local" ? { repo: m.repo } : {}),
     modifiedAt: installed.pulledAt,
     installed: true,
     locations: [{ store: "llmspell", name: installed.name, path: installed.primaryPath }]
@@ -126,8 +131,42 @@ const locationMatches = (ref: string, location: ModelLocation, foreign: ForeignM
   return sameText(r.quantization ?? HubRef.DEFAULT_QUANTIZATION, foreign.quantization)
 }
 
+/** Where the pulled models of llmspell's own store are read from. */
+export interface PulledModels {
+  readonly list: (store: StoreDirectory) => Effect.Effect<ReadonlyArray<StoredModel>, LlmspellError>
+  readonly find: (ref: string, store: StoreDirectory) => Effect.Effect<Option.Option<StoredModel>, LlmspellError>
+}
+
+/** The manifests on disk (the live store). */
+const manifestModels: PulledModels = {
+  list: (store) => Effect.map(readManifests(store), (all) => all.map((m) => fromManifest(store, m))),
+  find: (ref, store) =>
+    Effect.gen(function*() {
+      for (const m of matchManifests(ref, yield* readManifests(store))) {
+        if (yield* filesPresent(store, m)) return Option.some(fromManifest(store, m))
+      }
+      return Option.none()
+    })
+}
+
+/** Pulled models as a downloader reports them (for a backend built over a scripted downloader). */
+export const downloaderModels = (downloader: ModelDownloaderService): PulledModels => ({
+  list: (store) => Effect.map(downloader.listInstalled(store), (all) => all.map(fromInstalled)),
+  find: (ref, store) => Effect.map(downloader.findInstalled(ref, store), Option.map(fromInstalled))
+})
+
+/** `[stores]` with every foreign store off: llmspell's own store only. */
+export const ownStoreOnly = (home: string): StoresConfig => ({
+  ollama: false,
+  hfCache: false,
+  lmstudio: false,
+  nodeLlamaCpp: false,
+  env: {},
+  home
+})
+
 /** Builds the store over the `[stores]` settings. */
-export const make = (stores: StoresConfig): ModelStoreService => {
+export const make = (stores: StoresConfig, pulledModels: PulledModels = manifestModels): ModelStoreService => {
   const scanForeign = Effect.gen(function*() {
     const { hfDefaultRoot, roots } = yield* foreignRoots(stores)
     return yield* scanAllEffect(roots, hfDefaultRoot !== undefined ? { hfDefaultRoot } : {})
@@ -158,9 +197,8 @@ export const make = (stores: StoresConfig): ModelStoreService => {
 
   const ownModels = (store: StoreDirectory) =>
     Effect.gen(function*() {
-      const manifests = yield* readManifests(store)
-      const pulled = manifests.map((m) => fromManifest(store, m))
-      const known = new Set(manifests.flatMap((m) => m.files.map((f) => fileLocation(store, f))))
+      const pulled = yield* pulledModels.list(store)
+      const known = new Set(pulled.flatMap((m) => m.files))
       const loose = yield* Effect.forEach(
         (yield* looseFiles(store)).filter((m) => !known.has(m.path)),
         (m) => Effect.map(ggufQuantization(m.path), (q): StoredModel => (q !== undefined ? { ...m, quantization: q } : m)),
@@ -175,7 +213,7 @@ export const make = (stores: StoresConfig): ModelStoreService => {
       return { own, foreign, models: mergeByContent([...own, ...foreign.models.map(fromForeign)]) }
     })
 
-  const list = (given: StoreDirectory): Effect.Effect<Inventory, import("../domain/Errors.js").LlmspellError> =>
+  const list = (given: StoreDirectory): Effect.Effect<Inventory, LlmspellError> =>
     Effect.map(inventory(absoluteStore(given)), ({ foreign, models }) => ({ models, warnings: foreign.warnings })).pipe(
       Effect.withSpan("ModelStore.list")
     )
@@ -183,10 +221,8 @@ export const make = (stores: StoresConfig): ModelStoreService => {
   const find = (ref: string, given: StoreDirectory) =>
     Effect.gen(function*() {
       const store = absoluteStore(given)
-      const manifests = yield* readManifests(store)
-      for (const m of matchManifests(ref, manifests)) {
-        if (yield* filesPresent(store, m)) return Option.some(fromManifest(store, m))
-      }
+      const pulled = yield* pulledModels.find(ref, store)
+      if (Option.isSome(pulled)) return pulled
       if (!ref.includes("/") && !ref.includes("\\")) {
         for (const candidate of [ref, `${ref}.gguf`]) {
           const p = nodePath.join(store.directory, candidate)
