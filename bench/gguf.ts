@@ -7,7 +7,12 @@
  * this one run, interleaved, medians of several repeats; the figures go into BENCHMARKS.md as
  * ratios against the plain script. Build first (`npm run build`) for the CLI rows.
  *
- * Options: --runs N (repeats per measurement, default 3), --tokens N (default 128), --no-write.
+ * Then the worker-process isolation (`isolation = "process"`, the default) against `isolation = "none"`
+ * and the plain script, on the 60M F16 model and a ~300 MB Q8_0 one: tokens/s, warm TTFT, cold load,
+ * and the worker's RSS; its own section of BENCHMARKS.md.
+ *
+ * Options: --runs N (repeats per measurement, default 3), --tokens N (default 128), --no-write,
+ * --only isolation (just the isolation section).
  */
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
@@ -20,7 +25,9 @@ import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import type { Completion, GenerateEvent, GenerateRequest } from "../src/domain/Types.js"
 import { makeBackend } from "../src/layers/GgufBackendLive.js"
-import { autoThreads, availableCores, makeLoader } from "../src/layers/internal/llama.js"
+import { autoThreads, availableCores } from "../src/layers/internal/cpu.js"
+import { makeLoader } from "../src/layers/internal/llama.js"
+import { isolationSection } from "./ggufIsolation.js"
 import { ModelDownloaderMock } from "../src/testing.js"
 import { ggufInstance } from "../test/fixtures/ggufBackendFakes.js"
 import { writeTinyLlamaGguf } from "../test/fixtures/ggufWriter.js"
@@ -205,9 +212,10 @@ interface Row {
   readonly oneOnParallel4: Sample
 }
 
+const ONLY_ISOLATION = process.argv.includes("--only") && process.argv[process.argv.indexOf("--only") + 1] === "isolation"
 const rows: Array<Row> = []
 try {
-  for (const type of ["F16", "Q8_0"] as const) {
+  for (const type of ONLY_ISOLATION ? [] : (["F16", "Q8_0"] as const)) {
     const path = join(dir, `bench-60m-${type}.gguf`)
     log(`writing ${type} model…`)
     await writeTinyLlamaGguf(path, {
@@ -257,10 +265,16 @@ try {
       oneOnParallel4: sampleOf(backends.map((b) => fromCompletion(b.one)))
     })
   }
-} finally {
+} catch (e) {
   await rm(dir, { recursive: true, force: true })
   await llama.dispose()
+  throw e
 }
+
+const isolation = await isolationSection({ dir, runs: RUNS, tokens: TOKENS, threads: THREADS, plainRun, log }).finally(async () => {
+  await rm(dir, { recursive: true, force: true })
+  await llama.dispose()
+})
 
 // ---------------------------------------------------------------------------------------------
 // Report
@@ -341,18 +355,22 @@ lines.push(
   ""
 )
 const section = lines.join("\n")
-process.stdout.write(`${section}\n`)
+if (!ONLY_ISOLATION) process.stdout.write(`${section}\n`)
+process.stdout.write(`${isolation}\n`)
+
+/** Replaces the section that starts with `heading` (up to the next `## `), or appends it. */
+const replaceSection = (current: string, heading: string, text: string) => {
+  const start = current.indexOf(heading)
+  if (start < 0) return `${current.trimEnd()}\n\n${text}`
+  const after = current.indexOf("\n## ", start + 1)
+  return current.slice(0, start) + text + (after >= 0 ? `\n${current.slice(after + 1)}` : "")
+}
 
 if (WRITE) {
   const file = join(root, "BENCHMARKS.md")
-  const current = existsSync(file) ? await readFile(file, "utf8") : "# Benchmarks\n"
-  const start = current.indexOf("## GGUF inference (bench:gguf)")
-  let next: string
-  if (start < 0) next = `${current.trimEnd()}\n\n${section}`
-  else {
-    const after = current.indexOf("\n## ", start + 1)
-    next = current.slice(0, start) + section + (after >= 0 ? `\n${current.slice(after + 1)}` : "")
-  }
+  let next = existsSync(file) ? await readFile(file, "utf8") : "# Benchmarks\n"
+  if (!ONLY_ISOLATION) next = replaceSection(next, "## GGUF inference (bench:gguf)", section)
+  next = replaceSection(next, "## GGUF worker isolation (bench:gguf)", isolation)
   await writeFile(file, next.endsWith("\n") ? next : `${next}\n`)
   log("BENCHMARKS.md updated")
 }

@@ -2,6 +2,7 @@
 // backend libraries left external and loaded with import() only by the commands that need them.
 import { build } from "esbuild"
 import { chmodSync, readFileSync } from "node:fs"
+import { ggufWorkerBuildOptions } from "./ggufWorkerBuild.mjs"
 
 const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8"))
 
@@ -34,6 +35,9 @@ await build({
     }
   ]
 })
+
+// The GGUF worker process (llama.cpp runs there): dist/gguf-worker.js, found next to dist/cli.js.
+await build(ggufWorkerBuildOptions("dist/gguf-worker.js"))
 
 // npm links and chmods a bin only if it exists at link time; in a fresh clone `npm ci` links before
 // `prepare` builds dist/cli.js, so without this `npx llmspell` fails with "Permission denied".

@@ -11,6 +11,8 @@ import { type GenerateDefaults, languageModelLayer } from "./layers/LanguageMode
 import * as LlmspellLiveModule from "./layers/LlmspellLive.js"
 
 export * from "./domain/Errors.js"
+export * from "./domain/Failure.js"
+export { formatBytes } from "./domain/Format.js"
 export * from "./domain/Types.js"
 export * as Catalog from "./domain/Catalog.js"
 export * as ModelSpec from "./domain/ModelSpec.js"

@@ -36,7 +36,8 @@ import type {
 import * as LocalLLMLive from "./layers/LocalLLMLive.js"
 import type { Backend, BackendFactory } from "./services/Backend.js"
 import { Config } from "./services/Config.js"
-import { GgufBackend, LlamaLoader, type LlamaLoaderService, type LoaderEvent } from "./services/GgufBackend.js"
+import { GgufBackend } from "./services/GgufBackend.js"
+import { LlamaLoader, type LlamaLoaderService, type LoaderEvent } from "./services/LlamaLoader.js"
 import type { LocalLLM } from "./services/LocalLLM.js"
 import { type InstalledModel, ModelDownloader, type ModelDownloaderService } from "./services/ModelDownloader.js"
 import { OllamaBackend } from "./services/OllamaBackend.js"
@@ -434,6 +435,8 @@ export interface MockLoaderOptions {
   readonly failLoad?: ReadonlyArray<string> | ((path: string) => boolean)
   /** Every load waits for this before it completes (to hold loads in flight). */
   readonly loadGate?: Deferred.Deferred<void>
+  /** Runs when a load starts (before `loadGate`). */
+  readonly onLoad?: (path: string) => Effect.Effect<void>
   /** Every generation waits for this, holding its sequence, before it produces text. */
   readonly generationGate?: Deferred.Deferred<void>
   /** Runs when a generation has its sequence and starts. */
@@ -468,6 +471,7 @@ export const LlamaLoaderMock = (options: MockLoaderOptions = {}) => {
       Effect.acquireRelease(
         Effect.gen(function*() {
           log.events.push(`load ${fileName(path)}`)
+          if (options.onLoad) yield* options.onLoad(path)
           if (options.loadGate) yield* Deferred.await(options.loadGate)
           if (fails(path)) {
             return yield* new BackendError({ backend: "gguf", operation: "load model", reason: "mock: load failed" })
@@ -489,6 +493,7 @@ export const LlamaLoaderMock = (options: MockLoaderOptions = {}) => {
             sizeBytes,
             vramBytes: 0,
             contextSize: typeof loadOptions.contextSize === "number" ? loadOptions.contextSize : 256,
+            alive: Effect.succeed(true),
             generate: (request: GenerateRequest) =>
               Stream.unwrapScoped(Effect.gen(function*() {
                 yield* running

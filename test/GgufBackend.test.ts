@@ -17,10 +17,12 @@ import { join } from "node:path"
 import type { GgufInstanceConfig } from "../src/domain/ConfigSchema.js"
 import type { Completion, GenerateEvent, GenerateRequest } from "../src/domain/Types.js"
 import { makeBackend } from "../src/layers/GgufBackendLive.js"
-import { makeLoader, parseCpuMax, autoThreads } from "../src/layers/internal/llama.js"
+import { autoThreads, parseCpuMax } from "../src/layers/internal/cpu.js"
+import * as LlamaLoaderLive from "../src/layers/LlamaLoaderLive.js"
 import { fromBackend } from "../src/layers/LanguageModelAdapter.js"
 import { ModelDownloaderMock } from "../src/testing.js"
 import { ggufInstance } from "./fixtures/ggufBackendFakes.js"
+import "./fixtures/ggufWorkerBundle.js"
 import {
   encodeGgufWithLayout,
   prng,
@@ -39,9 +41,15 @@ const write = (name: string, bytes: Uint8Array) => {
 const TINY = write("tiny.gguf", tinyLlamaGguf({ vocabSize: 400 }))
 const TINY_Q8 = write("tiny-q8.gguf", tinyLlamaGguf({ tensorType: "Q8_0", seed: 2 }))
 
-const loader = makeLoader()
-const backendWith = (overrides: Partial<GgufInstanceConfig> = {}) =>
-  makeBackend(ggufInstance({ modelDirectory: dir, contextSize: 256, threads: 1, ...overrides }), loader, ModelDownloaderMock().service)
+// one loader for both isolations: "process" (a worker per model, the default) and "none" (in-process)
+const loader = LlamaLoaderLive.make()
+type Isolation = NonNullable<GgufInstanceConfig["isolation"]>
+const backendIn = (isolation: Isolation) => (overrides: Partial<GgufInstanceConfig> = {}) =>
+  makeBackend(
+    ggufInstance({ modelDirectory: dir, contextSize: 256, threads: 1, isolation, ...overrides }),
+    loader,
+    ModelDownloaderMock().service
+  )
 
 const ask = (overrides: Partial<GenerateRequest> = {}): GenerateRequest => ({
   messages: [{ role: "system", content: "Be brief." }, { role: "user", content: "hello world" }],
@@ -59,7 +67,9 @@ const collect = (stream: Stream.Stream<GenerateEvent, any>) =>
     return { deltas: events.filter((e) => e._tag === "TextDelta").map((e) => (e as { text: string }).text), completion: finish.completion as Completion }
   })
 
-describe("GgufBackend with node-llama-cpp", () => {
+describe.each<Isolation>(["process", "none"])("GgufBackend with node-llama-cpp, isolation = %s", (isolation) => {
+  const backendWith = backendIn(isolation)
+
   it.scoped("generates with the chat template, deterministically for a seed, with usage and timings", () =>
     Effect.gen(function*() {
       const backend = yield* backendWith()
@@ -242,7 +252,9 @@ const corpus: Array<readonly [string, Uint8Array]> = [
     .map((n) => [`truncated at ${n}`, good.subarray(0, n)] as const)
 ]
 
-describe("GgufBackend never hands a malformed file to llama.cpp", () => {
+describe.each<Isolation>(["process", "none"])("GgufBackend never hands a malformed file to llama.cpp, isolation = %s", (isolation) => {
+  const backendWith = backendIn(isolation)
+
   it.scoped(`each of ${corpus.length} malformed files gives InvalidModelFile through generate and info`, () =>
     Effect.gen(function*() {
       const backend = yield* backendWith()

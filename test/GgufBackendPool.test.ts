@@ -12,7 +12,7 @@ import * as Fiber from "effect/Fiber"
 import * as Queue from "effect/Queue"
 import * as Stream from "effect/Stream"
 import * as TestClock from "effect/TestClock"
-import { mkdtempSync, writeFileSync } from "node:fs"
+import { mkdtempSync, renameSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import type { GgufInstanceConfig } from "../src/domain/ConfigSchema.js"
@@ -246,5 +246,26 @@ describe("GgufBackend pool", () => {
       expect(status.details).toMatchObject({ binary: "prebuilt", device: "cpu (mock loader)" })
       expect(String(status.details["threads"])).toMatch(/auto/)
       expect(status.loaded).toHaveLength(1)
+    }))
+
+  it.scoped("a file replaced between validation and the end of its load is refused, not kept", () =>
+    Effect.gen(function*() {
+      const swapped = file("swapped")
+      const other = join(dir, "other.tmp")
+      writeFileSync(other, tinyLlamaGguf({ seed: 9 }))
+      const loading = yield* Deferred.make<void>()
+      const loadGate = yield* Deferred.make<void>()
+      const { backend, log } = yield* setup({}, { loadGate, onLoad: () => Deferred.succeed(loading, undefined) })
+      const request = yield* Effect.fork(Effect.flip(run(backend, swapped)))
+      yield* Deferred.await(loading)
+      // validated, now loading: another file is renamed over it (as a malformed one could be)
+      renameSync(other, swapped)
+      yield* Deferred.succeed(loadGate, undefined)
+      const error = yield* Fiber.join(request)
+      expect(error).toMatchObject({ _tag: "InvalidModelFile", path: swapped })
+      expect(error.message).toMatch(/changed while it was being validated or loaded/)
+      expect(log.loaded.size).toBe(0)
+      // the file as it is now is validated and loaded afresh
+      expect((yield* run(backend, swapped)).text).toBe("hello")
     }))
 })

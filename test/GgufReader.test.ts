@@ -341,6 +341,54 @@ describe("parseGguf on malformed files", () => {
     expect(parseGgufBuffer(bytes)._tag).toBe("Ok")
   })
 
+  // Each of these passed the older checks and made llama.cpp abort the process (SIGABRT): found by
+  // writing them (NOTES, and the crash corpus of GgufWorker.test.ts)
+  const byteless = Object.fromEntries(Array.from({ length: 256 }, (_, b) => [3 + b, `nobyte${b}`]))
+  const invariants: ReadonlyArray<readonly [string, TinyLlamaOptions, string, RegExp]> = [
+    ["block_count over LLAMA_MAX_LAYERS", { overrideMetadata: { "llama.block_count": v.u32(513) } }, "llama.block_count", /at most 512 layers/],
+    ["expert_used_count without expert_count", { overrideMetadata: { "llama.expert_used_count": v.u32(2) } }, "llama.expert_used_count", /no experts/],
+    [
+      "expert_used_count above expert_count",
+      { overrideMetadata: { "llama.expert_count": v.u32(2), "llama.expert_used_count": v.u32(4) } },
+      "llama.expert_used_count",
+      /\(4\) is more than llama.expert_count \(2\)/
+    ],
+    ["expert_count without expert_used_count", { overrideMetadata: { "llama.expert_count": v.u32(8) } }, "llama.expert_used_count", /missing or 0/],
+    ["a per-layer head_count with a 0", { overrideMetadata: { "llama.attention.head_count": v.arr("uint32", [4, 0]) } }, "llama.attention.head_count", /a 0 for a layer/],
+    ["a per-layer head_count_kv with a 0", { overrideMetadata: { "llama.attention.head_count_kv": v.arr("uint32", [0, 4]) } }, "llama.attention.head_count_kv", /a 0 for a layer/],
+    ["a per-layer feed_forward_length of the wrong length", { overrideMetadata: { "llama.feed_forward_length": v.arr("int32", [192, 192, 192]) } }, "llama.feed_forward_length", /3 entries but the model has 2 layers/],
+    ["head_count not a multiple of head_count_kv", { overrideMetadata: { "llama.attention.head_count_kv": v.u32(3) } }, "llama.attention.head_count_kv", /\(4\) is not a multiple of .* \(3\)/],
+    ["a NaN rms epsilon", { overrideMetadata: { "llama.attention.layer_norm_rms_epsilon": v.f32(NaN) } }, "llama.attention.layer_norm_rms_epsilon", /NaN, not a finite number/],
+    ["an infinite rope base", { overrideMetadata: { "llama.rope.freq_base": v.f32(Infinity) } }, "llama.rope.freq_base", /Infinity, not a finite number/],
+    ["a negative epsilon", { overrideMetadata: { "llama.attention.layer_norm_rms_epsilon": v.f32(-1) } }, "llama.attention.layer_norm_rms_epsilon", /negative/],
+    ["duplicate tokens", { tokenOverrides: { 270: "▁the", 271: "▁the" } }, "tokenizer.ggml.tokens", /"▁the" twice \(ids 270 and 271\)/],
+    ["tokenizer model none", { overrideMetadata: { "tokenizer.ggml.model": v.str("none") } }, "tokenizer.ggml.model", /no vocabulary/],
+    ["an unknown tokenizer model", { overrideMetadata: { "tokenizer.ggml.model": v.str("sentencepiece2") } }, "tokenizer.ggml.model", /not a tokenizer llama.cpp knows/],
+    ["a bert tokenizer on a llama", { overrideMetadata: { "tokenizer.ggml.model": v.str("bert") } }, "tokenizer.ggml.model", /does not fit architecture llama/],
+    ["a SentencePiece vocabulary without byte tokens", { tokenOverrides: byteless }, "tokenizer.ggml.tokens", /lacks the byte token <0x00>/]
+  ]
+  it.each(invariants)("rejects %s (llama.cpp asserts on it)", (_name, options, key, reason) => {
+    const problem = invalid(parseGgufBuffer(llamaFile(options)))
+    expect(problem.key).toBe(key)
+    expect(problem.reason).toMatch(reason)
+  })
+
+  it("checks duplicates and byte tokens in a vocabulary too long to materialize", () => {
+    const options = { vocabSize: 2000 } as const
+    expect(parseGgufBuffer(llamaFile(options))._tag).toBe("Ok")
+    expect(invalid(parseGgufBuffer(llamaFile({ ...options, tokenOverrides: { 1990: "▁the" } }))).reason).toMatch(/"▁the" twice/)
+    expect(invalid(parseGgufBuffer(llamaFile({ ...options, tokenOverrides: { 13: "x13" } }))).reason).toMatch(/lacks the byte token <0x0A>/)
+  })
+
+  it("accepts consistent experts and grouped-query heads", () => {
+    const bytes = llamaFile({
+      headCount: 4,
+      headCountKv: 2,
+      overrideMetadata: { "llama.expert_count": v.u32(8), "llama.expert_used_count": v.u32(2) }
+    })
+    expect(parseGgufBuffer(bytes)._tag).toBe("Ok")
+  })
+
   it("rejects every truncation: through the header every 3 bytes, and at points in the data", () => {
     const { bytes, layout } = encodeGgufWithLayout({
       metadata: tinyLlamaModel().metadata,

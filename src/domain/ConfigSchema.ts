@@ -45,6 +45,8 @@ export interface GgufInstanceConfig {
   readonly maxLoadedModels: number
   /** Context sequences per loaded model: concurrent requests on one model. */
   readonly parallel: number
+  /** Where llama.cpp runs: a worker process per loaded model (absent = "process"), or this process. */
+  readonly isolation?: "process" | "none" | undefined
   readonly options: Readonly<Record<string, unknown>>
 }
 
@@ -208,7 +210,8 @@ const GgufFields = Schema.Struct({
   gpu_layers: autoOr(nonNegativeInt, "an integer ≥ 0"),
   idle_unload_seconds: Schema.Number.pipe(Schema.nonNegative()).annotations(must("must be a number ≥ 0")),
   max_loaded_models: positiveInt,
-  parallel: positiveInt
+  parallel: positiveInt,
+  isolation: Schema.Literal("process", "none").annotations(must("must be process or none"))
 })
 
 const HubFields = Schema.Struct({
@@ -272,7 +275,8 @@ const defaultsFor = (type: string, home: string): Record<string, unknown> => {
         gpu_layers: "auto",
         idle_unload_seconds: 300,
         max_loaded_models: 2,
-        parallel: 4
+        parallel: 4,
+        isolation: "process"
       }
     default:
       return { provider_type: type }
@@ -787,6 +791,7 @@ const validate = (
           idleUnloadSeconds: v.idle_unload_seconds,
           maxLoadedModels: v.max_loaded_models,
           parallel: v.parallel,
+          isolation: v.isolation,
           options
         })
       }

@@ -329,6 +329,36 @@ export class InvalidRequest extends Schema.TaggedError<InvalidRequest>("llmspell
   }
 }
 
+/**
+ * The process running a GGUF model died (a llama.cpp assert, an abort, out of memory, a kill):
+ * every request on it fails with this; the host process lives on. `logs` are the last lines
+ * llama.cpp wrote before it died (the `GGML_ASSERT … failed` text is the useful one).
+ */
+export class BackendCrashed extends Schema.TaggedError<BackendCrashed>("llmspell/BackendCrashed")("BackendCrashed", {
+  model: Schema.String,
+  instance: Schema.optional(Schema.String),
+  /** What the worker was doing: "load model", "generate", … */
+  operation: Schema.String,
+  signal: Schema.optional(Schema.String),
+  exitCode: Schema.optional(Schema.Number),
+  logs: Schema.Array(Schema.String),
+  /** Loading was refused: the model crashed while loading twice in a row and its file has not changed. */
+  refused: Schema.optional(Schema.Boolean)
+}) {
+  override get message() {
+    const how = this.signal !== undefined ? `signal ${this.signal}` : `exit code ${this.exitCode ?? "unknown"}`
+    const assert = this.logs.filter((l) => /GGML_ASSERT|failed|error|terminate|out of memory/i.test(l)).at(-1) ??
+      this.logs.at(-1)
+    const where = `${this.instance !== undefined ? `${this.instance}: ` : ""}${this.model}`
+    return this.refused === true
+      ? `${where}: not loaded again: its process died twice in a row while loading it (${how})${assert !== undefined ? `: ${assert}` : ""}`
+      : `${where}: the process running llama.cpp died during ${this.operation} (${how})${assert !== undefined ? `: ${assert}` : ""}`
+  }
+  get hint() {
+    return `the model file is probably malformed or unsupported by this llama.cpp: check it with \`llmspell model info ${this.model}\` or \`llmspell model verify\`, or use another file`
+  }
+}
+
 /** Every typed error of llmspell, as one Schema: the protocol's failure schema and the source of the type. */
 export const LlmspellError = Schema.Union(
   InvalidModelSpec,
@@ -348,7 +378,8 @@ export const LlmspellError = Schema.Union(
   DiskFull,
   RateLimited,
   ModelBusy,
-  InvalidRequest
+  InvalidRequest,
+  BackendCrashed
 )
 
 /** Every typed error of llmspell. */
@@ -361,7 +392,3 @@ const isMember = Schema.is(LlmspellError)
 
 /** True for any llmspell error (an instance of one of the classes above). */
 export const isLlmspellError = (u: unknown): u is LlmspellError => u instanceof Error && isMember(u)
-
-// Moved to Failure.ts and Format.ts; re-exported so existing imports keep working.
-export { describeCause, errorToJson, type ErrorJson, ExitCode, exitCodeFor, type FailureDescription } from "./Failure.js"
-export { formatBytes } from "./Format.js"

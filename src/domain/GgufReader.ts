@@ -167,6 +167,8 @@ class Cursor {
   pos = 0
   /** Key or tensor being read, for problem reports. */
   key: string | undefined = undefined
+  /** Where the tokens of `tokenizer.ggml.tokens` are, kept even when the array is too long to materialize. */
+  vocabulary: Vocabulary | undefined = undefined
   readonly view: DataView
   readonly available: number
 
@@ -286,6 +288,83 @@ const readValue = (c: Cursor, type: number, depth: number, limit: number): GgufV
   return readScalar(c, type, "a value")
 }
 
+/**
+ * The tokens of a vocabulary as byte ranges of the header, with an open-addressing hash table over
+ * them: duplicate and byte-token checks on a 150k-token vocabulary in a few ms, without making a
+ * string per token.
+ */
+class Vocabulary {
+  private table: Int32Array | undefined
+  constructor(readonly bytes: Uint8Array, readonly starts: Uint32Array, readonly lengths: Uint32Array) {}
+
+  private hash(start: number, length: number): number {
+    let h = 0x811c9dc5
+    for (let i = start; i < start + length; i++) h = Math.imul(h ^ this.bytes[i]!, 0x01000193)
+    return h >>> 0
+  }
+  private same(id: number, other: Uint8Array, otherStart: number, length: number): boolean {
+    if (this.lengths[id] !== length) return false
+    const start = this.starts[id]!
+    for (let i = 0; i < length; i++) if (this.bytes[start + i] !== other[otherStart + i]) return false
+    return true
+  }
+  /** Builds the table; returns the first pair of ids holding the same token, if any. */
+  firstDuplicate(): readonly [number, number] | undefined {
+    const n = this.starts.length
+    let size = 16
+    while (size < n * 2) size *= 2
+    const table = new Int32Array(size).fill(-1)
+    for (let id = 0; id < n; id++) {
+      const start = this.starts[id]!
+      const length = this.lengths[id]!
+      let slot = this.hash(start, length) & (size - 1)
+      for (;;) {
+        const other = table[slot]!
+        if (other === -1) {
+          table[slot] = id
+          break
+        }
+        if (this.same(other, this.bytes, start, length)) return [other, id]
+        slot = (slot + 1) & (size - 1)
+      }
+    }
+    this.table = table
+    return undefined
+  }
+  /** Whether the vocabulary has this token (after `firstDuplicate`). */
+  has(token: string): boolean {
+    const table = this.table!
+    const bytes = new TextEncoder().encode(token)
+    let h = 0x811c9dc5
+    for (const b of bytes) h = Math.imul(h ^ b, 0x01000193)
+    let slot = (h >>> 0) & (table.length - 1)
+    for (;;) {
+      const id = table[slot]!
+      if (id === -1) return false
+      if (this.same(id, bytes, 0, bytes.length)) return true
+      slot = (slot + 1) & (table.length - 1)
+    }
+  }
+  text(id: number): string {
+    return utf8Lenient.decode(this.bytes.subarray(this.starts[id]!, this.starts[id]! + this.lengths[id]!))
+  }
+}
+
+const readVocabulary = (c: Cursor, count: number): Vocabulary => {
+  const starts = new Uint32Array(count)
+  const lengths = new Uint32Array(count)
+  for (let i = 0; i < count; i++) {
+    const lengthAt = c.pos
+    const length = c.u64("the length of a token")
+    if (length > c.remaining) {
+      fail(`a token claims ${length} bytes but only ${c.remaining} bytes are left in the file (truncated or corrupt)`, lengthAt, c.key)
+    }
+    starts[i] = c.take(length, "a token")
+    lengths[i] = length
+  }
+  return new Vocabulary(c.bytes, starts, lengths)
+}
+
 const readArray = (c: Cursor, depth: number, limit: number, materialize: boolean): GgufArray => {
   if (depth >= MAX_ARRAY_NESTING) fail(`arrays are nested more than ${MAX_ARRAY_NESTING} deep`, c.pos, c.key)
   const elementType = readValueType(c, "the array element type")
@@ -302,7 +381,9 @@ const readArray = (c: Cursor, depth: number, limit: number, materialize: boolean
   }
   const elementTypeName = VALUE_TYPES[elementType]!
   if (!materialize || count > limit) {
-    if (elementType === T_STRING) {
+    if (elementType === T_STRING && depth === 0 && c.key === "tokenizer.ggml.tokens") {
+      c.vocabulary = readVocabulary(c, count)
+    } else if (elementType === T_STRING) {
       for (let i = 0; i < count; i++) c.skipString("an array string")
     } else if (elementType === T_ARRAY) {
       for (let i = 0; i < count; i++) readArray(c, depth + 1, limit, false)
@@ -310,6 +391,11 @@ const readArray = (c: Cursor, depth: number, limit: number, materialize: boolean
       c.take(minBytes, "the array data")
     }
     return { _tag: "GgufArray", elementType: elementTypeName, length: count, values: undefined }
+  }
+  if (elementType === T_STRING && depth === 0 && c.key === "tokenizer.ggml.tokens") {
+    const start = c.pos
+    c.vocabulary = readVocabulary(c, count)
+    c.pos = start
   }
   const values: Array<GgufValue> = new Array(count)
   for (let i = 0; i < count; i++) {
@@ -485,7 +571,8 @@ const parseHeader = (c: Cursor, limit: number): GgufFile => {
   }
   const arch = architecture as string
   if (ARCHITECTURES_WITH_REQUIRED_KEYS.has(arch)) checkArchitectureKeys(arch, metadata)
-  const vocabularySize = checkTokenizer(metadata)
+  checkHyperParameters(arch, metadata)
+  const vocabularySize = checkTokenizer(metadata, c.vocabulary)
 
   return {
     version,
@@ -527,9 +614,109 @@ const checkArchitectureKeys = (arch: string, metadata: ReadonlyMap<string, GgufV
   }
 }
 
+// llama.cpp's LLAMA_MAX_LAYERS and LLAMA_MAX_EXPERTS: beyond them it asserts
+const MAX_LAYERS = 512
+const MAX_EXPERTS = 512
+
+const integers = (value: GgufValue | undefined): ReadonlyArray<number> | undefined =>
+  typeof value === "number"
+    ? [value]
+    : typeof value === "object" && value._tag === "GgufArray" && value.values !== undefined
+    ? value.values.filter((x): x is number => typeof x === "number")
+    : undefined
+
+/**
+ * Hyper-parameters llama.cpp asserts on (GGML_ASSERT, a process abort) instead of reporting,
+ * found by writing files that break each one (see NOTES): the layer limit, expert counts that
+ * contradict each other, zero or non-dividing head counts, non-finite floats.
+ */
+const checkHyperParameters = (arch: string, metadata: ReadonlyMap<string, GgufValue>): void => {
+  const key = (suffix: string) => `${arch}.${suffix}`
+  const blocks = metadata.get(key("block_count"))
+  if (typeof blocks === "number" && blocks > MAX_LAYERS) {
+    fail(`${key("block_count")} is ${blocks}; llama.cpp supports at most ${MAX_LAYERS} layers`, undefined, key("block_count"))
+  }
+  const experts = metadata.get(key("expert_count"))
+  const used = metadata.get(key("expert_used_count"))
+  const expertCount = typeof experts === "number" ? experts : 0
+  const usedCount = typeof used === "number" ? used : 0
+  if (expertCount > MAX_EXPERTS) {
+    fail(`${key("expert_count")} is ${expertCount}; llama.cpp supports at most ${MAX_EXPERTS} experts`, undefined, key("expert_count"))
+  }
+  if (usedCount > expertCount) {
+    fail(
+      expertCount === 0
+        ? `${key("expert_used_count")} is ${usedCount} but the model has no experts (${key("expert_count")} is missing or 0)`
+        : `${key("expert_used_count")} (${usedCount}) is more than ${key("expert_count")} (${expertCount})`,
+      undefined,
+      key("expert_used_count")
+    )
+  }
+  if (expertCount > 0 && usedCount === 0) {
+    fail(`${key("expert_count")} is ${expertCount} but ${key("expert_used_count")} is missing or 0`, undefined, key("expert_used_count"))
+  }
+  if (ARCHITECTURES_WITH_REQUIRED_KEYS.has(arch)) {
+    for (const suffix of ["attention.head_count", "attention.head_count_kv", "feed_forward_length"]) {
+      const value = metadata.get(key(suffix))
+      if (typeof value !== "object") continue
+      const values = integers(value)
+      if (values?.some((x) => x === 0)) fail(`${key(suffix)} has a 0 for a layer (llama.cpp divides by it)`, undefined, key(suffix))
+      if (typeof blocks === "number" && value.length !== blocks) {
+        fail(`${key(suffix)} has ${value.length} entries but the model has ${blocks} layers`, undefined, key(suffix))
+      }
+    }
+    const heads = integers(metadata.get(key("attention.head_count")))
+    const kvHeads = integers(metadata.get(key("attention.head_count_kv")))
+    if (heads !== undefined && kvHeads !== undefined) {
+      for (let layer = 0; layer < Math.max(heads.length, kvHeads.length); layer++) {
+        const h = heads[Math.min(layer, heads.length - 1)]!
+        const kv = kvHeads[Math.min(layer, kvHeads.length - 1)]!
+        if (kv > 0 && h % kv !== 0) {
+          fail(
+            `${key("attention.head_count")} (${h}) is not a multiple of ${key("attention.head_count_kv")} (${kv})` +
+              (heads.length > 1 || kvHeads.length > 1 ? ` in layer ${layer}` : ""),
+            undefined,
+            key("attention.head_count_kv")
+          )
+        }
+      }
+    }
+  }
+  for (const [k, value] of metadata) {
+    if (!k.startsWith(`${arch}.`)) continue
+    if (typeof value === "number" && !Number.isFinite(value)) fail(`${k} is ${value}, not a finite number`, undefined, k)
+    if (k.endsWith("epsilon") && typeof value === "number" && value < 0) fail(`${k} is negative (${value})`, undefined, k)
+  }
+}
+
+// llama.cpp's tokenizer models (llama-vocab.cpp): anything else aborts while loading
+const TOKENIZER_MODELS: ReadonlySet<string> = new Set(["llama", "gpt2", "bert", "t5", "rwkv", "plamo2"])
+const BERT_ARCHITECTURES: ReadonlySet<string> = new Set(["bert", "nomic-bert", "nomic-bert-moe", "jina-bert-v2", "jina-bert-v3", "modern-bert", "neo-bert"])
+
 // llama.cpp reads scores and token types as raw C arrays indexed by token id, and asserts on the
 // array types: a mismatch is an out-of-bounds read or an abort, not an error message.
-const checkTokenizer = (metadata: ReadonlyMap<string, GgufValue>): number | undefined => {
+const checkTokenizer = (
+  metadata: ReadonlyMap<string, GgufValue>,
+  collected: Vocabulary | undefined
+): number | undefined => {
+  const model = metadata.get("tokenizer.ggml.model")
+  const arch = metadata.get("general.architecture")
+  if (model !== undefined) {
+    if (typeof model !== "string") fail(`tokenizer.ggml.model must be a string, found ${describeValue(model)}`, undefined, "tokenizer.ggml.model")
+    if (model === "none" || model === "no_vocab") {
+      fail(`tokenizer.ggml.model is "${model}": the model has no vocabulary, so it cannot generate text`, undefined, "tokenizer.ggml.model")
+    }
+    if (!TOKENIZER_MODELS.has(model)) {
+      fail(
+        `tokenizer.ggml.model "${model}" is not a tokenizer llama.cpp knows (${[...TOKENIZER_MODELS].join(", ")})`,
+        undefined,
+        "tokenizer.ggml.model"
+      )
+    }
+    if (model === "bert" && typeof arch === "string" && !BERT_ARCHITECTURES.has(arch)) {
+      fail(`tokenizer.ggml.model "bert" (WordPiece) does not fit architecture ${arch}`, undefined, "tokenizer.ggml.model")
+    }
+  }
   const tokens = metadata.get("tokenizer.ggml.tokens")
   if (tokens === undefined) return undefined
   const expectArray = (key: string, elementType: GgufValueType, length?: number): void => {
@@ -548,6 +735,31 @@ const checkTokenizer = (metadata: ReadonlyMap<string, GgufValue>): number | unde
   expectArray("tokenizer.ggml.scores", "float32", vocabularySize)
   expectArray("tokenizer.ggml.token_type", "int32", vocabularySize)
   expectArray("tokenizer.ggml.merges", "string")
+  if (collected !== undefined) {
+    const duplicate = collected.firstDuplicate()
+    if (duplicate !== undefined) {
+      const [first, id] = duplicate
+      fail(
+        `tokenizer.ggml.tokens has ${JSON.stringify(collected.text(id).slice(0, 40))} twice (ids ${first} and ${id}); llama.cpp aborts on duplicate tokens`,
+        undefined,
+        "tokenizer.ggml.tokens"
+      )
+    }
+    // a SentencePiece vocabulary falls back to <0xNN> byte tokens for any character it lacks;
+    // llama.cpp looks them up with std::map::at, and a missing one is an uncaught out_of_range
+    if (model === "llama" || model === undefined) {
+      for (let b = 0; b < 256; b++) {
+        const byteToken = `<0x${b.toString(16).toUpperCase().padStart(2, "0")}>`
+        if (!collected.has(byteToken)) {
+          fail(
+            `tokenizer.ggml.tokens lacks the byte token ${byteToken}: a SentencePiece ("llama") vocabulary needs all 256`,
+            undefined,
+            "tokenizer.ggml.tokens"
+          )
+        }
+      }
+    }
+  }
   return vocabularySize
 }
 

@@ -1,8 +1,11 @@
 /**
- * The live GgufBackend: GGUF models in-process. Per instance it keeps a pool of loaded models
- * (`internal/modelPool.ts`: lazy, shared, idle unload, LRU eviction), each loaded with `parallel`
- * context sequences (the loader makes requests beyond them wait for one), and resolves model names: local files load directly, anything else through the ModelDownloader's
- * store. Every file is validated by our GGUF reader before the LlamaLoader (llama.cpp) sees it.
+ * The live GgufBackend. Per instance it keeps a pool of loaded models (`internal/modelPool.ts`:
+ * lazy, shared, idle unload, LRU eviction), each loaded by the LlamaLoader — in a worker process
+ * of its own unless `isolation = "none"` — with `parallel` context sequences (requests beyond them
+ * wait for one), and resolves model names: local files load directly, anything else through the
+ * ModelDownloader's store. Every file is validated by our GGUF reader before llama.cpp sees it, and
+ * checked to be the same file after the load; a model whose worker died is loaded again on the
+ * next request, except a file that crashed twice in a row while loading.
  */
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
@@ -16,15 +19,8 @@ import * as os from "node:os"
 import * as nodePath from "node:path"
 import { fileURLToPath } from "node:url"
 import type { GgufInstanceConfig } from "../domain/ConfigSchema.js"
-import {
-  BackendError,
-  type BackendUnavailable,
-  errorToJson,
-  type InvalidModelFile,
-  isLlmspellError,
-  type LlmspellError,
-  ModelNotFound
-} from "../domain/Errors.js"
+import { BackendCrashed, BackendError, type DeviceUnavailable, type BackendUnavailable, InvalidModelFile, isLlmspellError, type LlmspellError, ModelNotFound } from "../domain/Errors.js"
+import { errorToJson } from "../domain/Failure.js"
 import * as Gguf from "../domain/GgufReader.js"
 import * as HubRef from "../domain/HubRef.js"
 import { isFileReference } from "../domain/ModelSpec.js"
@@ -38,16 +34,11 @@ import type {
   ModelInfo
 } from "../domain/Types.js"
 import type { Backend } from "../services/Backend.js"
-import {
-  GgufBackend,
-  type LoadedModelHandle,
-  LlamaLoader,
-  type LlamaLoaderService,
-  type LoadOptions
-} from "../services/GgufBackend.js"
+import { GgufBackend } from "../services/GgufBackend.js"
+import { type LoadedModelHandle, LlamaLoader, type LlamaLoaderService, type LoadOptions } from "../services/LlamaLoader.js"
 import { ModelDownloader, type ModelDownloaderService, type ModelStore } from "../services/ModelDownloader.js"
+import { autoThreads, availableCores } from "./internal/cpu.js"
 import { ggufQuantization } from "./internal/ggufQuantization.js"
-import { autoThreads, availableCores } from "./internal/llama.js"
 import * as ModelPool from "./internal/modelPool.js"
 import { readGgufFile } from "./internal/readGgufFile.js"
 import * as LlamaLoaderLive from "./LlamaLoaderLive.js"
@@ -55,7 +46,7 @@ import * as LlamaLoaderLive from "./LlamaLoaderLive.js"
 /** `context_size = "auto"` never goes above this (per sequence): real models advertise 128k. */
 export const CONTEXT_SIZE_CAP = 4096
 
-type LoadError = InvalidModelFile | ModelNotFound | BackendError | import("../domain/Errors.js").DeviceUnavailable
+type LoadError = InvalidModelFile | ModelNotFound | BackendError | BackendCrashed | DeviceUnavailable
 
 /** A model name resolved to the file to load. */
 interface ResolvedFile {
@@ -64,6 +55,25 @@ interface ResolvedFile {
   /** Installed through the downloader (vs. a local file or a loose file in the directory). */
   readonly installed: boolean
 }
+
+/** What identifies the bytes behind a path: a rename over it or a rewrite changes one of these. */
+interface FileIdentity {
+  readonly dev: number
+  readonly ino: number
+  readonly size: number
+  readonly mtimeMs: number
+}
+
+const fileIdentity = (path: string): Effect.Effect<FileIdentity | undefined> =>
+  Effect.promise(() =>
+    fs.stat(path).then(
+      (s) => ({ dev: s.dev, ino: s.ino, size: s.size, mtimeMs: s.mtimeMs }),
+      () => undefined
+    )
+  )
+
+const sameFile = (a: FileIdentity | undefined, b: FileIdentity | undefined) =>
+  a !== undefined && b !== undefined && a.dev === b.dev && a.ino === b.ino && a.size === b.size && a.mtimeMs === b.mtimeMs
 
 const nowMs = Effect.map(Clock.currentTimeNanos, (n) => Number(n) / 1e6)
 
@@ -88,7 +98,10 @@ export const makeBackend = (
     const store: ModelStore = { directory: instance.modelDirectory, instance: instance.name }
     const cores = availableCores()
     const threads = instance.threads === "auto" ? autoThreads(cores) : instance.threads
+    const isolation = instance.isolation ?? "process"
     const loadOptions: LoadOptions = {
+      isolation,
+      instance: instance.name,
       device: instance.device,
       threads,
       contextSize: instance.contextSize,
@@ -98,16 +111,67 @@ export const makeBackend = (
     }
     const names = new Map<string, string>()
 
+    // Files whose worker crashed while loading them, with the file as it was: a file that crashed
+    // twice in a row is not loaded again until it changes (no reload loop on a bad file).
+    const loadCrashes = new Map<string, { readonly file: FileIdentity | undefined; count: number; last: BackendCrashed }>()
+
+    const changed = (path: string) =>
+      new InvalidModelFile({
+        path,
+        reason: "the file changed while it was being validated or loaded (replaced or rewritten); nothing was kept"
+      })
+
     const pool = yield* ModelPool.make<LoadedModelHandle, LoadError>({
       capacity: instance.maxLoadedModels,
       idleTimeToLive: Duration.seconds(instance.idleUnloadSeconds),
-      // validated here, on every (re)load: llama.cpp only ever sees a file our reader accepted
+      // validated here, on every (re)load: llama.cpp only ever sees a file our reader accepted, and
+      // the file it loaded is that file (same inode, size and mtime before and after)
       load: (path) =>
         Effect.gen(function*() {
-          yield* readGgufFile(path, { model: names.get(path) ?? path, instance: instance.name })
-          return yield* loader.load(path, loadOptions)
-        }).pipe(Effect.withSpan("GgufBackend.load", { attributes: { path } }))
+          const model = names.get(path) ?? path
+          const before = yield* fileIdentity(path)
+          const crashes = loadCrashes.get(path)
+          if (crashes !== undefined && crashes.count >= 2 && sameFile(crashes.file, before)) {
+            const last = crashes.last
+            return yield* new BackendCrashed({
+              model: last.model,
+              ...(last.instance !== undefined ? { instance: last.instance } : {}),
+              operation: last.operation,
+              ...(last.signal !== undefined ? { signal: last.signal } : {}),
+              ...(last.exitCode !== undefined ? { exitCode: last.exitCode } : {}),
+              logs: last.logs,
+              refused: true
+            })
+          }
+          yield* readGgufFile(path, { model, instance: instance.name })
+          if (!sameFile(before, yield* fileIdentity(path))) return yield* changed(path)
+          const handle = yield* loader.load(path, { ...loadOptions, model }).pipe(
+            Effect.tapError((e) =>
+              Effect.sync(() => {
+                if (e._tag !== "BackendCrashed") return
+                const previous = loadCrashes.get(path)
+                loadCrashes.set(path, {
+                  file: before,
+                  count: previous !== undefined && sameFile(previous.file, before) ? previous.count + 1 : 1,
+                  last: e
+                })
+              })
+            )
+          )
+          loadCrashes.delete(path)
+          if (!sameFile(before, yield* fileIdentity(path))) return yield* changed(path)
+          return handle
+        }).pipe(Effect.withSpan("GgufBackend.load", { attributes: { path, isolation } }))
     })
+
+    /** A lease on a live model: a model whose worker died is forgotten and loaded again, once. */
+    const acquireLive = (path: string) =>
+      Effect.gen(function*() {
+        const lease = yield* pool.acquire(path)
+        if (yield* lease.value.alive) return lease
+        yield* pool.invalidate(path)
+        return yield* pool.acquire(path)
+      })
 
     const notFound = (model: string, detail?: string) =>
       new ModelNotFound({
@@ -148,12 +212,14 @@ export const makeBackend = (
       Stream.unwrapScoped(Effect.gen(function*() {
         const start = yield* nowMs
         const file = yield* resolve(model)
-        const lease = yield* pool.acquire(file.path)
+        const lease = yield* acquireLive(file.path)
         // The handle has `parallel` sequences; requests beyond them wait inside `generate` for a free one.
         const handle = lease.value
         const generationStart = yield* nowMs
         let firstAt: number | undefined
         return handle.generate(request).pipe(
+          // the worker is gone (crashed, or stopped for a stuck request): the next request loads the model again
+          Stream.tapError(() => Effect.flatMap(handle.alive, (alive) => (alive ? Effect.void : pool.invalidate(file.path)))),
           Stream.mapEffect((event) =>
             Effect.map(nowMs, (now): GenerateEvent => {
               if (event._tag === "Text") {
@@ -203,6 +269,7 @@ export const makeBackend = (
           ? Math.min(CONTEXT_SIZE_CAP, trainContext ?? CONTEXT_SIZE_CAP)
           : instance.contextSize
         const memory = yield* loader.memoryNeeds(file.path, {
+          isolation,
           device: instance.device,
           gpuLayers: instance.gpuLayers,
           contextSize: defaultContext
@@ -309,14 +376,19 @@ export const makeBackend = (
         return { model, backend: "gguf" as const, instance: instance.name, removedFiles: [loose], freedBytes: size }
       })
 
-    const loadedNow = Effect.map(pool.entries, (entries) =>
-      entries.filter((e) => e.value !== undefined).map((e): LoadedModel => ({
+    // a model whose worker died (and nobody asked for since) is not loaded
+    const loadedNow = Effect.map(
+      Effect.flatMap(pool.entries, (entries) =>
+        Effect.filter(entries, (e) => (e.value === undefined ? Effect.succeed(false) : e.value.alive))),
+      (entries) =>
+      entries.map((e): LoadedModel => ({
         name: names.get(e.key) ?? e.key,
         sizeBytes: e.value!.sizeBytes,
         ...(e.value!.vramBytes > 0 ? { vramBytes: e.value!.vramBytes } : {}),
         activeRequests: e.users,
         ...(e.expiresAtMillis !== undefined ? { expiresAt: new Date(e.expiresAtMillis).toISOString() } : {})
-      })))
+      }))
+    )
 
     const status: Effect.Effect<BackendStatus> = Effect.gen(function*() {
       const loaded = yield* loadedNow
@@ -327,11 +399,12 @@ export const makeBackend = (
         "context size": instance.contextSize === "auto" ? `auto (at most ${CONTEXT_SIZE_CAP})` : instance.contextSize,
         "gpu layers": instance.gpuLayers,
         parallel: instance.parallel,
+        isolation,
         "max loaded models": instance.maxLoadedModels,
         "idle unload": `${instance.idleUnloadSeconds} s`,
         ram: `${formatGiB(os.freemem())} free of ${formatGiB(os.totalmem())}`
       }
-      const runtime = yield* Effect.either(loader.runtime(instance.device))
+      const runtime = yield* Effect.either(loader.runtime(instance.device, isolation))
       const common = {
         instance: instance.name,
         backend: "gguf" as const,

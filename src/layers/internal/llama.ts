@@ -3,10 +3,12 @@
  * with typed errors (`BackendError`, `DeviceUnavailable`) and spans named `LlamaLoader.*`. The
  * library is imported with `import()` on first use only, so `llmspell --help` never loads it.
  * Callers hand it validated files only (see `readGgufFile.ts`): llama.cpp aborts the process on
- * some malformed ones.
+ * some malformed ones, which is why it normally runs inside a worker process (`ggufWorker*.ts`).
+ * All state (the Llama per device, recent llama.cpp log lines) belongs to one `makeInProcessLoader()`.
  */
 import * as Effect from "effect/Effect"
 import * as Queue from "effect/Queue"
+import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type {
   ChatHistoryItem,
@@ -18,8 +20,6 @@ import type {
   LlamaGpuType,
   LlamaModel
 } from "node-llama-cpp"
-import { readFileSync } from "node:fs"
-import * as os from "node:os"
 import { BackendError, DeviceUnavailable } from "../../domain/Errors.js"
 import type { FinishReason, GenerateRequest } from "../../domain/Types.js"
 import type {
@@ -30,27 +30,39 @@ import type {
   LoaderEvent,
   MemoryNeeds,
   RuntimeInfo
-} from "../../services/GgufBackend.js"
+} from "../../services/LlamaLoader.js"
 
 type NodeLlamaCpp = typeof import("node-llama-cpp")
 
-let modulePromise: Promise<NodeLlamaCpp> | undefined
-const importLibrary = (): Promise<NodeLlamaCpp> => (modulePromise ??= import("node-llama-cpp"))
+const importLibrary = (): Promise<NodeLlamaCpp> => import("node-llama-cpp")
 
 /** Recent llama.cpp warnings and errors: "Failed to load model" carries its real reason only here. */
-const recentLogs: Array<string> = []
-const remember = (message: string) => {
-  recentLogs.push(message.trim())
-  if (recentLogs.length > 20) recentLogs.shift()
+class LogBuffer {
+  private readonly lines: Array<string> = []
+  private count = 0
+  constructor(private readonly onLine?: (line: string) => void) {}
+  remember(message: string) {
+    const line = message.trim()
+    if (line.length === 0) return
+    this.onLine?.(line)
+    this.lines.push(line)
+    this.count++
+    if (this.lines.length > 20) this.lines.shift()
+  }
+  /** A position to read new lines from. */
+  get mark() {
+    return this.count
+  }
+  since(mark: number) {
+    return this.lines.slice(Math.max(0, this.lines.length - (this.count - mark)))
+  }
 }
-const logsSince = (mark: number) => recentLogs.slice(Math.max(0, mark)).filter((l) => l.length > 0)
 
 const describe = (e: unknown): string => (e instanceof Error ? e.message : String(e))
 
 /** Maps anything node-llama-cpp throws to a BackendError that says what to do. */
-export const toBackendError = (operation: string, instance?: string, logMark = recentLogs.length) => (e: unknown) => {
+export const toBackendError = (operation: string, instance?: string, logs: ReadonlyArray<string> = []) => (e: unknown) => {
   const name = e instanceof Error ? e.name : ""
-  const logs = logsSince(logMark)
   const detail = logs.length > 0 ? ` (llama.cpp: ${logs.slice(-3).join("; ")})` : ""
   const suggestion = name === "InsufficientMemoryError"
     ? "lower context_size, gpu_layers or parallel in the config, or unload other models"
@@ -68,7 +80,7 @@ export const toBackendError = (operation: string, instance?: string, logMark = r
 }
 
 // ---------------------------------------------------------------------------------------------
-// The process's Llama: one per process, created on first use
+// The runtime: one Llama per device setting, created on first use
 // ---------------------------------------------------------------------------------------------
 
 interface Runtime {
@@ -78,30 +90,6 @@ interface Runtime {
 
 const GPU_ORDER: ReadonlyArray<Exclude<Device, "cpu">> = ["cuda", "metal", "vulkan"]
 const NAMES: Record<Device, string> = { cuda: "CUDA", metal: "Metal", vulkan: "Vulkan", cpu: "CPU" }
-
-// keyed by the device setting; "auto" and the device it resolves to end up sharing one Llama
-const runtimes = new Map<string, Promise<Runtime>>()
-const llamas = new Map<LlamaGpuType, Promise<Llama>>()
-
-const llamaFor = (lib: NodeLlamaCpp, gpu: LlamaGpuType): Promise<Llama> => {
-  let p = llamas.get(gpu)
-  if (p === undefined) {
-    p = lib.getLlama({
-      gpu,
-      build: "never",
-      progressLogs: false,
-      logLevel: lib.LlamaLogLevel.warn,
-      logger: (level, message) => {
-        if (level === lib.LlamaLogLevel.error || level === lib.LlamaLogLevel.warn || level === lib.LlamaLogLevel.fatal) {
-          remember(message)
-        }
-      }
-    })
-    llamas.set(gpu, p)
-    p.catch(() => llamas.delete(gpu))
-  }
-  return p
-}
 
 const describeRuntime = async (llama: Llama, device: Device, reason: string, warnings: Array<string>): Promise<RuntimeInfo> => {
   const lib = await importLibrary()
@@ -120,109 +108,8 @@ const describeRuntime = async (llama: Llama, device: Device, reason: string, war
   }
 }
 
-const resolveRuntime = async (setting: LoadOptions["device"]): Promise<Runtime> => {
-  const lib = await importLibrary()
-  const supported = (await lib.getLlamaGpuTypes("supported")).map((g): Device => (g === false ? "cpu" : g))
-  const available = GPU_ORDER.filter((d) => supported.includes(d))
-  if (setting === "cpu") {
-    const llama = await llamaFor(lib, false)
-    return { llama, info: await describeRuntime(llama, "cpu", "device = cpu in the config", []) }
-  }
-  if (setting !== "auto") {
-    if (!available.includes(setting)) {
-      throw new DeviceUnavailable({
-        device: setting,
-        reason: `no ${NAMES[setting]} driver or library found on this machine`,
-        available: [...available, "cpu"]
-      })
-    }
-    const llama = await llamaFor(lib, setting).catch((e) => {
-      throw new DeviceUnavailable({ device: setting, reason: describe(e), available: [...available, "cpu"] })
-    })
-    if (llama.gpu !== setting) {
-      throw new DeviceUnavailable({ device: setting, reason: `llama.cpp started on ${String(llama.gpu)}`, available: [...available, "cpu"] })
-    }
-    return { llama, info: await describeRuntime(llama, setting, `device = ${setting} in the config`, []) }
-  }
-  // auto: CUDA, then Metal, then Vulkan, then the CPU; only devices whose drivers exist are tried
-  // (trying one that is absent costs ~1 s and prints a warning)
-  const warnings: Array<string> = []
-  for (const device of available) {
-    try {
-      const llama = await llamaFor(lib, device)
-      if (llama.gpu === device) {
-        return { llama, info: await describeRuntime(llama, device, `auto: ${NAMES[device]} is the best device found`, warnings) }
-      }
-    } catch (e) {
-      warnings.push(`${NAMES[device]} drivers are present but llama.cpp could not use them: ${describe(e)}`)
-    }
-  }
-  const llama = await llamaFor(lib, false)
-  warnings.push("no usable GPU (CUDA, Metal or Vulkan) found: running on the CPU, which is much slower for large models")
-  return {
-    llama,
-    info: await describeRuntime(
-      llama,
-      "cpu",
-      available.length === 0 ? "auto: no GPU driver found, so the CPU" : "auto: every GPU failed, so the CPU",
-      warnings
-    )
-  }
-}
-
-/** The runtime for a device setting, created once per process. */
-export const runtime = (setting: LoadOptions["device"]): Effect.Effect<Runtime, DeviceUnavailable | BackendError> =>
-  Effect.tryPromise({
-    try: () => {
-      let p = runtimes.get(setting)
-      if (p === undefined) {
-        p = resolveRuntime(setting)
-        runtimes.set(setting, p)
-        p.catch(() => runtimes.delete(setting))
-      }
-      return p
-    },
-    catch: (e) => (e instanceof DeviceUnavailable ? e : toBackendError("start llama.cpp")(e))
-  }).pipe(Effect.withSpan("LlamaLoader.runtime", { attributes: { device: setting } }))
-
 // ---------------------------------------------------------------------------------------------
-// Threads
-// ---------------------------------------------------------------------------------------------
-
-/** CPUs this process may really use: the affinity mask and the cgroup quota (containers). */
-export const availableCores = (readCgroup: () => string | undefined = readCpuMax): number => {
-  const byAffinity = os.availableParallelism()
-  const quota = parseCpuMax(readCgroup())
-  return Math.max(1, quota !== undefined ? Math.min(byAffinity, Math.ceil(quota)) : byAffinity)
-}
-
-/** Parses cgroup v2 `cpu.max` ("200000 100000" → 2 CPUs; "max 100000" → unlimited). */
-export const parseCpuMax = (text: string | undefined): number | undefined => {
-  if (text === undefined) return undefined
-  const [quota, period] = text.trim().split(/\s+/)
-  if (quota === undefined || quota === "max" || period === undefined) return undefined
-  const q = Number(quota)
-  const p = Number(period)
-  return q > 0 && p > 0 ? q / p : undefined
-}
-
-const readCpuMax = (): string | undefined => {
-  try {
-    return readFileSync("/sys/fs/cgroup/cpu.max", "utf8")
-  } catch {
-    return undefined
-  }
-}
-
-/**
- * `threads = "auto"`: one core less than available, at least one. llama.cpp's worker threads spin
- * while they wait for each other, so with every core busy (the JS thread, other processes) a
- * 2-thread context on a 2-core machine ran 8–25× slower than 1 thread (see BENCHMARKS.md).
- */
-export const autoThreads = (cores: number = availableCores()): number => Math.max(1, cores - 1)
-
-// ---------------------------------------------------------------------------------------------
-// Loading and generating
+// Chat history, finish reasons, text buffering
 // ---------------------------------------------------------------------------------------------
 
 const toHistory = (request: GenerateRequest): Array<ChatHistoryItem> => {
@@ -308,165 +195,289 @@ interface SequenceSlot {
   readonly chat: LlamaChat
 }
 
-const generateOn = (
-  lib: NodeLlamaCpp,
-  model: LlamaModel,
-  context: LlamaContext,
-  sequences: Queue.Queue<SequenceSlot>,
-  request: GenerateRequest,
-  instance: string | undefined
-): Stream.Stream<LoaderEvent, BackendError> =>
-  Stream.asyncPush<LoaderEvent, BackendError>((emit) =>
-    Effect.flatMap(
-      // A disposed sequence frees its slot asynchronously (an immediate getSequence() can still
-      // throw "No sequences left"), so sequences are created once and handed round; LlamaChat also
-      // reuses the prompt prefix a sequence already holds.
-      Effect.acquireRelease(Queue.take(sequences), (slot) => Queue.offer(sequences, slot)),
-      ({ chat }) =>
-        Effect.acquireRelease(
-          Effect.try({
-            try: () => {
-              const controller = new AbortController()
-              const history = toHistory(request)
-              const promptTokens = chat.chatWrapper.generateContextState({ chatHistory: history }).contextText
-                .tokenize(model.tokenizer).length
-              let completionTokens = 0
-              const buffer = makeTextBuffer((text) => emit.single({ _tag: "Text", text }))
-              const mark = recentLogs.length
-              const promise = chat.generateResponse(history, {
-                signal: controller.signal,
-                stopOnAbortSignal: true,
-                maxTokens: request.maxTokens ?? context.contextSize,
-                ...(request.temperature !== undefined ? { temperature: request.temperature } : {}),
-                ...(request.topP !== undefined ? { topP: request.topP } : {}),
-                ...(request.topK !== undefined ? { topK: request.topK } : {}),
-                ...(request.seed !== undefined ? { seed: request.seed } : {}),
-                ...(request.stop !== undefined && request.stop.length > 0 ? { customStopTriggers: request.stop } : {}),
-                onToken: (tokens) => {
-                  completionTokens += tokens.length
-                },
-                onTextChunk: buffer.push
-              }).then(
-                (response) => {
-                  buffer.flush()
-                  emit.single({
-                    _tag: "Done",
-                    text: response.response,
-                    promptTokens,
-                    completionTokens,
-                    finishReason: finishReason(response)
-                  })
-                  emit.end()
-                },
-                (e) => {
-                  buffer.flush()
-                  emit.fail(toBackendError("generate", instance, mark)(e))
-                }
-              )
-              return { controller, promise, buffer }
-            },
-            catch: toBackendError("generate", instance)
-          }),
-          // stopOnAbortSignal ends generation after the current token; then the sequence goes back to the queue
-          ({ controller, promise, buffer }) =>
-            Effect.promise(async () => {
-              controller.abort()
-              await promise
-              buffer.cancel()
-            })
-        )
-    ), { bufferSize: "unbounded" }).pipe(Stream.withSpan("LlamaLoader.generate"))
+/** Hooks the worker process uses; the in-process loader needs none. */
+export interface LoaderHooks {
+  /** Every llama.cpp warning or error line, as it is logged. */
+  readonly onLog?: (line: string) => void
+}
 
-/** Loads a validated file and creates its context; the scope's end disposes both. */
-export const load = (
-  path: string,
-  options: LoadOptions,
-  instance?: string
-): Effect.Effect<LoadedModelHandle, DeviceUnavailable | BackendError, import("effect/Scope").Scope> =>
-  Effect.gen(function*() {
-    const lib = yield* Effect.promise(importLibrary)
-    const { llama } = yield* runtime(options.device)
-    const mark = recentLogs.length
-    const model = yield* Effect.acquireRelease(
-      Effect.tryPromise({
-        try: (signal) =>
-          llama.loadModel({
-            modelPath: path,
-            useMmap: true,
-            gpuLayers: llama.gpu === false ? 0 : options.gpuLayers,
-            loadSignal: signal
-          }),
-        catch: toBackendError("load model", instance, mark)
-      }),
-      (m) => Effect.promise(() => m.dispose())
-    ).pipe(Effect.withSpan("LlamaLoader.loadModel", { attributes: { path } }))
-    const context = yield* Effect.acquireRelease(
-      Effect.tryPromise({
-        try: () =>
-          model.createContext({
-            contextSize: options.contextSize === "auto"
-              ? { max: Math.min(options.contextSizeCap, model.trainContextSize) }
-              : options.contextSize,
-            sequences: options.sequences,
-            threads: options.threads
-          }),
-        catch: toBackendError("create context", instance, mark)
-      }),
-      (c) => Effect.promise(() => c.dispose())
-    ).pipe(Effect.withSpan("LlamaLoader.createContext", { attributes: { path } }))
-    // The chat wrapper is resolved once per model: `new LlamaChat()` with the default "auto" wrapper
-    // re-resolves it from the Jinja template every time, which cost ~250 ms per request here.
-    const sequences = yield* Queue.bounded<SequenceSlot>(options.sequences)
-    yield* Effect.acquireRelease(
-      Effect.try({
-        try: () => {
-          const chatWrapper = lib.resolveChatWrapper(model)
-          const slots: Array<SequenceSlot> = []
-          for (let i = 0; i < options.sequences; i++) {
-            const sequence = context.getSequence()
-            slots.push({ sequence, chat: new lib.LlamaChat({ contextSequence: sequence, chatWrapper, autoDisposeSequence: false }) })
+/** Extra callbacks for one generation. */
+export interface GenerateHooks {
+  /** The prompt is rendered (chat template) and tokenized: generation proper starts. */
+  readonly onPrepared?: (promptTokens: number) => void
+  /** After each text chunk (the worker's test-only crash hook). */
+  readonly onText?: () => void
+}
+
+/** A loaded model with the in-process extras the worker needs. */
+export interface InProcessModel extends LoadedModelHandle {
+  readonly generateWith: (request: GenerateRequest, hooks: GenerateHooks) => Stream.Stream<LoaderEvent, BackendError>
+}
+
+/** A loader over node-llama-cpp in this process, with its own Llamas and log buffer. */
+export const makeInProcessLoader = (hooks: LoaderHooks = {}) => {
+  const logs = new LogBuffer(hooks.onLog)
+  // keyed by the device setting; "auto" and the device it resolves to end up sharing one Llama
+  const runtimes = new Map<string, Promise<Runtime>>()
+  const llamas = new Map<LlamaGpuType, Promise<Llama>>()
+
+  const llamaFor = (lib: NodeLlamaCpp, gpu: LlamaGpuType): Promise<Llama> => {
+    let p = llamas.get(gpu)
+    if (p === undefined) {
+      p = lib.getLlama({
+        gpu,
+        build: "never",
+        progressLogs: false,
+        logLevel: lib.LlamaLogLevel.warn,
+        logger: (level, message) => {
+          if (level === lib.LlamaLogLevel.error || level === lib.LlamaLogLevel.warn || level === lib.LlamaLogLevel.fatal) {
+            logs.remember(message)
           }
-          for (const slot of slots) Queue.unsafeOffer(sequences, slot)
-          return slots
-        },
-        catch: toBackendError("create context sequences", instance)
-      }),
-      (slots) => Effect.sync(() => slots.forEach((slot) => slot.chat.dispose()))
-    )
+        }
+      })
+      llamas.set(gpu, p)
+      p.catch(() => llamas.delete(gpu))
+    }
+    return p
+  }
+
+  const resolveRuntime = async (setting: LoadOptions["device"]): Promise<Runtime> => {
+    const lib = await importLibrary()
+    const supported = (await lib.getLlamaGpuTypes("supported")).map((g): Device => (g === false ? "cpu" : g))
+    const available = GPU_ORDER.filter((d) => supported.includes(d))
+    if (setting === "cpu") {
+      const llama = await llamaFor(lib, false)
+      return { llama, info: await describeRuntime(llama, "cpu", "device = cpu in the config", []) }
+    }
+    if (setting !== "auto") {
+      if (!available.includes(setting)) {
+        throw new DeviceUnavailable({
+          device: setting,
+          reason: `no ${NAMES[setting]} driver or library found on this machine`,
+          available: [...available, "cpu"]
+        })
+      }
+      const llama = await llamaFor(lib, setting).catch((e) => {
+        throw new DeviceUnavailable({ device: setting, reason: describe(e), available: [...available, "cpu"] })
+      })
+      if (llama.gpu !== setting) {
+        throw new DeviceUnavailable({ device: setting, reason: `llama.cpp started on ${String(llama.gpu)}`, available: [...available, "cpu"] })
+      }
+      return { llama, info: await describeRuntime(llama, setting, `device = ${setting} in the config`, []) }
+    }
+    // auto: CUDA, then Metal, then Vulkan, then the CPU; only devices whose drivers exist are tried
+    // (trying one that is absent costs ~1 s and prints a warning)
+    const warnings: Array<string> = []
+    for (const device of available) {
+      try {
+        const llama = await llamaFor(lib, device)
+        if (llama.gpu === device) {
+          return { llama, info: await describeRuntime(llama, device, `auto: ${NAMES[device]} is the best device found`, warnings) }
+        }
+      } catch (e) {
+        warnings.push(`${NAMES[device]} drivers are present but llama.cpp could not use them: ${describe(e)}`)
+      }
+    }
+    const llama = await llamaFor(lib, false)
+    warnings.push("no usable GPU (CUDA, Metal or Vulkan) found: running on the CPU, which is much slower for large models")
     return {
-      path,
-      sizeBytes: model.size,
-      vramBytes: 0,
-      contextSize: context.contextSize,
-      generate: (request) => generateOn(lib, model, context, sequences, request, instance)
-    } satisfies LoadedModelHandle
-  })
+      llama,
+      info: await describeRuntime(
+        llama,
+        "cpu",
+        available.length === 0 ? "auto: no GPU driver found, so the CPU" : "auto: every GPU failed, so the CPU",
+        warnings
+      )
+    }
+  }
 
-/** RAM/VRAM needs from node-llama-cpp's GgufInsights (reads the header, loads nothing). */
-export const memoryNeeds = (
-  path: string,
-  options: { readonly device: LoadOptions["device"]; readonly gpuLayers: "auto" | number; readonly contextSize: number }
-): Effect.Effect<MemoryNeeds, DeviceUnavailable | BackendError> =>
-  Effect.gen(function*() {
-    const lib = yield* Effect.promise(importLibrary)
-    const { llama } = yield* runtime(options.device)
-    return yield* Effect.tryPromise({
-      try: async () => {
-        const info = await lib.readGgufFileInfo(path, { readTensorInfo: true })
-        const insights = await lib.GgufInsights.from(info, llama)
-        const gpuLayers = llama.gpu === false ? 0 : options.gpuLayers === "auto" ? insights.totalLayers : options.gpuLayers
-        const contextSize = Math.min(options.contextSize, insights.trainContextSize ?? options.contextSize)
-        const m = insights.estimateModelResourceRequirements({ gpuLayers })
-        const c = insights.estimateContextResourceRequirements({ contextSize, modelGpuLayers: gpuLayers, sequences: 1 })
-        return { contextSize, ramBytes: m.cpuRam + c.cpuRam, vramBytes: m.gpuVram + c.gpuVram }
+  /** The runtime for a device setting, created once per loader. */
+  const runtime = (setting: LoadOptions["device"]): Effect.Effect<Runtime, DeviceUnavailable | BackendError> =>
+    Effect.tryPromise({
+      try: () => {
+        let p = runtimes.get(setting)
+        if (p === undefined) {
+          p = resolveRuntime(setting)
+          runtimes.set(setting, p)
+          p.catch(() => runtimes.delete(setting))
+        }
+        return p
       },
-      catch: toBackendError("estimate memory")
-    })
-  }).pipe(Effect.withSpan("LlamaLoader.memoryNeeds", { attributes: { path } }))
+      catch: (e) => (e instanceof DeviceUnavailable ? e : toBackendError("start llama.cpp")(e))
+    }).pipe(Effect.withSpan("LlamaLoader.runtime", { attributes: { device: setting } }))
 
-/** The live loader. */
-export const makeLoader = (): LlamaLoaderService => ({
-  runtime: (device) => Effect.map(runtime(device), (r) => r.info),
-  load: (path, options) => load(path, options),
-  memoryNeeds
-})
+  const generateOn = (
+    lib: NodeLlamaCpp,
+    model: LlamaModel,
+    context: LlamaContext,
+    sequences: Queue.Queue<SequenceSlot>,
+    request: GenerateRequest,
+    instance: string | undefined,
+    hooks: GenerateHooks
+  ): Stream.Stream<LoaderEvent, BackendError> =>
+    Stream.asyncPush<LoaderEvent, BackendError>((emit) =>
+      Effect.flatMap(
+        // A disposed sequence frees its slot asynchronously (an immediate getSequence() can still
+        // throw "No sequences left"), so sequences are created once and handed round; LlamaChat also
+        // reuses the prompt prefix a sequence already holds.
+        Effect.acquireRelease(Queue.take(sequences), (slot) => Queue.offer(sequences, slot)),
+        ({ chat }) =>
+          Effect.acquireRelease(
+            Effect.try({
+              try: () => {
+                const controller = new AbortController()
+                const history = toHistory(request)
+                const promptTokens = chat.chatWrapper.generateContextState({ chatHistory: history }).contextText
+                  .tokenize(model.tokenizer).length
+                hooks.onPrepared?.(promptTokens)
+                let completionTokens = 0
+                const buffer = makeTextBuffer((text) => {
+                  emit.single({ _tag: "Text", text })
+                  hooks.onText?.()
+                })
+                const mark = logs.mark
+                const promise = chat.generateResponse(history, {
+                  signal: controller.signal,
+                  stopOnAbortSignal: true,
+                  maxTokens: request.maxTokens ?? context.contextSize,
+                  ...(request.temperature !== undefined ? { temperature: request.temperature } : {}),
+                  ...(request.topP !== undefined ? { topP: request.topP } : {}),
+                  ...(request.topK !== undefined ? { topK: request.topK } : {}),
+                  ...(request.seed !== undefined ? { seed: request.seed } : {}),
+                  ...(request.stop !== undefined && request.stop.length > 0 ? { customStopTriggers: request.stop } : {}),
+                  onToken: (tokens) => {
+                    completionTokens += tokens.length
+                  },
+                  onTextChunk: buffer.push
+                }).then(
+                  (response) => {
+                    buffer.flush()
+                    emit.single({
+                      _tag: "Done",
+                      text: response.response,
+                      promptTokens,
+                      completionTokens,
+                      finishReason: finishReason(response)
+                    })
+                    emit.end()
+                  },
+                  (e) => {
+                    buffer.flush()
+                    emit.fail(toBackendError("generate", instance, logs.since(mark))(e))
+                  }
+                )
+                return { controller, promise, buffer }
+              },
+              catch: toBackendError("generate", instance)
+            }),
+            // stopOnAbortSignal ends generation after the current token; then the sequence goes back to the queue
+            ({ controller, promise, buffer }) =>
+              Effect.promise(async () => {
+                controller.abort()
+                await promise
+                buffer.cancel()
+              })
+          )
+      ), { bufferSize: "unbounded" }).pipe(Stream.withSpan("LlamaLoader.generate"))
+
+  /** Loads a validated file and creates its context; the scope's end disposes both. */
+  const load = (
+    path: string,
+    options: LoadOptions,
+    loadHooks: { readonly onPreparing?: () => void } = {}
+  ): Effect.Effect<InProcessModel, DeviceUnavailable | BackendError, Scope.Scope> =>
+    Effect.gen(function*() {
+      const lib = yield* Effect.promise(importLibrary)
+      const { llama } = yield* runtime(options.device)
+      const instance = options.instance
+      const mark = logs.mark
+      const model = yield* Effect.acquireRelease(
+        Effect.tryPromise({
+          try: (signal) =>
+            llama.loadModel({
+              modelPath: path,
+              useMmap: true,
+              gpuLayers: llama.gpu === false ? 0 : options.gpuLayers,
+              loadSignal: signal
+            }),
+          catch: (e) => toBackendError("load model", instance, logs.since(mark))(e)
+        }),
+        (m) => Effect.promise(() => m.dispose())
+      ).pipe(Effect.withSpan("LlamaLoader.loadModel", { attributes: { path } }))
+      const context = yield* Effect.acquireRelease(
+        Effect.tryPromise({
+          try: () =>
+            model.createContext({
+              contextSize: options.contextSize === "auto"
+                ? { max: Math.min(options.contextSizeCap, model.trainContextSize) }
+                : options.contextSize,
+              sequences: options.sequences,
+              threads: options.threads
+            }),
+          catch: (e) => toBackendError("create context", instance, logs.since(mark))(e)
+        }),
+        (c) => Effect.promise(() => c.dispose())
+      ).pipe(Effect.withSpan("LlamaLoader.createContext", { attributes: { path } }))
+      // The chat wrapper is resolved once per model: `new LlamaChat()` with the default "auto" wrapper
+      // re-resolves it from the Jinja template every time, which cost ~250 ms per request here.
+      const sequences = yield* Queue.bounded<SequenceSlot>(options.sequences)
+      yield* Effect.acquireRelease(
+        Effect.try({
+          try: () => {
+            loadHooks.onPreparing?.()
+            const chatWrapper = lib.resolveChatWrapper(model)
+            const slots: Array<SequenceSlot> = []
+            for (let i = 0; i < options.sequences; i++) {
+              const sequence = context.getSequence()
+              slots.push({ sequence, chat: new lib.LlamaChat({ contextSequence: sequence, chatWrapper, autoDisposeSequence: false }) })
+            }
+            for (const slot of slots) Queue.unsafeOffer(sequences, slot)
+            return slots
+          },
+          catch: toBackendError("create context sequences", instance)
+        }),
+        (slots) => Effect.sync(() => slots.forEach((slot) => slot.chat.dispose()))
+      )
+      return {
+        path,
+        sizeBytes: model.size,
+        vramBytes: 0,
+        contextSize: context.contextSize,
+        generate: (request) => generateOn(lib, model, context, sequences, request, instance, {}),
+        generateWith: (request, hooks) => generateOn(lib, model, context, sequences, request, instance, hooks),
+        alive: Effect.succeed(true)
+      } satisfies InProcessModel
+    })
+
+  /** RAM/VRAM needs from node-llama-cpp's GgufInsights (reads the header, loads nothing). */
+  const memoryNeeds = (
+    path: string,
+    options: { readonly device: LoadOptions["device"]; readonly gpuLayers: "auto" | number; readonly contextSize: number }
+  ): Effect.Effect<MemoryNeeds, DeviceUnavailable | BackendError> =>
+    Effect.gen(function*() {
+      const lib = yield* Effect.promise(importLibrary)
+      const { llama } = yield* runtime(options.device)
+      return yield* Effect.tryPromise({
+        try: async () => {
+          const info = await lib.readGgufFileInfo(path, { readTensorInfo: true })
+          const insights = await lib.GgufInsights.from(info, llama)
+          const gpuLayers = llama.gpu === false ? 0 : options.gpuLayers === "auto" ? insights.totalLayers : options.gpuLayers
+          const contextSize = Math.min(options.contextSize, insights.trainContextSize ?? options.contextSize)
+          const m = insights.estimateModelResourceRequirements({ gpuLayers })
+          const c = insights.estimateContextResourceRequirements({ contextSize, modelGpuLayers: gpuLayers, sequences: 1 })
+          return { contextSize, ramBytes: m.cpuRam + c.cpuRam, vramBytes: m.gpuVram + c.gpuVram }
+        },
+        catch: toBackendError("estimate memory")
+      })
+    }).pipe(Effect.withSpan("LlamaLoader.memoryNeeds", { attributes: { path } }))
+
+  const service: LlamaLoaderService = {
+    runtime: (device) => Effect.map(runtime(device), (r) => r.info),
+    load: (path, options) => load(path, options),
+    memoryNeeds
+  }
+  return { service, load, runtime, memoryNeeds }
+}
+
+/** The in-process loader (`isolation = "none"`). */
+export const makeLoader = (): LlamaLoaderService => makeInProcessLoader().service

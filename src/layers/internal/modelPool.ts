@@ -42,6 +42,11 @@ export interface ModelPool<V, E> {
   readonly entries: Effect.Effect<ReadonlyArray<PoolEntryInfo<V>>>
   /** Unloads `key` once nobody uses it (waits for current users); no-op when not loaded. */
   readonly unload: (key: string) => Effect.Effect<void>
+  /**
+   * Forgets `key` now (its value is dead, e.g. its worker process crashed): the next acquire loads
+   * it again; current users keep their lease, and the old entry closes when the last one leaves.
+   */
+  readonly invalidate: (key: string) => Effect.Effect<void>
 }
 
 interface Entry<V, E> {
@@ -53,6 +58,7 @@ interface Entry<V, E> {
   lastUsed: number
   /** Bumped on every acquire, so a stale idle timer does nothing. */
   generation: number
+  closed: boolean
   timer: Fiber.RuntimeFiber<void> | undefined
 }
 
@@ -83,6 +89,8 @@ export const make = <V, E>(options: {
     const close = (entry: Entry<V, E>) =>
       Effect.suspend(() => {
         if (entries.get(entry.key) === entry) entries.delete(entry.key)
+        if (entry.closed) return Effect.void
+        entry.closed = true
         const timer = entry.timer
         entry.timer = undefined
         return Effect.zipRight(
@@ -140,6 +148,7 @@ export const make = <V, E>(options: {
           users: 1,
           lastUsed: yield* Clock.currentTimeMillis,
           generation: 0,
+          closed: false,
           timer: undefined
         }
         entries.set(key, entry)
@@ -156,7 +165,9 @@ export const make = <V, E>(options: {
       lock.withPermits(1)(Effect.gen(function*() {
         entry.users--
         entry.lastUsed = yield* Clock.currentTimeMillis
-        if (entry.users > 0 || entries.get(entry.key) !== entry) return
+        if (entry.users > 0) return
+        // invalidated while in use: its last user closes it
+        if (entries.get(entry.key) !== entry) return yield* close(entry)
         const generation = entry.generation
         entry.timer = yield* Effect.sleep(ttl).pipe(
           Effect.zipRight(lock.withPermits(1)(Effect.suspend(() =>
@@ -211,6 +222,13 @@ export const make = <V, E>(options: {
           Effect.flatMap(Option.match({ onNone: () => Effect.void, onSome: (latch) => Effect.zipRight(Deferred.await(latch), attempt) }))
         )
         return attempt
-      }
+      },
+      invalidate: (key) =>
+        lock.withPermits(1)(Effect.suspend(() => {
+          const entry = entries.get(key)
+          if (entry === undefined) return Effect.void
+          entries.delete(key)
+          return entry.users === 0 ? close(entry) : signal
+        }))
     }
   })

@@ -1,0 +1,106 @@
+/**
+ * The messages between the host and a GGUF worker process (`ggufWorkerMain.ts`), as Schemas: every
+ * message is encoded before `process.send` and decoded (and checked) on arrival, on both sides.
+ * One worker holds at most one model; requests on it carry an `id`.
+ */
+import * as Schema from "effect/Schema"
+import { BackendError, DeviceUnavailable } from "../../domain/Errors.js"
+import { FinishReason, GenerateRequest } from "../../domain/Types.js"
+
+const Device = Schema.Literal("auto", "cuda", "metal", "vulkan", "cpu")
+const AutoOrNumber = Schema.Union(Schema.Literal("auto"), Schema.Number)
+
+/** `LoadOptions` on the wire. */
+export const WireLoadOptions = Schema.Struct({
+  device: Device,
+  threads: Schema.Number,
+  contextSize: AutoOrNumber,
+  contextSizeCap: Schema.Number,
+  gpuLayers: AutoOrNumber,
+  sequences: Schema.Number,
+  instance: Schema.optional(Schema.String),
+  model: Schema.optional(Schema.String)
+})
+
+/** Host → worker. */
+export const ToWorker = Schema.Union(
+  Schema.TaggedStruct("Load", { path: Schema.String, options: WireLoadOptions }),
+  Schema.TaggedStruct("Generate", { id: Schema.Number, request: GenerateRequest }),
+  /** Stop generation `id`; the worker answers `Stopped` (or the request's `Done`/`Failed`). */
+  Schema.TaggedStruct("Cancel", { id: Schema.Number }),
+  Schema.TaggedStruct("Runtime", { id: Schema.Number, device: Device }),
+  Schema.TaggedStruct("MemoryNeeds", {
+    id: Schema.Number,
+    path: Schema.String,
+    device: Device,
+    gpuLayers: AutoOrNumber,
+    contextSize: Schema.Number
+  })
+)
+/** Host → worker. */
+export type ToWorker = typeof ToWorker.Type
+
+const WorkerError = Schema.Union(BackendError, DeviceUnavailable)
+
+const RuntimeInfo = Schema.Struct({
+  device: Schema.Literal("cuda", "metal", "vulkan", "cpu"),
+  reason: Schema.String,
+  binary: Schema.Literal("prebuilt", "local build"),
+  libraryVersion: Schema.optional(Schema.String),
+  llamaCppRelease: Schema.optional(Schema.String),
+  gpuNames: Schema.Array(Schema.String),
+  vramTotalBytes: Schema.optional(Schema.Number),
+  vramFreeBytes: Schema.optional(Schema.Number),
+  warnings: Schema.Array(Schema.String)
+})
+
+/** Worker → host. */
+export const FromWorker = Schema.Union(
+  /** The worker is listening (sent once, first). */
+  Schema.TaggedStruct("Ready", {}),
+  /** The weights and context are loaded; the chat template is rendered next (its budget starts). */
+  Schema.TaggedStruct("Preparing", {}),
+  Schema.TaggedStruct("Loaded", { sizeBytes: Schema.Number, vramBytes: Schema.Number, contextSize: Schema.Number }),
+  /** The prompt of `id` is rendered and tokenized: its preparation budget stops counting. */
+  Schema.TaggedStruct("Prepared", { id: Schema.Number, promptTokens: Schema.Number }),
+  Schema.TaggedStruct("Text", { id: Schema.Number, text: Schema.String }),
+  Schema.TaggedStruct("Done", {
+    id: Schema.Number,
+    text: Schema.String,
+    promptTokens: Schema.Number,
+    completionTokens: Schema.Number,
+    finishReason: FinishReason
+  }),
+  Schema.TaggedStruct("Stopped", { id: Schema.Number }),
+  /** `id` absent: the load failed. */
+  Schema.TaggedStruct("Failed", { id: Schema.optional(Schema.Number), error: WorkerError }),
+  Schema.TaggedStruct("RuntimeInfo", { id: Schema.Number, info: RuntimeInfo }),
+  Schema.TaggedStruct("MemoryNeedsInfo", {
+    id: Schema.Number,
+    contextSize: Schema.Number,
+    ramBytes: Schema.Number,
+    vramBytes: Schema.Number
+  })
+)
+/** Worker → host. */
+export type FromWorker = typeof FromWorker.Type
+
+/** Encodes for `process.send` (JSON-serializable). */
+export const encodeToWorker = Schema.encodeSync(ToWorker)
+/** Decodes what the host sent. */
+export const decodeToWorker = Schema.decodeUnknownEither(ToWorker)
+/** Encodes for `process.send` (JSON-serializable). */
+export const encodeFromWorker = Schema.encodeSync(FromWorker)
+/** Decodes what the worker sent. */
+export const decodeFromWorker = Schema.decodeUnknownEither(FromWorker)
+
+/**
+ * Test-only hooks of the worker, a comma-separated list of `phase:match` for files whose path
+ * contains `match`: `load` / `generate` call `process.abort()` while loading / after the first
+ * text; `stall-load` blocks the worker's thread for good while loading. Read from the worker's
+ * environment only; nothing sets it outside the test suite.
+ */
+export const TEST_ABORT_ENV = "LLMSPELL_TEST_WORKER_ABORT"
+
+/** Test-only: a file the worker appends `<pid> load <path>` / `<pid> preparing` / `<pid> generate <id>` to, so tests know where it is. */
+export const TEST_TRACE_ENV = "LLMSPELL_TEST_WORKER_TRACE"

@@ -1,0 +1,114 @@
+/**
+ * LlamaLoader: the one seam between the GGUF backend (model pool, request queueing, timings,
+ * store) and llama.cpp itself (load a file, generate on a context sequence, describe the runtime).
+ * Live: `layers/LlamaLoaderLive.ts` — llama.cpp in a supervised worker process per loaded model
+ * (`isolation = "process"`) or in this process (`"none"`). Tests swap in `LlamaLoaderMock` to
+ * drive the pool with TestClock.
+ */
+import * as Context from "effect/Context"
+import type * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
+import type * as Stream from "effect/Stream"
+import type { GgufInstanceConfig } from "../domain/ConfigSchema.js"
+import type { BackendCrashed, BackendError, DeviceUnavailable } from "../domain/Errors.js"
+import type { FinishReason, GenerateRequest } from "../domain/Types.js"
+
+/** A compute device llama.cpp can run on. */
+export type Device = "cuda" | "metal" | "vulkan" | "cpu"
+
+/** The llama.cpp runtime of this process, as `model status` reports it. */
+export interface RuntimeInfo {
+  readonly device: Device
+  /** Why this device: asked for explicitly, or the best one `auto` found. */
+  readonly reason: string
+  readonly binary: "prebuilt" | "local build"
+  /** node-llama-cpp's version and the llama.cpp release its binary was built from. */
+  readonly libraryVersion?: string | undefined
+  readonly llamaCppRelease?: string | undefined
+  readonly gpuNames: ReadonlyArray<string>
+  readonly vramTotalBytes?: number | undefined
+  readonly vramFreeBytes?: number | undefined
+  readonly warnings: ReadonlyArray<string>
+}
+
+/** Where llama.cpp runs: a worker process per loaded model (a crash is an error), or this process. */
+export type Isolation = "process" | "none"
+
+/** How to load a model: everything already resolved from the instance config (no "auto" threads). */
+export interface LoadOptions {
+  /** Default "process". */
+  readonly isolation?: Isolation | undefined
+  /** The instance loading it, named in errors. */
+  readonly instance?: string | undefined
+  /** The model's name as the user gave it, named in errors (defaults to the path). */
+  readonly model?: string | undefined
+  readonly device: GgufInstanceConfig["device"]
+  readonly threads: number
+  /** Per sequence; "auto" lets the loader fit it to memory, up to `contextSizeCap`. */
+  readonly contextSize: "auto" | number
+  readonly contextSizeCap: number
+  readonly gpuLayers: "auto" | number
+  /** Context sequences: requests the loaded model serves at once. */
+  readonly sequences: number
+}
+
+/** What the loader reports while generating on one sequence. */
+export type LoaderEvent =
+  | { readonly _tag: "Text"; readonly text: string }
+  | {
+    readonly _tag: "Done"
+    readonly text: string
+    readonly promptTokens: number
+    readonly completionTokens: number
+    readonly finishReason: FinishReason
+  }
+
+/** A model in memory with its context; lives as long as the scope it was loaded in. */
+export interface LoadedModelHandle {
+  readonly path: string
+  readonly sizeBytes: number
+  readonly vramBytes: number
+  /** Per sequence. */
+  readonly contextSize: number
+  /**
+   * Generates on a free context sequence, waiting for one when all `sequences` are busy.
+   * Interrupting the stream stops generation and gives the sequence back.
+   */
+  readonly generate: (request: GenerateRequest) => Stream.Stream<LoaderEvent, BackendError | BackendCrashed>
+  /** False once the worker process running it has died (always true in-process). */
+  readonly alive: Effect.Effect<boolean>
+}
+
+/** Memory a model needs at a context size, from node-llama-cpp's GgufInsights. */
+export interface MemoryNeeds {
+  readonly contextSize: number
+  readonly ramBytes: number
+  readonly vramBytes: number
+}
+
+/** Loads model files into llama.cpp and describes the runtime. Only ever given validated files. */
+export interface LlamaLoaderService {
+  /** The runtime for a device setting (in a short-lived worker, or this process's Llama with isolation "none"). */
+  readonly runtime: (
+    device: GgufInstanceConfig["device"],
+    isolation?: Isolation
+  ) => Effect.Effect<RuntimeInfo, DeviceUnavailable | BackendError>
+  /** Loads a model (mmap) and creates its context; closing the scope unloads both. */
+  readonly load: (
+    path: string,
+    options: LoadOptions
+  ) => Effect.Effect<LoadedModelHandle, DeviceUnavailable | BackendError | BackendCrashed, Scope.Scope>
+  /** RAM/VRAM the model needs at a context size, without loading it. */
+  readonly memoryNeeds: (
+    path: string,
+    options: {
+      readonly device: GgufInstanceConfig["device"]
+      readonly gpuLayers: "auto" | number
+      readonly contextSize: number
+      readonly isolation?: Isolation | undefined
+    }
+  ) => Effect.Effect<MemoryNeeds, DeviceUnavailable | BackendError>
+}
+
+/** The loader's tag. */
+export class LlamaLoader extends Context.Tag("llmspell/LlamaLoader")<LlamaLoader, LlamaLoaderService>() {}
