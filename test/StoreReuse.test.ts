@@ -4,6 +4,7 @@
  * shows the listing only, never a file transfer.
  */
 import * as Effect from "effect/Effect"
+import * as TestContext from "effect/TestContext"
 import { stat, readFile, mkdtemp, rm } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -45,6 +46,9 @@ const stores = (over: Partial<StoresConfig> = {}): StoresConfig => ({
 const downloaderOver = (config: StoresConfig) =>
   ModelDownloaderLive.make(hubConfig(hub), { existingBlob: ModelStoreLive.make(config).findBlob })
 
+/** Runs a pull under the TestClock (the harness moves it when the wire is quiet). */
+const runPull = <A, E>(effect: Effect.Effect<A, E>) => Effect.runPromise(Effect.provide(effect, TestContext.TestContext))
+
 const fileDownloads = () => hub.requests.filter((r) => r.server === "cdn" || r.url.includes("/resolve/"))
 
 describe("pull satisfied by bytes already on the machine", () => {
@@ -57,7 +61,7 @@ describe("pull satisfied by bytes already on the machine", () => {
     })
     const store = await tempStore()
     try {
-      const { error, events } = await Effect.runPromise(pullAll(downloaderOver(stores()), "org/reuse:Q4_K_M", store, hub))
+      const { error, events } = await runPull(pullAll(downloaderOver(stores()), "org/reuse:Q4_K_M", store, hub))
       expect(error).toBeUndefined()
       const done = events.at(-1)!
       expect(done.result).toMatchObject({ satisfiedFrom: "hf-cache", downloadedBytes: 0, sizeBytes: bytes.length })
@@ -68,7 +72,7 @@ describe("pull satisfied by bytes already on the machine", () => {
       expect(ours.ino).toBe(theirs.ino)
       // a later pull trusts it like any verified file
       hub.resetStats()
-      const again = await Effect.runPromise(pullAll(downloaderOver(stores()), "org/reuse:Q4_K_M", store, hub))
+      const again = await runPull(pullAll(downloaderOver(stores()), "org/reuse:Q4_K_M", store, hub))
       expect(again.events.at(-1)!.result).toMatchObject({ alreadyPresent: true, downloadedBytes: 0 })
       expect(hub.requests).toEqual([])
     } finally {
@@ -80,7 +84,7 @@ describe("pull satisfied by bytes already on the machine", () => {
     const ollama = await ollamaModel(fixtureRoots(home).ollama, { model: "reuse", gguf: bytes })
     const store = await tempStore()
     try {
-      const { error, events } = await Effect.runPromise(
+      const { error, events } = await runPull(
         pullAll(downloaderOver(stores()), "org/reuse:Q4_K_M", store, hub, { copy: true })
       )
       expect(error).toBeUndefined()
@@ -98,7 +102,7 @@ describe("pull satisfied by bytes already on the machine", () => {
     await ollamaModel(fixtureRoots(home).ollama, { model: "reuse", gguf: bytes })
     const store = await tempStore()
     try {
-      const { error, events } = await Effect.runPromise(
+      const { error, events } = await runPull(
         pullAll(downloaderOver(stores({ ollama: false, hfCache: false })), "org/reuse:Q4_K_M", store, hub)
       )
       expect(error).toBeUndefined()

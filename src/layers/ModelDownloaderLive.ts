@@ -795,7 +795,8 @@ export const make = (hub: HubConfig, internals: DownloaderInternals = {}): Model
           const found = yield* internals.existingBlob(p.file.sha256, store).pipe(
             Effect.orElseSucceed(() => Option.none<StoredBlob>())
           )
-          if (Option.isNone(found) || found.value.sizeBytes !== p.file.size) continue
+          // never the target itself (a file in place that failed its check is downloaded again, not re-linked)
+          if (Option.isNone(found) || found.value.sizeBytes !== p.file.size || path.resolve(found.value.path) === p.target) continue
           if ((yield* ggufProblem(found.value.path, i === 0)) !== undefined) continue
           const placed = yield* Effect.tryPromise({
             try: () => placeExisting(found.value, p.target, p.file.sha256!, options.copy === true),

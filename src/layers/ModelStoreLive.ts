@@ -271,7 +271,8 @@ export const make = (stores: StoresConfig, pulledModels: PulledModels = manifest
           if (f.sha256 !== wanted) continue
           const location = fileLocation(store, f)
           const s = yield* Effect.promise(() => fs.stat(location).catch(() => undefined))
-          if (s?.isFile() && s.size === f.sizeBytes) {
+          // trusted as a pull trusts it: the size, and the mtime recorded with its sha256 (a changed file is not offered)
+          if (s?.isFile() && s.size === f.sizeBytes && f.mtimeMs !== undefined && s.mtimeMs === f.mtimeMs) {
             return Option.some({ store: "llmspell" as const, path: location, sizeBytes: f.sizeBytes })
           }
         }
