@@ -16,6 +16,7 @@ import * as ModelStoreLive from "../src/layers/ModelStoreLive.js"
 import { type FakeHub, ggufContent, startFakeHub } from "./fixtures/fakeHub.js"
 import { commitId, fixtureRoots, hfCacheFile, ollamaModel } from "./fixtures/foreignStores.js"
 import { dropStore, hubConfig, pullAll, tempStore } from "./support/downloaderHarness.js"
+import { ensureBuilt, isolatedEnv, runCli } from "./support/runCli.js"
 
 const bytes = ggufContent("reuse", 200_000)
 const sha = createHash("sha256").update(bytes).digest("hex")
@@ -112,4 +113,21 @@ describe("pull satisfied by bytes already on the machine", () => {
       await dropStore(store)
     }
   })
+
+  it("through the CLI: model pull says where the bytes were and that nothing was downloaded", async () => {
+    ensureBuilt()
+    await hfCacheFile(fixtureRoots(home).hfCache, {
+      repo: "someone/Other-GGUF",
+      commit: commitId("y"),
+      file: "other-Q4_K_M.gguf",
+      bytes
+    })
+    const result = await runCli(["model", "pull", "org/reuse:Q4_K_M"], {
+      cwd: home,
+      env: isolatedEnv(home, { HF_ENDPOINT: hub.url })
+    })
+    expect(result.code, result.stderr).toBe(0)
+    expect(result.stdout).toContain("org/reuse:Q4_K_M: already on this machine (hf-cache): 0 B downloaded")
+    expect(fileDownloads()).toEqual([])
+  }, 60_000)
 })
