@@ -197,6 +197,16 @@ threads = 2
     expect(c.warnings[0]).toContain("flat form")
   })
 
+  it("the worker's budgets: defaults, values from the file, and out-of-range values refused", () => {
+    const defaults = gguf(good(undefined))
+    expect([defaults.prepareTimeoutSeconds, defaults.workerMaxHeapMb]).toEqual([30, 2048])
+    const set = gguf(good(`[providers.gguf]\nprepare_timeout_seconds = 5\nworker_max_heap_mb = 512\n`))
+    expect([set.prepareTimeoutSeconds, set.workerMaxHeapMb]).toEqual([5, 512])
+    const ps = problems(`[providers.gguf]\nprepare_timeout_seconds = 0\nworker_max_heap_mb = 8\n`)
+    expect(ps).toContain(`${FILE}: providers.gguf.prepare_timeout_seconds: must be a number > 0 (got 0)`)
+    expect(ps).toContain(`${FILE}: providers.gguf.worker_max_heap_mb: must be an integer ≥ 64 (got 8)`)
+  })
+
   it("its problems name the keys as written in the file", () => {
     const ps = problems(`[providers.local.candle]\nthreads = 0\nmodel_directory = "\${NOPE_UNSET}/m"\n`)
     expect(ps).toContain(`${FILE}: providers.local.candle.threads: must be "auto" or a positive integer (got 0)`)

@@ -236,6 +236,17 @@ describe("GGUF worker: stuck requests", () => {
       expect(process.memoryUsage().rss - rssBefore).toBeLessThan(64 * 2 ** 20)
     }), 120_000)
 
+  it.scoped("the budgets come from the instance's config (prepare_timeout_seconds, worker_max_heap_mb), over the loader's defaults", () =>
+    Effect.gen(function*() {
+      const capped = yield* backendWith({ workerMaxHeapMb: 96 })
+      const error = yield* Effect.flip(Stream.runDrain(capped.generate(RUNAWAY, ask())))
+      expect(error._tag).toBe("BackendCrashed")
+      expect(error.message).toMatch(/heap out of memory/)
+      const quick = yield* backendWith({ prepareTimeoutSeconds: 3 })
+      const slow = yield* Effect.flip(Stream.runDrain(quick.generate(GOOD, huge())))
+      expect(slow.message).toContain("took longer than 3 s")
+    }), 120_000)
+
   it.scoped("interrupting a load that hangs kills the worker", () =>
     Effect.gen(function*() {
       const workerLoader = makeWorkerLoader()

@@ -98,7 +98,7 @@ describe("llmspell run with llama.cpp in a worker process", () => {
     ["while a 24 MB prompt is tokenized", "./tiny.gguf", "generate 0", "hello world, ".repeat(2_000_000)]
   ] as const)("Ctrl-C %s: exit 130 within 1.5 s, no worker left", async (_phase, model, event, stdin) => {
     const result = await interruptAt(model, event === "load" ? `load ${join(dir, model.slice(2))}` : event, stdin)
-    expect({ code: result.code, stderr: result.stderr }).toEqual({ code: 130, stderr: "" })
+    expect({ code: result.code, stderr: result.stderr }).toEqual({ code: 130, stderr: "interrupted\n" })
     expect(result.ms).toBeLessThan(1500)
     expect(alive(result.worker)).toBe(false)
   }, 120_000)

@@ -246,9 +246,8 @@ describe("bad input never ends in 'this is a bug in llmspell'", () => {
     await expectAllClean(cases)
   }, 240_000)
 
-  // @effect/cli rejects these while parsing and prints its own message (the CLI decides its wording):
-  // still exit 2, something on stderr, never a crash.
-  it("options @effect/cli itself rejects: exit 2, never a crash", async () => {
+  // @effect/cli rejects these while parsing; the CLI renders its message like every other error.
+  it("options @effect/cli itself rejects: exit 2 with error: and hint: lines, never a crash", async () => {
     const cases = [
       ["run", "-m", "present@ollama", "--max-tokens", "1.5", "hi"],
       ["run", "-m", "present@ollama", "--max-tokens", "abc", "hi"],
@@ -259,7 +258,8 @@ describe("bad input never ends in 'this is a bug in llmspell'", () => {
       ["run", "-m", "present@ollama", "--max-tokens", "99999999999999999999999", "hi"],
       ["run", "-m", "--", "hi"],
       ["model", "info", "--"],
-      ["model", "pull", "--"],      ["run", "-m", "present@ollama", "--nope", "hi"],
+      ["model", "pull", "--"],
+      ["run", "-m", "present@ollama", "--nope", "hi"],
       ["run", "-m"],
       ["run", "hi"],
       ["model", "bogus"]
@@ -267,7 +267,7 @@ describe("bad input never ends in 'this is a bug in llmspell'", () => {
     const results = await pool(cases, 3, (args) => run(args))
     const wrong = cases.flatMap((args, i) => {
       const r = results[i]!
-      return r.code === 2 && r.stderr.trim().length > 0 && !/bug in llmspell/.test(r.stderr + r.stdout)
+      return r.code === 2 && /^error: \S/m.test(r.stderr) && /^hint: \S/m.test(r.stderr) && !/ a integer|bug in llmspell/.test(r.stderr + r.stdout)
         ? []
         : [`${args.join(" ")} → ${r.code}${r.hung ? " (hung)" : ""}\n${r.stderr}${r.stdout}`]
     })

@@ -121,5 +121,6 @@ export const sanitizeForTerminal = (text: string): string => text.replace(TERMIN
 /** The plain text of @effect/cli's usage message (its help docs always carry ANSI escapes). */
 const usageText = (error: ValidationError.ValidationError): string => {
   const text = "error" in error ? HelpDoc.toAnsiText(error.error).replace(ANSI, "").trim() : ""
-  return text.length > 0 ? text.replace(/\s*\n\s*/g, " ") : "invalid command line"
+  // @effect/cli says "'abc' is not a integer"
+  return text.length > 0 ? text.replace(/\s*\n\s*/g, " ").replace(/\ba (integer|option)\b/g, "an $1") : "invalid command line"
 }

@@ -47,6 +47,10 @@ export interface GgufInstanceConfig {
   readonly parallel: number
   /** Where llama.cpp runs: a worker process per loaded model (absent = "process"), or this process. */
   readonly isolation?: "process" | "none" | undefined
+  /** Worker only: seconds a prompt's chat template + tokenizing (or the template at load) may take. */
+  readonly prepareTimeoutSeconds?: number | undefined
+  /** Worker only: the worker's JS heap cap in MiB (a runaway chat template fails fast). */
+  readonly workerMaxHeapMb?: number | undefined
   readonly options: Readonly<Record<string, unknown>>
 }
 
@@ -211,7 +215,9 @@ const GgufFields = Schema.Struct({
   idle_unload_seconds: Schema.Number.pipe(Schema.nonNegative()).annotations(must("must be a number ≥ 0")),
   max_loaded_models: positiveInt,
   parallel: positiveInt,
-  isolation: Schema.Literal("process", "none").annotations(must("must be process or none"))
+  isolation: Schema.Literal("process", "none").annotations(must("must be process or none")),
+  prepare_timeout_seconds: Schema.Number.pipe(Schema.positive()).annotations(must("must be a number > 0")),
+  worker_max_heap_mb: Schema.Int.pipe(Schema.greaterThanOrEqualTo(64)).annotations(must("must be an integer ≥ 64"))
 })
 
 const HubFields = Schema.Struct({
@@ -249,6 +255,8 @@ const NUMERIC_KEYS = new Set([
   "idle_unload_seconds",
   "max_loaded_models",
   "parallel",
+  "prepare_timeout_seconds",
+  "worker_max_heap_mb",
   "stall_timeout_seconds",
   "max_retries",
   "parallel_downloads"
@@ -276,7 +284,9 @@ const defaultsFor = (type: string, home: string): Record<string, unknown> => {
         idle_unload_seconds: 300,
         max_loaded_models: 2,
         parallel: 4,
-        isolation: "process"
+        isolation: "process",
+        prepare_timeout_seconds: 30,
+        worker_max_heap_mb: 2048
       }
     default:
       return { provider_type: type }
@@ -792,6 +802,8 @@ const validate = (
           maxLoadedModels: v.max_loaded_models,
           parallel: v.parallel,
           isolation: v.isolation,
+          prepareTimeoutSeconds: v.prepare_timeout_seconds,
+          workerMaxHeapMb: v.worker_max_heap_mb,
           options
         })
       }

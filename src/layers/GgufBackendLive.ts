@@ -117,7 +117,9 @@ export const makeBackend = (
       contextSize: instance.contextSize,
       contextSizeCap: CONTEXT_SIZE_CAP,
       gpuLayers: instance.gpuLayers,
-      sequences: instance.parallel
+      sequences: instance.parallel,
+      ...(instance.prepareTimeoutSeconds !== undefined ? { prepareTimeoutMs: instance.prepareTimeoutSeconds * 1000 } : {}),
+      ...(instance.workerMaxHeapMb !== undefined ? { maxHeapMb: instance.workerMaxHeapMb } : {})
     }
     const names = new Map<string, string>()
 

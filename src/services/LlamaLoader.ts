@@ -50,6 +50,10 @@ export interface LoadOptions {
   readonly gpuLayers: "auto" | number
   /** Context sequences: requests the loaded model serves at once. */
   readonly sequences: number
+  /** Worker only: the budget for a chat template + tokenizing (the loader's default when absent). */
+  readonly prepareTimeoutMs?: number | undefined
+  /** Worker only: the worker's heap cap in MiB (the loader's default when absent). */
+  readonly maxHeapMb?: number | undefined
 }
 
 /** What the loader reports while generating on one sequence. */

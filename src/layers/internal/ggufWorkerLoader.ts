@@ -117,7 +117,7 @@ export const makeWorkerLoader = (options: WorkerLoaderOptions = {}): LlamaLoader
 /** The worker-backed loader with its shutdown (for the spare worker). */
 export const makeWorkerLoaderWithSpare = (options: WorkerLoaderOptions = {}): WorkerLoader => {
   const maxHeapMb = options.maxHeapMb ?? WORKER_DEFAULTS.maxHeapMb
-  const prepareTimeoutMs = options.prepareTimeoutMs ?? WORKER_DEFAULTS.prepareTimeoutMs
+  const defaultPrepareTimeoutMs = options.prepareTimeoutMs ?? WORKER_DEFAULTS.prepareTimeoutMs
   const cancelGraceMs = options.cancelGraceMs ?? WORKER_DEFAULTS.cancelGraceMs
   const runtimes = new Map<string, RuntimeInfo>()
 
@@ -126,7 +126,8 @@ export const makeWorkerLoaderWithSpare = (options: WorkerLoaderOptions = {}): Wo
     ids: { next: number },
     model: string,
     instance: string | undefined,
-    request: GenerateRequest
+    request: GenerateRequest,
+    prepareTimeoutMs: number
   ): Stream.Stream<LoaderEvent, BackendError | BackendCrashed> =>
     Stream.asyncPush<LoaderEvent, BackendError | BackendCrashed>((emit) =>
       Effect.acquireRelease(
@@ -233,10 +234,14 @@ export const makeWorkerLoaderWithSpare = (options: WorkerLoaderOptions = {}): Wo
     spare = { device, scope, ready }
   }
   /** The spare when it is ready, alive and for this device (then it is handed over with its scope); else a new worker. */
-  const takeWorker = (device: LoadOptions["device"]): Effect.Effect<WorkerProcess, BackendError, Scope.Scope> =>
+  const takeWorker = (
+    device: LoadOptions["device"],
+    heapMb: number
+  ): Effect.Effect<WorkerProcess, BackendError, Scope.Scope> =>
     Effect.gen(function*() {
       const candidate = spare
-      if (candidate !== undefined && candidate.device === device) {
+      // the spare was started with the loader's heap cap: an instance with another cap starts its own
+      if (candidate !== undefined && candidate.device === device && heapMb === maxHeapMb) {
         spare = undefined
         const worker = yield* Effect.promise(() => candidate.ready)
         if (worker !== undefined && worker.isAlive()) {
@@ -245,7 +250,7 @@ export const makeWorkerLoaderWithSpare = (options: WorkerLoaderOptions = {}): Wo
         }
         yield* Scope.close(candidate.scope, Exit.void)
       }
-      return yield* spawnWorker({ maxHeapMb })
+      return yield* spawnWorker({ maxHeapMb: heapMb })
     })
   const shutdown = Effect.suspend(() => {
     closed = true
@@ -258,7 +263,8 @@ export const makeWorkerLoaderWithSpare = (options: WorkerLoaderOptions = {}): Wo
     Effect.gen(function*() {
       const model = loadOptions.model ?? path
       const instance = loadOptions.instance
-      const worker = yield* takeWorker(loadOptions.device)
+      const prepareTimeoutMs = loadOptions.prepareTimeoutMs ?? defaultPrepareTimeoutMs
+      const worker = yield* takeWorker(loadOptions.device, loadOptions.maxHeapMb ?? maxHeapMb)
       // the next load (another model, a reload after idle unload or a crash) finds a worker ready
       startSpare(loadOptions.device)
       // the weights are in; the chat template is rendered next (to pick the chat format), and a
@@ -298,7 +304,7 @@ export const makeWorkerLoaderWithSpare = (options: WorkerLoaderOptions = {}): Wo
         vramBytes: loaded.vramBytes,
         contextSize: loaded.contextSize,
         alive: Effect.sync(worker.isAlive),
-        generate: (request) => generateOn(worker, ids, model, instance, request)
+        generate: (request) => generateOn(worker, ids, model, instance, request, prepareTimeoutMs)
       } satisfies LoadedModelHandle
     }).pipe(Effect.withSpan("LlamaLoader.load", { attributes: { path, isolation: "process" } }))
 

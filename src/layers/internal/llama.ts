@@ -68,6 +68,10 @@ export const toBackendError = (operation: string, instance?: string, logs: Reado
     ? "lower context_size, gpu_layers or parallel in the config, or unload other models"
     : name === "DisposedError"
     ? "the model was unloaded while in use; run the request again"
+    : name === "NoBinaryFoundError" || /NoBinaryFound/.test(describe(e))
+    ? "node-llama-cpp has no llama.cpp build for this machine: install its prebuilt package " +
+      "(`npm install @node-llama-cpp/linux-x64` on Linux x64), or build one with `npx --no node-llama-cpp source download`; " +
+      "`llmspell model status` shows the GGUF backend's state"
     : undefined
   return new BackendError({
     backend: "gguf",
