@@ -187,7 +187,7 @@ describe("help", () => {
     expect(result.code).toBe(2)
     expect(result.stdout).toBe("")
     expect(result.stderr).toBe(
-      "error: `llmspell model` has no command 'bogus'; its commands are status, list, pull, available, info, remove, verify, install-ollama\n" +
+      "error: `llmspell model` has no command 'bogus'; its commands are status, list, pull, import, available, info, remove, verify, install-ollama\n" +
         "hint: see `llmspell model --help`\n"
     )
   })

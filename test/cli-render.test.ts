@@ -163,7 +163,7 @@ describe("help and subcommands", () => {
     expect(unknown._tag).toBe("UnknownSubcommand")
     if (unknown._tag !== "UnknownSubcommand") return
     expect(subcommandProblem(unknown)).toEqual({
-      message: "`llmspell model` has no command 'bogus'; its commands are status, list, pull, available, info, remove, verify, install-ollama",
+      message: "`llmspell model` has no command 'bogus'; its commands are status, list, pull, import, available, info, remove, verify, install-ollama",
       hint: "see `llmspell model --help`"
     })
     const typo = locate(commandTree, ["model", "lst"])

@@ -250,6 +250,29 @@ export const available = (
       a.ramBytes - b.ramBytes
     )
 
+/** A model some store on this machine holds, as the catalog matches it (by hub repo and quantization). */
+export interface PresentModel {
+  readonly repo: string
+  readonly quantization?: string | undefined
+  readonly stores: ReadonlyArray<string>
+}
+
+/** Marks the quantizations (and models) already on this machine, with the stores holding them. */
+export const markOnMachine = (
+  models: ReadonlyArray<AvailableModel>,
+  present: ReadonlyArray<PresentModel>
+): ReadonlyArray<AvailableModel> =>
+  models.map((m) => {
+    const ofRepo = present.filter((p) => p.repo.toLowerCase() === m.repo.toLowerCase())
+    if (ofRepo.length === 0) return m
+    const quantizations = m.quantizations.map((qz) => {
+      const stores = [...new Set(ofRepo.filter((p) => p.quantization?.toUpperCase() === qz.name.toUpperCase()).flatMap((p) => p.stores))]
+      return stores.length > 0 ? { ...qz, onMachine: stores } : qz
+    })
+    const stores = [...new Set(quantizations.flatMap((qz) => qz.onMachine ?? []))]
+    return stores.length > 0 ? { ...m, quantizations, onMachine: stores } : m
+  })
+
 /** `model available --json`: the catalog against this machine. */
 export const AvailableReport = Schema.Struct({
   freeMemoryBytes: Schema.Number,
@@ -266,8 +289,17 @@ export const AvailableReport = Schema.Struct({
       defaultQuantization: Schema.String,
       fits: Schema.Boolean,
       ramBytes: Schema.Number,
+      /** The stores already holding some quantization of it (`llmspell`, `ollama-store`, `hf-cache`, …). */
+      onMachine: Schema.optional(Schema.Array(Schema.String)),
       quantizations: Schema.Array(
-        Schema.Struct({ name: Schema.String, sizeBytes: Schema.Number, ramBytes: Schema.Number, fits: Schema.Boolean })
+        Schema.Struct({
+          name: Schema.String,
+          sizeBytes: Schema.Number,
+          ramBytes: Schema.Number,
+          fits: Schema.Boolean,
+          /** The stores already holding this file; a pull of it downloads nothing. */
+          onMachine: Schema.optional(Schema.Array(Schema.String))
+        })
       )
     })
   )

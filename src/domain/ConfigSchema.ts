@@ -76,6 +76,23 @@ export interface HubConfig {
   readonly parallelDownloads: number
 }
 
+/**
+ * One foreign store's setting in `[stores]`: `"auto"` (use the tool's default location if it exists),
+ * a path (use that directory), or `false` (never look there).
+ */
+export type StoreSetting = "auto" | false | { readonly path: string }
+
+/** `[stores]`: which other tools' GGUF stores llmspell reads in place (never writes). */
+export interface StoresConfig {
+  readonly ollama: StoreSetting
+  readonly hfCache: StoreSetting
+  readonly lmstudio: StoreSetting
+  readonly nodeLlamaCpp: StoreSetting
+  /** The environment variables the tools themselves read to find their stores (OLLAMA_MODELS, HF_HOME, …). */
+  readonly env: Readonly<Record<string, string | undefined>>
+  readonly home: string
+}
+
 /** One effective value and where it came from, for `config show`. */
 export interface ConfigEntry {
   readonly key: string
@@ -92,6 +109,7 @@ export interface LlmspellConfig {
   readonly defaultBackend: "ollama" | "gguf"
   readonly instances: ReadonlyArray<ProviderInstanceConfig>
   readonly hub: HubConfig
+  readonly stores: StoresConfig
   /** The file that was read, if any. */
   readonly file: string | undefined
   readonly entries: ReadonlyArray<ConfigEntry>
@@ -211,6 +229,18 @@ const HubFields = Schema.Struct({
   parallel_downloads: positiveInt
 })
 
+const storeSetting = Schema.Union(Schema.Literal("auto", false), Schema.String.pipe(Schema.minLength(1)))
+  .annotations(must(`must be "auto", a directory path, or false`))
+const StoresFields = Schema.Struct({
+  ollama: storeSetting,
+  hf_cache: storeSetting,
+  lmstudio: storeSetting,
+  node_llama_cpp: storeSetting
+})
+const STORE_KEYS = Object.keys(StoresFields.fields)
+/** The variables the foreign tools read to locate their stores (passed on, so roots resolve as each tool does). */
+const STORE_ENV = ["OLLAMA_MODELS", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_HOME", "XDG_CACHE_HOME"]
+
 const KNOWN_KEYS: Record<string, ReadonlyArray<string>> = {
   ollama: Object.keys(OllamaFields.fields),
   gguf: Object.keys(GgufFields.fields),
@@ -289,6 +319,7 @@ interface Draft {
   defaultBackend: Slot
   instances: Map<string, Map<string, Slot>>
   hub: Map<string, Slot>
+  stores: Map<string, Slot>
   problems: Array<string>
   warnings: Array<string>
 }
@@ -304,6 +335,7 @@ export const resolveConfig = (input: ConfigInput): Either.Either<LlmspellConfig,
     defaultBackend: { value: "gguf", source: DEFAULT_SOURCE },
     instances: new Map(),
     hub: new Map(Object.entries(HUB_DEFAULTS).map(([k, v]) => [k, { value: v, source: DEFAULT_SOURCE }])),
+    stores: new Map(STORE_KEYS.map((k) => [k, { value: "auto", source: DEFAULT_SOURCE }])),
     problems: [],
     warnings: []
   }
@@ -328,7 +360,7 @@ export const resolveConfig = (input: ConfigInput): Either.Either<LlmspellConfig,
   applyFlags(draft, input.flags ?? {})
   expandPaths(draft, env, input.home)
 
-  const result = validate(draft, filePath)
+  const result = validate(draft, filePath, env, input.home)
   if (draft.problems.length > 0) return Either.left(new ConfigError({ file: filePath, problems: draft.problems }))
   return Either.right(result)
 }
@@ -361,7 +393,19 @@ const applyDocument = (draft: Draft, doc: unknown, source: string, home: string)
       }
       continue
     }
-    draft.warnings.push(`${source}: ${topKey}: unknown top-level key, ignored (expected [providers] and [hub])`)
+    if (topKey === "stores") {
+      if (!isTable(topValue)) {
+        problem("stores", "must be a table")
+        continue
+      }
+      for (const [k, v] of Object.entries(topValue)) {
+        if (!STORE_KEYS.includes(k)) {
+          draft.warnings.push(`${source}: stores.${k}: unknown key, ignored (expected ${STORE_KEYS.join(", ")})`)
+        } else draft.stores.set(k, { value: v, source })
+      }
+      continue
+    }
+    draft.warnings.push(`${source}: ${topKey}: unknown top-level key, ignored (expected [providers], [hub] and [stores])`)
   }
   const providers = doc["providers"]
   if (providers === undefined) return
@@ -647,6 +691,12 @@ export const expandPath = (
 }
 
 const expandPaths = (draft: Draft, env: Readonly<Record<string, string | undefined>>, home: string) => {
+  for (const [key, slot] of draft.stores) {
+    if (typeof slot.value !== "string" || slot.value === "auto") continue
+    const expanded = expandPath(slot.value, env, home)
+    if (Either.isLeft(expanded)) draft.problems.push(`${slot.source}: stores.${key}: ${expanded.left} (in ${JSON.stringify(slot.value)})`)
+    else slot.value = expanded.right
+  }
   for (const [name, slots] of draft.instances) {
     for (const [key, slot] of slots) {
       if (!isPathKey(key) || typeof slot.value !== "string") continue
@@ -662,7 +712,12 @@ const expandPaths = (draft: Draft, env: Readonly<Record<string, string | undefin
   }
 }
 
-const validate = (draft: Draft, file: string | undefined): LlmspellConfig => {
+const validate = (
+  draft: Draft,
+  file: string | undefined,
+  env: Readonly<Record<string, string | undefined>>,
+  home: string
+): LlmspellConfig => {
   const entries: Array<ConfigEntry> = []
   const record = (key: string, slot: Slot) => {
     const secret = SECRET_KEY.test(key.split(".").pop() ?? "")
@@ -785,6 +840,11 @@ const validate = (draft: Draft, file: string | undefined): LlmspellConfig => {
     )
   }
 
+  for (const [k, slot] of draft.stores) record(`stores.${k}`, slot)
+  const stores = check(StoresFields, draft.stores, "stores", STORE_KEYS)
+  const setting = (value: "auto" | false | string | undefined): StoreSetting =>
+    value === undefined || value === "auto" ? "auto" : value === false ? false : { path: value }
+
   return {
     defaultProvider: String(dp.value),
     defaultBackend: defaultBackend ?? "gguf",
@@ -796,6 +856,14 @@ const validate = (draft: Draft, file: string | undefined): LlmspellConfig => {
       stallTimeoutSeconds: hub?.stall_timeout_seconds ?? 30,
       maxRetries: hub?.max_retries ?? 5,
       parallelDownloads: hub?.parallel_downloads ?? 3
+    },
+    stores: {
+      ollama: setting(stores?.ollama),
+      hfCache: setting(stores?.hf_cache),
+      lmstudio: setting(stores?.lmstudio),
+      nodeLlamaCpp: setting(stores?.node_llama_cpp),
+      env: Object.fromEntries(STORE_ENV.filter((k) => env[k] !== undefined).map((k) => [k, env[k]])),
+      home
     },
     file,
     entries,

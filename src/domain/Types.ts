@@ -50,6 +50,24 @@ export const BackendStatus = Schema.Struct({
 export type BackendStatus = typeof BackendStatus.Type
 
 /** A model present on a backend. */
+/** Where a model's bytes live: llmspell's own store or another tool's (read in place, never written). */
+export const StoreKind = Schema.Literal("llmspell", "ollama-store", "hf-cache", "lmstudio", "node-llama-cpp")
+/** Where a model's bytes live. */
+export type StoreKind = typeof StoreKind.Type
+
+/** One place a model is stored; the same bytes (same sha256) in two stores are one model with two locations. */
+export const ModelLocation = Schema.Struct({
+  store: StoreKind,
+  /** How that store names it (`llama3.2:3b`, `hf.co/org/repo:Q4_K_M`, `org/repo:Q4_K_M`, a file name). */
+  name: Schema.String,
+  /** The GGUF file (the first part of a split model). */
+  path: Schema.String,
+  /** The owning tool's command that removes it, for a foreign store (llmspell never deletes those). */
+  removeCommand: Schema.optional(Schema.String)
+})
+/** One place a model is stored. */
+export type ModelLocation = typeof ModelLocation.Type
+
 export const LocalModel = Schema.Struct({
   name: Schema.String,
   backend: BackendType,
@@ -63,7 +81,13 @@ export const LocalModel = Schema.Struct({
   format: Schema.optional(Schema.String),
   /** For file-backed models: the main file. */
   path: Schema.optional(Schema.String),
-  files: Schema.optional(Schema.Array(Schema.String))
+  files: Schema.optional(Schema.Array(Schema.String)),
+  /** GGUF models: the store it is used from (the first of `locations`). */
+  store: Schema.optional(StoreKind),
+  /** GGUF models: lower-case hex sha256 of the file, when a store records it. */
+  sha256: Schema.optional(Schema.String),
+  /** GGUF models: every store holding these bytes. */
+  locations: Schema.optional(Schema.Array(ModelLocation))
 })
 /** A model present on a backend. */
 export type LocalModel = typeof LocalModel.Type
@@ -93,6 +117,9 @@ export const ModelInfo = Schema.Struct({
   chatTemplate: Schema.Boolean,
   sizeBytes: Schema.optional(Schema.Number),
   path: Schema.optional(Schema.String),
+  /** GGUF models: the store it is used from, and every store holding the same bytes. */
+  store: Schema.optional(StoreKind),
+  locations: Schema.optional(Schema.Array(ModelLocation)),
   memory: Schema.optional(MemoryEstimate),
   capabilities: Schema.optional(Schema.Array(Schema.String)),
   /** Backend-specific extras (Ollama's template, parameters, …). */
@@ -130,7 +157,9 @@ export const PullResult = Schema.Struct({
   /** Bytes that crossed the network in this pull (resumes make it smaller than the size). */
   downloadedBytes: Schema.Number,
   /** False when some file could not be checked against a sha256 from the hub (its computed hash is recorded). */
-  verified: Schema.optional(Schema.Boolean)
+  verified: Schema.optional(Schema.Boolean),
+  /** Set when the bytes were already on this machine in another store (no download): which store. */
+  satisfiedFrom: Schema.optional(StoreKind)
 })
 /** What a finished pull produced. */
 export type PullResult = typeof PullResult.Type
@@ -156,7 +185,24 @@ export type PullProgress = typeof PullProgress.Type
 export interface PullOptions {
   readonly quantization?: string
   readonly force?: boolean
+  /** Copy bytes already on this machine in another store instead of hard-linking or referencing them. */
+  readonly copy?: boolean
 }
+
+/** What `model import` made: a GGUF file recorded as a model of llmspell's store. */
+export const ImportResult = Schema.Struct({
+  model: Schema.String,
+  backend: BackendType,
+  instance: Schema.String,
+  /** The file in the store (a hard link to the original when on the same filesystem, else a copy). */
+  path: Schema.String,
+  /** The file that was imported (left as it was). */
+  source: Schema.String,
+  sizeBytes: Schema.Number,
+  sha256: Schema.String
+})
+/** What `model import` made. */
+export type ImportResult = typeof ImportResult.Type
 
 /** What a remove did. */
 export const RemoveResult = Schema.Struct({

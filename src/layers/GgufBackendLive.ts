@@ -3,8 +3,8 @@
  * lazy, shared, idle unload, LRU eviction), each loaded by the LlamaLoader — in a worker process
  * of its own unless `isolation = "none"` — with `parallel` context sequences (requests beyond them
  * wait for one), and resolves model names: local files load directly, anything else through the
- * ModelDownloader's store. Every file is validated by our GGUF reader before llama.cpp sees it, and
- * checked to be the same file after the load; a model whose worker died is loaded again on the
+ * ModelStore (llmspell's store, then other tools' stores read in place; never the hub). Every file
+ * is validated by our GGUF reader before llama.cpp sees it, and checked to be the same file after the load; a model whose worker died is loaded again on the
  * next request, except a file that crashed twice in a row while loading.
  */
 import * as Clock from "effect/Clock"
@@ -31,17 +31,19 @@ import type {
   GenerateRequest,
   LoadedModel,
   LocalModel,
-  ModelInfo
+  ModelInfo,
+  ModelLocation
 } from "../domain/Types.js"
 import type { Backend } from "../services/Backend.js"
 import { GgufBackend } from "../services/GgufBackend.js"
 import { type LoadedModelHandle, LlamaLoader, type LlamaLoaderService, type LoadOptions } from "../services/LlamaLoader.js"
 import { ModelDownloader, type ModelDownloaderService, type ModelStore } from "../services/ModelDownloader.js"
+import { ModelStore as ModelStoreTag, type ModelStoreService } from "../services/ModelStore.js"
 import { autoThreads, availableCores } from "./internal/cpu.js"
-import { ggufQuantization } from "./internal/ggufQuantization.js"
 import * as ModelPool from "./internal/modelPool.js"
 import { readGgufFile } from "./internal/readGgufFile.js"
 import * as LlamaLoaderLive from "./LlamaLoaderLive.js"
+import * as ModelStoreLive from "./ModelStoreLive.js"
 
 /** `context_size = "auto"` never goes above this (per sequence): real models advertise 128k. */
 export const CONTEXT_SIZE_CAP = 4096
@@ -54,6 +56,9 @@ interface ResolvedFile {
   readonly path: string
   /** Installed through the downloader (vs. a local file or a loose file in the directory). */
   readonly installed: boolean
+  /** The store it came from (absent for a local file given by path), and every store holding the same bytes. */
+  readonly store?: ModelLocation["store"]
+  readonly locations?: ReadonlyArray<ModelLocation>
 }
 
 /** What identifies the bytes behind a path: a rename over it or a rewrite changes one of these. */
@@ -92,7 +97,12 @@ const parameterSize = (count: number): string =>
 export const makeBackend = (
   instance: GgufInstanceConfig,
   loader: LlamaLoaderService,
-  downloader: ModelDownloaderService
+  downloader: ModelDownloaderService,
+  // every GGUF on the machine; without one, llmspell's own store as the downloader reports it
+  modelStore: ModelStoreService = ModelStoreLive.make(
+    ModelStoreLive.ownStoreOnly(os.homedir()),
+    ModelStoreLive.downloaderModels(downloader)
+  )
 ) =>
   Effect.gen(function*() {
     const store: ModelStore = { directory: instance.modelDirectory, instance: instance.name }
@@ -185,27 +195,14 @@ export const makeBackend = (
         ...(detail !== undefined ? { detail } : {})
       })
 
-    const looseFile = (model: string) =>
-      Effect.promise(async () => {
-        if (model.includes("/") || model.includes("\\")) return undefined
-        for (const candidate of [model, `${model}.gguf`]) {
-          const p = nodePath.join(instance.modelDirectory, candidate)
-          const s = await fs.stat(p).catch(() => undefined)
-          if (s?.isFile() && p.endsWith(".gguf")) return p
-        }
-        return undefined
-      })
-
     const resolve = (model: string): Effect.Effect<ResolvedFile, LlmspellError> =>
       Effect.gen(function*() {
         if (isFileReference(model)) return { name: model, path: localPath(model), installed: false }
-        const installed = yield* downloader.findInstalled(model, store)
-        if (Option.isSome(installed)) {
-          return { name: installed.value.name, path: installed.value.primaryPath, installed: true }
-        }
-        const loose = yield* looseFile(model)
-        if (loose !== undefined) return { name: model, path: loose, installed: false }
-        return yield* notFound(model)
+        // llmspell's store first, then every foreign store read in place; never the hub (only `pull` goes there)
+        const found = yield* modelStore.find(model, store)
+        if (Option.isNone(found)) return yield* notFound(model)
+        const m = found.value
+        return { name: m.name, path: m.path, installed: m.installed, store: m.store, locations: m.locations }
       }).pipe(
         Effect.tap((r) => Effect.sync(() => names.set(r.path, r.name)))
       )
@@ -294,6 +291,8 @@ export const makeBackend = (
           chatTemplate: Gguf.metadataString(gguf, "tokenizer.chat_template") !== undefined,
           sizeBytes: gguf.fileSize,
           path: file.path,
+          ...(file.store !== undefined ? { store: file.store } : {}),
+          ...(file.locations !== undefined ? { locations: file.locations } : {}),
           ...(memory._tag === "Right" ? { memory: memory.right } : {}),
           capabilities: ["completion"],
           details: {
@@ -305,46 +304,24 @@ export const makeBackend = (
         } satisfies ModelInfo
       }).pipe(Effect.withSpan("GgufBackend.info", { attributes: { model } }))
 
-    const looseFiles = Effect.promise(async (): Promise<Array<LocalModel>> => {
-      const entries = await fs.readdir(instance.modelDirectory, { withFileTypes: true }).catch(() => [])
-      const out: Array<LocalModel> = []
-      for (const e of entries) {
-        if (!e.isFile() || !e.name.endsWith(".gguf")) continue
-        const p = nodePath.resolve(instance.modelDirectory, e.name) // absolute, whatever --models-dir was given as
-        const s = await fs.stat(p).catch(() => undefined)
-        if (s === undefined) continue
-        out.push({
-          name: e.name,
+    const list: Effect.Effect<ReadonlyArray<LocalModel>, LlmspellError> = Effect.map(
+      modelStore.list(store),
+      (inventory) =>
+        inventory.models.map((m): LocalModel => ({
+          name: m.name,
           backend: "gguf",
           instance: instance.name,
-          sizeBytes: s.size,
-          modifiedAt: s.mtime.toISOString(),
+          sizeBytes: m.sizeBytes,
+          ...(m.modifiedAt !== undefined ? { modifiedAt: m.modifiedAt } : {}),
           format: "gguf",
-          path: p,
-          files: [p]
-        })
-      }
-      return out
-    })
-
-    const list: Effect.Effect<ReadonlyArray<LocalModel>, LlmspellError> = Effect.gen(function*() {
-      const installed = yield* downloader.listInstalled(store)
-      const pulled = installed.map((m): LocalModel => ({
-        name: m.name,
-        backend: "gguf",
-        instance: instance.name,
-        sizeBytes: m.sizeBytes,
-        modifiedAt: m.pulledAt,
-        format: "gguf",
-        path: m.primaryPath,
-        files: m.files.map((f) => f.path),
-        ...(m.quantization !== undefined ? { quantization: m.quantization } : {})
-      }))
-      const known = new Set(installed.flatMap((m) => m.files.map((f) => f.path)))
-      const loose = yield* Effect.forEach((yield* looseFiles).filter((m) => !known.has(m.path!)), (m) =>
-        Effect.map(ggufQuantization(m.path!), (q): LocalModel => (q !== undefined ? { ...m, quantization: q } : m)))
-      return [...pulled, ...loose]
-    })
+          path: m.path,
+          files: m.files,
+          ...(m.quantization !== undefined ? { quantization: m.quantization } : {}),
+          store: m.store,
+          ...(m.sha256 !== undefined ? { sha256: m.sha256 } : {}),
+          locations: m.locations
+        }))
+    )
 
     const remove = (model: string) =>
       Effect.gen(function*() {
@@ -363,7 +340,21 @@ export const makeBackend = (
           yield* pool.unload(installed.value.primaryPath)
           return yield* downloader.remove(model, store)
         }
-        const loose = yield* looseFile(model)
+        const found = yield* modelStore.find(model, store)
+        if (Option.isSome(found) && found.value.store !== "llmspell") {
+          // another tool's store is never written: say whose it is and how that tool removes it
+          const owner = found.value.locations.find((l) => l.store === found.value.store)
+          return yield* new BackendError({
+            backend: "gguf",
+            instance: instance.name,
+            operation: "remove",
+            reason: `${found.value.name} is in the ${found.value.store} store (${found.value.path}), which llmspell only reads`,
+            suggestion: owner?.removeCommand !== undefined
+              ? `remove it with its own tool: ${owner.removeCommand}`
+              : `remove it with the tool that downloaded it`
+          })
+        }
+        const loose = Option.isSome(found) && !found.value.installed ? found.value.path : undefined
         if (loose === undefined) return yield* downloader.remove(model, store)
         yield* pool.unload(loose)
         const size = yield* Effect.tryPromise({
@@ -495,9 +486,11 @@ export const layerWithoutLoader: Layer.Layer<GgufBackend, never, LlamaLoader | M
   Effect.gen(function*() {
     const loader = yield* LlamaLoader
     const downloader = yield* ModelDownloader
+    // the machine-wide inventory when one is provided (LlmspellLive does), else llmspell's own store
+    const modelStore = Option.getOrUndefined(yield* Effect.serviceOption(ModelStoreTag))
     return {
       type: "gguf",
-      make: (instance) => makeBackend(instance, loader, downloader)
+      make: (instance) => makeBackend(instance, loader, downloader, modelStore)
     }
   })
 )

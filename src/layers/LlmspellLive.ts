@@ -12,6 +12,7 @@ import * as ConfigLive from "./ConfigLive.js"
 import * as GgufBackendLive from "./GgufBackendLive.js"
 import * as LocalLLMLive from "./LocalLLMLive.js"
 import * as ModelDownloaderLive from "./ModelDownloaderLive.js"
+import * as ModelStoreLive from "./ModelStoreLive.js"
 import * as OllamaBackendLive from "./OllamaBackendLive.js"
 
 /** Everything llmspell provides. */
@@ -22,7 +23,13 @@ export const layerWith = <E, R>(config: Layer.Layer<Config, E, R>): Layer.Layer<
   LocalLLMLive.layer.pipe(
     Layer.provideMerge(ProviderRegistry.layer),
     Layer.provide(
-      Layer.mergeAll(OllamaBackendLive.layer, GgufBackendLive.layer.pipe(Layer.provide(ModelDownloaderLive.layer)))
+      Layer.mergeAll(
+        OllamaBackendLive.layer,
+        GgufBackendLive.layer.pipe(
+          Layer.provide(ModelDownloaderLive.layer),
+          Layer.provide(ModelStoreLive.layer)
+        )
+      )
     ),
     Layer.provideMerge(config)
   )

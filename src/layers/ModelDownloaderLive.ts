@@ -34,7 +34,6 @@
  * (@huggingface/hub sends it to a CloudFront CDN by itself), and no message, log or error carries it.
  */
 import { createHash, randomBytes } from "node:crypto"
-import { createReadStream } from "node:fs"
 import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -68,171 +67,35 @@ import type { PullFileProgress, PullOptions, PullProgress, PullResult, VerifyFil
 import { transferRate } from "../domain/TransferRate.js"
 import { Config } from "../services/Config.js"
 import { ensureDirectory } from "./internal/ensureDirectory.js"
+import {
+  absolute,
+  fileLocation,
+  filesPresent,
+  hashFile,
+  hashInto,
+  lockPath,
+  manifestPath,
+  type Manifest,
+  type ManifestFile,
+  matchManifests,
+  readManifests,
+  storeError,
+  storeRelative,
+  toInstalled,
+  trustedFile,
+  writeManifest
+} from "./internal/ownStore.js"
 import { readGgufFile } from "./internal/readGgufFile.js"
 import {
+  type ImportOptions,
   type InstalledModel,
   ModelDownloader,
   type ModelDownloaderService,
   type ModelStore
 } from "../services/ModelDownloader.js"
+import { ModelStore as ModelStoreTag, type StoredBlob } from "../services/ModelStore.js"
 
 type HubModule = typeof import("@huggingface/hub")
-
-// ---------------------------------------------------------------------------------------------
-// Manifests
-// ---------------------------------------------------------------------------------------------
-
-/** What `manifests/<slug>.json` holds. Paths are relative to the store, with `/`. */
-interface Manifest {
-  readonly version: 1
-  readonly name: string
-  readonly alias?: string | undefined
-  readonly repo: string
-  readonly revision: string
-  readonly quantization?: string | undefined
-  readonly files: ReadonlyArray<{
-    readonly path: string
-    readonly repoPath: string
-    readonly sizeBytes: number
-    readonly sha256: string
-    /** The file's mtime when the sha256 was last established; another mtime means hash it again before trusting it. */
-    readonly mtimeMs?: number | undefined
-    /** False when the hub gave no sha256: `sha256` is what the download computed. */
-    readonly hubSha256?: boolean | undefined
-  }>
-  readonly pulledAt: string
-}
-
-type ManifestFile = Manifest["files"][number]
-
-const isManifest = (u: unknown): u is Manifest => {
-  const m = u as Manifest
-  return typeof m === "object" && m !== null && m.version === 1 && typeof m.name === "string" &&
-    typeof m.repo === "string" && Array.isArray(m.files) && m.files.length > 0 &&
-    m.files.every((f) =>
-      typeof f.path === "string" && HubRef.validatePath(f.path) === undefined && typeof f.sha256 === "string" &&
-      typeof f.sizeBytes === "number"
-    )
-}
-
-const manifestsDir = (store: ModelStore) => path.join(store.directory, "manifests")
-const manifestPath = (store: ModelStore, name: string) => path.join(manifestsDir(store), `${HubRef.slugOf(name)}.json`)
-/** The lock of a store file (the first file of a model): one per file, whatever name the model was asked by. */
-const lockPath = (store: ModelStore, relative: string) =>
-  path.join(store.directory, "locks", `${HubRef.slugOf(relative)}.lock`)
-/** Store path of a repo file: `hub/<org>/<repo>/<path>` (both already validated). */
-const storeRelative = (repo: string, repoPath: string) => ["hub", ...repo.split("/"), ...repoPath.split("/")].join("/")
-const absolute = (store: ModelStore, relative: string) => path.join(store.directory, ...relative.split("/"))
-
-const toInstalled = (store: ModelStore, m: Manifest): InstalledModel => {
-  const files = m.files.map((f) => ({ path: absolute(store, f.path), sizeBytes: f.sizeBytes, sha256: f.sha256 }))
-  return {
-    name: m.name,
-    alias: m.alias,
-    repo: m.repo,
-    revision: m.revision,
-    files,
-    primaryPath: files[0]!.path,
-    sizeBytes: files.reduce((n, f) => n + f.sizeBytes, 0),
-    quantization: m.quantization,
-    pulledAt: m.pulledAt
-  }
-}
-
-const storeError = (store: ModelStore, operation: string, e: unknown) =>
-  new DownloadFailed({
-    reason: `${operation} in ${store.directory} failed: ${(e as Error)?.message ?? String(e)}`,
-    suggestion: "check that model_directory (LLMSPELL_MODELS_DIR) is writable"
-  })
-
-const readManifests = (store: ModelStore): Effect.Effect<ReadonlyArray<Manifest>, DownloadFailed> =>
-  Effect.tryPromise({
-    try: async () => {
-      let names: Array<string>
-      try {
-        names = await fs.readdir(manifestsDir(store))
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === "ENOENT") return []
-        throw e
-      }
-      const out: Array<Manifest> = []
-      for (const name of names.filter((n) => n.endsWith(".json")).sort()) {
-        try {
-          const parsed: unknown = JSON.parse(await fs.readFile(path.join(manifestsDir(store), name), "utf8"))
-          if (isManifest(parsed)) out.push(parsed)
-        } catch {
-          // A manifest being replaced or damaged by hand: skip it; `verify` of its files is impossible anyway.
-        }
-      }
-      return out
-    },
-    catch: (e) => storeError(store, "reading manifests", e)
-  })
-
-const writeManifest = (store: ModelStore, manifest: Manifest) =>
-  Effect.tryPromise({
-    try: async () => {
-      const target = manifestPath(store, manifest.name)
-      await ensureDirectory(path.dirname(target))
-      const tmp = `${target}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`
-      await fs.writeFile(tmp, `${JSON.stringify(manifest, null, 2)}\n`)
-      await fs.rename(tmp, target)
-    },
-    catch: (e) => storeError(store, "writing the manifest", e)
-  })
-
-const sameName = (a: string, b: string) => a.toLowerCase() === b.toLowerCase()
-
-/**
- * The manifest a reference designates (no network): at most one. A catalog alias names its default
- * quantization only (`qwen2.5:0.5b` is not also `qwen2.5:0.5b:Q8_0`), so `remove` of an alias never takes
- * the other quantizations pulled under it.
- */
-const matchManifests = (ref: string, manifests: ReadonlyArray<Manifest>): ReadonlyArray<Manifest> => {
-  const direct = manifests.filter((m) => sameName(m.name, ref))
-  if (direct.length > 0) return direct.slice(0, 1)
-  const parsed = HubRef.parse(ref)
-  if (Either.isLeft(parsed)) return []
-  const r = parsed.right
-  const ofRepo = manifests.filter((m) => sameName(m.repo, r.repo))
-  if (r.kind === "file") return ofRepo.filter((m) => m.files.some((f) => f.repoPath === r.path)).slice(0, 1)
-  const wanted = r.quantization ?? HubRef.DEFAULT_QUANTIZATION
-  const exact = ofRepo.filter((m) => m.quantization === wanted)
-  if (exact.length > 0 || r.quantization !== undefined) return exact.slice(0, 1)
-  return ofRepo.length === 1 ? ofRepo : []
-}
-
-/** True when every file of the manifest is in place with its recorded size (no hashing). */
-const filesPresent = (store: ModelStore, m: Manifest) =>
-  Effect.promise(async () => {
-    for (const f of m.files) {
-      const stat = await fs.stat(absolute(store, f.path)).catch(() => undefined)
-      if (stat === undefined || !stat.isFile() || stat.size !== f.sizeBytes) return false
-    }
-    return true
-  })
-
-/**
- * Whether a pull may trust a recorded file in place: its size must match, and its bytes must hash to the
- * recorded sha256 unless its mtime is still the one recorded with that hash. Returns the record with the
- * current mtime (so a touched but intact file is hashed once, not on every pull), or undefined.
- */
-const trustedFile = async (store: ModelStore, f: ManifestFile): Promise<ManifestFile | undefined> => {
-  const stat = await fs.stat(absolute(store, f.path)).catch(() => undefined)
-  if (stat === undefined || !stat.isFile() || stat.size !== f.sizeBytes) return undefined
-  if (f.mtimeMs === stat.mtimeMs) return f
-  const actual = await hashFile(absolute(store, f.path)).catch(() => undefined)
-  return actual === f.sha256 ? { ...f, mtimeMs: stat.mtimeMs } : undefined
-}
-
-const hashFile = (file: string, signal?: AbortSignal) =>
-  new Promise<string>((resolve, reject) => {
-    const hash = createHash("sha256")
-    const stream = createReadStream(file, { highWaterMark: 1024 * 1024, ...(signal ? { signal } : {}) })
-    stream.on("data", (chunk) => hash.update(chunk as Buffer))
-    stream.on("error", reject)
-    stream.on("end", () => resolve(hash.digest("hex")))
-  })
 
 // ---------------------------------------------------------------------------------------------
 // The hub: one place where promises, aborts and library errors become typed errors
@@ -496,6 +359,47 @@ const ggufProblem = (file: string, primary: boolean): Effect.Effect<string | und
 export interface DownloaderInternals {
   /** Writes chunks of a partial file at a position (default: `handle.writev`); a test may fail it with ENOSPC. */
   readonly writeChunks?: (handle: fs.FileHandle, chunks: Array<Uint8Array>, position: number) => Promise<unknown>
+  /**
+   * A file already on this machine with the given sha256 (any store: ours, Ollama's, the HF cache):
+   * a pull links or copies it instead of downloading it. Default: none (always download).
+   */
+  readonly existingBlob?: (sha256: string, store: ModelStore) => Effect.Effect<Option.Option<StoredBlob>, LlmspellError>
+}
+
+/**
+ * Puts bytes that are already on the machine at a store path without downloading them: a hard link
+ * (same inode, no extra disk, and the other tool deleting its name leaves ours intact) made under a temp
+ * name and renamed into place, so the path only ever holds verified bytes. Across filesystems (EXDEV) or
+ * where links are refused, returns `external`: the manifest then references the other store's file in
+ * place (never written by us); `copy` forces a real copy, hashed against the sha256 before its rename.
+ */
+const placeExisting = async (
+  blob: StoredBlob,
+  target: string,
+  sha256: string,
+  copy: boolean
+): Promise<{ readonly external?: string }> => {
+  await ensureDirectory(path.dirname(target))
+  const tmp = `${target}.link-${process.pid}-${randomBytes(4).toString("hex")}`
+  try {
+    if (copy) {
+      await fs.copyFile(blob.path, tmp)
+      const actual = await hashFile(tmp)
+      if (actual !== sha256) throw new Error(`the copy of ${blob.path} does not hash to ${sha256}`)
+    } else {
+      try {
+        await fs.link(blob.path, tmp)
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code
+        if (code === "EXDEV" || code === "EPERM" || code === "EMLINK" || code === "ENOTSUP") return { external: blob.path }
+        throw e
+      }
+    }
+    await fs.rename(tmp, target)
+    return {}
+  } finally {
+    await fs.rm(tmp, { force: true }).catch(() => undefined)
+  }
 }
 
 /** Builds the downloader over the hub settings. */
@@ -584,7 +488,7 @@ export const make = (hub: HubConfig, internals: DownloaderInternals = {}): Model
       const files: Array<VerifyFile> = []
       for (const m of chosen) {
         for (const f of m.files) {
-          const file = absolute(store, f.path)
+          const file = fileLocation(store, f)
           const stat = yield* Effect.promise(() => fs.stat(file).catch(() => undefined))
           const repair = `llmspell model pull ${m.name} --force`
           if (stat === undefined || !stat.isFile()) {
@@ -723,7 +627,13 @@ export const make = (hub: HubConfig, internals: DownloaderInternals = {}): Model
         onLeft: Effect.fail,
         onRight: Effect.succeed
       })
-      const doneWith = (installed: InstalledModel, downloadedBytes: number, alreadyPresent: boolean, note?: string) => {
+      const doneWith = (
+        installed: InstalledModel,
+        downloadedBytes: number,
+        alreadyPresent: boolean,
+        note?: string,
+        satisfiedFrom?: StoredBlob["store"]
+      ) => {
         const result: PullResult = {
           model: installed.name,
           backend: "gguf",
@@ -733,7 +643,8 @@ export const make = (hub: HubConfig, internals: DownloaderInternals = {}): Model
           path: installed.primaryPath,
           files: installed.files.map((f) => f.path),
           downloadedBytes,
-          verified: note === undefined
+          verified: note === undefined,
+          ...(satisfiedFrom !== undefined ? { satisfiedFrom } : {})
         }
         model = installed.name
         emit({
@@ -747,7 +658,11 @@ export const make = (hub: HubConfig, internals: DownloaderInternals = {}): Model
           })),
           completedBytes: installed.sizeBytes,
           totalBytes: installed.sizeBytes,
-          ...(note !== undefined ? { message: note } : {}),
+          ...(note !== undefined
+            ? { message: note }
+            : satisfiedFrom !== undefined
+            ? { message: `already on this machine (${satisfiedFrom}): 0 B downloaded` }
+            : {}),
           result
         })
       }
@@ -871,11 +786,30 @@ export const make = (hub: HubConfig, internals: DownloaderInternals = {}): Model
         }))
       )
       targets.push(...plan.map((p) => p.target))
+
+      // Bytes the hub names by sha256 that some store on this machine already holds: link (or copy) them.
+      const reused = new Map<number, { readonly store: StoredBlob["store"]; readonly external?: string }>()
+      if (!options.force && internals.existingBlob !== undefined) {
+        for (const [i, p] of plan.entries()) {
+          if (p.keep || p.file.sha256 === undefined) continue
+          const found = yield* internals.existingBlob(p.file.sha256, store).pipe(
+            Effect.orElseSucceed(() => Option.none<StoredBlob>())
+          )
+          // never the target itself (a file in place that failed its check is downloaded again, not re-linked)
+          if (Option.isNone(found) || found.value.sizeBytes !== p.file.size || path.resolve(found.value.path) === p.target) continue
+          if ((yield* ggufProblem(found.value.path, i === 0)) !== undefined) continue
+          const placed = yield* Effect.tryPromise({
+            try: () => placeExisting(found.value, p.target, p.file.sha256!, options.copy === true),
+            catch: (e) => storeError(store, `linking ${found.value.path}`, e)
+          })
+          reused.set(i, { store: found.value.store, ...placed })
+        }
+      }
       if (options.force) {
         yield* Effect.promise(() => Promise.all(plan.map((p) => fs.rm(`${p.target}.partial`, { force: true }))))
       }
 
-      const needed = plan.reduce((n, p) => n + (p.keep ? 0 : p.file.size - p.partialSize), 0)
+      const needed = plan.reduce((n, p, i) => n + (p.keep || reused.has(i) ? 0 : p.file.size - p.partialSize), 0)
       const free = yield* freeBytes(store.directory)
       if (needed > free) {
         return yield* new InsufficientDiskSpace({ directory: store.directory, neededBytes: needed, availableBytes: free })
@@ -883,12 +817,13 @@ export const make = (hub: HubConfig, internals: DownloaderInternals = {}): Model
 
       // Progress: one state, snapshotted into events.
       const states: Array<PullFileProgress & { completedBytes: number; status: PullFileProgress["status"] }> = plan.map((
-        p
+        p,
+        i
       ) => ({
         name: p.file.path,
-        completedBytes: p.keep ? p.file.size : p.partialSize,
+        completedBytes: p.keep || reused.has(i) ? p.file.size : p.partialSize,
         totalBytes: p.file.size,
-        status: p.keep ? "done" : "pending"
+        status: p.keep || reused.has(i) ? "done" : "pending"
       }))
       const totalBytes = plan.reduce((n, p) => n + p.file.size, 0)
       // An event per 1% or per MiB, whichever is smaller: a few hundred events for any size.
@@ -949,7 +884,7 @@ export const make = (hub: HubConfig, internals: DownloaderInternals = {}): Model
         })))
       }
       yield* Effect.forEach(
-        plan.flatMap((p, i) => (p.keep ? [] : [i])),
+        plan.flatMap((p, i) => (p.keep || reused.has(i) ? [] : [i])),
         downloadOne,
         { concurrency: hub.parallelDownloads, discard: true }
       )
@@ -970,8 +905,11 @@ export const make = (hub: HubConfig, internals: DownloaderInternals = {}): Model
         quantization: selected.group.quantization,
         files: yield* Effect.forEach(plan, (p, i) =>
           Effect.map(
-            Effect.promise(() => fs.stat(p.target).then((st) => st.mtimeMs, () => undefined)),
+            Effect.promise(() =>
+              fs.stat(reused.get(i)?.external ?? p.target).then((st) => st.mtimeMs, () => undefined)
+            ),
             (mtimeMs): ManifestFile => ({
+              ...(reused.get(i)?.external !== undefined ? { external: reused.get(i)!.external! } : {}),
               path: p.relative,
               repoPath: p.file.path,
               sizeBytes: p.file.size,
@@ -983,7 +921,14 @@ export const make = (hub: HubConfig, internals: DownloaderInternals = {}): Model
         pulledAt: new Date().toISOString()
       }
       yield* writeManifest(store, manifest)
-      doneWith(toInstalled(store, manifest), downloadedBytes, false, unverified.length === 0 ? undefined : verdict)
+      const satisfiedFrom = reused.size > 0 && downloadedBytes === 0 ? [...reused.values()][0]!.store : undefined
+      doneWith(
+        toInstalled(store, manifest),
+        downloadedBytes,
+        false,
+        unverified.length === 0 ? undefined : verdict,
+        satisfiedFrom
+      )
     }).pipe(
       Effect.scoped,
       Effect.onExit((exit) =>
@@ -1088,7 +1033,7 @@ export const make = (hub: HubConfig, internals: DownloaderInternals = {}): Model
       let hash = createHash("sha256")
       if (offset > 0) {
         // Resume: the prefix on disk is hashed once more (see the header).
-        const prefix = yield* Effect.tryPromise({ try: () => readInto(partial, hash, offset), catch: fsError("reading") })
+        const prefix = yield* Effect.tryPromise({ try: () => hashInto(partial, hash, { length: offset }), catch: fsError("reading") })
         offset = prefix
       }
       hooks.onBytes(0, offset)
@@ -1254,7 +1199,59 @@ export const make = (hub: HubConfig, internals: DownloaderInternals = {}): Model
   // Every path the store prints or records is absolute, whatever `--models-dir` was given as.
   const absoluteStore = (store: ModelStore): ModelStore =>
     path.isAbsolute(store.directory) ? store : { ...store, directory: path.resolve(store.directory) }
+  /**
+   * Makes a GGUF file on disk a model of the store: validated with the GGUF reader, hashed once, hard-linked
+   * (copied across filesystems, or with `copy`) to `imported/<file>` under a temp name and renamed, then
+   * recorded by a manifest like a pull's. The original is never moved or written.
+   */
+  const importFile = (file: string, store: ModelStore, options: ImportOptions = {}) =>
+    Effect.gen(function*() {
+      const source = path.resolve(file)
+      const stat = yield* Effect.promise(() => fs.stat(source).catch(() => undefined))
+      if (stat === undefined) {
+        return yield* new ModelNotFound({ model: file, backend: "gguf", instance: store.instance, detail: "no such file" })
+      }
+      if (!stat.isFile()) {
+        return yield* new InvalidModelFile({ path: source, reason: "not a regular file" })
+      }
+      // the full header check, the one that gates llama.cpp
+      yield* readGgufFile(source, { model: file, instance: store.instance })
+      const baseName = path.basename(source)
+      const name = options.name ?? baseName.replace(/\.gguf$/i, "")
+      const relative = ["imported", baseName].join("/")
+      const bad = HubRef.validatePath(relative) ?? (name.trim() === "" ? "empty name" : undefined)
+      if (bad !== undefined) return yield* new InvalidModelFile({ path: source, reason: `cannot be imported: ${bad}` })
+      yield* usableStore(store, true)
+      const sha256 = yield* Effect.tryPromise({
+        try: (signal) => hashFile(source, signal),
+        catch: (e) => storeError(store, `reading ${source}`, e)
+      })
+      const target = absolute(store, relative)
+      yield* Effect.tryPromise({
+        try: async () => {
+          const linked = await placeExisting({ store: "llmspell", path: source, sizeBytes: stat.size }, target, sha256, options.copy === true)
+          // an import owns its bytes: across filesystems it is a copy, never a reference to a file the user may delete
+          return linked.external !== undefined ? placeExisting({ store: "llmspell", path: source, sizeBytes: stat.size }, target, sha256, true) : linked
+        },
+        catch: (e) => storeError(store, `importing ${source}`, e)
+      })
+      const mtimeMs = yield* Effect.promise(() => fs.stat(target).then((s) => s.mtimeMs, () => undefined))
+      const quantization = HubRef.quantizationOf(baseName)
+      const manifest: Manifest = {
+        version: 1,
+        name,
+        repo: "local",
+        revision: "import",
+        ...(quantization !== undefined ? { quantization } : {}),
+        files: [{ path: relative, repoPath: baseName, sizeBytes: stat.size, sha256, mtimeMs, hubSha256: false }],
+        pulledAt: new Date().toISOString()
+      }
+      yield* writeManifest(store, manifest)
+      return toInstalled(store, manifest)
+    }).pipe(Effect.withSpan("ModelDownloader.importFile"))
+
   return {
+    importFile: (file, store, options) => importFile(file, absoluteStore(store), options),
     pull: (ref, store, options) => pull(ref, absoluteStore(store), options),
     findInstalled: (ref, store) => findInstalled(ref, absoluteStore(store)),
     listInstalled: (store) => listInstalled(absoluteStore(store)),
@@ -1262,19 +1259,6 @@ export const make = (hub: HubConfig, internals: DownloaderInternals = {}): Model
     remove: (ref, store) => remove(ref, absoluteStore(store))
   }
 }
-
-/** Feeds the first `length` bytes of a file into a hash; returns how many bytes there were. */
-const readInto = (file: string, hash: ReturnType<typeof createHash>, length: number) =>
-  new Promise<number>((resolve, reject) => {
-    let read = 0
-    const stream = createReadStream(file, { start: 0, end: length - 1, highWaterMark: 1024 * 1024 })
-    stream.on("data", (chunk) => {
-      hash.update(chunk as Buffer)
-      read += (chunk as Buffer).length
-    })
-    stream.on("error", reject)
-    stream.on("end", () => resolve(read))
-  })
 
 const listPartials = async (dir: string): Promise<Array<string>> => {
   const out: Array<string> = []
@@ -1304,8 +1288,12 @@ const pruneEmptyDirs = async (root: string, removed: ReadonlyArray<string>) => {
   }
 }
 
-/** The live downloader over the configured hub. */
-export const layer: Layer.Layer<ModelDownloader, never, Config> = Layer.effect(
+/** The live downloader over the configured hub; a pull reuses bytes the ModelStore finds on this machine. */
+export const layer: Layer.Layer<ModelDownloader, never, Config | ModelStoreTag> = Layer.effect(
   ModelDownloader,
-  Effect.map(Config, (config) => make(config.hub))
+  Effect.gen(function*() {
+    const config = yield* Config
+    const modelStore = yield* ModelStoreTag
+    return make(config.hub, { existingBlob: modelStore.findBlob })
+  })
 )

@@ -35,8 +35,21 @@ export interface InstalledModel {
   readonly pulledAt: string
 }
 
+/** Options of `importFile`. */
+export interface ImportOptions {
+  /** The model's name in the store (default: the file name without `.gguf`). */
+  readonly name?: string | undefined
+  /** Copy even when a hard link is possible. */
+  readonly copy?: boolean | undefined
+}
+
 /** The downloader and store. */
 export interface ModelDownloaderService {
+  /**
+   * Makes a GGUF file a model of the store (validated, hard-linked or copied, recorded by a manifest).
+   * Fails with ModelNotFound (no such file), InvalidModelFile, DownloadFailed (the store is not writable).
+   */
+  readonly importFile: (file: string, store: ModelStore, options?: ImportOptions) => Effect.Effect<InstalledModel, LlmspellError>
   /**
    * Downloads a model into the store; the last event has phase `done` and the result. A file already in
    * place is trusted only by its recorded size and mtime, or a re-hash; one pull writes a store file at a

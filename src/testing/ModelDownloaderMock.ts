@@ -58,6 +58,13 @@ export const ModelDownloaderMock = (options: MockDownloaderOptions = {}) => {
         })
       )
     },
+    importFile: (file, store, importOptions) =>
+      Effect.sync(() => {
+        const name = importOptions?.name ?? file.replace(/^.*[\\/]/, "").replace(/\.gguf$/i, "")
+        const model = madeUp(name, store.directory)
+        installed.set(name, model)
+        return model
+      }),
     findInstalled: (ref) =>
       Effect.sync(() => calls.push({ operation: "find", ref })).pipe(
         Effect.zipRight(fail("find", ref)),

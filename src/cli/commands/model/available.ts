@@ -1,13 +1,18 @@
 /**
  * `llmspell model available [--recommended] [--json]`: the curated catalog, with whether each model
- * fits this machine's free memory. Needs no backend and no network.
+ * fits this machine's free memory, and which are already on this machine (in any store: llmspell's,
+ * Ollama's, the HF cache, …; such a pull downloads nothing). Needs no backend and no network.
  */
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
 import * as Effect from "effect/Effect"
 import * as os from "node:os"
 import * as Catalog from "../../../domain/Catalog.js"
+import { defaultInstance } from "../../../domain/ConfigSchema.js"
 import { formatBytes } from "../../../domain/Format.js"
+import * as ModelStoreLive from "../../../layers/ModelStoreLive.js"
+import { Config } from "../../../services/Config.js"
+import { ModelStore } from "../../../services/ModelStore.js"
 import { printJson, printOut, table } from "../../output.js"
 import { json } from "../shared.js"
 
@@ -19,20 +24,32 @@ export const availableCommand = Command.make("available", { recommended, json },
     // os.freemem() is MemAvailable on Linux (page cache counts as free); no GPU is assumed: CPU RAM decides.
     const freeMemoryBytes = os.freemem()
     const totalMemoryBytes = os.totalmem()
-    const models = Catalog.available(freeMemoryBytes, { recommendedOnly: recommended })
+    const config = yield* Config
+    const gguf = defaultInstance(config, "gguf")
+    const inventory = yield* (yield* ModelStore).list({
+      directory: gguf?.modelDirectory ?? "",
+      instance: gguf?.name ?? "gguf"
+    }).pipe(Effect.orElseSucceed(() => ({ models: [], warnings: [] })))
+    const present = inventory.models.flatMap((m) =>
+      m.repo === undefined ? [] : [{ repo: m.repo, quantization: m.quantization, stores: m.locations.map((l) => l.store) }]
+    )
+    const models = Catalog.markOnMachine(Catalog.available(freeMemoryBytes, { recommendedOnly: recommended }), present)
     if (json) return yield* printJson(Catalog.AvailableReport, { freeMemoryBytes, totalMemoryBytes, models })
     const gb = (n: number) => `${(n / 1e9).toFixed(1)}G`
     yield* printOut(
       table(
-        ["ALIAS", "PARAMS", "QUANTIZATIONS (size)", "CONTEXT", "LICENSE", "RAM", "FITS", "REPO"],
+        ["ALIAS", "PARAMS", "QUANTIZATIONS (size)", "CONTEXT", "LICENSE", "RAM", "FITS", "ON MACHINE", "REPO"],
         models.map((m) => [
           `${m.alias}${m.recommended ? " *" : ""}`,
           m.parameters,
-          m.quantizations.map((q) => `${q.name}${q.name === m.defaultQuantization ? "*" : ""} ${gb(q.sizeBytes)}`).join(", "),
+          m.quantizations.map((q) =>
+            `${q.name}${q.name === m.defaultQuantization ? "*" : ""} ${gb(q.sizeBytes)}${q.onMachine !== undefined ? " (here)" : ""}`
+          ).join(", "),
           m.contextLength >= 1024 ? `${Math.round(m.contextLength / 1024)}k` : m.contextLength,
           m.license,
           `~${formatBytes(m.ramBytes)}`,
           m.fits ? "yes" : "no",
+          m.onMachine?.join(", "),
           m.repo
         ])
       )
@@ -43,3 +60,6 @@ export const availableCommand = Command.make("available", { recommended, json },
         "pull one with `llmspell model pull <alias>` (e.g. `llmspell model pull qwen2.5:0.5b`), another size with --quantization"
     )
   })).pipe(Command.withDescription("list the curated GGUF models that `pull` and `run` know by alias"))
+
+/** The inventory `available` marks the catalog with (a local scan; no backend, no network). */
+export const availableLayer = ModelStoreLive.layer

@@ -31,7 +31,14 @@ export const infoCommand = Command.make("info", { spec, json }, ({ json, spec })
         ["chat template", info.chatTemplate ? "yes" : "no"],
         ["capabilities", info.capabilities?.join(", ")],
         ["file size", info.sizeBytes !== undefined ? formatBytes(info.sizeBytes) : undefined],
+        ["store", info.store],
         ["path", info.path],
+        [
+          "also in",
+          info.locations !== undefined && info.locations.length > 1
+            ? info.locations.slice(1).map((l) => `${l.store} (${l.name})`).join(", ")
+            : undefined
+        ],
         [
           "memory",
           info.memory !== undefined

@@ -1,7 +1,9 @@
 /**
  * `llmspell model list`: the models present on the backends. With `--backend all` one backend down
  * never hides the others (a warning each; exit 4 only when every one is down). When the user named
- * a backend, its failure is the command's failure: the error and its hint, exit 4.
+ * a backend, its failure is the command's failure: the error and its hint, exit 4. GGUF models come
+ * from every store on the machine (llmspell's, Ollama's, the HF cache, LM Studio, node-llama-cpp), each
+ * once: STORE is where it is used from, `(+N)` the other stores holding the same bytes (`--json`: all).
  */
 import * as Command from "@effect/cli/Command"
 import * as Effect from "effect/Effect"
@@ -45,10 +47,16 @@ export const listCommand = Command.make("list", { json, backend }, ({ backend, j
     if (result.models.length === 0) return yield* printOut("no models")
     yield* printOut(
       table(
-        ["NAME", "BACKEND", "SIZE", "QUANT", "MODIFIED"],
+        ["NAME", "BACKEND", "STORE", "SIZE", "QUANT", "MODIFIED"],
         result.models.map((m) => [
           m.name,
           m.instance === m.backend ? m.backend : `${m.backend} (${m.instance})`,
+          // the store it is used from, and how many others hold the same bytes
+          m.store === undefined
+            ? m.backend === "ollama" ? "ollama" : undefined
+            : (m.locations?.length ?? 1) > 1
+            ? `${m.store} (+${m.locations!.length - 1})`
+            : m.store,
           formatBytes(m.sizeBytes),
           m.quantization,
           m.modifiedAt?.slice(0, 10)

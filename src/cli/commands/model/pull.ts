@@ -20,20 +20,27 @@ const quantization = Options.text("quantization").pipe(
   Options.withDescription("quantization to pull (default Q4_K_M)")
 )
 const force = Options.boolean("force").pipe(Options.withDescription("download again even if present and verified"))
+const copy = Options.boolean("copy").pipe(
+  Options.withDescription("copy a file already in another store (Ollama, HF cache) instead of hard-linking it")
+)
 
 /** `model pull`. */
-export const pullCommand = Command.make("pull", { ref, quantization, force, json }, ({ force, json, quantization, ref }) =>
+export const pullCommand = Command.make("pull", { ref, quantization, force, copy, json }, ({ copy, force, json, quantization, ref }) =>
   Effect.gen(function*() {
     const llm = yield* LocalLLM
     const io = yield* CliIO
     const q = Option.getOrUndefined(quantization)
     const result = yield* renderPull(
-      llm.pull(ref, { force, ...(q !== undefined ? { quantization: q } : {}) }),
+      llm.pull(ref, { force, ...(copy ? { copy } : {}), ...(q !== undefined ? { quantization: q } : {}) }),
       progressMode({ json, stderrIsTTY: io.stderrIsTTY, dumbTerminal: io.dumbTerminal, columns: io.stderrColumns() })
     )
     if (json || result === undefined) return
     yield* printOut(
-      result.alreadyPresent
+      result.satisfiedFrom !== undefined
+        ? `${result.model}: already on this machine (${result.satisfiedFrom}): 0 B downloaded${
+          result.path ? `; now at ${result.path}` : ""
+        }`
+        : result.alreadyPresent
         ? `${result.model} is already present${result.path ? ` at ${result.path}` : ""}`
         : `pulled ${result.model}${result.sizeBytes !== undefined ? ` (${formatBytes(result.sizeBytes)})` : ""}${
           result.path ? ` to ${result.path}` : ""

@@ -1,0 +1,220 @@
+/**
+ * llmspell's own model store on disk: the manifests under `model_directory` (decoded with Schema),
+ * where a repo file lives in the store, and the one streaming sha256 helper every reader uses.
+ * Shared by ModelStoreLive (list, find, verify) and the downloader's write path; no network.
+ *
+ * Layout (all under `model_directory`):
+ *
+ *     hub/<org>/<repo>/<path in repo>            a verified file; only ever created by rename() or link()
+ *     hub/<org>/<repo>/<path in repo>.partial    bytes of an unfinished download (resume point = its size)
+ *     manifests/<slug>.json                      one per model: name, alias, repo, revision, files, pulledAt
+ *     locks/<slug>.lock                          held while a pull writes that file
+ *
+ * Why not the Hugging Face cache layout (`models--org--repo/blobs|snapshots|refs`) for our own store?
+ * docs/stores.md recommends it in the long run, but we decided against switching now: the HF cache
+ * is already *read* in place (hf-cache store), so pointing `[stores] hf_cache` at a directory gives
+ * the sharing without making llmspell write into another tool's tree; our manifests carry what that
+ * layout cannot (the hub's sha256 per file with the mtime it was established at, the catalog alias,
+ * split parts as one model); and a move would have to migrate every existing store. A file whose
+ * bytes already sit in the HF cache is hard-linked (same inode, no extra disk) rather than duplicated.
+ */
+import { createHash } from "node:crypto"
+import { createReadStream } from "node:fs"
+import * as fs from "node:fs/promises"
+import * as path from "node:path"
+import { randomBytes } from "node:crypto"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Schema from "effect/Schema"
+import { DownloadFailed } from "../../domain/Errors.js"
+import * as HubRef from "../../domain/HubRef.js"
+import type { InstalledModel, ModelStore } from "../../services/ModelDownloader.js"
+import { ensureDirectory } from "./ensureDirectory.js"
+
+/** One file of a manifest. `path` is relative to the store, with `/`. */
+export const ManifestFile = Schema.Struct({
+  path: Schema.String.pipe(Schema.filter((p) => HubRef.validatePath(p) === undefined)),
+  repoPath: Schema.String,
+  sizeBytes: Schema.Number,
+  sha256: Schema.String,
+  /** The file's mtime when the sha256 was last established; another mtime means hash it again before trusting it. */
+  mtimeMs: Schema.optional(Schema.Number),
+  /** False when the hub gave no sha256: `sha256` is what the download computed. */
+  hubSha256: Schema.optional(Schema.Boolean),
+  /**
+   * An absolute path in another store holding these bytes, used in place because a hard link was
+   * impossible (another filesystem). llmspell never writes or deletes it.
+   */
+  external: Schema.optional(Schema.String)
+})
+/** One file of a manifest. */
+export type ManifestFile = typeof ManifestFile.Type
+
+/** What `manifests/<slug>.json` holds. */
+export const Manifest = Schema.Struct({
+  version: Schema.Literal(1),
+  name: Schema.String,
+  alias: Schema.optional(Schema.String),
+  repo: Schema.String,
+  revision: Schema.String,
+  quantization: Schema.optional(Schema.String),
+  files: Schema.Array(ManifestFile).pipe(Schema.filter((files) => files.length > 0)),
+  pulledAt: Schema.String
+})
+/** What `manifests/<slug>.json` holds. */
+export type Manifest = typeof Manifest.Type
+
+const decodeManifest = Schema.decodeUnknownEither(Schema.parseJson(Manifest))
+
+/** The manifests directory of a store. */
+export const manifestsDir = (store: ModelStore) => path.join(store.directory, "manifests")
+/** Where a model's manifest lives. */
+export const manifestPath = (store: ModelStore, name: string) =>
+  path.join(manifestsDir(store), `${HubRef.slugOf(name)}.json`)
+/** The lock of a store file (the first file of a model): one per file, whatever name the model was asked by. */
+export const lockPath = (store: ModelStore, relative: string) =>
+  path.join(store.directory, "locks", `${HubRef.slugOf(relative)}.lock`)
+/** Store path of a repo file: `hub/<org>/<repo>/<path>` (both already validated). */
+export const storeRelative = (repo: string, repoPath: string) =>
+  ["hub", ...repo.split("/"), ...repoPath.split("/")].join("/")
+/** Absolute path of a store-relative path. */
+export const absolute = (store: ModelStore, relative: string) => path.join(store.directory, ...relative.split("/"))
+/** Where a manifest file's bytes are: in the store, or the other store's path it references. */
+export const fileLocation = (store: ModelStore, f: ManifestFile) => f.external ?? absolute(store, f.path)
+
+/** A manifest as the store's installed-model record. */
+export const toInstalled = (store: ModelStore, m: Manifest): InstalledModel => {
+  const files = m.files.map((f) => ({ path: fileLocation(store, f), sizeBytes: f.sizeBytes, sha256: f.sha256 }))
+  return {
+    name: m.name,
+    alias: m.alias,
+    repo: m.repo,
+    revision: m.revision,
+    files,
+    primaryPath: files[0]!.path,
+    sizeBytes: files.reduce((n, f) => n + f.sizeBytes, 0),
+    quantization: m.quantization,
+    pulledAt: m.pulledAt
+  }
+}
+
+/** A failed store operation, naming the directory. */
+export const storeError = (store: ModelStore, operation: string, e: unknown) =>
+  new DownloadFailed({
+    reason: `${operation} in ${store.directory} failed: ${(e as Error)?.message ?? String(e)}`,
+    suggestion: "check that model_directory (LLMSPELL_MODELS_DIR) is writable"
+  })
+
+/** Every readable manifest of the store (a damaged or half-replaced one is skipped). */
+export const readManifests = (store: ModelStore): Effect.Effect<ReadonlyArray<Manifest>, DownloadFailed> =>
+  Effect.tryPromise({
+    try: async () => {
+      let names: Array<string>
+      try {
+        names = await fs.readdir(manifestsDir(store))
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === "ENOENT") return []
+        throw e
+      }
+      const out: Array<Manifest> = []
+      for (const name of names.filter((n) => n.endsWith(".json")).sort()) {
+        // A manifest being replaced or damaged by hand: skip it; `verify` of its files is impossible anyway.
+        const text = await fs.readFile(path.join(manifestsDir(store), name), "utf8").catch(() => undefined)
+        if (text === undefined) continue
+        const decoded = decodeManifest(text)
+        if (Either.isRight(decoded)) out.push(decoded.right)
+      }
+      return out
+    },
+    catch: (e) => storeError(store, "reading manifests", e)
+  })
+
+/** Writes a manifest atomically (temp file + rename). */
+export const writeManifest = (store: ModelStore, manifest: Manifest) =>
+  Effect.tryPromise({
+    try: async () => {
+      const target = manifestPath(store, manifest.name)
+      await ensureDirectory(path.dirname(target))
+      const tmp = `${target}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`
+      await fs.writeFile(tmp, `${JSON.stringify(manifest, null, 2)}\n`)
+      await fs.rename(tmp, target)
+    },
+    catch: (e) => storeError(store, "writing the manifest", e)
+  })
+
+const sameName = (a: string, b: string) => a.toLowerCase() === b.toLowerCase()
+
+/**
+ * The manifest a reference designates (no network): at most one. A catalog alias names its default
+ * quantization only (`qwen2.5:0.5b` is not also `qwen2.5:0.5b:Q8_0`), so `remove` of an alias never takes
+ * the other quantizations pulled under it.
+ */
+export const matchManifests = (ref: string, manifests: ReadonlyArray<Manifest>): ReadonlyArray<Manifest> => {
+  const direct = manifests.filter((m) => sameName(m.name, ref))
+  if (direct.length > 0) return direct.slice(0, 1)
+  const parsed = HubRef.parse(ref)
+  if (Either.isLeft(parsed)) return []
+  const r = parsed.right
+  const ofRepo = manifests.filter((m) => sameName(m.repo, r.repo))
+  if (r.kind === "file") return ofRepo.filter((m) => m.files.some((f) => f.repoPath === r.path)).slice(0, 1)
+  const wanted = r.quantization ?? HubRef.DEFAULT_QUANTIZATION
+  const exact = ofRepo.filter((m) => m.quantization === wanted)
+  if (exact.length > 0 || r.quantization !== undefined) return exact.slice(0, 1)
+  return ofRepo.length === 1 ? ofRepo : []
+}
+
+/** True when every file of the manifest is in place with its recorded size (no hashing). */
+export const filesPresent = (store: ModelStore, m: Manifest) =>
+  Effect.promise(async () => {
+    for (const f of m.files) {
+      const stat = await fs.stat(fileLocation(store, f)).catch(() => undefined)
+      if (stat === undefined || !stat.isFile() || stat.size !== f.sizeBytes) return false
+    }
+    return true
+  })
+
+/**
+ * Whether a pull may trust a recorded file in place: its size must match, and its bytes must hash to the
+ * recorded sha256 unless its mtime is still the one recorded with that hash. Returns the record with the
+ * current mtime (so a touched but intact file is hashed once, not on every pull), or undefined.
+ */
+export const trustedFile = async (store: ModelStore, f: ManifestFile): Promise<ManifestFile | undefined> => {
+  const location = fileLocation(store, f)
+  const stat = await fs.stat(location).catch(() => undefined)
+  if (stat === undefined || !stat.isFile() || stat.size !== f.sizeBytes) return undefined
+  if (f.mtimeMs === stat.mtimeMs) return f
+  const actual = await hashFile(location).catch(() => undefined)
+  return actual === f.sha256 ? { ...f, mtimeMs: stat.mtimeMs } : undefined
+}
+
+/**
+ * The one streaming-hash loop: feeds a file (or its first `length` bytes) into `hash` in 1 MiB reads;
+ * returns how many bytes were read. Aborts with the signal.
+ */
+export const hashInto = (
+  file: string,
+  hash: ReturnType<typeof createHash>,
+  options: { readonly length?: number; readonly signal?: AbortSignal } = {}
+) =>
+  new Promise<number>((resolve, reject) => {
+    if (options.length === 0) return resolve(0)
+    let read = 0
+    const stream = createReadStream(file, {
+      highWaterMark: 1024 * 1024,
+      ...(options.length !== undefined ? { start: 0, end: options.length - 1 } : {}),
+      ...(options.signal ? { signal: options.signal } : {})
+    })
+    stream.on("data", (chunk) => {
+      hash.update(chunk as Buffer)
+      read += (chunk as Buffer).length
+    })
+    stream.on("error", reject)
+    stream.on("end", () => resolve(read))
+  })
+
+/** Lower-case hex sha256 of a whole file. */
+export const hashFile = async (file: string, signal?: AbortSignal): Promise<string> => {
+  const hash = createHash("sha256")
+  await hashInto(file, hash, signal !== undefined ? { signal } : {})
+  return hash.digest("hex")
+}
