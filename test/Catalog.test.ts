@@ -63,3 +63,29 @@ describe("catalog", () => {
     expect(Catalog.estimateRamBytes(4e9)).toBeGreaterThan(4e9)
   })
 })
+
+describe("catalog marks what is already on this machine", () => {
+  it("marks the quantizations present (case-insensitive repo and quantization), with every store holding them", () => {
+    const models = Catalog.available(64 * 2 ** 30)
+    const target = models.find((m) => m.alias === "qwen2.5:0.5b")!
+    const [first, second] = target.quantizations
+    const marked = Catalog.markOnMachine(models, [
+      { repo: target.repo.toUpperCase(), quantization: first!.name.toLowerCase(), stores: ["hf-cache"] },
+      { repo: target.repo, quantization: first!.name, stores: ["llmspell", "hf-cache"] },
+      { repo: "someone/else-GGUF", quantization: first!.name, stores: ["lmstudio"] }
+    ])
+    const row = marked.find((m) => m.alias === "qwen2.5:0.5b")!
+    expect(row.onMachine).toEqual(["hf-cache", "llmspell"])
+    expect(row.quantizations[0]!.onMachine).toEqual(["hf-cache", "llmspell"])
+    if (second !== undefined) expect(row.quantizations[1]!.onMachine).toBeUndefined()
+    // models of other repos are left as they were
+    expect(marked.filter((m) => m.alias !== "qwen2.5:0.5b").every((m) => m.onMachine === undefined)).toBe(true)
+  })
+
+  it("a repo on the machine in a quantization the catalog does not list marks nothing", () => {
+    const models = Catalog.available(64 * 2 ** 30)
+    const target = models[0]!
+    const marked = Catalog.markOnMachine(models, [{ repo: target.repo, quantization: "IQ1_S_NOT_LISTED", stores: ["ollama-store"] }])
+    expect(marked[0]!.onMachine).toBeUndefined()
+  })
+})
