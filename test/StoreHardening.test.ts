@@ -257,7 +257,9 @@ describe("integrity (items 7, 22)", () => {
         expect(done.result?.verified).toBe(false)
         const [model] = yield* dl.listInstalled(store)
         expect(model!.files[0]!.sha256).toBe(sha(plain))
-        expect((yield* dl.verify(store)).ok).toBe(true)
+        const verified = yield* dl.verify(store)
+        expect(verified.ok).toBe(true)
+        expect(verified.files.map((f) => [f.status, f.unverified])).toEqual([["ok", true]])
         // Pulled again it is present, and still says it is unverified.
         const again = yield* pullAll(dl, "org/plain", store, hub)
         expect(again.events.at(-1)!.result).toMatchObject({ alreadyPresent: true, verified: false })

@@ -226,7 +226,12 @@ export const VerifyFile = Schema.Struct({
   /** What is wrong with a file that is not ok. */
   problem: Schema.optional(Schema.String),
   /** The command that repairs it. */
-  repair: Schema.optional(Schema.String)
+  repair: Schema.optional(Schema.String),
+  /**
+   * True when the hub published no sha256 for the file: it matches the hash computed while it was
+   * downloaded, which shows it has not changed since, not that the download was intact.
+   */
+  unverified: Schema.optional(Schema.Boolean)
 })
 /** The state of one installed file. */
 export type VerifyFile = typeof VerifyFile.Type

@@ -519,7 +519,8 @@ export const make = (hub: HubConfig, internals: DownloaderInternals = {}): Model
             expectedSha256: f.sha256,
             actualSha256: actual,
             sizeBytes: stat.size,
-            ...(problem !== undefined ? { problem, repair } : {})
+            ...(problem !== undefined ? { problem, repair } : {}),
+            ...(f.hubSha256 === false ? { unverified: true } : {})
           })
         }
       }

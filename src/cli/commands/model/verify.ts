@@ -19,7 +19,11 @@ export const verifyCommand = Command.make("verify", { spec, json }, ({ json, spe
     if (!report.ok) yield* requestExitCode(1)
     if (json) return yield* printJson(VerifyReport, report)
     if (report.files.length === 0) return yield* printOut("no pulled models to verify")
-    yield* printOut(table(["MODEL", "FILE", "STATUS"], report.files.map((f) => [f.model, f.file, f.status])))
+    yield* printOut(table(["MODEL", "FILE", "STATUS"], report.files.map((f) => [
+        f.model,
+        f.file,
+        f.status === "ok" && f.unverified === true ? "ok (unverified: the hub gave no sha256)" : f.status
+      ])))
     // Each bad file: what is wrong with it and the command that repairs it.
     const bad = report.files.filter((f) => f.status !== "ok")
     if (bad.length > 0) {
