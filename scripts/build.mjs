@@ -2,27 +2,17 @@
 // backend libraries left external and loaded with import() only by the commands that need them.
 import { build } from "esbuild"
 import { chmodSync, readFileSync } from "node:fs"
-import { ggufWorkerBuildOptions } from "./ggufWorkerBuild.mjs"
+import { ggufWorkerBuildOptions, nodeBundle, requireBanner } from "./ggufWorkerBuild.mjs"
 
 const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8"))
 
 await build({
   entryPoints: ["src/cli/bin.ts"],
+  ...nodeBundle,
   outfile: "dist/cli.js",
-  bundle: true,
-  platform: "node",
-  target: "node20",
-  format: "esm",
-  minifySyntax: true,
-  treeShaking: true,
-  sourcemap: false,
-  legalComments: "none",
   external: ["node-llama-cpp", "ollama", "@huggingface/hub", "ollama/*", "@huggingface/*"],
   define: { "process.env.LLMSPELL_BUNDLED": '"1"' },
-  // yaml (pulled in by @effect/cli) calls require("process"): ESM bundles need a real require.
-  banner: {
-    js: "#!/usr/bin/env node\nimport { createRequire as __llmspellCreateRequire } from 'node:module';\nconst require = __llmspellCreateRequire(import.meta.url);"
-  },
+  banner: { js: `#!/usr/bin/env node\n${requireBanner}` },
   plugins: [
     {
       name: "version",

@@ -492,19 +492,10 @@ export const LMSTUDIO_MAX_DEPTH = 5
 export const lmstudioForeignModel = (root: string, file: PlainStoreFile): ForeignModel | undefined => {
   const segments = file.relPath.split("/")
   if (segments.length < 3 || segments.length > LMSTUDIO_MAX_DEPTH) return undefined
-  const parts = file.otherParts ?? []
-  const quantization = quantizationOf(file.relPath)
   return {
-    store: "lmstudio",
-    name: file.relPath,
-    path: file.path,
-    sizeBytes: file.sizeBytes + parts.reduce((n, p) => n + p.sizeBytes, 0),
-    ...(quantization !== undefined ? { quantization } : {}),
-    removeCommand: `rm ${[file.path, ...parts.map((p) => p.path)].map(shellQuote).join(" ")}`,
-    root,
+    ...plainFileModel("lmstudio", root, file),
     repo: segments.slice(0, 2).join("/"),
-    file: segments.slice(2).join("/"),
-    ...(parts.length > 0 ? { parts: [file.path, ...parts.map((p) => p.path)] } : {})
+    file: segments.slice(2).join("/")
   }
 }
 
@@ -515,16 +506,25 @@ export const lmstudioForeignModel = (root: string, file: PlainStoreFile): Foreig
  */
 export const nodeLlamaCppForeignModel = (root: string, file: PlainStoreFile): ForeignModel | undefined => {
   if (file.relPath.includes("/")) return undefined
+  return plainFileModel("node-llama-cpp", root, file)
+}
+
+/**
+ * A model that is just its file(s) in a folder, named by its path there; neither LM Studio nor
+ * node-llama-cpp has a remove command, so the command given removes the files themselves.
+ */
+const plainFileModel = (store: "lmstudio" | "node-llama-cpp", root: string, file: PlainStoreFile): ForeignModel => {
   const parts = file.otherParts ?? []
+  const paths = [file.path, ...parts.map((p) => p.path)]
   const quantization = quantizationOf(file.relPath)
   return {
-    store: "node-llama-cpp",
+    store,
     name: file.relPath,
     path: file.path,
     sizeBytes: file.sizeBytes + parts.reduce((n, p) => n + p.sizeBytes, 0),
     ...(quantization !== undefined ? { quantization } : {}),
-    removeCommand: `rm ${[file.path, ...parts.map((p) => p.path)].map(shellQuote).join(" ")}`,
+    removeCommand: `rm ${paths.map(shellQuote).join(" ")}`,
     root,
-    ...(parts.length > 0 ? { parts: [file.path, ...parts.map((p) => p.path)] } : {})
+    ...(parts.length > 0 ? { parts: paths } : {})
   }
 }

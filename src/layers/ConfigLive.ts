@@ -17,6 +17,7 @@ import { type ConfigFlags, type LlmspellConfig, resolveConfig } from "../domain/
 import { ConfigError } from "../domain/Errors.js"
 import { formatBytes } from "../domain/Format.js"
 import { Config } from "../services/Config.js"
+import { fileKind } from "./internal/fileKind.js"
 
 /**
  * The process facts config discovery reads (environment, working directory, home). Defaults to the
@@ -90,19 +91,6 @@ const expandHome = (p: string, home: string) => (p === "~" ? home : p.startsWith
 /** A config file larger than this is refused unread: a real one is a few KiB. */
 export const MAX_CONFIG_BYTES = 1024 * 1024
 
-const kindOf = (stat: Stats): string =>
-  stat.isDirectory()
-    ? "a directory"
-    : stat.isFIFO()
-    ? "a FIFO (named pipe)"
-    : stat.isSocket()
-    ? "a socket"
-    : stat.isCharacterDevice()
-    ? "a character device"
-    : stat.isBlockDevice()
-    ? "a block device"
-    : "not a regular file"
-
 const describeErrno = (e: NodeJS.ErrnoException) =>
   e.code === "ENOENT"
     ? "no such file"
@@ -128,7 +116,7 @@ type ReadOutcome =
 const readConfigFile = async (file: string): Promise<ReadOutcome> => {
   const refuse = (stat: Stats): ReadOutcome | undefined =>
     !stat.isFile()
-      ? { _tag: "Refused", why: `is ${kindOf(stat)}, not a regular file` }
+      ? { _tag: "Refused", why: `is ${fileKind(stat)}, not a regular file` }
       : stat.size > MAX_CONFIG_BYTES
       ? { _tag: "Refused", why: `is ${formatBytes(stat.size)} (${stat.size} bytes), over the 1 MiB limit for a config file` }
       : undefined

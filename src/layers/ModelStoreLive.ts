@@ -166,6 +166,18 @@ export const ownStoreOnly = (home: string): StoresConfig => ({
 })
 
 /** Builds the store over the `[stores]` settings. */
+/** A GGUF dropped into llmspell's model directory (no manifest: not pulled, not installed by us). */
+const looseModel = (name: string, path: string, stat: { readonly size: number; readonly mtime: Date }): StoredModel => ({
+  name,
+  store: "llmspell",
+  path,
+  files: [path],
+  sizeBytes: stat.size,
+  modifiedAt: stat.mtime.toISOString(),
+  installed: false,
+  locations: [{ store: "llmspell", name, path }]
+})
+
 export const make = (stores: StoresConfig, pulledModels: PulledModels = manifestModels): ModelStoreService => {
   const scanForeign = Effect.gen(function*() {
     const { hfDefaultRoot, roots } = yield* foreignRoots(stores)
@@ -181,16 +193,7 @@ export const make = (stores: StoresConfig, pulledModels: PulledModels = manifest
         const p = nodePath.join(store.directory, e.name)
         const s = await fs.stat(p).catch(() => undefined)
         if (s === undefined) continue
-        out.push({
-          name: e.name,
-          store: "llmspell",
-          path: p,
-          files: [p],
-          sizeBytes: s.size,
-          modifiedAt: s.mtime.toISOString(),
-          installed: false,
-          locations: [{ store: "llmspell", name: e.name, path: p }]
-        })
+        out.push(looseModel(e.name, p, s))
       }
       return out
     })
@@ -228,16 +231,7 @@ export const make = (stores: StoresConfig, pulledModels: PulledModels = manifest
           const p = nodePath.join(store.directory, candidate)
           const s = yield* Effect.promise(() => fs.stat(p).catch(() => undefined))
           if (s?.isFile() && p.endsWith(".gguf")) {
-            return Option.some<StoredModel>({
-              name: ref,
-              store: "llmspell",
-              path: p,
-              files: [p],
-              sizeBytes: s.size,
-              modifiedAt: s.mtime.toISOString(),
-              installed: false,
-              locations: [{ store: "llmspell", name: ref, path: p }]
-            })
+            return Option.some(looseModel(ref, p, s))
           }
         }
       }

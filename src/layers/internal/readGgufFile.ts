@@ -9,6 +9,7 @@ import { constants as fsConstants, type Stats } from "node:fs"
 import * as fs from "node:fs/promises"
 import { InvalidModelFile, ModelNotFound } from "../../domain/Errors.js"
 import { type GgufFile, parseGguf } from "../../domain/GgufReader.js"
+import { fileKind } from "./fileKind.js"
 
 const FIRST_READ = 256 * 1024
 // Real headers stay far below this: a 262k-token vocabulary with scores, types and merges is ~10 MB.
@@ -17,22 +18,8 @@ const FIRST_READ = 256 * 1024
 const MAX_HEADER_BYTES = 64 * 1024 * 1024
 const READ_CHUNK = 8 * 1024 * 1024
 
-/** What a non-regular file is, for the message. */
-const kindOf = (stat: Stats): string =>
-  stat.isDirectory()
-    ? "a directory"
-    : stat.isFIFO()
-    ? "a FIFO (named pipe)"
-    : stat.isSocket()
-    ? "a socket"
-    : stat.isCharacterDevice()
-    ? "a character device"
-    : stat.isBlockDevice()
-    ? "a block device"
-    : "not a regular file"
-
 const notRegular = (path: string, stat: Stats) =>
-  new InvalidModelFile({ path, reason: `it is ${kindOf(stat)}, not a regular file` })
+  new InvalidModelFile({ path, reason: `it is ${fileKind(stat)}, not a regular file` })
 
 /**
  * Validates the file at `path` and returns its parsed header. Only a regular file is opened: opening a
