@@ -49,7 +49,6 @@ export {
   type LocalLLMClient,
   type PullOperation,
   type RunOptions,
-  type RunResult,
   type TokenStream
 } from "./promise.js"
 

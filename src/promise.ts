@@ -16,7 +16,6 @@ import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import { describeCause, ExitCode } from "./domain/Failure.js"
-import { structuredAnswer } from "./domain/JsonSchemaCheck.js"
 import { validateGenerateRequest } from "./domain/Protocol.js"
 import {
   type BackendStatus,
@@ -30,6 +29,7 @@ import {
   type PromptOptions,
   type PullProgress,
   type PullResult,
+  type RunResult,
   type RemoveResult,
   type VerifyReport
 } from "./domain/Types.js"
@@ -69,8 +69,6 @@ export interface RunOptions extends PromptOptions {
   readonly signal?: AbortSignal
 }
 
-/** What `run` resolves to: the completion, and for a `json`/`{ schema }` format the checked value. */
-export type RunResult = Completion & { readonly object?: unknown }
 
 /** A pull in progress: await it for the result, or iterate it for progress events. */
 export interface PullOperation extends PromiseLike<PullResult>, AsyncIterable<PullProgress> {}
@@ -175,13 +173,11 @@ export const createLocalLLM = (options: CreateLocalLLMOptions = {}): LocalLLMCli
 
   // Checked here too, so a custom `layer` cannot let an out-of-range value through: the same check,
   // the same InvalidRequest as the CLI and the Effect API.
+  // Checked here too, so a caller-supplied layer (a mock) cannot be handed an out-of-range request.
+  const request = (prompt: string | ReadonlyArray<ChatMessage>, runOptions: RunOptions | undefined) =>
+    Either.match(validateGenerateRequest(promptRequest(prompt, runOptions)), { onLeft: Effect.fail, onRight: Effect.succeed })
   const generation = (spec: string, prompt: string | ReadonlyArray<ChatMessage>, runOptions: RunOptions | undefined) =>
-    Stream.unwrap(
-      Effect.flatMap(
-        Either.match(validateGenerateRequest(promptRequest(prompt, runOptions)), { onLeft: Effect.fail, onRight: Effect.succeed }),
-        (request) => Effect.map(LocalLLM, (llm) => llm.generate(spec, request))
-      )
-    )
+    Stream.unwrap(Effect.flatMap(request(prompt, runOptions), (r) => Effect.map(LocalLLM, (llm) => llm.generate(spec, r))))
 
   const client: LocalLLMClient = {
     status: (backend) => run(withLLM((llm) => llm.status(backend))),
@@ -219,25 +215,7 @@ export const createLocalLLM = (options: CreateLocalLLMOptions = {}): LocalLLMCli
       }
     },
     run: (spec, prompt, runOptions) =>
-      run(
-        generation(spec, prompt, runOptions).pipe(
-          Stream.runLast,
-          Effect.flatMap((last) =>
-            last._tag === "Some" && last.value._tag === "Finish"
-              ? Effect.succeed(last.value.completion)
-              : Effect.dieMessage("the generation ended without a completion")
-          ),
-          Effect.flatMap((completion): Effect.Effect<RunResult, unknown> => {
-            const format = runOptions?.responseFormat
-            if (format === undefined || format === "text") return Effect.succeed(completion)
-            return Either.match(structuredAnswer(completion.model, completion.text, format), {
-              onLeft: Effect.fail,
-              onRight: (object) => Effect.succeed({ ...completion, object })
-            })
-          })
-        ),
-        runOptions?.signal
-      ),
+      run(Effect.flatMap(request(prompt, runOptions), (r) => withLLM((llm) => llm.run(spec, r))), runOptions?.signal),
     embed: (spec, inputs, embedOptions) =>
       run(withLLM((llm) => llm.embed(spec, typeof inputs === "string" ? [inputs] : inputs)), embedOptions?.signal),
     stream: (spec, prompt, runOptions) => {

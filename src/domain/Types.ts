@@ -519,3 +519,6 @@ export const PullInterrupted = Schema.Struct({
   completedBytes: Schema.optional(Schema.Number),
   totalBytes: Schema.optional(Schema.Number)
 })
+
+/** What running a completion to its end gives: the completion, and for a `json`/`{ schema }` format the checked value. */
+export type RunResult = Completion & { readonly object?: unknown }

@@ -18,7 +18,8 @@ import { errorToJson } from "../domain/Failure.js"
 import { isFileReference } from "../domain/ModelSpec.js"
 import * as Protocol from "../domain/Protocol.js"
 import type { BackendStatus, LocalModel } from "../domain/Types.js"
-import type { GenerateRequest, ModelList } from "../domain/Types.js"
+import type { GenerateRequest, ModelList, RunResult } from "../domain/Types.js"
+import { structuredAnswer } from "../domain/JsonSchemaCheck.js"
 import { type BackendFilter, LocalLLM, type LocalLLMService } from "../services/LocalLLM.js"
 import { ProviderRegistry, type ProviderRegistryService } from "../services/ProviderRegistry.js"
 
@@ -184,7 +185,15 @@ export const make = (registry: ProviderRegistryService): LocalLLMService => {
             : Effect.fail(
               new BackendError({ backend: "llmspell", operation: "run", reason: "the generation ended without a completion" })
             )
-        )
+        ),
+        Effect.flatMap((completion): Effect.Effect<RunResult, LlmspellError> => {
+          const format = request.responseFormat
+          if (format === undefined || format === "text") return Effect.succeed(completion)
+          return Either.match(structuredAnswer(completion.model, completion.text, format), {
+            onLeft: Effect.fail,
+            onRight: (object) => Effect.succeed({ ...completion, object })
+          })
+        })
       ),
     embed: (spec, inputs) =>
       Effect.flatMap(registry.resolve(spec), (r) => r.handle.embed(r.model, inputs)).pipe(

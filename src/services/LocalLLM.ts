@@ -9,7 +9,7 @@ import type * as Stream from "effect/Stream"
 import type { LlmspellError } from "../domain/Errors.js"
 import type {
   BackendStatus,
-  Completion,
+  RunResult,
   BackendType,
   Embeddings,
   GenerateEvent,
@@ -39,8 +39,11 @@ export interface LocalLLMService {
   readonly verify: (spec?: string) => Effect.Effect<VerifyReport, LlmspellError>
   /** Streams a chat completion: text deltas, then one `Finish` with usage and timings. */
   readonly generate: (spec: string, request: GenerateRequest) => Stream.Stream<GenerateEvent, LlmspellError>
-  /** Runs a chat completion to its end. */
-  readonly run: (spec: string, request: GenerateRequest) => Effect.Effect<Completion, LlmspellError>
+  /**
+   * Runs a chat completion to its end. With a `json` or `{ schema }` response format the answer is
+   * parsed and checked (`SchemaViolation` when it does not follow), and returned as `object`.
+   */
+  readonly run: (spec: string, request: GenerateRequest) => Effect.Effect<RunResult, LlmspellError>
   /** Embeds texts with a model: one vector per input, in order. */
   readonly embed: (spec: string, inputs: ReadonlyArray<string>) => Effect.Effect<Embeddings, LlmspellError>
 }
