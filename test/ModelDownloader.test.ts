@@ -11,7 +11,7 @@ import * as Stream from "effect/Stream"
 import * as TestClock from "effect/TestClock"
 import * as Redacted from "effect/Redacted"
 import { createHash } from "node:crypto"
-import { mkdir, readFile, stat, writeFile } from "node:fs/promises"
+import { readFile, stat, writeFile } from "node:fs/promises"
 import { type AddressInfo, createServer } from "node:net"
 import { hostname } from "node:os"
 import { join } from "node:path"
@@ -21,7 +21,7 @@ import { errorToJson } from "../src/domain/Failure.js"
 import { slugOf } from "../src/domain/HubRef.js"
 import type { PullProgress } from "../src/domain/Types.js"
 import { deterministicContent, type FakeHub, ggufContent, startFakeHub } from "./fixtures/fakeHub.js"
-import { downloader, drive, dropStore, pullAll, storeFiles, tempStore } from "./support/downloaderHarness.js"
+import { downloader, drive, dropStore, pullAll, storeFiles, tempStore, writeLock } from "./support/downloaderHarness.js"
 
 const SIZE = 300_000
 const q4 = ggufContent("dl-q4", SIZE)
@@ -387,9 +387,8 @@ describe("interruption and locks", () => {
       Effect.gen(function*() {
         // Locks are per store file: the lock of model-Q8_0.gguf holds back `org/model:Q8_0` as well.
         const lock = join(store.directory, "locks", `${slugOf("hub/org/model/model-Q8_0.gguf")}.lock`)
-        yield* Effect.promise(() => mkdir(join(store.directory, "locks"), { recursive: true }))
-        const holder = { pid: process.pid, host: hostname(), startedAt: "x", token: "someone-else" }
-        yield* Effect.promise(() => writeFile(lock, JSON.stringify(holder)))
+        const holder = { pid: process.pid, host: hostname(), startedAt: "x" }
+        yield* Effect.promise(() => writeLock(lock, holder))
         const events: Array<PullProgress> = []
         const fiber = yield* Effect.fork(
           drive(
@@ -409,13 +408,13 @@ describe("interruption and locks", () => {
         )
         expect(events.find((e) => e.phase === "waiting")?.message).toContain(`pid ${process.pid}`)
         expect(contentRequests()).toEqual([])
-        yield* Effect.promise(() => import("node:fs/promises").then((fs) => fs.rm(lock)))
+        yield* Effect.promise(() => import("node:fs/promises").then((fs) => fs.rm(lock, { recursive: true })))
         const result = yield* Fiber.join(fiber)
         expect(result._tag).toBe("Right")
         expect(events.at(-1)?.result?.alreadyPresent).toBe(false)
 
         // A lock left by a dead process is taken over without waiting.
-        yield* Effect.promise(() => writeFile(lock, JSON.stringify({ ...holder, pid: 2 ** 22 + 12345 })))
+        yield* Effect.promise(() => writeLock(lock, { ...holder, pid: 2 ** 22 + 12345 }))
         const again = yield* pullAll(downloader(hub), "org/model:Q8_0", store, hub, { force: true })
         expect(again.error).toBeUndefined()
         expect(again.events.some((e) => e.phase === "waiting")).toBe(false)

@@ -70,9 +70,10 @@ describe("Ctrl-C while waiting on another pull's lock (items 2, 5)", () => {
   it("exits 130 within 500 ms of SIGINT, leaving the holder's lock and nothing else", async () => {
     const models = join(dir, "locked")
     const lock = join(models, "locks", `${slugOf("hub/org/repo/repo-Q8_0.gguf")}.lock`)
-    await mkdir(join(models, "locks"), { recursive: true })
-    const holder = JSON.stringify({ pid: process.pid, host: hostname(), startedAt: "x", token: "another-pull" })
-    await writeFile(lock, holder)
+    // A lock as another live pull holds it (internal/fileLock.ts: a directory, the holder in owner.json).
+    const holder = JSON.stringify({ pid: process.pid, host: hostname(), startedAt: "x" })
+    await mkdir(lock, { recursive: true })
+    await writeFile(join(lock, "owner.json"), holder)
 
     // Every try must exit 130 (before the fix none did: the wait ignored SIGINT until the lock was free).
     // The bound applies to the best of up to three tries, so a machine too loaded to schedule the process
@@ -86,7 +87,8 @@ describe("Ctrl-C while waiting on another pull's lock (items 2, 5)", () => {
       tries.push(ms)
     }
     expect(Math.min(...tries)).toBeLessThan(500)
-    expect(await readFile(lock, "utf8")).toBe(holder)
+    expect(await readFile(join(lock, "owner.json"), "utf8")).toBe(holder)
+    expect(await readdir(lock)).toEqual(["owner.json"])
     expect(await readdir(join(models, "locks"))).toEqual([lock.split("/").at(-1)])
     expect(existsSync(join(models, "hub"))).toBe(false)
   })

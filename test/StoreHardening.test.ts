@@ -21,7 +21,7 @@ import { slugOf } from "../src/domain/HubRef.js"
 import type { PullProgress } from "../src/domain/Types.js"
 import * as ModelDownloaderLive from "../src/layers/ModelDownloaderLive.js"
 import { deterministicContent, type FakeHub, ggufContent, startFakeHub } from "./fixtures/fakeHub.js"
-import { downloader, drive, dropStore, hubConfig, pullAll, storeFiles, tempStore } from "./support/downloaderHarness.js"
+import { downloader, drive, dropStore, hubConfig, pullAll, storeFiles, tempStore, writeLock } from "./support/downloaderHarness.js"
 
 const SIZE = 200_000
 const q4 = ggufContent("store-q4", SIZE)
@@ -64,15 +64,11 @@ const contentRequests = () => hub.requests.filter((r) => r.server === "cdn" && r
 const spareProbe = { match: (r: { range: string | undefined }) => r.range !== "bytes=0-0" }
 const withoutLocks = (files: ReadonlyArray<string>) => files.filter((f) => !f.startsWith("locks/"))
 
-/** Writes a lock on a store file as a live process (this one) with another token would. */
+/** Holds the lock of a store file as another live pull (this process's pid) would. */
 const holdLock = (directory: string, storeFile: string) =>
-  Effect.promise(async () => {
-    const lock = join(directory, "locks", `${slugOf(storeFile)}.lock`)
-    await mkdir(join(directory, "locks"), { recursive: true })
-    const text = JSON.stringify({ pid: process.pid, host: hostname(), startedAt: "x", token: "another-pull" })
-    await writeFile(lock, text)
-    return { lock, text }
-  })
+  Effect.promise(() =>
+    writeLock(join(directory, "locks", `${slugOf(storeFile)}.lock`), { pid: process.pid, host: hostname(), startedAt: "x" })
+  )
 
 /** Resolves once an event satisfies `predicate` (waits on I/O turns, never on time). */
 const until = (events: ReadonlyArray<PullProgress>, predicate: (e: PullProgress) => boolean) =>
@@ -106,7 +102,7 @@ describe("locks are per store file and waiting on one is interruptible (items 2,
   it.effect("a pull of the file name waits on the lock of `org/model:Q8_0`'s file; interrupting it leaves only the holder's lock", () =>
     withStore((store) =>
       Effect.gen(function*() {
-        const { lock, text } = yield* holdLock(store.directory, "hub/org/model/model-Q8_0.gguf")
+        const { owner, text } = yield* holdLock(store.directory, "hub/org/model/model-Q8_0.gguf")
         const events: Array<PullProgress> = []
         const fiber = yield* Effect.fork(
           Stream.runForEach(downloader(hub).pull("org/model/model-Q8_0.gguf", store), (e) => Effect.sync(() => events.push(e)))
@@ -116,8 +112,8 @@ describe("locks are per store file and waiting on one is interruptible (items 2,
         expect(waiting.message).toMatch(/^on another pull of org\/model\/model-Q8_0\.gguf \(pid \d+ on /) // not "waiting waiting"
         // The clock is never advanced: the interruption must not wait for the lock poll, let alone for the holder.
         yield* Fiber.interrupt(fiber)
-        expect(yield* Effect.promise(() => readFile(lock, "utf8"))).toBe(text)
-        expect(yield* Effect.promise(() => storeFiles(store))).toEqual([relative(store.directory, lock)])
+        expect(yield* Effect.promise(() => readFile(owner, "utf8"))).toBe(text)
+        expect(yield* Effect.promise(() => storeFiles(store))).toEqual([relative(store.directory, owner)])
         expect(contentRequests()).toEqual([])
       })
     ))
@@ -156,7 +152,7 @@ describe("locks are per store file and waiting on one is interruptible (items 2,
         expect(refused.message).toContain(`pid ${process.pid}`)
         expect((refused as { hint?: string }).hint).toContain("llmspell model remove org/model:Q8_0")
         expect(existsSync(join(store.directory, "hub/org/model/model-Q8_0.gguf"))).toBe(true)
-        yield* Effect.promise(() => import("node:fs/promises").then((fs) => fs.rm(lock)))
+        yield* Effect.promise(() => import("node:fs/promises").then((fs) => fs.rm(lock, { recursive: true })))
         const removed = yield* dl.remove("org/model:Q8_0", store)
         expect(removed.freedBytes).toBe(80_000)
         expect(withoutLocks(yield* Effect.promise(() => storeFiles(store)))).toEqual([])

@@ -10,7 +10,7 @@
  *     manifests/<slug>.json                      one per pulled model: name, alias, repo, revision commit,
  *                                                files (store path, repo path, size, sha256, mtime, whether
  *                                                the hub gave the sha256), pulledAt
- *     locks/<slug>.lock                          held while a pull writes that file: {pid, host, startedAt}
+ *     locks/<slug>.lock/                         held while a pull writes that file (owner.json: pid, host, startedAt)
  *
  * A manifest's `<slug>` is the canonical name (`org/repo:Q4_K_M`, `org/repo/file.gguf`) with `/` → `--` and
  * `:` → `__`, valid on every OS. A lock's slug is the store path of the model's first file: locks are per
@@ -26,16 +26,15 @@
  * `.gguf` must pass the GGUF header check before it gets its name. A pull trusts a file in place only when its
  * size and mtime are those recorded (or its bytes re-hash to the recorded sha256).
  *
- * Locks: created atomically with link() (content and existence appear together). A lock whose pid is
- * dead on this host is stale and taken over; a lock from another host is waited for (we cannot tell
- * whether that process lives).
+ * Locks: `internal/fileLock.ts` (proper-lockfile: a directory made by mkdir, refreshed while held). A lock
+ * not refreshed for 30 s (its holder died, on this host or another) or whose pid is gone on this host is
+ * taken over; a live one is waited for, interruptibly, polling on Effect's Clock.
  *
  * The token: sent only to the hub's origin. Our own `fetch` strips Authorization from any other origin
  * (@huggingface/hub sends it to a CloudFront CDN by itself), and no message, log or error carries it.
  */
 import { createHash, randomBytes } from "node:crypto"
 import * as fs from "node:fs/promises"
-import * as os from "node:os"
 import * as path from "node:path"
 import * as Clock from "effect/Clock"
 import * as Data from "effect/Data"
@@ -67,6 +66,7 @@ import type { PullFileProgress, PullOptions, PullProgress, PullResult, VerifyFil
 import { transferRate } from "../domain/TransferRate.js"
 import { Config } from "../services/Config.js"
 import { ensureDirectory } from "./internal/ensureDirectory.js"
+import { acquireFileLock, describeHolder, tryFileLock } from "./internal/fileLock.js"
 import {
   absolute,
   fileLocation,
@@ -226,86 +226,9 @@ const hubCall = <A>(
   )
 
 // ---------------------------------------------------------------------------------------------
-// Locks
-// ---------------------------------------------------------------------------------------------
-
-interface LockInfo {
-  readonly pid: number
-  readonly host: string
-  readonly startedAt: string
-  readonly token: string
-}
-
-const isAlive = (pid: number) => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM"
-  }
-}
-
-type LockAttempt = { readonly acquired: true } | { readonly acquired: false; readonly holder: LockInfo | undefined }
-
-const tryLock = async (file: string, mine: LockInfo): Promise<LockAttempt> => {
-  await ensureDirectory(path.dirname(file))
-  const tmp = `${file}.${mine.token}.tmp`
-  await fs.writeFile(tmp, JSON.stringify(mine))
-  try {
-    // link() fails with EEXIST when the lock exists: creation and content are one atomic step.
-    await fs.link(tmp, file)
-    return { acquired: true }
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e
-  } finally {
-    await fs.rm(tmp, { force: true })
-  }
-  const text = await fs.readFile(file, "utf8").catch(() => undefined)
-  if (text === undefined) return { acquired: false, holder: undefined } // released meanwhile: try again
-  let holder: LockInfo | undefined
-  try {
-    holder = JSON.parse(text) as LockInfo
-  } catch {
-    holder = undefined
-  }
-  const stale = holder === undefined || (holder.host === os.hostname() && !isAlive(holder.pid))
-  if (stale) {
-    // Take over: remove it only if it is still the same stale lock, then race for it like anyone else.
-    const again = await fs.readFile(file, "utf8").catch(() => undefined)
-    if (again === text) await fs.rm(file, { force: true })
-    return tryLock(file, mine)
-  }
-  return { acquired: false, holder }
-}
-
-/** Removes the lock only if it is ours: safe to call whether or not we ever got it. */
-const releaseLock = async (file: string, mine: LockInfo) => {
-  const text = await fs.readFile(file, "utf8").catch(() => undefined)
-  if (text === undefined) return
-  let token: unknown
-  try {
-    token = (JSON.parse(text) as LockInfo).token
-  } catch {
-    return
-  }
-  if (token === mine.token) await fs.rm(file, { force: true })
-}
-
-const newLockInfo = (): LockInfo => ({
-  pid: process.pid,
-  host: os.hostname(),
-  startedAt: new Date().toISOString(),
-  token: randomBytes(8).toString("hex")
-})
-
-const describeHolder = (holder: LockInfo | undefined) =>
-  holder !== undefined ? `pid ${holder.pid} on ${holder.host}` : "another llmspell process"
-
-// ---------------------------------------------------------------------------------------------
 // The downloader
 // ---------------------------------------------------------------------------------------------
 
-const LOCK_POLL = Duration.millis(500)
 /** Longest `Retry-After` waited unattended; a longer one fails with RateLimited, saying when to come back. */
 const MAX_RETRY_AFTER_MS = 60_000
 /** An attempt that got at least this much further than any before it starts the failure count again. */
@@ -559,16 +482,10 @@ export const make = (hub: HubConfig, internals: DownloaderInternals = {}): Model
         lockKeys.add(relative)
         lockKeys.add(relative.replace(/-\d{5}-of-(\d{5})\.gguf$/i, "-00001-of-$1.gguf")) // a split's lock is its part 1
       }
-      const mine = newLockInfo()
       for (const key of [...lockKeys].sort()) {
-        const file = lockPath(store, key)
-        yield* Effect.addFinalizer(() => Effect.promise(() => releaseLock(file, mine).catch(() => undefined)))
-        const got = yield* Effect.uninterruptible(Effect.tryPromise({
-          try: () => tryLock(file, mine),
-          catch: (e) => storeError(store, "locking", e)
-        }))
-        if (!got.acquired) {
-          return yield* new ModelBusy({ model: chosen[0]?.name ?? ref, holder: describeHolder(got.holder) })
+        const held = yield* tryFileLock(lockPath(store, key)).pipe(Effect.mapError((e) => storeError(store, "locking", e)))
+        if (held !== undefined) {
+          return yield* new ModelBusy({ model: chosen[0]?.name ?? ref, holder: describeHolder(held.holder) })
         }
       }
       const removedFiles: Array<string> = []
@@ -736,32 +653,19 @@ export const make = (hub: HubConfig, internals: DownloaderInternals = {}): Model
       const alias = ref.kind === "repo" ? ref.alias : undefined
 
       // One writer per store file at a time, across processes and whatever name the model was asked by.
-      // The release is registered first (it removes only a lock carrying our token), so the wait itself stays
-      // interruptible: Ctrl-C while another pull holds the lock ends at once and leaves nothing behind.
-      const lockFile = lockPath(store, storeRelative(ref.repo, selected.group.files[0]!.path))
-      const mine = newLockInfo()
-      yield* Effect.addFinalizer(() => Effect.promise(() => releaseLock(lockFile, mine).catch(() => undefined)))
-      let announced = false
-      const acquire: Effect.Effect<void, DownloadFailed> = Effect.uninterruptible(Effect.tryPromise({
-        try: () => tryLock(lockFile, mine),
-        catch: (e) => storeError(store, "locking", e)
-      })).pipe(
-        Effect.flatMap((attempt) => {
-          if (attempt.acquired) return Effect.void
-          if (!announced) {
-            announced = true
+      // The wait is interruptible: Ctrl-C while another pull holds the lock ends at once and leaves nothing.
+      yield* acquireFileLock(lockPath(store, storeRelative(ref.repo, selected.group.files[0]!.path)), {
+        onWait: (holder) =>
+          Effect.sync(() =>
             emit({
               ...base(),
               phase: "waiting",
               files: [],
               completedBytes: 0,
-              message: `on another pull of ${model} (${describeHolder(attempt.holder)})`
+              message: `on another pull of ${model} (${describeHolder(holder)})`
             })
-          }
-          return Effect.zipRight(Effect.sleep(LOCK_POLL), acquire)
-        })
-      )
-      yield* acquire
+          )
+      }).pipe(Effect.mapError((e) => storeError(store, "locking", e)))
 
       if (!options.force) {
         const existing = yield* trustedInstalled(selected.name, store)

@@ -10,7 +10,7 @@ import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import * as TestClock from "effect/TestClock"
-import { mkdtemp, readdir, rm } from "node:fs/promises"
+import { mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join, relative } from "node:path"
 import type { HubConfig } from "../../src/domain/ConfigSchema.js"
@@ -105,4 +105,18 @@ export const pullAll = (
     hub,
     () => events.length
   ).pipe(Effect.map((r) => ({ events, error: Either.isLeft(r) ? r.left : undefined })))
+}
+
+/**
+ * Writes a store lock as another live pull would hold it (internal/fileLock.ts's format: a directory made
+ * by mkdir, with the holder in `owner.json`, its mtime fresh); returns the lock and the owner file's text.
+ */
+export const writeLock = async (
+  lock: string,
+  holder: { readonly pid: number; readonly host: string; readonly startedAt: string }
+): Promise<{ readonly lock: string; readonly owner: string; readonly text: string }> => {
+  const text = JSON.stringify(holder)
+  await mkdir(lock, { recursive: true })
+  await writeFile(join(lock, "owner.json"), text)
+  return { lock, owner: join(lock, "owner.json"), text }
 }
