@@ -36,8 +36,6 @@
 import { createHash, randomBytes } from "node:crypto"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
-import * as Clock from "effect/Clock"
-import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -58,8 +56,7 @@ import {
   type LlmspellError,
   ModelBusy,
   ModelNotFound,
-  ModelStoreUnusable,
-  RateLimited
+  ModelStoreUnusable
 } from "../domain/Errors.js"
 import * as HubRef from "../domain/HubRef.js"
 import type { PullFileProgress, PullOptions, PullProgress, PullResult, VerifyFile } from "../domain/Types.js"
@@ -86,6 +83,7 @@ import {
   writeManifest
 } from "./internal/ownStore.js"
 import { readGgufFile } from "./internal/readGgufFile.js"
+import { MEANINGFUL_PROGRESS_BYTES, Retryable, withRetries } from "./internal/retryPolicy.js"
 import {
   type ImportOptions,
   type InstalledModel,
@@ -100,17 +98,6 @@ type HubModule = typeof import("@huggingface/hub")
 // ---------------------------------------------------------------------------------------------
 // The hub: one place where promises, aborts and library errors become typed errors
 // ---------------------------------------------------------------------------------------------
-
-/** A failure worth another attempt (network, stall, 5xx, 429); becomes DownloadFailed when retries run out. */
-class Retryable extends Data.TaggedError("Retryable")<{
-  readonly reason: string
-  readonly retryAfterMs?: number | undefined
-  readonly url?: string | undefined
-  /** No connection could be made at all (DNS, refused): while resolving, that means offline. */
-  readonly unreachable?: boolean | undefined
-  /** The attempt got further than any before it: the failure count starts again. */
-  readonly progressed?: boolean | undefined
-}> {}
 
 const UNREACHABLE = new Set(["ENOTFOUND", "EAI_AGAIN", "ECONNREFUSED", "ENETUNREACH", "EHOSTUNREACH"])
 
@@ -229,16 +216,9 @@ const hubCall = <A>(
 // The downloader
 // ---------------------------------------------------------------------------------------------
 
-/** Longest `Retry-After` waited unattended; a longer one fails with RateLimited, saying when to come back. */
-const MAX_RETRY_AFTER_MS = 60_000
-/** An attempt that got at least this much further than any before it starts the failure count again. */
-const MEANINGFUL_PROGRESS_BYTES = 64 * 1024
-/** However the failures are counted, a pull gives up after this long without meaningful progress. */
-const NO_PROGRESS_DEADLINE = Duration.minutes(10)
 const WRITE_BATCH = 1024 * 1024
 const PROGRESS_EVERY_BYTES = 1024 * 1024
 
-const backoff = (failures: number) => Duration.seconds(Math.min(30, 2 ** Math.max(0, failures - 1)))
 
 /** Free bytes for an unprivileged writer on the disk holding `dir` (Infinity when unknown). */
 const freeBytes = (dir: string) =>
@@ -616,8 +596,6 @@ export const make = (hub: HubConfig, internals: DownloaderInternals = {}): Model
 
       // Resolve: the listing (names, sizes, sha256) and the commit it describes, so every file comes from it.
       const listing = yield* withRetries(
-        ctx,
-        (message) => Effect.sync(() => emit({ ...base(), phase: "resolving", files: [], completedBytes: 0, message })),
         () => {
           const probe = new FetchProbe(hubOrigin)
           return hubCall(ctx, probe, "listFiles", async () => {
@@ -637,7 +615,8 @@ export const make = (hub: HubConfig, internals: DownloaderInternals = {}): Model
             return { files, commit }
           })
         },
-        { failFastWhenUnreachable: true }
+        (message) => Effect.sync(() => emit({ ...base(), phase: "resolving", files: [], completedBytes: 0, message })),
+        { maxRetries: hub.maxRetries, hubUrl, failFastWhenUnreachable: true }
       )
       const selected = yield* Either.match(HubRef.select(ref, listing.files), {
         onLeft: Effect.fail,
@@ -759,8 +738,6 @@ export const make = (hub: HubConfig, internals: DownloaderInternals = {}): Model
         const fileCtx: CallContext = { ...ctx, file: p.file.path }
         let bestOffset = p.partialSize
         return withRetries(
-          fileCtx,
-          (message) => Effect.sync(() => progress("downloading", message)),
           () =>
             attempt(lib, fileCtx, listing.commit, p.file, p.target, index === 0, {
               onBytes: (n, offset) => {
@@ -782,7 +759,9 @@ export const make = (hub: HubConfig, internals: DownloaderInternals = {}): Model
                 state.status = "verifying"
                 progress("downloading", `verifying ${p.file.path}`)
               }
-            })
+            }),
+          (message) => Effect.sync(() => progress("downloading", message)),
+          { maxRetries: hub.maxRetries, hubUrl, file: p.file.path }
         ).pipe(Effect.tap((sha256) => Effect.sync(() => {
           computed.set(index, sha256)
           state.status = "done"
@@ -843,57 +822,6 @@ export const make = (hub: HubConfig, internals: DownloaderInternals = {}): Model
       )
     )
     })
-
-  /** Runs `once` until it succeeds, a bounded number of failures in a row, waiting as told (429) or with backoff. */
-  const withRetries = <A>(
-    ctx: CallContext,
-    report: (message: string) => Effect.Effect<void>,
-    once: () => Effect.Effect<A, LlmspellError | Retryable>,
-    options: { readonly failFastWhenUnreachable?: boolean } = {}
-  ): Effect.Effect<A, LlmspellError> => {
-    const loop = (failures: number, progressAt: number): Effect.Effect<A, LlmspellError> =>
-      Effect.catchTag(once(), "Retryable", (e) => Effect.flatMap(Clock.currentTimeMillis, (now) => {
-        const count = e.progressed === true ? 1 : failures + 1
-        const lastProgress = e.progressed === true ? now : progressAt
-        if (e.retryAfterMs !== undefined && e.retryAfterMs > MAX_RETRY_AFTER_MS) {
-          const seconds = Math.ceil(e.retryAfterMs / 1000)
-          return Effect.fail(
-            new RateLimited({
-              retryAfterSeconds: seconds,
-              retryAt: new Date(now + seconds * 1000).toISOString(),
-              ...(e.url !== undefined ? { url: e.url } : {})
-            })
-          )
-        }
-        const wait = e.retryAfterMs !== undefined ? Duration.millis(e.retryAfterMs) : backoff(count)
-        const overdue = now + Duration.toMillis(wait) - lastProgress > Duration.toMillis(NO_PROGRESS_DEADLINE)
-        // A hub we cannot connect to while resolving is not worth a minute of backoff: say so at once.
-        if (
-          count > hub.maxRetries || overdue || (e.unreachable === true && options.failFastWhenUnreachable === true)
-        ) {
-          return Effect.fail(
-            new DownloadFailed({
-              ...(e.url !== undefined ? { url: e.url } : {}),
-              ...(ctx.file !== undefined ? { file: ctx.file } : {}),
-              reason: e.unreachable === true
-                ? `cannot reach the hub at ${hubUrl}: ${e.reason}`
-                : overdue
-                ? `${e.reason} (gave up: no progress for ${Duration.format(NO_PROGRESS_DEADLINE)})`
-                : `${e.reason} (gave up after ${hub.maxRetries} retries)`,
-              suggestion: e.unreachable === true
-                ? `check the network or HF_ENDPOINT; models already in the store work offline (HF_HUB_OFFLINE=1)`
-                : "run the same pull again: it resumes where it stopped"
-            })
-          )
-        }
-        const why = e.retryAfterMs !== undefined ? "rate limited" : e.reason
-        return report(`${why}; retry ${count}/${hub.maxRetries} in ${Duration.format(wait)}`).pipe(
-          Effect.zipRight(Effect.sleep(wait)),
-          Effect.zipRight(loop(count, lastProgress))
-        )
-      }))
-    return Effect.flatMap(Clock.currentTimeMillis, (now) => loop(0, now))
-  }
 
   interface AttemptHooks {
     readonly onBytes: (n: number, offset: number) => void
