@@ -33,7 +33,21 @@ export { GgufBackend } from "./services/GgufBackend.js"
 export * as GgufBackendLive from "./layers/GgufBackendLive.js"
 export { isOllamaInstance, OllamaBackend, type OllamaInstance } from "./services/OllamaBackend.js"
 export * as OllamaBackendLive from "./layers/OllamaBackendLive.js"
-export { type InstalledModel, ModelDownloader, type ModelDownloaderService, type ModelStore } from "./services/ModelDownloader.js"
+export {
+  type ImportOptions,
+  type InstalledModel,
+  ModelDownloader,
+  type ModelDownloaderService,
+  type StoreRoot
+} from "./services/ModelDownloader.js"
+export {
+  type Inventory,
+  ModelStore,
+  type ModelStoreService,
+  type StoredBlob,
+  type StoredModel
+} from "./services/ModelStore.js"
+export * as ModelStoreLive from "./layers/ModelStoreLive.js"
 export { ProviderRegistry, type ResolvedModel, type Route } from "./services/ProviderRegistry.js"
 export { type BackendFilter, LocalLLM, type LocalLLMService } from "./services/LocalLLM.js"
 export * as LocalLLMLive from "./layers/LocalLLMLive.js"

@@ -37,7 +37,7 @@ import type {
 import type { Backend } from "../services/Backend.js"
 import { GgufBackend } from "../services/GgufBackend.js"
 import { type LoadedModelHandle, LlamaLoader, type LlamaLoaderService, type LoadOptions } from "../services/LlamaLoader.js"
-import { ModelDownloader, type ModelDownloaderService, type ModelStore } from "../services/ModelDownloader.js"
+import { ModelDownloader, type ModelDownloaderService, type StoreRoot } from "../services/ModelDownloader.js"
 import { ModelStore as ModelStoreTag, type ModelStoreService } from "../services/ModelStore.js"
 import { autoThreads, availableCores } from "./internal/cpu.js"
 import * as ModelPool from "./internal/modelPool.js"
@@ -105,7 +105,7 @@ export const makeBackend = (
   )
 ) =>
   Effect.gen(function*() {
-    const store: ModelStore = { directory: instance.modelDirectory, instance: instance.name }
+    const store: StoreRoot = { directory: instance.modelDirectory, instance: instance.name }
     const cores = availableCores()
     const threads = instance.threads === "auto" ? autoThreads(cores) : instance.threads
     const isolation = instance.isolation ?? "process"

@@ -89,7 +89,7 @@ import {
   type InstalledModel,
   ModelDownloader,
   type ModelDownloaderService,
-  type ModelStore
+  type StoreRoot
 } from "../services/ModelDownloader.js"
 import { ModelStore as ModelStoreTag, type StoredBlob } from "../services/ModelStore.js"
 
@@ -266,7 +266,7 @@ export interface DownloaderInternals {
    * A file already on this machine with the given sha256 (any store: ours, Ollama's, the HF cache):
    * a pull links or copies it instead of downloading it. Default: none (always download).
    */
-  readonly existingBlob?: (sha256: string, store: ModelStore) => Effect.Effect<Option.Option<StoredBlob>, LlmspellError>
+  readonly existingBlob?: (sha256: string, store: StoreRoot) => Effect.Effect<Option.Option<StoredBlob>, LlmspellError>
 }
 
 /**
@@ -319,7 +319,7 @@ export const make = (hub: HubConfig, internals: DownloaderInternals = {}): Model
     catch: (e) => new DownloadFailed({ reason: `cannot load @huggingface/hub: ${describeRaw(e)}` })
   })
 
-  const findManifest = (ref: string, store: ModelStore) =>
+  const findManifest = (ref: string, store: StoreRoot) =>
     Effect.map(readManifests(store), (all) => matchManifests(ref, all))
 
   const findInstalled: ModelDownloaderService["findInstalled"] = (ref, store) =>
@@ -334,7 +334,7 @@ export const make = (hub: HubConfig, internals: DownloaderInternals = {}): Model
    * The manifest of an installed model whose files a pull may trust (see `trustedFile`); a touched but intact
    * file gets its new mtime recorded, so it is hashed once.
    */
-  const trustedInstalled = (ref: string, store: ModelStore) =>
+  const trustedInstalled = (ref: string, store: StoreRoot) =>
     Effect.gen(function*() {
       for (const m of yield* findManifest(ref, store)) {
         const files = yield* Effect.promise(() => Promise.all(m.files.map((f) => trustedFile(store, f))))
@@ -352,7 +352,7 @@ export const make = (hub: HubConfig, internals: DownloaderInternals = {}): Model
    * Fails at once, naming the directory and the OS reason, when the store cannot be used: it cannot be
    * created (`/proc/nope`), is a file, or (with `write`) refuses a new file (read-only).
    */
-  const usableStore = (store: ModelStore, write: boolean) =>
+  const usableStore = (store: StoreRoot, write: boolean) =>
     Effect.tryPromise({
       try: async () => {
         await ensureDirectory(store.directory)
@@ -510,7 +510,7 @@ export const make = (hub: HubConfig, internals: DownloaderInternals = {}): Model
 
   const runPull = (
     input: string,
-    store: ModelStore,
+    store: StoreRoot,
     options: PullOptions,
     emit: (p: PullProgress) => void
   ): Effect.Effect<void, LlmspellError> =>
@@ -1030,14 +1030,14 @@ export const make = (hub: HubConfig, internals: DownloaderInternals = {}): Model
     }).pipe(Effect.scoped)
 
   // Every path the store prints or records is absolute, whatever `--models-dir` was given as.
-  const absoluteStore = (store: ModelStore): ModelStore =>
+  const absoluteStore = (store: StoreRoot): StoreRoot =>
     path.isAbsolute(store.directory) ? store : { ...store, directory: path.resolve(store.directory) }
   /**
    * Makes a GGUF file on disk a model of the store: validated with the GGUF reader, hashed once, hard-linked
    * (copied across filesystems, or with `copy`) to `imported/<file>` under a temp name and renamed, then
    * recorded by a manifest like a pull's. The original is never moved or written.
    */
-  const importFile = (file: string, store: ModelStore, options: ImportOptions = {}) =>
+  const importFile = (file: string, store: StoreRoot, options: ImportOptions = {}) =>
     Effect.gen(function*() {
       const source = path.resolve(file)
       const stat = yield* Effect.promise(() => fs.stat(source).catch(() => undefined))

@@ -22,18 +22,18 @@ import * as HubRef from "../domain/HubRef.js"
 import type { LlmspellError } from "../domain/Errors.js"
 import type { ModelLocation } from "../domain/Types.js"
 import { Config } from "../services/Config.js"
-import type { InstalledModel, ModelDownloaderService, ModelStore as StoreDirectory } from "../services/ModelDownloader.js"
+import type { InstalledModel, ModelDownloaderService, StoreRoot } from "../services/ModelDownloader.js"
 import { type Inventory, ModelStore, type ModelStoreService, type StoredModel } from "../services/ModelStore.js"
 import { resolveDefaultRoots, scanAllEffect } from "./internal/foreignStoreScan.js"
 import { ggufQuantization } from "./internal/ggufQuantization.js"
 import { fileLocation, filesPresent, type Manifest, matchManifests, readManifests, toInstalled } from "./internal/ownStore.js"
 
-const absoluteStore = (store: StoreDirectory): StoreDirectory => ({ ...store, directory: nodePath.resolve(store.directory) })
+const absoluteStore = (store: StoreRoot): StoreRoot => ({ ...store, directory: nodePath.resolve(store.directory) })
 
 const sameText = (a: string | undefined, b: string | undefined) =>
   a !== undefined && b !== undefined && a.toLowerCase() === b.toLowerCase()
 
-const fromManifest = (store: StoreDirectory, m: Manifest): StoredModel => ({
+const fromManifest = (store: StoreRoot, m: Manifest): StoredModel => ({
   ...fromInstalled(toInstalled(store, m)),
   ...(m.repo !== "local" ? { repo: m.repo } : {})
 })
@@ -133,8 +133,8 @@ const locationMatches = (ref: string, location: ModelLocation, foreign: ForeignM
 
 /** Where the pulled models of llmspell's own store are read from. */
 export interface PulledModels {
-  readonly list: (store: StoreDirectory) => Effect.Effect<ReadonlyArray<StoredModel>, LlmspellError>
-  readonly find: (ref: string, store: StoreDirectory) => Effect.Effect<Option.Option<StoredModel>, LlmspellError>
+  readonly list: (store: StoreRoot) => Effect.Effect<ReadonlyArray<StoredModel>, LlmspellError>
+  readonly find: (ref: string, store: StoreRoot) => Effect.Effect<Option.Option<StoredModel>, LlmspellError>
 }
 
 /** The manifests on disk (the live store). */
@@ -184,7 +184,7 @@ export const make = (stores: StoresConfig, pulledModels: PulledModels = manifest
     return yield* scanAllEffect(roots, hfDefaultRoot !== undefined ? { hfDefaultRoot } : {})
   }).pipe(Effect.withSpan("ModelStore.scanForeign"))
 
-  const looseFiles = (store: StoreDirectory) =>
+  const looseFiles = (store: StoreRoot) =>
     Effect.promise(async () => {
       const entries = await fs.readdir(store.directory, { withFileTypes: true }).catch(() => [])
       const out: Array<StoredModel> = []
@@ -198,7 +198,7 @@ export const make = (stores: StoresConfig, pulledModels: PulledModels = manifest
       return out
     })
 
-  const ownModels = (store: StoreDirectory) =>
+  const ownModels = (store: StoreRoot) =>
     Effect.gen(function*() {
       const pulled = yield* pulledModels.list(store)
       const known = new Set(pulled.flatMap((m) => m.files))
@@ -210,18 +210,18 @@ export const make = (stores: StoresConfig, pulledModels: PulledModels = manifest
       return [...pulled, ...loose]
     })
 
-  const inventory = (store: StoreDirectory) =>
+  const inventory = (store: StoreRoot) =>
     Effect.gen(function*() {
       const [own, foreign] = yield* Effect.all([ownModels(store), scanForeign], { concurrency: 2 })
       return { own, foreign, models: mergeByContent([...own, ...foreign.models.map(fromForeign)]) }
     })
 
-  const list = (given: StoreDirectory): Effect.Effect<Inventory, LlmspellError> =>
+  const list = (given: StoreRoot): Effect.Effect<Inventory, LlmspellError> =>
     Effect.map(inventory(absoluteStore(given)), ({ foreign, models }) => ({ models, warnings: foreign.warnings })).pipe(
       Effect.withSpan("ModelStore.list")
     )
 
-  const find = (ref: string, given: StoreDirectory) =>
+  const find = (ref: string, given: StoreRoot) =>
     Effect.gen(function*() {
       const store = absoluteStore(given)
       const pulled = yield* pulledModels.find(ref, store)
@@ -256,7 +256,7 @@ export const make = (stores: StoresConfig, pulledModels: PulledModels = manifest
       })
     }).pipe(Effect.withSpan("ModelStore.find", { attributes: { ref } }))
 
-  const findBlob = (sha256: string, given: StoreDirectory) =>
+  const findBlob = (sha256: string, given: StoreRoot) =>
     Effect.gen(function*() {
       const store = absoluteStore(given)
       const wanted = sha256.toLowerCase()

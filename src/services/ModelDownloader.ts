@@ -12,7 +12,7 @@ import type { LlmspellError } from "../domain/Errors.js"
 import type { PullOptions, PullProgress, RemoveResult, VerifyReport } from "../domain/Types.js"
 
 /** A model store: a `model_directory` owned by one gguf instance. */
-export interface ModelStore {
+export interface StoreRoot {
   readonly directory: string
   /** The gguf instance that owns it (reported in results). */
   readonly instance: string
@@ -49,25 +49,25 @@ export interface ModelDownloaderService {
    * Makes a GGUF file a model of the store (validated, hard-linked or copied, recorded by a manifest).
    * Fails with ModelNotFound (no such file), InvalidModelFile, DownloadFailed (the store is not writable).
    */
-  readonly importFile: (file: string, store: ModelStore, options?: ImportOptions) => Effect.Effect<InstalledModel, LlmspellError>
+  readonly importFile: (file: string, store: StoreRoot, options?: ImportOptions) => Effect.Effect<InstalledModel, LlmspellError>
   /**
    * Downloads a model into the store; the last event has phase `done` and the result. A file already in
    * place is trusted only by its recorded size and mtime, or a re-hash; one pull writes a store file at a
    * time (others wait, interruptibly). Fails with ModelStoreUnusable, DiskFull, RateLimited,
    * InvalidModelFile (not a GGUF), ChecksumMismatch, DownloadFailed, ModelNotFound, HubAuthRequired.
    */
-  readonly pull: (ref: string, store: ModelStore, options?: PullOptions) => Stream.Stream<PullProgress, LlmspellError>
+  readonly pull: (ref: string, store: StoreRoot, options?: PullOptions) => Stream.Stream<PullProgress, LlmspellError>
   /** An installed model matching the ref (alias, repo:QUANT, repo/file), without network. */
-  readonly findInstalled: (ref: string, store: ModelStore) => Effect.Effect<Option.Option<InstalledModel>, LlmspellError>
+  readonly findInstalled: (ref: string, store: StoreRoot) => Effect.Effect<Option.Option<InstalledModel>, LlmspellError>
   /** Every installed model of the store. */
-  readonly listInstalled: (store: ModelStore) => Effect.Effect<ReadonlyArray<InstalledModel>, LlmspellError>
+  readonly listInstalled: (store: StoreRoot) => Effect.Effect<ReadonlyArray<InstalledModel>, LlmspellError>
   /** Re-hashes installed files against their manifests (one model, or all); bad files carry a problem and a repair command. */
-  readonly verify: (store: ModelStore, ref?: string) => Effect.Effect<VerifyReport, LlmspellError>
+  readonly verify: (store: StoreRoot, ref?: string) => Effect.Effect<VerifyReport, LlmspellError>
   /**
    * Deletes one model's files (those no other model lists), manifest and partial downloads; a catalog alias
    * names its default quantization only. Fails with ModelBusy while a pull writes one of its files.
    */
-  readonly remove: (ref: string, store: ModelStore) => Effect.Effect<RemoveResult, LlmspellError>
+  readonly remove: (ref: string, store: StoreRoot) => Effect.Effect<RemoveResult, LlmspellError>
 }
 
 /** The downloader's tag. */

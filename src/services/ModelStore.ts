@@ -11,7 +11,7 @@ import type * as Option from "effect/Option"
 import type { LlmspellError } from "../domain/Errors.js"
 import type { ForeignStoreWarning } from "../domain/ForeignStores.js"
 import type { ModelLocation, StoreKind } from "../domain/Types.js"
-import type { ModelStore as StoreDirectory } from "./ModelDownloader.js"
+import type { StoreRoot } from "./ModelDownloader.js"
 
 /** One model of the inventory: its bytes, and every store that holds them (the first is the one used). */
 export interface StoredModel {
@@ -49,15 +49,15 @@ export interface StoredBlob {
 /** The inventory service. */
 export interface ModelStoreService {
   /** Every model once: the own store's first, then each foreign store's, merged by sha256. */
-  readonly list: (own: StoreDirectory) => Effect.Effect<Inventory, LlmspellError>
+  readonly list: (own: StoreRoot) => Effect.Effect<Inventory, LlmspellError>
   /**
    * The model a reference designates, without network: an own-store name (alias, `org/repo:QUANT`,
    * `org/repo/file.gguf`), a loose file name, an Ollama name (`llama3.2`, `llama3.2:3b`, `hf.co/org/repo:Q`),
    * an HF-cache repo and quantization, an LM Studio `publisher/repo/file`, a node-llama-cpp file name.
    */
-  readonly find: (ref: string, own: StoreDirectory) => Effect.Effect<Option.Option<StoredModel>, LlmspellError>
+  readonly find: (ref: string, own: StoreRoot) => Effect.Effect<Option.Option<StoredModel>, LlmspellError>
   /** A file already on the machine whose sha256 a store records (own manifests, Ollama blobs, HF LFS blobs). */
-  readonly findBlob: (sha256: string, own: StoreDirectory) => Effect.Effect<Option.Option<StoredBlob>, LlmspellError>
+  readonly findBlob: (sha256: string, own: StoreRoot) => Effect.Effect<Option.Option<StoredBlob>, LlmspellError>
 }
 
 /** The inventory's tag. */

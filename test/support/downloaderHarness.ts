@@ -17,7 +17,7 @@ import type { HubConfig } from "../../src/domain/ConfigSchema.js"
 import type { LlmspellError } from "../../src/domain/Errors.js"
 import type { PullOptions, PullProgress } from "../../src/domain/Types.js"
 import * as ModelDownloaderLive from "../../src/layers/ModelDownloaderLive.js"
-import type { ModelDownloaderService, ModelStore } from "../../src/services/ModelDownloader.js"
+import type { ModelDownloaderService, StoreRoot } from "../../src/services/ModelDownloader.js"
 import type { FakeHub } from "../fixtures/fakeHub.js"
 
 /** Hub settings pointing at the fake. */
@@ -32,16 +32,16 @@ export const hubConfig = (hub: { readonly url: string }, extra: Partial<HubConfi
 })
 
 /** A fresh, empty store in a temp directory. */
-export const tempStore = async (): Promise<ModelStore> => ({
+export const tempStore = async (): Promise<StoreRoot> => ({
   directory: await mkdtemp(join(tmpdir(), "llmspell-store-")),
   instance: "gguf"
 })
 
 /** Removes a temp store. */
-export const dropStore = (store: ModelStore) => rm(store.directory, { recursive: true, force: true })
+export const dropStore = (store: StoreRoot) => rm(store.directory, { recursive: true, force: true })
 
 /** Every file under the store, relative, sorted. */
-export const storeFiles = async (store: ModelStore): Promise<Array<string>> => {
+export const storeFiles = async (store: StoreRoot): Promise<Array<string>> => {
   const out: Array<string> = []
   const walk = async (dir: string) => {
     for (const e of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
@@ -95,7 +95,7 @@ export const drive = <A, E>(
 export const pullAll = (
   dl: ModelDownloaderService,
   ref: string,
-  store: ModelStore,
+  store: StoreRoot,
   hub: FakeHub | undefined,
   options?: PullOptions
 ): Effect.Effect<{ readonly events: ReadonlyArray<PullProgress>; readonly error: LlmspellError | undefined }> => {

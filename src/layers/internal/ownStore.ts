@@ -28,7 +28,7 @@ import * as Either from "effect/Either"
 import * as Schema from "effect/Schema"
 import { DownloadFailed } from "../../domain/Errors.js"
 import * as HubRef from "../../domain/HubRef.js"
-import type { InstalledModel, ModelStore } from "../../services/ModelDownloader.js"
+import type { InstalledModel, StoreRoot } from "../../services/ModelDownloader.js"
 import { ensureDirectory } from "./ensureDirectory.js"
 
 /** One file of a manifest. `path` is relative to the store, with `/`. */
@@ -67,23 +67,23 @@ export type Manifest = typeof Manifest.Type
 const decodeManifest = Schema.decodeUnknownEither(Schema.parseJson(Manifest))
 
 /** The manifests directory of a store. */
-export const manifestsDir = (store: ModelStore) => path.join(store.directory, "manifests")
+export const manifestsDir = (store: StoreRoot) => path.join(store.directory, "manifests")
 /** Where a model's manifest lives. */
-export const manifestPath = (store: ModelStore, name: string) =>
+export const manifestPath = (store: StoreRoot, name: string) =>
   path.join(manifestsDir(store), `${HubRef.slugOf(name)}.json`)
 /** The lock of a store file (the first file of a model): one per file, whatever name the model was asked by. */
-export const lockPath = (store: ModelStore, relative: string) =>
+export const lockPath = (store: StoreRoot, relative: string) =>
   path.join(store.directory, "locks", `${HubRef.slugOf(relative)}.lock`)
 /** Store path of a repo file: `hub/<org>/<repo>/<path>` (both already validated). */
 export const storeRelative = (repo: string, repoPath: string) =>
   ["hub", ...repo.split("/"), ...repoPath.split("/")].join("/")
 /** Absolute path of a store-relative path. */
-export const absolute = (store: ModelStore, relative: string) => path.join(store.directory, ...relative.split("/"))
+export const absolute = (store: StoreRoot, relative: string) => path.join(store.directory, ...relative.split("/"))
 /** Where a manifest file's bytes are: in the store, or the other store's path it references. */
-export const fileLocation = (store: ModelStore, f: ManifestFile) => f.external ?? absolute(store, f.path)
+export const fileLocation = (store: StoreRoot, f: ManifestFile) => f.external ?? absolute(store, f.path)
 
 /** A manifest as the store's installed-model record. */
-export const toInstalled = (store: ModelStore, m: Manifest): InstalledModel => {
+export const toInstalled = (store: StoreRoot, m: Manifest): InstalledModel => {
   const files = m.files.map((f) => ({ path: fileLocation(store, f), sizeBytes: f.sizeBytes, sha256: f.sha256 }))
   return {
     name: m.name,
@@ -99,14 +99,14 @@ export const toInstalled = (store: ModelStore, m: Manifest): InstalledModel => {
 }
 
 /** A failed store operation, naming the directory. */
-export const storeError = (store: ModelStore, operation: string, e: unknown) =>
+export const storeError = (store: StoreRoot, operation: string, e: unknown) =>
   new DownloadFailed({
     reason: `${operation} in ${store.directory} failed: ${(e as Error)?.message ?? String(e)}`,
     suggestion: "check that model_directory (LLMSPELL_MODELS_DIR) is writable"
   })
 
 /** Every readable manifest of the store (a damaged or half-replaced one is skipped). */
-export const readManifests = (store: ModelStore): Effect.Effect<ReadonlyArray<Manifest>, DownloadFailed> =>
+export const readManifests = (store: StoreRoot): Effect.Effect<ReadonlyArray<Manifest>, DownloadFailed> =>
   Effect.tryPromise({
     try: async () => {
       let names: Array<string>
@@ -130,7 +130,7 @@ export const readManifests = (store: ModelStore): Effect.Effect<ReadonlyArray<Ma
   })
 
 /** Writes a manifest atomically (temp file + rename). */
-export const writeManifest = (store: ModelStore, manifest: Manifest) =>
+export const writeManifest = (store: StoreRoot, manifest: Manifest) =>
   Effect.tryPromise({
     try: async () => {
       const target = manifestPath(store, manifest.name)
@@ -164,7 +164,7 @@ export const matchManifests = (ref: string, manifests: ReadonlyArray<Manifest>):
 }
 
 /** True when every file of the manifest is in place with its recorded size (no hashing). */
-export const filesPresent = (store: ModelStore, m: Manifest) =>
+export const filesPresent = (store: StoreRoot, m: Manifest) =>
   Effect.promise(async () => {
     for (const f of m.files) {
       const stat = await fs.stat(fileLocation(store, f)).catch(() => undefined)
@@ -178,7 +178,7 @@ export const filesPresent = (store: ModelStore, m: Manifest) =>
  * recorded sha256 unless its mtime is still the one recorded with that hash. Returns the record with the
  * current mtime (so a touched but intact file is hashed once, not on every pull), or undefined.
  */
-export const trustedFile = async (store: ModelStore, f: ManifestFile): Promise<ManifestFile | undefined> => {
+export const trustedFile = async (store: StoreRoot, f: ManifestFile): Promise<ManifestFile | undefined> => {
   const location = fileLocation(store, f)
   const stat = await fs.stat(location).catch(() => undefined)
   if (stat === undefined || !stat.isFile() || stat.size !== f.sizeBytes) return undefined
