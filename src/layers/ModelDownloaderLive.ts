@@ -1,7 +1,15 @@
 /**
- * The live ModelDownloader: GGUF pulls from the Hugging Face hub with @huggingface/hub (loaded with
- * `import()` on the first pull, so the CLI starts without it), into a model store on the local disk.
- * Touches only `model_directory` and the hub configured in `[hub]` / HF_ENDPOINT.
+ * The live ModelDownloader: the orchestration of a pull. Resolve the reference on the hub (one listing, one
+ * commit), ask the store whether the bytes are already there (in place, or in any store on the machine by
+ * sha256), take the file's lock, transfer what is missing, record the manifest. Touches only
+ * `model_directory` and the hub configured in `[hub]` / HF_ENDPOINT. The parts, each one job:
+ *
+ *   internal/hubClient.ts      @huggingface/hub (loaded with `import()` on the first pull), typed errors
+ *   internal/retryPolicy.ts    when a hub call is tried again (an Effect Schedule)
+ *   internal/transfer.ts       the bytes of one file into `.partial`, verified, renamed into place
+ *   internal/fileLock.ts       one writer per store file (proper-lockfile)
+ *   internal/ownStoreWrite.ts  the store's write side: verify, remove, import, placing existing bytes
+ *   internal/ownStore.ts       manifests (Schema), paths, the one streaming-hash helper
  *
  * Store layout (all under `model_directory`):
  *
@@ -33,7 +41,6 @@
  * The token: sent only to the hub's origin. Our own `fetch` strips Authorization from any other origin
  * (@huggingface/hub sends it to a CloudFront CDN by itself), and no message, log or error carries it.
  */
-import { createHash, randomBytes } from "node:crypto"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import * as Duration from "effect/Duration"
@@ -46,35 +53,21 @@ import * as Redacted from "effect/Redacted"
 import * as Stream from "effect/Stream"
 import type { HubConfig } from "../domain/ConfigSchema.js"
 import {
-  ChecksumMismatch,
-  DiskFull,
   DownloadFailed,
-  HubAuthRequired,
   InsufficientDiskSpace,
-  InvalidModelFile,
-  isLlmspellError,
   type LlmspellError,
-  ModelBusy,
-  ModelNotFound,
-  ModelStoreUnusable
+  ModelNotFound
 } from "../domain/Errors.js"
 import * as HubRef from "../domain/HubRef.js"
-import type { PullFileProgress, PullOptions, PullProgress, PullResult, VerifyFile } from "../domain/Types.js"
+import type { PullFileProgress, PullOptions, PullProgress, PullResult } from "../domain/Types.js"
 import { transferRate } from "../domain/TransferRate.js"
 import { Config } from "../services/Config.js"
-import { ensureDirectory } from "./internal/ensureDirectory.js"
-import { acquireFileLock, describeHolder, tryFileLock } from "./internal/fileLock.js"
+import { acquireFileLock, describeHolder } from "./internal/fileLock.js"
 import {
   absolute,
-  fileLocation,
-  filesPresent,
-  hashFile,
-  hashInto,
   lockPath,
-  manifestPath,
   type Manifest,
   type ManifestFile,
-  matchManifests,
   readManifests,
   storeError,
   storeRelative,
@@ -82,10 +75,20 @@ import {
   trustedFile,
   writeManifest
 } from "./internal/ownStore.js"
-import { readGgufFile } from "./internal/readGgufFile.js"
-import { MEANINGFUL_PROGRESS_BYTES, Retryable, withRetries } from "./internal/retryPolicy.js"
+import * as StoreWrite from "./internal/ownStoreWrite.js"
 import {
-  type ImportOptions,
+  absoluteStore,
+  freeBytes,
+  ggufProblem,
+  placeExisting,
+  pruneEmptyDirs,
+  trustedInstalled,
+  usableStore
+} from "./internal/ownStoreWrite.js"
+import { MEANINGFUL_PROGRESS_BYTES, withRetries } from "./internal/retryPolicy.js"
+import { type AttemptHooks, transferFile, type TransferSettings } from "./internal/transfer.js"
+import { type CallContext, describeRaw, FetchProbe, type HubModule, hubCall } from "./internal/hubClient.js"
+import {
   type InstalledModel,
   ModelDownloader,
   type ModelDownloaderService,
@@ -93,170 +96,12 @@ import {
 } from "../services/ModelDownloader.js"
 import { ModelStore as ModelStoreTag, type StoredBlob } from "../services/ModelStore.js"
 
-type HubModule = typeof import("@huggingface/hub")
-
-// ---------------------------------------------------------------------------------------------
-// The hub: one place where promises, aborts and library errors become typed errors
-// ---------------------------------------------------------------------------------------------
-
-const UNREACHABLE = new Set(["ENOTFOUND", "EAI_AGAIN", "ECONNREFUSED", "ENETUNREACH", "EHOSTUNREACH"])
-
-/** Observes every response of one download attempt, strips the token off foreign origins, aborts on demand. */
-class FetchProbe {
-  readonly controller = new AbortController()
-  readonly responses: Array<{ status: number; url: string; headers: Headers }> = []
-  retryAfterMs: number | undefined
-  constructor(private readonly hubOrigin: string) {}
-
-  readonly fetch: typeof fetch = async (input, init) => {
-    const url = new URL(input instanceof Request ? input.url : String(input))
-    const headers = new Headers(init?.headers ?? (input instanceof Request ? input.headers : undefined))
-    // @huggingface/hub forwards Authorization to a CDN that answers `X-Cache: … cloudfront`: never let it leave the hub.
-    if (url.origin !== this.hubOrigin) headers.delete("authorization")
-    const signal = init?.signal ? AbortSignal.any([init.signal, this.controller.signal]) : this.controller.signal
-    const response = await fetch(input instanceof Request ? url.href : input, { ...init, headers, signal })
-    this.responses.push({ status: response.status, url: response.url || url.href, headers: response.headers })
-    if (response.status === 429 || response.status === 503) this.retryAfterMs = parseRetryAfter(response.headers.get("retry-after"))
-    return response
-  }
-
-  get last() {
-    return this.responses.at(-1)
-  }
-}
-
-const parseRetryAfter = (value: string | null): number | undefined => {
-  if (value === null) return undefined
-  const seconds = Number(value)
-  const ms = Number.isFinite(seconds) ? seconds * 1000 : Date.parse(value) - Date.now()
-  return Number.isFinite(ms) ? Math.max(0, ms) : undefined
-}
-
-interface CallContext {
-  readonly repo: string
-  readonly file?: string | undefined
-  readonly tokenProvided: boolean
-  /** Removes the token from any text that reaches an error. */
-  readonly scrub: (text: string) => string
-  readonly stallTimeout: Duration.Duration
-}
-
-const describeRaw = (e: unknown): string => {
-  if (typeof e === "string") return e
-  if (e instanceof Error) {
-    const code = (e.cause as { code?: string } | undefined)?.code
-    return code !== undefined ? `${e.message} (${code})` : e.message
-  }
-  return String(e)
-}
-
-/** Maps whatever the hub library or fetch threw to a typed error or a Retryable. */
-const classify = (e: unknown, ctx: CallContext, probe: FetchProbe): LlmspellError | Retryable => {
-  if (e instanceof Retryable || isLlmspellError(e)) return e
-  // blob.stream() rejects with a bare string when its request fails: the status is in what our fetch saw.
-  const lastStatus = probe.last?.status ?? 0
-  const status = (e as { statusCode?: unknown })?.statusCode ?? (typeof e === "string" && lastStatus >= 400 ? lastStatus : undefined)
-  const url = typeof (e as { url?: unknown })?.url === "string" ? ctx.scrub((e as { url: string }).url) : undefined
-  const errorCode = probe.last?.headers.get("x-error-code") ?? undefined
-  if (typeof status === "number") {
-    // The hub answers an unknown repo with 401 + RepoNotFound to anonymous callers: that is a typo far more
-    // often than a private repo, so it is ModelNotFound; 401 without that code stays the gated case.
-    if (errorCode === "RepoNotFound" || errorCode === "RepositoryNotFound") {
-      return new ModelNotFound({
-        model: ctx.repo,
-        backend: "gguf",
-        detail: `the hub has no repo ${ctx.repo} (or it is private)`,
-        suggestion: "check the name; `llmspell model available` lists the catalog's models" +
-          (ctx.tokenProvided ? "" : ", and a private repo needs HF_TOKEN")
-      })
-    }
-    if (status === 404 || errorCode === "EntryNotFound" || errorCode === "RevisionNotFound") {
-      return new ModelNotFound({
-        model: ctx.file !== undefined ? `${ctx.repo}/${ctx.file}` : ctx.repo,
-        backend: "gguf",
-        detail: errorCode === "EntryNotFound" ? "the file is not in the repo" : "no such repo on the hub (or it is private)",
-        suggestion: "check the name; `llmspell model available` lists the catalog's models"
-      })
-    }
-    if (status === 401 || status === 403) {
-      return new HubAuthRequired({ repo: ctx.repo, status, tokenProvided: ctx.tokenProvided })
-    }
-    if (status === 429 || status === 408 || status >= 500) {
-      return new Retryable({ reason: `HTTP ${status}`, retryAfterMs: probe.retryAfterMs, url })
-    }
-    return new DownloadFailed({
-      ...(url !== undefined ? { url } : {}),
-      ...(ctx.file !== undefined ? { file: ctx.file } : {}),
-      reason: `the hub answered HTTP ${status}: ${ctx.scrub(describeRaw(e))}`
-    })
-  }
-  // Network failures (refused, reset, "terminated"), the library's string rejections, aborts: all transient.
-  const code = (e as { cause?: { code?: unknown } })?.cause?.code
-  const unreachable = typeof code === "string" && UNREACHABLE.has(code)
-  return new Retryable({ reason: ctx.scrub(describeRaw(e)), url, unreachable })
-}
-
-/** Runs one hub promise: interruption and stalls abort it through the probe; every failure is typed. */
-const hubCall = <A>(
-  ctx: CallContext,
-  probe: FetchProbe,
-  what: string,
-  f: () => Promise<A>
-): Effect.Effect<A, LlmspellError | Retryable> =>
-  Effect.tryPromise({ try: f, catch: (e) => classify(e, ctx, probe) }).pipe(
-    Effect.timeoutFail({
-      duration: ctx.stallTimeout,
-      onTimeout: () => new Retryable({ reason: `${what}: no answer for ${Duration.format(ctx.stallTimeout)}` })
-    }),
-    Effect.onInterrupt(() => Effect.sync(() => probe.controller.abort())),
-    Effect.withSpan(`ModelDownloader.${what}`)
-  )
-
 // ---------------------------------------------------------------------------------------------
 // The downloader
 // ---------------------------------------------------------------------------------------------
 
-const WRITE_BATCH = 1024 * 1024
 const PROGRESS_EVERY_BYTES = 1024 * 1024
 
-
-/** Free bytes for an unprivileged writer on the disk holding `dir` (Infinity when unknown). */
-const freeBytes = (dir: string) =>
-  Effect.promise(() => fs.statfs(dir).then((s) => s.bavail * s.bsize, () => Number.POSITIVE_INFINITY))
-
-/** The typed failure of a write that hit ENOSPC: how much of the file is still missing, and what is free. */
-const diskFull = (partial: string, size: number) =>
-  Effect.flatMap(
-    Effect.all([
-      Effect.promise(() => fs.stat(partial).then((s) => s.size, () => 0)),
-      freeBytes(path.dirname(partial))
-    ]),
-    ([written, free]) =>
-      Effect.fail(new DiskFull({ path: partial, neededBytes: Math.max(0, size - written), availableBytes: free }))
-  )
-
-/**
- * What is wrong with a downloaded `.gguf`, or undefined: the first file of a model must pass the full header
- * check; further parts of a split model must at least start like a GGUF.
- */
-const ggufProblem = (file: string, primary: boolean): Effect.Effect<string | undefined> =>
-  primary
-    ? readGgufFile(file, { model: file, instance: "gguf" }).pipe(
-      Effect.as(undefined),
-      Effect.catchAll((e) =>
-        Effect.succeed(e._tag === "InvalidModelFile" ? `is not a valid GGUF model: ${e.reason}` : "vanished before its check")
-      )
-    )
-    : Effect.promise(async () => {
-      const handle = await fs.open(file, "r")
-      try {
-        const head = Buffer.alloc(4)
-        const { bytesRead } = await handle.read(head, 0, 4, 0)
-        return bytesRead === 4 && head.toString("latin1") === "GGUF" ? undefined : "does not start with the GGUF magic"
-      } finally {
-        await handle.close()
-      }
-    }).pipe(Effect.catchAllDefect(() => Effect.succeed("cannot be read back")))
 
 /** Seams for tests that need failures a real disk will not give on demand. */
 export interface DownloaderInternals {
@@ -267,42 +112,6 @@ export interface DownloaderInternals {
    * a pull links or copies it instead of downloading it. Default: none (always download).
    */
   readonly existingBlob?: (sha256: string, store: StoreRoot) => Effect.Effect<Option.Option<StoredBlob>, LlmspellError>
-}
-
-/**
- * Puts bytes that are already on the machine at a store path without downloading them: a hard link
- * (same inode, no extra disk, and the other tool deleting its name leaves ours intact) made under a temp
- * name and renamed into place, so the path only ever holds verified bytes. Across filesystems (EXDEV) or
- * where links are refused, returns `external`: the manifest then references the other store's file in
- * place (never written by us); `copy` forces a real copy, hashed against the sha256 before its rename.
- */
-const placeExisting = async (
-  blob: StoredBlob,
-  target: string,
-  sha256: string,
-  copy: boolean
-): Promise<{ readonly external?: string }> => {
-  await ensureDirectory(path.dirname(target))
-  const tmp = `${target}.link-${process.pid}-${randomBytes(4).toString("hex")}`
-  try {
-    if (copy) {
-      await fs.copyFile(blob.path, tmp)
-      const actual = await hashFile(tmp)
-      if (actual !== sha256) throw new Error(`the copy of ${blob.path} does not hash to ${sha256}`)
-    } else {
-      try {
-        await fs.link(blob.path, tmp)
-      } catch (e) {
-        const code = (e as NodeJS.ErrnoException).code
-        if (code === "EXDEV" || code === "EPERM" || code === "EMLINK" || code === "ENOTSUP") return { external: blob.path }
-        throw e
-      }
-    }
-    await fs.rename(tmp, target)
-    return {}
-  } finally {
-    await fs.rm(tmp, { force: true }).catch(() => undefined)
-  }
 }
 
 /** Builds the downloader over the hub settings. */
@@ -318,183 +127,6 @@ export const make = (hub: HubConfig, internals: DownloaderInternals = {}): Model
     try: () => (loaded ??= import("@huggingface/hub")),
     catch: (e) => new DownloadFailed({ reason: `cannot load @huggingface/hub: ${describeRaw(e)}` })
   })
-
-  const findManifest = (ref: string, store: StoreRoot) =>
-    Effect.map(readManifests(store), (all) => matchManifests(ref, all))
-
-  const findInstalled: ModelDownloaderService["findInstalled"] = (ref, store) =>
-    Effect.gen(function*() {
-      for (const m of yield* findManifest(ref, store)) {
-        if (yield* filesPresent(store, m)) return Option.some(toInstalled(store, m))
-      }
-      return Option.none()
-    })
-
-  /**
-   * The manifest of an installed model whose files a pull may trust (see `trustedFile`); a touched but intact
-   * file gets its new mtime recorded, so it is hashed once.
-   */
-  const trustedInstalled = (ref: string, store: StoreRoot) =>
-    Effect.gen(function*() {
-      for (const m of yield* findManifest(ref, store)) {
-        const files = yield* Effect.promise(() => Promise.all(m.files.map((f) => trustedFile(store, f))))
-        if (files.some((f) => f === undefined)) continue
-        const current: Manifest = { ...m, files: files as Array<ManifestFile> }
-        if (current.files.some((f, i) => f.mtimeMs !== m.files[i]!.mtimeMs)) {
-          yield* writeManifest(store, current).pipe(Effect.ignore)
-        }
-        return Option.some(current)
-      }
-      return Option.none<Manifest>()
-    })
-
-  /**
-   * Fails at once, naming the directory and the OS reason, when the store cannot be used: it cannot be
-   * created (`/proc/nope`), is a file, or (with `write`) refuses a new file (read-only).
-   */
-  const usableStore = (store: StoreRoot, write: boolean) =>
-    Effect.tryPromise({
-      try: async () => {
-        await ensureDirectory(store.directory)
-        if (!write) return
-        const probe = path.join(store.directory, `.llmspell-write-test-${process.pid}-${randomBytes(4).toString("hex")}`)
-        await fs.writeFile(probe, "")
-        await fs.rm(probe, { force: true })
-      },
-      catch: (e) => {
-        const err = e as NodeJS.ErrnoException
-        const reason = err.code === "ENOTDIR"
-          ? "it (or a folder above it) is a file, not a directory"
-          : err.code === "EROFS"
-          ? "it is on a read-only file system"
-          : err.code === "EACCES" || err.code === "EPERM"
-          ? "permission denied"
-          : err.code === "ENOENT"
-          ? "it cannot be created there"
-          : "it is not usable"
-        return new ModelStoreUnusable({ directory: store.directory, reason: `${reason} (${err.code ?? err.message})` })
-      }
-    })
-
-  const listInstalled: ModelDownloaderService["listInstalled"] = (store) =>
-    Effect.map(readManifests(store), (all) => all.map((m) => toInstalled(store, m)))
-
-  const verify: ModelDownloaderService["verify"] = (store, ref) =>
-    Effect.gen(function*() {
-      const all = yield* readManifests(store)
-      const chosen = ref === undefined || ref === "*" ? all : matchManifests(ref, all)
-      if (ref !== undefined && ref !== "*" && chosen.length === 0) {
-        // a pull hint only for a name `model pull` accepts
-        const pullable = Either.isRight(HubRef.parse(ref))
-        return yield* new ModelNotFound({ model: ref, backend: "gguf", instance: store.instance, ...(pullable ? { pullSpec: ref } : {}) })
-      }
-      const files: Array<VerifyFile> = []
-      for (const m of chosen) {
-        for (const f of m.files) {
-          const file = fileLocation(store, f)
-          const stat = yield* Effect.promise(() => fs.stat(file).catch(() => undefined))
-          const repair = `llmspell model pull ${m.name} --force`
-          if (stat === undefined || !stat.isFile()) {
-            files.push({
-              model: m.name,
-              file,
-              status: "missing",
-              expectedSha256: f.sha256,
-              sizeBytes: f.sizeBytes,
-              problem: "the file is missing",
-              repair
-            })
-            continue
-          }
-          const actual = yield* Effect.tryPromise({
-            try: (signal) => hashFile(file, signal),
-            catch: (e) => storeError(store, `reading ${file}`, e)
-          })
-          const problem = stat.size !== f.sizeBytes
-            ? `it has ${stat.size} bytes, ${f.sizeBytes} were downloaded`
-            : actual !== f.sha256
-            ? `its sha256 is ${actual}, ${f.hubSha256 === false ? "the download computed" : "the hub published"} ${f.sha256}`
-            : undefined
-          files.push({
-            model: m.name,
-            file,
-            status: problem === undefined ? "ok" : "corrupt",
-            expectedSha256: f.sha256,
-            actualSha256: actual,
-            sizeBytes: stat.size,
-            ...(problem !== undefined ? { problem, repair } : {}),
-            ...(f.hubSha256 === false ? { unverified: true } : {})
-          })
-        }
-      }
-      return { ok: files.every((f) => f.status === "ok"), files }
-    })
-
-  const remove: ModelDownloaderService["remove"] = (ref, store) =>
-    Effect.gen(function*() {
-      const all = yield* readManifests(store)
-      const chosen = matchManifests(ref, all)
-      const keep = new Set(all.filter((m) => !chosen.includes(m)).flatMap((m) => m.files.map((f) => f.path)))
-      const targets = new Set<string>()
-      for (const m of chosen) {
-        for (const f of m.files) {
-          if (!keep.has(f.path)) targets.add(absolute(store, f.path))
-          targets.add(`${absolute(store, f.path)}.partial`)
-        }
-      }
-      // Partial downloads of a model that never finished have no manifest: find them by repo and quantization.
-      const parsed = HubRef.parse(ref)
-      if (Either.isRight(parsed)) {
-        const r = parsed.right
-        const repoDir = absolute(store, storeRelative(r.repo, "x")).slice(0, -2)
-        const partials = yield* Effect.promise(() => listPartials(repoDir))
-        const wanted = r.kind === "repo" ? r.quantization ?? HubRef.DEFAULT_QUANTIZATION : undefined
-        for (const p of partials) {
-          const repoPath = path.relative(repoDir, p).split(path.sep).join("/").replace(/\.partial$/, "")
-          if (r.kind === "file" ? repoPath === r.path : HubRef.quantizationOf(repoPath) === wanted) targets.add(p)
-        }
-      }
-      // The same per-file locks as pull: a pull writing any of these files makes the remove refuse.
-      const lockKeys = new Set<string>()
-      for (const m of chosen) lockKeys.add(m.files[0]!.path)
-      for (const t of targets) {
-        const relative = path.relative(store.directory, t.replace(/\.partial$/, "")).split(path.sep).join("/")
-        lockKeys.add(relative)
-        lockKeys.add(relative.replace(/-\d{5}-of-(\d{5})\.gguf$/i, "-00001-of-$1.gguf")) // a split's lock is its part 1
-      }
-      for (const key of [...lockKeys].sort()) {
-        const held = yield* tryFileLock(lockPath(store, key)).pipe(Effect.mapError((e) => storeError(store, "locking", e)))
-        if (held !== undefined) {
-          return yield* new ModelBusy({ model: chosen[0]?.name ?? ref, holder: describeHolder(held.holder) })
-        }
-      }
-      const removedFiles: Array<string> = []
-      let freedBytes = 0
-      for (const target of targets) {
-        const stat = yield* Effect.promise(() => fs.stat(target).catch(() => undefined))
-        if (stat === undefined) continue
-        yield* Effect.tryPromise({ try: () => fs.rm(target, { force: true }), catch: (e) => storeError(store, "removing", e) })
-        removedFiles.push(target)
-        freedBytes += stat.size
-      }
-      for (const m of chosen) {
-        yield* Effect.tryPromise({
-          try: () => fs.rm(manifestPath(store, m.name), { force: true }),
-          catch: (e) => storeError(store, "removing the manifest", e)
-        })
-      }
-      if (chosen.length === 0 && removedFiles.length === 0) {
-        return yield* new ModelNotFound({ model: ref, backend: "gguf", instance: store.instance })
-      }
-      yield* Effect.promise(() => pruneEmptyDirs(path.join(store.directory, "hub"), [...targets]))
-      return {
-        model: chosen[0]?.name ?? ref,
-        backend: "gguf" as const,
-        instance: store.instance,
-        removedFiles,
-        freedBytes
-      }
-    }).pipe(Effect.scoped)
 
   const pull: ModelDownloaderService["pull"] = (ref, store, options = {}) =>
     Stream.asyncPush<PullProgress, LlmspellError>(
@@ -823,15 +455,7 @@ export const make = (hub: HubConfig, internals: DownloaderInternals = {}): Model
     )
     })
 
-  interface AttemptHooks {
-    readonly onBytes: (n: number, offset: number) => void
-    readonly onRestart: () => void
-    /** Records the offset reached; true when it is further than any attempt before. */
-    readonly madeProgress: (offset: number) => boolean
-    readonly onVerifying: () => void
-  }
-
-  /** One attempt at one file: resume from the partial, stream, hash, verify, rename into place. */
+  const transfer: TransferSettings = { hubUrl, hubOrigin, token, stallTimeout, writeChunks }
   const attempt = (
     lib: HubModule,
     ctx: CallContext,
@@ -840,284 +464,15 @@ export const make = (hub: HubConfig, internals: DownloaderInternals = {}): Model
     target: string,
     primary: boolean,
     hooks: AttemptHooks
-  ): Effect.Effect<string, LlmspellError | Retryable> =>
-    Effect.gen(function*() {
-      const partial = `${target}.partial`
-      const probe = new FetchProbe(hubOrigin)
-      yield* Effect.addFinalizer(() => Effect.sync(() => probe.controller.abort()))
-      const fsError = (what: string) => (e: unknown) =>
-        new DownloadFailed({ file: file.path, reason: `${what} ${partial}: ${(e as Error)?.message ?? String(e)}` })
-
-      yield* Effect.tryPromise({ try: () => ensureDirectory(path.dirname(target)), catch: fsError("creating the folder of") })
-      const partialStat = yield* Effect.promise(() => fs.lstat(partial).catch(() => undefined))
-      // Opening a FIFO (or a device) in its place would block forever, out of reach of Ctrl-C.
-      if (partialStat !== undefined && !partialStat.isFile()) {
-        return yield* new DownloadFailed({
-          file: file.path,
-          reason: `${partial} is not a regular file`,
-          suggestion: `remove it, then run the same pull again`
-        })
-      }
-      let offset = partialStat?.size ?? 0
-      if (offset > file.size) {
-        yield* Effect.promise(() => fs.rm(partial, { force: true }))
-        offset = 0
-      }
-      let hash = createHash("sha256")
-      if (offset > 0) {
-        // Resume: the prefix on disk is hashed once more (see the header).
-        const prefix = yield* Effect.tryPromise({ try: () => hashInto(partial, hash, { length: offset }), catch: fsError("reading") })
-        offset = prefix
-      }
-      hooks.onBytes(0, offset)
-      let handle: fs.FileHandle | undefined
-
-      if (offset < file.size) {
-        const blob = yield* hubCall(ctx, probe, "downloadFile", () =>
-          lib.downloadFile({
-            repo: ctx.repo,
-            path: file.path,
-            revision: commit,
-            hubUrl,
-            fetch: probe.fetch,
-            xet: false,
-            ...(token !== undefined ? { accessToken: token } : {})
-          }))
-        if (blob === null) {
-          return yield* new ModelNotFound({ model: `${ctx.repo}/${file.path}`, backend: "gguf", detail: "the file is not in the repo" })
-        }
-        // The partial is opened only once the hub said yes, so refusals leave nothing behind.
-        const output = yield* Effect.acquireRelease(
-          Effect.tryPromise({ try: () => fs.open(partial, offset > 0 ? "r+" : "w"), catch: fsError("opening") }),
-          (h) => Effect.promise(() => h.close().catch(() => undefined))
-        )
-        handle = output
-        const body = offset > 0 ? blob.slice(offset).stream() : blob.stream()
-        const startOffset = offset
-        const clock = yield* Effect.clock
-        let lastByteAt = clock.unsafeCurrentTimeMillis()
-        let position = offset
-
-        // The byte loop is plain async code: one Effect per 64 KiB chunk costs more than the network
-        // (measured: ~0.5 ms each). It is the only writer of the partial, keeps one write in flight while
-        // it reads the next chunk, and flushes what it has on any exit, so an abort keeps every byte received.
-        const loop = async () => {
-          const reader = body.getReader()
-          let pending: Array<Uint8Array> = []
-          let pendingBytes = 0
-          let writing: Promise<unknown> = Promise.resolve()
-          const flush = async () => {
-            await writing
-            if (pendingBytes === 0) return
-            const chunks = pending
-            const at = position - pendingBytes
-            pending = []
-            pendingBytes = 0
-            writing = writeChunks(output, chunks, at)
-            await writing
-          }
-          let first = true
-          try {
-            for (;;) {
-              const next = await reader.read()
-              lastByteAt = clock.unsafeCurrentTimeMillis()
-              if (first && !next.done) {
-                first = false
-                const response = probe.last
-                if (startOffset > 0 && response?.status === 200) {
-                  // The server ignored Range and sends the whole file: start this file over from byte 0.
-                  await output.truncate(0)
-                  hash = createHash("sha256")
-                  position = 0
-                  hooks.onRestart()
-                } else if (startOffset > 0) {
-                  const range = /^bytes (\d+)-/.exec(response?.headers.get("content-range") ?? "")
-                  if (range === null || Number(range[1]) !== startOffset) {
-                    throw new Retryable({ reason: `the server answered a resume at ${startOffset} with another range` })
-                  }
-                }
-              }
-              if (next.done) break
-              const chunk = next.value
-              if (position + chunk.length > file.size) {
-                await fs.rm(partial, { force: true })
-                pending = []
-                pendingBytes = 0
-                throw new Retryable({ reason: `the server sent more than the ${file.size} bytes listed` })
-              }
-              hash.update(chunk)
-              pending.push(chunk)
-              pendingBytes += chunk.length
-              position += chunk.length
-              hooks.onBytes(chunk.length, position)
-              if (pendingBytes >= WRITE_BATCH) {
-                await writing
-                const chunks = pending
-                const at = position - pendingBytes
-                pending = []
-                pendingBytes = 0
-                writing = writeChunks(output, chunks, at)
-              }
-            }
-          } finally {
-            await flush()
-            void reader.cancel().catch(() => undefined)
-          }
-          if (position < file.size) {
-            throw new Retryable({ reason: `the connection ended at byte ${position} of ${file.size}` })
-          }
-        }
-        const streamed = Effect.async<void, LlmspellError | Retryable>((resume) => {
-          const running = loop()
-          running.then(() => resume(Effect.void), (e) =>
-            resume(
-              (e as NodeJS.ErrnoException)?.code === "ENOSPC"
-                ? diskFull(partial, file.size) // retrying cannot help: keep the partial for a resume
-                : Effect.fail(classify(e, ctx, probe))
-            ))
-          // Interrupted (stall, Ctrl-C, a sibling failed): abort the request and wait for the final flush.
-          return Effect.promise(() => {
-            probe.controller.abort()
-            return running.catch(() => undefined)
-          })
-        })
-        // Stalls are measured on Effect's clock (the TestClock in tests), checked every second; a stall
-        // aborts the request, which ends the loop like any dropped connection.
-        const stallMs = Duration.toMillis(stallTimeout)
-        let stalled = false
-        const watchdog: Effect.Effect<void> = Effect.sleep(Duration.millis(Math.min(1000, stallMs))).pipe(
-          Effect.zipRight(Effect.suspend(() => {
-            if (clock.unsafeCurrentTimeMillis() - lastByteAt < stallMs) return watchdog
-            stalled = true
-            probe.controller.abort()
-            return Effect.void
-          }))
-        )
-        yield* Effect.forkScoped(watchdog)
-        yield* streamed.pipe(
-          Effect.mapError((e) =>
-            e._tag !== "Retryable" && !stalled
-              ? e
-              : new Retryable({
-                reason: stalled ? `no data for ${Duration.format(stallTimeout)}` : (e as Retryable).reason,
-                retryAfterMs: stalled ? undefined : (e as Retryable).retryAfterMs,
-                url: stalled ? undefined : (e as Retryable).url,
-                progressed: hooks.madeProgress(position)
-              })
-          )
-        )
-      }
-
-      hooks.onVerifying()
-      const actual = hash.digest("hex")
-      if (file.sha256 !== undefined && actual !== file.sha256) {
-        yield* Effect.promise(() => fs.rm(partial, { force: true }))
-        return yield* new ChecksumMismatch({ file: file.path, expected: file.sha256, actual })
-      }
-      const open = handle
-      if (open !== undefined) yield* Effect.tryPromise({ try: () => open.close(), catch: fsError("closing") })
-      // A `.gguf` that is not one never gets its name (llama.cpp must never see it; the hub may serve anything).
-      if (/\.gguf$/i.test(file.path)) {
-        const problem = yield* ggufProblem(partial, primary)
-        if (problem !== undefined) {
-          yield* Effect.promise(() => fs.rm(partial, { force: true }))
-          return yield* new InvalidModelFile({ path: `${ctx.repo}/${file.path}`, reason: `the hub's file ${problem}; it was discarded` })
-        }
-      }
-      // Only now does the file get its real name; rename() replaces an older copy without truncating it.
-      yield* Effect.tryPromise({ try: () => fs.rename(partial, target), catch: fsError("renaming") })
-      return actual
-    }).pipe(Effect.scoped)
-
-  // Every path the store prints or records is absolute, whatever `--models-dir` was given as.
-  const absoluteStore = (store: StoreRoot): StoreRoot =>
-    path.isAbsolute(store.directory) ? store : { ...store, directory: path.resolve(store.directory) }
-  /**
-   * Makes a GGUF file on disk a model of the store: validated with the GGUF reader, hashed once, hard-linked
-   * (copied across filesystems, or with `copy`) to `imported/<file>` under a temp name and renamed, then
-   * recorded by a manifest like a pull's. The original is never moved or written.
-   */
-  const importFile = (file: string, store: StoreRoot, options: ImportOptions = {}) =>
-    Effect.gen(function*() {
-      const source = path.resolve(file)
-      const stat = yield* Effect.promise(() => fs.stat(source).catch(() => undefined))
-      if (stat === undefined) {
-        return yield* new ModelNotFound({ model: file, backend: "gguf", instance: store.instance, detail: "no such file" })
-      }
-      if (!stat.isFile()) {
-        return yield* new InvalidModelFile({ path: source, reason: "not a regular file" })
-      }
-      // the full header check, the one that gates llama.cpp
-      yield* readGgufFile(source, { model: file, instance: store.instance })
-      const baseName = path.basename(source)
-      const name = options.name ?? baseName.replace(/\.gguf$/i, "")
-      const relative = ["imported", baseName].join("/")
-      const bad = HubRef.validatePath(relative) ?? (name.trim() === "" ? "empty name" : undefined)
-      if (bad !== undefined) return yield* new InvalidModelFile({ path: source, reason: `cannot be imported: ${bad}` })
-      yield* usableStore(store, true)
-      const sha256 = yield* Effect.tryPromise({
-        try: (signal) => hashFile(source, signal),
-        catch: (e) => storeError(store, `reading ${source}`, e)
-      })
-      const target = absolute(store, relative)
-      yield* Effect.tryPromise({
-        try: async () => {
-          const linked = await placeExisting({ store: "llmspell", path: source, sizeBytes: stat.size }, target, sha256, options.copy === true)
-          // an import owns its bytes: across filesystems it is a copy, never a reference to a file the user may delete
-          return linked.external !== undefined ? placeExisting({ store: "llmspell", path: source, sizeBytes: stat.size }, target, sha256, true) : linked
-        },
-        catch: (e) => storeError(store, `importing ${source}`, e)
-      })
-      const mtimeMs = yield* Effect.promise(() => fs.stat(target).then((s) => s.mtimeMs, () => undefined))
-      const quantization = HubRef.quantizationOf(baseName)
-      const manifest: Manifest = {
-        version: 1,
-        name,
-        repo: "local",
-        revision: "import",
-        ...(quantization !== undefined ? { quantization } : {}),
-        files: [{ path: relative, repoPath: baseName, sizeBytes: stat.size, sha256, mtimeMs, hubSha256: false }],
-        pulledAt: new Date().toISOString()
-      }
-      yield* writeManifest(store, manifest)
-      return toInstalled(store, manifest)
-    }).pipe(Effect.withSpan("ModelDownloader.importFile"))
+  ) => transferFile(transfer, lib, ctx, commit, file, target, primary, hooks)
 
   return {
-    importFile: (file, store, options) => importFile(file, absoluteStore(store), options),
+    importFile: (file, store, options) => StoreWrite.importFile(file, absoluteStore(store), options),
     pull: (ref, store, options) => pull(ref, absoluteStore(store), options),
-    findInstalled: (ref, store) => findInstalled(ref, absoluteStore(store)),
-    listInstalled: (store) => listInstalled(absoluteStore(store)),
-    verify: (store, ref) => verify(absoluteStore(store), ref),
-    remove: (ref, store) => remove(ref, absoluteStore(store))
-  }
-}
-
-const listPartials = async (dir: string): Promise<Array<string>> => {
-  const out: Array<string> = []
-  const walk = async (d: string) => {
-    const entries = await fs.readdir(d, { withFileTypes: true }).catch(() => [])
-    for (const e of entries) {
-      const p = path.join(d, e.name)
-      if (e.isDirectory()) await walk(p)
-      else if (e.name.endsWith(".partial")) out.push(p)
-    }
-  }
-  await walk(dir)
-  return out
-}
-
-/** Removes directories left empty under `root` by a remove. */
-const pruneEmptyDirs = async (root: string, removed: ReadonlyArray<string>) => {
-  const dirs = new Set(removed.map((f) => path.dirname(f)))
-  for (const start of dirs) {
-    let dir = start
-    while (dir.startsWith(root + path.sep)) {
-      const rest = await fs.readdir(dir).catch(() => ["?"])
-      if (rest.length > 0) break
-      await fs.rmdir(dir).catch(() => undefined)
-      dir = path.dirname(dir)
-    }
+    findInstalled: (ref, store) => StoreWrite.findInstalled(ref, absoluteStore(store)),
+    listInstalled: (store) => StoreWrite.listInstalled(absoluteStore(store)),
+    verify: (store, ref) => StoreWrite.verify(absoluteStore(store), ref),
+    remove: (ref, store) => StoreWrite.remove(ref, absoluteStore(store))
   }
 }
 
