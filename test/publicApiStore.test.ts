@@ -18,7 +18,10 @@ describe("ModelStore in the public API", () => {
     const fake: ModelStoreService = {
       list: (own) => Effect.succeed({ models: [], warnings: [{ store: "lmstudio", path: own.directory, reason: "test" }] }),
       find: () => Effect.die("unused"),
-      findBlob: () => Effect.die("unused")
+      findBlob: () => Effect.die("unused"),
+      verify: () => Effect.die("unused"),
+      remove: () => Effect.die("unused"),
+      importFile: () => Effect.die("unused")
     }
     return Effect.flatMap(ModelStore, (store) => store.list(root)).pipe(
       Effect.provide(Layer.succeed(ModelStore, fake)),

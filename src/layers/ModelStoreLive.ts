@@ -27,6 +27,7 @@ import { type Inventory, ModelStore, type ModelStoreService, type StoredModel } 
 import { resolveDefaultRoots, scanAllEffect } from "./internal/foreignStoreScan.js"
 import { ggufQuantization } from "./internal/ggufQuantization.js"
 import { fileLocation, filesPresent, type Manifest, matchManifests, readManifests, toInstalled } from "./internal/ownStore.js"
+import * as StoreWrite from "./internal/ownStoreWrite.js"
 
 const absoluteStore = (store: StoreRoot): StoreRoot => ({ ...store, directory: nodePath.resolve(store.directory) })
 
@@ -276,7 +277,15 @@ export const make = (stores: StoresConfig, pulledModels: PulledModels = manifest
       return hit === undefined ? Option.none() : Option.some({ store: hit.store, path: hit.path, sizeBytes: hit.sizeBytes })
     }).pipe(Effect.withSpan("ModelStore.findBlob"))
 
-  return { list, find, findBlob }
+  return {
+    list,
+    find,
+    findBlob,
+    verify: (own, ref) => StoreWrite.verify(absoluteStore(own), ref).pipe(Effect.withSpan("ModelStore.verify")),
+    remove: (ref, own) => StoreWrite.remove(ref, absoluteStore(own)).pipe(Effect.withSpan("ModelStore.remove")),
+    importFile: (file, own, options) =>
+      StoreWrite.importFile(file, absoluteStore(own), options).pipe(Effect.withSpan("ModelStore.importFile"))
+  }
 }
 
 /** The live store over the configuration's `[stores]`. */

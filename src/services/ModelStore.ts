@@ -2,7 +2,8 @@
  * ModelStore: one inventory of every GGUF model on this machine, local disk only (no network).
  * llmspell's own store (`model_directory`: manifests of pulled models, loose `.gguf` files) plus the
  * stores of other tools read in place — Ollama's, the Hugging Face cache, LM Studio's, node-llama-cpp's —
- * which are never written. The same bytes (same sha256) in two stores are one model with both locations.
+ * which are never written. Also the write side of llmspell's store that needs no network: verify, remove,
+ * import (a pull's write path is the same code, `layers/internal/ownStoreWrite.ts`). The same bytes (same sha256) in two stores are one model with both locations.
  * Live implementation: `layers/ModelStoreLive.ts`.
  */
 import * as Context from "effect/Context"
@@ -10,8 +11,8 @@ import type * as Effect from "effect/Effect"
 import type * as Option from "effect/Option"
 import type { LlmspellError } from "../domain/Errors.js"
 import type { ForeignStoreWarning } from "../domain/ForeignStores.js"
-import type { ModelLocation, StoreKind } from "../domain/Types.js"
-import type { StoreRoot } from "./ModelDownloader.js"
+import type { ModelLocation, RemoveResult, StoreKind, VerifyReport } from "../domain/Types.js"
+import type { ImportOptions, InstalledModel, StoreRoot } from "./ModelDownloader.js"
 
 /** One model of the inventory: its bytes, and every store that holds them (the first is the one used). */
 export interface StoredModel {
@@ -58,6 +59,15 @@ export interface ModelStoreService {
   readonly find: (ref: string, own: StoreRoot) => Effect.Effect<Option.Option<StoredModel>, LlmspellError>
   /** A file already on the machine whose sha256 a store records (own manifests, Ollama blobs, HF LFS blobs). */
   readonly findBlob: (sha256: string, own: StoreRoot) => Effect.Effect<Option.Option<StoredBlob>, LlmspellError>
+  /** Re-hashes llmspell's installed files against their manifests (one model, or all); bad files carry a repair command. */
+  readonly verify: (own: StoreRoot, ref?: string) => Effect.Effect<VerifyReport, LlmspellError>
+  /**
+   * Deletes one of llmspell's models (files no other model lists, manifest, partial downloads). Fails with
+   * ModelBusy while a pull writes one of its files; foreign stores are never written.
+   */
+  readonly remove: (ref: string, own: StoreRoot) => Effect.Effect<RemoveResult, LlmspellError>
+  /** Makes a GGUF file a model of llmspell's store (validated, hard-linked or copied, recorded by a manifest). */
+  readonly importFile: (file: string, own: StoreRoot, options?: ImportOptions) => Effect.Effect<InstalledModel, LlmspellError>
 }
 
 /** The inventory's tag. */
