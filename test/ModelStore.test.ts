@@ -3,6 +3,7 @@
  * tool writes them, in temp dirs): every model once with its store, the same bytes in two stores merged
  * by sha256, names that reach foreign models, `[stores]` settings, and blobs found by sha256. No network.
  */
+import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
@@ -33,7 +34,7 @@ afterEach(async () => {
 })
 
 const storeLayer = (config: unknown = {}) =>
-  ModelStoreLive.layer.pipe(Layer.provide(layerFromObject(config, { env: {}, home })))
+  ModelStoreLive.layer.pipe(Layer.provide(NodeFileSystem.layer), Layer.provide(layerFromObject(config, { env: {}, home })))
 
 const run = <A, E>(effect: Effect.Effect<A, E, ModelStore>, config?: unknown) =>
   Effect.runPromise(Effect.provide(effect, storeLayer(config)))

@@ -2,6 +2,7 @@
  * The write side of llmspell's store through the ModelStore service: import, verify, remove, and the
  * lock remove shares with pull. No hub, no HTTP server at all: the store is local disk only.
  */
+import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { mkdtemp, rm, writeFile } from "node:fs/promises"
@@ -25,7 +26,7 @@ afterEach(async () => {
 
 const noForeign = { stores: { ollama: false, hf_cache: false, lmstudio: false, node_llama_cpp: false } }
 const run = <A, E>(effect: Effect.Effect<A, E, ModelStore>) =>
-  Effect.runPromise(Effect.provide(effect, ModelStoreLive.layer.pipe(Layer.provide(layerFromObject(noForeign, { env: {}, home })))))
+  Effect.runPromise(Effect.provide(effect, ModelStoreLive.layer.pipe(Layer.provide(NodeFileSystem.layer), Layer.provide(layerFromObject(noForeign, { env: {}, home })))))
 const runEither = <A, E>(effect: Effect.Effect<A, E, ModelStore>) => run(Effect.either(effect))
 const own = () => ({ directory: join(home, "models"), instance: "gguf" })
 

@@ -63,8 +63,8 @@ beforeAll(() => {
 })
 
 describe("package.json", () => {
-  it("effect and @effect/ai are peer dependencies, with the dev copies in devDependencies", () => {
-    for (const peer of ["effect", "@effect/ai"]) {
+  it("effect, @effect/ai and @effect/platform(-node) (the store's FileSystem) are peer dependencies, with the dev copies in devDependencies", () => {
+    for (const peer of ["effect", "@effect/ai", "@effect/platform", "@effect/platform-node"]) {
       expect(pkg.peerDependencies[peer], peer).toBeDefined()
       expect(pkg.dependencies[peer], `${peer} must not also be a dependency (npm would install a second copy)`)
         .toBeUndefined()

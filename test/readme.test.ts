@@ -165,7 +165,10 @@ const npmCheck = (command: ShellCommand) => {
       if (arg === "-g") expect(pkg.bin["llmspell"]).toBeDefined()
       else if (arg === "--omit=optional") continue
       else if (arg === pkg.name) continue
-      else {
+      else if (pkg.peerDependencies[arg.slice(0, arg.lastIndexOf("@"))] !== undefined) {
+        // `<peer>@<range>`: exactly the range llmspell declares
+        expect(arg.slice(arg.lastIndexOf("@") + 1), command.text).toBe(pkg.peerDependencies[arg.slice(0, arg.lastIndexOf("@"))])
+      } else {
         // `<optional package of a dependency>@<version>`: it must exist at exactly that version in
         // the optionalDependencies of a dependency the lockfile has, so the advice keeps up with upgrades.
         const at = arg.lastIndexOf("@")

@@ -3,6 +3,7 @@
  * both backends, the downloader, the registry and the LocalLLM facade. The CLI builds the same
  * stack with its own Config layer through `layerWith`.
  */
+import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as Layer from "effect/Layer"
 import type { ConfigError } from "../domain/Errors.js"
 import { Config, layerFromObject } from "../services/Config.js"
@@ -27,7 +28,9 @@ export const layerWith = <E, R>(config: Layer.Layer<Config, E, R>): Layer.Layer<
         OllamaBackendLive.layer,
         GgufBackendLive.layer.pipe(
           Layer.provide(ModelDownloaderLive.layer),
-          Layer.provide(ModelStoreLive.layer)
+          Layer.provide(ModelStoreLive.layer),
+          // The store's file I/O: typed errors naming the path (permissions, a full disk), never a defect.
+          Layer.provide(NodeFileSystem.layer)
         )
       )
     ),

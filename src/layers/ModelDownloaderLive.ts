@@ -43,6 +43,7 @@
  */
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
+import * as FileSystem from "@effect/platform/FileSystem"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -76,6 +77,7 @@ import {
   writeManifest
 } from "./internal/ownStore.js"
 import * as StoreWrite from "./internal/ownStoreWrite.js"
+import { nodeFileSystem } from "./internal/storeFs.js"
 import {
   absoluteStore,
   freeBytes,
@@ -107,6 +109,8 @@ const PROGRESS_EVERY_BYTES = 1024 * 1024
 export interface DownloaderInternals {
   /** Writes chunks of a partial file at a position (default: `handle.writev`); a test may fail it with ENOSPC. */
   readonly writeChunks?: (handle: fs.FileHandle, chunks: Array<Uint8Array>, position: number) => Promise<unknown>
+  /** The store's file I/O (default: Node's). */
+  readonly fileSystem?: FileSystem.FileSystem | undefined
   /**
    * A file already on this machine with the given sha256 (any store: ours, Ollama's, the HF cache):
    * a pull links or copies it instead of downloading it. Default: none (always download).
@@ -116,6 +120,7 @@ export interface DownloaderInternals {
 
 /** Builds the downloader over the hub settings. */
 export const make = (hub: HubConfig, internals: DownloaderInternals = {}): ModelDownloaderService => {
+  const withFs = Effect.provideService(FileSystem.FileSystem, internals.fileSystem ?? nodeFileSystem)
   const writeChunks = internals.writeChunks ?? ((handle, chunks, position) => handle.writev(chunks, position))
   const token = Option.getOrUndefined(Option.map(hub.token, Redacted.value))
   const hubUrl = hub.endpoint.replace(/\/+$/, "")
@@ -133,6 +138,7 @@ export const make = (hub: HubConfig, internals: DownloaderInternals = {}): Model
       (emit) =>
         Effect.forkScoped(
           runPull(ref, store, options, (p) => void emit.single(p)).pipe(
+            withFs,
             Effect.exit,
             Effect.flatMap((exit) => Effect.sync(() => (Exit.isSuccess(exit) ? emit.end() : emit.halt(exit.cause))))
           )
@@ -145,7 +151,7 @@ export const make = (hub: HubConfig, internals: DownloaderInternals = {}): Model
     store: StoreRoot,
     options: PullOptions,
     emit: (p: PullProgress) => void
-  ): Effect.Effect<void, LlmspellError> =>
+  ): Effect.Effect<void, LlmspellError, FileSystem.FileSystem> =>
     Effect.suspend(() => {
     // Store files this pull may write: their folders are pruned when it fails, so no empty repo folder stays.
     const targets: Array<string> = []
@@ -467,12 +473,12 @@ export const make = (hub: HubConfig, internals: DownloaderInternals = {}): Model
   ) => transferFile(transfer, lib, ctx, commit, file, target, primary, hooks)
 
   return {
-    importFile: (file, store, options) => StoreWrite.importFile(file, absoluteStore(store), options),
+    importFile: (file, store, options) => withFs(StoreWrite.importFile(file, absoluteStore(store), options)),
     pull: (ref, store, options) => pull(ref, absoluteStore(store), options),
     findInstalled: (ref, store) => StoreWrite.findInstalled(ref, absoluteStore(store)),
     listInstalled: (store) => StoreWrite.listInstalled(absoluteStore(store)),
-    verify: (store, ref) => StoreWrite.verify(absoluteStore(store), ref),
-    remove: (ref, store) => StoreWrite.remove(ref, absoluteStore(store))
+    verify: (store, ref) => withFs(StoreWrite.verify(absoluteStore(store), ref)),
+    remove: (ref, store) => withFs(StoreWrite.remove(ref, absoluteStore(store)))
   }
 }
 

@@ -9,6 +9,7 @@
  * no stated sha256 (LM Studio, node-llama-cpp, loose files) are never hashed for listing (a 4 GB hash per
  * model would make `model list` take minutes) and stand alone unless they are the same path.
  */
+import * as FileSystem from "@effect/platform/FileSystem"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
@@ -28,6 +29,7 @@ import { resolveDefaultRoots, scanAllEffect } from "./internal/foreignStoreScan.
 import { ggufQuantization } from "./internal/ggufQuantization.js"
 import { fileLocation, filesPresent, type Manifest, matchManifests, readManifests, toInstalled } from "./internal/ownStore.js"
 import * as StoreWrite from "./internal/ownStoreWrite.js"
+import { nodeFileSystem } from "./internal/storeFs.js"
 
 const absoluteStore = (store: StoreRoot): StoreRoot => ({ ...store, directory: nodePath.resolve(store.directory) })
 
@@ -179,7 +181,12 @@ const looseModel = (name: string, path: string, stat: { readonly size: number; r
   locations: [{ store: "llmspell", name, path }]
 })
 
-export const make = (stores: StoresConfig, pulledModels: PulledModels = manifestModels): ModelStoreService => {
+export const make = (
+  stores: StoresConfig,
+  pulledModels: PulledModels = manifestModels,
+  fileSystem: FileSystem.FileSystem = nodeFileSystem
+): ModelStoreService => {
+  const withFs = Effect.provideService(FileSystem.FileSystem, fileSystem)
   const scanForeign = Effect.gen(function*() {
     const { hfDefaultRoot, roots } = yield* foreignRoots(stores)
     return yield* scanAllEffect(roots, hfDefaultRoot !== undefined ? { hfDefaultRoot } : {})
@@ -281,15 +288,18 @@ export const make = (stores: StoresConfig, pulledModels: PulledModels = manifest
     list,
     find,
     findBlob,
-    verify: (own, ref) => StoreWrite.verify(absoluteStore(own), ref).pipe(Effect.withSpan("ModelStore.verify")),
-    remove: (ref, own) => StoreWrite.remove(ref, absoluteStore(own)).pipe(Effect.withSpan("ModelStore.remove")),
+    verify: (own, ref) => StoreWrite.verify(absoluteStore(own), ref).pipe(withFs, Effect.withSpan("ModelStore.verify")),
+    remove: (ref, own) => StoreWrite.remove(ref, absoluteStore(own)).pipe(withFs, Effect.withSpan("ModelStore.remove")),
     importFile: (file, own, options) =>
-      StoreWrite.importFile(file, absoluteStore(own), options).pipe(Effect.withSpan("ModelStore.importFile"))
+      StoreWrite.importFile(file, absoluteStore(own), options).pipe(withFs, Effect.withSpan("ModelStore.importFile"))
   }
 }
 
-/** The live store over the configuration's `[stores]`. */
-export const layer: Layer.Layer<ModelStore, never, Config> = Layer.effect(
+/** The live store over the configuration's `[stores]`, its file I/O through the FileSystem in context. */
+export const layer: Layer.Layer<ModelStore, never, Config | FileSystem.FileSystem> = Layer.effect(
   ModelStore,
-  Effect.map(Config, (config) => make(config.stores))
+  Effect.gen(function*() {
+    const config = yield* Config
+    return make(config.stores, manifestModels, yield* FileSystem.FileSystem)
+  })
 )

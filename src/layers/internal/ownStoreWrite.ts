@@ -8,6 +8,7 @@
 import { randomBytes } from "node:crypto"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
+import * as FileSystem from "@effect/platform/FileSystem"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
@@ -24,6 +25,7 @@ import type { ImportOptions, InstalledModel, StoreRoot } from "../../services/Mo
 import type { LlmspellError } from "../../domain/Errors.js"
 import type { StoredBlob } from "../../services/ModelStore.js"
 import { ensureDirectory } from "./ensureDirectory.js"
+import { isFile, statOption, storeIoError, unusable, unusableReason } from "./storeFs.js"
 import { describeHolder, tryFileLock } from "./fileLock.js"
 import {
   absolute,
@@ -152,33 +154,26 @@ export const trustedInstalled = (ref: string, store: StoreRoot) =>
  * created (`/proc/nope`), is a file, or (with `write`) refuses a new file (read-only).
  */
 export const usableStore = (store: StoreRoot, write: boolean) =>
-  Effect.tryPromise({
-    try: async () => {
-      await ensureDirectory(store.directory)
-      if (!write) return
-      const probe = path.join(store.directory, `.llmspell-write-test-${process.pid}-${randomBytes(4).toString("hex")}`)
-      await fs.writeFile(probe, "")
-      await fs.rm(probe, { force: true })
-    },
-    catch: (e) => {
-      const err = e as NodeJS.ErrnoException
-      const reason = err.code === "ENOTDIR"
-        ? "it (or a folder above it) is a file, not a directory"
-        : err.code === "EROFS"
-        ? "it is on a read-only file system"
-        : err.code === "EACCES" || err.code === "EPERM"
-        ? "permission denied"
-        : err.code === "ENOENT"
-        ? "it cannot be created there"
-        : "it is not usable"
-      return new ModelStoreUnusable({ directory: store.directory, reason: `${reason} (${err.code ?? err.message})` })
-    }
+  Effect.gen(function*() {
+    // Created with ensureDirectory, not FileSystem.makeDirectory: Node's recursive mkdir never ends on `/proc/nope`.
+    yield* Effect.tryPromise({
+      try: () => ensureDirectory(store.directory),
+      catch: (e) => {
+        const err = e as NodeJS.ErrnoException
+        return new ModelStoreUnusable({ directory: store.directory, reason: unusableReason(err.code, err.message) })
+      }
+    })
+    if (!write) return
+    const fs = yield* FileSystem.FileSystem
+    const probe = path.join(store.directory, `.llmspell-write-test-${process.pid}-${randomBytes(4).toString("hex")}`)
+    yield* fs.writeFileString(probe, "").pipe(Effect.mapError(unusable(store)))
+    yield* fs.remove(probe).pipe(Effect.mapError(unusable(store)))
   })
 
 export const listInstalled = (store: StoreRoot): Effect.Effect<ReadonlyArray<InstalledModel>, LlmspellError> =>
   Effect.map(readManifests(store), (all) => all.map((m) => toInstalled(store, m)))
 
-export const verify = (store: StoreRoot, ref?: string): Effect.Effect<VerifyReport, LlmspellError> =>
+export const verify = (store: StoreRoot, ref?: string): Effect.Effect<VerifyReport, LlmspellError, FileSystem.FileSystem> =>
   Effect.gen(function*() {
     const all = yield* readManifests(store)
     const chosen = ref === undefined || ref === "*" ? all : matchManifests(ref, all)
@@ -191,9 +186,9 @@ export const verify = (store: StoreRoot, ref?: string): Effect.Effect<VerifyRepo
     for (const m of chosen) {
       for (const f of m.files) {
         const file = fileLocation(store, f)
-        const stat = yield* Effect.promise(() => fs.stat(file).catch(() => undefined))
+        const info = yield* statOption(file)
         const repair = `llmspell model pull ${m.name} --force`
-        if (stat === undefined || !stat.isFile()) {
+        if (!isFile(info)) {
           files.push({
             model: m.name,
             file,
@@ -209,8 +204,9 @@ export const verify = (store: StoreRoot, ref?: string): Effect.Effect<VerifyRepo
           try: (signal) => hashFile(file, signal),
           catch: (e) => storeError(store, `reading ${file}`, e)
         })
-        const problem = stat.size !== f.sizeBytes
-          ? `it has ${stat.size} bytes, ${f.sizeBytes} were downloaded`
+        const size = Number(info.value.size)
+        const problem = size !== f.sizeBytes
+          ? `it has ${size} bytes, ${f.sizeBytes} were downloaded`
           : actual !== f.sha256
           ? `its sha256 is ${actual}, ${f.hubSha256 === false ? "the download computed" : "the hub published"} ${f.sha256}`
           : undefined
@@ -220,7 +216,7 @@ export const verify = (store: StoreRoot, ref?: string): Effect.Effect<VerifyRepo
           status: problem === undefined ? "ok" : "corrupt",
           expectedSha256: f.sha256,
           actualSha256: actual,
-          sizeBytes: stat.size,
+          sizeBytes: size,
           ...(problem !== undefined ? { problem, repair } : {}),
           ...(f.hubSha256 === false ? { unverified: true } : {})
         })
@@ -229,7 +225,7 @@ export const verify = (store: StoreRoot, ref?: string): Effect.Effect<VerifyRepo
     return { ok: files.every((f) => f.status === "ok"), files }
   })
 
-export const remove = (ref: string, store: StoreRoot): Effect.Effect<RemoveResult, LlmspellError> =>
+export const remove = (ref: string, store: StoreRoot): Effect.Effect<RemoveResult, LlmspellError, FileSystem.FileSystem> =>
   Effect.gen(function*() {
     const all = yield* readManifests(store)
     const chosen = matchManifests(ref, all)
@@ -267,20 +263,20 @@ export const remove = (ref: string, store: StoreRoot): Effect.Effect<RemoveResul
         return yield* new ModelBusy({ model: chosen[0]?.name ?? ref, holder: describeHolder(held.holder) })
       }
     }
+    const fileSystem = yield* FileSystem.FileSystem
     const removedFiles: Array<string> = []
     let freedBytes = 0
     for (const target of targets) {
-      const stat = yield* Effect.promise(() => fs.stat(target).catch(() => undefined))
-      if (stat === undefined) continue
-      yield* Effect.tryPromise({ try: () => fs.rm(target, { force: true }), catch: (e) => storeError(store, "removing", e) })
+      const info = yield* statOption(target)
+      if (Option.isNone(info)) continue
+      yield* fileSystem.remove(target).pipe(Effect.mapError(storeIoError(store, "removing")))
       removedFiles.push(target)
-      freedBytes += stat.size
+      freedBytes += Number(info.value.size)
     }
     for (const m of chosen) {
-      yield* Effect.tryPromise({
-        try: () => fs.rm(manifestPath(store, m.name), { force: true }),
-        catch: (e) => storeError(store, "removing the manifest", e)
-      })
+      yield* fileSystem.remove(manifestPath(store, m.name), { force: true }).pipe(
+        Effect.mapError(storeIoError(store, "removing the manifest"))
+      )
     }
     if (chosen.length === 0 && removedFiles.length === 0) {
       return yield* new ModelNotFound({ model: ref, backend: "gguf", instance: store.instance })
