@@ -43,6 +43,14 @@ export interface ScanOptions {
   readonly fs?: ScanFs
   /** The HF cache root `hf` uses without `--cache-dir` (to print `hf cache rm` right); default: the root scanned. */
   readonly hfDefaultRoot?: string
+  /**
+   * Only this part of the store (a `find` that knows where a name can live): called with a path
+   * relative to the part of the layout that names models (Ollama: under `manifests/`, `host`,
+   * `host/namespace`, … lower-cased; HF cache: the repo id, lower-cased; LM Studio and node-llama-cpp:
+   * the folder or file path under the root, lower-cased); false skips that folder or file. Split
+   * parts are still looked up beside a kept first part.
+   */
+  readonly keep?: (relPath: string) => boolean
 }
 
 /** What a scan found, and what it skipped and why. */
@@ -116,7 +124,7 @@ const attempt = async <A>(
 }
 
 /** Runs `f` over `items`, at most `limit` at a time (the libuv pool has 4 threads), results in order. */
-const mapConcurrent = async <A, B>(
+export const mapConcurrent = async <A, B>(
   items: ReadonlyArray<A>,
   f: (item: A) => Promise<B>,
   limit = 16
@@ -247,17 +255,25 @@ interface Found {
  * a `.gguf` that is not a projector, with every part of a split model resolved (a missing part is a
  * warning). Sibling entries are looked at concurrently.
  */
-const walkGguf = async (ctx: Ctx, dir: Dir, relDir: string, maxDepth: number, resolve: Resolve): Promise<Array<Found>> => {
+const walkGguf = async (
+  ctx: Ctx,
+  dir: Dir,
+  relDir: string,
+  maxDepth: number,
+  resolve: Resolve,
+  keep: (relPath: string) => boolean = () => true
+): Promise<Array<Found>> => {
   const entries = await listDir(ctx, dir.path)
   const files = new Map<string, Entry>()
   const others: Array<Entry> = []
   const depth = relDir === "" ? 0 : relDir.split("/").length
+  const rel = (name: string) => relDir === "" ? name : `${relDir}/${name}`
   for (const entry of entries) {
     if (/\.gguf$/i.test(entry.name) && !entry.isDirectory()) files.set(entry.name, entry)
-    else if (depth + 1 < maxDepth) others.push(entry)
+    else if (depth + 1 < maxDepth && keep(rel(entry.name).toLowerCase())) others.push(entry)
   }
-  const rel = (name: string) => relDir === "" ? name : `${relDir}/${name}`
-  const models = await mapConcurrent([...files.keys()], async (name): Promise<Found | undefined> => {
+  const firsts = [...files.keys()].filter((name) => keep(rel(name).toLowerCase()))
+  const models = await mapConcurrent(firsts, async (name): Promise<Found | undefined> => {
     if (!ForeignStores.isModelFileName(name)) return undefined
     const split = ForeignStores.splitPart(name)
     const otherNames: Array<string> = []
@@ -280,7 +296,7 @@ const walkGguf = async (ctx: Ctx, dir: Dir, relDir: string, maxDepth: number, re
   })
   const nested = await mapConcurrent(others, async (entry) => {
     const child = await childDir(ctx, dir, entry)
-    return child === undefined ? [] : walkGguf(ctx, child, rel(entry.name), maxDepth, resolve)
+    return child === undefined ? [] : walkGguf(ctx, child, rel(entry.name), maxDepth, resolve, keep)
   })
   return [...models.filter((m): m is Found => m !== undefined), ...nested.flat()]
 }
@@ -305,18 +321,26 @@ export const scanOllama = async (roots: ReadonlyArray<string>, options: ScanOpti
     const manifests = posix.join(root.path, "manifests")
     const stats = await attempt(ctx, manifests, () => ctx.fs.stat(manifests), (code) => code === "ENOENT")
     if (stats?.isDirectory() !== true) continue
-    models.push(...(await walkManifests(ctx, root, { path: manifests, real: posix.join(root.real, "manifests") }, "")))
+    const keep = options.keep ?? (() => true)
+    models.push(...(await walkManifests(ctx, root, { path: manifests, real: posix.join(root.real, "manifests") }, "", keep)))
   }
   return resultOf(ctx, models)
 }
 
-const walkManifests = async (ctx: Ctx, root: Dir, dir: Dir, relDir: string): Promise<Array<ForeignModel>> => {
+const walkManifests = async (
+  ctx: Ctx,
+  root: Dir,
+  dir: Dir,
+  relDir: string,
+  keep: (relPath: string) => boolean
+): Promise<Array<ForeignModel>> => {
   const depth = relDir === "" ? 0 : relDir.split("/").length
   const found = await mapConcurrent(await listDir(ctx, dir.path), async (entry): Promise<Array<ForeignModel>> => {
     const relPath = relDir === "" ? entry.name : `${relDir}/${entry.name}`
+    if (!keep(relPath.toLowerCase())) return []
     if (depth < 3) {
       const child = await childDir(ctx, dir, entry)
-      return child === undefined ? [] : walkManifests(ctx, root, child, relPath)
+      return child === undefined ? [] : walkManifests(ctx, root, child, relPath, keep)
     }
     if (entry.isDirectory()) return []
     const model = await ollamaModelAt(ctx, root, posix.join(dir.path, entry.name), relPath)
@@ -372,7 +396,10 @@ export const scanHfCache = async (roots: ReadonlyArray<string>, options: ScanOpt
   for (const path of roots) {
     const root = await openRoot(ctx, path)
     if (root === undefined) continue
-    const repos = (await listDir(ctx, root.path)).filter((e) => ForeignStores.hfRepoFromFolder(e.name) !== undefined)
+    const repos = (await listDir(ctx, root.path)).filter((e) => {
+      const repo = ForeignStores.hfRepoFromFolder(e.name)
+      return repo !== undefined && (options.keep?.(repo.toLowerCase()) ?? true)
+    })
     const perRepo = await mapConcurrent(repos, async (entry) => {
       const repoDir = await childDir(ctx, root, entry)
       if (repoDir === undefined) return []
@@ -446,7 +473,7 @@ export const scanLmStudio = async (roots: ReadonlyArray<string>, options: ScanOp
   for (const path of roots) {
     const root = await openRoot(ctx, path)
     if (root === undefined) continue
-    for (const found of await walkGguf(ctx, root, "", ForeignStores.LMSTUDIO_MAX_DEPTH, plainResolve(ctx))) {
+    for (const found of await walkGguf(ctx, root, "", ForeignStores.LMSTUDIO_MAX_DEPTH, plainResolve(ctx), options.keep)) {
       const model = ForeignStores.lmstudioForeignModel(path, { relPath: found.relPath, ...found.first, otherParts: found.others })
       if (model !== undefined) models.push(model)
     }
@@ -461,12 +488,46 @@ export const scanNodeLlamaCpp = async (roots: ReadonlyArray<string>, options: Sc
   for (const path of roots) {
     const root = await openRoot(ctx, path)
     if (root === undefined) continue
-    for (const found of await walkGguf(ctx, root, "", 1, plainResolve(ctx))) {
+    for (const found of await walkGguf(ctx, root, "", 1, plainResolve(ctx), options.keep)) {
       const model = ForeignStores.nodeLlamaCppForeignModel(path, { relPath: found.relPath, ...found.first, otherParts: found.others })
       if (model !== undefined) models.push(model)
     }
   }
   return resultOf(ctx, models)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Where else the same bytes are (for a targeted find)
+// ---------------------------------------------------------------------------------------------
+
+const SHA256_HEX = /^[0-9a-f]{64}$/
+
+/** Whether an Ollama store holds the blob `sha256-<hex>`: one lstat per root, no manifest read. */
+export const ollamaHasBlob = async (roots: ReadonlyArray<string>, sha256: string, fs: ScanFs = nodeScanFs): Promise<boolean> => {
+  if (!SHA256_HEX.test(sha256)) return false
+  for (const root of roots) {
+    if (await fs.lstat(posix.join(root, "blobs", `sha256-${sha256}`)).then(() => true, () => false)) return true
+  }
+  return false
+}
+
+/**
+ * The repo ids (lower-cased) of HF cache repos holding a blob named `sha256`: one readdir per root and
+ * one lstat per repo folder, no snapshot walked.
+ */
+export const hfReposWithBlob = async (roots: ReadonlyArray<string>, sha256: string, fs: ScanFs = nodeScanFs): Promise<Set<string>> => {
+  const out = new Set<string>()
+  if (!SHA256_HEX.test(sha256)) return out
+  for (const root of roots) {
+    const entries = await fs.readdir(root, { withFileTypes: true }).catch(() => [])
+    await mapConcurrent(entries, async (entry) => {
+      const repo = ForeignStores.hfRepoFromFolder(entry.name)
+      if (repo === undefined) return
+      const held = await fs.lstat(posix.join(root, entry.name, "blobs", sha256)).then(() => true, () => false)
+      if (held) out.add(repo.toLowerCase())
+    })
+  }
+  return out
 }
 
 // ---------------------------------------------------------------------------------------------
