@@ -17,23 +17,14 @@ import * as fs from "node:fs/promises"
 import * as nodePath from "node:path"
 import type { StoreSetting, StoresConfig } from "../domain/ConfigSchema.js"
 import type { ForeignModel, ForeignStoreRoots } from "../domain/ForeignStores.js"
-import { parseOllamaName, sameOllamaName } from "../domain/ForeignStores.js"
+import { sameOllamaName } from "../domain/ForeignStores.js"
 import * as HubRef from "../domain/HubRef.js"
 import type { LlmspellError } from "../domain/Errors.js"
 import type { ModelLocation } from "../domain/Types.js"
 import { Config } from "../services/Config.js"
 import type { InstalledModel, ModelDownloaderService, ModelStore as StoreDirectory } from "../services/ModelDownloader.js"
 import { type Inventory, ModelStore, type ModelStoreService, type StoredModel } from "../services/ModelStore.js"
-import {
-  hfReposWithBlob,
-  ollamaHasBlob,
-  resolveDefaultRoots,
-  scanAllEffect,
-  scanHfCache,
-  scanLmStudio,
-  scanNodeLlamaCpp,
-  scanOllama
-} from "./internal/foreignStoreScan.js"
+import { resolveDefaultRoots, scanAllEffect, scanForReference } from "./internal/foreignStoreScan.js"
 import { cacheFileOf, scanAllCached } from "./internal/inventoryCache.js"
 import { ggufQuantization } from "./internal/ggufQuantization.js"
 import { fileLocation, filesPresent, type Manifest, matchManifests, readManifests, toInstalled } from "./internal/ownStore.js"
@@ -141,54 +132,6 @@ const locationMatches = (ref: string, location: ModelLocation, foreign: ForeignM
   return sameText(r.quantization ?? HubRef.DEFAULT_QUANTIZATION, foreign.quantization)
 }
 
-/**
- * The only places a reference can name a foreign model, per store, as the scanners' `keep` keys
- * (lower-cased): a superset of what `locationMatches` accepts, so a `find` scans these and nothing else.
- * Ollama: the manifest path of the name (`host/namespace/model/tag`); HF cache: the repo a hub reference
- * or a listed name (`hf.co/<repo>:<Q>`, `<repo>/<file>`) designates; LM Studio: `publisher/repo`;
- * node-llama-cpp: the file name.
- */
-interface FindTargets {
-  readonly ollama: ReadonlySet<string>
-  readonly hfRepos: ReadonlySet<string>
-  readonly lmstudio: ReadonlySet<string>
-  readonly nodeLlamaCpp: ReadonlySet<string>
-}
-
-const targetsOf = (ref: string): FindTargets => {
-  const ollama = new Set<string>()
-  const name = parseOllamaName(ref)
-  if (name !== undefined) {
-    const parts = [name.host, name.namespace, name.model, name.tag].map((p) => p.toLowerCase())
-    for (let i = 1; i <= parts.length; i++) ollama.add(parts.slice(0, i).join("/"))
-  }
-  const texts = new Set([ref.toLowerCase(), ref.trim().toLowerCase()])
-  const repos = new Set<string>()
-  const parsed = HubRef.parse(ref)
-  if (Either.isRight(parsed)) repos.add(parsed.right.repo.toLowerCase())
-  for (const text of texts) {
-    // `hf.co/<repo>:<Q>` and `<repo>/<file>`: the repo is the first one or two segments
-    const bare = text.replace(/^(?:hf\.co|huggingface\.co)\//, "").replace(/:[^/:]*$/, "")
-    const segments = bare.split("/")
-    repos.add(segments[0]!)
-    if (segments.length > 1) repos.add(segments.slice(0, 2).join("/"))
-  }
-  const lmstudio = new Set<string>()
-  for (const repo of repos) {
-    const segments = repo.split("/")
-    if (segments.length !== 2) continue
-    lmstudio.add(segments[0]!)
-    lmstudio.add(repo)
-  }
-  return { ollama, hfRepos: repos, lmstudio, nodeLlamaCpp: new Set([...texts].filter((t) => !t.includes("/"))) }
-}
-
-/** LM Studio's `keep`: the publisher folder, then the `publisher/repo` folder, then everything in it. */
-const keepLmStudio = (targets: ReadonlySet<string>) => (relPath: string) => {
-  const segments = relPath.split("/")
-  return targets.has(segments.length === 1 ? segments[0]! : `${segments[0]}/${segments[1]}`)
-}
-
 /** Where the pulled models of llmspell's own store are read from. */
 export interface PulledModels {
   readonly list: (store: StoreDirectory) => Effect.Effect<ReadonlyArray<StoredModel>, LlmspellError>
@@ -289,44 +232,17 @@ export const make = (stores: StoresConfig, pulledModels: PulledModels = manifest
     )
 
   /**
-   * The foreign models a reference can name, merged with everything holding the same bytes, without
-   * walking whole stores: only the places `targetsOf` names are scanned; a model found there with a
-   * sha256 is then looked up by that sha256 (an Ollama blob, HF cache repo blobs) and only a store that
-   * holds it is scanned further, so the locations come out as `list` merges them. (A copy that states no
-   * sha256 and is merged by path, an LM Studio link into the HF cache, is not added.)
+   * The foreign models a reference can name and everything holding the same bytes, merged as `list`
+   * merges them, without walking every store (`scanForReference`).
    */
   const findForeign = (ref: string, store: StoreDirectory) =>
     Effect.gen(function*() {
       const { hfDefaultRoot, roots } = yield* foreignRoots(stores)
-      const targets = targetsOf(ref)
       // as scanAll does: `hf cache rm` gets --cache-dir unless the root is hf's default
       const defaultRoot = hfDefaultRoot ?? roots.hfCache[0]
-      const hf = defaultRoot !== undefined ? { hfDefaultRoot: defaultRoot } : {}
-      const foreign = yield* Effect.promise(async (signal) => {
-        const none = { models: [], warnings: [] }
-        const scanHf = (repos: ReadonlySet<string>) =>
-          repos.size === 0 ? none : scanHfCache(roots.hfCache, { signal, ...hf, keep: (r) => repos.has(r) })
-        let [ollama, hfCache, lmstudio, nodeLlamaCpp] = await Promise.all([
-          targets.ollama.size === 0 ? none : scanOllama(roots.ollama, { signal, keep: (r) => targets.ollama.has(r) }),
-          scanHf(targets.hfRepos),
-          targets.lmstudio.size === 0 ? none : scanLmStudio(roots.lmstudio, { signal, keep: keepLmStudio(targets.lmstudio) }),
-          targets.nodeLlamaCpp.size === 0 ? none : scanNodeLlamaCpp(roots.nodeLlamaCpp, { signal, keep: (r) => targets.nodeLlamaCpp.has(r) })
-        ])
-        const shas = [...ollama.models, ...hfCache.models, ...lmstudio.models, ...nodeLlamaCpp.models].flatMap((m) =>
-          m.sha256 !== undefined ? [m.sha256] : []
-        )
-        if (shas.length > 0) {
-          const [inOllama, hfRepos] = await Promise.all([
-            Promise.all(shas.map((sha) => ollamaHasBlob(roots.ollama, sha))).then((found) => found.some((b) => b)),
-            Promise.all(shas.map((sha) => hfReposWithBlob(roots.hfCache, sha)))
-          ])
-          if (inOllama) ollama = await scanOllama(roots.ollama, { signal })
-          const moreRepos = new Set([...targets.hfRepos, ...hfRepos.flatMap((s) => [...s])])
-          if (moreRepos.size > targets.hfRepos.size) hfCache = await scanHf(moreRepos)
-        }
-        // in the order `list` finds them, so merging picks the same first location
-        return [...ollama.models, ...hfCache.models, ...lmstudio.models, ...nodeLlamaCpp.models]
-      })
+      const { models: foreign } = yield* Effect.promise((signal) =>
+        scanForReference(roots, ref, { signal, ...(defaultRoot !== undefined ? { hfDefaultRoot: defaultRoot } : {}) })
+      )
       const pulled = yield* pulledModels.list(store)
       return { foreign, models: mergeByContent([...pulled, ...foreign.map(fromForeign)]) }
     }).pipe(Effect.withSpan("ModelStore.findForeign"))

@@ -15,6 +15,7 @@ import * as fsp from "node:fs/promises"
 import * as posix from "node:path/posix"
 import * as ForeignStores from "../../domain/ForeignStores.js"
 import type { ForeignModel, ForeignStoreKind, ForeignStoreRoots, ForeignStoreWarning } from "../../domain/ForeignStores.js"
+import * as HubRef from "../../domain/HubRef.js"
 
 /** The file-system calls a scan makes (all read-only); tests wrap the real ones to inject faults. */
 export interface ScanFs {
@@ -528,6 +529,97 @@ export const hfReposWithBlob = async (roots: ReadonlyArray<string>, sha256: stri
     })
   }
   return out
+}
+
+/**
+ * The only places a reference can name a foreign model, per store, as the scanners' `keep` keys
+ * (lower-cased): a superset of what `locationMatches` accepts, so a `find` scans these and nothing else.
+ * Ollama: the manifest path of the name (`host/namespace/model/tag`); HF cache: the repo a hub reference
+ * or a listed name (`hf.co/<repo>:<Q>`, `<repo>/<file>`) designates; LM Studio: `publisher/repo`;
+ * node-llama-cpp: the file name.
+ */
+export interface FindTargets {
+  readonly ollama: ReadonlySet<string>
+  readonly hfRepos: ReadonlySet<string>
+  readonly lmstudio: ReadonlySet<string>
+  readonly nodeLlamaCpp: ReadonlySet<string>
+}
+
+export const targetsOf = (ref: string): FindTargets => {
+  const ollama = new Set<string>()
+  const name = ForeignStores.parseOllamaName(ref)
+  if (name !== undefined) {
+    const parts = [name.host, name.namespace, name.model, name.tag].map((p) => p.toLowerCase())
+    for (let i = 1; i <= parts.length; i++) ollama.add(parts.slice(0, i).join("/"))
+  }
+  const texts = new Set([ref.toLowerCase(), ref.trim().toLowerCase()])
+  const repos = new Set<string>()
+  const parsed = HubRef.parse(ref)
+  if (Either.isRight(parsed)) repos.add(parsed.right.repo.toLowerCase())
+  for (const text of texts) {
+    // `hf.co/<repo>:<Q>` and `<repo>/<file>`: the repo is the first one or two segments
+    const bare = text.replace(/^(?:hf\.co|huggingface\.co)\//, "").replace(/:[^/:]*$/, "")
+    const segments = bare.split("/")
+    repos.add(segments[0]!)
+    if (segments.length > 1) repos.add(segments.slice(0, 2).join("/"))
+  }
+  const lmstudio = new Set<string>()
+  for (const repo of repos) {
+    const segments = repo.split("/")
+    if (segments.length !== 2) continue
+    lmstudio.add(segments[0]!)
+    lmstudio.add(repo)
+  }
+  return { ollama, hfRepos: repos, lmstudio, nodeLlamaCpp: new Set([...texts].filter((t) => !t.includes("/"))) }
+}
+
+/** LM Studio's `keep`: the publisher folder, then the `publisher/repo` folder, then everything in it. */
+const keepLmStudio = (targets: ReadonlySet<string>) => (relPath: string) => {
+  const segments = relPath.split("/")
+  return targets.has(segments.length === 1 ? segments[0]! : `${segments[0]}/${segments[1]}`)
+}
+
+/**
+ * The foreign models `ref` can name, and every model holding the same bytes, without walking whole
+ * stores: only the places `targetsOf` names are scanned; a model found there that states a sha256 is
+ * then looked up by it (an Ollama `blobs/sha256-<hex>`, an HF cache repo's `blobs/<hex>`), and only a
+ * store holding it is scanned further, so the caller can merge locations as a full listing would. (A
+ * copy that states no sha256 and would be merged by path, e.g. an LM Studio link into the HF cache,
+ * is not added.) The models come in the order `scanAll` lists them.
+ */
+export const scanForReference = async (
+  roots: ForeignStoreRoots,
+  ref: string,
+  options: Omit<ScanOptions, "keep"> = {}
+): Promise<ScanResult> => {
+  const targets = targetsOf(ref)
+  const none: ScanResult = { models: [], warnings: [] }
+  const base = { ...options, hfDefaultRoot: options.hfDefaultRoot ?? roots.hfCache[0] }
+  const scanHf = (repos: ReadonlySet<string>) =>
+    repos.size === 0 ? Promise.resolve(none) : scanHfCache(roots.hfCache, { ...base, keep: (r) => repos.has(r) })
+  let [ollama, hfCache, lmstudio, nodeLlamaCpp] = await Promise.all([
+    targets.ollama.size === 0 ? none : scanOllama(roots.ollama, { ...base, keep: (r) => targets.ollama.has(r) }),
+    scanHf(targets.hfRepos),
+    targets.lmstudio.size === 0 ? none : scanLmStudio(roots.lmstudio, { ...base, keep: keepLmStudio(targets.lmstudio) }),
+    targets.nodeLlamaCpp.size === 0
+      ? none
+      : scanNodeLlamaCpp(roots.nodeLlamaCpp, { ...base, keep: (r) => targets.nodeLlamaCpp.has(r) })
+  ])
+  const shas = [...new Set([ollama, hfCache, lmstudio, nodeLlamaCpp].flatMap((r) => r.models.flatMap((m) => m.sha256 ?? [])))]
+  if (shas.length > 0) {
+    const fs = options.fs ?? nodeScanFs
+    const [inOllama, hfRepos] = await Promise.all([
+      Promise.all(shas.map((sha) => ollamaHasBlob(roots.ollama, sha, fs))).then((found) => found.some((b) => b)),
+      Promise.all(shas.map((sha) => hfReposWithBlob(roots.hfCache, sha, fs)))
+    ])
+    options.signal?.throwIfAborted()
+    // the same bytes under another Ollama name: its manifest can be anywhere, so the whole store
+    if (inOllama) ollama = await scanOllama(roots.ollama, base)
+    const repos = new Set([...targets.hfRepos, ...hfRepos.flatMap((r) => [...r])])
+    if (repos.size > targets.hfRepos.size) hfCache = await scanHf(repos)
+  }
+  const results = [ollama, hfCache, lmstudio, nodeLlamaCpp]
+  return { models: results.flatMap((r) => r.models), warnings: results.flatMap((r) => r.warnings) }
 }
 
 // ---------------------------------------------------------------------------------------------
