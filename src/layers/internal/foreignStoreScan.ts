@@ -605,11 +605,15 @@ export const scanForReference = async (
       ? none
       : scanNodeLlamaCpp(roots.nodeLlamaCpp, { ...base, keep: (r) => targets.nodeLlamaCpp.has(r) })
   ])
-  const shas = [...new Set([ollama, hfCache, lmstudio, nodeLlamaCpp].flatMap((r) => r.models.flatMap((m) => m.sha256 ?? [])))]
+  const shasOf = (results: ReadonlyArray<ScanResult>) => [...new Set(results.flatMap((r) => r.models.flatMap((m) => m.sha256 ?? [])))]
+  const shas = shasOf([ollama, hfCache, lmstudio, nodeLlamaCpp])
+  // An Ollama model's own blob is of course in Ollama's store: only bytes found elsewhere are looked
+  // for there. (So a second Ollama name of the same blob, `ollama cp`, is not among find's locations.)
+  const shasElsewhere = shasOf([hfCache, lmstudio, nodeLlamaCpp])
   if (shas.length > 0) {
     const fs = options.fs ?? nodeScanFs
     const [inOllama, hfRepos] = await Promise.all([
-      Promise.all(shas.map((sha) => ollamaHasBlob(roots.ollama, sha, fs))).then((found) => found.some((b) => b)),
+      Promise.all(shasElsewhere.map((sha) => ollamaHasBlob(roots.ollama, sha, fs))).then((found) => found.some((b) => b)),
       Promise.all(shas.map((sha) => hfReposWithBlob(roots.hfCache, sha, fs)))
     ])
     options.signal?.throwIfAborted()
