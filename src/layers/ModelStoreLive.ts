@@ -1,8 +1,10 @@
 /**
  * The live ModelStore: llmspell's own store (manifests and loose `.gguf` files under `model_directory`,
  * see `internal/ownStore.ts`) and the foreign stores named in `[stores]`, walked read-only by
- * `internal/foreignStoreScan.ts`. Touches nothing but the local disk, and writes nothing: the write
- * path of a pull belongs to the downloader, and foreign stores are never written by anyone here.
+ * `internal/foreignStoreScan.ts`. Touches nothing but the local disk, and writes nothing but the
+ * inventory cache in llmspell's own directory (`internal/inventoryCache.ts`, used by `list`; `find`
+ * looks only where a name can live instead): the write path of a pull belongs to the downloader, and
+ * foreign stores are never written by anyone here.
  *
  * Merging: a model is one entry per distinct bytes. Stores that state a sha256 (our manifests, Ollama's
  * `sha256-<hex>` blobs, the HF cache's LFS blob names) are merged on it without reading a byte; files with
