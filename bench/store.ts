@@ -5,18 +5,24 @@
  * tiny GGUF) under a scratch HOME, then, interleaved in the same run, median of N each:
  *
  * 1. `llmspell model list --backend gguf` (a child process of dist/cli.js: config, the whole inventory,
- *    the table) — the figure the issue's ≤ 3× target is about;
+ *    the table) — the figure the issue's ≤ 3× target is about — with the inventory cache
+ *    (`<model_directory>/.cache/inventory.json`) valid, and without it (the file deleted before the run);
  * 2. `ls -R` of the four store roots (a child process; no stat, no file read);
- * 3. `llmspell config show --json`: the same CLI start-up without the inventory, to separate the two;
- * 4. in this process, `ModelStore.list` alone (no process start-up), against an in-process
- *    `readdir(…, { recursive: true })` of the same roots.
+ * 3. `node -e ''`: the floor of any Node command, against which `ls -R` is already several times slower;
+ * 4. `llmspell config show --json`: the same CLI start-up without the inventory, to separate the two;
+ * 5. in this process, `ModelStore.list` alone (no process start-up), cached and uncached, against an
+ *    in-process `readdir(…, { recursive: true })` of the same roots; and `ModelStore.find` of one
+ *    Ollama name (it looks only where that name can live).
+ *
+ * The fixture's timestamps are set two days back first, as on a machine whose models were pulled
+ * before the listing: the cache does not trust a store changed in the last two seconds (racy mtimes).
  *
  * Usage: node --import tsx bench/store.ts [--runs N] [--json]. Needs `npm run build` first.
  */
 import * as Effect from "effect/Effect"
 import { spawn } from "node:child_process"
 import { existsSync } from "node:fs"
-import { mkdtemp, readdir, rm } from "node:fs/promises"
+import { lstat, lutimes, mkdtemp, readdir, rm } from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
@@ -60,6 +66,19 @@ const median = (xs: ReadonlyArray<number>) => {
   return s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2
 }
 
+/** Every mtime under `dir` two days back (links themselves included). */
+const backdate = async (dir: string): Promise<void> => {
+  const then = new Date(Date.now() - 2 * 24 * 3600 * 1000)
+  const walk = async (d: string) => {
+    for (const name of await readdir(d)) {
+      const p = path.join(d, name)
+      if ((await lstat(p)).isDirectory()) await walk(p)
+      await lutimes(p, then, then)
+    }
+  }
+  await walk(dir)
+}
+
 const home = await mkdtemp(path.join(os.tmpdir(), "llmspell-bench-store-"))
 try {
   const { names, roots } = await populatedMachine(home, 50)
@@ -68,6 +87,10 @@ try {
   const rootList = [roots.ollama, roots.hfCache, roots.lmstudio, roots.nodeLlamaCpp]
   const store = ModelStoreLive.make({ ollama: "auto", hfCache: "auto", lmstudio: "auto", nodeLlamaCpp: "auto", env: {}, home })
   const own = { directory: path.join(home, ".llmspell", "models"), instance: "gguf" }
+  const cacheFile = path.join(own.directory, ".cache", "inventory.json")
+  const dropCache = () => rm(cacheFile, { force: true })
+  await backdate(home)
+  const list = () => timeChild(process.execPath, [bin, "model", "list", "--backend", "gguf"], env)
 
   // warm the file cache and check what is measured
   const first = await timeChild(process.execPath, [bin, "model", "list", "--backend", "gguf"], env)
@@ -75,13 +98,31 @@ try {
   if (rows !== expected) throw new Error(`model list showed ${rows} models, expected ${expected}`)
   await timeChild("ls", ["-R", ...rootList], env)
 
-  const samples = { list: [] as Array<number>, ls: [] as Array<number>, config: [] as Array<number>, inProcess: [] as Array<number>, readdir: [] as Array<number> }
+  const samples = {
+    list: [] as Array<number>,
+    listUncached: [] as Array<number>,
+    ls: [] as Array<number>,
+    node: [] as Array<number>,
+    config: [] as Array<number>,
+    inProcess: [] as Array<number>,
+    inProcessUncached: [] as Array<number>,
+    readdir: [] as Array<number>,
+    find: [] as Array<number>
+  }
   for (let i = 0; i < runs; i++) {
-    samples.list.push((await timeChild(process.execPath, [bin, "model", "list", "--backend", "gguf"], env)).ms)
+    await list() // leaves a valid cache
+    samples.list.push((await list()).ms)
+    await dropCache()
+    samples.listUncached.push((await list()).ms)
     samples.ls.push((await timeChild("ls", ["-R", ...rootList], env)).ms)
+    samples.node.push((await timeChild(process.execPath, ["-e", ""], env)).ms)
     samples.config.push((await timeChild(process.execPath, [bin, "config", "show", "--json"], env)).ms)
+    await Effect.runPromise(store.list(own))
     samples.inProcess.push(await timeInProcess(() => Effect.runPromise(store.list(own))))
+    await dropCache()
+    samples.inProcessUncached.push(await timeInProcess(() => Effect.runPromise(store.list(own))))
     samples.readdir.push(await timeInProcess(() => Promise.all(rootList.map((r) => readdir(r, { recursive: true })))))
+    samples.find.push(await timeInProcess(() => Effect.runPromise(store.find(`model${i % 50}:${i % 50}b`, own))))
   }
   const m = Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, median(v)])) as Record<keyof typeof samples, number>
   const report = {
@@ -91,18 +132,25 @@ try {
     medianMs: m,
     ratios: {
       modelListVsLsR: m.list / m.ls,
+      modelListUncachedVsLsR: m.listUncached / m.ls,
+      nodeFloorVsLsR: m.node / m.ls,
       modelListMinusStartupVsLsR: Math.max(0, m.list - m.config) / m.ls,
-      inProcessListVsReaddir: m.inProcess / m.readdir
+      inProcessListVsReaddir: m.inProcess / m.readdir,
+      inProcessUncachedVsReaddir: m.inProcessUncached / m.readdir
     }
   }
   if (asJson) console.log(JSON.stringify(report, null, 2))
   else {
     const f = (x: number) => `${x.toFixed(1)} ms`
     console.log(`${report.machine}; ${expected} models in four stores; median of ${runs}`)
-    console.log(`llmspell model list --backend gguf  ${f(m.list)}  (${report.ratios.modelListVsLsR.toFixed(2)}× ls -R)`)
+    console.log(`llmspell model list --backend gguf  ${f(m.list)}  (${report.ratios.modelListVsLsR.toFixed(2)}× ls -R; cache valid)`)
+    console.log(`  the same, no cache file           ${f(m.listUncached)}  (${report.ratios.modelListUncachedVsLsR.toFixed(2)}× ls -R)`)
     console.log(`ls -R (four roots)                  ${f(m.ls)}`)
+    console.log(`node -e ''                          ${f(m.node)}  (${report.ratios.nodeFloorVsLsR.toFixed(2)}× ls -R: the floor of any Node CLI)`)
     console.log(`llmspell config show --json         ${f(m.config)}  (start-up; list minus this: ${report.ratios.modelListMinusStartupVsLsR.toFixed(2)}× ls -R)`)
-    console.log(`ModelStore.list in-process          ${f(m.inProcess)}  (${report.ratios.inProcessListVsReaddir.toFixed(2)}× in-process recursive readdir, ${f(m.readdir)})`)
+    console.log(`ModelStore.list in-process          ${f(m.inProcess)}  (${report.ratios.inProcessListVsReaddir.toFixed(2)}× in-process recursive readdir, ${f(m.readdir)}; cache valid)`)
+    console.log(`  the same, no cache file           ${f(m.inProcessUncached)}  (${report.ratios.inProcessUncachedVsReaddir.toFixed(2)}×)`)
+    console.log(`ModelStore.find of an Ollama name   ${f(m.find)}`)
   }
 } finally {
   await rm(home, { recursive: true, force: true })

@@ -1,8 +1,10 @@
 /**
  * The live ModelStore: llmspell's own store (manifests and loose `.gguf` files under `model_directory`,
  * see `internal/ownStore.ts`) and the foreign stores named in `[stores]`, walked read-only by
- * `internal/foreignStoreScan.ts`. Touches nothing but the local disk, and writes nothing: the write
- * path of a pull belongs to the downloader, and foreign stores are never written by anyone here.
+ * `internal/foreignStoreScan.ts`. Touches nothing but the local disk, and writes nothing but the
+ * inventory cache in llmspell's own directory (`internal/inventoryCache.ts`, used by `list`; `find`
+ * looks only where a name can live instead): the write path of a pull belongs to the downloader, and
+ * foreign stores are never written by anyone here.
  *
  * Merging: a model is one entry per distinct bytes. Stores that state a sha256 (our manifests, Ollama's
  * `sha256-<hex>` blobs, the HF cache's LFS blob names) are merged on it without reading a byte; files with
@@ -25,7 +27,8 @@ import type { ModelLocation } from "../domain/Types.js"
 import { Config } from "../services/Config.js"
 import type { InstalledModel, ModelDownloaderService, StoreRoot } from "../services/ModelDownloader.js"
 import { type Inventory, ModelStore, type ModelStoreService, type StoredModel } from "../services/ModelStore.js"
-import { resolveDefaultRoots, scanAllEffect } from "./internal/foreignStoreScan.js"
+import { resolveDefaultRoots, scanAllEffect, scanForReference } from "./internal/foreignStoreScan.js"
+import { cacheFileOf, scanAllCached } from "./internal/inventoryCache.js"
 import { ggufQuantization } from "./internal/ggufQuantization.js"
 import { fileLocation, filesPresent, type Manifest, matchManifests, readManifests, toInstalled } from "./internal/ownStore.js"
 import * as StoreWrite from "./internal/ownStoreWrite.js"
@@ -192,6 +195,15 @@ export const make = (
     return yield* scanAllEffect(roots, hfDefaultRoot !== undefined ? { hfDefaultRoot } : {})
   }).pipe(Effect.withSpan("ModelStore.scanForeign"))
 
+  // The inventory of `list`, through the cache in llmspell's model directory (internal/inventoryCache.ts).
+  const scanForeignCached = (store: StoreRoot) =>
+    Effect.gen(function*() {
+      const { hfDefaultRoot, roots } = yield* foreignRoots(stores)
+      return yield* Effect.promise((signal) =>
+        scanAllCached(roots, { signal, cacheFile: cacheFileOf(store.directory), ...(hfDefaultRoot !== undefined ? { hfDefaultRoot } : {}) })
+      )
+    }).pipe(Effect.withSpan("ModelStore.scanForeignCached"))
+
   const looseFiles = (store: StoreRoot) =>
     Effect.promise(async () => {
       const entries = await fs.readdir(store.directory, { withFileTypes: true }).catch(() => [])
@@ -220,7 +232,7 @@ export const make = (
 
   const inventory = (store: StoreRoot) =>
     Effect.gen(function*() {
-      const [own, foreign] = yield* Effect.all([ownModels(store), scanForeign], { concurrency: 2 })
+      const [own, foreign] = yield* Effect.all([ownModels(store), scanForeignCached(store)], { concurrency: 2 })
       return { own, foreign, models: mergeByContent([...own, ...foreign.models.map(fromForeign)]) }
     })
 
@@ -228,6 +240,22 @@ export const make = (
     Effect.map(inventory(absoluteStore(given)), ({ foreign, models }) => ({ models, warnings: foreign.warnings })).pipe(
       Effect.withSpan("ModelStore.list")
     )
+
+  /**
+   * The foreign models a reference can name and everything holding the same bytes, merged as `list`
+   * merges them, without walking every store (`scanForReference`).
+   */
+  const findForeign = (ref: string, store: StoreRoot) =>
+    Effect.gen(function*() {
+      const { hfDefaultRoot, roots } = yield* foreignRoots(stores)
+      // as scanAll does: `hf cache rm` gets --cache-dir unless the root is hf's default
+      const defaultRoot = hfDefaultRoot ?? roots.hfCache[0]
+      const { models: foreign } = yield* Effect.promise((signal) =>
+        scanForReference(roots, ref, { signal, ...(defaultRoot !== undefined ? { hfDefaultRoot: defaultRoot } : {}) })
+      )
+      const pulled = yield* pulledModels.list(store)
+      return { foreign, models: mergeByContent([...pulled, ...foreign.map(fromForeign)]) }
+    }).pipe(Effect.withSpan("ModelStore.findForeign"))
 
   const find = (ref: string, given: StoreRoot) =>
     Effect.gen(function*() {
@@ -243,8 +271,8 @@ export const make = (
           }
         }
       }
-      const { foreign, models } = yield* inventory(store)
-      const byPath = new Map(foreign.models.map((f) => [`${f.store}\0${f.path}`, f]))
+      const { foreign, models } = yield* findForeign(ref, store)
+      const byPath = new Map(foreign.map((f) => [`${f.store}\0${f.path}`, f]))
       const matches = (m: StoredModel) =>
         m.locations.some((l) => l.store !== "llmspell" && locationMatches(ref, l, byPath.get(`${l.store}\0${l.path}`)))
       // a name as a store spells it beats a hub reference resolved to a repo and quantization

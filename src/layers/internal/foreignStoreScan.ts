@@ -15,6 +15,7 @@ import * as fsp from "node:fs/promises"
 import * as posix from "node:path/posix"
 import * as ForeignStores from "../../domain/ForeignStores.js"
 import type { ForeignModel, ForeignStoreKind, ForeignStoreRoots, ForeignStoreWarning } from "../../domain/ForeignStores.js"
+import * as HubRef from "../../domain/HubRef.js"
 
 /** The file-system calls a scan makes (all read-only); tests wrap the real ones to inject faults. */
 export interface ScanFs {
@@ -43,6 +44,14 @@ export interface ScanOptions {
   readonly fs?: ScanFs
   /** The HF cache root `hf` uses without `--cache-dir` (to print `hf cache rm` right); default: the root scanned. */
   readonly hfDefaultRoot?: string
+  /**
+   * Only this part of the store (a `find` that knows where a name can live): called with a path
+   * relative to the part of the layout that names models (Ollama: under `manifests/`, `host`,
+   * `host/namespace`, … lower-cased; HF cache: the repo id, lower-cased; LM Studio and node-llama-cpp:
+   * the folder or file path under the root, lower-cased); false skips that folder or file. Split
+   * parts are still looked up beside a kept first part.
+   */
+  readonly keep?: (relPath: string) => boolean
 }
 
 /** What a scan found, and what it skipped and why. */
@@ -116,7 +125,7 @@ const attempt = async <A>(
 }
 
 /** Runs `f` over `items`, at most `limit` at a time (the libuv pool has 4 threads), results in order. */
-const mapConcurrent = async <A, B>(
+export const mapConcurrent = async <A, B>(
   items: ReadonlyArray<A>,
   f: (item: A) => Promise<B>,
   limit = 16
@@ -247,17 +256,25 @@ interface Found {
  * a `.gguf` that is not a projector, with every part of a split model resolved (a missing part is a
  * warning). Sibling entries are looked at concurrently.
  */
-const walkGguf = async (ctx: Ctx, dir: Dir, relDir: string, maxDepth: number, resolve: Resolve): Promise<Array<Found>> => {
+const walkGguf = async (
+  ctx: Ctx,
+  dir: Dir,
+  relDir: string,
+  maxDepth: number,
+  resolve: Resolve,
+  keep: (relPath: string) => boolean = () => true
+): Promise<Array<Found>> => {
   const entries = await listDir(ctx, dir.path)
   const files = new Map<string, Entry>()
   const others: Array<Entry> = []
   const depth = relDir === "" ? 0 : relDir.split("/").length
+  const rel = (name: string) => relDir === "" ? name : `${relDir}/${name}`
   for (const entry of entries) {
     if (/\.gguf$/i.test(entry.name) && !entry.isDirectory()) files.set(entry.name, entry)
-    else if (depth + 1 < maxDepth) others.push(entry)
+    else if (depth + 1 < maxDepth && keep(rel(entry.name).toLowerCase())) others.push(entry)
   }
-  const rel = (name: string) => relDir === "" ? name : `${relDir}/${name}`
-  const models = await mapConcurrent([...files.keys()], async (name): Promise<Found | undefined> => {
+  const firsts = [...files.keys()].filter((name) => keep(rel(name).toLowerCase()))
+  const models = await mapConcurrent(firsts, async (name): Promise<Found | undefined> => {
     if (!ForeignStores.isModelFileName(name)) return undefined
     const split = ForeignStores.splitPart(name)
     const otherNames: Array<string> = []
@@ -280,7 +297,7 @@ const walkGguf = async (ctx: Ctx, dir: Dir, relDir: string, maxDepth: number, re
   })
   const nested = await mapConcurrent(others, async (entry) => {
     const child = await childDir(ctx, dir, entry)
-    return child === undefined ? [] : walkGguf(ctx, child, rel(entry.name), maxDepth, resolve)
+    return child === undefined ? [] : walkGguf(ctx, child, rel(entry.name), maxDepth, resolve, keep)
   })
   return [...models.filter((m): m is Found => m !== undefined), ...nested.flat()]
 }
@@ -305,18 +322,26 @@ export const scanOllama = async (roots: ReadonlyArray<string>, options: ScanOpti
     const manifests = posix.join(root.path, "manifests")
     const stats = await attempt(ctx, manifests, () => ctx.fs.stat(manifests), (code) => code === "ENOENT")
     if (stats?.isDirectory() !== true) continue
-    models.push(...(await walkManifests(ctx, root, { path: manifests, real: posix.join(root.real, "manifests") }, "")))
+    const keep = options.keep ?? (() => true)
+    models.push(...(await walkManifests(ctx, root, { path: manifests, real: posix.join(root.real, "manifests") }, "", keep)))
   }
   return resultOf(ctx, models)
 }
 
-const walkManifests = async (ctx: Ctx, root: Dir, dir: Dir, relDir: string): Promise<Array<ForeignModel>> => {
+const walkManifests = async (
+  ctx: Ctx,
+  root: Dir,
+  dir: Dir,
+  relDir: string,
+  keep: (relPath: string) => boolean
+): Promise<Array<ForeignModel>> => {
   const depth = relDir === "" ? 0 : relDir.split("/").length
   const found = await mapConcurrent(await listDir(ctx, dir.path), async (entry): Promise<Array<ForeignModel>> => {
     const relPath = relDir === "" ? entry.name : `${relDir}/${entry.name}`
+    if (!keep(relPath.toLowerCase())) return []
     if (depth < 3) {
       const child = await childDir(ctx, dir, entry)
-      return child === undefined ? [] : walkManifests(ctx, root, child, relPath)
+      return child === undefined ? [] : walkManifests(ctx, root, child, relPath, keep)
     }
     if (entry.isDirectory()) return []
     const model = await ollamaModelAt(ctx, root, posix.join(dir.path, entry.name), relPath)
@@ -372,7 +397,10 @@ export const scanHfCache = async (roots: ReadonlyArray<string>, options: ScanOpt
   for (const path of roots) {
     const root = await openRoot(ctx, path)
     if (root === undefined) continue
-    const repos = (await listDir(ctx, root.path)).filter((e) => ForeignStores.hfRepoFromFolder(e.name) !== undefined)
+    const repos = (await listDir(ctx, root.path)).filter((e) => {
+      const repo = ForeignStores.hfRepoFromFolder(e.name)
+      return repo !== undefined && (options.keep?.(repo.toLowerCase()) ?? true)
+    })
     const perRepo = await mapConcurrent(repos, async (entry) => {
       const repoDir = await childDir(ctx, root, entry)
       if (repoDir === undefined) return []
@@ -446,7 +474,7 @@ export const scanLmStudio = async (roots: ReadonlyArray<string>, options: ScanOp
   for (const path of roots) {
     const root = await openRoot(ctx, path)
     if (root === undefined) continue
-    for (const found of await walkGguf(ctx, root, "", ForeignStores.LMSTUDIO_MAX_DEPTH, plainResolve(ctx))) {
+    for (const found of await walkGguf(ctx, root, "", ForeignStores.LMSTUDIO_MAX_DEPTH, plainResolve(ctx), options.keep)) {
       const model = ForeignStores.lmstudioForeignModel(path, { relPath: found.relPath, ...found.first, otherParts: found.others })
       if (model !== undefined) models.push(model)
     }
@@ -461,12 +489,141 @@ export const scanNodeLlamaCpp = async (roots: ReadonlyArray<string>, options: Sc
   for (const path of roots) {
     const root = await openRoot(ctx, path)
     if (root === undefined) continue
-    for (const found of await walkGguf(ctx, root, "", 1, plainResolve(ctx))) {
+    for (const found of await walkGguf(ctx, root, "", 1, plainResolve(ctx), options.keep)) {
       const model = ForeignStores.nodeLlamaCppForeignModel(path, { relPath: found.relPath, ...found.first, otherParts: found.others })
       if (model !== undefined) models.push(model)
     }
   }
   return resultOf(ctx, models)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Where else the same bytes are (for a targeted find)
+// ---------------------------------------------------------------------------------------------
+
+const SHA256_HEX = /^[0-9a-f]{64}$/
+
+/** Whether an Ollama store holds the blob `sha256-<hex>`: one lstat per root, no manifest read. */
+export const ollamaHasBlob = async (roots: ReadonlyArray<string>, sha256: string, fs: ScanFs = nodeScanFs): Promise<boolean> => {
+  if (!SHA256_HEX.test(sha256)) return false
+  for (const root of roots) {
+    if (await fs.lstat(posix.join(root, "blobs", `sha256-${sha256}`)).then(() => true, () => false)) return true
+  }
+  return false
+}
+
+/**
+ * The repo ids (lower-cased) of HF cache repos holding a blob named `sha256`: one readdir per root and
+ * one lstat per repo folder, no snapshot walked.
+ */
+export const hfReposWithBlob = async (roots: ReadonlyArray<string>, sha256: string, fs: ScanFs = nodeScanFs): Promise<Set<string>> => {
+  const out = new Set<string>()
+  if (!SHA256_HEX.test(sha256)) return out
+  for (const root of roots) {
+    const entries = await fs.readdir(root, { withFileTypes: true }).catch(() => [])
+    await mapConcurrent(entries, async (entry) => {
+      const repo = ForeignStores.hfRepoFromFolder(entry.name)
+      if (repo === undefined) return
+      const held = await fs.lstat(posix.join(root, entry.name, "blobs", sha256)).then(() => true, () => false)
+      if (held) out.add(repo.toLowerCase())
+    })
+  }
+  return out
+}
+
+/**
+ * The only places a reference can name a foreign model, per store, as the scanners' `keep` keys
+ * (lower-cased): a superset of what `locationMatches` accepts, so a `find` scans these and nothing else.
+ * Ollama: the manifest path of the name (`host/namespace/model/tag`); HF cache: the repo a hub reference
+ * or a listed name (`hf.co/<repo>:<Q>`, `<repo>/<file>`) designates; LM Studio: `publisher/repo`;
+ * node-llama-cpp: the file name.
+ */
+export interface FindTargets {
+  readonly ollama: ReadonlySet<string>
+  readonly hfRepos: ReadonlySet<string>
+  readonly lmstudio: ReadonlySet<string>
+  readonly nodeLlamaCpp: ReadonlySet<string>
+}
+
+export const targetsOf = (ref: string): FindTargets => {
+  const ollama = new Set<string>()
+  const name = ForeignStores.parseOllamaName(ref)
+  if (name !== undefined) {
+    const parts = [name.host, name.namespace, name.model, name.tag].map((p) => p.toLowerCase())
+    for (let i = 1; i <= parts.length; i++) ollama.add(parts.slice(0, i).join("/"))
+  }
+  const texts = new Set([ref.toLowerCase(), ref.trim().toLowerCase()])
+  const repos = new Set<string>()
+  const parsed = HubRef.parse(ref)
+  if (Either.isRight(parsed)) repos.add(parsed.right.repo.toLowerCase())
+  for (const text of texts) {
+    // `hf.co/<repo>:<Q>` and `<repo>/<file>`: the repo is the first one or two segments
+    const bare = text.replace(/^(?:hf\.co|huggingface\.co)\//, "").replace(/:[^/:]*$/, "")
+    const segments = bare.split("/")
+    repos.add(segments[0]!)
+    if (segments.length > 1) repos.add(segments.slice(0, 2).join("/"))
+  }
+  const lmstudio = new Set<string>()
+  for (const repo of repos) {
+    const segments = repo.split("/")
+    if (segments.length !== 2) continue
+    lmstudio.add(segments[0]!)
+    lmstudio.add(repo)
+  }
+  return { ollama, hfRepos: repos, lmstudio, nodeLlamaCpp: new Set([...texts].filter((t) => !t.includes("/"))) }
+}
+
+/** LM Studio's `keep`: the publisher folder, then the `publisher/repo` folder, then everything in it. */
+const keepLmStudio = (targets: ReadonlySet<string>) => (relPath: string) => {
+  const segments = relPath.split("/")
+  return targets.has(segments.length === 1 ? segments[0]! : `${segments[0]}/${segments[1]}`)
+}
+
+/**
+ * The foreign models `ref` can name, and every model holding the same bytes, without walking whole
+ * stores: only the places `targetsOf` names are scanned; a model found there that states a sha256 is
+ * then looked up by it (an Ollama `blobs/sha256-<hex>`, an HF cache repo's `blobs/<hex>`), and only a
+ * store holding it is scanned further, so the caller can merge locations as a full listing would. (A
+ * copy that states no sha256 and would be merged by path, e.g. an LM Studio link into the HF cache,
+ * is not added.) The models come in the order `scanAll` lists them.
+ */
+export const scanForReference = async (
+  roots: ForeignStoreRoots,
+  ref: string,
+  options: Omit<ScanOptions, "keep"> = {}
+): Promise<ScanResult> => {
+  const targets = targetsOf(ref)
+  const none: ScanResult = { models: [], warnings: [] }
+  const base = { ...options, hfDefaultRoot: options.hfDefaultRoot ?? roots.hfCache[0] }
+  const scanHf = (repos: ReadonlySet<string>) =>
+    repos.size === 0 ? Promise.resolve(none) : scanHfCache(roots.hfCache, { ...base, keep: (r) => repos.has(r) })
+  let [ollama, hfCache, lmstudio, nodeLlamaCpp] = await Promise.all([
+    targets.ollama.size === 0 ? none : scanOllama(roots.ollama, { ...base, keep: (r) => targets.ollama.has(r) }),
+    scanHf(targets.hfRepos),
+    targets.lmstudio.size === 0 ? none : scanLmStudio(roots.lmstudio, { ...base, keep: keepLmStudio(targets.lmstudio) }),
+    targets.nodeLlamaCpp.size === 0
+      ? none
+      : scanNodeLlamaCpp(roots.nodeLlamaCpp, { ...base, keep: (r) => targets.nodeLlamaCpp.has(r) })
+  ])
+  const shasOf = (results: ReadonlyArray<ScanResult>) => [...new Set(results.flatMap((r) => r.models.flatMap((m) => m.sha256 ?? [])))]
+  const shas = shasOf([ollama, hfCache, lmstudio, nodeLlamaCpp])
+  // An Ollama model's own blob is of course in Ollama's store: only bytes found elsewhere are looked
+  // for there. (So a second Ollama name of the same blob, `ollama cp`, is not among find's locations.)
+  const shasElsewhere = shasOf([hfCache, lmstudio, nodeLlamaCpp])
+  if (shas.length > 0) {
+    const fs = options.fs ?? nodeScanFs
+    const [inOllama, hfRepos] = await Promise.all([
+      Promise.all(shasElsewhere.map((sha) => ollamaHasBlob(roots.ollama, sha, fs))).then((found) => found.some((b) => b)),
+      Promise.all(shas.map((sha) => hfReposWithBlob(roots.hfCache, sha, fs)))
+    ])
+    options.signal?.throwIfAborted()
+    // the same bytes under another Ollama name: its manifest can be anywhere, so the whole store
+    if (inOllama) ollama = await scanOllama(roots.ollama, base)
+    const repos = new Set([...targets.hfRepos, ...hfRepos.flatMap((r) => [...r])])
+    if (repos.size > targets.hfRepos.size) hfCache = await scanHf(repos)
+  }
+  const results = [ollama, hfCache, lmstudio, nodeLlamaCpp]
+  return { models: results.flatMap((r) => r.models), warnings: results.flatMap((r) => r.warnings) }
 }
 
 // ---------------------------------------------------------------------------------------------
