@@ -496,6 +496,11 @@ export const ModelList = Schema.Struct({
 /** `model list` output. */
 export type ModelList = typeof ModelList.Type
 
+/** `llmspell ps` output: the models loaded now, on every backend. */
+export const PsReport = Schema.Struct({ models: Schema.Array(LoadedModel) })
+/** `llmspell ps` output. */
+export type PsReport = typeof PsReport.Type
+
 /** `model status` output. */
 export const StatusReport = Schema.Struct({ backends: Schema.Array(BackendStatus) })
 /** `model status` output. */
