@@ -101,7 +101,9 @@ describe("Ollama API through the ollama client", () => {
 
   it("generate streams `response` deltas and ends with done", async () => {
     const chunks: Array<{ response: string; done: boolean }> = []
-    for await (const chunk of await client.generate({ model: TINY, prompt: "once", stream: true, options: { num_predict: 6 } })) chunks.push(chunk)
+    for await (const chunk of await client.generate({ model: TINY, prompt: "once", stream: true, options: { num_predict: 6 } })) {
+      chunks.push({ response: chunk.response, done: chunk.done })
+    }
     expect(chunks.at(-1)!.done).toBe(true)
     expect(chunks.slice(0, -1).every((c) => !c.done)).toBe(true)
   })
@@ -125,8 +127,10 @@ describe("Ollama API through the ollama client", () => {
 
   it("show: the GGUF header as Ollama's model_info and details", async () => {
     const info = await client.show({ model: TINY })
-    expect(info.model_info["general.architecture"]).toBe("llama")
-    expect(info.model_info["llama.context_length"]).toBe(1024)
+    // the client types model_info as a Map; on the wire (and at run time) it is a plain object
+    const modelInfo = info.model_info as unknown as Record<string, unknown>
+    expect(modelInfo["general.architecture"]).toBe("llama")
+    expect(modelInfo["llama.context_length"]).toBe(1024)
     expect(info.details.format).toBe("gguf")
   })
 

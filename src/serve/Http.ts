@@ -5,12 +5,11 @@
  * that fails after its headers went out cannot change its status: the error travels in-band, in
  * the framing's own error shape, and the stream ends.
  */
-import * as HttpIncomingMessage from "@effect/platform/HttpIncomingMessage"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
-import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
@@ -78,22 +77,51 @@ const tooLarge = (limit: number) => new HttpFailure(413, `request body larger th
 
 /**
  * The request body as JSON. A declared `Content-Length` over the limit is refused before a byte is
- * read; a chunked body is counted as it arrives and refused as soon as it passes the limit.
+ * read; a chunked body is counted as it arrives and refused as soon as it passes the limit (the
+ * rest is left to Node, which discards it, and the connection closes after the 413: the socket
+ * is not destroyed under the response).
  */
 export const readJson = (limits: BodyLimits): Effect.Effect<unknown, HttpFailure, HttpServerRequest.HttpServerRequest> =>
   Effect.gen(function*() {
     const request = yield* HttpServerRequest.HttpServerRequest
     const declared = Number(request.headers["content-length"] ?? "NaN")
     if (Number.isFinite(declared) && declared > limits.maxBodyBytes) return yield* tooLarge(limits.maxBodyBytes)
-    const text = yield* request.text.pipe(
-      HttpIncomingMessage.withMaxBodySize(Option.some(limits.maxBodyBytes)),
-      Effect.mapError((e) => {
-        const cause = (e as { cause?: unknown }).cause
-        return cause instanceof Error && cause.message === "maxBytes exceeded"
-          ? tooLarge(limits.maxBodyBytes)
-          : new HttpFailure(400, `could not read the request body: ${e.message}`)
-      })
-    )
+    const source = NodeHttpServerRequest.toIncomingMessage(request)
+    const text = yield* Effect.async<string, HttpFailure>((resume) => {
+      const chunks: Array<Buffer> = []
+      let size = 0
+      const cleanup = () => {
+        source.off("data", onData)
+        source.off("end", onEnd)
+        source.off("error", onError)
+        source.off("close", onClose)
+      }
+      const onData = (chunk: Buffer) => {
+        size += chunk.length
+        if (size > limits.maxBodyBytes) {
+          cleanup()
+          resume(Effect.fail(tooLarge(limits.maxBodyBytes)))
+        } else chunks.push(chunk)
+      }
+      const onEnd = () => {
+        cleanup()
+        resume(Effect.succeed(Buffer.concat(chunks).toString("utf8")))
+      }
+      const onError = (e: Error) => {
+        cleanup()
+        resume(Effect.fail(new HttpFailure(400, `could not read the request body: ${e.message}`)))
+      }
+      const onClose = () => {
+        cleanup()
+        if (!source.complete) resume(Effect.fail(new HttpFailure(400, "the client closed the connection before sending the whole body")))
+      }
+      if (source.readableEnded) return resume(Effect.succeed(""))
+      source.on("data", onData)
+      source.on("end", onEnd)
+      source.on("error", onError)
+      source.on("close", onClose)
+      return Effect.sync(cleanup)
+    })
     if (text.trim() === "") return yield* new HttpFailure(400, "the request body is empty; send a JSON object")
     return yield* Effect.try({
       try: () => JSON.parse(text) as unknown,

@@ -430,8 +430,8 @@ export const routes = (ctx: RouteContext): HttpRouter.HttpRouter<never, never> =
   }))
 
   const pull = handle(Effect.gen(function*() {
-    const b = yield* body(PullBody)
     yield* checkWritable(ctx, "pull")
+    const b = yield* body(PullBody)
     const spec = yield* checkSpec(ctx, b.model ?? b.name)
     const progress = yield* started(ctx.llm.pull(spec))
     const records = progress.pipe(Stream.mapConcat(pullRecords))
@@ -443,8 +443,8 @@ export const routes = (ctx: RouteContext): HttpRouter.HttpRouter<never, never> =
   }))
 
   const remove = handle(Effect.gen(function*() {
-    const b = yield* body(ModelBody)
     yield* checkWritable(ctx, "delete")
+    const b = yield* body(ModelBody)
     const spec = yield* checkSpec(ctx, b.model ?? b.name)
     yield* ctx.llm.remove(spec)
     return HttpServerResponse.empty({ status: 200 })

@@ -306,7 +306,9 @@ export const start = (options: ServeOptions = {}): Effect.Effect<RunningServer, 
         draining = true
         nodeServer?.closeIdleConnections()
         const finished = yield* Deferred.await(idle).pipe(Effect.timeout(Duration.millis(drainTimeoutMs)), Effect.option)
-        if (Option.isNone(finished)) yield* Fiber.interruptAll([...requests])
+        // what is left is interrupted, its sockets closed; not awaited: a response stuck writing to a
+        // dead socket must not hold the shutdown
+        if (Option.isNone(finished)) yield* Effect.forEach([...requests], Fiber.interruptFork, { discard: true })
         nodeServer?.closeAllConnections()
       })
     )
