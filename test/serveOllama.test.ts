@@ -102,7 +102,7 @@ describe("Ollama API through the ollama client", () => {
   it("generate streams `response` deltas and ends with done", async () => {
     const chunks: Array<{ response: string; done: boolean }> = []
     for await (const chunk of await client.generate({ model: TINY, prompt: "once", stream: true, options: { num_predict: 6 } })) {
-      chunks.push({ response: chunk.response, done: chunk.done })
+      chunks.push({ response: chunk.response ?? "", done: chunk.done })
     }
     expect(chunks.at(-1)!.done).toBe(true)
     expect(chunks.slice(0, -1).every((c) => !c.done)).toBe(true)
