@@ -129,6 +129,15 @@ export const readJson = (limits: BodyLimits): Effect.Effect<unknown, HttpFailure
     })
   })
 
+// The formatter recurses into the value it quotes: a deeply nested body overflows the stack there.
+const describeParseError = (error: ParseResult.ParseError): string => {
+  try {
+    return ParseResult.TreeFormatter.formatErrorSync(error)
+  } catch {
+    return "the body does not have the expected shape (too deeply nested to describe)"
+  }
+}
+
 /** Decodes a body with a Schema; a mismatch is a 400 whose message is the decode error. */
 export const decodeBody = <A, I>(schema: Schema.Schema<A, I>) => {
   const decode = Schema.decodeUnknownEither(schema, { errors: "all", onExcessProperty: "ignore" })
@@ -136,7 +145,7 @@ export const decodeBody = <A, I>(schema: Schema.Schema<A, I>) => {
     const result = decode(body)
     return result._tag === "Right"
       ? Effect.succeed(result.right)
-      : Effect.fail(new HttpFailure(400, `invalid request: ${ParseResult.TreeFormatter.formatErrorSync(result.left)}`))
+      : Effect.fail(new HttpFailure(400, `invalid request: ${describeParseError(result.left)}`))
   }
 }
 
