@@ -167,25 +167,29 @@ export const start = (options: ServeOptions = {}): Effect.Effect<RunningServer, 
       new HttpFailure(503, reason, "server_error", { "retry-after": String(retryAfter) })
 
     const admission: Admission = {
-      enter: Effect.gen(function*() {
-        if (draining) return yield* unavailable("the server is shutting down", 5)
-        const state = yield* SubscriptionRef.get(load)
-        if (state.running >= concurrency && state.queued >= maxQueue) {
-          return yield* unavailable(
-            `the server is busy: ${state.running} generations running and ${state.queued} waiting (--max-queue ${maxQueue})`,
-            1
+      // uninterruptible but for the wait itself: a request interrupted anywhere else still leaves the counts right
+      enter: Effect.uninterruptibleMask((restore) =>
+        Effect.gen(function*() {
+          if (draining) return yield* unavailable("the server is shutting down", 5)
+          // decided and counted in one step, so two requests cannot both take the last place in the queue
+          const full = yield* SubscriptionRef.modify(load, (l): [ServerLoad | undefined, ServerLoad] =>
+            l.running >= concurrency && l.queued >= maxQueue ? [l, l] : [undefined, { ...l, queued: l.queued + 1 }]
           )
-        }
-        yield* Effect.acquireRelease(
-          change((l) => ({ ...l, queued: l.queued + 1 })).pipe(
-            Effect.zipRight(Effect.interruptible(slots.take(1)).pipe(
-              Effect.ensuring(change((l) => ({ ...l, queued: l.queued - 1 })))
-            )),
-            Effect.zipRight(change((l) => ({ ...l, running: l.running + 1 })))
-          ),
-          () => slots.release(1).pipe(Effect.zipRight(change((l) => ({ ...l, running: l.running - 1 }))))
-        )
-      })
+          if (full !== undefined) {
+            return yield* unavailable(
+              `the server is busy: ${full.running} generations running and ${full.queued} waiting (--max-queue ${maxQueue})`,
+              1
+            )
+          }
+          yield* Effect.acquireRelease(
+            restore(slots.take(1)).pipe(
+              Effect.ensuring(change((l) => ({ ...l, queued: l.queued - 1 }))),
+              Effect.zipRight(change((l) => ({ ...l, running: l.running + 1 })))
+            ),
+            () => slots.release(1).pipe(Effect.zipRight(change((l) => ({ ...l, running: l.running - 1 }))))
+          )
+        })
+      )
     }
 
     const ctx: RouteContext = {
