@@ -80,6 +80,18 @@ describe("binding", () => {
   }, 60_000)
 })
 
+describe("port in use", () => {
+  it("a port that is taken fails the start with ServeFailed and a hint, not a crash", async () => {
+    const first = await start({}, "port-first")
+    const error = await startServe({ dir: join(dir, "port-second") }, { port: Number(new URL(first.url).port) }).then(
+      () => undefined,
+      (e: unknown) => e
+    )
+    expect(String(error)).toContain("ServeFailed")
+    expect(String(error)).toContain("cannot listen on 127.0.0.1:")
+  })
+})
+
 describe("API key", () => {
   it("every route needs the bearer key (401 otherwise, with WWW-Authenticate); the key is never logged", async () => {
     const s = await start({ apiKey: Redacted.make("s3cret-key") }, "key")
