@@ -27,6 +27,7 @@ const answer = (input: FakeAnswerInput) => {
   const body = input.body as { tools?: Array<unknown>; format?: unknown }
   if (body.tools !== undefined && body.tools.length > 0) return { content: "", toolCalls: [{ name: "get_weather", arguments: { city: "Paris" } }] }
   if (body.format !== undefined) return `{"city":"Paris","temperature":21}`
+  if (input.prompt.includes("ponder")) return { thinking: "Let me think.", content: "Done." }
   return `You said: ${input.prompt}`
 }
 
@@ -178,6 +179,19 @@ describe("Ollama API through the ollama client", () => {
     const reply = await client.chat({ model: "agent@ollama", messages: [{ role: "user", content: "json please" }], format: schema, stream: false })
     expect(JSON.parse(reply.message.content)).toMatchObject({ city: "Paris" })
     expect((fake.requests.filter((r) => r.path === "/api/chat").at(-1)!.body as { format: unknown }).format).toEqual(schema)
+  })
+
+  it("think: the model's thinking streams in message.thinking, apart from the content", async () => {
+    let thinking = ""
+    let content = ""
+    for await (const chunk of await client.chat({ model: "agent@ollama", messages: [{ role: "user", content: "ponder" }], think: true, stream: true })) {
+      thinking += chunk.message.thinking ?? ""
+      content += chunk.message.content
+    }
+    expect(thinking).toBe("Let me think.")
+    expect(content).toBe("Done.")
+    const whole = await client.chat({ model: "agent@ollama", messages: [{ role: "user", content: "ponder" }], think: true, stream: false })
+    expect(whole.message).toMatchObject({ thinking: "Let me think.", content: "Done." })
   })
 
   it("errors: unknown model 404, missing model 400, a bad keep_alive 400, each as {error}", async () => {
