@@ -19,6 +19,7 @@ import {
   ModelInfo,
   ModelList,
   PullInterrupted,
+  PsReport,
   PullProgress,
   RemoveResult,
   StatusReport,
@@ -115,6 +116,12 @@ export const sections: ReadonlyArray<Section> = [
     commands: "`llmspell embed --model <spec> [text…] --ndjson`",
     schema: EmbeddingLine,
     notes: "One line per input as it is embedded (one request each), with its own token count."
+  },
+  {
+    title: "ps",
+    commands: "`llmspell ps --json`",
+    schema: PsReport,
+    notes: "The models loaded in memory now, on every instance (an instance that cannot answer is left out). `expiresAt` is absent for a model in use or kept loaded (a negative keep_alive). Embedded, that is what this process and the Ollama servers hold; a running `llmspell serve` holds the warm GGUF models."
   },
   {
     title: "Library: a generation request",

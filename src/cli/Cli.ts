@@ -16,7 +16,10 @@ import { removeCommand } from "./commands/model/remove.js"
 import { statusCommand } from "./commands/model/status.js"
 import { verifyCommand } from "./commands/model/verify.js"
 import { embedCommand } from "./commands/embed.js"
+import { psCommand } from "./commands/ps.js"
 import { runCommand } from "./commands/run.js"
+import { serveCommand } from "./commands/serve.js"
+import { stopCommand } from "./commands/stop.js"
 import { VERSION } from "./version.js"
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -72,6 +75,9 @@ export const commandTree = group("llmspell", "manage and run local LLMs: Ollama 
   model,
   leaf(runCommand.pipe(Command.provide(appLayer))),
   leaf(embedCommand.pipe(Command.provide(appLayer))),
+  leaf(serveCommand.pipe(Command.provide(appLayer))),
+  leaf(psCommand.pipe(Command.provide(appLayer))),
+  leaf(stopCommand.pipe(Command.provide(appLayer))),
   config
 ])
 

@@ -40,6 +40,8 @@ main(process.argv).pipe(
       disableErrorReporting: true,
       teardown: (exit, onExit) => {
         if (Exit.isSuccess(exit) && typeof exit.value === "number") return onExit(exit.value)
+        // a command whose normal stop is a signal (`serve`) sets exitCode 0 once it has shut down cleanly
+        if (stoppedBy !== undefined && process.exitCode === 0) return onExit(0)
         process.stderr.write("interrupted\n")
         onExit(SIGNAL_EXIT_CODES[stoppedBy ?? "SIGINT"])
       }

@@ -451,6 +451,19 @@ export class SchemaViolation extends Schema.TaggedError<SchemaViolation>("llmspe
   }
 }
 
+/** `llmspell serve` could not listen (the port is taken, the address is not this machine's, …). */
+export class ServeFailed extends Schema.TaggedError<ServeFailed>("llmspell/ServeFailed")("ServeFailed", {
+  address: Schema.String,
+  reason: Schema.String
+}) {
+  override get message() {
+    return `cannot listen on ${this.address}: ${this.reason}`
+  }
+  get hint() {
+    return "pick another port (`llmspell serve --port 0` takes a free one) or stop what is listening there"
+  }
+}
+
 /** Every typed error of llmspell, as one Schema: the protocol's failure schema and the source of the type. */
 export const LlmspellError = Schema.Union(
   InvalidModelSpec,
@@ -476,7 +489,8 @@ export const LlmspellError = Schema.Union(
   UnsupportedSchema,
   ToolChoiceViolated,
   UnsupportedOperation,
-  SchemaViolation
+  SchemaViolation,
+  ServeFailed
 )
 
 /** Every typed error of llmspell. */

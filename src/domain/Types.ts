@@ -26,7 +26,14 @@ export const LoadedModel = Schema.Struct({
   /** When it will be unloaded if unused (ISO date), when the backend says. */
   expiresAt: Schema.optional(Schema.String),
   /** Requests using it right now, when the backend knows. */
-  activeRequests: Schema.optional(Schema.Number)
+  activeRequests: Schema.optional(Schema.Number),
+  /** Its context size (per sequence), when the backend says. */
+  contextLength: Schema.optional(Schema.Number),
+  /** Where it runs (cpu, cuda, metal, vulkan), when the backend says. */
+  device: Schema.optional(Schema.String),
+  /** The backend and instance holding it (set by `LocalLLM.ps`). */
+  backend: Schema.optional(BackendType),
+  instance: Schema.optional(Schema.String)
 })
 /** A model loaded in memory right now. */
 export type LoadedModel = typeof LoadedModel.Type
@@ -488,6 +495,11 @@ export const ModelList = Schema.Struct({
 })
 /** `model list` output. */
 export type ModelList = typeof ModelList.Type
+
+/** `llmspell ps` output: the models loaded now, on every backend. */
+export const PsReport = Schema.Struct({ models: Schema.Array(LoadedModel) })
+/** `llmspell ps` output. */
+export type PsReport = typeof PsReport.Type
 
 /** `model status` output. */
 export const StatusReport = Schema.Struct({ backends: Schema.Array(BackendStatus) })

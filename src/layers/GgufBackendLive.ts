@@ -379,6 +379,8 @@ export const makeBackend = (
         sizeBytes: e.value!.sizeBytes,
         ...(e.value!.vramBytes > 0 ? { vramBytes: e.value!.vramBytes } : {}),
         activeRequests: e.users,
+        contextLength: e.value!.contextSize,
+        device: e.value!.vramBytes > 0 ? "gpu" : "cpu",
         ...(e.expiresAtMillis !== undefined ? { expiresAt: new Date(e.expiresAtMillis).toISOString() } : {})
       }))
     )
@@ -453,6 +455,9 @@ export const makeBackend = (
           )
           : downloader.pull(model, store, options),
       remove,
+      ps: loadedNow,
+      keepAlive: (model, seconds) =>
+        Effect.flatMap(resolve(model), (file) => pool.setTimeToLive(file.path, seconds < 0 ? "forever" : seconds * 1000)),
       verify: (model) => downloader.verify(store, model),
       // Until tools, schemas and reasoning run in the GGUF worker (issue 12, GGUF part), a request
       // that needs them is refused rather than answered as if they were not there.

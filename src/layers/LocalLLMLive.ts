@@ -17,7 +17,7 @@ import { BackendError, isLlmspellError, type LlmspellError, ModelNotFound } from
 import { errorToJson } from "../domain/Failure.js"
 import { isFileReference } from "../domain/ModelSpec.js"
 import * as Protocol from "../domain/Protocol.js"
-import type { BackendStatus, LocalModel } from "../domain/Types.js"
+import type { BackendStatus, LoadedModel, LocalModel } from "../domain/Types.js"
 import type { GenerateRequest, ModelList, RunResult } from "../domain/Types.js"
 import { structuredAnswer } from "../domain/JsonSchemaCheck.js"
 import { type BackendFilter, LocalLLM, type LocalLLMService } from "../services/LocalLLM.js"
@@ -162,6 +162,11 @@ export const make = (registry: ProviderRegistryService): LocalLLMService => {
       })
     ).pipe(Stream.catchAll((e) => Stream.fromEffect(explain("run", spec)(e))))
 
+  const keepAlive = (spec: string, seconds: number) =>
+    Effect.flatMap(registry.resolve(spec), (r) =>
+      r.handle.keepAlive !== undefined ? r.handle.keepAlive(r.model, seconds) : Effect.void
+    ).pipe(Effect.catchAll(explain("stop", spec)))
+
   return {
     status,
     list,
@@ -198,7 +203,22 @@ export const make = (registry: ProviderRegistryService): LocalLLMService => {
     embed: (spec, inputs) =>
       Effect.flatMap(registry.resolve(spec), (r) => r.handle.embed(r.model, inputs)).pipe(
         Effect.catchAll(explain("embed", spec))
-      )
+      ),
+    ps: (filter = "all") =>
+      Effect.forEach(
+        registry.instances(filter),
+        (instance) =>
+          registry.instance(instance.name).pipe(
+            Effect.flatMap((backend) =>
+              backend.ps ?? Effect.map(backend.status, (s) => s.loaded)
+            ),
+            Effect.map((loaded) => loaded.map((m): LoadedModel => ({ ...m, backend: instance.type, instance: instance.name }))),
+            Effect.orElseSucceed((): ReadonlyArray<LoadedModel> => [])
+          ),
+        { concurrency: "unbounded" }
+      ).pipe(Effect.map((all) => all.flat())),
+    unload: (spec) => keepAlive(spec, 0),
+    keepAlive
   }
 }
 

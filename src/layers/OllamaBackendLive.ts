@@ -375,6 +375,25 @@ export const make = (instance: OllamaInstanceConfig): Effect.Effect<OllamaInstan
             return entry !== undefined ? Mapping.toLoadedModel(entry) : undefined
           })
         ),
+      ps: modelList("ps", "/api/ps", (c) => c.ps()).pipe(
+        Effect.map(({ models }) =>
+          models.map((m): LoadedModel => ({
+            ...Mapping.toLoadedModel(m),
+            ...(typeof m.context_length === "number" && m.context_length > 0 ? { contextLength: m.context_length } : {}),
+            device: typeof m.size_vram === "number" && m.size_vram > 0 ? "gpu" : "cpu"
+          }))
+        )
+      ),
+      // an empty generate request with keep_alive sets it (0 unloads, negative keeps loaded): only for a loaded model
+      keepAlive: (model, seconds) =>
+        modelList("keepAlive", "/api/ps", (c) => c.ps()).pipe(
+          Effect.flatMap(({ models }) =>
+            models.some((m) => m.name === Mapping.normalizeName(model))
+              ? client.call("keepAlive", (c) => c.generate({ model, prompt: "", stream: false, keep_alive: seconds }), { model })
+              : Effect.void
+          ),
+          Effect.asVoid
+        ),
       unload: (model) =>
         client.call("unload", (c) => c.generate({ model, prompt: "", stream: false, keep_alive: 0 }), { model }).pipe(
           Effect.asVoid

@@ -14,6 +14,7 @@ import type {
   Embeddings,
   GenerateEvent,
   GenerateRequest,
+  LoadedModel,
   LocalModel,
   ModelInfo,
   PullOptions,
@@ -45,6 +46,13 @@ export interface Backend {
   readonly embed: (model: string, inputs: ReadonlyArray<string>) => Effect.Effect<Embeddings, LlmspellError>
   /** The model's tokens for a text, where the backend can count them (Ollama has no tokenize route). */
   readonly tokenize?: (model: string, text: string) => Effect.Effect<ReadonlyArray<number>, LlmspellError>
+  /** Models loaded in memory now (absent: the backend cannot say; LocalLLM.ps falls back to `status`). */
+  readonly ps?: Effect.Effect<ReadonlyArray<LoadedModel>, LlmspellError>
+  /**
+   * How long a loaded model stays loaded once idle, in seconds: 0 unloads it now (once its
+   * requests are done), a negative value keeps it loaded. No-op for a model that is not loaded.
+   */
+  readonly keepAlive?: (model: string, seconds: number) => Effect.Effect<void, LlmspellError>
 }
 
 /** Creates backend instances of one type from their config entries; the registry caches them. */

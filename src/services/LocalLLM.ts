@@ -14,6 +14,7 @@ import type {
   Embeddings,
   GenerateEvent,
   GenerateRequest,
+  LoadedModel,
   ModelList,
   ModelInfo,
   PullOptions,
@@ -46,6 +47,15 @@ export interface LocalLLMService {
   readonly run: (spec: string, request: GenerateRequest) => Effect.Effect<RunResult, LlmspellError>
   /** Embeds texts with a model: one vector per input, in order. */
   readonly embed: (spec: string, inputs: ReadonlyArray<string>) => Effect.Effect<Embeddings, LlmspellError>
+  /** Models loaded in memory now, each with its backend and instance; an instance that cannot answer is left out. */
+  readonly ps: (filter?: BackendFilter) => Effect.Effect<ReadonlyArray<LoadedModel>>
+  /** Unloads a model now (after the requests using it finish); no-op when it is not loaded. */
+  readonly unload: (spec: string) => Effect.Effect<void, LlmspellError>
+  /**
+   * How long a loaded model stays loaded once idle, in seconds (Ollama's `keep_alive`): 0 unloads
+   * it as soon as it is idle, a negative value keeps it loaded. No-op when it is not loaded.
+   */
+  readonly keepAlive: (spec: string, seconds: number) => Effect.Effect<void, LlmspellError>
 }
 
 /** The facade's tag. */

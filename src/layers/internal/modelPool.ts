@@ -47,6 +47,12 @@ export interface ModelPool<V, E> {
    * it again; current users keep their lease, and the old entry closes when the last one leaves.
    */
   readonly invalidate: (key: string) => Effect.Effect<void>
+  /**
+   * Sets how long `key` stays loaded once idle (a request's keep-alive, as Ollama's `keep_alive`):
+   * milliseconds, 0 to unload as soon as its last user leaves, `"forever"` to never unload it for
+   * idleness. No-op when not loaded; an idle model's countdown starts again from now.
+   */
+  readonly setTimeToLive: (key: string, ttl: number | "forever") => Effect.Effect<void>
 }
 
 interface Entry<V, E> {
@@ -60,6 +66,8 @@ interface Entry<V, E> {
   generation: number
   closed: boolean
   timer: Fiber.RuntimeFiber<void> | undefined
+  /** A keep-alive of its own (ms; Infinity: never idle-unloaded), else the pool's. */
+  ttl: number | undefined
 }
 
 /** Builds a pool; `load` runs in the entry's own scope, which is closed to unload. */
@@ -149,7 +157,8 @@ export const make = <V, E>(options: {
           lastUsed: yield* Clock.currentTimeMillis,
           generation: 0,
           closed: false,
-          timer: undefined
+          timer: undefined,
+          ttl: undefined
         }
         entries.set(key, entry)
         return { _tag: "Entry", entry, fresh: true } as const
@@ -168,8 +177,17 @@ export const make = <V, E>(options: {
         if (entry.users > 0) return
         // invalidated while in use: its last user closes it
         if (entries.get(entry.key) !== entry) return yield* close(entry)
+        yield* startIdleTimer(entry)
+        yield* signal
+      }))
+
+    // Under the lock: counts the idle time of an entry nobody uses from now (none for "forever").
+    const startIdleTimer = (entry: Entry<V, E>): Effect.Effect<void> =>
+      Effect.gen(function*() {
+        const entryTtl = entry.ttl ?? ttl
+        if (!Number.isFinite(entryTtl)) return
         const generation = entry.generation
-        entry.timer = yield* Effect.sleep(ttl).pipe(
+        entry.timer = yield* Effect.sleep(entryTtl).pipe(
           Effect.zipRight(lock.withPermits(1)(Effect.suspend(() =>
             entry.users === 0 && entry.generation === generation && entries.get(entry.key) === entry
               ? Effect.sync(() => {
@@ -180,8 +198,7 @@ export const make = <V, E>(options: {
           Effect.interruptible,
           Effect.forkIn(poolScope)
         )
-        yield* signal
-      }))
+      })
 
     const acquire = (key: string): Effect.Effect<Lease<V>, E, Scope.Scope> =>
       Effect.gen(function*() {
@@ -209,7 +226,7 @@ export const make = <V, E>(options: {
           value: e.value,
           users: e.users,
           lastUsedMillis: e.lastUsed,
-          expiresAtMillis: e.users === 0 ? e.lastUsed + ttl : undefined
+          expiresAtMillis: e.users === 0 && Number.isFinite(e.ttl ?? ttl) ? e.lastUsed + (e.ttl ?? ttl) : undefined
         }))
       )),
       unload: (key) => {
@@ -223,6 +240,22 @@ export const make = <V, E>(options: {
         )
         return attempt
       },
+      setTimeToLive: (key, value) =>
+        lock.withPermits(1)(Effect.gen(function*() {
+          const entry = entries.get(key)
+          if (entry === undefined) return
+          entry.ttl = value === "forever" ? Infinity : Math.max(0, value)
+          if (entry.users > 0 || entry.value === undefined) return
+          // idle: count again from now with the new keep-alive
+          entry.generation++
+          if (entry.timer !== undefined) {
+            yield* Fiber.interrupt(entry.timer)
+            entry.timer = undefined
+          }
+          entry.lastUsed = yield* Clock.currentTimeMillis
+          if (entry.ttl === 0) return yield* close(entry)
+          yield* startIdleTimer(entry)
+        })),
       invalidate: (key) =>
         lock.withPermits(1)(Effect.suspend(() => {
           const entry = entries.get(key)

@@ -1,0 +1,117 @@
+/**
+ * The serve-related CLI through the built binary (`dist/cli.js`): `ps` (table and --json) and
+ * `stop` against the fake Ollama's loaded models, `serve --json` logging NDJSON and stopping with
+ * exit 0 on SIGINT, and `serve --help`. And the `/rpc` seam: an app given as `rpc` is mounted
+ * behind the same checks.
+ */
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as Effect from "effect/Effect"
+import * as Redacted from "effect/Redacted"
+import { spawn } from "node:child_process"
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { type FakeOllama, fakeModel, startFakeOllama } from "./fixtures/fakeOllama.js"
+import { startServe } from "./fixtures/serveHarness.js"
+import { bin, ensureBuilt, isolatedEnv, runCli } from "./support/runCli.js"
+
+let dir: string
+let fake: FakeOllama
+
+beforeAll(async () => {
+  ensureBuilt()
+  dir = mkdtempSync(join(tmpdir(), "llmspell-serve-cli-"))
+  fake = await startFakeOllama({ models: [fakeModel("agent"), fakeModel("other")], loaded: ["agent"] })
+})
+
+afterAll(async () => {
+  await fake?.close()
+  rmSync(dir, { recursive: true, force: true })
+})
+
+const env = () => isolatedEnv(join(dir, "home"), { OLLAMA_HOST: fake.url, LLMSPELL_MODELS_DIR: join(dir, "models") })
+
+describe("ps and stop", () => {
+  it("ps --json lists loaded models with backend and instance; the table names them as specs", async () => {
+    const json = await runCli(["ps", "--json"], { cwd: dir, env: env() })
+    expect(json.code).toBe(0)
+    const report = JSON.parse(json.stdout) as { models: Array<Record<string, unknown>> }
+    expect(report.models).toEqual([expect.objectContaining({ name: "agent:latest", backend: "ollama", instance: "ollama", contextLength: 4096 })])
+    const table = await runCli(["ps"], { cwd: dir, env: env() })
+    expect(table.code).toBe(0)
+    expect(table.stdout).toMatch(/NAME\s+SIZE\s+CONTEXT\s+DEVICE\s+UNLOADS/)
+    expect(table.stdout).toContain("agent:latest@ollama")
+    expect(table.stdout).toMatch(/in \d+ min/)
+  }, 60_000)
+
+  it("stop unloads the model now; ps then says none", async () => {
+    const stop = await runCli(["stop", "agent@ollama"], { cwd: dir, env: env() })
+    expect(stop.code).toBe(0)
+    expect(stop.stdout).toContain("stopped agent@ollama")
+    expect(fake.state.loaded).toEqual([])
+    const after = await runCli(["ps"], { cwd: dir, env: env() })
+    expect(after.stdout).toContain("no models loaded")
+    const missing = await runCli(["stop", "nope@ollama", "--json"], { cwd: dir, env: env() })
+    expect(missing.code).toBe(0) // not loaded: stopped either way
+  }, 60_000)
+})
+
+describe("serve through the binary", () => {
+  it("--json: a listening line and one NDJSON line per request on stderr; SIGINT stops it with exit 0", async () => {
+    const child = spawn(process.execPath, [bin, "serve", "--port", "0", "--json"], { cwd: dir, env: env(), stdio: ["ignore", "pipe", "pipe"] })
+    let stderr = ""
+    const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)))
+    const url = await new Promise<string>((resolve, reject) => {
+      child.stderr.on("data", (c: Buffer) => {
+        stderr += c.toString("utf8")
+        const line = stderr.split("\n").find((l) => l.includes(`"listening"`))
+        if (line) resolve((JSON.parse(line) as { url: string }).url)
+      })
+      child.on("close", () => reject(new Error(stderr)))
+    })
+    const reply = await fetch(`${url}/api/chat`, {
+      method: "POST",
+      body: JSON.stringify({ model: "other@ollama", messages: [{ role: "user", content: "hi" }], stream: false })
+    })
+    expect(reply.status).toBe(200)
+    await reply.json()
+    const logged = new Promise<void>((resolve) => {
+      const check = () => (stderr.includes(`"path":"/api/chat"`) ? resolve() : undefined)
+      check()
+      child.stderr.on("data", check)
+    })
+    await logged
+    child.kill("SIGINT")
+    expect(await exited).toBe(0)
+    const request = stderr.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as Record<string, unknown>)
+      .find((e) => e.event === "request" && e.path === "/api/chat")
+    expect(request).toMatchObject({ method: "POST", model: "other@ollama", status: 200 })
+    expect(request!.tokens).toBeGreaterThan(0)
+  }, 60_000)
+
+  it("serve --help lists its options", async () => {
+    const help = await runCli(["serve", "--help"], { cwd: dir, env: env() })
+    expect(help.code).toBe(0)
+    for (const option of ["--api-key", "--cors-origin", "--read-only", "--allow-paths", "--max-queue", "--max-body", "--drain-timeout"]) {
+      expect(help.stdout).toContain(option)
+    }
+  }, 60_000)
+})
+
+describe("the /rpc seam", () => {
+  it("an app given as `rpc` answers under /rpc, behind the key check", async () => {
+    const serve = await startServe({ dir: join(dir, "rpc") }, {
+      apiKey: Redacted.make("k"),
+      rpc: Effect.succeed(HttpServerResponse.text("llmspell rpc"))
+    })
+    try {
+      expect((await fetch(`${serve.url}/rpc`, { method: "POST" })).status).toBe(401)
+      const ok = await fetch(`${serve.url}/rpc`, { method: "POST", headers: { authorization: "Bearer k" } })
+      expect(ok.status).toBe(200)
+      expect(await ok.text()).toBe("llmspell rpc")
+    } finally {
+      await serve.close()
+    }
+  })
+})
