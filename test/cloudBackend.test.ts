@@ -24,7 +24,7 @@ import { RateLimited } from "../src/domain/Errors.js"
 import { exitCodeFor } from "../src/domain/Failure.js"
 import { promptRequest } from "../src/domain/Types.js"
 import { languageModelLayer } from "../src/layers/LanguageModelAdapter.js"
-import { rateLimitSchedule, retryRateLimitedStream } from "../src/layers/internal/cloudHttp.js"
+import { makeSseParser, rateLimitSchedule, retryRateLimitedStream } from "../src/layers/internal/cloudHttp.js"
 import * as LlmspellLive from "../src/layers/LlmspellLive.js"
 import { ProviderRegistry } from "../src/services/ProviderRegistry.js"
 import { type FakeAnthropic, startFakeAnthropic } from "./fixtures/fakeAnthropic.js"
@@ -322,4 +322,17 @@ describe("the Retry-After schedule on the TestClock", () => {
       expect(Either.isLeft(result) && result.left._tag).toBe("RateLimited")
       expect(yield* Ref.get(attempts)).toBe(4)
     }))
+})
+
+describe("the SSE parser", () => {
+  it("gives the same events however the bytes are split (CRLF, comments, multi-line data, event names)", () => {
+    const text = ": keep-alive\r\nevent: message_start\r\ndata: {\"a\":1}\r\n\r\ndata: one\ndata: two\n\ndata: [DONE]\n\n"
+    const expected = [{ event: "message_start", data: "{\"a\":1}" }, { event: "", data: "one\ntwo" }, { event: "", data: "[DONE]" }]
+    for (let size = 1; size <= text.length; size++) {
+      const parse = makeSseParser()
+      const events = []
+      for (let i = 0; i < text.length; i += size) events.push(...parse(text.slice(i, i + size)))
+      expect(events, `split every ${size} characters`).toEqual(expected)
+    }
+  })
 })

@@ -30,7 +30,7 @@ import type { BackendStatus, Completion, Embeddings, GenerateEvent, GenerateRequ
 import type { Backend, BackendFactory } from "../services/Backend.js"
 import { CloudBackend } from "../services/CloudBackend.js"
 import * as Anthropic from "./internal/cloudAnthropic.js"
-import { type CloudContext, dropped, requestJson, requestSse, type RequestPurpose } from "./internal/cloudHttp.js"
+import { type CloudContext, dropped, requestJson, requestSse, type RequestPurpose, scrub, type SseEvent } from "./internal/cloudHttp.js"
 import * as OpenAi from "./internal/cloudOpenAi.js"
 
 /** How long a models listing is reused (`model list` twice in a row asks once). */
@@ -150,47 +150,72 @@ export const make = (instance: CloudInstanceConfig): Effect.Effect<Backend, Llms
         }
       })
 
+    /** Turns batches of events into our events, one effect per network read (not per token). */
+    const eventsOf = (
+      batches: Stream.Stream<ReadonlyArray<SseEvent>, LlmspellError>,
+      step: (event: SseEvent, out: Array<GenerateEvent>) => LlmspellError | undefined,
+      onFirstToken: (at: number) => void,
+      isDone: () => boolean
+    ): Stream.Stream<GenerateEvent, LlmspellError> => {
+      let first = true
+      return batches.pipe(
+        Stream.mapEffect((events) => {
+          const out: Array<GenerateEvent> = []
+          for (const event of events) {
+            if (isDone()) break
+            const error = step(event, out)
+            if (error !== undefined) return Effect.fail(error)
+          }
+          if (first && out.some((e) => e._tag === "TextDelta" || e._tag === "ReasoningDelta")) {
+            first = false
+            return Effect.map(Clock.currentTimeMillis, (now) => (onFirstToken(now), out))
+          }
+          return Effect.succeed(out)
+        }),
+        Stream.takeUntil(isDone),
+        Stream.flattenIterables
+      )
+    }
+
     const generateOpenAi = (model: string, request: GenerateRequest, purpose: RequestPurpose, startedAt: number) => {
       const acc = OpenAi.emptyAccumulator()
       let firstAt: number | undefined
+      let done = false
       const body = OpenAi.toChatCompletionRequest(instance, model, request, true)
-      const deltas = requestSse(ctx, HttpClientRequest.post("/chat/completions").pipe(HttpClientRequest.bodyUnsafeJson(body)), purpose).pipe(
-        Stream.takeWhile((event) => event.data.trim() !== "[DONE]"),
-        Stream.mapEffect((event) =>
-          Effect.gen(function*() {
-            let chunk: unknown
-            try {
-              chunk = JSON.parse(event.data)
-            } catch {
-              return [] as Array<GenerateEvent>
-            }
-            if (typeof chunk === "object" && chunk !== null && "error" in chunk) {
-              return yield* Effect.fail(dropped(instance, purpose, `the provider reported an error in the stream: ${String((chunk as any).error?.message ?? "")}`))
-            }
-            const d = OpenAi.foldChunk(acc, chunk)
-            const out: Array<GenerateEvent> = []
-            if ((d.text !== undefined || d.reasoning !== undefined) && firstAt === undefined) firstAt = yield* Clock.currentTimeMillis
-            if (d.reasoning !== undefined && request.reasoning !== false) out.push({ _tag: "ReasoningDelta", text: d.reasoning })
-            if (d.text !== undefined) out.push({ _tag: "TextDelta", text: d.text })
-            return out
-          })
-        ),
-        Stream.flattenIterables
-      )
+      const batches = requestSse(ctx, HttpClientRequest.post("/chat/completions").pipe(HttpClientRequest.bodyUnsafeJson(body)), purpose)
+      const deltas = eventsOf(batches, (event, out) => {
+        if (event.data.trim() === "[DONE]") {
+          done = true
+          return undefined
+        }
+        let chunk: unknown
+        try {
+          chunk = JSON.parse(event.data)
+        } catch {
+          return undefined
+        }
+        if (typeof chunk === "object" && chunk !== null && "error" in chunk) {
+          return dropped(instance, purpose, `the provider reported an error in the stream: ${scrub(instance, String((chunk as any).error?.message ?? ""))}`)
+        }
+        const d = OpenAi.foldChunk(acc, chunk)
+        if (d.reasoning !== undefined && request.reasoning !== false) out.push({ _tag: "ReasoningDelta", text: d.reasoning })
+        if (d.text !== undefined) out.push({ _tag: "TextDelta", text: d.text })
+        return undefined
+      }, (at) => void (firstAt = at), () => done)
       const end = Stream.fromEffect(Effect.gen(function*() {
         if (acc.finishReason === undefined) {
           return yield* Effect.fail(dropped(instance, purpose, "the answer ended before the provider said it was complete"))
         }
         const { bad, calls } = OpenAi.finishedCalls(acc)
         if (bad !== undefined) return yield* Effect.fail(dropped(instance, purpose, bad))
-        const done = yield* finish(model, startedAt, firstAt, {
+        const finished = yield* finish(model, startedAt, firstAt, {
           text: acc.text,
           ...(acc.reasoning.length > 0 && request.reasoning !== false ? { reasoning: acc.reasoning } : {}),
           ...(calls.length > 0 ? { toolCalls: calls } : {}),
           finishReason: calls.length > 0 ? "tool-calls" : OpenAi.finishReasonOf(acc.finishReason),
           usage: OpenAi.usageOf(acc)
         })
-        return [...calls.map((call): GenerateEvent => ({ _tag: "ToolCall", call })), done]
+        return [...calls.map((call): GenerateEvent => ({ _tag: "ToolCall", call })), finished]
       })).pipe(Stream.flattenIterables)
       return Stream.concat(deltas, end)
     }
@@ -199,29 +224,23 @@ export const make = (instance: CloudInstanceConfig): Effect.Effect<Backend, Llms
       const acc = Anthropic.emptyMessage()
       let firstAt: number | undefined
       const body = Anthropic.toMessagesRequest(model, request)
-      const deltas = requestSse(ctx, HttpClientRequest.post("/v1/messages").pipe(HttpClientRequest.bodyUnsafeJson(body)), purpose).pipe(
-        Stream.mapEffect((event) =>
-          Effect.gen(function*() {
-            let data: unknown
-            try {
-              data = JSON.parse(event.data)
-            } catch {
-              return [] as Array<GenerateEvent>
-            }
-            const d = Anthropic.foldEvent(acc, data)
-            if (d.error !== undefined) {
-              return yield* Effect.fail(dropped(instance, purpose, `the provider reported ${d.error.type} in the stream: ${d.error.message}`))
-            }
-            const out: Array<GenerateEvent> = []
-            if ((d.text !== undefined || d.reasoning !== undefined) && firstAt === undefined) firstAt = yield* Clock.currentTimeMillis
-            if (d.reasoning !== undefined) out.push({ _tag: "ReasoningDelta", text: d.reasoning })
-            if (d.text !== undefined) out.push({ _tag: "TextDelta", text: d.text })
-            if (d.call !== undefined) out.push({ _tag: "ToolCall", call: d.call })
-            return out
-          })
-        ),
-        Stream.flattenIterables
-      )
+      const batches = requestSse(ctx, HttpClientRequest.post("/v1/messages").pipe(HttpClientRequest.bodyUnsafeJson(body)), purpose)
+      const deltas = eventsOf(batches, (event, out) => {
+        let data: unknown
+        try {
+          data = JSON.parse(event.data)
+        } catch {
+          return undefined
+        }
+        const d = Anthropic.foldEvent(acc, data)
+        if (d.error !== undefined) {
+          return dropped(instance, purpose, `the provider reported ${d.error.type} in the stream: ${scrub(instance, d.error.message)}`)
+        }
+        if (d.reasoning !== undefined) out.push({ _tag: "ReasoningDelta", text: d.reasoning })
+        if (d.text !== undefined) out.push({ _tag: "TextDelta", text: d.text })
+        if (d.call !== undefined) out.push({ _tag: "ToolCall", call: d.call })
+        return undefined
+      }, (at) => void (firstAt = at), () => acc.stopped)
       const end = Stream.fromEffect(Effect.gen(function*() {
         if (acc.bad !== undefined) return yield* Effect.fail(dropped(instance, purpose, acc.bad))
         if (!acc.stopped) return yield* Effect.fail(dropped(instance, purpose, "the answer ended before the provider said it was complete"))
