@@ -16,6 +16,7 @@ import * as AnthropicClient from "@effect/ai-anthropic/AnthropicClient"
 import * as OpenAiClient from "@effect/ai-openai/OpenAiClient"
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import * as Chunk from "effect/Chunk"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -150,31 +151,31 @@ export const make = (instance: CloudInstanceConfig): Effect.Effect<Backend, Llms
         }
       })
 
-    /** Turns batches of events into our events, one effect per network read (not per token). */
+    /**
+     * Our events from a streamed request: `step` folds one SSE event (pushing what to emit, or
+     * returning an error); the first text or reasoning is timed; the stream ends when `isDone`.
+     */
     const eventsOf = (
-      batches: Stream.Stream<ReadonlyArray<SseEvent>, LlmspellError>,
+      request: HttpClientRequest.HttpClientRequest,
+      purpose: RequestPurpose,
       step: (event: SseEvent, out: Array<GenerateEvent>) => LlmspellError | undefined,
       onFirstToken: (at: number) => void,
       isDone: () => boolean
     ): Stream.Stream<GenerateEvent, LlmspellError> => {
       let first = true
-      return batches.pipe(
-        Stream.mapEffect((events) => {
-          const out: Array<GenerateEvent> = []
-          for (const event of events) {
-            if (isDone()) break
-            const error = step(event, out)
-            if (error !== undefined) return Effect.fail(error)
-          }
-          if (first && out.some((e) => e._tag === "TextDelta" || e._tag === "ReasoningDelta")) {
-            first = false
-            return Effect.map(Clock.currentTimeMillis, (now) => (onFirstToken(now), out))
-          }
-          return Effect.succeed(out)
-        }),
-        Stream.takeUntil(isDone),
-        Stream.flattenIterables
-      )
+      return requestSse(ctx, request, purpose, (events) => {
+        const out: Array<GenerateEvent> = []
+        for (const event of events) {
+          if (isDone()) break
+          const error = step(event, out)
+          if (error !== undefined) return Effect.fail(error)
+        }
+        if (first && out.some((e) => e._tag === "TextDelta" || e._tag === "ReasoningDelta")) {
+          first = false
+          return Effect.map(Clock.currentTimeMillis, (now) => (onFirstToken(now), Chunk.unsafeFromArray(out)))
+        }
+        return Effect.succeed(Chunk.unsafeFromArray(out))
+      }, isDone)
     }
 
     const generateOpenAi = (model: string, request: GenerateRequest, purpose: RequestPurpose, startedAt: number) => {
@@ -182,8 +183,8 @@ export const make = (instance: CloudInstanceConfig): Effect.Effect<Backend, Llms
       let firstAt: number | undefined
       let done = false
       const body = OpenAi.toChatCompletionRequest(instance, model, request, true)
-      const batches = requestSse(ctx, HttpClientRequest.post("/chat/completions").pipe(HttpClientRequest.bodyUnsafeJson(body)), purpose)
-      const deltas = eventsOf(batches, (event, out) => {
+      const request_ = HttpClientRequest.post("/chat/completions").pipe(HttpClientRequest.bodyUnsafeJson(body))
+      const deltas = eventsOf(request_, purpose, (event, out) => {
         if (event.data.trim() === "[DONE]") {
           done = true
           return undefined
@@ -224,8 +225,8 @@ export const make = (instance: CloudInstanceConfig): Effect.Effect<Backend, Llms
       const acc = Anthropic.emptyMessage()
       let firstAt: number | undefined
       const body = Anthropic.toMessagesRequest(model, request)
-      const batches = requestSse(ctx, HttpClientRequest.post("/v1/messages").pipe(HttpClientRequest.bodyUnsafeJson(body)), purpose)
-      const deltas = eventsOf(batches, (event, out) => {
+      const request_ = HttpClientRequest.post("/v1/messages").pipe(HttpClientRequest.bodyUnsafeJson(body))
+      const deltas = eventsOf(request_, purpose, (event, out) => {
         let data: unknown
         try {
           data = JSON.parse(event.data)

@@ -223,42 +223,40 @@ export const makeSseParser = () => {
 const MAX_EVENT_CHARS = 16 * 1024 * 1024
 
 /**
- * An SSE request: chunks of its events as they arrive (one chunk per network read). The request
- * is aborted when the stream's consumer stops or is interrupted (FetchHttpClient ties the fetch's
- * signal to the scope).
+ * An SSE request: `onEvents` turns the events of each network read into output elements, in one
+ * step per read (not per event: at thousands of tokens per second that difference is the
+ * throughput). A 429 retries the request before any event; the request is aborted when the
+ * stream's consumer stops or is interrupted (FetchHttpClient ties the fetch's signal to the scope).
  */
-export const requestSse = (
+export const requestSse = <A>(
   ctx: CloudContext,
   request: HttpClientRequest.HttpClientRequest,
-  purpose: RequestPurpose
-): Stream.Stream<ReadonlyArray<SseEvent>, LlmspellError> =>
-  send(ctx, request, purpose).pipe(
+  purpose: RequestPurpose,
+  onEvents: (events: ReadonlyArray<SseEvent>) => Effect.Effect<Chunk.Chunk<A>, LlmspellError>,
+  /** True once the answer is complete (`[DONE]`, `message_stop`): the stream ends after that read. */
+  isDone: () => boolean = () => false
+): Stream.Stream<A, LlmspellError> =>
+  retryRateLimited(send(ctx, request, purpose)).pipe(
     Effect.map((response) => {
       const parse = makeSseParser()
       const decoder = new TextDecoder()
       let pending = 0
       return response.stream.pipe(
         Stream.mapError(() => dropped(ctx.instance, purpose, "the connection dropped in the middle of the answer")),
-        Stream.mapChunksEffect((chunk) =>
-          Effect.suspend(() => {
-            let events: Array<SseEvent> = []
-            for (const bytes of chunk) {
-              const text = decoder.decode(bytes, { stream: true })
-              pending += text.length
-              const parsed = parse(text)
-              if (parsed.length > 0) {
-                pending = 0
-                events = events.length === 0 ? parsed : events.concat(parsed)
-              }
-            }
-            if (pending > MAX_EVENT_CHARS) return Effect.fail(dropped(ctx.instance, purpose, "an event of the answer is too large"))
-            return Effect.succeed(events.length === 0 ? Chunk.empty<ReadonlyArray<SseEvent>>() : Chunk.of<ReadonlyArray<SseEvent>>(events))
-          })
-        )
+        Stream.mapEffect((bytes) => {
+          const text = decoder.decode(bytes, { stream: true })
+          pending += text.length
+          const events = parse(text)
+          if (events.length > 0) pending = 0
+          if (pending > MAX_EVENT_CHARS) return Effect.fail(dropped(ctx.instance, purpose, "an event of the answer is too large"))
+          return events.length === 0 ? Effect.succeed(Chunk.empty<A>()) : onEvents(events)
+        }),
+        // Decided per read, after its events are folded: the read that completes the answer is kept whole.
+        Stream.takeUntil(isDone),
+        Stream.flattenChunks
       )
     }),
-    Stream.unwrapScoped,
-    retryRateLimitedStream
+    Stream.unwrapScoped
   )
 
 /**
