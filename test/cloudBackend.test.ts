@@ -212,6 +212,7 @@ describe("OpenAI chat completions", () => {
       const pull = yield* Effect.flip(backend.remove("gpt-4o-mini"))
       expect(pull._tag).toBe("UnsupportedOperation")
       expect(pull.message).toContain("not applicable to openai")
+      expect((pull as any).hint).toContain("llmspell run -m openai/<model>")
       const configured = registry.instances("cloud").map((i) => i.name)
       expect(configured).toEqual(["openai", "anthropic", "vllm"])
     }).pipe(Effect.provide(stack())))

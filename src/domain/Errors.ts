@@ -432,13 +432,19 @@ export class ToolChoiceViolated extends Schema.TaggedError<ToolChoiceViolated>("
 /** An operation a backend does not offer (yet), e.g. embeddings on one that cannot embed. */
 export class UnsupportedOperation extends Schema.TaggedError<UnsupportedOperation>("llmspell/UnsupportedOperation")(
   "UnsupportedOperation",
-  { backend: Schema.String, operation: Schema.String, reason: Schema.String }
+  {
+    backend: Schema.String,
+    operation: Schema.String,
+    reason: Schema.String,
+    /** Replaces the default hint (a cloud provider: what to do instead). */
+    suggestion: Schema.optional(Schema.String)
+  }
 ) {
   override get message() {
     return `the ${this.backend} backend does not support ${this.operation}: ${this.reason}`
   }
   get hint() {
-    return "use an Ollama model for it (`llmspell model list --backend ollama` lists them)"
+    return this.suggestion ?? "use an Ollama model for it (`llmspell model list --backend ollama` lists them)"
   }
 }
 

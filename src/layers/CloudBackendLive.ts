@@ -127,7 +127,8 @@ export const make = (instance: CloudInstanceConfig): Effect.Effect<Backend, Llms
       new UnsupportedOperation({
         backend: instance.name,
         operation,
-        reason: `not applicable to ${instance.type}: the provider hosts its models (\`llmspell model list --backend cloud\` lists them)`
+        reason: `it is not applicable to ${instance.type}, which hosts its models itself`,
+        suggestion: `run a model where it is: \`llmspell run -m ${instance.name}/<model> "…"\`; \`llmspell model status --backend cloud\` checks ${instance.name}`
       })
 
     const finish = (model: string, startedAt: number, firstAt: number | undefined, parts: Omit<Completion, "model" | "backend" | "instance" | "timings">) =>
