@@ -443,7 +443,7 @@ max_retries = -1
 `)
     expect([...ps].sort()).toStrictEqual(
       [
-        `${FILE}: providers.bad.provider_type: unknown provider type "vllm" (ollama or gguf)`,
+        `${FILE}: providers.bad.provider_type: unknown provider type "vllm" (ollama, gguf, openai_compatible or a cloud provider: openai, anthropic, groq, together, fireworks, mistral, perplexity, deepseek, openrouter, gemini, cohere)`,
         `${FILE}: providers.has space: an instance name may only contain letters, digits, '-' and '_'`,
         `${FILE}: providers.default_backend: must be "ollama" or "gguf" (got "vllm")`,
         `${FILE}: providers.ollama.base_url: must be an http:// or https:// URL (got "ftp://x")`,
@@ -456,7 +456,7 @@ max_retries = -1
         `${FILE}: providers.gguf.idle_unload_seconds: must be a number ≥ 0 (got -1)`,
         `${FILE}: providers.gguf.max_loaded_models: must be a positive integer (got 1.5)`,
         `${FILE}: providers.gguf.parallel: must be a positive integer (got "lots")`,
-        `${FILE}: providers.notatable.provider_type: missing (ollama or gguf)`,
+        `${FILE}: providers.notatable.provider_type: missing (ollama, gguf, openai_compatible or a cloud provider)`,
         `${FILE}: providers.default_provider: "nowhere" is neither "local" nor a configured instance (ollama, gguf)`,
         `${FILE}: hub.endpoint: must be an http:// or https:// URL (got "nope")`,
         `${FILE}: hub.offline: must be true or false (got "sometimes")`,
@@ -485,8 +485,9 @@ max_retries = -1
 
   it("a secret value is never echoed in a problem", () => {
     const ps = problems(`[hub]\ntoken = 12345678\n[providers.gpt]\nprovider_type = "openai"\napi_key = 87654321\n`)
-    expect(ps).toStrictEqual([`${FILE}: hub.token: must be a string`])
+    expect(ps).toStrictEqual([`${FILE}: providers.gpt.api_key: must be a string`, `${FILE}: hub.token: must be a string`])
     expect(ps.join("\n")).not.toContain("12345678")
+    expect(ps.join("\n")).not.toContain("87654321")
   })
 })
 

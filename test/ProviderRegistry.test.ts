@@ -132,11 +132,19 @@ describe("route (pure)", () => {
     expect(e.message).toMatch(/workstation is a ollama provider, but the spec asks for @gguf|workstation.*@gguf/)
   })
 
-  it.each(["openai/gpt-4o", "anthropic/claude", "mistral/x@ollama", "gpt/gpt-4o"])("cloud %s → ProviderNotAvailable (not supported yet)", (spec) => {
+  it.each([
+    ["openai/gpt-4o", "openai", "gpt-4o"],
+    ["anthropic/claude", "anthropic", "claude"],
+    ["gpt/gpt-4o", "gpt", "gpt-4o"]
+  ])("cloud %s → the cloud backend, instance %s", (spec, instance, model) => {
+    const r = routed(spec)
+    expect([r.backend, r.instance.name, r.model]).toEqual(["cloud", instance, model])
+  })
+
+  it.each(["mistral/x@ollama", "replicate/x"])("cloud %s → ProviderNotAvailable (a cloud model takes no @backend; replicate has no client)", (spec) => {
     const e = refused(spec)
     expect(e._tag).toBe("ProviderNotAvailable")
-    expect(e.reason).toMatch(/not supported yet/)
-    expect(e.hint).toMatch(/local providers/)
+    expect(e.reason).toMatch(/drop @ollama|no client for replicate/)
   })
 
   it("an unknown provider (from a spec object) is refused; a bad spec string fails as InvalidModelSpec", () => {
@@ -262,6 +270,7 @@ describe("ProviderRegistry layer", () => {
     const f = fakes()
     return Effect.gen(function*() {
       const registry = yield* ProviderRegistry.ProviderRegistry
+      // No cloud factory is registered in this registry: a cloud spec routes, but no instance is made.
       const cloud = yield* Effect.flip(registry.resolve("openai/gpt-4o"))
       expect(cloud._tag).toBe("ProviderNotAvailable")
       const configuredCloud = yield* Effect.flip(registry.resolve("gpt/gpt-4o"))
@@ -271,7 +280,7 @@ describe("ProviderRegistry layer", () => {
       const missing = yield* Effect.flip(registry.instance("nowhere"))
       expect(missing._tag).toBe("ProviderNotAvailable")
       const cloudInstance = yield* Effect.flip(registry.instance("gpt"))
-      expect(cloudInstance.message).toMatch(/not supported yet/)
+      expect(cloudInstance.message).toMatch(/no cloud backend is registered/)
       expect(f.made).toStrictEqual([])
     }).pipe(Effect.provide(f.layer))
   })

@@ -201,7 +201,7 @@ describe("errors and exit codes (in-process)", () => {
       expect(r.stderr).toContain("hint: a model spec is [provider/]model[@backend]")
       const json = yield* cli(["run", "--model", "openai/gpt-4o", "hi", "--json"])
       expect(json.code).toBe(2)
-      expect(JSON.parse(json.stdout).error._tag).toBe("ProviderNotAvailable")
+      expect(JSON.parse(json.stdout).error._tag).toBe("MissingCredentials")
     }))
 
   it.effect("an unreachable Ollama: exit 4 with how to start it", () =>

@@ -10,6 +10,7 @@ import * as ParseResult from "effect/ParseResult"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import { parse as parseToml } from "smol-toml"
+import { CLOUD_PROVIDER_TYPES, type CloudProtocol, KEY_VARIABLES, presetOf } from "./CloudPresets.js"
 import { ConfigError } from "./Errors.js"
 import { CLOUD_PROVIDERS, normalizeBackend } from "./ModelSpec.js"
 
@@ -54,11 +55,28 @@ export interface GgufInstanceConfig {
   readonly options: Readonly<Record<string, unknown>>
 }
 
-/** A cloud provider entry: accepted in the file, not run yet. */
+/**
+ * A cloud provider: a built-in one (`openai`, `anthropic`, `groq`, …; see `CloudPresets.ts`) or an
+ * `openai_compatible` server at `base_url` (vLLM, TGI, llama-server, LM Studio, another llmspell).
+ */
 export interface CloudInstanceConfig {
-  readonly type: (typeof CLOUD_PROVIDERS)[number]
+  readonly type: (typeof CLOUD_PROVIDERS)[number] | "openai_compatible" | "deepseek" | "openrouter"
   readonly name: string
   readonly options: Readonly<Record<string, unknown>>
+  /** The wire protocol; undefined for a provider llmspell cannot speak to (replicate). */
+  readonly protocol?: CloudProtocol | undefined
+  /** Where the API lives (without a trailing `/`). */
+  readonly baseUrl?: string | undefined
+  /** The key, from `api_key` (with `${VAR}` expanded) or the provider's conventional variable. */
+  readonly apiKey?: Redacted.Redacted<string> | undefined
+  /** The variable the key comes (or would come) from, for messages; undefined when it is written in the file or not needed. */
+  readonly keyVariable?: string | undefined
+  /** Models to list when the server has no models endpoint (or to list instead of it). */
+  readonly models?: ReadonlyArray<string> | undefined
+  /** Ask for a usage chunk when streaming (`stream_options.include_usage`). */
+  readonly streamUsage?: boolean | undefined
+  /** Whether `/embeddings` is offered (undefined: try it). */
+  readonly embeddings?: boolean | undefined
 }
 
 /** One configured provider instance. */
@@ -114,6 +132,8 @@ export interface LlmspellConfig {
   readonly file: string | undefined
   readonly entries: ReadonlyArray<ConfigEntry>
   readonly warnings: ReadonlyArray<string>
+  /** Cloud keys found in the providers' conventional variables (OPENAI_API_KEY, …), for built-in providers used without a config entry. */
+  readonly cloudKeys?: Readonly<Record<string, Redacted.Redacted<string>>> | undefined
 }
 
 /** Values given on the command line; they override everything. */
@@ -244,7 +264,7 @@ const STORE_ENV = ["OLLAMA_MODELS", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF
 const KNOWN_KEYS: Record<string, ReadonlyArray<string>> = {
   ollama: Object.keys(OllamaFields.fields),
   gguf: Object.keys(GgufFields.fields),
-  cloud: ["provider_type", "base_url", "api_key", "model"]
+  cloud: ["provider_type", "base_url", "api_key", "model", "models"]
 }
 const HUB_KEYS = Object.keys(HubFields.fields)
 const NUMERIC_KEYS = new Set([
@@ -481,14 +501,18 @@ const applyInstance = (
     delete entries["backend"]
   }
   if (type === undefined) {
-    const inferred = normalizeBackend(name)
-    if (inferred === undefined) return problem(`${keyPath}.provider_type`, "missing (ollama or gguf)")
+    // `[providers.openai]` without a type is the built-in provider of that name, reconfigured.
+    const inferred = normalizeBackend(name) ?? (presetOf(name) !== undefined ? name : undefined)
+    if (inferred === undefined) return problem(`${keyPath}.provider_type`, "missing (ollama, gguf, openai_compatible or a cloud provider)")
     type = inferred
   }
   if (typeof type !== "string") return problem(`${keyPath}.provider_type`, "must be a string (ollama or gguf)")
   const normalized = normalizeBackend(type) ?? type
-  if (normalized !== "ollama" && normalized !== "gguf" && !(CLOUD_PROVIDERS as ReadonlyArray<string>).includes(normalized)) {
-    return problem(`${keyPath}.provider_type`, `unknown provider type ${JSON.stringify(type)} (ollama or gguf)`)
+  if (normalized !== "ollama" && normalized !== "gguf" && !isCloudType(normalized)) {
+    return problem(
+      `${keyPath}.provider_type`,
+      `unknown provider type ${JSON.stringify(type)} (ollama, gguf, openai_compatible or a cloud provider: ${CLOUD_PROVIDER_TYPES.filter((t) => t !== "openai_compatible").join(", ")})`
+    )
   }
   entries["provider_type"] = normalized
 
@@ -808,8 +832,8 @@ const validate = (
         })
       }
     } else {
-      for (const k of known) if (k !== "provider_type" && slots.has(k)) options[k] = slots.get(k)!.value
-      instances.push({ type: type as CloudInstanceConfig["type"], name, options })
+      const cloud = cloudInstance(name, type as CloudInstanceConfig["type"], slots, options, env, draft.problems)
+      if (cloud !== undefined) instances.push(cloud)
     }
   }
 
@@ -820,7 +844,7 @@ const validate = (
     dp.value !== "local" &&
     normalizeBackend(dp.value) === undefined &&
     !draft.instances.has(dp.value) &&
-    !(CLOUD_PROVIDERS as ReadonlyArray<string>).includes(dp.value)
+    !isCloudType(dp.value)
   ) {
     draft.problems.push(
       `${dp.source}: providers.default_provider: ${JSON.stringify(dp.value)} is neither "local" nor a configured instance ` +
@@ -867,7 +891,113 @@ const validate = (
     },
     file,
     entries,
-    warnings: capWarnings(draft.warnings)
+    warnings: capWarnings(draft.warnings),
+    cloudKeys: Object.fromEntries(
+      KEY_VARIABLES.flatMap((v) => (env[v] !== undefined && env[v]!.length > 0 ? [[v, Redacted.make(env[v]!)]] : []))
+    )
+  }
+}
+
+const isCloudType = (type: string) =>
+  CLOUD_PROVIDER_TYPES.includes(type) || (CLOUD_PROVIDERS as ReadonlyArray<string>).includes(type)
+
+/**
+ * A cloud instance from its slots: the preset's base URL and key variable unless the entry says
+ * otherwise; `api_key` has `${VAR}` / `$VAR` expanded, and an unset variable leaves the key absent
+ * (a `MissingCredentials` naming it when the instance is used), not a config error, so local use
+ * never breaks on a cloud entry. The key is never kept among the options.
+ */
+const cloudInstance = (
+  name: string,
+  type: CloudInstanceConfig["type"],
+  slots: Map<string, Slot>,
+  options: Record<string, unknown>,
+  env: Readonly<Record<string, string | undefined>>,
+  problems: Array<string>
+): CloudInstanceConfig | undefined => {
+  const preset = type === "openai_compatible" ? undefined : presetOf(type)
+  const where = (key: string) => {
+    const slot = slots.get(key)!
+    return `${slot.source}: ${slot.path ?? `providers.${name}.${key}`}`
+  }
+  let ok = true
+  const baseUrlSlot = slots.get("base_url")?.value
+  if (baseUrlSlot !== undefined) {
+    const problem = typeof baseUrlSlot === "string" ? urlProblem(baseUrlSlot) : "must be an http:// or https:// URL"
+    if (problem !== undefined) {
+      problems.push(`${where("base_url")}: ${problem} (got ${display(baseUrlSlot)})`)
+      ok = false
+    }
+  } else if (type === "openai_compatible") {
+    problems.push(`${slots.get("provider_type")?.source ?? "config"}: providers.${name}.base_url: is required for provider_type = "openai_compatible"`)
+    ok = false
+  }
+  const modelsSlot = slots.get("models")?.value
+  if (modelsSlot !== undefined && !(Array.isArray(modelsSlot) && modelsSlot.every((m) => typeof m === "string" && m.length > 0))) {
+    problems.push(`${where("models")}: must be a list of model names`)
+    ok = false
+  }
+  let apiKey: Redacted.Redacted<string> | undefined
+  let keyVariable: string | undefined = preset?.keyVariable
+  const keySlot = slots.get("api_key")?.value
+  if (keySlot !== undefined) {
+    if (typeof keySlot !== "string") {
+      problems.push(`${where("api_key")}: must be a string`)
+      ok = false
+    } else {
+      const reference = /^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$|^\$([A-Za-z_][A-Za-z0-9_]*)$/.exec(keySlot.trim())
+      const variable = reference?.[1] ?? reference?.[2]
+      if (variable !== undefined) {
+        keyVariable = variable
+        const value = env[variable]
+        if (value !== undefined && value.length > 0) apiKey = Redacted.make(value)
+      } else if (keySlot.length > 0) {
+        keyVariable = undefined
+        apiKey = Redacted.make(keySlot)
+      }
+    }
+  } else if (keyVariable !== undefined) {
+    const value = env[keyVariable]
+    if (value !== undefined && value.length > 0) apiKey = Redacted.make(value)
+  }
+  if (!ok) return undefined
+  for (const k of ["base_url", "model", "models"]) if (slots.has(k)) options[k] = slots.get(k)!.value
+  const baseUrl = typeof baseUrlSlot === "string" ? stripUserinfo(baseUrlSlot).replace(/\/+$/, "") : preset?.baseUrl
+  return {
+    type,
+    name,
+    options,
+    protocol: type === "openai_compatible" ? "openai" : preset?.protocol,
+    baseUrl,
+    ...(apiKey !== undefined ? { apiKey } : {}),
+    ...(keyVariable !== undefined ? { keyVariable } : {}),
+    ...(Array.isArray(modelsSlot) ? { models: modelsSlot as Array<string> } : {}),
+    streamUsage: preset?.streamUsage ?? true,
+    ...(preset !== undefined ? { embeddings: preset.embeddings } : {})
+  }
+}
+
+/**
+ * The cloud instance a provider name means: a configured cloud instance of that name, else the
+ * built-in provider of that name with its key from the conventional variable. Undefined when the
+ * name is neither (or names a local instance).
+ */
+export const cloudInstanceOf = (config: LlmspellConfig, name: string): CloudInstanceConfig | undefined => {
+  const configured = config.instances.find((i) => i.name === name)
+  if (configured !== undefined) return configured.type === "ollama" || configured.type === "gguf" ? undefined : configured
+  const preset = presetOf(name)
+  if (preset === undefined) return undefined
+  const apiKey = config.cloudKeys?.[preset.keyVariable]
+  return {
+    type: preset.name as CloudInstanceConfig["type"],
+    name: preset.name,
+    options: {},
+    protocol: preset.protocol,
+    baseUrl: preset.baseUrl,
+    ...(apiKey !== undefined ? { apiKey } : {}),
+    keyVariable: preset.keyVariable,
+    streamUsage: preset.streamUsage,
+    embeddings: preset.embeddings
   }
 }
 

@@ -286,13 +286,19 @@ export class DiskFull extends Schema.TaggedError<DiskFull>("llmspell/DiskFull")(
 export class RateLimited extends Schema.TaggedError<RateLimited>("llmspell/RateLimited")("RateLimited", {
   retryAfterSeconds: Schema.Number,
   retryAt: Schema.String,
-  url: Schema.optional(Schema.String)
+  url: Schema.optional(Schema.String),
+  /** Set when a cloud provider (not the hub) is the one rate limiting. */
+  provider: Schema.optional(Schema.String)
 }) {
   override get message() {
-    return `the hub is rate limiting downloads and asked to wait ${this.retryAfterSeconds} s (until ${this.retryAt})`
+    return this.provider !== undefined
+      ? `${this.provider} is rate limiting requests and asked to wait ${this.retryAfterSeconds} s (until ${this.retryAt}); llmspell retried as long as it waits unattended`
+      : `the hub is rate limiting downloads and asked to wait ${this.retryAfterSeconds} s (until ${this.retryAt})`
   }
   get hint() {
-    return `run the same pull again after ${this.retryAt}; it resumes where it stopped`
+    return this.provider !== undefined
+      ? `run the same command again after ${this.retryAt}; \`llmspell model status --backend cloud\` checks the provider`
+      : `run the same pull again after ${this.retryAt}; it resumes where it stopped`
   }
 }
 
@@ -426,13 +432,19 @@ export class ToolChoiceViolated extends Schema.TaggedError<ToolChoiceViolated>("
 /** An operation a backend does not offer (yet), e.g. embeddings on one that cannot embed. */
 export class UnsupportedOperation extends Schema.TaggedError<UnsupportedOperation>("llmspell/UnsupportedOperation")(
   "UnsupportedOperation",
-  { backend: Schema.String, operation: Schema.String, reason: Schema.String }
+  {
+    backend: Schema.String,
+    operation: Schema.String,
+    reason: Schema.String,
+    /** Replaces the default hint (a cloud provider: what to do instead). */
+    suggestion: Schema.optional(Schema.String)
+  }
 ) {
   override get message() {
     return `the ${this.backend} backend does not support ${this.operation}: ${this.reason}`
   }
   get hint() {
-    return "use an Ollama model for it (`llmspell model list --backend ollama` lists them)"
+    return this.suggestion ?? "use an Ollama model for it (`llmspell model list --backend ollama` lists them)"
   }
 }
 
@@ -464,6 +476,27 @@ export class ServeFailed extends Schema.TaggedError<ServeFailed>("llmspell/Serve
   }
 }
 
+/** A cloud provider refused (or cannot be sent) the key: missing, wrong, or not allowed this model. */
+export class MissingCredentials extends Schema.TaggedError<MissingCredentials>("llmspell/MissingCredentials")(
+  "MissingCredentials",
+  {
+    provider: Schema.String,
+    /** The variable the key is read from, when there is one (`OPENAI_API_KEY`, or the one `api_key` names). */
+    variable: Schema.optional(Schema.String),
+    /** What went wrong: no key at all, or the provider's answer (401, 403) without the key. */
+    reason: Schema.String
+  }
+) {
+  override get message() {
+    return `${this.provider}: ${this.reason}`
+  }
+  get hint() {
+    return this.variable !== undefined
+      ? `set ${this.variable} (or api_key under [providers.${this.provider}] in the config); \`llmspell model status --backend cloud\` shows whether a key is present`
+      : `set api_key under [providers.${this.provider}] in the config; \`llmspell model status --backend cloud\` shows whether a key is present`
+  }
+}
+
 /** Every typed error of llmspell, as one Schema: the protocol's failure schema and the source of the type. */
 export const LlmspellError = Schema.Union(
   InvalidModelSpec,
@@ -490,7 +523,8 @@ export const LlmspellError = Schema.Union(
   ToolChoiceViolated,
   UnsupportedOperation,
   SchemaViolation,
-  ServeFailed
+  ServeFailed,
+  MissingCredentials
 )
 
 /** Every typed error of llmspell. */

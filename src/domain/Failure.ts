@@ -28,6 +28,7 @@ export const exitCodeFor = (error: { readonly _tag: string }): number => {
     case "UsageError":
     case "InvalidRequest":
     case "UnsupportedSchema":
+    case "MissingCredentials":
       return ExitCode.Usage
     case "ModelNotFound":
       return ExitCode.ModelNotFound

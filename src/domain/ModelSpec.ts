@@ -17,7 +17,7 @@ export interface ModelSpec {
 /** Backends a spec may name after `@`. `candle` is an alias of `gguf`. */
 export const BACKEND_NAMES = ["ollama", "gguf", "candle"] as const
 
-/** Providers we know about but do not run (yet). */
+/** Cloud providers a spec may name (`groq/llama-3.3-70b-versatile`); all but replicate have a built-in preset (`CloudPresets.ts`). */
 export const CLOUD_PROVIDERS = [
   "openai",
   "anthropic",
@@ -28,7 +28,9 @@ export const CLOUD_PROVIDERS = [
   "gemini",
   "mistral",
   "replicate",
-  "fireworks"
+  "fireworks",
+  "deepseek",
+  "openrouter"
 ] as const
 
 /** Provider types that make the first `/`-segment a provider. */

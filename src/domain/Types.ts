@@ -4,8 +4,8 @@
  */
 import * as Schema from "effect/Schema"
 
-/** The backends llmspell runs. */
-export const BackendType = Schema.Literal("ollama", "gguf")
+/** The backends llmspell runs: local ones, and `cloud` for hosted and OpenAI-compatible APIs reached over HTTP. */
+export const BackendType = Schema.Literal("ollama", "gguf", "cloud")
 /** The backends llmspell runs. */
 export type BackendType = typeof BackendType.Type
 

@@ -1,6 +1,6 @@
 /**
  * LlmspellLive: the whole of llmspell as one layer — Config (from the usual places, or an object),
- * both backends, the downloader, the registry and the LocalLLM facade. The CLI builds the same
+ * the local and cloud backends, the downloader, the registry and the LocalLLM facade. The CLI builds the same
  * stack with its own Config layer through `layerWith`.
  */
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
@@ -9,6 +9,7 @@ import type { ConfigError } from "../domain/Errors.js"
 import { Config, layerFromObject } from "../services/Config.js"
 import type { LocalLLM } from "../services/LocalLLM.js"
 import * as ProviderRegistry from "../services/ProviderRegistry.js"
+import * as CloudBackendLive from "./CloudBackendLive.js"
 import * as ConfigLive from "./ConfigLive.js"
 import * as GgufBackendLive from "./GgufBackendLive.js"
 import * as LocalLLMLive from "./LocalLLMLive.js"
@@ -26,6 +27,7 @@ export const layerWith = <E, R>(config: Layer.Layer<Config, E, R>): Layer.Layer<
     Layer.provide(
       Layer.mergeAll(
         OllamaBackendLive.layer,
+        CloudBackendLive.layer,
         GgufBackendLive.layer.pipe(
           Layer.provide(ModelDownloaderLive.layer),
           Layer.provide(ModelStoreLive.layer),

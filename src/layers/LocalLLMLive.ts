@@ -21,7 +21,7 @@ import type { BackendStatus, LoadedModel, LocalModel } from "../domain/Types.js"
 import type { GenerateRequest, ModelList, RunResult } from "../domain/Types.js"
 import { structuredAnswer } from "../domain/JsonSchemaCheck.js"
 import { type BackendFilter, LocalLLM, type LocalLLMService } from "../services/LocalLLM.js"
-import { ProviderRegistry, type ProviderRegistryService } from "../services/ProviderRegistry.js"
+import { backendTypeOf, endpointOf, ProviderRegistry, type ProviderRegistryService } from "../services/ProviderRegistry.js"
 
 /** How long the "is it on another backend?" lookup may take per backend before it is given up. */
 const ELSEWHERE_TIMEOUT = Duration.seconds(3)
@@ -44,8 +44,8 @@ export const make = (registry: ProviderRegistryService): LocalLLMService => {
           Effect.catchAll((e: LlmspellError) =>
             Effect.succeed<BackendStatus>({
               instance: instance.name,
-              backend: instance.type,
-              endpoint: instance.type === "ollama" ? instance.baseUrl : instance.modelDirectory,
+              backend: backendTypeOf(instance),
+              endpoint: endpointOf(instance),
               available: false,
               error: errorInfo(e),
               loaded: [],
@@ -71,7 +71,7 @@ export const make = (registry: ProviderRegistryService): LocalLLMService => {
       Effect.map((results) => ({
         models: results.flatMap(({ r }) => (r._tag === "Right" ? r.right : [])),
         unavailable: results.flatMap(({ instance, r }) =>
-          r._tag === "Left" ? [{ instance: instance.name, backend: instance.type, error: errorInfo(r.left) }] : []
+          r._tag === "Left" ? [{ instance: instance.name, backend: backendTypeOf(instance), error: errorInfo(r.left) }] : []
         )
       }))
     )
@@ -212,7 +212,7 @@ export const make = (registry: ProviderRegistryService): LocalLLMService => {
             Effect.flatMap((backend) =>
               backend.ps ?? Effect.map(backend.status, (s) => s.loaded)
             ),
-            Effect.map((loaded) => loaded.map((m): LoadedModel => ({ ...m, backend: instance.type, instance: instance.name }))),
+            Effect.map((loaded) => loaded.map((m): LoadedModel => ({ ...m, backend: backendTypeOf(instance), instance: instance.name }))),
             Effect.orElseSucceed((): ReadonlyArray<LoadedModel> => [])
           ),
         { concurrency: "unbounded" }

@@ -9,12 +9,13 @@ import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Scope from "effect/Scope"
 import * as SynchronizedRef from "effect/SynchronizedRef"
-import type { LlmspellConfig, ProviderInstanceConfig } from "../domain/ConfigSchema.js"
-import { defaultInstance } from "../domain/ConfigSchema.js"
+import type { CloudInstanceConfig, LlmspellConfig, ProviderInstanceConfig } from "../domain/ConfigSchema.js"
+import { cloudInstanceOf, defaultInstance } from "../domain/ConfigSchema.js"
 import { type InvalidModelSpec, type LlmspellError, ProviderNotAvailable } from "../domain/Errors.js"
 import * as ModelSpec from "../domain/ModelSpec.js"
 import type { BackendType } from "../domain/Types.js"
 import type { Backend, BackendFactory } from "./Backend.js"
+import { CloudBackend } from "./CloudBackend.js"
 import { Config } from "./Config.js"
 import { GgufBackend } from "./GgufBackend.js"
 import { OllamaBackend } from "./OllamaBackend.js"
@@ -23,7 +24,8 @@ import { OllamaBackend } from "./OllamaBackend.js"
 export interface Route {
   readonly spec: ModelSpec.ModelSpec
   readonly text: string
-  readonly instance: ProviderInstanceConfig & { readonly type: BackendType }
+  /** The instance: a configured one, or for a built-in cloud provider (`groq/…`) its preset. */
+  readonly instance: ProviderInstanceConfig
   readonly backend: BackendType
   /** The model part of the spec, as the backend receives it. */
   readonly model: string
@@ -46,15 +48,22 @@ export interface ProviderRegistryService {
   readonly route: (spec: string | ModelSpec.ModelSpec) => Effect.Effect<Route, InvalidModelSpec | ProviderNotAvailable>
   /** The backend instance with this name. */
   readonly instance: (name: string) => Effect.Effect<Backend, ProviderNotAvailable | LlmspellError>
-  /** Every configured local instance, optionally of one type. */
-  readonly instances: (filter?: BackendType | "all") => ReadonlyArray<ProviderInstanceConfig & { readonly type: BackendType }>
+  /** Every configured local instance (`all`), or those of one backend type (`cloud`: the configured cloud instances). */
+  readonly instances: (filter?: BackendType | "all") => ReadonlyArray<ProviderInstanceConfig>
 }
 
 /** The registry. */
 export class ProviderRegistry extends Context.Tag("llmspell/ProviderRegistry")<ProviderRegistry, ProviderRegistryService>() {}
 
-const isLocal = (i: ProviderInstanceConfig): i is ProviderInstanceConfig & { readonly type: BackendType } =>
+const isLocal = (i: ProviderInstanceConfig): i is Exclude<ProviderInstanceConfig, CloudInstanceConfig> =>
   i.type === "ollama" || i.type === "gguf"
+
+/** The backend type that serves an instance: its own type for local ones, `cloud` for every cloud provider. */
+export const backendTypeOf = (i: ProviderInstanceConfig): BackendType => (isLocal(i) ? i.type : "cloud")
+
+/** Where an instance lives, for status lines: the server URL, the model directory, or the API's base URL. */
+export const endpointOf = (i: ProviderInstanceConfig): string =>
+  i.type === "ollama" ? i.baseUrl : i.type === "gguf" ? i.modelDirectory : (i.baseUrl ?? i.name)
 
 /** Pure routing: explicit `@backend` first, then the provider instance's type, then the defaults. */
 export const route = (
@@ -70,10 +79,13 @@ export const route = (
   const notAvailable = (provider: string, reason: string) =>
     Either.left(new ProviderNotAvailable({ provider, reason, spec: text }))
   const done = (instance: ProviderInstanceConfig, reason: string): Either.Either<Route, ProviderNotAvailable> =>
-    isLocal(instance)
-      ? Either.right({ spec, text, instance, backend: instance.type, model: spec.model, reason })
-      : notAvailable(instance.name, `${instance.type} is a cloud provider, not supported yet`)
-  const defaultOf = (backend: BackendType, why: string) => {
+    isLocal(instance) || instance.protocol !== undefined
+      ? Either.right({ spec, text, instance, backend: backendTypeOf(instance), model: spec.model, reason })
+      : notAvailable(
+        instance.name,
+        `llmspell has no client for ${instance.type}; if it offers an OpenAI-compatible API, configure it with provider_type = "openai_compatible" and base_url`
+      )
+  const defaultOf = (backend: "ollama" | "gguf", why: string) => {
     const instance = defaultInstance(config, backend)
     return instance === undefined
       ? notAvailable(backend, `no ${backend} instance is configured`)
@@ -83,7 +95,8 @@ export const route = (
   // What the spec's provider part means: an instance (configured name wins over a type name), a type, or nothing.
   const provider = spec.provider ?? config.defaultProvider
   const providerWhy = spec.provider !== undefined ? `provider ${provider}` : `default_provider ${provider}`
-  const named = byName(provider)
+  // A configured instance of that name wins; else a built-in cloud provider of that name (`groq/…`).
+  const named = byName(provider) ?? cloudInstanceOf(config, provider)
 
   // A local file runs in-process whatever the provider or default backend says: an Ollama server
   // cannot open a path on this machine (and a remote one would look it up on its own disk).
@@ -97,12 +110,15 @@ export const route = (
 
   if (spec.backend !== undefined) {
     const backend = ModelSpec.normalizeBackend(spec.backend)!
+    if (named !== undefined && !isLocal(named) && spec.provider !== undefined) {
+      return notAvailable(provider, `${provider} is a cloud provider; a cloud model runs there, not @${spec.backend}: drop @${spec.backend}`)
+    }
     if (named !== undefined && named.type === backend) return done(named, `@${spec.backend} on instance ${named.name}`)
     if (named !== undefined && spec.provider !== undefined && provider !== "local" && named.type !== backend) {
       return notAvailable(provider, `instance ${provider} is a ${named.type} provider, but the spec asks for @${spec.backend}`)
     }
     if ((ModelSpec.CLOUD_PROVIDERS as ReadonlyArray<string>).includes(provider) && spec.provider !== undefined) {
-      return notAvailable(provider, "cloud providers are not supported yet")
+      return notAvailable(provider, `${provider} is a cloud provider, not a local backend: drop @${spec.backend}`)
     }
     return defaultOf(backend, `@${spec.backend}`)
   }
@@ -113,7 +129,10 @@ export const route = (
   const asBackend = ModelSpec.normalizeBackend(provider)
   if (asBackend !== undefined) return defaultOf(asBackend, providerWhy)
   if ((ModelSpec.CLOUD_PROVIDERS as ReadonlyArray<string>).includes(provider)) {
-    return notAvailable(provider, "cloud providers are not supported yet")
+    return notAvailable(
+      provider,
+      `llmspell has no client for ${provider}; if it offers an OpenAI-compatible API, configure it with provider_type = "openai_compatible" and base_url`
+    )
   }
   return notAvailable(provider, "no such provider type or configured instance")
 }
@@ -132,16 +151,16 @@ export const make = (
         SynchronizedRef.modifyEffect(cache, (map) => {
           const cached = map.get(name)
           if (cached !== undefined) return Effect.succeed([cached, map] as const)
-          const entry = config.instances.find((i) => i.name === name)
+          const entry = config.instances.find((i) => i.name === name) ?? cloudInstanceOf(config, name)
           if (entry === undefined) {
             return Effect.fail(new ProviderNotAvailable({ provider: name, reason: "no such configured instance" }))
           }
-          const factory = factories.find((f) => f.type === entry.type)
+          const factory = factories.find((f) => f.type === backendTypeOf(entry))
           if (factory === undefined) {
             return Effect.fail(
               new ProviderNotAvailable({
                 provider: name,
-                reason: isLocal(entry) ? `no ${entry.type} backend is registered` : `${entry.type} is not supported yet`
+                reason: isLocal(entry) ? `no ${entry.type} backend is registered` : `no cloud backend is registered for ${entry.type}`
               })
             )
           }
@@ -169,18 +188,23 @@ export const make = (
       resolve: (spec) =>
         Effect.flatMap(routeEffect(spec), (r) => Effect.map(instance(r.instance.name), (handle) => ({ ...r, handle }))),
       instance,
+      // `all` stays local: listing every model must not call hosted APIs the user did not ask about.
       instances: (filter = "all") =>
-        config.instances.filter(isLocal).filter((i) => filter === "all" || i.type === filter)
+        filter === "all" ? config.instances.filter(isLocal) : config.instances.filter((i) => backendTypeOf(i) === filter)
     }
   })
 
-/** The registry over the configured instances with the Ollama and GGUF backends registered. */
+/**
+ * The registry over the configured instances with the Ollama and GGUF backends registered, and
+ * the cloud backend when a `CloudBackend` is provided (LlmspellLive provides it).
+ */
 export const layer: Layer.Layer<ProviderRegistry, never, Config | OllamaBackend | GgufBackend> = Layer.scoped(
   ProviderRegistry,
   Effect.gen(function*() {
     const config = yield* Config
     const ollama = yield* OllamaBackend
     const gguf = yield* GgufBackend
-    return yield* make(config, [ollama, gguf])
+    const cloud = yield* Effect.serviceOption(CloudBackend)
+    return yield* make(config, cloud._tag === "Some" ? [ollama, gguf, cloud.value] : [ollama, gguf])
   })
 )

@@ -13,8 +13,11 @@ export const backend = Options.choiceWithValue("backend", [
   ["all", "all"],
   ["ollama", "ollama"],
   ["gguf", "gguf"],
-  ["candle", "gguf"]
+  ["candle", "gguf"],
+  ["cloud", "cloud"]
 ] as const).pipe(
   Options.withDefault("all" as const),
-  Options.withDescription("which backends to cover: all (default), ollama, or gguf (alias candle)")
+  Options.withDescription(
+    "which backends to cover: all local ones (default), ollama, gguf (alias candle), or cloud (the configured cloud instances)"
+  )
 )

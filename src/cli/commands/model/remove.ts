@@ -34,7 +34,7 @@ const same = (a: string, b: string) => a.toLowerCase() === b.toLowerCase()
 /** The files the model occupies, as `model list` knows them; empty when it cannot tell (then remove decides). */
 const removalPlan = (llm: LocalLLMService, resolved: ResolvedModel) =>
   Effect.gen(function*() {
-    const listing = yield* llm.list(resolved.instance.type)
+    const listing = yield* llm.list(resolved.backend)
     const mine = listing.models.filter((m) => m.instance === resolved.instance.name)
     // For the GGUF store, an alias or `org/repo` names one canonical model (`org/repo:Q4_K_M`).
     const parsed = resolved.backend === "gguf" ? HubRef.parse(resolved.model) : undefined

@@ -1,0 +1,325 @@
+/**
+ * CloudBackendLive: the `Backend` contract over hosted APIs. Both protocols go through the clients
+ * of `@effect/ai-openai` (`OpenAiClient`) and `@effect/ai-anthropic` (`AnthropicClient`), whose
+ * configured `HttpClient` (base URL, bearer or `x-api-key` header, `anthropic-version`, header
+ * redaction) carries every request. OpenAI and every OpenAI-compatible server speak chat
+ * completions (`/chat/completions`, `/models`, `/embeddings`): `OpenAiLanguageModel` speaks the
+ * Responses API, which vLLM, llama-server, groq and the rest do not offer, so one chat-completions
+ * mapping (`internal/cloudOpenAi.ts`) serves them all. Anthropic speaks its messages API
+ * (`internal/cloudAnthropic.ts`). Status codes become typed errors in `internal/cloudHttp.ts`.
+ *
+ * A key that is needed but absent is `MissingCredentials` before any request is sent; `status`
+ * reports whether a key is present, never the key. `pull`, `remove` and `verify` are not
+ * applicable: the provider hosts its models.
+ */
+import * as AnthropicClient from "@effect/ai-anthropic/AnthropicClient"
+import * as OpenAiClient from "@effect/ai-openai/OpenAiClient"
+import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import * as Chunk from "effect/Chunk"
+import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Layer from "effect/Layer"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import type { CloudInstanceConfig } from "../domain/ConfigSchema.js"
+import { type LlmspellError, MissingCredentials, ProviderNotAvailable, UnsupportedOperation } from "../domain/Errors.js"
+import { errorToJson } from "../domain/Failure.js"
+import type { BackendStatus, Completion, Embeddings, GenerateEvent, GenerateRequest, LocalModel, ModelInfo } from "../domain/Types.js"
+import type { Backend, BackendFactory } from "../services/Backend.js"
+import { CloudBackend } from "../services/CloudBackend.js"
+import * as Anthropic from "./internal/cloudAnthropic.js"
+import { type CloudContext, dropped, requestJson, requestSse, type RequestPurpose, scrub, type SseEvent } from "./internal/cloudHttp.js"
+import * as OpenAi from "./internal/cloudOpenAi.js"
+
+/** How long a models listing is reused (`model list` twice in a row asks once). */
+export const MODELS_CACHE_TTL = Duration.seconds(60)
+/** How long `status` waits for the models endpoint. */
+const STATUS_TIMEOUT = Duration.seconds(10)
+
+/** Whether this instance cannot work without a key: every built-in provider, and an entry whose `api_key` names an unset variable. */
+const needsKey = (instance: CloudInstanceConfig) => instance.type !== "openai_compatible" || instance.keyVariable !== undefined
+
+const missingKey = (instance: CloudInstanceConfig) =>
+  new MissingCredentials({
+    provider: instance.name,
+    ...(instance.keyVariable !== undefined ? { variable: instance.keyVariable } : {}),
+    reason: instance.keyVariable !== undefined ? `no API key: ${instance.keyVariable} is not set` : "no API key is configured"
+  })
+
+/** Fails with MissingCredentials when a needed key is absent, before anything is sent. */
+const requireKey = (instance: CloudInstanceConfig): Effect.Effect<void, MissingCredentials> =>
+  needsKey(instance) && instance.apiKey === undefined ? Effect.fail(missingKey(instance)) : Effect.void
+
+const keyState = (instance: CloudInstanceConfig): string =>
+  instance.apiKey !== undefined
+    ? instance.keyVariable !== undefined ? `present (${instance.keyVariable})` : "present (config api_key)"
+    : needsKey(instance)
+    ? `missing${instance.keyVariable !== undefined ? ` (set ${instance.keyVariable})` : ""}`
+    : "none (not needed)"
+
+/** The configured HTTP client of the instance's protocol, built by the @effect/ai provider package. */
+const makeClient = (instance: CloudInstanceConfig) =>
+  (instance.protocol === "anthropic"
+    ? Effect.map(AnthropicClient.make({ apiKey: instance.apiKey, apiUrl: instance.baseUrl }), (c) => c.client.httpClient)
+    : Effect.map(OpenAiClient.make({ apiKey: instance.apiKey, apiUrl: instance.baseUrl }), (c) => c.client.httpClient)).pipe(
+      Effect.provide(FetchHttpClient.layer)
+    )
+
+/** Builds one cloud backend instance. */
+export const make = (instance: CloudInstanceConfig): Effect.Effect<Backend, LlmspellError, Scope.Scope> =>
+  Effect.gen(function*() {
+    if (instance.protocol === undefined || instance.baseUrl === undefined) {
+      return yield* Effect.fail(
+        new ProviderNotAvailable({
+          provider: instance.name,
+          reason: `llmspell has no client for ${instance.type}; if it offers an OpenAI-compatible API, configure it with provider_type = "openai_compatible" and base_url`
+        })
+      )
+    }
+    const ctx: CloudContext = { instance, http: yield* makeClient(instance) }
+    const anthropic = instance.protocol === "anthropic"
+    const modelsPath = anthropic ? "/v1/models?limit=1000" : "/models"
+
+    const fetchModels = Effect.gen(function*() {
+      yield* requireKey(instance)
+      const body = yield* requestJson(ctx, HttpClientRequest.get(modelsPath), { operation: "list" })
+      const data = (body as { data?: unknown }).data
+      if (!Array.isArray(data)) return yield* Effect.fail(dropped(instance, { operation: "list" }, "the models listing has no `data` array"))
+      return data.flatMap((m) => (typeof m?.id === "string" ? [m.id as string] : []))
+    })
+    // Cached briefly; a failure is not kept, so the next call asks again.
+    const [cachedModels, invalidate] = yield* Effect.cachedInvalidateWithTTL(fetchModels, MODELS_CACHE_TTL)
+    const modelNames = instance.models !== undefined
+      ? Effect.succeed(instance.models)
+      : Effect.tapError(cachedModels, () => invalidate)
+
+    const toLocal = (name: string): LocalModel => ({ name, backend: "cloud", instance: instance.name, sizeBytes: 0, format: instance.type })
+
+    const status: Effect.Effect<BackendStatus> = Effect.gen(function*() {
+      const base = {
+        instance: instance.name,
+        backend: "cloud" as const,
+        endpoint: instance.baseUrl!,
+        loaded: [],
+        details: { provider: instance.type, protocol: instance.protocol!, apiKey: keyState(instance) },
+        warnings: [] as Array<string>
+      }
+      if (needsKey(instance) && instance.apiKey === undefined) {
+        return { ...base, available: false, error: errorToJson(missingKey(instance)) }
+      }
+      const listed = yield* Effect.either(
+        fetchModels.pipe(
+          Effect.timeoutFail({
+            duration: STATUS_TIMEOUT,
+            onTimeout: () => dropped(instance, { operation: "status" }, `no answer within ${Duration.format(STATUS_TIMEOUT)}`)
+          })
+        )
+      )
+      return Either.isLeft(listed)
+        ? { ...base, available: false, error: errorToJson(listed.left) }
+        : { ...base, available: true, modelsPresent: listed.right.length }
+    })
+
+    const notApplicable = (operation: string) =>
+      new UnsupportedOperation({
+        backend: instance.name,
+        operation,
+        reason: `it is not applicable to ${instance.type}, which hosts its models itself`,
+        suggestion: `run a model where it is: \`llmspell run -m ${instance.name}/<model> "…"\`; \`llmspell model status --backend cloud\` checks ${instance.name}`
+      })
+
+    const finish = (model: string, startedAt: number, firstAt: number | undefined, parts: Omit<Completion, "model" | "backend" | "instance" | "timings">) =>
+      Effect.map(Clock.currentTimeMillis, (now): GenerateEvent => {
+        const totalMs = now - startedAt
+        const genMs = firstAt !== undefined ? now - firstAt : totalMs
+        return {
+          _tag: "Finish",
+          completion: {
+            model,
+            backend: "cloud",
+            instance: instance.name,
+            ...parts,
+            timings: {
+              loadMs: 0,
+              ...(firstAt !== undefined ? { timeToFirstTokenMs: firstAt - startedAt } : {}),
+              totalMs,
+              ...(genMs > 0 && parts.usage.completionTokens > 0 ? { tokensPerSecond: (parts.usage.completionTokens * 1000) / genMs } : {})
+            }
+          }
+        }
+      })
+
+    /**
+     * Our events from a streamed request: `step` folds one SSE event (pushing what to emit, or
+     * returning an error); the first text or reasoning is timed; the stream ends when `isDone`.
+     */
+    const eventsOf = (
+      request: HttpClientRequest.HttpClientRequest,
+      purpose: RequestPurpose,
+      step: (event: SseEvent, out: Array<GenerateEvent>) => LlmspellError | undefined,
+      onFirstToken: (at: number) => void,
+      isDone: () => boolean
+    ): Stream.Stream<GenerateEvent, LlmspellError> => {
+      let first = true
+      return requestSse(ctx, request, purpose, (events) => {
+        const out: Array<GenerateEvent> = []
+        for (const event of events) {
+          if (isDone()) break
+          const error = step(event, out)
+          if (error !== undefined) return Effect.fail(error)
+        }
+        if (first && out.some((e) => e._tag === "TextDelta" || e._tag === "ReasoningDelta")) {
+          first = false
+          return Effect.map(Clock.currentTimeMillis, (now) => (onFirstToken(now), Chunk.unsafeFromArray(out)))
+        }
+        return Effect.succeed(Chunk.unsafeFromArray(out))
+      }, isDone)
+    }
+
+    const generateOpenAi = (model: string, request: GenerateRequest, purpose: RequestPurpose, startedAt: number) => {
+      const acc = OpenAi.emptyAccumulator()
+      let firstAt: number | undefined
+      let done = false
+      const body = OpenAi.toChatCompletionRequest(instance, model, request, true)
+      const request_ = HttpClientRequest.post("/chat/completions").pipe(HttpClientRequest.bodyUnsafeJson(body))
+      const deltas = eventsOf(request_, purpose, (event, out) => {
+        if (event.data.trim() === "[DONE]") {
+          done = true
+          return undefined
+        }
+        let chunk: unknown
+        try {
+          chunk = JSON.parse(event.data)
+        } catch {
+          return undefined
+        }
+        if (typeof chunk === "object" && chunk !== null && "error" in chunk) {
+          return dropped(instance, purpose, `the provider reported an error in the stream: ${scrub(instance, String((chunk as any).error?.message ?? ""))}`)
+        }
+        const d = OpenAi.foldChunk(acc, chunk)
+        if (d.reasoning !== undefined && request.reasoning !== false) out.push({ _tag: "ReasoningDelta", text: d.reasoning })
+        if (d.text !== undefined) out.push({ _tag: "TextDelta", text: d.text })
+        return undefined
+      }, (at) => void (firstAt = at), () => done)
+      const end = Stream.fromEffect(Effect.gen(function*() {
+        if (acc.finishReason === undefined) {
+          return yield* Effect.fail(dropped(instance, purpose, "the answer ended before the provider said it was complete"))
+        }
+        const { bad, calls } = OpenAi.finishedCalls(acc)
+        if (bad !== undefined) return yield* Effect.fail(dropped(instance, purpose, bad))
+        const finished = yield* finish(model, startedAt, firstAt, {
+          text: acc.text,
+          ...(acc.reasoning.length > 0 && request.reasoning !== false ? { reasoning: acc.reasoning } : {}),
+          ...(calls.length > 0 ? { toolCalls: calls } : {}),
+          finishReason: calls.length > 0 ? "tool-calls" : OpenAi.finishReasonOf(acc.finishReason),
+          usage: OpenAi.usageOf(acc)
+        })
+        return [...calls.map((call): GenerateEvent => ({ _tag: "ToolCall", call })), finished]
+      })).pipe(Stream.flattenIterables)
+      return Stream.concat(deltas, end)
+    }
+
+    const generateAnthropic = (model: string, request: GenerateRequest, purpose: RequestPurpose, startedAt: number) => {
+      const acc = Anthropic.emptyMessage()
+      let firstAt: number | undefined
+      const body = Anthropic.toMessagesRequest(model, request)
+      const request_ = HttpClientRequest.post("/v1/messages").pipe(HttpClientRequest.bodyUnsafeJson(body))
+      const deltas = eventsOf(request_, purpose, (event, out) => {
+        let data: unknown
+        try {
+          data = JSON.parse(event.data)
+        } catch {
+          return undefined
+        }
+        const d = Anthropic.foldEvent(acc, data)
+        if (d.error !== undefined) {
+          return dropped(instance, purpose, `the provider reported ${d.error.type} in the stream: ${scrub(instance, d.error.message)}`)
+        }
+        if (d.reasoning !== undefined) out.push({ _tag: "ReasoningDelta", text: d.reasoning })
+        if (d.text !== undefined) out.push({ _tag: "TextDelta", text: d.text })
+        if (d.call !== undefined) out.push({ _tag: "ToolCall", call: d.call })
+        return undefined
+      }, (at) => void (firstAt = at), () => acc.stopped)
+      const end = Stream.fromEffect(Effect.gen(function*() {
+        if (acc.bad !== undefined) return yield* Effect.fail(dropped(instance, purpose, acc.bad))
+        if (!acc.stopped) return yield* Effect.fail(dropped(instance, purpose, "the answer ended before the provider said it was complete"))
+        return yield* finish(model, startedAt, firstAt, {
+          text: acc.text,
+          ...(acc.reasoning.length > 0 ? { reasoning: acc.reasoning } : {}),
+          ...(acc.calls.length > 0 ? { toolCalls: acc.calls } : {}),
+          finishReason: Anthropic.stopReasonOf(acc),
+          usage: { promptTokens: acc.inputTokens, completionTokens: acc.outputTokens, totalTokens: acc.inputTokens + acc.outputTokens }
+        })
+      }))
+      return Stream.concat(deltas, end)
+    }
+
+    const generate = (model: string, request: GenerateRequest): Stream.Stream<GenerateEvent, LlmspellError> =>
+      Stream.unwrap(Effect.gen(function*() {
+        yield* requireKey(instance)
+        const startedAt = yield* Clock.currentTimeMillis
+        const purpose = { operation: "generate", model }
+        return anthropic ? generateAnthropic(model, request, purpose, startedAt) : generateOpenAi(model, request, purpose, startedAt)
+      })).pipe(Stream.withSpan("CloudBackend.generate", { attributes: { instance: instance.name, model } }))
+
+    const embed = (model: string, inputs: ReadonlyArray<string>): Effect.Effect<Embeddings, LlmspellError> =>
+      Effect.gen(function*() {
+        if (anthropic || instance.embeddings === false) {
+          return yield* Effect.fail(
+            new UnsupportedOperation({ backend: instance.name, operation: "embeddings", reason: `${instance.type} offers no embeddings endpoint` })
+          )
+        }
+        yield* requireKey(instance)
+        const purpose = { operation: "embed", model }
+        const body = yield* requestJson(
+          ctx,
+          HttpClientRequest.post("/embeddings").pipe(HttpClientRequest.bodyUnsafeJson({ model, input: [...inputs] })),
+          purpose
+        )
+        const data = (body as { data?: Array<{ index?: number; embedding?: unknown }> }).data
+        if (!Array.isArray(data) || data.length !== inputs.length || data.some((d) => !Array.isArray(d?.embedding))) {
+          return yield* Effect.fail(dropped(instance, purpose, "the embeddings answer does not hold one vector per input"))
+        }
+        const vectors = [...data].sort((a, b) => (a.index ?? 0) - (b.index ?? 0)).map((d) => d.embedding as Array<number>)
+        const usage = (body as { usage?: { prompt_tokens?: number } }).usage
+        return {
+          model,
+          backend: "cloud" as const,
+          instance: instance.name,
+          dimensions: vectors[0]?.length ?? 0,
+          vectors,
+          promptTokens: usage?.prompt_tokens ?? 0
+        }
+      }).pipe(Effect.withSpan("CloudBackend.embed", { attributes: { instance: instance.name, model } }))
+
+    const info = (model: string): Effect.Effect<ModelInfo, LlmspellError> =>
+      Effect.succeed({
+        name: model,
+        backend: "cloud" as const,
+        instance: instance.name,
+        chatTemplate: false,
+        details: { provider: instance.type, endpoint: instance.baseUrl! }
+      })
+
+    return {
+      name: instance.name,
+      type: "cloud",
+      status: status.pipe(Effect.withSpan("CloudBackend.status", { attributes: { instance: instance.name } })),
+      list: Effect.map(modelNames, (names) => names.map(toLocal)),
+      info,
+      pull: (_model) => Stream.fail(notApplicable("pull")),
+      remove: (_model) => Effect.fail(notApplicable("remove")),
+      verify: (_model) => Effect.fail(notApplicable("verify")),
+      generate,
+      embed
+    } satisfies Backend
+  })
+
+/** The cloud backend factory. */
+export const factory: BackendFactory<CloudInstanceConfig> = { type: "cloud", make }
+
+/** CloudBackend over the HTTP clients of @effect/ai-openai and @effect/ai-anthropic. */
+export const layer: Layer.Layer<CloudBackend> = Layer.succeed(CloudBackend, factory)

@@ -1,0 +1,74 @@
+/**
+ * The fake OpenAI and Anthropic servers speak the wire formats the real clients expect: the `openai`
+ * npm client streams text, tool calls by index and the usage chunk from the fake, and reads its
+ * error bodies; the Anthropic fake's SSE events arrive in the documented order.
+ */
+import OpenAI from "openai"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { type FakeAnthropic, startFakeAnthropic } from "./fixtures/fakeAnthropic.js"
+import { type FakeOpenAI, startFakeOpenAI } from "./fixtures/fakeOpenAI.js"
+
+describe("fake OpenAI server", () => {
+  let fake: FakeOpenAI
+  beforeAll(async () => {
+    fake = await startFakeOpenAI({ apiKey: "sk-fake-test", models: ["gpt-4o-mini"] })
+  })
+  afterAll(() => fake.close())
+  const client = () => new OpenAI({ apiKey: "sk-fake-test", baseURL: fake.baseUrl, maxRetries: 0 })
+
+  it("streams text, tool calls by index and a usage chunk that the openai client assembles", async () => {
+    fake.setAnswer(() => ({ content: "one two three", toolCalls: [{ name: "get_weather", arguments: { city: "Paris" } }] }))
+    const stream = client().chat.completions.stream({
+      model: "gpt-4o-mini",
+      messages: [{ role: "user", content: "hi" }],
+      stream_options: { include_usage: true }
+    })
+    const final = await stream.finalChatCompletion()
+    expect(final.choices[0]!.message.content).toBe("one two three")
+    expect(final.choices[0]!.message.tool_calls?.[0]).toMatchObject({ type: "function", function: { name: "get_weather", arguments: "{\"city\":\"Paris\"}" } })
+    expect(final.choices[0]!.finish_reason).toBe("tool_calls")
+    expect(final.usage?.completion_tokens).toBeGreaterThan(0)
+  })
+
+  it("answers errors with OpenAI's error body and redacts the key in its log", async () => {
+    fake.setFault("/v1/chat/completions", { kind: "rateLimit", retryAfterSeconds: 7, times: 1 })
+    const error = await client().chat.completions.create({ model: "gpt-4o-mini", messages: [{ role: "user", content: "x" }] }).catch((e) => e)
+    expect(error.status).toBe(429)
+    expect(error.headers.get("retry-after")).toBe("7")
+    expect(error.error).toMatchObject({ type: "requests", code: "rate_limit_exceeded" })
+    const missing = await client().chat.completions.create({ model: "nope", messages: [] }).catch((e) => e)
+    expect(missing.status).toBe(404)
+    expect(JSON.stringify(fake.requests)).not.toContain("sk-fake-test")
+    const models = await client().models.list()
+    expect(models.data.map((m) => m.id)).toEqual(["gpt-4o-mini"])
+    const embedded = await client().embeddings.create({ model: "gpt-4o-mini", input: ["a", "b"] })
+    expect(embedded.data).toHaveLength(2)
+  })
+})
+
+describe("fake Anthropic server", () => {
+  let fake: FakeAnthropic
+  beforeAll(async () => {
+    fake = await startFakeAnthropic({ apiKey: "sk-ant-fake" })
+  })
+  afterAll(() => fake.close())
+
+  it("streams message_start, content blocks with tool_use input_json_delta, message_delta and message_stop", async () => {
+    fake.setAnswer(() => ({ content: "hi there", toolUses: [{ name: "lookup", input: { q: "x" } }] }))
+    const response = await fetch(`${fake.baseUrl}/v1/messages`, {
+      method: "POST",
+      headers: { "x-api-key": "sk-ant-fake", "anthropic-version": "2023-06-01", "content-type": "application/json" },
+      body: JSON.stringify({ model: "claude-3-5-haiku-latest", max_tokens: 64, stream: true, messages: [{ role: "user", content: "hi" }] })
+    })
+    const text = await response.text()
+    const names = [...text.matchAll(/^event: (\S+)$/gm)].map((m) => m[1])
+    expect(names[0]).toBe("message_start")
+    expect(names.at(-2)).toBe("message_delta")
+    expect(names.at(-1)).toBe("message_stop")
+    expect(text).toContain("\"input_json_delta\"")
+    expect(text).toContain("\"tool_use\"")
+    const denied = await fetch(`${fake.baseUrl}/v1/messages`, { method: "POST", headers: { "x-api-key": "wrong" }, body: "{}" })
+    expect(denied.status).toBe(401)
+    expect(await denied.json()).toMatchObject({ type: "error", error: { type: "authentication_error" } })
+  })
+})
