@@ -77,7 +77,7 @@ import {
   writeManifest
 } from "./internal/ownStore.js"
 import * as StoreWrite from "./internal/ownStoreWrite.js"
-import { nodeFileSystem } from "./internal/storeFs.js"
+import { nodeFileSystem, storeIoError } from "./internal/storeFs.js"
 import {
   absoluteStore,
   freeBytes,
@@ -328,7 +328,11 @@ export const make = (hub: HubConfig, internals: DownloaderInternals = {}): Model
         }
       }
       if (options.force) {
-        yield* Effect.promise(() => Promise.all(plan.map((p) => fs.rm(`${p.target}.partial`, { force: true }))))
+        const fileSystem = yield* FileSystem.FileSystem
+        yield* Effect.forEach(plan, (p) =>
+          fileSystem.remove(`${p.target}.partial`, { force: true }).pipe(
+            Effect.mapError(storeIoError(store, "removing the partial download"))
+          ), { discard: true })
       }
 
       const needed = plan.reduce((n, p, i) => n + (p.keep || reused.has(i) ? 0 : p.file.size - p.partialSize), 0)

@@ -1,7 +1,8 @@
 /**
  * ModelDownloader: pulls GGUF models from the Hugging Face hub into a model store, with progress
- * as a Stream, resume, retries and sha256 verification, and keeps the store's manifests (what is
- * installed, verify, remove). The GGUF backend delegates everything about the store to it.
+ * as a Stream, resume, retries and sha256 verification. Its store methods (installed models, verify,
+ * remove, import) are the ModelStore's write side (`services/ModelStore.ts`), the same code, kept here for
+ * the callers that hold a downloader. Only `pull` reaches the hub.
  * Live implementation: `layers/ModelDownloaderLive.ts`.
  */
 import * as Context from "effect/Context"
@@ -11,7 +12,7 @@ import type * as Stream from "effect/Stream"
 import type { LlmspellError } from "../domain/Errors.js"
 import type { PullOptions, PullProgress, RemoveResult, VerifyReport } from "../domain/Types.js"
 
-/** A model store: a `model_directory` owned by one gguf instance. */
+/** llmspell's own store on disk: a `model_directory` owned by one gguf instance. */
 export interface StoreRoot {
   readonly directory: string
   /** The gguf instance that owns it (reported in results). */

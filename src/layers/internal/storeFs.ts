@@ -40,9 +40,15 @@ export const unusableReason = (code: string | undefined, fallback: string) =>
     ? "the disk is full"
     : "it is not usable") + ` (${code ?? fallback})`
 
-/** A store directory that refused a file operation: ModelStoreUnusable naming it and the OS reason. */
-export const unusable = (store: StoreRoot) => (e: PlatformError) =>
-  new ModelStoreUnusable({ directory: store.directory, reason: unusableReason(osCode(e), e.message) })
+/** A store directory that refused a new file: ModelStoreUnusable naming it and the OS reason. */
+export const unusable = (store: StoreRoot) => (e: PlatformError) => {
+  const code = osCode(e)
+  // the directory exists (it was just checked): ENOENT here means it takes no new files (`/proc/self`)
+  return new ModelStoreUnusable({
+    directory: store.directory,
+    reason: code === "ENOENT" ? `it refuses new files (${code})` : unusableReason(code, e.message)
+  })
+}
 
 /** `stat`, with a missing path (or any path that cannot be inspected) as None. */
 export const statOption = (file: string) =>

@@ -71,7 +71,7 @@ export const transferFile = (
     }
     let offset = partialStat?.size ?? 0
     if (offset > file.size) {
-      yield* Effect.promise(() => nodeFs.rm(partial, { force: true }))
+      yield* Effect.tryPromise({ try: () => nodeFs.rm(partial, { force: true }), catch: fsError("removing") })
       offset = 0
     }
     let hash = createHash("sha256")
@@ -222,7 +222,7 @@ export const transferFile = (
     hooks.onVerifying()
     const actual = hash.digest("hex")
     if (file.sha256 !== undefined && actual !== file.sha256) {
-      yield* Effect.promise(() => nodeFs.rm(partial, { force: true }))
+      yield* Effect.promise(() => nodeFs.rm(partial, { force: true }).catch(() => undefined))
       return yield* new ChecksumMismatch({ file: file.path, expected: file.sha256, actual })
     }
     const open = handle
@@ -231,7 +231,7 @@ export const transferFile = (
     if (/\.gguf$/i.test(file.path)) {
       const problem = yield* ggufProblem(partial, primary)
       if (problem !== undefined) {
-        yield* Effect.promise(() => nodeFs.rm(partial, { force: true }))
+        yield* Effect.promise(() => nodeFs.rm(partial, { force: true }).catch(() => undefined))
         return yield* new InvalidModelFile({ path: `${ctx.repo}/${file.path}`, reason: `the hub's file ${problem}; it was discarded` })
       }
     }
