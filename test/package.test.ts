@@ -64,9 +64,9 @@ beforeAll(() => {
 })
 
 describe("package.json", () => {
-  // The cloud backends' packages share `effect` and @effect/ai's instances with the program: peers too.
-  it("effect, @effect/ai and the cloud provider packages are peer dependencies, with the dev copies in devDependencies", () => {
-    for (const peer of ["effect", "@effect/ai", "@effect/ai-openai", "@effect/ai-anthropic", "@effect/platform", "@effect/experimental"]) {
+  // The cloud backends use @effect/platform's HttpClient, which must share the program's effect instance: a peer too.
+  it("effect, @effect/ai and @effect/platform are peer dependencies, with the dev copies in devDependencies", () => {
+    for (const peer of ["effect", "@effect/ai", "@effect/platform"]) {
       expect(pkg.peerDependencies[peer], peer).toBeDefined()
       expect(pkg.dependencies[peer], `${peer} must not also be a dependency (npm would install a second copy)`)
         .toBeUndefined()
