@@ -3,6 +3,13 @@
  * npm client streams text, tool calls by index and the usage chunk from the fake, and reads its
  * error bodies; the Anthropic fake's SSE events arrive in the documented order.
  */
+import * as AnthropicClient from "@effect/ai-anthropic/AnthropicClient"
+import * as OpenAiClient from "@effect/ai-openai/OpenAiClient"
+import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
+import * as Chunk from "effect/Chunk"
+import * as Effect from "effect/Effect"
+import * as Redacted from "effect/Redacted"
+import * as Stream from "effect/Stream"
 import OpenAI from "openai"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { type FakeAnthropic, startFakeAnthropic } from "./fixtures/fakeAnthropic.js"
@@ -70,5 +77,33 @@ describe("fake Anthropic server", () => {
     const denied = await fetch(`${fake.baseUrl}/v1/messages`, { method: "POST", headers: { "x-api-key": "wrong" }, body: "{}" })
     expect(denied.status).toBe(401)
     expect(await denied.json()).toMatchObject({ type: "error", error: { type: "authentication_error" } })
+  })
+})
+
+describe("the fakes against @effect/ai's own provider clients", () => {
+  it("@effect/ai-openai's OpenAiClient lists models and embeds; @effect/ai-anthropic's AnthropicClient decodes the fake's message stream", async () => {
+    const openai = await startFakeOpenAI({ apiKey: "sk-effect", models: ["gpt-4o-mini"] })
+    const anthropic = await startFakeAnthropic({ apiKey: "sk-ant-effect" })
+    try {
+      anthropic.setAnswer(() => ({ content: "hi there", toolUses: [{ name: "lookup", input: { q: "x" } }] }))
+      const program = Effect.gen(function*() {
+        const oa = yield* OpenAiClient.make({ apiKey: Redacted.make("sk-effect"), apiUrl: openai.baseUrl })
+        const models = yield* oa.client.listModels()
+        const embedded = yield* oa.createEmbedding({ model: "gpt-4o-mini", input: ["a", "b"], encoding_format: "float" })
+        const an = yield* AnthropicClient.make({ apiKey: Redacted.make("sk-ant-effect"), apiUrl: anthropic.baseUrl })
+        const events = yield* Stream.runCollect(
+          an.createMessageStream({ payload: { model: "claude-3-5-haiku-latest", max_tokens: 64, messages: [{ role: "user", content: "hi" }] } })
+        )
+        return { models: models.data.map((m) => m.id), vectors: embedded.data.length, types: Chunk.toReadonlyArray(events).map((e) => e.type) }
+      }).pipe(Effect.scoped, Effect.provide(FetchHttpClient.layer))
+      const result = await Effect.runPromise(program)
+      expect(result.models).toEqual(["gpt-4o-mini"])
+      expect(result.vectors).toBe(2)
+      expect(result.types[0]).toBe("message_start")
+      expect(result.types).toContain("content_block_delta")
+      expect(result.types.at(-1)).toBe("message_stop")
+    } finally {
+      await Promise.all([openai.close(), anthropic.close()])
+    }
   })
 })

@@ -64,9 +64,9 @@ beforeAll(() => {
 })
 
 describe("package.json", () => {
-  // The store's FileSystem (@effect/platform, -node) and the cloud backends' packages share `effect` and @effect/ai's instances with the program: peers.
-  it("effect, @effect/ai, @effect/platform(-node) and the cloud provider packages are peer dependencies, with the dev copies in devDependencies", () => {
-    for (const peer of ["effect", "@effect/ai", "@effect/ai-openai", "@effect/ai-anthropic", "@effect/platform", "@effect/platform-node", "@effect/experimental"]) {
+  // The store's FileSystem (@effect/platform, -node) and the cloud backends' HttpClient must share the program's effect instance: peers.
+  it("effect, @effect/ai, @effect/platform and @effect/platform-node are peer dependencies, with the dev copies in devDependencies", () => {
+    for (const peer of ["effect", "@effect/ai", "@effect/platform", "@effect/platform-node"]) {
       expect(pkg.peerDependencies[peer], peer).toBeDefined()
       expect(pkg.dependencies[peer], `${peer} must not also be a dependency (npm would install a second copy)`)
         .toBeUndefined()

@@ -1,27 +1,28 @@
 /**
- * CloudBackendLive: the `Backend` contract over hosted APIs. Both protocols go through the clients
- * of `@effect/ai-openai` (`OpenAiClient`) and `@effect/ai-anthropic` (`AnthropicClient`), whose
- * configured `HttpClient` (base URL, bearer or `x-api-key` header, `anthropic-version`, header
- * redaction) carries every request. OpenAI and every OpenAI-compatible server speak chat
- * completions (`/chat/completions`, `/models`, `/embeddings`): `OpenAiLanguageModel` speaks the
- * Responses API, which vLLM, llama-server, groq and the rest do not offer, so one chat-completions
- * mapping (`internal/cloudOpenAi.ts`) serves them all. Anthropic speaks its messages API
+ * CloudBackendLive: the `Backend` contract over hosted APIs, on @effect/platform's fetch
+ * `HttpClient` configured as @effect/ai-openai's and @effect/ai-anthropic's clients configure theirs
+ * (see `makeClient` for why those packages are not imported). OpenAI and every OpenAI-compatible
+ * server speak chat completions (`/chat/completions`, `/models`, `/embeddings`): @effect/ai-openai's
+ * `OpenAiLanguageModel` speaks the Responses API, which vLLM, llama-server, groq and the rest do
+ * not offer, so one chat-completions mapping (`internal/cloudOpenAi.ts`) serves them all. Anthropic speaks its messages API
  * (`internal/cloudAnthropic.ts`). Status codes become typed errors in `internal/cloudHttp.ts`.
  *
  * A key that is needed but absent is `MissingCredentials` before any request is sent; `status`
  * reports whether a key is present, never the key. `pull`, `remove` and `verify` are not
  * applicable: the provider hosts its models.
  */
-import * as AnthropicClient from "@effect/ai-anthropic/AnthropicClient"
-import * as OpenAiClient from "@effect/ai-openai/OpenAiClient"
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
+import * as Headers from "@effect/platform/Headers"
+import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as Chunk from "effect/Chunk"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import { identity } from "effect/Function"
 import * as Layer from "effect/Layer"
+import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type { CloudInstanceConfig } from "../domain/ConfigSchema.js"
@@ -60,13 +61,33 @@ const keyState = (instance: CloudInstanceConfig): string =>
     ? `missing${instance.keyVariable !== undefined ? ` (set ${instance.keyVariable})` : ""}`
     : "none (not needed)"
 
-/** The configured HTTP client of the instance's protocol, built by the @effect/ai provider package. */
+/**
+ * The instance's HTTP client: base URL, key header and JSON accept, set up as @effect/ai-openai's
+ * `OpenAiClient` and @effect/ai-anthropic's `AnthropicClient` do (bearer token; `x-api-key` plus
+ * `anthropic-version: 2023-06-01`; both key headers in Effect's redacted header names). Those
+ * packages are not imported: their generated API schemas, built when the module loads, made every
+ * CLI command start 2–3× slower, and only this much of them was used.
+ */
 const makeClient = (instance: CloudInstanceConfig) =>
-  (instance.protocol === "anthropic"
-    ? Effect.map(AnthropicClient.make({ apiKey: instance.apiKey, apiUrl: instance.baseUrl }), (c) => c.client.httpClient)
-    : Effect.map(OpenAiClient.make({ apiKey: instance.apiKey, apiUrl: instance.baseUrl }), (c) => c.client.httpClient)).pipe(
-      Effect.provide(FetchHttpClient.layer)
+  Effect.gen(function*() {
+    yield* Effect.locallyScopedWith(Headers.currentRedactedNames, (names) => [...names, "x-api-key"])
+    const client = yield* HttpClient.HttpClient
+    const key = instance.apiKey
+    return client.pipe(
+      HttpClient.mapRequest((request) =>
+        request.pipe(
+          HttpClientRequest.prependUrl(instance.baseUrl!),
+          key === undefined
+            ? identity
+            : instance.protocol === "anthropic"
+            ? HttpClientRequest.setHeader("x-api-key", Redacted.value(key))
+            : HttpClientRequest.bearerToken(key),
+          instance.protocol === "anthropic" ? HttpClientRequest.setHeader("anthropic-version", "2023-06-01") : identity,
+          HttpClientRequest.acceptJson
+        )
+      )
     )
+  }).pipe(Effect.provide(FetchHttpClient.layer))
 
 /** Builds one cloud backend instance. */
 export const make = (instance: CloudInstanceConfig): Effect.Effect<Backend, LlmspellError, Scope.Scope> =>

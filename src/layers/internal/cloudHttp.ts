@@ -1,7 +1,6 @@
 /**
  * The one place where HTTP to a cloud provider becomes typed llmspell errors: JSON requests and SSE
- * streams over the `HttpClient` that `@effect/ai-openai`'s `OpenAiClient` / `@effect/ai-anthropic`'s
- * `AnthropicClient` configured (base URL, auth header, `anthropic-version`, redacted header names),
+ * streams over the instance's configured `HttpClient` (base URL, auth header, `anthropic-version`),
  * the status → error table (401/403 → MissingCredentials, 404 → ModelNotFound, 429 → RateLimited,
  * 5xx and connection failures → BackendUnavailable), and the bounded `Retry-After` retry. The key
  * is scrubbed from every provider message before it can reach an error: some proxies echo it.
