@@ -119,6 +119,14 @@ describe("toGrammarSchema", () => {
     expect(refused({ $ref: "https://example.com/schema.json" }).keyword).toBe("$ref")
   })
 
+  it("turns Effect's draft-07 tuples (items as an array, additionalItems) into prefixItems", () => {
+    const fixed = ok(JSONSchema.make(Schema.Tuple(Schema.String, Schema.Int))).grammar
+    expect(fixed).toMatchObject({ type: "array", prefixItems: [{ type: "string" }, { type: "integer" }], minItems: 2, maxItems: 2 })
+    expect(fixed.items).toBeUndefined()
+    const rest = ok(JSONSchema.make(Schema.Tuple([Schema.String], Schema.Boolean))).grammar
+    expect(rest).toMatchObject({ prefixItems: [{ type: "string" }], items: { type: "boolean" }, minItems: 1, maxItems: 32 })
+  })
+
   it("inlines an allOf of one schema (what Effect emits for a single refinement)", () => {
     expect(ok({ allOf: [{ type: "string" }], maxLength: 4 }).grammar).toEqual({ type: "string", maxLength: 4 })
   })
@@ -144,7 +152,7 @@ describe("toGrammarSchema", () => {
 
   it("turns integer ranges into enums, respecting exclusive bounds and multipleOf, and refuses an empty range", () => {
     expect(ok({ type: "integer", exclusiveMinimum: 0, maximum: 10, multipleOf: 5 }).grammar).toEqual({ enum: [5, 10] })
-    expect(ok({ type: "integer", minimum: 0, maximum: 100000 }).checkedAfter.map((c) => c.keyword)).toEqual(["minimum", "maximum"])
+    expect(ok({ type: "integer", minimum: 0, maximum: 1000 }).checkedAfter.map((c) => c.keyword)).toEqual(["minimum", "maximum"])
     expect(refused({ type: "integer", minimum: 3, maximum: 2 }).keyword).toBe("minimum")
   })
 

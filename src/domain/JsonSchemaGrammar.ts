@@ -7,12 +7,14 @@
  * grammar.
  *
  * Where each keyword goes (nothing is silently dropped; the answer is always checked against the
- * ORIGINAL schema afterwards with `JsonSchemaCheck.checkJsonSchema`, so "checked after" keywords
- * end in a typed `SchemaViolation` when the model breaks them):
+ * ORIGINAL schema afterwards with `JsonSchemaCheck.checkJsonSchema`, and so are a tool call's
+ * params against its tool's parameters, so "checked after" keywords end in a typed
+ * `SchemaViolation` when the model breaks them):
  *
  * | keyword | where | why |
  * |---|---|---|
  * | `type` (one or several), `properties`, `items`, `prefixItems`, `enum`/`const` (scalars) | grammar | node-llama-cpp has them |
+ * | draft-07 tuples (`items: [..]`, `additionalItems`), as Effect emits them | grammar, as `prefixItems` | |
  * | `anyOf` | grammar, as `oneOf` | node-llama-cpp knows only `oneOf`; the grammar emits one alternative, which satisfies `anyOf` |
  * | `oneOf` | grammar + checked after | the grammar emits one alternative; "exactly one matches" is only checkable on the value |
  * | `$ref`/`$defs`/`definitions` | inlined (siblings of a `$ref` overlaid) | recursive refs are refused: an unbounded nesting cannot be bounded (termination) |
@@ -22,7 +24,7 @@
  * | `additionalProperties` | grammar; absent next to `properties` ⇒ none written | writing no extra property is always valid |
  * | `minLength`/`maxLength` | grammar; `maxLength` defaults to `limits.maxStringLength` | a weak model can keep a string going until `maxTokens` |
  * | `minItems`/`maxItems`, `minProperties`/`maxProperties` | grammar; `maxItems` (and `maxProperties` of free-form objects) get defaults | same: termination |
- * | integer `minimum`/`maximum`/`exclusive*` (+ `multipleOf`) with both ends and at most `limits.maxEnumeratedIntegers` values | grammar, as an `enum` of the integers | node-llama-cpp has no numeric bounds |
+ * | integer `minimum`/`maximum`/`exclusive*` (+ `multipleOf`) with both ends and at most `limits.maxEnumeratedIntegers` (128) values | grammar, as an `enum` of the integers | node-llama-cpp has no numeric bounds |
  * | other numeric bounds, `multipleOf` | checked after | no grammar for them (numbers are bounded to 16 digits by node-llama-cpp itself) |
  * | `pattern`, `uniqueItems` | checked after | no grammar for them |
  * | `format` `date-time`/`date`/`time` | grammar | node-llama-cpp has them |
@@ -52,7 +54,10 @@ export interface GrammarLimits {
   readonly maxObjectProperties: number
   /** How deep a value of any type may nest arrays and objects. */
   readonly maxAnyDepth: number
-  /** An integer range of at most this many values becomes an `enum` (so the grammar enforces it). */
+  /**
+   * An integer range of at most this many values becomes an `enum` (so the grammar enforces it).
+   * Kept small: node-llama-cpp shows a function's parameter schema to the model, enum and all.
+   */
   readonly maxEnumeratedIntegers: number
   /** A schema that expands (after inlining `$ref`s) to more nodes than this is refused. */
   readonly maxNodes: number
@@ -64,7 +69,7 @@ export const DEFAULT_GRAMMAR_LIMITS: GrammarLimits = {
   maxArrayItems: 32,
   maxObjectProperties: 16,
   maxAnyDepth: 2,
-  maxEnumeratedIntegers: 1024,
+  maxEnumeratedIntegers: 128,
   maxNodes: 4000
 }
 
@@ -96,7 +101,7 @@ const ANNOTATIONS = new Set([
   "deprecated"
 ])
 
-/** Every keyword the converter handles (a subset of what `JsonSchemaCheck` checks). */
+/** Every keyword the converter handles: what `JsonSchemaCheck` checks, plus draft-07 `additionalItems` (enforced wholly by the grammar). */
 const HANDLED = new Set([
   "type",
   "properties",
@@ -104,6 +109,7 @@ const HANDLED = new Set([
   "additionalProperties",
   "items",
   "prefixItems",
+  "additionalItems",
   "minItems",
   "maxItems",
   "uniqueItems",
@@ -316,19 +322,27 @@ export const toGrammarSchema = (
       }
       case "array": {
         if (s.uniqueItems === true) after("uniqueItems", path)
-        const prefix = Array.isArray(s.prefixItems)
-          ? s.prefixItems.map((item, i) => convert(item, `${path}/prefixItems/${i}`, refs))
-          : []
-        const items = s.items === undefined ? anyValue(limits.maxAnyDepth - 1) : convert(s.items, `${path}/items`, refs)
+        // draft-07 tuples (what Effect emits): `items` as an array, the rest under `additionalItems`
+        const tuple: ReadonlyArray<unknown> = Array.isArray(s.items) ? s.items : Array.isArray(s.prefixItems) ? s.prefixItems : []
+        const tupleKeyword = Array.isArray(s.items) ? "items" : "prefixItems"
+        const rest = Array.isArray(s.items) ? s.additionalItems : s.items
+        const prefix = tuple.map((item, i) => convert(item, `${path}/${tupleKeyword}/${i}`, refs))
+        const items = rest === false
+          ? undefined
+          : rest === undefined || rest === true
+          ? anyValue(limits.maxAnyDepth - 1)
+          : convert(rest, `${path}/${Array.isArray(s.items) ? "additionalItems" : "items"}`, refs)
         const minItems = typeof s.minItems === "number" ? Math.max(0, Math.ceil(s.minItems)) : 0
-        const maxItems = typeof s.maxItems === "number"
+        const maxItems = items === undefined
+          ? Math.min(prefix.length, typeof s.maxItems === "number" ? Math.floor(s.maxItems) : prefix.length)
+          : typeof s.maxItems === "number"
           ? Math.floor(s.maxItems)
           : Math.max(limits.maxArrayItems, minItems, prefix.length)
         if (maxItems < minItems) throw new Refused("maxItems", path, `maxItems ${maxItems} is below minItems ${minItems}`)
         return {
           type: "array",
           ...(prefix.length > 0 ? { prefixItems: prefix } : {}),
-          items,
+          ...(items !== undefined ? { items } : {}),
           ...(minItems > 0 ? { minItems } : {}),
           maxItems,
           ...description
@@ -395,6 +409,11 @@ const toolsOffered = (request: GenerateRequest): ReadonlyArray<ToolDefinition> =
 
 const at = (prefix: string) => (e: UnsupportedSchema) => new UnsupportedSchema({ ...e, path: `${prefix}${e.path}` })
 
+const withoutDialect = (schema: Json): Json => {
+  const { $schema: _dialect, ...rest } = schema
+  return rest
+}
+
 const toolInstructions = (tools: ReadonlyArray<ToolDefinition>, answer: boolean) =>
   [
     answer
@@ -403,7 +422,7 @@ const toolInstructions = (tools: ReadonlyArray<ToolDefinition>, answer: boolean)
       : "Call one of these tools: answer with a JSON object {\"name\": <tool name>, \"arguments\": <its parameters>}.",
     "Tools:",
     ...tools.map((t) =>
-      `- ${t.name}${t.description !== undefined ? `: ${t.description}` : ""} (parameters: ${JSON.stringify(t.parameters)})`
+      `- ${t.name}${t.description !== undefined ? `: ${t.description}` : ""} (parameters: ${JSON.stringify(withoutDialect(t.parameters))})`
     )
   ].join("\n")
 
