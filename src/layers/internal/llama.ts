@@ -531,7 +531,11 @@ export const makeInProcessLoader = (hooks: LoaderHooks = {}) => {
                 ...(request.seed !== undefined ? { seed: request.seed } : {}),
                 ...(request.stop !== undefined && request.stop.length > 0 ? { customStopTriggers: request.stop } : {}),
                 // reasoning: false spends no tokens thinking (the wrapper closes the thought at once)
-                ...(request.reasoning === false ? { budgets: { thoughtTokens: 0 } } : {}),
+                ...(request.reasoning === false
+                  ? { budgets: { thoughtTokens: 0 } }
+                  : request.reasoningBudget !== undefined
+                  ? { budgets: { thoughtTokens: request.reasoningBudget } }
+                  : {}),
                 ...(banned.length > 0
                   ? { tokenBias: (): TokenBias => new lib.TokenBias(model.tokenizer).set([...banned], "never") }
                   : {}),
