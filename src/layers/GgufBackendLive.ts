@@ -267,7 +267,7 @@ export const makeBackend = (
                 return Effect.succeed({ _tag: "ReasoningDelta", text: event.text })
               }
               if (event._tag === "ToolCall") {
-                firstAt ??= now
+                // not a first token: a forced call arrives whole at the end, so it gives no TTFT or tokens/s
                 // what the grammar could not enforce (numeric bounds, pattern, …) is checked here
                 const tool = request.tools?.find((t) => t.name === event.call.name)
                 const problem = tool === undefined

@@ -316,6 +316,16 @@ const bannedTokens = new WeakMap<LlamaModel, ReadonlyArray<Token>>()
  * three characters to it) but the detokenized answer drops it, so a 3-character string could come
  * out empty. Computed once per model (one pass over the vocabulary, at the first constrained request).
  */
+/** The banned tokens as one TokenBias per model (built once, not per request). */
+const biases = new WeakMap<LlamaModel, TokenBias | undefined>()
+const grammarBias = (lib: NodeLlamaCpp, model: LlamaModel): TokenBias | undefined => {
+  if (!biases.has(model)) {
+    const banned = grammarBannedTokens(model)
+    biases.set(model, banned.length > 0 ? new lib.TokenBias(model.tokenizer).set([...banned], "never") : undefined)
+  }
+  return biases.get(model)
+}
+
 const grammarBannedTokens = (model: LlamaModel): ReadonlyArray<Token> => {
   let tokens = bannedTokens.get(model)
   if (tokens === undefined) {
@@ -497,7 +507,7 @@ export const makeInProcessLoader = (hooks: LoaderHooks = {}) => {
           (e) => new BackendError({ backend: "gguf", operation: "generate", reason: e.message, suggestion: e.hint })
         )
         const grammar = yield* grammarFor(model, plan)
-        const banned = grammar !== undefined ? grammarBannedTokens(model) : []
+        const bias = grammar !== undefined ? grammarBias(lib, model) : undefined
         // A disposed sequence frees its slot asynchronously (an immediate getSequence() can still
         // throw "No sequences left"), so sequences are created once and handed round; LlamaChat also
         // reuses the prompt prefix a sequence already holds.
@@ -536,16 +546,19 @@ export const makeInProcessLoader = (hooks: LoaderHooks = {}) => {
                   : request.reasoningBudget !== undefined
                   ? { budgets: { thoughtTokens: request.reasoningBudget } }
                   : {}),
-                ...(banned.length > 0
-                  ? { tokenBias: (): TokenBias => new lib.TokenBias(model.tokenizer).set([...banned], "never") }
-                  : {}),
+                ...(bias !== undefined ? { tokenBias: bias } : {}),
                 onToken: (tokens: ReadonlyArray<Token>) => {
                   completionTokens += tokens.length
                 },
                 ...(forced ? {} : { onTextChunk: buffer.push }),
-                onResponseChunk: (chunk: { readonly type?: string | undefined; readonly segmentType?: string | undefined; readonly text: string }) => {
-                  if (chunk.type === "segment" && chunk.segmentType === "thought" && showReasoning) buffer.pushReasoning(chunk.text)
-                }
+                // only for wrappers with thought segments: no per-token call on the plain text path
+                ...(showReasoning && chat.chatWrapper.settings.segments?.thought !== undefined
+                  ? {
+                    onResponseChunk: (chunk: { readonly type?: string | undefined; readonly segmentType?: string | undefined; readonly text: string }) => {
+                      if (chunk.type === "segment" && chunk.segmentType === "thought") buffer.pushReasoning(chunk.text)
+                    }
+                  }
+                  : {})
               }
               const generation: Promise<LlamaChatResponse<ChatModelFunctions | undefined>> = plan._tag === "Functions"
                 ? chat.generateResponse(history, { ...common, functions: plan.functions as ChatModelFunctions })
