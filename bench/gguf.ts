@@ -11,8 +11,11 @@
  * and the plain script, on the 60M F16 model and a ~300 MB Q8_0 one: tokens/s, warm TTFT, cold load,
  * and the worker's RSS; its own section of BENCHMARKS.md.
  *
+ * Then schema-constrained generation (`ggufGrammar.ts`): GgufBackend under a JSON-Schema grammar
+ * against a plain node-llama-cpp script with the same grammar; its own section of BENCHMARKS.md.
+ *
  * Options: --runs N (repeats per measurement, default 3), --tokens N (default 128), --no-write,
- * --only isolation (just the isolation section).
+ * --only isolation | grammar (just that section).
  */
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
@@ -27,6 +30,7 @@ import type { Completion, GenerateEvent, GenerateRequest } from "../src/domain/T
 import { makeBackend } from "../src/layers/GgufBackendLive.js"
 import { autoThreads, availableCores } from "../src/layers/internal/cpu.js"
 import { makeLoader } from "../src/layers/internal/llama.js"
+import { grammarSection } from "./ggufGrammar.js"
 import { isolationSection } from "./ggufIsolation.js"
 import { ModelDownloaderMock } from "../src/testing.js"
 import { ggufInstance } from "../test/fixtures/ggufBackendFakes.js"
@@ -212,10 +216,12 @@ interface Row {
   readonly oneOnParallel4: Sample
 }
 
-const ONLY_ISOLATION = process.argv.includes("--only") && process.argv[process.argv.indexOf("--only") + 1] === "isolation"
+const ONLY = process.argv.includes("--only") ? process.argv[process.argv.indexOf("--only") + 1] : undefined
+const ONLY_ISOLATION = ONLY === "isolation"
+const ONLY_GRAMMAR = ONLY === "grammar"
 const rows: Array<Row> = []
 try {
-  for (const type of ONLY_ISOLATION ? [] : (["F16", "Q8_0"] as const)) {
+  for (const type of ONLY !== undefined ? [] : (["F16", "Q8_0"] as const)) {
     const path = join(dir, `bench-60m-${type}.gguf`)
     log(`writing ${type} model…`)
     await writeTinyLlamaGguf(path, {
@@ -271,10 +277,15 @@ try {
   throw e
 }
 
-const isolation = await isolationSection({ dir, runs: RUNS, tokens: TOKENS, threads: THREADS, plainRun, log }).finally(async () => {
+let isolation = ""
+let grammar = ""
+try {
+  if (!ONLY_GRAMMAR) isolation = await isolationSection({ dir, runs: RUNS, tokens: TOKENS, threads: THREADS, plainRun, log })
+  if (!ONLY_ISOLATION) grammar = await grammarSection({ dir, runs: RUNS, threads: THREADS, log })
+} finally {
   await rm(dir, { recursive: true, force: true })
   await llama.dispose()
-})
+}
 
 // ---------------------------------------------------------------------------------------------
 // Report
@@ -355,8 +366,9 @@ lines.push(
   ""
 )
 const section = lines.join("\n")
-if (!ONLY_ISOLATION) process.stdout.write(`${section}\n`)
-process.stdout.write(`${isolation}\n`)
+if (ONLY === undefined) process.stdout.write(`${section}\n`)
+if (!ONLY_GRAMMAR) process.stdout.write(`${isolation}\n`)
+if (!ONLY_ISOLATION) process.stdout.write(`${grammar}\n`)
 
 /** Replaces the section that starts with `heading` (up to the next `## `), or appends it. */
 const replaceSection = (current: string, heading: string, text: string) => {
@@ -369,8 +381,9 @@ const replaceSection = (current: string, heading: string, text: string) => {
 if (WRITE) {
   const file = join(root, "BENCHMARKS.md")
   let next = existsSync(file) ? await readFile(file, "utf8") : "# Benchmarks\n"
-  if (!ONLY_ISOLATION) next = replaceSection(next, "## GGUF inference (bench:gguf)", section)
-  next = replaceSection(next, "## GGUF worker isolation (bench:gguf)", isolation)
+  if (ONLY === undefined) next = replaceSection(next, "## GGUF inference (bench:gguf)", section)
+  if (!ONLY_GRAMMAR) next = replaceSection(next, "## GGUF worker isolation (bench:gguf)", isolation)
+  if (!ONLY_ISOLATION) next = replaceSection(next, "## GGUF schema-constrained generation (bench:gguf)", grammar)
   await writeFile(file, next.endsWith("\n") ? next : `${next}\n`)
   log("BENCHMARKS.md updated")
 }

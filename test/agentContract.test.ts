@@ -109,7 +109,7 @@ describe("backends and the agent options", () => {
       expect([...events].map((e) => e._tag)).toEqual(["TextDelta", "Finish"])
     }))
 
-  it.scoped("GGUF: tools and structured output are refused with UnsupportedOperation (not yet in the worker); embed too", () =>
+  it.scoped("GGUF: a schema its grammar cannot enforce is refused with UnsupportedSchema before loading; embed is refused", () =>
     Effect.gen(function*() {
       const dir = mkdtempSync(join(tmpdir(), "llmspell-agent-"))
       const file = join(dir, "a.gguf")
@@ -117,10 +117,13 @@ describe("backends and the agent options", () => {
       const loader = LlamaLoaderMock({ defaultTokens: ["he", "llo"] })
       const downloader = ModelDownloaderMock({ installed: [installedModel("org/repo:Q8_0", file)] })
       const backend = yield* makeBackend(ggufInstance({ modelDirectory: dir }), loader.service, downloader.service)
-      const withTools = yield* Effect.flip(Stream.runDrain(backend.generate(file, { messages: [user], tools: [tool("a")] })))
-      expect(withTools).toMatchObject({ _tag: "UnsupportedOperation", operation: "tool calls" })
-      const withSchema = yield* Effect.flip(Stream.runDrain(backend.generate(file, { messages: [user], responseFormat: "json" })))
-      expect(withSchema).toMatchObject({ _tag: "UnsupportedOperation", operation: "structured output (responseFormat)" })
+      const badTool = { name: "a", parameters: { type: "object", properties: { q: { not: { type: "string" } } } } }
+      const withTools = yield* Effect.flip(Stream.runDrain(backend.generate(file, { messages: [user], tools: [badTool] })))
+      expect(withTools).toMatchObject({ _tag: "UnsupportedSchema", keyword: "not", path: "#/tools/a/parameters/properties/q" })
+      const withSchema = yield* Effect.flip(
+        Stream.runDrain(backend.generate(file, { messages: [user], responseFormat: { schema: { allOf: [{}, {}] } } }))
+      )
+      expect(withSchema).toMatchObject({ _tag: "UnsupportedSchema", keyword: "allOf" })
       expect((yield* Effect.flip(backend.embed(file, ["x"])))._tag).toBe("UnsupportedOperation")
       expect(loader.log.events).toEqual([])
       // toolChoice none: no tool is needed, the request runs

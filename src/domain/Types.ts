@@ -329,7 +329,8 @@ export const REQUEST_LIMITS = {
   temperature: { option: "--temperature", allowed: "a finite number ≥ 0", check: (n: number) => Number.isFinite(n) && n >= 0 },
   topP: { option: undefined, allowed: "a number in (0, 1]", check: (n: number) => n > 0 && n <= 1 },
   topK: { option: undefined, allowed: "an integer ≥ 0 (0: no limit)", check: (n: number) => Number.isSafeInteger(n) && n >= 0 },
-  seed: { option: "--seed", allowed: "an integer", check: (n: number) => Number.isSafeInteger(n) }
+  seed: { option: "--seed", allowed: "an integer", check: (n: number) => Number.isSafeInteger(n) },
+  reasoningBudget: { option: undefined, allowed: "an integer ≥ 0", check: (n: number) => Number.isSafeInteger(n) && n >= 0 }
 } as const
 
 /** The request fields with a range. */
@@ -361,7 +362,12 @@ export const GenerateRequest = Schema.Struct({
   /** Free text (default), any JSON object, or JSON following a schema. */
   responseFormat: Schema.optional(ResponseFormat),
   /** Ask a reasoning model to think (true) or not (false); its thinking streams as `ReasoningDelta`. */
-  reasoning: Schema.optional(Schema.Boolean)
+  reasoning: Schema.optional(Schema.Boolean),
+  /**
+   * Most tokens a reasoning model may spend thinking before it must answer (GGUF: node-llama-cpp's
+   * thought budget, where the model's chat wrapper has thought segments; Ollama has no such limit).
+   */
+  reasoningBudget: limited("reasoningBudget")
 }).pipe(
   Schema.filter((r) => {
     const names = (r.tools ?? []).map((t) => t.name)
@@ -392,11 +398,12 @@ export interface PromptOptions {
   readonly toolChoice?: ToolChoice | undefined
   readonly responseFormat?: ResponseFormat | undefined
   readonly reasoning?: boolean | undefined
+  readonly reasoningBudget?: number | undefined
 }
 
 /** A request from a prompt (or a message list) and options; the system prompt comes first. */
 export const promptRequest = (prompt: string | ReadonlyArray<ChatMessage>, options: PromptOptions = {}): GenerateRequest => {
-  const sampling = (["maxTokens", "temperature", "topP", "topK", "seed", "stop", "tools", "toolChoice", "responseFormat", "reasoning"] as const).flatMap((key) =>
+  const sampling = (["maxTokens", "temperature", "topP", "topK", "seed", "stop", "tools", "toolChoice", "responseFormat", "reasoning", "reasoningBudget"] as const).flatMap((key) =>
     options[key] !== undefined ? [[key, options[key]] as const] : []
   )
   return {

@@ -19,7 +19,9 @@ import * as os from "node:os"
 import * as nodePath from "node:path"
 import { fileURLToPath } from "node:url"
 import type { GgufInstanceConfig } from "../domain/ConfigSchema.js"
-import { BackendCrashed, BackendError, type DeviceUnavailable, type BackendUnavailable, InvalidModelFile, isLlmspellError, type LlmspellError, ModelNotFound, UnsupportedOperation } from "../domain/Errors.js"
+import { BackendCrashed, BackendError, type DeviceUnavailable, type BackendUnavailable, InvalidModelFile, isLlmspellError, type LlmspellError, ModelNotFound, SchemaViolation, UnsupportedOperation } from "../domain/Errors.js"
+import { checkJsonSchema, structuredAnswer } from "../domain/JsonSchemaCheck.js"
+import { type GenerationPlan, generationPlan } from "../domain/JsonSchemaGrammar.js"
 import { errorToJson } from "../domain/Failure.js"
 import * as Gguf from "../domain/GgufReader.js"
 import * as HubRef from "../domain/HubRef.js"
@@ -32,7 +34,8 @@ import type {
   LoadedModel,
   LocalModel,
   ModelInfo,
-  ModelLocation
+  ModelLocation,
+  ToolCall
 } from "../domain/Types.js"
 import type { Backend } from "../services/Backend.js"
 import { GgufBackend } from "../services/GgufBackend.js"
@@ -207,23 +210,80 @@ export const makeBackend = (
         Effect.tap((r) => Effect.sync(() => names.set(r.path, r.name)))
       )
 
+    /**
+     * The end of a constrained generation, checked: JSON the grammar could not finish within
+     * `maxTokens`, or JSON breaking a keyword the grammar does not enforce (`pattern`, numeric
+     * bounds, …), is a `SchemaViolation`, never half a document reported as success.
+     */
+    const checkConstrained = (
+      name: string,
+      plan: GenerationPlan,
+      request: GenerateRequest,
+      completion: Completion
+    ): Either.Either<void, SchemaViolation> => {
+      if (plan._tag !== "Grammar" || completion.finishReason === "abort") return Either.void
+      if (completion.finishReason === "tool-calls") return Either.void
+      const used = completion.usage.completionTokens
+      if (completion.finishReason !== "stop") {
+        const what = plan.output === "tool" ? "the forced tool call" : "the JSON answer"
+        return Either.left(
+          new SchemaViolation({
+            model: name,
+            problem: `${what} was cut off after ${used} tokens` +
+              (request.maxTokens !== undefined ? ` (maxTokens ${request.maxTokens})` : "") +
+              ": raise maxTokens, or lower the schema's maxLength/maxItems so it fits",
+            answer: completion.text.slice(0, 400)
+          })
+        )
+      }
+      return Either.map(structuredAnswer(name, completion.text, request.responseFormat), () => undefined)
+    }
+
     const generate = (model: string, request: GenerateRequest): Stream.Stream<GenerateEvent, LlmspellError> =>
       Stream.unwrapScoped(Effect.gen(function*() {
         const start = yield* nowMs
+        // a schema the grammar cannot enforce is refused before anything is loaded
+        const plan = yield* generationPlan(request)
         const file = yield* resolve(model)
         const lease = yield* acquireLive(file.path)
         // The handle has `parallel` sequences; requests beyond them wait inside `generate` for a free one.
         const handle = lease.value
         const generationStart = yield* nowMs
         let firstAt: number | undefined
+        let reasoning = ""
+        const toolCalls: Array<ToolCall> = []
         return handle.generate(request).pipe(
           // the worker is gone (crashed, or stopped for a stuck request): the next request loads the model again
           Stream.tapError(() => Effect.flatMap(handle.alive, (alive) => (alive ? Effect.void : pool.invalidate(file.path)))),
-          Stream.mapEffect((event) =>
-            Effect.map(nowMs, (now): GenerateEvent => {
+          Stream.mapEffect((event): Effect.Effect<GenerateEvent, LlmspellError> =>
+            Effect.flatMap(nowMs, (now): Effect.Effect<GenerateEvent, LlmspellError> => {
               if (event._tag === "Text") {
                 firstAt ??= now
-                return { _tag: "TextDelta", text: event.text }
+                return Effect.succeed({ _tag: "TextDelta", text: event.text })
+              }
+              if (event._tag === "Reasoning") {
+                firstAt ??= now
+                reasoning += event.text
+                return Effect.succeed({ _tag: "ReasoningDelta", text: event.text })
+              }
+              if (event._tag === "ToolCall") {
+                // not a first token: a forced call arrives whole at the end, so it gives no TTFT or tokens/s
+                // what the grammar could not enforce (numeric bounds, pattern, …) is checked here
+                const tool = request.tools?.find((t) => t.name === event.call.name)
+                const problem = tool === undefined
+                  ? `it called ${JSON.stringify(event.call.name)}, which is not among the tools`
+                  : checkJsonSchema(tool.parameters, event.call.params)
+                if (problem !== undefined) {
+                  return Effect.fail(
+                    new SchemaViolation({
+                      model: file.name,
+                      problem: `the parameters of its call to ${event.call.name}: ${problem}`,
+                      answer: JSON.stringify(event.call.params).slice(0, 400)
+                    })
+                  )
+                }
+                toolCalls.push(event.call)
+                return Effect.succeed({ _tag: "ToolCall", call: event.call })
               }
               const first = firstAt ?? now
               const generating = (now - first) / 1000
@@ -233,7 +293,9 @@ export const makeBackend = (
                 backend: "gguf",
                 instance: instance.name,
                 text: event.text,
-                finishReason: event.finishReason,
+                ...(reasoning.length > 0 ? { reasoning } : {}),
+                ...(toolCalls.length > 0 ? { toolCalls } : {}),
+                finishReason: toolCalls.length > 0 ? "tool-calls" : event.finishReason,
                 usage: {
                   promptTokens: event.promptTokens,
                   completionTokens: event.completionTokens,
@@ -249,7 +311,7 @@ export const makeBackend = (
                   ...(firstAt !== undefined && prefill > 0 ? { promptTokensPerSecond: event.promptTokens / prefill } : {})
                 }
               }
-              return { _tag: "Finish", completion }
+              return Effect.as(checkConstrained(file.name, plan, request, completion), { _tag: "Finish", completion } as const)
             })
           )
         )
@@ -459,18 +521,7 @@ export const makeBackend = (
       keepAlive: (model, seconds) =>
         Effect.flatMap(resolve(model), (file) => pool.setTimeToLive(file.path, seconds < 0 ? "forever" : seconds * 1000)),
       verify: (model) => downloader.verify(store, model),
-      // Until tools, schemas and reasoning run in the GGUF worker (issue 12, GGUF part), a request
-      // that needs them is refused rather than answered as if they were not there.
-      generate: (model, request) => {
-        const feature = (request.tools?.length ?? 0) > 0 && request.toolChoice !== "none"
-          ? "tool calls"
-          : request.responseFormat !== undefined && request.responseFormat !== "text"
-          ? "structured output (responseFormat)"
-          : undefined
-        return feature === undefined ? generate(model, request) : Stream.fail(
-          new UnsupportedOperation({ backend: "gguf", operation: feature, reason: "not implemented on the GGUF runtime yet" })
-        )
-      },
+      generate,
       // Stub until embeddings run in the GGUF worker (issue 12, GGUF part).
       embed: () =>
         Effect.fail(

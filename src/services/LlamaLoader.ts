@@ -11,7 +11,7 @@ import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
 import type { GgufInstanceConfig } from "../domain/ConfigSchema.js"
 import type { BackendCrashed, BackendError, DeviceUnavailable } from "../domain/Errors.js"
-import type { FinishReason, GenerateRequest } from "../domain/Types.js"
+import type { FinishReason, GenerateRequest, ToolCall } from "../domain/Types.js"
 
 /** A compute device llama.cpp can run on. */
 export type Device = "cuda" | "metal" | "vulkan" | "cpu"
@@ -59,6 +59,10 @@ export interface LoadOptions {
 /** What the loader reports while generating on one sequence. */
 export type LoaderEvent =
   | { readonly _tag: "Text"; readonly text: string }
+  /** Thinking text (node-llama-cpp's thought segments), when the request did not turn reasoning off. */
+  | { readonly _tag: "Reasoning"; readonly text: string }
+  /** A whole tool call with its decoded parameters (before `Done`, whose reason is then `tool-calls`). */
+  | { readonly _tag: "ToolCall"; readonly call: ToolCall }
   | {
     readonly _tag: "Done"
     readonly text: string

@@ -168,6 +168,10 @@ export const makeWorkerLoaderWithSpare = (options: WorkerLoaderOptions = {}): Wo
                 return
               case "Text":
                 return emit.single({ _tag: "Text", text: m.text })
+              case "Reasoning":
+                return emit.single({ _tag: "Reasoning", text: m.text })
+              case "ToolCall":
+                return emit.single({ _tag: "ToolCall", call: m.call })
               case "Done":
                 finish()
                 emit.single({

@@ -109,6 +109,8 @@ const handle = (message: ToWorker) => {
         Stream.runForEach(stream, (event) =>
           Effect.sync(() => {
             if (event._tag === "Text") return send({ _tag: "Text", id, text: event.text })
+            if (event._tag === "Reasoning") return send({ _tag: "Reasoning", id, text: event.text })
+            if (event._tag === "ToolCall") return send({ _tag: "ToolCall", id, call: event.call })
             finished = true
             send({
               _tag: "Done",

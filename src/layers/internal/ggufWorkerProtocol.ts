@@ -5,7 +5,7 @@
  */
 import * as Schema from "effect/Schema"
 import { BackendError, DeviceUnavailable } from "../../domain/Errors.js"
-import { FinishReason, GenerateRequest } from "../../domain/Types.js"
+import { FinishReason, GenerateRequest, ToolCall } from "../../domain/Types.js"
 
 const Device = Schema.Literal("auto", "cuda", "metal", "vulkan", "cpu")
 const AutoOrNumber = Schema.Union(Schema.Literal("auto"), Schema.Number)
@@ -64,6 +64,10 @@ export const FromWorker = Schema.Union(
   /** The prompt of `id` is rendered and tokenized: its preparation budget stops counting. */
   Schema.TaggedStruct("Prepared", { id: Schema.Number, promptTokens: Schema.Number }),
   Schema.TaggedStruct("Text", { id: Schema.Number, text: Schema.String }),
+  /** Thinking text of `id` (a thought segment). */
+  Schema.TaggedStruct("Reasoning", { id: Schema.Number, text: Schema.String }),
+  /** A whole tool call of `id`, before its `Done`. */
+  Schema.TaggedStruct("ToolCall", { id: Schema.Number, call: ToolCall }),
   Schema.TaggedStruct("Done", {
     id: Schema.Number,
     text: Schema.String,

@@ -10,18 +10,26 @@ import * as Effect from "effect/Effect"
 import * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
+import * as Either from "effect/Either"
 import type {
   ChatHistoryItem,
+  ChatModelFunctionCall,
+  ChatModelFunctions,
+  ChatModelResponse,
   Llama,
   LlamaChat,
   LlamaChatResponse,
   LlamaContext,
   LlamaContextSequence,
   LlamaGpuType,
-  LlamaModel
+  LlamaGrammar,
+  LlamaModel,
+  Token,
+  TokenBias
 } from "node-llama-cpp"
 import { BackendError, DeviceUnavailable } from "../../domain/Errors.js"
-import type { FinishReason, GenerateRequest } from "../../domain/Types.js"
+import { type GenerationPlan, generationPlan } from "../../domain/JsonSchemaGrammar.js"
+import type { FinishReason, GenerateRequest, ToolCall } from "../../domain/Types.js"
 import type {
   Device,
   LlamaLoaderService,
@@ -116,15 +124,64 @@ const describeRuntime = async (llama: Llama, device: Device, reason: string, war
 // Chat history, finish reasons, text buffering
 // ---------------------------------------------------------------------------------------------
 
-const toHistory = (request: GenerateRequest): Array<ChatHistoryItem> => {
-  const history: Array<ChatHistoryItem> = request.messages.map((m): ChatHistoryItem =>
-    m.role === "system"
-      ? { type: "system", text: m.content }
-      : m.role === "user"
-      ? { type: "user", text: m.content }
-      : { type: "model", response: [m.content] }
-  )
-  // an empty model turn asks for a new answer; a trailing assistant turn is continued instead
+const parseResult = (content: string): unknown => {
+  try {
+    return JSON.parse(content)
+  } catch {
+    return content
+  }
+}
+
+/**
+ * Our messages as node-llama-cpp's chat history. An assistant turn's tool calls and the `tool`
+ * messages answering them (joined by call id) become its single `functionCall` items (name,
+ * params and result together: node-llama-cpp has no call ids); a later assistant turn continues
+ * that model response. `instructions` (the tools, for a grammar-forced call) go in the system prompt.
+ */
+export const toHistory = (request: GenerateRequest, instructions?: string): Array<ChatHistoryItem> => {
+  const history: Array<ChatHistoryItem> = []
+  const calls = new Map<string, ChatModelFunctionCall>()
+  let lastModel: ChatModelResponse | undefined
+  for (const m of request.messages) {
+    if (m.role === "system") {
+      history.push({ type: "system", text: m.content })
+      lastModel = undefined
+    } else if (m.role === "user") {
+      history.push({ type: "user", text: m.content })
+      lastModel = undefined
+    } else if (m.role === "assistant") {
+      // after tool results, the model's next words continue the same response
+      const continues = lastModel !== undefined && lastModel.response.some((r) => typeof r === "object" && r.type === "functionCall")
+      const item: ChatModelResponse = continues ? lastModel! : { type: "model", response: [] }
+      if (m.content.length > 0) item.response.push(m.content)
+      for (const call of m.toolCalls ?? []) {
+        const functionCall: ChatModelFunctionCall = { type: "functionCall", name: call.name, params: call.params, result: undefined }
+        calls.set(call.id, functionCall)
+        item.response.push(functionCall)
+      }
+      if (!continues) history.push(item)
+      lastModel = item
+    } else {
+      const call = m.toolCallId !== undefined ? calls.get(m.toolCallId) : undefined
+      if (call !== undefined) {
+        call.result = parseResult(m.content)
+      } else {
+        // a result without its call in this history: keep it as a call with unknown params
+        const item: ChatModelResponse = lastModel ?? { type: "model", response: [] }
+        item.response.push({ type: "functionCall", name: m.toolName ?? "tool", params: undefined, result: parseResult(m.content) })
+        if (lastModel === undefined) history.push(item)
+        lastModel = item
+      }
+    }
+  }
+  if (instructions !== undefined) {
+    const system = history.findIndex((h) => h.type === "system")
+    if (system >= 0) {
+      const item = history[system] as { type: "system"; text: string }
+      history[system] = { type: "system", text: `${item.text}\n\n${instructions}` }
+    } else history.unshift({ type: "system", text: instructions })
+  }
+  // an empty model turn asks for a new answer; a trailing assistant turn (or tool results) is continued instead
   if (history.at(-1)?.type !== "model") history.push({ type: "model", response: [] })
   return history
 }
@@ -138,8 +195,9 @@ const finishReason = (response: LlamaChatResponse): FinishReason => {
     case "eogToken":
     case "stopGenerationTrigger":
     case "customStopTrigger":
-    case "functionCalls":
       return "stop"
+    case "functionCalls":
+      return "tool-calls"
     default:
       return "unknown"
   }
@@ -159,8 +217,9 @@ const finishReason = (response: LlamaChatResponse): FinishReason => {
  */
 const TEXT_FLUSH_MS = 25
 
-const makeTextBuffer = (emitText: (text: string) => void) => {
+const makeTextBuffer = (emitText: (text: string, kind: "text" | "reasoning") => void) => {
   let pending = ""
+  let pendingKind: "text" | "reasoning" = "text"
   let first = true
   let timer: ReturnType<typeof setTimeout> | undefined
   const flush = () => {
@@ -169,15 +228,30 @@ const makeTextBuffer = (emitText: (text: string) => void) => {
     if (pending.length === 0) return
     const text = pending
     pending = ""
-    emitText(text)
+    emitText(text, pendingKind)
   }
   return {
+    /** Main-response text (the hot path: a string append, a timer at most every TEXT_FLUSH_MS). */
     push: (text: string) => {
       if (text.length === 0) return
+      if (pendingKind !== "text") {
+        flush()
+        pendingKind = "text"
+      }
       if (first) {
         first = false
-        emitText(text)
+        emitText(text, "text")
         return
+      }
+      pending += text
+      timer ??= setTimeout(flush, TEXT_FLUSH_MS)
+    },
+    /** Thinking text: coalesced the same way, never mixed into one chunk with main text. */
+    pushReasoning: (text: string) => {
+      if (text.length === 0) return
+      if (pendingKind !== "reasoning") {
+        flush()
+        pendingKind = "reasoning"
       }
       pending += text
       timer ??= setTimeout(flush, TEXT_FLUSH_MS)
@@ -191,6 +265,82 @@ const makeTextBuffer = (emitText: (text: string) => void) => {
       pending = ""
     }
   }
+}
+
+/** The JSON a grammar-forced tool call (or its `{ answer }` alternative) ends with, or undefined when it is cut off. */
+const parseForced = (text: string): { readonly name: string; readonly arguments: unknown } | { readonly answer: unknown } | undefined => {
+  try {
+    const value: unknown = JSON.parse(text)
+    if (typeof value === "object" && value !== null && "name" in value && typeof value.name === "string") {
+      return { name: value.name, arguments: "arguments" in value ? value.arguments : {} }
+    }
+    if (typeof value === "object" && value !== null && "answer" in value) return { answer: value.answer }
+    return undefined
+  } catch {
+    return undefined
+  }
+}
+
+/** Grammars by schema, per loader: creating one parses the schema and builds the GBNF text each time. */
+const GRAMMAR_CACHE_SIZE = 32
+
+/**
+ * node-llama-cpp's JSON string character rule, narrowed to the Basic Multilingual Plane without
+ * surrogates: a code point above U+FFFF is one character to the grammar and to JSON Schema but two
+ * to JavaScript's `length`, which Effect's `maxLength`/`length` filters count, so a bounded string
+ * could pass the grammar and fail decoding. Such characters can still be written as `\u` escape pairs.
+ */
+const STRING_CHAR_RULE = String.raw`string-char-rule ::= [^"\\\x7F\x00-\x1F\uD800-\uDFFF\U00010000-\U0010FFFF] | "\\" ["\\/bfnrt] | "\\u" [0-9a-fA-F]{4}`
+
+/**
+ * The unbounded string rule: after `JsonSchemaGrammar` bounded every string value, node-llama-cpp
+ * still uses it for the keys of free-form objects (records, `additionalProperties`), which a weak
+ * model could otherwise keep writing until `maxTokens`.
+ */
+const KEY_RULE = String.raw`string-rule ::= "\"" ( string-char-rule ){0,64} "\""`
+
+/**
+ * llama.cpp's grammar decodes byte-fallback tokens (`<0xC1>`, …) one byte at a time and checks
+ * continuation bytes, but not overlong forms: `<0xC1><0x81>` is "A" to the grammar and two
+ * replacement characters once detokenized, so a string could break its length bound. Under a
+ * grammar, SentencePiece byte tokens that only start overlong or never-valid sequences are banned:
+ * C0, C1, F5–FF (never valid), E0 and F0 (their overlong forms; what they start validly — U+0800–
+ * U+0FFF, and the astral plane the string rule excludes — comes from merged tokens or escapes).
+ * Byte-level BPE vocabularies have no such tokens; anything left is caught by the answer check.
+ */
+const OVERLONG_LEAD_BYTES = [0xc0, 0xc1, 0xe0, ...Array.from({ length: 16 }, (_, i) => 0xf0 + i)]
+const bannedTokens = new WeakMap<LlamaModel, ReadonlyArray<Token>>()
+/**
+ * Tokens a grammar-constrained generation must not produce: the byte tokens above, and special
+ * tokens other than end-of-generation. The grammar matches a control token by its text (`<s>` is
+ * three characters to it) but the detokenized answer drops it, so a 3-character string could come
+ * out empty. Computed once per model (one pass over the vocabulary, at the first constrained request).
+ */
+/** The banned tokens as one TokenBias per model (built once, not per request). */
+const biases = new WeakMap<LlamaModel, TokenBias | undefined>()
+const grammarBias = (lib: NodeLlamaCpp, model: LlamaModel): TokenBias | undefined => {
+  if (!biases.has(model)) {
+    const banned = grammarBannedTokens(model)
+    biases.set(model, banned.length > 0 ? new lib.TokenBias(model.tokenizer).set([...banned], "never") : undefined)
+  }
+  return biases.get(model)
+}
+
+const grammarBannedTokens = (model: LlamaModel): ReadonlyArray<Token> => {
+  let tokens = bannedTokens.get(model)
+  if (tokens === undefined) {
+    const vocabulary = (model.fileInfo.metadata as { tokenizer?: { ggml?: { tokens?: unknown } } }).tokenizer?.ggml?.tokens
+    const bytes = Array.isArray(vocabulary)
+      ? OVERLONG_LEAD_BYTES.map((b) => vocabulary.indexOf(`<0x${b.toString(16).toUpperCase().padStart(2, "0")}>`)).filter((id) => id >= 0)
+      : []
+    const special: Array<Token> = []
+    for (const token of model.iterateAllTokens()) {
+      if (model.isSpecialToken(token) && !model.isEogToken(token)) special.push(token)
+    }
+    tokens = [...(bytes as Array<Token>), ...special]
+    bannedTokens.set(model, tokens)
+  }
+  return tokens
 }
 
 /** A context sequence and the LlamaChat bound to it, handed to one request at a time. */
@@ -310,6 +460,36 @@ export const makeInProcessLoader = (hooks: LoaderHooks = {}) => {
       catch: (e) => (e instanceof DeviceUnavailable ? e : toBackendError("start llama.cpp")(e))
     }).pipe(Effect.withSpan("LlamaLoader.runtime", { attributes: { device: setting } }))
 
+  const grammars = new Map<string, Promise<LlamaGrammar>>()
+  /** The grammar of a plan (cached by schema), or none for free text and node-llama-cpp's own function calling. */
+  const grammarFor = (model: LlamaModel, plan: GenerationPlan): Effect.Effect<LlamaGrammar | undefined, BackendError> => {
+    if (plan._tag !== "Grammar") return Effect.succeed(undefined)
+    return Effect.tryPromise({
+      try: () => {
+        const key = JSON.stringify(plan.schema)
+        let p = grammars.get(key)
+        if (p === undefined) {
+          p = (async () => {
+            const json = await model.llama.createGrammarForJsonSchema(plan.schema as never) as LlamaGrammar
+            const narrowed = json.grammar
+              .replace(/^string-char-rule ::= .*$/m, STRING_CHAR_RULE)
+              .replace(/^string-rule ::= .*$/m, KEY_RULE)
+            return narrowed === json.grammar ? json : model.llama.createGrammar({
+              grammar: narrowed,
+              stopGenerationTriggers: json.stopGenerationTriggers,
+              trimWhitespaceSuffix: json.trimWhitespaceSuffix
+            })
+          })()
+          p.catch(() => grammars.delete(key))
+          if (grammars.size >= GRAMMAR_CACHE_SIZE) grammars.delete(grammars.keys().next().value!)
+        } else grammars.delete(key) // re-inserted below: most recently used last
+        grammars.set(key, p)
+        return p
+      },
+      catch: toBackendError("create the JSON schema grammar")
+    })
+  }
+
   const generateOn = (
     lib: NodeLlamaCpp,
     model: LlamaModel,
@@ -320,69 +500,117 @@ export const makeInProcessLoader = (hooks: LoaderHooks = {}) => {
     hooks: GenerateHooks
   ): Stream.Stream<LoaderEvent, BackendError> =>
     Stream.asyncPush<LoaderEvent, BackendError>((emit) =>
-      Effect.flatMap(
+      Effect.gen(function*() {
+        // the host has already refused a schema the grammar cannot take (same pure function)
+        const plan = yield* Either.mapLeft(
+          generationPlan(request),
+          (e) => new BackendError({ backend: "gguf", operation: "generate", reason: e.message, suggestion: e.hint })
+        )
+        const grammar = yield* grammarFor(model, plan)
+        const bias = grammar !== undefined ? grammarBias(lib, model) : undefined
         // A disposed sequence frees its slot asynchronously (an immediate getSequence() can still
         // throw "No sequences left"), so sequences are created once and handed round; LlamaChat also
         // reuses the prompt prefix a sequence already holds.
-        Effect.acquireRelease(Queue.take(sequences), (slot) => Queue.offer(sequences, slot)),
-        ({ chat }) =>
-          Effect.acquireRelease(
-            Effect.try({
-              try: () => {
-                const controller = new AbortController()
-                const history = toHistory(request)
-                const promptTokens = chat.chatWrapper.generateContextState({ chatHistory: history }).contextText
-                  .tokenize(model.tokenizer).length
-                hooks.onPrepared?.(promptTokens)
-                let completionTokens = 0
-                const buffer = makeTextBuffer((text) => {
-                  emit.single({ _tag: "Text", text })
-                  hooks.onText?.()
-                })
-                const mark = logs.mark
-                const promise = chat.generateResponse(history, {
-                  signal: controller.signal,
-                  stopOnAbortSignal: true,
-                  maxTokens: request.maxTokens ?? context.contextSize,
-                  ...(request.temperature !== undefined ? { temperature: request.temperature } : {}),
-                  ...(request.topP !== undefined ? { topP: request.topP } : {}),
-                  ...(request.topK !== undefined ? { topK: request.topK } : {}),
-                  ...(request.seed !== undefined ? { seed: request.seed } : {}),
-                  ...(request.stop !== undefined && request.stop.length > 0 ? { customStopTriggers: request.stop } : {}),
-                  onToken: (tokens) => {
-                    completionTokens += tokens.length
-                  },
-                  onTextChunk: buffer.push
-                }).then(
-                  (response) => {
-                    buffer.flush()
-                    emit.single({
-                      _tag: "Done",
-                      text: response.response,
-                      promptTokens,
-                      completionTokens,
-                      finishReason: finishReason(response)
-                    })
-                    emit.end()
-                  },
-                  (e) => {
-                    buffer.flush()
-                    emit.fail(toBackendError("generate", instance, logs.since(mark))(e))
-                  }
-                )
-                return { controller, promise, buffer }
-              },
-              catch: toBackendError("generate", instance)
-            }),
-            // stopOnAbortSignal ends generation after the current token; then the sequence goes back to the queue
-            ({ controller, promise, buffer }) =>
-              Effect.promise(async () => {
-                controller.abort()
-                await promise
-                buffer.cancel()
+        const { chat } = yield* Effect.acquireRelease(Queue.take(sequences), (slot) => Queue.offer(sequences, slot))
+        // a forced tool call is one JSON document, parsed at the end: no text is streamed for it
+        const forced = plan._tag === "Grammar" && plan.output !== "answer"
+        const showReasoning = request.reasoning !== false
+        return yield* Effect.acquireRelease(
+          Effect.try({
+            try: () => {
+              const controller = new AbortController()
+              const history = toHistory(request, plan._tag === "Grammar" ? plan.instructions : undefined)
+              const promptTokens = chat.chatWrapper.generateContextState({
+                chatHistory: history,
+                ...(plan._tag === "Functions" ? { availableFunctions: plan.functions as ChatModelFunctions } : {})
+              }).contextText.tokenize(model.tokenizer).length
+              hooks.onPrepared?.(promptTokens)
+              let completionTokens = 0
+              const buffer = makeTextBuffer((text, kind) => {
+                emit.single(kind === "text" ? { _tag: "Text", text } : { _tag: "Reasoning", text })
+                hooks.onText?.()
               })
-          )
-      ), { bufferSize: "unbounded" }).pipe(Stream.withSpan("LlamaLoader.generate"))
+              const mark = logs.mark
+              const common = {
+                signal: controller.signal,
+                stopOnAbortSignal: true,
+                maxTokens: request.maxTokens ?? context.contextSize,
+                ...(request.temperature !== undefined ? { temperature: request.temperature } : {}),
+                ...(request.topP !== undefined ? { topP: request.topP } : {}),
+                ...(request.topK !== undefined ? { topK: request.topK } : {}),
+                ...(request.seed !== undefined ? { seed: request.seed } : {}),
+                ...(request.stop !== undefined && request.stop.length > 0 ? { customStopTriggers: request.stop } : {}),
+                // reasoning: false spends no tokens thinking (the wrapper closes the thought at once)
+                ...(request.reasoning === false
+                  ? { budgets: { thoughtTokens: 0 } }
+                  : request.reasoningBudget !== undefined
+                  ? { budgets: { thoughtTokens: request.reasoningBudget } }
+                  : {}),
+                ...(bias !== undefined ? { tokenBias: bias } : {}),
+                onToken: (tokens: ReadonlyArray<Token>) => {
+                  completionTokens += tokens.length
+                },
+                ...(forced ? {} : { onTextChunk: buffer.push }),
+                // only for wrappers with thought segments: no per-token call on the plain text path
+                ...(showReasoning && chat.chatWrapper.settings.segments?.thought !== undefined
+                  ? {
+                    onResponseChunk: (chunk: { readonly type?: string | undefined; readonly segmentType?: string | undefined; readonly text: string }) => {
+                      if (chunk.type === "segment" && chunk.segmentType === "thought") buffer.pushReasoning(chunk.text)
+                    }
+                  }
+                  : {})
+              }
+              const generation: Promise<LlamaChatResponse<ChatModelFunctions | undefined>> = plan._tag === "Functions"
+                ? chat.generateResponse(history, { ...common, functions: plan.functions as ChatModelFunctions })
+                : chat.generateResponse(history, { ...common, ...(grammar !== undefined ? { grammar } : {}) })
+              let callCount = 0
+              const nextId = () => `call_${++callCount}`
+              const promise = generation.then(
+                (response) => {
+                  buffer.flush()
+                  let text = response.response
+                  let reason = finishReason(response)
+                  for (const call of response.functionCalls ?? []) {
+                    emit.single({ _tag: "ToolCall", call: { id: nextId(), name: call.functionName, params: call.params ?? {} } })
+                    reason = "tool-calls"
+                  }
+                  if (forced && reason !== "abort") {
+                    const parsed = parseForced(text)
+                    if (parsed === undefined) {
+                      // cut off (maxTokens) or not the grammar's JSON: the host reports it, typed
+                      reason = reason === "stop" ? "unknown" : reason
+                    } else if ("name" in parsed) {
+                      const call: ToolCall = { id: nextId(), name: parsed.name, params: parsed.arguments }
+                      emit.single({ _tag: "ToolCall", call })
+                      text = ""
+                      reason = "tool-calls"
+                    } else {
+                      text = JSON.stringify(parsed.answer)
+                      emit.single({ _tag: "Text", text })
+                      reason = "stop"
+                    }
+                  }
+                  emit.single({ _tag: "Done", text, promptTokens, completionTokens, finishReason: reason })
+                  emit.end()
+                },
+                (e) => {
+                  buffer.flush()
+                  emit.fail(toBackendError("generate", instance, logs.since(mark))(e))
+                }
+              )
+              return { controller, promise, buffer }
+            },
+            catch: toBackendError("generate", instance)
+          }),
+          // stopOnAbortSignal ends generation after the current token; then the sequence goes back to the queue
+          ({ controller, promise, buffer }) =>
+            Effect.promise(async () => {
+              controller.abort()
+              await promise
+              buffer.cancel()
+            })
+        )
+      }), { bufferSize: "unbounded" }).pipe(Stream.withSpan("LlamaLoader.generate"))
 
   /** Loads a validated file and creates its context; the scope's end disposes both. */
   const load = (
