@@ -26,7 +26,9 @@ export const LoadedModel = Schema.Struct({
   /** When it will be unloaded if unused (ISO date), when the backend says. */
   expiresAt: Schema.optional(Schema.String),
   /** Requests using it right now, when the backend knows. */
-  activeRequests: Schema.optional(Schema.Number)
+  activeRequests: Schema.optional(Schema.Number),
+  /** `embedding` for a GGUF model loaded with an embedding context (a copy apart from its chat context). */
+  purpose: Schema.optional(Schema.Literal("chat", "embedding"))
 })
 /** A model loaded in memory right now. */
 export type LoadedModel = typeof LoadedModel.Type
@@ -439,7 +441,12 @@ export const Completion = Schema.Struct({
   toolCalls: Schema.optional(Schema.Array(ToolCall)),
   finishReason: FinishReason,
   usage: Usage,
-  timings: Timings
+  timings: Timings,
+  /**
+   * `maxTokens` asked for more than the context had left after the prompt: generation was capped
+   * at `used` tokens (then a `length` finish means the context, not the request, ran out).
+   */
+  maxTokensCapped: Schema.optional(Schema.Struct({ requested: Schema.Number, used: Schema.Number }))
 })
 /** A finished completion. */
 export type Completion = typeof Completion.Type
