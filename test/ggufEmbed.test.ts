@@ -7,6 +7,8 @@
  * on a GGUF spec, and `llmspell embed -m <file.gguf>` through the built CLI.
  */
 import * as EmbeddingModel from "@effect/ai/EmbeddingModel"
+import * as Prompt from "@effect/ai/Prompt"
+import * as Tokenizer from "@effect/ai/Tokenizer"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
@@ -18,7 +20,9 @@ import type { GgufInstanceConfig } from "../src/domain/ConfigSchema.js"
 import { Embeddings } from "../src/domain/Types.js"
 import { makeBackend } from "../src/layers/GgufBackendLive.js"
 import * as LlamaLoaderLive from "../src/layers/LlamaLoaderLive.js"
-import { EmbeddingModelLive } from "../src/index.js"
+import { EmbeddingModelLive, TokenizerLive } from "../src/index.js"
+import { tokenizerFromBackend } from "../src/layers/TokenizerAdapter.js"
+import type { Backend } from "../src/services/Backend.js"
 import { ModelDownloaderMock } from "../src/testing/index.js"
 import { ggufInstance } from "./fixtures/ggufBackendFakes.js"
 import { tinyLlamaGguf } from "./fixtures/ggufWriter.js"
@@ -137,6 +141,37 @@ describe("EmbeddingModelLive on a GGUF spec", () => {
       expect(y).toHaveLength(EMBEDDING_LENGTH)
       expect(yield* model.embed("one text")).toEqual(x)
     }).pipe(Effect.provide(EmbeddingModelLive(MODEL))))
+})
+
+describe("Tokenizer (@effect/ai) for GGUF models", () => {
+  it.effect("TokenizerLive(spec): tokenize is the model's ids; truncate keeps the last messages that fit", () =>
+    Effect.gen(function*() {
+      const tokenizer = yield* Tokenizer.Tokenizer
+      const ids = yield* tokenizer.tokenize("hello world")
+      expect(ids.length).toBeGreaterThan(0)
+      const b = yield* backendWith()
+      expect(ids).toEqual(yield* b.tokenize!(MODEL, "hello world"))
+      const prompt = Prompt.make([
+        { role: "user", content: "first message, rather long" },
+        { role: "assistant", content: "second" },
+        { role: "user", content: "third" }
+      ])
+      const all = (yield* tokenizer.tokenize(prompt)).length
+      const last = (yield* tokenizer.tokenize("third")).length
+      const second = (yield* tokenizer.tokenize(Prompt.make([{ role: "assistant", content: "second" }]))).length
+      expect(all).toBeGreaterThan(last + second)
+      const kept = yield* tokenizer.truncate(prompt, last + second)
+      expect(kept.content.map((m) => m.role)).toEqual(["assistant", "user"])
+    }).pipe(Effect.provide(TokenizerLive(MODEL)), Effect.scoped))
+
+  it.effect("a backend without a tokenizer fails with an AiError whose cause is UnsupportedOperation", () =>
+    Effect.gen(function*() {
+      // the Ollama backend has no tokenize (no such route on the server)
+      const backend = { name: "ollama", type: "ollama" } as unknown as Backend
+      const error = yield* Effect.flip(tokenizerFromBackend(backend, "m").tokenize("x"))
+      expect(error.cause).toMatchObject({ _tag: "UnsupportedOperation", operation: "tokenize" })
+      expect((error.cause as { hint: string }).hint).toContain("llmspell model list --backend gguf")
+    }))
 })
 
 describe("llmspell embed on a GGUF file (built CLI)", () => {

@@ -432,7 +432,10 @@ export class UnsupportedOperation extends Schema.TaggedError<UnsupportedOperatio
     return `the ${this.backend} backend does not support ${this.operation}: ${this.reason}`
   }
   get hint() {
-    return "use an Ollama model for it (`llmspell model list --backend ollama` lists them)"
+    // Ollama has no tokenize route; everything else a GGUF model lacks, Ollama has
+    return this.backend === "ollama"
+      ? "use a GGUF model for it (`llmspell model list --backend gguf` lists them)"
+      : "use an Ollama model for it (`llmspell model list --backend ollama` lists them)"
   }
 }
 
