@@ -109,7 +109,7 @@ describe("backends and the agent options", () => {
       expect([...events].map((e) => e._tag)).toEqual(["TextDelta", "Finish"])
     }))
 
-  it.scoped("GGUF: tools and structured output are refused with UnsupportedOperation (not yet in the worker); embed too", () =>
+  it.scoped("GGUF: tools and structured output are refused with UnsupportedOperation (not yet in the worker)", () =>
     Effect.gen(function*() {
       const dir = mkdtempSync(join(tmpdir(), "llmspell-agent-"))
       const file = join(dir, "a.gguf")
@@ -121,7 +121,6 @@ describe("backends and the agent options", () => {
       expect(withTools).toMatchObject({ _tag: "UnsupportedOperation", operation: "tool calls" })
       const withSchema = yield* Effect.flip(Stream.runDrain(backend.generate(file, { messages: [user], responseFormat: "json" })))
       expect(withSchema).toMatchObject({ _tag: "UnsupportedOperation", operation: "structured output (responseFormat)" })
-      expect((yield* Effect.flip(backend.embed(file, ["x"])))._tag).toBe("UnsupportedOperation")
       expect(loader.log.events).toEqual([])
       // toolChoice none: no tool is needed, the request runs
       const plain = yield* Stream.runCollect(backend.generate(file, { messages: [user], tools: [tool("a")], toolChoice: "none" }))

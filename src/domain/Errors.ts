@@ -390,7 +390,9 @@ export class ContextOverflow extends Schema.TaggedError<ContextOverflow>("llmspe
       ? `${this.operation === "embed" ? "split the input" : "shorten the prompt or drop earlier messages"}, ` +
         "or give the model a larger context (`PARAMETER num_ctx` in a Modelfile, or OLLAMA_CONTEXT_LENGTH on the server); " +
         `\`llmspell model info ${spec}\` shows its context length`
-      : `shorten the prompt or drop earlier messages; \`llmspell model info ${spec}\` shows its context length`
+      : `${this.operation === "embed" ? "split the input" : "shorten the prompt or drop earlier messages"}, ` +
+        `or raise context_size in the [providers.${this.instance ?? this.backend}] section of the config ` +
+        `(\`llmspell config path\` shows the file); \`llmspell model info ${spec}\` shows the model's trained context length`
   }
 }
 

@@ -251,6 +251,7 @@ export const makeBackend = (
                 instance: instance.name,
                 text: event.text,
                 finishReason: event.finishReason,
+                ...(event.maxTokensCapped !== undefined ? { maxTokensCapped: event.maxTokensCapped } : {}),
                 usage: {
                   promptTokens: event.promptTokens,
                   completionTokens: event.completionTokens,

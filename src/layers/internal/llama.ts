@@ -376,9 +376,10 @@ export const makeInProcessLoader = (hooks: LoaderHooks = {}) => {
     sequences: Queue.Queue<SequenceSlot>,
     request: GenerateRequest,
     instance: string | undefined,
-    hooks: GenerateHooks
-  ): Stream.Stream<LoaderEvent, BackendError> =>
-    Stream.asyncPush<LoaderEvent, BackendError>((emit) =>
+    hooks: GenerateHooks,
+    modelName: string
+  ): Stream.Stream<LoaderEvent, BackendError | ContextOverflow> =>
+    Stream.asyncPush<LoaderEvent, BackendError | ContextOverflow>((emit) =>
       Effect.flatMap(
         // A disposed sequence frees its slot asynchronously (an immediate getSequence() can still
         // throw "No sequences left"), so sequences are created once and handed round; LlamaChat also
@@ -393,6 +394,24 @@ export const makeInProcessLoader = (hooks: LoaderHooks = {}) => {
                 const promptTokens = chat.chatWrapper.generateContextState({ chatHistory: history }).contextText
                   .tokenize(model.tokenizer).length
                 hooks.onPrepared?.(promptTokens)
+                const overflow = () =>
+                  new ContextOverflow({
+                    model: modelName,
+                    backend: "gguf",
+                    ...(instance !== undefined ? { instance } : {}),
+                    promptTokens,
+                    contextSize: context.contextSize
+                  })
+                // LlamaChat silently drops earlier messages when the prompt and one free token do not
+                // fit, and shifts the context (erasing tokens) when it fills while generating: refuse
+                // the first here, and cap maxTokens to what is left so the second cannot happen
+                const room = context.contextSize - promptTokens - 1
+                if (room < 1) throw overflow()
+                const maxTokens = Math.min(request.maxTokens ?? room, room)
+                const maxTokensCapped = request.maxTokens !== undefined && request.maxTokens > room
+                  ? { requested: request.maxTokens, used: maxTokens }
+                  : undefined
+                let shifted = false
                 let completionTokens = 0
                 const buffer = makeTextBuffer((text) => {
                   emit.single({ _tag: "Text", text })
@@ -402,7 +421,15 @@ export const makeInProcessLoader = (hooks: LoaderHooks = {}) => {
                 const promise = chat.generateResponse(history, {
                   signal: controller.signal,
                   stopOnAbortSignal: true,
-                  maxTokens: request.maxTokens ?? context.contextSize,
+                  maxTokens,
+                  // never reached after the checks above; if it is (a count that differs), stop rather than drop history
+                  contextShift: {
+                    strategy: ({ chatHistory }) => {
+                      shifted = true
+                      controller.abort()
+                      return { chatHistory: [...chatHistory] }
+                    }
+                  },
                   ...(request.temperature !== undefined ? { temperature: request.temperature } : {}),
                   ...(request.topP !== undefined ? { topP: request.topP } : {}),
                   ...(request.topK !== undefined ? { topK: request.topK } : {}),
@@ -415,12 +442,14 @@ export const makeInProcessLoader = (hooks: LoaderHooks = {}) => {
                 }).then(
                   (response) => {
                     buffer.flush()
+                    if (shifted) return emit.fail(overflow())
                     emit.single({
                       _tag: "Done",
                       text: response.response,
                       promptTokens,
                       completionTokens,
-                      finishReason: finishReason(response)
+                      finishReason: finishReason(response),
+                      ...(maxTokensCapped !== undefined ? { maxTokensCapped } : {})
                     })
                     emit.end()
                   },
@@ -431,7 +460,7 @@ export const makeInProcessLoader = (hooks: LoaderHooks = {}) => {
                 )
                 return { controller, promise, buffer }
               },
-              catch: toBackendError("generate", instance)
+              catch: (e) => (e instanceof ContextOverflow ? e : toBackendError("generate", instance)(e))
             }),
             // stopOnAbortSignal ends generation after the current token; then the sequence goes back to the queue
             ({ controller, promise, buffer }) =>
@@ -548,8 +577,8 @@ export const makeInProcessLoader = (hooks: LoaderHooks = {}) => {
         sizeBytes: model.size,
         vramBytes: 0,
         contextSize: context.contextSize,
-        generate: (request) => generateOn(lib, model, context, sequences, request, instance, {}),
-        generateWith: (request, hooks) => generateOn(lib, model, context, sequences, request, instance, hooks),
+        generate: (request) => generateOn(lib, model, context, sequences, request, instance, {}, names.model),
+        generateWith: (request, hooks) => generateOn(lib, model, context, sequences, request, instance, hooks, names.model),
         embed: () =>
           Effect.fail(
             new BackendError({
