@@ -11,8 +11,12 @@
  * and the plain script, on the 60M F16 model and a ~300 MB Q8_0 one: tokens/s, warm TTFT, cold load,
  * and the worker's RSS; its own section of BENCHMARKS.md.
  *
+ * Then embeddings per second through GgufBackend against a plain `createEmbeddingContext` script
+ * (`ggufEmbed.ts`), its own section of BENCHMARKS.md.
+ *
  * Options: --runs N (repeats per measurement, default 3), --tokens N (default 128), --no-write,
- * --only isolation (just the isolation section).
+ * --only isolation (just the isolation section; the embeddings section runs alone with
+ * `node --import tsx bench/ggufEmbed.ts`).
  */
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
@@ -27,6 +31,7 @@ import type { Completion, GenerateEvent, GenerateRequest } from "../src/domain/T
 import { makeBackend } from "../src/layers/GgufBackendLive.js"
 import { autoThreads, availableCores } from "../src/layers/internal/cpu.js"
 import { makeLoader } from "../src/layers/internal/llama.js"
+import { runEmbeddingBench } from "./ggufEmbed.js"
 import { isolationSection } from "./ggufIsolation.js"
 import { ModelDownloaderMock } from "../src/testing.js"
 import { ggufInstance } from "../test/fixtures/ggufBackendFakes.js"
@@ -374,3 +379,9 @@ if (WRITE) {
   await writeFile(file, next.endsWith("\n") ? next : `${next}\n`)
   log("BENCHMARKS.md updated")
 }
+
+// ---------------------------------------------------------------------------------------------
+// Embeddings (bench/ggufEmbed.ts): embeddings per second against a plain createEmbeddingContext script
+// ---------------------------------------------------------------------------------------------
+
+if (!ONLY_ISOLATION) await runEmbeddingBench({ runs: Math.max(RUNS, 3), threads: THREADS, write: WRITE })
