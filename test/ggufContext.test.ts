@@ -5,7 +5,7 @@
  * history compression), in the worker and in-process, and through the built CLI with a hint whose
  * command works; a `maxTokens` above what the context has left is capped and reported in Finish.
  */
-import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import { afterAll, beforeAll, describe, expect, it, vi } from "@effect/vitest"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -22,6 +22,10 @@ import { ggufInstance } from "./fixtures/ggufBackendFakes.js"
 import { tinyLlamaGguf } from "./fixtures/ggufWriter.js"
 import "./fixtures/ggufWorkerBundle.js"
 import { ensureBuilt, isolatedEnv, runCli } from "./support/runCli.js"
+
+// real llama.cpp work (loads, worker processes, a built CLI) on a 2-core machine shared with other
+// jobs: a test here took 20–30 s at load average 20; nothing in it waits for time to pass
+vi.setConfig({ testTimeout: 120_000 })
 
 const dir = mkdtempSync(join(tmpdir(), "llmspell-gguf-context-"))
 // trained for 256 tokens, so `context_size = "auto"` (the CLI's default) is 256 too

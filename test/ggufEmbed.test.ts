@@ -9,7 +9,7 @@
 import * as EmbeddingModel from "@effect/ai/EmbeddingModel"
 import * as Prompt from "@effect/ai/Prompt"
 import * as Tokenizer from "@effect/ai/Tokenizer"
-import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import { afterAll, beforeAll, describe, expect, it, vi } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
@@ -28,6 +28,10 @@ import { ggufInstance } from "./fixtures/ggufBackendFakes.js"
 import { tinyLlamaGguf } from "./fixtures/ggufWriter.js"
 import "./fixtures/ggufWorkerBundle.js"
 import { ensureBuilt, isolatedEnv, runCli } from "./support/runCli.js"
+
+// real llama.cpp work (loads, worker processes, a built CLI) on a 2-core machine shared with other
+// jobs: a test here took 20–30 s at load average 20; nothing in it waits for time to pass
+vi.setConfig({ testTimeout: 120_000 })
 
 const dir = mkdtempSync(join(tmpdir(), "llmspell-gguf-embed-"))
 const MODEL = join(dir, "embedder.gguf")
