@@ -12,10 +12,12 @@
  * and the worker's RSS; its own section of BENCHMARKS.md.
  *
  * Then schema-constrained generation (`ggufGrammar.ts`): GgufBackend under a JSON-Schema grammar
- * against a plain node-llama-cpp script with the same grammar; its own section of BENCHMARKS.md.
+ * against a plain node-llama-cpp script with the same grammar; then embeddings per second through
+ * GgufBackend against a plain `createEmbeddingContext` script (`ggufEmbed.ts`); each its own section
+ * of BENCHMARKS.md.
  *
  * Options: --runs N (repeats per measurement, default 3), --tokens N (default 128), --no-write,
- * --only isolation | grammar (just that section).
+ * --only isolation | grammar | embed (just that section).
  */
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
@@ -31,6 +33,7 @@ import { makeBackend } from "../src/layers/GgufBackendLive.js"
 import { autoThreads, availableCores } from "../src/layers/internal/cpu.js"
 import { makeLoader } from "../src/layers/internal/llama.js"
 import { grammarSection } from "./ggufGrammar.js"
+import { runEmbeddingBench } from "./ggufEmbed.js"
 import { isolationSection } from "./ggufIsolation.js"
 import { ModelDownloaderMock } from "../src/testing.js"
 import { ggufInstance } from "../test/fixtures/ggufBackendFakes.js"
@@ -219,6 +222,10 @@ interface Row {
 const ONLY = process.argv.includes("--only") ? process.argv[process.argv.indexOf("--only") + 1] : undefined
 const ONLY_ISOLATION = ONLY === "isolation"
 const ONLY_GRAMMAR = ONLY === "grammar"
+if (ONLY === "embed") {
+  await runEmbeddingBench({ runs: Math.max(RUNS, 3), threads: THREADS, write: WRITE })
+  process.exit(0)
+}
 const rows: Array<Row> = []
 try {
   for (const type of ONLY !== undefined ? [] : (["F16", "Q8_0"] as const)) {
@@ -387,3 +394,9 @@ if (WRITE) {
   await writeFile(file, next.endsWith("\n") ? next : `${next}\n`)
   log("BENCHMARKS.md updated")
 }
+
+// ---------------------------------------------------------------------------------------------
+// Embeddings (bench/ggufEmbed.ts): embeddings per second against a plain createEmbeddingContext script
+// ---------------------------------------------------------------------------------------------
+
+if (ONLY === undefined) await runEmbeddingBench({ runs: Math.max(RUNS, 3), threads: THREADS, write: WRITE })

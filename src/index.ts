@@ -6,10 +6,12 @@
  */
 import type * as EmbeddingModel from "@effect/ai/EmbeddingModel"
 import type * as LanguageModel from "@effect/ai/LanguageModel"
+import type * as Tokenizer from "@effect/ai/Tokenizer"
 import * as Layer from "effect/Layer"
 import type { LlmspellError } from "./domain/Errors.js"
 import { embeddingModelLayer, type GenerateDefaults, languageModelLayer } from "./layers/LanguageModelAdapter.js"
 import * as LlmspellLiveModule from "./layers/LlmspellLive.js"
+import { tokenizerLayer } from "./layers/TokenizerAdapter.js"
 
 export * from "./domain/Errors.js"
 export * from "./domain/Failure.js"
@@ -56,6 +58,7 @@ export {
   fromBackend as languageModelFromBackend,
   type GenerateDefaults
 } from "./layers/LanguageModelAdapter.js"
+export { tokenizerFromBackend } from "./layers/TokenizerAdapter.js"
 export {
   createLocalLLM,
   type CreateLocalLLMOptions,
@@ -102,3 +105,13 @@ export const EmbeddingModelLive = (
   options: { readonly maxBatchSize?: number } = {}
 ): Layer.Layer<EmbeddingModel.EmbeddingModel, LlmspellError> =>
   embeddingModelLayer(spec, options).pipe(Layer.provide(LlmspellLiveModule.LlmspellLive))
+
+/** A model spec's tokenizer as an `@effect/ai` Tokenizer (GGUF models), over a ProviderRegistry you provide. */
+export const tokenizer = (
+  spec: string
+): Layer.Layer<Tokenizer.Tokenizer, LlmspellError, import("./services/ProviderRegistry.js").ProviderRegistry> =>
+  tokenizerLayer(spec)
+
+/** A model spec's tokenizer as an `@effect/ai` Tokenizer with the whole live stack included: one `Effect.provide`. */
+export const TokenizerLive = (spec: string): Layer.Layer<Tokenizer.Tokenizer, LlmspellError> =>
+  tokenizerLayer(spec).pipe(Layer.provide(LlmspellLiveModule.LlmspellLive))

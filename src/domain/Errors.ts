@@ -396,7 +396,9 @@ export class ContextOverflow extends Schema.TaggedError<ContextOverflow>("llmspe
       ? `${this.operation === "embed" ? "split the input" : "shorten the prompt or drop earlier messages"}, ` +
         "or give the model a larger context (`PARAMETER num_ctx` in a Modelfile, or OLLAMA_CONTEXT_LENGTH on the server); " +
         `\`llmspell model info ${spec}\` shows its context length`
-      : `shorten the prompt or drop earlier messages; \`llmspell model info ${spec}\` shows its context length`
+      : `${this.operation === "embed" ? "split the input" : "shorten the prompt or drop earlier messages"}, ` +
+        `or raise context_size in the [providers.${this.instance ?? this.backend}] section of the config ` +
+        `(\`llmspell config path\` shows the file); \`llmspell model info ${spec}\` shows the model's trained context length`
   }
 }
 
@@ -444,7 +446,10 @@ export class UnsupportedOperation extends Schema.TaggedError<UnsupportedOperatio
     return `the ${this.backend} backend does not support ${this.operation}: ${this.reason}`
   }
   get hint() {
-    return this.suggestion ?? "use an Ollama model for it (`llmspell model list --backend ollama` lists them)"
+    // Ollama has no tokenize route; everything else a GGUF model lacks, Ollama has
+    return this.suggestion ?? (this.backend === "ollama"
+      ? "use a GGUF model for it (`llmspell model list --backend gguf` lists them)"
+      : "use an Ollama model for it (`llmspell model list --backend ollama` lists them)")
   }
 }
 

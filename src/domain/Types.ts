@@ -33,7 +33,9 @@ export const LoadedModel = Schema.Struct({
   device: Schema.optional(Schema.String),
   /** The backend and instance holding it (set by `LocalLLM.ps`). */
   backend: Schema.optional(BackendType),
-  instance: Schema.optional(Schema.String)
+  instance: Schema.optional(Schema.String),
+  /** `embedding` for a GGUF model loaded with an embedding context (a copy apart from its chat context). */
+  purpose: Schema.optional(Schema.Literal("chat", "embedding"))
 })
 /** A model loaded in memory right now. */
 export type LoadedModel = typeof LoadedModel.Type
@@ -453,7 +455,12 @@ export const Completion = Schema.Struct({
   toolCalls: Schema.optional(Schema.Array(ToolCall)),
   finishReason: FinishReason,
   usage: Usage,
-  timings: Timings
+  timings: Timings,
+  /**
+   * `maxTokens` asked for more than the context had left after the prompt: generation was capped
+   * at `used` tokens (then a `length` finish means the context, not the request, ran out).
+   */
+  maxTokensCapped: Schema.optional(Schema.Struct({ requested: Schema.Number, used: Schema.Number }))
 })
 /** A finished completion. */
 export type Completion = typeof Completion.Type

@@ -19,7 +19,7 @@ import * as os from "node:os"
 import * as nodePath from "node:path"
 import { fileURLToPath } from "node:url"
 import type { GgufInstanceConfig } from "../domain/ConfigSchema.js"
-import { BackendCrashed, BackendError, type DeviceUnavailable, type BackendUnavailable, InvalidModelFile, isLlmspellError, type LlmspellError, ModelNotFound, SchemaViolation, UnsupportedOperation } from "../domain/Errors.js"
+import { BackendCrashed, BackendError, ContextOverflow, type DeviceUnavailable, type BackendUnavailable, InvalidModelFile, isLlmspellError, type LlmspellError, ModelNotFound, SchemaViolation, UnsupportedOperation } from "../domain/Errors.js"
 import { checkJsonSchema, structuredAnswer } from "../domain/JsonSchemaCheck.js"
 import { type GenerationPlan, generationPlan } from "../domain/JsonSchemaGrammar.js"
 import { errorToJson } from "../domain/Failure.js"
@@ -29,6 +29,7 @@ import { isFileReference } from "../domain/ModelSpec.js"
 import type {
   BackendStatus,
   Completion,
+  Embeddings,
   GenerateEvent,
   GenerateRequest,
   LoadedModel,
@@ -82,6 +83,18 @@ const fileIdentity = (path: string): Effect.Effect<FileIdentity | undefined> =>
 
 const sameFile = (a: FileIdentity | undefined, b: FileIdentity | undefined) =>
   a !== undefined && b !== undefined && a.dev === b.dev && a.ino === b.ino && a.size === b.size && a.mtimeMs === b.mtimeMs
+
+/**
+ * Pool keys: a model's chat context is keyed by its path, its embedding context by the path and
+ * this suffix (NUL never occurs in a path). The two are separate entries of one pool: each is
+ * loaded on first use, unloaded when idle and counted against `max_loaded_models`.
+ */
+const EMBEDDING_KEY = "\u0000embedding"
+const embeddingKey = (path: string) => `${path}${EMBEDDING_KEY}`
+const parseKey = (key: string): { readonly path: string; readonly purpose: "chat" | "embedding" } =>
+  key.endsWith(EMBEDDING_KEY)
+    ? { path: key.slice(0, -EMBEDDING_KEY.length), purpose: "embedding" }
+    : { path: key, purpose: "chat" }
 
 const nowMs = Effect.map(Clock.currentTimeNanos, (n) => Number(n) / 1e6)
 
@@ -141,8 +154,9 @@ export const makeBackend = (
       idleTimeToLive: Duration.seconds(instance.idleUnloadSeconds),
       // validated here, on every (re)load: llama.cpp only ever sees a file our reader accepted, and
       // the file it loaded is that file (same inode, size and mtime before and after)
-      load: (path) =>
+      load: (key) =>
         Effect.gen(function*() {
+          const { path, purpose } = parseKey(key)
           const model = names.get(path) ?? path
           const before = yield* fileIdentity(path)
           const crashes = loadCrashes.get(path)
@@ -160,7 +174,7 @@ export const makeBackend = (
           }
           yield* readGgufFile(path, { model, instance: instance.name })
           if (!sameFile(before, yield* fileIdentity(path))) return yield* changed(path)
-          const handle = yield* loader.load(path, { ...loadOptions, model }).pipe(
+          const handle = yield* loader.load(path, { ...loadOptions, model, ...(purpose === "embedding" ? { purpose } : {}) }).pipe(
             Effect.tapError((e) =>
               Effect.sync(() => {
                 if (e._tag !== "BackendCrashed") return
@@ -176,17 +190,20 @@ export const makeBackend = (
           loadCrashes.delete(path)
           if (!sameFile(before, yield* fileIdentity(path))) return yield* changed(path)
           return handle
-        }).pipe(Effect.withSpan("GgufBackend.load", { attributes: { path, isolation } }))
+        }).pipe(Effect.withSpan("GgufBackend.load", { attributes: { key, isolation } }))
     })
 
-    /** A lease on a live model: a model whose worker died is forgotten and loaded again, once. */
-    const acquireLive = (path: string) =>
+    /** A lease on a live model (pool key): a model whose worker died is forgotten and loaded again, once. */
+    const acquireLive = (key: string) =>
       Effect.gen(function*() {
-        const lease = yield* pool.acquire(path)
+        const lease = yield* pool.acquire(key)
         if (yield* lease.value.alive) return lease
-        yield* pool.invalidate(path)
-        return yield* pool.acquire(path)
+        yield* pool.invalidate(key)
+        return yield* pool.acquire(key)
       })
+
+    /** Unloads both contexts of a file (chat and embedding), waiting for their users. */
+    const unloadFile = (path: string) => Effect.zipRight(pool.unload(path), pool.unload(embeddingKey(path)))
 
     const notFound = (model: string, detail?: string) =>
       new ModelNotFound({
@@ -296,6 +313,7 @@ export const makeBackend = (
                 ...(reasoning.length > 0 ? { reasoning } : {}),
                 ...(toolCalls.length > 0 ? { toolCalls } : {}),
                 finishReason: toolCalls.length > 0 ? "tool-calls" : event.finishReason,
+                ...(event.maxTokensCapped !== undefined ? { maxTokensCapped: event.maxTokensCapped } : {}),
                 usage: {
                   promptTokens: event.promptTokens,
                   completionTokens: event.completionTokens,
@@ -316,6 +334,60 @@ export const makeBackend = (
           )
         )
       })).pipe(Stream.withSpan("GgufBackend.generate", { attributes: { model, instance: instance.name } }))
+
+    /** A worker that died under a request is forgotten: the next request loads the model again. */
+    const forgetIfDead = (key: string, handle: LoadedModelHandle) =>
+      Effect.flatMap(handle.alive, (alive) => (alive ? Effect.void : pool.invalidate(key)))
+
+    // Embeddings run on an embedding context of their own (node-llama-cpp's createEmbeddingContext),
+    // a pool entry beside the chat one; a batch is one request to the worker, vectors in input order.
+    const embed = (model: string, inputs: ReadonlyArray<string>): Effect.Effect<Embeddings, LlmspellError> =>
+      Effect.scoped(Effect.gen(function*() {
+        const file = yield* resolve(model)
+        const base = { model: file.name, backend: "gguf" as const, instance: instance.name }
+        if (inputs.length === 0) return { ...base, dimensions: 0, vectors: [], promptTokens: 0 }
+        const key = embeddingKey(file.path)
+        const handle = (yield* acquireLive(key)).value
+        if (handle.embed === undefined) {
+          return yield* new UnsupportedOperation({ backend: "gguf", operation: "embeddings", reason: "this loader cannot embed" })
+        }
+        const results = yield* handle.embed(inputs).pipe(
+          Effect.tapError(() => forgetIfDead(key, handle)),
+          Effect.mapError((e) =>
+            e._tag === "ContextOverflow"
+              ? new ContextOverflow({
+                model: file.name,
+                backend: "gguf",
+                instance: instance.name,
+                operation: "embed",
+                ...(e.promptTokens !== undefined ? { promptTokens: e.promptTokens } : {}),
+                ...(e.contextSize !== undefined ? { contextSize: e.contextSize } : {})
+              })
+              : e
+          )
+        )
+        return {
+          ...base,
+          dimensions: results[0]?.vector.length ?? 0,
+          vectors: results.map((r) => r.vector),
+          promptTokens: results.reduce((n, r) => n + r.tokens, 0)
+        }
+      })).pipe(Effect.withSpan("GgufBackend.embed", { attributes: { model, inputs: inputs.length, instance: instance.name } }))
+
+    // Through whichever context of the model is loaded (the chat one when neither is): one tokenizer.
+    const tokenize = (model: string, text: string): Effect.Effect<ReadonlyArray<number>, LlmspellError> =>
+      Effect.scoped(Effect.gen(function*() {
+        const file = yield* resolve(model)
+        const loaded = yield* pool.entries
+        const key = loaded.some((e) => e.key === embeddingKey(file.path)) && !loaded.some((e) => e.key === file.path)
+          ? embeddingKey(file.path)
+          : file.path
+        const handle = (yield* acquireLive(key)).value
+        if (handle.tokenize === undefined) {
+          return yield* new UnsupportedOperation({ backend: "gguf", operation: "tokenize", reason: "this loader cannot tokenize" })
+        }
+        return yield* handle.tokenize(text).pipe(Effect.tapError(() => forgetIfDead(key, handle)))
+      })).pipe(Effect.withSpan("GgufBackend.tokenize", { attributes: { model, instance: instance.name } }))
 
     const info = (model: string): Effect.Effect<ModelInfo, LlmspellError> =>
       Effect.gen(function*() {
@@ -399,7 +471,7 @@ export const makeBackend = (
         const installed = yield* downloader.findInstalled(model, store)
         if (Option.isSome(installed)) {
           // unload before deleting: the file stays valid under its mmap (deleting is safe, truncating is not)
-          yield* pool.unload(installed.value.primaryPath)
+          yield* unloadFile(installed.value.primaryPath)
           return yield* downloader.remove(model, store)
         }
         const found = yield* modelStore.find(model, store)
@@ -418,7 +490,7 @@ export const makeBackend = (
         }
         const loose = Option.isSome(found) && !found.value.installed ? found.value.path : undefined
         if (loose === undefined) return yield* downloader.remove(model, store)
-        yield* pool.unload(loose)
+        yield* unloadFile(loose)
         const size = yield* Effect.tryPromise({
           try: async () => {
             const s = await fs.stat(loose)
@@ -437,7 +509,8 @@ export const makeBackend = (
         Effect.filter(entries, (e) => (e.value === undefined ? Effect.succeed(false) : e.value.alive))),
       (entries) =>
       entries.map((e): LoadedModel => ({
-        name: names.get(e.key) ?? e.key,
+        name: names.get(parseKey(e.key).path) ?? parseKey(e.key).path,
+        ...(parseKey(e.key).purpose === "embedding" ? { purpose: "embedding" as const } : {}),
         sizeBytes: e.value!.sizeBytes,
         ...(e.value!.vramBytes > 0 ? { vramBytes: e.value!.vramBytes } : {}),
         activeRequests: e.users,
@@ -522,11 +595,8 @@ export const makeBackend = (
         Effect.flatMap(resolve(model), (file) => pool.setTimeToLive(file.path, seconds < 0 ? "forever" : seconds * 1000)),
       verify: (model) => downloader.verify(store, model),
       generate,
-      // Stub until embeddings run in the GGUF worker (issue 12, GGUF part).
-      embed: () =>
-        Effect.fail(
-          new UnsupportedOperation({ backend: "gguf", operation: "embeddings", reason: "GGUF embeddings are not implemented yet" })
-        )
+      embed,
+      tokenize
     }
     return backend
   })

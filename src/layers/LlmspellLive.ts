@@ -7,6 +7,8 @@ import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as Layer from "effect/Layer"
 import type { ConfigError } from "../domain/Errors.js"
 import { Config, layerFromObject } from "../services/Config.js"
+import type { GgufBackend } from "../services/GgufBackend.js"
+import type { OllamaBackend } from "../services/OllamaBackend.js"
 import type { LocalLLM } from "../services/LocalLLM.js"
 import * as ProviderRegistry from "../services/ProviderRegistry.js"
 import * as CloudBackendLive from "./CloudBackendLive.js"
@@ -20,23 +22,34 @@ import * as OllamaBackendLive from "./OllamaBackendLive.js"
 /** Everything llmspell provides. */
 export type Services = LocalLLM | ProviderRegistry.ProviderRegistry | Config
 
-/** The backends, registry and facade over a given Config layer. */
-export const layerWith = <E, R>(config: Layer.Layer<Config, E, R>): Layer.Layer<Services, E, R> =>
+/**
+ * The registry and facade over given backend factories and a Config layer: the live backends in
+ * `layerWith`, llmspell/testing's scripted ones in `LlmspellMock` (the same composition).
+ */
+export const layerWithBackends = <E, R, E2, R2>(
+  config: Layer.Layer<Config, E, R>,
+  backends: Layer.Layer<OllamaBackend | GgufBackend, E2, R2>
+): Layer.Layer<Services, E | E2, Exclude<R2, Config> | R> =>
   LocalLLMLive.layer.pipe(
     Layer.provideMerge(ProviderRegistry.layer),
-    Layer.provide(
-      Layer.mergeAll(
-        OllamaBackendLive.layer,
-        CloudBackendLive.layer,
-        GgufBackendLive.layer.pipe(
-          Layer.provide(ModelDownloaderLive.layer),
-          Layer.provide(ModelStoreLive.layer),
-          // The store's file I/O: typed errors naming the path (permissions, a full disk), never a defect.
-          Layer.provide(NodeFileSystem.layer)
-        )
-      )
-    ),
+    Layer.provide(backends),
     Layer.provideMerge(config)
+  )
+
+/** The backends, registry and facade over a given Config layer. */
+export const layerWith = <E, R>(config: Layer.Layer<Config, E, R>): Layer.Layer<Services, E, R> =>
+  layerWithBackends(
+    config,
+    Layer.mergeAll(
+      OllamaBackendLive.layer,
+      CloudBackendLive.layer,
+      GgufBackendLive.layer.pipe(
+        Layer.provide(ModelDownloaderLive.layer),
+        Layer.provide(ModelStoreLive.layer),
+        // The store's file I/O: typed errors naming the path (permissions, a full disk), never a defect.
+        Layer.provide(NodeFileSystem.layer)
+      )
+    )
   )
 
 /** llmspell with the configuration read from the usual places (file, environment). */

@@ -10,7 +10,7 @@ import type * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
 import type { GgufInstanceConfig } from "../domain/ConfigSchema.js"
-import type { BackendCrashed, BackendError, DeviceUnavailable } from "../domain/Errors.js"
+import type { BackendCrashed, BackendError, ContextOverflow, DeviceUnavailable } from "../domain/Errors.js"
 import type { FinishReason, GenerateRequest, ToolCall } from "../domain/Types.js"
 
 /** A compute device llama.cpp can run on. */
@@ -54,6 +54,18 @@ export interface LoadOptions {
   readonly prepareTimeoutMs?: number | undefined
   /** Worker only: the worker's heap cap in MiB (the loader's default when absent). */
   readonly maxHeapMb?: number | undefined
+  /**
+   * What the context is for (default "chat"): an "embedding" load creates an embedding context
+   * (`createEmbeddingContext`, one sequence) instead of chat sequences; its handle embeds and
+   * tokenizes but does not generate. The pool keeps the two apart (each costs its own memory).
+   */
+  readonly purpose?: "chat" | "embedding" | undefined
+}
+
+/** One embedded input: its vector and the tokens it took (with the BOS/EOS the model adds). */
+export interface EmbeddedInput {
+  readonly vector: ReadonlyArray<number>
+  readonly tokens: number
 }
 
 /** What the loader reports while generating on one sequence. */
@@ -69,6 +81,8 @@ export type LoaderEvent =
     readonly promptTokens: number
     readonly completionTokens: number
     readonly finishReason: FinishReason
+    /** `maxTokens` was more than the context had left after the prompt: what was asked and what was used. */
+    readonly maxTokensCapped?: { readonly requested: number; readonly used: number } | undefined
   }
 
 /** A model in memory with its context; lives as long as the scope it was loaded in. */
@@ -82,7 +96,16 @@ export interface LoadedModelHandle {
    * Generates on a free context sequence, waiting for one when all `sequences` are busy.
    * Interrupting the stream stops generation and gives the sequence back.
    */
-  readonly generate: (request: GenerateRequest) => Stream.Stream<LoaderEvent, BackendError | BackendCrashed>
+  readonly generate: (request: GenerateRequest) => Stream.Stream<LoaderEvent, BackendError | BackendCrashed | ContextOverflow>
+  /**
+   * Embeds each input in order (loads with `purpose: "embedding"` only); an input longer than the
+   * context is `ContextOverflow` before anything is computed, never truncated.
+   */
+  readonly embed?: (
+    inputs: ReadonlyArray<string>
+  ) => Effect.Effect<ReadonlyArray<EmbeddedInput>, BackendError | BackendCrashed | ContextOverflow>
+  /** The model's token ids for a text (no BOS added). */
+  readonly tokenize?: (text: string) => Effect.Effect<ReadonlyArray<number>, BackendError | BackendCrashed>
   /** False once the worker process running it has died (always true in-process). */
   readonly alive: Effect.Effect<boolean>
 }

@@ -1,15 +1,18 @@
 /**
- * A fake GGUF loader, the seam under GgufBackend below its model pool: loads, unloads and
- * generations recorded, with Deferreds a test can hold generations on.
+ * A fake GGUF loader, the seam under GgufBackend below its model pool: loads (chat or embedding),
+ * unloads, generations, embeddings and tokenize recorded in a `CallLog` (and as `load <file>` /
+ * `unload <file>` lines), with Deferreds a test can hold loads and generations on.
  */
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
-import { BackendError } from "../domain/Errors.js"
+import { BackendError, ContextOverflow } from "../domain/Errors.js"
 import type { GenerateRequest } from "../domain/Types.js"
 import { LlamaLoader, type LlamaLoaderService, type LoaderEvent } from "../services/LlamaLoader.js"
+import { type CallLog, recordCall } from "./CallLog.js"
 import { DEFAULT_TOKENS } from "./internal.js"
+import { deterministicEmbedding, deterministicTokens } from "./MockBackend.js"
 
 /** Script of the fake GGUF loader (the seam under GgufBackend, below its model pool). */
 export interface MockLoaderOptions {
@@ -28,6 +31,14 @@ export interface MockLoaderOptions {
   /** Runs when a generation has its sequence and starts. */
   readonly onGenerate?: (request: GenerateRequest) => Effect.Effect<void>
   readonly sizeBytes?: number
+  /** The length of the deterministic vectors an embedding load returns (default 8). */
+  readonly embeddingDimensions?: number
+  /** The vector of a text, instead of the deterministic one. */
+  readonly embed?: (text: string) => ReadonlyArray<number>
+  /** The token ids of a text (default: one deterministic id per word); an embedded input also counts a BOS. */
+  readonly tokenize?: (text: string) => ReadonlyArray<number>
+  /** Where its calls are recorded (default: a log of its own); share one log between fakes to see their order. */
+  readonly calls?: CallLog
 }
 
 /** What the fake loader saw: `load <file>` / `unload <file>` in order, what is loaded, generations running. */
@@ -45,6 +56,10 @@ export interface MockLoaderLog {
  */
 export const LlamaLoaderMock = (options: MockLoaderOptions = {}) => {
   const log: MockLoaderLog = { events: [], loaded: new Set(), active: 0, maxActive: 0 }
+  const calls: CallLog = options.calls ?? []
+  const record = (operation: string, path: string, input?: unknown) =>
+    recordCall(calls, { source: "loader", backend: "gguf", operation, model: path, ...(input !== undefined ? { input } : {}) })
+  const tokenize = (text: string) => [...(options.tokenize ?? deterministicTokens)(text)]
   const fileName = (path: string) => path.split(/[\\/]/).at(-1)!
   const fails = (path: string) =>
     typeof options.failLoad === "function" ? options.failLoad(path) : options.failLoad?.includes(fileName(path)) ?? false
@@ -53,16 +68,22 @@ export const LlamaLoaderMock = (options: MockLoaderOptions = {}) => {
     runtime: () =>
       Effect.succeed({ device: "cpu", reason: "mock loader", binary: "prebuilt", gpuNames: [], warnings: [] }),
     memoryNeeds: (_path, o) => Effect.succeed({ contextSize: o.contextSize, ramBytes: sizeBytes, vramBytes: 0 }),
-    load: (path, loadOptions) =>
-      Effect.acquireRelease(
+    load: (path, loadOptions) => {
+      const embedding = loadOptions.purpose === "embedding"
+      // an embedding copy is listed apart from the chat one
+      const entry = embedding ? `${path} (embedding)` : path
+      const label = embedding ? `${fileName(path)} (embedding)` : fileName(path)
+      return Effect.acquireRelease(
         Effect.gen(function*() {
-          log.events.push(`load ${fileName(path)}`)
+          yield* record("load", path, loadOptions)
+          log.events.push(`load ${label}`)
           if (options.onLoad) yield* options.onLoad(path)
           if (options.loadGate) yield* Deferred.await(options.loadGate)
           if (fails(path)) {
             return yield* new BackendError({ backend: "gguf", operation: "load model", reason: "mock: load failed" })
           }
-          log.loaded.add(path)
+          log.loaded.add(entry)
+          const contextSize = typeof loadOptions.contextSize === "number" ? loadOptions.contextSize : 256
           const sequences = yield* Effect.makeSemaphore(loadOptions.sequences)
           const running = Effect.acquireRelease(
             Effect.zipRight(
@@ -78,10 +99,39 @@ export const LlamaLoaderMock = (options: MockLoaderOptions = {}) => {
             path,
             sizeBytes,
             vramBytes: 0,
-            contextSize: typeof loadOptions.contextSize === "number" ? loadOptions.contextSize : 256,
+            contextSize,
             alive: Effect.succeed(true),
+            embed: (inputs: ReadonlyArray<string>) =>
+              Effect.gen(function*() {
+                yield* record("embed", path, inputs)
+                if (!embedding) {
+                  return yield* new BackendError({ backend: "gguf", operation: "embed", reason: "mock: loaded for chat" })
+                }
+                // like node-llama-cpp: the BOS counts, and an input that does not fit is refused, not cut
+                const lengths = inputs.map((text) => tokenize(text).length + 1)
+                const over = lengths.find((n) => n >= contextSize)
+                if (over !== undefined) {
+                  return yield* new ContextOverflow({
+                    model: loadOptions.model ?? path,
+                    backend: "gguf",
+                    ...(loadOptions.instance !== undefined ? { instance: loadOptions.instance } : {}),
+                    promptTokens: over,
+                    contextSize,
+                    operation: "embed"
+                  })
+                }
+                return inputs.map((text, i) => ({
+                  vector: options.embed !== undefined ? [...options.embed(text)] : deterministicEmbedding(text, options.embeddingDimensions ?? 8),
+                  tokens: lengths[i]!
+                }))
+              }),
+            tokenize: (text: string) => Effect.as(record("tokenize", path, text), tokenize(text)),
             generate: (request: GenerateRequest) =>
               Stream.unwrapScoped(Effect.gen(function*() {
+                yield* record("generate", path, request)
+                if (embedding) {
+                  return yield* new BackendError({ backend: "gguf", operation: "generate", reason: "mock: loaded for embeddings" })
+                }
                 yield* running
                 if (options.onGenerate) yield* options.onGenerate(request)
                 if (options.generationGate) yield* Deferred.await(options.generationGate)
@@ -99,10 +149,13 @@ export const LlamaLoaderMock = (options: MockLoaderOptions = {}) => {
           }
         }),
         () =>
-          Effect.sync(() => {
-            if (log.loaded.delete(path)) log.events.push(`unload ${fileName(path)}`)
-          })
+          Effect.suspend(() =>
+            log.loaded.delete(entry)
+              ? Effect.zipRight(record("unload", path), Effect.sync(() => void log.events.push(`unload ${label}`)))
+              : Effect.void
+          )
       )
+    }
   }
-  return { layer: Layer.succeed(LlamaLoader, service), service, log, events: log.events, loaded: log.loaded }
+  return { layer: Layer.succeed(LlamaLoader, service), service, log, events: log.events, loaded: log.loaded, calls }
 }

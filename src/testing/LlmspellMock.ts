@@ -1,16 +1,22 @@
 /**
- * `LlmspellMock`: Config, ProviderRegistry and LocalLLM over the scripted backends, built from the
- * same layers as the live stack (`LocalLLMLive`, `ProviderRegistry.layer`), so a consumer's
- * program runs unchanged on it.
+ * `LlmspellMock`: Config, ProviderRegistry and LocalLLM over the scripted backends, built by the
+ * live stack's own composition (`LlmspellLive.layerWithBackends`, the one `layerWith` uses), so a
+ * consumer's program runs unchanged on it. With `ggufLoader`, the GGUF instance is the real
+ * GgufBackend (model pool, context checks, embedding contexts) over `LlamaLoaderMock`.
+ * Every fake records into one `CallLog` (`calls`).
  */
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import { type LlmspellConfig, resolveConfig } from "../domain/ConfigSchema.js"
-import * as LocalLLMLive from "../layers/LocalLLMLive.js"
+import * as GgufBackendLive from "../layers/GgufBackendLive.js"
+import * as LlmspellLive from "../layers/LlmspellLive.js"
 import { Config } from "../services/Config.js"
 import type { LocalLLM } from "../services/LocalLLM.js"
-import * as ProviderRegistry from "../services/ProviderRegistry.js"
-import { GgufBackendMock, type MockBackendOptions, type MockCall, OllamaBackendMock } from "./MockBackend.js"
+import type * as ProviderRegistry from "../services/ProviderRegistry.js"
+import type { Call, CallLog } from "./CallLog.js"
+import type { LlamaLoaderMock } from "./LlamaLoaderMock.js"
+import { GgufBackendMock, type MockBackendOptions, OllamaBackendMock } from "./MockBackend.js"
+import { ModelDownloaderMock, type MockDownloaderOptions } from "./ModelDownloaderMock.js"
 
 /** The built-in default configuration (no file, no environment), for tests. */
 export const defaultTestConfig = (overrides: unknown = {}): LlmspellConfig => {
@@ -24,20 +30,30 @@ export const LlmspellMock = {
   make: (
     options: {
       readonly ollama?: MockBackendOptions
+      /** The scripted GGUF backend (ignored when `ggufLoader` is given). */
       readonly gguf?: MockBackendOptions
+      /** Run the real GGUF backend over this fake loader instead of the scripted backend. */
+      readonly ggufLoader?: ReturnType<typeof LlamaLoaderMock>
+      /** The downloader under the real GGUF backend (with `ggufLoader`). */
+      readonly downloader?: MockDownloaderOptions
       /** TOML-shaped config overrides, e.g. a second Ollama instance. */
       readonly config?: unknown
+      /** The log every fake records into (default: a new one, returned as `calls`). */
+      readonly calls?: CallLog
     } = {}
   ) => {
-    const calls: Array<MockCall> = []
+    const calls: CallLog = options.calls ?? []
     const ollama = OllamaBackendMock(options.ollama, calls)
-    const gguf = GgufBackendMock(options.gguf, calls)
+    const gguf = options.ggufLoader !== undefined
+      ? GgufBackendLive.layerWithoutLoader.pipe(
+        Layer.provide(Layer.merge(options.ggufLoader.layer, ModelDownloaderMock({ calls, ...options.downloader }).layer))
+      )
+      : GgufBackendMock(options.gguf, calls).layer
     const config = Layer.succeed(Config, defaultTestConfig(options.config))
-    const layer: Layer.Layer<LocalLLM | ProviderRegistry.ProviderRegistry | Config> = LocalLLMLive.layer.pipe(
-      Layer.provideMerge(ProviderRegistry.layer),
-      Layer.provide(Layer.merge(ollama.layer, gguf.layer)),
-      Layer.provideMerge(config)
+    const layer: Layer.Layer<LocalLLM | ProviderRegistry.ProviderRegistry | Config> = LlmspellLive.layerWithBackends(
+      config,
+      Layer.merge(ollama.layer, gguf)
     )
-    return { layer, calls: calls as ReadonlyArray<MockCall> }
+    return { layer, calls: calls as ReadonlyArray<Call> }
   }
 }

@@ -1,7 +1,7 @@
 /**
  * Scriptable backends (`OllamaBackendMock`, `GgufBackendMock`): models present or pullable, token
- * streams or scripted turns (reasoning, text, tool calls), deterministic embeddings, injected
- * failures per operation, and a record of every call (`MockCall`).
+ * streams or scripted turns (reasoning, text, tool calls), deterministic (or scripted) embeddings
+ * and token ids, injected failures per operation, and every call recorded in a `CallLog`.
  */
 import { createHash } from "node:crypto"
 import * as Effect from "effect/Effect"
@@ -22,6 +22,7 @@ import type {
 import type { Backend, BackendFactory } from "../services/Backend.js"
 import { GgufBackend } from "../services/GgufBackend.js"
 import { OllamaBackend } from "../services/OllamaBackend.js"
+import { type Call, type CallLog, recordCall } from "./CallLog.js"
 import { DEFAULT_TOKENS, failureFor } from "./internal.js"
 
 /** One scripted answer: reasoning, text tokens and tool calls (ids default to `call_<n>`). */
@@ -45,6 +46,10 @@ export interface MockModel {
   readonly turns?: ReadonlyArray<MockTurn> | ((request: GenerateRequest) => MockTurn)
   /** The length of the vectors `embed` returns (default 8); vectors are deterministic in the text. */
   readonly embeddingDimensions?: number
+  /** The vector of a text, instead of the deterministic one (its length is the model's dimensions). */
+  readonly embed?: (text: string) => ReadonlyArray<number>
+  /** The token ids of a text, instead of one deterministic id per word (`deterministicTokens`). */
+  readonly tokenize?: (text: string) => ReadonlyArray<number>
   /** Extra fields of `info`. */
   readonly info?: Partial<ModelInfo>
   readonly quantization?: string
@@ -54,7 +59,7 @@ export interface MockModel {
 export type MockFailure = "unavailable" | "notFound" | "checksumMismatch" | LlmspellError
 
 /** Operations of a backend. */
-export type MockOperation = "status" | "list" | "info" | "pull" | "remove" | "verify" | "generate" | "embed"
+export type MockOperation = "status" | "list" | "info" | "pull" | "remove" | "verify" | "generate" | "embed" | "tokenize"
 
 /** Script of one fake backend type. */
 export interface MockBackendOptions {
@@ -69,16 +74,8 @@ export interface MockBackendOptions {
   readonly version?: string
 }
 
-/** One call a fake received. */
-export interface MockCall {
-  readonly backend: BackendType
-  readonly instance: string
-  readonly operation: MockOperation
-  readonly model?: string
-  readonly request?: GenerateRequest
-  /** The texts of an `embed` call. */
-  readonly inputs?: ReadonlyArray<string>
-}
+/** One call a fake received: the `Call` every fake of llmspell/testing records. */
+export type MockCall = Call
 
 /**
  * A deterministic unit vector for a text: the same text always gives the same vector, whatever
@@ -94,6 +91,10 @@ export const deterministicEmbedding = (text: string, dimensions: number): Array<
   return raw.map((x) => x / norm)
 }
 
+/** One id per whitespace-separated word, the same for the same word (ids below 32000). */
+export const deterministicTokens = (text: string): Array<number> =>
+  text.split(/\s+/).filter((w) => w.length > 0).map((word) => createHash("sha256").update(word).digest().readUInt32BE(0) % 32000)
+
 const toModel = (m: MockModel | string): MockModel => (typeof m === "string" ? { name: m } : m)
 
 /** Builds one scripted backend instance; state (models present) is shared by the type's instances. */
@@ -103,17 +104,18 @@ const makeBackend = (
   endpoint: string,
   options: MockBackendOptions,
   present: Map<string, MockModel>,
-  calls: Array<MockCall>
+  calls: CallLog
 ): Backend => {
-  const record = (operation: MockOperation, model?: string, request?: GenerateRequest) =>
-    Effect.sync(() => {
-      calls.push({
-        backend: type,
-        instance,
-        operation,
-        ...(model !== undefined ? { model } : {}),
-        ...(request !== undefined ? { request } : {})
-      })
+  const record = (operation: MockOperation, model?: string, input?: unknown) =>
+    recordCall(calls, {
+      source: type,
+      backend: type,
+      instance,
+      operation,
+      ...(model !== undefined ? { model } : {}),
+      ...(input !== undefined ? { input } : {}),
+      ...(operation === "generate" && input !== undefined ? { request: input as GenerateRequest } : {}),
+      ...(operation === "embed" && input !== undefined ? { inputs: input as ReadonlyArray<string> } : {})
     })
   const failIf = (operation: MockOperation, model?: string): Effect.Effect<void, LlmspellError> => {
     const f = options.fail?.[operation]
@@ -302,18 +304,25 @@ const makeBackend = (
       ),
     embed: (model, inputs) =>
       Effect.gen(function*() {
-        yield* Effect.sync(() => calls.push({ backend: type, instance, operation: "embed", model, inputs: [...inputs] }))
+        yield* record("embed", model, [...inputs])
         yield* failIf("embed", model)
         const m = yield* find(model)
-        const dimensions = m.embeddingDimensions ?? 8
+        const vectors = inputs.map((text) => (m.embed !== undefined ? [...m.embed(text)] : deterministicEmbedding(text, m.embeddingDimensions ?? 8)))
         return {
           model,
           backend: type,
           instance,
-          dimensions,
-          vectors: inputs.map((text) => deterministicEmbedding(text, dimensions)),
-          promptTokens: inputs.reduce((n, text) => n + text.split(/\s+/).filter((w) => w.length > 0).length, 0)
+          dimensions: vectors[0]?.length ?? m.embeddingDimensions ?? 8,
+          vectors,
+          promptTokens: inputs.reduce((n, text) => n + (m.tokenize ?? deterministicTokens)(text).length, 0)
         }
+      }),
+    tokenize: (model, text) =>
+      Effect.gen(function*() {
+        yield* record("tokenize", model, text)
+        yield* failIf("tokenize", model)
+        const m = yield* find(model)
+        return [...(m.tokenize ?? deterministicTokens)(text)]
       })
   }
 }
@@ -322,7 +331,7 @@ const makeBackend = (
 export const makeMockBackend = <T extends BackendType>(
   type: T,
   options: MockBackendOptions = {},
-  calls: Array<MockCall> = []
+  calls: CallLog = []
 ) => {
   const present = new Map(options.models?.map((m) => [toModel(m).name, toModel(m)]) ?? [])
   const factory: BackendFactory<any> = {
@@ -343,13 +352,13 @@ export const makeMockBackend = <T extends BackendType>(
 }
 
 /** A scripted OllamaBackend layer and its call record. */
-export const OllamaBackendMock = (options: MockBackendOptions = {}, calls: Array<MockCall> = []) => {
+export const OllamaBackendMock = (options: MockBackendOptions = {}, calls: CallLog = []) => {
   const mock = makeMockBackend("ollama", options, calls)
   return { layer: Layer.succeed(OllamaBackend, mock.factory), calls: mock.calls }
 }
 
 /** A scripted GgufBackend layer and its call record. */
-export const GgufBackendMock = (options: MockBackendOptions = {}, calls: Array<MockCall> = []) => {
+export const GgufBackendMock = (options: MockBackendOptions = {}, calls: CallLog = []) => {
   const mock = makeMockBackend("gguf", options, calls)
   return { layer: Layer.succeed(GgufBackend, mock.factory), calls: mock.calls }
 }

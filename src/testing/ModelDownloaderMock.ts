@@ -1,5 +1,6 @@
 /**
- * A scriptable ModelDownloader: installed models, pulls with progress, and its call record.
+ * A scriptable ModelDownloader: installed models, pulls with progress, and its calls recorded in
+ * a `CallLog` (source "downloader", the reference as `model`).
  */
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -7,6 +8,7 @@ import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import { type LlmspellError, ModelNotFound } from "../domain/Errors.js"
 import { type InstalledModel, ModelDownloader, type ModelDownloaderService } from "../services/ModelDownloader.js"
+import { type CallLog, recordCall } from "./CallLog.js"
 import { failureFor } from "./internal.js"
 import { makeMockBackend, type MockFailure } from "./MockBackend.js"
 
@@ -16,6 +18,8 @@ export interface MockDownloaderOptions {
   readonly installed?: ReadonlyArray<string | InstalledModel>
   readonly pullSteps?: number
   readonly fail?: Partial<Record<"pull" | "find" | "list" | "verify" | "remove", MockFailure>>
+  /** Where its calls are recorded (default: a log of its own); share one log between fakes to see their order. */
+  readonly calls?: CallLog
 }
 
 /** An installed-model record for one file (what the live downloader's manifest describes). */
@@ -31,7 +35,15 @@ export const installedModel = (name: string, path: string, sizeBytes = 1_000_000
 
 /** A scripted ModelDownloader layer, its service, the installed models (by name) and its call record. */
 export const ModelDownloaderMock = (options: MockDownloaderOptions = {}) => {
-  const calls: Array<{ readonly operation: string; readonly ref?: string }> = []
+  const calls: CallLog = options.calls ?? []
+  const record = (operation: string, ref?: string, instance?: string) =>
+    recordCall(calls, {
+      source: "downloader",
+      backend: "gguf",
+      operation,
+      ...(instance !== undefined ? { instance } : {}),
+      ...(ref !== undefined ? { model: ref, ref } : {})
+    })
   const madeUp = (ref: string, directory: string) => installedModel(ref, `${directory}/${ref.replace(/[:/]/g, "_")}.gguf`)
   const installed = new Map<string, InstalledModel>(
     (options.installed ?? []).map((m) => typeof m === "string" ? [m, madeUp(m, "/mock-store")] : [m.name, m])
@@ -49,7 +61,7 @@ export const ModelDownloaderMock = (options: MockDownloaderOptions = {}) => {
       })
       return Stream.unwrap(
         Effect.gen(function*() {
-          calls.push({ operation: "pull", ref })
+          yield* record("pull", ref, store.instance)
           yield* fail("pull", ref)
           const backend = yield* Effect.scoped(gguf.factory.make({ type: "gguf", name: store.instance, modelDirectory: store.directory }))
           return backend.pull(ref, pullOptions).pipe(
@@ -59,24 +71,24 @@ export const ModelDownloaderMock = (options: MockDownloaderOptions = {}) => {
       )
     },
     importFile: (file, store, importOptions) =>
-      Effect.sync(() => {
+      Effect.zipRight(record("import", file, store.instance), Effect.sync(() => {
         const name = importOptions?.name ?? file.replace(/^.*[\\/]/, "").replace(/\.gguf$/i, "")
         const model = madeUp(name, store.directory)
         installed.set(name, model)
         return model
-      }),
-    findInstalled: (ref) =>
-      Effect.sync(() => calls.push({ operation: "find", ref })).pipe(
+      })),
+    findInstalled: (ref, store) =>
+      record("find", ref, store.instance).pipe(
         Effect.zipRight(fail("find", ref)),
         Effect.map(() => Option.fromNullable(find(ref)))
       ),
-    listInstalled: () =>
-      Effect.sync(() => calls.push({ operation: "list" })).pipe(
+    listInstalled: (store) =>
+      record("list", undefined, store.instance).pipe(
         Effect.zipRight(fail("list")),
         Effect.map(() => [...installed.values()])
       ),
-    verify: (_store, ref) =>
-      Effect.sync(() => calls.push({ operation: "verify", ...(ref !== undefined ? { ref } : {}) })).pipe(
+    verify: (store, ref) =>
+      record("verify", ref, store.instance).pipe(
         Effect.zipRight(fail("verify", ref)),
         Effect.map(() => ({
           ok: true,
@@ -87,7 +99,7 @@ export const ModelDownloaderMock = (options: MockDownloaderOptions = {}) => {
       ),
     remove: (ref, store) =>
       Effect.gen(function*() {
-        calls.push({ operation: "remove", ref })
+        yield* record("remove", ref, store.instance)
         yield* fail("remove", ref)
         const model = find(ref)
         if (model === undefined) {

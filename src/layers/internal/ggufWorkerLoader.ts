@@ -12,7 +12,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import { BackendCrashed, BackendError, type DeviceUnavailable } from "../../domain/Errors.js"
+import { BackendCrashed, BackendError, type ContextOverflow, type DeviceUnavailable } from "../../domain/Errors.js"
 import type { GenerateRequest } from "../../domain/Types.js"
 import type {
   LlamaLoaderService,
@@ -69,14 +69,14 @@ const crashed = (worker: WorkerProcess, exit: WorkerExit, model: string, instanc
   })
 
 /** Sends `message` and waits for the answer `pick` recognises, a `Failed`, or the worker's end. */
-const ask = <A>(
+const askRaw = <A>(
   worker: WorkerProcess,
   id: number,
   message: ToWorker,
   pick: (m: FromWorker) => A | undefined,
   onExit: (exit: WorkerExit) => BackendError | BackendCrashed
 ) =>
-  Effect.async<A, BackendError | BackendCrashed | DeviceUnavailable>((resume) => {
+  Effect.async<A, BackendError | BackendCrashed | DeviceUnavailable | ContextOverflow>((resume) => {
     const stopListening = worker.listen(id, (m) => {
       if (m._tag === "Failed") {
         cleanup()
@@ -99,6 +99,18 @@ const ask = <A>(
     worker.send(message)
     return Effect.sync(cleanup)
   })
+
+/** `askRaw` for questions no prompt is measured in (load, runtime, memory): an overflow there is a plain BackendError. */
+const ask = <A>(
+  worker: WorkerProcess,
+  id: number,
+  message: ToWorker,
+  pick: (m: FromWorker) => A | undefined,
+  onExit: (exit: WorkerExit) => BackendError | BackendCrashed
+): Effect.Effect<A, BackendError | BackendCrashed | DeviceUnavailable> =>
+  askRaw(worker, id, message, pick, onExit).pipe(
+    Effect.catchTag("ContextOverflow", (e) => Effect.fail(new BackendError({ backend: "gguf", operation: message._tag, reason: e.message })))
+  )
 
 /** Resolves after `ms` of real time with false, or with true when `settle` is called first. */
 const settledWithin = (ms: number, register: (settle: () => void) => void) =>
@@ -128,8 +140,8 @@ export const makeWorkerLoaderWithSpare = (options: WorkerLoaderOptions = {}): Wo
     instance: string | undefined,
     request: GenerateRequest,
     prepareTimeoutMs: number
-  ): Stream.Stream<LoaderEvent, BackendError | BackendCrashed> =>
-    Stream.asyncPush<LoaderEvent, BackendError | BackendCrashed>((emit) =>
+  ): Stream.Stream<LoaderEvent, BackendError | BackendCrashed | ContextOverflow> =>
+    Stream.asyncPush<LoaderEvent, BackendError | BackendCrashed | ContextOverflow>((emit) =>
       Effect.acquireRelease(
         Effect.sync(() => {
           const id = ids.next++
@@ -179,12 +191,13 @@ export const makeWorkerLoaderWithSpare = (options: WorkerLoaderOptions = {}): Wo
                   text: m.text,
                   promptTokens: m.promptTokens,
                   completionTokens: m.completionTokens,
-                  finishReason: m.finishReason
+                  finishReason: m.finishReason,
+                  ...(m.maxTokensCapped !== undefined ? { maxTokensCapped: m.maxTokensCapped } : {})
                 })
                 return emit.end()
               case "Failed":
                 finish()
-                return emit.fail(m.error._tag === "BackendError" ? m.error : new BackendError({
+                return emit.fail(m.error._tag !== "DeviceUnavailable" ? m.error : new BackendError({
                   backend: "gguf",
                   operation: "generate",
                   reason: m.error.message
@@ -302,13 +315,30 @@ export const makeWorkerLoaderWithSpare = (options: WorkerLoaderOptions = {}): Wo
         stopListening()
       })))
       const ids = { next: 0 }
+      // a question with one answer (embed, tokenize); the worker has no DeviceUnavailable to give after the load
+      const question = <A>(operation: string, message: (id: number) => ToWorker, pick: (m: FromWorker) => A | undefined) =>
+        Effect.suspend(() => {
+          const id = ids.next++
+          return askRaw(worker, id, message(id), pick, (exit) => crashed(worker, exit, model, instance, operation))
+        }).pipe(
+          Effect.catchTag("DeviceUnavailable", (e) =>
+            Effect.fail(new BackendError({ backend: "gguf", operation, reason: e.message })))
+        )
       return {
         path,
         sizeBytes: loaded.sizeBytes,
         vramBytes: loaded.vramBytes,
         contextSize: loaded.contextSize,
         alive: Effect.sync(worker.isAlive),
-        generate: (request) => generateOn(worker, ids, model, instance, request, prepareTimeoutMs)
+        generate: (request) => generateOn(worker, ids, model, instance, request, prepareTimeoutMs),
+        embed: (inputs) =>
+          question("embed", (id) => ({ _tag: "Embed", id, inputs }), (m) => (m._tag === "Embedded" ? m.results : undefined)).pipe(
+            Effect.withSpan("LlamaLoader.embed", { attributes: { worker: worker.pid, inputs: inputs.length } })
+          ),
+        tokenize: (text) =>
+          question("tokenize", (id) => ({ _tag: "Tokenize", id, text }), (m) => (m._tag === "Tokens" ? m.tokens : undefined)).pipe(
+            Effect.catchTag("ContextOverflow", (e) => Effect.fail(new BackendError({ backend: "gguf", operation: "tokenize", reason: e.message })))
+          )
       } satisfies LoadedModelHandle
     }).pipe(Effect.withSpan("LlamaLoader.load", { attributes: { path, isolation: "process" } }))
 

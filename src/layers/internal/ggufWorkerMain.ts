@@ -12,7 +12,7 @@ import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import { BackendError, DeviceUnavailable } from "../../domain/Errors.js"
+import { BackendError, ContextOverflow, DeviceUnavailable } from "../../domain/Errors.js"
 import { appendFileSync } from "node:fs"
 import {
   decodeToWorker,
@@ -60,8 +60,8 @@ let model: InProcessModel | undefined
 let modelPath = ""
 const generations = new Map<number, Fiber.RuntimeFiber<void, never>>()
 
-const toWireError = (e: unknown): BackendError | DeviceUnavailable =>
-  e instanceof BackendError || e instanceof DeviceUnavailable
+const toWireError = (e: unknown): BackendError | DeviceUnavailable | ContextOverflow =>
+  e instanceof BackendError || e instanceof DeviceUnavailable || e instanceof ContextOverflow
     ? e
     : new BackendError({ backend: "gguf", operation: "worker", reason: String(e) })
 
@@ -118,7 +118,8 @@ const handle = (message: ToWorker) => {
               text: event.text,
               promptTokens: event.promptTokens,
               completionTokens: event.completionTokens,
-              finishReason: event.finishReason
+              finishReason: event.finishReason,
+              ...(event.maxTokensCapped !== undefined ? { maxTokensCapped: event.maxTokensCapped } : {})
             })
           })).pipe(
             Effect.catchAll((error) =>
@@ -142,6 +143,20 @@ const handle = (message: ToWorker) => {
     }
     case "Runtime":
       return run(loader.runtime(message.device), (r): FromWorker => ({ _tag: "RuntimeInfo", id: message.id, info: r.info }), message.id)
+    case "Embed":
+    case "Tokenize": {
+      const { id } = message
+      if (model === undefined) {
+        return send({
+          _tag: "Failed",
+          id,
+          error: new BackendError({ backend: "gguf", operation: message._tag === "Embed" ? "embed" : "tokenize", reason: "no model loaded in this worker" })
+        })
+      }
+      return message._tag === "Embed"
+        ? run(model.embed(message.inputs), (results): FromWorker => ({ _tag: "Embedded", id, results }), id)
+        : run(model.tokenize(message.text), (tokens): FromWorker => ({ _tag: "Tokens", id, tokens }), id)
+    }
     case "MemoryNeeds":
       return run(
         loader.memoryNeeds(message.path, message),

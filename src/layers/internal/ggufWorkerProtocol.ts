@@ -4,7 +4,7 @@
  * One worker holds at most one model; requests on it carry an `id`.
  */
 import * as Schema from "effect/Schema"
-import { BackendError, DeviceUnavailable } from "../../domain/Errors.js"
+import { BackendError, ContextOverflow, DeviceUnavailable } from "../../domain/Errors.js"
 import { FinishReason, GenerateRequest, ToolCall } from "../../domain/Types.js"
 
 const Device = Schema.Literal("auto", "cuda", "metal", "vulkan", "cpu")
@@ -19,7 +19,8 @@ export const WireLoadOptions = Schema.Struct({
   gpuLayers: AutoOrNumber,
   sequences: Schema.Number,
   instance: Schema.optional(Schema.String),
-  model: Schema.optional(Schema.String)
+  model: Schema.optional(Schema.String),
+  purpose: Schema.optional(Schema.Literal("chat", "embedding"))
 })
 
 /** Host → worker. */
@@ -35,12 +36,16 @@ export const ToWorker = Schema.Union(
     device: Device,
     gpuLayers: AutoOrNumber,
     contextSize: Schema.Number
-  })
+  }),
+  /** Embed each input in order (a model loaded with purpose "embedding"); answered by `Embedded`. */
+  Schema.TaggedStruct("Embed", { id: Schema.Number, inputs: Schema.Array(Schema.String) }),
+  /** The model's token ids for a text; answered by `Tokens`. */
+  Schema.TaggedStruct("Tokenize", { id: Schema.Number, text: Schema.String })
 )
 /** Host → worker. */
 export type ToWorker = typeof ToWorker.Type
 
-const WorkerError = Schema.Union(BackendError, DeviceUnavailable)
+const WorkerError = Schema.Union(BackendError, DeviceUnavailable, ContextOverflow)
 
 const RuntimeInfo = Schema.Struct({
   device: Schema.Literal("cuda", "metal", "vulkan", "cpu"),
@@ -73,7 +78,8 @@ export const FromWorker = Schema.Union(
     text: Schema.String,
     promptTokens: Schema.Number,
     completionTokens: Schema.Number,
-    finishReason: FinishReason
+    finishReason: FinishReason,
+    maxTokensCapped: Schema.optional(Schema.Struct({ requested: Schema.Number, used: Schema.Number }))
   }),
   Schema.TaggedStruct("Stopped", { id: Schema.Number }),
   /** `id` absent: the load failed. */
@@ -84,7 +90,13 @@ export const FromWorker = Schema.Union(
     contextSize: Schema.Number,
     ramBytes: Schema.Number,
     vramBytes: Schema.Number
-  })
+  }),
+  /** One vector per input of `Embed`, in order, with the tokens each took. */
+  Schema.TaggedStruct("Embedded", {
+    id: Schema.Number,
+    results: Schema.Array(Schema.Struct({ vector: Schema.Array(Schema.Number), tokens: Schema.Number }))
+  }),
+  Schema.TaggedStruct("Tokens", { id: Schema.Number, tokens: Schema.Array(Schema.Number) })
 )
 /** Worker → host. */
 export type FromWorker = typeof FromWorker.Type

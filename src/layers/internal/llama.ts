@@ -21,17 +21,19 @@ import type {
   LlamaChatResponse,
   LlamaContext,
   LlamaContextSequence,
+  LlamaEmbeddingContext,
   LlamaGpuType,
   LlamaGrammar,
   LlamaModel,
   Token,
   TokenBias
 } from "node-llama-cpp"
-import { BackendError, DeviceUnavailable } from "../../domain/Errors.js"
+import { BackendError, ContextOverflow, DeviceUnavailable } from "../../domain/Errors.js"
 import { type GenerationPlan, generationPlan } from "../../domain/JsonSchemaGrammar.js"
 import type { FinishReason, GenerateRequest, ToolCall } from "../../domain/Types.js"
 import type {
   Device,
+  EmbeddedInput,
   LlamaLoaderService,
   LoadedModelHandle,
   LoadOptions,
@@ -365,8 +367,65 @@ export interface GenerateHooks {
 
 /** A loaded model with the in-process extras the worker needs. */
 export interface InProcessModel extends LoadedModelHandle {
-  readonly generateWith: (request: GenerateRequest, hooks: GenerateHooks) => Stream.Stream<LoaderEvent, BackendError>
+  readonly generateWith: (request: GenerateRequest, hooks: GenerateHooks) => Stream.Stream<LoaderEvent, BackendError | ContextOverflow>
+  readonly embed: (inputs: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<EmbeddedInput>, BackendError | ContextOverflow>
+  readonly tokenize: (text: string) => Effect.Effect<ReadonlyArray<number>, BackendError>
 }
+
+/** The model's tokens for a text, without the BOS a prompt gets. */
+const tokenizeWith = (model: LlamaModel, instance: string | undefined) => (text: string) =>
+  Effect.try({ try: (): ReadonlyArray<number> => Array.from(model.tokenize(text)), catch: toBackendError("tokenize", instance) })
+
+/**
+ * Embeds inputs one after the other on the embedding context's single sequence (node-llama-cpp
+ * erases it before each input, so a vector never depends on the previous input: a batch gives
+ * the vectors of one-by-one requests). Every input is measured first: one that does not fit is
+ * `ContextOverflow` before any vector is computed (node-llama-cpp would throw a plain Error, and
+ * Ollama's default is to truncate). A model without a pooling type (a chat model) embeds with
+ * its last token's hidden state, as llama.cpp does.
+ */
+const embedOn = (
+  model: LlamaModel,
+  embedding: LlamaEmbeddingContext,
+  contextSize: number,
+  inputs: ReadonlyArray<string>,
+  names: { readonly model: string; readonly instance: string | undefined },
+  logs: LogBuffer
+): Effect.Effect<ReadonlyArray<EmbeddedInput>, BackendError | ContextOverflow> =>
+  Effect.gen(function*() {
+    // an empty text has no tokens, for which node-llama-cpp returns an empty vector: embed the BOS alone
+    const bos = model.tokens.bos
+    const prepared = inputs.map((text) => (text.length === 0 && bos !== null ? [bos] : text))
+    const lengths = yield* Effect.try({
+      try: () => prepared.map((input) => embedding.calculateInputLength(input)),
+      catch: toBackendError("embed", names.instance)
+    })
+    const over = lengths.findIndex((n) => n >= contextSize)
+    if (over >= 0) {
+      return yield* new ContextOverflow({
+        model: names.model,
+        backend: "gguf",
+        ...(names.instance !== undefined ? { instance: names.instance } : {}),
+        promptTokens: lengths[over]!,
+        contextSize,
+        operation: "embed"
+      })
+    }
+    const mark = logs.mark
+    return yield* Effect.tryPromise({
+      try: async (signal) => {
+        const out: Array<EmbeddedInput> = []
+        for (let i = 0; i < prepared.length; i++) {
+          if (signal.aborted) throw signal.reason
+          const { vector } = await embedding.getEmbeddingFor(prepared[i]!)
+          if (vector.length === 0) throw new Error(`the model returned no embedding for input ${i}`)
+          out.push({ vector: Array.from(vector), tokens: lengths[i]! })
+        }
+        return out
+      },
+      catch: (e) => toBackendError("embed", names.instance, logs.since(mark))(e)
+    })
+  }).pipe(Effect.withSpan("LlamaLoader.embed", { attributes: { inputs: inputs.length } }))
 
 /** A loader over node-llama-cpp in this process, with its own Llamas and log buffer. */
 export const makeInProcessLoader = (hooks: LoaderHooks = {}) => {
@@ -497,9 +556,10 @@ export const makeInProcessLoader = (hooks: LoaderHooks = {}) => {
     sequences: Queue.Queue<SequenceSlot>,
     request: GenerateRequest,
     instance: string | undefined,
-    hooks: GenerateHooks
-  ): Stream.Stream<LoaderEvent, BackendError> =>
-    Stream.asyncPush<LoaderEvent, BackendError>((emit) =>
+    hooks: GenerateHooks,
+    modelName: string
+  ): Stream.Stream<LoaderEvent, BackendError | ContextOverflow> =>
+    Stream.asyncPush<LoaderEvent, BackendError | ContextOverflow>((emit) =>
       Effect.gen(function*() {
         // the host has already refused a schema the grammar cannot take (same pure function)
         const plan = yield* Either.mapLeft(
@@ -525,6 +585,24 @@ export const makeInProcessLoader = (hooks: LoaderHooks = {}) => {
                 ...(plan._tag === "Functions" ? { availableFunctions: plan.functions as ChatModelFunctions } : {})
               }).contextText.tokenize(model.tokenizer).length
               hooks.onPrepared?.(promptTokens)
+              const overflow = () =>
+                new ContextOverflow({
+                  model: modelName,
+                  backend: "gguf",
+                  ...(instance !== undefined ? { instance } : {}),
+                  promptTokens,
+                  contextSize: context.contextSize
+                })
+              // LlamaChat silently drops earlier messages when the prompt and one free token do not
+              // fit, and shifts the context (erasing tokens) when it fills while generating: refuse
+              // the first here, and cap maxTokens to what is left so the second cannot happen
+              const room = context.contextSize - promptTokens - 1
+              if (room < 1) throw overflow()
+              const maxTokens = Math.min(request.maxTokens ?? room, room)
+              const maxTokensCapped = request.maxTokens !== undefined && request.maxTokens > room
+                ? { requested: request.maxTokens, used: maxTokens }
+                : undefined
+              let shifted = false
               let completionTokens = 0
               const buffer = makeTextBuffer((text, kind) => {
                 emit.single(kind === "text" ? { _tag: "Text", text } : { _tag: "Reasoning", text })
@@ -534,7 +612,15 @@ export const makeInProcessLoader = (hooks: LoaderHooks = {}) => {
               const common = {
                 signal: controller.signal,
                 stopOnAbortSignal: true,
-                maxTokens: request.maxTokens ?? context.contextSize,
+                maxTokens,
+                // never reached after the checks above; if it is (a count that differs), stop rather than drop history
+                contextShift: {
+                  strategy: ({ chatHistory }: { readonly chatHistory: ReadonlyArray<ChatHistoryItem> }) => {
+                    shifted = true
+                    controller.abort()
+                    return { chatHistory: [...chatHistory] }
+                  }
+                },
                 ...(request.temperature !== undefined ? { temperature: request.temperature } : {}),
                 ...(request.topP !== undefined ? { topP: request.topP } : {}),
                 ...(request.topK !== undefined ? { topK: request.topK } : {}),
@@ -568,6 +654,7 @@ export const makeInProcessLoader = (hooks: LoaderHooks = {}) => {
               const promise = generation.then(
                 (response) => {
                   buffer.flush()
+                  if (shifted) return emit.fail(overflow())
                   let text = response.response
                   let reason = finishReason(response)
                   for (const call of response.functionCalls ?? []) {
@@ -590,7 +677,14 @@ export const makeInProcessLoader = (hooks: LoaderHooks = {}) => {
                       reason = "stop"
                     }
                   }
-                  emit.single({ _tag: "Done", text, promptTokens, completionTokens, finishReason: reason })
+                  emit.single({
+                    _tag: "Done",
+                    text,
+                    promptTokens,
+                    completionTokens,
+                    finishReason: reason,
+                    ...(maxTokensCapped !== undefined ? { maxTokensCapped } : {})
+                  })
                   emit.end()
                 },
                 (e) => {
@@ -600,7 +694,7 @@ export const makeInProcessLoader = (hooks: LoaderHooks = {}) => {
               )
               return { controller, promise, buffer }
             },
-            catch: toBackendError("generate", instance)
+            catch: (e) => (e instanceof ContextOverflow ? e : toBackendError("generate", instance)(e))
           }),
           // stopOnAbortSignal ends generation after the current token; then the sequence goes back to the queue
           ({ controller, promise, buffer }) =>
@@ -636,6 +730,48 @@ export const makeInProcessLoader = (hooks: LoaderHooks = {}) => {
         }),
         (m) => Effect.promise(() => m.dispose())
       ).pipe(Effect.withSpan("LlamaLoader.loadModel", { attributes: { path } }))
+      const names = { model: options.model ?? path, instance }
+      if (options.purpose === "embedding") {
+        const requested = options.contextSize === "auto"
+          ? Math.min(options.contextSizeCap, model.trainContextSize)
+          : options.contextSize
+        const embedding = yield* Effect.acquireRelease(
+          Effect.tryPromise({
+            try: (signal) =>
+              model.createEmbeddingContext({
+                contextSize: options.contextSize === "auto" ? { max: requested } : requested,
+                // a whole input in one batch: pooled (non-causal) models need it, llama.cpp asserts otherwise
+                batchSize: requested,
+                threads: options.threads,
+                createSignal: signal
+              }),
+            catch: (e) => toBackendError("create embedding context", instance, logs.since(mark))(e)
+          }),
+          (c) => Effect.promise(() => c.dispose())
+        ).pipe(Effect.withSpan("LlamaLoader.createEmbeddingContext", { attributes: { path } }))
+        // the size "auto" settled on is only on the underlying context
+        const contextSize = (embedding as unknown as { readonly _llamaContext?: LlamaContext })._llamaContext?.contextSize ??
+          requested
+        const refuse = Stream.fail(
+          new BackendError({
+            backend: "gguf",
+            ...(instance !== undefined ? { instance } : {}),
+            operation: "generate",
+            reason: "this copy of the model was loaded for embeddings only"
+          })
+        )
+        return {
+          path,
+          sizeBytes: model.size,
+          vramBytes: 0,
+          contextSize,
+          generate: () => refuse,
+          generateWith: () => refuse,
+          embed: (inputs) => embedOn(model, embedding, contextSize, inputs, names, logs),
+          tokenize: tokenizeWith(model, instance),
+          alive: Effect.succeed(true)
+        } satisfies InProcessModel
+      }
       const context = yield* Effect.acquireRelease(
         Effect.tryPromise({
           try: () =>
@@ -675,8 +811,18 @@ export const makeInProcessLoader = (hooks: LoaderHooks = {}) => {
         sizeBytes: model.size,
         vramBytes: 0,
         contextSize: context.contextSize,
-        generate: (request) => generateOn(lib, model, context, sequences, request, instance, {}),
-        generateWith: (request, hooks) => generateOn(lib, model, context, sequences, request, instance, hooks),
+        generate: (request) => generateOn(lib, model, context, sequences, request, instance, {}, names.model),
+        generateWith: (request, hooks) => generateOn(lib, model, context, sequences, request, instance, hooks, names.model),
+        embed: () =>
+          Effect.fail(
+            new BackendError({
+              backend: "gguf",
+              ...(instance !== undefined ? { instance } : {}),
+              operation: "embed",
+              reason: "this copy of the model was loaded for chat; embeddings need a load with purpose \"embedding\""
+            })
+          ),
+        tokenize: tokenizeWith(model, instance),
         alive: Effect.succeed(true)
       } satisfies InProcessModel
     })
