@@ -35,7 +35,7 @@ import {
 } from "./domain/Types.js"
 import type { ConfigLoadOptions } from "./layers/ConfigLive.js"
 import * as LlmspellLive from "./layers/LlmspellLive.js"
-import { type BackendFilter, LocalLLM } from "./services/LocalLLM.js"
+import { type BackendFilter, LocalLLM, pullResult } from "./services/LocalLLM.js"
 
 /** Every failure of the facade: the llmspell error's tag, message, hint and CLI exit code. */
 export class LlmspellFailure extends Error {
@@ -88,6 +88,8 @@ export interface LocalLLMClient extends AsyncDisposable {
     options?: {
       readonly quantization?: string
       readonly force?: boolean
+      /** Copy bytes already in another store (Ollama, HF cache) instead of hard-linking them. */
+      readonly copy?: boolean
       readonly onProgress?: (event: PullProgress) => void
       readonly signal?: AbortSignal
     }
@@ -189,22 +191,13 @@ export const createLocalLLM = (options: CreateLocalLLMOptions = {}): LocalLLMCli
       const events = streamOf((llm) =>
         llm.pull(spec, {
           ...(pullOptions.quantization !== undefined ? { quantization: pullOptions.quantization } : {}),
-          ...(pullOptions.force !== undefined ? { force: pullOptions.force } : {})
+          ...(pullOptions.force !== undefined ? { force: pullOptions.force } : {}),
+          ...(pullOptions.copy !== undefined ? { copy: pullOptions.copy } : {})
         })
       )
       let promise: Promise<PullResult> | undefined
       const result = () =>
-        (promise ??= run(
-          events.pipe(
-            Stream.tap((e) => Effect.sync(() => pullOptions.onProgress?.(e))),
-            Stream.runLast,
-            Effect.map((last) => (last._tag === "Some" ? last.value.result : undefined)),
-            Effect.flatMap((r) =>
-              r !== undefined ? Effect.succeed(r) : Effect.dieMessage("the pull ended without a result")
-            )
-          ),
-          pullOptions.signal
-        ))
+        (promise ??= run(pullResult(events, (e) => pullOptions.onProgress?.(e)), pullOptions.signal))
       return {
         then: (onFulfilled, onRejected) => result().then(onFulfilled, onRejected),
         [Symbol.asyncIterator]: () =>

@@ -6,8 +6,8 @@
 import * as Command from "@effect/cli/Command"
 import { appLayer, configLayer } from "./AppLayer.js"
 import { configPathCommand, configShowCommand } from "./commands/config.js"
-import { availableCommand, availableLayer } from "./commands/model/available.js"
-import { importCommand, importLayer } from "./commands/model/import.js"
+import { availableCommand } from "./commands/model/available.js"
+import { importCommand } from "./commands/model/import.js"
 import { infoCommand } from "./commands/model/info.js"
 import { installOllamaCommand } from "./commands/model/installOllama.js"
 import { listCommand } from "./commands/model/list.js"
@@ -54,8 +54,8 @@ const model = group("model", "manage local models (Ollama and GGUF)", [
   leaf(statusCommand.pipe(Command.provide(appLayer))),
   leaf(listCommand.pipe(Command.provide(appLayer))),
   leaf(pullCommand.pipe(Command.provide(appLayer))),
-  leaf(importCommand.pipe(Command.provide(importLayer), Command.provide(configLayer))),
-  leaf(availableCommand.pipe(Command.provide(availableLayer), Command.provide(configLayer))),
+  leaf(importCommand.pipe(Command.provide(appLayer))),
+  leaf(availableCommand.pipe(Command.provide(appLayer))),
   leaf(infoCommand.pipe(Command.provide(appLayer))),
   leaf(removeCommand.pipe(Command.provide(appLayer))),
   leaf(verifyCommand.pipe(Command.provide(appLayer))),

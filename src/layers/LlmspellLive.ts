@@ -22,15 +22,9 @@ export type Services = LocalLLM | ProviderRegistry.ProviderRegistry | Config
 export const layerWith = <E, R>(config: Layer.Layer<Config, E, R>): Layer.Layer<Services, E, R> =>
   LocalLLMLive.layer.pipe(
     Layer.provideMerge(ProviderRegistry.layer),
-    Layer.provide(
-      Layer.mergeAll(
-        OllamaBackendLive.layer,
-        GgufBackendLive.layer.pipe(
-          Layer.provide(ModelDownloaderLive.layer),
-          Layer.provide(ModelStoreLive.layer)
-        )
-      )
-    ),
+    Layer.provide(Layer.mergeAll(OllamaBackendLive.layer, GgufBackendLive.layer)),
+    // The GGUF backend and LocalLLM (`available`, `importFile`) share one store and one downloader.
+    Layer.provide(ModelDownloaderLive.layer.pipe(Layer.provideMerge(ModelStoreLive.layer))),
     Layer.provideMerge(config)
   )
 

@@ -48,6 +48,8 @@ export interface ProviderRegistryService {
   readonly instance: (name: string) => Effect.Effect<Backend, ProviderNotAvailable | LlmspellError>
   /** Every configured local instance, optionally of one type. */
   readonly instances: (filter?: BackendType | "all") => ReadonlyArray<ProviderInstanceConfig & { readonly type: BackendType }>
+  /** The instance a spec of this backend type goes to when it names none (`x@gguf`); undefined when none is configured. */
+  readonly defaultInstance: (type: BackendType) => (ProviderInstanceConfig & { readonly type: BackendType }) | undefined
 }
 
 /** The registry. */
@@ -170,7 +172,11 @@ export const make = (
         Effect.flatMap(routeEffect(spec), (r) => Effect.map(instance(r.instance.name), (handle) => ({ ...r, handle }))),
       instance,
       instances: (filter = "all") =>
-        config.instances.filter(isLocal).filter((i) => filter === "all" || i.type === filter)
+        config.instances.filter(isLocal).filter((i) => filter === "all" || i.type === filter),
+      defaultInstance: (type) => {
+        const instance = defaultInstance(config, type)
+        return instance !== undefined && isLocal(instance) ? instance : undefined
+      }
     }
   })
 
