@@ -35,6 +35,7 @@ import {
 } from "./domain/Types.js"
 import type { ConfigLoadOptions } from "./layers/ConfigLive.js"
 import * as LlmspellLive from "./layers/LlmspellLive.js"
+import * as LlmspellRemote from "./layers/LlmspellRemote.js"
 import { type BackendFilter, LocalLLM, pullResult } from "./services/LocalLLM.js"
 
 /** Every failure of the facade: the llmspell error's tag, message, hint and CLI exit code. */
@@ -62,6 +63,10 @@ export interface CreateLocalLLMOptions extends ConfigLoadOptions {
   readonly config?: unknown
   /** Use this layer instead of the live one (e.g. `LlmspellMock.make().layer` from llmspell/testing). */
   readonly layer?: Layer.Layer<LocalLLM, unknown>
+  /** Connect to a running `llmspell serve` at this URL (e.g. `http://127.0.0.1:11435`) instead of embedding. */
+  readonly url?: string
+  /** The server's API key (sent as a bearer token, never printed). */
+  readonly apiKey?: string
 }
 
 /** Sampling, prompt and agent options (tools, toolChoice, responseFormat, reasoning) of `run` and `stream`. */
@@ -113,7 +118,13 @@ export interface LocalLLMClient extends AsyncDisposable {
 /** Creates a client; nothing is loaded or contacted until a method is called. */
 export const createLocalLLM = (options: CreateLocalLLMOptions = {}): LocalLLMClient => {
   const layer: Layer.Layer<LocalLLM, unknown> = options.layer ??
-    (options.config !== undefined
+    (options.url !== undefined
+      ? LlmspellRemote.layer({
+        url: options.url,
+        ...(options.apiKey !== undefined ? { apiKey: options.apiKey } : {}),
+        ...(options.cwd !== undefined ? { cwd: options.cwd } : {})
+      })
+      : options.config !== undefined
       ? LlmspellLive.layerConfig(options.config, {
         ...(options.env !== undefined ? { env: options.env } : {}),
         ...(options.home !== undefined ? { home: options.home } : {})
