@@ -129,11 +129,40 @@ export const make = (options: RemoteOptions): Effect.Effect<LocalLLMService, Bac
       Effect.catchIf(effect, (e): e is RpcClientError => e instanceof RpcClientError, (e) => Effect.fail(lost(e)))
     const stream = <A>(s: Stream.Stream<A, LlmspellError | RpcClientError>): Stream.Stream<A, LlmspellError> =>
       Stream.catchAll(s, (e) => Stream.fail(e instanceof RpcClientError ? lost(e) : e))
-    // A relative path means the caller's directory, not the server's.
+    // A relative path means the caller's directory, not the server's: it is sent absolute, and
+    // the answer names it as the caller wrote it, as the embedded LocalLLM does.
     const specOf = (spec: string) =>
       isFileReference(spec) && (spec.startsWith("./") || spec.startsWith("../") || spec.startsWith(".\\"))
         ? nodePath.resolve(options.cwd ?? process.cwd(), spec)
         : spec
+    const asWritten = (spec: string) => {
+      const sent = specOf(spec)
+      // Only where the spec is echoed as a name (`name`, `model`); paths stay absolute, as embedded.
+      const restore = (value: unknown): unknown =>
+        Array.isArray(value)
+          ? value.map(restore)
+          : value !== null && typeof value === "object"
+          ? Object.fromEntries(
+            Object.entries(value).map(([k, v]) => [k, (k === "name" || k === "model") && v === sent ? spec : restore(v)])
+          )
+          : value
+      return <A>(value: A): A => (sent === spec ? value : restore(value) as A)
+    }
+    // One round trip before the first call: a wrong API key, or something else listening on the
+    // port, is a clear error now rather than a defect of a call that cannot fail (status, list).
+    yield* call(client.Instances({ backend: "all" })).pipe(
+      Effect.timeoutFail({
+        duration: options.connectTimeout ?? "10 seconds",
+        onTimeout: () => new BackendUnavailable({ backend: "llmspell", url, reason: "the server does not answer", suggestion: HINT })
+      }),
+      Effect.catchAll((e) =>
+        Effect.fail(
+          e instanceof BackendUnavailable
+            ? e
+            : new BackendUnavailable({ backend: "llmspell", url, reason: `the server failed to answer (${e.message})`, suggestion: HINT })
+        )
+      )
+    )
     const valid = (request: unknown) =>
       Either.match(validateGenerateRequest(request), { onLeft: Effect.fail, onRight: Effect.succeed })
     // `status`/`list`/`instances` never fail on the server; a lost connection has nowhere to go but a defect.
@@ -151,7 +180,7 @@ export const make = (options: RemoteOptions): Effect.Effect<LocalLLMService, Bac
             reason: `a connection to ${url} hands out results, not backend instances: use info, generate or embed`
           })
         ),
-      info: (spec) => call(client.Info({ spec: specOf(spec) })),
+      info: (spec) => Effect.map(call(client.Info({ spec: specOf(spec) })), asWritten(spec)),
       pull: (spec, pullOptions = {}) =>
         stream(client.Pull({
           spec: specOf(spec),
@@ -163,16 +192,21 @@ export const make = (options: RemoteOptions): Effect.Effect<LocalLLMService, Bac
       planRemoval: (spec) => call(client.PlanRemoval({ spec: specOf(spec) })),
       verify: (spec) => call(client.Verify(spec !== undefined ? { spec: specOf(spec) } : {})),
       generate: (spec, request) =>
-        Stream.unwrap(Effect.map(valid(request), (request) => stream(client.Generate({ spec: specOf(spec), request })))),
-      run: (spec, request) => Effect.flatMap(valid(request), (request) => call(client.Run({ spec: specOf(spec), request }))),
+        Stream.unwrap(Effect.map(valid(request), (request) => stream(client.Generate({ spec: specOf(spec), request })))).pipe(
+          Stream.map(asWritten(spec))
+        ),
+      run: (spec, request) =>
+        Effect.flatMap(valid(request), (request) => call(client.Run({ spec: specOf(spec), request }))).pipe(
+          Effect.map(asWritten(spec))
+        ),
       embed: (spec, inputs) => call(client.Embed({ spec: specOf(spec), inputs })),
       available: (availableOptions = {}) => call(client.Available({ recommendedOnly: availableOptions.recommendedOnly ?? false })),
       importFile: (file, importOptions = {}) =>
-        call(client.Import({
+        Effect.map(call(client.Import({
           file: nodePath.resolve(options.cwd ?? process.cwd(), file),
           ...(importOptions.name !== undefined ? { name: importOptions.name } : {}),
           ...(importOptions.copy !== undefined ? { copy: importOptions.copy } : {})
-        })),
+        })), (result) => ({ ...result, source: file })),
       planOllamaInstall: (flags) => call(client.PlanOllamaInstall(flags)),
       installOllama: (flags) => call(client.InstallOllama(flags))
     }
