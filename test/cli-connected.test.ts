@@ -118,6 +118,7 @@ describe("the same CLI in both modes", () => {
     { args: ["model", "info", "missing@ollama"], code: 3 },
     { args: ["model", "info", "missing@ollama", "--json"], code: 3 },
     { args: ["model", "available", "--recommended", "--json"], code: 0 },
+    { args: ["model", "install-ollama", "--dry-run", "--json"], code: 0 },
     // the progress events depend on timing; the result is the last one
     { args: ["model", "pull", "org/Tiny-GGUF:Q8_0", "--json"], code: 0, pick: (lines) => lines.at(-1) },
     { args: ["model", "list", "--backend", "gguf", "--json"], code: 0 },

@@ -112,7 +112,8 @@ export const extractGlobalOptions = (
     const eq = arg.startsWith("--") ? arg.indexOf("=") : -1
     const name = eq > 0 ? arg.slice(0, eq) : arg
     const found = BY_NAME.get(name)
-    const flag = found?.notAfter?.some((command) => rest.includes(command)) ? undefined : found
+    // rest[0] is the command word (global flags before it are taken out)
+    const flag = found?.notAfter?.includes(rest[0] ?? "") ? undefined : found
     if (flag === undefined) {
       rest.push(arg)
       continue
