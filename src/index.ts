@@ -51,8 +51,10 @@ export {
 } from "./services/ModelStore.js"
 export * as ModelStoreLive from "./layers/ModelStoreLive.js"
 export { ProviderRegistry, type ResolvedModel, type Route } from "./services/ProviderRegistry.js"
-export { type BackendFilter, LocalLLM, type LocalLLMService } from "./services/LocalLLM.js"
+export { type BackendFilter, LocalLLM, type LocalLLMService, pullResult } from "./services/LocalLLM.js"
 export * as LocalLLMLive from "./layers/LocalLLMLive.js"
+/** LocalLLM (and `@effect/ai` models) served by a running `llmspell serve`: `LlmspellRemote.layer({ url, apiKey })`. */
+export * as LlmspellRemote from "./layers/LlmspellRemote.js"
 export {
   embeddingModelFromBackend,
   fromBackend as languageModelFromBackend,

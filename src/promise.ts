@@ -35,7 +35,8 @@ import {
 } from "./domain/Types.js"
 import type { ConfigLoadOptions } from "./layers/ConfigLive.js"
 import * as LlmspellLive from "./layers/LlmspellLive.js"
-import { type BackendFilter, LocalLLM } from "./services/LocalLLM.js"
+import * as LlmspellRemote from "./layers/LlmspellRemote.js"
+import { type BackendFilter, LocalLLM, pullResult } from "./services/LocalLLM.js"
 
 /** Every failure of the facade: the llmspell error's tag, message, hint and CLI exit code. */
 export class LlmspellFailure extends Error {
@@ -62,6 +63,10 @@ export interface CreateLocalLLMOptions extends ConfigLoadOptions {
   readonly config?: unknown
   /** Use this layer instead of the live one (e.g. `LlmspellMock.make().layer` from llmspell/testing). */
   readonly layer?: Layer.Layer<LocalLLM, unknown>
+  /** Connect to a running `llmspell serve` at this URL (e.g. `http://127.0.0.1:11435`) instead of embedding. */
+  readonly url?: string
+  /** The server's API key (sent as a bearer token, never printed). */
+  readonly apiKey?: string
 }
 
 /** Sampling, prompt and agent options (tools, toolChoice, responseFormat, reasoning) of `run` and `stream`. */
@@ -88,6 +93,8 @@ export interface LocalLLMClient extends AsyncDisposable {
     options?: {
       readonly quantization?: string
       readonly force?: boolean
+      /** Copy bytes already in another store (Ollama, HF cache) instead of hard-linking them. */
+      readonly copy?: boolean
       readonly onProgress?: (event: PullProgress) => void
       readonly signal?: AbortSignal
     }
@@ -111,7 +118,13 @@ export interface LocalLLMClient extends AsyncDisposable {
 /** Creates a client; nothing is loaded or contacted until a method is called. */
 export const createLocalLLM = (options: CreateLocalLLMOptions = {}): LocalLLMClient => {
   const layer: Layer.Layer<LocalLLM, unknown> = options.layer ??
-    (options.config !== undefined
+    (options.url !== undefined
+      ? LlmspellRemote.layer({
+        url: options.url,
+        ...(options.apiKey !== undefined ? { apiKey: options.apiKey } : {}),
+        ...(options.cwd !== undefined ? { cwd: options.cwd } : {})
+      })
+      : options.config !== undefined
       ? LlmspellLive.layerConfig(options.config, {
         ...(options.env !== undefined ? { env: options.env } : {}),
         ...(options.home !== undefined ? { home: options.home } : {})
@@ -189,22 +202,13 @@ export const createLocalLLM = (options: CreateLocalLLMOptions = {}): LocalLLMCli
       const events = streamOf((llm) =>
         llm.pull(spec, {
           ...(pullOptions.quantization !== undefined ? { quantization: pullOptions.quantization } : {}),
-          ...(pullOptions.force !== undefined ? { force: pullOptions.force } : {})
+          ...(pullOptions.force !== undefined ? { force: pullOptions.force } : {}),
+          ...(pullOptions.copy !== undefined ? { copy: pullOptions.copy } : {})
         })
       )
       let promise: Promise<PullResult> | undefined
       const result = () =>
-        (promise ??= run(
-          events.pipe(
-            Stream.tap((e) => Effect.sync(() => pullOptions.onProgress?.(e))),
-            Stream.runLast,
-            Effect.map((last) => (last._tag === "Some" ? last.value.result : undefined)),
-            Effect.flatMap((r) =>
-              r !== undefined ? Effect.succeed(r) : Effect.dieMessage("the pull ended without a result")
-            )
-          ),
-          pullOptions.signal
-        ))
+        (promise ??= run(pullResult(events, (e) => pullOptions.onProgress?.(e)), pullOptions.signal))
       return {
         then: (onFulfilled, onRejected) => result().then(onFulfilled, onRejected),
         [Symbol.asyncIterator]: () =>

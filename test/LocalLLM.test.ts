@@ -6,8 +6,10 @@ import * as Stream from "effect/Stream"
 import * as TestClock from "effect/TestClock"
 import { BackendUnavailable, ModelNotFound } from "../src/domain/Errors.js"
 import * as Protocol from "../src/domain/Protocol.js"
-import { promptRequest } from "../src/domain/Types.js"
+import { ModelList, promptRequest } from "../src/domain/Types.js"
 import * as LocalLLMLive from "../src/layers/LocalLLMLive.js"
+import * as RpcServe from "../src/serve/rpc.js"
+import * as RpcTest from "@effect/rpc/RpcTest"
 import type { Backend } from "../src/services/Backend.js"
 import { LocalLLM } from "../src/services/LocalLLM.js"
 import * as ProviderRegistry from "../src/services/ProviderRegistry.js"
@@ -231,22 +233,20 @@ const backends = () => {
 }
 
 describe("protocol", () => {
-  it.effect("requests decode from JSON and are served with results that encode with their success schema", () => {
+  it.effect("the RpcGroup serves LocalLLM: results that encode with their schemas, errors arriving typed with their hint", () => {
     const mock = LlmspellMock.make({ gguf: { models: ["qwen2.5:0.5b"] } })
     return Effect.gen(function*() {
-      const llm = yield* LocalLLM
-      const decode = Schema.decodeUnknownSync(Protocol.LocalLLMRequest)
-      const list = decode({ _tag: "List", backend: "gguf" })
-      expect(list).toBeInstanceOf(Protocol.List)
-      const listed = yield* (LocalLLMLive.serve(llm)(list) as Effect.Effect<unknown, unknown>)
-      const encoded = Schema.encodeUnknownSync(Protocol.List.success)(listed)
+      const client = yield* RpcTest.makeClient(Protocol.LlmspellRpcs)
+      const listed = yield* client.List({ backend: "gguf" })
+      const encoded = Schema.encodeUnknownSync(ModelList)(listed)
       expect(encoded).toMatchObject({ models: [{ name: "qwen2.5:0.5b", backend: "gguf" }], unavailable: [] })
-      const status = decode({ _tag: "Status" })
-      expect(status).toMatchObject({ _tag: "Status", backend: "all" })
-      const report = yield* (LocalLLMLive.serve(llm)(status) as Effect.Effect<unknown, unknown>)
-      expect(Schema.is(Protocol.Status.success)(report)).toBe(true)
-      expect(() => decode({ _tag: "Explode" })).toThrow()
-    }).pipe(Effect.provide(mock.layer))
+      const report = yield* client.Status({})
+      expect(report.map((s) => s.instance).sort()).toEqual(["gguf", "ollama"])
+      expect(yield* client.Instances({ backend: "gguf" })).toEqual([{ name: "gguf", backend: "gguf" }])
+      const missing = yield* Effect.flip(client.Info({ spec: "nope@gguf" }))
+      expect(missing).toBeInstanceOf(ModelNotFound)
+      expect((missing as ModelNotFound).hint).toContain("llmspell model")
+    }).pipe(Effect.scoped, Effect.provide(RpcServe.layerHandlers), Effect.provide(mock.layer))
   })
 })
 

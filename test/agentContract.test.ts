@@ -15,10 +15,10 @@ import { join } from "node:path"
 import { checkJsonSchema, structuredAnswer, supportedSchema, unsupportedKeyword } from "../src/domain/JsonSchemaCheck.js"
 import * as Protocol from "../src/domain/Protocol.js"
 import { validateGenerateRequest } from "../src/domain/Protocol.js"
-import type { GenerateRequest } from "../src/domain/Types.js"
+import { Embeddings, GenerateEvent, type GenerateRequest } from "../src/domain/Types.js"
 import { makeBackend } from "../src/layers/GgufBackendLive.js"
-import * as LocalLLMLive from "../src/layers/LocalLLMLive.js"
-import { LocalLLM } from "../src/services/LocalLLM.js"
+import * as RpcServe from "../src/serve/rpc.js"
+import * as RpcTest from "@effect/rpc/RpcTest"
 import { installedModel, LlamaLoaderMock, LlmspellMock, makeMockBackend, ModelDownloaderMock } from "../src/testing.js"
 import { ggufInstance } from "./fixtures/ggufBackendFakes.js"
 import { tinyLlamaGguf } from "./fixtures/ggufWriter.js"
@@ -132,26 +132,21 @@ describe("backends and the agent options", () => {
 })
 
 describe("protocol: Generate and Embed", () => {
-  it.effect("decode from JSON and are served: events (a tool call) and vectors that encode with their schemas", () => {
+  it.effect("are served through the RpcGroup: events (a tool call) and vectors that encode with their schemas", () => {
     const mock = LlmspellMock.make({
       gguf: { models: [{ name: "m", turns: [{ tokens: ["ok"], toolCalls: [{ id: "c", name: "a", params: { q: 1 } }] }] }] }
     })
     return Effect.gen(function*() {
-      const llm = yield* LocalLLM
-      const decode = Schema.decodeUnknownSync(Protocol.LocalLLMRequest)
-      const generate = decode({
-        _tag: "Generate",
-        spec: "m",
-        request: { messages: [user], tools: [tool("a")], toolChoice: "required" }
-      })
-      expect(generate).toBeInstanceOf(Protocol.Generate)
-      const events = yield* Stream.runCollect(LocalLLMLive.serve(llm)(generate) as Stream.Stream<unknown, unknown>)
-      const encoded = [...events].map((e) => Schema.encodeUnknownSync(Protocol.Generate.success)(e) as { _tag: string })
+      const client = yield* RpcTest.makeClient(Protocol.LlmspellRpcs)
+      const events = yield* Stream.runCollect(
+        client.Generate({ spec: "m", request: { messages: [user], tools: [tool("a")], toolChoice: "required" } })
+      )
+      const encoded = [...events].map((e) => Schema.encodeUnknownSync(GenerateEvent)(e) as { _tag: string })
       expect(encoded.map((e) => e._tag)).toEqual(["TextDelta", "ToolCall", "Finish"])
-      const embed = decode({ _tag: "Embed", spec: "m", inputs: ["x", "y"] })
-      const vectors = yield* (LocalLLMLive.serve(llm)(embed) as Effect.Effect<unknown, unknown>)
-      expect(Schema.is(Protocol.Embed.success)(vectors)).toBe(true)
-      expect(() => decode({ _tag: "Generate", spec: "m", request: { messages: [], toolChoice: { tool: "zzz" } } })).toThrow()
-    }).pipe(Effect.provide(mock.layer))
+      const vectors = yield* client.Embed({ spec: "m", inputs: ["x", "y"] })
+      expect(Schema.is(Embeddings)(vectors)).toBe(true)
+      const decode = Schema.decodeUnknownSync(Protocol.Generate.payloadSchema)
+      expect(() => decode({ spec: "m", request: { messages: [], toolChoice: { tool: "zzz" } } })).toThrow()
+    }).pipe(Effect.scoped, Effect.provide(RpcServe.layerHandlers), Effect.provide(mock.layer))
   })
 })

@@ -64,9 +64,9 @@ beforeAll(() => {
 })
 
 describe("package.json", () => {
-  // The store's FileSystem (@effect/platform, -node) and the cloud backends' HttpClient must share the program's effect instance: peers.
-  it("effect, @effect/ai, @effect/platform and @effect/platform-node are peer dependencies, with the dev copies in devDependencies", () => {
-    for (const peer of ["effect", "@effect/ai", "@effect/platform", "@effect/platform-node"]) {
+  // The store's FileSystem (@effect/platform, -node), the cloud backends' HttpClient and the server protocol (@effect/rpc) must share the program's effect instance: peers.
+  it("effect, @effect/ai, @effect/platform(-node) and @effect/rpc are peer dependencies, with the dev copies in devDependencies", () => {
+    for (const peer of ["effect", "@effect/ai", "@effect/platform", "@effect/platform-node", "@effect/rpc"]) {
       expect(pkg.peerDependencies[peer], peer).toBeDefined()
       expect(pkg.dependencies[peer], `${peer} must not also be a dependency (npm would install a second copy)`)
         .toBeUndefined()

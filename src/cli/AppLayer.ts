@@ -1,19 +1,28 @@
 /**
- * How the CLI builds llmspell for one command: the Config from the global options (printing its
- * warnings once on stderr), then the registry, backends and the LocalLLM facade. Commands attach
- * these with `Command.provide`, so `--help` builds nothing and no backend library is imported
- * until a command needs it.
+ * How the CLI builds llmspell for one command: connected to a running `llmspell serve` when one is
+ * found (`--host URL`, else `LLMSPELL_HOST`, else the server's state file; `--local` skips this),
+ * else embedded: the Config from the global options (printing its warnings once on stderr), then
+ * the registry, backends and the LocalLLM facade. Either way the commands see one `LocalLLM`, so
+ * output, `--json` and exit codes do not depend on the mode. Commands attach these with
+ * `Command.provide`, so `--help` builds nothing and no backend library is imported until a
+ * command needs it.
  */
 import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import * as Layer from "effect/Layer"
+import type { BackendUnavailable, ConfigError } from "../domain/Errors.js"
+import { ConfigEnvironment } from "../layers/ConfigLive.js"
 import * as ConfigLive from "../layers/ConfigLive.js"
 import * as LlmspellLive from "../layers/LlmspellLive.js"
+import * as LlmspellRemote from "../layers/LlmspellRemote.js"
 import { Config } from "../services/Config.js"
+import type { LocalLLM } from "../services/LocalLLM.js"
 import { CliIO } from "./CliIO.js"
 import { GlobalOptions } from "./GlobalOptions.js"
+import { readServeState } from "../serve/State.js"
 
 /** The Config of this invocation; its warnings go to stderr. */
-export const configLayer: Layer.Layer<Config, import("../domain/Errors.js").ConfigError, GlobalOptions | CliIO> = Layer
+export const configLayer: Layer.Layer<Config, ConfigError, GlobalOptions | CliIO> = Layer
   .effect(
     Config,
     Effect.gen(function*() {
@@ -25,5 +34,37 @@ export const configLayer: Layer.Layer<Config, import("../domain/Errors.js").Conf
     })
   )
 
-/** Everything a model command needs: the same stack library users get from LlmspellLive, over this Config. */
-export const appLayer = LlmspellLive.layerWith(configLayer)
+/** The server this invocation uses, or undefined to run embedded. */
+export const serverUrl: Effect.Effect<string | undefined, never, GlobalOptions> = Effect.gen(function*() {
+  const global = yield* GlobalOptions
+  if (global.local) return undefined
+  if (global.host !== undefined) return global.host
+  const { env, home } = yield* ConfigEnvironment
+  const fromEnv = env["LLMSPELL_HOST"]
+  if (fromEnv !== undefined && fromEnv.length > 0) return fromEnv
+  return Option.getOrUndefined(yield* readServeState({ env, home }))?.url
+})
+
+type App = Layer.Layer<LocalLLM, ConfigError | BackendUnavailable, GlobalOptions | CliIO>
+
+/** The whole stack in this process, whatever server is running: what `llmspell serve` hosts. */
+export const embeddedLayer = LlmspellLive.layerWith(configLayer)
+
+/** Everything a model command needs: a server's LocalLLM, or the stack library users get from LlmspellLive. */
+export const appLayer: App = Layer.unwrapEffect(
+  Effect.gen(function*() {
+    const global = yield* GlobalOptions
+    const io = yield* CliIO
+    const url = yield* serverUrl
+    if (url === undefined) {
+      if (global.verbose) yield* io.stderr("embedded\n")
+      const embedded: App = LlmspellLive.layerWith(configLayer)
+      return embedded
+    }
+    if (global.verbose) yield* io.stderr(`connected to ${url}\n`)
+    const { cwd, env } = yield* ConfigEnvironment
+    const apiKey = env["LLMSPELL_API_KEY"]
+    const remote: App = LlmspellRemote.layer({ url, cwd, ...(apiKey !== undefined && apiKey.length > 0 ? { apiKey } : {}) })
+    return remote
+  })
+)

@@ -4,10 +4,10 @@
  * names and commands that `Help.ts` walks. `main.ts` runs one invocation of it.
  */
 import * as Command from "@effect/cli/Command"
-import { appLayer, configLayer } from "./AppLayer.js"
+import { appLayer, configLayer, embeddedLayer } from "./AppLayer.js"
 import { configPathCommand, configShowCommand } from "./commands/config.js"
-import { availableCommand, availableLayer } from "./commands/model/available.js"
-import { importCommand, importLayer } from "./commands/model/import.js"
+import { availableCommand } from "./commands/model/available.js"
+import { importCommand } from "./commands/model/import.js"
 import { infoCommand } from "./commands/model/info.js"
 import { installOllamaCommand } from "./commands/model/installOllama.js"
 import { listCommand } from "./commands/model/list.js"
@@ -57,8 +57,8 @@ const model = group("model", "manage local models (Ollama and GGUF)", [
   leaf(statusCommand.pipe(Command.provide(appLayer))),
   leaf(listCommand.pipe(Command.provide(appLayer))),
   leaf(pullCommand.pipe(Command.provide(appLayer))),
-  leaf(importCommand.pipe(Command.provide(importLayer), Command.provide(configLayer))),
-  leaf(availableCommand.pipe(Command.provide(availableLayer), Command.provide(configLayer))),
+  leaf(importCommand.pipe(Command.provide(appLayer))),
+  leaf(availableCommand.pipe(Command.provide(appLayer))),
   leaf(infoCommand.pipe(Command.provide(appLayer))),
   leaf(removeCommand.pipe(Command.provide(appLayer))),
   leaf(verifyCommand.pipe(Command.provide(appLayer))),
@@ -75,7 +75,7 @@ export const commandTree = group("llmspell", "manage and run local LLMs: Ollama 
   model,
   leaf(runCommand.pipe(Command.provide(appLayer))),
   leaf(embedCommand.pipe(Command.provide(appLayer))),
-  leaf(serveCommand.pipe(Command.provide(appLayer))),
+  leaf(serveCommand.pipe(Command.provide(embeddedLayer))),
   leaf(psCommand.pipe(Command.provide(appLayer))),
   leaf(stopCommand.pipe(Command.provide(appLayer))),
   config

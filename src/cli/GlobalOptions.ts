@@ -14,12 +14,23 @@ export interface GlobalOptionsValue {
   readonly verbose: boolean
   readonly json: boolean
   readonly flags: ConfigFlags
+  /** `--host URL`: the `llmspell serve` to connect to. */
+  readonly host?: string | undefined
+  /** `--local`: run embedded even when a server is running. */
+  readonly local?: boolean | undefined
 }
 
 /** The global options. */
 export class GlobalOptions extends Context.Tag("llmspell/cli/GlobalOptions")<GlobalOptions, GlobalOptionsValue>() {}
 
-type Mutable = { configFile: string | undefined; verbose: boolean; json: boolean; flags: { -readonly [K in keyof ConfigFlags]: ConfigFlags[K] } }
+type Mutable = {
+  configFile: string | undefined
+  verbose: boolean
+  json: boolean
+  host?: string | undefined
+  local?: boolean | undefined
+  flags: { -readonly [K in keyof ConfigFlags]: ConfigFlags[K] }
+}
 
 /** One global flag: its name, the placeholder of its value (none for a switch), its help, and what it sets. */
 export interface GlobalFlag {
@@ -27,6 +38,8 @@ export interface GlobalFlag {
   readonly value?: string
   readonly description: string
   readonly apply: (into: Mutable, value: string) => void
+  /** After one of these command words the flag is the command's own (`serve --host` is where it listens). */
+  readonly notAfter?: ReadonlyArray<string>
 }
 
 /** `--json`: global (taken from anywhere) and also declared by every leaf command (`commands/shared.ts`). */
@@ -59,6 +72,14 @@ export const GLOBAL_FLAGS: ReadonlyArray<GlobalFlag> = [
     apply: (o, v) => void (o.flags.hubEndpoint = v)
   },
   { name: "--offline", description: "never contact the hub", apply: (o) => void (o.flags.offline = true) },
+  {
+    name: "--host",
+    value: "url",
+    description: "use the `llmspell serve` at this URL (LLMSPELL_HOST; default: a running one, if any)",
+    apply: (o, v) => void (o.host = v),
+    notAfter: ["serve"]
+  },
+  { name: "--local", description: "run models in this process even when a server is running", apply: (o) => void (o.local = true) },
   { name: "--verbose", description: "more detail; stack traces on errors (LLMSPELL_DEBUG=1)", apply: (o) => void (o.verbose = true) }
 ]
 
@@ -90,7 +111,9 @@ export const extractGlobalOptions = (
     }
     const eq = arg.startsWith("--") ? arg.indexOf("=") : -1
     const name = eq > 0 ? arg.slice(0, eq) : arg
-    const flag = BY_NAME.get(name)
+    const found = BY_NAME.get(name)
+    // rest[0] is the command word (global flags before it are taken out)
+    const flag = found?.notAfter?.includes(rest[0] ?? "") ? undefined : found
     if (flag === undefined) {
       rest.push(arg)
       continue

@@ -502,6 +502,23 @@ export class MissingCredentials extends Schema.TaggedError<MissingCredentials>("
   }
 }
 
+/** `llmspell serve` refuses an operation by its policy (`--read-only`, no `--allow-paths`). */
+export class ServerRefused extends Schema.TaggedError<ServerRefused>("llmspell/ServerRefused")("ServerRefused", {
+  operation: Schema.String,
+  reason: Schema.String,
+  /** The server option behind the refusal: `--allow-paths` would allow it, `--read-only` forbids it. */
+  option: Schema.String
+}) {
+  override get message() {
+    return `the server refuses ${this.operation}: ${this.reason}`
+  }
+  get hint() {
+    return this.option === "--read-only"
+      ? "the server was started with --read-only; add --local to the command to run it in this process"
+      : `start the server with \`llmspell serve ${this.option}\`, or add --local to the command to run it in this process`
+  }
+}
+
 /** Every typed error of llmspell, as one Schema: the protocol's failure schema and the source of the type. */
 export const LlmspellError = Schema.Union(
   InvalidModelSpec,
@@ -529,7 +546,8 @@ export const LlmspellError = Schema.Union(
   UnsupportedOperation,
   SchemaViolation,
   ServeFailed,
-  MissingCredentials
+  MissingCredentials,
+  ServerRefused
 )
 
 /** Every typed error of llmspell. */

@@ -29,6 +29,7 @@ export const exitCodeFor = (error: { readonly _tag: string }): number => {
     case "InvalidRequest":
     case "UnsupportedSchema":
     case "MissingCredentials":
+    case "ServerRefused":
       return ExitCode.Usage
     case "ModelNotFound":
       return ExitCode.ModelNotFound

@@ -1,91 +1,162 @@
 /**
- * The LocalLLM request/response protocol: each operation as a `Schema.TaggedRequest` with its
- * payload, success and failure schemas, so the same operations can be served over a connection
- * later and the CLI's `--json` output is exactly these encoded types. Pure: no I/O.
+ * llmspell's own protocol: every LocalLLM operation as an `@effect/rpc` `Rpc` of one `RpcGroup`
+ * (`LlmspellRpcs`), with its payload, success and the one `LlmspellError` union as failure, so a
+ * typed error on the server is the same typed error in the client program (hint included). Pull
+ * progress and generation are streams. `llmspell serve` mounts the group at `/rpc`
+ * (`serve/rpc.ts`); `LlmspellRemote` is its client. The CLI's `--json` output is exactly these
+ * encoded types. Pure: schemas only, no I/O.
  */
+import * as Rpc from "@effect/rpc/Rpc"
+import * as RpcGroup from "@effect/rpc/RpcGroup"
 import * as Either from "effect/Either"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
+import { AvailableReport } from "./Catalog.js"
 import { InvalidRequest, LlmspellError } from "./Errors.js"
+import { InstallOllamaReport } from "./InstallOllama.js"
 import {
+  BackendStatus,
+  BackendType,
+  Completion,
   Embeddings,
   GenerateEvent,
   GenerateRequest,
+  ImportResult,
+  LoadedModel,
   type LimitedField,
   ModelInfo,
   ModelList,
   PullProgress,
   RemoveResult,
   REQUEST_LIMITS,
-  StatusReport,
   VerifyReport
 } from "./Types.js"
-
 /** Every llmspell error as a schema: the union defined once in `Errors.ts`. */
 export const LlmspellErrorSchema = LlmspellError
 
 /** Which backends a multi-backend request covers. */
-export const BackendFilterSchema = Schema.Literal("all", "ollama", "gguf")
+export const BackendFilterSchema = Schema.Literal("all", "ollama", "gguf", "cloud")
+
+/** One configured backend instance, as `LocalLLM.instances` lists it. */
+export const InstanceSummary = Schema.Struct({ name: Schema.String, backend: BackendType })
+/** One configured backend instance. */
+export type InstanceSummary = typeof InstanceSummary.Type
+
+/** One file a remove would delete, with its size; `sharedWith` names another model that keeps it. */
+export const RemovalFile = Schema.Struct({
+  path: Schema.String,
+  sizeBytes: Schema.optional(Schema.Number),
+  sharedWith: Schema.optional(Schema.String)
+})
+
+/** What `model remove` would delete (asked before deleting); `files` is empty when it cannot tell. */
+export const RemovalPlan = Schema.Struct({
+  /** The model's listed name (an alias resolves to its canonical name). */
+  model: Schema.String,
+  /** The instance it is removed from. */
+  instance: Schema.String,
+  files: Schema.Array(RemovalFile),
+  sizeBytes: Schema.optional(Schema.Number)
+})
+/** What a remove would delete. */
+export type RemovalPlan = typeof RemovalPlan.Type
+
+/** `model install-ollama`'s flags. */
+export const InstallOllamaFlags = Schema.Struct({ dryRun: Schema.Boolean, yes: Schema.Boolean })
+/** `model install-ollama`'s flags. */
+export type InstallOllamaFlags = typeof InstallOllamaFlags.Type
+
+/** A completion run to its end, with the checked value of a `json`/`{ schema }` answer as `object`. */
+export const RunResult = Schema.extend(Completion, Schema.Struct({ object: Schema.optional(Schema.Unknown) }))
+
+const filter = { backend: Schema.optionalWith(BackendFilterSchema, { default: () => "all" as const }) }
+const spec = { spec: Schema.String }
+const error = LlmspellErrorSchema
+const pullPayload = {
+  spec: Schema.String,
+  quantization: Schema.optional(Schema.String),
+  force: Schema.optionalWith(Schema.Boolean, { default: () => false }),
+  copy: Schema.optional(Schema.Boolean)
+}
+const availablePayload = { recommendedOnly: Schema.optionalWith(Schema.Boolean, { default: () => false }) }
 
 /** Health of every configured backend instance. */
-export class Status extends Schema.TaggedRequest<Status>("llmspell/Status")("Status", {
-  payload: { backend: Schema.optionalWith(BackendFilterSchema, { default: () => "all" as const }) },
-  success: StatusReport,
-  failure: LlmspellErrorSchema
-}) {}
-
+export const Status = Rpc.make("Status", { payload: filter, success: Schema.Array(BackendStatus), error })
 /** Models present on every backend asked for. */
-export class List extends Schema.TaggedRequest<List>("llmspell/List")("List", {
-  payload: { backend: Schema.optionalWith(BackendFilterSchema, { default: () => "all" as const }) },
-  success: ModelList,
-  failure: LlmspellErrorSchema
-}) {}
-
-/** A pull; served as a stream of progress events, the last one with the result. */
-export class Pull extends Schema.TaggedRequest<Pull>("llmspell/Pull")("Pull", {
-  payload: {
-    spec: Schema.String,
-    quantization: Schema.optional(Schema.String),
-    force: Schema.optionalWith(Schema.Boolean, { default: () => false })
-  },
-  success: PullProgress,
-  failure: LlmspellErrorSchema
-}) {}
-
+export const List = Rpc.make("List", { payload: filter, success: ModelList, error })
+/** The configured backend instances. */
+export const Instances = Rpc.make("Instances", { payload: filter, success: Schema.Array(InstanceSummary), error })
 /** What is known about one model. */
-export class Info extends Schema.TaggedRequest<Info>("llmspell/Info")("Info", {
-  payload: { spec: Schema.String },
-  success: ModelInfo,
-  failure: LlmspellErrorSchema
-}) {}
-
+export const Info = Rpc.make("Info", { payload: spec, success: ModelInfo, error })
+/** A pull: a stream of progress events, the last one (phase `done`) with the result. */
+export const Pull = Rpc.make("Pull", {
+  payload: pullPayload,
+  success: PullProgress,
+  error,
+  stream: true
+})
 /** Removes a model. */
-export class Remove extends Schema.TaggedRequest<Remove>("llmspell/Remove")("Remove", {
-  payload: { spec: Schema.String },
-  success: RemoveResult,
-  failure: LlmspellErrorSchema
-}) {}
-
+export const Remove = Rpc.make("Remove", { payload: spec, success: RemoveResult, error })
+/** What a remove would delete. */
+export const PlanRemoval = Rpc.make("PlanRemoval", { payload: spec, success: RemovalPlan, error })
 /** Verifies one model or every pulled model. */
-export class Verify extends Schema.TaggedRequest<Verify>("llmspell/Verify")("Verify", {
-  payload: { spec: Schema.optional(Schema.String) },
-  success: VerifyReport,
-  failure: LlmspellErrorSchema
-}) {}
-
-/** A generation; served as a stream of events (deltas, tool calls), the last one `Finish`. */
-export class Generate extends Schema.TaggedRequest<Generate>("llmspell/Generate")("Generate", {
+export const Verify = Rpc.make("Verify", { payload: { spec: Schema.optional(Schema.String) }, success: VerifyReport, error })
+/** A generation: a stream of events (deltas, tool calls), the last one `Finish`. */
+export const Generate = Rpc.make("Generate", {
   payload: { spec: Schema.String, request: GenerateRequest },
   success: GenerateEvent,
-  failure: LlmspellErrorSchema
-}) {}
-
+  error,
+  stream: true
+})
+/** A generation run to its end (a structured answer checked). */
+export const Run = Rpc.make("Run", { payload: { spec: Schema.String, request: GenerateRequest }, success: RunResult, error })
 /** Embeds texts: one vector per input, in order. */
-export class Embed extends Schema.TaggedRequest<Embed>("llmspell/Embed")("Embed", {
-  payload: { spec: Schema.String, inputs: Schema.Array(Schema.String) },
-  success: Embeddings,
-  failure: LlmspellErrorSchema
-}) {}
+export const Embed = Rpc.make("Embed", { payload: { spec: Schema.String, inputs: Schema.Array(Schema.String) }, success: Embeddings, error })
+/** The curated catalog marked with what fits the server's free memory and what is already on its disk. */
+export const Available = Rpc.make("Available", {
+  payload: availablePayload,
+  success: AvailableReport,
+  error
+})
+/** Imports a GGUF file (a path on the server's machine) into the default GGUF store. */
+export const Import = Rpc.make("Import", {
+  payload: { file: Schema.String, name: Schema.optional(Schema.String), copy: Schema.optional(Schema.Boolean) },
+  success: ImportResult,
+  error
+})
+/** Whether Ollama is installed and running, and what installing it would run (nothing is run). */
+export const PlanOllamaInstall = Rpc.make("PlanOllamaInstall", { payload: InstallOllamaFlags, success: InstallOllamaReport, error })
+/** Plans and, with `yes` and without `dryRun`, runs the official Ollama installer. */
+export const InstallOllama = Rpc.make("InstallOllama", { payload: InstallOllamaFlags, success: InstallOllamaReport, error })
+
+/** Models loaded in memory now (`llmspell ps`). */
+export const Ps = Rpc.make("Ps", { payload: filter, success: Schema.Array(LoadedModel), error })
+/** Unloads a model now (`llmspell stop`). */
+export const Unload = Rpc.make("Unload", { payload: spec, success: Schema.Void, error })
+/** How long an idle loaded model stays loaded, in seconds (0: unload when idle; negative: keep). */
+export const KeepAlive = Rpc.make("KeepAlive", { payload: { spec: Schema.String, seconds: Schema.Number }, success: Schema.Void, error })
+
+/** Every LocalLLM operation but `resolve` (which hands out a live backend, not a result). */
+export class LlmspellRpcs extends RpcGroup.make(
+  Status,
+  List,
+  Instances,
+  Info,
+  Pull,
+  Remove,
+  PlanRemoval,
+  Verify,
+  Generate,
+  Run,
+  Embed,
+  Available,
+  Import,
+  PlanOllamaInstall,
+  InstallOllama,
+  Ps,
+  Unload,
+  KeepAlive
+) {}
 
 const shown = (value: unknown): string =>
   typeof value === "number" || typeof value === "bigint" || typeof value === "boolean" || value == null
@@ -122,11 +193,6 @@ export const validateGenerateRequest = (request: unknown): Either.Either<Generat
       })
     }
   )
-
-/** Every request of the protocol. */
-export const LocalLLMRequest = Schema.Union(Status, List, Pull, Info, Remove, Verify, Generate, Embed)
-/** Every request of the protocol. */
-export type LocalLLMRequest = typeof LocalLLMRequest.Type
 
 /** The `--json` error envelope (defined with the other failure shapes in `Failure.ts`). */
 export { ErrorEnvelope } from "./Failure.js"

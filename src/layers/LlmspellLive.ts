@@ -40,15 +40,12 @@ export const layerWithBackends = <E, R, E2, R2>(
 export const layerWith = <E, R>(config: Layer.Layer<Config, E, R>): Layer.Layer<Services, E, R> =>
   layerWithBackends(
     config,
-    Layer.mergeAll(
-      OllamaBackendLive.layer,
-      CloudBackendLive.layer,
-      GgufBackendLive.layer.pipe(
-        Layer.provide(ModelDownloaderLive.layer),
-        Layer.provide(ModelStoreLive.layer),
-        // The store's file I/O: typed errors naming the path (permissions, a full disk), never a defect.
-        Layer.provide(NodeFileSystem.layer)
-      )
+    // The GGUF backend and LocalLLM (`available`, `importFile`) share one store and one downloader
+    // (LocalLLMLive takes them from the context when present).
+    Layer.mergeAll(OllamaBackendLive.layer, CloudBackendLive.layer, GgufBackendLive.layer).pipe(
+      Layer.provideMerge(ModelDownloaderLive.layer.pipe(Layer.provideMerge(ModelStoreLive.layer))),
+      // The store's file I/O: typed errors naming the path (permissions, a full disk), never a defect.
+      Layer.provide(NodeFileSystem.layer)
     )
   )
 

@@ -12,16 +12,23 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import * as fs from "node:fs/promises"
+import * as os from "node:os"
 import * as nodePath from "node:path"
-import { BackendError, isLlmspellError, type LlmspellError, ModelNotFound } from "../domain/Errors.js"
+import * as Catalog from "../domain/Catalog.js"
+import { BackendError, BackendUnavailable, isLlmspellError, type LlmspellError, ModelNotFound } from "../domain/Errors.js"
 import { errorToJson } from "../domain/Failure.js"
+import * as HubRef from "../domain/HubRef.js"
+import { type InstallOllamaReport, planInstall } from "../domain/InstallOllama.js"
 import { isFileReference } from "../domain/ModelSpec.js"
 import * as Protocol from "../domain/Protocol.js"
 import type { BackendStatus, LoadedModel, LocalModel } from "../domain/Types.js"
 import type { GenerateRequest, ModelList, RunResult } from "../domain/Types.js"
 import { structuredAnswer } from "../domain/JsonSchemaCheck.js"
 import { type BackendFilter, LocalLLM, type LocalLLMService } from "../services/LocalLLM.js"
+import { ModelDownloader, type ModelDownloaderService } from "../services/ModelDownloader.js"
+import { ModelStore, type ModelStoreService } from "../services/ModelStore.js"
 import { backendTypeOf, endpointOf, ProviderRegistry, type ProviderRegistryService } from "../services/ProviderRegistry.js"
+import * as OllamaInstaller from "./OllamaInstaller.js"
 
 /** How long the "is it on another backend?" lookup may take per backend before it is given up. */
 const ELSEWHERE_TIMEOUT = Duration.seconds(3)
@@ -33,8 +40,16 @@ const sameModel = (listed: LocalModel, wanted: string) =>
 const errorInfo = (e: unknown) =>
   isLlmspellError(e) ? errorToJson(e) : { _tag: "UnknownError", message: e instanceof Error ? e.message : String(e) }
 
-/** Builds the facade over a registry. */
-export const make = (registry: ProviderRegistryService): LocalLLMService => {
+/** The store services the facade uses when they are there (the live stack has them; a mock may not). */
+export interface Stores {
+  readonly store?: ModelStoreService | undefined
+  readonly downloader?: ModelDownloaderService | undefined
+}
+
+const sameName = (a: string, b: string) => a.toLowerCase() === b.toLowerCase()
+
+/** Builds the facade over a registry (and the model store and downloader, for `available` and `importFile`). */
+export const make = (registry: ProviderRegistryService, stores: Stores = {}): LocalLLMService => {
   const status = (filter: BackendFilter = "all") =>
     Effect.forEach(
       registry.instances(filter),
@@ -148,7 +163,131 @@ export const make = (registry: ProviderRegistryService): LocalLLMService => {
   const verify = (spec?: string) =>
     spec !== undefined
       ? Effect.flatMap(registry.resolve(spec), (r) => r.handle.verify(r.model)).pipe(Effect.catchAll(explain("verify", spec)))
-      : Effect.flatMap(registry.resolve("local/*@gguf"), (r) => r.handle.verify(undefined))
+      : Effect.flatMap(defaultGguf("verify"), (instance) =>
+        Effect.flatMap(registry.instance(instance.name), (backend) => backend.verify(undefined)))
+
+  /** The default GGUF instance; BackendUnavailable when none is configured. */
+  const defaultGguf = (operation: string) => {
+    const instance = registry.defaultInstance("gguf")
+    return instance !== undefined && instance.type === "gguf"
+      ? Effect.succeed(instance)
+      : Effect.fail(
+        new BackendUnavailable({
+          backend: "gguf",
+          reason: "no GGUF instance is configured",
+          suggestion: "add a [providers] gguf instance (see `llmspell config show`)"
+        })
+      )
+  }
+
+  const planRemoval = (spec: string) =>
+    Effect.gen(function*() {
+      const resolved = yield* registry.route(spec)
+      const listing = yield* list(resolved.backend)
+      const mine = listing.models.filter((m) => m.instance === resolved.instance.name)
+      // For the GGUF store, an alias or `org/repo` names one canonical model (`org/repo:Q4_K_M`).
+      const parsed = resolved.backend === "gguf" ? HubRef.parse(resolved.model) : undefined
+      const canonical = parsed !== undefined && Either.isRight(parsed) ? HubRef.canonicalName(parsed.right) : undefined
+      const entry = mine.find((m) => sameName(m.name, resolved.model)) ??
+        (canonical !== undefined ? mine.find((m) => sameName(m.name, canonical)) : undefined)
+      if (entry === undefined) return { model: resolved.model, instance: resolved.instance.name, files: [] }
+      const files = yield* Effect.forEach(entry.files ?? [], (path) =>
+        Effect.promise(() => fs.stat(path).then((s) => Number(s.size), () => undefined)).pipe(
+          Effect.map((sizeBytes) => {
+            const sharedWith = mine.find((m) => m !== entry && (m.files ?? []).includes(path))?.name
+            return {
+              path,
+              ...(sizeBytes !== undefined ? { sizeBytes } : {}),
+              ...(sharedWith !== undefined ? { sharedWith } : {})
+            }
+          })
+        ))
+      return {
+        model: entry.name,
+        instance: resolved.instance.name,
+        files,
+        ...(entry.sizeBytes !== undefined ? { sizeBytes: entry.sizeBytes } : {})
+      }
+    })
+
+  const available = (options: { readonly recommendedOnly?: boolean } = {}) =>
+    Effect.gen(function*() {
+      // os.freemem() is MemAvailable on Linux (page cache counts as free); no GPU is assumed: CPU RAM decides.
+      const freeMemoryBytes = os.freemem()
+      const totalMemoryBytes = os.totalmem()
+      const gguf = registry.defaultInstance("gguf")
+      const inventory = stores.store === undefined
+        ? { models: [] }
+        : yield* stores.store.list({
+          directory: gguf !== undefined && gguf.type === "gguf" ? gguf.modelDirectory : "",
+          instance: gguf?.name ?? "gguf"
+        }).pipe(Effect.orElseSucceed(() => ({ models: [], warnings: [] })))
+      const present = inventory.models.flatMap((m) =>
+        m.repo === undefined ? [] : [{ repo: m.repo, quantization: m.quantization, stores: m.locations.map((l) => l.store) }]
+      )
+      const models = Catalog.markOnMachine(
+        Catalog.available(freeMemoryBytes, { recommendedOnly: options.recommendedOnly ?? false }),
+        present
+      )
+      return { freeMemoryBytes, totalMemoryBytes, models }
+    })
+
+  const importFile = (file: string, options: { readonly name?: string; readonly copy?: boolean } = {}) =>
+    Effect.gen(function*() {
+      const instance = yield* defaultGguf("import")
+      const downloader = stores.downloader
+      if (downloader === undefined) {
+        return yield* new BackendUnavailable({ backend: "gguf", reason: "this llmspell has no model store to import into" })
+      }
+      const model = yield* downloader.importFile(file, { directory: instance.modelDirectory, instance: instance.name }, {
+        ...(options.name !== undefined ? { name: options.name } : {}),
+        ...(options.copy ? { copy: options.copy } : {})
+      })
+      return {
+        model: model.name,
+        backend: "gguf" as const,
+        instance: instance.name,
+        path: model.primaryPath,
+        source: file,
+        sizeBytes: model.sizeBytes,
+        sha256: model.files[0]!.sha256
+      }
+    })
+
+  /** What is installed and running, and the plan the pure `planInstall` makes of it. */
+  const ollamaInstallPlan = (flags: Protocol.InstallOllamaFlags) =>
+    Effect.gen(function*() {
+      const instance = registry.defaultInstance("ollama")
+      const [installedVersion, status] = yield* Effect.all([
+        OllamaInstaller.installedVersion,
+        instance !== undefined
+          ? registry.instance(instance.name).pipe(Effect.flatMap((b) => b.status), Effect.option)
+          : Effect.succeedNone
+      ], { concurrency: 2 })
+      const server = status._tag === "Some"
+        ? { url: status.value.endpoint, available: status.value.available, version: status.value.version }
+        : { url: instance !== undefined && instance.type === "ollama" ? instance.baseUrl : "http://127.0.0.1:11434", available: false }
+      const plan = planInstall({ platform: os.platform(), arch: os.arch(), installedVersion, server }, flags)
+      const report = (ran: boolean): InstallOllamaReport => ({
+        state: plan.state,
+        installedVersion: installedVersion ?? null,
+        server: server.version !== undefined ? server : { url: server.url, available: server.available },
+        lines: plan.lines,
+        action: plan.run !== undefined ? { description: plan.run.description, argv: plan.run.argv } : null,
+        ran
+      })
+      return { plan, report }
+    })
+
+  const installOllama = (flags: Protocol.InstallOllamaFlags) =>
+    Effect.gen(function*() {
+      const { plan, report } = yield* ollamaInstallPlan(flags)
+      if (plan.run === undefined) return report(false)
+      yield* OllamaInstaller.checkReachable(plan.run.requires)
+      // The installer writes to stderr (OllamaInstaller.run), so stdout keeps only the JSON document.
+      yield* OllamaInstaller.run(plan.run)
+      return report(true)
+    })
 
   const generate = (spec: string, request: GenerateRequest) =>
     Stream.unwrap(
@@ -218,41 +357,24 @@ export const make = (registry: ProviderRegistryService): LocalLLMService => {
         { concurrency: "unbounded" }
       ).pipe(Effect.map((all) => all.flat())),
     unload: (spec) => keepAlive(spec, 0),
-    keepAlive
+    keepAlive,
+    instances: (filter = "all") =>
+      Effect.sync(() => registry.instances(filter).map((i) => ({ name: i.name, backend: backendTypeOf(i) }))),
+    planRemoval,
+    available,
+    importFile,
+    planOllamaInstall: (flags) => Effect.map(ollamaInstallPlan(flags), ({ report }) => report(false)),
+    installOllama
   }
 }
 
 /** The live facade; needs a ProviderRegistry. */
 export const layer: Layer.Layer<LocalLLM, never, ProviderRegistry> = Layer.effect(
   LocalLLM,
-  Effect.map(ProviderRegistry, make)
+  Effect.gen(function*() {
+    const registry = yield* ProviderRegistry
+    const store = yield* Effect.serviceOption(ModelStore)
+    const downloader = yield* Effect.serviceOption(ModelDownloader)
+    return make(registry, { store: Option.getOrUndefined(store), downloader: Option.getOrUndefined(downloader) })
+  })
 )
-
-/**
- * Serves one protocol request with the facade: the same operations a connection would carry.
- * `Pull` and `Generate` answer with their event streams; the others with one value.
- */
-export const serve = (llm: LocalLLMService) =>
-(request: Protocol.LocalLLMRequest): Effect.Effect<unknown, LlmspellError> | Stream.Stream<unknown, LlmspellError> => {
-  switch (request._tag) {
-    case "Status":
-      return Effect.map(llm.status(request.backend), (backends) => ({ backends }))
-    case "List":
-      return llm.list(request.backend)
-    case "Pull":
-      return llm.pull(request.spec, {
-        force: request.force,
-        ...(request.quantization !== undefined ? { quantization: request.quantization } : {})
-      })
-    case "Info":
-      return llm.info(request.spec)
-    case "Remove":
-      return llm.remove(request.spec)
-    case "Verify":
-      return llm.verify(request.spec)
-    case "Generate":
-      return llm.generate(request.spec, request.request)
-    case "Embed":
-      return llm.embed(request.spec, request.inputs)
-  }
-}

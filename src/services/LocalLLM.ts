@@ -4,9 +4,9 @@
  * hides another's results: multi-backend calls report it per instance instead of failing.
  */
 import * as Context from "effect/Context"
-import type * as Effect from "effect/Effect"
-import type * as Stream from "effect/Stream"
-import type { LlmspellError } from "../domain/Errors.js"
+import * as Effect from "effect/Effect"
+import * as Stream from "effect/Stream"
+import { BackendError, type LlmspellError } from "../domain/Errors.js"
 import type {
   BackendStatus,
   RunResult,
@@ -22,6 +22,10 @@ import type {
   RemoveResult,
   VerifyReport
 } from "../domain/Types.js"
+import type { AvailableReport } from "../domain/Catalog.js"
+import type { InstallOllamaReport } from "../domain/InstallOllama.js"
+import type { InstallOllamaFlags, InstanceSummary, RemovalPlan } from "../domain/Protocol.js"
+import type { ImportResult, PullResult } from "../domain/Types.js"
 import type { ResolvedModel } from "./ProviderRegistry.js"
 
 /** Which backends a multi-backend call covers. */
@@ -56,7 +60,37 @@ export interface LocalLLMService {
    * it as soon as it is idle, a negative value keeps it loaded. No-op when it is not loaded.
    */
   readonly keepAlive: (spec: string, seconds: number) => Effect.Effect<void, LlmspellError>
+  /** The configured backend instances a multi-backend call covers. */
+  readonly instances: (filter?: BackendFilter) => Effect.Effect<ReadonlyArray<InstanceSummary>>
+  /** The files a `remove` of this spec would delete and the bytes it frees, before anything is deleted. */
+  readonly planRemoval: (spec: string) => Effect.Effect<RemovalPlan, LlmspellError>
+  /** The curated catalog, marked with what fits free memory now and what is already on this machine. */
+  readonly available: (options?: { readonly recommendedOnly?: boolean }) => Effect.Effect<AvailableReport, LlmspellError>
+  /** Makes a GGUF file on disk a model of the default GGUF store (hard link, or copy). */
+  readonly importFile: (
+    file: string,
+    options?: { readonly name?: string; readonly copy?: boolean }
+  ) => Effect.Effect<ImportResult, LlmspellError>
+  /** Whether Ollama is installed and running, and what installing it would run; runs nothing. */
+  readonly planOllamaInstall: (flags: InstallOllamaFlags) => Effect.Effect<InstallOllamaReport, LlmspellError>
+  /** The plan carried out: with `yes` and without `dryRun`, the official installer runs (its output on stderr). */
+  readonly installOllama: (flags: InstallOllamaFlags) => Effect.Effect<InstallOllamaReport, LlmspellError>
 }
+
+/** Runs a pull to its result (the `done` event's); `onProgress` sees every event on the way. */
+export const pullResult = <E, R>(
+  events: Stream.Stream<PullProgress, E, R>,
+  onProgress: (event: PullProgress) => void = () => {}
+): Effect.Effect<PullResult, E | BackendError, R> =>
+  events.pipe(
+    Stream.tap((event) => Effect.sync(() => onProgress(event))),
+    Stream.runLast,
+    Effect.flatMap((last) =>
+      last._tag === "Some" && last.value.result !== undefined
+        ? Effect.succeed(last.value.result)
+        : Effect.fail(new BackendError({ backend: "llmspell", operation: "pull", reason: "the pull ended without a result" }))
+    )
+  )
 
 /** The facade's tag. */
 export class LocalLLM extends Context.Tag("llmspell/LocalLLM")<LocalLLM, LocalLLMService>() {}

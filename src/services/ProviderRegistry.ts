@@ -50,6 +50,8 @@ export interface ProviderRegistryService {
   readonly instance: (name: string) => Effect.Effect<Backend, ProviderNotAvailable | LlmspellError>
   /** Every configured local instance (`all`), or those of one backend type (`cloud`: the configured cloud instances). */
   readonly instances: (filter?: BackendType | "all") => ReadonlyArray<ProviderInstanceConfig>
+  /** The instance a spec of this backend type goes to when it names none (`x@gguf`); undefined when none is configured. */
+  readonly defaultInstance: (type: BackendType) => ProviderInstanceConfig | undefined
 }
 
 /** The registry. */
@@ -190,7 +192,12 @@ export const make = (
       instance,
       // `all` stays local: listing every model must not call hosted APIs the user did not ask about.
       instances: (filter = "all") =>
-        filter === "all" ? config.instances.filter(isLocal) : config.instances.filter((i) => backendTypeOf(i) === filter)
+        filter === "all" ? config.instances.filter(isLocal) : config.instances.filter((i) => backendTypeOf(i) === filter),
+      defaultInstance: (type) => {
+        if (type === "cloud") return undefined // a cloud spec always names its provider
+        const instance = defaultInstance(config, type)
+        return instance !== undefined && isLocal(instance) ? instance : undefined
+      }
     }
   })
 

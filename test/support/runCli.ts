@@ -33,13 +33,27 @@ export const isolatedEnv = (dir: string, extra: Record<string, string> = {}): Re
   ...extra
 })
 
+/**
+ * How a CLI run reaches its models: `embedded` (in the CLI process, as without a server) or
+ * `{ host }`: connected to the server at that URL (test/support/startServer.ts), via `--host`.
+ */
+export type CliMode = "embedded" | { readonly host: string }
+
 /** Runs `node dist/cli.js …args` (or another command) and collects its output. */
 export const runCli = (
   args: ReadonlyArray<string>,
-  options: { readonly cwd: string; readonly env: Record<string, string>; readonly command?: string; readonly argv?: ReadonlyArray<string> }
+  options: {
+    readonly cwd: string
+    readonly env: Record<string, string>
+    readonly command?: string
+    readonly argv?: ReadonlyArray<string>
+    readonly mode?: CliMode
+  }
 ): Promise<CliResult> =>
   new Promise((resolve, reject) => {
-    const child = spawn(options.command ?? process.execPath, options.argv ?? [bin, ...args], {
+    const mode = options.mode ?? "embedded"
+    const all = mode === "embedded" ? args : ["--host", mode.host, ...args]
+    const child = spawn(options.command ?? process.execPath, options.argv ?? [bin, ...all], {
       cwd: options.cwd,
       env: options.env,
       stdio: ["ignore", "pipe", "pipe"]

@@ -12,6 +12,7 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import { UsageError } from "../../domain/Errors.js"
 import { Config } from "../../services/Config.js"
+import * as Rpc from "../../serve/rpc.js"
 import * as Server from "../../serve/Server.js"
 import { holdServeState } from "../../serve/State.js"
 import { CliIO } from "../CliIO.js"
@@ -75,7 +76,11 @@ export const serveCommand = Command.make(
         (n, i) => n + (i.type === "gguf" ? i.parallel : i.type === "ollama" ? 4 : 0),
         0
       ) || Server.DEFAULTS.concurrency
+      // llmspell's own protocol at /rpc (what `llmspell --host …` and LlmspellRemote speak), under the
+      // same policy as the Ollama and OpenAI routes; the server checks the key and the Host header.
+      const rpc = yield* Rpc.makeHttpApp({ readOnly: o.readOnly, allowPaths: o.allowPaths })
       const server = yield* Server.start({
+        rpc,
         host: o.host,
         port: o.port,
         apiKey: key,

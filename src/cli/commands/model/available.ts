@@ -6,13 +6,9 @@
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
 import * as Effect from "effect/Effect"
-import * as os from "node:os"
 import * as Catalog from "../../../domain/Catalog.js"
-import { defaultInstance } from "../../../domain/ConfigSchema.js"
 import { formatBytes } from "../../../domain/Format.js"
-import * as ModelStoreLive from "../../../layers/ModelStoreLive.js"
-import { Config } from "../../../services/Config.js"
-import { ModelStore } from "../../../services/ModelStore.js"
+import { LocalLLM } from "../../../services/LocalLLM.js"
 import { printJson, printOut, table } from "../../output.js"
 import { json } from "../shared.js"
 
@@ -21,20 +17,9 @@ const recommended = Options.boolean("recommended").pipe(Options.withDescription(
 /** `model available`. */
 export const availableCommand = Command.make("available", { recommended, json }, ({ json, recommended }) =>
   Effect.gen(function*() {
-    // os.freemem() is MemAvailable on Linux (page cache counts as free); no GPU is assumed: CPU RAM decides.
-    const freeMemoryBytes = os.freemem()
-    const totalMemoryBytes = os.totalmem()
-    const config = yield* Config
-    const gguf = defaultInstance(config, "gguf")
-    const inventory = yield* (yield* ModelStore).list({
-      directory: gguf?.modelDirectory ?? "",
-      instance: gguf?.name ?? "gguf"
-    }).pipe(Effect.orElseSucceed(() => ({ models: [], warnings: [] })))
-    const present = inventory.models.flatMap((m) =>
-      m.repo === undefined ? [] : [{ repo: m.repo, quantization: m.quantization, stores: m.locations.map((l) => l.store) }]
-    )
-    const models = Catalog.markOnMachine(Catalog.available(freeMemoryBytes, { recommendedOnly: recommended }), present)
-    if (json) return yield* printJson(Catalog.AvailableReport, { freeMemoryBytes, totalMemoryBytes, models })
+    const report = yield* (yield* LocalLLM).available({ recommendedOnly: recommended })
+    const { freeMemoryBytes, models, totalMemoryBytes } = report
+    if (json) return yield* printJson(Catalog.AvailableReport, report)
     const gb = (n: number) => `${(n / 1e9).toFixed(1)}G`
     yield* printOut(
       table(
@@ -60,6 +45,3 @@ export const availableCommand = Command.make("available", { recommended, json },
         "pull one with `llmspell model pull <alias>` (e.g. `llmspell model pull qwen2.5:0.5b`), another size with --quantization"
     )
   })).pipe(Command.withDescription("list the curated GGUF models that `pull` and `run` know by alias"))
-
-/** The inventory `available` marks the catalog with (a local scan; no backend, no network). */
-export const availableLayer = ModelStoreLive.layer

@@ -11,7 +11,6 @@ import { ExitCode, exitCodeFor } from "../../../domain/Failure.js"
 import { formatBytes } from "../../../domain/Format.js"
 import { ModelList } from "../../../domain/Types.js"
 import { LocalLLM } from "../../../services/LocalLLM.js"
-import { ProviderRegistry } from "../../../services/ProviderRegistry.js"
 import { requestExitCode } from "../../ExitStatus.js"
 import { printErr, printError, printJson, printOut, table } from "../../output.js"
 import { backend, json } from "../shared.js"
@@ -20,9 +19,8 @@ import { backend, json } from "../shared.js"
 export const listCommand = Command.make("list", { json, backend }, ({ backend, json }) =>
   Effect.gen(function*() {
     const llm = yield* LocalLLM
-    const registry = yield* ProviderRegistry
-    const result = yield* llm.list(backend)
-    const covered = registry.instances(backend).length
+    const [result, instances] = yield* Effect.all([llm.list(backend), llm.instances(backend)])
+    const covered = instances.length
     const allDown = result.unavailable.length > 0 && result.unavailable.length >= covered
     const failure = result.unavailable[0]
     if (allDown && failure !== undefined) {

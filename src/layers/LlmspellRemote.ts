@@ -1,0 +1,252 @@
+/**
+ * LlmspellRemote: `LocalLLM` backed by a running `llmspell serve` — the `LlmspellRpcs` client over
+ * streaming HTTP (NDJSON) at `<url>/rpc`. A program (and the `@effect/ai` models below) composes
+ * against a remote kernel exactly as against the embedded one: the same operations, the same typed
+ * errors (a `ModelNotFound` on the server is a `ModelNotFound` here, hint included). Interrupting a
+ * call aborts its HTTP request, which interrupts it on the server (a generation frees its sequence).
+ * A server that is down is a `BackendUnavailable` naming the URL (exit 4), found by a bounded TCP
+ * connect before the first call: never a hang. The API key is sent as a bearer token, never shown.
+ */
+import type * as EmbeddingModel from "@effect/ai/EmbeddingModel"
+import * as LanguageModel from "@effect/ai/LanguageModel"
+import * as EmbeddingModelTag from "@effect/ai/EmbeddingModel"
+import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import * as RpcClient from "@effect/rpc/RpcClient"
+import { RpcClientError } from "@effect/rpc/RpcClientError"
+import * as RpcSerialization from "@effect/rpc/RpcSerialization"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Layer from "effect/Layer"
+import * as Redacted from "effect/Redacted"
+import * as Stream from "effect/Stream"
+import * as net from "node:net"
+import * as nodePath from "node:path"
+import { BackendUnavailable, type LlmspellError, UnsupportedOperation } from "../domain/Errors.js"
+import { isFileReference } from "../domain/ModelSpec.js"
+import { LlmspellRpcs, validateGenerateRequest } from "../domain/Protocol.js"
+import type { Backend } from "../services/Backend.js"
+import { LocalLLM, type LocalLLMService } from "../services/LocalLLM.js"
+import { embeddingModelFromBackend, fromBackend, type GenerateDefaults } from "./LanguageModelAdapter.js"
+
+/** Where the server is and how to authenticate. */
+export interface RemoteOptions {
+  /** The server's base URL, e.g. `http://127.0.0.1:11435` (the protocol is at `/rpc`). */
+  readonly url: string
+  /** The server's `--api-key`, sent as `Authorization: Bearer …`. */
+  readonly apiKey?: string | Redacted.Redacted<string> | undefined
+  /** How long connecting may take before the server counts as down (default 3 s). */
+  readonly connectTimeout?: Duration.DurationInput | undefined
+  /** Relative file specs (`./x.gguf`) are made absolute against this directory (default: the process's). */
+  readonly cwd?: string | undefined
+}
+
+const HINT = "start it with `llmspell serve`, or run without a server with --local"
+
+/** The base URL without a trailing slash. */
+const baseOf = (url: string) => url.replace(/\/+$/, "")
+
+/** Opens and closes one TCP connection to the server, within the timeout. */
+const probe = (url: string, timeout: Duration.DurationInput): Effect.Effect<void, BackendUnavailable> =>
+  Effect.gen(function*() {
+    const parsed = yield* Effect.try({
+      try: () => new URL(url),
+      catch: () =>
+        new BackendUnavailable({ backend: "llmspell", url, reason: "this is not a URL", suggestion: "give it as http://host:port" })
+    })
+    const port = Number(parsed.port || (parsed.protocol === "https:" ? 443 : 80))
+    const host = parsed.hostname.replace(/^\[|\]$/g, "")
+    yield* Effect.async<void, BackendUnavailable>((resume) => {
+      const socket = net.connect({ host, port })
+      socket.once("connect", () => {
+        socket.destroy()
+        resume(Effect.void)
+      })
+      socket.once("error", (e: NodeJS.ErrnoException) => {
+        socket.destroy()
+        resume(Effect.fail(new BackendUnavailable({ backend: "llmspell", url, reason: `no server answers (${e.code ?? e.message})`, suggestion: HINT })))
+      })
+      return Effect.sync(() => socket.destroy())
+    }).pipe(
+      Effect.timeoutFail({
+        duration: timeout,
+        onTimeout: () =>
+          new BackendUnavailable({
+            backend: "llmspell",
+            url,
+            reason: `no connection within ${Duration.format(Duration.decode(timeout))}`,
+            suggestion: HINT
+          })
+      })
+    )
+  })
+
+/** The server stopped answering mid-way, or refused the request (401): a BackendUnavailable naming it. */
+const unavailable = (url: string) => (error: RpcClientError): BackendUnavailable => {
+  const cause = error.cause as { _tag?: string; reason?: string; response?: { status?: number } } | undefined
+  const status = cause?.response?.status
+  return new BackendUnavailable({
+    backend: "llmspell",
+    url,
+    reason: status === 401
+      ? "the server wants an API key (401): this one is missing or wrong"
+      : status !== undefined
+      ? `the server answered HTTP ${status}`
+      : `the connection failed (${cause?.reason ?? error.message})`,
+    suggestion: status === 401 ? "pass the server's key in LLMSPELL_API_KEY" : HINT,
+    cause: error
+  })
+}
+
+/** The LocalLLM of a server, built in a scope (its connections close with it). */
+export const make = (options: RemoteOptions): Effect.Effect<LocalLLMService, BackendUnavailable, import("effect/Scope").Scope> =>
+  Effect.gen(function*() {
+    const url = baseOf(options.url)
+    yield* probe(url, options.connectTimeout ?? "3 seconds")
+    const apiKey = options.apiKey === undefined
+      ? undefined
+      : Redacted.isRedacted(options.apiKey)
+      ? options.apiKey
+      : Redacted.make(options.apiKey)
+    const http = Layer.effect(
+      HttpClient.HttpClient,
+      Effect.map(HttpClient.HttpClient, (client) =>
+        client.pipe(
+          apiKey !== undefined ? HttpClient.mapRequest(HttpClientRequest.bearerToken(Redacted.value(apiKey))) : (c) => c,
+          // A 401 (or any error status) carries no NDJSON: fail on it rather than wait for answers.
+          HttpClient.filterStatusOk
+        ))
+    ).pipe(Layer.provide(FetchHttpClient.layer))
+    const protocol = RpcClient.layerProtocolHttp({ url: `${url}/rpc` }).pipe(
+      Layer.provide(Layer.merge(http, RpcSerialization.layerNdjson))
+    )
+    // Built in this scope (not with Effect.provide, whose scope would close once `make` returns).
+    const client = yield* RpcClient.make(LlmspellRpcs).pipe(Effect.provide(yield* Layer.build(protocol)))
+    const lost = unavailable(url)
+    const call = <A>(effect: Effect.Effect<A, LlmspellError | RpcClientError>): Effect.Effect<A, LlmspellError> =>
+      Effect.catchIf(effect, (e): e is RpcClientError => e instanceof RpcClientError, (e) => Effect.fail(lost(e)))
+    const stream = <A>(s: Stream.Stream<A, LlmspellError | RpcClientError>): Stream.Stream<A, LlmspellError> =>
+      Stream.catchAll(s, (e) => Stream.fail(e instanceof RpcClientError ? lost(e) : e))
+    // A relative path means the caller's directory, not the server's: it is sent absolute, and
+    // the answer names it as the caller wrote it, as the embedded LocalLLM does.
+    const specOf = (spec: string) =>
+      isFileReference(spec) && (spec.startsWith("./") || spec.startsWith("../") || spec.startsWith(".\\"))
+        ? nodePath.resolve(options.cwd ?? process.cwd(), spec)
+        : spec
+    const asWritten = (spec: string) => {
+      const sent = specOf(spec)
+      // Only where the spec is echoed as a name (`name`, `model`); paths stay absolute, as embedded.
+      const restore = (value: unknown): unknown =>
+        Array.isArray(value)
+          ? value.map(restore)
+          : value !== null && typeof value === "object"
+          ? Object.fromEntries(
+            Object.entries(value).map(([k, v]) => [k, (k === "name" || k === "model") && v === sent ? spec : restore(v)])
+          )
+          : value
+      return <A>(value: A): A => (sent === spec ? value : restore(value) as A)
+    }
+    // One round trip before the first call: a wrong API key, or something else listening on the
+    // port, is a clear error now rather than a defect of a call that cannot fail (status, list).
+    yield* call(client.Instances({ backend: "all" })).pipe(
+      Effect.timeoutFail({
+        duration: options.connectTimeout ?? "10 seconds",
+        onTimeout: () => new BackendUnavailable({ backend: "llmspell", url, reason: "the server does not answer", suggestion: HINT })
+      }),
+      Effect.catchAll((e) =>
+        Effect.fail(
+          e instanceof BackendUnavailable
+            ? e
+            : new BackendUnavailable({ backend: "llmspell", url, reason: `the server failed to answer (${e.message})`, suggestion: HINT })
+        )
+      )
+    )
+    const valid = (request: unknown) =>
+      Either.match(validateGenerateRequest(request), { onLeft: Effect.fail, onRight: Effect.succeed })
+    // `status`/`list`/`instances` never fail on the server; a lost connection has nowhere to go but a defect.
+    const orDie = <A>(effect: Effect.Effect<A, LlmspellError | RpcClientError>) => Effect.orDieWith(call(effect), (e) => e)
+
+    const service: LocalLLMService = {
+      status: (backend = "all") => orDie(client.Status({ backend })),
+      list: (backend = "all") => orDie(client.List({ backend })),
+      instances: (backend = "all") => orDie(client.Instances({ backend })),
+      resolve: (spec) =>
+        Effect.fail(
+          new UnsupportedOperation({
+            backend: "llmspell",
+            operation: "resolve",
+            reason: `a connection to ${url} hands out results, not backend instances: use info, generate or embed`
+          })
+        ),
+      info: (spec) => Effect.map(call(client.Info({ spec: specOf(spec) })), asWritten(spec)),
+      pull: (spec, pullOptions = {}) =>
+        stream(client.Pull({
+          spec: specOf(spec),
+          force: pullOptions.force ?? false,
+          ...(pullOptions.quantization !== undefined ? { quantization: pullOptions.quantization } : {}),
+          ...(pullOptions.copy !== undefined ? { copy: pullOptions.copy } : {})
+        })),
+      remove: (spec) => call(client.Remove({ spec: specOf(spec) })),
+      planRemoval: (spec) => call(client.PlanRemoval({ spec: specOf(spec) })),
+      verify: (spec) => call(client.Verify(spec !== undefined ? { spec: specOf(spec) } : {})),
+      generate: (spec, request) =>
+        Stream.unwrap(Effect.map(valid(request), (request) => stream(client.Generate({ spec: specOf(spec), request })))).pipe(
+          Stream.map(asWritten(spec))
+        ),
+      run: (spec, request) =>
+        Effect.flatMap(valid(request), (request) => call(client.Run({ spec: specOf(spec), request }))).pipe(
+          Effect.map(asWritten(spec))
+        ),
+      embed: (spec, inputs) => call(client.Embed({ spec: specOf(spec), inputs })),
+      available: (availableOptions = {}) => call(client.Available({ recommendedOnly: availableOptions.recommendedOnly ?? false })),
+      importFile: (file, importOptions = {}) =>
+        Effect.map(call(client.Import({
+          file: nodePath.resolve(options.cwd ?? process.cwd(), file),
+          ...(importOptions.name !== undefined ? { name: importOptions.name } : {}),
+          ...(importOptions.copy !== undefined ? { copy: importOptions.copy } : {})
+        })), (result) => ({ ...result, source: file })),
+      planOllamaInstall: (flags) => call(client.PlanOllamaInstall(flags)),
+      installOllama: (flags) => call(client.InstallOllama(flags)),
+      ps: (backend = "all") => orDie(client.Ps({ backend })),
+      unload: (spec) => call(client.Unload({ spec: specOf(spec) })),
+      keepAlive: (spec, seconds) => call(client.KeepAlive({ spec: specOf(spec), seconds }))
+    }
+    return service
+  })
+
+/** `LocalLLM` served by the llmspell server at `url`. */
+export const layer = (options: RemoteOptions): Layer.Layer<LocalLLM, BackendUnavailable> =>
+  Layer.scoped(LocalLLM, make(options))
+
+/** One model spec of a LocalLLM seen as a backend instance, for the `@effect/ai` adapters. */
+const backendOf = (llm: LocalLLMService, spec: string): Backend => ({
+  name: "llmspell",
+  type: "gguf",
+  status: Effect.map(llm.status(), (all) => all[0]!),
+  list: Effect.map(llm.list(), (l) => l.models),
+  info: () => llm.info(spec),
+  pull: (_, o) => llm.pull(spec, o),
+  remove: () => llm.remove(spec),
+  verify: () => llm.verify(spec),
+  generate: (_, request) => llm.generate(spec, request),
+  embed: (_, inputs) => llm.embed(spec, inputs)
+})
+
+/** A model spec as an `@effect/ai` LanguageModel over the LocalLLM in context (remote or embedded). */
+export const languageModel = (
+  spec: string,
+  defaults: GenerateDefaults = {}
+): Layer.Layer<LanguageModel.LanguageModel, never, LocalLLM> =>
+  Layer.effect(LanguageModel.LanguageModel, Effect.flatMap(LocalLLM, (llm) => fromBackend(backendOf(llm, spec), spec, defaults)))
+
+/** A model spec as an `@effect/ai` EmbeddingModel over the LocalLLM in context (remote or embedded). */
+export const embeddingModel = (
+  spec: string,
+  options: { readonly maxBatchSize?: number } = {}
+): Layer.Layer<EmbeddingModel.EmbeddingModel, never, LocalLLM> =>
+  Layer.effect(
+    EmbeddingModelTag.EmbeddingModel,
+    Effect.flatMap(LocalLLM, (llm) => embeddingModelFromBackend(backendOf(llm, spec), spec, options))
+  )

@@ -1,0 +1,163 @@
+/**
+ * llmspell's own protocol served: the `LlmspellRpcs` group (domain/Protocol.ts) implemented with
+ * the LocalLLM service, as an `@effect/platform` HttpApp to mount at `/rpc` (NDJSON over streaming
+ * HTTP: one POST per call, streams as they come). A client that goes away interrupts its call on
+ * the server (the request's scope closes), so an abandoned generation frees its context sequence.
+ * An optional API key is checked on every request (bearer token, constant-time compare).
+ * May touch: LocalLLM, the HTTP request; nothing else.
+ */
+import * as HttpApp from "@effect/platform/HttpApp"
+import * as HttpRouter from "@effect/platform/HttpRouter"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as RpcSerialization from "@effect/rpc/RpcSerialization"
+import * as RpcServer from "@effect/rpc/RpcServer"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Redacted from "effect/Redacted"
+import type * as Scope from "effect/Scope"
+import { createHash, timingSafeEqual } from "node:crypto"
+import * as Either from "effect/Either"
+import * as Stream from "effect/Stream"
+import { ServerRefused } from "../domain/Errors.js"
+import * as ModelSpec from "../domain/ModelSpec.js"
+import { LlmspellRpcs } from "../domain/Protocol.js"
+import { LocalLLM, type LocalLLMService } from "../services/LocalLLM.js"
+
+/** Where the protocol is mounted on a `llmspell serve` server. */
+export const RPC_PATH = "/rpc"
+
+/** Every operation of the group, served by a LocalLLM. */
+export const handlers = (llm: LocalLLMService) =>
+  LlmspellRpcs.of({
+    Status: ({ backend }) => llm.status(backend),
+    List: ({ backend }) => llm.list(backend),
+    Instances: ({ backend }) => llm.instances(backend),
+    Info: ({ spec }) => llm.info(spec),
+    Pull: ({ copy, force, quantization, spec }) =>
+      llm.pull(spec, {
+        force,
+        ...(copy !== undefined ? { copy } : {}),
+        ...(quantization !== undefined ? { quantization } : {})
+      }),
+    Remove: ({ spec }) => llm.remove(spec),
+    PlanRemoval: ({ spec }) => llm.planRemoval(spec),
+    Verify: ({ spec }) => llm.verify(spec),
+    Generate: ({ request, spec }) => llm.generate(spec, request),
+    Run: ({ request, spec }) => llm.run(spec, request),
+    Embed: ({ inputs, spec }) => llm.embed(spec, inputs),
+    Available: ({ recommendedOnly }) => llm.available({ recommendedOnly }),
+    Import: ({ copy, file, name }) =>
+      llm.importFile(file, { ...(name !== undefined ? { name } : {}), ...(copy !== undefined ? { copy } : {}) }),
+    PlanOllamaInstall: (flags) => llm.planOllamaInstall(flags),
+    InstallOllama: (flags) => llm.installOllama(flags),
+    Ps: ({ backend }) => llm.ps(backend),
+    Unload: ({ spec }) => llm.unload(spec),
+    KeepAlive: ({ seconds, spec }) => llm.keepAlive(spec, seconds)
+  })
+
+/** What a server allows callers of the protocol (the same policy as its Ollama and OpenAI routes). */
+export interface RpcPolicy {
+  /** `--read-only`: pull, remove, import and installing Ollama are refused. */
+  readonly readOnly?: boolean | undefined
+  /** `--allow-paths`: specs that are file paths (and imports, which name a file) are served. */
+  readonly allowPaths?: boolean | undefined
+}
+
+const isPathSpec = (spec: string) => {
+  const parsed = ModelSpec.parse(spec)
+  return Either.isRight(parsed) && ModelSpec.isFileReference(parsed.right.model)
+}
+
+/**
+ * The LocalLLM a protocol caller gets: a request must not make the server read an arbitrary local
+ * file unless it was started with `--allow-paths`, nor change its store when it is `--read-only`.
+ */
+export const guarded = (llm: LocalLLMService, policy: RpcPolicy): LocalLLMService => {
+  const pathRefused = (operation: string, spec: string) =>
+    new ServerRefused({ operation, reason: `${JSON.stringify(spec)} is a file path on the server's machine`, option: "--allow-paths" })
+  const readOnlyRefused = (operation: string) =>
+    new ServerRefused({ operation, reason: "it is read-only (--read-only)", option: "--read-only" })
+  const spec = <A, E, R>(operation: string, s: string, effect: () => Effect.Effect<A, E, R>) =>
+    !policy.allowPaths && isPathSpec(s) ? Effect.fail(pathRefused(operation, s)) : effect()
+  const specStream = <A, E, R>(operation: string, s: string, stream: () => Stream.Stream<A, E, R>) =>
+    !policy.allowPaths && isPathSpec(s) ? Stream.fail(pathRefused(operation, s)) : stream()
+  const writing = <A, E, R>(operation: string, effect: () => Effect.Effect<A, E, R>) =>
+    policy.readOnly ? Effect.fail(readOnlyRefused(operation)) : effect()
+  return {
+    ...llm,
+    resolve: (s) => spec("resolve", s, () => llm.resolve(s)),
+    info: (s) => spec("info", s, () => llm.info(s)),
+    pull: (s, o) =>
+      policy.readOnly ? Stream.fail(readOnlyRefused("pull")) : specStream("pull", s, () => llm.pull(s, o)),
+    remove: (s) => writing("remove", () => spec("remove", s, () => llm.remove(s))),
+    planRemoval: (s) => spec("remove", s, () => llm.planRemoval(s)),
+    verify: (s) => (s === undefined ? llm.verify() : spec("verify", s, () => llm.verify(s))),
+    generate: (s, r) => specStream("generate", s, () => llm.generate(s, r)),
+    run: (s, r) => spec("run", s, () => llm.run(s, r)),
+    embed: (s, i) => spec("embed", s, () => llm.embed(s, i)),
+    importFile: (file, o) =>
+      writing("import", () => (policy.allowPaths ? llm.importFile(file, o) : Effect.fail(pathRefused("import", file)))),
+    installOllama: (flags) => (flags.dryRun ? llm.installOllama(flags) : writing("installing Ollama", () => llm.installOllama(flags))),
+    unload: (s) => spec("stop", s, () => llm.unload(s)),
+    keepAlive: (s, seconds) => spec("keep-alive", s, () => llm.keepAlive(s, seconds))
+  }
+}
+
+/** The group's handlers over the LocalLLM in context. */
+export const layerHandlers = LlmspellRpcs.toLayer(Effect.map(LocalLLM, handlers))
+
+const layerGuardedHandlers = (policy: RpcPolicy) =>
+  LlmspellRpcs.toLayer(Effect.map(LocalLLM, (llm) => handlers(guarded(llm, policy))))
+
+/** Options of the HTTP app. */
+export interface RpcHttpOptions extends RpcPolicy {
+  /** When set, every request needs `Authorization: Bearer <apiKey>`; others get 401. */
+  readonly apiKey?: string | Redacted.Redacted<string> | undefined
+  /** A further check of each request (e.g. the server's Host-header rule); false answers 401. */
+  readonly authorize?: ((request: HttpServerRequest.HttpServerRequest) => Effect.Effect<boolean>) | undefined
+}
+
+const digest = (text: string) => createHash("sha256").update(text, "utf8").digest()
+
+/** True when the request carries the key as a bearer token (compared in constant time). */
+export const hasBearer = (request: HttpServerRequest.HttpServerRequest, apiKey: Redacted.Redacted<string>): boolean => {
+  const header = request.headers["authorization"] ?? ""
+  const match = /^Bearer\s+(.+)$/i.exec(header)
+  // Hashes of equal length, so the compare takes the same time whatever the lengths.
+  return timingSafeEqual(digest(match?.[1]?.trim() ?? ""), digest(Redacted.value(apiKey))) && match !== null
+}
+
+const unauthorized = HttpServerResponse.unsafeJson(
+  { error: "unauthorized: send the server's API key as `Authorization: Bearer <key>`" },
+  { status: 401, headers: { "www-authenticate": "Bearer" } }
+)
+
+/**
+ * The protocol as an HttpApp (mount it at `RPC_PATH` with POST). Its server runs in the given
+ * scope: close it to stop serving.
+ */
+export const makeHttpApp = (
+  options: RpcHttpOptions = {}
+): Effect.Effect<HttpApp.Default<never, Scope.Scope>, never, Scope.Scope | LocalLLM> =>
+  Effect.gen(function*() {
+    const app = yield* RpcServer.toHttpApp(LlmspellRpcs, { disableFatalDefects: true }).pipe(
+      Effect.provide(Layer.merge(layerGuardedHandlers(options), RpcSerialization.layerNdjson))
+    )
+    const apiKey = options.apiKey === undefined
+      ? undefined
+      : Redacted.isRedacted(options.apiKey)
+      ? options.apiKey
+      : Redacted.make(options.apiKey)
+    if (apiKey === undefined && options.authorize === undefined) return app
+    return Effect.gen(function*() {
+      const request = yield* HttpServerRequest.HttpServerRequest
+      if (apiKey !== undefined && !hasBearer(request, apiKey)) return unauthorized
+      if (options.authorize !== undefined && !(yield* options.authorize(request))) return unauthorized
+      return yield* app
+    })
+  })
+
+/** A router with the protocol at `POST /rpc`, for a server of one's own (tests, embedding). */
+export const makeRouter = (options: RpcHttpOptions = {}) =>
+  Effect.map(makeHttpApp(options), (app) => HttpRouter.empty.pipe(HttpRouter.post(RPC_PATH, app)))
