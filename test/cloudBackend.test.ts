@@ -209,6 +209,8 @@ describe("OpenAI chat completions", () => {
       const status = yield* backend.status
       expect(status).toMatchObject({ available: true, backend: "cloud", details: { apiKey: "present (OPENAI_API_KEY)" } })
       expect(JSON.stringify(status)).not.toContain(KEY)
+      expect((yield* backend.info("gpt-4o-mini")).backend).toBe("cloud")
+      expect((yield* Effect.flip(backend.info("nope")))._tag).toBe("ModelNotFound")
       const pull = yield* Effect.flip(backend.remove("gpt-4o-mini"))
       expect(pull._tag).toBe("UnsupportedOperation")
       expect(pull.message).toContain("not applicable to openai")

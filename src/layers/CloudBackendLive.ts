@@ -26,7 +26,7 @@ import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type { CloudInstanceConfig } from "../domain/ConfigSchema.js"
-import { type LlmspellError, MissingCredentials, ProviderNotAvailable, UnsupportedOperation } from "../domain/Errors.js"
+import { type LlmspellError, MissingCredentials, ModelNotFound, ProviderNotAvailable, UnsupportedOperation } from "../domain/Errors.js"
 import { errorToJson } from "../domain/Failure.js"
 import type { BackendStatus, Completion, Embeddings, GenerateEvent, GenerateRequest, LocalModel, ModelInfo } from "../domain/Types.js"
 import type { Backend, BackendFactory } from "../services/Backend.js"
@@ -115,7 +115,7 @@ export const make = (instance: CloudInstanceConfig): Effect.Effect<Backend, Llms
     const [cachedModels, invalidate] = yield* Effect.cachedInvalidateWithTTL(fetchModels, MODELS_CACHE_TTL)
     const modelNames = instance.models !== undefined
       ? Effect.succeed(instance.models)
-      : Effect.tapError(cachedModels, () => invalidate)
+      : Effect.zipRight(requireKey(instance), Effect.tapError(cachedModels, () => invalidate))
 
     const toLocal = (name: string): LocalModel => ({ name, backend: "cloud", instance: instance.name, sizeBytes: 0, format: instance.type })
 
@@ -316,13 +316,28 @@ export const make = (instance: CloudInstanceConfig): Effect.Effect<Backend, Llms
         }
       }).pipe(Effect.withSpan("CloudBackend.embed", { attributes: { instance: instance.name, model } }))
 
+    // What the provider says of a model: that it offers it (its models listing), nothing more.
     const info = (model: string): Effect.Effect<ModelInfo, LlmspellError> =>
-      Effect.succeed({
-        name: model,
-        backend: "cloud" as const,
-        instance: instance.name,
-        chatTemplate: false,
-        details: { provider: instance.type, endpoint: instance.baseUrl! }
+      Effect.gen(function*() {
+        const names = yield* modelNames
+        if (!names.includes(model)) {
+          return yield* Effect.fail(
+            new ModelNotFound({
+              model,
+              backend: "cloud",
+              instance: instance.name,
+              operation: "info",
+              suggestion: `check the name; \`llmspell model list --backend cloud\` lists the models ${instance.name} offers`
+            })
+          )
+        }
+        return {
+          name: model,
+          backend: "cloud" as const,
+          instance: instance.name,
+          chatTemplate: false,
+          details: { provider: instance.type, endpoint: instance.baseUrl! }
+        }
       })
 
     return {
