@@ -14,7 +14,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs"
 import * as net from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { BackendUnavailable, InvalidRequest, ModelNotFound } from "../src/domain/Errors.js"
+import { BackendUnavailable, InvalidRequest, ModelNotFound, type ServerRefused } from "../src/domain/Errors.js"
 import { exitCodeFor } from "../src/domain/Failure.js"
 import * as LlmspellLive from "../src/layers/LlmspellLive.js"
 import * as LlmspellRemote from "../src/layers/LlmspellRemote.js"
@@ -34,6 +34,7 @@ writeFileSync(localModel, tinyLlamaGguf({ tensorType: "Q8_0", seed: 7 }))
 let ollama: FakeOllama
 let server: TestServer
 let keyed: TestServer
+let guarded: TestServer
 let closedPort: number
 
 const env = () =>
@@ -43,6 +44,8 @@ beforeAll(async () => {
   ollama = await startFakeOllama({ models: [fakeModel("llama3.2:latest")], answer: () => "one two three four five six" })
   server = await startServer({ env: env(), cwd: dir })
   keyed = await startServer({ env: env(), cwd: dir, apiKey: "s3cret-key" })
+  // what `llmspell serve --read-only` (without --allow-paths) puts behind /rpc
+  guarded = await startServer({ env: env(), cwd: dir, policy: { allowPaths: false, readOnly: true } })
   closedPort = await new Promise<number>((resolve) => {
     const s = net.createServer().listen(0, "127.0.0.1", () => {
       const port = (s.address() as net.AddressInfo).port
@@ -53,6 +56,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await server?.close()
   await keyed?.close()
+  await guarded?.close()
   await ollama?.close()
 })
 
@@ -92,6 +96,33 @@ describe("LlmspellRemote", () => {
       )
       expect(invalid).toBeInstanceOf(InvalidRequest)
     }), 60_000)
+
+  it.effect("the server's policy holds over the protocol: no file paths without --allow-paths, nothing written under --read-only", () =>
+    Effect.gen(function*() {
+      const llm = yield* LocalLLM
+      for (
+        const refused of [
+          Effect.flip(llm.run(localModel, { messages: [user], maxTokens: 2 })),
+          Effect.flip(Stream.runDrain(llm.generate(localModel, { messages: [user], maxTokens: 2 }))),
+          Effect.flip(llm.info(localModel)),
+          Effect.flip(llm.embed(localModel, ["x"]))
+        ]
+      ) {
+        const e = yield* refused
+        expect(e._tag).toBe("ServerRefused")
+        expect(exitCodeFor(e)).toBe(2)
+        expect((e as ServerRefused).hint).toContain("llmspell serve --allow-paths")
+      }
+      expect(yield* Effect.flip(llm.importFile(localModel))).toMatchObject({ _tag: "ServerRefused" })
+      const pull = yield* Effect.flip(Stream.runDrain(llm.pull("org/repo:Q8_0")))
+      expect(pull).toMatchObject({ _tag: "ServerRefused", option: "--read-only" })
+      const remove = yield* Effect.flip(llm.remove("llama3.2@ollama"))
+      expect(remove).toMatchObject({ _tag: "ServerRefused", option: "--read-only" })
+      // names are served as usual
+      const result = yield* llm.run("llama3.2@ollama", { messages: [user] })
+      expect(result.text).toBe("one two three four five six")
+      expect(ollama.requests.filter((r) => r.path === "/api/delete")).toEqual([])
+    }).pipe(Effect.provide(LlmspellRemote.layer({ url: guarded.url, cwd: dir }))), 60_000)
 
   it.effect("generates from a GGUF file and from Ollama through the server", () =>
     Effect.gen(function*() {

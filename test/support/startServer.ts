@@ -30,6 +30,8 @@ export const startServer = async (options: {
   readonly env: Record<string, string>
   readonly cwd: string
   readonly apiKey?: string
+  /** The server's policy; by default paths are allowed (as `llmspell serve --allow-paths`), nothing is read-only. */
+  readonly policy?: RpcServe.RpcPolicy
 }): Promise<TestServer> => {
   const runtime = ManagedRuntime.make(
     LlmspellLive.layer({ env: options.env, cwd: options.cwd, ...(options.env["HOME"] ? { home: options.env["HOME"] } : {}) })
@@ -37,7 +39,11 @@ export const startServer = async (options: {
   const scope = Effect.runSync(Scope.make())
   const url = await runtime.runPromise(
     Effect.gen(function*() {
-      const router = yield* RpcServe.makeRouter(options.apiKey !== undefined ? { apiKey: options.apiKey } : {})
+      const router = yield* RpcServe.makeRouter({
+        allowPaths: true,
+        ...options.policy,
+        ...(options.apiKey !== undefined ? { apiKey: options.apiKey } : {})
+      })
       const server = yield* Layer.buildWithScope(
         HttpServer.serve(router).pipe(
           Layer.provideMerge(NodeHttpServer.layer(() => createServer(), { port: 0, host: "127.0.0.1" }))
