@@ -15,7 +15,6 @@
  * and it is mounted at `/rpc` behind the same Host/CORS/key checks.
  */
 import type * as HttpApp from "@effect/platform/HttpApp"
-import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
 import * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServer from "@effect/platform/HttpServer"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
@@ -327,9 +326,3 @@ export const start = (options: ServeOptions = {}): Effect.Effect<RunningServer, 
     const urlHost = host.includes(":") ? `[${host}]` : host === "0.0.0.0" ? "127.0.0.1" : host
     return { url: `http://${urlHost}:${boundPort}`, host, port: boundPort, load }
   })
-
-/** Makes the request log middleware-free default: nothing. */
-export const noLog = (_: AccessLogEntry) => Effect.void
-
-/** Tells Stream to keep `HttpMiddleware` imported for the type of `serveEffect`'s middleware. */
-export type Middleware = HttpMiddleware.HttpMiddleware
