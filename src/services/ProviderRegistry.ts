@@ -80,9 +80,9 @@ export const route = (
   const byName = (name: string) => config.instances.find((i) => i.name === name)
   const notAvailable = (provider: string, reason: string) =>
     Either.left(new ProviderNotAvailable({ provider, reason, spec: text }))
-  const done = (instance: ProviderInstanceConfig, reason: string): Either.Either<Route, ProviderNotAvailable> =>
+  const done = (instance: ProviderInstanceConfig, reason: string, model = spec.model): Either.Either<Route, ProviderNotAvailable> =>
     isLocal(instance) || instance.protocol !== undefined
-      ? Either.right({ spec, text, instance, backend: backendTypeOf(instance), model: spec.model, reason })
+      ? Either.right({ spec, text, instance, backend: backendTypeOf(instance), model, reason })
       : notAvailable(
         instance.name,
         `llmspell has no client for ${instance.type}; if it offers an OpenAI-compatible API, configure it with provider_type = "openai_compatible" and base_url`
@@ -99,6 +99,12 @@ export const route = (
   const providerWhy = spec.provider !== undefined ? `provider ${provider}` : `default_provider ${provider}`
   // A configured instance of that name wins; else a built-in cloud provider of that name (`groq/…`).
   const named = byName(provider) ?? cloudInstanceOf(config, provider)
+
+  // An openai_compatible server names its models as it likes: to another `llmspell serve`,
+  // `agent@ollama` and `tiny.gguf@gguf` are model names, not routing (or paths) on this machine.
+  if (spec.provider !== undefined && named !== undefined && !isLocal(named) && named.type === "openai_compatible") {
+    return done(named, providerWhy, spec.backend !== undefined ? `${spec.model}@${spec.backend}` : spec.model)
+  }
 
   // A local file runs in-process whatever the provider or default backend says: an Ollama server
   // cannot open a path on this machine (and a remote one would look it up on its own disk).
