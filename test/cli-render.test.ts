@@ -139,7 +139,7 @@ describe("help and subcommands", () => {
 
   it("is plain, without @effect/cli's boilerplate, with full usage lines", () => {
     const help = helpFor(["model", "status", "--help"])
-    expect(help).toContain("  llmspell model status [--json] [--backend all | ollama | gguf | candle] [--check]")
+    expect(help).toContain("  llmspell model status [--json] [--backend all | ollama | gguf | candle | cloud] [--check]")
     expect(help).not.toMatch(/\x1b/)
     expect(help).not.toContain("A true or false value")
     expect(help).not.toContain("This setting is optional")
