@@ -13,8 +13,6 @@ import * as Layer from "effect/Layer"
 import type { BackendUnavailable, ConfigError } from "../domain/Errors.js"
 import { ConfigEnvironment } from "../layers/ConfigLive.js"
 import * as ConfigLive from "../layers/ConfigLive.js"
-import * as LlmspellLive from "../layers/LlmspellLive.js"
-import * as LlmspellRemote from "../layers/LlmspellRemote.js"
 import { Config } from "../services/Config.js"
 import type { LocalLLM } from "../services/LocalLLM.js"
 import { CliIO } from "./CliIO.js"
@@ -47,8 +45,12 @@ export const serverUrl: Effect.Effect<string | undefined, never, GlobalOptions> 
 
 type App = Layer.Layer<LocalLLM, ConfigError | BackendUnavailable, GlobalOptions | CliIO>
 
+// The stacks are imported when a command builds its layer, not when the CLI starts: `--help`,
+// `config` and usage errors evaluate neither the backends nor the protocol client.
 /** The whole stack in this process, whatever server is running: what `llmspell serve` hosts. */
-export const embeddedLayer = LlmspellLive.layerWith(configLayer)
+export const embeddedLayer = Layer.unwrapEffect(
+  Effect.map(Effect.promise(() => import("../layers/LlmspellLive.js")), (LlmspellLive) => LlmspellLive.layerWith(configLayer))
+)
 
 /** Everything a model command needs: a server's LocalLLM, or the stack library users get from LlmspellLive. */
 export const appLayer: App = Layer.unwrapEffect(
@@ -58,12 +60,13 @@ export const appLayer: App = Layer.unwrapEffect(
     const url = yield* serverUrl
     if (url === undefined) {
       if (global.verbose) yield* io.stderr("embedded\n")
-      const embedded: App = LlmspellLive.layerWith(configLayer)
+      const embedded: App = embeddedLayer
       return embedded
     }
     if (global.verbose) yield* io.stderr(`connected to ${url}\n`)
     const { cwd, env } = yield* ConfigEnvironment
     const apiKey = env["LLMSPELL_API_KEY"]
+    const LlmspellRemote = yield* Effect.promise(() => import("../layers/LlmspellRemote.js"))
     const remote: App = LlmspellRemote.layer({ url, cwd, ...(apiKey !== undefined && apiKey.length > 0 ? { apiKey } : {}) })
     return remote
   })

@@ -36,6 +36,7 @@ import { HttpFailure, json } from "./Http.js"
 import * as OllamaApi from "./OllamaApi.js"
 import * as OpenAiApi from "./OpenAiApi.js"
 import { type Admission, CurrentRequest, type RequestNote, type RouteContext } from "./Routes.js"
+import { DEFAULTS } from "./Defaults.js"
 
 /** One access-log entry. */
 export interface AccessLogEntry {
@@ -96,14 +97,7 @@ export interface RunningServer {
 }
 
 /** Defaults of the options. */
-export const DEFAULTS = {
-  host: "127.0.0.1",
-  port: 11435,
-  maxQueue: 64,
-  concurrency: 4,
-  maxBodyBytes: 16 * 1024 * 1024,
-  drainTimeoutMs: 10_000
-} as const
+export { DEFAULTS }
 
 /** True for an address or Host name that is this machine's loopback. */
 export const isLoopbackName = (name: string): boolean => {

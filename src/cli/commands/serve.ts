@@ -12,19 +12,19 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import { UsageError } from "../../domain/Errors.js"
 import { Config } from "../../services/Config.js"
-import * as Rpc from "../../serve/rpc.js"
-import * as Server from "../../serve/Server.js"
+import { DEFAULTS } from "../../serve/Defaults.js"
+import type * as Server from "../../serve/Server.js"
 import { holdServeState } from "../../serve/State.js"
 import { CliIO } from "../CliIO.js"
 import { VERSION } from "../version.js"
 import { json } from "./shared.js"
 
 const host = Options.text("host").pipe(
-  Options.withDefault(Server.DEFAULTS.host),
+  Options.withDefault(DEFAULTS.host),
   Options.withDescription("address to listen on (default 127.0.0.1; any other needs --api-key)")
 )
 const port = Options.integer("port").pipe(
-  Options.withDefault(Server.DEFAULTS.port),
+  Options.withDefault(DEFAULTS.port),
   Options.withDescription("port (default 11435; 0 picks a free one, printed at start)")
 )
 const apiKey = Options.redacted("api-key").pipe(
@@ -40,15 +40,15 @@ const allowPaths = Options.boolean("allow-paths").pipe(
   Options.withDescription("serve specs that are file paths (./x.gguf, /abs/x.gguf); refused otherwise")
 )
 const maxQueue = Options.integer("max-queue").pipe(
-  Options.withDefault(Server.DEFAULTS.maxQueue),
+  Options.withDefault(DEFAULTS.maxQueue),
   Options.withDescription("generations that may wait for a free slot before the next gets 503 (default 64)")
 )
 const maxBody = Options.integer("max-body").pipe(
-  Options.withDefault(Server.DEFAULTS.maxBodyBytes),
+  Options.withDefault(DEFAULTS.maxBodyBytes),
   Options.withDescription("largest request body in bytes (default 16 MiB); larger ones get 413")
 )
 const drainTimeout = Options.integer("drain-timeout").pipe(
-  Options.withDefault(Server.DEFAULTS.drainTimeoutMs / 1000),
+  Options.withDefault(DEFAULTS.drainTimeoutMs / 1000),
   Options.withDescription("seconds requests in flight may take to finish when the server stops (default 10)")
 )
 
@@ -75,9 +75,11 @@ export const serveCommand = Command.make(
       const concurrency = config.instances.reduce(
         (n, i) => n + (i.type === "gguf" ? i.parallel : i.type === "ollama" ? 4 : 0),
         0
-      ) || Server.DEFAULTS.concurrency
+      ) || DEFAULTS.concurrency
       // llmspell's own protocol at /rpc (what `llmspell --host …` and LlmspellRemote speak), under the
       // same policy as the Ollama and OpenAI routes; the server checks the key and the Host header.
+      // the HTTP stack and the protocol are loaded by this command only, not at every CLI start
+      const [Server, Rpc] = yield* Effect.promise(() => Promise.all([import("../../serve/Server.js"), import("../../serve/rpc.js")]))
       const rpc = yield* Rpc.makeHttpApp({ readOnly: o.readOnly, allowPaths: o.allowPaths })
       const server = yield* Server.start({
         rpc,
