@@ -12,7 +12,8 @@ import type { ResponseFormat } from "./Types.js"
 
 type JsonSchema = Readonly<Record<string, unknown>>
 
-const ANNOTATIONS = new Set([
+/** Keywords that assert nothing (accepted anywhere, checked nowhere). */
+export const ANNOTATIONS: ReadonlySet<string> = new Set([
   "$schema",
   "$id",
   "$comment",
@@ -26,7 +27,8 @@ const ANNOTATIONS = new Set([
   "deprecated"
 ])
 
-const ASSERTIONS = new Set([
+/** The keywords this checker checks: any other assertion is refused up front. */
+export const ASSERTIONS: ReadonlySet<string> = new Set([
   "type",
   "properties",
   "required",
@@ -58,7 +60,18 @@ const ASSERTIONS = new Set([
   "nullable"
 ])
 
-const isObject = (u: unknown): u is JsonSchema => typeof u === "object" && u !== null && !Array.isArray(u)
+/** A JSON object (not null, not an array). */
+export const isObject = (u: unknown): u is JsonSchema => typeof u === "object" && u !== null && !Array.isArray(u)
+
+/** The node a local `$ref` (`#/…`, JSON-pointer escapes) names in `root`; undefined when it names none. */
+export const resolveLocalRef = (root: unknown, ref: string): unknown => {
+  if (!ref.startsWith("#")) return undefined
+  let node: unknown = root
+  for (const step of ref.slice(1).split("/").filter((s) => s.length > 0)) {
+    node = isObject(node) ? node[step.replace(/~1/g, "/").replace(/~0/g, "~")] : undefined
+  }
+  return node
+}
 
 /** The first keyword of a schema (or a sub-schema) this checker does not know, with its path. */
 export const unsupportedKeyword = (schema: unknown, path = ""): { readonly keyword: string; readonly path: string } | undefined => {
@@ -95,15 +108,7 @@ const sameJson = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringif
 
 /** Where the value breaks the schema (`/path: what`), or undefined when it follows it. */
 export const checkJsonSchema = (schema: unknown, value: unknown): string | undefined => {
-  const root = schema
-  const resolve = (ref: string): unknown => {
-    if (!ref.startsWith("#")) return undefined
-    let node: unknown = root
-    for (const step of ref.slice(1).split("/").filter((s) => s.length > 0)) {
-      node = isObject(node) ? node[step.replace(/~1/g, "/").replace(/~0/g, "~")] : undefined
-    }
-    return node
-  }
+  const resolve = (ref: string): unknown => resolveLocalRef(schema, ref)
   const check = (s: unknown, v: unknown, path: string, depth: number): string | undefined => {
     if (depth > 64) return `${path || "/"}: the schema nests too deep (a $ref cycle?)`
     if (s === true || s === undefined) return undefined

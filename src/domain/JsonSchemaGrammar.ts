@@ -39,6 +39,7 @@
  */
 import * as Either from "effect/Either"
 import { UnsupportedSchema } from "./Errors.js"
+import { ANNOTATIONS, ASSERTIONS, isObject, resolveLocalRef } from "./JsonSchemaCheck.js"
 import type { GenerateRequest, ToolDefinition } from "./Types.js"
 
 /** A JSON object in node-llama-cpp's `GbnfJsonSchema` subset. */
@@ -87,57 +88,12 @@ export interface ConvertedSchema {
 
 type Json = Readonly<Record<string, unknown>>
 
-const ANNOTATIONS = new Set([
-  "$schema",
-  "$id",
-  "$comment",
-  "title",
-  "description",
-  "default",
-  "examples",
-  "format",
-  "readOnly",
-  "writeOnly",
-  "deprecated"
-])
-
-/** Every keyword the converter handles: what `JsonSchemaCheck` checks, plus draft-07 `additionalItems` (enforced wholly by the grammar). */
-const HANDLED = new Set([
-  "type",
-  "properties",
-  "required",
-  "additionalProperties",
-  "items",
-  "prefixItems",
-  "additionalItems",
-  "minItems",
-  "maxItems",
-  "uniqueItems",
-  "enum",
-  "const",
-  "anyOf",
-  "oneOf",
-  "allOf",
-  "not",
-  "minimum",
-  "maximum",
-  "exclusiveMinimum",
-  "exclusiveMaximum",
-  "multipleOf",
-  "minLength",
-  "maxLength",
-  "pattern",
-  "minProperties",
-  "maxProperties",
-  "$ref",
-  "$defs",
-  "definitions",
-  "nullable"
-])
+// What a schema may hold: the checker's annotations and keywords (one list, JsonSchemaCheck.ts), and
+// draft-07 tuples' `additionalItems`, which the conversion turns into `prefixItems`.
+const HANDLED: ReadonlySet<string> = new Set([...ASSERTIONS, "additionalItems"])
 
 const GRAMMAR_FORMATS = new Set(["date-time", "date", "time"])
 
-const isObject = (u: unknown): u is Json => typeof u === "object" && u !== null && !Array.isArray(u)
 const isScalar = (u: unknown) => u === null || ["string", "number", "boolean"].includes(typeof u)
 
 class Refused {
@@ -158,10 +114,7 @@ export const toGrammarSchema = (
   }
   const resolve = (ref: string, path: string): unknown => {
     if (!ref.startsWith("#")) throw new Refused("$ref", path, `only local references (#/…) can be inlined, not ${ref}`)
-    let node: unknown = schema
-    for (const step of ref.slice(1).split("/").filter((s) => s.length > 0)) {
-      node = isObject(node) ? node[step.replace(/~1/g, "/").replace(/~0/g, "~")] : undefined
-    }
+    const node = resolveLocalRef(schema, ref)
     if (node === undefined) throw new Refused("$ref", path, `${ref} does not resolve`)
     return node
   }
