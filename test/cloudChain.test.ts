@@ -20,29 +20,17 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { languageModelLayer } from "../src/layers/LanguageModelAdapter.js"
 import * as LlmspellLive from "../src/layers/LlmspellLive.js"
 import { LocalLLM } from "../src/services/LocalLLM.js"
-import { type FakeAnswerInput, type FakeOllama, fakeModel, startFakeOllama } from "./fixtures/fakeOllama.js"
+import { type FakeOllama, fakeModel, startFakeOllama } from "./fixtures/fakeOllama.js"
 import { tinyLlamaGguf } from "./fixtures/ggufWriter.js"
-import { type ServeHarness, startServe } from "./fixtures/serveHarness.js"
+import { type ServeHarness, startServe, weatherAgent } from "./fixtures/serveHarness.js"
 
 let dir: string
 let fake: FakeOllama
 let serve: ServeHarness
 
-/** Calls get_weather until a tool result is in the messages; answers JSON when a format is asked. */
-const answer = (input: FakeAnswerInput) => {
-  const body = input.body as { tools?: Array<unknown>; format?: unknown; messages?: Array<{ role: string; content: string }> }
-  const result = body.messages?.find((m) => m.role === "tool")
-  if (result !== undefined) return `It is ${result.content}.`
-  if (body.tools !== undefined && body.tools.length > 0) {
-    return { content: "", toolCalls: [{ name: "get_weather", arguments: { city: "Paris" } }] }
-  }
-  if (body.format !== undefined) return `{"city":"Paris","temperature":21}`
-  return `You said: ${input.prompt}`
-}
-
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "llmspell-chain-"))
-  fake = await startFakeOllama({ models: [fakeModel("agent")], answer })
+  fake = await startFakeOllama({ models: [fakeModel("agent")], answer: weatherAgent })
   serve = await startServe({ dir, ollamaUrl: fake.url })
   writeFileSync(join(dir, "models", "tiny.gguf"), tinyLlamaGguf({ vocabSize: 400 }))
 }, 60_000)

@@ -11,9 +11,9 @@ import { join } from "node:path"
 import { Ollama } from "ollama"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { type FakeHub, ggufContent, startFakeHub } from "./fixtures/fakeHub.js"
-import { type FakeAnswerInput, type FakeOllama, fakeModel, startFakeOllama } from "./fixtures/fakeOllama.js"
+import { type FakeOllama, fakeModel, startFakeOllama } from "./fixtures/fakeOllama.js"
 import { tinyLlamaGguf } from "./fixtures/ggufWriter.js"
-import { type ServeHarness, startServe } from "./fixtures/serveHarness.js"
+import { type ServeHarness, startServe, weatherAgent } from "./fixtures/serveHarness.js"
 
 let dir: string
 let fake: FakeOllama
@@ -23,17 +23,9 @@ let client: Ollama
 
 const TINY = "tiny.gguf@gguf"
 
-const answer = (input: FakeAnswerInput) => {
-  const body = input.body as { tools?: Array<unknown>; format?: unknown }
-  if (body.tools !== undefined && body.tools.length > 0) return { content: "", toolCalls: [{ name: "get_weather", arguments: { city: "Paris" } }] }
-  if (body.format !== undefined) return `{"city":"Paris","temperature":21}`
-  if (input.prompt.includes("ponder")) return { thinking: "Let me think.", content: "Done." }
-  return `You said: ${input.prompt}`
-}
-
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "llmspell-serve-ollama-"))
-  fake = await startFakeOllama({ models: [fakeModel("agent"), fakeModel("embedder")], answer })
+  fake = await startFakeOllama({ models: [fakeModel("agent"), fakeModel("embedder")], answer: weatherAgent })
   hub = await startFakeHub()
   await hub.addRepo({ name: "org/repo", files: [{ path: "repo-Q8_0.gguf", content: ggufContent("serve-pull", 20_000, 7) }] })
   serve = await startServe({ dir, ollamaUrl: fake.url, hubUrl: hub.url })

@@ -21,9 +21,9 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import OpenAI from "openai"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { type FakeAnswerInput, type FakeOllama, fakeEmbedding, fakeModel, startFakeOllama } from "./fixtures/fakeOllama.js"
+import { type FakeOllama, fakeEmbedding, fakeModel, startFakeOllama } from "./fixtures/fakeOllama.js"
 import { tinyLlamaGguf } from "./fixtures/ggufWriter.js"
-import { type ServeHarness, startServe } from "./fixtures/serveHarness.js"
+import { type ServeHarness, startServe, weatherAgent } from "./fixtures/serveHarness.js"
 
 let dir: string
 let fake: FakeOllama
@@ -42,21 +42,9 @@ const weatherTool = {
   }
 }
 
-/** Calls get_weather until a tool result is in the messages; answers JSON when a format is asked. */
-const answer = (input: FakeAnswerInput) => {
-  const body = input.body as { tools?: Array<unknown>; format?: unknown; messages?: Array<{ role: string; content: string }> }
-  const result = body.messages?.find((m) => m.role === "tool")
-  if (result !== undefined) return `It is ${result.content}.`
-  if (body.tools !== undefined && body.tools.length > 0) {
-    return { content: "", toolCalls: [{ name: "get_weather", arguments: { city: "Paris" } }] }
-  }
-  if (body.format !== undefined) return `{"city":"Paris","temperature":21}`
-  return `You said: ${input.prompt}`
-}
-
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "llmspell-serve-openai-"))
-  fake = await startFakeOllama({ models: [fakeModel("agent"), fakeModel("embedder")], answer })
+  fake = await startFakeOllama({ models: [fakeModel("agent"), fakeModel("embedder")], answer: weatherAgent })
   serve = await startServe({ dir, ollamaUrl: fake.url })
   writeFileSync(join(dir, "models", "tiny.gguf"), tinyLlamaGguf({ vocabSize: 400 }))
   client = new OpenAI({ baseURL: `${serve.url}/v1`, apiKey: "unused", maxRetries: 0 })
