@@ -70,7 +70,7 @@ const config = {
   stores: { ollama: false, hf_cache: false, lmstudio: false, node_llama_cpp: false }
 }
 const scope = Effect.runSync(Scope.make())
-const context = await Effect.runPromise(Layer.buildWithScope(LlmspellLive.layerConfig(config, { home, env: {} }), scope))
+const context = await Effect.runPromise(Layer.buildWithScope(LlmspellLive.layerFromObject(config, { home, env: {} }), scope))
 const llm = context.unsafeMap.get(LocalLLM.key) as LocalLLMService
 const server = await Effect.runPromise(Server.start({ port: 0 }).pipe(Effect.provideService(LocalLLM, llm), Scope.extend(scope)))
 const SPEC = "bench.gguf@gguf"

@@ -19,8 +19,10 @@ export { formatBytes } from "./domain/Format.js"
 export * from "./domain/Types.js"
 export * as Catalog from "./domain/Catalog.js"
 export * as ModelSpec from "./domain/ModelSpec.js"
+export * as Routing from "./domain/Routing.js"
 export * as Protocol from "./domain/Protocol.js"
 export type {
+  CloudInstanceConfig,
   GgufInstanceConfig,
   HubConfig,
   LlmspellConfig,
@@ -29,12 +31,13 @@ export type {
 } from "./domain/ConfigSchema.js"
 
 export type { Backend, BackendFactory } from "./services/Backend.js"
-export { Config } from "./services/Config.js"
+export { EffectiveConfig } from "./services/EffectiveConfig.js"
 export * as ConfigLive from "./layers/ConfigLive.js"
-export { GgufBackend } from "./services/GgufBackend.js"
+export { GgufBackendFactory } from "./services/GgufBackend.js"
 export * as GgufBackendLive from "./layers/GgufBackendLive.js"
-export { isOllamaInstance, OllamaBackend, type OllamaInstance } from "./services/OllamaBackend.js"
+export { isOllamaInstance, OllamaBackendFactory, type OllamaInstance } from "./services/OllamaBackend.js"
 export * as OllamaBackendLive from "./layers/OllamaBackendLive.js"
+export { CloudBackendFactory } from "./services/CloudBackend.js"
 export {
   type ImportOptions,
   type InstalledModel,
@@ -51,6 +54,7 @@ export {
 } from "./services/ModelStore.js"
 export * as ModelStoreLive from "./layers/ModelStoreLive.js"
 export { ProviderRegistry, type ResolvedModel, type Route } from "./services/ProviderRegistry.js"
+export * as ProviderRegistryLive from "./layers/ProviderRegistryLive.js"
 export { type BackendFilter, LocalLLM, type LocalLLMService, pullResult } from "./services/LocalLLM.js"
 export * as LocalLLMLive from "./layers/LocalLLMLive.js"
 /** LocalLLM (and `@effect/ai` models) served by a running `llmspell serve`: `LlmspellRemote.layer({ url, apiKey })`. */
@@ -71,13 +75,13 @@ export {
   type TokenStream
 } from "./promise.js"
 
-/** The whole stack: Config from the usual places, both backends, the downloader, registry and LocalLLM. */
+/** The whole stack: the EffectiveConfig from the usual places, both backends, the downloader, registry and LocalLLM. */
 export const LlmspellLive = LlmspellLiveModule.LlmspellLive
 /** The whole stack with config-loading options (config file, env, cwd, home, flags). */
 export const layer = LlmspellLiveModule.layer
 /** The whole stack configured by a TOML-shaped object instead of files, for embedding. */
-export const layerConfig = LlmspellLiveModule.layerConfig
-/** The stack over a Config layer of your own. */
+export const layerFromObject = LlmspellLiveModule.layerFromObject
+/** The stack over an EffectiveConfig layer of your own. */
 export const layerWith = LlmspellLiveModule.layerWith
 
 /** A model spec as an `@effect/ai` LanguageModel, over a ProviderRegistry you provide. */

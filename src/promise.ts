@@ -125,7 +125,7 @@ export const createLocalLLM = (options: CreateLocalLLMOptions = {}): LocalLLMCli
         ...(options.cwd !== undefined ? { cwd: options.cwd } : {})
       })
       : options.config !== undefined
-      ? LlmspellLive.layerConfig(options.config, {
+      ? LlmspellLive.layerFromObject(options.config, {
         ...(options.env !== undefined ? { env: options.env } : {}),
         ...(options.home !== undefined ? { home: options.home } : {})
       })

@@ -16,7 +16,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest"
 import { type ForeignStoreRoots, sameOllamaName } from "../src/domain/ForeignStores.js"
 import { nodeScanFs, scanAll, type ScanFs, scanForReference } from "../src/layers/internal/foreignStoreScan.js"
 import * as ModelStoreLive from "../src/layers/ModelStoreLive.js"
-import { layerFromObject } from "../src/services/Config.js"
+import { layerFromObject } from "../src/layers/ConfigLive.js"
 import { ModelStore } from "../src/services/ModelStore.js"
 import { commitId, fixtureRoots, hfCacheFile, ollamaModel, populatedMachine, tinyGguf } from "./fixtures/foreignStores.js"
 

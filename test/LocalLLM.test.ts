@@ -12,7 +12,7 @@ import * as RpcServe from "../src/serve/rpc.js"
 import * as RpcTest from "@effect/rpc/RpcTest"
 import type { Backend } from "../src/services/Backend.js"
 import { LocalLLM } from "../src/services/LocalLLM.js"
-import * as ProviderRegistry from "../src/services/ProviderRegistry.js"
+import * as ProviderRegistryLive from "../src/layers/ProviderRegistryLive.js"
 import { defaultTestConfig, LlmspellMock } from "../src/testing.js"
 
 describe("LocalLLM over mock backends", () => {
@@ -163,7 +163,7 @@ describe("ModelNotFound hints fit the operation and say where the model is", () 
         Stream.fail(new ModelNotFound({ model, backend: "gguf", detail: "org/repo has no Q5_K_M file; it has Q8_0", pullSpec: "org/repo:Q8_0" }))
     }
     return Effect.gen(function*() {
-      const registry = yield* ProviderRegistry.make(defaultTestConfig(), [
+      const registry = yield* ProviderRegistryLive.make(defaultTestConfig(), [
         { type: "ollama", make: () => Effect.succeed(hanging) },
         { type: "gguf", make: () => Effect.succeed(otherQuant) }
       ])
@@ -176,7 +176,7 @@ describe("ModelNotFound hints fit the operation and say where the model is", () 
   it.effect("the lookup is bounded: a backend that never answers is given up after 3 s", () => {
     const { hanging, missing } = backends()
     return Effect.gen(function*() {
-      const registry = yield* ProviderRegistry.make(defaultTestConfig(), [
+      const registry = yield* ProviderRegistryLive.make(defaultTestConfig(), [
         { type: "ollama", make: () => Effect.succeed(hanging) },
         { type: "gguf", make: () => Effect.succeed(missing) }
       ])
@@ -198,7 +198,7 @@ describe("ModelNotFound hints fit the operation and say where the model is", () 
     const has: Backend = { ...hanging, name: "workstation", list: Effect.succeed([{ name: "tiny:latest", backend: "ollama", instance: "workstation", sizeBytes: 1 }]) }
     return Effect.gen(function*() {
       const config = defaultTestConfig({ providers: { workstation: { provider_type: "ollama", base_url: "http://10.0.0.5:11434" } } })
-      const registry = yield* ProviderRegistry.make(config, [
+      const registry = yield* ProviderRegistryLive.make(config, [
         { type: "ollama", make: (i) => Effect.succeed(i.name === "workstation" ? has : down) },
         { type: "gguf", make: () => Effect.succeed(missing) }
       ])

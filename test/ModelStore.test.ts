@@ -12,7 +12,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterEach, beforeEach, describe, expect, it } from "vitest"
 import * as ModelStoreLive from "../src/layers/ModelStoreLive.js"
-import { layerFromObject } from "../src/services/Config.js"
+import { layerFromObject } from "../src/layers/ConfigLive.js"
 import { ModelStore } from "../src/services/ModelStore.js"
 import {
   commitId,

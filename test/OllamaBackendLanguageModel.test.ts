@@ -13,9 +13,9 @@ import * as Stream from "effect/Stream"
 import { resolveConfig } from "../src/domain/ConfigSchema.js"
 import { languageModelLayer } from "../src/layers/LanguageModelAdapter.js"
 import * as OllamaBackendLive from "../src/layers/OllamaBackendLive.js"
-import { OllamaBackend } from "../src/services/OllamaBackend.js"
+import { OllamaBackendFactory } from "../src/services/OllamaBackend.js"
 import { ProviderRegistry } from "../src/services/ProviderRegistry.js"
-import * as Registry from "../src/services/ProviderRegistry.js"
+import * as ProviderRegistryLive from "../src/layers/ProviderRegistryLive.js"
 import { type FakeOllama, fakeModel, startFakeOllama } from "./fixtures/fakeOllama.js"
 
 let fake: FakeOllama
@@ -40,7 +40,7 @@ const registryLayer = () => {
   if (Either.isLeft(config)) throw config.left
   return Layer.scoped(
     ProviderRegistry,
-    Effect.flatMap(OllamaBackend, (ollama) => Registry.make(config.right, [ollama]))
+    Effect.flatMap(OllamaBackendFactory, (ollama) => ProviderRegistryLive.make(config.right, [ollama]))
   ).pipe(Layer.provide(OllamaBackendLive.layer))
 }
 

@@ -12,10 +12,12 @@ import * as Stream from "effect/Stream"
 import { type LlmspellConfig, resolveConfig } from "../src/domain/ConfigSchema.js"
 import { BackendUnavailable, InvalidModelSpec, ProviderNotAvailable } from "../src/domain/Errors.js"
 import type { Backend, BackendFactory } from "../src/services/Backend.js"
-import * as ConfigService from "../src/services/Config.js"
-import { GgufBackend } from "../src/services/GgufBackend.js"
-import { OllamaBackend } from "../src/services/OllamaBackend.js"
-import * as ProviderRegistry from "../src/services/ProviderRegistry.js"
+import * as ConfigLive from "../src/layers/ConfigLive.js"
+import { GgufBackendFactory } from "../src/services/GgufBackend.js"
+import { OllamaBackendFactory } from "../src/services/OllamaBackend.js"
+import * as Routing from "../src/domain/Routing.js"
+import * as ProviderRegistryLive from "../src/layers/ProviderRegistryLive.js"
+import { ProviderRegistry } from "../src/services/ProviderRegistry.js"
 import { defaultTestConfig } from "../src/testing.js"
 
 const configOf = (toml: string, env: Record<string, string> = {}): LlmspellConfig =>
@@ -38,7 +40,7 @@ provider_type = "openai"
 `)
 
 const routeOf = (spec: string | { provider?: string; model: string; backend?: string }, config = CONFIG) =>
-  ProviderRegistry.route(config, spec)
+  Routing.route(config, spec)
 const routed = (spec: string, config = CONFIG) => {
   const r = routeOf(spec, config)
   if (Either.isLeft(r)) throw new Error(`${spec}: ${r.left.message}`)
@@ -195,12 +197,12 @@ const fakes = (options: { gate?: Deferred.Deferred<void>; failOllama?: boolean }
         return fakeBackend(instance.name, type)
       })
   })
-  const layer = ProviderRegistry.layer.pipe(
+  const layer = ProviderRegistryLive.layer.pipe(
     Layer.provide(
       Layer.mergeAll(
-        Layer.succeed(OllamaBackend, factory("ollama")),
-        Layer.succeed(GgufBackend, factory("gguf")),
-        ConfigService.layerValue(CONFIG)
+        Layer.succeed(OllamaBackendFactory, factory("ollama")),
+        Layer.succeed(GgufBackendFactory, factory("gguf")),
+        ConfigLive.layerValue(CONFIG)
       )
     )
   )
@@ -211,7 +213,7 @@ describe("ProviderRegistry layer", () => {
   it.effect("creates nothing until a spec is resolved, then one instance per name, cached", () => {
     const f = fakes()
     return Effect.gen(function*() {
-      const registry = yield* ProviderRegistry.ProviderRegistry
+      const registry = yield* ProviderRegistry
       expect(f.made).toStrictEqual([])
       yield* registry.route("workstation/x")
       expect(f.made).toStrictEqual([])
@@ -236,7 +238,7 @@ describe("ProviderRegistry layer", () => {
       const gate = yield* Deferred.make<void>()
       const f = fakes({ gate })
       yield* Effect.gen(function*() {
-        const registry = yield* ProviderRegistry.ProviderRegistry
+        const registry = yield* ProviderRegistry
         const fiber = yield* Effect.forEach(
           ["cpu/a", "cpu/b", "cpu/c", "gguf/d", "e@gguf", "cpu/f"],
           (spec) => registry.resolve(spec),
@@ -257,7 +259,7 @@ describe("ProviderRegistry layer", () => {
     const f = fakes()
     return Effect.gen(function*() {
       yield* Effect.gen(function*() {
-        const registry = yield* ProviderRegistry.ProviderRegistry
+        const registry = yield* ProviderRegistry
         yield* registry.resolve("workstation/x")
         yield* registry.resolve("x")
         expect(f.released).toStrictEqual([])
@@ -269,7 +271,7 @@ describe("ProviderRegistry layer", () => {
   it.effect("routing failures are typed and create nothing", () => {
     const f = fakes()
     return Effect.gen(function*() {
-      const registry = yield* ProviderRegistry.ProviderRegistry
+      const registry = yield* ProviderRegistry
       // No cloud factory is registered in this registry: a cloud spec routes, but no instance is made.
       const cloud = yield* Effect.flip(registry.resolve("openai/gpt-4o"))
       expect(cloud._tag).toBe("ProviderNotAvailable")
@@ -288,7 +290,7 @@ describe("ProviderRegistry layer", () => {
   it.effect("a factory's failure reaches the caller typed", () => {
     const f = fakes({ failOllama: true })
     return Effect.gen(function*() {
-      const registry = yield* ProviderRegistry.ProviderRegistry
+      const registry = yield* ProviderRegistry
       const e = yield* Effect.flip(registry.resolve("ollama/llama3.2"))
       expect(e._tag).toBe("BackendUnavailable")
       // The gguf side is unaffected.
@@ -311,7 +313,7 @@ describe("failed instance creation", () => {
               : Effect.succeed({ name: "ollama", type: "ollama" } as unknown as Backend)
           })
       }
-      const registry = yield* ProviderRegistry.make(defaultTestConfig(), [flaky])
+      const registry = yield* ProviderRegistryLive.make(defaultTestConfig(), [flaky])
       const first = yield* Effect.flip(registry.instance("ollama"))
       expect(first._tag).toBe("BackendUnavailable")
       const second = yield* registry.instance("ollama")

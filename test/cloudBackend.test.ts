@@ -47,7 +47,7 @@ afterAll(async () => {
 
 /** The stack configured to point `openai` and `anthropic` at the fakes and a keyless `vllm` instance. */
 const stack = (env: Record<string, string> = { OPENAI_API_KEY: KEY, ANTHROPIC_API_KEY: ANT_KEY }) =>
-  LlmspellLive.layerConfig(
+  LlmspellLive.layerFromObject(
     {
       providers: {
         openai: { base_url: openai.baseUrl },

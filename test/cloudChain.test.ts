@@ -43,7 +43,7 @@ afterAll(async () => {
 
 /** The client side: nothing local, one openai_compatible instance named `kernel` at the server's /v1. */
 const client = () =>
-  LlmspellLive.layerConfig(
+  LlmspellLive.layerFromObject(
     { providers: { kernel: { provider_type: "openai_compatible", base_url: `${serve.url}/v1` } } },
     { env: {}, home: join(dir, "client-home") }
   )

@@ -11,7 +11,7 @@ import { mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import * as GgufBackendLive from "../src/layers/GgufBackendLive.js"
-import { GgufBackend } from "../src/services/GgufBackend.js"
+import { GgufBackendFactory } from "../src/services/GgufBackend.js"
 import { defaultTestConfig, LlamaLoaderMock, ModelDownloaderMock } from "../src/testing.js"
 import { tinyLlamaGguf } from "./fixtures/ggufWriter.js"
 
@@ -33,7 +33,7 @@ describe("llmspell/testing mocks", () => {
       providers: { gguf: { model_directory: dir, idle_unload_seconds: 30, threads: 1 } }
     }).instances.find((i) => i.name === "gguf")!
     return Effect.gen(function*() {
-      const factory = yield* GgufBackend
+      const factory = yield* GgufBackendFactory
       const backend = yield* factory.make(instance as any)
       expect(yield* text(backend, modelPath)).toBe("Hello")
       expect(yield* text(backend, modelPath)).toBe("Hello")
@@ -54,7 +54,7 @@ describe("llmspell/testing mocks", () => {
       i.name === "gguf"
     )!
     return Effect.gen(function*() {
-      const factory = yield* GgufBackend
+      const factory = yield* GgufBackendFactory
       const backend = yield* factory.make(instance as any)
       const missing = yield* Effect.flip(backend.info("qwen2.5:0.5b"))
       expect(missing._tag).toBe("ModelNotFound")

@@ -13,16 +13,16 @@ import * as Layer from "effect/Layer"
 import type { BackendUnavailable, ConfigError } from "../domain/Errors.js"
 import { ConfigEnvironment } from "../layers/ConfigLive.js"
 import * as ConfigLive from "../layers/ConfigLive.js"
-import { Config } from "../services/Config.js"
+import { EffectiveConfig } from "../services/EffectiveConfig.js"
 import type { LocalLLM } from "../services/LocalLLM.js"
 import { CliIO } from "./CliIO.js"
 import { GlobalOptions } from "./GlobalOptions.js"
 import { readServeState } from "../serve/State.js"
 
 /** The Config of this invocation; its warnings go to stderr. */
-export const configLayer: Layer.Layer<Config, ConfigError, GlobalOptions | CliIO> = Layer
+export const configLayer: Layer.Layer<EffectiveConfig, ConfigError, GlobalOptions | CliIO> = Layer
   .effect(
-    Config,
+    EffectiveConfig,
     Effect.gen(function*() {
       const global = yield* GlobalOptions
       const io = yield* CliIO

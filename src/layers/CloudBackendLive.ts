@@ -30,7 +30,7 @@ import { type LlmspellError, MissingCredentials, ModelNotFound, ProviderNotAvail
 import { errorToJson } from "../domain/Failure.js"
 import type { BackendStatus, Completion, Embeddings, GenerateEvent, GenerateRequest, LocalModel, ModelInfo } from "../domain/Types.js"
 import type { Backend, BackendFactory } from "../services/Backend.js"
-import { CloudBackend } from "../services/CloudBackend.js"
+import { CloudBackendFactory } from "../services/CloudBackend.js"
 import * as Anthropic from "./internal/cloudAnthropic.js"
 import { type CloudContext, dropped, requestJson, requestSse, type RequestPurpose, scrub, type SseEvent } from "./internal/cloudHttp.js"
 import * as OpenAi from "./internal/cloudOpenAi.js"
@@ -358,4 +358,4 @@ export const make = (instance: CloudInstanceConfig): Effect.Effect<Backend, Llms
 export const factory: BackendFactory<CloudInstanceConfig> = { type: "cloud", make }
 
 /** CloudBackend over the HTTP clients of @effect/ai-openai and @effect/ai-anthropic. */
-export const layer: Layer.Layer<CloudBackend> = Layer.succeed(CloudBackend, factory)
+export const layer: Layer.Layer<CloudBackendFactory> = Layer.succeed(CloudBackendFactory, factory)

@@ -1,5 +1,5 @@
 /**
- * The live Config layer: finds the config file (first found wins: `--config FILE`, LLMSPELL_CONFIG,
+ * The EffectiveConfig layers. `layer`: finds the config file (first found wins: `--config FILE`, LLMSPELL_CONFIG,
  * ./llmspell.toml, $XDG_CONFIG_HOME/llmspell/config.toml, ~/.llmspell/config.toml), reads it, and
  * resolves it with the environment and flags. It only reads: the file is never written. Only a
  * regular file of at most 1 MiB is read; anything else (a FIFO, a device, a directory, a huge file)
@@ -13,10 +13,10 @@ import { constants as fsConstants, type Stats } from "node:fs"
 import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
-import { type ConfigFlags, type LlmspellConfig, resolveConfig } from "../domain/ConfigSchema.js"
+import { type ConfigFlags, type ConfigInput, type LlmspellConfig, resolveConfig } from "../domain/ConfigSchema.js"
 import { ConfigError } from "../domain/Errors.js"
 import { formatBytes } from "../domain/Format.js"
-import { Config } from "../services/Config.js"
+import { EffectiveConfig } from "../services/EffectiveConfig.js"
 import { fileKind } from "./internal/fileKind.js"
 
 /**
@@ -190,6 +190,29 @@ export const load = (options: ConfigLoadOptions = {}): Effect.Effect<LlmspellCon
     return yield* Either.match(resolved, { onLeft: Effect.fail, onRight: Effect.succeed })
   })
 
-/** The live Config layer. */
-export const layer = (options: ConfigLoadOptions = {}): Layer.Layer<Config, ConfigError> =>
-  Layer.effect(Config, load(options))
+/** The EffectiveConfig from the usual places: the config file, the environment, the flags. */
+export const layer = (options: ConfigLoadOptions = {}): Layer.Layer<EffectiveConfig, ConfigError> =>
+  Layer.effect(EffectiveConfig, load(options))
+
+/** An EffectiveConfig layer from an already resolved configuration. */
+export const layerValue = (config: LlmspellConfig): Layer.Layer<EffectiveConfig> => Layer.succeed(EffectiveConfig, config)
+
+/**
+ * An EffectiveConfig layer from a TOML-shaped object given in code (for embedding llmspell): no
+ * file is read, the environment is not consulted unless passed, and the object is validated like a file.
+ */
+export const layerFromObject = (
+  value: unknown,
+  options: { readonly env?: Readonly<Record<string, string | undefined>>; readonly home?: string } = {}
+): Layer.Layer<EffectiveConfig, ConfigError> =>
+  Layer.effect(
+    EffectiveConfig,
+    Effect.suspend(() => {
+      const input: ConfigInput = {
+        object: { value, source: "code" },
+        env: options.env ?? {},
+        home: options.home ?? process.env["HOME"] ?? "/"
+      }
+      return Either.match(resolveConfig(input), { onLeft: Effect.fail, onRight: Effect.succeed })
+    })
+  )

@@ -39,7 +39,7 @@ import type {
   ToolCall
 } from "../domain/Types.js"
 import type { Backend } from "../services/Backend.js"
-import { GgufBackend } from "../services/GgufBackend.js"
+import { GgufBackendFactory } from "../services/GgufBackend.js"
 import { type LoadedModelHandle, LlamaLoader, type LlamaLoaderService, type LoadOptions } from "../services/LlamaLoader.js"
 import { ModelDownloader, type ModelDownloaderService, type StoreRoot } from "../services/ModelDownloader.js"
 import { ModelStore as ModelStoreTag, type ModelStoreService } from "../services/ModelStore.js"
@@ -607,8 +607,8 @@ const errorInfo = (e: LlmspellError | BackendUnavailable) =>
   isLlmspellError(e) ? errorToJson(e) : { _tag: "UnknownError", message: String(e) }
 
 /** The GGUF backend factory over a loader and a downloader. */
-export const layerWithoutLoader: Layer.Layer<GgufBackend, never, LlamaLoader | ModelDownloader> = Layer.effect(
-  GgufBackend,
+export const layerWithoutLoader: Layer.Layer<GgufBackendFactory, never, LlamaLoader | ModelDownloader> = Layer.effect(
+  GgufBackendFactory,
   Effect.gen(function*() {
     const loader = yield* LlamaLoader
     const downloader = yield* ModelDownloader
@@ -622,6 +622,6 @@ export const layerWithoutLoader: Layer.Layer<GgufBackend, never, LlamaLoader | M
 )
 
 /** The live GGUF backend factory (node-llama-cpp loader); needs the ModelDownloader for the store. */
-export const layer: Layer.Layer<GgufBackend, never, ModelDownloader> = layerWithoutLoader.pipe(
+export const layer: Layer.Layer<GgufBackendFactory, never, ModelDownloader> = layerWithoutLoader.pipe(
   Layer.provide(LlamaLoaderLive.layer)
 )

@@ -6,11 +6,12 @@
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as Layer from "effect/Layer"
 import type { ConfigError } from "../domain/Errors.js"
-import { Config, layerFromObject } from "../services/Config.js"
-import type { GgufBackend } from "../services/GgufBackend.js"
-import type { OllamaBackend } from "../services/OllamaBackend.js"
+import type { EffectiveConfig } from "../services/EffectiveConfig.js"
+import type { GgufBackendFactory } from "../services/GgufBackend.js"
+import type { OllamaBackendFactory } from "../services/OllamaBackend.js"
 import type { LocalLLM } from "../services/LocalLLM.js"
-import * as ProviderRegistry from "../services/ProviderRegistry.js"
+import type { ProviderRegistry } from "../services/ProviderRegistry.js"
+import * as ProviderRegistryLive from "./ProviderRegistryLive.js"
 import * as CloudBackendLive from "./CloudBackendLive.js"
 import * as ConfigLive from "./ConfigLive.js"
 import * as GgufBackendLive from "./GgufBackendLive.js"
@@ -20,24 +21,24 @@ import * as ModelStoreLive from "./ModelStoreLive.js"
 import * as OllamaBackendLive from "./OllamaBackendLive.js"
 
 /** Everything llmspell provides. */
-export type Services = LocalLLM | ProviderRegistry.ProviderRegistry | Config
+export type Services = LocalLLM | ProviderRegistry | EffectiveConfig
 
 /**
  * The registry and facade over given backend factories and a Config layer: the live backends in
  * `layerWith`, llmspell/testing's scripted ones in `LlmspellMock` (the same composition).
  */
 export const layerWithBackends = <E, R, E2, R2>(
-  config: Layer.Layer<Config, E, R>,
-  backends: Layer.Layer<OllamaBackend | GgufBackend, E2, R2>
-): Layer.Layer<Services, E | E2, Exclude<R2, Config> | R> =>
+  config: Layer.Layer<EffectiveConfig, E, R>,
+  backends: Layer.Layer<OllamaBackendFactory | GgufBackendFactory, E2, R2>
+): Layer.Layer<Services, E | E2, Exclude<R2, EffectiveConfig> | R> =>
   LocalLLMLive.layer.pipe(
-    Layer.provideMerge(ProviderRegistry.layer),
+    Layer.provideMerge(ProviderRegistryLive.layer),
     Layer.provide(backends),
     Layer.provideMerge(config)
   )
 
 /** The backends, registry and facade over a given Config layer. */
-export const layerWith = <E, R>(config: Layer.Layer<Config, E, R>): Layer.Layer<Services, E, R> =>
+export const layerWith = <E, R>(config: Layer.Layer<EffectiveConfig, E, R>): Layer.Layer<Services, E, R> =>
   layerWithBackends(
     config,
     // The GGUF backend and LocalLLM (`available`, `importFile`) share one store and one downloader
@@ -54,10 +55,10 @@ export const layer = (options: ConfigLive.ConfigLoadOptions = {}): Layer.Layer<S
   layerWith(ConfigLive.layer(options))
 
 /** llmspell configured by a TOML-shaped object instead of files, for embedding. */
-export const layerConfig = (
+export const layerFromObject = (
   config: unknown,
   options: { readonly env?: Readonly<Record<string, string | undefined>>; readonly home?: string } = {}
-): Layer.Layer<Services, ConfigError> => layerWith(layerFromObject(config, options))
+): Layer.Layer<Services, ConfigError> => layerWith(ConfigLive.layerFromObject(config, options))
 
 /** llmspell with the usual configuration sources. */
 export const LlmspellLive: Layer.Layer<Services, ConfigError> = layer()

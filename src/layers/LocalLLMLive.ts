@@ -27,7 +27,8 @@ import { structuredAnswer } from "../domain/JsonSchemaCheck.js"
 import { type BackendFilter, LocalLLM, type LocalLLMService } from "../services/LocalLLM.js"
 import { ModelDownloader, type ModelDownloaderService } from "../services/ModelDownloader.js"
 import { ModelStore, type ModelStoreService } from "../services/ModelStore.js"
-import { backendTypeOf, endpointOf, ProviderRegistry, type ProviderRegistryService } from "../services/ProviderRegistry.js"
+import { backendTypeOf, endpointOf } from "../domain/Routing.js"
+import { ProviderRegistry, type ProviderRegistryService } from "../services/ProviderRegistry.js"
 import * as OllamaInstaller from "./OllamaInstaller.js"
 
 /** How long the "is it on another backend?" lookup may take per backend before it is given up. */

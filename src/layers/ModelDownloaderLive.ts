@@ -62,7 +62,7 @@ import {
 import * as HubRef from "../domain/HubRef.js"
 import type { PullFileProgress, PullOptions, PullProgress, PullResult } from "../domain/Types.js"
 import { transferRate } from "../domain/TransferRate.js"
-import { Config } from "../services/Config.js"
+import { EffectiveConfig } from "../services/EffectiveConfig.js"
 import { acquireFileLock, describeHolder } from "./internal/fileLock.js"
 import {
   absolute,
@@ -487,10 +487,10 @@ export const make = (hub: HubConfig, internals: DownloaderInternals = {}): Model
 }
 
 /** The live downloader over the configured hub; a pull reuses bytes the ModelStore finds on this machine. */
-export const layer: Layer.Layer<ModelDownloader, never, Config | ModelStoreTag> = Layer.effect(
+export const layer: Layer.Layer<ModelDownloader, never, EffectiveConfig | ModelStoreTag> = Layer.effect(
   ModelDownloader,
   Effect.gen(function*() {
-    const config = yield* Config
+    const config = yield* EffectiveConfig
     const modelStore = yield* ModelStoreTag
     return make(config.hub, { existingBlob: modelStore.findBlob })
   })

@@ -24,7 +24,7 @@ import { sameOllamaName } from "../domain/ForeignStores.js"
 import * as HubRef from "../domain/HubRef.js"
 import type { LlmspellError } from "../domain/Errors.js"
 import type { ModelLocation } from "../domain/Types.js"
-import { Config } from "../services/Config.js"
+import { EffectiveConfig } from "../services/EffectiveConfig.js"
 import type { InstalledModel, ModelDownloaderService, StoreRoot } from "../services/ModelDownloader.js"
 import { type Inventory, ModelStore, type ModelStoreService, type StoredModel } from "../services/ModelStore.js"
 import { resolveDefaultRoots, scanAllEffect, scanForReference } from "./internal/foreignStoreScan.js"
@@ -324,10 +324,10 @@ export const make = (
 }
 
 /** The live store over the configuration's `[stores]`, its file I/O through the FileSystem in context. */
-export const layer: Layer.Layer<ModelStore, never, Config | FileSystem.FileSystem> = Layer.effect(
+export const layer: Layer.Layer<ModelStore, never, EffectiveConfig | FileSystem.FileSystem> = Layer.effect(
   ModelStore,
   Effect.gen(function*() {
-    const config = yield* Config
+    const config = yield* EffectiveConfig
     return make(config.stores, manifestModels, yield* FileSystem.FileSystem)
   })
 )

@@ -26,7 +26,7 @@ import type { OllamaInstanceConfig } from "../domain/ConfigSchema.js"
 import { BackendError, ContextOverflow, type LlmspellError, ToolChoiceViolated, UsageError } from "../domain/Errors.js"
 import { errorToJson } from "../domain/Failure.js"
 import type { BackendStatus, Embeddings, GenerateEvent, LoadedModel, PullProgress, ToolCall, ToolChoice } from "../domain/Types.js"
-import { OllamaBackend, type OllamaInstance } from "../services/OllamaBackend.js"
+import { OllamaBackendFactory, type OllamaInstance } from "../services/OllamaBackend.js"
 import * as OllamaClient from "./internal/ollamaClient.js"
 import * as Mapping from "./internal/ollamaMapping.js"
 
@@ -403,4 +403,4 @@ export const make = (instance: OllamaInstanceConfig): Effect.Effect<OllamaInstan
   })
 
 /** The live Ollama backend factory. */
-export const layer: Layer.Layer<OllamaBackend> = Layer.succeed(OllamaBackend, { type: "ollama", make })
+export const layer: Layer.Layer<OllamaBackendFactory> = Layer.succeed(OllamaBackendFactory, { type: "ollama", make })

@@ -1,7 +1,7 @@
 /**
  * Backend: the contract every backend instance fulfils (an Ollama server, the in-process GGUF
  * runtime). The ProviderRegistry hands these out; LocalLLM and the CLI call nothing else, so both
- * backends look alike to them. `OllamaBackend` and `GgufBackend` are factories of these.
+ * backends look alike to them. `OllamaBackendFactory`, `GgufBackendFactory` and `CloudBackendFactory` make these, one per configured instance.
  */
 import type * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"

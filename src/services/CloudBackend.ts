@@ -8,4 +8,4 @@ import type { CloudInstanceConfig } from "../domain/ConfigSchema.js"
 import type { BackendFactory } from "./Backend.js"
 
 /** Creates cloud backend instances. */
-export class CloudBackend extends Context.Tag("llmspell/CloudBackend")<CloudBackend, BackendFactory<CloudInstanceConfig>>() {}
+export class CloudBackendFactory extends Context.Tag("llmspell/CloudBackendFactory")<CloudBackendFactory, BackendFactory<CloudInstanceConfig>>() {}

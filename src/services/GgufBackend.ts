@@ -8,4 +8,4 @@ import type { GgufInstanceConfig } from "../domain/ConfigSchema.js"
 import type { BackendFactory } from "./Backend.js"
 
 /** Creates GGUF backend instances. */
-export class GgufBackend extends Context.Tag("llmspell/GgufBackend")<GgufBackend, BackendFactory<GgufInstanceConfig>>() {}
+export class GgufBackendFactory extends Context.Tag("llmspell/GgufBackendFactory")<GgufBackendFactory, BackendFactory<GgufInstanceConfig>>() {}

@@ -11,8 +11,8 @@ import type { GenerateEvent, GenerateRequest, LoadedModel } from "../domain/Type
 import type { Backend, BackendFactory } from "./Backend.js"
 
 /** Creates Ollama backend instances. */
-export class OllamaBackend extends Context.Tag("llmspell/OllamaBackend")<
-  OllamaBackend,
+export class OllamaBackendFactory extends Context.Tag("llmspell/OllamaBackendFactory")<
+  OllamaBackendFactory,
   BackendFactory<OllamaInstanceConfig>
 >() {}
 

@@ -10,7 +10,7 @@ import * as Layer from "effect/Layer"
 import { type LlmspellConfig, resolveConfig } from "../domain/ConfigSchema.js"
 import * as GgufBackendLive from "../layers/GgufBackendLive.js"
 import * as LlmspellLive from "../layers/LlmspellLive.js"
-import { Config } from "../services/Config.js"
+import { EffectiveConfig } from "../services/EffectiveConfig.js"
 import type { LocalLLM } from "../services/LocalLLM.js"
 import type * as ProviderRegistry from "../services/ProviderRegistry.js"
 import type { Call, CallLog } from "./CallLog.js"
@@ -49,8 +49,8 @@ export const LlmspellMock = {
         Layer.provide(Layer.merge(options.ggufLoader.layer, ModelDownloaderMock({ calls, ...options.downloader }).layer))
       )
       : GgufBackendMock(options.gguf, calls).layer
-    const config = Layer.succeed(Config, defaultTestConfig(options.config))
-    const layer: Layer.Layer<LocalLLM | ProviderRegistry.ProviderRegistry | Config> = LlmspellLive.layerWithBackends(
+    const config = Layer.succeed(EffectiveConfig, defaultTestConfig(options.config))
+    const layer: Layer.Layer<LocalLLM | ProviderRegistry.ProviderRegistry | EffectiveConfig> = LlmspellLive.layerWithBackends(
       config,
       Layer.merge(ollama.layer, gguf)
     )

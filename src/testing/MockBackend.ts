@@ -20,8 +20,8 @@ import type {
   VerifyReport
 } from "../domain/Types.js"
 import type { Backend, BackendFactory } from "../services/Backend.js"
-import { GgufBackend } from "../services/GgufBackend.js"
-import { OllamaBackend } from "../services/OllamaBackend.js"
+import { GgufBackendFactory } from "../services/GgufBackend.js"
+import { OllamaBackendFactory } from "../services/OllamaBackend.js"
 import { type Call, type CallLog, recordCall } from "./CallLog.js"
 import { DEFAULT_TOKENS, failureFor } from "./internal.js"
 
@@ -354,11 +354,11 @@ export const makeMockBackend = <T extends BackendType>(
 /** A scripted OllamaBackend layer and its call record. */
 export const OllamaBackendMock = (options: MockBackendOptions = {}, calls: CallLog = []) => {
   const mock = makeMockBackend("ollama", options, calls)
-  return { layer: Layer.succeed(OllamaBackend, mock.factory), calls: mock.calls }
+  return { layer: Layer.succeed(OllamaBackendFactory, mock.factory), calls: mock.calls }
 }
 
 /** A scripted GgufBackend layer and its call record. */
 export const GgufBackendMock = (options: MockBackendOptions = {}, calls: CallLog = []) => {
   const mock = makeMockBackend("gguf", options, calls)
-  return { layer: Layer.succeed(GgufBackend, mock.factory), calls: mock.calls }
+  return { layer: Layer.succeed(GgufBackendFactory, mock.factory), calls: mock.calls }
 }

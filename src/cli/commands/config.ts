@@ -3,7 +3,7 @@ import * as Command from "@effect/cli/Command"
 import * as Effect from "effect/Effect"
 import { ConfigPathReport, ConfigReport } from "../../domain/Types.js"
 import * as ConfigLive from "../../layers/ConfigLive.js"
-import { Config } from "../../services/Config.js"
+import { EffectiveConfig } from "../../services/EffectiveConfig.js"
 import { GlobalOptions } from "../GlobalOptions.js"
 import { printJson, printOut, table } from "../output.js"
 import { json } from "./shared.js"
@@ -11,7 +11,7 @@ import { json } from "./shared.js"
 /** `config show`. */
 export const configShowCommand = Command.make("show", { json }, ({ json }) =>
   Effect.gen(function*() {
-    const config = yield* Config
+    const config = yield* EffectiveConfig
     const report: ConfigReport = {
       file: config.file ?? null,
       entries: config.entries.map(({ key, source, value }) => ({ key, value, source })),

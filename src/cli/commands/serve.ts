@@ -11,7 +11,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import { UsageError } from "../../domain/Errors.js"
-import { Config } from "../../services/Config.js"
+import { EffectiveConfig } from "../../services/EffectiveConfig.js"
 import { DEFAULTS } from "../../serve/Defaults.js"
 import type * as Server from "../../serve/Server.js"
 import { holdServeState } from "../../serve/State.js"
@@ -63,7 +63,7 @@ export const serveCommand = Command.make(
   (o) =>
     Effect.scoped(Effect.gen(function*() {
       const io = yield* CliIO
-      const config = yield* Config
+      const config = yield* EffectiveConfig
       for (const [name, value, min] of [["--port", o.port, 0], ["--max-queue", o.maxQueue, 0], ["--max-body", o.maxBody, 1], ["--drain-timeout", o.drainTimeout, 0]] as const) {
         if (value < min || (name === "--port" && value > 65535)) {
           return yield* new UsageError({ reason: `${name} must be ${name === "--port" ? "0–65535" : `≥ ${min}`}; got ${value}` })

@@ -1,0 +1,97 @@
+/**
+ * The live ProviderRegistry: routes with `domain/Routing.ts` and builds each backend instance once,
+ * on first use, from the factory registered for its backend type; instances live as long as the layer.
+ */
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Layer from "effect/Layer"
+import * as Scope from "effect/Scope"
+import * as SynchronizedRef from "effect/SynchronizedRef"
+import type { LlmspellConfig } from "../domain/ConfigSchema.js"
+import { cloudInstanceOf, defaultInstance } from "../domain/ConfigSchema.js"
+import { type LlmspellError, ProviderNotAvailable } from "../domain/Errors.js"
+import type * as ModelSpec from "../domain/ModelSpec.js"
+import { backendTypeOf, isLocal, route } from "../domain/Routing.js"
+import type { Backend, BackendFactory } from "../services/Backend.js"
+import { CloudBackendFactory } from "../services/CloudBackend.js"
+import { EffectiveConfig } from "../services/EffectiveConfig.js"
+import { GgufBackendFactory } from "../services/GgufBackend.js"
+import { OllamaBackendFactory } from "../services/OllamaBackend.js"
+import { ProviderRegistry, type ProviderRegistryService } from "../services/ProviderRegistry.js"
+
+/** Builds a registry from the config and the backend factories; instances live as long as the layer. */
+export const make = (
+  config: LlmspellConfig,
+  factories: ReadonlyArray<BackendFactory<any>>
+): Effect.Effect<ProviderRegistryService, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const scope = yield* Effect.scope
+    const cache = yield* SynchronizedRef.make(new Map<string, Effect.Effect<Backend, LlmspellError>>())
+
+    const instance = (name: string): Effect.Effect<Backend, ProviderNotAvailable | LlmspellError> =>
+      Effect.flatten(
+        SynchronizedRef.modifyEffect(cache, (map) => {
+          const cached = map.get(name)
+          if (cached !== undefined) return Effect.succeed([cached, map] as const)
+          const entry = config.instances.find((i) => i.name === name) ?? cloudInstanceOf(config, name)
+          if (entry === undefined) {
+            return Effect.fail(new ProviderNotAvailable({ provider: name, reason: "no such configured instance" }))
+          }
+          const factory = factories.find((f) => f.type === backendTypeOf(entry))
+          if (factory === undefined) {
+            return Effect.fail(
+              new ProviderNotAvailable({
+                provider: name,
+                reason: isLocal(entry) ? `no ${entry.type} backend is registered` : `no cloud backend is registered for ${entry.type}`
+              })
+            )
+          }
+          // Effect.cached: the instance is built once, on first use, even under concurrent callers.
+          // A failed build is forgotten, so a passing problem (a server still starting) is retried next time.
+          const forget = SynchronizedRef.update(cache, (m) => {
+            const next = new Map(m)
+            next.delete(name)
+            return next
+          })
+          return Effect.cached(Scope.extend(factory.make(entry), scope)).pipe(
+            Effect.map((built) => {
+              const guarded = Effect.tapError(built, () => forget)
+              return [guarded, new Map(map).set(name, guarded)] as const
+            })
+          )
+        })
+      )
+
+    const routeEffect = (spec: string | ModelSpec.ModelSpec) =>
+      Either.match(route(config, spec), { onLeft: Effect.fail, onRight: Effect.succeed })
+
+    return {
+      route: routeEffect,
+      resolve: (spec) =>
+        Effect.flatMap(routeEffect(spec), (r) => Effect.map(instance(r.instance.name), (handle) => ({ ...r, handle }))),
+      instance,
+      // `all` stays local: listing every model must not call hosted APIs the user did not ask about.
+      instances: (filter = "all") =>
+        filter === "all" ? config.instances.filter(isLocal) : config.instances.filter((i) => backendTypeOf(i) === filter),
+      defaultInstance: (type) => {
+        if (type === "cloud") return undefined // a cloud spec always names its provider
+        const instance = defaultInstance(config, type)
+        return instance !== undefined && isLocal(instance) ? instance : undefined
+      }
+    }
+  })
+
+/**
+ * The registry over the configured instances with the Ollama and GGUF backends registered, and
+ * the cloud backend when a `CloudBackendFactory` is provided (LlmspellLive provides it).
+ */
+export const layer: Layer.Layer<ProviderRegistry, never, EffectiveConfig | OllamaBackendFactory | GgufBackendFactory> = Layer.scoped(
+  ProviderRegistry,
+  Effect.gen(function*() {
+    const config = yield* EffectiveConfig
+    const ollama = yield* OllamaBackendFactory
+    const gguf = yield* GgufBackendFactory
+    const cloud = yield* Effect.serviceOption(CloudBackendFactory)
+    return yield* make(config, cloud._tag === "Some" ? [ollama, gguf, cloud.value] : [ollama, gguf])
+  })
+)
