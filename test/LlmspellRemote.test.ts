@@ -124,6 +124,21 @@ describe("LlmspellRemote", () => {
       expect(ollama.requests.filter((r) => r.path === "/api/delete")).toEqual([])
     }).pipe(Effect.provide(LlmspellRemote.layer({ url: guarded.url, cwd: dir }))), 60_000)
 
+  it.effect("load puts a model in the server's memory without generating; stop takes it out; a missing one is ModelNotFound", () =>
+    Effect.gen(function*() {
+      const llm = yield* LocalLLM
+      const loadedNames = Effect.map(llm.ps("gguf"), (ps) => ps.map((m) => m.name))
+      yield* llm.unload(localModel)
+      expect(yield* loadedNames).toEqual([])
+      yield* llm.load(localModel, -1)
+      const [entry] = yield* llm.ps("gguf")
+      expect(entry?.name).toContain("local.gguf")
+      expect(entry?.expiresAt).toBeUndefined() // negative: kept until unloaded
+      yield* llm.unload(localModel)
+      expect(yield* loadedNames).toEqual([])
+      expect(yield* Effect.flip(llm.load(join(dir, "missing.gguf")))).toMatchObject({ _tag: "ModelNotFound" })
+    }).pipe(Effect.provide(remote())), 60_000)
+
   it.effect("generates from a GGUF file and from Ollama through the server", () =>
     Effect.gen(function*() {
       const llm = yield* LocalLLM

@@ -118,6 +118,29 @@ describe("Ollama API through the ollama client", () => {
     expect((await client.ps()).models.map((m) => m.name)).not.toContain(TINY)
   })
 
+  it("an empty request loads the model without generating (keep_alive kept); a missing model is 404, not a done record", async () => {
+    expect((await client.ps()).models.map((m) => m.name)).not.toContain(TINY)
+    const load = await client.chat({ model: TINY, messages: [], keep_alive: "7m", stream: false })
+    expect(load.done_reason).toBe("load")
+    expect(load.message.content).toBe("")
+    const loaded = (await client.ps()).models.find((m) => m.name === TINY)
+    expect(loaded).toBeDefined()
+    const inMs = new Date(loaded!.expires_at).getTime() - Date.now()
+    expect(inMs).toBeGreaterThan(5 * 60_000)
+    expect(inMs).toBeLessThanOrEqual(7 * 60_000 + 1000)
+    const loadGenerate = await client.generate({ model: TINY, prompt: "", stream: false })
+    expect(loadGenerate.done_reason).toBe("load")
+    for (const missing of [
+      client.chat({ model: "missing.gguf@gguf", messages: [], stream: false }),
+      client.generate({ model: "missing.gguf@gguf", prompt: "", stream: false }),
+      client.generate({ model: "missing.gguf@gguf", prompt: "", keep_alive: 0, stream: false }),
+      client.generate({ model: "nothere@ollama", prompt: "", stream: false })
+    ]) {
+      expect(await statusOf(missing)).toMatchObject({ name: "ResponseError", status: 404 })
+    }
+    await client.generate({ model: TINY, prompt: "", keep_alive: 0, stream: false })
+  })
+
   it("show: the GGUF header as Ollama's model_info and details", async () => {
     const info = await client.show({ model: TINY })
     // the client types model_info as a Map; on the wire (and at run time) it is a plain object

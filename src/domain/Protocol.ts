@@ -135,6 +135,12 @@ export const Ps = Rpc.make("Ps", { payload: filter, success: Schema.Array(Loaded
 export const Unload = Rpc.make("Unload", { payload: spec, success: Schema.Void, error })
 /** How long an idle loaded model stays loaded, in seconds (0: unload when idle; negative: keep). */
 export const KeepAlive = Rpc.make("KeepAlive", { payload: { spec: Schema.String, seconds: Schema.Number }, success: Schema.Void, error })
+/** Loads a model now, without generating; then it stays for `keepAliveSeconds` once idle. */
+export const Load = Rpc.make("Load", {
+  payload: { spec: Schema.String, keepAliveSeconds: Schema.optional(Schema.Number) },
+  success: Schema.Void,
+  error
+})
 
 /** Every LocalLLM operation but `resolve` (which hands out a live backend, not a result). */
 export class LlmspellRpcs extends RpcGroup.make(
@@ -155,7 +161,8 @@ export class LlmspellRpcs extends RpcGroup.make(
   InstallOllama,
   Ps,
   Unload,
-  KeepAlive
+  KeepAlive,
+  Load
 ) {}
 
 const shown = (value: unknown): string =>

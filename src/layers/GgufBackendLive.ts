@@ -593,6 +593,13 @@ export const makeBackend = (
       ps: loadedNow,
       keepAlive: (model, seconds) =>
         Effect.flatMap(resolve(model), (file) => pool.setTimeToLive(file.path, seconds < 0 ? "forever" : seconds * 1000)),
+      // A lease taken and given back: the model is loaded and its idle time starts now.
+      load: (model, seconds) =>
+        Effect.gen(function*() {
+          const file = yield* resolve(model)
+          yield* Effect.scoped(acquireLive(file.path))
+          if (seconds !== undefined) yield* pool.setTimeToLive(file.path, seconds < 0 ? "forever" : seconds * 1000)
+        }).pipe(Effect.withSpan("GgufBackend.load", { attributes: { model, instance: instance.name } })),
       verify: (model) => downloader.verify(store, model),
       generate,
       embed,

@@ -211,7 +211,9 @@ export const make = (options: RemoteOptions): Effect.Effect<LocalLLMService, Bac
       installOllama: (flags) => call(client.InstallOllama(flags)),
       ps: (backend = "all") => orDie(client.Ps({ backend })),
       unload: (spec) => call(client.Unload({ spec: specOf(spec) })),
-      keepAlive: (spec, seconds) => call(client.KeepAlive({ spec: specOf(spec), seconds }))
+      keepAlive: (spec, seconds) => call(client.KeepAlive({ spec: specOf(spec), seconds })),
+      load: (spec, keepAliveSeconds) =>
+        call(client.Load({ spec: specOf(spec), ...(keepAliveSeconds !== undefined ? { keepAliveSeconds } : {}) }))
     }
     return service
   })

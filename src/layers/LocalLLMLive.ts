@@ -359,6 +359,10 @@ export const make = (registry: ProviderRegistryService, stores: Stores = {}): Lo
       ).pipe(Effect.map((all) => all.flat())),
     unload: (spec) => keepAlive(spec, 0),
     keepAlive,
+    load: (spec, seconds) =>
+      Effect.flatMap(registry.resolve(spec), (r) =>
+        r.handle.load !== undefined ? r.handle.load(r.model, seconds) : Effect.void
+      ).pipe(Effect.catchAll(explain("load", spec))),
     instances: (filter = "all") =>
       Effect.sync(() => registry.instances(filter).map((i) => ({ name: i.name, backend: backendTypeOf(i) }))),
     planRemoval,

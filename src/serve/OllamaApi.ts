@@ -263,9 +263,20 @@ export const routes = (ctx: RouteContext): HttpRouter.HttpRouter<never, never> =
       ))
     })
 
-  /** A request with no messages or prompt: Ollama loads (or with keep_alive 0 unloads) the model. */
+  /**
+   * A request with no messages or prompt: Ollama loads the model (or with keep_alive 0 unloads it);
+   * a model that does not exist is a 404 either way, as from Ollama, not a `done` record.
+   */
   const loadOnly = (spec: string, keepAlive: number | undefined, shape: (reason: string) => unknown) =>
-    Effect.map(applyKeepAlive(ctx, spec, keepAlive), () => json(shape(keepAlive === 0 ? "unload" : "load")))
+    Effect.gen(function*() {
+      if (keepAlive === 0) {
+        yield* ctx.llm.info(spec)
+        yield* ctx.llm.unload(spec)
+      } else {
+        yield* ctx.llm.load(spec, keepAlive)
+      }
+      return json(shape(keepAlive === 0 ? "unload" : "load"))
+    })
 
   const chat = handle(Effect.gen(function*() {
     const b = yield* body(ChatBody)

@@ -53,7 +53,8 @@ export const handlers = (llm: LocalLLMService) =>
     InstallOllama: (flags) => llm.installOllama(flags),
     Ps: ({ backend }) => llm.ps(backend),
     Unload: ({ spec }) => llm.unload(spec),
-    KeepAlive: ({ seconds, spec }) => llm.keepAlive(spec, seconds)
+    KeepAlive: ({ seconds, spec }) => llm.keepAlive(spec, seconds),
+    Load: ({ keepAliveSeconds, spec }) => llm.load(spec, keepAliveSeconds)
   })
 
 /** What a server allows callers of the protocol (the same policy as its Ollama and OpenAI routes). */
@@ -100,7 +101,8 @@ export const guarded = (llm: LocalLLMService, policy: RpcPolicy): LocalLLMServic
       writing("import", () => (policy.allowPaths ? llm.importFile(file, o) : Effect.fail(pathRefused("import", file)))),
     installOllama: (flags) => (flags.dryRun ? llm.installOllama(flags) : writing("installing Ollama", () => llm.installOllama(flags))),
     unload: (s) => spec("stop", s, () => llm.unload(s)),
-    keepAlive: (s, seconds) => spec("keep-alive", s, () => llm.keepAlive(s, seconds))
+    keepAlive: (s, seconds) => spec("keep-alive", s, () => llm.keepAlive(s, seconds)),
+    load: (s, seconds) => spec("load", s, () => llm.load(s, seconds))
   }
 }
 

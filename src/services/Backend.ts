@@ -53,6 +53,11 @@ export interface Backend {
    * requests are done), a negative value keeps it loaded. No-op for a model that is not loaded.
    */
   readonly keepAlive?: (model: string, seconds: number) => Effect.Effect<void, LlmspellError>
+  /**
+   * Loads a model into memory now, without generating (Ollama's empty chat request); it then stays
+   * loaded for `keepAliveSeconds` once idle, or the instance's idle time. Absent: nothing to load (cloud).
+   */
+  readonly load?: (model: string, keepAliveSeconds?: number) => Effect.Effect<void, LlmspellError>
 }
 
 /** Creates backend instances of one type from their config entries; the registry caches them. */

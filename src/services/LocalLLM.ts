@@ -60,6 +60,12 @@ export interface LocalLLMService {
    * it as soon as it is idle, a negative value keeps it loaded. No-op when it is not loaded.
    */
   readonly keepAlive: (spec: string, seconds: number) => Effect.Effect<void, LlmspellError>
+  /**
+   * Loads a model into memory now, without generating, so the first request does not wait for it;
+   * it then stays loaded for `keepAliveSeconds` once idle (negative: until unloaded), else the
+   * instance's idle time. A model that does not exist fails with ModelNotFound. No-op for cloud models.
+   */
+  readonly load: (spec: string, keepAliveSeconds?: number) => Effect.Effect<void, LlmspellError>
   /** The configured backend instances a multi-backend call covers. */
   readonly instances: (filter?: BackendFilter) => Effect.Effect<ReadonlyArray<InstanceSummary>>
   /** The files a `remove` of this spec would delete and the bytes it frees, before anything is deleted. */
