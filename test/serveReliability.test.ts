@@ -136,10 +136,22 @@ describe("bad input", () => {
     })
   }
 
-  it("the decode error says what is wrong", async () => {
-    const r = await post("/api/chat", { model: "agent@ollama", messages: "hi" })
-    expect(r.status).toBe(400)
-    expect((await r.json() as { error: string }).error).toMatch(/messages/)
+  it("the decode error says which field is wrong and how, in a line, not the request's whole type", async () => {
+    const cases: ReadonlyArray<[string, unknown, string]> = [
+      ["/api/chat", { model: "agent@ollama", messages: "hi" }, `invalid request: messages: Expected an array, actual "hi"`],
+      ["/api/chat", [], "invalid request: Expected an object, actual []"],
+      ["/api/chat", { model: "agent@ollama", messages: [{ role: "wizard", content: "x" }] }, `invalid request: messages[0].role: Expected "system" | "user" | "assistant" | "tool", actual "wizard"`]
+    ]
+    for (const [path, body, expected] of cases) {
+      const r = await post(path, body)
+      expect(r.status).toBe(400)
+      expect((await r.json() as { error: string }).error).toBe(expected)
+    }
+    const v1 = await post("/v1/chat/completions", { model: "agent@ollama", messages: [{ role: "user", content: "x" }], n: 3, temperature: "hot" })
+    expect(v1.status).toBe(400)
+    const message = (await v1.json() as { error: { message: string } }).error.message
+    expect(message).toMatch(/^invalid request: temperature: Expected .*actual "hot"; n: Expected .*actual 3$/)
+    expect(message.length).toBeLessThan(200)
   })
 
   it("a GGUF that fails to load fails that request only; the good model is served next", async () => {

@@ -129,11 +129,57 @@ export const readJson = (limits: BodyLimits): Effect.Effect<unknown, HttpFailure
     })
   })
 
-// The formatter recurses into the value it quotes: a deeply nested body overflows the stack there.
+/** A path in a body as a reader writes it: `messages[0].role`. */
+const pathText = (path: ReadonlyArray<PropertyKey>): string =>
+  path.reduce<string>((text, key) => typeof key === "number" ? `${text}[${key}]` : text === "" ? String(key) : `${text}.${String(key)}`, "")
+
+/** "Expected <type>, actual <value>" with a type of a whole struct (hundreds of characters) named by its kind, and a long value cut. */
+const shorten = (message: string): string => {
+  const m = /^Expected ([\s\S]*), actual ([\s\S]*)$/.exec(message)
+  if (m === null) return message.length > 200 ? `${message.slice(0, 200)}…` : message
+  const [, expected, actual] = m as unknown as [string, string, string]
+  const kind = expected.length <= 80
+    ? expected
+    : expected.startsWith("{")
+    ? "an object"
+    : /^(Readonly)?Array</.test(expected)
+    ? "an array"
+    : `${expected.slice(0, 80)}…`
+  return `Expected ${kind}, actual ${actual.length > 80 ? `${actual.slice(0, 80)}…` : actual}`
+}
+
+/**
+ * A decode error as a few lines a client can act on: each wrong field's path and what was wrong, at
+ * most 5. A union's members are merged into one "Expected a | b" and the "Expected undefined"
+ * and "Expected null" branches of optional and nullable fields are dropped. (Effect's tree formatter would print the whole
+ * request type, thousands of characters.)
+ */
 const describeParseError = (error: ParseResult.ParseError): string => {
   try {
-    return ParseResult.TreeFormatter.formatErrorSync(error)
+    const all = ParseResult.ArrayFormatter.formatErrorSync(error)
+    const useful = all.filter((issue) => !/^Expected (undefined|null),/.test(issue.message))
+    const byPath = new Map<string, { expected: Array<string>; actual: string | undefined; other: Array<string> }>()
+    for (const issue of useful.length > 0 ? useful : all) {
+      const key = pathText(issue.path)
+      const entry = byPath.get(key) ?? { expected: [], actual: undefined, other: [] }
+      const m = /^Expected ([\s\S]*), actual ([\s\S]*)$/.exec(issue.message)
+      if (m !== null && (entry.actual === undefined || entry.actual === m[2])) {
+        entry.expected.push(m[1]!)
+        entry.actual = m[2]
+      } else {
+        entry.other.push(issue.message)
+      }
+      byPath.set(key, entry)
+    }
+    const lines = [...byPath].map(([path, entry]) => {
+      const message = entry.expected.length > 0
+        ? shorten(`Expected ${[...new Set(entry.expected)].join(" | ")}, actual ${entry.actual}`)
+        : shorten(entry.other[0]!)
+      return path === "" ? message : `${path}: ${message}`
+    })
+    return lines.length <= 5 ? lines.join("; ") : `${lines.slice(0, 5).join("; ")}; and ${lines.length - 5} more`
   } catch {
+    // The formatter recurses into the value it quotes: a deeply nested body overflows the stack there.
     return "the body does not have the expected shape (too deeply nested to describe)"
   }
 }
