@@ -130,13 +130,14 @@ describe("Ollama API through the ollama client", () => {
     expect(inMs).toBeLessThanOrEqual(7 * 60_000 + 1000)
     const loadGenerate = await client.generate({ model: TINY, prompt: "", stream: false })
     expect(loadGenerate.done_reason).toBe("load")
+    // thunks, one request at a time: an array of started promises would leave the later rejections unhandled
     for (const missing of [
-      client.chat({ model: "missing.gguf@gguf", messages: [], stream: false }),
-      client.generate({ model: "missing.gguf@gguf", prompt: "", stream: false }),
-      client.generate({ model: "missing.gguf@gguf", prompt: "", keep_alive: 0, stream: false }),
-      client.generate({ model: "nothere@ollama", prompt: "", stream: false })
+      () => client.chat({ model: "missing.gguf@gguf", messages: [], stream: false }),
+      () => client.generate({ model: "missing.gguf@gguf", prompt: "", stream: false }),
+      () => client.generate({ model: "missing.gguf@gguf", prompt: "", keep_alive: 0, stream: false }),
+      () => client.generate({ model: "nothere@ollama", prompt: "", stream: false })
     ]) {
-      expect(await statusOf(missing)).toMatchObject({ name: "ResponseError", status: 404 })
+      expect(await statusOf(missing())).toMatchObject({ name: "ResponseError", status: 404 })
     }
     await client.generate({ model: TINY, prompt: "", keep_alive: 0, stream: false })
   })
