@@ -176,6 +176,25 @@ describe("finding the server", () => {
     expect(extractGlobalOptions(["--host", "http://h:1", "model", "list"]).options.host).toBe("http://h:1")
   }, 60_000)
 
+  it("config flags configure a run here: with them a server from the environment is not used, and --host is a usage error", async () => {
+    const otherModels = join(connectedDir, "other-models")
+    mkdirSync(otherModels, { recursive: true })
+    writeFileSync(join(otherModels, "flagged.gguf"), model)
+    const viaEnv = await run(["--models-dir", otherModels, "--verbose", "model", "list", "--backend", "gguf", "--json"], { LLMSPELL_HOST: server.url })
+    expect(viaEnv.code).toBe(0)
+    expect(viaEnv.stderr).toContain("embedded (--models-dir given)")
+    expect(viaEnv.stderr).not.toContain("connected to")
+    // the flag was honoured: the model in that directory is listed (the server's store does not hold it)
+    expect(viaEnv.stdout).toContain("flagged")
+    const explicit = await run(["--host", server.url, "--config", join(connectedDir, "none.toml"), "--offline", "model", "list", "--json"])
+    expect(explicit.code).toBe(2)
+    const error = JSON.parse(explicit.stdout).error as { _tag: string; message: string; hint: string }
+    expect(error._tag).toBe("UsageError")
+    expect(error.message).toContain("--config, --offline configure a run in this process")
+    expect(error.hint).toContain("drop --host")
+    expect(error.hint).toContain("llmspell serve --config")
+  }, 60_000)
+
   it("a server that is down: exit 4 naming the URL, with the hint to start one, quickly", async () => {
     const url = `http://127.0.0.1:${closedPort}`
     for (const args of [["model", "list"], ["run", "-m", "x", "hi"]]) {

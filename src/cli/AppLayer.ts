@@ -10,13 +10,13 @@
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Layer from "effect/Layer"
-import type { BackendUnavailable, ConfigError } from "../domain/Errors.js"
+import { type BackendUnavailable, type ConfigError, UsageError } from "../domain/Errors.js"
 import { ConfigEnvironment } from "../layers/ConfigLive.js"
 import * as ConfigLive from "../layers/ConfigLive.js"
 import { EffectiveConfig } from "../services/EffectiveConfig.js"
 import type { LocalLLM } from "../services/LocalLLM.js"
 import { CliIO } from "./CliIO.js"
-import { GlobalOptions } from "./GlobalOptions.js"
+import { GlobalOptions, type GlobalOptionsValue } from "./GlobalOptions.js"
 import { readServeState } from "../serve/State.js"
 
 /** The Config of this invocation; its warnings go to stderr. */
@@ -32,18 +32,37 @@ export const configLayer: Layer.Layer<EffectiveConfig, ConfigError, GlobalOption
     })
   )
 
-/** The server this invocation uses, or undefined to run embedded. */
-export const serverUrl: Effect.Effect<string | undefined, never, GlobalOptions> = Effect.gen(function*() {
+/** The config flags given on this command line (`--config`, `--models-dir`, …), by name. */
+const configFlagsGiven = (global: GlobalOptionsValue): ReadonlyArray<string> => [
+  ...(global.configFile !== undefined ? ["--config"] : []),
+  ...Object.entries(global.flags).filter(([, v]) => v !== undefined).map(([k]) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`)
+]
+
+/**
+ * The server this invocation uses, or undefined to run embedded. Config flags on the command line
+ * configure an embedded run, and a server has its own configuration: with them, a server found in
+ * the environment or the state file is not used (the flags would be lost), and `--host` is a usage
+ * error naming both ways out.
+ */
+export const serverUrl: Effect.Effect<string | undefined, UsageError, GlobalOptions> = Effect.gen(function*() {
   const global = yield* GlobalOptions
   if (global.local) return undefined
-  if (global.host !== undefined) return global.host
+  const configured = configFlagsGiven(global)
+  if (global.host !== undefined) {
+    if (configured.length === 0) return global.host
+    return yield* new UsageError({
+      reason: `${configured.join(", ")} configure${configured.length === 1 ? "s" : ""} a run in this process, but --host connects to a server, which uses its own configuration`,
+      suggestion: `drop --host to run here with ${configured.length === 1 ? "it" : "them"}, or start the server with ${configured.length === 1 ? "it" : "them"} (\`llmspell serve ${configured.join(" … ")} …\`)`
+    })
+  }
+  if (configured.length > 0) return undefined
   const { env, home } = yield* ConfigEnvironment
   const fromEnv = env["LLMSPELL_HOST"]
   if (fromEnv !== undefined && fromEnv.length > 0) return fromEnv
   return Option.getOrUndefined(yield* readServeState({ env, home }))?.url
 })
 
-type App = Layer.Layer<LocalLLM, ConfigError | BackendUnavailable, GlobalOptions | CliIO>
+type App = Layer.Layer<LocalLLM, ConfigError | BackendUnavailable | UsageError, GlobalOptions | CliIO>
 
 // The stacks are imported when a command builds its layer, not when the CLI starts: `--help`,
 // `config` and usage errors evaluate neither the backends nor the protocol client.
@@ -59,7 +78,7 @@ export const appLayer: App = Layer.unwrapEffect(
     const io = yield* CliIO
     const url = yield* serverUrl
     if (url === undefined) {
-      if (global.verbose) yield* io.stderr("embedded\n")
+      if (global.verbose) yield* io.stderr(global.local || configFlagsGiven(global).length === 0 ? "embedded\n" : `embedded (${configFlagsGiven(global).join(", ")} given)\n`)
       const embedded: App = embeddedLayer
       return embedded
     }
