@@ -472,6 +472,18 @@ max_retries = -1
     expect(error.hint).toContain(`fix ${FILE} (it was not changed)`)
   })
 
+  it("the hint names what to fix by where each problem came from: the file, a variable, a flag", () => {
+    const hintOf = (text: string | undefined, extra: Partial<ConfigInput>) => Either.getLeft(resolve(text, extra)).pipe(Option.getOrThrow).hint
+    const envOnly = hintOf(`[providers.gguf]\nthreads = 2\n`, { env: { OLLAMA_HOST: "127.0.0.1:9" } })
+    expect(envOnly).toBe("fix or unset OLLAMA_HOST; `llmspell config path` shows which config file is read")
+    const flagOnly = hintOf(undefined, { flags: { hubEndpoint: "ftp://x" } })
+    expect(flagOnly).toMatch(/^fix --hub-endpoint; /)
+    const mixed = hintOf(`[providers.gguf]\nthreads = 0\n`, { env: { OLLAMA_HOST: "127.0.0.1:9" } })
+    expect(mixed).toMatch(new RegExp(`^fix ${FILE.replace(/\./g, "\\.")} \\(it was not changed\\); fix or unset OLLAMA_HOST; `))
+    const inCode = hintOf(undefined, { object: { value: { providers: { gguf: { threads: 0 } } } } })
+    expect(inCode).toMatch(/^fix the configuration given in code; /)
+  })
+
   it("invalid TOML gives the file, line and column", () => {
     const ps = problems(`[providers.gguf]\nthreads = 2\nmodel_directory = "unterminated\n`)
     expect(ps).toHaveLength(1)

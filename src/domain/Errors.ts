@@ -36,10 +36,27 @@ export class ConfigError extends Schema.TaggedError<ConfigError>("llmspell/Confi
       ? `invalid configuration: ${this.problems[0]}`
       : `invalid configuration (${this.problems.length} problems):\n  ${this.problems.join("\n  ")}`
   }
+  /**
+   * Names what to fix from where the problems come from (each problem starts with its source: the
+   * file, `env NAME` or `flag --name`), and a command that works while the config is invalid
+   * (`config show` would fail with this same error).
+   */
   get hint() {
-    return this.file !== undefined
-      ? `fix ${this.file} (it was not changed); \`llmspell config show\` prints the effective configuration`
-      : "`llmspell config show` prints the effective configuration"
+    const variables = new Set<string>()
+    const flags = new Set<string>()
+    let other = false
+    for (const problem of this.problems) {
+      const source = /^(env ([A-Za-z_][A-Za-z0-9_]*)|flag (--[a-z-]+)):/.exec(problem)
+      if (source?.[2] !== undefined) variables.add(source[2])
+      else if (source?.[3] !== undefined) flags.add(source[3])
+      else other = true
+    }
+    const fixes = [
+      ...(other ? [this.file !== undefined ? `fix ${this.file} (it was not changed)` : "fix the configuration given in code"] : []),
+      ...(variables.size > 0 ? [`fix or unset ${[...variables].join(", ")}`] : []),
+      ...(flags.size > 0 ? [`fix ${[...flags].join(", ")}`] : [])
+    ]
+    return `${fixes.join("; ")}; \`llmspell config path\` shows which config file is read`
   }
 }
 
