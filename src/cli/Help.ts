@@ -34,7 +34,7 @@ const spanText = (span: Span.Span): string => {
 // Type descriptions @effect/cli adds to every option and argument; the usage line already says it.
 const BOILERPLATE = [
   /^A true or false value\.$/,
-  /^A user-defined piece of text\.$/,
+  /^A user-defined piece of text( that is confidential)?\.$/,
   /^An integer\.$/,
   /^A floating point number\.$/,
   /^A date without a time-zone/,
