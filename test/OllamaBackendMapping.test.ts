@@ -63,10 +63,11 @@ describe("Ollama generation", () => {
   })
 
   it("request options: only what was set, in Ollama's names", () => {
-    expect(toOllamaOptions({ messages: [], maxTokens: 5, topP: 0.9, stop: ["\n"] })).toEqual({
+    expect(toOllamaOptions({ messages: [], maxTokens: 5, topP: 0.9, stop: ["\n"], contextSize: 8192 })).toEqual({
       num_predict: 5,
       top_p: 0.9,
-      stop: ["\n"]
+      stop: ["\n"],
+      num_ctx: 8192
     })
     expect(toOllamaOptions({ messages: [] })).toEqual({})
   })

@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { type FakeHub, ggufContent, startFakeHub } from "./fixtures/fakeHub.js"
 import { type FakeOllama, fakeModel, startFakeOllama } from "./fixtures/fakeOllama.js"
 import { tinyLlamaGguf } from "./fixtures/ggufWriter.js"
+import { OLLAMA_API_LEVEL } from "../src/serve/OllamaApi.js"
 import { type ServeHarness, startServe, weatherAgent } from "./fixtures/serveHarness.js"
 
 let dir: string
@@ -50,7 +51,10 @@ const statusOf = async (p: Promise<unknown>) => {
 
 describe("Ollama API through the ollama client", () => {
   it("version and tags: every backend's models under specs that route back to them", async () => {
-    expect((await client.version()).version).toMatch(/^\d+\.\d+\.\d+/)
+    // the Ollama API level implemented (clients gate tools and think on it), and llmspell's own version beside it
+    const version = await client.version()
+    expect(version.version).toBe(OLLAMA_API_LEVEL)
+    expect((version as unknown as { llmspell: string }).llmspell).toBe("0.0.0") // the harness gives none
     const tags = await client.list()
     const names = tags.models.map((m) => m.name)
     expect(names).toContain(TINY)
@@ -172,6 +176,16 @@ describe("Ollama API through the ollama client", () => {
     expect(reply.embeddings[0]).not.toEqual(reply.embeddings[1])
     const legacy = await client.embeddings({ model: "embedder@ollama", prompt: "one" })
     expect(legacy.embedding).toEqual(reply.embeddings[0])
+  })
+
+  it("options reach a proxied Ollama model in Ollama's names, num_ctx included; a bad one is 400 naming it", async () => {
+    fake.clearLog()
+    const options = { num_ctx: 8192, num_predict: 3, seed: 4, temperature: 0.5, top_p: 0.9, top_k: 7, stop: ["\n\n"] }
+    await client.chat({ model: "agent@ollama", messages: [{ role: "user", content: "hi" }], stream: false, options })
+    const sent = fake.requests.find((r) => r.path === "/api/chat")!.body as { options: Record<string, unknown> }
+    expect(sent.options).toEqual(options)
+    expect(await statusOf(client.chat({ model: "agent@ollama", messages: [{ role: "user", content: "hi" }], stream: false, options: { num_ctx: 8 } })))
+      .toMatchObject({ status: 400, message: expect.stringContaining("must be an integer ≥ 32; got 8") })
   })
 
   it("tools: a tool call comes back in message.tool_calls with its arguments as an object", async () => {

@@ -332,7 +332,8 @@ export const REQUEST_LIMITS = {
   topP: { option: undefined, allowed: "a number in (0, 1]", check: (n: number) => n > 0 && n <= 1 },
   topK: { option: undefined, allowed: "an integer ≥ 0 (0: no limit)", check: (n: number) => Number.isSafeInteger(n) && n >= 0 },
   seed: { option: "--seed", allowed: "an integer", check: (n: number) => Number.isSafeInteger(n) },
-  reasoningBudget: { option: undefined, allowed: "an integer ≥ 0", check: (n: number) => Number.isSafeInteger(n) && n >= 0 }
+  reasoningBudget: { option: undefined, allowed: "an integer ≥ 0", check: (n: number) => Number.isSafeInteger(n) && n >= 0 },
+  contextSize: { option: undefined, allowed: "an integer ≥ 32", check: (n: number) => Number.isSafeInteger(n) && n >= 32 }
 } as const
 
 /** The request fields with a range. */
@@ -369,7 +370,13 @@ export const GenerateRequest = Schema.Struct({
    * Most tokens a reasoning model may spend thinking before it must answer (GGUF: node-llama-cpp's
    * thought budget, where the model's chat wrapper has thought segments; Ollama has no such limit).
    */
-  reasoningBudget: limited("reasoningBudget")
+  reasoningBudget: limited("reasoningBudget"),
+  /**
+   * The context, in tokens, to run the model with where a backend sizes it per request (Ollama's
+   * `num_ctx`: the model is reloaded with it). GGUF models run in their instance's `context_size`
+   * and cloud models in the provider's; there a prompt beyond it is a ContextOverflow, never cut.
+   */
+  contextSize: limited("contextSize")
 }).pipe(
   Schema.filter((r) => {
     const names = (r.tools ?? []).map((t) => t.name)
@@ -401,11 +408,12 @@ export interface PromptOptions {
   readonly responseFormat?: ResponseFormat | undefined
   readonly reasoning?: boolean | undefined
   readonly reasoningBudget?: number | undefined
+  readonly contextSize?: number | undefined
 }
 
 /** A request from a prompt (or a message list) and options; the system prompt comes first. */
 export const promptRequest = (prompt: string | ReadonlyArray<ChatMessage>, options: PromptOptions = {}): GenerateRequest => {
-  const sampling = (["maxTokens", "temperature", "topP", "topK", "seed", "stop", "tools", "toolChoice", "responseFormat", "reasoning", "reasoningBudget"] as const).flatMap((key) =>
+  const sampling = (["maxTokens", "temperature", "topP", "topK", "seed", "stop", "tools", "toolChoice", "responseFormat", "reasoning", "reasoningBudget", "contextSize"] as const).flatMap((key) =>
     options[key] !== undefined ? [[key, options[key]] as const] : []
   )
   return {

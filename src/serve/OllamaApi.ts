@@ -117,6 +117,13 @@ const EmbeddingsBody = Schema.Struct({
   keep_alive: Common.keep_alive
 })
 
+/**
+ * The Ollama version whose API this one implements (its fields, `think`, `tools`, `/api/embed`),
+ * reported by `/api/version`: clients gate features on it (tools need ≥ 0.3, `think` ≥ 0.9), so
+ * llmspell's own version there (0.x) would switch them off. llmspell's version is the `llmspell` field.
+ */
+export const OLLAMA_API_LEVEL = "0.12.6"
+
 const ns = (ms: number | undefined) => Math.max(0, Math.round((ms ?? 0) * 1e6))
 
 const now = () => new Date().toISOString()
@@ -129,7 +136,10 @@ const responseFormat = (format: string | { readonly [k: string]: unknown } | und
     ? format === "json" ? Either.right("json") : Either.left(`format must be "json" or a JSON schema; got ${JSON.stringify(format)}`)
     : Either.right({ schema: format })
 
-/** Sampling options → the request's fields; `num_predict` ≤ 0 means "no limit" to Ollama (-1, -2). */
+/**
+ * Sampling options → the request's fields; `num_predict` ≤ 0 means "no limit" to Ollama (-1, -2).
+ * `num_ctx` reaches a proxied Ollama model as `num_ctx`; a GGUF model keeps its instance's context.
+ */
 const sampling = (options: typeof Options.Type | undefined): Partial<GenerateRequest> => {
   if (options === undefined) return {}
   return {
@@ -138,7 +148,8 @@ const sampling = (options: typeof Options.Type | undefined): Partial<GenerateReq
     ...(options.top_k !== undefined ? { topK: options.top_k } : {}),
     ...(options.seed !== undefined ? { seed: options.seed } : {}),
     ...(options.num_predict !== undefined && options.num_predict > 0 ? { maxTokens: options.num_predict } : {}),
-    ...(options.stop !== undefined && options.stop.length > 0 ? { stop: options.stop } : {})
+    ...(options.stop !== undefined && options.stop.length > 0 ? { stop: options.stop } : {}),
+    ...(options.num_ctx !== undefined && options.num_ctx > 0 ? { contextSize: options.num_ctx } : {})
   }
 }
 
@@ -463,7 +474,7 @@ export const routes = (ctx: RouteContext): HttpRouter.HttpRouter<never, never> =
 
   return HttpRouter.empty.pipe(
     HttpRouter.get("/", Effect.succeed(HttpServerResponse.text("Ollama is running"))),
-    HttpRouter.get("/api/version", Effect.succeed(json({ version: ctx.version }))),
+    HttpRouter.get("/api/version", Effect.succeed(json({ version: OLLAMA_API_LEVEL, llmspell: ctx.version }))),
     HttpRouter.get("/api/tags", tags),
     HttpRouter.get("/api/ps", ps),
     HttpRouter.post("/api/show", show),

@@ -48,7 +48,7 @@ export interface RouteContext extends BodyLimits {
   readonly readOnly: boolean
   readonly allowPaths: boolean
   readonly admission: Admission
-  /** The version `/api/version` reports. */
+  /** llmspell's version, reported by `/api/version` beside the Ollama API level (`llmspell`). */
   readonly version: string
 }
 

@@ -75,7 +75,7 @@ export interface ServeOptions {
   readonly log?: (entry: AccessLogEntry) => Effect.Effect<void>
   /** llmspell's own protocol, mounted at `/rpc` (see the module comment). */
   readonly rpc?: HttpApp.Default<unknown, HttpServerRequest.HttpServerRequest | Scope.Scope>
-  /** The version `/api/version` reports. */
+  /** llmspell's version, reported by `/api/version` beside the Ollama API level (`llmspell`). */
   readonly version?: string
 }
 

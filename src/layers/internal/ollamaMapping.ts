@@ -420,7 +420,8 @@ export const toOllamaOptions = (request: GenerateRequest): Record<string, unknow
     top_p: request.topP,
     top_k: request.topK,
     seed: request.seed,
-    stop: request.stop !== undefined ? [...request.stop] : undefined
+    stop: request.stop !== undefined ? [...request.stop] : undefined,
+    num_ctx: request.contextSize
   })
 
 /** Our messages → Ollama's (api/types.go `Message`): assistant `tool_calls`, tool results by `tool_name`/`tool_call_id`. */
