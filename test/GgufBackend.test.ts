@@ -87,6 +87,20 @@ describe.each<Isolation>(["process", "none"])("GgufBackend with node-llama-cpp, 
       expect(other.completion.usage.completionTokens).toBe(8)
     }))
 
+  it.scoped("a length finish counts every token generated, also those that never became text", () =>
+    Effect.gen(function*() {
+      const backend = yield* backendWith()
+      // the Q8_0 model with the default vocabulary emits byte tokens that do not complete a
+      // character, which LlamaChat holds back from onToken; the count is the tokens generated
+      for (const maxTokens of [1, 3, 8, 13]) {
+        for (const seed of [1, 2, 3]) {
+          const r = yield* collect(backend.generate(TINY_Q8, ask({ maxTokens, seed, messages: [{ role: "user", content: "hi" }] })))
+          expect(r.completion.finishReason).toBe("length")
+          expect(r.completion.usage.completionTokens, `maxTokens ${maxTokens}, seed ${seed}: ${JSON.stringify(r.completion.text)}`).toBe(maxTokens)
+        }
+      }
+    }))
+
   it.scoped("stop sequences end generation with finish reason stop", () =>
     Effect.gen(function*() {
       const backend = yield* backendWith()

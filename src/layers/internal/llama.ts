@@ -603,7 +603,10 @@ export const makeInProcessLoader = (hooks: LoaderHooks = {}) => {
                 ? { requested: request.maxTokens, used: maxTokens }
                 : undefined
               let shifted = false
-              let completionTokens = 0
+              // generated tokens, from the sequence's meter: LlamaChat's onToken misses tokens it holds
+              // back (a partial stop trigger, an unfinished character) when maxTokens ends the answer
+              const meter = chat.sequence.tokenMeter
+              const outputBefore = meter.usedOutputTokens
               const buffer = makeTextBuffer((text, kind) => {
                 emit.single(kind === "text" ? { _tag: "Text", text } : { _tag: "Reasoning", text })
                 hooks.onText?.()
@@ -633,9 +636,6 @@ export const makeInProcessLoader = (hooks: LoaderHooks = {}) => {
                   ? { budgets: { thoughtTokens: request.reasoningBudget } }
                   : {}),
                 ...(bias !== undefined ? { tokenBias: bias } : {}),
-                onToken: (tokens: ReadonlyArray<Token>) => {
-                  completionTokens += tokens.length
-                },
                 ...(forced ? {} : { onTextChunk: buffer.push }),
                 // only for wrappers with thought segments: no per-token call on the plain text path
                 ...(showReasoning && chat.chatWrapper.settings.segments?.thought !== undefined
@@ -681,7 +681,7 @@ export const makeInProcessLoader = (hooks: LoaderHooks = {}) => {
                     _tag: "Done",
                     text,
                     promptTokens,
-                    completionTokens,
+                    completionTokens: meter.usedOutputTokens - outputBefore,
                     finishReason: reason,
                     ...(maxTokensCapped !== undefined ? { maxTokensCapped } : {})
                   })
