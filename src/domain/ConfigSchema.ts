@@ -755,11 +755,10 @@ const validate = (
   const check = <A>(
     schema: Schema.Schema<A, any>,
     slots: Map<string, Slot>,
-    prefix: string,
-    knownKeys: ReadonlyArray<string>
+    prefix: string
   ): A | undefined => {
-    const obj: Record<string, unknown> = {}
-    for (const k of knownKeys) if (slots.has(k)) obj[k] = slots.get(k)!.value
+    // Keys the schema does not know (an instance's options) are ignored.
+    const obj = Object.fromEntries([...slots].map(([k, slot]) => [k, slot.value]))
     const decoded = Schema.decodeUnknownEither(schema, { errors: "all", onExcessProperty: "ignore" })(obj)
     if (Either.isRight(decoded)) return decoded.right
     // A union reports one issue per member; our annotated "must …" message says it once.
@@ -803,7 +802,7 @@ const validate = (
     const options: Record<string, unknown> = {}
     for (const [k, slot] of slots) if (!known.includes(k)) options[k] = slot.value
     if (type === "ollama") {
-      const v = check(OllamaInstance, slots, `providers.${name}`, known)
+      const v = check(OllamaInstance, slots, `providers.${name}`)
       if (v !== undefined) {
         // The user name and password in base_url become a header and leave the printed URL.
         const authorization = basicAuthorization(v.baseUrl)
@@ -816,7 +815,7 @@ const validate = (
         })
       }
     } else if (type === "gguf") {
-      const v = check(GgufInstance, slots, `providers.${name}`, known)
+      const v = check(GgufInstance, slots, `providers.${name}`)
       if (v !== undefined) instances.push({ name, ...v, options })
     } else {
       const cloud = cloudInstance(name, type as CloudInstanceConfig["type"], slots, options, env, draft.problems)
@@ -840,7 +839,7 @@ const validate = (
   }
 
   for (const [k, slot] of draft.hub) record(`hub.${k}`, slot)
-  const hub = check(Hub, draft.hub, "hub", HUB_KEYS)
+  const hub = check(Hub, draft.hub, "hub")
   if (hub !== undefined && USERINFO.test(hub.endpoint)) {
     // The hub authenticates with a bearer token; a user name and password in the URL would be
     // a second, conflicting credential that huggingface.co ignores. Refuse it, never print it.
@@ -852,7 +851,7 @@ const validate = (
   }
 
   for (const [k, slot] of draft.stores) record(`stores.${k}`, slot)
-  const stores = check(Stores, draft.stores, "stores", STORE_KEYS)
+  const stores = check(Stores, draft.stores, "stores")
   // Each of these failed with a problem already reported.
   if (defaultBackend === undefined || hub === undefined || stores === undefined) return undefined
 
