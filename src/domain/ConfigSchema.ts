@@ -245,10 +245,10 @@ const Hub = Schema.Struct({
   endpoint: tomlKey("endpoint", httpUrl, "https://huggingface.co"),
   /** From `token` or HF_TOKEN; an empty one is none. */
   token: Schema.optionalToRequired(
-    Schema.String.annotations(must("must be a string")),
+    Schema.UndefinedOr(Schema.String.annotations(must("must be a string"))),
     Schema.OptionFromSelf(Schema.RedactedFromSelf(Schema.String)),
     {
-      decode: (token) => Option.map(Option.filter(token, (t) => t.length > 0), Redacted.make),
+      decode: (token) => Option.map(Option.filter(token, (t): t is string => t !== undefined && t.length > 0), Redacted.make),
       encode: Option.map(Redacted.value)
     }
   ),
