@@ -97,6 +97,37 @@ describe("defaults", () => {
     expect(c.warnings).toStrictEqual([])
     expect(c.entries.every((e) => e.source === "default")).toBe(true)
   })
+
+  it("each default config show lists is the resolved value, and every key of each instance type, [hub] and [stores] has one", () => {
+    // Instances of other names get their type's defaults too; the file gives only their types.
+    const c = good(`[providers.big]\nprovider_type = "gguf"\n[providers.remote]\nprovider_type = "ollama"\n`)
+    expect(c.entries.filter((e) => e.source !== "default").map((e) => e.key)).toStrictEqual([
+      "providers.big.provider_type",
+      "providers.remote.provider_type"
+    ])
+    const camelCase = (key: string) => (key === "provider_type" ? "type" : key.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase()))
+    const tables: Array<[prefix: string, resolved: object, notKeys: ReadonlyArray<string>]> = [
+      ["providers.ollama.", ollama(c), ["name", "options"]],
+      ["providers.remote.", ollama(c, "remote"), ["name", "options"]],
+      ["providers.gguf.", gguf(c), ["name", "options"]],
+      ["providers.big.", gguf(c, "big"), ["name", "options"]],
+      // a token has no default: none unless given
+      ["hub.", c.hub, ["token"]],
+      ["stores.", c.stores, ["env", "home"]]
+    ]
+    for (const [prefix, resolved, notKeys] of tables) {
+      const defaults = c.entries
+        .filter((e) => e.key.startsWith(prefix))
+        .map((e) => [`${prefix}${camelCase(e.key.slice(prefix.length))}`, e.value])
+      const fields = Object.entries(resolved)
+        .filter(([k]) => !notKeys.includes(k))
+        .map(([k, v]) => [`${prefix}${k}`, v])
+      expect(defaults.sort()).toStrictEqual(fields.sort())
+    }
+    expect(entry(c, "providers.default_provider")).toMatchObject({ value: c.defaultProvider, source: "default" })
+    expect(entry(c, "providers.default_backend")).toMatchObject({ value: c.defaultBackend, source: "default" })
+    expect(c.instances.filter((i) => i.type === "gguf" || i.type === "ollama")).toHaveLength(4)
+  })
 })
 
 describe("the flat file shape", () => {

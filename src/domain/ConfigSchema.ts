@@ -9,6 +9,7 @@ import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
+import * as SchemaAST from "effect/SchemaAST"
 import { parse as parseToml } from "smol-toml"
 import { CLOUD_PROVIDER_TYPES, type CloudProtocol, KEY_VARIABLES, presetOf } from "./CloudPresets.js"
 import { ConfigError } from "./Errors.js"
@@ -18,12 +19,11 @@ import { CLOUD_PROVIDERS, normalizeBackend } from "./ModelSpec.js"
 // Resolved configuration
 // ---------------------------------------------------------------------------------------------
 
+// Each table's type is the resolved (camelCase) side of its Schema below, plus what is not a TOML key.
+
 /** An Ollama server. */
-export interface OllamaInstanceConfig {
-  readonly type: "ollama"
+export interface OllamaInstanceConfig extends Schema.Schema.Type<typeof OllamaInstance> {
   readonly name: string
-  readonly baseUrl: string
-  readonly timeoutSeconds: number
   /**
    * The `Authorization` header sent with every request: `Basic …` from the user name and password
    * written in `base_url` (`http://user:pw@host`, how Ollama is put behind a reverse proxy). They
@@ -33,25 +33,13 @@ export interface OllamaInstanceConfig {
   readonly options: Readonly<Record<string, unknown>>
 }
 
+type GgufFields = Schema.Schema.Type<typeof GgufInstance>
+/** Optional for code that builds an instance itself (tests, embedding): the backend has fallbacks for them. */
+type WorkerSettings = "isolation" | "prepareTimeoutSeconds" | "workerMaxHeapMb"
+
 /** The in-process GGUF runtime and its model store. */
-export interface GgufInstanceConfig {
-  readonly type: "gguf"
+export interface GgufInstanceConfig extends Omit<GgufFields, WorkerSettings>, Partial<Pick<GgufFields, WorkerSettings>> {
   readonly name: string
-  readonly modelDirectory: string
-  readonly device: "auto" | "cuda" | "metal" | "vulkan" | "cpu"
-  readonly threads: "auto" | number
-  readonly contextSize: "auto" | number
-  readonly gpuLayers: "auto" | number
-  readonly idleUnloadSeconds: number
-  readonly maxLoadedModels: number
-  /** Context sequences per loaded model: concurrent requests on one model. */
-  readonly parallel: number
-  /** Where llama.cpp runs: a worker process per loaded model (absent = "process"), or this process. */
-  readonly isolation?: "process" | "none" | undefined
-  /** Worker only: seconds a prompt's chat template + tokenizing (or the template at load) may take. */
-  readonly prepareTimeoutSeconds?: number | undefined
-  /** Worker only: the worker's JS heap cap in MiB (a runaway chat template fails fast). */
-  readonly workerMaxHeapMb?: number | undefined
   readonly options: Readonly<Record<string, unknown>>
 }
 
@@ -83,29 +71,16 @@ export interface CloudInstanceConfig {
 export type ProviderInstanceConfig = OllamaInstanceConfig | GgufInstanceConfig | CloudInstanceConfig
 
 /** Where models are pulled from. */
-export interface HubConfig {
-  readonly endpoint: string
-  readonly token: Option.Option<Redacted.Redacted<string>>
-  readonly offline: boolean
-  /** A download with no bytes for this long is retried. */
-  readonly stallTimeoutSeconds: number
-  readonly maxRetries: number
-  /** Files of one model downloaded at once (split GGUF parts). */
-  readonly parallelDownloads: number
-}
+export interface HubConfig extends Schema.Schema.Type<typeof Hub> {}
 
 /**
  * One foreign store's setting in `[stores]`: `"auto"` (use the tool's default location if it exists),
  * a path (use that directory), or `false` (never look there).
  */
-export type StoreSetting = "auto" | false | { readonly path: string }
+export type StoreSetting = Schema.Schema.Type<typeof storeSetting>
 
 /** `[stores]`: which other tools' GGUF stores llmspell reads in place (never writes). */
-export interface StoresConfig {
-  readonly ollama: StoreSetting
-  readonly hfCache: StoreSetting
-  readonly lmstudio: StoreSetting
-  readonly nodeLlamaCpp: StoreSetting
+export interface StoresConfig extends Schema.Schema.Type<typeof Stores> {
   /** The environment variables the tools themselves read to find their stores (OLLAMA_MODELS, HF_HOME, …). */
   readonly env: Readonly<Record<string, string | undefined>>
   readonly home: string
@@ -212,61 +187,125 @@ const urlProblem = (s: string): string | undefined => {
   }
 }
 
-const httpUrl = Schema.String.annotations(must("must be an http:// or https:// URL")).pipe(
-  Schema.filter((s) => urlProblem(s) ?? true)
+/** An http(s) URL, resolved without its trailing `/` (paths are appended to it). */
+const httpUrl = Schema.transform(
+  Schema.String.annotations(must("must be an http:// or https:// URL")).pipe(Schema.filter((s) => urlProblem(s) ?? true)),
+  Schema.String,
+  { strict: true, decode: (s) => s.replace(/\/+$/, ""), encode: (s) => s }
 )
 const nonEmpty = Schema.String.pipe(Schema.minLength(1)).annotations(must("must be a non-empty string"))
+const positiveNumber = Schema.Number.pipe(Schema.positive()).annotations(must("must be a number > 0"))
+const nonNegativeNumber = Schema.Number.pipe(Schema.nonNegative()).annotations(must("must be a number ≥ 0"))
 
-const OllamaFields = Schema.Struct({
-  provider_type: Schema.Literal("ollama"),
-  base_url: httpUrl,
-  timeout_seconds: Schema.Number.pipe(Schema.positive()).annotations(must("must be a number > 0"))
+/**
+ * A key of a TOML table: its snake_case name in the file, its check, and its default, which is
+ * the only one: `config show`'s "default" values are this, encoded back (see `defaultsOf`).
+ */
+const tomlKey = <K extends string, S extends Schema.Schema.AnyNoContext>(key: K, schema: S, value: Schema.Schema.Type<S>) =>
+  Schema.optionalWith(schema, { exact: true, default: () => value }).pipe(Schema.fromKey(key))
+
+/** `[providers.NAME]` with provider_type = "ollama". */
+const OllamaInstance = Schema.Struct({
+  type: tomlKey("provider_type", Schema.Literal("ollama"), "ollama"),
+  baseUrl: tomlKey("base_url", httpUrl, "http://127.0.0.1:11434"),
+  timeoutSeconds: tomlKey("timeout_seconds", positiveNumber, 120)
 })
 
-const GgufFields = Schema.Struct({
-  provider_type: Schema.Literal("gguf"),
-  model_directory: nonEmpty,
-  device: Schema.Literal("auto", "cuda", "metal", "vulkan", "cpu").annotations(
-    must("must be one of auto, cuda, metal, vulkan, cpu")
+/** `[providers.NAME]` with provider_type = "gguf". */
+const GgufInstance = Schema.Struct({
+  type: tomlKey("provider_type", Schema.Literal("gguf"), "gguf"),
+  /** The default is written as in a file: `~` expands like in any path value (`expandPaths`). */
+  modelDirectory: tomlKey("model_directory", nonEmpty, "~/.llmspell/models"),
+  device: tomlKey(
+    "device",
+    Schema.Literal("auto", "cuda", "metal", "vulkan", "cpu").annotations(must("must be one of auto, cuda, metal, vulkan, cpu")),
+    "auto"
   ),
-  threads: autoOr(positiveInt, "a positive integer"),
-  context_size: autoOr(Schema.Int.pipe(Schema.greaterThanOrEqualTo(32)), "an integer ≥ 32"),
-  gpu_layers: autoOr(nonNegativeInt, "an integer ≥ 0"),
-  idle_unload_seconds: Schema.Number.pipe(Schema.nonNegative()).annotations(must("must be a number ≥ 0")),
-  max_loaded_models: positiveInt,
-  parallel: positiveInt,
-  isolation: Schema.Literal("process", "none").annotations(must("must be process or none")),
-  prepare_timeout_seconds: Schema.Number.pipe(Schema.positive()).annotations(must("must be a number > 0")),
-  worker_max_heap_mb: Schema.Int.pipe(Schema.greaterThanOrEqualTo(64)).annotations(must("must be an integer ≥ 64"))
+  threads: tomlKey("threads", autoOr(positiveInt, "a positive integer"), "auto"),
+  contextSize: tomlKey("context_size", autoOr(Schema.Int.pipe(Schema.greaterThanOrEqualTo(32)), "an integer ≥ 32"), "auto"),
+  gpuLayers: tomlKey("gpu_layers", autoOr(nonNegativeInt, "an integer ≥ 0"), "auto"),
+  idleUnloadSeconds: tomlKey("idle_unload_seconds", nonNegativeNumber, 300),
+  maxLoadedModels: tomlKey("max_loaded_models", positiveInt, 2),
+  /** Context sequences per loaded model: concurrent requests on one model. */
+  parallel: tomlKey("parallel", positiveInt, 4),
+  /** Where llama.cpp runs: a worker process per loaded model (absent = "process"), or this process. */
+  isolation: tomlKey("isolation", Schema.Literal("process", "none").annotations(must("must be process or none")), "process"),
+  /** Worker only: seconds a prompt's chat template + tokenizing (or the template at load) may take. */
+  prepareTimeoutSeconds: tomlKey("prepare_timeout_seconds", positiveNumber, 30),
+  /** Worker only: the worker's JS heap cap in MiB (a runaway chat template fails fast). */
+  workerMaxHeapMb: tomlKey(
+    "worker_max_heap_mb",
+    Schema.Int.pipe(Schema.greaterThanOrEqualTo(64)).annotations(must("must be an integer ≥ 64")),
+    2048
+  )
 })
 
-const HubFields = Schema.Struct({
-  endpoint: httpUrl,
-  token: Schema.optional(Schema.String.annotations(must("must be a string"))),
-  offline: Schema.Boolean.annotations(must("must be true or false")),
-  stall_timeout_seconds: Schema.Number.pipe(Schema.positive()).annotations(must("must be a number > 0")),
-  max_retries: nonNegativeInt,
-  parallel_downloads: positiveInt
+/** `[hub]`. */
+const Hub = Schema.Struct({
+  endpoint: tomlKey("endpoint", httpUrl, "https://huggingface.co"),
+  /** From `token` or HF_TOKEN; an empty one is none. */
+  token: Schema.optionalToRequired(
+    Schema.UndefinedOr(Schema.String.annotations(must("must be a string"))),
+    Schema.OptionFromSelf(Schema.RedactedFromSelf(Schema.String)),
+    {
+      decode: (token) => Option.map(Option.filter(token, (t): t is string => t !== undefined && t.length > 0), Redacted.make),
+      encode: Option.map(Redacted.value)
+    }
+  ),
+  offline: tomlKey("offline", Schema.Boolean.annotations(must("must be true or false")), false),
+  /** A download with no bytes for this long is retried. */
+  stallTimeoutSeconds: tomlKey("stall_timeout_seconds", positiveNumber, 30),
+  maxRetries: tomlKey("max_retries", nonNegativeInt, 5),
+  /** Files of one model downloaded at once (split GGUF parts). */
+  parallelDownloads: tomlKey("parallel_downloads", positiveInt, 3)
 })
 
-const storeSetting = Schema.Union(Schema.Literal("auto", false), Schema.String.pipe(Schema.minLength(1)))
-  .annotations(must(`must be "auto", a directory path, or false`))
-const StoresFields = Schema.Struct({
-  ollama: storeSetting,
-  hf_cache: storeSetting,
-  lmstudio: storeSetting,
-  node_llama_cpp: storeSetting
+/** `"auto"`, `false` or a directory path, resolved as `{ path }`. */
+const storeSetting = Schema.transform(
+  Schema.Union(Schema.Literal("auto", false), Schema.String.pipe(Schema.minLength(1)))
+    .annotations(must(`must be "auto", a directory path, or false`)),
+  Schema.Union(Schema.Literal("auto", false), Schema.Struct({ path: Schema.String })),
+  {
+    strict: true,
+    decode: (setting) => (setting === "auto" || setting === false ? setting : { path: setting }),
+    encode: (setting) => (typeof setting === "object" ? setting.path : setting)
+  }
+)
+
+/** `[stores]`. */
+const Stores = Schema.Struct({
+  ollama: tomlKey("ollama", storeSetting, "auto"),
+  hfCache: tomlKey("hf_cache", storeSetting, "auto"),
+  lmstudio: tomlKey("lmstudio", storeSetting, "auto"),
+  nodeLlamaCpp: tomlKey("node_llama_cpp", storeSetting, "auto")
 })
-const STORE_KEYS = Object.keys(StoresFields.fields)
+
+/** A table's keys as written in the file. */
+const tomlKeys = (schema: Schema.Schema.AnyNoContext): ReadonlyArray<string> =>
+  SchemaAST.getPropertySignatures(Schema.encodedSchema(schema).ast).map((p) => String(p.name))
+
+/** A table's defaults as written in a file: an empty table decoded (which fills them in), encoded back. */
+const defaultsOf = <A, I>(schema: Schema.Schema<A, I>): Readonly<Record<string, unknown>> =>
+  Schema.encodeSync(schema)(Schema.decodeUnknownSync(schema)({})) as Record<string, unknown>
+
+const INSTANCE_DEFAULTS: Readonly<Record<string, Readonly<Record<string, unknown>>>> = {
+  ollama: defaultsOf(OllamaInstance),
+  gguf: defaultsOf(GgufInstance)
+}
+const HUB_DEFAULTS = defaultsOf(Hub)
+const STORE_DEFAULTS = defaultsOf(Stores)
+const defaultsFor = (type: string) => INSTANCE_DEFAULTS[type] ?? { provider_type: type }
+
+const STORE_KEYS = tomlKeys(Stores)
 /** The variables the foreign tools read to locate their stores (passed on, so roots resolve as each tool does). */
 const STORE_ENV = ["OLLAMA_MODELS", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_HOME", "XDG_CACHE_HOME"]
 
 const KNOWN_KEYS: Record<string, ReadonlyArray<string>> = {
-  ollama: Object.keys(OllamaFields.fields),
-  gguf: Object.keys(GgufFields.fields),
+  ollama: tomlKeys(OllamaInstance),
+  gguf: tomlKeys(GgufInstance),
   cloud: ["provider_type", "base_url", "api_key", "model", "models"]
 }
-const HUB_KEYS = Object.keys(HubFields.fields)
+const HUB_KEYS = tomlKeys(Hub)
 const NUMERIC_KEYS = new Set([
   "timeout_seconds",
   "threads",
@@ -288,38 +327,6 @@ const SECRET_KEY = /(token|key|secret|passw|auth|credential)/i
 export const MAX_WARNINGS = 20
 /** Keys whose values are paths: `${VAR}`, `$VAR` and a leading `~` expand in them. */
 const isPathKey = (key: string) => key === "model_directory" || /(_dir|_directory|_path|_file)$/.test(key)
-
-const defaultsFor = (type: string, home: string): Record<string, unknown> => {
-  switch (type) {
-    case "ollama":
-      return { provider_type: "ollama", base_url: "http://127.0.0.1:11434", timeout_seconds: 120 }
-    case "gguf":
-      return {
-        provider_type: "gguf",
-        model_directory: joinPath(home, ".llmspell", "models"),
-        device: "auto",
-        threads: "auto",
-        context_size: "auto",
-        gpu_layers: "auto",
-        idle_unload_seconds: 300,
-        max_loaded_models: 2,
-        parallel: 4,
-        isolation: "process",
-        prepare_timeout_seconds: 30,
-        worker_max_heap_mb: 2048
-      }
-    default:
-      return { provider_type: type }
-  }
-}
-
-const HUB_DEFAULTS: Record<string, unknown> = {
-  endpoint: "https://huggingface.co",
-  offline: false,
-  stall_timeout_seconds: 30,
-  max_retries: 5,
-  parallel_downloads: 3
-}
 
 // ---------------------------------------------------------------------------------------------
 // Resolution
@@ -344,6 +351,9 @@ interface Draft {
   warnings: Array<string>
 }
 
+const defaultSlots = (table: Readonly<Record<string, unknown>>): Map<string, Slot> =>
+  new Map(Object.entries(table).map(([k, v]) => [k, { value: v, source: DEFAULT_SOURCE }]))
+
 const isTable = (u: unknown): u is Record<string, unknown> =>
   typeof u === "object" && u !== null && !Array.isArray(u) && !(u instanceof Date)
 
@@ -354,26 +364,21 @@ export const resolveConfig = (input: ConfigInput): Either.Either<LlmspellConfig,
     defaultProvider: { value: "local", source: DEFAULT_SOURCE },
     defaultBackend: { value: "gguf", source: DEFAULT_SOURCE },
     instances: new Map(),
-    hub: new Map(Object.entries(HUB_DEFAULTS).map(([k, v]) => [k, { value: v, source: DEFAULT_SOURCE }])),
-    stores: new Map(STORE_KEYS.map((k) => [k, { value: "auto", source: DEFAULT_SOURCE }])),
+    hub: defaultSlots(HUB_DEFAULTS),
+    stores: defaultSlots(STORE_DEFAULTS),
     problems: [],
     warnings: []
   }
-  for (const type of ["ollama", "gguf"]) {
-    draft.instances.set(
-      type,
-      new Map(Object.entries(defaultsFor(type, input.home)).map(([k, v]) => [k, { value: v, source: DEFAULT_SOURCE }]))
-    )
-  }
+  for (const type of ["ollama", "gguf"]) draft.instances.set(type, defaultSlots(defaultsFor(type)))
 
   let filePath: string | undefined
   if (input.file !== undefined) {
     filePath = input.file.path
     const parsed = parseTomlText(input.file.text, input.file.path)
     if (Either.isLeft(parsed)) return Either.left(new ConfigError({ file: filePath, problems: [parsed.left] }))
-    applyDocument(draft, parsed.right, filePath, input.home)
+    applyDocument(draft, parsed.right, filePath)
   } else if (input.object !== undefined) {
-    applyDocument(draft, input.object.value, input.object.source ?? "code", input.home)
+    applyDocument(draft, input.object.value, input.object.source ?? "code")
   }
 
   applyEnv(draft, env)
@@ -381,7 +386,9 @@ export const resolveConfig = (input: ConfigInput): Either.Either<LlmspellConfig,
   expandPaths(draft, env, input.home)
 
   const result = validate(draft, filePath, env, input.home)
-  if (draft.problems.length > 0) return Either.left(new ConfigError({ file: filePath, problems: draft.problems }))
+  if (draft.problems.length > 0 || result === undefined) {
+    return Either.left(new ConfigError({ file: filePath, problems: draft.problems }))
+  }
   return Either.right(result)
 }
 
@@ -397,7 +404,7 @@ const parseTomlText = (text: string, path: string): Either.Either<unknown, strin
 }
 
 /** Applies a parsed TOML document (or an embedding object) over the defaults, normalizing legacy shapes. */
-const applyDocument = (draft: Draft, doc: unknown, source: string, home: string) => {
+const applyDocument = (draft: Draft, doc: unknown, source: string) => {
   const problem = (key: string, message: string) => draft.problems.push(`${source}: ${key}: ${message}`)
   if (!isTable(doc)) return problem("(root)", "must be a table")
   for (const [topKey, topValue] of Object.entries(doc)) {
@@ -464,11 +471,11 @@ const applyDocument = (draft: Draft, doc: unknown, source: string, home: string)
           problem(`providers.local.${sub}`, "unknown backend sub-table (expected ollama, gguf or candle)")
           continue
         }
-        applyInstance(draft, backend, { provider_type: backend, ...subValue }, `providers.local.${sub}`, source, home)
+        applyInstance(draft, backend, { provider_type: backend, ...subValue }, `providers.local.${sub}`, source)
       }
       continue
     }
-    applyInstance(draft, key, value, `providers.${key}`, source, home)
+    applyInstance(draft, key, value, `providers.${key}`, source)
   }
 }
 
@@ -483,8 +490,7 @@ const applyInstance = (
   name: string,
   table: Record<string, unknown>,
   keyPath: string,
-  source: string,
-  home: string
+  source: string
 ) => {
   const problem = (key: string, message: string) => draft.problems.push(`${source}: ${key}: ${message}`)
   if (!/^[A-Za-z0-9][A-Za-z0-9_-]*$/.test(name)) {
@@ -520,9 +526,7 @@ const applyInstance = (
   const existingType = slots?.get("provider_type")?.value
   if (slots === undefined || existingType !== normalized) {
     // A built-in instance redefined with another type loses the old type's defaults.
-    slots = new Map(
-      Object.entries(defaultsFor(normalized, home)).map(([k, v]) => [k, { value: v, source: DEFAULT_SOURCE }])
-    )
+    slots = defaultSlots(defaultsFor(normalized))
     draft.instances.set(name, slots)
   }
   const known = KNOWN_KEYS[normalized] ?? KNOWN_KEYS["cloud"]!
@@ -741,7 +745,7 @@ const validate = (
   file: string | undefined,
   env: Readonly<Record<string, string | undefined>>,
   home: string
-): LlmspellConfig => {
+): LlmspellConfig | undefined => {
   const entries: Array<ConfigEntry> = []
   const record = (key: string, slot: Slot) => {
     const secret = SECRET_KEY.test(key.split(".").pop() ?? "")
@@ -751,11 +755,10 @@ const validate = (
   const check = <A>(
     schema: Schema.Schema<A, any>,
     slots: Map<string, Slot>,
-    prefix: string,
-    knownKeys: ReadonlyArray<string>
+    prefix: string
   ): A | undefined => {
-    const obj: Record<string, unknown> = {}
-    for (const k of knownKeys) if (slots.has(k)) obj[k] = slots.get(k)!.value
+    // Keys the schema does not know (an instance's options) are ignored.
+    const obj = Object.fromEntries([...slots].map(([k, slot]) => [k, slot.value]))
     const decoded = Schema.decodeUnknownEither(schema, { errors: "all", onExcessProperty: "ignore" })(obj)
     if (Either.isRight(decoded)) return decoded.right
     // A union reports one issue per member; our annotated "must …" message says it once.
@@ -799,38 +802,21 @@ const validate = (
     const options: Record<string, unknown> = {}
     for (const [k, slot] of slots) if (!known.includes(k)) options[k] = slot.value
     if (type === "ollama") {
-      const v = check(OllamaFields, slots, `providers.${name}`, known)
+      const v = check(OllamaInstance, slots, `providers.${name}`)
       if (v !== undefined) {
-        const authorization = basicAuthorization(v.base_url)
+        // The user name and password in base_url become a header and leave the printed URL.
+        const authorization = basicAuthorization(v.baseUrl)
         instances.push({
-          type: "ollama",
           name,
-          baseUrl: stripUserinfo(v.base_url).replace(/\/+$/, ""),
-          timeoutSeconds: v.timeout_seconds,
+          ...v,
+          baseUrl: stripUserinfo(v.baseUrl),
           ...(authorization !== undefined ? { authorization } : {}),
           options
         })
       }
     } else if (type === "gguf") {
-      const v = check(GgufFields, slots, `providers.${name}`, known)
-      if (v !== undefined) {
-        instances.push({
-          type: "gguf",
-          name,
-          modelDirectory: v.model_directory,
-          device: v.device,
-          threads: v.threads,
-          contextSize: v.context_size,
-          gpuLayers: v.gpu_layers,
-          idleUnloadSeconds: v.idle_unload_seconds,
-          maxLoadedModels: v.max_loaded_models,
-          parallel: v.parallel,
-          isolation: v.isolation,
-          prepareTimeoutSeconds: v.prepare_timeout_seconds,
-          workerMaxHeapMb: v.worker_max_heap_mb,
-          options
-        })
-      }
+      const v = check(GgufInstance, slots, `providers.${name}`)
+      if (v !== undefined) instances.push({ name, ...v, options })
     } else {
       const cloud = cloudInstance(name, type as CloudInstanceConfig["type"], slots, options, env, draft.problems)
       if (cloud !== undefined) instances.push(cloud)
@@ -853,7 +839,7 @@ const validate = (
   }
 
   for (const [k, slot] of draft.hub) record(`hub.${k}`, slot)
-  const hub = check(HubFields, draft.hub, "hub", HUB_KEYS)
+  const hub = check(Hub, draft.hub, "hub")
   if (hub !== undefined && USERINFO.test(hub.endpoint)) {
     // The hub authenticates with a bearer token; a user name and password in the URL would be
     // a second, conflicting credential that huggingface.co ignores. Refuse it, never print it.
@@ -865,27 +851,17 @@ const validate = (
   }
 
   for (const [k, slot] of draft.stores) record(`stores.${k}`, slot)
-  const stores = check(StoresFields, draft.stores, "stores", STORE_KEYS)
-  const setting = (value: "auto" | false | string | undefined): StoreSetting =>
-    value === undefined || value === "auto" ? "auto" : value === false ? false : { path: value }
+  const stores = check(Stores, draft.stores, "stores")
+  // Each of these failed with a problem already reported.
+  if (defaultBackend === undefined || hub === undefined || stores === undefined) return undefined
 
   return {
     defaultProvider: String(dp.value),
-    defaultBackend: defaultBackend ?? "gguf",
+    defaultBackend,
     instances,
-    hub: {
-      endpoint: (hub?.endpoint ?? String(HUB_DEFAULTS["endpoint"])).replace(/\/+$/, ""),
-      token: hub?.token !== undefined && hub.token.length > 0 ? Option.some(Redacted.make(hub.token)) : Option.none(),
-      offline: hub?.offline ?? false,
-      stallTimeoutSeconds: hub?.stall_timeout_seconds ?? 30,
-      maxRetries: hub?.max_retries ?? 5,
-      parallelDownloads: hub?.parallel_downloads ?? 3
-    },
+    hub,
     stores: {
-      ollama: setting(stores?.ollama),
-      hfCache: setting(stores?.hf_cache),
-      lmstudio: setting(stores?.lmstudio),
-      nodeLlamaCpp: setting(stores?.node_llama_cpp),
+      ...stores,
       env: Object.fromEntries(STORE_ENV.filter((k) => env[k] !== undefined).map((k) => [k, env[k]])),
       home
     },
