@@ -178,6 +178,22 @@ describe("Ollama API through the ollama client", () => {
     expect(legacy.embedding).toEqual(reply.embeddings[0])
   })
 
+  it("what llmspell cannot do is refused with 400 naming it, never ignored: images, raw, suffix, template", async () => {
+    const refused = [
+      [() => client.generate({ model: TINY, prompt: "hi", images: ["AAAA"], stream: false }), "images are not supported"],
+      [() => client.chat({ model: TINY, messages: [{ role: "user", content: "hi", images: ["AAAA"] }], stream: false }), "images are not supported"],
+      [() => client.generate({ model: TINY, prompt: "hi", raw: true, stream: false }), "raw prompts are not supported"],
+      [() => client.generate({ model: TINY, prompt: "def f(", suffix: "return x", stream: false }), "suffix (fill-in-the-middle) is not supported"],
+      [() => client.generate({ model: TINY, prompt: "hi", template: "{{ .Prompt }}", stream: false }), "template is not supported"]
+    ] as const
+    for (const [request, message] of refused) {
+      expect(await statusOf(request())).toMatchObject({ status: 400, message: expect.stringContaining(message) })
+    }
+    // the same fields, empty or false, are what clients send by default: accepted
+    const ok = await client.generate({ model: TINY, prompt: "hi", raw: false, suffix: "", images: [], stream: false, options: { num_predict: 2 } })
+    expect(ok.done).toBe(true)
+  })
+
   it("options reach a proxied Ollama model in Ollama's names, num_ctx included; a bad one is 400 naming it", async () => {
     fake.clearLog()
     const options = { num_ctx: 8192, num_predict: 3, seed: 4, temperature: 0.5, top_p: 0.9, top_k: 7, stop: ["\n\n"] }

@@ -93,7 +93,9 @@ const GenerateBody = Schema.Struct({
   prompt: Schema.optional(Schema.String),
   system: Schema.optional(Schema.String),
   suffix: Schema.optional(Schema.String),
-  images: Schema.optional(Schema.NullOr(Schema.Array(Schema.String)))
+  images: Schema.optional(Schema.NullOr(Schema.Array(Schema.String))),
+  raw: Schema.optional(Schema.Boolean),
+  template: Schema.optional(Schema.String)
 })
 
 const ModelBody = Schema.Struct({ model: Schema.optional(Schema.String), name: Schema.optional(Schema.String) })
@@ -353,6 +355,11 @@ export const routes = (ctx: RouteContext): HttpRouter.HttpRouter<never, never> =
     const spec = yield* checkSpec(ctx, b.model)
     const keepAlive = yield* fromEither(keepAliveSeconds(b.keep_alive))
     if (b.images != null && b.images.length > 0) return yield* fail("images are not supported by llmspell serve")
+    // refused rather than ignored: each changes what the model is given, and an answer to another
+    // prompt than the one sent is worse than an error (the chat template always applies here)
+    if (b.raw === true) return yield* fail("raw prompts are not supported by llmspell serve: the model's chat template always applies (send raw: false, or use /api/chat)")
+    if (b.suffix !== undefined && b.suffix !== "") return yield* fail("suffix (fill-in-the-middle) is not supported by llmspell serve")
+    if (b.template !== undefined && b.template !== "") return yield* fail("a request's own template is not supported by llmspell serve: the model's chat template applies")
     const created = now()
     if (b.prompt === undefined || b.prompt === "") {
       return yield* loadOnly(spec, keepAlive, (reason) => ({ model: spec, created_at: created, response: "", done_reason: reason, done: true }))
