@@ -113,6 +113,8 @@ const child = (args: ReadonlyArray<string>, cwd = dir) =>
 // ---- the serve child: what a user starts
 const serve: ChildProcess = spawn(process.execPath, [cli, "serve", "--port", "0", "--json"], { cwd: dir, env: cliEnv, stdio: ["ignore", "ignore", "pipe"] })
 const serveExited = new Promise<number | null>((resolve) => serve.on("close", (code) => resolve(code)))
+// whatever fails before the end (the finally below stops it in order), the server does not outlive the bench
+process.on("exit", () => serve.kill())
 let serveLog = ""
 const serveUrl = await new Promise<string>((resolve, reject) => {
   serve.stderr!.on("data", (c: Buffer) => {
@@ -384,34 +386,40 @@ try {
   for (const e of load.errors.slice(0, 20)) log(`load run error: ${e}`)
   if (load.errors.length > 20) log(`… and ${load.errors.length - 20} more errors`)
 
+  const spread = (k: keyof typeof samples, digits: number) =>
+    RUNS > 1 ? `${Math.min(...samples[k]).toFixed(digits)}–${Math.max(...samples[k]).toFixed(digits)}` : ""
+  const cores = os.availableParallelism()
+  const loadAverage = os.loadavg()[0]!
   const section = [
     "## Serve: warm server vs embedded, HTTP overhead, concurrency, load (bench:serve)",
     "",
     `Command: \`npm run build && npm run bench:serve\` (\`node --import tsx bench/serve.ts [--runs N] [--tokens N] [--short N] [--requests N] [--clients N] [--load-tokens N] [--small]\`). ` +
-    `A generated llama of ${sizeMiB.toFixed(0)} MiB${SMALL ? " (F16, --small)" : " (Q8_0: vocab 32000, dim 1024, 16 layers, ff 2816)"}, ${THREADS} thread(s), context ${CONTEXT} per sequence, temperature ${TEMPERATURE}, median of ${RUNS}, interleaved. ` +
-    `The server for the CLI, concurrency and load rows is a real \`llmspell serve --port 0\` child process (what a user starts), GGUF \`parallel\` ${SEQUENCES}, isolation "process" as shipped; the embedded \`llmspell run --local\` gets the same config. ` +
-    `The CLI rows time the whole \`llmspell run\` process (${SHORT} tokens: the load and start-up a server saves; ${TOKENS} tokens: with generation). ` +
-    `The one-stream rows use a server in the bench process over its own stack (\`parallel\` 1); "direct" is \`LocalLLM.generate\` on that same stack; all three are timed on the caller's side, (tokens − 1) over the time from the first text to the end. ` +
-    `The 4-stream rows: total tokens / wall time from the first request to the last end, ${TOKENS} tokens each, against \`bench/raw4.ts\` (plain node-llama-cpp: one context with ${SEQUENCES} sequences, a \`LlamaChat\` on each, same threads, prompt and sampling; load excluded, after a warm-up round). ` +
-    `The load run: ${REQUESTS} streaming requests (${LOAD_TOKENS} tokens, \`/v1/chat/completions\` and \`/api/chat\` alternately) from ${CLIENTS} concurrent clients, every ${ABORT_EVERY}th aborted after its first chunk; RSS is the server process plus its GGUF worker processes, before (after a warm-up request) and after (once \`llmspell ps --json\` shows no request active and every sequence free, or 60 s).`,
+    `A generated llama of ${sizeMiB.toFixed(0)} MiB${SMALL ? " (F16, --small)" : " (Q8_0: vocab 32000, dim 1024, 16 layers, ff 2816)"}, ${THREADS} thread(s), context ${CONTEXT} per sequence, temperature ${TEMPERATURE}; medians of ${RUNS} runs, interleaved, after a warm-up of each path.`,
     "",
-    `Machine: ${os.cpus().length} cores, ${os.cpus()[0]?.model.trim() ?? "?"}, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}, load average ${os.loadavg()[0]!.toFixed(1)}; whole run ${((performance.now() - started) / 60_000).toFixed(1)} min.`,
+    `- **Server**: a real \`llmspell serve --port 0\` child process (what a user starts) for the CLI, 4-stream and load rows, GGUF \`parallel\` ${SEQUENCES}, isolation "process" as shipped; the embedded \`llmspell run --local\` gets the same config (environment, scratch HOME).`,
+    `- **CLI rows**: wall time of the whole \`llmspell run\` process; ${SHORT} tokens measures the load and start-up a server saves, ${TOKENS} tokens adds generation.`,
+    `- **One-stream rows**: a server in the bench process over its own stack (\`parallel\` 1); "direct" is \`LocalLLM.generate\` on that same stack. All three are timed on the caller's side: (tokens − 1) over the time from the first text to the end.`,
+    `- **4-stream rows**: total tokens over the wall time from the first request to the last end, ${TOKENS} tokens each, against \`bench/raw4.ts\`: plain node-llama-cpp, one context with ${SEQUENCES} sequences and a \`LlamaChat\` on each, same threads, prompt and sampling, load excluded, after a warm-up round.`,
+    `- **Load run**: ${REQUESTS} streaming requests (${LOAD_TOKENS} tokens, \`/v1/chat/completions\` and \`/api/chat\` alternately) from ${CLIENTS} concurrent clients, every ${ABORT_EVERY}th aborted after its first chunk. RSS is the server process plus its GGUF worker processes, before (after a warm-up request) and after (once \`llmspell ps --json\` shows no request active and every sequence free, or 60 s).`,
     "",
-    "| what | median | ratio | target |",
-    "|---|---:|---:|---:|",
-    `| embedded \`llmspell run --local\`, ${SHORT} tokens (loads the model) | ${m.embeddedShort.toFixed(0)} ms | 1.00 | |`,
-    `| \`llmspell run --host\` against the warm server, ${SHORT} tokens | ${m.warmShort.toFixed(0)} ms | ${(m.warmShort / m.embeddedShort).toFixed(2)}× | ≤ 0.2× |`,
-    `| embedded \`llmspell run --local\`, ${TOKENS} tokens | ${m.embeddedLong.toFixed(0)} ms | 1.00 | |`,
-    `| \`llmspell run --host\` against the warm server, ${TOKENS} tokens | ${m.warmLong.toFixed(0)} ms | ${(m.warmLong / m.embeddedLong).toFixed(2)}× | |`,
-    `| \`LocalLLM.generate\` (no HTTP) | ${m.direct.toFixed(1)} tok/s | 1.00 | |`,
-    `| \`/api/chat\` stream | ${m.ollama.toFixed(1)} tok/s | ${(m.ollama / m.direct).toFixed(2)}× | ≥ 0.97× |`,
-    `| \`/v1/chat/completions\` stream | ${m.openai.toFixed(1)} tok/s | ${(m.openai / m.direct).toFixed(2)}× | ≥ 0.97× |`,
-    `| plain node-llama-cpp, ${SEQUENCES} sequences (bench/raw4.ts) | ${m.raw4.toFixed(1)} tok/s total | 1.00 | |`,
-    `| ${SEQUENCES} concurrent \`/v1/chat/completions\` streams | ${m.served4.toFixed(1)} tok/s total | ${(m.served4 / m.raw4).toFixed(2)}× | ≥ 0.95× |`,
-    `| load run: status codes (${REQUESTS} requests, ${load.aborted} aborted mid-stream) | ${statusText}; ${load.errors.length} error(s) | | only 200 and 503 |`,
-    `| load run: server + worker RSS before | ${rssText(rssBefore)} | 1.00 | |`,
-    `| load run: server + worker RSS after, idle | ${rssText(rssAfter)} | ${(rssAfter.total / rssBefore.total).toFixed(2)}× | ≤ 1.10× |`,
-    `| load run: context sequences after (\`ps --json\`) | ${sequencesText}; active requests ${activeText} | | all free |`,
+    `Machine: ${os.cpus().length} cores, ${os.cpus()[0]?.model.trim() ?? "?"}, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}, load average ${loadAverage.toFixed(1)}; whole run ${((performance.now() - started) / 60_000).toFixed(1)} min.` +
+    (loadAverage > cores ? ` **Measured on a busy machine** (load average above the ${cores} cores): single runs swing widely (see the min–max column); re-run on a quiet machine before reading these as results.` : ""),
+    "",
+    "| what | median | min–max | ratio | target |",
+    "|---|---:|---:|---:|---:|",
+    `| embedded \`llmspell run --local\`, ${SHORT} tokens (loads the model) | ${m.embeddedShort.toFixed(0)} ms | ${spread("embeddedShort", 0)} | 1.00 | |`,
+    `| \`llmspell run --host\` against the warm server, ${SHORT} tokens | ${m.warmShort.toFixed(0)} ms | ${spread("warmShort", 0)} | ${(m.warmShort / m.embeddedShort).toFixed(2)}× | ≤ 0.2× |`,
+    `| embedded \`llmspell run --local\`, ${TOKENS} tokens | ${m.embeddedLong.toFixed(0)} ms | ${spread("embeddedLong", 0)} | 1.00 | |`,
+    `| \`llmspell run --host\` against the warm server, ${TOKENS} tokens | ${m.warmLong.toFixed(0)} ms | ${spread("warmLong", 0)} | ${(m.warmLong / m.embeddedLong).toFixed(2)}× | |`,
+    `| \`LocalLLM.generate\` (no HTTP) | ${m.direct.toFixed(1)} tok/s | ${spread("direct", 0)} | 1.00 | |`,
+    `| \`/api/chat\` stream | ${m.ollama.toFixed(1)} tok/s | ${spread("ollama", 0)} | ${(m.ollama / m.direct).toFixed(2)}× | ≥ 0.97× |`,
+    `| \`/v1/chat/completions\` stream | ${m.openai.toFixed(1)} tok/s | ${spread("openai", 0)} | ${(m.openai / m.direct).toFixed(2)}× | ≥ 0.97× |`,
+    `| plain node-llama-cpp, ${SEQUENCES} sequences (bench/raw4.ts) | ${m.raw4.toFixed(1)} tok/s total | ${spread("raw4", 0)} | 1.00 | |`,
+    `| ${SEQUENCES} concurrent \`/v1/chat/completions\` streams | ${m.served4.toFixed(1)} tok/s total | ${spread("served4", 0)} | ${(m.served4 / m.raw4).toFixed(2)}× | ≥ 0.95× |`,
+    `| load run: status codes (${REQUESTS} requests, ${load.aborted} aborted mid-stream) | ${statusText}; ${load.errors.length} error(s) | | | only 200 and 503 |`,
+    `| load run: server + worker RSS before | ${rssText(rssBefore)} | | 1.00 | |`,
+    `| load run: server + worker RSS after, idle | ${rssText(rssAfter)} | | ${(rssAfter.total / rssBefore.total).toFixed(2)}× | ≤ 1.10× |`,
+    `| load run: context sequences after (\`ps --json\`) | ${sequencesText}; active requests ${activeText} | | | all free |`,
     ""
   ].join("\n")
   process.stdout.write(`${section}\n`)
