@@ -121,11 +121,32 @@ describe.each<Isolation>(["process", "none"])("GgufBackend with node-llama-cpp, 
         Stream.runCollect
       )
       expect(Chunk.size(got)).toBe(3)
+      // the loader's own count: the interrupted stream has ended, so its sequence is back
+      expect((yield* backend.status).loaded).toMatchObject([{ sequences: { total: 1, busy: 0 } }])
       // with one sequence, this request could only run if the interrupted one gave its sequence back
       const next = yield* collect(backend.generate(TINY, ask()))
       expect(next.completion.usage.completionTokens).toBe(8)
       const status = yield* backend.status
       expect(status.loaded).toMatchObject([{ activeRequests: 0 }])
+    }))
+
+  it.scoped("ps counts the context sequences generations hold now, from the loader's own queue", () =>
+    Effect.gen(function*() {
+      const backend = yield* backendWith({ parallel: 2 })
+      const long = ask({ maxTokens: 100_000, messages: [{ role: "user", content: "go" }] })
+      const counts = Effect.map(backend.ps!, (loaded) => loaded[0]?.sequences)
+      // runs `inside` once the stream's first text is out, while the stream still holds its sequence
+      const atFirstText = <A, E>(inside: Effect.Effect<A, E>) =>
+        Stream.filter(backend.generate(TINY, long), (e) => e._tag === "TextDelta").pipe(
+          Stream.take(1),
+          Stream.mapEffect(() => inside),
+          Stream.runCollect,
+          Effect.map((c) => Chunk.unsafeHead(c))
+        )
+      const [outer, inner] = yield* atFirstText(Effect.zip(counts, atFirstText(counts)))
+      expect(outer).toEqual({ total: 2, busy: 1 })
+      expect(inner).toEqual({ total: 2, busy: 2 })
+      expect(yield* counts).toEqual({ total: 2, busy: 0 })
     }))
 
   it.scoped("requests beyond `parallel` wait for a sequence instead of failing", () =>

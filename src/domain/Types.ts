@@ -27,6 +27,11 @@ export const LoadedModel = Schema.Struct({
   expiresAt: Schema.optional(Schema.String),
   /** Requests using it right now, when the backend knows. */
   activeRequests: Schema.optional(Schema.Number),
+  /**
+   * A GGUF chat model's context sequences: how many it has, and how many a generation holds right
+   * now (requests waiting for one hold none). Read from the loader's own queue of sequences.
+   */
+  sequences: Schema.optional(Schema.Struct({ total: Schema.Number, busy: Schema.Number })),
   /** Its context size (per sequence), when the backend says. */
   contextLength: Schema.optional(Schema.Number),
   /** Where it runs (cpu, cuda, metal, vulkan), when the backend says. */

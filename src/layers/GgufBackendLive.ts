@@ -504,20 +504,23 @@ export const makeBackend = (
       })
 
     // a model whose worker died (and nobody asked for since) is not loaded
-    const loadedNow = Effect.map(
+    const loadedNow = Effect.flatMap(
       Effect.flatMap(pool.entries, (entries) =>
         Effect.filter(entries, (e) => (e.value === undefined ? Effect.succeed(false) : e.value.alive))),
       (entries) =>
-      entries.map((e): LoadedModel => ({
+      Effect.forEach(entries, (e) =>
+        // a worker that died since the check above has no sequences to report: the record goes without
+        Effect.map(Effect.option(e.value!.sequences ?? Effect.fail(undefined)), (sequences): LoadedModel => ({
         name: names.get(parseKey(e.key).path) ?? parseKey(e.key).path,
         ...(parseKey(e.key).purpose === "embedding" ? { purpose: "embedding" as const } : {}),
         sizeBytes: e.value!.sizeBytes,
         ...(e.value!.vramBytes > 0 ? { vramBytes: e.value!.vramBytes } : {}),
         activeRequests: e.users,
+        ...(sequences._tag === "Some" ? { sequences: sequences.value } : {}),
         contextLength: e.value!.contextSize,
         device: e.value!.vramBytes > 0 ? "gpu" : "cpu",
         ...(e.expiresAtMillis !== undefined ? { expiresAt: new Date(e.expiresAtMillis).toISOString() } : {})
-      }))
+      })))
     )
 
     const status: Effect.Effect<BackendStatus> = Effect.gen(function*() {

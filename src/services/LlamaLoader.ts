@@ -85,6 +85,12 @@ export type LoaderEvent =
     readonly maxTokensCapped?: { readonly requested: number; readonly used: number } | undefined
   }
 
+/** A chat model's context sequences: how many, and how many a generation holds now. */
+export interface SequenceCounts {
+  readonly total: number
+  readonly busy: number
+}
+
 /** A model in memory with its context; lives as long as the scope it was loaded in. */
 export interface LoadedModelHandle {
   readonly path: string
@@ -106,6 +112,11 @@ export interface LoadedModelHandle {
   ) => Effect.Effect<ReadonlyArray<EmbeddedInput>, BackendError | BackendCrashed | ContextOverflow>
   /** The model's token ids for a text (no BOS added). */
   readonly tokenize?: (text: string) => Effect.Effect<ReadonlyArray<number>, BackendError | BackendCrashed>
+  /**
+   * Its context sequences: `total` (`sequences` of the load) and `busy` (held by a generation now).
+   * Absent for a model loaded for embeddings.
+   */
+  readonly sequences?: Effect.Effect<SequenceCounts, BackendError | BackendCrashed> | undefined
   /** False once the worker process running it has died (always true in-process). */
   readonly alive: Effect.Effect<boolean>
 }

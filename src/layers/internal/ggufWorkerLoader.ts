@@ -338,7 +338,14 @@ export const makeWorkerLoaderWithSpare = (options: WorkerLoaderOptions = {}): Wo
         tokenize: (text) =>
           question("tokenize", (id) => ({ _tag: "Tokenize", id, text }), (m) => (m._tag === "Tokens" ? m.tokens : undefined)).pipe(
             Effect.catchTag("ContextOverflow", (e) => Effect.fail(new BackendError({ backend: "gguf", operation: "tokenize", reason: e.message })))
-          )
+          ),
+        // the worker's own queue of sequences, not a count kept here: a sequence it failed to give back shows
+        ...(loadOptions.purpose === "embedding" ? {} : {
+          sequences: question("sequences", (id) => ({ _tag: "Sequences", id }), (m) =>
+            m._tag === "SequenceCounts" ? { total: m.total, busy: m.busy } : undefined).pipe(
+              Effect.catchTag("ContextOverflow", (e) => Effect.fail(new BackendError({ backend: "gguf", operation: "sequences", reason: e.message })))
+            )
+        })
       } satisfies LoadedModelHandle
     }).pipe(Effect.withSpan("LlamaLoader.load", { attributes: { path, isolation: "process" } }))
 

@@ -157,6 +157,17 @@ const handle = (message: ToWorker) => {
         ? run(model.embed(message.inputs), (results): FromWorker => ({ _tag: "Embedded", id, results }), id)
         : run(model.tokenize(message.text), (tokens): FromWorker => ({ _tag: "Tokens", id, tokens }), id)
     }
+    case "Sequences": {
+      const { id } = message
+      if (model?.sequences === undefined) {
+        return send({
+          _tag: "Failed",
+          id,
+          error: new BackendError({ backend: "gguf", operation: "sequences", reason: "no chat model loaded in this worker" })
+        })
+      }
+      return run(model.sequences, (counts): FromWorker => ({ _tag: "SequenceCounts", id, ...counts }), id)
+    }
     case "MemoryNeeds":
       return run(
         loader.memoryNeeds(message.path, message),

@@ -40,7 +40,9 @@ export const ToWorker = Schema.Union(
   /** Embed each input in order (a model loaded with purpose "embedding"); answered by `Embedded`. */
   Schema.TaggedStruct("Embed", { id: Schema.Number, inputs: Schema.Array(Schema.String) }),
   /** The model's token ids for a text; answered by `Tokens`. */
-  Schema.TaggedStruct("Tokenize", { id: Schema.Number, text: Schema.String })
+  Schema.TaggedStruct("Tokenize", { id: Schema.Number, text: Schema.String }),
+  /** How many context sequences the chat model has and how many are busy; answered by `SequenceCounts`. */
+  Schema.TaggedStruct("Sequences", { id: Schema.Number })
 )
 /** Host → worker. */
 export type ToWorker = typeof ToWorker.Type
@@ -96,7 +98,8 @@ export const FromWorker = Schema.Union(
     id: Schema.Number,
     results: Schema.Array(Schema.Struct({ vector: Schema.Array(Schema.Number), tokens: Schema.Number }))
   }),
-  Schema.TaggedStruct("Tokens", { id: Schema.Number, tokens: Schema.Array(Schema.Number) })
+  Schema.TaggedStruct("Tokens", { id: Schema.Number, tokens: Schema.Array(Schema.Number) }),
+  Schema.TaggedStruct("SequenceCounts", { id: Schema.Number, total: Schema.Number, busy: Schema.Number })
 )
 /** Worker → host. */
 export type FromWorker = typeof FromWorker.Type

@@ -813,6 +813,8 @@ export const makeInProcessLoader = (hooks: LoaderHooks = {}) => {
         contextSize: context.contextSize,
         generate: (request) => generateOn(lib, model, context, sequences, request, instance, {}, names.model),
         generateWith: (request, hooks) => generateOn(lib, model, context, sequences, request, instance, hooks, names.model),
+        // the queue holds the free sequences; its size goes below 0 by the requests waiting for one
+        sequences: Effect.map(Queue.size(sequences), (free) => ({ total: options.sequences, busy: options.sequences - Math.max(0, free) })),
         embed: () =>
           Effect.fail(
             new BackendError({
