@@ -509,8 +509,9 @@ export const makeBackend = (
         Effect.filter(entries, (e) => (e.value === undefined ? Effect.succeed(false) : e.value.alive))),
       (entries) =>
       Effect.forEach(entries, (e) =>
-        // a worker that died since the check above has no sequences to report: the record goes without
-        Effect.map(Effect.option(e.value!.sequences ?? Effect.fail(undefined)), (sequences): LoadedModel => ({
+        // a worker that died since the check above has no sequences to report, and one busy in a long
+        // synchronous step (a chat template) cannot answer: the record goes without, ps does not wait
+        Effect.map(Effect.option(Effect.timeout(e.value!.sequences ?? Effect.fail(undefined), "1 second")), (sequences): LoadedModel => ({
         name: names.get(parseKey(e.key).path) ?? parseKey(e.key).path,
         ...(parseKey(e.key).purpose === "embedding" ? { purpose: "embedding" as const } : {}),
         sizeBytes: e.value!.sizeBytes,
