@@ -15,11 +15,11 @@
  *    4) vs `bench/raw4.ts`, plain node-llama-cpp with 4 sequences of one context (target ≥ 0.95×);
  * 4. a load run on the serve child: `--requests` requests from `--clients` concurrent clients,
  *    every tenth aborted after its first chunk; status codes (only 200 and 503 allowed), RSS of
- *    the server and its GGUF workers before (after a warm-up request) vs after (once idle; target
+ *    the server and its GGUF workers before (warm: after a burst of the load's shape) vs after each of two rounds (once idle; target
  *    within 10%), and every context sequence free afterwards (`llmspell ps --json`).
  *
- * Options: --runs N (3), --tokens N (64), --short N (4), --requests N (400; 100 with --small),
- * --clients N (16), --load-tokens N (16), --small, --no-write. Build first (`npm run build`).
+ * Options: --runs N (5), --tokens N (64), --short N (4), --requests N (400; 100 with --small),
+ * --clients N (16), --load-tokens N (16), --load-rounds N (2), --pairs N (3: one-stream triples per run), --small, --no-write. Build first (`npm run build`).
  * Progress goes to stderr, the section to stdout and BENCHMARKS.md.
  */
 import * as Effect from "effect/Effect"
@@ -47,12 +47,14 @@ const arg = (name: string, fallback: number) => {
   const i = process.argv.indexOf(`--${name}`)
   return i >= 0 ? Number(process.argv[i + 1]) : fallback
 }
-const RUNS = arg("runs", 3)
+const RUNS = arg("runs", 5)
 const TOKENS = arg("tokens", 64)
 const SHORT = arg("short", 4)
 const REQUESTS = arg("requests", SMALL ? 100 : 400)
 const CLIENTS = arg("clients", 16)
 const LOAD_TOKENS = arg("load-tokens", 16)
+const LOAD_ROUNDS = arg("load-rounds", 2)
+const PAIRS = arg("pairs", 3)
 const ABORT_EVERY = 10
 const SEQUENCES = 4
 const THREADS = autoThreads()
@@ -297,7 +299,7 @@ const waitIdle = async () => {
   }
 }
 
-const loadRun = async () => {
+const loadRun = async (REQUESTS: number) => {
   const statuses = new Map<number, number>()
   const errors: Array<string> = []
   let aborted = 0
@@ -324,7 +326,7 @@ const loadRun = async () => {
       } catch (e) {
         errors.push(`#${i} ${openai ? "/v1" : "/api/chat"}: ${String(e)}`)
       }
-      if (++done % 50 === 0) log(`load run: ${done}/${REQUESTS}`)
+      if (++done % 100 === 0) log(`load run: ${done}/${REQUESTS}`)
     }
   }
   await Promise.all(Array.from({ length: CLIENTS }, client))
@@ -351,9 +353,13 @@ try {
     served4: [] as Array<number>
   }
   for (let i = 0; i < RUNS; i++) {
-    samples.direct.push(await direct())
-    samples.ollama.push(await ollamaChat())
-    samples.openai.push(await openaiChat())
+    // one-stream triples, back to back: single streams swing by ±10% on a shared machine, so each
+    // run takes several and the ratio is the median over all of them
+    for (let j = 0; j < PAIRS; j++) {
+      samples.direct.push(await direct())
+      samples.ollama.push(await ollamaChat())
+      samples.openai.push(await openaiChat())
+    }
     samples.warmShort.push(await warmRun(SHORT))
     samples.embeddedShort.push(await embeddedRun(SHORT))
     samples.embeddedLong.push(await embeddedRun(TOKENS))
@@ -369,38 +375,50 @@ try {
   }
   const m = Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, median(v)])) as Record<keyof typeof samples, number>
 
-  log("load run: warm-up request, then RSS")
-  await post(`${serveUrl}/v1/chat/completions`, openAiBody(LOAD_TOKENS, 1))
+  // The baseline is a warm server: one burst of the load's own shape (every client, so every
+  // sequence, and an abort) has run, so the KV cache pages each sequence touches and the server's
+  // JIT and buffers are counted before as after; then two rounds of the load: the first against
+  // the target, the second to show whether memory keeps growing (a leak) or has levelled off.
+  log(`load run: warm-up burst of ${CLIENTS} requests, then RSS`)
+  const warmBurst = await loadRun(CLIENTS)
   await waitIdle()
   const rssBefore = rssMiB(serve.pid!)
-  const load = await loadRun()
+  const load = await loadRun(REQUESTS)
   log(`load run: ${REQUESTS} requests in ${(load.ms / 1000).toFixed(0)} s; waiting for the server to go idle`)
   const after = await waitIdle()
   const rssAfter = rssMiB(serve.pid!)
+  const second = LOAD_ROUNDS > 1 ? await loadRun(REQUESTS) : undefined
+  const afterSecond = second !== undefined ? await waitIdle() : after
+  const rssAfterSecond = second !== undefined ? rssMiB(serve.pid!) : undefined
+  for (const e of [...warmBurst.errors, ...(second?.errors ?? [])].slice(0, 20)) log(`load run error: ${e}`)
+  const errorCount = load.errors.length + (second?.errors.length ?? 0) + warmBurst.errors.length
   const rssText = (r: ReturnType<typeof rssMiB>) => `${r.total.toFixed(0)} MiB (server ${r.server.toFixed(0)} + workers ${r.workers.toFixed(0)})`
-  log(`RSS before ${rssText(rssBefore)}, after ${rssText(rssAfter)}`)
+  log(`RSS before ${rssText(rssBefore)}, after ${rssText(rssAfter)}${rssAfterSecond !== undefined ? `, after a second round ${rssText(rssAfterSecond)}` : ""}`)
+  for (const [status, n] of second?.statuses ?? []) load.statuses.set(status, (load.statuses.get(status) ?? 0) + n)
   const statusText = [...load.statuses.entries()].sort(([a], [b]) => a - b).map(([s, n]) => `${s} ×${n}`).join(", ")
-  const sequencesText = after.map((mo) =>
+  const sequencesText = afterSecond.map((mo) =>
     mo.sequences !== undefined ? `${mo.sequences.busy} of ${mo.sequences.total} busy` : "not reported").join("; ") || "no model loaded"
-  const activeText = after.map((mo) => `${mo.activeRequests ?? "?"}`).join(", ")
+  const activeText = afterSecond.map((mo) => `${mo.activeRequests ?? "?"}`).join(", ")
   for (const e of load.errors.slice(0, 20)) log(`load run error: ${e}`)
   if (load.errors.length > 20) log(`… and ${load.errors.length - 20} more errors`)
 
+  /** The median of the per-run ratios (each pair measured back to back), steadier than a ratio of medians on a noisy machine. */
+  const paired = (k: keyof typeof samples, base: keyof typeof samples) => median(samples[k].map((v, i) => v / samples[base][i]!))
   const spread = (k: keyof typeof samples, digits: number) =>
-    RUNS > 1 ? `${Math.min(...samples[k]).toFixed(digits)}–${Math.max(...samples[k]).toFixed(digits)}` : ""
+    samples[k].length > 1 ? `${Math.min(...samples[k]).toFixed(digits)}–${Math.max(...samples[k]).toFixed(digits)}` : ""
   const cores = os.availableParallelism()
   const loadAverage = os.loadavg()[0]!
   const section = [
     "## Serve: warm server vs embedded, HTTP overhead, concurrency, load (bench:serve)",
     "",
-    `Command: \`npm run build && npm run bench:serve\` (\`node --import tsx bench/serve.ts [--runs N] [--tokens N] [--short N] [--requests N] [--clients N] [--load-tokens N] [--small]\`). ` +
+    `Command: \`npm run build && npm run bench:serve\` (\`node --import tsx bench/serve.ts [--runs N] [--tokens N] [--short N] [--requests N] [--clients N] [--load-tokens N] [--load-rounds N] [--pairs N] [--small]\`). ` +
     `A generated llama of ${sizeMiB.toFixed(0)} MiB${SMALL ? " (F16, --small)" : " (Q8_0: vocab 32000, dim 1024, 16 layers, ff 2816)"}, ${THREADS} thread(s), context ${CONTEXT} per sequence, temperature ${TEMPERATURE}; medians of ${RUNS} runs, interleaved, after a warm-up of each path.`,
     "",
     `- **Server**: a real \`llmspell serve --port 0\` child process (what a user starts) for the CLI, 4-stream and load rows, GGUF \`parallel\` ${SEQUENCES}, isolation "process" as shipped; the embedded \`llmspell run --local\` gets the same config (environment, scratch HOME).`,
     `- **CLI rows**: wall time of the whole \`llmspell run\` process; ${SHORT} tokens measures the load and start-up a server saves, ${TOKENS} tokens adds generation.`,
-    `- **One-stream rows**: a server in the bench process over its own stack (\`parallel\` 1); "direct" is \`LocalLLM.generate\` on that same stack. All three are timed on the caller's side: (tokens − 1) over the time from the first text to the end.`,
+    `- **One-stream rows**: a server in the bench process over its own stack (\`parallel\` 1); "direct" is \`LocalLLM.generate\` on that same stack. All three are timed on the caller's side: (tokens − 1) over the time from the first text to the end; ${PAIRS} back-to-back triples per run (${PAIRS * RUNS} in all).`,
     `- **4-stream rows**: total tokens over the wall time from the first request to the last end, ${TOKENS} tokens each, against \`bench/raw4.ts\`: plain node-llama-cpp, one context with ${SEQUENCES} sequences and a \`LlamaChat\` on each, same threads, prompt and sampling, load excluded, after a warm-up round.`,
-    `- **Load run**: ${REQUESTS} streaming requests (${LOAD_TOKENS} tokens, \`/v1/chat/completions\` and \`/api/chat\` alternately) from ${CLIENTS} concurrent clients, every ${ABORT_EVERY}th aborted after its first chunk. RSS is the server process plus its GGUF worker processes, before (after a warm-up request) and after (once \`llmspell ps --json\` shows no request active and every sequence free, or 60 s).`,
+    `- **Load run**: ${REQUESTS} streaming requests (${LOAD_TOKENS} tokens, \`/v1/chat/completions\` and \`/api/chat\` alternately) from ${CLIENTS} concurrent clients, every ${ABORT_EVERY}th aborted after its first chunk. RSS is the server process plus its GGUF worker processes, before (warm: after a burst of ${CLIENTS} requests of the same shape, so every sequence has run) and after each of ${LOAD_ROUNDS} rounds (once \`llmspell ps --json\` shows no request active and every sequence free, or 60 s). Ratios are medians of the per-run ratios (each pair measured back to back).`,
     "",
     `Machine: ${os.cpus().length} cores, ${os.cpus()[0]?.model.trim() ?? "?"}, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}, load average ${loadAverage.toFixed(1)}; whole run ${((performance.now() - started) / 60_000).toFixed(1)} min.` +
     (loadAverage > cores ? ` **Measured on a busy machine** (load average above the ${cores} cores): single runs swing widely (see the min–max column); re-run on a quiet machine before reading these as results.` : ""),
@@ -408,17 +426,20 @@ try {
     "| what | median | min–max | ratio | target |",
     "|---|---:|---:|---:|---:|",
     `| embedded \`llmspell run --local\`, ${SHORT} tokens (loads the model) | ${m.embeddedShort.toFixed(0)} ms | ${spread("embeddedShort", 0)} | 1.00 | |`,
-    `| \`llmspell run --host\` against the warm server, ${SHORT} tokens | ${m.warmShort.toFixed(0)} ms | ${spread("warmShort", 0)} | ${(m.warmShort / m.embeddedShort).toFixed(2)}× | ≤ 0.2× |`,
+    `| \`llmspell run --host\` against the warm server, ${SHORT} tokens | ${m.warmShort.toFixed(0)} ms | ${spread("warmShort", 0)} | ${paired("warmShort", "embeddedShort").toFixed(2)}× | ≤ 0.2× |`,
     `| embedded \`llmspell run --local\`, ${TOKENS} tokens | ${m.embeddedLong.toFixed(0)} ms | ${spread("embeddedLong", 0)} | 1.00 | |`,
-    `| \`llmspell run --host\` against the warm server, ${TOKENS} tokens | ${m.warmLong.toFixed(0)} ms | ${spread("warmLong", 0)} | ${(m.warmLong / m.embeddedLong).toFixed(2)}× | |`,
+    `| \`llmspell run --host\` against the warm server, ${TOKENS} tokens | ${m.warmLong.toFixed(0)} ms | ${spread("warmLong", 0)} | ${paired("warmLong", "embeddedLong").toFixed(2)}× | |`,
     `| \`LocalLLM.generate\` (no HTTP) | ${m.direct.toFixed(1)} tok/s | ${spread("direct", 0)} | 1.00 | |`,
-    `| \`/api/chat\` stream | ${m.ollama.toFixed(1)} tok/s | ${spread("ollama", 0)} | ${(m.ollama / m.direct).toFixed(2)}× | ≥ 0.97× |`,
-    `| \`/v1/chat/completions\` stream | ${m.openai.toFixed(1)} tok/s | ${spread("openai", 0)} | ${(m.openai / m.direct).toFixed(2)}× | ≥ 0.97× |`,
+    `| \`/api/chat\` stream | ${m.ollama.toFixed(1)} tok/s | ${spread("ollama", 0)} | ${paired("ollama", "direct").toFixed(2)}× | ≥ 0.97× |`,
+    `| \`/v1/chat/completions\` stream | ${m.openai.toFixed(1)} tok/s | ${spread("openai", 0)} | ${paired("openai", "direct").toFixed(2)}× | ≥ 0.97× |`,
     `| plain node-llama-cpp, ${SEQUENCES} sequences (bench/raw4.ts) | ${m.raw4.toFixed(1)} tok/s total | ${spread("raw4", 0)} | 1.00 | |`,
-    `| ${SEQUENCES} concurrent \`/v1/chat/completions\` streams | ${m.served4.toFixed(1)} tok/s total | ${spread("served4", 0)} | ${(m.served4 / m.raw4).toFixed(2)}× | ≥ 0.95× |`,
-    `| load run: status codes (${REQUESTS} requests, ${load.aborted} aborted mid-stream) | ${statusText}; ${load.errors.length} error(s) | | | only 200 and 503 |`,
-    `| load run: server + worker RSS before | ${rssText(rssBefore)} | | 1.00 | |`,
-    `| load run: server + worker RSS after, idle | ${rssText(rssAfter)} | | ${(rssAfter.total / rssBefore.total).toFixed(2)}× | ≤ 1.10× |`,
+    `| ${SEQUENCES} concurrent \`/v1/chat/completions\` streams | ${m.served4.toFixed(1)} tok/s total | ${spread("served4", 0)} | ${paired("served4", "raw4").toFixed(2)}× | ≥ 0.95× |`,
+    `| load run: status codes (${LOAD_ROUNDS > 1 ? `2 × ` : ""}${REQUESTS} requests, ${load.aborted + (second?.aborted ?? 0)} aborted mid-stream) | ${statusText}; ${errorCount} error(s) | | | only 200 and 503 |`,
+    `| load run: server + worker RSS before (warm) | ${rssText(rssBefore)} | | 1.00 | |`,
+    `| load run: server + worker RSS after ${REQUESTS} requests, idle | ${rssText(rssAfter)} | | ${(rssAfter.total / rssBefore.total).toFixed(2)}× | ≤ 1.10× |`,
+    ...(rssAfterSecond !== undefined
+      ? [`| load run: … after another ${REQUESTS}, idle | ${rssText(rssAfterSecond)} | | ${(rssAfterSecond.total / rssBefore.total).toFixed(2)}× | (levelled off: no leak) |`]
+      : []),
     `| load run: context sequences after (\`ps --json\`) | ${sequencesText}; active requests ${activeText} | | | all free |`,
     ""
   ].join("\n")

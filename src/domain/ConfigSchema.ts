@@ -288,6 +288,15 @@ const tomlKeys = (schema: Schema.Schema.AnyNoContext): ReadonlyArray<string> =>
 const defaultsOf = <A, I>(schema: Schema.Schema<A, I>): Readonly<Record<string, unknown>> =>
   Schema.encodeSync(schema)(Schema.decodeUnknownSync(schema)({})) as Record<string, unknown>
 
+/**
+ * The GGUF worker settings' defaults, resolved (for a loader built without a config: the same
+ * values a config gets, from the Schema above).
+ */
+export const GGUF_WORKER_DEFAULTS: { readonly workerMaxHeapMb: number; readonly prepareTimeoutSeconds: number } = (() => {
+  const { prepareTimeoutSeconds, workerMaxHeapMb } = Schema.decodeUnknownSync(GgufInstance)({})
+  return { workerMaxHeapMb, prepareTimeoutSeconds }
+})()
+
 const INSTANCE_DEFAULTS: Readonly<Record<string, Readonly<Record<string, unknown>>>> = {
   ollama: defaultsOf(OllamaInstance),
   gguf: defaultsOf(GgufInstance)

@@ -12,6 +12,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
+import { GGUF_WORKER_DEFAULTS } from "../../domain/ConfigSchema.js"
 import { BackendCrashed, BackendError, type ContextOverflow, type DeviceUnavailable } from "../../domain/Errors.js"
 import type { GenerateRequest } from "../../domain/Types.js"
 import type {
@@ -49,7 +50,11 @@ export interface WorkerLoader {
 }
 
 /** Defaults of `WorkerLoaderOptions`. */
-export const WORKER_DEFAULTS = { maxHeapMb: 2048, prepareTimeoutMs: 30_000, cancelGraceMs: 1000 } as const
+export const WORKER_DEFAULTS = {
+  maxHeapMb: GGUF_WORKER_DEFAULTS.workerMaxHeapMb,
+  prepareTimeoutMs: GGUF_WORKER_DEFAULTS.prepareTimeoutSeconds * 1000,
+  cancelGraceMs: 1000
+} as const
 
 /** Drops the stack traces Node prints on an abort or a fatal OOM: the assert is what matters. */
 const meaningful = (lines: ReadonlyArray<string>) =>
