@@ -13,6 +13,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import {
+  type CloudInstanceConfig,
   type ConfigInput,
   defaultInstance,
   expandPath,
@@ -524,6 +525,21 @@ max_retries = -1
   it("a non-table [providers] entry and a scalar providers key are errors", () => {
     expect(problems(`providers = 3\n`)).toStrictEqual([`${FILE}: providers: must be a table`])
     expect(problems(`[providers]\nworkstation = "http://x"\n`)[0]).toMatch(/^.*providers\.workstation: must be a table/)
+  })
+
+  it("a cloud entry's keys are checked like the other tables, every problem at once; unknown keys warn", () => {
+    const text = `[providers.vllm]\nprovider_type = "openai_compatible"\nbase_url = "ftp://x"\nmodel = 3\nmodels = ["a", ""]\n` +
+      `[providers.gpt]\nprovider_type = "openai"\nbase_url = "https://proxy.example/v1/"\nmodels = "gpt-4o"\ntemprature = 0.2\n`
+    expect([...problems(text)].sort()).toStrictEqual([
+      `${FILE}: providers.gpt.models: must be a list of model names (got "gpt-4o")`,
+      `${FILE}: providers.vllm.base_url: must be an http:// or https:// URL (got "ftp://x")`,
+      `${FILE}: providers.vllm.model: must be a non-empty string (got 3)`,
+      `${FILE}: providers.vllm.models: must be a list of model names (got ["a",""])`
+    ])
+    const ok = Either.getOrThrow(resolve(`[providers.gpt]\nprovider_type = "openai"\nbase_url = "https://proxy.example/v1/"\nmodels = ["gpt-4o"]\ntemprature = 0.2\n`))
+    const gpt = ok.instances.find((i) => i.name === "gpt") as CloudInstanceConfig
+    expect(gpt).toMatchObject({ baseUrl: "https://proxy.example/v1", models: ["gpt-4o"], keyVariable: "OPENAI_API_KEY", protocol: "openai" })
+    expect(ok.warnings.join("\n")).toContain("temprature")
   })
 
   it("a secret value is never echoed in a problem", () => {

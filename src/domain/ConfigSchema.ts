@@ -240,6 +240,22 @@ const GgufInstance = Schema.Struct({
   )
 })
 
+/**
+ * `[providers.NAME]` of a cloud provider or an `openai_compatible` server: the keys a file may
+ * set, checked like the other tables. The rest of a `CloudInstanceConfig` comes from the
+ * provider's preset (CloudPresets.ts: base URL, key variable, protocol) and the environment (the
+ * key), in `cloudInstance`.
+ */
+const CloudInstanceFile = Schema.Struct({
+  provider_type: Schema.String,
+  base_url: Schema.optional(httpUrl),
+  /** The key, or `${VAR}` / `$VAR` naming the variable that holds it. */
+  api_key: Schema.optional(Schema.String.annotations(must("must be a string"))),
+  model: Schema.optional(nonEmpty),
+  /** Models to list when the server has no models endpoint (or to list instead of it). */
+  models: Schema.optional(Schema.Array(Schema.String.pipe(Schema.minLength(1))).annotations(must("must be a list of model names")))
+})
+
 /** `[hub]`. */
 const Hub = Schema.Struct({
   endpoint: tomlKey("endpoint", httpUrl, "https://huggingface.co"),
@@ -312,7 +328,7 @@ const STORE_ENV = ["OLLAMA_MODELS", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF
 const KNOWN_KEYS: Record<string, ReadonlyArray<string>> = {
   ollama: tomlKeys(OllamaInstance),
   gguf: tomlKeys(GgufInstance),
-  cloud: ["provider_type", "base_url", "api_key", "model", "models"]
+  cloud: tomlKeys(CloudInstanceFile)
 }
 const HUB_KEYS = tomlKeys(Hub)
 const NUMERIC_KEYS = new Set([
@@ -827,8 +843,12 @@ const validate = (
       const v = check(GgufInstance, slots, `providers.${name}`)
       if (v !== undefined) instances.push({ name, ...v, options })
     } else {
-      const cloud = cloudInstance(name, type as CloudInstanceConfig["type"], slots, options, env, draft.problems)
-      if (cloud !== undefined) instances.push(cloud)
+      const file = check(CloudInstanceFile, slots, `providers.${name}`)
+      if (type === "openai_compatible" && !slots.has("base_url")) {
+        draft.problems.push(`${slots.get("provider_type")?.source ?? "config"}: providers.${name}.base_url: is required for provider_type = "openai_compatible"`)
+      } else if (file !== undefined) {
+        instances.push(cloudInstance(name, type as CloudInstanceConfig["type"], file, options, env))
+      }
     }
   }
 
@@ -895,68 +915,42 @@ const isCloudType = (type: string) =>
 const cloudInstance = (
   name: string,
   type: CloudInstanceConfig["type"],
-  slots: Map<string, Slot>,
+  file: typeof CloudInstanceFile.Type,
   options: Record<string, unknown>,
-  env: Readonly<Record<string, string | undefined>>,
-  problems: Array<string>
-): CloudInstanceConfig | undefined => {
+  env: Readonly<Record<string, string | undefined>>
+): CloudInstanceConfig => {
   const preset = type === "openai_compatible" ? undefined : presetOf(type)
-  const where = (key: string) => {
-    const slot = slots.get(key)!
-    return `${slot.source}: ${slot.path ?? `providers.${name}.${key}`}`
-  }
-  let ok = true
-  const baseUrlSlot = slots.get("base_url")?.value
-  if (baseUrlSlot !== undefined) {
-    const problem = typeof baseUrlSlot === "string" ? urlProblem(baseUrlSlot) : "must be an http:// or https:// URL"
-    if (problem !== undefined) {
-      problems.push(`${where("base_url")}: ${problem} (got ${display(baseUrlSlot)})`)
-      ok = false
-    }
-  } else if (type === "openai_compatible") {
-    problems.push(`${slots.get("provider_type")?.source ?? "config"}: providers.${name}.base_url: is required for provider_type = "openai_compatible"`)
-    ok = false
-  }
-  const modelsSlot = slots.get("models")?.value
-  if (modelsSlot !== undefined && !(Array.isArray(modelsSlot) && modelsSlot.every((m) => typeof m === "string" && m.length > 0))) {
-    problems.push(`${where("models")}: must be a list of model names`)
-    ok = false
-  }
   let apiKey: Redacted.Redacted<string> | undefined
   let keyVariable: string | undefined = preset?.keyVariable
-  const keySlot = slots.get("api_key")?.value
-  if (keySlot !== undefined) {
-    if (typeof keySlot !== "string") {
-      problems.push(`${where("api_key")}: must be a string`)
-      ok = false
-    } else {
-      const reference = /^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$|^\$([A-Za-z_][A-Za-z0-9_]*)$/.exec(keySlot.trim())
-      const variable = reference?.[1] ?? reference?.[2]
-      if (variable !== undefined) {
-        keyVariable = variable
-        const value = env[variable]
-        if (value !== undefined && value.length > 0) apiKey = Redacted.make(value)
-      } else if (keySlot.length > 0) {
-        keyVariable = undefined
-        apiKey = Redacted.make(keySlot)
-      }
+  if (file.api_key !== undefined) {
+    const reference = /^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$|^\$([A-Za-z_][A-Za-z0-9_]*)$/.exec(file.api_key.trim())
+    const variable = reference?.[1] ?? reference?.[2]
+    if (variable !== undefined) {
+      keyVariable = variable
+      const value = env[variable]
+      if (value !== undefined && value.length > 0) apiKey = Redacted.make(value)
+    } else if (file.api_key.length > 0) {
+      keyVariable = undefined
+      apiKey = Redacted.make(file.api_key)
     }
   } else if (keyVariable !== undefined) {
     const value = env[keyVariable]
     if (value !== undefined && value.length > 0) apiKey = Redacted.make(value)
   }
-  if (!ok) return undefined
-  for (const k of ["base_url", "model", "models"]) if (slots.has(k)) options[k] = slots.get(k)!.value
-  const baseUrl = typeof baseUrlSlot === "string" ? stripUserinfo(baseUrlSlot).replace(/\/+$/, "") : preset?.baseUrl
   return {
     type,
     name,
-    options,
+    options: {
+      ...options,
+      ...(file.base_url !== undefined ? { base_url: file.base_url } : {}),
+      ...(file.model !== undefined ? { model: file.model } : {}),
+      ...(file.models !== undefined ? { models: file.models } : {})
+    },
     protocol: type === "openai_compatible" ? "openai" : preset?.protocol,
-    baseUrl,
+    baseUrl: file.base_url !== undefined ? stripUserinfo(file.base_url) : preset?.baseUrl,
     ...(apiKey !== undefined ? { apiKey } : {}),
     ...(keyVariable !== undefined ? { keyVariable } : {}),
-    ...(Array.isArray(modelsSlot) ? { models: modelsSlot as Array<string> } : {}),
+    ...(file.models !== undefined ? { models: file.models } : {}),
     streamUsage: preset?.streamUsage ?? true,
     ...(preset !== undefined ? { embeddings: preset.embeddings } : {})
   }
