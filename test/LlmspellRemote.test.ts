@@ -11,6 +11,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs"
+import * as http from "node:http"
 import * as net from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -173,6 +174,31 @@ describe("LlmspellRemote", () => {
       expect(error).toBeInstanceOf(BackendUnavailable)
       expect(error.message).toContain(url)
       expect(error.hint).toContain("llmspell serve")
+      expect(exitCodeFor(error)).toBe(4)
+    }))
+
+  it.scoped("a server that goes away mid-answer: BackendUnavailable saying the connection dropped, not 'HTTP 200'", () =>
+    Effect.gen(function*() {
+      // answers every /rpc request with 200 and NDJSON headers, then drops the connection
+      const dropping = http.createServer((req, res) => {
+        req.resume()
+        req.on("end", () => {
+          res.writeHead(200, { "content-type": "application/ndjson" })
+          res.write("")
+          res.flushHeaders()
+          setImmediate(() => res.socket?.destroy())
+        })
+      })
+      yield* Effect.acquireRelease(
+        Effect.async<void>((resume) => void dropping.listen(0, "127.0.0.1", () => resume(Effect.void))),
+        () => Effect.async<void>((resume) => void dropping.close(() => resume(Effect.void)))
+      )
+      const url = `http://127.0.0.1:${(dropping.address() as net.AddressInfo).port}`
+      // the connection asks the server for its instances first: that answer is the one cut off
+      const error = yield* Effect.flip(Effect.flatMap(LlmspellRemote.make({ url }), (llm) => llm.info("llama3.2@ollama")))
+      expect(error).toBeInstanceOf(BackendUnavailable)
+      expect(error.message).toContain(url)
+      expect(error.message).toContain("the connection dropped in the middle of the answer")
       expect(exitCodeFor(error)).toBe(4)
     }))
 

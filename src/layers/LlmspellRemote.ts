@@ -92,6 +92,9 @@ const unavailable = (url: string) => (error: RpcClientError): BackendUnavailable
     url,
     reason: status === 401
       ? "the server wants an API key (401): this one is missing or wrong"
+      : status !== undefined && status >= 200 && status < 300
+      // the answer had begun: its body broke off (the server stopped, crashed or was killed)
+      ? "the connection dropped in the middle of the answer (did the server stop?)"
       : status !== undefined
       ? `the server answered HTTP ${status}`
       : `the connection failed (${cause?.reason ?? error.message})`,
