@@ -147,6 +147,11 @@ describe.each<Isolation>(["process", "none"])("GgufBackend with node-llama-cpp, 
       expect(outer).toEqual({ total: 2, busy: 1 })
       expect(inner).toEqual({ total: 2, busy: 2 })
       expect(yield* counts).toEqual({ total: 2, busy: 0 })
+      // a generation that ran to its end: by the time its Finish arrives, its sequence is free
+      for (let i = 0; i < 5; i++) {
+        yield* collect(backend.generate(TINY, ask({ maxTokens: 4, seed: i })))
+        expect(yield* counts).toEqual({ total: 2, busy: 0 })
+      }
     }))
 
   it.scoped("requests beyond `parallel` wait for a sequence instead of failing", () =>
