@@ -100,9 +100,6 @@ const handle = (message: ToWorker) => {
         })
       }
       let finished = false
-      // Done goes out once the stream has ended, so its sequence is back in the queue first: a
-      // client that reads the answer and then asks `ps` finds it free
-      let done: FromWorker | undefined
       testTrace(`generate ${id}`)
       const stream = model.generateWith(request, {
         onPrepared: (promptTokens) => send({ _tag: "Prepared", id, promptTokens }),
@@ -114,7 +111,8 @@ const handle = (message: ToWorker) => {
             if (event._tag === "Text") return send({ _tag: "Text", id, text: event.text })
             if (event._tag === "Reasoning") return send({ _tag: "Reasoning", id, text: event.text })
             if (event._tag === "ToolCall") return send({ _tag: "ToolCall", id, call: event.call })
-            done = {
+            finished = true
+            send({
               _tag: "Done",
               id,
               text: event.text,
@@ -122,15 +120,8 @@ const handle = (message: ToWorker) => {
               completionTokens: event.completionTokens,
               finishReason: event.finishReason,
               ...(event.maxTokensCapped !== undefined ? { maxTokensCapped: event.maxTokensCapped } : {})
-            }
+            })
           })).pipe(
-            Effect.tap(() =>
-              Effect.sync(() => {
-                if (done === undefined) return
-                finished = true
-                send(done)
-              })
-            ),
             Effect.catchAll((error) =>
               Effect.sync(() => {
                 finished = true
