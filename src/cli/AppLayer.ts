@@ -78,7 +78,8 @@ export const appLayer: App = Layer.unwrapEffect(
     const io = yield* CliIO
     const url = yield* serverUrl
     if (url === undefined) {
-      if (global.verbose) yield* io.stderr(global.local || configFlagsGiven(global).length === 0 ? "embedded\n" : `embedded (${configFlagsGiven(global).join(", ")} given)\n`)
+      const configured = global.local ? [] : configFlagsGiven(global)
+      if (global.verbose) yield* io.stderr(configured.length === 0 ? "embedded\n" : `embedded (${configured.join(", ")} given)\n`)
       const embedded: App = embeddedLayer
       return embedded
     }
