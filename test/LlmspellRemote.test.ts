@@ -25,6 +25,7 @@ import { fakeModel, type FakeOllama, startFakeOllama } from "./fixtures/fakeOlla
 import { tinyLlamaGguf } from "./fixtures/ggufWriter.js"
 import { isolatedEnv } from "./support/runCli.js"
 import { startServer, type TestServer } from "./support/startServer.js"
+import { unusedPort } from "./support/ports.js"
 
 const dir = mkdtempSync(join(tmpdir(), "llmspell-remote-"))
 const modelsDir = join(dir, "models")
@@ -47,12 +48,7 @@ beforeAll(async () => {
   keyed = await startServer({ env: env(), cwd: dir, apiKey: "s3cret-key" })
   // what `llmspell serve --read-only` (without --allow-paths) puts behind /rpc
   guarded = await startServer({ env: env(), cwd: dir, policy: { allowPaths: false, readOnly: true } })
-  closedPort = await new Promise<number>((resolve) => {
-    const s = net.createServer().listen(0, "127.0.0.1", () => {
-      const port = (s.address() as net.AddressInfo).port
-      s.close(() => resolve(port))
-    })
-  })
+  closedPort = await unusedPort()
 })
 afterAll(async () => {
   await server?.close()

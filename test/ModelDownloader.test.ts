@@ -12,7 +12,6 @@ import * as TestClock from "effect/TestClock"
 import * as Redacted from "effect/Redacted"
 import { createHash } from "node:crypto"
 import { readFile, stat, writeFile } from "node:fs/promises"
-import { type AddressInfo, createServer } from "node:net"
 import { hostname } from "node:os"
 import { join } from "node:path"
 import { afterAll, beforeAll, beforeEach } from "vitest"
@@ -22,6 +21,7 @@ import { slugOf } from "../src/domain/HubRef.js"
 import type { PullProgress } from "../src/domain/Types.js"
 import { deterministicContent, type FakeHub, ggufContent, startFakeHub } from "./fixtures/fakeHub.js"
 import { downloader, drive, dropStore, pullAll, storeFiles, tempStore, writeLock } from "./support/downloaderHarness.js"
+import { unusedPort } from "./support/ports.js"
 
 const SIZE = 300_000
 const q4 = ggufContent("dl-q4", SIZE)
@@ -66,16 +66,6 @@ const withStore = <A, E>(body: (store: Awaited<ReturnType<typeof tempStore>>) =>
 
 const Q4_FILES = ["hub/org/model/model-Q4_K_M.gguf", `manifests/${slugOf("org/model:Q4_K_M")}.json`]
 const contentRequests = () => hub.requests.filter((r) => r.server === "cdn" && r.range !== "bytes=0-0")
-/** A port nothing listens on (taken, then released). */
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const server = createServer()
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as AddressInfo
-      server.close(() => resolve(port))
-    })
-  })
-
 /** Spares the library's one-byte size probe from a fault. */
 const spareProbe = { match: (r: { range: string | undefined }) => r.range !== "bytes=0-0" }
 const last = (events: ReadonlyArray<PullProgress>) => events[events.length - 1]!
@@ -457,7 +447,7 @@ describe("offline, verify, remove", () => {
         expect(missing.error?.message).toContain("offline")
         expect(hub.requests).toEqual([])
 
-        const closedPort = yield* Effect.promise(() => freePort())
+        const closedPort = yield* Effect.promise(() => unusedPort())
         const unreachable = downloader({ url: `http://127.0.0.1:${closedPort}` }, { maxRetries: 1 })
         expect(last((yield* pullAll(unreachable, "org/model:Q4_K_M", store, undefined)).events).result?.alreadyPresent)
           .toBe(true)

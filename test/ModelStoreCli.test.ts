@@ -6,7 +6,6 @@
 import * as Schema from "effect/Schema"
 import { existsSync } from "node:fs"
 import { mkdtemp, rm, unlink, writeFile } from "node:fs/promises"
-import { createServer } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
@@ -23,21 +22,12 @@ import {
   tinyGguf
 } from "./fixtures/foreignStores.js"
 import { ensureBuilt, isolatedEnv, runCli } from "./support/runCli.js"
+import { unusedPort } from "./support/ports.js"
 
 let home: string
 let closedPort: number
 let ollamaBlob: string
 let hfOnlyBlob: string
-
-/** A port nothing listens on (bound, then closed). */
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const server = createServer()
-    server.listen(0, "127.0.0.1", () => {
-      const port = (server.address() as { port: number }).port
-      server.close(() => resolve(port))
-    })
-  })
 
 const cli = (args: ReadonlyArray<string>) =>
   runCli(args, {
@@ -50,7 +40,7 @@ const cli = (args: ReadonlyArray<string>) =>
 
 beforeAll(async () => {
   ensureBuilt()
-  closedPort = await freePort()
+  closedPort = await unusedPort()
   home = await mkdtemp(join(tmpdir(), "llmspell-storecli-"))
   const roots = fixtureRoots(home)
   const shared = loadableGguf(1)

@@ -5,27 +5,17 @@
  */
 import { createHash } from "node:crypto"
 import { mkdir, mkdtemp, rm, stat, writeFile } from "node:fs/promises"
-import { createServer } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { slugOf } from "../src/domain/HubRef.js"
 import { loadableGguf } from "./fixtures/foreignStores.js"
 import { ensureBuilt, isolatedEnv, runCli } from "./support/runCli.js"
+import { unusedPort } from "./support/ports.js"
 
 let home: string
 let models: string
 let closedPort: number
-
-/** A port nothing listens on (bound, then closed). */
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const server = createServer()
-    server.listen(0, "127.0.0.1", () => {
-      const port = (server.address() as { port: number }).port
-      server.close(() => resolve(port))
-    })
-  })
 
 const cli = (args: ReadonlyArray<string>) =>
   runCli([...args], {
@@ -39,7 +29,7 @@ const cli = (args: ReadonlyArray<string>) =>
 
 beforeAll(async () => {
   ensureBuilt()
-  closedPort = await freePort()
+  closedPort = await unusedPort()
   home = await mkdtemp(join(tmpdir(), "llmspell-nohub-"))
   models = join(home, "models")
   // What `llmspell model pull org/Tiny-GGUF:Q8_0` leaves behind: the file under hub/ and its manifest.

@@ -7,7 +7,6 @@
  * the API key (used, never printed).
  */
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs"
-import * as net from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
@@ -17,6 +16,7 @@ import { fakeModel, type FakeOllama, startFakeOllama } from "./fixtures/fakeOlla
 import { tinyLlamaGguf } from "./fixtures/ggufWriter.js"
 import { type CliMode, type CliResult, ensureBuilt, isolatedEnv, runCli } from "./support/runCli.js"
 import { startServer, type TestServer } from "./support/startServer.js"
+import { unusedPort } from "./support/ports.js"
 
 const model = tinyLlamaGguf({ tensorType: "Q8_0", seed: 7 })
 
@@ -52,12 +52,7 @@ beforeAll(async () => {
   await hub.addRepo({ name: "org/Tiny-GGUF", files: [{ path: "Tiny-Q8_0.gguf", content: model }] })
   server = await startServer({ env: envOf(connectedDir), cwd: connectedDir })
   keyed = await startServer({ env: envOf(connectedDir), cwd: connectedDir, apiKey: "k3y-not-for-eyes" })
-  closedPort = await new Promise<number>((resolve) => {
-    const s = net.createServer().listen(0, "127.0.0.1", () => {
-      const port = (s.address() as net.AddressInfo).port
-      s.close(() => resolve(port))
-    })
-  })
+  closedPort = await unusedPort()
 }, 120_000)
 afterAll(async () => {
   await server?.close()

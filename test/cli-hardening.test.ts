@@ -10,7 +10,6 @@ import * as Schema from "effect/Schema"
 import { type ChildProcess, execFileSync, spawn } from "node:child_process"
 import { existsSync, readFileSync, watch, writeFileSync } from "node:fs"
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises"
-import * as net from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
@@ -19,6 +18,7 @@ import { ModelList, StatusReport } from "../src/domain/Types.js"
 import { type FakeOllama, fakeLayer, fakeModel, startFakeOllama } from "./fixtures/fakeOllama.js"
 import { tinyLlamaGguf } from "./fixtures/ggufWriter.js"
 import { bin, ensureBuilt, isolatedEnv, runCli } from "./support/runCli.js"
+import { unusedPort } from "./support/ports.js"
 
 const EVIL = "safe \x1b]0;pwned\x07\x1b[31mred\x1b[0m\x1b[2J end"
 const hasScript = process.platform === "linux" && existsSync("/usr/bin/script")
@@ -40,12 +40,7 @@ beforeAll(async () => {
     pullable: { tiny: [fakeLayer("tiny-weights", 1000), fakeLayer("tiny-template", 100)] },
     answer: (input) => (input.model.startsWith("evil") ? EVIL : "Hello there, tester!")
   })
-  closedPort = await new Promise<number>((resolve) => {
-    const server = net.createServer().listen(0, "127.0.0.1", () => {
-      const port = (server.address() as net.AddressInfo).port
-      server.close(() => resolve(port))
-    })
-  })
+  closedPort = await unusedPort()
 })
 
 afterAll(async () => {

@@ -11,7 +11,6 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { execFile, execFileSync } from "node:child_process"
 import * as fs from "node:fs"
-import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
@@ -21,6 +20,7 @@ import { describeFailure } from "../src/cli/output.js"
 import { BackendError, BackendUnavailable, ConfigError, InvalidModelSpec, ModelNotFound, ProviderNotAvailable, UsageError } from "../src/domain/Errors.js"
 import { ExitCode } from "../src/domain/Failure.js"
 import { type FakeOllama, fakeModel, startFakeOllama } from "./fixtures/fakeOllama.js"
+import { unusedPort } from "./support/ports.js"
 
 // eslint-disable-next-line no-control-regex
 const stripAnsi = (s: string) => s.replace(/\u001b\[[0-9;]*[A-Za-z]/g, "")
@@ -35,12 +35,7 @@ beforeAll(async () => {
   home = path.join(dir, "home")
   fs.mkdirSync(home)
   // A port nobody listens on: bind, note it, close.
-  closedPort = await new Promise<number>((resolve) => {
-    const server = net.createServer().listen(0, "127.0.0.1", () => {
-      const port = (server.address() as net.AddressInfo).port
-      server.close(() => resolve(port))
-    })
-  })
+  closedPort = await unusedPort()
   fake = await startFakeOllama({ models: [fakeModel("present:latest")] })
 })
 afterAll(async () => {

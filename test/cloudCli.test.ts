@@ -9,70 +9,40 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { type FakeAnthropic, startFakeAnthropic } from "./fixtures/fakeAnthropic.js"
-import { type FakeOpenAI, startFakeOpenAI } from "./fixtures/fakeOpenAI.js"
+import { ANT_KEY, type CloudWorld, ENV_KEY, expectNoKey, FILE_KEY, startCloudWorld } from "./support/cloudWorld.js"
 import { ensureBuilt, isolatedEnv, runCli } from "./support/runCli.js"
 
-const ENV_KEY = "sk-DISTINCTIVE-env-key-7f3a9c21e4"
-const FILE_KEY = "sk-DISTINCTIVE-file-key-b81d55aa02"
-const ANT_KEY = "sk-ant-DISTINCTIVE-key-0c9e4411"
 const KEYS = [ENV_KEY, FILE_KEY, ANT_KEY]
 
 let dir: string
-let openai: FakeOpenAI
-let proxy: FakeOpenAI
-let anthropic: FakeAnthropic
+let world: CloudWorld
+let openai: CloudWorld["openai"]
 
 beforeAll(async () => {
   ensureBuilt()
   dir = mkdtempSync(join(tmpdir(), "llmspell-cloud-cli-"))
-  openai = await startFakeOpenAI({ apiKey: ENV_KEY, models: ["gpt-4o-mini"] })
-  proxy = await startFakeOpenAI({ apiKey: FILE_KEY, models: ["meta-llama/Llama-3.1-8B-Instruct"] })
-  anthropic = await startFakeAnthropic({ apiKey: ANT_KEY })
+  world = await startCloudWorld()
+  openai = world.openai
   mkdirSync(join(dir, "xdg", "llmspell"), { recursive: true })
-  writeFileSync(
-    join(dir, "config.toml"),
-    [
-      "[providers.openai]",
-      `base_url = "${openai.baseUrl}"`,
-      `api_key = "\${MY_OPENAI_KEY}"`,
-      "[providers.vllm]",
-      `provider_type = "openai_compatible"`,
-      `base_url = "${proxy.baseUrl}"`,
-      `api_key = "${FILE_KEY}"`,
-      "[providers.anthropic]",
-      `base_url = "${anthropic.baseUrl}"`,
-      ""
-    ].join("\n")
-  )
+  writeFileSync(join(dir, "config.toml"), [...world.configLines, ""].join("\n"))
 }, 120_000)
 
 afterAll(async () => {
-  await Promise.all([openai.close(), proxy.close(), anthropic.close()])
+  await world?.close()
   rmSync(dir, { recursive: true, force: true })
 })
 
 const run = (args: ReadonlyArray<string>, extra: Record<string, string> = {}) =>
-  runCli(["--config", join(dir, "config.toml"), ...args], {
-    cwd: dir,
-    env: isolatedEnv(dir, { MY_OPENAI_KEY: ENV_KEY, ANTHROPIC_API_KEY: ANT_KEY, ...extra })
-  })
+  runCli(["--config", join(dir, "config.toml"), ...args], { cwd: dir, env: isolatedEnv(dir, { ...world.env, ...extra }) })
 
-const noKey = (r: { stdout: string; stderr: string }, what: string) => {
-  for (const key of KEYS) {
-    expect(r.stdout, `${what}: stdout`).not.toContain(key)
-    expect(r.stderr, `${what}: stderr`).not.toContain(key)
-    // not even a recognisable piece of it
-    expect(`${r.stdout}${r.stderr}`, what).not.toContain(key.slice(-12))
-  }
-}
+const noKey = (r: { stdout: string; stderr: string }, what: string) => expectNoKey(`${r.stdout}\n${r.stderr}`, KEYS, what)
 
 describe("llmspell with cloud providers (built CLI)", () => {
   it("run streams from openai/…, an openai_compatible instance (model with '/') and anthropic/…", async () => {
     openai.setAnswer(() => ({ content: "hello from the cloud" }))
     const a = await run(["run", "-m", "openai/gpt-4o-mini", "hi"])
     expect([a.code, a.stdout.trim()]).toEqual([0, "hello from the cloud"])
-    proxy.setAnswer((r) => ({ content: `model ${r.model}` }))
+    world.proxy.setAnswer((r) => ({ content: `model ${r.model}` }))
     const b = await run(["run", "-m", "vllm/meta-llama/Llama-3.1-8B-Instruct", "hi", "--json"])
     expect(b.code).toBe(0)
     expect(JSON.parse(b.stdout)).toMatchObject({ text: "model meta-llama/Llama-3.1-8B-Instruct", backend: "cloud", instance: "vllm" })

@@ -7,59 +7,38 @@
  * CLI prints (`--verbose`, `--json`, `ps --json`, `model status`). The built binary, as a user runs it.
  */
 import { type ChildProcess, spawn } from "node:child_process"
-import * as net from "node:net"
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { type FakeAnthropic, startFakeAnthropic } from "./fixtures/fakeAnthropic.js"
-import { type FakeOpenAI, startFakeOpenAI } from "./fixtures/fakeOpenAI.js"
+import { ANT_KEY, type CloudWorld, ENV_KEY, expectNoKey, FILE_KEY, startCloudWorld } from "./support/cloudWorld.js"
+import { unusedPort } from "./support/ports.js"
 import { bin, type CliResult, ensureBuilt, isolatedEnv, runCli } from "./support/runCli.js"
 
 const SERVE_KEY = "llmspell-DISTINCTIVE-serve-key-5d20ac"
-const ENV_KEY = "sk-DISTINCTIVE-env-key-90b1e7f4c3"
-const FILE_KEY = "sk-DISTINCTIVE-file-key-2a6f31de88"
-const ANT_KEY = "sk-ant-DISTINCTIVE-key-7e10b2c9"
 const HF_KEY = "hf_DISTINCTIVEtoken31c0ffee77"
 const WRONG_BEARER = "DISTINCTIVE-wrong-bearer-4411aa"
 const KEYS = [SERVE_KEY, ENV_KEY, FILE_KEY, ANT_KEY, HF_KEY, WRONG_BEARER]
 
 let dir: string
-let openai: FakeOpenAI
-let proxy: FakeOpenAI
-let anthropic: FakeAnthropic
+let world: CloudWorld
 let closedPort: number
 
 beforeAll(async () => {
   ensureBuilt()
   dir = mkdtempSync(join(tmpdir(), "llmspell-serve-secrets-"))
-  closedPort = await new Promise<number>((resolve) => {
-    const s = net.createServer().listen(0, "127.0.0.1", () => {
-      const port = (s.address() as net.AddressInfo).port
-      s.close(() => resolve(port))
-    })
-  })
-  openai = await startFakeOpenAI({ apiKey: ENV_KEY, models: ["gpt-4o-mini"] })
-  proxy = await startFakeOpenAI({ apiKey: FILE_KEY, models: ["meta-llama/Llama-3.1-8B-Instruct"] })
-  anthropic = await startFakeAnthropic({ apiKey: ANT_KEY })
+  closedPort = await unusedPort()
+  world = await startCloudWorld()
   mkdirSync(join(dir, "models"), { recursive: true })
   writeFileSync(
     join(dir, "config.toml"),
     [
-      "[providers.openai]",
-      `base_url = "${openai.baseUrl}"`,
-      `api_key = "\${MY_OPENAI_KEY}"`,
-      "[providers.vllm]",
-      `provider_type = "openai_compatible"`,
-      `base_url = "${proxy.baseUrl}"`,
-      `api_key = "${FILE_KEY}"`,
+      ...world.configLines,
       // the right server, the wrong key: the provider's 401 body quotes the key it was sent
       "[providers.wrongkey]",
       `provider_type = "openai_compatible"`,
-      `base_url = "${openai.baseUrl}"`,
+      `base_url = "${world.openai.baseUrl}"`,
       `api_key = "${FILE_KEY}"`,
-      "[providers.anthropic]",
-      `base_url = "${anthropic.baseUrl}"`,
       "[hub]",
       `token = "${HF_KEY}"`,
       ""
@@ -68,26 +47,20 @@ beforeAll(async () => {
 }, 120_000)
 
 afterAll(async () => {
-  await Promise.all([openai?.close(), proxy?.close(), anthropic?.close()])
+  await world?.close()
   rmSync(dir, { recursive: true, force: true })
 })
 
 const env = (extra: Record<string, string> = {}) =>
   isolatedEnv(dir, {
-    MY_OPENAI_KEY: ENV_KEY,
-    ANTHROPIC_API_KEY: ANT_KEY,
+    ...world.env,
     LLMSPELL_MODELS_DIR: join(dir, "models"),
     OLLAMA_HOST: `127.0.0.1:${closedPort}`, // nothing there: Ollama is not part of this test
     ...extra
   })
 
 /** Every key, and a recognisable tail of each, is absent from `text`. */
-const expectNoKey = (text: string, what: string) => {
-  for (const key of KEYS) {
-    expect(text, what).not.toContain(key)
-    expect(text, what).not.toContain(key.slice(-10))
-  }
-}
+const noKey = (text: string, what: string) => expectNoKey(text, KEYS, what)
 
 interface RunningServe {
   readonly url: string
@@ -138,7 +111,7 @@ const chat = (model: string, stream: boolean) => ({ model, messages: [{ role: "u
 describe("llmspell serve never shows a key", () => {
   for (const json of [false, true]) {
     it(`${json ? "--json" : "plain"} logs, HTTP answers, a connected CLI and shutdown`, async () => {
-      openai.setAnswer(() => ({ content: "a b c d" }))
+      world.openai.setAnswer(() => ({ content: "a b c d" }))
       const serve = await startServe(json)
       const answers: Array<{ what: string; status: number; text: string }> = []
       const record = async (what: string, reply: Promise<{ status: number; text: string }>) => {
@@ -162,18 +135,18 @@ describe("llmspell serve never shows a key", () => {
         // refused: the provider's 401 quotes the key it was sent; a 500; a stream dropped half-way
         const refused = await record("provider 401", call(serve.url, "/v1/chat/completions", chat("wrongkey/gpt-4o-mini", false)))
         expect(refused.status).toBeGreaterThanOrEqual(400)
-        openai.setFault("/v1/chat/completions", { kind: "status", status: 500, times: 3 })
+        world.openai.setFault("/v1/chat/completions", { kind: "status", status: 500, times: 3 })
         expect((await record("provider 500", call(serve.url, "/api/chat", chat("openai/gpt-4o-mini", false)))).status).toBeGreaterThanOrEqual(500)
-        openai.setFault("/v1/chat/completions", undefined)
-        openai.setFault("/v1/chat/completions", { kind: "drop", afterChunks: 2, times: 3 })
+        world.openai.setFault("/v1/chat/completions", undefined)
+        world.openai.setFault("/v1/chat/completions", { kind: "drop", afterChunks: 2, times: 3 })
         await record("provider drop", call(serve.url, "/v1/chat/completions", chat("openai/gpt-4o-mini", true)))
-        openai.setFault("/v1/chat/completions", undefined)
+        world.openai.setFault("/v1/chat/completions", undefined)
         // our own 401: a wrong bearer, and none
         expect((await record("wrong bearer", call(serve.url, "/api/tags", undefined, WRONG_BEARER))).status).toBe(401)
         expect((await record("no bearer", fetch(`${serve.url}/api/tags`).then(async (r) => ({ status: r.status, text: await r.text() })))).status).toBe(401)
 
         // a connected CLI, with the key from LLMSPELL_API_KEY
-        openai.setAnswer(() => ({ content: "a b c d" }))
+        world.openai.setAnswer(() => ({ content: "a b c d" }))
         const ran = await connected("run --verbose --json", ["run", "-m", "openai/gpt-4o-mini", "hi", "--verbose", "--json"])
         expect(ran.code, ran.stdout + ran.stderr).toBe(0)
         expect((await connected("run wrong key", ["--verbose", "run", "-m", "wrongkey/gpt-4o-mini", "hi"])).code).toBe(2)
@@ -192,9 +165,9 @@ describe("llmspell serve never shows a key", () => {
       expect(logs).toContain("/v1/chat/completions")
       expect(logs).toContain("/api/tags")
       if (json) expect(logs.split("\n").filter((l) => l.startsWith("{") && l.includes(`"request"`)).length).toBeGreaterThanOrEqual(answers.length)
-      expectNoKey(logs, "the server's output")
-      for (const a of answers) expectNoKey(a.text, `HTTP ${a.what} (${a.status})`)
-      for (const c of cli) expectNoKey(`${c.result.stdout}\n${c.result.stderr}`, `CLI ${c.what}`)
+      noKey(logs, "the server's output")
+      for (const a of answers) noKey(a.text, `HTTP ${a.what} (${a.status})`)
+      for (const c of cli) noKey(`${c.result.stdout}\n${c.result.stderr}`, `CLI ${c.what}`)
     }, 120_000)
   }
 })
