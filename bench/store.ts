@@ -26,7 +26,7 @@ import { lstat, lutimes, mkdtemp, readdir, rm } from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
-import * as ModelStoreLive from "../src/layers/ModelStoreLive.js"
+import * as ModelStoreLive from "../src/layers/store/ModelStoreLive.js"
 import { populatedMachine } from "../test/fixtures/foreignStores.js"
 
 const root = fileURLToPath(new URL("..", import.meta.url))

@@ -1,4 +1,4 @@
-// esbuild options of the GGUF worker process bundle (src/layers/internal/ggufWorkerMain.ts): the
+// esbuild options of the GGUF worker process bundle (src/layers/gguf/workerMain.ts): the
 // CLI starts it as dist/gguf-worker.js; the test suite bundles the same entry to a temporary file
 // (a worker run through tsx takes seconds to start). node-llama-cpp stays external.
 
@@ -21,7 +21,7 @@ export const requireBanner =
 
 export const ggufWorkerBuildOptions = (outfile) => ({
   ...nodeBundle,
-  entryPoints: [new URL("../src/layers/internal/ggufWorkerMain.ts", import.meta.url).pathname],
+  entryPoints: [new URL("../src/layers/gguf/workerMain.ts", import.meta.url).pathname],
   outfile,
   external: ["node-llama-cpp"],
   banner: { js: requireBanner }

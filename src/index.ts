@@ -34,9 +34,9 @@ export type { Backend, BackendFactory } from "./services/Backend.js"
 export { EffectiveConfig } from "./services/EffectiveConfig.js"
 export * as ConfigLive from "./layers/ConfigLive.js"
 export { GgufBackendFactory } from "./services/GgufBackend.js"
-export * as GgufBackendLive from "./layers/GgufBackendLive.js"
+export * as GgufBackendLive from "./layers/gguf/GgufBackendLive.js"
 export { isOllamaInstance, OllamaBackendFactory, type OllamaInstance } from "./services/OllamaBackend.js"
-export * as OllamaBackendLive from "./layers/OllamaBackendLive.js"
+export * as OllamaBackendLive from "./layers/ollama/OllamaBackendLive.js"
 export { CloudBackendFactory } from "./services/CloudBackend.js"
 export {
   type ImportOptions,
@@ -52,7 +52,7 @@ export {
   type StoredBlob,
   type StoredModel
 } from "./services/ModelStore.js"
-export * as ModelStoreLive from "./layers/ModelStoreLive.js"
+export * as ModelStoreLive from "./layers/store/ModelStoreLive.js"
 export { ProviderRegistry, type ResolvedModel, type Route } from "./services/ProviderRegistry.js"
 export * as ProviderRegistryLive from "./layers/ProviderRegistryLive.js"
 export { type BackendFilter, LocalLLM, type LocalLLMService, pullResult } from "./services/LocalLLM.js"

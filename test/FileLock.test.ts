@@ -1,5 +1,5 @@
 /**
- * The store's cross-process lock (src/layers/internal/fileLock.ts, over proper-lockfile): stale locks
+ * The store's cross-process lock (src/layers/store/fileLock.ts, over proper-lockfile): stale locks
  * (old mtime, dead pid, the format before proper-lockfile) are taken over, a live one is waited for on the
  * TestClock and the wait ends when it is released, the wait is interruptible and leaves nothing, and the
  * non-waiting try reports the holder. Real files in a temp directory; no wall-clock waits.
@@ -16,7 +16,7 @@ import { existsSync } from "node:fs"
 import { mkdtemp, readdir, readFile, rm, utimes, writeFile } from "node:fs/promises"
 import { hostname, tmpdir } from "node:os"
 import { join } from "node:path"
-import { acquireFileLock, type LockHolder, readHolder, tryFileLock } from "../src/layers/internal/fileLock.js"
+import { acquireFileLock, type LockHolder, readHolder, tryFileLock } from "../src/layers/store/fileLock.js"
 import { writeLock } from "./support/downloaderHarness.js"
 
 const withDir = <A, E>(body: (dir: string) => Effect.Effect<A, E>) =>

@@ -26,7 +26,7 @@ import {
   scanLmStudio,
   scanNodeLlamaCpp,
   scanOllama
-} from "../src/layers/internal/foreignStoreScan.js"
+} from "../src/layers/store/foreignStoreScan.js"
 import {
   commitId,
   fixtureRoots,

@@ -3,7 +3,7 @@
  * dist/gguf-worker.js): a worker that aborts is exit 1 with `error:` naming the assert, not a
  * signal exit of llmspell; Ctrl-C while a model loads, while its chat template runs away and while
  * a huge prompt is tokenized exits 130 within 1.5 s of the signal, and leaves no worker behind.
- * The worker's test hooks (see ggufWorkerProtocol.ts) abort or stall it and trace where it is.
+ * The worker's test hooks (see workerProtocol.ts) abort or stall it and trace where it is.
  */
 import { spawn } from "node:child_process"
 import { existsSync, readFileSync } from "node:fs"

@@ -11,7 +11,7 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterEach, beforeEach, describe, expect, it } from "vitest"
-import * as ModelStoreLive from "../src/layers/ModelStoreLive.js"
+import * as ModelStoreLive from "../src/layers/store/ModelStoreLive.js"
 import { layerFromObject } from "../src/layers/ConfigLive.js"
 import { ModelStore } from "../src/services/ModelStore.js"
 import {

@@ -10,7 +10,7 @@ import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
 import type { OllamaInstanceConfig } from "../src/domain/ConfigSchema.js"
 import type { GenerateEvent, GenerateRequest, ToolDefinition } from "../src/domain/Types.js"
-import * as OllamaBackendLive from "../src/layers/OllamaBackendLive.js"
+import * as OllamaBackendLive from "../src/layers/ollama/OllamaBackendLive.js"
 import { type FakeAnswerInput, type FakeOllama, fakeModel, startFakeOllama } from "./fixtures/fakeOllama.js"
 
 let fake: FakeOllama

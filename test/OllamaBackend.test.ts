@@ -13,7 +13,7 @@ import { vi } from "vitest"
 import type { OllamaInstanceConfig } from "../src/domain/ConfigSchema.js"
 import { ExitCode, exitCodeFor } from "../src/domain/Failure.js"
 import type { GenerateEvent } from "../src/domain/Types.js"
-import * as OllamaBackendLive from "../src/layers/OllamaBackendLive.js"
+import * as OllamaBackendLive from "../src/layers/ollama/OllamaBackendLive.js"
 import { isOllamaInstance } from "../src/services/OllamaBackend.js"
 import { type FakeOllama, fakeLayer, fakeModel, startFakeOllama } from "./fixtures/fakeOllama.js"
 

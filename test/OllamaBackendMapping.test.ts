@@ -1,6 +1,6 @@
 /** Pure mappings from Ollama's wire records to the shared types: the pull state machine and completions. */
 import { describe, expect, it } from "vitest"
-import { initialPull, stepPull, toCompletion, toOllamaOptions } from "../src/layers/internal/ollamaMapping.js"
+import { initialPull, stepPull, toCompletion, toOllamaOptions } from "../src/layers/ollama/ollamaMapping.js"
 
 const origin = { instance: "ollama" }
 

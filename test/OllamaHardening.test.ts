@@ -15,7 +15,7 @@ import * as Stream from "effect/Stream"
 import { vi } from "vitest"
 import { type OllamaInstanceConfig, resolveConfig } from "../src/domain/ConfigSchema.js"
 import type { GenerateEvent } from "../src/domain/Types.js"
-import * as OllamaBackendLive from "../src/layers/OllamaBackendLive.js"
+import * as OllamaBackendLive from "../src/layers/ollama/OllamaBackendLive.js"
 import { isOllamaInstance } from "../src/services/OllamaBackend.js"
 import { type FakeOllama, fakeLayer, fakeModel, MALFORMED_ENTRIES, startFakeOllama } from "./fixtures/fakeOllama.js"
 

@@ -1,5 +1,5 @@
 /**
- * The hub retry policy (src/layers/internal/retryPolicy.ts) as an Effect Schedule: backoff and
+ * The hub retry policy (src/layers/hub/retryPolicy.ts) as an Effect Schedule: backoff and
  * Retry-After waits elapse only when the TestClock is moved, a Retry-After over 60 s is RateLimited at
  * once, progress restarts the count, the no-progress deadline ends it, other errors are not retried.
  * No network, no wall-clock waits: attempts are counted and the clock is moved on purpose.
@@ -10,7 +10,7 @@ import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import * as TestClock from "effect/TestClock"
 import { type LlmspellError, ModelNotFound } from "../src/domain/Errors.js"
-import { Retryable, withRetries } from "../src/layers/internal/retryPolicy.js"
+import { Retryable, withRetries } from "../src/layers/hub/retryPolicy.js"
 
 /** An attempt that fails with the given errors in turn, then succeeds; counts its runs. */
 const scripted = (failures: ReadonlyArray<LlmspellError | Retryable>) => {

@@ -70,7 +70,7 @@ describe("Ctrl-C while waiting on another pull's lock (items 2, 5)", () => {
   it("exits 130 within 500 ms of SIGINT, leaving the holder's lock and nothing else", async () => {
     const models = join(dir, "locked")
     const lock = join(models, "locks", `${slugOf("hub/org/repo/repo-Q8_0.gguf")}.lock`)
-    // A lock as another live pull holds it (internal/fileLock.ts: a directory, the holder in owner.json).
+    // A lock as another live pull holds it (store/fileLock.ts: a directory, the holder in owner.json).
     const holder = JSON.stringify({ pid: process.pid, host: hostname(), startedAt: "x" })
     await mkdir(lock, { recursive: true })
     await writeFile(join(lock, "owner.json"), holder)

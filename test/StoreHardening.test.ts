@@ -19,7 +19,7 @@ import { afterAll, beforeAll, beforeEach } from "vitest"
 import { exitCodeFor } from "../src/domain/Failure.js"
 import { slugOf } from "../src/domain/HubRef.js"
 import type { PullProgress } from "../src/domain/Types.js"
-import * as ModelDownloaderLive from "../src/layers/ModelDownloaderLive.js"
+import * as ModelDownloaderLive from "../src/layers/hub/ModelDownloaderLive.js"
 import { deterministicContent, type FakeHub, ggufContent, startFakeHub } from "./fixtures/fakeHub.js"
 import { downloader, drive, dropStore, hubConfig, pullAll, storeFiles, tempStore, writeLock } from "./support/downloaderHarness.js"
 

@@ -16,7 +16,7 @@ import { checkJsonSchema, structuredAnswer, supportedSchema, unsupportedKeyword 
 import * as Protocol from "../src/domain/Protocol.js"
 import { validateGenerateRequest } from "../src/domain/Protocol.js"
 import { Embeddings, GenerateEvent, type GenerateRequest } from "../src/domain/Types.js"
-import { makeBackend } from "../src/layers/GgufBackendLive.js"
+import { makeBackend } from "../src/layers/gguf/GgufBackendLive.js"
 import * as RpcServe from "../src/serve/rpc.js"
 import * as RpcTest from "@effect/rpc/RpcTest"
 import { installedModel, LlamaLoaderMock, LlmspellMock, makeMockBackend, ModelDownloaderMock } from "../src/testing.js"

@@ -1,5 +1,5 @@
 /**
- * The cached inventory of the foreign stores (src/layers/internal/inventoryCache.ts): a repeated listing
+ * The cached inventory of the foreign stores (src/layers/store/inventoryCache.ts): a repeated listing
  * re-checks its witnesses instead of re-reading the stores, and every change a tool can make to its
  * store (a model added, removed, a manifest rewritten in place with a new blob, an HF snapshot link
  * retargeted, a file replaced, a store appearing) shows up in the next listing, exactly as a fresh scan
@@ -12,8 +12,8 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest"
 import type { ForeignStoreRoots } from "../src/domain/ForeignStores.js"
-import { nodeScanFs, scanAll, type ScanFs } from "../src/layers/internal/foreignStoreScan.js"
-import { cacheFileOf, scanAllCached } from "../src/layers/internal/inventoryCache.js"
+import { nodeScanFs, scanAll, type ScanFs } from "../src/layers/store/foreignStoreScan.js"
+import { cacheFileOf, scanAllCached } from "../src/layers/store/inventoryCache.js"
 import {
   commitId,
   fixtureRoots,

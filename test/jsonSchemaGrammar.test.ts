@@ -12,7 +12,7 @@ import {
   generationPlan,
   type GrammarSchema,
   toGrammarSchema
-} from "../src/domain/JsonSchemaGrammar.js"
+} from "../src/layers/gguf/JsonSchemaGrammar.js"
 import type { GenerateRequest } from "../src/domain/Types.js"
 
 const ok = (schema: unknown) => {

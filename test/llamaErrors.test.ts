@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest"
-import { toBackendError } from "../src/layers/internal/llama.js"
+import { toBackendError } from "../src/layers/gguf/llama.js"
 
 describe("node-llama-cpp errors as BackendError", () => {
   it("a missing llama.cpp binary says how to get one (it printed no hint at all)", () => {

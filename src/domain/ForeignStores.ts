@@ -4,7 +4,7 @@
  * Each layout was checked against the owning tool's own source or docs (see docs/stores.md): where
  * its root lives given the environment, the Schemas of the JSON it stores, how it names a model,
  * and the command that removes a model with that tool (llmspell never deletes a foreign file).
- * Pure: no I/O. The scanner that walks the directories is `layers/internal/foreignStoreScan.ts`.
+ * Pure: no I/O. The scanner that walks the directories is `layers/store/foreignStoreScan.ts`.
  */
 import * as Either from "effect/Either"
 import * as Schema from "effect/Schema"

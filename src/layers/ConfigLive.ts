@@ -17,7 +17,7 @@ import { type ConfigFlags, type ConfigInput, type LlmspellConfig, resolveConfig 
 import { ConfigError } from "../domain/Errors.js"
 import { formatBytes } from "../domain/Format.js"
 import { EffectiveConfig } from "../services/EffectiveConfig.js"
-import { fileKind } from "./internal/fileKind.js"
+import { fileKind } from "./store/fileKind.js"
 
 /**
  * The process facts config discovery reads (environment, working directory, home). Defaults to the

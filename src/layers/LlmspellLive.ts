@@ -12,13 +12,13 @@ import type { OllamaBackendFactory } from "../services/OllamaBackend.js"
 import type { LocalLLM } from "../services/LocalLLM.js"
 import type { ProviderRegistry } from "../services/ProviderRegistry.js"
 import * as ProviderRegistryLive from "./ProviderRegistryLive.js"
-import * as CloudBackendLive from "./CloudBackendLive.js"
+import * as CloudBackendLive from "./cloud/CloudBackendLive.js"
 import * as ConfigLive from "./ConfigLive.js"
-import * as GgufBackendLive from "./GgufBackendLive.js"
+import * as GgufBackendLive from "./gguf/GgufBackendLive.js"
 import * as LocalLLMLive from "./LocalLLMLive.js"
-import * as ModelDownloaderLive from "./ModelDownloaderLive.js"
-import * as ModelStoreLive from "./ModelStoreLive.js"
-import * as OllamaBackendLive from "./OllamaBackendLive.js"
+import * as ModelDownloaderLive from "./hub/ModelDownloaderLive.js"
+import * as ModelStoreLive from "./store/ModelStoreLive.js"
+import * as OllamaBackendLive from "./ollama/OllamaBackendLive.js"
 
 /** Everything llmspell provides. */
 export type Services = LocalLLM | ProviderRegistry | EffectiveConfig

@@ -29,7 +29,7 @@ import { ModelDownloader, type ModelDownloaderService } from "../services/ModelD
 import { ModelStore, type ModelStoreService } from "../services/ModelStore.js"
 import { backendTypeOf, endpointOf } from "../domain/Routing.js"
 import { ProviderRegistry, type ProviderRegistryService } from "../services/ProviderRegistry.js"
-import * as OllamaInstaller from "./OllamaInstaller.js"
+import * as OllamaInstaller from "./ollama/OllamaInstaller.js"
 
 /** How long the "is it on another backend?" lookup may take per backend before it is given up. */
 const ELSEWHERE_TIMEOUT = Duration.seconds(3)

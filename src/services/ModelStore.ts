@@ -3,7 +3,7 @@
  * llmspell's own store (`model_directory`: manifests of pulled models, loose `.gguf` files) plus the
  * stores of other tools read in place — Ollama's, the Hugging Face cache, LM Studio's, node-llama-cpp's —
  * which are never written. Also the write side of llmspell's store that needs no network: verify, remove,
- * import (a pull's write path is the same code, `layers/internal/ownStoreWrite.ts`). The same bytes (same sha256) in two stores are one model with both locations.
+ * import (a pull's write path is the same code, `layers/store/ownStoreWrite.ts`). The same bytes (same sha256) in two stores are one model with both locations.
  * Live implementation: `layers/ModelStoreLive.ts`.
  */
 import * as Context from "effect/Context"

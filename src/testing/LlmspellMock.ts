@@ -8,7 +8,7 @@
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import { type LlmspellConfig, resolveConfig } from "../domain/ConfigSchema.js"
-import * as GgufBackendLive from "../layers/GgufBackendLive.js"
+import * as GgufBackendLive from "../layers/gguf/GgufBackendLive.js"
 import * as LlmspellLive from "../layers/LlmspellLive.js"
 import { EffectiveConfig } from "../services/EffectiveConfig.js"
 import type { LocalLLM } from "../services/LocalLLM.js"

@@ -16,7 +16,7 @@ import { join, relative } from "node:path"
 import type { HubConfig } from "../../src/domain/ConfigSchema.js"
 import type { LlmspellError } from "../../src/domain/Errors.js"
 import type { PullOptions, PullProgress } from "../../src/domain/Types.js"
-import * as ModelDownloaderLive from "../../src/layers/ModelDownloaderLive.js"
+import * as ModelDownloaderLive from "../../src/layers/hub/ModelDownloaderLive.js"
 import type { ModelDownloaderService, StoreRoot } from "../../src/services/ModelDownloader.js"
 import type { FakeHub } from "../fixtures/fakeHub.js"
 
@@ -108,7 +108,7 @@ export const pullAll = (
 }
 
 /**
- * Writes a store lock as another live pull would hold it (internal/fileLock.ts's format: a directory made
+ * Writes a store lock as another live pull would hold it (store/fileLock.ts's format: a directory made
  * by mkdir, with the holder in `owner.json`, its mtime fresh); returns the lock and the owner file's text.
  */
 export const writeLock = async (

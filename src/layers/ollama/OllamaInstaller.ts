@@ -5,8 +5,8 @@
  */
 import { spawn } from "node:child_process"
 import * as Effect from "effect/Effect"
-import { BackendError, DownloadFailed } from "../domain/Errors.js"
-import { type InstallAction, parseOllamaVersion } from "../domain/InstallOllama.js"
+import { BackendError, DownloadFailed } from "../../domain/Errors.js"
+import { type InstallAction, parseOllamaVersion } from "../../domain/InstallOllama.js"
 
 /** The version of the `ollama` command on PATH, or undefined when there is none (or it does not answer in 5 s). */
 export const installedVersion: Effect.Effect<string | undefined> = Effect.async<string | undefined>((resume) => {

@@ -1,16 +1,16 @@
 /**
  * The live LlamaLoader: node-llama-cpp's prebuilt llama.cpp, by default in a supervised worker
- * process per loaded model (`internal/ggufWorkerLoader.ts`), so a model file that makes llama.cpp
+ * process per loaded model (`workerLoader.ts`), so a model file that makes llama.cpp
  * abort fails one request with `BackendCrashed` instead of ending this process; with
- * `isolation = "none"` in this process (`internal/llama.ts`), created on first use.
+ * `isolation = "none"` in this process (`llama.ts`), created on first use.
  */
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import { LlamaLoader, type LlamaLoaderService } from "../services/LlamaLoader.js"
-import { makeWorkerLoaderWithSpare, type WorkerLoaderOptions } from "./internal/ggufWorkerLoader.js"
-import { makeLoader as makeInProcessLoader } from "./internal/llama.js"
+import { LlamaLoader, type LlamaLoaderService } from "../../services/LlamaLoader.js"
+import { makeWorkerLoaderWithSpare, type WorkerLoaderOptions } from "./workerLoader.js"
+import { makeLoader as makeInProcessLoader } from "./llama.js"
 
-export type { WorkerLoaderOptions } from "./internal/ggufWorkerLoader.js"
+export type { WorkerLoaderOptions } from "./workerLoader.js"
 
 /**
  * A loader that runs each load in a worker process, or in this process when `isolation = "none"`.

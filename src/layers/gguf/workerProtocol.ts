@@ -1,5 +1,5 @@
 /**
- * The messages between the host and a GGUF worker process (`ggufWorkerMain.ts`), as Schemas: every
+ * The messages between the host and a GGUF worker process (`workerMain.ts`), as Schemas: every
  * message is encoded before `process.send` and decoded (and checked) on arrival, on both sides.
  * One worker holds at most one model; requests on it carry an `id`.
  */

@@ -1,6 +1,6 @@
 /**
  * The worker-backed LlamaLoader (`isolation = "process"`): each loaded model is a worker process
- * (`ggufWorkerProcess.ts`) running the in-process loader. The host keeps only the handle: when
+ * (`workerProcess.ts`) running the in-process loader. The host keeps only the handle: when
  * the worker dies, every request on it fails with `BackendCrashed` (signal or code, llama.cpp's
  * last log lines) and `alive` turns false so the pool loads it again on the next request.
  * Cancelling a generation asks the worker to stop and kills it if it has not within
@@ -23,8 +23,8 @@ import type {
   MemoryNeeds,
   RuntimeInfo
 } from "../../services/LlamaLoader.js"
-import type { FromWorker, ToWorker } from "./ggufWorkerProtocol.js"
-import { spawnWorker, type WorkerExit, type WorkerProcess } from "./ggufWorkerProcess.js"
+import type { FromWorker, ToWorker } from "./workerProtocol.js"
+import { spawnWorker, type WorkerExit, type WorkerProcess } from "./workerProcess.js"
 
 /** Budgets and limits of the worker loader. */
 export interface WorkerLoaderOptions {

@@ -38,9 +38,9 @@
  * let us bound; a budget that still runs out is reported as a `SchemaViolation` by the caller.
  */
 import * as Either from "effect/Either"
-import { UnsupportedSchema } from "./Errors.js"
-import { ANNOTATIONS, ASSERTIONS, isObject, resolveLocalRef } from "./JsonSchemaCheck.js"
-import type { GenerateRequest, ToolDefinition } from "./Types.js"
+import { UnsupportedSchema } from "../../domain/Errors.js"
+import { ANNOTATIONS, ASSERTIONS, isObject, resolveLocalRef } from "../../domain/JsonSchemaCheck.js"
+import type { GenerateRequest, ToolDefinition } from "../../domain/Types.js"
 
 /** A JSON object in node-llama-cpp's `GbnfJsonSchema` subset. */
 export type GrammarSchema = { readonly [key: string]: unknown }

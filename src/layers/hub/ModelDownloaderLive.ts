@@ -4,12 +4,12 @@
  * sha256), take the file's lock, transfer what is missing, record the manifest. Touches only
  * `model_directory` and the hub configured in `[hub]` / HF_ENDPOINT. The parts, each one job:
  *
- *   internal/hubClient.ts      @huggingface/hub (loaded with `import()` on the first pull), typed errors
- *   internal/retryPolicy.ts    when a hub call is tried again (an Effect Schedule)
- *   internal/transfer.ts       the bytes of one file into `.partial`, verified, renamed into place
- *   internal/fileLock.ts       one writer per store file (proper-lockfile)
- *   internal/ownStoreWrite.ts  the store's write side: verify, remove, import, placing existing bytes
- *   internal/ownStore.ts       manifests (Schema), paths, the one streaming-hash helper
+ *   hubClient.ts               @huggingface/hub (loaded with `import()` on the first pull), typed errors
+ *   retryPolicy.ts             when a hub call is tried again (an Effect Schedule)
+ *   transfer.ts                the bytes of one file into `.partial`, verified, renamed into place
+ *   ../store/fileLock.ts       one writer per store file (proper-lockfile)
+ *   ../store/ownStoreWrite.ts  the store's write side: verify, remove, import, placing existing bytes
+ *   ../store/ownStore.ts       manifests (Schema), paths, the one streaming-hash helper
  *
  * Store layout (all under `model_directory`):
  *
@@ -34,7 +34,7 @@
  * `.gguf` must pass the GGUF header check before it gets its name. A pull trusts a file in place only when its
  * size and mtime are those recorded (or its bytes re-hash to the recorded sha256).
  *
- * Locks: `internal/fileLock.ts` (proper-lockfile: a directory made by mkdir, refreshed while held). A lock
+ * Locks: `store/fileLock.ts` (proper-lockfile: a directory made by mkdir, refreshed while held). A lock
  * not refreshed for 30 s (its holder died, on this host or another) or whose pid is gone on this host is
  * taken over; a live one is waited for, interruptibly, polling on Effect's Clock.
  *
@@ -52,18 +52,18 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Stream from "effect/Stream"
-import type { HubConfig } from "../domain/ConfigSchema.js"
+import type { HubConfig } from "../../domain/ConfigSchema.js"
 import {
   DownloadFailed,
   InsufficientDiskSpace,
   type LlmspellError,
   ModelNotFound
-} from "../domain/Errors.js"
-import * as HubRef from "../domain/HubRef.js"
-import type { PullFileProgress, PullOptions, PullProgress, PullResult } from "../domain/Types.js"
-import { transferRate } from "../domain/TransferRate.js"
-import { EffectiveConfig } from "../services/EffectiveConfig.js"
-import { acquireFileLock, describeHolder } from "./internal/fileLock.js"
+} from "../../domain/Errors.js"
+import * as HubRef from "../../domain/HubRef.js"
+import type { PullFileProgress, PullOptions, PullProgress, PullResult } from "../../domain/Types.js"
+import { transferRate } from "../../domain/TransferRate.js"
+import { EffectiveConfig } from "../../services/EffectiveConfig.js"
+import { acquireFileLock, describeHolder } from "../store/fileLock.js"
 import {
   absolute,
   lockPath,
@@ -75,9 +75,9 @@ import {
   toInstalled,
   trustedFile,
   writeManifest
-} from "./internal/ownStore.js"
-import * as StoreWrite from "./internal/ownStoreWrite.js"
-import { nodeFileSystem, storeIoError } from "./internal/storeFs.js"
+} from "../store/ownStore.js"
+import * as StoreWrite from "../store/ownStoreWrite.js"
+import { nodeFileSystem, storeIoError } from "../store/storeFs.js"
 import {
   absoluteStore,
   freeBytes,
@@ -86,17 +86,17 @@ import {
   pruneEmptyDirs,
   trustedInstalled,
   usableStore
-} from "./internal/ownStoreWrite.js"
-import { MEANINGFUL_PROGRESS_BYTES, withRetries } from "./internal/retryPolicy.js"
-import { type AttemptHooks, transferFile, type TransferSettings } from "./internal/transfer.js"
-import { type CallContext, describeRaw, FetchProbe, type HubModule, hubCall } from "./internal/hubClient.js"
+} from "../store/ownStoreWrite.js"
+import { MEANINGFUL_PROGRESS_BYTES, withRetries } from "./retryPolicy.js"
+import { type AttemptHooks, transferFile, type TransferSettings } from "./transfer.js"
+import { type CallContext, describeRaw, FetchProbe, type HubModule, hubCall } from "./hubClient.js"
 import {
   type InstalledModel,
   ModelDownloader,
   type ModelDownloaderService,
   type StoreRoot
-} from "../services/ModelDownloader.js"
-import { ModelStore as ModelStoreTag, type StoredBlob } from "../services/ModelStore.js"
+} from "../../services/ModelDownloader.js"
+import { ModelStore as ModelStoreTag, type StoredBlob } from "../../services/ModelStore.js"
 
 // ---------------------------------------------------------------------------------------------
 // The downloader

@@ -1,10 +1,10 @@
 /**
  * The GGUF worker process: runs the in-process node-llama-cpp loader (`llama.ts`) for one model
- * and answers the host over the IPC channel (`ggufWorkerProtocol.ts`). Everything llama.cpp and
+ * and answers the host over the IPC channel (`workerProtocol.ts`). Everything llama.cpp and
  * node-llama-cpp do — load, Jinja chat template, tokenize, generate — happens here, so an assert
  * in llama.cpp, a runaway template or a heap exhaustion ends this process, not the host.
  * llama.cpp's log lines go to stderr, which the host keeps to explain a crash.
- * Started by `ggufWorkerProcess.ts`; bundled to `dist/gguf-worker.js` for the CLI.
+ * Started by `workerProcess.ts`; bundled to `dist/gguf-worker.js` for the CLI.
  */
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -21,7 +21,7 @@ import {
   TEST_ABORT_ENV,
   TEST_TRACE_ENV,
   type ToWorker
-} from "./ggufWorkerProtocol.js"
+} from "./workerProtocol.js"
 import { type InProcessModel, makeInProcessLoader } from "./llama.js"
 
 const send = (message: FromWorker) => {
@@ -34,7 +34,7 @@ process.on("SIGINT", () => {})
 // The host is gone (even killed): nothing left to serve.
 process.on("disconnect", () => process.exit(0))
 
-// Test-only hooks, read from this process's environment (see ggufWorkerProtocol.ts).
+// Test-only hooks, read from this process's environment (see workerProtocol.ts).
 const testHooks = (process.env[TEST_ABORT_ENV] ?? "").split(",").filter((h) => h.length > 0).map((h) => {
   const [when = "", match = ""] = h.split(":")
   return { when, match }

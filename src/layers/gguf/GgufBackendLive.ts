@@ -1,5 +1,5 @@
 /**
- * The live GgufBackend. Per instance it keeps a pool of loaded models (`internal/modelPool.ts`:
+ * The live GgufBackend. Per instance it keeps a pool of loaded models (`modelPool.ts`:
  * lazy, shared, idle unload, LRU eviction), each loaded by the LlamaLoader — in a worker process
  * of its own unless `isolation = "none"` — with `parallel` context sequences (requests beyond them
  * wait for one), and resolves model names: local files load directly, anything else through the
@@ -18,14 +18,14 @@ import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as nodePath from "node:path"
 import { fileURLToPath } from "node:url"
-import type { GgufInstanceConfig } from "../domain/ConfigSchema.js"
-import { BackendCrashed, BackendError, ContextOverflow, type DeviceUnavailable, type BackendUnavailable, InvalidModelFile, isLlmspellError, type LlmspellError, ModelNotFound, SchemaViolation, UnsupportedOperation } from "../domain/Errors.js"
-import { checkJsonSchema, structuredAnswer } from "../domain/JsonSchemaCheck.js"
-import { type GenerationPlan, generationPlan } from "../domain/JsonSchemaGrammar.js"
-import { errorToJson } from "../domain/Failure.js"
-import * as Gguf from "../domain/GgufReader.js"
-import * as HubRef from "../domain/HubRef.js"
-import { isFileReference } from "../domain/ModelSpec.js"
+import type { GgufInstanceConfig } from "../../domain/ConfigSchema.js"
+import { BackendCrashed, BackendError, ContextOverflow, type DeviceUnavailable, type BackendUnavailable, InvalidModelFile, isLlmspellError, type LlmspellError, ModelNotFound, SchemaViolation, UnsupportedOperation } from "../../domain/Errors.js"
+import { checkJsonSchema, structuredAnswer } from "../../domain/JsonSchemaCheck.js"
+import { type GenerationPlan, generationPlan } from "./JsonSchemaGrammar.js"
+import { errorToJson } from "../../domain/Failure.js"
+import * as Gguf from "../../domain/GgufReader.js"
+import * as HubRef from "../../domain/HubRef.js"
+import { isFileReference } from "../../domain/ModelSpec.js"
 import type {
   BackendStatus,
   Completion,
@@ -37,17 +37,17 @@ import type {
   ModelInfo,
   ModelLocation,
   ToolCall
-} from "../domain/Types.js"
-import type { Backend } from "../services/Backend.js"
-import { GgufBackendFactory } from "../services/GgufBackend.js"
-import { type LoadedModelHandle, LlamaLoader, type LlamaLoaderService, type LoadOptions } from "../services/LlamaLoader.js"
-import { ModelDownloader, type ModelDownloaderService, type StoreRoot } from "../services/ModelDownloader.js"
-import { ModelStore as ModelStoreTag, type ModelStoreService } from "../services/ModelStore.js"
-import { autoThreads, availableCores } from "./internal/cpu.js"
-import * as ModelPool from "./internal/modelPool.js"
-import { readGgufFile } from "./internal/readGgufFile.js"
+} from "../../domain/Types.js"
+import type { Backend } from "../../services/Backend.js"
+import { GgufBackendFactory } from "../../services/GgufBackend.js"
+import { type LoadedModelHandle, LlamaLoader, type LlamaLoaderService, type LoadOptions } from "../../services/LlamaLoader.js"
+import { ModelDownloader, type ModelDownloaderService, type StoreRoot } from "../../services/ModelDownloader.js"
+import { ModelStore as ModelStoreTag, type ModelStoreService } from "../../services/ModelStore.js"
+import { autoThreads, availableCores } from "./cpu.js"
+import * as ModelPool from "./modelPool.js"
+import { readGgufFile } from "../store/readGgufFile.js"
 import * as LlamaLoaderLive from "./LlamaLoaderLive.js"
-import * as ModelStoreLive from "./ModelStoreLive.js"
+import * as ModelStoreLive from "../store/ModelStoreLive.js"
 
 /** `context_size = "auto"` never goes above this (per sequence): real models advertise 128k. */
 export const CONTEXT_SIZE_CAP = 4096

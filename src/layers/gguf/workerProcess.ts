@@ -1,7 +1,7 @@
 /**
- * The one helper that starts and supervises a GGUF worker process (`ggufWorkerMain.ts`):
+ * The one helper that starts and supervises a GGUF worker process (`workerMain.ts`):
  * `child_process.fork` with an IPC channel whose messages are Schema-encoded and checked
- * (`ggufWorkerProtocol.ts`), the tail of its stderr (llama.cpp's last words before an assert),
+ * (`workerProtocol.ts`), the tail of its stderr (llama.cpp's last words before an assert),
  * how it ended (exit code or signal), and a kill that waits until the process is gone. Closing
  * the scope it was started in kills it, so no worker outlives its model.
  *
@@ -20,7 +20,7 @@ import { existsSync } from "node:fs"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { BackendError } from "../../domain/Errors.js"
-import { decodeFromWorker, encodeToWorker, type FromWorker, type ToWorker } from "./ggufWorkerProtocol.js"
+import { decodeFromWorker, encodeToWorker, type FromWorker, type ToWorker } from "./workerProtocol.js"
 
 /** How a worker ended. */
 export interface WorkerExit {
@@ -56,7 +56,7 @@ const LOG_LINES = 200
 
 /**
  * Which file to run and how: next to the CLI bundle (`dist/gguf-worker.js`), next to this module
- * in the library build (`dist/lib/layers/internal/ggufWorkerMain.js`), or the TypeScript source
+ * in the library build (`dist/lib/layers/gguf/workerMain.js`), or the TypeScript source
  * through tsx (tests, benchmarks). `LLMSPELL_GGUF_WORKER` overrides it (a built worker for benchmarks).
  */
 export const workerEntry = (): { readonly path: string; readonly execArgv: ReadonlyArray<string> } => {
@@ -68,13 +68,13 @@ export const workerEntry = (): { readonly path: string; readonly execArgv: Reado
     return { path: fileURLToPath(new URL("./gguf-worker.js", import.meta.url)), execArgv: [] }
   }
   const here = dirname(fileURLToPath(import.meta.url))
-  const js = join(here, "ggufWorkerMain.js")
+  const js = join(here, "workerMain.js")
   if (existsSync(js)) {
-    // the library build (dist/lib/layers/internal/): the bundled worker next to the CLI starts faster
+    // the library build (dist/lib/layers/gguf/): the bundled worker next to the CLI starts faster
     const bundled = join(here, "..", "..", "..", "gguf-worker.js")
     return { path: existsSync(bundled) ? bundled : js, execArgv: [] }
   }
-  return { path: join(here, "ggufWorkerMain.ts"), execArgv: ["--import", "tsx"] }
+  return { path: join(here, "workerMain.ts"), execArgv: ["--import", "tsx"] }
 }
 
 const startFailed = (reason: string, logs: ReadonlyArray<string>) =>

@@ -29,7 +29,7 @@ import type {
   TokenBias
 } from "node-llama-cpp"
 import { BackendError, ContextOverflow, DeviceUnavailable } from "../../domain/Errors.js"
-import { type GenerationPlan, generationPlan } from "../../domain/JsonSchemaGrammar.js"
+import { type GenerationPlan, generationPlan } from "./JsonSchemaGrammar.js"
 import type { FinishReason, GenerateRequest, ToolCall } from "../../domain/Types.js"
 import type {
   Device,

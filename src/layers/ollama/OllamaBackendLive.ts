@@ -1,7 +1,7 @@
 /**
  * The live OllamaBackend: one `ollama` client per configured Ollama server, reached only through
- * `internal/ollamaClient.ts` (typed errors, spans, aborts) and translated to the shared types by
- * `internal/ollamaMapping.ts`. Instances are `OllamaInstance`s: a `Backend` plus load/unload and
+ * `ollamaClient.ts` (typed errors, spans, aborts) and translated to the shared types by
+ * `ollamaMapping.ts`. Instances are `OllamaInstance`s: a `Backend` plus load/unload and
  * raw-prompt completion.
  *
  * `verify`: Ollama checks each blob's sha256 itself when it pulls it, and keeps its store to
@@ -22,13 +22,13 @@ import * as Stream from "effect/Stream"
 import * as Schema from "effect/Schema"
 import { randomBytes } from "node:crypto"
 import type { AbortableAsyncIterator, Message, Ollama, Tool } from "ollama"
-import type { OllamaInstanceConfig } from "../domain/ConfigSchema.js"
-import { BackendError, ContextOverflow, type LlmspellError, ToolChoiceViolated, UsageError } from "../domain/Errors.js"
-import { errorToJson } from "../domain/Failure.js"
-import type { BackendStatus, Embeddings, GenerateEvent, LoadedModel, PullProgress, ToolCall, ToolChoice } from "../domain/Types.js"
-import { OllamaBackendFactory, type OllamaInstance } from "../services/OllamaBackend.js"
-import * as OllamaClient from "./internal/ollamaClient.js"
-import * as Mapping from "./internal/ollamaMapping.js"
+import type { OllamaInstanceConfig } from "../../domain/ConfigSchema.js"
+import { BackendError, ContextOverflow, type LlmspellError, ToolChoiceViolated, UsageError } from "../../domain/Errors.js"
+import { errorToJson } from "../../domain/Failure.js"
+import type { BackendStatus, Embeddings, GenerateEvent, LoadedModel, PullProgress, ToolCall, ToolChoice } from "../../domain/Types.js"
+import { OllamaBackendFactory, type OllamaInstance } from "../../services/OllamaBackend.js"
+import * as OllamaClient from "./ollamaClient.js"
+import * as Mapping from "./ollamaMapping.js"
 
 /** Status probes answer quickly even when timeout_seconds is long: a hung server is "unavailable", not a hang. */
 const STATUS_TIMEOUT_MS = 10_000

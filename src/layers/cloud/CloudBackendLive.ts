@@ -4,8 +4,8 @@
  * (see `makeClient` for why those packages are not imported). OpenAI and every OpenAI-compatible
  * server speak chat completions (`/chat/completions`, `/models`, `/embeddings`): @effect/ai-openai's
  * `OpenAiLanguageModel` speaks the Responses API, which vLLM, llama-server, groq and the rest do
- * not offer, so one chat-completions mapping (`internal/cloudOpenAi.ts`) serves them all. Anthropic speaks its messages API
- * (`internal/cloudAnthropic.ts`). Status codes become typed errors in `internal/cloudHttp.ts`.
+ * not offer, so one chat-completions mapping (`cloudOpenAi.ts`) serves them all. Anthropic speaks its messages API
+ * (`cloudAnthropic.ts`). Status codes become typed errors in `cloudHttp.ts`.
  *
  * A key that is needed but absent is `MissingCredentials` before any request is sent; `status`
  * reports whether a key is present, never the key. `pull`, `remove` and `verify` are not
@@ -25,15 +25,15 @@ import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import type { CloudInstanceConfig } from "../domain/ConfigSchema.js"
-import { type LlmspellError, MissingCredentials, ModelNotFound, ProviderNotAvailable, UnsupportedOperation } from "../domain/Errors.js"
-import { errorToJson } from "../domain/Failure.js"
-import type { BackendStatus, Completion, Embeddings, GenerateEvent, GenerateRequest, LocalModel, ModelInfo } from "../domain/Types.js"
-import type { Backend, BackendFactory } from "../services/Backend.js"
-import { CloudBackendFactory } from "../services/CloudBackend.js"
-import * as Anthropic from "./internal/cloudAnthropic.js"
-import { type CloudContext, dropped, requestJson, requestSse, type RequestPurpose, scrub, type SseEvent } from "./internal/cloudHttp.js"
-import * as OpenAi from "./internal/cloudOpenAi.js"
+import type { CloudInstanceConfig } from "../../domain/ConfigSchema.js"
+import { type LlmspellError, MissingCredentials, ModelNotFound, ProviderNotAvailable, UnsupportedOperation } from "../../domain/Errors.js"
+import { errorToJson } from "../../domain/Failure.js"
+import type { BackendStatus, Completion, Embeddings, GenerateEvent, GenerateRequest, LocalModel, ModelInfo } from "../../domain/Types.js"
+import type { Backend, BackendFactory } from "../../services/Backend.js"
+import { CloudBackendFactory } from "../../services/CloudBackend.js"
+import * as Anthropic from "./cloudAnthropic.js"
+import { type CloudContext, dropped, requestJson, requestSse, type RequestPurpose, scrub, type SseEvent } from "./cloudHttp.js"
+import * as OpenAi from "./cloudOpenAi.js"
 
 /** How long a models listing is reused (`model list` twice in a row asks once). */
 export const MODELS_CACHE_TTL = Duration.seconds(60)

@@ -13,10 +13,10 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import { ChecksumMismatch, DownloadFailed, InvalidModelFile, type LlmspellError, ModelNotFound } from "../../domain/Errors.js"
 import type * as HubRef from "../../domain/HubRef.js"
-import { ensureDirectory } from "./ensureDirectory.js"
+import { ensureDirectory } from "../store/ensureDirectory.js"
 import { type CallContext, classify, FetchProbe, type HubModule, hubCall } from "./hubClient.js"
-import { hashInto } from "./ownStore.js"
-import { diskFull, ggufProblem } from "./ownStoreWrite.js"
+import { hashInto } from "../store/ownStore.js"
+import { diskFull, ggufProblem } from "../store/ownStoreWrite.js"
 import { Retryable } from "./retryPolicy.js"
 
 /** Bytes gathered before one write to the partial. */

@@ -1,8 +1,8 @@
 /**
  * The live ModelStore: llmspell's own store (manifests and loose `.gguf` files under `model_directory`,
- * see `internal/ownStore.ts`) and the foreign stores named in `[stores]`, walked read-only by
- * `internal/foreignStoreScan.ts`. Touches nothing but the local disk, and writes nothing but the
- * inventory cache in llmspell's own directory (`internal/inventoryCache.ts`, used by `list`; `find`
+ * see `ownStore.ts`) and the foreign stores named in `[stores]`, walked read-only by
+ * `foreignStoreScan.ts`. Touches nothing but the local disk, and writes nothing but the
+ * inventory cache in llmspell's own directory (`inventoryCache.ts`, used by `list`; `find`
  * looks only where a name can live instead): the write path of a pull belongs to the downloader, and
  * foreign stores are never written by anyone here.
  *
@@ -18,21 +18,21 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as fs from "node:fs/promises"
 import * as nodePath from "node:path"
-import type { StoreSetting, StoresConfig } from "../domain/ConfigSchema.js"
-import type { ForeignModel, ForeignStoreRoots } from "../domain/ForeignStores.js"
-import { sameOllamaName } from "../domain/ForeignStores.js"
-import * as HubRef from "../domain/HubRef.js"
-import type { LlmspellError } from "../domain/Errors.js"
-import type { ModelLocation } from "../domain/Types.js"
-import { EffectiveConfig } from "../services/EffectiveConfig.js"
-import type { InstalledModel, ModelDownloaderService, StoreRoot } from "../services/ModelDownloader.js"
-import { type Inventory, ModelStore, type ModelStoreService, type StoredModel } from "../services/ModelStore.js"
-import { resolveDefaultRoots, scanAllEffect, scanForReference } from "./internal/foreignStoreScan.js"
-import { cacheFileOf, scanAllCached } from "./internal/inventoryCache.js"
-import { ggufQuantization } from "./internal/ggufQuantization.js"
-import { fileLocation, filesPresent, type Manifest, matchManifests, readManifests, toInstalled } from "./internal/ownStore.js"
-import * as StoreWrite from "./internal/ownStoreWrite.js"
-import { nodeFileSystem } from "./internal/storeFs.js"
+import type { StoreSetting, StoresConfig } from "../../domain/ConfigSchema.js"
+import type { ForeignModel, ForeignStoreRoots } from "../../domain/ForeignStores.js"
+import { sameOllamaName } from "../../domain/ForeignStores.js"
+import * as HubRef from "../../domain/HubRef.js"
+import type { LlmspellError } from "../../domain/Errors.js"
+import type { ModelLocation } from "../../domain/Types.js"
+import { EffectiveConfig } from "../../services/EffectiveConfig.js"
+import type { InstalledModel, ModelDownloaderService, StoreRoot } from "../../services/ModelDownloader.js"
+import { type Inventory, ModelStore, type ModelStoreService, type StoredModel } from "../../services/ModelStore.js"
+import { resolveDefaultRoots, scanAllEffect, scanForReference } from "./foreignStoreScan.js"
+import { cacheFileOf, scanAllCached } from "./inventoryCache.js"
+import { ggufQuantization } from "./ggufQuantization.js"
+import { fileLocation, filesPresent, type Manifest, matchManifests, readManifests, toInstalled } from "./ownStore.js"
+import * as StoreWrite from "./ownStoreWrite.js"
+import { nodeFileSystem } from "./storeFs.js"
 
 const absoluteStore = (store: StoreRoot): StoreRoot => ({ ...store, directory: nodePath.resolve(store.directory) })
 
@@ -195,7 +195,7 @@ export const make = (
     return yield* scanAllEffect(roots, hfDefaultRoot !== undefined ? { hfDefaultRoot } : {})
   }).pipe(Effect.withSpan("ModelStore.scanForeign"))
 
-  // The inventory of `list`, through the cache in llmspell's model directory (internal/inventoryCache.ts).
+  // The inventory of `list`, through the cache in llmspell's model directory (inventoryCache.ts).
   const scanForeignCached = (store: StoreRoot) =>
     Effect.gen(function*() {
       const { hfDefaultRoot, roots } = yield* foreignRoots(stores)
