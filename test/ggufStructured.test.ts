@@ -166,6 +166,51 @@ const tools = [
 ]
 const paramsOf: Record<string, Schema.Schema<any, any>> = { weather: Weather, convert: Convert }
 
+/** The text outside JSON strings: what the grammar writes between values (whitespace, numbers, punctuation). */
+const outsideStrings = (text: string) => text.replace(/"(?:[^"\\]|\\.)*"/g, "\"\"")
+
+describe("numbers and layout of grammar-constrained JSON (random seeds)", () => {
+  // issue 19 item 7: `0E9949494997497990` is valid JSON, read as 0.0 by Python, for an "integer"
+  const Numbers = {
+    type: "object",
+    properties: {
+      count: { type: "integer" },
+      counts: { type: "array", items: { type: "integer" }, maxItems: 6 },
+      ratio: { type: "number" },
+      ratios: { type: "array", items: { type: "number" }, maxItems: 6 }
+    },
+    required: ["count", "counts", "ratio", "ratios"]
+  }
+  const INTEGER = /^-?(0|[1-9][0-9]*)$/
+  // a fraction, and an exponent of at most two digits without leading zeros: finite in every reader
+  const NUMBER = /^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[1-9][0-9]?)?$/
+  const SEEDS_60 = Array.from({ length: 60 }, (_, i) => i + 1)
+
+  it.effect("integers never carry an exponent, a fraction or leading zeros; numbers stay finite (60 seeds)", () =>
+    Effect.gen(function*() {
+      for (const seed of SEEDS_60) {
+        const { completion } = yield* run(ask({ seed, maxTokens: 600, responseFormat: { schema: Numbers } }))
+        expect(completion.finishReason, `seed ${seed}: ${completion.text}`).toBe("stop")
+        const tokens = outsideStrings(completion.text).match(/-?[0-9][0-9.eE+-]*/g) ?? []
+        const value = JSON.parse(completion.text) as { count: number; counts: Array<number>; ratio: number; ratios: Array<number> }
+        for (const n of [value.count, ...value.counts, value.ratio, ...value.ratios]) expect(Number.isFinite(n), `seed ${seed}`).toBe(true)
+        // the literal text of each integer, in order: count first, then counts
+        const integers = tokens.slice(0, 1 + value.counts.length)
+        for (const t of integers) expect(t, `seed ${seed}: ${completion.text}`).toMatch(INTEGER)
+        for (const t of tokens) expect(t, `seed ${seed}: ${completion.text}`).toMatch(NUMBER)
+      }
+    }), 180_000)
+
+  it.effect("grammar-forced JSON is compact: no whitespace between tokens (20 seeds)", () =>
+    Effect.gen(function*() {
+      const Form = { type: "object", properties: { name: { type: "string", maxLength: 8 }, tags: { type: "array", items: { type: "integer" }, maxItems: 3 }, inner: { type: "object", properties: { ok: { type: "boolean" } } } } }
+      for (const seed of SEEDS) {
+        const answer = yield* run(ask({ seed, responseFormat: { schema: Form } }))
+        expect(outsideStrings(answer.completion.text), `seed ${seed}: ${JSON.stringify(answer.completion.text)}`).not.toMatch(/\s/)
+      }
+    }), 120_000)
+})
+
 describe("toolChoice on a random-weights GGUF model", () => {
   it.effect("required: always one ToolCall of an offered tool, params decoding with its schema, finish tool-calls", () =>
     Effect.gen(function*() {

@@ -13,6 +13,7 @@ import {
   type GrammarSchema,
   toGrammarSchema
 } from "../src/layers/gguf/JsonSchemaGrammar.js"
+import { narrowJsonGrammar } from "../src/layers/gguf/llamaGrammar.js"
 import type { GenerateRequest } from "../src/domain/Types.js"
 
 const ok = (schema: unknown) => {
@@ -216,4 +217,37 @@ describe("generationPlan", () => {
     // a refused tool is irrelevant when toolChoice is none
     expect(Either.isRight(generationPlan({ ...base, toolChoice: "none", tools: [{ name: "t", parameters: { not: {} } }] }))).toBe(true)
   })
+})
+
+describe("narrowJsonGrammar over node-llama-cpp's own JSON grammar", () => {
+  it("leaves no free whitespace, no exponent on integers, a bounded exponent on numbers, and no trailing newlines", async () => {
+    const { getLlama } = await import("node-llama-cpp")
+    const llama = await getLlama({ gpu: false, build: "never", progressLogs: false })
+    const schema = ok({
+      type: "object",
+      properties: {
+        n: { type: "integer" },
+        xs: { type: "array", items: { type: "number" } },
+        inner: { type: "object", properties: { s: { type: "string" } } },
+        free: { type: "object", additionalProperties: true },
+        any: {}
+      }
+    }).grammar
+    const original = (await llama.createGrammarForJsonSchema(schema as never)).grammar
+    // node-llama-cpp's rule names this depends on (a renamed rule would leave whitespace in)
+    for (const name of ["integer-number-rule", "fractional-number-rule", "string-char-rule", "string-rule"]) {
+      expect(original).toMatch(new RegExp(`^${name} ::= `, "m"))
+    }
+    expect(original).toMatch(/^whitespace-[a-z0-9-]+-rule ::= .*\[\\n\]/m)
+    expect(original).toContain("[ ]?")
+    const narrowed = narrowJsonGrammar(original)
+    expect(narrowed).not.toContain("[ ]?")
+    expect(narrowed).not.toContain("[\\n]")
+    expect(narrowed).not.toMatch(/"\\t"|"    "|" "\{/)
+    expect(narrowed).toMatch(/^integer-number-rule ::= "-"\? \("0" \| \[1-9\] \[0-9\]\{0,15\}\)$/m)
+    expect(narrowed).toMatch(/^fractional-number-rule ::= .*\[eE\] \[-\+\]\? \[1-9\] \[0-9\]\?\)\?$/m)
+    expect(narrowed.split("\n").find((l) => l.startsWith("root ::= "))).not.toContain("\\n")
+    // llama.cpp parses it
+    await llama.createGrammar({ grammar: narrowed })
+  }, 30_000)
 })

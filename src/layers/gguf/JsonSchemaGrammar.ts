@@ -25,7 +25,7 @@
  * | `minLength`/`maxLength` | grammar; `maxLength` defaults to `limits.maxStringLength` | a weak model can keep a string going until `maxTokens` |
  * | `minItems`/`maxItems`, `minProperties`/`maxProperties` | grammar; `maxItems` (and `maxProperties` of free-form objects) get defaults | same: termination |
  * | integer `minimum`/`maximum`/`exclusive*` (+ `multipleOf`) with both ends and at most `limits.maxEnumeratedIntegers` (128) values | grammar, as an `enum` of the integers | node-llama-cpp has no numeric bounds |
- * | other numeric bounds, `multipleOf` | checked after | no grammar for them (numbers are bounded to 16 digits by node-llama-cpp itself) |
+ * | other numeric bounds, `multipleOf` | checked after | no grammar for them (numbers are bounded to 16 digits, integers take no exponent, a number's exponent at most two digits: `llamaGrammar.narrowJsonGrammar`) |
  * | `pattern`, `uniqueItems` | checked after | no grammar for them |
  * | `format` `date-time`/`date`/`time` | grammar | node-llama-cpp has them |
  * | other `format`s, `title`, `description`, `default`, `examples`, `$comment`, … | annotations (assert nothing, as in JSON Schema) | `description` is kept: function calling shows it to the model |

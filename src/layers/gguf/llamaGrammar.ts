@@ -29,6 +29,40 @@ const STRING_CHAR_RULE = String.raw`string-char-rule ::= [^"\\\x7F\x00-\x1F\uD80
 const KEY_RULE = String.raw`string-rule ::= "\"" ( string-char-rule ){0,64} "\""`
 
 /**
+ * node-llama-cpp 3.22 lets an integer carry an exponent (`0E9949494997497990` is an "integer" to
+ * it: valid JSON, 0.0 to Python, a float to most readers): an integer is digits without leading
+ * zeros, nothing else.
+ */
+const INTEGER_RULE = String.raw`integer-number-rule ::= "-"? ("0" | [1-9] [0-9]{0,15})`
+
+/**
+ * A number keeps its fraction and exponent, but an exponent of at most two digits without leading
+ * zeros: node-llama-cpp allows 16 (`1E9999999999999999` is Infinity to JavaScript, which then
+ * writes it back as `null`).
+ */
+const NUMBER_RULE = String.raw`fractional-number-rule ::= "-"? ("0" | [1-9] [0-9]{0,15}) ("." [0-9]{1,16})? ([eE] [-+]? [1-9] [0-9]?)?`
+
+/**
+ * node-llama-cpp's JSON grammar as llmspell generates with it: narrower strings, keys and numbers
+ * (above), and compact. node-llama-cpp lets the model indent (a newline and 4 spaces per level,
+ * or a space after `:` and `,`), which spends the token budget on whitespace, and ends the root
+ * with four newlines it then stops on (`stopGenerationTriggers`): here no whitespace is allowed
+ * between tokens, and the document ends at its last character, where llama.cpp's grammar allows
+ * only an end-of-generation token (one token instead of up to four). Rule names are
+ * node-llama-cpp's (`gbnfJson/terminals/gbnfConsts.js`); the grammar tests pin them.
+ */
+export const narrowJsonGrammar = (gbnf: string): string =>
+  gbnf
+    .replace(/^string-char-rule ::= .*$/m, STRING_CHAR_RULE)
+    .replace(/^string-rule ::= .*$/m, KEY_RULE)
+    .replace(/^integer-number-rule ::= .*$/m, INTEGER_RULE)
+    .replace(/^fractional-number-rule ::= .*$/m, NUMBER_RULE)
+    .replace(/^(comma-whitespace-[a-z0-9-]+-rule) ::= .*$/gm, `$1 ::= ","`)
+    .replace(/^(whitespace-[a-z0-9-]+-rule) ::= .*$/gm, `$1 ::= ""`)
+    .replace(/\[ \]\?/g, `""`)
+    .replace(/^(root ::= .*) "\\n\\n\\n\\n" \[\\n\]\*$/m, "$1")
+
+/**
  * llama.cpp's grammar decodes byte-fallback tokens (`<0xC1>`, …) one byte at a time and checks
  * continuation bytes, but not overlong forms: `<0xC1><0x81>` is "A" to the grammar and two
  * replacement characters once detokenized, so a string could break its length bound. Under a
@@ -85,14 +119,8 @@ export const makeGrammarCache = () => {
         if (p === undefined) {
           p = (async () => {
             const json = await model.llama.createGrammarForJsonSchema(plan.schema as never) as LlamaGrammar
-            const narrowed = json.grammar
-              .replace(/^string-char-rule ::= .*$/m, STRING_CHAR_RULE)
-              .replace(/^string-rule ::= .*$/m, KEY_RULE)
-            return narrowed === json.grammar ? json : model.llama.createGrammar({
-              grammar: narrowed,
-              stopGenerationTriggers: json.stopGenerationTriggers,
-              trimWhitespaceSuffix: json.trimWhitespaceSuffix
-            })
+            // no stop triggers: the narrowed root ends at the document's last character
+            return model.llama.createGrammar({ grammar: narrowJsonGrammar(json.grammar), trimWhitespaceSuffix: true })
           })()
           p.catch(() => grammars.delete(key))
           if (grammars.size >= GRAMMAR_CACHE_SIZE) grammars.delete(grammars.keys().next().value!)
