@@ -7,8 +7,8 @@
  * `description`, `format`, `default`, …) assert nothing and are accepted. Pure: no I/O.
  */
 import * as Either from "effect/Either"
-import { SchemaViolation, UnsupportedSchema } from "./Errors.js"
-import type { ResponseFormat } from "./Types.js"
+import { IncompleteAnswer, SchemaViolation, UnsupportedSchema } from "./Errors.js"
+import type { Completion, GenerateRequest, ResponseFormat } from "./Types.js"
 
 type JsonSchema = Readonly<Record<string, unknown>>
 
@@ -235,3 +235,39 @@ export const structuredAnswer = (
   const problem = checkJsonSchema(format.schema, value)
   return problem === undefined ? Either.right(value) : Either.left(new SchemaViolation({ model, problem, answer: text.slice(0, 400) }))
 }
+
+const parses = (text: string): boolean => {
+  try {
+    JSON.parse(text)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/**
+ * A completion with `incomplete` set where the token limit (`length`) cut what the request asked
+ * for in a shape: a `json`/`{ schema }` answer whose JSON does not parse (`answer`), or no call
+ * where `toolChoice` forced one (`tool-call`). Backend-neutral (Ollama, cloud and GGUF answers
+ * alike); one already marked is left as it is.
+ */
+export const markIncomplete = (request: GenerateRequest, completion: Completion): Completion => {
+  if (completion.finishReason !== "length" || completion.incomplete !== undefined) return completion
+  const format = request.responseFormat
+  if ((format === "json" || typeof format === "object") && !parses(completion.text)) return { ...completion, incomplete: "answer" }
+  const forced = request.toolChoice === "required" || typeof request.toolChoice === "object"
+  if (forced && (request.tools ?? []).length > 0 && (completion.toolCalls ?? []).length === 0) {
+    return { ...completion, incomplete: "tool-call" }
+  }
+  return completion
+}
+
+/** The error `run` fails with for a completion the token limit left `incomplete`. */
+export const incompleteAnswer = (request: GenerateRequest, completion: Completion): IncompleteAnswer | undefined =>
+  completion.incomplete === undefined ? undefined : new IncompleteAnswer({
+    model: completion.model,
+    part: completion.incomplete,
+    completionTokens: completion.usage.completionTokens,
+    ...(request.maxTokens !== undefined ? { maxTokens: request.maxTokens } : {}),
+    answer: completion.text.slice(0, 400)
+  })

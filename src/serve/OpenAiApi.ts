@@ -9,7 +9,8 @@ import * as Schema from "effect/Schema"
 import { json } from "./Http.js"
 import { chatCompletions } from "./OpenAiChat.js"
 import { responses } from "./OpenAiResponses.js"
-import { body, fail, handle } from "./OpenAiWire.js"
+import { body, fail, handle, openAiTerms } from "./OpenAiWire.js"
+import type { FieldTable } from "./RequestFields.js"
 import { checkSpec, noteTokens, type RouteContext, servedName } from "./Routes.js"
 
 const EmbeddingsBody = Schema.Struct({
@@ -19,9 +20,20 @@ const EmbeddingsBody = Schema.Struct({
   dimensions: Schema.optional(Schema.Number.pipe(Schema.int(), Schema.positive()))
 })
 
+/** `/v1/embeddings` (openai 7.59's `EmbeddingCreateParams`). */
+const EMBEDDINGS_FIELDS: FieldTable = {
+  model: { kind: "honoured", as: "the model spec" },
+  input: { kind: "honoured", as: "the inputs" },
+  encoding_format: { kind: "honoured", as: "float or base64" },
+  dimensions: { kind: "honoured", as: "the vectors cut to this length" },
+  user: { kind: "no effect", why: "an end-user id for the provider's abuse monitoring" }
+}
+
+const EMBEDDING_TERMS = openAiTerms("max_tokens", "", "")
+
 /** The OpenAI routes, over a RouteContext. */
 export const routes = (ctx: RouteContext): HttpRouter.HttpRouter<never, never> => {
-  const models = handle(Effect.gen(function*() {
+  const models = handle(EMBEDDING_TERMS)(Effect.gen(function*() {
     const list = yield* ctx.llm.list("all")
     return json({
       object: "list",
@@ -34,8 +46,8 @@ export const routes = (ctx: RouteContext): HttpRouter.HttpRouter<never, never> =
     })
   }))
 
-  const embeddings = handle(Effect.gen(function*() {
-    const b = yield* body(ctx, EmbeddingsBody)
+  const embeddings = handle(EMBEDDING_TERMS)(Effect.gen(function*() {
+    const b = yield* body(ctx, EmbeddingsBody, EMBEDDINGS_FIELDS)
     const spec = yield* checkSpec(ctx, b.model)
     const inputs = typeof b.input === "string" ? [b.input] : b.input
     if (inputs.length === 0) return yield* fail("input must not be empty")

@@ -8,6 +8,7 @@ import * as Either from "effect/Either"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import type { ChatMessage, Completion, GenerateRequest, ResponseFormat, ToolChoice } from "../domain/Types.js"
+import { toApiFailure } from "./ApiTerms.js"
 import { json, sse } from "./Http.js"
 import {
   body,
@@ -17,14 +18,18 @@ import {
   id,
   JsonObject,
   lastCompletion,
+  openAiTerms,
   optional,
   run,
   safeParse,
+  samplingOf,
+  SamplingWire,
   seconds,
   textOf,
   toolDefinition,
   usage
 } from "./OpenAiWire.js"
+import { OPENAI_CHAT_FIELDS } from "./RequestFields.js"
 import { checkSpec, noteTokens, type RouteContext } from "./Routes.js"
 
 const ChatMessageWire = Schema.Struct({
@@ -66,20 +71,21 @@ const ResponseFormatWire = Schema.Union(
 const ChatBody = Schema.Struct({
   model: Schema.optional(Schema.String),
   stream: Schema.optional(Schema.NullOr(Schema.Boolean)),
-  temperature: Schema.optional(Schema.NullOr(Schema.Number)),
-  top_p: Schema.optional(Schema.NullOr(Schema.Number)),
-  seed: Schema.optional(Schema.NullOr(Schema.Number)),
+  ...SamplingWire,
   messages: Schema.Array(ChatMessageWire),
-  stream_options: Schema.optional(Schema.NullOr(Schema.Struct({ include_usage: Schema.optional(Schema.Boolean) }))),
+  stream_options: Schema.optional(Schema.NullOr(Schema.Struct({ include_usage: Schema.optional(Schema.NullOr(Schema.Boolean)) }))),
   max_tokens: Schema.optional(Schema.NullOr(Schema.Number)),
   max_completion_tokens: Schema.optional(Schema.NullOr(Schema.Number)),
   stop: Schema.optional(Schema.NullOr(Schema.Union(Schema.String, Schema.Array(Schema.String)))),
+  logit_bias: Schema.optional(Schema.NullOr(Schema.Record({ key: Schema.String, value: Schema.Number }))),
   tools: Schema.optional(Schema.NullOr(Schema.Array(FunctionTool))),
   tool_choice: Schema.optional(Schema.NullOr(ToolChoiceWire)),
   response_format: Schema.optional(Schema.NullOr(ResponseFormatWire)),
-  n: Schema.optional(Schema.NullOr(Schema.Literal(1))),
   reasoning_effort: Schema.optional(Schema.NullOr(Schema.String))
 })
+
+/** Chat completions' words for the request's fields. */
+const terms = openAiTerms("max_tokens", "response_format.json_schema.schema", "response_format {\"type\": \"json_object\"}")
 
 const finishReason = (completion: Completion) =>
   completion.finishReason === "tool-calls" ? "tool_calls" : completion.finishReason === "length" ? "length" : "stop"
@@ -121,8 +127,8 @@ const toMessages = (messages: ReadonlyArray<typeof ChatMessageWire.Type>): Eithe
 
 /** `POST /v1/chat/completions`. */
 export const chatCompletions = (ctx: RouteContext) =>
-handle(Effect.gen(function*() {
-  const b = yield* body(ctx, ChatBody)
+handle(terms)(Effect.gen(function*() {
+  const b = yield* body(ctx, ChatBody, OPENAI_CHAT_FIELDS)
   const spec = yield* checkSpec(ctx, b.model)
   const messages = yield* fromEither(toMessages(b.messages))
   const tools = (b.tools ?? []).map((t) => toolDefinition(t.function.name, t.function.description, t.function.parameters))
@@ -143,9 +149,8 @@ handle(Effect.gen(function*() {
   const request: GenerateRequest = {
     messages,
     ...optional("maxTokens", maxTokens),
-    ...optional("temperature", b.temperature),
-    ...optional("topP", b.top_p),
-    ...optional("seed", b.seed),
+    ...samplingOf(b),
+    ...optional("logitBias", b.logit_bias),
     ...(stop !== undefined && stop.length > 0 ? { stop } : {}),
     ...(tools.length > 0 ? { tools } : {}),
     ...(choice !== undefined && (tools.length > 0 || choice === "none") ? { toolChoice: choice } : {}),
@@ -219,5 +224,5 @@ handle(Effect.gen(function*() {
       })
     )
   )
-  return sse(body$)
+  return sse(Stream.mapError(body$, toApiFailure(terms)))
 }))

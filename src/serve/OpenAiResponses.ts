@@ -8,6 +8,7 @@ import * as Either from "effect/Either"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import type { ChatMessage, Completion, GenerateRequest, ResponseFormat, ToolChoice } from "../domain/Types.js"
+import { toApiFailure } from "./ApiTerms.js"
 import { json, sse } from "./Http.js"
 import {
   body,
@@ -16,13 +17,17 @@ import {
   id,
   JsonObject,
   lastCompletion,
+  openAiTerms,
   optional,
   run,
   safeParse,
+  samplingOf,
+  SamplingWire,
   seconds,
   textOf,
   toolDefinition
 } from "./OpenAiWire.js"
+import { OPENAI_RESPONSES_FIELDS } from "./RequestFields.js"
 import { checkSpec, noteTokens, type RouteContext } from "./Routes.js"
 
 /** Responses API input items (the subset a stateless server can serve). */
@@ -40,9 +45,7 @@ const ResponseInputItem = Schema.Union(
 const ResponsesBody = Schema.Struct({
   model: Schema.optional(Schema.String),
   stream: Schema.optional(Schema.NullOr(Schema.Boolean)),
-  temperature: Schema.optional(Schema.NullOr(Schema.Number)),
-  top_p: Schema.optional(Schema.NullOr(Schema.Number)),
-  seed: Schema.optional(Schema.NullOr(Schema.Number)),
+  ...SamplingWire,
   input: Schema.Union(Schema.String, Schema.Array(ResponseInputItem)),
   instructions: Schema.optional(Schema.NullOr(Schema.String)),
   max_output_tokens: Schema.optional(Schema.NullOr(Schema.Number)),
@@ -57,18 +60,26 @@ const ResponsesBody = Schema.Struct({
     Schema.Struct({ type: Schema.Literal("function"), name: Schema.String })
   ))),
   text: Schema.optional(Schema.NullOr(Schema.Struct({
-    format: Schema.optional(Schema.Union(
+    format: Schema.optional(Schema.NullOr(Schema.Union(
       Schema.Struct({ type: Schema.Literal("text") }),
       Schema.Struct({ type: Schema.Literal("json_object") }),
       Schema.Struct({ type: Schema.Literal("json_schema"), name: Schema.optional(Schema.String), schema: JsonObject })
-    ))
+    ))),
+    verbosity: Schema.optional(Schema.NullOr(Schema.Literal("medium")))
+  }))),
+  reasoning: Schema.optional(Schema.NullOr(Schema.Struct({
+    effort: Schema.optional(Schema.NullOr(Schema.String)),
+    summary: Schema.optional(Schema.NullOr(Schema.String))
   })))
 })
 
+/** The Responses API's words for the request's fields. */
+const terms = openAiTerms("max_output_tokens", "text.format.schema", "text.format {\"type\": \"json_object\"}")
+
 /** `POST /v1/responses`. */
 export const responses = (ctx: RouteContext) =>
-handle(Effect.gen(function*() {
-  const b = yield* body(ctx, ResponsesBody)
+handle(terms)(Effect.gen(function*() {
+  const b = yield* body(ctx, ResponsesBody, OPENAI_RESPONSES_FIELDS)
   const spec = yield* checkSpec(ctx, b.model)
   const messages: Array<ChatMessage> = []
   if (b.instructions != null && b.instructions !== "") messages.push({ role: "system", content: b.instructions })
@@ -102,16 +113,19 @@ handle(Effect.gen(function*() {
       messages.push({ role: item.role === "developer" ? "system" : item.role, content: text.right })
     }
   }
-  const tools = (b.tools ?? []).flatMap((t) =>
-    t.type === "function" && t.name !== undefined ? [toolDefinition(t.name, t.description, t.parameters)] : []
-  )
+  // a built-in tool (web search, code interpreter, …) cannot run here: refused, never dropped
+  const builtIn = (b.tools ?? []).find((t) => t.type !== "function" || t.name === undefined)
+  if (builtIn !== undefined) {
+    return yield* fail(`tools: a ${JSON.stringify(builtIn.type)} tool is not supported by llmspell serve; only function tools (with a name) are`)
+  }
+  const tools = (b.tools ?? []).map((t) => toolDefinition(t.name!, t.description, t.parameters))
   const choice: ToolChoice | undefined = b.tool_choice == null
     ? undefined
     : typeof b.tool_choice === "string"
     ? b.tool_choice
     : { tool: b.tool_choice.name }
   const f = b.text?.format
-  const format: ResponseFormat | undefined = f === undefined || f.type === "text"
+  const format: ResponseFormat | undefined = f == null || f.type === "text"
     ? undefined
     : f.type === "json_object"
     ? "json"
@@ -119,9 +133,8 @@ handle(Effect.gen(function*() {
   const request: GenerateRequest = {
     messages,
     ...optional("maxTokens", b.max_output_tokens),
-    ...optional("temperature", b.temperature),
-    ...optional("topP", b.top_p),
-    ...optional("seed", b.seed),
+    ...samplingOf(b),
+    ...(b.reasoning?.effort != null ? { reasoning: b.reasoning.effort !== "none" } : {}),
     ...(tools.length > 0 ? { tools } : {}),
     ...(choice !== undefined && (tools.length > 0 || choice === "none") ? { toolChoice: choice } : {}),
     ...(format !== undefined ? { responseFormat: format } : {})
@@ -255,5 +268,5 @@ handle(Effect.gen(function*() {
       })
     )
   )
-  return sse(body$)
+  return sse(Stream.mapError(body$, toApiFailure(terms)))
 }))

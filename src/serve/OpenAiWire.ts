@@ -11,7 +11,9 @@ import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import { randomBytes } from "node:crypto"
 import type { Completion, GenerateEvent, GenerateRequest, ToolDefinition } from "../domain/Types.js"
-import { decodeBody, HttpFailure, json, readJson, toHttpFailure } from "./Http.js"
+import { type ApiTerms, toApiFailure } from "./ApiTerms.js"
+import { decodeBody, HttpFailure, json, readJson } from "./Http.js"
+import { type FieldTable, refusedField } from "./RequestFields.js"
 import { noteTokens, type RouteContext, type RouteEnv, started } from "./Routes.js"
 
 /** A JSON object of any content (a JSON Schema, tool parameters). */
@@ -68,13 +70,73 @@ export const toolDefinition = (
 export const optional = <K extends string, V>(key: K, value: V | null | undefined): { [P in K]?: V } =>
   (value != null ? { [key]: value } : {}) as { [P in K]?: V }
 
-/** A body decoded with its Schema (a 400 naming what is wrong). */
-export const body = <A, I>(ctx: RouteContext, schema: Schema.Schema<A, I>) => Effect.flatMap(readJson(ctx), decodeBody(schema))
+/**
+ * A body checked against its route's field table (a field that cannot be honoured is a 400
+ * naming it), then decoded with its Schema (a 400 naming what is wrong).
+ */
+export const body = <A, I>(ctx: RouteContext, schema: Schema.Schema<A, I>, fields: FieldTable) =>
+  Effect.flatMap(readJson(ctx), (raw) => {
+    const refused = refusedField(fields, raw)
+    return refused !== undefined ? fail(refused) : decodeBody(schema)(raw)
+  })
 
-/** Errors as OpenAI sends them. */
-export const handle = <E>(effect: Effect.Effect<HttpServerResponse.HttpServerResponse, E, RouteEnv>) =>
+const NullableNumber = Schema.optional(Schema.NullOr(Schema.Number))
+
+/** The sampling fields both routes take (OpenAI's, and the llama-server extensions). */
+export const SamplingWire = {
+  temperature: NullableNumber,
+  top_p: NullableNumber,
+  seed: NullableNumber,
+  frequency_penalty: NullableNumber,
+  presence_penalty: NullableNumber,
+  top_k: NullableNumber,
+  min_p: NullableNumber,
+  repeat_penalty: NullableNumber,
+  repeat_last_n: NullableNumber,
+  parallel_tool_calls: Schema.optional(Schema.NullOr(Schema.Boolean))
+}
+
+/** The sampling fields as the request's (their ranges are checked with the request, by name). */
+export const samplingOf = (b: Schema.Struct.Type<typeof SamplingWire>): Partial<GenerateRequest> => ({
+  ...optional("temperature", b.temperature),
+  ...optional("topP", b.top_p),
+  ...optional("seed", b.seed),
+  ...optional("frequencyPenalty", b.frequency_penalty),
+  ...optional("presencePenalty", b.presence_penalty),
+  ...optional("topK", b.top_k),
+  ...optional("minP", b.min_p),
+  ...optional("repeatPenalty", b.repeat_penalty),
+  ...optional("repeatLastN", b.repeat_last_n),
+  ...optional("parallelToolCalls", b.parallel_tool_calls)
+})
+
+/** The request fields by OpenAI's names (for errors); `maxTokens` differs per route. */
+export const openAiTerms = (maxTokens: string, schema: string, freeJson: string): ApiTerms => ({
+  fields: {
+    maxTokens,
+    temperature: "temperature",
+    topP: "top_p",
+    topK: "top_k",
+    seed: "seed",
+    minP: "min_p",
+    frequencyPenalty: "frequency_penalty",
+    presencePenalty: "presence_penalty",
+    repeatPenalty: "repeat_penalty",
+    repeatLastN: "repeat_last_n",
+    logitBias: "logit_bias",
+    parallelToolCalls: "parallel_tool_calls",
+    toolChoice: "tool_choice",
+    responseFormat: schema,
+    reasoning: "reasoning_effort"
+  },
+  schema,
+  freeJson
+})
+
+/** Errors as OpenAI sends them, in the route's terms (`max_tokens` on chat, `max_output_tokens` on responses). */
+export const handle = (terms: ApiTerms) => <E>(effect: Effect.Effect<HttpServerResponse.HttpServerResponse, E, RouteEnv>) =>
   Effect.catchAll(effect, (e) => {
-    const failure = toHttpFailure(e)
+    const failure = toApiFailure(terms)(e)
     const code = failure.status === 404 ? "model_not_found" : failure.status === 401 ? "invalid_api_key" : null
     return Effect.succeed(json(
       { error: { message: failure.message, type: failure.status === 404 ? "invalid_request_error" : failure.type, param: null, code } },

@@ -38,9 +38,9 @@
  * let us bound; a budget that still runs out is reported as a `SchemaViolation` by the caller.
  */
 import * as Either from "effect/Either"
-import { UnsupportedSchema } from "../../domain/Errors.js"
-import { ANNOTATIONS, ASSERTIONS, isObject, resolveLocalRef } from "../../domain/JsonSchemaCheck.js"
-import type { GenerateRequest, ToolDefinition } from "../../domain/Types.js"
+import { SchemaViolation, UnsupportedSchema } from "../../domain/Errors.js"
+import { ANNOTATIONS, ASSERTIONS, isObject, resolveLocalRef, structuredAnswer } from "../../domain/JsonSchemaCheck.js"
+import type { Completion, GenerateRequest, ToolDefinition } from "../../domain/Types.js"
 
 /** A JSON object in node-llama-cpp's `GbnfJsonSchema` subset. */
 export type GrammarSchema = { readonly [key: string]: unknown }
@@ -423,3 +423,41 @@ export const generationPlan = (
       instructions: toolInstructions(tools, !forced)
     }
   })
+
+/**
+ * The end of a constrained generation, checked: JSON breaking a keyword the grammar does not
+ * enforce (`pattern`, numeric bounds, …), or text that is not the grammar's JSON, is a
+ * `SchemaViolation`, never half a document reported as success. Running out of tokens is not
+ * one: a `length` finish keeps its partial answer, marked `incomplete` (`answer`, or
+ * `tool-call` for a call that was not made), unless the answer is whole anyway (cut right at its
+ * end), which is a `stop`.
+ */
+export const constrainedOutcome = (
+  model: string,
+  plan: GenerationPlan,
+  request: GenerateRequest,
+  completion: Completion
+): Either.Either<Completion, SchemaViolation> => {
+  if (plan._tag !== "Grammar" || completion.finishReason === "abort" || completion.finishReason === "tool-calls") {
+    return Either.right(completion)
+  }
+  if (completion.finishReason === "length") {
+    if (plan.output === "answer") {
+      return Either.isRight(structuredAnswer(model, completion.text, request.responseFormat))
+        ? Either.right({ ...completion, finishReason: "stop" })
+        : Either.right({ ...completion, incomplete: "answer" })
+    }
+    // the worker left the partial answer of an `{ answer }` alternative as text, and no text for a call
+    return Either.right({ ...completion, incomplete: completion.text.length > 0 ? "answer" : "tool-call" })
+  }
+  if (completion.finishReason !== "stop") {
+    return Either.left(
+      new SchemaViolation({
+        model,
+        problem: `the ${plan.output === "tool" ? "forced tool call" : "JSON answer"} is not the JSON its grammar allows`,
+        answer: completion.text.slice(0, 400)
+      })
+    )
+  }
+  return Either.map(structuredAnswer(model, completion.text, request.responseFormat), () => completion)
+}

@@ -17,14 +17,17 @@ import type {
   LlamaContext,
   LlamaContextSequence,
   LlamaGrammar,
-  LlamaModel
+  LlamaModel,
+  LLamaContextualRepeatPenalty,
+  Token,
+  TokenBias
 } from "node-llama-cpp"
 import { BackendError, ContextOverflow } from "../../domain/Errors.js"
 import type { FinishReason, GenerateRequest, ToolCall } from "../../domain/Types.js"
 import type { LoaderEvent } from "../../services/LlamaLoader.js"
 import { toHistory } from "./chatHistory.js"
 import { type GenerationPlan, generationPlan } from "./JsonSchemaGrammar.js"
-import { grammarBias } from "./llamaGrammar.js"
+import { grammarBannedTokens, grammarBias } from "./llamaGrammar.js"
 import { type LogBuffer, type NodeLlamaCpp, toBackendError } from "./llamaRuntime.js"
 
 const finishReason = (response: LlamaChatResponse): FinishReason => {
@@ -108,6 +111,12 @@ const makeTextBuffer = (emitText: (text: string, kind: "text" | "reasoning") => 
   }
 }
 
+/** The answer inside a cut-off `{"answer": …` alternative (grammar JSON is compact), or "" for a cut-off tool call. */
+const partialAnswer = (text: string): string => {
+  const prefix = /^\{"answer":/.exec(text)
+  return prefix === null ? "" : text.slice(prefix[0].length)
+}
+
 /** The JSON a grammar-forced tool call (or its `{ answer }` alternative) ends with, or undefined when it is cut off. */
 const parseForced = (text: string): { readonly name: string; readonly arguments: unknown } | { readonly answer: unknown } | undefined => {
   try {
@@ -120,6 +129,49 @@ const parseForced = (text: string): { readonly name: string; readonly arguments:
   } catch {
     return undefined
   }
+}
+
+/**
+ * The request's penalties as node-llama-cpp's `repeatPenalty` (llama.cpp's penalties sampler):
+ * absent when the request sets none, so node-llama-cpp's defaults stay; `repeatLastN` 0 turns
+ * every penalty off, -1 looks back over the whole context.
+ */
+const repeatPenaltyOf = (request: GenerateRequest, contextSize: number): { readonly repeatPenalty?: LLamaContextualRepeatPenalty | false } => {
+  const { frequencyPenalty, presencePenalty, repeatLastN, repeatPenalty } = request
+  if (frequencyPenalty === undefined && presencePenalty === undefined && repeatPenalty === undefined && repeatLastN === undefined) return {}
+  if (repeatLastN === 0) return { repeatPenalty: false }
+  return {
+    repeatPenalty: {
+      ...(repeatPenalty !== undefined ? { penalty: repeatPenalty } : {}),
+      ...(frequencyPenalty !== undefined ? { frequencyPenalty } : {}),
+      ...(presencePenalty !== undefined ? { presencePenalty } : {}),
+      ...(repeatLastN !== undefined ? { lastTokens: repeatLastN === -1 ? contextSize : repeatLastN } : {})
+    }
+  }
+}
+
+/**
+ * The token bias of one generation: the tokens a grammar bans (per model, `llamaGrammar.ts`),
+ * and the request's `logitBias` (OpenAI's: added to the logits, by token id) on top; none
+ * when neither applies.
+ */
+const tokenBiasFor = (
+  lib: NodeLlamaCpp,
+  model: LlamaModel,
+  constrained: boolean,
+  logitBias: Readonly<Record<string, number>> | undefined
+): TokenBias | undefined => {
+  const banned = constrained ? grammarBias(lib, model) : undefined
+  if (logitBias === undefined || Object.keys(logitBias).length === 0) return banned
+  const bias = new lib.TokenBias(model.tokenizer)
+  for (const token of constrained ? grammarBannedTokens(model) : []) bias.set(token, "never")
+  // an id beyond the vocabulary would index past llama.cpp's logits: it names no token, so it is left out
+  const vocabulary = (model.fileInfo.metadata as { tokenizer?: { ggml?: { tokens?: { length?: unknown } } } }).tokenizer?.ggml?.tokens?.length
+  for (const [id, logit] of Object.entries(logitBias)) {
+    const token = Number(id)
+    if (typeof vocabulary === "number" && token < vocabulary) bias.set(token as Token, { logit })
+  }
+  return bias
 }
 
 /** A context sequence and the LlamaChat bound to it, handed to one request at a time. */
@@ -166,7 +218,7 @@ export const generateOn = (
         (e) => new BackendError({ backend: "gguf", operation: "generate", reason: e.message, suggestion: e.hint })
       )
       const grammar = yield* grammarFor(model, plan)
-      const bias = grammar !== undefined ? grammarBias(lib, model) : undefined
+      const bias = tokenBiasFor(lib, model, grammar !== undefined, request.logitBias)
       // A disposed sequence frees its slot asynchronously (an immediate getSequence() can still
       // throw "No sequences left"), so sequences are created once and handed round; LlamaChat also
       // reuses the prompt prefix a sequence already holds.
@@ -227,6 +279,8 @@ export const generateOn = (
               ...(request.topP !== undefined ? { topP: request.topP } : {}),
               ...(request.topK !== undefined ? { topK: request.topK } : {}),
               ...(request.seed !== undefined ? { seed: request.seed } : {}),
+              ...(request.minP !== undefined ? { minP: request.minP } : {}),
+              ...repeatPenaltyOf(request, context.contextSize),
               ...(request.stop !== undefined && request.stop.length > 0 ? { customStopTriggers: request.stop } : {}),
               // reasoning: false spends no tokens thinking (the wrapper closes the thought at once)
               ...(request.reasoning === false
@@ -246,7 +300,11 @@ export const generateOn = (
                 : {})
             }
             const generation: Promise<LlamaChatResponse<ChatModelFunctions | undefined>> = plan._tag === "Functions"
-              ? chat.generateResponse(history, { ...common, functions: plan.functions as ChatModelFunctions })
+              ? chat.generateResponse(history, {
+                ...common,
+                functions: plan.functions as ChatModelFunctions,
+                ...(request.parallelToolCalls === false ? { maxParallelFunctionCalls: 1 } : {})
+              })
               : chat.generateResponse(history, { ...common, ...(grammar !== undefined ? { grammar } : {}) })
             let callCount = 0
             const nextId = () => `call_${++callCount}`
@@ -263,8 +321,13 @@ export const generateOn = (
                 if (forced && reason !== "abort") {
                   const parsed = parseForced(text)
                   if (parsed === undefined) {
-                    // cut off (maxTokens) or not the grammar's JSON: the host reports it, typed
-                    reason = reason === "stop" ? "unknown" : reason
+                    // cut off (maxTokens): what was made of an `{ answer }` is the partial answer,
+                    // a partial `{ name, arguments }` is no call and no text (the host marks it
+                    // incomplete); anything else is not the grammar's JSON, which the host reports
+                    if (reason === "length") {
+                      text = partialAnswer(text)
+                      if (text.length > 0) emit.single({ _tag: "Text", text })
+                    } else reason = reason === "stop" ? "unknown" : reason
                   } else if ("name" in parsed) {
                     const call: ToolCall = { id: nextId(), name: parsed.name, params: parsed.arguments }
                     emit.single({ _tag: "ToolCall", call })

@@ -89,7 +89,7 @@ export const grammarBias = (lib: NodeLlamaCpp, model: LlamaModel): TokenBias | u
  * three characters to it) but the detokenized answer drops it, so a 3-character string could come
  * out empty. Computed once per model (one pass over the vocabulary, at the first constrained request).
  */
-const grammarBannedTokens = (model: LlamaModel): ReadonlyArray<Token> => {
+export const grammarBannedTokens = (model: LlamaModel): ReadonlyArray<Token> => {
   let tokens = bannedTokens.get(model)
   if (tokens === undefined) {
     const vocabulary = (model.fileInfo.metadata as { tokenizer?: { ggml?: { tokens?: unknown } } }).tokenizer?.ggml?.tokens
