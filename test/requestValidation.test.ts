@@ -12,6 +12,7 @@ import { mkdtemp, rm } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, beforeAll } from "vitest"
+import type { InvalidRequest } from "../src/domain/Errors.js"
 import { exitCodeFor } from "../src/domain/Failure.js"
 import { validateGenerateRequest } from "../src/domain/Protocol.js"
 import { type GenerateRequest, promptRequest } from "../src/domain/Types.js"
@@ -55,7 +56,7 @@ describe("the request schema", () => {
     for (const [field, value, allowed] of BAD) {
       const result = validateGenerateRequest({ messages: hi, [field]: value })
       expect(Either.isLeft(result), `${field}=${String(value)}`).toBe(true)
-      const error = Either.getLeft(result).pipe((o) => (o._tag === "Some" ? o.value : undefined))!
+      const error = Either.getLeft(result).pipe((o) => (o._tag === "Some" ? o.value as InvalidRequest : undefined))!
       expect(error).toMatchObject({ _tag: "InvalidRequest", field, allowed })
       expect(error.option).toBe(OPTION[field])
       const named = OPTION[field] !== undefined ? `${field} (${OPTION[field]})` : field

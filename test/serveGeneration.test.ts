@@ -45,7 +45,7 @@ const storySchema = { type: "object", properties: { story: { type: "string", min
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "llmspell-serve-generation-"))
   fake = await startFakeOllama({ models: [fakeModel("agent")], answer: weatherAgent })
-  serve = await startServe({ dir, ollamaUrl: fake.url })
+  serve = await startServe({ dir, ollamaUrl: fake.url, gguf: { context_size: 2048 } })
   writeFileSync(join(dir, "models", "tiny.gguf"), tinyLlamaGguf({ vocabSize: 400, contextLength: 4096 }))
   openai = new OpenAI({ baseURL: `${serve.url}/v1`, apiKey: "unused", maxRetries: 0 })
   ollama = new Ollama({ host: serve.url })
@@ -434,5 +434,141 @@ describe("the GGUF model honours the sampling fields (not just accepts them)", (
     expect(o?.status).toBe(400)
     expect(o?.message).toContain("logit_bias")
     expect(o?.message).toContain("Ollama has no logit bias")
+  })
+})
+
+// ---------------------------------------------------------------------------------------------
+// Hostile schemas and payloads: refused by name before any work reaches a model
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * JSON text nested `depth` deep, built as text: no JavaScript client can serialize such a value
+ * (JSON.stringify overflows the stack), so these requests go as raw bodies, as a hostile client sends them.
+ */
+const deepObjectText = (depth: number) => `${'{"a":'.repeat(depth)}1${"}".repeat(depth)}`
+/** A schema nested `depth` levels of `properties`, as JSON text. */
+const deepSchemaText = (depth: number) => `${'{"type":"object","properties":{"a":'.repeat(depth)}{"type":"string"}${"}}".repeat(depth)}`
+
+/** Sends a body given as JSON text. */
+const postText = async (path: string, text: string) => {
+  const response = await fetch(`${serve.url}${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: text })
+  return { status: response.status, text: await response.text() }
+}
+
+describe("hostile schemas and payloads are a 400 naming the field or limit, never a 500 or a hang", () => {
+  it("a response_format enum of 100,000 values (~1.3 MB): a 400 naming enum and the limit, while a request beside it on the same model answers", async () => {
+    const values = Array.from({ length: 100_000 }, (_, i) => `value-${i}`)
+    const schema = { type: "object", properties: { pick: { enum: values } }, required: ["pick"] }
+    const [huge, beside] = await Promise.all([
+      failure(openai.chat.completions.create({
+        model: TINY,
+        messages: [{ role: "user", content: "pick one" }],
+        response_format: { type: "json_schema", json_schema: { name: "pick", schema } }
+      })),
+      openai.chat.completions.create({ model: TINY, messages: [{ role: "user", content: "hi" }], max_tokens: 4 })
+    ])
+    expect(huge?.status).toBe(400)
+    expect(huge?.message).toContain("enum")
+    expect(huge?.message).toContain("100000 values; at most 1000")
+    expect(huge?.message).toContain("response_format.json_schema.schema")
+    expectNoCliHint(huge!.message)
+    expect(beside.choices[0]!.finish_reason).toMatch(/stop|length/)
+    // the same through Ollama's format, and on an Ollama-backed model (the bound is llmspell's, for every backend)
+    for (const model of [TINY, AGENT]) {
+      const o = await failure(ollama.chat({ model, messages: [{ role: "user", content: "pick" }], format: schema }))
+      expect(o?.status).toBe(400)
+      expect(o?.message).toContain("format")
+      expect(o?.message).toContain("at most 1000")
+    }
+  })
+
+  it("schemas nested 3,000 and 10,000 deep (tool parameters, response format, Ollama format): a 400", async () => {
+    for (const depth of [3_000, 10_000]) {
+      const schema = deepSchemaText(depth)
+      const tools = await postText("/v1/chat/completions", `{"model":"${TINY}","messages":[{"role":"user","content":"hi"}],"tool_choice":"required","tools":[{"type":"function","function":{"name":"deep","parameters":${schema}}}]}`)
+      expect(tools.status, `tools ${depth}: ${tools.text.slice(0, 200)}`).toBe(400)
+      expect(tools.text).toContain("the parameters of tool \\\"deep\\\"")
+      const format = await postText("/v1/chat/completions", `{"model":"${TINY}","messages":[{"role":"user","content":"hi"}],"response_format":{"type":"json_schema","json_schema":{"name":"deep","schema":${schema}}}}`)
+      expect(format.status, `format ${depth}`).toBe(400)
+      expect(format.text).toContain("nests deeper than 64")
+      const responses = await postText("/v1/responses", `{"model":"${TINY}","input":"hi","text":{"format":{"type":"json_schema","name":"deep","schema":${schema}}}}`)
+      expect(responses.status, `responses ${depth}`).toBe(400)
+      expect(responses.text).toContain("text.format.schema")
+      for (const model of [TINY, AGENT]) {
+        const ollamaFormat = await postText("/api/chat", `{"model":"${model}","stream":false,"messages":[{"role":"user","content":"hi"}],"format":${schema}}`)
+        expect(ollamaFormat.status, `ollama format ${model} ${depth}`).toBe(400)
+        expect(ollamaFormat.text).toContain("format")
+        const ollamaTools = await postText("/api/chat", `{"model":"${model}","stream":false,"messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","function":{"name":"deep","parameters":${schema}}}]}`)
+        expect(ollamaTools.status, `ollama tools ${model} ${depth}`).toBe(400)
+      }
+    }
+  })
+
+  it("a schema within the JSON bounds but past the grammar's (40 levels of array items) is refused by the GGUF backend, naming the limit", async () => {
+    const arrays = JSON.parse(`${'{"type":"array","items":'.repeat(40)}{"type":"integer"}${"}".repeat(40)}`) as Record<string, unknown>
+    const e = await failure(openai.chat.completions.create({
+      model: TINY,
+      messages: [{ role: "user", content: "hi" }],
+      response_format: { type: "json_schema", json_schema: { name: "deep", schema: arrays } }
+    }))
+    expect(e?.status).toBe(400)
+    expect(e?.message).toContain("nest more than 32 deep")
+  })
+
+  it("tool-call arguments and function_call_output nested 10,000 deep: a 400 naming where", async () => {
+    const deep = deepObjectText(10_000)
+    const chat = await postText("/v1/chat/completions", JSON.stringify({
+      model: TINY,
+      messages: [
+        { role: "user", content: "go" },
+        { role: "assistant", content: null, tool_calls: [{ id: "c1", type: "function", function: { name: "get_weather", arguments: deep } }] },
+        { role: "tool", tool_call_id: "c1", content: "sunny" }
+      ],
+      tools: [weatherTool]
+    }))
+    expect(chat.status).toBe(400)
+    expect(chat.text).toContain("messages.1.toolCalls.0.params")
+    const responses = await postText("/v1/responses", `{"model":"${TINY}","input":[{"role":"user","content":"go"},{"type":"function_call","call_id":"c1","name":"get_weather","arguments":"{}"},{"type":"function_call_output","call_id":"c1","output":${deep}}]}`)
+    expect(responses.status).toBe(400)
+    expect(responses.text).toContain("input[2].output")
+    for (const model of [TINY, AGENT]) {
+      const o = await postText("/api/chat", `{"model":"${model}","stream":false,"messages":[{"role":"user","content":"go"},{"role":"assistant","content":"","tool_calls":[{"function":{"name":"get_weather","arguments":${deep}}}]}]}`)
+      expect(o.status, model).toBe(400)
+      expect(o.text).toContain("messages.1")
+    }
+  })
+
+  it("a tool result that is deeply nested JSON text reaches the GGUF model as text, not as a value to walk", async () => {
+    const reply = await openai.chat.completions.create({
+      model: TINY,
+      max_tokens: 4,
+      messages: [
+        { role: "user", content: "go" },
+        { role: "assistant", content: null, tool_calls: [{ id: "c1", type: "function", function: { name: "get_weather", arguments: "{}" } }] },
+        { role: "tool", tool_call_id: "c1", content: deepObjectText(100) }
+      ],
+      tools: [weatherTool]
+    })
+    expect(reply.choices[0]!.finish_reason).toMatch(/stop|length|tool_calls/)
+  })
+
+  it("minLength, minItems and maxLength of 1e9: a 400 naming the keyword", async () => {
+    const cases: ReadonlyArray<readonly [string, Record<string, unknown>]> = [
+      ["minLength", { type: "object", properties: { s: { type: "string", minLength: 1e9 } } }],
+      ["minItems", { type: "object", properties: { xs: { type: "array", items: { type: "integer" }, minItems: 1e9 } } }],
+      ["maxLength", { type: "object", properties: { s: { type: "string", maxLength: 1e9 } } }],
+      ["maxItems", { type: "object", properties: { xs: { type: "array", items: { type: "integer" }, maxItems: 1e9 } } }]
+    ]
+    for (const [keyword, schema] of cases) {
+      const e = await failure(openai.chat.completions.create({
+        model: TINY,
+        messages: [{ role: "user", content: "hi" }],
+        response_format: { type: "json_schema", json_schema: { name: "big", schema } }
+      }))
+      expect(e?.status, keyword).toBe(400)
+      expect(e?.message, keyword).toContain(`\`${keyword}\``)
+      const o = await failure(ollama.chat({ model: TINY, messages: [{ role: "user", content: "hi" }], format: schema }))
+      expect(o?.status, keyword).toBe(400)
+    }
   })
 })

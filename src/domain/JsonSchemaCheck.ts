@@ -73,24 +73,30 @@ export const resolveLocalRef = (root: unknown, ref: string): unknown => {
   return node
 }
 
-/** The first keyword of a schema (or a sub-schema) this checker does not know, with its path. */
+/**
+ * The first keyword of a schema (or a sub-schema) this checker does not know, with its path.
+ * Iterative (an explicit stack): a schema from a file or a request may nest arbitrarily deep.
+ */
 export const unsupportedKeyword = (schema: unknown, path = ""): { readonly keyword: string; readonly path: string } | undefined => {
-  if (typeof schema === "boolean") return undefined
-  if (!isObject(schema)) return { keyword: "(not an object)", path }
-  for (const [key, value] of Object.entries(schema)) {
-    if (ANNOTATIONS.has(key)) continue
-    if (!ASSERTIONS.has(key)) return { keyword: key, path }
-    const nested: Array<[string, unknown]> = key === "properties" || key === "$defs" || key === "definitions"
-      ? isObject(value) ? Object.entries(value).map(([k, v]) => [`${path}/${key}/${k}`, v]) : []
-      : key === "anyOf" || key === "oneOf" || key === "allOf" || key === "prefixItems"
-      ? Array.isArray(value) ? value.map((v, i) => [`${path}/${key}/${i}`, v]) : []
-      : key === "items" || key === "not" || (key === "additionalProperties" && isObject(value))
-      ? [[`${path}/${key}`, value]]
-      : []
-    for (const [p, v] of nested) {
-      const found = unsupportedKeyword(v, p)
-      if (found !== undefined) return found
+  const stack: Array<readonly [unknown, string]> = [[schema, path]]
+  while (stack.length > 0) {
+    const [node, at] = stack.shift()!
+    if (typeof node === "boolean") continue
+    if (!isObject(node)) return { keyword: "(not an object)", path: at }
+    const nested: Array<readonly [unknown, string]> = []
+    for (const [key, value] of Object.entries(node)) {
+      if (ANNOTATIONS.has(key)) continue
+      if (!ASSERTIONS.has(key)) return { keyword: key, path: at }
+      if (key === "properties" || key === "$defs" || key === "definitions") {
+        if (isObject(value)) for (const [k, v] of Object.entries(value)) nested.push([v, `${at}/${key}/${k}`])
+      } else if (key === "anyOf" || key === "oneOf" || key === "allOf" || key === "prefixItems") {
+        if (Array.isArray(value)) value.forEach((v, i) => nested.push([v, `${at}/${key}/${i}`]))
+      } else if (key === "items" || key === "not" || (key === "additionalProperties" && isObject(value))) {
+        nested.push([value, `${at}/${key}`])
+      }
     }
+    // depth first, in order: the first unknown keyword found is the one a reader meets first
+    stack.unshift(...nested)
   }
   return undefined
 }

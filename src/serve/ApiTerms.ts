@@ -6,6 +6,7 @@
  * keeps the server's generic answer (`Http.toHttpFailure`).
  */
 import { isLlmspellError } from "../domain/Errors.js"
+import { GRAMMAR_OPERATION } from "../layers/gguf/llamaGrammar.js"
 import { HttpFailure, statusFor, toHttpFailure } from "./Http.js"
 
 /** How one API names what a generation request holds. */
@@ -65,6 +66,12 @@ export const toApiFailure = (terms: ApiTerms) => (error: unknown): HttpFailure =
           status,
           `${fieldName(terms, error.operation)} cannot be honoured by this model's backend (${error.backend}): ${error.reason}; leave it out, or use another model`
         )
+        : toHttpFailure(error)
+    case "BackendError":
+      // llama.cpp refused the grammar built from a schema within llmspell's bounds (its own limits
+      // add up across the schema): the schema's fault, said as such
+      return error.operation === GRAMMAR_OPERATION
+        ? new HttpFailure(400, `${terms.schema}: llama.cpp refused the grammar built from this schema (${error.reason}); lower its maxItems/maxLength or simplify it`)
         : toHttpFailure(error)
     case "ContextOverflow":
       return new HttpFailure(

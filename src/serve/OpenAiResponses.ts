@@ -7,6 +7,7 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
+import { JSON_LIMITS, nestedDeeperThan } from "../domain/JsonLimits.js"
 import type { ChatMessage, Completion, GenerateRequest, ResponseFormat, ToolChoice } from "../domain/Types.js"
 import { toApiFailure } from "./ApiTerms.js"
 import { json, sse } from "./Http.js"
@@ -76,6 +77,18 @@ const ResponsesBody = Schema.Struct({
 /** The Responses API's words for the request's fields. */
 const terms = openAiTerms("max_output_tokens", "text.format.schema", "text.format {\"type\": \"json_object\"}")
 
+/**
+ * A function call's output as the tool message's text: a string as it is, content parts as their
+ * text, anything else as JSON — undefined when it nests too deep to serialize safely.
+ */
+const outputText = (output: unknown): string | undefined => {
+  if (typeof output === "string") return output
+  if (Array.isArray(output) && output.every((p) => typeof p === "object" && p !== null && typeof (p as { text?: unknown }).text === "string")) {
+    return output.map((p) => (p as { text: string }).text).join("")
+  }
+  return nestedDeeperThan(output, JSON_LIMITS.maxDepth) ? undefined : JSON.stringify(output) ?? "null"
+}
+
 /** `POST /v1/responses`. */
 export const responses = (ctx: RouteContext) =>
 handle(terms)(Effect.gen(function*() {
@@ -86,7 +99,7 @@ handle(terms)(Effect.gen(function*() {
   if (typeof b.input === "string") messages.push({ role: "user", content: b.input })
   else {
     const names = new Map<string, string>()
-    for (const item of b.input) {
+    for (const [index, item] of b.input.entries()) {
       if (item.type === "reasoning") continue
       if (item.type === "function_call") {
         names.set(item.call_id, item.name)
@@ -100,9 +113,13 @@ handle(terms)(Effect.gen(function*() {
       }
       if (item.type === "function_call_output") {
         const toolName = names.get(item.call_id)
+        const output = outputText(item.output)
+        if (output === undefined) {
+          return yield* fail(`input[${index}].output: a function call's output nests deeper than ${JSON_LIMITS.maxDepth} levels of JSON`)
+        }
         messages.push({
           role: "tool",
-          content: typeof item.output === "string" ? item.output : JSON.stringify(item.output),
+          content: output,
           toolCallId: item.call_id,
           ...(toolName !== undefined ? { toolName } : {})
         })

@@ -3,11 +3,18 @@
  * loader's generation (`llamaGenerate.ts`). Pure: types only from node-llama-cpp, no I/O.
  */
 import type { ChatHistoryItem, ChatModelFunctionCall, ChatModelResponse } from "node-llama-cpp"
+import { JSON_LIMITS, nestedDeeperThan } from "../../domain/JsonLimits.js"
 import type { GenerateRequest } from "../../domain/Types.js"
 
+/**
+ * A tool result as node-llama-cpp's `result`: its JSON value, so the chat template renders it as
+ * data; text that is not JSON, or JSON nesting deeper than a request's values may (the template
+ * would walk it recursively), stays text.
+ */
 const parseResult = (content: string): unknown => {
   try {
-    return JSON.parse(content)
+    const value: unknown = JSON.parse(content)
+    return nestedDeeperThan(value, JSON_LIMITS.maxDepth) ? content : value
   } catch {
     return content
   }

@@ -50,7 +50,7 @@ export interface InProcessModel extends LoadedModelHandle {
 export const makeInProcessLoader = (hooks: LoaderHooks = {}) => {
   const logs = new LogBuffer(hooks.onLog)
   const runtime = makeRuntimes(logs)
-  const grammarFor = makeGrammarCache()
+  const grammarFor = makeGrammarCache(logs)
 
   /** Loads a validated file and creates its context; the scope's end disposes both. */
   const load = (

@@ -8,7 +8,10 @@ import * as Effect from "effect/Effect"
 import type { LlamaGrammar, LlamaModel, Token, TokenBias } from "node-llama-cpp"
 import type { BackendError } from "../../domain/Errors.js"
 import type { GenerationPlan } from "./JsonSchemaGrammar.js"
-import { type NodeLlamaCpp, toBackendError } from "./llamaRuntime.js"
+import { type LogBuffer, type NodeLlamaCpp, toBackendError } from "./llamaRuntime.js"
+
+/** The operation of a `BackendError` for a grammar llama.cpp refused (the servers answer it as the schema's fault). */
+export const GRAMMAR_OPERATION = "create the JSON schema grammar"
 
 /** Grammars by schema, per loader: creating one parses the schema and builds the GBNF text each time. */
 const GRAMMAR_CACHE_SIZE = 32
@@ -107,11 +110,12 @@ export const grammarBannedTokens = (model: LlamaModel): ReadonlyArray<Token> => 
 }
 
 /** The grammars of one loader: `grammarFor` builds a plan's grammar once per schema (LRU of GRAMMAR_CACHE_SIZE). */
-export const makeGrammarCache = () => {
+export const makeGrammarCache = (logs: LogBuffer) => {
   const grammars = new Map<string, Promise<LlamaGrammar>>()
   /** The grammar of a plan (cached by schema), or none for free text and node-llama-cpp's own function calling. */
   const grammarFor = (model: LlamaModel, plan: GenerationPlan): Effect.Effect<LlamaGrammar | undefined, BackendError> => {
     if (plan._tag !== "Grammar") return Effect.succeed(undefined)
+    const mark = logs.mark
     return Effect.tryPromise({
       try: () => {
         const key = JSON.stringify(plan.schema)
@@ -128,7 +132,8 @@ export const makeGrammarCache = () => {
         grammars.set(key, p)
         return p
       },
-      catch: toBackendError("create the JSON schema grammar")
+      // llama.cpp says why it refused a grammar only in its log ("exceeds sane defaults", …)
+      catch: (e) => toBackendError(GRAMMAR_OPERATION, undefined, logs.since(mark))(e)
     })
   }
 
