@@ -269,11 +269,11 @@ export const markIncomplete = (request: GenerateRequest, completion: Completion)
 }
 
 /** The error `run` fails with for a completion the token limit left `incomplete`. */
-export const incompleteAnswer = (request: GenerateRequest, completion: Completion): IncompleteAnswer | undefined =>
+export const incompleteAnswer = (completion: Completion, maxTokens: number | undefined): IncompleteAnswer | undefined =>
   completion.incomplete === undefined ? undefined : new IncompleteAnswer({
     model: completion.model,
     part: completion.incomplete,
     completionTokens: completion.usage.completionTokens,
-    ...(request.maxTokens !== undefined ? { maxTokens: request.maxTokens } : {}),
+    ...(maxTokens !== undefined ? { maxTokens } : {}),
     answer: completion.text.slice(0, 400)
   })

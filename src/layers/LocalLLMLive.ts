@@ -336,7 +336,7 @@ export const make = (registry: ProviderRegistryService, stores: Stores = {}): Lo
         ),
         Effect.flatMap((completion): Effect.Effect<RunResult, LlmspellError> => {
           // `run` promises the answer asked for: one the token limit cut is a typed failure
-          const incomplete = incompleteAnswer(request, completion)
+          const incomplete = incompleteAnswer(completion, request.maxTokens)
           if (incomplete !== undefined) return Effect.fail(incomplete)
           const format = request.responseFormat
           if (format === undefined || format === "text") return Effect.succeed(completion)
