@@ -76,7 +76,12 @@ export const toApiFailure = (terms: ApiTerms) => (error: unknown): HttpFailure =
     case "ContextOverflow":
       return new HttpFailure(
         status,
-        `${error.message}; shorten the prompt or drop earlier messages${error.backend === "ollama" ? "" : " (the server sets the context size)"}`
+        `${error.message}; shorten the prompt or drop earlier messages` +
+          (error.backend !== "ollama"
+            ? " (the server sets this model's context size)"
+            : terms.fields["contextSize"] !== undefined
+            ? `, or raise ${terms.fields["contextSize"]}`
+            : "")
       )
     default:
       return toHttpFailure(error)
