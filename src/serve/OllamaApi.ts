@@ -28,6 +28,7 @@ import {
   toMessages,
   toTools
 } from "./OllamaRequest.js"
+import { checkedBody } from "./RequestFields.js"
 import {
   checkSpec,
   checkWritable,
@@ -83,10 +84,7 @@ export const routes = (ctx: RouteContext): HttpRouter.HttpRouter<never, never> =
 
   /** A chat or generate body: every field and option checked against the table, then decoded. */
   const generationBody = <A, I>(schema: Schema.Schema<A, I>) =>
-    Effect.flatMap(readJson(ctx), (raw) => {
-      const refused = refusedOllamaField(raw)
-      return refused !== undefined ? fail(refused) : decodeBody(schema)(raw)
-    })
+    Effect.flatMap(readJson(ctx), (raw) => checkedBody(schema, refusedOllamaField(raw))(raw))
 
   /** Errors as Ollama sends them: `{"error": "…"}` with the status code, in Ollama's field names. */
   const handle = <E>(effect: Effect.Effect<HttpServerResponse.HttpServerResponse, E, RouteEnv>) =>

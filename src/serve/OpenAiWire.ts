@@ -12,8 +12,8 @@ import * as Stream from "effect/Stream"
 import { randomBytes } from "node:crypto"
 import type { Completion, GenerateEvent, GenerateRequest, ToolDefinition } from "../domain/Types.js"
 import { type ApiTerms, toApiFailure } from "./ApiTerms.js"
-import { decodeBody, HttpFailure, json, readJson } from "./Http.js"
-import { type FieldTable, refusedField } from "./RequestFields.js"
+import { HttpFailure, json, readJson } from "./Http.js"
+import { checkedBody, type FieldTable, refusedField } from "./RequestFields.js"
 import { noteTokens, type RouteContext, type RouteEnv, started } from "./Routes.js"
 
 /** A JSON object of any content (a JSON Schema, tool parameters). */
@@ -75,10 +75,7 @@ export const optional = <K extends string, V>(key: K, value: V | null | undefine
  * naming it), then decoded with its Schema (a 400 naming what is wrong).
  */
 export const body = <A, I>(ctx: RouteContext, schema: Schema.Schema<A, I>, fields: FieldTable) =>
-  Effect.flatMap(readJson(ctx), (raw) => {
-    const refused = refusedField(fields, raw)
-    return refused !== undefined ? fail(refused) : decodeBody(schema)(raw)
-  })
+  Effect.flatMap(readJson(ctx), (raw) => checkedBody(schema, refusedField(fields, raw))(raw))
 
 const NullableNumber = Schema.optional(Schema.NullOr(Schema.Number))
 

@@ -11,6 +11,9 @@
  * counts as absent, as OpenAI's clients send it. The routes map the honoured fields; the tests
  * walk every row of every table.
  */
+import * as Effect from "effect/Effect"
+import type * as Schema from "effect/Schema"
+import { decodeBody, HttpFailure } from "./Http.js"
 
 /** What llmspell serve does with one request field. */
 export type FieldRule =
@@ -201,3 +204,10 @@ export const refusedField = (table: FieldTable, body: unknown, prefix = ""): str
   }
   return undefined
 }
+
+/** Decodes a body, and answers every problem at once: the decode errors first, then a refused field. */
+export const checkedBody = <A, I>(schema: Schema.Schema<A, I>, refused: string | undefined) => (raw: unknown) =>
+  decodeBody(schema)(raw).pipe(
+    Effect.mapError((e) => (refused !== undefined ? new HttpFailure(400, `${e.message}; ${refused}`) : e)),
+    Effect.flatMap((decoded) => (refused !== undefined ? Effect.fail(new HttpFailure(400, refused)) : Effect.succeed(decoded)))
+  )
