@@ -12,6 +12,7 @@ import * as Stream from "effect/Stream"
 import { mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import type { InvalidRequest } from "../src/domain/Errors.js"
 import { checkJsonSchema, structuredAnswer, supportedSchema, unsupportedKeyword } from "../src/domain/JsonSchemaCheck.js"
 import * as Protocol from "../src/domain/Protocol.js"
 import { validateGenerateRequest } from "../src/domain/Protocol.js"
@@ -25,7 +26,8 @@ import { tinyLlamaGguf } from "./fixtures/ggufWriter.js"
 
 const tool = (name: string) => ({ name, parameters: { type: "object" } })
 const user = { role: "user" as const, content: "hi" }
-const invalid = (request: unknown) => Either.getLeft(validateGenerateRequest(request)).pipe((o) => (o._tag === "Some" ? o.value : undefined))
+const invalid = (request: unknown) =>
+  Either.getLeft(validateGenerateRequest(request)).pipe((o) => (o._tag === "Some" ? o.value as InvalidRequest : undefined))
 
 describe("request validation", () => {
   it("accepts tools, a named choice among them, formats, reasoning, tool calls and results", () => {

@@ -485,6 +485,33 @@ export class SchemaViolation extends Schema.TaggedError<SchemaViolation>("llmspe
   }
 }
 
+/**
+ * The token limit cut a structured answer or a forced tool call before it was whole: what `run`
+ * fails with where it promises a checked `object` (`generate` ends normally instead, with
+ * `finishReason` `length` and `incomplete` set). Not a `SchemaViolation`: the model broke
+ * nothing, the budget was too small for the answer.
+ */
+export class IncompleteAnswer extends Schema.TaggedError<IncompleteAnswer>("llmspell/IncompleteAnswer")("IncompleteAnswer", {
+  model: Schema.String,
+  /** What was cut: a structured answer, or the tool call `toolChoice` forced. */
+  part: Schema.Literal("answer", "tool-call"),
+  completionTokens: Schema.Number,
+  /** The request's `maxTokens`, when it set one (else the context was what ran out). */
+  maxTokens: Schema.optional(Schema.Number),
+  /** The start of the answer as far as it got. */
+  answer: Schema.String
+}) {
+  override get message() {
+    const what = this.part === "answer" ? "structured answer" : "forced tool call"
+    return `${this.model}'s ${what} was cut off by the token limit after ${this.completionTokens} tokens` +
+      (this.maxTokens !== undefined ? ` (maxTokens ${this.maxTokens})` : " (the context was full)") +
+      (this.part === "answer" ? `: its JSON is unfinished (${JSON.stringify(truncate(this.answer, 120))})` : ": no call was made")
+  }
+  get hint() {
+    return "raise maxTokens (`--max-tokens` on `llmspell run`), or lower the schema's maxLength/maxItems so the answer fits"
+  }
+}
+
 /** `llmspell serve` could not listen (the port is taken, the address is not this machine's, …). */
 export class ServeFailed extends Schema.TaggedError<ServeFailed>("llmspell/ServeFailed")("ServeFailed", {
   address: Schema.String,
@@ -562,6 +589,7 @@ export const LlmspellError = Schema.Union(
   ToolChoiceViolated,
   UnsupportedOperation,
   SchemaViolation,
+  IncompleteAnswer,
   ServeFailed,
   MissingCredentials,
   ServerRefused

@@ -12,7 +12,8 @@ import * as Either from "effect/Either"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import { AvailableReport } from "./Catalog.js"
-import { InvalidRequest, LlmspellError } from "./Errors.js"
+import { InvalidRequest, LlmspellError, UnsupportedSchema } from "./Errors.js"
+import { JSON_LIMITS, nestedDeeperThan, type SchemaLimitProblem, schemaBeyondLimits } from "./JsonLimits.js"
 import { InstallOllamaReport } from "./InstallOllama.js"
 import {
   BackendStatus,
@@ -172,10 +173,45 @@ const shown = (value: unknown): string =>
 
 /**
  * Checks a generation request against its schema (every numeric field's range, message roles, stop
- * strings) before anything is loaded or sent: the one check behind `LocalLLM.generate`/`run`, the
- * Promise facade and `llmspell run`. The error names the field, its CLI option and what is allowed.
+ * strings) and the bounds on the JSON it carries (`JsonLimits`: schemas, tool-call arguments)
+ * before anything is loaded or sent: the one check behind `LocalLLM.generate`/`run`, the Promise
+ * facade and `llmspell run`. The error names the field, its CLI option and what is allowed; a schema
+ * beyond the bounds is an `UnsupportedSchema` naming the keyword, where, and the limit.
  */
-export const validateGenerateRequest = (request: unknown): Either.Either<GenerateRequest, InvalidRequest> =>
+export const validateGenerateRequest = (request: unknown): Either.Either<GenerateRequest, InvalidRequest | UnsupportedSchema> =>
+  Either.flatMap(decodeGenerateRequest(request), checkJsonBounds)
+
+const tooCostly = (prefix: string) => (problem: SchemaLimitProblem) =>
+  new UnsupportedSchema({ backend: "llmspell", keyword: problem.keyword, path: `${prefix}${problem.path}`, reason: problem.reason })
+
+/** The bounds on the untrusted JSON inside a decoded request (each walk is iterative). */
+const checkJsonBounds = (request: GenerateRequest): Either.Either<GenerateRequest, InvalidRequest | UnsupportedSchema> => {
+  const format = request.responseFormat
+  if (typeof format === "object") {
+    const problem = schemaBeyondLimits(format.schema)
+    if (problem !== undefined) return Either.left(tooCostly("#/responseFormat/schema")(problem))
+  }
+  for (const tool of request.tools ?? []) {
+    const problem = schemaBeyondLimits(tool.parameters)
+    if (problem !== undefined) return Either.left(tooCostly(`#/tools/${tool.name}/parameters`)(problem))
+  }
+  for (const [i, message] of request.messages.entries()) {
+    for (const [j, call] of (message.toolCalls ?? []).entries()) {
+      if (nestedDeeperThan(call.params, JSON_LIMITS.maxDepth)) {
+        return Either.left(
+          new InvalidRequest({
+            field: `messages.${i}.toolCalls.${j}.params`,
+            allowed: `JSON nested at most ${JSON_LIMITS.maxDepth} deep`,
+            value: "a value nested deeper"
+          })
+        )
+      }
+    }
+  }
+  return Either.right(request)
+}
+
+const decodeGenerateRequest = (request: unknown): Either.Either<GenerateRequest, InvalidRequest> =>
   Either.mapLeft(
     Schema.decodeUnknownEither(GenerateRequest, { errors: "first", onExcessProperty: "ignore" })(request),
     (error) => {

@@ -24,6 +24,7 @@ import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
 import type { LlmspellError } from "../domain/Errors.js"
+import { markIncomplete } from "../domain/JsonSchemaCheck.js"
 import { validateGenerateRequest } from "../domain/Protocol.js"
 import type {
   ChatMessage,
@@ -131,7 +132,13 @@ const finishPart = (completion: Completion): Response.FinishPartEncoded => ({
     totalTokens: completion.usage.totalTokens
   },
   metadata: {
-    llmspell: { model: completion.model, backend: completion.backend, instance: completion.instance, timings: completion.timings }
+    llmspell: {
+      model: completion.model,
+      backend: completion.backend,
+      instance: completion.instance,
+      timings: completion.timings,
+      ...(completion.incomplete !== undefined ? { incomplete: completion.incomplete } : {})
+    }
   }
 })
 
@@ -149,7 +156,12 @@ const events = (
 ): Stream.Stream<GenerateEvent, AiError.AiError> =>
   Either.match(validateGenerateRequest(toGenerateRequest(options, defaults)), {
     onLeft: (error) => Stream.fail(toAiError(method)(error)),
-    onRight: (request) => backend.generate(model, request).pipe(Stream.mapError(toAiError(method)))
+    onRight: (request) =>
+      backend.generate(model, request).pipe(
+        // a `length` finish stays a finish (the framework reports it; generateObject then fails decoding), marked as LocalLLM marks it
+        Stream.map((event) => (event._tag === "Finish" ? { ...event, completion: markIncomplete(request, event.completion) } : event)),
+        Stream.mapError(toAiError(method))
+      )
   })
 
 /** One model of one backend instance as a `LanguageModel` service. */

@@ -23,7 +23,7 @@ import { isFileReference } from "../domain/ModelSpec.js"
 import * as Protocol from "../domain/Protocol.js"
 import type { BackendStatus, LoadedModel, LocalModel } from "../domain/Types.js"
 import type { GenerateRequest, ModelList, RunResult } from "../domain/Types.js"
-import { structuredAnswer } from "../domain/JsonSchemaCheck.js"
+import { incompleteAnswer, markIncomplete, structuredAnswer } from "../domain/JsonSchemaCheck.js"
 import { type BackendFilter, LocalLLM, type LocalLLMService } from "../services/LocalLLM.js"
 import { ModelDownloader, type ModelDownloaderService } from "../services/ModelDownloader.js"
 import { ModelStore, type ModelStoreService } from "../services/ModelStore.js"
@@ -298,7 +298,10 @@ export const make = (registry: ProviderRegistryService, stores: Stores = {}): Lo
           onRight: Effect.succeed
         })
         const r = yield* registry.resolve(spec)
-        return r.handle.generate(r.model, valid)
+        // whatever the backend, a structured answer or forced call cut by the token limit says so
+        return r.handle.generate(r.model, valid).pipe(
+          Stream.map((event) => (event._tag === "Finish" ? { ...event, completion: markIncomplete(valid, event.completion) } : event))
+        )
       })
     ).pipe(Stream.catchAll((e) => Stream.fromEffect(explain("run", spec)(e))))
 
@@ -332,6 +335,9 @@ export const make = (registry: ProviderRegistryService, stores: Stores = {}): Lo
             )
         ),
         Effect.flatMap((completion): Effect.Effect<RunResult, LlmspellError> => {
+          // `run` promises the answer asked for: one the token limit cut is a typed failure
+          const incomplete = incompleteAnswer(completion, request.maxTokens)
+          if (incomplete !== undefined) return Effect.fail(incomplete)
           const format = request.responseFormat
           if (format === undefined || format === "text") return Effect.succeed(completion)
           return Either.match(structuredAnswer(completion.model, completion.text, format), {

@@ -281,6 +281,10 @@ export const make = (instance: CloudInstanceConfig): Effect.Effect<Backend, Llms
     const generate = (model: string, request: GenerateRequest): Stream.Stream<GenerateEvent, LlmspellError> =>
       Stream.unwrap(Effect.gen(function*() {
         yield* requireKey(instance)
+        const unsupported = anthropic ? Anthropic.unsupportedField(request) : OpenAi.unsupportedField(instance, request)
+        if (unsupported !== undefined) {
+          return yield* new UnsupportedOperation({ backend: instance.name, operation: unsupported.field, reason: unsupported.reason })
+        }
         const startedAt = yield* Clock.currentTimeMillis
         const purpose = { operation: "generate", model }
         return anthropic ? generateAnthropic(model, request, purpose, startedAt) : generateOpenAi(model, request, purpose, startedAt)

@@ -20,8 +20,8 @@ import * as nodePath from "node:path"
 import { fileURLToPath } from "node:url"
 import type { GgufInstanceConfig } from "../../domain/ConfigSchema.js"
 import { BackendCrashed, BackendError, ContextOverflow, type DeviceUnavailable, type BackendUnavailable, InvalidModelFile, isLlmspellError, type LlmspellError, ModelNotFound, SchemaViolation, UnsupportedOperation } from "../../domain/Errors.js"
-import { checkJsonSchema, structuredAnswer } from "../../domain/JsonSchemaCheck.js"
-import { type GenerationPlan, generationPlan } from "./JsonSchemaGrammar.js"
+import { checkJsonSchema } from "../../domain/JsonSchemaCheck.js"
+import { constrainedOutcome, generationPlan } from "./JsonSchemaGrammar.js"
 import { errorToJson } from "../../domain/Failure.js"
 import * as Gguf from "../../domain/GgufReader.js"
 import * as HubRef from "../../domain/HubRef.js"
@@ -227,35 +227,6 @@ export const makeBackend = (
         Effect.tap((r) => Effect.sync(() => names.set(r.path, r.name)))
       )
 
-    /**
-     * The end of a constrained generation, checked: JSON the grammar could not finish within
-     * `maxTokens`, or JSON breaking a keyword the grammar does not enforce (`pattern`, numeric
-     * bounds, …), is a `SchemaViolation`, never half a document reported as success.
-     */
-    const checkConstrained = (
-      name: string,
-      plan: GenerationPlan,
-      request: GenerateRequest,
-      completion: Completion
-    ): Either.Either<void, SchemaViolation> => {
-      if (plan._tag !== "Grammar" || completion.finishReason === "abort") return Either.void
-      if (completion.finishReason === "tool-calls") return Either.void
-      const used = completion.usage.completionTokens
-      if (completion.finishReason !== "stop") {
-        const what = plan.output === "tool" ? "the forced tool call" : "the JSON answer"
-        return Either.left(
-          new SchemaViolation({
-            model: name,
-            problem: `${what} was cut off after ${used} tokens` +
-              (request.maxTokens !== undefined ? ` (maxTokens ${request.maxTokens})` : "") +
-              ": raise maxTokens, or lower the schema's maxLength/maxItems so it fits",
-            answer: completion.text.slice(0, 400)
-          })
-        )
-      }
-      return Either.map(structuredAnswer(name, completion.text, request.responseFormat), () => undefined)
-    }
-
     const generate = (model: string, request: GenerateRequest): Stream.Stream<GenerateEvent, LlmspellError> =>
       Stream.unwrapScoped(Effect.gen(function*() {
         const start = yield* nowMs
@@ -329,7 +300,7 @@ export const makeBackend = (
                   ...(firstAt !== undefined && prefill > 0 ? { promptTokensPerSecond: event.promptTokens / prefill } : {})
                 }
               }
-              return Effect.as(checkConstrained(file.name, plan, request, completion), { _tag: "Finish", completion } as const)
+              return Effect.map(constrainedOutcome(file.name, plan, request, completion), (checked) => ({ _tag: "Finish", completion: checked } as const))
             })
           )
         )

@@ -23,7 +23,7 @@ import * as Schema from "effect/Schema"
 import { randomBytes } from "node:crypto"
 import type { AbortableAsyncIterator, Message, Ollama, Tool } from "ollama"
 import type { OllamaInstanceConfig } from "../../domain/ConfigSchema.js"
-import { BackendError, ContextOverflow, type LlmspellError, ToolChoiceViolated, UsageError } from "../../domain/Errors.js"
+import { BackendError, ContextOverflow, type LlmspellError, ToolChoiceViolated, UnsupportedOperation, UsageError } from "../../domain/Errors.js"
 import { errorToJson } from "../../domain/Failure.js"
 import type { BackendStatus, Embeddings, GenerateEvent, LoadedModel, PullProgress, ToolCall, ToolChoice } from "../../domain/Types.js"
 import { OllamaBackendFactory, type OllamaInstance } from "../../services/OllamaBackend.js"
@@ -254,7 +254,8 @@ export const make = (instance: OllamaInstanceConfig): Effect.Effect<OllamaInstan
                 }
                 if (!record.done) return Effect.succeed(events)
                 return checkContext(model, record.prompt_eval_count).pipe(
-                  Effect.zipRight(checkToolChoice(model, request.toolChoice, toolCalls)),
+                  // a forced call the token limit cut is a `length` finish (marked incomplete by LocalLLM), not a violation
+                  Effect.zipRight(record.done_reason === "length" ? Effect.void : checkToolChoice(model, request.toolChoice, toolCalls)),
                   Effect.as([
                     ...events,
                     {
@@ -340,6 +341,10 @@ export const make = (instance: OllamaInstanceConfig): Effect.Effect<OllamaInstan
           ? Effect.succeed({ ok: true, files: [] })
           : client.call("verify", (c) => c.show({ model }), { model }).pipe(Effect.as({ ok: true, files: [] })),
       generate: (model, request) => {
+        const unsupported = Mapping.unsupportedField(request)
+        if (unsupported !== undefined) {
+          return Stream.fail(new UnsupportedOperation({ backend: "ollama", operation: unsupported.field, reason: unsupported.reason }))
+        }
         const tools = Mapping.toOllamaTools(request)
         const format = Mapping.toOllamaFormat(request)
         return inference("generate", model, request, (c) =>
