@@ -110,6 +110,10 @@ function App() {
   }, [refreshModels])
 
   useEffect(() => void connect(), [connect])
+  // the page is usable once the models are on screen (bench/ui.ts reads this mark)
+  useEffect(() => {
+    if (models !== undefined && performance.getEntriesByName("llmspell:ready").length === 0) performance.mark("llmspell:ready")
+  }, [models])
 
   const openChat = (spec: string) => {
     setChatModel((previous) => ({ spec, n: (previous?.n ?? 0) + 1 }))

@@ -231,7 +231,7 @@ export function ModelsView(props: {
       <h1>Models</h1>
       {!props.readOnly
         ? (
-          <form class="pull-form" onSubmit={submitPull} aria-label="Pull a model">
+          <form class="pull-form" onSubmit={submitPull}>
             <label class="grow">
               Pull a model
               <input
@@ -331,7 +331,7 @@ export function ModelsView(props: {
                         ? <button type="button" class="danger" onClick={() => setRemoving(m)} aria-label={`Remove ${m.spec}`}>Remove</button>
                         : null}
                       {m.backend === "gguf" && !removable(m) && m.locations?.[0]?.removeCommand !== undefined
-                        ? <span class="muted small" title="llmspell never deletes another tool's files">remove with <code>{m.locations[0].removeCommand}</code></span>
+                        ? <span class="muted small remove-hint" title="llmspell never deletes another tool's files">remove with <code>{m.locations[0].removeCommand}</code></span>
                         : null}
                     </td>
                   </tr>
