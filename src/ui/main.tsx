@@ -98,9 +98,10 @@ function App() {
 
   const connect = useCallback(async () => {
     try {
-      setServer(await requestJson<ServerInfo>("/ui/api/server"))
+      // both at once: the models list is what the first view waits for
+      const [info] = await Promise.all([requestJson<ServerInfo>("/ui/api/server"), refreshModels()])
+      setServer(info)
       setAuth("ok")
-      await refreshModels()
     } catch (e) {
       if (!(e instanceof ApiError && e.status === 401)) {
         setAuth("ok")

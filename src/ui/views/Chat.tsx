@@ -350,7 +350,11 @@ export function ChatView(props: {
     <div class="view chat">
       <aside class="conversations" aria-label="Conversations">
         <div class="side-actions">
-          <button type="button" disabled={busy || model === undefined} onClick={() => create(model ?? "")}>New chat</button>
+          <button type="button" disabled={busy || model === undefined} onClick={() => {
+            // an empty conversation is already a new one: no pile of empty ones
+            if (current === undefined || current.transcript.messages.length > 0) create(model ?? "")
+            composer.current?.focus()
+          }}>New chat</button>
           <button type="button" disabled={busy} onClick={() => importInput.current?.click()}>Import…</button>
           <input ref={importInput} type="file" accept="application/json,.json" hidden aria-label="Import a transcript" onChange={(e) => void importFile(e.currentTarget.files)} />
         </div>
