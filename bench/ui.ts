@@ -69,7 +69,7 @@ const main = async () => {
     await tab.waitForFunction((name) => performance.getEntriesByName(name).length > 0, ready ? "llmspell:ready" : "first-contentful-paint")
     // no named function inside: tsx's transform would wrap it in a helper the page does not have
     const load = await tab.evaluate((): Load => {
-      const nav = performance.getEntriesByType("navigation")[0] as PerformanceNavigationTiming
+      const nav = (performance.getEntriesByType as (type: string) => Array<unknown>)("navigation")[0] as { domInteractive: number; loadEventEnd: number }
       const [fp, fcp, mark] = ["first-paint", "first-contentful-paint", "llmspell:ready"].map((name) => performance.getEntriesByName(name)[0]?.startTime)
       return {
         firstPaint: fp ?? NaN,

@@ -19,9 +19,12 @@ import { type FakeHub, ggufContent, startFakeHub } from "./fixtures/fakeHub.js"
 import { type FakeAnswerInput, type FakeOllama, fakeModel, startFakeOllama } from "./fixtures/fakeOllama.js"
 import { commitId, hfCacheFile, loadableGguf } from "./fixtures/foreignStores.js"
 import { tinyLlamaGguf } from "./fixtures/ggufWriter.js"
-import { type ServeHarness, startServe } from "./fixtures/serveHarness.js"
+import { type ServeHarness, startServe, weatherAgent } from "./fixtures/serveHarness.js"
 import { artifact, launchBrowser, type TestBrowser } from "./support/browser.js"
 import { ensureBuilt } from "./support/runCli.js"
+
+// Read inside the page by page.evaluate; this program is compiled without the DOM's types.
+declare const document: any, window: any, localStorage: any, sessionStorage: any, getComputedStyle: any
 
 /** What the "evil" model answers: markup that would run if the page rendered answers as HTML. */
 const EVIL = `Here: <script>window.__xss = "script"</script><img src=x onerror="window.__xss = 'img'"> and [link](javascript:window.__xss='link') **done**`
@@ -29,7 +32,8 @@ const EVIL = `Here: <script>window.__xss = "script"</script><img src=x onerror="
 // a browser, a GGUF model and a hub on a shared 2-core machine: bounds for a busy day, not expectations
 vi.setConfig({ testTimeout: 180_000, hookTimeout: 180_000 })
 
-const answer = (input: FakeAnswerInput) => (input.model.startsWith("evil") ? EVIL : `You said: ${input.prompt}`)
+/** The fake Ollama's answers: the markup for "evil", else the serve tests' weather agent (tools, JSON, thinking, echo). */
+const answer = (input: FakeAnswerInput) => (input.model.startsWith("evil") ? EVIL : weatherAgent(input))
 
 const KEY = "the-right-key"
 const PULLED_SIZE = 3 * 1024 * 1024
@@ -64,12 +68,12 @@ beforeAll(async () => {
   keyed = await startServe({ dir: join(dir, "keyed"), ollamaUrl: fake.url }, { ui: page, apiKey: Redacted.make(KEY) })
   browser = await launchBrowser()
   // bounds for a busy machine, not expectations: every wait ends on an element or event
-  browser.context.setDefaultTimeout(120_000)
+  browser.context.setDefaultTimeout(Number(process.env["UI_TEST_TIMEOUT"] ?? 120_000))
   violations = []
   // any Content-Security-Policy violation on any page is a failure of the page
   await browser.context.exposeFunction("__reportViolation", (text: string) => void violations.push(text))
   await browser.context.addInitScript(() => {
-    document.addEventListener("securitypolicyviolation", (e) => {
+    document.addEventListener("securitypolicyviolation", (e: any) => {
       ;(window as unknown as { __reportViolation: (t: string) => void }).__reportViolation(`${e.violatedDirective} ${e.blockedURI}`)
     })
   })
@@ -257,6 +261,52 @@ describe("Chat", () => {
     }
   }, 180_000)
 
+  it("reasoning is collapsed apart from the answer; tool calls are shown, a typed result continues the answer; JSON-schema mode", async () => {
+    const page = await open(serve.url, "#/chat")
+    try {
+      await page.getByRole("button", { name: "New chat" }).click()
+      await page.locator('select[name="model"] option[value="agent:latest@ollama"]').waitFor({ state: "attached" })
+      await page.locator('select[name="model"]').selectOption("agent:latest@ollama")
+      await page.getByLabel("Message", { exact: true }).fill("ponder this")
+      await page.getByLabel("Message", { exact: true }).press("Enter")
+      const thought = page.locator(".msg.assistant").last()
+      await thought.locator('[data-figure="completion"]').waitFor()
+      const reasoning = thought.locator("details.reasoning")
+      expect(await reasoning.getAttribute("open")).toBeNull()
+      expect(await reasoning.locator("summary").textContent()).toBe("Reasoning")
+      expect(await reasoning.locator(".plain").textContent()).toBe("Let me think.")
+      expect(await thought.locator(".md").textContent()).toBe("Done.")
+
+      await page.getByText("System prompt and parameters").click()
+      await page.getByLabel(/^Tools/).fill(JSON.stringify([{ type: "function", function: { name: "get_weather", parameters: { type: "object", properties: { city: { type: "string" } } } } }]))
+      await page.getByLabel("Message", { exact: true }).fill("weather in Paris?")
+      await page.getByLabel("Message", { exact: true }).press("Enter")
+      const call = page.locator('.tool-call[data-tool="get_weather"]').last()
+      await call.waitFor()
+      expect(JSON.parse((await call.locator("pre").textContent())!)).toEqual({ city: "Paris" })
+      expect(await page.locator(".msg.assistant").last().getAttribute("data-finish")).toBe("tool-calls")
+      await call.getByLabel("Result of get_weather").fill("21 °C and sunny")
+      await call.getByRole("button", { name: "Send result" }).click()
+      await page.locator(".msg.tool", { hasText: "21 °C and sunny" }).waitFor()
+      await page.locator(".msg.assistant .md", { hasText: "It is 21 °C and sunny." }).waitFor()
+
+      // a new conversation (the weather agent answers from a tool result while one is in the history)
+      await page.getByRole("button", { name: "New chat" }).click()
+      await page.locator(".msg").first().waitFor({ state: "detached" })
+      await page.getByLabel(/^Output/).selectOption("schema")
+      await page.getByLabel("JSON schema of the answer").fill("{ not json")
+      await page.getByText(/^Not JSON/).waitFor()
+      expect(await page.getByRole("button", { name: "Send", exact: true }).isDisabled()).toBe(true)
+      await page.getByLabel("JSON schema of the answer").fill(JSON.stringify({ type: "object", properties: { city: { type: "string" }, temperature: { type: "number" } }, required: ["city", "temperature"] }))
+      await page.getByLabel("Message", { exact: true }).fill("as JSON please")
+      await page.getByRole("button", { name: "Send", exact: true }).click()
+      await page.locator(".msg.assistant .md", { hasText: '{"city":"Paris","temperature":21}' }).waitFor()
+      await page.screenshot({ path: artifact("chat-tools.png"), fullPage: true })
+    } finally {
+      await page.close()
+    }
+  })
+
   it("conversations stay in the browser and export as the transcript llmspell chat loads; an import restores one", async () => {
     const page = await open(serve.url, "#/chat")
     try {
@@ -386,7 +436,7 @@ describe("at 360 px", () => {
         await page.goto(`${serve.url}/#/${view}`)
         await page.locator(`section:not([hidden]) ${selector}`).waitFor()
         const wide = await page.evaluate(() =>
-          [...document.querySelectorAll("body *")].filter((e) => e.getBoundingClientRect().right > document.documentElement.clientWidth + 0.5 && (e as HTMLElement).offsetParent !== null).slice(0, 5).map((e) => `${e.tagName}.${e.className} ${Math.round(e.getBoundingClientRect().right)}`)
+          [...document.querySelectorAll("body *")].filter((e: any) => e.getBoundingClientRect().right > document.documentElement.clientWidth + 0.5 && e.offsetParent !== null).slice(0, 5).map((e: any) => `${e.tagName}.${e.className} ${Math.round(e.getBoundingClientRect().right)}`)
         )
         expect(wide, view).toEqual([])
         await page.screenshot({ path: artifact(`${view}-360.png`), fullPage: true })

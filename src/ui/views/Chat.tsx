@@ -194,6 +194,12 @@ export function ChatView(props: {
   const save = (id: string, t: TranscriptJson) =>
     setConversations((all) => all.map((c) => (c.id === id ? { ...c, transcript: t, updatedAt: Date.now() } : c)))
 
+  /** Adds a turn to the conversation as it is now (its settings may have changed while the answer streamed). */
+  const append = (id: string, message: TranscriptMessageJson) =>
+    setConversations((all) =>
+      all.map((c) => (c.id === id ? { ...c, transcript: { ...c.transcript, messages: [...c.transcript.messages, message] }, updatedAt: Date.now() } : c))
+    )
+
   const create = (spec: string, t?: TranscriptJson): string => {
     const id = newId()
     setConversations((all) => [{ id, updatedAt: Date.now(), transcript: t ?? emptyTranscript(spec, new Date()) }, ...all])
@@ -270,7 +276,7 @@ export function ChatView(props: {
         finishReason: finishReasonOf(answer.finishReason),
         figures: answerFigures(answer)
       }
-      save(id, { ...t, messages: [...t.messages, message] })
+      append(id, message)
     }
     setStreaming(undefined)
     composer.current?.focus()

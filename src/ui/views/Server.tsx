@@ -27,6 +27,8 @@ export function ServerView({ active, onChange }: { readonly active: boolean; rea
     if (!active) return
     let stopped = false
     let timer: ReturnType<typeof setTimeout> | undefined
+    let polls = 0
+    let metricsAbsent = false
     const poll = async () => {
       if (document.hidden) return void (timer = setTimeout(poll, EVERY_MS))
       try {
@@ -35,11 +37,15 @@ export function ServerView({ active, onChange }: { readonly active: boolean; rea
         setPs(reply)
         setError(undefined)
         setUpdated(new Date())
-        const response = await request("/metrics")
-        if (stopped) return
-        if (response.status === 404) setMetrics("absent")
-        else if (response.ok) setMetrics(parseMetrics(await response.text()))
-        else setMetrics(undefined)
+        // a server without /metrics is asked again only now and then (each ask is a line in its access log)
+        if (!metricsAbsent || polls++ % 15 === 0) {
+          const response = await request("/metrics")
+          if (stopped) return
+          metricsAbsent = response.status === 404
+          if (metricsAbsent) setMetrics("absent")
+          else if (response.ok) setMetrics(parseMetrics(await response.text()))
+          else setMetrics(undefined)
+        }
       } catch (e) {
         if (!stopped && !(e instanceof ApiError && e.status === 401)) setError(`Could not reach the server: ${(e as Error).message}`)
       }
