@@ -233,6 +233,39 @@ describe("Chat", () => {
     }
   }, 180_000)
 
+  it("keyboard only: the views are reached by Tab and Enter, Enter sends, Esc stops the answer", async () => {
+    fake.clearLog()
+    fake.setFault("/api/chat", { kind: "stall", after: 1, times: 1 })
+    const page = await open(serve.url, "#/models")
+    try {
+      await row(page, "tiny.gguf@gguf").waitFor()
+      // from the top of the page: the skip link, the brand is not focusable, then the views
+      await page.keyboard.press("Tab")
+      expect(await page.evaluate(() => document.activeElement?.textContent)).toBe("Skip to content")
+      await page.keyboard.press("Tab")
+      await page.keyboard.press("Tab")
+      expect(await page.evaluate(() => document.activeElement?.textContent)).toBe("Chat")
+      await page.keyboard.press("Enter")
+      await page.locator('section[aria-label="Chat"]:not([hidden])').waitFor()
+      await page.getByRole("button", { name: "New chat" }).focus()
+      await page.keyboard.press("Enter")
+      // New chat puts the cursor in the message box
+      await page.locator("#composer:focus").waitFor()
+      await page.locator('select[name="model"]').selectOption("agent:latest@ollama")
+      await page.locator("#composer").focus()
+      await page.keyboard.type("stop me")
+      await page.keyboard.press("Enter")
+      await page.locator(".msg.assistant.streaming").getByText("You").waitFor()
+      await fake.waitForRecords("/api/chat", 1)
+      await page.keyboard.press("Escape")
+      await page.locator('.msg.assistant[data-finish="abort"] .badge.stopped').waitFor()
+      await fake.responses.find((r) => r.route === "/api/chat")!.closed
+    } finally {
+      fake.clearFaults()
+      await page.close()
+    }
+  })
+
   it("a model's answer with <script>, <img onerror> and a javascript: link stays text", async () => {
     const page = await open(serve.url, "#/chat")
     try {
