@@ -3,6 +3,7 @@
 import { build } from "esbuild"
 import { chmodSync, readFileSync } from "node:fs"
 import { ggufWorkerBuildOptions, nodeBundle, requireBanner } from "./ggufWorkerBuild.mjs"
+import { buildUi } from "./uiBuild.mjs"
 
 const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8"))
 
@@ -28,6 +29,10 @@ await build({
 
 // The GGUF worker process (llama.cpp runs there): dist/gguf-worker.js, found next to dist/cli.js.
 await build(ggufWorkerBuildOptions("dist/gguf-worker.js"))
+
+// The web page of `llmspell serve`: dist/ui/, a browser bundle of its own (the server reads the
+// files, never imports them); fails the build when the page is over its size budget.
+await buildUi()
 
 // npm links and chmods a bin only if it exists at link time; in a fresh clone `npm ci` links before
 // `prepare` builds dist/cli.js, so without this `npx llmspell` fails with "Permission denied".

@@ -102,7 +102,7 @@ describe("package.json", () => {
     ) as [{ files: Array<{ path: string }> }]
     const paths = packed.files.map((f) => f.path)
     expect(paths).toEqual(
-      expect.arrayContaining(["LICENSE", "README.md", "docs/json.md", "package.json", "dist/cli.js", "dist/lib/index.js"])
+      expect.arrayContaining(["LICENSE", "README.md", "docs/json.md", "package.json", "dist/cli.js", "dist/lib/index.js", "dist/ui/index.html"])
     )
     expect(paths.filter((p) => p.startsWith("src/") || p.startsWith("test/"))).toEqual([])
     expect(readFileSync(join(root, "LICENSE"), "utf8")).toMatch(/^MIT License\n\nCopyright \(c\) 2026 llmspell contributors\n/)

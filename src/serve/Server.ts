@@ -35,6 +35,8 @@ import { LocalLLM } from "../services/LocalLLM.js"
 import { HttpFailure, json } from "./Http.js"
 import * as OllamaApi from "./OllamaApi.js"
 import * as OpenAiApi from "./OpenAiApi.js"
+import * as UiApi from "./UiApi.js"
+import type { UiPage } from "./UiAssets.js"
 import { type Admission, CurrentRequest, type RequestNote, type RouteContext } from "./Routes.js"
 import { DEFAULTS } from "./Defaults.js"
 
@@ -77,6 +79,8 @@ export interface ServeOptions {
   readonly rpc?: HttpApp.Default<unknown, HttpServerRequest.HttpServerRequest | Scope.Scope>
   /** llmspell's version, reported by `/api/version` beside the Ollama API level (`llmspell`). */
   readonly version?: string
+  /** The web page (`UiAssets.load`), served at `/` to browsers with its JSON routes at `/ui/api/`; none: no page. */
+  readonly ui?: UiPage | undefined
 }
 
 /** Load figures: generations running and waiting, requests in flight. */
@@ -113,6 +117,10 @@ const hostOfHeader = (header: string): string => {
   const colon = value.lastIndexOf(":")
   return colon >= 0 ? value.slice(0, colon) : value
 }
+
+/** True when `origin` is this server's own origin as the request reached it (the web page's requests). */
+export const isSameOrigin = (origin: string, hostHeader: string | undefined): boolean =>
+  hostHeader !== undefined && [`http://${hostHeader.toLowerCase()}`, `https://${hostHeader.toLowerCase()}`].includes(origin.toLowerCase())
 
 const digest = (text: string) => createHash("sha256").update(text, "utf8").digest()
 
@@ -195,6 +203,7 @@ export const start = (options: ServeOptions = {}): Effect.Effect<RunningServer, 
     }
 
     let router = HttpRouter.concat(OllamaApi.routes(ctx), OpenAiApi.routes(ctx))
+    if (options.ui !== undefined) router = HttpRouter.concat(router, UiApi.routes(ctx, { load: SubscriptionRef.get(load), concurrency, maxQueue }))
     if (options.rpc !== undefined) router = HttpRouter.mountApp(router, "/rpc", options.rpc as HttpApp.Default<never, never>) as typeof router
     const app = router.pipe(
       Effect.catchTag("RouteNotFound", (e) =>
@@ -218,7 +227,7 @@ export const start = (options: ServeOptions = {}): Effect.Effect<RunningServer, 
             return json({ error: `refused: Host ${JSON.stringify(hostHeader ?? "")} is not a loopback name (this server only answers localhost)` }, 403)
           }
         }
-        if (origin !== undefined && !originAllowed(origin)) {
+        if (origin !== undefined && !originAllowed(origin) && !isSameOrigin(origin, request.headers["host"])) {
           return json({ error: `refused: origin ${origin} is not allowed (start the server with --cors-origin ${origin} to allow it)` }, 403)
         }
         if (request.method === "OPTIONS" && origin !== undefined) {
@@ -232,6 +241,9 @@ export const start = (options: ServeOptions = {}): Effect.Effect<RunningServer, 
             }
           })
         }
+        // the page's files hold no data: a browser gets them without the key, then the page asks for it
+        const page = options.ui !== undefined ? options.ui.answer(request) : Option.none()
+        if (Option.isSome(page)) return page.value
         if (options.apiKey !== undefined && !bearerMatches(request.headers["authorization"], options.apiKey)) {
           const response = json({ error: "unauthorized: send Authorization: Bearer <the server's --api-key>" }, 401, {
             "www-authenticate": "Bearer"

@@ -52,6 +52,27 @@ const drainTimeout = Options.integer("drain-timeout").pipe(
   Options.withDescription("seconds requests in flight may take to finish when the server stops (default 10)")
 )
 
+const noUi = Options.boolean("no-ui").pipe(Options.withDescription("do not serve the web page at / (Ollama's `Ollama is running` answers every client)"))
+const open = Options.boolean("open").pipe(Options.withDescription("open the web page in the default browser once listening"))
+
+/** Opens a URL in the desktop's browser; a failure is a warning, never the server's. */
+const openBrowser = (url: string) =>
+  Effect.async<void, Error>((resume) => {
+    const [command, args] = process.platform === "darwin"
+      ? ["open", [url]]
+      : process.platform === "win32"
+      ? ["cmd", ["/c", "start", "", url]]
+      : ["xdg-open", [url]]
+    import("node:child_process").then(({ spawn }) => {
+      const child = spawn(command, args as Array<string>, { stdio: "ignore", detached: true })
+      child.once("error", (e) => resume(Effect.fail(e)))
+      child.once("spawn", () => {
+        child.unref()
+        resume(Effect.void)
+      })
+    }, (e) => resume(Effect.fail(e as Error)))
+  })
+
 const logLine = (entry: Server.AccessLogEntry) =>
   `${entry.time} ${entry.method} ${entry.path}${entry.model !== undefined ? ` model=${entry.model}` : ""} ${entry.status}` +
   `${entry.tokens !== undefined ? ` tokens=${entry.tokens}` : ""} ${entry.ms}ms\n`
@@ -59,7 +80,7 @@ const logLine = (entry: Server.AccessLogEntry) =>
 /** `serve`. */
 export const serveCommand = Command.make(
   "serve",
-  { host, port, apiKey, corsOrigin, readOnly, allowPaths, maxQueue, maxBody, drainTimeout, json },
+  { host, port, apiKey, corsOrigin, readOnly, allowPaths, maxQueue, maxBody, drainTimeout, noUi, open, json },
   (o) =>
     Effect.scoped(Effect.gen(function*() {
       const io = yield* CliIO
@@ -79,10 +100,16 @@ export const serveCommand = Command.make(
       // llmspell's own protocol at /rpc (what `llmspell --host …` and LlmspellRemote speak), under the
       // same policy as the Ollama and OpenAI routes; the server checks the key and the Host header.
       // the HTTP stack and the protocol are loaded by this command only, not at every CLI start
-      const [Server, Rpc] = yield* Effect.promise(() => Promise.all([import("../../serve/Server.js"), import("../../serve/rpc.js")]))
+      const [Server, Rpc, UiAssets] = yield* Effect.promise(() =>
+        Promise.all([import("../../serve/Server.js"), import("../../serve/rpc.js"), import("../../serve/UiAssets.js")])
+      )
       const rpc = yield* Rpc.makeHttpApp({ readOnly: o.readOnly, allowPaths: o.allowPaths })
+      // the web page's built files (dist/ui), read once; a checkout that was not built runs without it
+      const ui = o.noUi ? Option.none() : yield* UiAssets.load()
+      if (!o.noUi && Option.isNone(ui)) yield* io.stderr("warning: the web page is not built (no dist/ui/index.html): run `npm run build`; serving the APIs only\n")
       const server = yield* Server.start({
         rpc,
+        ui: Option.getOrUndefined(ui),
         host: o.host,
         port: o.port,
         apiKey: key,
@@ -106,8 +133,15 @@ export const serveCommand = Command.make(
       yield* io.stderr(
         o.json
           ? `${JSON.stringify({ event: "listening", url: server.url, pid: process.pid, ...(Option.isSome(state) ? { stateFile: state.value } : {}) })}\n`
-          : `llmspell serve listening on ${server.url} (Ollama API at /api, OpenAI API at /v1)${key !== undefined ? ", API key required" : ""}\n`
+          : `llmspell serve listening on ${server.url} (Ollama API at /api, OpenAI API at /v1${Option.isSome(ui) ? ", web page at /" : ""})${key !== undefined ? ", API key required" : ""}\n`
       )
+      if (o.open) {
+        yield* Option.isSome(ui)
+          ? openBrowser(`${server.url}/`).pipe(
+            Effect.catchAll((e) => io.stderr(`warning: could not open a browser (${e.message}); open ${server.url}/ yourself\n`))
+          )
+          : io.stderr("warning: --open: there is no web page to open (--no-ui, or the page is not built)\n")
+      }
       // Runs first when a signal interrupts the wait (finalizers run in reverse order): the drain
       // and the state file come after it, the models are unloaded when the command's layer closes.
       yield* Effect.addFinalizer(() =>
