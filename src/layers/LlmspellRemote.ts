@@ -27,9 +27,14 @@ import * as nodePath from "node:path"
 import { BackendUnavailable, type LlmspellError, UnsupportedOperation } from "../domain/Errors.js"
 import { isFileReference } from "../domain/ModelSpec.js"
 import { LlmspellRpcs, validateGenerateRequest } from "../domain/Protocol.js"
-import type { Backend } from "../services/Backend.js"
 import { LocalLLM, type LocalLLMService } from "../services/LocalLLM.js"
-import { embeddingModelFromBackend, fromBackend, type GenerateDefaults } from "./LanguageModelAdapter.js"
+import {
+  type EmbedSource,
+  embeddingModelFromBackend,
+  fromBackend,
+  type GenerateDefaults,
+  type GenerateSource
+} from "./LanguageModelAdapter.js"
 
 /** Where the server is and how to authenticate. */
 export interface RemoteOptions {
@@ -225,16 +230,8 @@ export const make = (options: RemoteOptions): Effect.Effect<LocalLLMService, Bac
 export const layer = (options: RemoteOptions): Layer.Layer<LocalLLM, BackendUnavailable> =>
   Layer.scoped(LocalLLM, make(options))
 
-/** One model spec of a LocalLLM seen as a backend instance, for the `@effect/ai` adapters. */
-const backendOf = (llm: LocalLLMService, spec: string): Backend => ({
-  name: "llmspell",
-  type: "gguf",
-  status: Effect.map(llm.status(), (all) => all[0]!),
-  list: Effect.map(llm.list(), (l) => l.models),
-  info: () => llm.info(spec),
-  pull: (_, o) => llm.pull(spec, o),
-  remove: () => llm.remove(spec),
-  verify: () => llm.verify(spec),
+/** One model spec of a LocalLLM as what the `@effect/ai` adapters call. */
+const backendOf = (llm: LocalLLMService, spec: string): GenerateSource & EmbedSource => ({
   generate: (_, request) => llm.generate(spec, request),
   embed: (_, inputs) => llm.embed(spec, inputs)
 })

@@ -15,7 +15,6 @@ import type { ProviderInstanceConfig } from "../domain/ConfigSchema.js"
 import {
   BackendCrashed,
   BackendError,
-  type LlmspellError,
   BackendUnavailable,
   ChecksumMismatch,
   ContextOverflow,
@@ -167,38 +166,38 @@ export interface Backend {
   /** Health and configuration; never fails: an unreachable backend is `available: false`. */
   readonly status: Effect.Effect<BackendStatus>
   /** Models present. */
-  readonly list: Effect.Effect<ReadonlyArray<LocalModel>, LlmspellError>
+  readonly list: Effect.Effect<ReadonlyArray<LocalModel>, BackendListError>
   /** What is known about a model (metadata, memory needs). */
-  readonly info: (model: string) => Effect.Effect<ModelInfo, LlmspellError>
+  readonly info: (model: string) => Effect.Effect<ModelInfo, BackendInfoError>
   /** Downloads a model; progress events end with phase `done` and its result. */
-  readonly pull: (model: string, options?: PullOptions) => Stream.Stream<PullProgress, LlmspellError>
+  readonly pull: (model: string, options?: PullOptions) => Stream.Stream<PullProgress, BackendPullError>
   /** Deletes a model (and for the GGUF store its partial downloads). */
-  readonly remove: (model: string) => Effect.Effect<RemoveResult, LlmspellError>
+  readonly remove: (model: string) => Effect.Effect<RemoveResult, BackendRemoveError>
   /** Re-checks installed files against what was downloaded, where the backend can. */
-  readonly verify: (model: string | undefined) => Effect.Effect<VerifyReport, LlmspellError>
+  readonly verify: (model: string | undefined) => Effect.Effect<VerifyReport, BackendVerifyError>
   /** Streams a chat completion: text deltas, then one `Finish`. Interrupting stops generation. */
-  readonly generate: (model: string, request: GenerateRequest) => Stream.Stream<GenerateEvent, LlmspellError>
+  readonly generate: (model: string, request: GenerateRequest) => Stream.Stream<GenerateEvent, BackendGenerateError>
   /** Embeds each input (one vector per input, in order); a backend that cannot fails with UnsupportedOperation. */
-  readonly embed: (model: string, inputs: ReadonlyArray<string>) => Effect.Effect<Embeddings, LlmspellError>
+  readonly embed: (model: string, inputs: ReadonlyArray<string>) => Effect.Effect<Embeddings, BackendEmbedError>
   /** The model's tokens for a text, where the backend can count them (Ollama has no tokenize route). */
-  readonly tokenize?: (model: string, text: string) => Effect.Effect<ReadonlyArray<number>, LlmspellError>
+  readonly tokenize?: (model: string, text: string) => Effect.Effect<ReadonlyArray<number>, BackendTokenizeError>
   /** Models loaded in memory now (absent: the backend cannot say; LocalLLM.ps falls back to `status`). */
-  readonly ps?: Effect.Effect<ReadonlyArray<LoadedModel>, LlmspellError>
+  readonly ps?: Effect.Effect<ReadonlyArray<LoadedModel>, BackendPsError>
   /**
    * How long a loaded model stays loaded once idle, in seconds: 0 unloads it now (once its
    * requests are done), a negative value keeps it loaded. No-op for a model that is not loaded.
    */
-  readonly keepAlive?: (model: string, seconds: number) => Effect.Effect<void, LlmspellError>
+  readonly keepAlive?: (model: string, seconds: number) => Effect.Effect<void, BackendKeepAliveError>
   /**
    * Loads a model into memory now, without generating (Ollama's empty chat request); it then stays
    * loaded for `keepAliveSeconds` once idle, or the instance's idle time. Absent: nothing to load (cloud).
    */
-  readonly load?: (model: string, keepAliveSeconds?: number) => Effect.Effect<void, LlmspellError>
+  readonly load?: (model: string, keepAliveSeconds?: number) => Effect.Effect<void, BackendLoadError>
 }
 
 /** Creates backend instances of one type from their config entries; the registry caches them. */
 export interface BackendFactory<C extends ProviderInstanceConfig = ProviderInstanceConfig> {
   readonly type: BackendType
   /** Builds an instance; the scope is the registry's, closed when the program ends. */
-  readonly make: (instance: C) => Effect.Effect<Backend, LlmspellError, Scope.Scope>
+  readonly make: (instance: C) => Effect.Effect<Backend, BackendMakeError, Scope.Scope>
 }
