@@ -12,7 +12,8 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import * as GgufBackendLive from "../src/layers/gguf/GgufBackendLive.js"
 import { GgufBackendFactory } from "../src/services/GgufBackend.js"
-import { defaultTestConfig, LlamaLoaderMock, ModelDownloaderMock } from "../src/testing.js"
+import { LocalLLM } from "../src/services/LocalLLM.js"
+import { defaultTestConfig, describeCalls, LlamaLoaderMock, LlmspellMock, ModelDownloaderMock } from "../src/testing.js"
 import { tinyLlamaGguf } from "./fixtures/ggufWriter.js"
 
 const dir = mkdtempSync(join(tmpdir(), "llmspell-mocks-"))
@@ -63,5 +64,19 @@ describe("llmspell/testing mocks", () => {
       expect(downloader.calls.map((c) => c.operation)).toContain("pull")
       expect(downloader.installed.has("qwen2.5:0.5b")).toBe(true)
     }).pipe(Effect.provide(GgufBackendLive.layerWithoutLoader.pipe(Layer.provide(Layer.merge(loader.layer, downloader.layer)))))
+  })
+})
+
+describe("LlmspellMock and the cloud backend", () => {
+  it.effect("cloud specs answer from the cloud script (the registry's cloud backend is a real requirement, the mock fills it)", () => {
+    const mock = LlmspellMock.make({ cloud: { models: [{ name: "gpt-4o-mini", tokens: ["from", " the", " cloud"] }] } })
+    return Effect.gen(function*() {
+      const llm = yield* LocalLLM
+      const result = yield* llm.run("openai/gpt-4o-mini", { messages: [{ role: "user", content: "hi" }] })
+      expect([result.text, result.backend, result.instance]).toEqual(["from the cloud", "cloud", "openai"])
+      const missing = yield* Effect.flip(llm.info("openai/nothing-here"))
+      expect(missing._tag).toBe("ModelNotFound")
+      expect(describeCalls(mock.calls.filter((c) => c.source === "cloud"))).toEqual(["cloud:generate:gpt-4o-mini", "cloud:info:nothing-here"])
+    }).pipe(Effect.provide(mock.layer))
   })
 })

@@ -6,6 +6,7 @@
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as Layer from "effect/Layer"
 import type { ConfigError } from "../domain/Errors.js"
+import type { CloudBackendFactory } from "../services/CloudBackend.js"
 import type { EffectiveConfig } from "../services/EffectiveConfig.js"
 import type { GgufBackendFactory } from "../services/GgufBackend.js"
 import type { OllamaBackendFactory } from "../services/OllamaBackend.js"
@@ -29,7 +30,7 @@ export type Services = LocalLLM | ProviderRegistry | EffectiveConfig
  */
 export const layerWithBackends = <E, R, E2, R2>(
   config: Layer.Layer<EffectiveConfig, E, R>,
-  backends: Layer.Layer<OllamaBackendFactory | GgufBackendFactory, E2, R2>
+  backends: Layer.Layer<OllamaBackendFactory | GgufBackendFactory | CloudBackendFactory, E2, R2>
 ): Layer.Layer<Services, E | E2, Exclude<R2, EffectiveConfig> | R> =>
   LocalLLMLive.layer.pipe(
     Layer.provideMerge(ProviderRegistryLive.layer),

@@ -15,7 +15,7 @@ import type { LocalLLM } from "../services/LocalLLM.js"
 import type * as ProviderRegistry from "../services/ProviderRegistry.js"
 import type { Call, CallLog } from "./CallLog.js"
 import type { LlamaLoaderMock } from "./LlamaLoaderMock.js"
-import { GgufBackendMock, type MockBackendOptions, OllamaBackendMock } from "./MockBackend.js"
+import { CloudBackendMock, GgufBackendMock, type MockBackendOptions, OllamaBackendMock } from "./MockBackend.js"
 import { ModelDownloaderMock, type MockDownloaderOptions } from "./ModelDownloaderMock.js"
 
 /** The built-in default configuration (no file, no environment), for tests. */
@@ -32,6 +32,8 @@ export const LlmspellMock = {
       readonly ollama?: MockBackendOptions
       /** The scripted GGUF backend (ignored when `ggufLoader` is given). */
       readonly gguf?: MockBackendOptions
+      /** The scripted cloud backend: cloud specs (`openai/gpt-4o-mini`) answer from it. */
+      readonly cloud?: MockBackendOptions
       /** Run the real GGUF backend over this fake loader instead of the scripted backend. */
       readonly ggufLoader?: ReturnType<typeof LlamaLoaderMock>
       /** The downloader under the real GGUF backend (with `ggufLoader`). */
@@ -44,6 +46,7 @@ export const LlmspellMock = {
   ) => {
     const calls: CallLog = options.calls ?? []
     const ollama = OllamaBackendMock(options.ollama, calls)
+    const cloud = CloudBackendMock(options.cloud, calls)
     const gguf = options.ggufLoader !== undefined
       ? GgufBackendLive.layerWithoutLoader.pipe(
         Layer.provide(Layer.merge(options.ggufLoader.layer, ModelDownloaderMock({ calls, ...options.downloader }).layer))
@@ -52,7 +55,7 @@ export const LlmspellMock = {
     const config = Layer.succeed(EffectiveConfig, defaultTestConfig(options.config))
     const layer: Layer.Layer<LocalLLM | ProviderRegistry.ProviderRegistry | EffectiveConfig> = LlmspellLive.layerWithBackends(
       config,
-      Layer.merge(ollama.layer, gguf)
+      Layer.mergeAll(ollama.layer, gguf, cloud.layer)
     )
     return { layer, calls: calls as ReadonlyArray<Call> }
   }
