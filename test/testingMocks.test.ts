@@ -80,3 +80,18 @@ describe("LlmspellMock and the cloud backend", () => {
     }).pipe(Effect.provide(mock.layer))
   })
 })
+
+describe("LlmspellMock and the model store", () => {
+  it.effect("LocalLLM imports into the store the stack provides (its layer requires one), and lists it", () => {
+    const mock = LlmspellMock.make({ downloader: { installed: ["org/repo:Q4_K_M"] } })
+    return Effect.gen(function*() {
+      const llm = yield* LocalLLM
+      const imported = yield* llm.importFile("/somewhere/my-model.gguf", { name: "mine" })
+      expect(imported).toMatchObject({ model: "mine", backend: "gguf", instance: "gguf", source: "/somewhere/my-model.gguf" })
+      expect(describeCalls(mock.calls)).toContain("downloader:import:/somewhere/my-model.gguf")
+      const report = yield* llm.available()
+      expect(report.models.length).toBeGreaterThan(0)
+      expect(describeCalls(mock.calls)).toContain("downloader:list")
+    }).pipe(Effect.provide(mock.layer))
+  })
+})

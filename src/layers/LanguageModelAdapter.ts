@@ -36,7 +36,7 @@ import type {
   ToolChoice,
   ToolDefinition
 } from "../domain/Types.js"
-import { ProviderRegistry } from "../services/ProviderRegistry.js"
+import { ProviderRegistry, type ResolveError } from "../services/ProviderRegistry.js"
 
 /**
  * What the LanguageModel adapter needs of a backend instance: its `generate` (a `Backend` has it;
@@ -265,7 +265,7 @@ export const embeddingModelFromBackend = (
 export const languageModelLayer = (
   spec: string,
   defaults: GenerateDefaults = {}
-): Layer.Layer<LanguageModel.LanguageModel, LlmspellError, ProviderRegistry> =>
+): Layer.Layer<LanguageModel.LanguageModel, ResolveError, ProviderRegistry> =>
   Layer.effect(
     LanguageModel.LanguageModel,
     Effect.gen(function*() {
@@ -279,7 +279,7 @@ export const languageModelLayer = (
 export const embeddingModelLayer = (
   spec: string,
   options: { readonly maxBatchSize?: number } = {}
-): Layer.Layer<EmbeddingModel.EmbeddingModel, LlmspellError, ProviderRegistry> =>
+): Layer.Layer<EmbeddingModel.EmbeddingModel, ResolveError, ProviderRegistry> =>
   Layer.effect(
     EmbeddingModel.EmbeddingModel,
     Effect.gen(function*() {

@@ -15,7 +15,7 @@ import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as nodePath from "node:path"
 import * as Catalog from "../domain/Catalog.js"
-import { BackendError, BackendUnavailable, isLlmspellError, ModelNotFound } from "../domain/Errors.js"
+import { BackendError, BackendUnavailable, ModelNotFound } from "../domain/Errors.js"
 import { errorToJson } from "../domain/Failure.js"
 import * as HubRef from "../domain/HubRef.js"
 import { type InstallOllamaReport, planInstall } from "../domain/InstallOllama.js"
@@ -38,8 +38,7 @@ const ELSEWHERE_TIMEOUT = Duration.seconds(3)
 const sameModel = (listed: LocalModel, wanted: string) =>
   listed.name === wanted || listed.name === `${wanted}:latest` || listed.name === `${wanted}.gguf`
 
-const errorInfo = (e: unknown) =>
-  isLlmspellError(e) ? errorToJson(e) : { _tag: "UnknownError", message: e instanceof Error ? e.message : String(e) }
+const errorInfo = errorToJson
 
 const sameName = (a: string, b: string) => a.toLowerCase() === b.toLowerCase()
 
