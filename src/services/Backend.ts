@@ -24,6 +24,7 @@ import {
   HubAuthRequired,
   InsufficientDiskSpace,
   InvalidModelFile,
+  InvalidModelSpec,
   MissingCredentials,
   ModelBusy,
   ModelNotFound,
@@ -70,11 +71,13 @@ export const BackendInfoError = Schema.Union(ModelNotFound, InvalidModelFile, ..
 export type BackendInfoError = typeof BackendInfoError.Type
 
 /**
- * `pull`: the name is not on the registry or hub; the hub refuses, rate limits or breaks off; the
+ * `pull`: the name is not a hub reference (InvalidModelSpec: an unknown alias or quantization), or
+ * not on the registry or hub; the hub refuses, rate limits or breaks off; the
  * bytes are wrong or not GGUF; the disk or store cannot take them; another pull holds the file;
  * a flag that does not apply (`--quantization` on Ollama); a backend with nothing to pull (cloud).
  */
 export const BackendPullError = Schema.Union(
+  InvalidModelSpec,
   ModelNotFound,
   UsageError,
   UnsupportedOperation,
