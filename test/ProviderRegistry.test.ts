@@ -13,6 +13,7 @@ import { type LlmspellConfig, resolveConfig } from "../src/domain/ConfigSchema.j
 import { BackendUnavailable, InvalidModelSpec, ProviderNotAvailable } from "../src/domain/Errors.js"
 import type { Backend, BackendFactory } from "../src/services/Backend.js"
 import * as ConfigLive from "../src/layers/ConfigLive.js"
+import { CloudBackendFactory } from "../src/services/CloudBackend.js"
 import { GgufBackendFactory } from "../src/services/GgufBackend.js"
 import { OllamaBackendFactory } from "../src/services/OllamaBackend.js"
 import * as Routing from "../src/domain/Routing.js"
@@ -167,7 +168,7 @@ describe("route (pure)", () => {
 // The layer, with fake factories
 // ---------------------------------------------------------------------------------------------
 
-const fakeBackend = (name: string, type: "ollama" | "gguf"): Backend => ({
+const fakeBackend = (name: string, type: "ollama" | "gguf" | "cloud"): Backend => ({
   name,
   type,
   status: Effect.succeed({ instance: name, backend: type, endpoint: "fake", available: true, loaded: [], details: {}, warnings: [] }),
@@ -184,7 +185,7 @@ const fakeBackend = (name: string, type: "ollama" | "gguf"): Backend => ({
 const fakes = (options: { gate?: Deferred.Deferred<void>; failOllama?: boolean } = {}) => {
   const made: Array<string> = []
   const released: Array<string> = []
-  const factory = <T extends "ollama" | "gguf">(type: T): BackendFactory<any> => ({
+  const factory = <T extends "ollama" | "gguf" | "cloud">(type: T): BackendFactory<any> => ({
     type,
     make: (instance) =>
       Effect.gen(function*() {
@@ -202,11 +203,12 @@ const fakes = (options: { gate?: Deferred.Deferred<void>; failOllama?: boolean }
       Layer.mergeAll(
         Layer.succeed(OllamaBackendFactory, factory("ollama")),
         Layer.succeed(GgufBackendFactory, factory("gguf")),
+        Layer.succeed(CloudBackendFactory, factory("cloud")),
         ConfigLive.layerValue(CONFIG)
       )
     )
   )
-  return { made, released, layer }
+  return { made, released, layer, factory }
 }
 
 describe("ProviderRegistry layer", () => {
@@ -272,7 +274,28 @@ describe("ProviderRegistry layer", () => {
     const f = fakes()
     return Effect.gen(function*() {
       const registry = yield* ProviderRegistry
-      // No cloud factory is registered in this registry: a cloud spec routes, but no instance is made.
+      const invalid = yield* Effect.flip(registry.resolve("x@"))
+      expect(invalid._tag).toBe("InvalidModelSpec")
+      const missing = yield* Effect.flip(registry.instance("nowhere"))
+      expect(missing._tag).toBe("ProviderNotAvailable")
+      expect(f.made).toStrictEqual([])
+    }).pipe(Effect.provide(f.layer))
+  })
+
+  it.effect("the layer requires the cloud factory, and a cloud spec gets its instance from it", () => {
+    const f = fakes()
+    return Effect.gen(function*() {
+      const registry = yield* ProviderRegistry
+      const resolved = yield* registry.resolve("openai/gpt-4o")
+      expect([resolved.backend, resolved.model, resolved.handle.type]).toStrictEqual(["cloud", "gpt-4o", "cloud"])
+      expect(f.made).toStrictEqual(["openai"])
+    }).pipe(Effect.provide(f.layer))
+  })
+
+  it.scoped("a registry made without a cloud factory routes a cloud spec but makes no instance", () => {
+    const f = fakes()
+    return Effect.gen(function*() {
+      const registry = yield* ProviderRegistryLive.make(CONFIG, [f.factory("ollama"), f.factory("gguf")])
       const cloud = yield* Effect.flip(registry.resolve("openai/gpt-4o"))
       expect(cloud._tag).toBe("ProviderNotAvailable")
       const configuredCloud = yield* Effect.flip(registry.resolve("gpt/gpt-4o"))
@@ -284,7 +307,7 @@ describe("ProviderRegistry layer", () => {
       const cloudInstance = yield* Effect.flip(registry.instance("gpt"))
       expect(cloudInstance.message).toMatch(/no cloud backend is registered/)
       expect(f.made).toStrictEqual([])
-    }).pipe(Effect.provide(f.layer))
+    })
   })
 
   it.effect("a factory's failure reaches the caller typed", () => {

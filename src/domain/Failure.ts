@@ -51,10 +51,7 @@ export const ErrorEnvelope = Schema.Struct({ error: ErrorJson })
 export type ErrorEnvelope = typeof ErrorEnvelope.Type
 
 /** Turns any llmspell error into its `--json` shape. */
-export const errorToJson = (error: LlmspellError): ErrorJson => {
-  const hint = (error as { hint?: string | undefined }).hint
-  return hint !== undefined ? { _tag: error._tag, message: error.message, hint } : { _tag: error._tag, message: error.message }
-}
+export const errorToJson = (error: LlmspellError): ErrorJson => ({ _tag: error._tag, message: error.message, hint: error.hint })
 
 /** The `--json` envelope of an llmspell error, as one line of text. */
 export const errorEnvelopeText = (error: LlmspellError): string =>

@@ -24,12 +24,17 @@ import * as Redacted from "effect/Redacted"
 import * as Stream from "effect/Stream"
 import * as net from "node:net"
 import * as nodePath from "node:path"
-import { BackendUnavailable, type LlmspellError, UnsupportedOperation } from "../domain/Errors.js"
+import { BackendUnavailable, UnsupportedOperation } from "../domain/Errors.js"
 import { isFileReference } from "../domain/ModelSpec.js"
 import { LlmspellRpcs, validateGenerateRequest } from "../domain/Protocol.js"
-import type { Backend } from "../services/Backend.js"
 import { LocalLLM, type LocalLLMService } from "../services/LocalLLM.js"
-import { embeddingModelFromBackend, fromBackend, type GenerateDefaults } from "./LanguageModelAdapter.js"
+import {
+  type EmbedSource,
+  embeddingModelFromBackend,
+  fromBackend,
+  type GenerateDefaults,
+  type GenerateSource
+} from "./LanguageModelAdapter.js"
 
 /** Where the server is and how to authenticate. */
 export interface RemoteOptions {
@@ -128,9 +133,10 @@ export const make = (options: RemoteOptions): Effect.Effect<LocalLLMService, Bac
     // Built in this scope (not with Effect.provide, whose scope would close once `make` returns).
     const client = yield* RpcClient.make(LlmspellRpcs).pipe(Effect.provide(yield* Layer.build(protocol)))
     const lost = unavailable(url)
-    const call = <A>(effect: Effect.Effect<A, LlmspellError | RpcClientError>): Effect.Effect<A, LlmspellError> =>
+    // Each call fails with its operation's errors (the protocol's, the same as LocalLLM's), or a lost connection.
+    const call = <A, E>(effect: Effect.Effect<A, E | RpcClientError>): Effect.Effect<A, E | BackendUnavailable> =>
       Effect.catchIf(effect, (e): e is RpcClientError => e instanceof RpcClientError, (e) => Effect.fail(lost(e)))
-    const stream = <A>(s: Stream.Stream<A, LlmspellError | RpcClientError>): Stream.Stream<A, LlmspellError> =>
+    const stream = <A, E>(s: Stream.Stream<A, E | RpcClientError>): Stream.Stream<A, E | BackendUnavailable> =>
       Stream.catchAll(s, (e) => Stream.fail(e instanceof RpcClientError ? lost(e) : e))
     // A relative path means the caller's directory, not the server's: it is sent absolute, and
     // the answer names it as the caller wrote it, as the embedded LocalLLM does.
@@ -169,7 +175,7 @@ export const make = (options: RemoteOptions): Effect.Effect<LocalLLMService, Bac
     const valid = (request: unknown) =>
       Either.match(validateGenerateRequest(request), { onLeft: Effect.fail, onRight: Effect.succeed })
     // `status`/`list`/`instances` never fail on the server; a lost connection has nowhere to go but a defect.
-    const orDie = <A>(effect: Effect.Effect<A, LlmspellError | RpcClientError>) => Effect.orDieWith(call(effect), (e) => e)
+    const orDie = <A, E>(effect: Effect.Effect<A, E | RpcClientError>) => Effect.orDieWith(call(effect), (e) => e)
 
     const service: LocalLLMService = {
       status: (backend = "all") => orDie(client.Status({ backend })),
@@ -225,16 +231,8 @@ export const make = (options: RemoteOptions): Effect.Effect<LocalLLMService, Bac
 export const layer = (options: RemoteOptions): Layer.Layer<LocalLLM, BackendUnavailable> =>
   Layer.scoped(LocalLLM, make(options))
 
-/** One model spec of a LocalLLM seen as a backend instance, for the `@effect/ai` adapters. */
-const backendOf = (llm: LocalLLMService, spec: string): Backend => ({
-  name: "llmspell",
-  type: "gguf",
-  status: Effect.map(llm.status(), (all) => all[0]!),
-  list: Effect.map(llm.list(), (l) => l.models),
-  info: () => llm.info(spec),
-  pull: (_, o) => llm.pull(spec, o),
-  remove: () => llm.remove(spec),
-  verify: () => llm.verify(spec),
+/** One model spec of a LocalLLM as what the `@effect/ai` adapters call. */
+const backendOf = (llm: LocalLLMService, spec: string): GenerateSource & EmbedSource => ({
   generate: (_, request) => llm.generate(spec, request),
   embed: (_, inputs) => llm.embed(spec, inputs)
 })

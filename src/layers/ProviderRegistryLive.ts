@@ -9,7 +9,7 @@ import * as Scope from "effect/Scope"
 import * as SynchronizedRef from "effect/SynchronizedRef"
 import type { LlmspellConfig } from "../domain/ConfigSchema.js"
 import { cloudInstanceOf, defaultInstance } from "../domain/ConfigSchema.js"
-import { type LlmspellError, ProviderNotAvailable } from "../domain/Errors.js"
+import { ProviderNotAvailable } from "../domain/Errors.js"
 import type * as ModelSpec from "../domain/ModelSpec.js"
 import { backendTypeOf, isLocal, route } from "../domain/Routing.js"
 import type { Backend, BackendFactory } from "../services/Backend.js"
@@ -17,7 +17,7 @@ import { CloudBackendFactory } from "../services/CloudBackend.js"
 import { EffectiveConfig } from "../services/EffectiveConfig.js"
 import { GgufBackendFactory } from "../services/GgufBackend.js"
 import { OllamaBackendFactory } from "../services/OllamaBackend.js"
-import { ProviderRegistry, type ProviderRegistryService } from "../services/ProviderRegistry.js"
+import { type InstanceError, ProviderRegistry, type ProviderRegistryService } from "../services/ProviderRegistry.js"
 
 /** Builds a registry from the config and the backend factories; instances live as long as the layer. */
 export const make = (
@@ -26,9 +26,9 @@ export const make = (
 ): Effect.Effect<ProviderRegistryService, never, Scope.Scope> =>
   Effect.gen(function*() {
     const scope = yield* Effect.scope
-    const cache = yield* SynchronizedRef.make(new Map<string, Effect.Effect<Backend, LlmspellError>>())
+    const cache = yield* SynchronizedRef.make(new Map<string, Effect.Effect<Backend, InstanceError>>())
 
-    const instance = (name: string): Effect.Effect<Backend, ProviderNotAvailable | LlmspellError> =>
+    const instance = (name: string): Effect.Effect<Backend, InstanceError> =>
       Effect.flatten(
         SynchronizedRef.modifyEffect(cache, (map) => {
           const cached = map.get(name)
@@ -81,17 +81,16 @@ export const make = (
     }
   })
 
-/**
- * The registry over the configured instances with the Ollama and GGUF backends registered, and
- * the cloud backend when a `CloudBackendFactory` is provided (LlmspellLive provides it).
- */
-export const layer: Layer.Layer<ProviderRegistry, never, EffectiveConfig | OllamaBackendFactory | GgufBackendFactory> = Layer.scoped(
+/** The registry over the configured instances with the Ollama, GGUF and cloud backends registered. */
+export const layer: Layer.Layer<
+  ProviderRegistry,
+  never,
+  EffectiveConfig | OllamaBackendFactory | GgufBackendFactory | CloudBackendFactory
+> = Layer.scoped(
   ProviderRegistry,
   Effect.gen(function*() {
     const config = yield* EffectiveConfig
-    const ollama = yield* OllamaBackendFactory
-    const gguf = yield* GgufBackendFactory
-    const cloud = yield* Effect.serviceOption(CloudBackendFactory)
-    return yield* make(config, cloud._tag === "Some" ? [ollama, gguf, cloud.value] : [ollama, gguf])
+    const factories = yield* Effect.all([OllamaBackendFactory, GgufBackendFactory, CloudBackendFactory])
+    return yield* make(config, factories)
   })
 )

@@ -62,7 +62,7 @@ export const statusFor = (error: LlmspellError): number => {
 export const toHttpFailure = (error: unknown): HttpFailure => {
   if (error instanceof HttpFailure) return error
   if (isLlmspellError(error)) {
-    const hint = (error as { hint?: string }).hint
+    const hint = error.hint
     return new HttpFailure(statusFor(error), hint !== undefined ? `${error.message} (${hint})` : error.message)
   }
   return new HttpFailure(500, "internal error")

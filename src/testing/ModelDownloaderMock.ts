@@ -1,6 +1,8 @@
 /**
  * A scriptable ModelDownloader: installed models, pulls with progress, and its calls recorded in
- * a `CallLog` (source "downloader", the reference as `model`).
+ * a `CallLog` (source "downloader", the reference as `model`). Its `store` is the ModelStore over
+ * the same installed models (llmspell's own store only: no foreign stores), for LocalLLM's
+ * `available` and `importFile`.
  */
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -8,6 +10,7 @@ import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import { type LlmspellError, ModelNotFound } from "../domain/Errors.js"
 import { type InstalledModel, ModelDownloader, type ModelDownloaderService } from "../services/ModelDownloader.js"
+import { ModelStore, type ModelStoreService, type StoredModel } from "../services/ModelStore.js"
 import { type CallLog, recordCall } from "./CallLog.js"
 import { failureFor } from "./internal.js"
 import { makeMockBackend, type MockFailure } from "./MockBackend.js"
@@ -33,7 +36,25 @@ export const installedModel = (name: string, path: string, sizeBytes = 1_000_000
   pulledAt: new Date(0).toISOString()
 })
 
-/** A scripted ModelDownloader layer, its service, the installed models (by name) and its call record. */
+/** An installed model as the store lists it. */
+const stored = (model: InstalledModel): StoredModel => ({
+  name: model.name,
+  store: "llmspell",
+  path: model.primaryPath,
+  files: model.files.map((f) => f.path),
+  sizeBytes: model.sizeBytes,
+  ...(model.files.length === 1 ? { sha256: model.files[0]!.sha256 } : {}),
+  quantization: model.quantization,
+  repo: model.repo,
+  modifiedAt: model.pulledAt,
+  installed: true,
+  locations: [{ store: "llmspell", name: model.name, path: model.primaryPath }]
+})
+
+/**
+ * A scripted ModelDownloader layer, its service, the ModelStore over the same models (`store`,
+ * `storeLayer`), the installed models (by name) and its call record.
+ */
 export const ModelDownloaderMock = (options: MockDownloaderOptions = {}) => {
   const calls: CallLog = options.calls ?? []
   const record = (operation: string, ref?: string, instance?: string) =>
@@ -115,5 +136,33 @@ export const ModelDownloaderMock = (options: MockDownloaderOptions = {}) => {
         }
       })
   }
-  return { layer: Layer.succeed(ModelDownloader, service), service, calls, installed }
+  const store: ModelStoreService = {
+    list: (own) =>
+      record("list", undefined, own.instance).pipe(
+        Effect.zipRight(fail("list")),
+        Effect.map(() => ({ models: [...installed.values()].map(stored), warnings: [] }))
+      ),
+    find: (ref, own) =>
+      record("find", ref, own.instance).pipe(
+        Effect.zipRight(fail("find", ref)),
+        Effect.map(() => Option.map(Option.fromNullable(find(ref)), stored))
+      ),
+    findBlob: (sha256) =>
+      Effect.sync(() =>
+        Option.fromNullable(
+          [...installed.values()].flatMap((m) => m.files).find((f) => f.sha256 === sha256.toLowerCase())
+        ).pipe(Option.map((f) => ({ store: "llmspell" as const, path: f.path, sizeBytes: f.sizeBytes })))
+      ),
+    verify: (own, ref) => service.verify(own, ref),
+    remove: (ref, own) => service.remove(ref, own),
+    importFile: (file, own, importOptions) => service.importFile(file, own, importOptions)
+  }
+  return {
+    layer: Layer.succeed(ModelDownloader, service),
+    service,
+    store,
+    storeLayer: Layer.succeed(ModelStore, store),
+    calls,
+    installed
+  }
 }

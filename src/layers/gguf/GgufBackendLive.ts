@@ -20,6 +20,7 @@ import * as nodePath from "node:path"
 import { fileURLToPath } from "node:url"
 import type { GgufInstanceConfig } from "../../domain/ConfigSchema.js"
 import { BackendCrashed, BackendError, ContextOverflow, type DeviceUnavailable, type BackendUnavailable, InvalidModelFile, isLlmspellError, type LlmspellError, ModelNotFound, SchemaViolation, UnsupportedOperation } from "../../domain/Errors.js"
+import { failingWith, streamFailingWith } from "../errorBoundary.js"
 import { checkJsonSchema } from "../../domain/JsonSchemaCheck.js"
 import { constrainedOutcome, generationPlan } from "./JsonSchemaGrammar.js"
 import { errorToJson } from "../../domain/Failure.js"
@@ -38,7 +39,18 @@ import type {
   ModelLocation,
   ToolCall
 } from "../../domain/Types.js"
-import type { Backend } from "../../services/Backend.js"
+import {
+  type Backend,
+  BackendEmbedError,
+  BackendGenerateError,
+  BackendInfoError,
+  BackendKeepAliveError,
+  BackendListError,
+  BackendPullError,
+  BackendRemoveError,
+  BackendTokenizeError,
+  BackendVerifyError
+} from "../../services/Backend.js"
 import { GgufBackendFactory } from "../../services/GgufBackend.js"
 import { type LoadedModelHandle, LlamaLoader, type LlamaLoaderService, type LoadOptions } from "../../services/LlamaLoader.js"
 import { ModelDownloader, type ModelDownloaderService, type StoreRoot } from "../../services/ModelDownloader.js"
@@ -215,11 +227,12 @@ export const makeBackend = (
         ...(detail !== undefined ? { detail } : {})
       })
 
-    const resolve = (model: string): Effect.Effect<ResolvedFile, LlmspellError> =>
+    // What resolving a name can fail with is the least of what every operation that resolves one may.
+    const resolve = (model: string): Effect.Effect<ResolvedFile, BackendKeepAliveError> =>
       Effect.gen(function*() {
         if (isFileReference(model)) return { name: model, path: localPath(model), installed: false }
         // llmspell's store first, then every foreign store read in place; never the hub (only `pull` goes there)
-        const found = yield* modelStore.find(model, store)
+        const found = yield* modelStore.find(model, store).pipe(failingWith(BackendKeepAliveError))
         if (Option.isNone(found)) return yield* notFound(model)
         const m = found.value
         return { name: m.name, path: m.path, installed: m.installed, store: m.store, locations: m.locations }
@@ -227,7 +240,7 @@ export const makeBackend = (
         Effect.tap((r) => Effect.sync(() => names.set(r.path, r.name)))
       )
 
-    const generate = (model: string, request: GenerateRequest): Stream.Stream<GenerateEvent, LlmspellError> =>
+    const generate = (model: string, request: GenerateRequest): Stream.Stream<GenerateEvent, BackendGenerateError> =>
       Stream.unwrapScoped(Effect.gen(function*() {
         const start = yield* nowMs
         // a schema the grammar cannot enforce is refused before anything is loaded
@@ -243,8 +256,8 @@ export const makeBackend = (
         return handle.generate(request).pipe(
           // the worker is gone (crashed, or stopped for a stuck request): the next request loads the model again
           Stream.tapError(() => Effect.flatMap(handle.alive, (alive) => (alive ? Effect.void : pool.invalidate(file.path)))),
-          Stream.mapEffect((event): Effect.Effect<GenerateEvent, LlmspellError> =>
-            Effect.flatMap(nowMs, (now): Effect.Effect<GenerateEvent, LlmspellError> => {
+          Stream.mapEffect((event): Effect.Effect<GenerateEvent, SchemaViolation> =>
+            Effect.flatMap(nowMs, (now): Effect.Effect<GenerateEvent, SchemaViolation> => {
               if (event._tag === "Text") {
                 firstAt ??= now
                 return Effect.succeed({ _tag: "TextDelta", text: event.text })
@@ -312,7 +325,7 @@ export const makeBackend = (
 
     // Embeddings run on an embedding context of their own (node-llama-cpp's createEmbeddingContext),
     // a pool entry beside the chat one; a batch is one request to the worker, vectors in input order.
-    const embed = (model: string, inputs: ReadonlyArray<string>): Effect.Effect<Embeddings, LlmspellError> =>
+    const embed = (model: string, inputs: ReadonlyArray<string>): Effect.Effect<Embeddings, BackendEmbedError> =>
       Effect.scoped(Effect.gen(function*() {
         const file = yield* resolve(model)
         const base = { model: file.name, backend: "gguf" as const, instance: instance.name }
@@ -346,7 +359,7 @@ export const makeBackend = (
       })).pipe(Effect.withSpan("GgufBackend.embed", { attributes: { model, inputs: inputs.length, instance: instance.name } }))
 
     // Through whichever context of the model is loaded (the chat one when neither is): one tokenizer.
-    const tokenize = (model: string, text: string): Effect.Effect<ReadonlyArray<number>, LlmspellError> =>
+    const tokenize = (model: string, text: string): Effect.Effect<ReadonlyArray<number>, BackendTokenizeError> =>
       Effect.scoped(Effect.gen(function*() {
         const file = yield* resolve(model)
         const loaded = yield* pool.entries
@@ -360,7 +373,7 @@ export const makeBackend = (
         return yield* handle.tokenize(text).pipe(Effect.tapError(() => forgetIfDead(key, handle)))
       })).pipe(Effect.withSpan("GgufBackend.tokenize", { attributes: { model, instance: instance.name } }))
 
-    const info = (model: string): Effect.Effect<ModelInfo, LlmspellError> =>
+    const info = (model: string): Effect.Effect<ModelInfo, BackendInfoError> =>
       Effect.gen(function*() {
         const file = yield* resolve(model)
         const gguf = yield* readGgufFile(file.path, { model, instance: instance.name })
@@ -409,8 +422,8 @@ export const makeBackend = (
         } satisfies ModelInfo
       }).pipe(Effect.withSpan("GgufBackend.info", { attributes: { model } }))
 
-    const list: Effect.Effect<ReadonlyArray<LocalModel>, LlmspellError> = Effect.map(
-      modelStore.list(store),
+    const list: Effect.Effect<ReadonlyArray<LocalModel>, BackendListError> = Effect.map(
+      modelStore.list(store).pipe(failingWith(BackendListError)),
       (inventory) =>
         inventory.models.map((m): LocalModel => ({
           name: m.name,
@@ -472,7 +485,7 @@ export const makeBackend = (
             new BackendError({ backend: "gguf", instance: instance.name, operation: "remove", reason: String(e), cause: e })
         })
         return { model, backend: "gguf" as const, instance: instance.name, removedFiles: [loose], freedBytes: size }
-      })
+      }).pipe(failingWith(BackendRemoveError))
 
     // a model whose worker died (and nobody asked for since) is not loaded
     const loadedNow = Effect.flatMap(
@@ -563,7 +576,7 @@ export const makeBackend = (
               suggestion: `use it directly: llmspell run --model ${model} "…"`
             })
           )
-          : downloader.pull(model, store, options),
+          : downloader.pull(model, store, options).pipe(streamFailingWith(BackendPullError)),
       remove,
       ps: loadedNow,
       keepAlive: (model, seconds) =>
@@ -575,7 +588,7 @@ export const makeBackend = (
           yield* Effect.scoped(acquireLive(file.path))
           if (seconds !== undefined) yield* pool.setTimeToLive(file.path, seconds < 0 ? "forever" : seconds * 1000)
         }).pipe(Effect.withSpan("GgufBackend.load", { attributes: { model, instance: instance.name } })),
-      verify: (model) => downloader.verify(store, model),
+      verify: (model) => downloader.verify(store, model).pipe(failingWith(BackendVerifyError)),
       generate,
       embed,
       tokenize
