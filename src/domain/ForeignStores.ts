@@ -4,12 +4,13 @@
  * Each layout was checked against the owning tool's own source or docs (see docs/stores.md): where
  * its root lives given the environment, the Schemas of the JSON it stores, how it names a model,
  * and the command that removes a model with that tool (llmspell never deletes a foreign file).
- * Pure: no I/O. The scanner that walks the directories is `layers/store/foreignStoreScan.ts`.
+ * Pure: no I/O. The scanners that walk the directories are in `layers/store/foreign/`.
  */
 import * as Either from "effect/Either"
 import * as Schema from "effect/Schema"
 import * as posix from "node:path/posix"
 import { isQuantization, normalizeQuantization, quantizationOf } from "./HubRef.js"
+import type { ModelFacts } from "./ModelFacts.js"
 
 // ---------------------------------------------------------------------------------------------
 // The record every store produces
@@ -27,12 +28,21 @@ export const ForeignModel = Schema.Struct({
   name: Schema.String,
   /** Absolute path of the GGUF bytes (symlinks resolved), i.e. what llama.cpp opens. */
   path: Schema.String,
+  /**
+   * The name the store keeps it under when that is a link to `path` (`lms import -l`): what a remove
+   * command names, never the link's target.
+   */
+  storePath: Schema.optional(Schema.String),
   /** Total size in bytes (all parts of a split model). */
   sizeBytes: Schema.Number,
   /** Lower-case hex sha256 of the file, only when the layout itself states it (Ollama digest, HF LFS blob name). */
   sha256: Schema.optional(Schema.String),
-  /** Quantization (`Q4_K_M`, `F16`, …) from the tool's metadata or the file name. */
+  /** Quantization (`Q4_K_M`, `F16`, …): the GGUF header's file type, else the tool's metadata or the file name. */
   quantization: Schema.optional(Schema.String),
+  /** The GGUF's `general.architecture` (Ollama's "family"), from the first bytes of the file. */
+  family: Schema.optional(Schema.String),
+  /** The file's modification time (ISO). */
+  modifiedAt: Schema.optional(Schema.String),
   /** The owning tool's command that removes it; llmspell refuses to delete foreign files. */
   removeCommand: Schema.String,
   /** The store root it was found under. */
@@ -371,6 +381,8 @@ export const ollamaForeignModel = (args: {
   readonly path: string
   readonly sizeBytes: number
   readonly quantization: string | undefined
+  readonly family?: string | undefined
+  readonly modifiedAt?: string | undefined
 }): ForeignModel => ({
   store: "ollama-store",
   name: args.model.displayName,
@@ -378,6 +390,8 @@ export const ollamaForeignModel = (args: {
   sizeBytes: args.sizeBytes,
   sha256: args.model.sha256,
   ...(args.quantization !== undefined ? { quantization: args.quantization } : {}),
+  ...(args.family !== undefined ? { family: args.family } : {}),
+  ...(args.modifiedAt !== undefined ? { modifiedAt: args.modifiedAt } : {}),
   removeCommand: `ollama rm ${shellQuote(args.model.displayName)}`,
   root: args.root
 })
@@ -427,6 +441,10 @@ export interface HfSnapshotFile {
   readonly sha256: string | undefined
   /** The other parts of a split model, absolute and resolved, in order after `path`. */
   readonly otherParts?: ReadonlyArray<{ readonly path: string; readonly sizeBytes: number }>
+  /** What the first bytes of the file say. */
+  readonly facts?: ModelFacts | undefined
+  /** The file's modification time (ISO). */
+  readonly modifiedAt?: string | undefined
 }
 
 /** `hf cache rm` for one file (`hf://models/<repo>/<file>`), with `--cache-dir` off the default root. */
@@ -449,13 +467,16 @@ export const hfForeignModels = (args: {
     const quantization = quants[i]
     const unique = quantization !== undefined && quants.filter((q) => q === quantization).length === 1
     const parts = f.otherParts ?? []
+    const shown = f.facts?.quantization ?? quantization
     return {
       store: "hf-cache",
       name: unique ? `hf.co/${args.repo}:${quantization}` : `${args.repo}/${f.file}`,
       path: f.path,
       sizeBytes: f.sizeBytes + parts.reduce((n, p) => n + p.sizeBytes, 0),
       ...(f.sha256 !== undefined && parts.length === 0 ? { sha256: f.sha256 } : {}),
-      ...(quantization !== undefined ? { quantization } : {}),
+      ...(shown !== undefined ? { quantization: shown } : {}),
+      ...(f.facts?.family !== undefined ? { family: f.facts.family } : {}),
+      ...(f.modifiedAt !== undefined ? { modifiedAt: f.modifiedAt } : {}),
       removeCommand: hfRemoveCommand(args.repo, f.file, args.root, args.defaultRoot),
       root: args.root,
       repo: args.repo,
@@ -476,8 +497,14 @@ export interface PlainStoreFile {
   readonly relPath: string
   /** Absolute path of the bytes (symlinks resolved). */
   readonly path: string
+  /** Where the store keeps it (differs from `path` for a link or a linked folder). */
+  readonly storePath: string
   readonly sizeBytes: number
-  readonly otherParts?: ReadonlyArray<{ readonly path: string; readonly sizeBytes: number }>
+  readonly otherParts?: ReadonlyArray<{ readonly path: string; readonly storePath: string; readonly sizeBytes: number }>
+  /** What the first bytes of the file say. */
+  readonly facts?: ModelFacts | undefined
+  /** The file's modification time (ISO). */
+  readonly modifiedAt?: string | undefined
 }
 
 /** The deepest LM Studio looks: `<publisher>/<repo>/<file>` plus sub-folders of split models. */
@@ -511,19 +538,24 @@ export const nodeLlamaCppForeignModel = (root: string, file: PlainStoreFile): Fo
 
 /**
  * A model that is just its file(s) in a folder, named by its path there; neither LM Studio nor
- * node-llama-cpp has a remove command, so the command given removes the files themselves.
+ * node-llama-cpp has a remove command, so the command given removes the files themselves: the names in
+ * the store, so a link (`lms import -l`) is removed, never the file it points at.
  */
 const plainFileModel = (store: "lmstudio" | "node-llama-cpp", root: string, file: PlainStoreFile): ForeignModel => {
   const parts = file.otherParts ?? []
   const paths = [file.path, ...parts.map((p) => p.path)]
-  const quantization = quantizationOf(file.relPath)
+  const storePaths = [file.storePath, ...parts.map((p) => p.storePath)]
+  const quantization = file.facts?.quantization ?? quantizationOf(file.relPath)
   return {
     store,
     name: file.relPath,
     path: file.path,
+    ...(file.storePath !== file.path ? { storePath: file.storePath } : {}),
     sizeBytes: file.sizeBytes + parts.reduce((n, p) => n + p.sizeBytes, 0),
     ...(quantization !== undefined ? { quantization } : {}),
-    removeCommand: `rm ${paths.map(shellQuote).join(" ")}`,
+    ...(file.facts?.family !== undefined ? { family: file.facts.family } : {}),
+    ...(file.modifiedAt !== undefined ? { modifiedAt: file.modifiedAt } : {}),
+    removeCommand: `rm ${storePaths.map(shellQuote).join(" ")}`,
     root,
     ...(parts.length > 0 ? { parts: paths } : {})
   }

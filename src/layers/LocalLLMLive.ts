@@ -236,11 +236,11 @@ export const make = (registry: ProviderRegistryService, stores: Stores = {}): Lo
   const importFile = (file: string, options: { readonly name?: string; readonly copy?: boolean } = {}) =>
     Effect.gen(function*() {
       const instance = yield* defaultGguf("import")
-      const downloader = stores.downloader
-      if (downloader === undefined) {
+      const store = stores.store
+      if (store === undefined) {
         return yield* new BackendUnavailable({ backend: "gguf", reason: "this llmspell has no model store to import into" })
       }
-      const model = yield* downloader.importFile(file, { directory: instance.modelDirectory, instance: instance.name }, {
+      const model = yield* store.importFile(file, { directory: instance.modelDirectory, instance: instance.name }, {
         ...(options.name !== undefined ? { name: options.name } : {}),
         ...(options.copy ? { copy: options.copy } : {})
       })
