@@ -74,6 +74,7 @@ const instrumentedFs = (options: {
         : Effect.void)
   const real = ScanFsLive.make
   const fs: ScanFsService = {
+    observe: real.observe,
     readDirectory: (path, limit) =>
       Effect.zipRight(
         Effect.sync(() => readdirCalls.set(path, (readdirCalls.get(path) ?? 0) + 1)),

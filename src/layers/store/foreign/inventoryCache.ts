@@ -40,9 +40,8 @@ import { randomBytes } from "node:crypto"
 import * as posix from "node:path/posix"
 import { ForeignModel, type ForeignStoreRoots, ForeignStoreWarning } from "../../../domain/ForeignStores.js"
 import { makeDirectories } from "../ensureDirectory.js"
-import { type FileInfo, ScanFs, type ScanFsError, type ScanFsService } from "../scanFs.js"
+import { type FileInfo, type ObserveQuery, ScanFs, ScanFsError, type ScanFsService } from "../scanFs.js"
 import { scanHfCache, scanLmStudio, scanNodeLlamaCpp, scanOllama, type ScanOptions, type ScanResult } from "./scan.js"
-import { CONCURRENCY } from "./walk.js"
 
 /** Bumped whenever the file's shape or the meaning of a witness changes: another version is ignored. */
 const CACHE_VERSION = 2
@@ -80,20 +79,15 @@ const signatureOf = (s: FileInfo): string => {
 
 const errorSignature = (e: ScanFsError) => `E:${e.code}`
 
-/** The current signature of one witness. */
-const observe = (fs: ScanFsService, key: string): Effect.Effect<string> => {
-  const path = key.slice(2)
-  const signed = <E extends ScanFsError>(effect: Effect.Effect<FileInfo, E>) =>
-    Effect.match(effect, { onFailure: errorSignature, onSuccess: signatureOf })
-  switch (key[0]) {
-    case "s":
-      return signed(fs.stat(path))
-    case "l":
-      return signed(fs.lstat(path))
-    default:
-      return Effect.match(fs.realPath(path), { onFailure: errorSignature, onSuccess: (r) => `R:${r}` })
-  }
-}
+/** What a witness key asks: `s:` stat, `l:` lstat, `r:` realpath of the path after the colon. */
+const queryOf = (key: string): ObserveQuery => ({
+  op: key[0] === "s" ? "stat" : key[0] === "l" ? "lstat" : "realpath",
+  path: key.slice(2)
+})
+
+/** The signature of an answer to a witness's query. */
+const signatureOfAnswer = (answer: FileInfo | string | ScanFsError): string =>
+  answer instanceof ScanFsError ? errorSignature(answer) : typeof answer === "string" ? `R:${answer}` : signatureOf(answer)
 
 /** A ScanFs that records a witness for every call it passes on. */
 const recordingFs = (fs: ScanFsService) => {
@@ -120,6 +114,7 @@ const recordingFs = (fs: ScanFsService) => {
   // a read that failed: what the path is now (a FIFO, a vanished file) is the fact it depended on
   const afterFailure = (key: string, path: string) => before(key, key[0] === "l" ? fs.lstat(path) : fs.stat(path))
   const recording: ScanFsService = {
+    observe: fs.observe,
     stat: (path) => stats(`s:${path}`, fs.stat(path)),
     lstat: (path) => stats(`l:${path}`, fs.lstat(path)),
     readDirectory: (path, limit) => Effect.zipRight(before(`s:${path}`, fs.stat(path)), fs.readDirectory(path, limit)),
@@ -151,13 +146,11 @@ const recordingFs = (fs: ScanFsService) => {
   }
 }
 
-/** True when every witness still holds. */
+/** True when every witness still holds (all looked up at once). */
 const stillHolds = (fs: ScanFsService, entry: CacheEntry): Effect.Effect<boolean> =>
   Effect.map(
-    Effect.forEach(entry.witnesses, ([key, signature]) => Effect.map(observe(fs, key), (now) => now === signature), {
-      concurrency: CONCURRENCY
-    }),
-    (held) => held.every((h) => h)
+    fs.observe(entry.witnesses.map(([key]) => queryOf(key))),
+    (answers) => answers.every((answer, i) => signatureOfAnswer(answer) === entry.witnesses[i]![1])
   )
 
 const readCache = (fs: ScanFsService, file: string): Effect.Effect<Map<string, CacheEntry>> =>
