@@ -16,6 +16,7 @@ import {
   childDir,
   CONCURRENCY,
   type Dir,
+  forEachEntry,
   inside,
   listDir,
   makeContext,
@@ -46,14 +47,14 @@ export const scanHfCache = (roots: ReadonlyArray<string>, options: ScanOptions =
         const repo = ForeignStores.hfRepoFromFolder(e.name)
         return repo !== undefined && (options.keep?.(repo.toLowerCase()) ?? true)
       })
-      const perRepo = yield* Effect.forEach(repos, (entry) =>
+      const perRepo = yield* forEachEntry(repos, (entry) =>
         Effect.gen(function*() {
           const repoDir = yield* childDir(ctx, root, entry)
           if (repoDir === undefined) return []
           const files = yield* scanRepo(ctx, repoDir)
           const repo = ForeignStores.hfRepoFromFolder(entry.name)!
           return ForeignStores.hfForeignModels({ root: path, defaultRoot: options.hfDefaultRoot ?? path, repo, files })
-        }), { concurrency: CONCURRENCY })
+        }))
       models.push(...perRepo.flat())
     }
     return resultOf(ctx, models)

@@ -14,8 +14,8 @@ import type { ScanFs } from "../scanFs.js"
 import {
   attempt,
   childDir,
-  CONCURRENCY,
   type Dir,
+  forEachEntry,
   inside,
   listDir,
   makeContext,
@@ -73,7 +73,7 @@ const walkManifests = (
 ): Effect.Effect<ReadonlyArray<ForeignModel>> =>
   Effect.gen(function*() {
     const depth = relDir === "" ? 0 : relDir.split("/").length
-    const found = yield* Effect.forEach(yield* listDir(ctx, dir), (entry) =>
+    const found = yield* forEachEntry(yield* listDir(ctx, dir), (entry) =>
       Effect.gen(function*() {
         const relPath = relDir === "" ? entry.name : `${relDir}/${entry.name}`
         if (!keep(relPath.toLowerCase())) return []
@@ -84,7 +84,7 @@ const walkManifests = (
         if (entry.kind === "directory") return []
         const model = yield* ollamaModelAt(ctx, root, posix.join(dir.path, entry.name), relPath)
         return model === undefined ? [] : [model]
-      }), { concurrency: CONCURRENCY })
+      }))
     return found.flat()
   })
 

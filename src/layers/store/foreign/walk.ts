@@ -63,6 +63,13 @@ export const CONCURRENCY = 16
 /** Bytes read from the start of each model file for its facts (converters write `general.*` first). */
 export const GGUF_PEEK_BYTES = 64 * 1024
 
+/**
+ * `Effect.forEach` over sibling entries, concurrently; one entry (most model folders hold one) runs
+ * in place, without a fiber: a scan visits hundreds of one-entry folders.
+ */
+export const forEachEntry = <A, B>(items: ReadonlyArray<A>, f: (item: A) => Effect.Effect<B>): Effect.Effect<Array<B>> =>
+  items.length <= 1 ? Effect.forEach(items, f) : Effect.forEach(items, f, { concurrency: CONCURRENCY })
+
 /** A folder being walked: the path it was reached by, its real path, and the real path of its store. */
 export interface Dir {
   readonly path: string
@@ -160,7 +167,7 @@ const entryKind = (ctx: ScanContext, path: string, entry: DirEntry) =>
  * folder is entered once per scan.
  */
 export const childDir = (ctx: ScanContext, dir: Dir, entry: DirEntry): Effect.Effect<Dir | undefined> =>
-  Effect.gen(function*() {
+  entry.kind === "directory" ? Effect.sync(() => enter(ctx, posix.join(dir.path, entry.name), posix.join(dir.real, entry.name), dir.store)) : Effect.gen(function*() {
     const path = posix.join(dir.path, entry.name)
     const kind = yield* entryKind(ctx, path, entry)
     let real: string | undefined
@@ -173,10 +180,15 @@ export const childDir = (ctx: ScanContext, dir: Dir, entry: DirEntry): Effect.Ef
         return yield* warn(ctx, path, "a link to a folder outside the store: not followed")
       }
     }
-    if (real === undefined || ctx.visited.has(real)) return undefined
-    ctx.visited.add(real)
-    return { path, real, store: dir.store }
+    return real === undefined ? undefined : enter(ctx, path, real, dir.store)
   })
+
+/** A folder to enter, unless it was entered before in this scan (which ends a link loop). */
+const enter = (ctx: ScanContext, path: string, real: string, store: string): Dir | undefined => {
+  if (ctx.visited.has(real)) return undefined
+  ctx.visited.add(real)
+  return { path, real, store }
+}
 
 /** A model file found by a scan: where its bytes are, where the store keeps it, its size and facts. */
 export interface FoundFile {
@@ -355,7 +367,7 @@ export const walkGguf = (
       else if (depth + 1 < maxDepth && keep(rel(entry.name).toLowerCase())) others.push(entry)
     }
     const firsts = [...files.keys()].filter((name) => ForeignStores.isModelFileName(name) && keep(rel(name).toLowerCase()))
-    const models = yield* Effect.forEach(firsts, (name) =>
+    const models = yield* forEachEntry(firsts, (name) =>
       Effect.gen(function*() {
         const split = ForeignStores.splitPart(name)
         const otherNames: Array<string> = []
@@ -380,12 +392,10 @@ export const walkGguf = (
         }
         const found: Found = { relPath: rel(name), first, others: rest }
         return found
-      }), { concurrency: CONCURRENCY })
-    const nested = yield* Effect.forEach(others, (entry) =>
+      }))
+    const nested = yield* forEachEntry(others, (entry) =>
       Effect.flatMap(childDir(ctx, dir, entry), (child) =>
-        child === undefined ? Effect.succeed([]) : walkGguf(ctx, child, rel(entry.name), maxDepth, resolve, keep)), {
-      concurrency: CONCURRENCY
-    })
+        child === undefined ? Effect.succeed<ReadonlyArray<Found>>([]) : walkGguf(ctx, child, rel(entry.name), maxDepth, resolve, keep)))
     return [...models.filter((m): m is Found => m !== undefined), ...nested.flat()]
   })
 
