@@ -126,18 +126,24 @@ describe("model pull onto a disk that fills while it downloads (a 4 MiB tmpfs)",
   // Without mount permission the in-process test above still covers the typed failure and the partial.
   it.skipIf(!canMountTmpfs)("prints DiskFull and its hint, no stack, and keeps the partial", async () => {
     const dir = await mkdtemp(join(tmpdir(), "llmspell-tmpfs-"))
-    // slow enough that the disk fills between the first write of the partial and the next
-    hub.setFault({ slow: { bytesPerSecond: 600_000 }, match: (r) => r.range !== "bytes=0-0" })
+    // The hub holds the transfer after 1.5 MiB (one 1 MiB batch is on the way to the disk, the next cannot
+    // start); the shell fills the disk; then the hub goes on and the next write meets a full disk.
+    let release = () => {}
+    const reached = new Promise<void>((resolve) =>
+      hub.setFault({
+        hold: { afterBytes: 1536 * 1024, until: new Promise<void>((r) => (release = r)), reached: resolve },
+        match: (r) => r.range !== "bytes=0-0"
+      })
+    )
     try {
       const models = join(dir, "models")
-      const partial = join(models, "hub/org/big/big-Q4_K_M.gguf.partial")
       const script = [
         `mkdir -p "${models}"`,
         `mount -t tmpfs -o size=4m tmpfs "${models}"`,
         // room for the whole file when the pull starts (it checks), then another writer fills the disk
         `"${process.execPath}" "${bin}" model pull org/big:Q4_K_M & pid=$!`,
-        `while [ ! -s "${partial}" ] && kill -0 $pid 2>/dev/null; do sleep 0.05; done`,
-        `dd if=/dev/zero of="${models}/filler" bs=64k 2>/dev/null`,
+        `read go`, // the test says when: the hub is holding the transfer
+        `dd if=/dev/zero of="${models}/filler" bs=64k 2>/dev/null; echo FILLED`,
         `wait $pid; echo "EXIT=$?"`,
         // the tmpfs ends with the namespace: what the pull left is listed from inside it
         `ls -l "${models}/hub/org/big"`
@@ -146,14 +152,18 @@ describe("model pull onto a disk that fills while it downloads (a 4 MiB tmpfs)",
         const child = spawn("unshare", ["-rm", "sh", "-c", script], {
           cwd: dir,
           env: isolatedEnv(dir, { HF_ENDPOINT: hub.url, LLMSPELL_MODELS_DIR: models }),
-          stdio: ["ignore", "pipe", "pipe"]
+          stdio: ["pipe", "pipe", "pipe"]
         })
         let stdout = ""
         let stderr = ""
-        child.stdout.on("data", (c: Buffer) => void (stdout += c.toString("utf8")))
+        child.stdout.on("data", (c: Buffer) => {
+          stdout += c.toString("utf8")
+          if (stdout.includes("FILLED")) release()
+        })
         child.stderr.on("data", (c: Buffer) => void (stderr += c.toString("utf8")))
         child.on("error", reject)
         child.on("close", () => resolve({ stdout, stderr }))
+        void reached.then(() => child.stdin.write("go\n"))
       })
       expect(result.stdout).toContain("EXIT=1")
       expect(result.stderr).toContain("the disk is full writing")
