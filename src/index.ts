@@ -54,21 +54,20 @@ export * as GgufBackendLive from "./layers/gguf/GgufBackendLive.js"
 export { isOllamaInstance, OllamaBackendFactory, type OllamaInstance } from "./services/OllamaBackend.js"
 export * as OllamaBackendLive from "./layers/ollama/OllamaBackendLive.js"
 export { CloudBackendFactory } from "./services/CloudBackend.js"
+export { ModelDownloader, type ModelDownloaderService, type PullError as DownloaderPullError } from "./services/ModelDownloader.js"
 export {
   type ImportOptions,
   type InstalledModel,
-  ModelDownloader,
-  type ModelDownloaderService,
-  type StoreRoot
-} from "./services/ModelDownloader.js"
-export {
   type Inventory,
   ModelStore,
   type ModelStoreService,
   type StoredBlob,
-  type StoredModel
+  type StoredModel,
+  type StoreRoot
 } from "./services/ModelStore.js"
 export * as ModelStoreLive from "./layers/store/ModelStoreLive.js"
+/** The read-only file calls the model store makes to read trees it does not control (a FIFO never blocks). */
+export * as ScanFs from "./layers/store/scanFs.js"
 export {
   InstanceError,
   ProviderRegistry,

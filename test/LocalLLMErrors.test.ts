@@ -17,6 +17,7 @@ import {
   type ContextOverflow,
   type DeviceUnavailable,
   type DownloadFailed,
+  type ModelStoreUnusable,
   type IncompleteAnswer,
   type InvalidModelFile,
   type InvalidModelSpec,
@@ -60,6 +61,7 @@ type Listed =
   | MissingCredentials
   | RateLimited
   | DownloadFailed
+  | ModelStoreUnusable
 
 describe("errors per operation", () => {
   it("generate's type is its list, not the whole union", () => {
@@ -99,7 +101,8 @@ describe("errors per operation", () => {
         BackendError: done,
         MissingCredentials: done,
         RateLimited: done,
-        DownloadFailed: done
+        DownloadFailed: done,
+        ModelStoreUnusable: done
       })
     )
     expectTypeOf(handled).toEqualTypeOf<Effect.Effect<"answered" | "handled", never, LocalLLM.LocalLLM>>()

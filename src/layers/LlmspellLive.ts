@@ -20,6 +20,7 @@ import * as GgufBackendLive from "./gguf/GgufBackendLive.js"
 import * as LocalLLMLive from "./LocalLLMLive.js"
 import * as ModelDownloaderLive from "./hub/ModelDownloaderLive.js"
 import * as ModelStoreLive from "./store/ModelStoreLive.js"
+import * as ScanFs from "./store/scanFs.js"
 import * as OllamaBackendLive from "./ollama/OllamaBackendLive.js"
 
 /** Everything llmspell provides. */
@@ -46,8 +47,9 @@ export const layerWith = <E, R>(config: Layer.Layer<EffectiveConfig, E, R>): Lay
     // The GGUF backend and LocalLLM (`available`, `importFile`) share one store and one downloader.
     Layer.mergeAll(OllamaBackendLive.layer, CloudBackendLive.layer, GgufBackendLive.layer).pipe(
       Layer.provideMerge(ModelDownloaderLive.layer.pipe(Layer.provideMerge(ModelStoreLive.layer))),
-      // The store's file I/O: typed errors naming the path (permissions, a full disk), never a defect.
-      Layer.provide(NodeFileSystem.layer)
+      // The store's file I/O: typed errors naming the path (permissions, a full disk), never a defect;
+      // ScanFs reads the trees it does not control (no FIFO blocks, no link is followed out of a store).
+      Layer.provide(Layer.merge(NodeFileSystem.layer, ScanFs.layer))
     )
   )
 

@@ -24,11 +24,10 @@ import * as Protocol from "../domain/Protocol.js"
 import type { BackendStatus, LoadedModel, LocalModel } from "../domain/Types.js"
 import type { GenerateRequest, ModelList, RunResult } from "../domain/Types.js"
 import { incompleteAnswer, markIncomplete, structuredAnswer } from "../domain/JsonSchemaCheck.js"
-import { type BackendFilter, ImportError, LocalLLM, type LocalLLMService, type RunError } from "../services/LocalLLM.js"
+import { type BackendFilter, LocalLLM, type LocalLLMService, type RunError } from "../services/LocalLLM.js"
 import { ModelStore, type ModelStoreService } from "../services/ModelStore.js"
 import { backendTypeOf, endpointOf } from "../domain/Routing.js"
 import { ProviderRegistry, type ProviderRegistryService } from "../services/ProviderRegistry.js"
-import { failingWith } from "./errorBoundary.js"
 import * as OllamaInstaller from "./ollama/OllamaInstaller.js"
 
 /** How long the "is it on another backend?" lookup may take per backend before it is given up. */
@@ -230,7 +229,7 @@ export const make = (registry: ProviderRegistryService, store: ModelStoreService
       const model = yield* store.importFile(file, { directory: instance.modelDirectory, instance: instance.name }, {
         ...(options.name !== undefined ? { name: options.name } : {}),
         ...(options.copy ? { copy: options.copy } : {})
-      }).pipe(failingWith(ImportError))
+      })
       return {
         model: model.name,
         backend: "gguf" as const,

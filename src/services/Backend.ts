@@ -57,7 +57,7 @@ import type {
 const reach = [BackendUnavailable, BackendError] as const
 const provider = [MissingCredentials, RateLimited] as const
 // reading llmspell's store (a manifest that cannot be read) on the way to a GGUF file
-const storeRead = [DownloadFailed] as const
+const storeRead = [DownloadFailed, ModelStoreUnusable] as const
 const loadModel = [InvalidModelFile, BackendCrashed, DeviceUnavailable] as const
 
 /** `list`: the backend is down or failing, the provider refused the key or rate limits, a store cannot be read. */
@@ -101,7 +101,7 @@ export const BackendRemoveError = Schema.Union(ModelNotFound, ModelBusy, ModelSt
 export type BackendRemoveError = typeof BackendRemoveError.Type
 
 /** `verify`: the model is missing, a file cannot be read, or the backend keeps no files to check (cloud). */
-export const BackendVerifyError = Schema.Union(ModelNotFound, UnsupportedOperation, ...reach, ...storeRead)
+export const BackendVerifyError = Schema.Union(ModelNotFound, ModelStoreUnusable, UnsupportedOperation, ...reach, ...storeRead)
 /** What `Backend.verify` can fail with. */
 export type BackendVerifyError = typeof BackendVerifyError.Type
 

@@ -19,6 +19,7 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type { CloudInstanceConfig } from "../../domain/ConfigSchema.js"
 import { BackendError, BackendUnavailable, MissingCredentials, ModelNotFound, RateLimited } from "../../domain/Errors.js"
+import { retryAfterMillis } from "../../domain/RetryAfter.js"
 
 /**
  * What a request to a provider can fail with: a refused key (401/403), a rate limit beyond what
@@ -58,13 +59,8 @@ const providerMessage = (instance: CloudInstanceConfig, body: unknown): string |
 
 /** Seconds from a `Retry-After` (seconds or an HTTP date) or `retry-after-ms` header; undefined when absent. */
 export const retryAfterSeconds = (headers: Readonly<Record<string, string | undefined>>, now: number): number | undefined => {
-  const ms = headers["retry-after-ms"]
-  if (ms !== undefined && /^\d+(\.\d+)?$/.test(ms.trim())) return Number(ms) / 1000
-  const value = headers["retry-after"]?.trim()
-  if (value === undefined || value.length === 0) return undefined
-  if (/^\d+(\.\d+)?$/.test(value)) return Number(value)
-  const date = Date.parse(value)
-  return Number.isNaN(date) ? undefined : Math.max(0, (date - now) / 1000)
+  const ms = retryAfterMillis({ retryAfter: headers["retry-after"], retryAfterMs: headers["retry-after-ms"] }, now)
+  return ms === undefined ? undefined : ms / 1000
 }
 
 /** Which operation a request served: errors say it. */
