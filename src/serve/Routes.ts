@@ -14,10 +14,10 @@ import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import * as ModelSpec from "../domain/ModelSpec.js"
 import type { BackendType } from "../domain/Types.js"
 import type { LocalLLMService } from "../services/LocalLLM.js"
 import { type BodyLimits, HttpFailure } from "./Http.js"
+import * as Policy from "./Policy.js"
 
 /** The per-request facts the access log prints; routes fill in what they learn. */
 export interface RequestNote {
@@ -43,10 +43,8 @@ export interface Admission {
 }
 
 /** What a route needs from the server. */
-export interface RouteContext extends BodyLimits {
+export interface RouteContext extends BodyLimits, Pick<Policy.Policy, "readOnly" | "allowPaths"> {
   readonly llm: LocalLLMService
-  readonly readOnly: boolean
-  readonly allowPaths: boolean
   readonly admission: Admission
   /** llmspell's version, reported by `/api/version` beside the Ollama API level (`llmspell`). */
   readonly version: string
@@ -57,14 +55,13 @@ export type RouteEnv = HttpServerRequest.HttpServerRequest | Scope.Scope
 
 /**
  * Checks a model spec from a request: present, and not a file path unless `--allow-paths` (a
- * request must not make the server read an arbitrary local file).
+ * request must not make the server read an arbitrary local file; the rule is Policy.checkSpec).
  */
 export const checkSpec = (ctx: RouteContext, spec: string | undefined): Effect.Effect<string, HttpFailure> =>
   Effect.gen(function*() {
     if (spec === undefined || spec.trim() === "") return yield* new HttpFailure(400, "model is required")
     yield* noteModel(spec)
-    const parsed = ModelSpec.parse(spec)
-    if (!ctx.allowPaths && Either.isRight(parsed) && ModelSpec.isFileReference(parsed.right.model)) {
+    if (Option.isSome(Policy.checkSpec(ctx, "serve", spec))) {
       return yield* new HttpFailure(
         403,
         `${JSON.stringify(spec)} is a file path; this server only serves models by name (start it with \`llmspell serve --allow-paths\` to allow paths)`,
@@ -74,9 +71,9 @@ export const checkSpec = (ctx: RouteContext, spec: string | undefined): Effect.E
     return spec
   })
 
-/** Refuses a request that changes the model store when the server is read-only. */
+/** Refuses a request that changes the model store when the server is read-only (Policy.checkWrite). */
 export const checkWritable = (ctx: RouteContext, what: string): Effect.Effect<void, HttpFailure> =>
-  ctx.readOnly
+  Option.isSome(Policy.checkWrite(ctx, what))
     ? Effect.fail(new HttpFailure(403, `this server is read-only (--read-only): ${what} is refused`, "permission_error"))
     : Effect.void
 

@@ -9,9 +9,9 @@ import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import * as Redacted from "effect/Redacted"
+import * as ConfigProvider from "effect/ConfigProvider"
 import { UsageError } from "../../domain/Errors.js"
-import { EffectiveConfig } from "../../services/EffectiveConfig.js"
+import { ConfigEnvironment } from "../../layers/ConfigLive.js"
 import { DEFAULTS } from "../../serve/Defaults.js"
 import type * as Server from "../../serve/Server.js"
 import { holdServeState } from "../../serve/State.js"
@@ -63,50 +63,41 @@ export const serveCommand = Command.make(
   (o) =>
     Effect.scoped(Effect.gen(function*() {
       const io = yield* CliIO
-      const config = yield* EffectiveConfig
       for (const [name, value, min] of [["--port", o.port, 0], ["--max-queue", o.maxQueue, 0], ["--max-body", o.maxBody, 1], ["--drain-timeout", o.drainTimeout, 0]] as const) {
         if (value < min || (name === "--port" && value > 65535)) {
           return yield* new UsageError({ reason: `${name} must be ${name === "--port" ? "0–65535" : `≥ ${min}`}; got ${value}` })
         }
       }
-      const envKey = process.env["LLMSPELL_API_KEY"]
-      const key = Option.getOrUndefined(o.apiKey) ?? (envKey !== undefined && envKey !== "" ? Redacted.make(envKey) : undefined)
-      // generations that run at once: each GGUF instance's sequences, and a few per Ollama server
-      const concurrency = config.instances.reduce(
-        (n, i) => n + (i.type === "gguf" ? i.parallel : i.type === "ollama" ? 4 : 0),
-        0
-      ) || DEFAULTS.concurrency
-      // llmspell's own protocol at /rpc (what `llmspell --host …` and LlmspellRemote speak), under the
-      // same policy as the Ollama and OpenAI routes; the server checks the key and the Host header.
-      // the HTTP stack and the protocol are loaded by this command only, not at every CLI start
-      const [Server, Rpc] = yield* Effect.promise(() => Promise.all([import("../../serve/Server.js"), import("../../serve/rpc.js")]))
-      const rpc = yield* Rpc.makeHttpApp({ readOnly: o.readOnly, allowPaths: o.allowPaths })
+      const { env } = yield* ConfigEnvironment
+      // the HTTP stack is loaded by this command only, not at every CLI start
+      const Server = yield* Effect.promise(() => import("../../serve/Server.js"))
       const server = yield* Server.start({
-        rpc,
         host: o.host,
         port: o.port,
-        apiKey: key,
+        apiKey: Option.getOrUndefined(o.apiKey),
         corsOrigins: o.corsOrigin,
         readOnly: o.readOnly,
         allowPaths: o.allowPaths,
         maxQueue: o.maxQueue,
         maxBodyBytes: o.maxBody,
         drainTimeoutMs: o.drainTimeout * 1000,
-        concurrency,
         version: VERSION,
         log: (entry) => io.stderr(o.json ? `${JSON.stringify({ event: "request", ...entry })}\n` : logLine(entry))
-      })
+      }).pipe(
+        // the server reads LLMSPELL_API_KEY as library callers' servers do, from this invocation's environment
+        Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined))))
+      )
       const state = yield* holdServeState({
         pid: process.pid,
         url: server.url,
         startedAt: new Date().toISOString(),
         version: VERSION,
-        apiKey: key !== undefined
+        apiKey: server.keyRequired
       })
       yield* io.stderr(
         o.json
           ? `${JSON.stringify({ event: "listening", url: server.url, pid: process.pid, ...(Option.isSome(state) ? { stateFile: state.value } : {}) })}\n`
-          : `llmspell serve listening on ${server.url} (Ollama API at /api, OpenAI API at /v1)${key !== undefined ? ", API key required" : ""}\n`
+          : `llmspell serve listening on ${server.url} (Ollama API at /api, OpenAI API at /v1)${server.keyRequired ? ", API key required" : ""}\n`
       )
       // Runs first when a signal interrupts the wait (finalizers run in reverse order): the drain
       // and the state file come after it, the models are unloaded when the command's layer closes.
