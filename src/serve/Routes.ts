@@ -107,18 +107,19 @@ export const started = <A, E>(stream: Stream.Stream<A, E>): Effect.Effect<Stream
 
 /**
  * Ollama's `keep_alive`: seconds as a number, or a Go duration ("5m", "1h30m", "10s", "-1");
- * a bare number in a string is seconds. Undefined when absent; a failure when malformed.
+ * a bare number in a string is seconds. Undefined when absent; a failure when malformed, NaN-ish
+ * or longer than Policy.MAX_KEEP_ALIVE_SECONDS (where Go's own parser fails too); any negative
+ * value (keep it loaded) becomes -1.
  */
 export const keepAliveSeconds = (value: unknown): Either.Either<number | undefined, string> => {
   if (value === undefined || value === null) return Either.right(undefined)
-  if (typeof value === "number") return Number.isFinite(value) ? Either.right(value) : Either.left("keep_alive must be finite")
+  if (typeof value === "number") return Number.isFinite(value) ? Policy.boundKeepAlive(value) : Either.left("keep_alive must be finite")
   if (typeof value !== "string") return Either.left("keep_alive must be a duration string or a number of seconds")
   const text = value.trim()
-  if (/^-?\d+(\.\d+)?$/.test(text)) return Either.right(Number(text))
+  if (/^-?\d+(\.\d+)?$/.test(text)) return Policy.boundKeepAlive(Number(text))
   const match = /^(-?)((?:\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h))+)$/.exec(text)
   if (match === null) return Either.left(`keep_alive ${JSON.stringify(value)} is not a duration (e.g. "5m", "30s", "-1")`)
   const units: Record<string, number> = { ns: 1e-9, us: 1e-6, "µs": 1e-6, ms: 1e-3, s: 1, m: 60, h: 3600 }
-  let seconds = 0
-  for (const part of match[2]!.matchAll(/(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g)) seconds += Number(part[1]) * units[part[2]!]!
-  return Either.right(match[1] === "-" ? -seconds : seconds)
+  const seconds = [...match[2]!.matchAll(/(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g)].reduce((sum, part) => sum + Number(part[1]) * units[part[2]!]!, 0)
+  return Policy.boundKeepAlive(match[1] === "-" ? -seconds : seconds)
 }

@@ -3,7 +3,7 @@
  * the LocalLLM service, as an `@effect/platform` HttpApp to mount at `/rpc` (NDJSON over streaming
  * HTTP: one POST per call, streams as they come). A client that goes away interrupts its call on
  * the server (the request's scope closes), so an abandoned generation frees its context sequence.
- * The rules (paths, read-only, the bearer check) are Policy's; an optional API
+ * The rules (paths, read-only, keep-alive bounds, the bearer check) are Policy's; an optional API
  * key is checked on every request when the protocol is served on its own.
  * May touch: LocalLLM, the HTTP request; nothing else.
  */
@@ -17,9 +17,10 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
+import * as Either from "effect/Either"
 import * as Stream from "effect/Stream"
 import * as Option from "effect/Option"
-import { ServerRefused } from "../domain/Errors.js"
+import { InvalidRequest, ServerRefused } from "../domain/Errors.js"
 import { LlmspellRpcs } from "../domain/Protocol.js"
 import { LocalLLM, type LocalLLMService } from "../services/LocalLLM.js"
 import * as Policy from "./Policy.js"
@@ -71,9 +72,24 @@ const refused = (refusal: Policy.PathRefused | Policy.ReadOnly): ServerRefused =
     ? new ServerRefused({ operation: refusal.operation, reason: "it is read-only (--read-only)", option: "--read-only" })
     : new ServerRefused({ operation: refusal.operation, reason: `${JSON.stringify(refusal.spec)} is a file path on the server's machine`, option: "--allow-paths" })
 
+/** A keep-alive outside Policy.boundKeepAlive, as the protocol's typed error. */
+const keepAliveBounded = (seconds: number): Effect.Effect<number, InvalidRequest> =>
+  Either.match(Policy.boundKeepAlive(seconds), {
+    onRight: Effect.succeed,
+    onLeft: () =>
+      Effect.fail(
+        new InvalidRequest({
+          field: "keepAliveSeconds",
+          allowed: `a number of seconds from 0 to ${Policy.MAX_KEEP_ALIVE_SECONDS}, or negative to keep the model loaded`,
+          value: String(seconds)
+        })
+      )
+  })
+
 /**
  * The LocalLLM a protocol caller gets: a request must not make the server read an arbitrary local
- * file unless it was started with `--allow-paths`, nor change its store when it is `--read-only`.
+ * file unless it was started with `--allow-paths`, nor change its store when it is `--read-only`,
+ * nor set a keep-alive no view could show.
  */
 export const guarded = (llm: LocalLLMService, policy: RpcPolicy): LocalLLMService => {
   const rules = { allowPaths: policy.allowPaths ?? false, readOnly: policy.readOnly ?? false }
@@ -104,8 +120,10 @@ export const guarded = (llm: LocalLLMService, policy: RpcPolicy): LocalLLMServic
         rules.allowPaths ? llm.importFile(file, o) : Effect.fail(refused({ _tag: "PathRefused", operation: "import", spec: file }))),
     installOllama: (flags) => (flags.dryRun ? llm.installOllama(flags) : writing("installing Ollama", () => llm.installOllama(flags))),
     unload: (s) => spec("stop", s, () => llm.unload(s)),
-    keepAlive: (s, seconds) => spec("keep-alive", s, () => llm.keepAlive(s, seconds)),
-    load: (s, seconds) => spec("load", s, () => llm.load(s, seconds))
+    keepAlive: (s, seconds) => spec("keep-alive", s, () => Effect.flatMap(keepAliveBounded(seconds), (bounded) => llm.keepAlive(s, bounded))),
+    load: (s, seconds) =>
+      spec("load", s, () =>
+        seconds === undefined ? llm.load(s) : Effect.flatMap(keepAliveBounded(seconds), (bounded) => llm.load(s, bounded)))
   }
 }
 
