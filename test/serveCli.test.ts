@@ -9,7 +9,7 @@ import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import { spawn } from "node:child_process"
-import { mkdtempSync, rmSync } from "node:fs"
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
@@ -32,6 +32,22 @@ afterAll(async () => {
   await fake?.close()
   rmSync(dir, { recursive: true, force: true })
 })
+
+/** `serve --port 0 --json` in a child: where it listens, its pid and state file, and its exit. */
+const spawnServe = async (serveEnv: Record<string, string>) => {
+  const child = spawn(process.execPath, [bin, "serve", "--port", "0", "--json"], { cwd: dir, env: serveEnv, stdio: ["ignore", "pipe", "pipe"] })
+  let stderr = ""
+  const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)))
+  const listening = await new Promise<{ url: string; pid: number; stateFile: string }>((resolve, reject) => {
+    child.stderr.on("data", (c: Buffer) => {
+      stderr += c.toString("utf8")
+      const line = stderr.split("\n").find((l) => l.includes(`"listening"`))
+      if (line) resolve(JSON.parse(line) as { url: string; pid: number; stateFile: string })
+    })
+    child.on("close", () => reject(new Error(stderr)))
+  })
+  return { ...listening, child, exited }
+}
 
 const env = () => isolatedEnv(join(dir, "home"), { OLLAMA_HOST: fake.url, LLMSPELL_MODELS_DIR: join(dir, "models") })
 
@@ -92,6 +108,34 @@ describe("serve through the binary", () => {
     expect(request).toMatchObject({ method: "POST", model: "other@ollama", status: 200 })
     expect(request!.tokens).toBeGreaterThan(0)
   }, 60_000)
+
+  it("a second serve on the same state file is refused (exit 2) naming the first, which keeps its file and its clients", async () => {
+    const home = join(dir, "two-servers")
+    const twoEnv = isolatedEnv(home, { OLLAMA_HOST: fake.url, LLMSPELL_MODELS_DIR: join(dir, "models") })
+    const first = await spawnServe(twoEnv)
+    try {
+      const state = readFileSync(first.stateFile, "utf8")
+      for (const args of [["serve", "--port", "0"], ["serve", "--port", new URL(first.url).port]]) {
+        const second = await runCli(args, { cwd: dir, env: twoEnv })
+        expect(second.code, args.join(" ")).toBe(2)
+        expect(second.stderr).toContain(`already running here (pid ${first.pid}, ${first.url}`)
+        expect(second.stderr).toContain("XDG_RUNTIME_DIR=")
+        expect(readFileSync(first.stateFile, "utf8")).toBe(state)
+      }
+      // commands still find the first server
+      const ps = await runCli(["--verbose", "ps"], { cwd: dir, env: twoEnv })
+      expect(ps.stderr).toContain(`connected to ${first.url}`)
+      // a second one apart, with its own state directory, runs beside it
+      const apart = await spawnServe({ ...twoEnv, XDG_RUNTIME_DIR: join(home, "run2") })
+      expect(apart.stateFile).toBe(join(home, "run2", "llmspell", "serve.json"))
+      apart.child.kill("SIGTERM")
+      expect(await apart.exited).toBe(0)
+    } finally {
+      first.child.kill("SIGTERM")
+    }
+    expect(await first.exited).toBe(0)
+    expect(existsSync(first.stateFile)).toBe(false)
+  }, 120_000)
 
   it("serve --help lists its options; the listen address is --listen, not the global --host (one flag, one meaning)", async () => {
     const help = await runCli(["serve", "--help"], { cwd: dir, env: env() })

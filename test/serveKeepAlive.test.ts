@@ -12,14 +12,15 @@ import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import * as TestClock from "effect/TestClock"
-import { existsSync, mkdtempSync, readFileSync, writeFileSync, mkdirSync } from "node:fs"
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync, mkdirSync } from "node:fs"
+import * as net from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { makeBackend } from "../src/layers/gguf/GgufBackendLive.js"
 import { unloadsIn } from "../src/cli/commands/ps.js"
 import { MAX_KEEP_ALIVE_SECONDS } from "../src/serve/Policy.js"
 import { keepAliveSeconds } from "../src/serve/Routes.js"
-import { holdServeState, readServeState, statePath } from "../src/serve/State.js"
+import { claimServeState, readServeState, statePath } from "../src/serve/State.js"
 import { LlamaLoaderMock, ModelDownloaderMock } from "../src/testing.js"
 import * as LlmspellRemote from "../src/layers/LlmspellRemote.js"
 import { LocalLLM } from "../src/services/LocalLLM.js"
@@ -142,7 +143,7 @@ describe("state file", () => {
       const options = { env: {}, home }
       const path = statePath({}, home)
       yield* Effect.scoped(Effect.gen(function*() {
-        const written = yield* holdServeState({ pid: process.pid, url: "http://127.0.0.1:1234", startedAt: "now", apiKey: true }, options)
+        const written = yield* claimServeState({ pid: process.pid, url: "http://127.0.0.1:1234", startedAt: "now", apiKey: true }, options)
         expect(Option.getOrThrow(written)).toBe(path)
         expect(JSON.parse(readFileSync(path, "utf8"))).toEqual({ pid: process.pid, url: "http://127.0.0.1:1234", startedAt: "now", apiKey: true })
         expect(Option.getOrThrow(yield* readServeState(options)).url).toBe("http://127.0.0.1:1234")
@@ -155,6 +156,89 @@ describe("state file", () => {
       expect(yield* readServeState(options)).toEqual(Option.none())
       writeFileSync(path, "{not json")
       expect(yield* readServeState(options)).toEqual(Option.none())
+    }))
+})
+
+describe("the state file belongs to the server that wrote it", () => {
+  /** A listening socket standing in for a running server's port. */
+  const listening = Effect.acquireRelease(
+    Effect.async<net.Server>((resume) => {
+      const server = net.createServer((socket) => socket.destroy())
+      server.listen(0, "127.0.0.1", () => resume(Effect.succeed(server)))
+    }),
+    (server) => Effect.async<void>((resume) => void server.close(() => resume(Effect.void)))
+  )
+  const urlOf = (server: net.Server) => `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`
+  // a live process that is not this one: the test runner's parent
+  const otherPid = process.ppid
+
+  it.scoped("a second claim while the first server runs is refused, naming it and how to run a second; the first file stays", () =>
+    Effect.gen(function*() {
+      const home = mkdtempSync(join(tmpdir(), "llmspell-claim-"))
+      const options = { env: {}, home }
+      const path = statePath({}, home)
+      const first = yield* listening
+      mkdirSync(join(home, ".llmspell"), { recursive: true })
+      const theirs = { pid: otherPid, url: urlOf(first), startedAt: "2026-12-01T00:00:00.000Z", version: "0.1.0", apiKey: false }
+      writeFileSync(path, JSON.stringify(theirs))
+      const refused = yield* Effect.flip(Effect.scoped(claimServeState({ pid: process.pid, url: "http://127.0.0.1:1", startedAt: "now" }, options)))
+      expect(refused._tag).toBe("UsageError")
+      expect(refused.message).toContain(`pid ${otherPid}`)
+      expect(refused.message).toContain(urlOf(first))
+      expect(refused.hint).toContain("XDG_RUNTIME_DIR")
+      expect(refused.hint).toContain("--port")
+      expect(JSON.parse(readFileSync(path, "utf8"))).toEqual(theirs)
+      expect(readdirSync(join(home, ".llmspell"))).toEqual(["serve.json"])
+    }))
+
+  it.scoped("a stale file is taken over: a dead pid, a live pid with nothing listening at its URL (a reused pid), a malformed file", () =>
+    Effect.gen(function*() {
+      const home = mkdtempSync(join(tmpdir(), "llmspell-claim-stale-"))
+      const options = { env: {}, home }
+      const path = statePath({}, home)
+      mkdirSync(join(home, ".llmspell"), { recursive: true })
+      const gone = yield* Effect.scoped(Effect.map(listening, urlOf))
+      for (const stale of [
+        JSON.stringify({ pid: 2 ** 30, url: "http://127.0.0.1:1", startedAt: "x" }),
+        JSON.stringify({ pid: otherPid, url: gone, startedAt: "x" }),
+        "{not json",
+        ""
+      ]) {
+        writeFileSync(path, stale)
+        const mine = { pid: process.pid, url: "http://127.0.0.1:2", startedAt: `claim ${stale.length}` }
+        yield* Effect.scoped(Effect.gen(function*() {
+          expect(yield* claimServeState(mine, options)).toEqual(Option.some(path))
+          expect(JSON.parse(readFileSync(path, "utf8"))).toEqual(mine)
+        }))
+        expect(existsSync(path), stale).toBe(false)
+      }
+      expect(readdirSync(join(home, ".llmspell"))).toEqual([])
+    }))
+
+  it.scoped("on close only its own file is removed: a file another server wrote since stays", () =>
+    Effect.gen(function*() {
+      const home = mkdtempSync(join(tmpdir(), "llmspell-claim-own-"))
+      const options = { env: {}, home }
+      const path = statePath({}, home)
+      const other = { pid: otherPid, url: "http://127.0.0.1:3", startedAt: "later" }
+      yield* Effect.scoped(Effect.gen(function*() {
+        yield* claimServeState({ pid: process.pid, url: "http://127.0.0.1:2", startedAt: "mine" }, options)
+        writeFileSync(path, JSON.stringify(other))
+      }))
+      expect(JSON.parse(readFileSync(path, "utf8"))).toEqual(other)
+    }))
+
+  it.scoped("two claims at once: exactly one wins", () =>
+    Effect.gen(function*() {
+      const home = mkdtempSync(join(tmpdir(), "llmspell-claim-race-"))
+      const options = { env: {}, home }
+      const server = yield* listening
+      const results = yield* Effect.forEach(
+        [1, 2, 3, 4],
+        (n) => Effect.either(claimServeState({ pid: process.pid, url: urlOf(server), startedAt: `racer ${n}` }, { ...options, isRunning: () => Effect.succeed(true) })),
+        { concurrency: "unbounded" }
+      )
+      expect(results.filter((r) => r._tag === "Right")).toHaveLength(1)
     }))
 })
 

@@ -16,7 +16,7 @@ import { ConfigEnvironment } from "../../layers/ConfigLive.js"
 import { DEFAULTS } from "../../serve/Defaults.js"
 import type * as Server from "../../serve/Server.js"
 import { parseHost } from "../../serve/Policy.js"
-import { holdServeState } from "../../serve/State.js"
+import { alreadyRunningError, claimServeState, runningServer } from "../../serve/State.js"
 import { CliIO } from "../CliIO.js"
 import { GlobalOptions } from "../GlobalOptions.js"
 import { VERSION } from "../version.js"
@@ -117,7 +117,7 @@ export const serveCommand = Command.make(
         })
       }
       const host = yield* listenAddress(o.listen)
-      const { env } = yield* ConfigEnvironment
+      const { env, home } = yield* ConfigEnvironment
       // the HTTP stack is loaded by this command only, not at every CLI start
       const Server = yield* Effect.promise(() => import("../../serve/Server.js"))
       const server = yield* Server.start({
@@ -134,15 +134,20 @@ export const serveCommand = Command.make(
         log: (entry) => io.stderr(o.json ? `${JSON.stringify({ event: "request", ...entry })}\n` : logLine(entry))
       }).pipe(
         // the server reads LLMSPELL_API_KEY as library callers' servers do, from this invocation's environment
-        Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined))))
+        Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined)))),
+        // a port held by the server this state file names: say so, rather than "address in use"
+        Effect.catchTag("ServeFailed", (failed) =>
+          Effect.flatMap(runningServer({ env, home }), (running) =>
+            Effect.fail(Option.isSome(running) ? alreadyRunningError({ env, home }, running.value) : failed)))
       )
-      const state = yield* holdServeState({
+      // one server per state file: a second is refused here (after listening, so the URL is known), naming the first
+      const state = yield* claimServeState({
         pid: process.pid,
         url: server.url,
         startedAt: new Date().toISOString(),
         version: VERSION,
         apiKey: server.keyRequired
-      })
+      }, { env, home })
       yield* io.stderr(
         o.json
           ? `${JSON.stringify({ event: "listening", url: server.url, pid: process.pid, ...(Option.isSome(state) ? { stateFile: state.value } : {}) })}\n`
