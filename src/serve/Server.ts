@@ -325,12 +325,14 @@ export const start = (
       Effect.gen(function*() {
         yield* Deferred.succeed(stopping, undefined)
         yield* connections.closeIdle
-        yield* load.changes.pipe(
-          Stream.takeUntil((l) => l.inFlight === 0),
-          Stream.runDrain,
-          Effect.interruptible,
-          Effect.timeoutOption(drainTimeout)
-        )
+        if ((yield* SubscriptionRef.get(load)).inFlight > 0) {
+          yield* load.changes.pipe(
+            Stream.takeUntil((l) => l.inFlight === 0),
+            Stream.runDrain,
+            Effect.interruptible,
+            Effect.timeoutOption(drainTimeout)
+          )
+        }
         // what is left is cut: each request fiber is interrupted as its connection closes
         yield* connections.closeAll
       })
