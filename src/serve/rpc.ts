@@ -73,13 +73,13 @@ const refused = (refusal: Policy.PathRefused | Policy.ReadOnly): ServerRefused =
     : new ServerRefused({ operation: refusal.operation, reason: `${JSON.stringify(refusal.spec)} is a file path on the server's machine`, option: "--allow-paths" })
 
 /** A keep-alive outside Policy.boundKeepAlive, as the protocol's typed error. */
-const keepAliveBounded = (seconds: number): Effect.Effect<number, InvalidRequest> =>
+const keepAliveBounded = (field: "seconds" | "keepAliveSeconds", seconds: number): Effect.Effect<number, InvalidRequest> =>
   Either.match(Policy.boundKeepAlive(seconds), {
     onRight: Effect.succeed,
     onLeft: () =>
       Effect.fail(
         new InvalidRequest({
-          field: "keepAliveSeconds",
+          field,
           allowed: `a number of seconds from 0 to ${Policy.MAX_KEEP_ALIVE_SECONDS}, or negative to keep the model loaded`,
           value: String(seconds)
         })
@@ -120,10 +120,10 @@ export const guarded = (llm: LocalLLMService, policy: RpcPolicy): LocalLLMServic
         rules.allowPaths ? llm.importFile(file, o) : Effect.fail(refused({ _tag: "PathRefused", operation: "import", spec: file }))),
     installOllama: (flags) => (flags.dryRun ? llm.installOllama(flags) : writing("installing Ollama", () => llm.installOllama(flags))),
     unload: (s) => spec("stop", s, () => llm.unload(s)),
-    keepAlive: (s, seconds) => spec("keep-alive", s, () => Effect.flatMap(keepAliveBounded(seconds), (bounded) => llm.keepAlive(s, bounded))),
+    keepAlive: (s, seconds) => spec("keep-alive", s, () => Effect.flatMap(keepAliveBounded("seconds", seconds), (bounded) => llm.keepAlive(s, bounded))),
     load: (s, seconds) =>
       spec("load", s, () =>
-        seconds === undefined ? llm.load(s) : Effect.flatMap(keepAliveBounded(seconds), (bounded) => llm.load(s, bounded)))
+        seconds === undefined ? llm.load(s) : Effect.flatMap(keepAliveBounded("keepAliveSeconds", seconds), (bounded) => llm.load(s, bounded)))
   }
 }
 
