@@ -4,7 +4,7 @@
  * partial body, slow headers, an idle keep-alive connection, a half-open socket, a client that
  * never reads. SIGTERM drains what is in flight within --drain-timeout (requests arriving
  * meanwhile get 503), then closes every connection and exits 0. The tests assert the order of
- * events (stopping → connections closed → exit) and that the process exits; the long
+ * events (stopping → idle connections closed → the rest) and that the process exits; the long
  * --drain-timeouts are there so a server that waited for the deadline instead of for its
  * requests would be caught by the hang guard, not by a clock.
  */
@@ -172,7 +172,7 @@ describe("the drain", () => {
     expect(partial.received()).toContain("You said: hi")
     expect(await served.exited).toBe(0)
     expect(served.events.indexOf("stopping")).toBeLessThan(served.events.indexOf("closed:idle"))
-    expect(served.events.indexOf("closed:partial")).toBeLessThan(served.events.indexOf("exit"))
+    expect(served.events.indexOf("closed:idle")).toBeLessThan(served.events.indexOf("closed:partial"))
   }, 120_000)
 
   it("a client holding a partial body (Content-Length 100, 9 bytes sent) is cut at --drain-timeout, and the server exits 0", async () => {
@@ -182,7 +182,12 @@ describe("the drain", () => {
     expect((await fetch(`${served.url}/api/version`)).status).toBe(200)
     served.child.kill("SIGTERM")
     expect(await served.exited).toBe(0)
-    expect(served.events).toEqual(["stopping", "closed:partial", "exit"])
+    await partial.closed
+    // cut by the server at the deadline (the process then exits; which of the two this process
+    // hears first is the kernel's business)
+    expect(served.events.slice(0, 1)).toEqual(["stopping"])
+    expect(served.events).toContain("closed:partial")
+    expect(partial.received()).toBe("")
   }, 120_000)
 
   it("a client that never reads a long stream is cut at --drain-timeout, and the server exits 0", async () => {
