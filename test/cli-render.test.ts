@@ -139,12 +139,12 @@ describe("help and subcommands", () => {
 
   it("is plain, without @effect/cli's boilerplate, with full usage lines", () => {
     const help = helpFor(["model", "status", "--help"])
-    expect(help).toContain("  llmspell model status [--json] [--backend all | ollama | gguf | candle | cloud] [--check]")
+    expect(help).toContain("  llmspell model status [--json] [--backend all|ollama|gguf|candle|cloud] [--check]")
     expect(help).not.toMatch(/\x1b/)
     expect(help).not.toContain("A true or false value")
     expect(help).not.toContain("This setting is optional")
     expect(help).not.toContain("$ ")
-    expect(helpFor(["run", "-h"])).toContain("llmspell run -m|--model text")
+    expect(helpFor(["run", "-h"])).toContain("llmspell run -m|--model <model>")
   })
 
   it("colour only when asked: bold headings", () => {

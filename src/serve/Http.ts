@@ -199,6 +199,21 @@ export const decodeBody = <A, I>(schema: Schema.Schema<A, I>) => {
 export const json = (body: unknown, status = 200, headers: Record<string, string> = {}) =>
   HttpServerResponse.unsafeJson(body, { status, headers })
 
+/** True for a path of OpenAI's API (`/v1/…`). */
+const isOpenAiPath = (path: string) => path === "/v1" || path.startsWith("/v1/")
+
+/**
+ * An answer the server gives before any route (a refusal, no such route, shutting down), in the
+ * shape of the API the path belongs to: OpenAI's `{"error":{"message","type","param","code"}}`
+ * under `/v1`, else Ollama's `{"error":"…"}` (which llmspell's own `/rpc` clients read too).
+ */
+export const errorResponse = (path: string, failure: HttpFailure, code: string | null = null) =>
+  json(
+    isOpenAiPath(path) ? { error: { message: failure.message, type: failure.type, param: null, code } } : { error: failure.message },
+    failure.status,
+    failure.headers
+  )
+
 const encoder = new TextEncoder()
 
 /**

@@ -109,13 +109,16 @@ export const EmbedError = Schema.Union(...onSpec, ...BackendEmbedError.members)
 /** What `embed` can fail with. */
 export type EmbedError = typeof EmbedError.Type
 
-/** `keepAlive` and `unload`: the spec's errors, and the backend's (`BackendKeepAliveError`). */
-export const KeepAliveError = Schema.Union(...onSpec, ...BackendKeepAliveError.members)
+/**
+ * `keepAlive` and `unload`: the spec's errors, a number of seconds out of range (InvalidRequest),
+ * and the backend's (`BackendKeepAliveError`).
+ */
+export const KeepAliveError = Schema.Union(...onSpec, InvalidRequest, ...BackendKeepAliveError.members)
 /** What `keepAlive` and `unload` can fail with. */
 export type KeepAliveError = typeof KeepAliveError.Type
 
 /** `load`: the spec's errors, and the backend's (`BackendLoadError`: also a model that will not load). */
-export const LoadError = Schema.Union(...onSpec, ...BackendLoadError.members)
+export const LoadError = Schema.Union(...onSpec, InvalidRequest, ...BackendLoadError.members)
 /** What `load` can fail with. */
 export type LoadError = typeof LoadError.Type
 

@@ -496,7 +496,8 @@ export const makeBackend = (
         ...(sequences._tag === "Some" ? { sequences: sequences.value } : {}),
         contextLength: e.value!.contextSize,
         device: e.value!.vramBytes > 0 ? "gpu" : "cpu",
-        ...(e.expiresAtMillis !== undefined ? { expiresAt: new Date(e.expiresAtMillis).toISOString() } : {})
+        // an expiry past what a Date holds (±8.64e15 ms: a library caller's keep-alive of 1e300 s) is "never"
+        ...(e.expiresAtMillis !== undefined && Math.abs(e.expiresAtMillis) <= 8.64e15 ? { expiresAt: new Date(e.expiresAtMillis).toISOString() } : {})
       })))
     )
 
