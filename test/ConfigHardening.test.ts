@@ -244,6 +244,30 @@ describe("credentials in base_url (Ollama behind a reverse proxy)", () => {
   })
 })
 
+describe("every server address takes the forms OLLAMA_HOST takes (issue 19 item 11)", () => {
+  const cloud = (config: LlmspellConfig, name: string) => config.instances.find((i) => i.name === name) as { baseUrl?: string }
+
+  it("base_url and hub.endpoint without a scheme: http://, and an Ollama instance's default port", () => {
+    const config = good(
+      `[providers.vllm]\nprovider_type = "openai_compatible"\nbase_url = "10.0.0.7:8000/v1"\n` +
+        `[providers.workstation]\nprovider_type = "ollama"\nbase_url = "10.0.0.5"\n` +
+        `[providers.box6]\nprovider_type = "ollama"\nbase_url = "[fd00::5]:9999"\n` +
+        `[hub]\nendpoint = "hub.local:9000"\n`
+    )
+    expect(cloud(config, "vllm").baseUrl).toBe("http://10.0.0.7:8000/v1")
+    expect(cloud(config, "workstation").baseUrl).toBe("http://10.0.0.5:11434")
+    expect(cloud(config, "box6").baseUrl).toBe("http://[fd00::5]:9999")
+    expect(config.hub.endpoint).toBe("http://hub.local:9000")
+    expect(good(undefined, { HF_ENDPOINT: "127.0.0.1:9000" }).hub.endpoint).toBe("http://127.0.0.1:9000")
+  })
+
+  it("a short form with a bad port is the same error as a URL with one, naming the source", () => {
+    const ps = problems(`[providers.vllm]\nprovider_type = "openai_compatible"\nbase_url = "10.0.0.7:99999/v1"\n`)
+    expect(ps).toEqual([`${FILE}: providers.vllm.base_url: must have a port from 1 to 65535 (the port is "99999") (got "10.0.0.7:99999/v1")`])
+    expect(problems(undefined, { HF_ENDPOINT: "hub.local:6000" })[0]).toMatch(/^env HF_ENDPOINT: hub\.endpoint: port 6000 is one that fetch refuses/)
+  })
+})
+
 describe("ports fetch refuses (OLLAMA_HOST=127.0.0.1:1 said \"bad port\" at run time)", () => {
   it("OLLAMA_HOST with a bad port is a config error naming the value and the source", () => {
     const ps = problems(undefined, { OLLAMA_HOST: "127.0.0.1:1" })

@@ -39,39 +39,35 @@ export const hasScheme = (text: string): boolean => SCHEME.test(text.trim())
  * (but for that host), so `config show` shows what was typed. Never throws; what is still wrong
  * (scheme, port) is for `urlProblem` to say.
  */
-export const parseServerUrl = (raw: string, defaultPort: number = OLLAMA_DEFAULT_PORT): string => {
+export const parseServerUrl = (raw: string, defaultPort?: number): string => {
   const s = raw.trim()
-  let scheme = "http"
-  let hostport = s
-  let portIfNone = String(defaultPort)
-  const sep = s.indexOf("://")
-  if (sep >= 0) {
-    scheme = s.slice(0, sep).toLowerCase()
-    hostport = s.slice(sep + 3)
-    if (scheme === "http") portIfNone = "80"
-    else if (scheme === "https") portIfNone = "443"
+  if (SCHEME.test(s)) {
+    return s.replace(/^([A-Za-z][A-Za-z0-9+.-]*:\/\/(?:[^/?#]*@)?)(0\.0\.0\.0|\[::\])(?=[:/?#]|$)/, (_m, head: string, host: string) =>
+      `${head}${host === "[::]" ? "[::1]" : "127.0.0.1"}`
+    )
   }
-  const slash = hostport.indexOf("/")
-  const path = slash >= 0 ? hostport.slice(slash) : ""
-  if (slash >= 0) hostport = hostport.slice(0, slash)
-  // `user:pw@host:port`: kept in the URL, which the config turns into an Authorization header.
+  const end = s.search(/[/?#]/)
+  let hostport = end >= 0 ? s.slice(0, end) : s
+  const rest = end >= 0 ? s.slice(end) : ""
+  // `user:pw@host:port`: kept in the URL; the config turns it into an Authorization header.
   const at = hostport.lastIndexOf("@")
   const userinfo = at >= 0 ? `${hostport.slice(0, at)}@` : ""
   if (at >= 0) hostport = hostport.slice(at + 1)
   let host = "127.0.0.1"
-  let port = portIfNone
-  const m = /^(\[[^\]]+\]|[^:]*):(\d*)$/.exec(hostport)
+  let port = defaultPort !== undefined ? String(defaultPort) : ""
+  const m = /^(\[[^\]]*\]|[^:]*):([^:]*)$/.exec(hostport)
   if (m !== null) {
-    host = m[1]!.length > 0 ? m[1]! : "127.0.0.1"
-    // An out-of-range port is kept: validation reports it with its source instead of guessing.
+    if (m[1]!.length > 0) host = m[1]!
+    // A bad port is kept: `urlProblem` reports it with its source instead of guessing.
     if (m[2]!.length > 0) port = m[2]!
   } else if (hostport.length > 0) {
+    // A bare IPv6 address (`::1`) has colons but no port.
     host = hostport.includes(":") && !hostport.startsWith("[") ? `[${hostport}]` : hostport
   }
-  // 0.0.0.0 is a listen address; a client reaches that server on loopback.
+  // A listen-everywhere address: a client reaches that server on loopback.
   if (host === "0.0.0.0") host = "127.0.0.1"
   if (host === "[::]") host = "[::1]"
-  return `${scheme}://${userinfo}${host}:${port}${path === "/" ? "" : path}`
+  return `http://${userinfo}${host}${port.length > 0 ? `:${port}` : ""}${rest === "/" ? "" : rest}`
 }
 
 /** OLLAMA_HOST as Ollama reads it: `host`, `host:port`, `:port` or a URL; default port 11434. */
@@ -90,9 +86,10 @@ export const urlProblem = (s: string): string | undefined => {
   }
   try {
     const u = new URL(s)
-    return u.protocol === "http:" || u.protocol === "https:" ? undefined : "must be an http:// or https:// URL"
+    if (u.protocol !== "http:" && u.protocol !== "https:") return "must be an http:// or https:// URL, or host:port"
+    return u.hostname.length > 0 ? undefined : "must name a host (http://host:port, or host:port)"
   } catch {
-    return "must be an http:// or https:// URL"
+    return "must be an http:// or https:// URL, or host:port"
   }
 }
 
@@ -145,7 +142,8 @@ export const redactUrl = (value: string): string => {
 
 /** Every URL in a text (an error message, a log line, a library's exception) through `redactUrl`. */
 export const redactUrlsIn = (text: string): string =>
-  text.replace(/[A-Za-z][A-Za-z0-9+.-]*:\/\/[^\s"'<>`]+/g, (url) => redactUrl(url))
+  // Punctuation that ends a sentence is not part of the URL before it.
+  text.replace(/[A-Za-z][A-Za-z0-9+.-]*:\/\/[^\s"'<>`]*[^\s"'<>`.,;:!?)\]}]/g, (url) => redactUrl(url))
 
 /** A URL without its user name and password (they travel in a header instead). */
 export const stripUserinfo = (value: string): string => value.replace(USERINFO, "$1")

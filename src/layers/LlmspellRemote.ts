@@ -5,7 +5,7 @@
  * errors (a `ModelNotFound` on the server is a `ModelNotFound` here, hint included). Interrupting a
  * call aborts its HTTP request, which interrupts it on the server (a generation frees its sequence).
  * A server that is down is a `BackendUnavailable` naming the URL (exit 4), found by a bounded TCP
- * connect before the first call: never a hang. The API key is sent as a bearer token, never shown.
+ * connect before the first call: never a hang; one that refuses the key is `MissingCredentials` (2). The API key is sent as a bearer token, never shown.
  */
 import type * as EmbeddingModel from "@effect/ai/EmbeddingModel"
 import * as LanguageModel from "@effect/ai/LanguageModel"
@@ -24,9 +24,10 @@ import * as Redacted from "effect/Redacted"
 import * as Stream from "effect/Stream"
 import * as net from "node:net"
 import * as nodePath from "node:path"
-import { BackendUnavailable, type LlmspellError, UnsupportedOperation } from "../domain/Errors.js"
+import { BackendUnavailable, type LlmspellError, MissingCredentials, UnsupportedOperation } from "../domain/Errors.js"
 import { isFileReference } from "../domain/ModelSpec.js"
 import { LlmspellRpcs, validateGenerateRequest } from "../domain/Protocol.js"
+import { LLMSPELL_DEFAULT_PORT, parseServerUrl, redactUrl, redactUrlsIn, urlProblem } from "../domain/ServerUrl.js"
 import type { Backend } from "../services/Backend.js"
 import { LocalLLM, type LocalLLMService } from "../services/LocalLLM.js"
 import { embeddingModelFromBackend, fromBackend, type GenerateDefaults } from "./LanguageModelAdapter.js"
@@ -45,17 +46,22 @@ export interface RemoteOptions {
 
 const HINT = "start it with `llmspell serve`, or run without a server with --local"
 
-/** The base URL without a trailing slash. */
-const baseOf = (url: string) => url.replace(/\/+$/, "")
+/** The base URL in any form `--host` takes (`host:port`, `:port`, a URL), without a trailing slash. */
+const baseOf = (url: string) => parseServerUrl(url, LLMSPELL_DEFAULT_PORT).replace(/\/+$/, "")
 
 /** Opens and closes one TCP connection to the server, within the timeout. */
 const probe = (url: string, timeout: Duration.DurationInput): Effect.Effect<void, BackendUnavailable> =>
   Effect.gen(function*() {
-    const parsed = yield* Effect.try({
-      try: () => new URL(url),
-      catch: () =>
-        new BackendUnavailable({ backend: "llmspell", url, reason: "this is not a URL", suggestion: "give it as http://host:port" })
-    })
+    const problem = urlProblem(url)
+    if (problem !== undefined) {
+      return yield* new BackendUnavailable({
+        backend: "llmspell",
+        url: redactUrl(url),
+        reason: `not a server address: it ${problem}`,
+        suggestion: "give it as host:port or http://host:port (`llmspell serve` prints its address when it starts)"
+      })
+    }
+    const parsed = new URL(url)
     const port = Number(parsed.port || (parsed.protocol === "https:" ? 443 : 80))
     const host = parsed.hostname.replace(/^\[|\]$/g, "")
     yield* Effect.async<void, BackendUnavailable>((resume) => {
@@ -66,7 +72,7 @@ const probe = (url: string, timeout: Duration.DurationInput): Effect.Effect<void
       })
       socket.once("error", (e: NodeJS.ErrnoException) => {
         socket.destroy()
-        resume(Effect.fail(new BackendUnavailable({ backend: "llmspell", url, reason: `no server answers (${e.code ?? e.message})`, suggestion: HINT })))
+        resume(Effect.fail(new BackendUnavailable({ backend: "llmspell", url: redactUrl(url), reason: `no server answers (${e.code ?? e.message})`, suggestion: HINT })))
       })
       return Effect.sync(() => socket.destroy())
     }).pipe(
@@ -75,7 +81,7 @@ const probe = (url: string, timeout: Duration.DurationInput): Effect.Effect<void
         onTimeout: () =>
           new BackendUnavailable({
             backend: "llmspell",
-            url,
+            url: redactUrl(url),
             reason: `no connection within ${Duration.format(Duration.decode(timeout))}`,
             suggestion: HINT
           })
@@ -83,28 +89,42 @@ const probe = (url: string, timeout: Duration.DurationInput): Effect.Effect<void
     )
   })
 
-/** The server stopped answering mid-way, or refused the request (401): a BackendUnavailable naming it. */
-const unavailable = (url: string) => (error: RpcClientError): BackendUnavailable => {
+/**
+ * The server stopped answering mid-way (a BackendUnavailable naming it), or refused the key: a
+ * server started with `--api-key` answers 401 to a request without the right one, which is a
+ * credentials problem (MissingCredentials, exit 2), not a server that is down.
+ */
+const unavailable = (url: string, keyGiven: boolean) => (error: RpcClientError): BackendUnavailable | MissingCredentials => {
   const cause = error.cause as { _tag?: string; reason?: string; response?: { status?: number } } | undefined
   const status = cause?.response?.status
+  if (status === 401 || status === 403) {
+    return new MissingCredentials({
+      provider: `llmspell serve at ${redactUrl(url)}`,
+      variable: "LLMSPELL_API_KEY",
+      reason: keyGiven
+        ? `the server refused the API key (HTTP ${status}): it is not the one the server was started with`
+        : `the server wants an API key (HTTP ${status}) and none was given`,
+      suggestion: "set LLMSPELL_API_KEY to the key the server was started with (`llmspell serve --api-key`, or its LLMSPELL_API_KEY)"
+    })
+  }
   return new BackendUnavailable({
     backend: "llmspell",
-    url,
-    reason: status === 401
-      ? "the server wants an API key (401): this one is missing or wrong"
-      : status !== undefined && status >= 200 && status < 300
+    url: redactUrl(url),
+    reason: status !== undefined && status >= 200 && status < 300
       // the answer had begun: its body broke off (the server stopped, crashed or was killed)
       ? "the connection dropped in the middle of the answer (did the server stop?)"
       : status !== undefined
       ? `the server answered HTTP ${status}`
-      : `the connection failed (${cause?.reason ?? error.message})`,
-    suggestion: status === 401 ? "pass the server's key in LLMSPELL_API_KEY" : HINT,
+      : `the connection failed (${redactUrlsIn(cause?.reason ?? error.message)})`,
+    suggestion: HINT,
     cause: error
   })
 }
 
 /** The LocalLLM of a server, built in a scope (its connections close with it). */
-export const make = (options: RemoteOptions): Effect.Effect<LocalLLMService, BackendUnavailable, import("effect/Scope").Scope> =>
+export const make = (
+  options: RemoteOptions
+): Effect.Effect<LocalLLMService, BackendUnavailable | MissingCredentials, import("effect/Scope").Scope> =>
   Effect.gen(function*() {
     const url = baseOf(options.url)
     yield* probe(url, options.connectTimeout ?? "3 seconds")
@@ -127,7 +147,7 @@ export const make = (options: RemoteOptions): Effect.Effect<LocalLLMService, Bac
     )
     // Built in this scope (not with Effect.provide, whose scope would close once `make` returns).
     const client = yield* RpcClient.make(LlmspellRpcs).pipe(Effect.provide(yield* Layer.build(protocol)))
-    const lost = unavailable(url)
+    const lost = unavailable(url, apiKey !== undefined)
     const call = <A>(effect: Effect.Effect<A, LlmspellError | RpcClientError>): Effect.Effect<A, LlmspellError> =>
       Effect.catchIf(effect, (e): e is RpcClientError => e instanceof RpcClientError, (e) => Effect.fail(lost(e)))
     const stream = <A>(s: Stream.Stream<A, LlmspellError | RpcClientError>): Stream.Stream<A, LlmspellError> =>
@@ -156,13 +176,13 @@ export const make = (options: RemoteOptions): Effect.Effect<LocalLLMService, Bac
     yield* call(client.Instances({ backend: "all" })).pipe(
       Effect.timeoutFail({
         duration: options.connectTimeout ?? "10 seconds",
-        onTimeout: () => new BackendUnavailable({ backend: "llmspell", url, reason: "the server does not answer", suggestion: HINT })
+        onTimeout: () => new BackendUnavailable({ backend: "llmspell", url: redactUrl(url), reason: "the server does not answer", suggestion: HINT })
       }),
       Effect.catchAll((e) =>
         Effect.fail(
-          e instanceof BackendUnavailable
+          e instanceof BackendUnavailable || e instanceof MissingCredentials
             ? e
-            : new BackendUnavailable({ backend: "llmspell", url, reason: `the server failed to answer (${e.message})`, suggestion: HINT })
+            : new BackendUnavailable({ backend: "llmspell", url: redactUrl(url), reason: `the server failed to answer (${e.message})`, suggestion: HINT })
         )
       )
     )
@@ -222,7 +242,7 @@ export const make = (options: RemoteOptions): Effect.Effect<LocalLLMService, Bac
   })
 
 /** `LocalLLM` served by the llmspell server at `url`. */
-export const layer = (options: RemoteOptions): Layer.Layer<LocalLLM, BackendUnavailable> =>
+export const layer = (options: RemoteOptions): Layer.Layer<LocalLLM, BackendUnavailable | MissingCredentials> =>
   Layer.scoped(LocalLLM, make(options))
 
 /** One model spec of a LocalLLM seen as a backend instance, for the `@effect/ai` adapters. */

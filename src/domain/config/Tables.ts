@@ -10,7 +10,7 @@ import * as Schema from "effect/Schema"
 import * as SchemaAST from "effect/SchemaAST"
 import { CLOUD_PROVIDER_TYPES } from "../CloudPresets.js"
 import { CLOUD_PROVIDERS } from "../ModelSpec.js"
-import { OLLAMA_DEFAULT_PORT, SECRET_NAME, urlProblem } from "../ServerUrl.js"
+import { OLLAMA_DEFAULT_PORT, parseServerUrl, SECRET_NAME, urlProblem } from "../ServerUrl.js"
 
 /**
  * The GGUF worker settings' defaults, for a loader built without a config: the same values
@@ -52,11 +52,11 @@ const makeTables = () => {
    * A server URL in any form `parseServerUrl` reads (a short form gets `http://` and the default
    * port), checked after that, resolved without its trailing `/` (paths are appended to it).
    */
-  const httpUrl = (_defaultPort?: number) =>
+  const httpUrl = (defaultPort?: number) =>
     Schema.transform(
-      Schema.String.annotations(must("must be an http:// or https:// URL")).pipe(Schema.filter((s) => urlProblem(s) ?? true)),
-      Schema.String,
-      { strict: true, decode: (s) => s.replace(/\/+$/, ""), encode: (s) => s }
+      Schema.String.annotations(must("must be an http:// or https:// URL, or host:port")),
+      Schema.String.pipe(Schema.filter((s) => urlProblem(s) ?? true)),
+      { strict: true, decode: (s) => parseServerUrl(s, defaultPort).replace(/\/+$/, ""), encode: (s) => s }
     )
   const nonEmpty = Schema.String.pipe(Schema.minLength(1)).annotations(must("must be a non-empty string"))
   const positiveNumber = Schema.Number.pipe(Schema.positive()).annotations(must("must be a number > 0"))
