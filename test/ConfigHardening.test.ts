@@ -268,6 +268,32 @@ describe("every server address takes the forms OLLAMA_HOST takes (issue 19 item 
   })
 })
 
+describe("credentials in a URL's query are never shown (issue 19 item 21)", () => {
+  it("a query on base_url or hub.endpoint is left out of the URL used and shown, with a warning showing it redacted", () => {
+    const config = good(
+      `[providers.vllm]\nprovider_type = "openai_compatible"\nbase_url = "http://10.0.0.7:8000/v1?api_key=Q-SECRET-1"\n` +
+        `[providers.ollama]\nbase_url = "http://10.0.0.5:11434/?token=Q-SECRET-2"\n` +
+        `[hub]\nendpoint = "https://hub.example/?access_token=Q-SECRET-3&page=1"\n`,
+      { OLLAMA_HOST: "10.0.0.6:11434/?Token=Q-SECRET-4#sig=Q-SECRET-5" }
+    )
+    expect((config.instances.find((i) => i.name === "vllm") as { baseUrl: string }).baseUrl).toBe("http://10.0.0.7:8000/v1")
+    expect(ollama(config).baseUrl).toBe("http://10.0.0.6:11434")
+    expect(config.hub.endpoint).toBe("https://hub.example")
+    expect(everythingPrinted(config)).not.toMatch(/Q-SECRET/)
+    expect(JSON.stringify(config.instances)).not.toMatch(/Q-SECRET/)
+    expect(config.entries.find((e) => e.key === "providers.vllm.base_url")!.value).toBe("http://10.0.0.7:8000/v1?api_key=<redacted>")
+    expect(config.entries.find((e) => e.key === "hub.endpoint")!.value).toBe("https://hub.example/?access_token=<redacted>&page=1")
+    expect(config.warnings.join("\n")).toContain(`${FILE}: providers.vllm.base_url: "?api_key=<redacted>" is left out`)
+    expect(config.warnings.join("\n")).toContain(`env OLLAMA_HOST: providers.ollama.base_url`)
+  })
+
+  it("an invalid URL with a credential in its query is reported without it", () => {
+    const ps = problems(`[providers.vllm]\nprovider_type = "openai_compatible"\nbase_url = "ftp://h/v1?token=Q-SECRET"\n`)
+    expect(ps.join("\n")).toContain("ftp://h/v1?token=<redacted>")
+    expect(ps.join("\n")).not.toContain("Q-SECRET")
+  })
+})
+
 describe("ports fetch refuses (OLLAMA_HOST=127.0.0.1:1 said \"bad port\" at run time)", () => {
   it("OLLAMA_HOST with a bad port is a config error naming the value and the source", () => {
     const ps = problems(undefined, { OLLAMA_HOST: "127.0.0.1:1" })

@@ -10,6 +10,7 @@ import * as HelpDoc from "@effect/cli/HelpDoc"
 import * as ValidationError from "@effect/cli/ValidationError"
 import { UsageError } from "../domain/Errors.js"
 import { describeCause, ErrorEnvelope, errorToJson, ExitCode } from "../domain/Failure.js"
+import { redactUrlsIn } from "../domain/ServerUrl.js"
 import type { ErrorInfo } from "../domain/Types.js"
 import { CliIO } from "./CliIO.js"
 
@@ -53,10 +54,20 @@ export const renderError = (
   options: { readonly json: boolean; readonly unexpected?: boolean }
 ): { readonly stdout?: string; readonly stderr?: string } =>
   options.json
-    ? { stdout: `${JSON.stringify(Schema.encodeSync(ErrorEnvelope)({ error }))}\n` }
+    ? {
+      stdout: `${
+        JSON.stringify(Schema.encodeSync(ErrorEnvelope)({
+          error: {
+            ...error,
+            message: redactUrlsIn(error.message),
+            ...(error.hint !== undefined ? { hint: redactUrlsIn(error.hint) } : {})
+          }
+        }))
+      }\n`
+    }
     : {
-      stderr: `${options.unexpected ? "error: unexpected: " : "error: "}${error.message}\n${
-        error.hint !== undefined ? `hint: ${error.hint}\n` : ""
+      stderr: `${options.unexpected ? "error: unexpected: " : "error: "}${redactUrlsIn(error.message)}\n${
+        error.hint !== undefined ? `hint: ${redactUrlsIn(error.hint)}\n` : ""
       }`
     }
 
@@ -97,7 +108,8 @@ export const describeFailure = (
     ? described.original instanceof Error && described.original.stack ? `${described.original.stack}\n` : ""
     : `${Cause.pretty(cause)}\n`
   const text = renderError(error, { json: options.json, unexpected: !described.expected })
-  const stderr = `${text.stderr ?? ""}${detail}`
+  // Stack traces and causes quote what libraries said, URLs included: shown redacted like the rest.
+  const stderr = `${text.stderr ?? ""}${redactUrlsIn(detail)}`
   return { code: described.exitCode, ...(text.stdout ? { stdout: text.stdout } : {}), ...(stderr ? { stderr } : {}) }
 }
 

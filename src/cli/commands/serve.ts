@@ -11,6 +11,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import { UsageError } from "../../domain/Errors.js"
+import { redactUrlsIn } from "../../domain/ServerUrl.js"
 import { EffectiveConfig } from "../../services/EffectiveConfig.js"
 import { DEFAULTS } from "../../serve/Defaults.js"
 import type * as Server from "../../serve/Server.js"
@@ -94,7 +95,7 @@ export const serveCommand = Command.make(
         drainTimeoutMs: o.drainTimeout * 1000,
         concurrency,
         version: VERSION,
-        log: (entry) => io.stderr(o.json ? `${JSON.stringify({ event: "request", ...entry })}\n` : logLine(entry))
+        log: (entry) => io.stderr(redactUrlsIn(o.json ? `${JSON.stringify({ event: "request", ...entry })}\n` : logLine(entry)))
       })
       const state = yield* holdServeState({
         pid: process.pid,

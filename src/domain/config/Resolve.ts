@@ -3,7 +3,8 @@
  * (Overlay.ts), then every table checked against its Schema (Tables.ts) with every problem
  * reported at once, each naming its source. Also what the checked values become: the provenance
  * entries `config show` prints (secrets redacted), an Ollama URL's user name and password turned
- * into a header, and cloud instances completed from their presets. Pure: the caller reads the file and passes
+ * into a header, a server URL's query left out (with a warning: it would never reach the server),
+ * and cloud instances completed from their presets. Pure: the caller reads the file and passes
  * the environment in; nothing here touches the disk.
  */
 import * as Either from "effect/Either"
@@ -22,7 +23,7 @@ import type {
 } from "../ConfigSchema.js"
 import { ConfigError } from "../Errors.js"
 import { normalizeBackend } from "../ModelSpec.js"
-import { hasScheme, redactUrl, stripUserinfo, userinfoOf } from "../ServerUrl.js"
+import { hasScheme, redactUrl, splitQuery, stripUserinfo, userinfoOf } from "../ServerUrl.js"
 import { applyDocument, parseTomlText } from "./Document.js"
 import { DEFAULT_SOURCE, defaultSlots, display, type Draft, type Slot } from "./Draft.js"
 import { applyEnv, applyFlags, expandPaths } from "./Overlay.js"
@@ -100,6 +101,20 @@ const validate = (draft: Draft, file: string | undefined, env: Env, home: string
     }
     return undefined
   }
+  /**
+   * A checked server URL without its query and fragment, which would never reach the server
+   * (API paths are appended after them): left out, with a warning that shows them redacted.
+   */
+  const withoutQuery = (url: string, slot: Slot | undefined, key: string, instead: string): string => {
+    const { dropped, url: kept } = splitQuery(url)
+    if (dropped === undefined) return url
+    draft.warnings.push(
+      `${slot?.source ?? DEFAULT_SOURCE}: ${slot?.path ?? key}: ${JSON.stringify(redactUrl(dropped))} is left out: ` +
+        `llmspell appends API paths to this URL, so a query or fragment there never reaches the server; ${instead}`
+    )
+    return kept.replace(/\/+$/, "")
+  }
+
   // default_backend: normalize candle → gguf before checking.
   const backendValue = draft.defaultBackend.value
   const defaultBackend = typeof backendValue === "string" ? normalizeBackend(backendValue) : undefined
@@ -118,10 +133,12 @@ const validate = (draft: Draft, file: string | undefined, env: Env, home: string
     const known = knownKeysOf(type)
     const options: Record<string, unknown> = {}
     for (const [k, slot] of slots) if (!known.includes(k)) options[k] = slot.value
+    const urlSlot = slots.get("base_url")
+    const urlKey = `providers.${name}.base_url`
     if (type === "ollama") {
       const v = check(t.OllamaInstance, slots, `providers.${name}`)
       if (v !== undefined) {
-        const baseUrl = v.baseUrl
+        const baseUrl = withoutQuery(v.baseUrl, urlSlot, urlKey, "a proxy's password goes in the URL as http://user:password@host")
         // The user name and password in base_url become a header and leave the printed URL.
         const authorization = basicAuthorization(baseUrl)
         const instance: OllamaInstanceConfig = {
@@ -141,7 +158,10 @@ const validate = (draft: Draft, file: string | undefined, env: Env, home: string
       if (type === "openai_compatible" && !slots.has("base_url")) {
         draft.problems.push(`${slots.get("provider_type")?.source ?? "config"}: providers.${name}.base_url: is required for provider_type = "openai_compatible"`)
       } else if (checked !== undefined) {
-        instances.push(cloudInstance(name, type as CloudInstanceConfig["type"], checked, options, env))
+        const fields = checked.base_url === undefined
+          ? checked
+          : { ...checked, base_url: withoutQuery(checked.base_url, urlSlot, urlKey, "the key goes in api_key (or its variable)") }
+        instances.push(cloudInstance(name, type as CloudInstanceConfig["type"], fields, options, env))
       }
     }
   }
@@ -162,10 +182,11 @@ const validate = (draft: Draft, file: string | undefined, env: Env, home: string
   }
 
   for (const [k, slot] of draft.hub) record(`hub.${k}`, slot)
-  const hub = check(t.Hub, draft.hub, "hub")
-  if (hub !== undefined) {
+  const checkedHub = check(t.Hub, draft.hub, "hub")
+  let hub = checkedHub
+  if (checkedHub !== undefined) {
     const slot = draft.hub.get("endpoint")!
-    if (stripUserinfo(hub.endpoint) !== hub.endpoint) {
+    if (stripUserinfo(checkedHub.endpoint) !== checkedHub.endpoint) {
       // The hub authenticates with a bearer token; a user name and password in the URL would be
       // a second, conflicting credential that huggingface.co ignores. Refuse it, never print it.
       draft.problems.push(
@@ -173,6 +194,7 @@ const validate = (draft: Draft, file: string | undefined, env: Env, home: string
           `the hub authenticates with a token: put it in HF_TOKEN or hub.token`
       )
     }
+    hub = { ...checkedHub, endpoint: withoutQuery(checkedHub.endpoint, slot, "hub.endpoint", "the token goes in HF_TOKEN or hub.token") }
   }
 
   for (const [k, slot] of draft.stores) record(`stores.${k}`, slot)

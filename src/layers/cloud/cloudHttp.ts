@@ -24,6 +24,7 @@ import {
   ModelNotFound,
   RateLimited
 } from "../../domain/Errors.js"
+import { redactUrlsIn } from "../../domain/ServerUrl.js"
 
 /** What every request to one instance shares: its config and its configured client. */
 export interface CloudContext {
@@ -36,11 +37,10 @@ export const MAX_RETRY_AFTER_SECONDS = 60
 /** Retries of one request the provider rate limited. */
 export const MAX_RATE_LIMIT_RETRIES = 3
 
-/** The key as the provider would echo it, replaced in any text. */
+/** The key as the provider would echo it, replaced in any text; URLs in it shown redacted (`redactUrl`). */
 export const scrub = (instance: CloudInstanceConfig, text: string): string => {
-  if (instance.apiKey === undefined) return text
-  const key = Redacted.value(instance.apiKey)
-  return key.length === 0 ? text : text.split(key).join("<redacted>")
+  const key = instance.apiKey === undefined ? "" : Redacted.value(instance.apiKey)
+  return redactUrlsIn(key.length === 0 ? text : text.split(key).join("<redacted>"))
 }
 
 /** The provider's own words from an error body (`{ error: { message } }` for OpenAI and Anthropic alike), scrubbed and cut short. */

@@ -97,6 +97,7 @@ import {
   type StoreRoot
 } from "../../services/ModelDownloader.js"
 import { ModelStore as ModelStoreTag, type StoredBlob } from "../../services/ModelStore.js"
+import { redactUrlsIn } from "../../domain/ServerUrl.js"
 
 // ---------------------------------------------------------------------------------------------
 // The downloader
@@ -125,7 +126,8 @@ export const make = (hub: HubConfig, internals: DownloaderInternals = {}): Model
   const token = Option.getOrUndefined(Option.map(hub.token, Redacted.value))
   const hubUrl = hub.endpoint.replace(/\/+$/, "")
   const hubOrigin = new URL(hubUrl).origin
-  const scrub = (text: string) => (token !== undefined && token.length > 0 ? text.split(token).join("<redacted>") : text)
+  // The token, and URLs as `redactUrl` shows them (a CDN redirect carries its signature in the query).
+  const scrub = (text: string) => redactUrlsIn(token !== undefined && token.length > 0 ? text.split(token).join("<redacted>") : text)
   const stallTimeout = Duration.seconds(hub.stallTimeoutSeconds)
   let loaded: Promise<HubModule> | undefined
   const hubModule = Effect.tryPromise({
