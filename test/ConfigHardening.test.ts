@@ -17,6 +17,7 @@ import * as path from "node:path"
 import {
   FETCH_BAD_PORTS,
   type LlmspellConfig,
+  MAX_INSTANCES,
   MAX_WARNINGS,
   type OllamaInstanceConfig,
   parseOllamaHost,
@@ -291,6 +292,21 @@ describe("credentials in a URL's query are never shown (issue 19 item 21)", () =
     const ps = problems(`[providers.vllm]\nprovider_type = "openai_compatible"\nbase_url = "ftp://h/v1?token=Q-SECRET"\n`)
     expect(ps.join("\n")).toContain("ftp://h/v1?token=<redacted>")
     expect(ps.join("\n")).not.toContain("Q-SECRET")
+  })
+})
+
+describe("a config with thousands of instances (issue 19 item 25)", () => {
+  const tables = (n: number) =>
+    Array.from({ length: n }, (_, i) => `[providers.o${i}]\nprovider_type = "ollama"\nbase_url = "http://10.0.${i % 250}.1:11434"\n`).join("\n")
+
+  it(`is refused past MAX_INSTANCES with one clear problem naming the count, the limit and why`, () => {
+    // the built-in ollama and gguf instances count too
+    expect(good(tables(MAX_INSTANCES - 2)).instances).toHaveLength(MAX_INSTANCES)
+    const ps = problems(tables(10_000))
+    expect(ps).toEqual([
+      `${FILE}: providers: 10002 instances (with the built-in ollama and gguf); llmspell takes at most ${MAX_INSTANCES}, ` +
+        "since model list and model status ask every one of them"
+    ])
   })
 })
 

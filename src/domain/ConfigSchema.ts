@@ -14,7 +14,7 @@ import type { CLOUD_PROVIDERS } from "./ModelSpec.js"
 
 export { cloudInstanceOf, defaultInstance, resolveConfig } from "./config/Resolve.js"
 export { expandPath } from "./config/Overlay.js"
-export { GGUF_WORKER_DEFAULTS, MAX_WARNINGS } from "./config/Tables.js"
+export { GGUF_WORKER_DEFAULTS, MAX_INSTANCES, MAX_WARNINGS } from "./config/Tables.js"
 export { FETCH_BAD_PORTS, parseOllamaHost, redactUrl } from "./ServerUrl.js"
 
 /** An Ollama server. */

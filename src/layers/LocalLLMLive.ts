@@ -41,6 +41,13 @@ const sameModel = (listed: LocalModel, wanted: string) =>
 const errorInfo = (e: unknown) =>
   isLlmspellError(e) ? errorToJson(e) : { _tag: "UnknownError", message: e instanceof Error ? e.message : String(e) }
 
+/**
+ * Instances asked at once by the operations that cover all of them (status, list, ps, the search
+ * for a model elsewhere): a config with thousands of instances must not open thousands of
+ * connections at once (issue 19 item 25); each instance's own timeout bounds its probe.
+ */
+export const PROBE_CONCURRENCY = 16
+
 /** The store services the facade uses when they are there (the live stack has them; a mock may not). */
 export interface Stores {
   readonly store?: ModelStoreService | undefined
@@ -70,7 +77,7 @@ export const make = (registry: ProviderRegistryService, stores: Stores = {}): Lo
             })
           )
         ),
-      { concurrency: "unbounded" }
+      { concurrency: PROBE_CONCURRENCY }
     )
 
   const list = (filter: BackendFilter = "all"): Effect.Effect<ModelList> =>
@@ -82,7 +89,7 @@ export const make = (registry: ProviderRegistryService, stores: Stores = {}): Lo
           Effect.either,
           Effect.map((r) => ({ instance, r }))
         ),
-      { concurrency: "unbounded" }
+      { concurrency: PROBE_CONCURRENCY }
     ).pipe(
       Effect.map((results) => ({
         models: results.flatMap(({ r }) => (r._tag === "Right" ? r.right : [])),
@@ -112,7 +119,7 @@ export const make = (registry: ProviderRegistryService, stores: Stores = {}): Lo
           Effect.map((models) => (models.some((m) => sameModel(m, model)) ? Option.some(instance) : Option.none())),
           Effect.orElseSucceed(() => Option.none())
         ),
-      { concurrency: "unbounded" }
+      { concurrency: PROBE_CONCURRENCY }
     ).pipe(
       Effect.map((found) => Option.firstSomeOf(found)),
       Effect.flatMap(Option.match({
@@ -355,7 +362,7 @@ export const make = (registry: ProviderRegistryService, stores: Stores = {}): Lo
             Effect.map((loaded) => loaded.map((m): LoadedModel => ({ ...m, backend: backendTypeOf(instance), instance: instance.name }))),
             Effect.orElseSucceed((): ReadonlyArray<LoadedModel> => [])
           ),
-        { concurrency: "unbounded" }
+        { concurrency: PROBE_CONCURRENCY }
       ).pipe(Effect.map((all) => all.flat())),
     unload: (spec) => keepAlive(spec, 0),
     keepAlive,

@@ -27,7 +27,17 @@ import { hasScheme, redactUrl, splitQuery, stripUserinfo, userinfoOf } from "../
 import { applyDocument, parseTomlText } from "./Document.js"
 import { DEFAULT_SOURCE, defaultSlots, display, type Draft, type Slot } from "./Draft.js"
 import { applyEnv, applyFlags, expandPaths } from "./Overlay.js"
-import { type CloudFileFields, defaultsFor, isCloudType, knownKeysOf, MAX_WARNINGS, SECRET_KEY, STORE_ENV, tables } from "./Tables.js"
+import {
+  type CloudFileFields,
+  defaultsFor,
+  isCloudType,
+  knownKeysOf,
+  MAX_INSTANCES,
+  MAX_WARNINGS,
+  SECRET_KEY,
+  STORE_ENV,
+  tables
+} from "./Tables.js"
 
 type Env = Readonly<Record<string, string | undefined>>
 
@@ -126,6 +136,15 @@ const validate = (draft: Draft, file: string | undefined, env: Env, home: string
   record("providers.default_provider", draft.defaultProvider)
   record("providers.default_backend", { ...draft.defaultBackend, value: defaultBackend ?? backendValue })
 
+  if (draft.instances.size > MAX_INSTANCES) {
+    // One problem, before checking thousands of tables one by one.
+    draft.problems.push(
+      `${file ?? [...draft.instances.values()].at(-1)?.get("provider_type")?.source ?? DEFAULT_SOURCE}: providers: ` +
+        `${draft.instances.size} instances (with the built-in ollama and gguf); llmspell takes at most ${MAX_INSTANCES}, ` +
+        "since model list and model status ask every one of them"
+    )
+    return undefined
+  }
   const instances: Array<ProviderInstanceConfig> = []
   for (const [name, slots] of draft.instances) {
     const type = slots.get("provider_type")!.value as string

@@ -230,6 +230,12 @@ export const NUMERIC_KEYS: ReadonlySet<string> = new Set([
 export const BOOLEAN_KEYS: ReadonlySet<string> = new Set(["offline"])
 /** Keys whose values are never printed: known secrets and unknown keys that look like one. */
 export const SECRET_KEY = SECRET_NAME
+/**
+ * At most this many provider instances (the built-in ones included): `model list` and `model
+ * status` ask every one, so a config of thousands (10,000 tables fit in the 1 MiB a config file
+ * may have) would make them take minutes; it is refused with one clear problem instead.
+ */
+export const MAX_INSTANCES = 1000
 /** At most this many warnings are kept; the rest are counted in one last warning. */
 export const MAX_WARNINGS = 20
 /** Keys whose values are paths: `${VAR}`, `$VAR` and a leading `~` expand in them. */
