@@ -8,20 +8,21 @@
  * connect before the first call: never a hang; one that refuses the key is `MissingCredentials` (2). The API key is sent as a bearer token, never shown.
  */
 import type * as EmbeddingModel from "@effect/ai/EmbeddingModel"
-import * as LanguageModel from "@effect/ai/LanguageModel"
-import * as EmbeddingModelTag from "@effect/ai/EmbeddingModel"
-import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
+import type * as LanguageModel from "@effect/ai/LanguageModel"
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as RpcClient from "@effect/rpc/RpcClient"
 import { RpcClientError } from "@effect/rpc/RpcClientError"
 import * as RpcSerialization from "@effect/rpc/RpcSerialization"
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import * as Stream from "effect/Stream"
+import * as Http from "node:http"
+import type * as Https from "node:https"
 import * as net from "node:net"
 import * as nodePath from "node:path"
 import { BackendUnavailable, type LlmspellError, MissingCredentials, UnsupportedOperation } from "../domain/Errors.js"
@@ -30,7 +31,7 @@ import { LlmspellRpcs, validateGenerateRequest } from "../domain/Protocol.js"
 import { LLMSPELL_DEFAULT_PORT, parseServerUrl, redactUrl, redactUrlsIn, urlProblem } from "../domain/ServerUrl.js"
 import type { Backend } from "../services/Backend.js"
 import { LocalLLM, type LocalLLMService } from "../services/LocalLLM.js"
-import { embeddingModelFromBackend, fromBackend, type GenerateDefaults } from "./LanguageModelAdapter.js"
+import type { GenerateDefaults } from "./LanguageModelAdapter.js"
 
 /** Where the server is and how to authenticate. */
 export interface RemoteOptions {
@@ -121,6 +122,35 @@ const unavailable = (url: string, keyGiven: boolean) => (error: RpcClientError):
   })
 }
 
+/**
+ * Node's own HTTP client: `fetch` would load undici and web streams, a fifth of what a connected
+ * CLI command costs (bench:startup). The https agent is made only for an https:// server, so a
+ * server on loopback never loads TLS.
+ */
+const nodeHttpClient = NodeHttpClient.layerWithoutAgent.pipe(
+  Layer.provide(Layer.scoped(
+    NodeHttpClient.HttpAgent,
+    Effect.acquireRelease(
+      Effect.sync(() => {
+        const http = new Http.Agent({ keepAlive: true })
+        let https: Https.Agent | undefined
+        return {
+          [NodeHttpClient.HttpAgentTypeId]: NodeHttpClient.HttpAgentTypeId,
+          http,
+          get https() {
+            return (https ??= new (process.getBuiltinModule("node:https").Agent)({ keepAlive: true }))
+          },
+          destroy: () => {
+            http.destroy()
+            https?.destroy()
+          }
+        }
+      }),
+      (agents) => Effect.sync(agents.destroy)
+    )
+  ))
+)
+
 /** The LocalLLM of a server, built in a scope (its connections close with it). */
 export const make = (
   options: RemoteOptions
@@ -141,7 +171,7 @@ export const make = (
           // A 401 (or any error status) carries no NDJSON: fail on it rather than wait for answers.
           HttpClient.filterStatusOk
         ))
-    ).pipe(Layer.provide(FetchHttpClient.layer))
+    ).pipe(Layer.provide(nodeHttpClient))
     const protocol = RpcClient.layerProtocolHttp({ url: `${url}/rpc` }).pipe(
       Layer.provide(Layer.merge(http, RpcSerialization.layerNdjson))
     )
@@ -259,19 +289,31 @@ const backendOf = (llm: LocalLLMService, spec: string): Backend => ({
   embed: (_, inputs) => llm.embed(spec, inputs)
 })
 
+// The @effect/ai models are imported when one is built: a CLI command against a server uses none.
+const adapters = Effect.promise(() =>
+  Promise.all([import("@effect/ai/LanguageModel"), import("@effect/ai/EmbeddingModel"), import("./LanguageModelAdapter.js")])
+)
+
 /** A model spec as an `@effect/ai` LanguageModel over the LocalLLM in context (remote or embedded). */
 export const languageModel = (
   spec: string,
   defaults: GenerateDefaults = {}
 ): Layer.Layer<LanguageModel.LanguageModel, never, LocalLLM> =>
-  Layer.effect(LanguageModel.LanguageModel, Effect.flatMap(LocalLLM, (llm) => fromBackend(backendOf(llm, spec), spec, defaults)))
+  Layer.unwrapEffect(Effect.map(adapters, ([LanguageModelTag, , Adapter]) =>
+    Layer.effect(
+      LanguageModelTag.LanguageModel,
+      Effect.flatMap(LocalLLM, (llm) => Adapter.fromBackend(backendOf(llm, spec), spec, defaults))
+    )
+  ))
 
 /** A model spec as an `@effect/ai` EmbeddingModel over the LocalLLM in context (remote or embedded). */
 export const embeddingModel = (
   spec: string,
   options: { readonly maxBatchSize?: number } = {}
 ): Layer.Layer<EmbeddingModel.EmbeddingModel, never, LocalLLM> =>
-  Layer.effect(
-    EmbeddingModelTag.EmbeddingModel,
-    Effect.flatMap(LocalLLM, (llm) => embeddingModelFromBackend(backendOf(llm, spec), spec, options))
-  )
+  Layer.unwrapEffect(Effect.map(adapters, ([, EmbeddingModelTag, Adapter]) =>
+    Layer.effect(
+      EmbeddingModelTag.EmbeddingModel,
+      Effect.flatMap(LocalLLM, (llm) => Adapter.embeddingModelFromBackend(backendOf(llm, spec), spec, options))
+    )
+  ))
