@@ -48,28 +48,27 @@ export const keyValues = (pairs: ReadonlyArray<readonly [string, unknown]>) => {
   return shown.map(([k, v]) => `${`${k}:`.padEnd(width + 1)} ${typeof v === "string" ? v : JSON.stringify(v)}`).join("\n")
 }
 
-/** How an error is printed: `error:`/`hint:` on stderr, or `{"error":…}` on stdout with `--json`. */
+/**
+ * How an error is printed: `error:`/`hint:` on stderr, or `{"error":…}` on stdout with `--json`.
+ * Every URL in them is shown redacted (`redactUrl`), whoever built the message.
+ */
 export const renderError = (
   error: ErrorInfo,
   options: { readonly json: boolean; readonly unexpected?: boolean }
-): { readonly stdout?: string; readonly stderr?: string } =>
-  options.json
-    ? {
-      stdout: `${
-        JSON.stringify(Schema.encodeSync(ErrorEnvelope)({
-          error: {
-            ...error,
-            message: redactUrlsIn(error.message),
-            ...(error.hint !== undefined ? { hint: redactUrlsIn(error.hint) } : {})
-          }
-        }))
-      }\n`
-    }
+): { readonly stdout?: string; readonly stderr?: string } => {
+  const shown: ErrorInfo = {
+    ...error,
+    message: redactUrlsIn(error.message),
+    ...(error.hint !== undefined ? { hint: redactUrlsIn(error.hint) } : {})
+  }
+  return options.json
+    ? { stdout: `${JSON.stringify(Schema.encodeSync(ErrorEnvelope)({ error: shown }))}\n` }
     : {
-      stderr: `${options.unexpected ? "error: unexpected: " : "error: "}${redactUrlsIn(error.message)}\n${
-        error.hint !== undefined ? `hint: ${redactUrlsIn(error.hint)}\n` : ""
+      stderr: `${options.unexpected ? "error: unexpected: " : "error: "}${shown.message}\n${
+        shown.hint !== undefined ? `hint: ${shown.hint}\n` : ""
       }`
     }
+}
 
 /** Prints an error (one that is part of a result, e.g. the backend the user named was down) as a failure is printed. */
 export const printError = (error: ErrorInfo, options: { readonly json: boolean }) =>
