@@ -7,9 +7,9 @@
 // - dist/help.json and dist/cli.cache, written by running what was just built;
 // - dist/gguf-worker.js: the GGUF worker process.
 import { execFileSync } from "node:child_process"
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
-import { join, resolve } from "node:path"
+import { dirname, join, resolve } from "node:path"
 import { build } from "esbuild"
 import { ggufWorkerBuildOptions, nodeBundle } from "./ggufWorkerBuild.mjs"
 
@@ -89,6 +89,7 @@ const buildCli = async (entry, outfile) => {
     if (!EXTERNAL.includes(specifier)) throw new Error(`${outfile}: an import() of ${specifier}, which is not one of ${EXTERNAL.join(", ")}`)
     return `__llmspellImport(${JSON.stringify(specifier)})`
   })
+  mkdirSync(dirname(outfile), { recursive: true })
   writeFileSync(outfile, text)
 }
 
