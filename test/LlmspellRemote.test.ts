@@ -15,7 +15,7 @@ import * as http from "node:http"
 import * as net from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { BackendUnavailable, InvalidRequest, ModelNotFound, type ServerRefused } from "../src/domain/Errors.js"
+import { BackendUnavailable, InvalidRequest, MissingCredentials, ModelNotFound, type ServerRefused } from "../src/domain/Errors.js"
 import { exitCodeFor } from "../src/domain/Failure.js"
 import * as LlmspellLive from "../src/layers/LlmspellLive.js"
 import * as LlmspellRemote from "../src/layers/LlmspellRemote.js"
@@ -208,9 +208,11 @@ describe("LlmspellRemote", () => {
       const error = yield* Effect.flip(
         Effect.provide(Effect.flatMap(LocalLLM, (llm) => llm.info("llama3.2@ollama")), LlmspellRemote.layer({ url: keyed.url, apiKey: "wrong-key" }))
       )
-      expect(error).toBeInstanceOf(BackendUnavailable)
+      // a server that refuses the key is a credentials problem (exit 2), not a server that is down
+      expect(error).toBeInstanceOf(MissingCredentials)
       expect(error.message).toContain("401")
-      expect(`${error.message} ${(error as BackendUnavailable).hint}`).not.toMatch(/s3cret|wrong-key/)
+      expect((error as MissingCredentials).hint).toContain("LLMSPELL_API_KEY")
+      expect(`${error.message} ${(error as MissingCredentials).hint}`).not.toMatch(/s3cret|wrong-key/)
     }), 60_000)
 
   it.effect("LanguageModel over the remote LocalLLM", () =>

@@ -9,7 +9,7 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
-import { type LlmspellConfig, resolveConfig } from "../src/domain/ConfigSchema.js"
+import { type LlmspellConfig, MAX_INSTANCES, resolveConfig } from "../src/domain/ConfigSchema.js"
 import { BackendUnavailable, InvalidModelSpec, ProviderNotAvailable } from "../src/domain/Errors.js"
 import type { Backend, BackendFactory } from "../src/services/Backend.js"
 import * as ConfigLive from "../src/layers/ConfigLive.js"
@@ -17,9 +17,10 @@ import { CloudBackendFactory } from "../src/services/CloudBackend.js"
 import { GgufBackendFactory } from "../src/services/GgufBackend.js"
 import { OllamaBackendFactory } from "../src/services/OllamaBackend.js"
 import * as Routing from "../src/domain/Routing.js"
+import * as LocalLLMLive from "../src/layers/LocalLLMLive.js"
 import * as ProviderRegistryLive from "../src/layers/ProviderRegistryLive.js"
 import { ProviderRegistry } from "../src/services/ProviderRegistry.js"
-import { defaultTestConfig } from "../src/testing.js"
+import { defaultTestConfig, ModelDownloaderMock } from "../src/testing.js"
 
 const configOf = (toml: string, env: Record<string, string> = {}): LlmspellConfig =>
   Either.getOrThrowWith(
@@ -343,5 +344,75 @@ describe("failed instance creation", () => {
       expect(second.name).toBe("ollama")
       yield* registry.instance("ollama")
       expect(attempts).toBe(2)
+    }).pipe(Effect.scoped))
+})
+
+describe("many instances (issue 19 item 25: 10,000 provider tables took model list/status past 30 s)", () => {
+  const manyConfig = (n: number) =>
+    configOf(Array.from({ length: n }, (_, i) => `[providers.o${i}]\nprovider_type = "ollama"\nbase_url = "http://10.0.0.${i % 250}:11434"\n`).join("\n"))
+
+  /**
+   * An Ollama factory whose backends' status/list/ps hold until the gate opens, counting how many
+   * run at once; the gate opens when as many are waiting as the limit allows (or all of them).
+   */
+  const gated = (expected: number) => {
+    let inFlight = 0
+    let most = 0
+    const calls = { count: 0 }
+    const gate = Effect.runSync(Deferred.make<void>())
+    const enter = <A>(value: A) =>
+      Effect.gen(function*() {
+        calls.count++
+        inFlight++
+        most = Math.max(most, inFlight)
+        if (inFlight >= expected) yield* Deferred.succeed(gate, undefined)
+        yield* Deferred.await(gate)
+        inFlight--
+        return value
+      })
+    const factory: BackendFactory<any> = {
+      type: "ollama",
+      make: (instance) =>
+        Effect.succeed({
+          ...fakeBackend(instance.name, "ollama"),
+          status: enter({ instance: instance.name, backend: "ollama" as const, endpoint: "fake", available: true, loaded: [], details: {}, warnings: [] }),
+          list: enter([]),
+          ps: enter([])
+        })
+    }
+    return { factory, most: () => most, calls }
+  }
+
+  it.effect("status, list and ps probe at most PROBE_CONCURRENCY instances at once, and answer for every one", () =>
+    Effect.gen(function*() {
+      const config = manyConfig(200)
+      const n = config.instances.filter((i) => i.type === "ollama").length
+      for (const op of ["status", "list", "ps"] as const) {
+        const fake = gated(LocalLLMLive.PROBE_CONCURRENCY)
+        const registry = yield* ProviderRegistryLive.make(config, [fake.factory])
+        const llm = LocalLLMLive.make(registry, ModelDownloaderMock().store)
+        const answered = op === "status"
+          ? (yield* llm.status("ollama")).length
+          : op === "list"
+          ? ((yield* llm.list("ollama")).unavailable.length + fake.calls.count)
+          : (yield* llm.ps("ollama"), fake.calls.count)
+        expect(answered, op).toBeGreaterThanOrEqual(n)
+        expect(fake.calls.count, op).toBe(n)
+        expect(fake.most(), op).toBe(LocalLLMLive.PROBE_CONCURRENCY)
+      }
+    }).pipe(Effect.scoped))
+
+  it.effect("each of the most instances a config may have is built once under concurrent lookups", () =>
+    Effect.gen(function*() {
+      const config = manyConfig(MAX_INSTANCES - 2)
+      const ollamas = config.instances.filter((i) => i.type === "ollama")
+      let made = 0
+      const registry = yield* ProviderRegistryLive.make(config, [{
+        type: "ollama",
+        make: (instance) => Effect.sync(() => (made++, fakeBackend(instance.name, "ollama")))
+      }])
+      yield* Effect.forEach(ollamas, (i) => registry.instance(i.name), { concurrency: 64, discard: true })
+      yield* Effect.forEach(ollamas, (i) => registry.instance(i.name), { concurrency: 64, discard: true })
+      expect(made).toBe(ollamas.length)
     }).pipe(Effect.scoped))
 })

@@ -551,13 +551,16 @@ export class MissingCredentials extends Schema.TaggedError<MissingCredentials>("
     /** The variable the key is read from, when there is one (`OPENAI_API_KEY`, or the one `api_key` names). */
     variable: Schema.optional(Schema.String),
     /** What went wrong: no key at all, or the provider's answer (401, 403) without the key. */
-    reason: Schema.String
+    reason: Schema.String,
+    /** What to do, when it is not a cloud provider's config entry (a `llmspell serve` that wants its key). */
+    suggestion: Schema.optional(Schema.String)
   }
 ) {
   override get message() {
     return `${this.provider}: ${this.reason}`
   }
   get hint(): string {
+    if (this.suggestion !== undefined) return this.suggestion
     return this.variable !== undefined
       ? `set ${this.variable} (or api_key under [providers.${this.provider}] in the config); \`llmspell model status --backend cloud\` shows whether a key is present`
       : `set api_key under [providers.${this.provider}] in the config; \`llmspell model status --backend cloud\` shows whether a key is present`

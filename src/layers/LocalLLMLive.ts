@@ -39,6 +39,13 @@ const sameModel = (listed: LocalModel, wanted: string) =>
 
 const errorInfo = errorToJson
 
+/**
+ * Instances asked at once by the operations that cover all of them (status, list, ps, the search
+ * for a model elsewhere): a config with thousands of instances must not open thousands of
+ * connections at once (issue 19 item 25); each instance's own timeout bounds its probe.
+ */
+export const PROBE_CONCURRENCY = 16
+
 const sameName = (a: string, b: string) => a.toLowerCase() === b.toLowerCase()
 
 /** Builds the facade over a registry and the model store (`available` reads it, `importFile` writes it). */
@@ -62,7 +69,7 @@ export const make = (registry: ProviderRegistryService, store: ModelStoreService
             })
           )
         ),
-      { concurrency: "unbounded" }
+      { concurrency: PROBE_CONCURRENCY }
     )
 
   const list = (filter: BackendFilter = "all"): Effect.Effect<ModelList> =>
@@ -74,7 +81,7 @@ export const make = (registry: ProviderRegistryService, store: ModelStoreService
           Effect.either,
           Effect.map((r) => ({ instance, r }))
         ),
-      { concurrency: "unbounded" }
+      { concurrency: PROBE_CONCURRENCY }
     ).pipe(
       Effect.map((results) => ({
         models: results.flatMap(({ r }) => (r._tag === "Right" ? r.right : [])),
@@ -104,7 +111,7 @@ export const make = (registry: ProviderRegistryService, store: ModelStoreService
           Effect.map((models) => (models.some((m) => sameModel(m, model)) ? Option.some(instance) : Option.none())),
           Effect.orElseSucceed(() => Option.none())
         ),
-      { concurrency: "unbounded" }
+      { concurrency: PROBE_CONCURRENCY }
     ).pipe(
       Effect.map((found) => Option.firstSomeOf(found)),
       Effect.flatMap(Option.match({
@@ -347,7 +354,7 @@ export const make = (registry: ProviderRegistryService, store: ModelStoreService
             Effect.map((loaded) => loaded.map((m): LoadedModel => ({ ...m, backend: backendTypeOf(instance), instance: instance.name }))),
             Effect.orElseSucceed((): ReadonlyArray<LoadedModel> => [])
           ),
-        { concurrency: "unbounded" }
+        { concurrency: PROBE_CONCURRENCY }
       ).pipe(Effect.map((all) => all.flat())),
     unload: (spec) => keepAlive(spec, 0),
     keepAlive,

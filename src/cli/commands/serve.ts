@@ -11,6 +11,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as ConfigProvider from "effect/ConfigProvider"
 import { UsageError } from "../../domain/Errors.js"
+import { redactUrlsIn } from "../../domain/ServerUrl.js"
 import { isIP } from "node:net"
 import { ConfigEnvironment } from "../../layers/ConfigLive.js"
 import { DEFAULTS } from "../../serve/Defaults.js"
@@ -156,7 +157,7 @@ export const serveCommand = Command.make(
         maxBodyBytes: o.maxBody,
         drainTimeoutMs: o.drainTimeout * 1000,
         version: VERSION,
-        log: (entry) => io.stderr(o.json ? `${JSON.stringify({ event: "request", ...entry })}\n` : logLine(entry))
+        log: (entry) => io.stderr(redactUrlsIn(o.json ? `${JSON.stringify({ event: "request", ...entry })}\n` : logLine(entry)))
       }).pipe(
         // the server reads LLMSPELL_API_KEY as library callers' servers do, from this invocation's environment
         Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined)))),

@@ -20,6 +20,7 @@ import * as Stream from "effect/Stream"
 import type { CloudInstanceConfig } from "../../domain/ConfigSchema.js"
 import { BackendError, BackendUnavailable, MissingCredentials, ModelNotFound, RateLimited } from "../../domain/Errors.js"
 import { retryAfterMillis } from "../../domain/RetryAfter.js"
+import { redactUrlsIn } from "../../domain/ServerUrl.js"
 
 /**
  * What a request to a provider can fail with: a refused key (401/403), a rate limit beyond what
@@ -41,11 +42,10 @@ export const MAX_RETRY_AFTER_SECONDS = 60
 /** Retries of one request the provider rate limited. */
 export const MAX_RATE_LIMIT_RETRIES = 3
 
-/** The key as the provider would echo it, replaced in any text. */
+/** The key as the provider would echo it, replaced in any text; URLs in it shown redacted (`redactUrl`). */
 export const scrub = (instance: CloudInstanceConfig, text: string): string => {
-  if (instance.apiKey === undefined) return text
-  const key = Redacted.value(instance.apiKey)
-  return key.length === 0 ? text : text.split(key).join("<redacted>")
+  const key = instance.apiKey === undefined ? "" : Redacted.value(instance.apiKey)
+  return redactUrlsIn(key.length === 0 ? text : text.split(key).join("<redacted>"))
 }
 
 /** The provider's own words from an error body (`{ error: { message } }` for OpenAI and Anthropic alike), scrubbed and cut short. */

@@ -60,6 +60,7 @@ import { type CallContext, describeRaw, type HubModule } from "./hubClient.js"
 import { DownloadProgress, doneEvent, type PullBase } from "./pullProgress.js"
 import { manifestOf, planFiles, resolveListing, reuseExisting } from "./pullPlan.js"
 import { MEANINGFUL_PROGRESS_BYTES, withRetries } from "./retryPolicy.js"
+import { redactUrlsIn } from "../../domain/ServerUrl.js"
 import { transferFile, type TransferSettings, type WriteChunks } from "./transfer.js"
 
 /** Seams for tests that need failures a real disk will not give on demand. */
@@ -82,7 +83,8 @@ export const make = (
     const token = Option.getOrUndefined(Option.map(hub.token, Redacted.value))
     const hubUrl = hub.endpoint.replace(/\/+$/, "")
     const hubOrigin = new URL(hubUrl).origin
-    const scrub = (text: string) => (token !== undefined && token.length > 0 ? text.split(token).join("<redacted>") : text)
+    // The token, and URLs as `redactUrl` shows them (a CDN redirect carries its signature in the query).
+    const scrub = (text: string) => redactUrlsIn(token !== undefined && token.length > 0 ? text.split(token).join("<redacted>") : text)
     const stallTimeout = Duration.seconds(hub.stallTimeoutSeconds)
     const transfer: TransferSettings = {
       hubUrl,
