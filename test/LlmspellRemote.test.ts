@@ -11,8 +11,6 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs"
-import * as http from "node:http"
-import * as net from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { BackendUnavailable, InvalidRequest, ModelNotFound, type ServerRefused } from "../src/domain/Errors.js"
@@ -21,6 +19,7 @@ import * as LlmspellLive from "../src/layers/LlmspellLive.js"
 import * as LlmspellRemote from "../src/layers/LlmspellRemote.js"
 import { createLocalLLM } from "../src/promise.js"
 import { LocalLLM } from "../src/services/LocalLLM.js"
+import { startFakeHttp } from "./fixtures/fakeHttp.js"
 import { fakeModel, type FakeOllama, startFakeOllama } from "./fixtures/fakeOllama.js"
 import { tinyLlamaGguf } from "./fixtures/ggufWriter.js"
 import { isolatedEnv } from "./support/runCli.js"
@@ -176,20 +175,9 @@ describe("LlmspellRemote", () => {
   it.scoped("a server that goes away mid-answer: BackendUnavailable saying the connection dropped, not 'HTTP 200'", () =>
     Effect.gen(function*() {
       // answers every /rpc request with 200 and NDJSON headers, then drops the connection
-      const dropping = http.createServer((req, res) => {
-        req.resume()
-        req.on("end", () => {
-          res.writeHead(200, { "content-type": "application/ndjson" })
-          res.write("")
-          res.flushHeaders()
-          setImmediate(() => res.socket?.destroy())
-        })
-      })
-      yield* Effect.acquireRelease(
-        Effect.async<void>((resume) => void dropping.listen(0, "127.0.0.1", () => resume(Effect.void))),
-        () => Effect.async<void>((resume) => void dropping.close(() => resume(Effect.void)))
-      )
-      const url = `http://127.0.0.1:${(dropping.address() as net.AddressInfo).port}`
+      const dropping = yield* Effect.acquireRelease(Effect.promise(() => startFakeHttp()), (s) => Effect.promise(() => s.close()))
+      dropping.fallback((x) => x.stream([], { headers: { "content-type": "application/ndjson" }, fault: { kind: "drop", after: 0 } }))
+      const url = dropping.url
       // the connection asks the server for its instances first: that answer is the one cut off
       const error = yield* Effect.flip(Effect.flatMap(LlmspellRemote.make({ url }), (llm) => llm.info("llama3.2@ollama")))
       expect(error).toBeInstanceOf(BackendUnavailable)
