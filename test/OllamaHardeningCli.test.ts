@@ -62,7 +62,7 @@ afterEach(async () => {
 })
 
 describe("Ctrl-C while an Ollama server accepted the connection but sends no headers", () => {
-  // timeout_seconds is 120 by default: before the fix, Ctrl-C was ignored until it ran out. The fake never
+  // Before the fix, Ctrl-C was ignored until timeout_seconds ran out. Here it is an hour and the fake never
   // answers, so only the signal can end the run before the test's own timeout (no wall-clock bound needed).
   const cases: ReadonlyArray<[string, FakeRoute, ReadonlyArray<string>]> = [
     ["run (streamed chat)", "/api/chat", ["run", "-m", "present@ollama", "hi"]],
@@ -72,7 +72,9 @@ describe("Ctrl-C while an Ollama server accepted the connection but sends no hea
   for (const [name, route, args] of cases) {
     it(`${name}: exits 130 on SIGINT, not when timeout_seconds runs out`, async () => {
       fake.setFault(route, { kind: "stallBeforeHeaders" })
-      const result = await interruptWhen(args, fake.waitForRecords(route, 0))
+      const config = join(dir, "hour-timeout.toml")
+      await writeFile(config, "[providers.ollama]\ntimeout_seconds = 3600\n")
+      const result = await interruptWhen(["--config", config, ...args], fake.waitForRecords(route, 0))
       expect(result.code, result.stderr).toBe(130)
       await fake.responses.find((r) => r.route === route)!.closed
     })
