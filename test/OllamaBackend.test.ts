@@ -39,7 +39,9 @@ const config = (overrides: Partial<OllamaInstanceConfig> = {}): OllamaInstanceCo
   type: "ollama",
   name: "ollama",
   baseUrl: fake.url,
-  timeoutSeconds: 30,
+  // An hour: a stalled request ends within any test's time only if the code under test ends it (abort,
+  // interruption), never because timeout_seconds ran out first. Tests of the timeout itself set their own.
+  timeoutSeconds: 3600,
   options: {},
   ...overrides
 })
