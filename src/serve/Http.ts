@@ -58,13 +58,14 @@ export const statusFor = (error: LlmspellError): number => {
   }
 }
 
-/** An llmspell error (or anything else) as an HttpFailure; an unknown defect becomes a 500 without its details. */
+/**
+ * An llmspell error (or anything else) as an HttpFailure; an unknown defect becomes a 500 without
+ * its details. The message only: an error's hint names llmspell commands and CLI options, which
+ * mean nothing to an HTTP client (ApiTerms says what to change in each API's own fields).
+ */
 export const toHttpFailure = (error: unknown): HttpFailure => {
   if (error instanceof HttpFailure) return error
-  if (isLlmspellError(error)) {
-    const hint = error.hint
-    return new HttpFailure(statusFor(error), hint !== undefined ? `${error.message} (${hint})` : error.message)
-  }
+  if (isLlmspellError(error)) return new HttpFailure(statusFor(error), error.message)
   return new HttpFailure(500, "internal error")
 }
 
