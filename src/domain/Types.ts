@@ -44,7 +44,13 @@ export const LoadedModel = Schema.Struct({
   /** The same facts `list` gives of the model (GGUF): its digest, family (architecture) and quantization. */
   digest: Schema.optional(Schema.String),
   family: Schema.optional(Schema.String),
-  quantization: Schema.optional(Schema.String)
+  quantization: Schema.optional(Schema.String),
+  /** Generations it finished for the process that reports it (the server's, when connected), when that process served any. */
+  requests: Schema.optional(Schema.Number),
+  /** Output tokens per second, the mean of its last answers there. */
+  tokensPerSecond: Schema.optional(Schema.Number),
+  /** The part of its prompt tokens read from the prompt cache (0–1), when the backend reports cached tokens. */
+  cacheHitRate: Schema.optional(Schema.Number)
 })
 /** A model loaded in memory right now. */
 export type LoadedModel = typeof LoadedModel.Type

@@ -28,6 +28,7 @@ import { type BackendFilter, LocalLLM, type LocalLLMService, type RunError } fro
 import { ModelStore, type ModelStoreService } from "../services/ModelStore.js"
 import { backendTypeOf, endpointOf } from "../domain/Routing.js"
 import { ProviderRegistry, type ProviderRegistryService } from "../services/ProviderRegistry.js"
+import * as MeteredLocalLLM from "./MeteredLocalLLM.js"
 import * as OllamaInstaller from "./ollama/OllamaInstaller.js"
 
 /** How long the "is it on another backend?" lookup may take per backend before it is given up. */
@@ -375,5 +376,6 @@ export const make = (registry: ProviderRegistryService, store: ModelStoreService
 /** The live facade over the ProviderRegistry and the ModelStore. */
 export const layer: Layer.Layer<LocalLLM, never, ProviderRegistry | ModelStore> = Layer.effect(
   LocalLLM,
-  Effect.map(Effect.all([ProviderRegistry, ModelStore]), ([registry, store]) => make(registry, store))
+  // metered: the generations and pulls it serves update the metrics, and `ps` says what each model served
+  Effect.map(Effect.all([ProviderRegistry, ModelStore]), ([registry, store]) => MeteredLocalLLM.make(make(registry, store)))
 )

@@ -12,6 +12,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import * as fs from "node:fs/promises"
@@ -25,6 +26,7 @@ import { constrainedOutcome, generationPlan } from "./JsonSchemaGrammar.js"
 import { errorToJson } from "../../domain/Failure.js"
 import * as Gguf from "../../domain/GgufReader.js"
 import * as HubRef from "../../domain/HubRef.js"
+import * as Metrics from "../../domain/Metrics.js"
 import { factsOfFile, identityDigest, type ModelFacts } from "../../domain/ModelFacts.js"
 import { isFileReference } from "../../domain/ModelSpec.js"
 import type {
@@ -188,6 +190,7 @@ export const makeBackend = (
               identityDigest(path, header.fileSize, before !== undefined ? new Date(before.mtimeMs).toISOString() : undefined)
           })
           if (!sameFile(before, yield* fileIdentity(path))) return yield* changed(path)
+          const loadStarted = yield* Clock.currentTimeNanos
           const handle = yield* loader.load(path, { ...loadOptions, model, ...(purpose === "embedding" ? { purpose } : {}) }).pipe(
             Effect.tapError((e) =>
               Effect.sync(() => {
@@ -203,6 +206,11 @@ export const makeBackend = (
           )
           loadCrashes.delete(path)
           if (!sameFile(before, yield* fileIdentity(path))) return yield* changed(path)
+          const loadEnded = yield* Clock.currentTimeNanos
+          yield* Metric.increment(Metrics.labelled(Metrics.modelLoads, { backend: "gguf" }))
+          yield* Metric.update(Metrics.labelled(Metrics.modelLoadDuration, { backend: "gguf" }), Number(loadEnded - loadStarted) / 1e9)
+          // runs when the pool closes the entry's scope: idle, evicted, asked, or forgotten after a crash
+          yield* Effect.addFinalizer(() => Metric.increment(Metrics.labelled(Metrics.modelUnloads, { backend: "gguf" })))
           return handle
         }).pipe(Effect.withSpan("GgufBackend.load", { attributes: { key, isolation } }))
     })

@@ -14,12 +14,14 @@ import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as FiberId from "effect/FiberId"
+import * as Metric from "effect/Metric"
 import type * as Scope from "effect/Scope"
 import { type ChildProcess, fork } from "node:child_process"
 import { existsSync } from "node:fs"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { BackendError } from "../../domain/Errors.js"
+import * as Metrics from "../../domain/Metrics.js"
 import { decodeFromWorker, encodeToWorker, type FromWorker, type ToWorker } from "./workerProtocol.js"
 
 /** How a worker ended. */
@@ -53,6 +55,9 @@ export interface WorkerSpawnOptions {
 }
 
 const LOG_LINES = 200
+
+/** The reason given when the host kills a worker because its model is unloaded (not a crash). */
+const UNLOADED = "unloaded"
 
 /**
  * Which file to run and how: next to the CLI bundle (`dist/gguf-worker.js`), next to this module
@@ -102,7 +107,7 @@ export const spawnWorker = (options: WorkerSpawnOptions): Effect.Effect<WorkerPr
       }
       return Effect.succeed(supervise(child))
     }),
-    (worker) => Effect.asVoid(worker.kill("unloaded"))
+    (worker) => Effect.asVoid(worker.kill(UNLOADED))
   ).pipe(
     Effect.tap((worker) =>
       Effect.async<void, BackendError>((resume) => {
@@ -170,6 +175,10 @@ const supervise = (child: ChildProcess): WorkerProcess => {
   child.on("close", (code, signal) => {
     if (ended !== undefined) return
     ended = { code, signal, killedBecause }
+    // a worker ends asked (unloaded) or not: by itself (an assert, a signal, out of memory) or stopped stuck
+    if (killedBecause !== UNLOADED) {
+      Effect.runSync(Metric.increment(Metrics.labelled(Metrics.workerCrashes, { backend: "gguf", cause: killedBecause === undefined ? "crash" : "watchdog" })))
+    }
     Deferred.unsafeDone(exited, Effect.succeed(ended))
     for (const handler of [...exitHandlers]) handler(ended)
     exitHandlers.clear()
