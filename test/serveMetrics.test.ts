@@ -18,6 +18,7 @@ import { gate } from "./fixtures/fakeHttp.js"
 import { tinyLlamaGguf } from "./fixtures/ggufWriter.js"
 import { countOf, type Exposition, parseExposition, promtoolCheck, valueOf } from "./fixtures/promText.js"
 import { type ServeHarness, startServe } from "./fixtures/serveHarness.js"
+import { ensureBuilt, isolatedEnv, runCli } from "./support/runCli.js"
 import "./fixtures/ggufWorkerBundle.js"
 
 // the worker's test hook aborts (SIGABRT, as a llama.cpp assert does) when it generates from this file
@@ -118,6 +119,23 @@ describe("GET /metrics", () => {
     expect(tiny?.tokensPerSecond).toBeGreaterThan(0)
   })
 
+  it("`llmspell ps` connected to the server shows per model what it served: sequences busy/total, requests, tokens/s (--json too)", async () => {
+    ensureBuilt()
+    const env = isolatedEnv(join(dir, "cli-home"))
+    const json = await runCli(["ps", "--json"], { cwd: dir, env, mode: { host: serve.url } })
+    expect(json.stderr).toBe("")
+    const models = (JSON.parse(json.stdout) as { models: Array<Record<string, unknown>> }).models
+    const tiny = models.find((m) => m["name"] === "tiny.gguf")
+    expect(tiny).toMatchObject({ sequences: { busy: 0, total: 1 } })
+    expect(tiny?.["requests"]).toBeGreaterThanOrEqual(2)
+    expect(tiny?.["tokensPerSecond"]).toBeGreaterThan(0)
+    const table = await runCli(["ps"], { cwd: dir, env, mode: { host: serve.url } })
+    expect(table.code).toBe(0)
+    const [header, ...rows] = table.stdout.trim().split("\n")
+    expect(header).toMatch(/NAME\s+SIZE\s+CONTEXT\s+DEVICE\s+BUSY\s+REQUESTS\s+TOKENS\/S\s+UNLOADS/)
+    expect(rows.find((r) => r.startsWith(TINY))).toMatch(new RegExp(`0/1\\s+${String(tiny?.["requests"])}\\s+\\d+\\.\\d`))
+  }, 60_000)
+
   it("a request waiting for its answer shows in the running gauge; a client that goes away is counted as cancelled", async () => {
     // one answer first, so the model's spec is a known label
     await client.chat.completions.create({ model: AGENT, messages: [{ role: "user", content: "warm up" }] })
@@ -175,7 +193,7 @@ describe("GET /metrics", () => {
     expect(valueOf(families, "llmspell_http_requests_total", { route: "other", status_class: "4xx" })).toBeGreaterThanOrEqual(5)
     expect(valueOf(families, "llmspell_generations_total", { model: "unknown", outcome: "error" })).toBeGreaterThanOrEqual(5)
     const routes = new Set(families.families.find((f) => f.name === "llmspell_http_requests_total")!.metrics.map((s) => s.labels?.["route"]))
-    for (const route of routes) expect(["/v1/chat/completions", "/metrics", "other", "/api/chat", "/api/tags"]).toContain(route)
+    for (const route of routes) expect(["/v1/chat/completions", "/metrics", "other", "/api/chat", "/api/tags", "/rpc"]).toContain(route)
   })
 })
 
