@@ -15,7 +15,7 @@ import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as nodePath from "node:path"
 import * as Catalog from "../domain/Catalog.js"
-import { BackendError, BackendUnavailable, ModelNotFound } from "../domain/Errors.js"
+import { BackendError, BackendUnavailable, ModelNotFound, UnsupportedOperation } from "../domain/Errors.js"
 import { errorToJson } from "../domain/Failure.js"
 import * as HubRef from "../domain/HubRef.js"
 import { type InstallOllamaReport, planInstall } from "../domain/InstallOllama.js"
@@ -311,7 +311,16 @@ export const make = (registry: ProviderRegistryService, store: ModelStoreService
     info: (spec) =>
       Effect.flatMap(registry.resolve(spec), (r) => r.handle.info(r.model)).pipe(Effect.catchAll(explain("info", spec))),
     pull: (spec, options) =>
-      Stream.unwrap(Effect.map(registry.resolve(spec), (r) => r.handle.pull(r.model, options))).pipe(
+      Stream.unwrap(Effect.map(registry.resolve(spec), (r) =>
+        // only the hub's listing says sizes before a download: another backend would just pull
+        options?.dryRun === true && r.backend !== "gguf"
+          ? Stream.fail(new UnsupportedOperation({
+            backend: r.backend,
+            operation: "pull --dry-run",
+            reason: `a dry run reads the Hugging Face hub's listing; ${r.backend} models are pulled by their own server`,
+            suggestion: "pull a GGUF from the hub (org/repo:QUANT) to see its size first, or pull without --dry-run"
+          }))
+          : r.handle.pull(r.model, options))).pipe(
         Stream.catchAll((e) => Stream.fromEffect(explain("pull", spec)(e)))
       ),
     remove: (spec) =>

@@ -44,10 +44,13 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Stream from "effect/Stream"
+import * as os from "node:os"
 import type { HubConfig } from "../../domain/ConfigSchema.js"
 import { DownloadFailed, InsufficientDiskSpace, ModelNotFound } from "../../domain/Errors.js"
 import * as HubRef from "../../domain/HubRef.js"
-import type { PullOptions, PullProgress } from "../../domain/Types.js"
+import type { PullOptions, PullPlan, PullProgress } from "../../domain/Types.js"
+import { estimateRamBytes } from "../../domain/Catalog.js"
+import { formatBytes } from "../../domain/Format.js"
 import { EffectiveConfig } from "../../services/EffectiveConfig.js"
 import { ModelDownloader, type ModelDownloaderService, type PullError } from "../../services/ModelDownloader.js"
 import { ModelStore, type ModelStoreService, type StoreRoot } from "../../services/ModelStore.js"
@@ -142,7 +145,8 @@ export const make = (
             const present = yield* trustedInstalled(ref.alias !== undefined ? HubRef.canonicalName(ref) : lookupName, root)
             if (Option.isSome(present)) return presentAlready(present.value)
           }
-          yield* usableStore(root, true)
+          // a dry run writes nothing, not even the probe of a writable store
+          if (options.dryRun !== true) yield* usableStore(root, true)
           if (hub.offline) {
             return yield* new ModelNotFound({
               model: input,
@@ -169,6 +173,41 @@ export const make = (
             }
           }
           model = selected.name
+
+          // What the pull needs, before a byte is written: a dry run stops here with it; a real pull
+          // says when the model will not fit in memory (the disk is checked below, against the
+          // bytes still to download) and goes on.
+          const needs = yield* pullPlanOf(root, selected.group.files, selected.group.quantization)
+          if (options.dryRun === true) {
+            emit({
+              ...base(),
+              phase: "done",
+              files: [],
+              completedBytes: 0,
+              totalBytes: needs.totalBytes,
+              result: {
+                model: selected.name,
+                backend: "gguf",
+                instance: root.instance,
+                alreadyPresent: false,
+                sizeBytes: needs.totalBytes,
+                files: needs.files.map((f) => f.path),
+                downloadedBytes: 0,
+                plan: needs
+              }
+            })
+            return
+          }
+          if (!needs.memory.fits) {
+            emit({
+              ...base(),
+              phase: "resolving",
+              files: [],
+              completedBytes: 0,
+              message: `warning: ${selected.name} needs about ${formatBytes(needs.memory.neededBytes)} of memory to run; ` +
+                `this machine has ${formatBytes(needs.memory.availableBytes)} available of ${formatBytes(needs.memory.totalBytes)}`
+            })
+          }
 
           // One writer per store file at a time, across processes and whatever name the model was asked by.
           // The wait is interruptible: Ctrl-C while another pull holds the lock ends at once and leaves nothing.
@@ -263,6 +302,22 @@ export const make = (
           Effect.scoped,
           Effect.onExit((exit) => Exit.isSuccess(exit) || targets.length === 0 ? Effect.void : pruneEmptyDirs(root.directory, targets))
         )
+      })
+
+    /** The files' sizes (from the listing), the store disk's free space, the memory the model needs against this machine's. */
+    const pullPlanOf = (root: StoreRoot, files: ReadonlyArray<HubRef.RepoFile>, quantization: string | undefined) =>
+      Effect.map(freeBytes(root.directory), (free): PullPlan => {
+        const totalBytes = files.reduce((n, f) => n + f.size, 0)
+        const neededMemory = estimateRamBytes(totalBytes)
+        // os.freemem() is MemAvailable on Linux (the page cache counts as free), as `model available` reads it
+        const availableMemory = os.freemem()
+        return {
+          files: files.map((f) => ({ path: f.path, sizeBytes: f.size })),
+          totalBytes,
+          ...(quantization !== undefined ? { quantization } : {}),
+          disk: { directory: root.directory, freeBytes: free, fits: totalBytes <= free },
+          memory: { neededBytes: neededMemory, totalBytes: os.totalmem(), availableBytes: availableMemory, fits: neededMemory <= availableMemory }
+        }
       })
 
     return { pull }
