@@ -9,6 +9,10 @@
  * next gets 503 with Retry-After. One access-log entry per request (method, path, model, status,
  * tokens, ms), written when its response has been sent; the key is never logged.
  *
+ * `GET /metrics` (src/serve/MetricsApi.ts) answers the Prometheus exposition behind the same checks;
+ * every request counts in `llmspell_http_requests_total` by the route of the table (never the path
+ * as sent) and its status class, and each wait for a slot in `llmspell_request_queue_time_seconds`.
+ *
  * `start` reads what a caller leaves out the same way for the CLI and for library callers: the
  * key from `LLMSPELL_API_KEY` (through Effect's ConfigProvider), the concurrency from the
  * configured instances (EffectiveConfig). It returns when the server listens; closing its scope
