@@ -29,6 +29,7 @@ import { ModelStore, type ModelStoreService } from "../services/ModelStore.js"
 import { backendTypeOf, endpointOf } from "../domain/Routing.js"
 import { ProviderRegistry, type ProviderRegistryService } from "../services/ProviderRegistry.js"
 import * as MeteredLocalLLM from "./MeteredLocalLLM.js"
+import * as Tracing from "./Tracing.js"
 import * as OllamaInstaller from "./ollama/OllamaInstaller.js"
 
 /** How long the "is it on another backend?" lookup may take per backend before it is given up. */
@@ -386,5 +387,6 @@ export const make = (registry: ProviderRegistryService, store: ModelStoreService
 export const layer: Layer.Layer<LocalLLM, never, ProviderRegistry | ModelStore> = Layer.effect(
   LocalLLM,
   // metered: the generations and pulls it serves update the metrics, and `ps` says what each model served
-  Effect.map(Effect.all([ProviderRegistry, ModelStore]), ([registry, store]) => MeteredLocalLLM.make(make(registry, store)))
+  Effect.map(Effect.all([ProviderRegistry, ModelStore, Tracing.captureContent]), ([registry, store, captureContent]) =>
+    MeteredLocalLLM.make(make(registry, store), { captureContent }))
 )

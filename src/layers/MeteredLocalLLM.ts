@@ -18,7 +18,7 @@ import * as Cause from "effect/Cause"
 import * as Metric from "effect/Metric"
 import * as Stream from "effect/Stream"
 import * as M from "../domain/Metrics.js"
-import type { BackendType, Completion, GenerateEvent, LoadedModel, PullProgress, Usage } from "../domain/Types.js"
+import type { BackendType, Completion, GenerateEvent, GenerateRequest, LoadedModel, PullProgress, Usage } from "../domain/Types.js"
 import type { LocalLLMService } from "../services/LocalLLM.js"
 
 /** Answers whose rate `ps` averages. */
@@ -45,8 +45,41 @@ const nowSeconds = Effect.map(Clock.currentTimeNanos, (n) => Number(n) / 1e9)
 
 const isOutput = (event: GenerateEvent) => event._tag === "TextDelta" || event._tag === "ReasoningDelta" || event._tag === "ToolCall"
 
+/** How the facade is watched. */
+export interface MeteredOptions {
+  /** Prompt and answer text in the spans (the user's opt-in: OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT). */
+  readonly captureContent?: boolean
+}
+
+/** The GenAI semantic conventions' attributes of a request (no content). */
+const requestAttributes = (operation: "chat" | "embeddings", spec: string, request?: GenerateRequest) => ({
+  "gen_ai.operation.name": operation,
+  "gen_ai.request.model": spec,
+  ...(request?.maxTokens !== undefined ? { "gen_ai.request.max_tokens": request.maxTokens } : {}),
+  ...(request?.temperature !== undefined ? { "gen_ai.request.temperature": request.temperature } : {}),
+  ...(request?.topP !== undefined ? { "gen_ai.request.top_p": request.topP } : {}),
+  ...(request?.seed !== undefined ? { "gen_ai.request.seed": request.seed } : {})
+})
+
+/** What a finished completion adds to its span. */
+const completionAttributes = (completion: Completion, captureContent: boolean) => ({
+  "gen_ai.response.model": completion.model,
+  "gen_ai.provider.name": completion.backend === "cloud" ? completion.instance : completion.backend,
+  "gen_ai.usage.input_tokens": completion.usage.promptTokens,
+  "gen_ai.usage.output_tokens": completion.usage.completionTokens,
+  "gen_ai.response.finish_reasons": [completion.finishReason],
+  ...(cachedTokensOf(completion.usage) !== undefined ? { "gen_ai.usage.cache_read.input_tokens": cachedTokensOf(completion.usage)! } : {}),
+  ...(captureContent
+    ? { "gen_ai.output.messages": JSON.stringify([{ role: "assistant", parts: [{ type: "text", content: completion.text }], finish_reason: completion.finishReason }]) }
+    : {})
+})
+
+const inputMessages = (request: GenerateRequest) =>
+  JSON.stringify(request.messages.map((m) => ({ role: m.role, parts: [{ type: "text", content: m.content }] })))
+
 /** Wraps a facade; the per-model figures live as long as the result. */
-export const make = (llm: LocalLLMService): LocalLLMService => {
+export const make = (llm: LocalLLMService, options: MeteredOptions = {}): LocalLLMService => {
+  const captureContent = options.captureContent === true
   const stats = new Map<string, ModelStats>()
   // the spec a request named → the spec of the model that answered it (for labelling failures)
   const answeredAs = new Map<string, string>()
@@ -132,6 +165,7 @@ export const make = (llm: LocalLLMService): LocalLLMService => {
             if (event._tag === "Finish" && !done) {
               done = true
               yield* finished(spec, event.completion, firstAt, startedAt, yield* nowSeconds)
+              yield* Effect.annotateCurrentSpan(completionAttributes(event.completion, captureContent))
             }
           })
         ),
@@ -141,7 +175,12 @@ export const make = (llm: LocalLLMService): LocalLLMService => {
             : Effect.flatMap(nowSeconds, (endedAt) => unfinished(spec, Exit.isFailure(exit) ? exit.cause : undefined, startedAt, endedAt))
         )
       )
-    }))
+    })).pipe(
+      Stream.withSpan(`chat ${spec}`, {
+        kind: "client",
+        attributes: { ...requestAttributes("chat", spec, request), ...(captureContent ? { "gen_ai.input.messages": inputMessages(request) } : {}) }
+      })
+    )
 
   const answeredBroken = (cause: Cause.Cause<{ readonly _tag: string }>) => {
     const failure = Cause.failureOption(cause)
@@ -151,6 +190,7 @@ export const make = (llm: LocalLLMService): LocalLLMService => {
   const run: LocalLLMService["run"] = (spec, request) =>
     Effect.flatMap(nowSeconds, (startedAt) =>
       llm.run(spec, request).pipe(
+        Effect.tap((completion) => Effect.annotateCurrentSpan(completionAttributes(completion, captureContent))),
         Effect.onExit((exit) =>
           Effect.flatMap(nowSeconds, (endedAt) =>
             Exit.isSuccess(exit)
@@ -161,7 +201,24 @@ export const make = (llm: LocalLLMService): LocalLLMService => {
               : unfinished(spec, exit.cause, startedAt, endedAt)
           )
         )
-      ))
+      )).pipe(
+        Effect.withSpan(`chat ${spec}`, {
+          kind: "client",
+          attributes: { ...requestAttributes("chat", spec, request), ...(captureContent ? { "gen_ai.input.messages": inputMessages(request) } : {}) }
+        })
+      )
+
+  const embed: LocalLLMService["embed"] = (spec, inputs) =>
+    llm.embed(spec, inputs).pipe(
+      Effect.tap((result) =>
+        Effect.annotateCurrentSpan({
+          "gen_ai.response.model": result.model,
+          "gen_ai.usage.input_tokens": result.promptTokens,
+          "gen_ai.embeddings.dimension.count": result.dimensions
+        })
+      ),
+      Effect.withSpan(`embeddings ${spec}`, { kind: "client", attributes: requestAttributes("embeddings", spec) })
+    )
 
   const pull: LocalLLMService["pull"] = (spec, options) =>
     Stream.suspend(() => {
@@ -218,6 +275,7 @@ export const make = (llm: LocalLLMService): LocalLLMService => {
     ...llm,
     generate,
     run,
+    embed,
     pull,
     ps: (filter) => Effect.map(llm.ps(filter), (models) => models.map(withFigures))
   }
