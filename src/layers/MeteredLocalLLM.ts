@@ -221,7 +221,8 @@ export const make = (llm: LocalLLMService, options: MeteredOptions = {}): LocalL
     )
 
   const pull: LocalLLMService["pull"] = (spec, options) =>
-    Stream.suspend(() => {
+    // a dry run transfers nothing and is no pull
+    options?.dryRun === true ? llm.pull(spec, options) : Stream.suspend(() => {
       let last: PullProgress | undefined
       let verifyFailed = false
       return llm.pull(spec, options).pipe(
