@@ -249,7 +249,6 @@ export const launchCommand = Command.make(
           `${startsServer ? " (a server for this run)" : ""}\n`
       )
       const code = yield* runForeground(binary!, [...setup.args, ...o.agentArgs], { cwd, env: childEnv })
-      foreground.exitCode = code
       yield* requestExitCode(code)
     }))
 ).pipe(Command.withDescription("run a coding agent (Claude Code, Codex, opencode) on a model llmspell serves"))
@@ -270,7 +269,11 @@ const runForeground = (binary: string, args: ReadonlyArray<string>, options: { r
       })
       child.once("exit", (code, signal) => {
         foreground.child = undefined
-        resume(Effect.succeed(code ?? 128 + (signal !== null ? (os.constants.signals[signal] ?? 0) : 0)))
+        // set here, not after the wait: a signal that came meanwhile interrupts the command as soon
+        // as the wait ends, and bin.ts then exits with this code
+        const exitCode = code ?? 128 + (signal !== null ? (os.constants.signals[signal] ?? 0) : 0)
+        foreground.exitCode = exitCode
+        resume(Effect.succeed(exitCode))
       })
     }, (e) => resume(Effect.fail(new UsageError({ reason: `could not start ${binary}: ${String(e)}` }))))
   }))
