@@ -173,6 +173,8 @@ describe("launch with a server started for the run", () => {
     expect(r.codex!.base).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/v1$/)
     expect(r.args).toContain('model_provider="llmspell"')
     expect(r.args).toContain("model_context_window=20000")
+    // Codex's hosted web search tool is turned off: serve runs function tools only
+    expect(r.args).toContain('web_search="disabled"')
     // the agent's own arguments come last, as given
     expect(r.args.slice(-2)).toEqual(["exec", "fix the bug"])
     const [withKey, withoutKey] = r.probes

@@ -343,6 +343,18 @@ describe("what a stateless server says about state", () => {
   })
 })
 
+describe("built-in tools", () => {
+  it("Codex's hosted web search tool (type web_search, no name) is refused, saying which Codex setting turns it off", async () => {
+    const refused = await create({ model: AGENT, input: "hi", tools: [weatherTool, { type: "web_search" }] }).then(() => undefined, (e: unknown) => e)
+    expect(refused).toBeInstanceOf(OpenAI.BadRequestError)
+    const message = (refused as Error).message
+    expect(message).toContain("\"web_search\"")
+    expect(message).toContain("web_search = \"disabled\"")
+    // no CLI hint in an HTTP answer
+    expect(message).not.toMatch(/`llmspell|llmspell (model|launch|run|pull)/)
+  })
+})
+
 describe("failures in the Responses API's terms", () => {
   it("a failure after the first event ends the stream with response.failed (code and message), the items done so far kept", async () => {
     fake.setFault("/api/chat", { kind: "inBandError", after: 2, message: "the runner crashed", times: 1 })

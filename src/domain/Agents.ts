@@ -14,7 +14,8 @@
  *   "responses"`, and `env_key` naming the variable that holds the key, so the key travels in the
  *   environment, not on the command line — selected by `model_provider`, the spec as `model`, and
  *   the context window the model runs with (`model_context_window`, which Codex cannot know for a
- *   model outside its catalogue).
+ *   model outside its catalogue), and `web_search = "disabled"` (Codex otherwise sends OpenAI's
+ *   hosted web search tool, which no local server runs).
  * - opencode (`opencode`, npm `opencode-ai`) speaks chat completions through its OpenAI-compatible
  *   provider (`@ai-sdk/openai-compatible`): a config file of its own in a private temporary
  *   directory (`OPENCODE_CONFIG`), which names the key as `{env:LLMSPELL_API_KEY}` rather than
@@ -121,6 +122,10 @@ export const agentSetup = (agent: AgentName, target: AgentTarget, dir: string): 
           `model_provider=${toml(PROVIDER_ID)}`,
           "-c",
           `model=${toml(target.spec)}`,
+          // Codex adds OpenAI's hosted web search (a nameless `web_search` tool) by default; serve
+          // runs function tools only and refuses it
+          "-c",
+          `web_search=${toml("disabled")}`,
           ...(target.contextSize !== undefined ? ["-c", `model_context_window=${target.contextSize}`] : [])
         ],
         files: {},

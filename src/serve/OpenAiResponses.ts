@@ -230,7 +230,10 @@ const toolsOf = (b: ResponsesBody) =>
     let wire = b.tools ?? []
     const builtIn = wire.find((t) => t.type !== "function" || t.name === undefined)
     if (builtIn !== undefined) {
-      return yield* fail(`tools: a ${JSON.stringify(builtIn.type)} tool is not supported by llmspell serve; only function tools (with a name) are`)
+      return yield* fail(
+        `tools: a ${JSON.stringify(builtIn.type)} tool is not supported by llmspell serve; only function tools (with a name) are` +
+          (builtIn.type.startsWith("web_search") ? " (Codex sends its hosted web search unless its config says web_search = \"disabled\")" : "")
+      )
     }
     let choice: ToolChoice | undefined
     const c = b.tool_choice
