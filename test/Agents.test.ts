@@ -78,6 +78,8 @@ describe("contextProblem", () => {
     expect(p.fix).toBe("llmspell launch claude -m m@gguf --context 32768")
     // never more than it was trained for
     expect(contextProblem(claude, "m@gguf", 4096, 28000)!.fix).toContain("--context 28000")
+    // a running server's model: --context needs a server of the run's own
+    expect(contextProblem(claude, "m@gguf", 4096, 131072, true)!.fix).toContain("--local --context 32768")
   })
   it("a model trained for less than the agent needs: another model, not --context", () => {
     const p = contextProblem(AGENTS.codex, "m@gguf", 2048, 8192)!

@@ -188,7 +188,7 @@ export const launchCommand = Command.make(
 
       const info = yield* llm.info(spec)
       const { runs, trained } = yield* contextOf(info, requested, startsServer, running)
-      const problem = contextProblem(theAgent, spec, runs, trained)
+      const problem = contextProblem(theAgent, spec, runs, trained, !startsServer)
       if (problem !== undefined) return yield* new UsageError({ reason: problem.reason, suggestion: problem.fix })
 
       // The key: the running server's (LLMSPELL_API_KEY), or one made for this run; agents need one
