@@ -61,16 +61,22 @@ const agentArgs = Args.text({ name: "agent-args" }).pipe(
   Args.withDescription("arguments for the agent, after `--` (llmspell launch claude -m SPEC -- -p \"hello\")")
 )
 
-/** The executable `name` on PATH (an absolute path), or undefined. */
-const onPath = (name: string, path: string | undefined): string | undefined => {
-  for (const dir of (path ?? "").split(nodePath.delimiter)) {
+/**
+ * The executable `name` on PATH (an absolute path), or undefined. On Windows, with PATHEXT's
+ * extensions too (npm installs an agent there as `claude.cmd`).
+ */
+const onPath = (name: string, env: Readonly<Record<string, string | undefined>>): string | undefined => {
+  const extensions = process.platform === "win32" ? ["", ...(env["PATHEXT"] ?? ".COM;.EXE;.BAT;.CMD").split(";").filter((e) => e !== "")] : [""]
+  for (const dir of (env["PATH"] ?? env["Path"] ?? "").split(nodePath.delimiter)) {
     if (dir === "") continue
-    const candidate = nodePath.join(dir, name)
-    try {
-      accessSync(candidate, fsConstants.X_OK)
-      if (statSync(candidate).isFile()) return nodePath.resolve(candidate)
-    } catch {
-      // not here
+    for (const extension of extensions) {
+      const candidate = nodePath.join(dir, name + extension)
+      try {
+        accessSync(candidate, fsConstants.X_OK)
+        if (statSync(candidate).isFile()) return nodePath.resolve(candidate)
+      } catch {
+        // not here
+      }
     }
   }
   return undefined
@@ -153,7 +159,7 @@ export const launchCommand = Command.make(
       if (requested !== undefined && (requested < 32 || !Number.isSafeInteger(requested))) {
         return yield* new UsageError({ reason: `--context must be an integer ≥ 32; got ${requested}` })
       }
-      const binary = onPath(theAgent.binary, env["PATH"])
+      const binary = onPath(theAgent.binary, env)
       if (binary === undefined && !o.dryRun) {
         return yield* new UsageError({
           reason: `${theAgent.title} is not installed here: no \`${theAgent.binary}\` on PATH`,
