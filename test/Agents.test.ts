@@ -79,7 +79,9 @@ describe("contextProblem", () => {
     // never more than it was trained for
     expect(contextProblem(claude, "m@gguf", 4096, 28000)!.fix).toContain("--context 28000")
     // a running server's model: --context needs a server of the run's own
-    expect(contextProblem(claude, "m@gguf", 4096, 131072, true)!.fix).toContain("--local --context 32768")
+    expect(contextProblem(claude, "m@gguf", 4096, 131072, "running server")!.fix).toContain("--local --context 32768")
+    // Ollama sizes it itself
+    expect(contextProblem(claude, "m@ollama", 4096, 131072, "ollama")!.fix).toContain("OLLAMA_CONTEXT_LENGTH=32768")
   })
   it("a model trained for less than the agent needs: another model, not --context", () => {
     const p = contextProblem(AGENTS.codex, "m@gguf", 2048, 8192)!

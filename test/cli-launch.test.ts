@@ -15,6 +15,7 @@ import { mkdtemp, rm } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { delimiter, join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { fakeModel, startFakeOllama } from "./fixtures/fakeOllama.js"
 import { tinyLlamaGguf } from "./fixtures/ggufWriter.js"
 import { type ServeHarness, startServe } from "./fixtures/serveHarness.js"
 import { bin, ensureBuilt, isolatedEnv, runCli } from "./support/runCli.js"
@@ -240,6 +241,33 @@ describe("what launch refuses, before running anything", () => {
     expect(noModel.code).toBe(2)
     expect(noModel.stderr).toContain("-m <spec>")
     expect(existsSync(file)).toBe(false)
+  })
+})
+
+describe("an Ollama model", () => {
+  it("is checked against the context Ollama has it loaded with (else its trained one); --context is Ollama's to set", async () => {
+    const trained = { "general.architecture": "llama", "llama.context_length": 131072 }
+    const fake = await startFakeOllama({
+      models: [fakeModel("coder", { model_info: trained, context_length: 4096 }), fakeModel("idle", { model_info: trained })],
+      loaded: ["coder"]
+    })
+    try {
+      const ollama = { OLLAMA_HOST: fake.url }
+      const loadedSmall = await launch(["claude", "-m", "coder@ollama"], envFor(ollama).env)
+      expect(loadedSmall.code).toBe(2)
+      expect(loadedSmall.stderr).toContain("loaded by Ollama with a context of 4096 tokens")
+      expect(loadedSmall.stderr).toContain("OLLAMA_CONTEXT_LENGTH=32768")
+      const refused = await launch(["claude", "-m", "idle@ollama", "--context", "30000"], envFor(ollama).env)
+      expect(refused.code).toBe(2)
+      expect(refused.stderr).toContain("OLLAMA_CONTEXT_LENGTH")
+      const { env, file } = envFor(ollama)
+      const ok = await launch(["claude", "-m", "idle@ollama"], env)
+      expect(ok.code, ok.stderr).toBe(7)
+      expect(record(file).env["ANTHROPIC_MODEL"]).toBe("idle@ollama")
+      expect(record(file).probes.map((p) => p.status)).toEqual([200, 401])
+    } finally {
+      await fake.close()
+    }
   })
 })
 

@@ -174,14 +174,15 @@ export const shownEnv = (setup: AgentSetup): Record<string, string> =>
 /**
  * The context a model should run with for an agent, or why it falls short: `runs` is the context it
  * will run with (undefined: unknown, e.g. a cloud model, not checked), `trained` its trained context,
- * `runningServer` whether a server already running holds it (`--context` then needs `--local`).
+ * `where` who sizes it: a server launch starts (`--context`), a server already running (its
+ * `context_size`, or `--local --context`), or Ollama (`OLLAMA_CONTEXT_LENGTH`).
  */
 export const contextProblem = (
   agent: Agent,
   spec: string,
   runs: number | undefined,
   trained: number | undefined,
-  runningServer = false
+  where: "launch" | "running server" | "ollama" = "launch"
 ): { readonly reason: string; readonly fix: string } | undefined => {
   if (runs === undefined || runs >= agent.minContext) return undefined
   const needs = `${agent.title}'s prompt needs a context of at least ${agent.minContext} tokens (its instructions and tool definitions alone are ${agent.minContext - 4096} or so, plus room to answer)`
@@ -194,8 +195,11 @@ export const contextProblem = (
   const suggested = trained === undefined ? agent.minContext * 2 : Math.min(trained, Math.max(agent.minContext, 32768))
   const launch = `llmspell launch ${agent.name} -m ${spec}`
   return {
-    reason: `${spec} would run with a context of ${runs} tokens${runningServer ? " in the running server" : ""}; ${needs}`,
-    fix: runningServer
+    reason: `${spec} ${where === "ollama" ? "is loaded by Ollama" : "would run"} with a context of ${runs} tokens` +
+      `${where === "running server" ? " in the running server" : ""}; ${needs}`,
+    fix: where === "ollama"
+      ? `restart Ollama with a larger context (OLLAMA_CONTEXT_LENGTH=${suggested} ollama serve), or unload the model (ollama stop) to have it loaded again`
+      : where === "running server"
       ? `${launch} --local --context ${suggested} (a server for this run), or set context_size = ${suggested} in the running server's config and restart it`
       : `${launch} --context ${suggested}`
   }

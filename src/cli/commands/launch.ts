@@ -28,7 +28,7 @@ import { UsageError } from "../../domain/Errors.js"
 import type { ModelInfo } from "../../domain/Types.js"
 import { ConfigEnvironment } from "../../layers/ConfigLive.js"
 import { EffectiveConfig } from "../../services/EffectiveConfig.js"
-import { LocalLLM } from "../../services/LocalLLM.js"
+import { LocalLLM, type LocalLLMService } from "../../services/LocalLLM.js"
 import { configLayer, serverUrl } from "../AppLayer.js"
 import { CliIO } from "../CliIO.js"
 import { requestExitCode } from "../ExitStatus.js"
@@ -82,6 +82,9 @@ const onPath = (name: string, env: Readonly<Record<string, string | undefined>>)
   return undefined
 }
 
+/** Ollama names with and without the default `:latest` tag are one model. */
+const sameOllamaName = (a: string, b: string) => a.replace(/:latest$/, "") === b.replace(/:latest$/, "")
+
 /** What `--dry-run --json` prints. */
 const LaunchPlan = Schema.Struct({
   agent: Schema.String,
@@ -103,7 +106,7 @@ const shellWord = (s: string) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace
  * The context the model will run with and the one it was trained for (undefined: not known, not
  * checked), refusing a `--context` the backend cannot apply or the model was not trained for.
  */
-const contextOf = (info: ModelInfo, requested: number | undefined, startsServer: boolean, url: string | undefined) =>
+const contextOf = (llm: LocalLLMService, info: ModelInfo, requested: number | undefined, startsServer: boolean, url: string | undefined) =>
   Effect.gen(function*() {
     const trained = info.contextLength
     if (info.backend === "gguf") {
@@ -132,9 +135,11 @@ const contextOf = (info: ModelInfo, requested: number | undefined, startsServer:
         suggestion: info.backend === "ollama" ? "start Ollama with OLLAMA_CONTEXT_LENGTH=<tokens> ollama serve" : "leave --context out"
       })
     }
-    // Ollama: its trained context is checked (the server's num_ctx default is its own setting);
-    // a cloud model runs in the provider's context, not checked
-    return { runs: info.backend === "ollama" ? trained : undefined, trained }
+    // Ollama: the context it has the model loaded with (/api/ps), else the trained one (what it will
+    // load it with is its own setting); a cloud model runs in the provider's context, not checked
+    if (info.backend !== "ollama") return { runs: undefined, trained }
+    const loaded = (yield* llm.ps("ollama")).find((m) => m.instance === info.instance && sameOllamaName(m.name, info.name))
+    return { runs: loaded?.contextLength ?? trained, trained }
   })
 
 /** `launch`. */
@@ -193,8 +198,8 @@ export const launchCommand = Command.make(
       const llm = Option.isSome(remote) ? Context.get(remote.value, LocalLLM) : Context.get(Option.getOrThrow(embedded), LocalLLM)
 
       const info = yield* llm.info(spec)
-      const { runs, trained } = yield* contextOf(info, requested, startsServer, running)
-      const problem = contextProblem(theAgent, spec, runs, trained, !startsServer)
+      const { runs, trained } = yield* contextOf(llm, info, requested, startsServer, running)
+      const problem = contextProblem(theAgent, spec, runs, trained, info.backend === "ollama" ? "ollama" : startsServer ? "launch" : "running server")
       if (problem !== undefined) return yield* new UsageError({ reason: problem.reason, suggestion: problem.fix })
 
       // The key: the running server's (LLMSPELL_API_KEY), or one made for this run; agents need one
