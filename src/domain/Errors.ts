@@ -458,7 +458,7 @@ export class ToolChoiceViolated extends Schema.TaggedError<ToolChoiceViolated>("
 ) {
   override get message() {
     return `${this.model} answered ${this.answered} although toolChoice was ${this.toolChoice} ` +
-      `(the ${this.backend} backend cannot force a tool call; llmspell checks the answer)`
+      `(the ${this.backend} backend cannot enforce it; llmspell checks the answer)`
   }
   get hint(): string {
     return "retry, make the prompt ask for the tool, or use a model trained for tool calls " +

@@ -416,7 +416,8 @@ export const GenerateRequest = Schema.Struct({
   toolChoice: Schema.optional(ToolChoice),
   /**
    * `false`: at most one tool call per answer (OpenAI's `parallel_tool_calls`). GGUF models and
-   * OpenAI-compatible and Anthropic providers honour it; Ollama cannot, and refuses it.
+   * OpenAI-compatible and Anthropic providers honour it; Ollama cannot enforce it, so its answer is
+   * checked (a second call is a ToolChoiceViolated).
    */
   parallelToolCalls: Schema.optional(Schema.Boolean),
   /** Free text (default), any JSON object, or JSON following a schema. */

@@ -91,10 +91,26 @@ export const OPENAI_CHAT_FIELDS: FieldTable = {
   function_call: refused("the deprecated function-calling fields are not supported; send tool_choice")
 }
 
-/** `/v1/responses` (openai 7.59's `ResponseCreateParams`), served statelessly. */
+/**
+ * What `include` may ask for on `/v1/responses`: reasoning items' encrypted content (reasoning
+ * items come with their text, and `encrypted_content` null: nothing here is encrypted), and the
+ * outputs of built-in tools and inputs, which never run or occur here. Token probabilities are
+ * the one thing it could ask for that llmspell cannot give.
+ */
+const RESPONSES_INCLUDABLE = new Set([
+  "reasoning.encrypted_content",
+  "web_search_call.action.sources",
+  "web_search_call.results",
+  "code_interpreter_call.outputs",
+  "computer_call_output.output.image_url",
+  "file_search_call.results",
+  "message.input_image.image_url"
+])
+
+/** `/v1/responses` (openai 7.59's `ResponseCreateParams`, and the fields Codex sends), served statelessly. */
 export const OPENAI_RESPONSES_FIELDS: FieldTable = {
   model: honoured("the model spec"),
-  input: honoured("messages"),
+  input: honoured("messages (function_call and function_call_output items become tool calls and results; reasoning items are accepted and not re-sent)"),
   instructions: honoured("a system message first"),
   stream: honoured("streaming (server-sent events)"),
   stream_options: noEffect("its one setting (include_obfuscation) pads events against side channels on the wire to OpenAI"),
@@ -108,15 +124,21 @@ export const OPENAI_RESPONSES_FIELDS: FieldTable = {
   tool_choice: honoured("toolChoice"),
   parallel_tool_calls: honoured("parallelToolCalls"),
   text: honoured("responseFormat (text.format)"),
-  reasoning: honoured("reasoning (effort \"none\" turns it off)"),
+  reasoning: honoured(
+    "reasoning (effort \"none\" turns it off); the thinking comes back as a reasoning item's reasoning_text, no summary is made up"
+  ),
   ...SAMPLING_EXTENSIONS,
   ...OPENAI_NO_EFFECT,
-  store: noEffect("stateless: nothing is stored, so a stored response cannot be fetched or continued"),
-  include: defaultOnly((v) => emptyList(v), "llmspell serve adds no optional outputs (encrypted reasoning, logprobs, sources)"),
+  client_metadata: noEffect("tags Codex sends about itself (installation id) for the provider's records"),
+  store: noEffect("stateless: nothing is stored (the response says store: false), so a response cannot be fetched or continued"),
+  include: defaultOnly(
+    (v) => Array.isArray(v) && v.every((x) => typeof x === "string" && RESPONSES_INCLUDABLE.has(x)),
+    `${NO_LOGPROBS}; accepted: reasoning.encrypted_content (reasoning items carry their text, encrypted_content null) and the outputs of built-in tools, which never run here`
+  ),
   truncation: defaultOnly(is("disabled"), "llmspell never drops input to make it fit: a prompt too long is a 400"),
   top_logprobs: defaultOnly(is(0), NO_LOGPROBS),
   background: defaultOnly(is(false), "stateless: a response cannot run in the background"),
-  previous_response_id: refused("stateless: send the whole conversation in input"),
+  previous_response_id: refused("llmspell serve stores no responses (as with store: false): send the whole conversation in input"),
   conversation: refused("stateless: send the whole conversation in input"),
   prompt: refused("stored prompt templates are not supported"),
   max_tool_calls: refused("a cap on built-in tool calls; llmspell serve runs no built-in tools"),
