@@ -46,6 +46,11 @@ export interface Backend {
   readonly embed: (model: string, inputs: ReadonlyArray<string>) => Effect.Effect<Embeddings, LlmspellError>
   /** The model's tokens for a text, where the backend can count them (Ollama has no tokenize route). */
   readonly tokenize?: (model: string, text: string) => Effect.Effect<ReadonlyArray<number>, LlmspellError>
+  /**
+   * The tokens of a request's prompt as the model will see it (its chat template, the tools), without
+   * generating; where the backend can count them without running the model (GGUF).
+   */
+  readonly countTokens?: (model: string, request: GenerateRequest) => Effect.Effect<number, LlmspellError>
   /** Models loaded in memory now (absent: the backend cannot say; LocalLLM.ps falls back to `status`). */
   readonly ps?: Effect.Effect<ReadonlyArray<LoadedModel>, LlmspellError>
   /**

@@ -188,6 +188,16 @@ export const toHistory = (request: GenerateRequest, instructions?: string): Arra
   return history
 }
 
+/**
+ * Which of the request's stop strings ended the answer: node-llama-cpp reports the trigger it
+ * matched (`customStopTrigger`, its parts as text or tokens); the string given back is the request's own.
+ */
+const stopSequenceOf = (response: LlamaChatResponse, stop: ReadonlyArray<string> | undefined): string | undefined => {
+  if (response.metadata.stopReason !== "customStopTrigger" || stop === undefined) return undefined
+  const text = response.metadata.customStopTrigger.filter((p): p is string => typeof p === "string").join("")
+  return stop.find((s) => s === text) ?? (stop.length === 1 ? stop[0] : undefined)
+}
+
 const finishReason = (response: LlamaChatResponse): FinishReason => {
   switch (response.metadata.stopReason) {
     case "maxTokens":
@@ -370,7 +380,37 @@ export interface InProcessModel extends LoadedModelHandle {
   readonly generateWith: (request: GenerateRequest, hooks: GenerateHooks) => Stream.Stream<LoaderEvent, BackendError | ContextOverflow>
   readonly embed: (inputs: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<EmbeddedInput>, BackendError | ContextOverflow>
   readonly tokenize: (text: string) => Effect.Effect<ReadonlyArray<number>, BackendError>
+  readonly countPromptTokens: (request: GenerateRequest) => Effect.Effect<number, BackendError>
 }
+
+/**
+ * The prompt's tokens as the model sees them: the chat template applied to the history, with the
+ * functions node-llama-cpp describes in it. One count for a generation's prompt and for
+ * `countPromptTokens`, so a count and the usage of the same request agree.
+ */
+const promptTokenCount = (
+  chatWrapper: LlamaChat["chatWrapper"],
+  model: LlamaModel,
+  history: ReadonlyArray<ChatHistoryItem>,
+  plan: GenerationPlan
+): number =>
+  chatWrapper.generateContextState({
+    chatHistory: [...history],
+    ...(plan._tag === "Functions" ? { availableFunctions: plan.functions as ChatModelFunctions } : {})
+  }).contextText.tokenize(model.tokenizer).length
+
+/** Counts a request's prompt without generating (no sequence is taken). */
+const countPromptWith = (chatWrapper: LlamaChat["chatWrapper"], model: LlamaModel, instance: string | undefined) => (request: GenerateRequest) =>
+  Effect.gen(function*() {
+    const plan = yield* Either.mapLeft(
+      generationPlan(request),
+      (e) => new BackendError({ backend: "gguf", operation: "count tokens", reason: e.message, suggestion: e.hint })
+    )
+    return yield* Effect.try({
+      try: () => promptTokenCount(chatWrapper, model, toHistory(request, plan._tag === "Grammar" ? plan.instructions : undefined), plan),
+      catch: toBackendError("count tokens", instance)
+    })
+  }).pipe(Effect.withSpan("LlamaLoader.countPromptTokens"))
 
 /** The model's tokens for a text, without the BOS a prompt gets. */
 const tokenizeWith = (model: LlamaModel, instance: string | undefined) => (text: string) =>
@@ -580,10 +620,7 @@ export const makeInProcessLoader = (hooks: LoaderHooks = {}) => {
             try: () => {
               const controller = new AbortController()
               const history = toHistory(request, plan._tag === "Grammar" ? plan.instructions : undefined)
-              const promptTokens = chat.chatWrapper.generateContextState({
-                chatHistory: history,
-                ...(plan._tag === "Functions" ? { availableFunctions: plan.functions as ChatModelFunctions } : {})
-              }).contextText.tokenize(model.tokenizer).length
+              const promptTokens = promptTokenCount(chat.chatWrapper, model, history, plan)
               hooks.onPrepared?.(promptTokens)
               const overflow = () =>
                 new ContextOverflow({
@@ -657,6 +694,7 @@ export const makeInProcessLoader = (hooks: LoaderHooks = {}) => {
                   if (shifted) return emit.fail(overflow())
                   let text = response.response
                   let reason = finishReason(response)
+                  const stopSequence = stopSequenceOf(response, request.stop)
                   for (const call of response.functionCalls ?? []) {
                     emit.single({ _tag: "ToolCall", call: { id: nextId(), name: call.functionName, params: call.params ?? {} } })
                     reason = "tool-calls"
@@ -683,7 +721,8 @@ export const makeInProcessLoader = (hooks: LoaderHooks = {}) => {
                     promptTokens,
                     completionTokens: meter.usedOutputTokens - outputBefore,
                     finishReason: reason,
-                    ...(maxTokensCapped !== undefined ? { maxTokensCapped } : {})
+                    ...(maxTokensCapped !== undefined ? { maxTokensCapped } : {}),
+                    ...(reason === "stop" && stopSequence !== undefined ? { stopSequence } : {})
                   })
                   emit.end()
                 },
@@ -752,6 +791,14 @@ export const makeInProcessLoader = (hooks: LoaderHooks = {}) => {
         // the size "auto" settled on is only on the underlying context
         const contextSize = (embedding as unknown as { readonly _llamaContext?: LlamaContext })._llamaContext?.contextSize ??
           requested
+        const refuseCount = Effect.fail(
+          new BackendError({
+            backend: "gguf",
+            ...(instance !== undefined ? { instance } : {}),
+            operation: "count tokens",
+            reason: "this copy of the model was loaded for embeddings only"
+          })
+        )
         const refuse = Stream.fail(
           new BackendError({
             backend: "gguf",
@@ -769,6 +816,7 @@ export const makeInProcessLoader = (hooks: LoaderHooks = {}) => {
           generateWith: () => refuse,
           embed: (inputs) => embedOn(model, embedding, contextSize, inputs, names, logs),
           tokenize: tokenizeWith(model, instance),
+          countPromptTokens: () => refuseCount,
           alive: Effect.succeed(true)
         } satisfies InProcessModel
       }
@@ -789,7 +837,7 @@ export const makeInProcessLoader = (hooks: LoaderHooks = {}) => {
       // The chat wrapper is resolved once per model: `new LlamaChat()` with the default "auto" wrapper
       // re-resolves it from the Jinja template every time, which cost ~250 ms per request here.
       const sequences = yield* Queue.bounded<SequenceSlot>(options.sequences)
-      yield* Effect.acquireRelease(
+      const slots = yield* Effect.acquireRelease(
         Effect.try({
           try: () => {
             loadHooks.onPreparing?.()
@@ -825,6 +873,7 @@ export const makeInProcessLoader = (hooks: LoaderHooks = {}) => {
             })
           ),
         tokenize: tokenizeWith(model, instance),
+        countPromptTokens: countPromptWith(slots[0]!.chat.chatWrapper, model, instance),
         alive: Effect.succeed(true)
       } satisfies InProcessModel
     })
