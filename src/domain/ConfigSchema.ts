@@ -13,7 +13,8 @@ import * as SchemaAST from "effect/SchemaAST"
 import { parse as parseToml } from "smol-toml"
 import { CLOUD_PROVIDER_TYPES, type CloudProtocol, KEY_VARIABLES, presetOf } from "./CloudPresets.js"
 import { ConfigError } from "./Errors.js"
-import { CLOUD_PROVIDERS, normalizeBackend } from "./ModelSpec.js"
+import type { ModelAlias } from "./ModelAliases.js"
+import { CLOUD_PROVIDERS, normalizeBackend, parse as parseSpec } from "./ModelSpec.js"
 
 // ---------------------------------------------------------------------------------------------
 // Resolved configuration
@@ -109,6 +110,8 @@ export interface LlmspellConfig {
   readonly warnings: ReadonlyArray<string>
   /** Cloud keys found in the providers' conventional variables (OPENAI_API_KEY, …), for built-in providers used without a config entry. */
   readonly cloudKeys?: Readonly<Record<string, Redacted.Redacted<string>>> | undefined
+  /** `[serve.aliases]`: model names (or globs) clients of `llmspell serve` send, and the specs they mean, in file order. */
+  readonly serveAliases?: ReadonlyArray<ModelAlias> | undefined
 }
 
 /** Values given on the command line; they override everything. */
@@ -372,6 +375,8 @@ interface Draft {
   instances: Map<string, Map<string, Slot>>
   hub: Map<string, Slot>
   stores: Map<string, Slot>
+  /** `[serve.aliases]` entries in file order. */
+  serveAliases: Array<{ readonly name: string; readonly slot: Slot }>
   problems: Array<string>
   warnings: Array<string>
 }
@@ -391,6 +396,7 @@ export const resolveConfig = (input: ConfigInput): Either.Either<LlmspellConfig,
     instances: new Map(),
     hub: defaultSlots(HUB_DEFAULTS),
     stores: defaultSlots(STORE_DEFAULTS),
+    serveAliases: [],
     problems: [],
     warnings: []
   }
@@ -457,7 +463,11 @@ const applyDocument = (draft: Draft, doc: unknown, source: string) => {
       }
       continue
     }
-    draft.warnings.push(`${source}: ${topKey}: unknown top-level key, ignored (expected [providers], [hub] and [stores])`)
+    if (topKey === "serve") {
+      applyServe(draft, topValue, source)
+      continue
+    }
+    draft.warnings.push(`${source}: ${topKey}: unknown top-level key, ignored (expected [providers], [hub], [stores] and [serve])`)
   }
   const providers = doc["providers"]
   if (providers === undefined) return
@@ -503,6 +513,34 @@ const applyDocument = (draft: Draft, doc: unknown, source: string) => {
     applyInstance(draft, key, value, `providers.${key}`, source)
   }
 }
+
+/**
+ * `[serve]`: settings of `llmspell serve` kept in the config; today its `[serve.aliases]` table of
+ * model names (or globs) clients send → the specs they mean (checked in `validate`).
+ */
+const applyServe = (draft: Draft, table: unknown, source: string) => {
+  if (!isTable(table)) return void draft.problems.push(`${source}: serve: must be a table`)
+  for (const [key, value] of Object.entries(table)) {
+    if (key !== "aliases") {
+      draft.warnings.push(`${source}: serve.${key}: unknown key, ignored (expected aliases)`)
+      continue
+    }
+    if (!isTable(value)) {
+      draft.problems.push(`${source}: serve.aliases: must be a table of "name" = "spec" (e.g. "claude-*" = "qwen3-coder@gguf")`)
+      continue
+    }
+    for (const [name, spec] of Object.entries(value)) {
+      // a later source (another file, code) replaces an alias of the same name where it stood
+      const at = draft.serveAliases.findIndex((a) => a.name === name)
+      const entry = { name, slot: { value: spec, source, path: `serve.aliases.${aliasKey(name)}` } }
+      if (at >= 0) draft.serveAliases[at] = entry
+      else draft.serveAliases.push(entry)
+    }
+  }
+}
+
+/** An alias name as a TOML key: bare when it can be, else quoted. */
+const aliasKey = (name: string) => (/^[A-Za-z0-9_-]+$/.test(name) ? name : JSON.stringify(name))
 
 const isNestedLocal = (key: string, table: Record<string, unknown>) =>
   key === "local" &&
@@ -881,6 +919,21 @@ const validate = (
 
   for (const [k, slot] of draft.stores) record(`stores.${k}`, slot)
   const stores = check(Stores, draft.stores, "stores")
+
+  const serveAliases: Array<ModelAlias> = []
+  for (const { name, slot } of draft.serveAliases) {
+    record(slot.path!, slot)
+    const spec = slot.value
+    if (name.trim() === "") {
+      draft.problems.push(`${slot.source}: ${slot.path}: an alias needs a name`)
+    } else if (typeof spec !== "string" || spec.trim() === "") {
+      draft.problems.push(`${slot.source}: ${slot.path}: must be a model spec, e.g. "qwen3-coder@gguf" (got ${display(spec)})`)
+    } else {
+      const parsed = parseSpec(spec)
+      if (Either.isLeft(parsed)) draft.problems.push(`${slot.source}: ${slot.path}: ${parsed.left.message}`)
+      else serveAliases.push({ name, spec: spec.trim() })
+    }
+  }
   // Each of these failed with a problem already reported.
   if (defaultBackend === undefined || hub === undefined || stores === undefined) return undefined
 
@@ -897,6 +950,7 @@ const validate = (
     file,
     entries,
     warnings: capWarnings(draft.warnings),
+    ...(serveAliases.length > 0 ? { serveAliases } : {}),
     cloudKeys: Object.fromEntries(
       KEY_VARIABLES.flatMap((v) => (env[v] !== undefined && env[v]!.length > 0 ? [[v, Redacted.make(env[v]!)]] : []))
     )
