@@ -7,6 +7,7 @@
  * `{"error":{"message","type","code"}}`. Model names are llmspell specs.
  */
 import * as HttpRouter from "@effect/platform/HttpRouter"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import type * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -14,6 +15,8 @@ import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import { randomBytes } from "node:crypto"
 import type { ChatMessage, Completion, GenerateEvent, GenerateRequest, ResponseFormat, ToolChoice, ToolDefinition } from "../domain/Types.js"
+import { listedAliases } from "./Aliases.js"
+import { modelsList } from "./AnthropicApi.js"
 import { decodeBody, HttpFailure, json, readJson, sse, toHttpFailure } from "./Http.js"
 import { checkSpec, noteTokens, type RouteContext, type RouteEnv, servedName, started } from "./Routes.js"
 
@@ -230,17 +233,20 @@ export const routes = (ctx: RouteContext): HttpRouter.HttpRouter<never, never> =
         : Effect.fail(new HttpFailure(500, "the generation ended without a completion"))
     })
 
+  // every model as its spec, then the [serve.aliases] names; Anthropic's shape for its clients (they send anthropic-version)
   const models = handle(Effect.gen(function*() {
     const list = yield* ctx.llm.list("all")
-    return json({
-      object: "list",
-      data: list.models.map((m) => ({
+    const entries = [
+      ...list.models.map((m) => ({
         id: servedName(m),
-        object: "model",
         created: m.modifiedAt !== undefined ? Math.floor(Date.parse(m.modifiedAt) / 1000) || 0 : 0,
         owned_by: m.instance
-      }))
-    })
+      })),
+      ...listedAliases(ctx.aliases ?? []).map((a) => ({ id: a.name, created: 0, owned_by: `alias of ${a.spec}` }))
+    ]
+    const request = yield* HttpServerRequest.HttpServerRequest
+    if (request.headers["anthropic-version"] !== undefined) return json(modelsList(entries))
+    return json({ object: "list", data: entries.map((e) => ({ id: e.id, object: "model", created: e.created, owned_by: e.owned_by })) })
   }))
 
   const chat = handle(Effect.gen(function*() {

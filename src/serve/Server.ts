@@ -31,7 +31,10 @@ import * as SubscriptionRef from "effect/SubscriptionRef"
 import { createHash, timingSafeEqual } from "node:crypto"
 import * as Http from "node:http"
 import { ServeFailed, UsageError } from "../domain/Errors.js"
+import type { ModelAlias } from "../domain/ModelAliases.js"
 import { LocalLLM } from "../services/LocalLLM.js"
+import { withAliases } from "./Aliases.js"
+import * as AnthropicApi from "./AnthropicApi.js"
 import { HttpFailure, json } from "./Http.js"
 import * as OllamaApi from "./OllamaApi.js"
 import * as OpenAiApi from "./OpenAiApi.js"
@@ -77,6 +80,8 @@ export interface ServeOptions {
   readonly rpc?: HttpApp.Default<unknown, HttpServerRequest.HttpServerRequest | Scope.Scope>
   /** llmspell's version, reported by `/api/version` beside the Ollama API level (`llmspell`). */
   readonly version?: string
+  /** `[serve.aliases]`: model names clients send → specs, for every API. */
+  readonly aliases?: ReadonlyArray<ModelAlias>
 }
 
 /** Load figures: generations running and waiting, requests in flight. */
@@ -147,7 +152,7 @@ export const start = (options: ServeOptions = {}): Effect.Effect<RunningServer, 
     const loopback = isLoopbackName(host)
     yield* checkBind(host, options.apiKey)
 
-    const llm = yield* LocalLLM
+    const llm = withAliases(yield* LocalLLM, options.aliases ?? [])
     const load = yield* SubscriptionRef.make<ServerLoad>({ running: 0, queued: 0, inFlight: 0 })
     const change = (f: (l: ServerLoad) => ServerLoad) => SubscriptionRef.update(load, f)
     const slots = yield* Effect.makeSemaphore(concurrency)
@@ -191,10 +196,11 @@ export const start = (options: ServeOptions = {}): Effect.Effect<RunningServer, 
       allowPaths: options.allowPaths ?? false,
       admission,
       maxBodyBytes,
-      version: options.version ?? "0.0.0"
+      version: options.version ?? "0.0.0",
+      aliases: options.aliases ?? []
     }
 
-    let router = HttpRouter.concat(OllamaApi.routes(ctx), OpenAiApi.routes(ctx))
+    let router = HttpRouter.concat(HttpRouter.concat(OllamaApi.routes(ctx), OpenAiApi.routes(ctx)), AnthropicApi.routes(ctx))
     if (options.rpc !== undefined) router = HttpRouter.mountApp(router, "/rpc", options.rpc as HttpApp.Default<never, never>) as typeof router
     const app = router.pipe(
       Effect.catchTag("RouteNotFound", (e) =>
@@ -232,10 +238,15 @@ export const start = (options: ServeOptions = {}): Effect.Effect<RunningServer, 
             }
           })
         }
-        if (options.apiKey !== undefined && !bearerMatches(request.headers["authorization"], options.apiKey)) {
-          const response = json({ error: "unauthorized: send Authorization: Bearer <the server's --api-key>" }, 401, {
-            "www-authenticate": "Bearer"
-          })
+        // Anthropic's clients send the key as x-api-key
+        const xApiKey = request.headers["x-api-key"]
+        if (
+          options.apiKey !== undefined && !bearerMatches(request.headers["authorization"], options.apiKey) &&
+          !(typeof xApiKey === "string" && bearerMatches(`Bearer ${xApiKey}`, options.apiKey))
+        ) {
+          const response = AnthropicApi.isAnthropicPath(new URL(request.url, "http://x").pathname)
+            ? AnthropicApi.unauthorized()
+            : json({ error: "unauthorized: send Authorization: Bearer <the server's --api-key>" }, 401, { "www-authenticate": "Bearer" })
           return origin !== undefined ? HttpServerResponse.setHeaders(response, corsHeaders(origin)) : response
         }
         const response = yield* inner

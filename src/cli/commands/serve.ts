@@ -94,6 +94,7 @@ export const serveCommand = Command.make(
         drainTimeoutMs: o.drainTimeout * 1000,
         concurrency,
         version: VERSION,
+        aliases: config.serveAliases ?? [],
         log: (entry) => io.stderr(o.json ? `${JSON.stringify({ event: "request", ...entry })}\n` : logLine(entry))
       })
       const state = yield* holdServeState({
@@ -106,7 +107,7 @@ export const serveCommand = Command.make(
       yield* io.stderr(
         o.json
           ? `${JSON.stringify({ event: "listening", url: server.url, pid: process.pid, ...(Option.isSome(state) ? { stateFile: state.value } : {}) })}\n`
-          : `llmspell serve listening on ${server.url} (Ollama API at /api, OpenAI API at /v1)${key !== undefined ? ", API key required" : ""}\n`
+          : `llmspell serve listening on ${server.url} (Ollama API at /api, OpenAI API at /v1, Anthropic API at /v1/messages)${key !== undefined ? ", API key required" : ""}\n`
       )
       // Runs first when a signal interrupts the wait (finalizers run in reverse order): the drain
       // and the state file come after it, the models are unloaded when the command's layer closes.
@@ -119,4 +120,4 @@ export const serveCommand = Command.make(
       )
       return yield* Effect.never
     }))
-).pipe(Command.withDescription("serve Ollama's and OpenAI's APIs (and llmspell's own) over HTTP, keeping models loaded"))
+).pipe(Command.withDescription("serve Ollama's, OpenAI's and Anthropic's APIs (and llmspell's own) over HTTP, keeping models loaded"))
