@@ -18,6 +18,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import * as Wire from "../src/domain/AnthropicWire.js"
+import { type FakeAnthropic, startFakeAnthropic } from "./fixtures/fakeAnthropic.js"
 import { type FakeAnswerInput, type FakeOllama, fakeModel, startFakeOllama } from "./fixtures/fakeOllama.js"
 import { workerBundle } from "./fixtures/ggufWorkerBundle.js"
 import { tinyLlamaGguf } from "./fixtures/ggufWriter.js"
@@ -25,6 +26,7 @@ import { type ServeHarness, startServe, weatherAgent } from "./fixtures/serveHar
 
 let dir: string
 let fake: FakeOllama
+let cloud: FakeAnthropic
 let serve: ServeHarness
 let client: Anthropic
 
@@ -57,10 +59,12 @@ beforeAll(async () => {
     answer: (input: FakeAnswerInput) => (input.prompt.includes("long") ? LONG : weatherAgent(input)),
     chunkDelayMs: 2
   })
+  cloud = await startFakeAnthropic({ apiKey: "sk-ant-upstream" })
   serve = await startServe(
     {
       dir,
       ollamaUrl: fake.url,
+      providers: { anthropic: { provider_type: "anthropic", base_url: cloud.baseUrl, api_key: "sk-ant-upstream" } },
       gguf: { isolation: "process", context_size: 2048 },
       extra: { serve: { aliases: { "claude-sonnet-*": AGENT, "small-fast": TINY } } }
     },
@@ -73,6 +77,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await serve?.close()
   await fake?.close()
+  await cloud?.close()
   rmSync(dir, { recursive: true, force: true })
 })
 
@@ -289,6 +294,25 @@ describe("messages.create", () => {
   })
 })
 
+describe("a cloud model behind the server", () => {
+  it("messages.create and messages.stream reach Anthropic's own API through the cloud backend; count_tokens is refused, not billed", async () => {
+    const model = "anthropic/claude-3-5-haiku-latest"
+    const message = await client.messages.create({ model, max_tokens: 32, messages: [{ role: "user", content: "hi" }] })
+    expect(textOf(message)).toBe("Hello from claude-3-5-haiku-latest.")
+    expect(message.model).toBe(model)
+    expect(message.usage.input_tokens).toBeGreaterThan(0)
+    // the upstream request carried the upstream key, never the client's
+    expect(cloud.requests.at(-1)!.apiKey).toBe(`<redacted:${"sk-ant-upstream".length} chars>`)
+    const streamed = await client.messages.stream({ model, max_tokens: 32, messages: [{ role: "user", content: "hi" }] }).finalMessage()
+    expect(textOf(streamed)).toBe("Hello from claude-3-5-haiku-latest.")
+    const before = cloud.requests.length
+    const count = await client.messages.countTokens({ model, messages: [{ role: "user", content: "hi" }] }).catch((e) => e)
+    expect(count).toBeInstanceOf(Anthropic.BadRequestError)
+    expect(count.error.error.message).toContain("billed")
+    expect(cloud.requests.length).toBe(before)
+  })
+})
+
 describe("messages.stream", () => {
   it("text on the GGUF model in Anthropic's event order; finalMessage() holds the text and the whole usage", async () => {
     const stream = client.messages.stream(greedy({ model: TINY, max_tokens: 12, messages: [{ role: "user", content: "hello" }] }))
@@ -418,7 +442,8 @@ describe("errors in Anthropic's shape", () => {
       { model: AGENT, max_tokens: 4, messages: [{ role: "robot", content: "hi" }] },
       { model: AGENT, max_tokens: 4, messages: [{ role: "user", content: [{ type: "image", source: { type: "base64", media_type: "image/png", data: "AA==" } }] }] },
       { model: AGENT, max_tokens: 4, tools: [weather], tool_choice: { type: "tool", name: "nope" }, messages: [{ role: "user", content: "hi" }] },
-      { model: AGENT, max_tokens: 4, temperature: 3, messages: [{ role: "user", content: "hi" }] }
+      { model: AGENT, max_tokens: 4, temperature: 3, messages: [{ role: "user", content: "hi" }] },
+      { model: AGENT, max_tokens: 4, messages: [] }
     ]) {
       const response = await post(body)
       expect(response.status, JSON.stringify(body)).toBe(400)
@@ -451,6 +476,33 @@ describe("errors in Anthropic's shape", () => {
     })
     expect(status.status).toBe(413)
     expect((JSON.parse(status.body) as Wire.ErrorResponse).error.type).toBe("request_too_large")
+  })
+
+  it("529 overloaded_error with Retry-After when every slot is taken and the queue is full", async () => {
+    const small = await startServe({ dir: mkdtempSync(join(tmpdir(), "llmspell-serve-anthropic-busy-")), ollamaUrl: fake.url }, { concurrency: 1, maxQueue: 0 })
+    try {
+      fake.setFault("/api/chat", { kind: "stall", after: 1, times: 1 })
+      const holder = new AbortController()
+      const held = await fetch(`${small.url}/v1/messages`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ model: AGENT, max_tokens: 64, stream: true, messages: [{ role: "user", content: "hold" }] }),
+        signal: holder.signal
+      })
+      expect(held.status).toBe(200)
+      await small.waitForLoad((l) => l.running === 1)
+      const busy = new Anthropic({ baseURL: small.url, apiKey: "unused", maxRetries: 0 })
+      const error = await busy.messages.create({ model: AGENT, max_tokens: 4, messages: [{ role: "user", content: "hi" }] }).catch((e) => e)
+      expect(error).toBeInstanceOf(Anthropic.APIError)
+      expect(error.status).toBe(529)
+      expect(error.error.error.type).toBe("overloaded_error")
+      expect(Number(error.headers.get("retry-after"))).toBeGreaterThan(0)
+      holder.abort()
+      await small.waitForLoad((l) => l.running === 0 && l.inFlight === 0)
+    } finally {
+      fake.clearFaults()
+      await small.close()
+    }
   })
 
   it("an unknown path under /v1/messages is a not_found_error", async () => {

@@ -189,6 +189,7 @@ export const toGenerateRequest = (body: PromptBody): Either.Either<MappedRequest
       inRange("top_k", body.top_k, (n) => Number.isSafeInteger(n) && n >= 0, "an integer ≥ 0") ??
       ((body.stop_sequences ?? []).some((s) => s === "") ? "stop_sequences: a stop sequence cannot be empty" : undefined)
     if (problem !== undefined) return yield* Either.left(problem)
+    if (body.messages.length === 0) return yield* Either.left("messages: at least one message is required")
 
     const messages = yield* toMessages(body)
     const tools: Array<ToolDefinition> = []
