@@ -66,7 +66,7 @@ beforeAll(async () => {
       ollamaUrl: fake.url,
       providers: { anthropic: { provider_type: "anthropic", base_url: cloud.baseUrl, api_key: "sk-ant-upstream" } },
       gguf: { isolation: "process", context_size: 2048 },
-      extra: { serve: { aliases: { "claude-sonnet-*": AGENT, "small-fast": TINY } } }
+      extra: { serve: { aliases: { "claude-sonnet-*": AGENT, "small-fast": TINY, "claude-haiku-*": "gone@ollama" } } }
     },
     { apiKey: Redacted.make(KEY) }
   )
@@ -414,6 +414,15 @@ describe("errors in Anthropic's shape", () => {
     expect(error.error.error.type).toBe("not_found_error")
     expect(error.error.error.message).toContain("claude-opus-4-1")
     expect(error.error.error.message).toContain("[serve.aliases]")
+    expect(error.error.error.message).not.toMatch(/llmspell (model|run|pull)/)
+  })
+
+  it("404 not_found_error for an alias whose spec this server cannot serve: the message names the alias and its spec", async () => {
+    const error = await client.messages.create({ model: "claude-haiku-4-5", max_tokens: 4, messages: [{ role: "user", content: "hi" }] }).catch((e) => e)
+    expect(error).toBeInstanceOf(Anthropic.NotFoundError)
+    expect(error.error.error.type).toBe("not_found_error")
+    expect(error.error.error.message).toContain("claude-haiku-4-5 is an alias of gone@ollama in [serve.aliases]")
+    expect(error.error.error.message).not.toContain("map the name")
     expect(error.error.error.message).not.toMatch(/llmspell (model|run|pull)/)
   })
 

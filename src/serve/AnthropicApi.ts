@@ -27,7 +27,7 @@ import * as Stream from "effect/Stream"
 import { randomBytes } from "node:crypto"
 import * as Wire from "../domain/AnthropicWire.js"
 import { type ContextOverflow, isLlmspellError, type LlmspellError } from "../domain/Errors.js"
-import { aliasAdvice } from "../domain/ModelAliases.js"
+import { aliasAdvice, findAlias, type ModelAlias } from "../domain/ModelAliases.js"
 import * as Protocol from "../domain/Protocol.js"
 import type { Completion, GenerateEvent, GenerateRequest, Usage } from "../domain/Types.js"
 import { type MappedRequest, toGenerateRequest } from "./AnthropicRequest.js"
@@ -81,8 +81,21 @@ const typeOfStatus = (status: number): Wire.ErrorType =>
     ? "api_error"
     : "invalid_request_error"
 
+/** Why a requested model is not found: for an alias, the spec it names; else how to alias the name. */
+const notFound = (error: LlmspellError, requested: string | undefined, aliases: ReadonlyArray<ModelAlias>): string => {
+  if (requested === undefined) return error.message
+  const alias = findAlias(aliases, requested)
+  return alias !== undefined
+    ? `model: ${requested} is an alias of ${alias.spec} in [serve.aliases], which this server cannot serve: ${error.message}`
+    : `model: ${requested}: ${error.message}; ${aliasAdvice(requested)}`
+}
+
 /** Any failure of a route as Anthropic's error type, message and headers (no CLI hint: the message only). */
-const describeFailure = (e: unknown, requested: string | undefined): { type: Wire.ErrorType; message: string; headers: Record<string, string> } => {
+const describeFailure = (
+  e: unknown,
+  requested: string | undefined,
+  aliases: ReadonlyArray<ModelAlias> = []
+): { type: Wire.ErrorType; message: string; headers: Record<string, string> } => {
   if (e instanceof HttpFailure) return { type: typeOfStatus(e.status), message: e.message, headers: e.headers }
   if (!isLlmspellError(e)) return { type: "api_error", message: "internal error", headers: {} }
   const error = e as LlmspellError
@@ -91,11 +104,7 @@ const describeFailure = (e: unknown, requested: string | undefined): { type: Wir
       return { type: "invalid_request_error", message: tooLong(error), headers: {} }
     case "ModelNotFound":
     case "InvalidModelSpec":
-      return {
-        type: "not_found_error",
-        message: `model: ${requested ?? "(none)"}: ${error.message}; ${aliasAdvice(requested ?? "<name>")}`,
-        headers: {}
-      }
+      return { type: "not_found_error", message: notFound(error, requested, aliases), headers: {} }
     case "RateLimited":
       return { type: "rate_limit_error", message: error.message, headers: { "retry-after": String(Math.ceil(error.retryAfterSeconds)) } }
     default:
@@ -240,7 +249,7 @@ export const routes = (ctx: RouteContext): HttpRouter.HttpRouter<never, never> =
     Effect.suspend(() => {
       const requested = { model: undefined as string | undefined }
       return Effect.catchAll(effect(requested), (e) => {
-        const { type, message, headers } = describeFailure(e, requested.model)
+        const { type, message, headers } = describeFailure(e, requested.model, ctx.aliases)
         return Effect.succeed(errorResponse(type, message, headers))
       })
     })
