@@ -150,7 +150,7 @@ const config = {
 const scope = Effect.runSync(Scope.make())
 const context = await Effect.runPromise(Layer.buildWithScope(LlmspellLive.layerFromObject(config, { home: join(dir, "home"), env: {} }), scope))
 const llm = context.unsafeMap.get(LocalLLM.key) as LocalLLMService
-const server = await Effect.runPromise(Server.start({ port: 0 }).pipe(Effect.provideService(LocalLLM, llm), Scope.extend(scope)))
+const server = await Effect.runPromise(Server.start({ port: 0 }).pipe(Effect.provide(context), Scope.extend(scope)))
 
 /** One streamed answer through /v1/messages: its TTFT (ms, from the request to the first delta), rate and usage. */
 const streamed = async (body: Wire.MessagesRequest) => {

@@ -235,6 +235,9 @@ export const OutputConfig = Schema.Struct({
   format: optionalOrNull(Schema.Struct({ type: Schema.Literal("json_schema"), schema: JsonObject }))
 })
 
+/** The beta's structured output (`output_format`): the answer follows a JSON Schema, as `output_config.format`. */
+export const OutputFormat = Schema.Struct({ type: Schema.Literal("json_schema"), schema: JsonObject })
+
 /** Who the request is for (an opaque id). */
 export const Metadata = Schema.Struct({ user_id: optionalOrNull(Schema.String) })
 
@@ -246,6 +249,7 @@ const promptFields = {
   tool_choice: optionalOrNull(ToolChoice),
   thinking: optionalOrNull(ThinkingConfig),
   output_config: optionalOrNull(OutputConfig),
+  output_format: optionalOrNull(OutputFormat),
   cache_control: optionalOrNull(CacheControl)
 }
 

@@ -29,9 +29,12 @@ import * as Wire from "../domain/AnthropicWire.js"
 import { type ContextOverflow, isLlmspellError, type LlmspellError } from "../domain/Errors.js"
 import { aliasAdvice, findAlias, type ModelAlias } from "../domain/ModelAliases.js"
 import * as Protocol from "../domain/Protocol.js"
+import type { CountTokensError } from "../services/LocalLLM.js"
 import type { Completion, GenerateEvent, GenerateRequest, Usage } from "../domain/Types.js"
 import { type MappedRequest, toGenerateRequest } from "./AnthropicRequest.js"
-import { decodeBody, HttpFailure, json, readJson, statusFor } from "./Http.js"
+import { type ApiTerms, toApiFailure } from "./ApiTerms.js"
+import { HttpFailure, json, readJson } from "./Http.js"
+import { ANTHROPIC_COUNT_TOKENS_FIELDS, ANTHROPIC_MESSAGES_FIELDS, checkedBody, type FieldTable, refusedField } from "./RequestFields.js"
 import { checkSpec, noteTokens, type RouteContext, type RouteEnv, started } from "./Routes.js"
 
 /** True for the paths of this API (their refusals are worded in its shape). */
@@ -45,6 +48,9 @@ export const errorResponse = (type: Wire.ErrorType, message: string, headers: Re
   const body: Wire.ErrorResponse = { type: "error", error: { type, message }, request_id: requestId }
   return json(body, Wire.STATUS_OF_ERROR[type], { "request-id": requestId, ...headers })
 }
+
+/** A failure the server words before any route (no such route, shutting down, a refusal) in Anthropic's shape. */
+export const failureResponse = (failure: HttpFailure) => errorResponse(typeOfStatus(failure.status), failure.message, failure.headers)
 
 /** The answer to a request without the server's key. */
 export const unauthorized = () =>
@@ -81,6 +87,26 @@ const typeOfStatus = (status: number): Wire.ErrorType =>
     ? "api_error"
     : "invalid_request_error"
 
+/** The request fields by the Messages API's names, for errors in its terms (never a CLI option). */
+const ANTHROPIC_TERMS: ApiTerms = {
+  fields: {
+    maxTokens: "max_tokens",
+    temperature: "temperature",
+    topP: "top_p",
+    topK: "top_k",
+    stop: "stop_sequences",
+    tools: "tools",
+    toolChoice: "tool_choice",
+    parallelToolCalls: "tool_choice.disable_parallel_tool_use",
+    responseFormat: "output_config.format",
+    reasoning: "thinking",
+    reasoningBudget: "thinking.budget_tokens",
+    messages: "messages"
+  },
+  schema: "output_config.format.schema",
+  freeJson: "output_config.format with the schema {\"type\":\"object\"}"
+}
+
 /** Why a requested model is not found: for an alias, the spec it names; else how to alias the name. */
 const notFound = (error: LlmspellError, requested: string | undefined, aliases: ReadonlyArray<ModelAlias>): string => {
   if (requested === undefined) return error.message
@@ -107,8 +133,11 @@ const describeFailure = (
       return { type: "not_found_error", message: notFound(error, requested, aliases), headers: {} }
     case "RateLimited":
       return { type: "rate_limit_error", message: error.message, headers: { "retry-after": String(Math.ceil(error.retryAfterSeconds)) } }
-    default:
-      return { type: typeOfStatus(statusFor(error)), message: error.message, headers: {} }
+    default: {
+      // the rest in the Messages API's own field names (max_tokens, output_config.format.schema, …)
+      const failure = toApiFailure(ANTHROPIC_TERMS)(error)
+      return { type: typeOfStatus(failure.status), message: failure.message, headers: failure.headers }
+    }
   }
 }
 
@@ -254,7 +283,9 @@ export const routes = (ctx: RouteContext): HttpRouter.HttpRouter<never, never> =
       })
     })
 
-  const body = <A, I>(schema: Schema.Schema<A, I>) => Effect.flatMap(readJson(ctx), decodeBody(schema))
+  /** The body checked against the route's field table (RequestFields: nothing silently dropped), then decoded. */
+  const body = <A, I>(schema: Schema.Schema<A, I>, fields: FieldTable) =>
+    Effect.flatMap(readJson(ctx), (raw) => checkedBody(schema, refusedField(fields, raw))(raw))
   const fromEither = <A>(either: Either.Either<A, string>) =>
     Either.match(either, { onLeft: (message) => Effect.fail(new HttpFailure(400, message)), onRight: Effect.succeed })
 
@@ -278,7 +309,7 @@ export const routes = (ctx: RouteContext): HttpRouter.HttpRouter<never, never> =
 
   const messages = handle((requested) =>
     Effect.gen(function*() {
-      const b = yield* body(Wire.MessagesRequest)
+      const b = yield* body(Wire.MessagesRequest, ANTHROPIC_MESSAGES_FIELDS)
       requested.model = b.model
       const spec = yield* checkSpec(ctx, b.model)
       const mapped: MappedRequest = yield* fromEither(toGenerateRequest(b))
@@ -287,8 +318,14 @@ export const routes = (ctx: RouteContext): HttpRouter.HttpRouter<never, never> =
         "request-id": id("req_"),
         ...(mapped.droppedTools.length > 0 ? { "llmspell-dropped-tools": mapped.droppedTools.join(", ") } : {})
       }
+      // Ollama cannot hold a model to one call (it refuses parallelToolCalls: false): there the
+      // answer keeps its first tool_use block only (singleToolUse), which is what the client asked
+      const { parallelToolCalls: _one, ...anyCalls } = mapped.request
+      const request = mapped.request.parallelToolCalls === false && (yield* ctx.llm.resolve(spec)).backend === "ollama"
+        ? anyCalls
+        : mapped.request
       yield* ctx.admission.enter
-      const events = yield* started(ctx.llm.generate(spec, mapped.request))
+      const events = yield* started(ctx.llm.generate(spec, request))
       const messageId = id("msg_")
       if (b.stream !== true) {
         const completion = yield* lastCompletion(events)
@@ -336,14 +373,14 @@ export const routes = (ctx: RouteContext): HttpRouter.HttpRouter<never, never> =
    */
   const countTokens = handle((requested) =>
     Effect.gen(function*() {
-      const b = yield* body(Wire.CountTokensRequest)
+      const b = yield* body(Wire.CountTokensRequest, ANTHROPIC_COUNT_TOKENS_FIELDS)
       requested.model = b.model
       const spec = yield* checkSpec(ctx, b.model)
       const mapped = yield* fromEither(toGenerateRequest(b))
       const request = yield* validated(mapped.request)
       const resolved = yield* ctx.llm.resolve(spec)
       if (resolved.handle.countTokens !== undefined) {
-        const count = yield* resolved.handle.countTokens(resolved.model, request)
+        const count: number = yield* (resolved.handle.countTokens(resolved.model, request) as Effect.Effect<number, CountTokensError>)
         yield* noteTokens(count)
         return json({ input_tokens: count } satisfies Wire.CountTokensResponse)
       }

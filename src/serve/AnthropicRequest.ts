@@ -12,11 +12,11 @@
  *   own models do not outside a tool loop);
  * - `tools` (custom ones; Anthropic's server tools such as `web_search_…` cannot run here and are
  *   left out, named in `droppedTools`), `tool_choice` (`auto`, `any` → required, `tool` → that
- *   tool, `none`; `disable_parallel_tool_use` → `singleToolUse`);
+ *   tool, `none`; `disable_parallel_tool_use` → `parallelToolCalls: false` and `singleToolUse`);
  * - `thinking`: `enabled` → reasoning with `budget_tokens` as the reasoning budget, `disabled` →
  *   no reasoning, `adaptive`/`between_tools` → reasoning; absent → the model's default;
  * - `max_tokens`, `stop_sequences`, `temperature` (0–1), `top_p`, `top_k`, and
- *   `output_config.format` (a JSON Schema the answer follows). `metadata`, `cache_control`,
+ *   `output_config.format` or the beta's `output_format` (a JSON Schema the answer follows). `metadata`, `cache_control`,
  *   `service_tier` and `output_config.effort` are accepted and change nothing (prefix reuse of the
  *   model's cache does the caching). Refusals are messages in the API's own field names. Pure.
  */
@@ -208,7 +208,7 @@ export const toGenerateRequest = (body: PromptBody): Either.Either<MappedRequest
       toolChoice = choice.type === "any" ? "required" : choice.type === "tool" ? { tool: choice.name } : choice.type
     }
     const thinking = body.thinking
-    const format = body.output_config?.format
+    const format = body.output_config?.format ?? body.output_format
     const request: GenerateRequest = {
       messages,
       ...(body.max_tokens !== undefined ? { maxTokens: body.max_tokens } : {}),
@@ -218,6 +218,9 @@ export const toGenerateRequest = (body: PromptBody): Either.Either<MappedRequest
       ...(body.stop_sequences != null && body.stop_sequences.length > 0 ? { stop: body.stop_sequences } : {}),
       ...(tools.length > 0 ? { tools } : {}),
       ...(toolChoice !== undefined && tools.length > 0 ? { toolChoice } : {}),
+      ...(choice != null && choice.type !== "none" && choice.disable_parallel_tool_use === true && tools.length > 0
+        ? { parallelToolCalls: false }
+        : {}),
       ...(thinking == null
         ? {}
         : thinking.type === "disabled"
