@@ -123,6 +123,9 @@ const MESSAGES_ROWS: Record<string, Row> = {
 
 const COUNT_ROWS: Record<string, Row> = {
   ...PROMPT_ROWS,
+  // an Ollama server applies a format as a grammar, not as prompt text: a count evaluates the prompt without it
+  output_config: { value: PROMPT_ROWS["output_config"]!.value },
+  output_format: { value: PROMPT_ROWS["output_format"]!.value },
   compaction: { value: { type: "auto" } }
 }
 

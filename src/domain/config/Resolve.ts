@@ -223,7 +223,8 @@ const validate = (draft: Draft, file: string | undefined, env: Env, home: string
 
   const serveAliases: Array<ModelAlias> = []
   for (const { name, slot } of draft.serveAliases) {
-    record(slot.path!, slot)
+    // a spec, not a URL: `qwen3-coder@gguf` has no user name to redact (record's redactUrl would take it for one)
+    entries.push({ key: slot.path!, value: slot.value, source: slot.source, secret: false })
     const spec = slot.value
     if (name.trim() === "") {
       draft.problems.push(`${slot.source}: ${slot.path}: an alias needs a name`)
