@@ -281,6 +281,23 @@ describe("disable_parallel_tool_use reaches each backend as it can take it", () 
   })
 })
 
+describe("tool_choice none", () => {
+  it("the tools are not offered to the model (an Ollama model would call one), the answer is text with stop_reason end_turn", async () => {
+    const message = await client.messages.create({
+      model: AGENT,
+      max_tokens: 32,
+      tools: [weather] as Array<Anthropic.Tool>,
+      tool_choice: { type: "none" },
+      messages: [{ role: "user", content: "weather?" }]
+    })
+    expect(message.stop_reason).toBe("end_turn")
+    expect(message.content.map((b) => b.type)).toEqual(["text"])
+    expect(at(lastChat(), "tools")).toBeUndefined()
+    const offered = await client.messages.create({ model: AGENT, max_tokens: 32, tools: [weather] as Array<Anthropic.Tool>, messages: [{ role: "user", content: "weather?" }] })
+    expect(offered.stop_reason).toBe("tool_use")
+  })
+})
+
 describe("usage on the second turn of a conversation", () => {
   it("cached prompt tokens the backend reports are cache_read_input_tokens; input_tokens is the rest (create and stream)", async () => {
     const first = await client.messages.create({ model: CLOUD, max_tokens: 32, messages: [{ role: "user", content: "hi there" }] })

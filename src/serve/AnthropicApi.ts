@@ -147,12 +147,17 @@ const eventBytes = (event: Wire.StreamEvent | typeof Wire.StreamEvent.Encoded) =
   encoder.encode(`event: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`)
 
 /** Server-sent events named after their type; a failure after the first event is an `error` event, then the end. */
-const sse = <E>(events: Stream.Stream<typeof Wire.StreamEvent.Encoded, E>, requested: string, headers: Record<string, string>) =>
+const sse = <E>(
+  events: Stream.Stream<typeof Wire.StreamEvent.Encoded, E>,
+  requested: string,
+  headers: Record<string, string>,
+  aliases: ReadonlyArray<ModelAlias>
+) =>
   HttpServerResponse.stream(
     events.pipe(
       Stream.map(eventBytes),
       Stream.catchAll((e) => {
-        const { type, message } = describeFailure(e, requested)
+        const { type, message } = describeFailure(e, requested, aliases)
         return Stream.succeed(eventBytes({ type: "error", error: { type, message } }))
       })
     ),
@@ -361,7 +366,7 @@ export const routes = (ctx: RouteContext): HttpRouter.HttpRouter<never, never> =
           Stream.mapConcat(write)
         )
       )
-      return sse(stream as Stream.Stream<typeof Wire.StreamEvent.Encoded, unknown>, b.model, headers)
+      return sse(stream as Stream.Stream<typeof Wire.StreamEvent.Encoded, unknown>, b.model, headers, ctx.aliases ?? [])
     })
   )
 

@@ -1,6 +1,6 @@
 /**
- * What `llmspell serve` allows, written once and used by every way in: the Ollama and OpenAI
- * routes (src/serve/Routes.ts, the guard in Server.ts) and llmspell's own protocol at `/rpc`
+ * What `llmspell serve` allows, written once and used by every way in: the Ollama, OpenAI and
+ * Anthropic routes (src/serve/Routes.ts, the guard in Server.ts) and llmspell's own protocol at `/rpc`
  * (src/serve/rpc.ts). Each refusal is a value here; each API turns it into its own terms (an
  * HTTP status and error body, or a typed `ServerRefused`).
  *
