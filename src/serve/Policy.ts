@@ -221,10 +221,10 @@ export const isSameOrigin = (origin: string, hosts: ReadonlyArray<string>): bool
 
 /**
  * The checks before any route, in order: Host (on loopback), then Origin (CORS; the server's own
- * origin, the web page, is always allowed), then the key. `preflight` requests (OPTIONS from an
- * allowed origin) skip the key: browsers send no credentials there; the key is a bearer token or
- * an `x-api-key` header; nor do `public` ones, the web
- * page's static files, which hold no data (the page then asks for the key).
+ * origin, the web page, is always allowed), then the key (a bearer token or an `x-api-key`
+ * header). `preflight` requests (OPTIONS from an allowed origin) skip the key: browsers send no
+ * credentials there; nor do `public` ones, the web page's static files, which hold no data (the
+ * page then asks for the key).
  */
 export const checkRequest = (
   policy: Policy,
