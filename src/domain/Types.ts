@@ -492,9 +492,15 @@ export const promptRequest = (prompt: string | ReadonlyArray<ChatMessage>, optio
 
 /** Token counts of a completion. */
 export const Usage = Schema.Struct({
+  /** The whole prompt, its cached part included. */
   promptTokens: Schema.Number,
   completionTokens: Schema.Number,
-  totalTokens: Schema.Number
+  totalTokens: Schema.Number,
+  /**
+   * The part of `promptTokens` read from a cache instead of evaluated again (the model's KV cache,
+   * a provider's prompt cache), where the backend reports it; absent: not reported.
+   */
+  cachedPromptTokens: Schema.optional(Schema.Number)
 })
 /** Token counts of a completion. */
 export type Usage = typeof Usage.Type
@@ -534,6 +540,8 @@ export const Completion = Schema.Struct({
    * at `used` tokens (then a `length` finish means the context, not the request, ran out).
    */
   maxTokensCapped: Schema.optional(Schema.Struct({ requested: Schema.Number, used: Schema.Number })),
+  /** The request's stop string that ended the answer (`finishReason` `stop`), where the backend says which. */
+  stopSequence: Schema.optional(Schema.String),
   /**
    * Set when the token limit (`finishReason` `length`) cut what the request asked for in a shape:
    * `answer`, a structured answer (`responseFormat` json or a schema) whose JSON is unfinished

@@ -46,7 +46,8 @@ import {
   BackendInfoError,
   BackendKeepAliveError,
   BackendListError,
-  BackendTokenizeError
+  BackendTokenizeError,
+  type BackendCountTokensError
 } from "../../services/Backend.js"
 import { GgufBackendFactory } from "../../services/GgufBackend.js"
 import { type LoadedModelHandle, LlamaLoader, type LlamaLoaderService, type LoadOptions } from "../../services/LlamaLoader.js"
@@ -305,6 +306,7 @@ export const makeBackend = (
                 ...(toolCalls.length > 0 ? { toolCalls } : {}),
                 finishReason: toolCalls.length > 0 ? "tool-calls" : event.finishReason,
                 ...(event.maxTokensCapped !== undefined ? { maxTokensCapped: event.maxTokensCapped } : {}),
+                ...(event.stopSequence !== undefined && toolCalls.length === 0 ? { stopSequence: event.stopSequence } : {}),
                 usage: {
                   promptTokens: event.promptTokens,
                   completionTokens: event.completionTokens,
@@ -379,6 +381,18 @@ export const makeBackend = (
         }
         return yield* handle.tokenize(text).pipe(Effect.tapError(() => forgetIfDead(key, handle)))
       })).pipe(Effect.withSpan("GgufBackend.tokenize", { attributes: { model, instance: instance.name } }))
+
+    // On the chat model (loaded if it is not): the count is its chat template's, like a generation's prompt.
+    const countTokens = (model: string, request: GenerateRequest): Effect.Effect<number, BackendCountTokensError> =>
+      Effect.scoped(Effect.gen(function*() {
+        yield* generationPlan(request)
+        const file = yield* resolve(model)
+        const handle = (yield* acquireLive(file.path)).value
+        if (handle.countPromptTokens === undefined) {
+          return yield* new UnsupportedOperation({ backend: "gguf", operation: "count tokens", reason: "this loader cannot count a prompt" })
+        }
+        return yield* handle.countPromptTokens(request).pipe(Effect.tapError(() => forgetIfDead(file.path, handle)))
+      })).pipe(Effect.withSpan("GgufBackend.countTokens", { attributes: { model, instance: instance.name } }))
 
     const info = (model: string): Effect.Effect<ModelInfo, BackendInfoError> =>
       Effect.gen(function*() {
@@ -587,7 +601,8 @@ export const makeBackend = (
       verify: (model) => modelStore.verify(store, model),
       generate,
       embed,
-      tokenize
+      tokenize,
+      countTokens
     }
     return backend
   })

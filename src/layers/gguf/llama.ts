@@ -25,7 +25,7 @@ import type {
   MemoryNeeds
 } from "../../services/LlamaLoader.js"
 import { embedOn, tokenizeWith } from "./llamaEmbed.js"
-import { type GenerateHooks, generateOn, type GenerationTarget, type SequenceSlot } from "./llamaGenerate.js"
+import { countPromptWith, type GenerateHooks, generateOn, type GenerationTarget, type SequenceSlot } from "./llamaGenerate.js"
 import { makeGrammarCache } from "./llamaGrammar.js"
 import { importLibrary, LogBuffer, makeRuntimes, toBackendError } from "./llamaRuntime.js"
 
@@ -44,6 +44,7 @@ export interface InProcessModel extends LoadedModelHandle {
   readonly generateWith: (request: GenerateRequest, hooks: GenerateHooks) => Stream.Stream<LoaderEvent, BackendError | ContextOverflow>
   readonly embed: (inputs: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<EmbeddedInput>, BackendError | ContextOverflow>
   readonly tokenize: (text: string) => Effect.Effect<ReadonlyArray<number>, BackendError>
+  readonly countPromptTokens: (request: GenerateRequest) => Effect.Effect<number, BackendError>
 }
 
 /** A loader over node-llama-cpp in this process, with its own Llamas, log buffer and grammars. */
@@ -98,6 +99,14 @@ export const makeInProcessLoader = (hooks: LoaderHooks = {}) => {
         // the size "auto" settled on is only on the underlying context
         const contextSize = (embedding as unknown as { readonly _llamaContext?: LlamaContext })._llamaContext?.contextSize ??
           requested
+        const refuseCount = Effect.fail(
+          new BackendError({
+            backend: "gguf",
+            ...(instance !== undefined ? { instance } : {}),
+            operation: "count tokens",
+            reason: "this copy of the model was loaded for embeddings only"
+          })
+        )
         const refuse = Stream.fail(
           new BackendError({
             backend: "gguf",
@@ -115,6 +124,7 @@ export const makeInProcessLoader = (hooks: LoaderHooks = {}) => {
           generateWith: () => refuse,
           embed: (inputs) => embedOn(model, embedding, contextSize, inputs, names, logs),
           tokenize: tokenizeWith(model, instance),
+          countPromptTokens: () => refuseCount,
           alive: Effect.succeed(true)
         } satisfies InProcessModel
       }
@@ -135,7 +145,7 @@ export const makeInProcessLoader = (hooks: LoaderHooks = {}) => {
       // The chat wrapper is resolved once per model: `new LlamaChat()` with the default "auto" wrapper
       // re-resolves it from the Jinja template every time, which cost ~250 ms per request here.
       const sequences = yield* Queue.bounded<SequenceSlot>(options.sequences)
-      yield* Effect.acquireRelease(
+      const slots = yield* Effect.acquireRelease(
         Effect.try({
           try: () => {
             loadHooks.onPreparing?.()
@@ -172,6 +182,7 @@ export const makeInProcessLoader = (hooks: LoaderHooks = {}) => {
             })
           ),
         tokenize: tokenizeWith(model, instance),
+        countPromptTokens: countPromptWith(slots[0]!.chat.chatWrapper, model, instance),
         alive: Effect.succeed(true)
       } satisfies InProcessModel
     })

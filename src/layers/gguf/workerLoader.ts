@@ -197,7 +197,8 @@ export const makeWorkerLoaderWithSpare = (options: WorkerLoaderOptions = {}): Wo
                   promptTokens: m.promptTokens,
                   completionTokens: m.completionTokens,
                   finishReason: m.finishReason,
-                  ...(m.maxTokensCapped !== undefined ? { maxTokensCapped: m.maxTokensCapped } : {})
+                  ...(m.maxTokensCapped !== undefined ? { maxTokensCapped: m.maxTokensCapped } : {}),
+                  ...(m.stopSequence !== undefined ? { stopSequence: m.stopSequence } : {})
                 })
                 return emit.end()
               case "Failed":
@@ -343,6 +344,10 @@ export const makeWorkerLoaderWithSpare = (options: WorkerLoaderOptions = {}): Wo
         tokenize: (text) =>
           question("tokenize", (id) => ({ _tag: "Tokenize", id, text }), (m) => (m._tag === "Tokens" ? m.tokens : undefined)).pipe(
             Effect.catchTag("ContextOverflow", (e) => Effect.fail(new BackendError({ backend: "gguf", operation: "tokenize", reason: e.message })))
+          ),
+        countPromptTokens: (request) =>
+          question("count tokens", (id) => ({ _tag: "CountTokens", id, request }), (m) => (m._tag === "TokenCount" ? m.count : undefined)).pipe(
+            Effect.catchTag("ContextOverflow", (e) => Effect.fail(new BackendError({ backend: "gguf", operation: "count tokens", reason: e.message })))
           ),
         // the worker's own queue of sequences, not a count kept here: a sequence it failed to give back shows
         ...(loadOptions.purpose === "embedding" ? {} : {

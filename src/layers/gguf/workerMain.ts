@@ -119,7 +119,8 @@ const handle = (message: ToWorker) => {
               promptTokens: event.promptTokens,
               completionTokens: event.completionTokens,
               finishReason: event.finishReason,
-              ...(event.maxTokensCapped !== undefined ? { maxTokensCapped: event.maxTokensCapped } : {})
+              ...(event.maxTokensCapped !== undefined ? { maxTokensCapped: event.maxTokensCapped } : {}),
+              ...(event.stopSequence !== undefined ? { stopSequence: event.stopSequence } : {})
             })
           })).pipe(
             Effect.catchAll((error) =>
@@ -144,18 +145,18 @@ const handle = (message: ToWorker) => {
     case "Runtime":
       return run(loader.runtime(message.device), (r): FromWorker => ({ _tag: "RuntimeInfo", id: message.id, info: r.info }), message.id)
     case "Embed":
-    case "Tokenize": {
+    case "Tokenize":
+    case "CountTokens": {
       const { id } = message
       if (model === undefined) {
-        return send({
-          _tag: "Failed",
-          id,
-          error: new BackendError({ backend: "gguf", operation: message._tag === "Embed" ? "embed" : "tokenize", reason: "no model loaded in this worker" })
-        })
+        const operation = message._tag === "Embed" ? "embed" : message._tag === "Tokenize" ? "tokenize" : "count tokens"
+        return send({ _tag: "Failed", id, error: new BackendError({ backend: "gguf", operation, reason: "no model loaded in this worker" }) })
       }
       return message._tag === "Embed"
         ? run(model.embed(message.inputs), (results): FromWorker => ({ _tag: "Embedded", id, results }), id)
-        : run(model.tokenize(message.text), (tokens): FromWorker => ({ _tag: "Tokens", id, tokens }), id)
+        : message._tag === "Tokenize"
+        ? run(model.tokenize(message.text), (tokens): FromWorker => ({ _tag: "Tokens", id, tokens }), id)
+        : run(model.countPromptTokens(message.request), (count): FromWorker => ({ _tag: "TokenCount", id, count }), id)
     }
     case "Sequences": {
       const { id } = message

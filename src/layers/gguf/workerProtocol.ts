@@ -41,6 +41,8 @@ export const ToWorker = Schema.Union(
   Schema.TaggedStruct("Embed", { id: Schema.Number, inputs: Schema.Array(Schema.String) }),
   /** The model's token ids for a text; answered by `Tokens`. */
   Schema.TaggedStruct("Tokenize", { id: Schema.Number, text: Schema.String }),
+  /** How many tokens a request's prompt is (template and tools included); answered by `TokenCount`. */
+  Schema.TaggedStruct("CountTokens", { id: Schema.Number, request: GenerateRequest }),
   /** How many context sequences the chat model has and how many are busy; answered by `SequenceCounts`. */
   Schema.TaggedStruct("Sequences", { id: Schema.Number })
 )
@@ -81,7 +83,8 @@ export const FromWorker = Schema.Union(
     promptTokens: Schema.Number,
     completionTokens: Schema.Number,
     finishReason: FinishReason,
-    maxTokensCapped: Schema.optional(Schema.Struct({ requested: Schema.Number, used: Schema.Number }))
+    maxTokensCapped: Schema.optional(Schema.Struct({ requested: Schema.Number, used: Schema.Number })),
+    stopSequence: Schema.optional(Schema.String)
   }),
   Schema.TaggedStruct("Stopped", { id: Schema.Number }),
   /** `id` absent: the load failed. */
@@ -99,6 +102,7 @@ export const FromWorker = Schema.Union(
     results: Schema.Array(Schema.Struct({ vector: Schema.Array(Schema.Number), tokens: Schema.Number }))
   }),
   Schema.TaggedStruct("Tokens", { id: Schema.Number, tokens: Schema.Array(Schema.Number) }),
+  Schema.TaggedStruct("TokenCount", { id: Schema.Number, count: Schema.Number }),
   Schema.TaggedStruct("SequenceCounts", { id: Schema.Number, total: Schema.Number, busy: Schema.Number })
 )
 /** Worker → host. */
