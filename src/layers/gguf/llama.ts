@@ -7,7 +7,6 @@
  * All state (the Llama per device, recent llama.cpp log lines) belongs to one `makeInProcessLoader()`.
  */
 import * as Effect from "effect/Effect"
-import * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as Either from "effect/Either"
@@ -30,6 +29,7 @@ import type {
 } from "node-llama-cpp"
 import { BackendError, ContextOverflow, DeviceUnavailable } from "../../domain/Errors.js"
 import { type GenerationPlan, generationPlan } from "./JsonSchemaGrammar.js"
+import * as SequenceQueue from "./sequenceQueue.js"
 import type { FinishReason, GenerateRequest, ToolCall } from "../../domain/Types.js"
 import type {
   Device,
@@ -359,6 +359,8 @@ export interface LoaderHooks {
 
 /** Extra callbacks for one generation. */
 export interface GenerateHooks {
+  /** The request has its context sequence (it may have waited for one): its prompt is prepared next. */
+  readonly onSequence?: () => void
   /** The prompt is rendered (chat template) and tokenized: generation proper starts. */
   readonly onPrepared?: (promptTokens: number) => void
   /** After each text chunk (the worker's test-only crash hook). */
@@ -553,7 +555,7 @@ export const makeInProcessLoader = (hooks: LoaderHooks = {}) => {
     lib: NodeLlamaCpp,
     model: LlamaModel,
     context: LlamaContext,
-    sequences: Queue.Queue<SequenceSlot>,
+    sequences: SequenceQueue.SequenceQueue<SequenceSlot>,
     request: GenerateRequest,
     instance: string | undefined,
     hooks: GenerateHooks,
@@ -571,7 +573,8 @@ export const makeInProcessLoader = (hooks: LoaderHooks = {}) => {
         // A disposed sequence frees its slot asynchronously (an immediate getSequence() can still
         // throw "No sequences left"), so sequences are created once and handed round; LlamaChat also
         // reuses the prompt prefix a sequence already holds.
-        const { chat } = yield* Effect.acquireRelease(Queue.take(sequences), (slot) => Queue.offer(sequences, slot))
+        const { chat } = yield* sequences.take(request)
+        hooks.onSequence?.()
         // a forced tool call is one JSON document, parsed at the end: no text is streamed for it
         const forced = plan._tag === "Grammar" && plan.output !== "answer"
         const showReasoning = request.reasoning !== false
@@ -788,8 +791,7 @@ export const makeInProcessLoader = (hooks: LoaderHooks = {}) => {
       ).pipe(Effect.withSpan("LlamaLoader.createContext", { attributes: { path } }))
       // The chat wrapper is resolved once per model: `new LlamaChat()` with the default "auto" wrapper
       // re-resolves it from the Jinja template every time, which cost ~250 ms per request here.
-      const sequences = yield* Queue.bounded<SequenceSlot>(options.sequences)
-      yield* Effect.acquireRelease(
+      const slots = yield* Effect.acquireRelease(
         Effect.try({
           try: () => {
             loadHooks.onPreparing?.()
@@ -799,13 +801,13 @@ export const makeInProcessLoader = (hooks: LoaderHooks = {}) => {
               const sequence = context.getSequence()
               slots.push({ sequence, chat: new lib.LlamaChat({ contextSequence: sequence, chatWrapper, autoDisposeSequence: false }) })
             }
-            for (const slot of slots) Queue.unsafeOffer(sequences, slot)
             return slots
           },
           catch: toBackendError("create context sequences", instance)
         }),
         (slots) => Effect.sync(() => slots.forEach((slot) => slot.chat.dispose()))
       )
+      const sequences = yield* SequenceQueue.make(slots)
       return {
         path,
         sizeBytes: model.size,
@@ -813,8 +815,7 @@ export const makeInProcessLoader = (hooks: LoaderHooks = {}) => {
         contextSize: context.contextSize,
         generate: (request) => generateOn(lib, model, context, sequences, request, instance, {}, names.model),
         generateWith: (request, hooks) => generateOn(lib, model, context, sequences, request, instance, hooks, names.model),
-        // the queue holds the free sequences; its size goes below 0 by the requests waiting for one
-        sequences: Effect.map(Queue.size(sequences), (free) => ({ total: options.sequences, busy: options.sequences - Math.max(0, free) })),
+        sequences: Effect.map(sequences.counts, ({ busy, total }) => ({ busy, total })),
         embed: () =>
           Effect.fail(
             new BackendError({
