@@ -44,7 +44,7 @@ describe("llmspell/testing mocks", () => {
       // The idle fiber closes the scope asynchronously; wait for it without real time passing.
       yield* Effect.repeat(Effect.sync(() => loader.loaded.size), { until: (n) => n === 0, times: 1000 })
       expect(loader.events.at(-1)).toBe("unload tiny.gguf")
-    }).pipe(Effect.provide(GgufBackendLive.layerWithoutLoader.pipe(Layer.provide(Layer.merge(loader.layer, downloader.layer)))))
+    }).pipe(Effect.provide(GgufBackendLive.layerWithoutLoader.pipe(Layer.provide(GgufBackendLive.ownStoreLayer), Layer.provide(Layer.merge(loader.layer, downloader.layer)))))
   })
 
   it.scoped("ModelDownloaderMock: a model not installed gives ModelNotFound with the pull hint; a pull installs it", () => {
@@ -62,6 +62,6 @@ describe("llmspell/testing mocks", () => {
       expect(events.at(-1)!.phase).toBe("done")
       expect(downloader.calls.map((c) => c.operation)).toContain("pull")
       expect(downloader.installed.has("qwen2.5:0.5b")).toBe(true)
-    }).pipe(Effect.provide(GgufBackendLive.layerWithoutLoader.pipe(Layer.provide(Layer.merge(loader.layer, downloader.layer)))))
+    }).pipe(Effect.provide(GgufBackendLive.layerWithoutLoader.pipe(Layer.provide(GgufBackendLive.ownStoreLayer), Layer.provide(Layer.merge(loader.layer, downloader.layer)))))
   })
 })

@@ -46,6 +46,7 @@ export const LlmspellMock = {
     const ollama = OllamaBackendMock(options.ollama, calls)
     const gguf = options.ggufLoader !== undefined
       ? GgufBackendLive.layerWithoutLoader.pipe(
+        Layer.provide(GgufBackendLive.ownStoreLayer),
         Layer.provide(Layer.merge(options.ggufLoader.layer, ModelDownloaderMock({ calls, ...options.downloader }).layer))
       )
       : GgufBackendMock(options.gguf, calls).layer

@@ -1,0 +1,134 @@
+/**
+ * A GGUF answer as the backend reports it: the loader's events (text, thinking, tool calls, done)
+ * become `GenerateEvent`s, the final `Completion` gets its usage and timings (load, time to first
+ * token, tokens/s, prompt tokens/s, all on the Clock), and what the grammar could not enforce is
+ * checked before the answer counts as one: a tool call's parameters against its schema, a JSON
+ * answer cut off by `maxTokens` or breaking a keyword the grammar does not enforce (`pattern`,
+ * numeric bounds, …) is a `SchemaViolation`, never half a document reported as success.
+ */
+import * as Clock from "effect/Clock"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import { SchemaViolation } from "../../domain/Errors.js"
+import { checkJsonSchema, structuredAnswer } from "../../domain/JsonSchemaCheck.js"
+import type { Completion, GenerateEvent, GenerateRequest, ToolCall } from "../../domain/Types.js"
+import type { LoaderEvent } from "../../services/LlamaLoader.js"
+import type { GenerationPlan } from "./JsonSchemaGrammar.js"
+
+const nowMs = Effect.map(Clock.currentTimeNanos, (n) => Number(n) / 1e6)
+
+/** The end of a constrained generation, checked. */
+const checkConstrained = (
+  name: string,
+  plan: GenerationPlan,
+  request: GenerateRequest,
+  completion: Completion
+): Either.Either<void, SchemaViolation> => {
+  if (plan._tag !== "Grammar" || completion.finishReason === "abort") return Either.void
+  if (completion.finishReason === "tool-calls") return Either.void
+  const used = completion.usage.completionTokens
+  if (completion.finishReason !== "stop") {
+    const what = plan.output === "tool" ? "the forced tool call" : "the JSON answer"
+    return Either.left(
+      new SchemaViolation({
+        model: name,
+        problem: `${what} was cut off after ${used} tokens` +
+          (request.maxTokens !== undefined ? ` (maxTokens ${request.maxTokens})` : "") +
+          ": raise maxTokens, or lower the schema's maxLength/maxItems so it fits",
+        answer: completion.text.slice(0, 400)
+      })
+    )
+  }
+  return Either.map(structuredAnswer(name, completion.text, request.responseFormat), () => undefined)
+}
+
+/** A tool call whose name is not among the tools, or whose parameters break its schema. */
+const checkToolCall = (name: string, request: GenerateRequest, call: ToolCall): SchemaViolation | undefined => {
+  const tool = request.tools?.find((t) => t.name === call.name)
+  const problem = tool === undefined
+    ? `it called ${JSON.stringify(call.name)}, which is not among the tools`
+    : checkJsonSchema(tool.parameters, call.params)
+  return problem === undefined ? undefined : new SchemaViolation({
+    model: name,
+    problem: `the parameters of its call to ${call.name}: ${problem}`,
+    answer: JSON.stringify(call.params).slice(0, 400)
+  })
+}
+
+/** What the answer is measured against. */
+export interface AnswerContext {
+  /** The model's name as resolved, and where it runs. */
+  readonly name: string
+  readonly instance: string
+  readonly request: GenerateRequest
+  readonly plan: GenerationPlan
+  /** Clock ms when the request arrived, and when generation began (the model loaded). */
+  readonly start: number
+  readonly generationStart: number
+  readonly loadMs: number
+}
+
+/**
+ * The mapping of one answer's events, with its state (first token, thinking, tool calls). A forced
+ * tool call arrives whole at the end: it is no first token, so it gives no TTFT or tokens/s.
+ */
+export const makeAnswer = (context: AnswerContext) => {
+  const { name, plan, request } = context
+  let firstAt: number | undefined
+  let reasoning = ""
+  const toolCalls: Array<ToolCall> = []
+
+  const finish = (event: Extract<LoaderEvent, { _tag: "Done" }>, now: number): Completion => {
+    const first = firstAt ?? now
+    const generating = (now - first) / 1000
+    const prefill = (first - context.generationStart) / 1000
+    return {
+      model: name,
+      backend: "gguf",
+      instance: context.instance,
+      text: event.text,
+      ...(reasoning.length > 0 ? { reasoning } : {}),
+      ...(toolCalls.length > 0 ? { toolCalls } : {}),
+      finishReason: toolCalls.length > 0 ? "tool-calls" : event.finishReason,
+      ...(event.maxTokensCapped !== undefined ? { maxTokensCapped: event.maxTokensCapped } : {}),
+      usage: {
+        promptTokens: event.promptTokens,
+        completionTokens: event.completionTokens,
+        totalTokens: event.promptTokens + event.completionTokens
+      },
+      timings: {
+        loadMs: context.loadMs,
+        ...(firstAt !== undefined ? { timeToFirstTokenMs: firstAt - context.start } : {}),
+        totalMs: now - context.start,
+        ...(event.completionTokens > 1 && generating > 0 ? { tokensPerSecond: (event.completionTokens - 1) / generating } : {}),
+        ...(firstAt !== undefined && prefill > 0 ? { promptTokensPerSecond: event.promptTokens / prefill } : {})
+      }
+    }
+  }
+
+  return (event: LoaderEvent): Effect.Effect<GenerateEvent, SchemaViolation> =>
+    Effect.flatMap(nowMs, (now): Effect.Effect<GenerateEvent, SchemaViolation> => {
+      switch (event._tag) {
+        case "Text":
+          firstAt ??= now
+          return Effect.succeed({ _tag: "TextDelta", text: event.text })
+        case "Reasoning":
+          firstAt ??= now
+          reasoning += event.text
+          return Effect.succeed({ _tag: "ReasoningDelta", text: event.text })
+        case "ToolCall": {
+          const problem = checkToolCall(name, request, event.call)
+          if (problem !== undefined) return Effect.fail(problem)
+          toolCalls.push(event.call)
+          return Effect.succeed({ _tag: "ToolCall", call: event.call })
+        }
+        case "Done": {
+          const completion = finish(event, now)
+          return Effect.as(checkConstrained(name, plan, request, completion), { _tag: "Finish", completion } as const)
+        }
+      }
+    })
+}
+
+/** Clock ms now (for `AnswerContext`). */
+export const answerClock = nowMs
