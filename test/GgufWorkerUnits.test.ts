@@ -1,9 +1,12 @@
 /**
- * The pure parts of the GGUF worker's host side, without a process: the sequence queue (who gets
- * which sequence, in what order, and what an interrupted waiter leaves behind) and the crash report
- * (what each way of dying says, and when the file is blamed).
+ * The parts of the GGUF worker link that need no process: the sequence queue (who gets which
+ * sequence, in what order, and what an interrupted waiter leaves behind), the crash report (what
+ * each way of dying says, and when the file is blamed), the batches on the wire (checked on
+ * arrival, text by hand and the rest by the Schema) and the worker's outbox (what is joined, what
+ * waits, in what order it leaves).
  */
-import { describe, expect, it } from "@effect/vitest"
+import { afterEach, beforeEach, describe, expect, it, vi } from "@effect/vitest"
+import * as Either from "effect/Either"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
@@ -12,6 +15,8 @@ import * as Exit from "effect/Exit"
 import type { GenerateRequest } from "../src/domain/Types.js"
 import * as SequenceQueue from "../src/layers/gguf/sequenceQueue.js"
 import { crashReport } from "../src/layers/gguf/workerSupervisor.js"
+import { makeOutbox } from "../src/layers/gguf/workerOutbox.js"
+import { decodeFromWorkerBatch, encodeFromWorkerBatch, type FromWorker } from "../src/layers/gguf/workerProtocol.js"
 
 const request = (content: string): GenerateRequest => ({ messages: [{ role: "user", content }] })
 
@@ -103,5 +108,65 @@ describe("the crash report says what happened", () => {
     const exited = crashReport(exit(null, 1), ["Error: boom"], context)
     expect(exited).toMatchObject({ death: "exit", exitCode: 1 })
     for (const e of [stopped, outside, exited]) expect(e.hint).not.toContain("malformed")
+  })
+})
+
+describe("batches on the wire", () => {
+  it("a batch encodes and decodes to itself; text chunks and the other messages alike", () => {
+    const batch: ReadonlyArray<FromWorker> = [
+      { _tag: "Started", id: 1 },
+      { _tag: "Text", id: 1, text: "héllo" },
+      { _tag: "Reasoning", id: 2, text: "hmm" },
+      { _tag: "Done", id: 1, text: "héllo", promptTokens: 3, completionTokens: 2, finishReason: "length", maxTokensCapped: { requested: 9, used: 2 } }
+    ]
+    expect(decodeFromWorkerBatch(JSON.parse(JSON.stringify(encodeFromWorkerBatch(batch))))).toEqual(Either.right(batch))
+  })
+
+  it.each([
+    ["not an array", { _tag: "Text", id: 1, text: "x" }],
+    ["a text chunk with a text that is not a string", [{ _tag: "Text", id: 1, text: 3 }]],
+    ["a text chunk with an id that is not a number", [{ _tag: "Text", id: "1", text: "x" }]],
+    ["an unknown message", [{ _tag: "Text", id: 1, text: "x" }, { _tag: "Surprise", id: 1 }]],
+    ["a Done without its counts", [{ _tag: "Done", id: 1, text: "x" }]]
+  ])("%s is refused", (_name, raw) => {
+    expect(Either.isLeft(decodeFromWorkerBatch(raw))).toBe(true)
+  })
+})
+
+describe("the worker's outbox", () => {
+  beforeEach(() => void vi.useFakeTimers())
+  afterEach(() => void vi.useRealTimers())
+
+  it("a request's first text leaves at the end of the turn; later text waits the window, joined; anything else flushes all, in order", () => {
+    const sent: Array<ReadonlyArray<FromWorker>> = []
+    const send = makeOutbox((batch) => sent.push(batch), 50)
+    send({ _tag: "Started", id: 1 })
+    expect(sent).toEqual([[{ _tag: "Started", id: 1 }]])
+    send({ _tag: "Text", id: 1, text: "a" })
+    send({ _tag: "Text", id: 1, text: "b" })
+    expect(sent).toHaveLength(1)
+    vi.advanceTimersToNextTimer() // the end of the turn (setImmediate)
+    expect(sent.at(-1)).toEqual([{ _tag: "Text", id: 1, text: "ab" }])
+    send({ _tag: "Text", id: 1, text: "c" })
+    send({ _tag: "Text", id: 2, text: "x" }) // another request's first chunk: leaves at the end of the turn, with what waits
+    send({ _tag: "Text", id: 1, text: "d" })
+    vi.advanceTimersToNextTimer()
+    expect(sent.at(-1)).toEqual([{ _tag: "Text", id: 1, text: "cd" }, { _tag: "Text", id: 2, text: "x" }])
+    send({ _tag: "Text", id: 1, text: "e" })
+    send({ _tag: "Reasoning", id: 1, text: "r" })
+    vi.advanceTimersByTime(49)
+    expect(sent).toHaveLength(3)
+    vi.advanceTimersByTime(1)
+    expect(sent.at(-1)).toEqual([{ _tag: "Text", id: 1, text: "e" }, { _tag: "Reasoning", id: 1, text: "r" }])
+    send({ _tag: "Text", id: 2, text: "y" })
+    send({ _tag: "Done", id: 2, text: "xy", promptTokens: 1, completionTokens: 2, finishReason: "stop" })
+    expect(sent.at(-1)).toEqual([
+      { _tag: "Text", id: 2, text: "y" },
+      { _tag: "Done", id: 2, text: "xy", promptTokens: 1, completionTokens: 2, finishReason: "stop" }
+    ])
+    // a later request with the same id starts over: its first chunk is not held back
+    send({ _tag: "Text", id: 2, text: "z" })
+    vi.advanceTimersToNextTimer()
+    expect(sent.at(-1)).toEqual([{ _tag: "Text", id: 2, text: "z" }])
   })
 })

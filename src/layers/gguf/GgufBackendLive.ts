@@ -94,7 +94,7 @@ export const makeBackend = (
         return lease.handle.generate(request).pipe(
           // the worker is gone (crashed, or stopped as stuck): the next request loads the model again
           Stream.tapError(() => lease.forgetIfDead),
-          Stream.mapEffect(answer)
+          Stream.mapChunksEffect(answer)
         )
       })).pipe(Stream.withSpan("GgufBackend.generate", { attributes: { model, instance: instance.name } }))
 

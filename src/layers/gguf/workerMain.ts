@@ -22,6 +22,7 @@ import { appendFileSync, existsSync } from "node:fs"
 import { BackendError, ContextOverflow, DeviceUnavailable } from "../../domain/Errors.js"
 import type { GenerateRequest } from "../../domain/Types.js"
 import { type InProcessModel, makeInProcessLoader } from "./llama.js"
+import { makeOutbox, TEXT_WINDOW_MS } from "./workerOutbox.js"
 import {
   decodeToWorker,
   encodeFromWorkerBatch,
@@ -32,40 +33,10 @@ import {
   type ToWorker
 } from "./workerProtocol.js"
 
-/**
- * Messages to the host, sent once per event-loop turn. Text and thinking text are the hot path
- * (a chunk every few tokens per sequence): they wait for the end of the turn, joined with the
- * previous chunk of the same request. Anything else goes at once, after what is waiting, in order:
- * `Started` must leave before a synchronous preparation blocks this thread, so the host's
- * preparation budget starts when it should.
- */
-const makeOutbox = () => {
-  let pending: Array<FromWorker> = []
-  let scheduled = false
-  const flush = () => {
-    scheduled = false
-    if (pending.length === 0) return
-    const batch = pending
-    pending = []
-    if (process.connected) process.send!(encodeFromWorkerBatch(batch))
-  }
-  return (message: FromWorker) => {
-    if (message._tag === "Text" || message._tag === "Reasoning") {
-      const last = pending.at(-1)
-      if (last !== undefined && last._tag === message._tag && last.id === message.id) {
-        pending[pending.length - 1] = { ...last, text: last.text + message.text }
-      } else pending.push(message)
-      if (!scheduled) {
-        scheduled = true
-        setImmediate(flush)
-      }
-      return
-    }
-    pending.push(message)
-    flush()
-  }
-}
-const send = makeOutbox()
+// what the worker says goes out in batches (workerOutbox.ts); benchmarks may set the text window
+const send = makeOutbox((batch) => {
+  if (process.connected) process.send!(encodeFromWorkerBatch(batch))
+}, Number(process.env.LLMSPELL_WORKER_TEXT_WINDOW_MS ?? TEXT_WINDOW_MS))
 
 // ---- test-only hooks, read from this process's environment (see workerProtocol.ts)
 const testHooks = (process.env[TEST_ABORT_ENV] ?? "").split(",").filter((h) => h.length > 0).map((h) => {
