@@ -204,7 +204,7 @@ export const makeWorkerLoaderWithSpare = (options: WorkerLoaderOptions = {}): Wo
       /** Everything the worker has said about this request so far (at least one message). */
       const next = Effect.gen(function*() {
         const take = Queue.takeBetween(replies, 1, Number.MAX_SAFE_INTEGER)
-        return preparedBy === undefined ? yield* take : yield* Supervisor.until(take, preparedBy, overBudget)
+        return preparedBy === undefined ? yield* take : yield* Supervisor.until(take, preparedBy, () => Option.some(overBudget()))
       })
       const pull: Effect.Effect<ReadonlyArray<LoaderEvent>, Option.Option<BackendError | BackendCrashed | ContextOverflow>> = Effect.gen(
         function*() {
@@ -255,7 +255,7 @@ export const makeWorkerLoaderWithSpare = (options: WorkerLoaderOptions = {}): Wo
           }
           return events
         }
-      ).pipe(Effect.mapError((e) => (Option.isOption(e) ? e : Option.some(e))))
+      )
       return Stream.repeatEffectChunkOption(Effect.map(pull, (events) => Chunk.unsafeFromArray(events)))
     })).pipe(Stream.withSpan("LlamaLoader.generate"))
 
