@@ -25,6 +25,7 @@ import {
   StatusReport,
   VerifyReport
 } from "../src/domain/Types.js"
+import { Transcript } from "../src/domain/Transcript.js"
 
 interface Section {
   readonly title: string
@@ -135,6 +136,13 @@ export const sections: ReadonlyArray<Section> = [
     commands: "`LocalLLM.generate`, `Backend.generate`",
     schema: GenerateEvent,
     notes: "Reasoning and text deltas and whole tool calls (params decoded JSON), then one `Finish` whose completion repeats the calls and the reasoning."
+  },
+  {
+    title: "Chat transcript",
+    commands: "the web page's Export / Import (`llmspell serve`), `llmspell chat`'s `/save FILE` and `--load FILE`",
+    schema: Transcript,
+    notes:
+      "One conversation with one model (`src/domain/Transcript.ts`). `version` is 1; a newer version is refused by name. `system` and `parameters` are sent with every turn; `messages` are the turns after the system prompt: a `user` turn may carry `images` (base64 `data` with its `mediaType`, or a `path`), an `assistant` turn its `reasoning`, `toolCalls`, `finishReason` (`abort` when it was stopped) and `figures` (time to first token and totals in ms as the client saw them, tokens/s after the first token, prompt tokens with the cached part apart, completion tokens; each absent when unknown), a `tool` turn the result of the call named by `toolCallId`. `model` on a message names the spec that gave that answer when the conversation switched models."
   },
   {
     title: "config show",

@@ -12,6 +12,7 @@ import * as Stream from "effect/Stream"
 import { mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import type { InvalidRequest } from "../src/domain/Errors.js"
 import { checkJsonSchema, structuredAnswer, supportedSchema, unsupportedKeyword } from "../src/domain/JsonSchemaCheck.js"
 import * as Protocol from "../src/domain/Protocol.js"
 import { validateGenerateRequest } from "../src/domain/Protocol.js"
@@ -25,7 +26,8 @@ import { tinyLlamaGguf } from "./fixtures/ggufWriter.js"
 
 const tool = (name: string) => ({ name, parameters: { type: "object" } })
 const user = { role: "user" as const, content: "hi" }
-const invalid = (request: unknown) => Either.getLeft(validateGenerateRequest(request)).pipe((o) => (o._tag === "Some" ? o.value : undefined))
+const invalid = (request: unknown) =>
+  Either.getLeft(validateGenerateRequest(request)).pipe((o) => (o._tag === "Some" ? o.value as InvalidRequest : undefined))
 
 describe("request validation", () => {
   it("accepts tools, a named choice among them, formats, reasoning, tool calls and results", () => {
@@ -116,7 +118,7 @@ describe("backends and the agent options", () => {
       writeFileSync(file, tinyLlamaGguf())
       const loader = LlamaLoaderMock({ defaultTokens: ["he", "llo"] })
       const downloader = ModelDownloaderMock({ installed: [installedModel("org/repo:Q8_0", file)] })
-      const backend = yield* makeBackend(ggufInstance({ modelDirectory: dir }), loader.service, downloader.service)
+      const backend = yield* makeBackend(ggufInstance({ modelDirectory: dir }), loader.service, downloader.service, downloader.store)
       const badTool = { name: "a", parameters: { type: "object", properties: { q: { not: { type: "string" } } } } }
       const withTools = yield* Effect.flip(Stream.runDrain(backend.generate(file, { messages: [user], tools: [badTool] })))
       expect(withTools).toMatchObject({ _tag: "UnsupportedSchema", keyword: "not", path: "#/tools/a/parameters/properties/q" })

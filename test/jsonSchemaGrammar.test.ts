@@ -13,6 +13,9 @@ import {
   type GrammarSchema,
   toGrammarSchema
 } from "../src/layers/gguf/JsonSchemaGrammar.js"
+import { narrowJsonGrammar } from "../src/layers/gguf/llamaGrammar.js"
+import { JSON_LIMITS, nestedDeeperThan, schemaBeyondLimits } from "../src/domain/JsonLimits.js"
+import { unsupportedKeyword } from "../src/domain/JsonSchemaCheck.js"
 import type { GenerateRequest } from "../src/domain/Types.js"
 
 const ok = (schema: unknown) => {
@@ -166,7 +169,8 @@ describe("toGrammarSchema", () => {
   it("refuses a schema that expands past the node limit (a $ref DAG)", () => {
     const $defs: Record<string, unknown> = { d0: { type: "string" } }
     for (let i = 1; i <= 14; i++) $defs[`d${i}`] = { type: "array", prefixItems: [{ $ref: `#/$defs/d${i - 1}` }, { $ref: `#/$defs/d${i - 1}` }] }
-    expect(refused({ $defs, $ref: "#/$defs/d14" }).reason).toContain("nodes")
+    // whichever bound the expansion passes first: the node count, or the repetitions of its strings together
+    expect(refused({ $defs, $ref: "#/$defs/d14" }).reason).toMatch(/more than 4000 nodes|more than 262144 repetitions/)
   })
 })
 
@@ -215,5 +219,101 @@ describe("generationPlan", () => {
     expect(Either.isLeft(tool) && [tool.left.keyword, tool.left.path]).toEqual(["if", "#/tools/t/parameters/properties/a"])
     // a refused tool is irrelevant when toolChoice is none
     expect(Either.isRight(generationPlan({ ...base, toolChoice: "none", tools: [{ name: "t", parameters: { not: {} } }] }))).toBe(true)
+  })
+})
+
+describe("narrowJsonGrammar over node-llama-cpp's own JSON grammar", () => {
+  it("leaves no free whitespace, no exponent on integers, a bounded exponent on numbers, and no trailing newlines", async () => {
+    const { getLlama } = await import("node-llama-cpp")
+    const llama = await getLlama({ gpu: false, build: "never", progressLogs: false })
+    const schema = ok({
+      type: "object",
+      properties: {
+        n: { type: "integer" },
+        xs: { type: "array", items: { type: "number" } },
+        inner: { type: "object", properties: { s: { type: "string" } } },
+        free: { type: "object", additionalProperties: true },
+        any: {}
+      }
+    }).grammar
+    const original = (await llama.createGrammarForJsonSchema(schema as never)).grammar
+    // node-llama-cpp's rule names this depends on (a renamed rule would leave whitespace in)
+    for (const name of ["integer-number-rule", "fractional-number-rule", "string-char-rule", "string-rule"]) {
+      expect(original).toMatch(new RegExp(`^${name} ::= `, "m"))
+    }
+    expect(original).toMatch(/^whitespace-[a-z0-9-]+-rule ::= .*\[\\n\]/m)
+    expect(original).toContain("[ ]?")
+    const narrowed = narrowJsonGrammar(original)
+    expect(narrowed).not.toContain("[ ]?")
+    expect(narrowed).not.toContain("[\\n]")
+    expect(narrowed).not.toMatch(/"\\t"|"    "|" "\{/)
+    expect(narrowed).toMatch(/^integer-number-rule ::= "-"\? \("0" \| \[1-9\] \[0-9\]\{0,15\}\)$/m)
+    expect(narrowed).toMatch(/^fractional-number-rule ::= .*\[eE\] \[-\+\]\? \[1-9\] \[0-9\]\?\)\?$/m)
+    expect(narrowed.split("\n").find((l) => l.startsWith("root ::= "))).not.toContain("\\n")
+    // llama.cpp parses it
+    await llama.createGrammar({ grammar: narrowed })
+  }, 30_000)
+})
+
+describe("what a schema may cost (issue 19 items 18 and 19)", () => {
+  it("refuses bounds llama.cpp cannot take or would take forever, naming the keyword, where and the limit", () => {
+    const cases: ReadonlyArray<readonly [unknown, string, string]> = [
+      [{ type: "array", items: { type: "integer" }, maxItems: 501 }, "maxItems", "at most 500"],
+      [{ type: "array", items: { type: "integer" }, minItems: 1e9 }, "minItems", "at most 500"],
+      [{ type: "array", items: { type: "integer" }, minItems: 5, maxItems: 2 }, "maxItems", "below minItems"],
+      [{ type: "array", items: { type: "integer" }, minItems: 501, maxItems: 600 }, "minItems", "at most 500"],
+      [{ type: "object", additionalProperties: { type: "integer" }, maxProperties: 1e9 }, "maxProperties", "at most 500"],
+      [{ type: "object", properties: { s: { type: "string", minLength: 1e9 } } }, "minLength", "at most 1000"],
+      [{ type: "object", properties: { s: { type: "string", maxLength: 1e9 } } }, "maxLength", "at most 65536"],
+      [{ enum: Array.from({ length: 1001 }, (_, i) => i) }, "enum", "at most 1000"],
+      [{ oneOf: Array.from({ length: 1001 }, () => ({ type: "integer" })) }, "oneOf", "at most 1000"],
+      [JSON.parse(`${'{"type":"array","items":'.repeat(40)}{"type":"integer"}${"}".repeat(40)}`), "(nesting)", "more than 32 deep"],
+      [{ type: "object", properties: Object.fromEntries(Array.from({ length: 5 }, (_, i) => [`s${i}`, { type: "string", maxLength: 65_536 }])) }, "maxLength", "262144 repetitions"]
+    ]
+    for (const [schema, keyword, reason] of cases) {
+      const error = refused(schema)
+      expect(error.keyword, JSON.stringify(schema).slice(0, 80)).toBe(keyword)
+      expect(error.reason).toContain(reason)
+    }
+  })
+
+  it("the grammars at the bounds are ones llama.cpp builds", async () => {
+    const { getLlama } = await import("node-llama-cpp")
+    const llama = await getLlama({ gpu: false, build: "never", progressLogs: false })
+    const L = DEFAULT_GRAMMAR_LIMITS
+    const atBounds: ReadonlyArray<unknown> = [
+      { type: "array", maxItems: L.maxItemsBound, items: { type: "array", maxItems: L.maxItemsBound, items: { type: "integer" } } },
+      { type: "array", minItems: L.maxItemsBound, maxItems: L.maxItemsBound, items: { type: "object", properties: { a: { type: "integer" } } } },
+      { type: "object", properties: { x: { type: "integer" } }, additionalProperties: { type: "string" }, maxProperties: L.maxItemsBound },
+      { type: "object", properties: { s: { type: "string", minLength: L.maxMinLength, maxLength: L.maxMaxLength } } },
+      { enum: Array.from({ length: L.maxAlternatives }, (_, i) => `value-${i}`) },
+      JSON.parse(`${'{"type":"array","maxItems":2,"items":'.repeat(L.maxDepth)}{"type":"integer"}${"}".repeat(L.maxDepth)}`)
+    ]
+    for (const schema of atBounds) {
+      const json = await llama.createGrammarForJsonSchema(ok(schema).grammar as never)
+      await expect(llama.createGrammar({ grammar: narrowJsonGrammar(json.grammar) }), JSON.stringify(schema).slice(0, 120)).resolves.toBeDefined()
+    }
+  }, 60_000)
+})
+
+describe("JsonLimits: iterative walks over untrusted JSON", () => {
+  it("measures a value 100,000 deep without recursion, and refuses schemas by depth, enum size, literal bytes and absurd minima", () => {
+    const deep: unknown = JSON.parse(`${"[".repeat(100_000)}${"]".repeat(100_000)}`)
+    expect(nestedDeeperThan(deep, JSON_LIMITS.maxDepth)).toBe(true)
+    expect(nestedDeeperThan({ a: [{ b: 1 }] }, 3)).toBe(false)
+    expect(nestedDeeperThan({ a: [{ b: {} }] }, 3)).toBe(true)
+    expect(schemaBeyondLimits(deep)).toMatchObject({ keyword: "(nesting)" })
+    expect(schemaBeyondLimits({ type: "object", properties: { a: { enum: Array.from({ length: 100_000 }, (_, i) => `v${i}`) } } }))
+      .toMatchObject({ keyword: "enum", path: "/properties/a" })
+    expect(schemaBeyondLimits({ anyOf: Array.from({ length: 100 }, (_, i) => ({ const: "x".repeat(1000) + i })) }))
+      .toMatchObject({ keyword: "const" })
+    expect(schemaBeyondLimits({ type: "array", minItems: 1e9 })).toMatchObject({ keyword: "minItems", path: "" })
+    expect(schemaBeyondLimits({ type: "object", properties: { enum: { type: "string" }, minLength: { type: "integer" } } })).toBeUndefined()
+  })
+
+  it("the other walks over a schema are bounded too: the CLI's keyword check and the grammar converter on 10,000 levels", () => {
+    const deep: unknown = JSON.parse(`${'{"type":"array","items":'.repeat(10_000)}{"type":"integer","bad":1}${"}".repeat(10_000)}`)
+    expect(unsupportedKeyword(deep)).toMatchObject({ keyword: "bad" })
+    expect(refused(deep)).toMatchObject({ keyword: "(nesting)" })
   })
 })

@@ -12,6 +12,7 @@ import { mkdtemp, rm } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, beforeAll } from "vitest"
+import type { InvalidRequest } from "../src/domain/Errors.js"
 import { exitCodeFor } from "../src/domain/Failure.js"
 import { validateGenerateRequest } from "../src/domain/Protocol.js"
 import { type GenerateRequest, promptRequest } from "../src/domain/Types.js"
@@ -40,7 +41,16 @@ const BAD: ReadonlyArray<readonly [keyof GenerateRequest, unknown, string]> = [
   ["topK", 2.5, "an integer ≥ 0 (0: no limit)"],
   ["seed", 0.5, "an integer"],
   ["seed", Number.NaN, "an integer"],
-  ["seed", 2 ** 60, "an integer"]
+  ["seed", 2 ** 60, "an integer"],
+  ["minP", -0.1, "a number in [0, 1]"],
+  ["minP", 1.5, "a number in [0, 1]"],
+  ["frequencyPenalty", 2.5, "a number in [-2, 2]"],
+  ["frequencyPenalty", Number.NaN, "a number in [-2, 2]"],
+  ["presencePenalty", -3, "a number in [-2, 2]"],
+  ["repeatPenalty", 0, "a number in (0, 10] (1: off)"],
+  ["repeatPenalty", 11, "a number in (0, 10] (1: off)"],
+  ["repeatLastN", -2, "an integer ≥ -1 (0: off, -1: the whole context)"],
+  ["repeatLastN", 1.5, "an integer ≥ -1 (0: off, -1: the whole context)"]
 ]
 
 /** The `llmspell run` option of each field, where there is one. */
@@ -55,7 +65,7 @@ describe("the request schema", () => {
     for (const [field, value, allowed] of BAD) {
       const result = validateGenerateRequest({ messages: hi, [field]: value })
       expect(Either.isLeft(result), `${field}=${String(value)}`).toBe(true)
-      const error = Either.getLeft(result).pipe((o) => (o._tag === "Some" ? o.value : undefined))!
+      const error = Either.getLeft(result).pipe((o) => (o._tag === "Some" ? o.value as InvalidRequest : undefined))!
       expect(error).toMatchObject({ _tag: "InvalidRequest", field, allowed })
       expect(error.option).toBe(OPTION[field])
       const named = OPTION[field] !== undefined ? `${field} (${OPTION[field]})` : field
@@ -75,10 +85,24 @@ describe("the request schema", () => {
       { topK: 0 },
       { seed: -1 },
       { seed: 0 },
-      { maxTokens: 512, temperature: 0.7, topP: 0.9, topK: 40, seed: 42, stop: ["\n"] }
+      { maxTokens: 512, temperature: 0.7, topP: 0.9, topK: 40, seed: 42, stop: ["\n"] },
+      { minP: 0 },
+      { minP: 1 },
+      { frequencyPenalty: -2, presencePenalty: 2 },
+      { repeatPenalty: 10, repeatLastN: -1 },
+      { repeatLastN: 0 },
+      { logitBias: { "0": -100, "42": 100 } },
+      { parallelToolCalls: false }
     ]
     for (const edge of edges) {
       expect(validateGenerateRequest({ messages: hi, ...edge })).toEqual(Either.right({ messages: hi, ...edge }))
+    }
+  })
+
+  it("refuses a logitBias outside [-100, 100], a key that is no token id, and more than 1024 tokens", () => {
+    for (const logitBias of [{ "5": 101 }, { "-1": 1 }, { abc: 1 }, { "1.5": 1 }, Object.fromEntries(Array.from({ length: 1025 }, (_, i) => [String(i), 1]))]) {
+      const result = validateGenerateRequest({ messages: hi, logitBias })
+      expect(Either.getLeft(result), JSON.stringify(logitBias).slice(0, 40)).toMatchObject({ _tag: "Some", value: { _tag: "InvalidRequest", field: "logitBias" } })
     }
   })
 

@@ -150,7 +150,8 @@ describe("bad input", () => {
     const v1 = await post("/v1/chat/completions", { model: "agent@ollama", messages: [{ role: "user", content: "x" }], n: 3, temperature: "hot" })
     expect(v1.status).toBe(400)
     const message = (await v1.json() as { error: { message: string } }).error.message
-    expect(message).toMatch(/^invalid request: temperature: Expected .*actual "hot"; n: Expected .*actual 3$/)
+    // the decode error and the refused field (RequestFields: n is 1 only), both in one line
+    expect(message).toMatch(/^invalid request: temperature: Expected .*actual "hot"; n 3 is not supported by llmspell serve: .*one choice per request$/)
     expect(message.length).toBeLessThan(200)
   })
 

@@ -7,8 +7,8 @@
  * `description`, `format`, `default`, …) assert nothing and are accepted. Pure: no I/O.
  */
 import * as Either from "effect/Either"
-import { SchemaViolation, UnsupportedSchema } from "./Errors.js"
-import type { ResponseFormat } from "./Types.js"
+import { IncompleteAnswer, SchemaViolation, UnsupportedSchema } from "./Errors.js"
+import type { Completion, GenerateRequest, ResponseFormat } from "./Types.js"
 
 type JsonSchema = Readonly<Record<string, unknown>>
 
@@ -73,24 +73,30 @@ export const resolveLocalRef = (root: unknown, ref: string): unknown => {
   return node
 }
 
-/** The first keyword of a schema (or a sub-schema) this checker does not know, with its path. */
+/**
+ * The first keyword of a schema (or a sub-schema) this checker does not know, with its path.
+ * Iterative (an explicit stack): a schema from a file or a request may nest arbitrarily deep.
+ */
 export const unsupportedKeyword = (schema: unknown, path = ""): { readonly keyword: string; readonly path: string } | undefined => {
-  if (typeof schema === "boolean") return undefined
-  if (!isObject(schema)) return { keyword: "(not an object)", path }
-  for (const [key, value] of Object.entries(schema)) {
-    if (ANNOTATIONS.has(key)) continue
-    if (!ASSERTIONS.has(key)) return { keyword: key, path }
-    const nested: Array<[string, unknown]> = key === "properties" || key === "$defs" || key === "definitions"
-      ? isObject(value) ? Object.entries(value).map(([k, v]) => [`${path}/${key}/${k}`, v]) : []
-      : key === "anyOf" || key === "oneOf" || key === "allOf" || key === "prefixItems"
-      ? Array.isArray(value) ? value.map((v, i) => [`${path}/${key}/${i}`, v]) : []
-      : key === "items" || key === "not" || (key === "additionalProperties" && isObject(value))
-      ? [[`${path}/${key}`, value]]
-      : []
-    for (const [p, v] of nested) {
-      const found = unsupportedKeyword(v, p)
-      if (found !== undefined) return found
+  const stack: Array<readonly [unknown, string]> = [[schema, path]]
+  while (stack.length > 0) {
+    const [node, at] = stack.shift()!
+    if (typeof node === "boolean") continue
+    if (!isObject(node)) return { keyword: "(not an object)", path: at }
+    const nested: Array<readonly [unknown, string]> = []
+    for (const [key, value] of Object.entries(node)) {
+      if (ANNOTATIONS.has(key)) continue
+      if (!ASSERTIONS.has(key)) return { keyword: key, path: at }
+      if (key === "properties" || key === "$defs" || key === "definitions") {
+        if (isObject(value)) for (const [k, v] of Object.entries(value)) nested.push([v, `${at}/${key}/${k}`])
+      } else if (key === "anyOf" || key === "oneOf" || key === "allOf" || key === "prefixItems") {
+        if (Array.isArray(value)) value.forEach((v, i) => nested.push([v, `${at}/${key}/${i}`]))
+      } else if (key === "items" || key === "not" || (key === "additionalProperties" && isObject(value))) {
+        nested.push([value, `${at}/${key}`])
+      }
     }
+    // depth first, in order: the first unknown keyword found is the one a reader meets first
+    stack.unshift(...nested)
   }
   return undefined
 }
@@ -235,3 +241,39 @@ export const structuredAnswer = (
   const problem = checkJsonSchema(format.schema, value)
   return problem === undefined ? Either.right(value) : Either.left(new SchemaViolation({ model, problem, answer: text.slice(0, 400) }))
 }
+
+const parses = (text: string): boolean => {
+  try {
+    JSON.parse(text)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/**
+ * A completion with `incomplete` set where the token limit (`length`) cut what the request asked
+ * for in a shape: a `json`/`{ schema }` answer whose JSON does not parse (`answer`), or no call
+ * where `toolChoice` forced one (`tool-call`). Backend-neutral (Ollama, cloud and GGUF answers
+ * alike); one already marked is left as it is.
+ */
+export const markIncomplete = (request: GenerateRequest, completion: Completion): Completion => {
+  if (completion.finishReason !== "length" || completion.incomplete !== undefined) return completion
+  const format = request.responseFormat
+  if ((format === "json" || typeof format === "object") && !parses(completion.text)) return { ...completion, incomplete: "answer" }
+  const forced = request.toolChoice === "required" || typeof request.toolChoice === "object"
+  if (forced && (request.tools ?? []).length > 0 && (completion.toolCalls ?? []).length === 0) {
+    return { ...completion, incomplete: "tool-call" }
+  }
+  return completion
+}
+
+/** The error `run` fails with for a completion the token limit left `incomplete`. */
+export const incompleteAnswer = (completion: Completion, maxTokens: number | undefined): IncompleteAnswer | undefined =>
+  completion.incomplete === undefined ? undefined : new IncompleteAnswer({
+    model: completion.model,
+    part: completion.incomplete,
+    completionTokens: completion.usage.completionTokens,
+    ...(maxTokens !== undefined ? { maxTokens } : {}),
+    answer: completion.text.slice(0, 400)
+  })

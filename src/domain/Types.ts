@@ -54,7 +54,11 @@ export const LoadedModel = Schema.Struct({
     activeRequests: Schema.Number,
     sequences: Schema.optional(Schema.Struct({ total: Schema.Number, busy: Schema.Number })),
     expiresAt: Schema.optional(Schema.String)
-  })))
+  }))),
+  /** The same facts `list` gives of the model (GGUF): its digest, family (architecture) and quantization. */
+  digest: Schema.optional(Schema.String),
+  family: Schema.optional(Schema.String),
+  quantization: Schema.optional(Schema.String)
 })
 /** A model loaded in memory right now. */
 export type LoadedModel = typeof LoadedModel.Type
@@ -249,6 +253,11 @@ export const VerifyFile = Schema.Struct({
   file: Schema.String,
   status: Schema.Literal("ok", "missing", "corrupt"),
   expectedSha256: Schema.optional(Schema.String),
+  /**
+   * Where `expectedSha256` came from: the hub's listing, the download itself (the hub published none), or
+   * the file an import was made from.
+   */
+  expectedFrom: Schema.optional(Schema.Literal("hub", "download", "import")),
   actualSha256: Schema.optional(Schema.String),
   sizeBytes: Schema.optional(Schema.Number),
   /** What is wrong with a file that is not ok. */
@@ -352,7 +361,16 @@ export const REQUEST_LIMITS = {
   topK: { option: undefined, allowed: "an integer ≥ 0 (0: no limit)", check: (n: number) => Number.isSafeInteger(n) && n >= 0 },
   seed: { option: "--seed", allowed: "an integer", check: (n: number) => Number.isSafeInteger(n) },
   reasoningBudget: { option: undefined, allowed: "an integer ≥ 0", check: (n: number) => Number.isSafeInteger(n) && n >= 0 },
-  contextSize: { option: undefined, allowed: "an integer ≥ 32", check: (n: number) => Number.isSafeInteger(n) && n >= 32 }
+  contextSize: { option: undefined, allowed: "an integer ≥ 32", check: (n: number) => Number.isSafeInteger(n) && n >= 32 },
+  minP: { option: undefined, allowed: "a number in [0, 1]", check: (n: number) => n >= 0 && n <= 1 },
+  frequencyPenalty: { option: undefined, allowed: "a number in [-2, 2]", check: (n: number) => n >= -2 && n <= 2 },
+  presencePenalty: { option: undefined, allowed: "a number in [-2, 2]", check: (n: number) => n >= -2 && n <= 2 },
+  repeatPenalty: { option: undefined, allowed: "a number in (0, 10] (1: off)", check: (n: number) => n > 0 && n <= 10 },
+  repeatLastN: {
+    option: undefined,
+    allowed: "an integer ≥ -1 (0: off, -1: the whole context)",
+    check: (n: number) => Number.isSafeInteger(n) && n >= -1
+  }
 } as const
 
 /** The request fields with a range. */
@@ -376,11 +394,45 @@ export const GenerateRequest = Schema.Struct({
   topP: limited("topP"),
   topK: limited("topK"),
   seed: limited("seed"),
+  /** Tokens less likely than this share of the most likely one are not sampled (0: off). */
+  minP: limited("minP"),
+  /**
+   * Penalties on tokens already in the answer (llama.cpp's, as OpenAI and Ollama define them):
+   * `frequencyPenalty` lowers a token's logit by this much per time it occurred, `presencePenalty`
+   * once if it occurred at all; `repeatPenalty` divides a repeated token's logit (1: off); all look
+   * at the last `repeatLastN` tokens (0: none, -1: the whole context; the backend's default, 64 for
+   * GGUF and Ollama, when absent).
+   */
+  frequencyPenalty: limited("frequencyPenalty"),
+  presencePenalty: limited("presencePenalty"),
+  repeatPenalty: limited("repeatPenalty"),
+  repeatLastN: limited("repeatLastN"),
+  /**
+   * Biases added to the logits of tokens, by token id of the model's own vocabulary (OpenAI's
+   * `logit_bias`: -100 bans a token, 100 all but forces it). GGUF models and OpenAI-compatible
+   * providers honour it; Ollama and Anthropic have none, and refuse it.
+   */
+  logitBias: Schema.optional(
+    Schema.Record({ key: Schema.String, value: Schema.Number }).pipe(
+      Schema.filter((bias) => {
+        const bad = Object.entries(bias).find(([k, v]) => !/^(0|[1-9][0-9]{0,8})$/.test(k) || !(v >= -100 && v <= 100))
+        return bad === undefined
+          ? undefined
+          : `logitBias maps token ids (integers ≥ 0) to numbers in [-100, 100]; got ${JSON.stringify(bad[0])}: ${String(bad[1])}`
+      }),
+      Schema.filter((bias) => (Object.keys(bias).length <= 1024 ? undefined : "logitBias holds at most 1024 tokens"))
+    )
+  ),
   stop: Schema.optional(Schema.Array(Schema.String.pipe(Schema.minLength(1, { message: () => "a stop string cannot be empty" })))),
   /** Tools the model may call (their names unique). */
   tools: Schema.optional(Schema.Array(ToolDefinition)),
   /** Whether it must call one (default `auto`); a named tool must be among `tools`. */
   toolChoice: Schema.optional(ToolChoice),
+  /**
+   * `false`: at most one tool call per answer (OpenAI's `parallel_tool_calls`). GGUF models and
+   * OpenAI-compatible and Anthropic providers honour it; Ollama cannot, and refuses it.
+   */
+  parallelToolCalls: Schema.optional(Schema.Boolean),
   /** Free text (default), any JSON object, or JSON following a schema. */
   responseFormat: Schema.optional(ResponseFormat),
   /** Ask a reasoning model to think (true) or not (false); its thinking streams as `ReasoningDelta`. */
@@ -421,9 +473,16 @@ export interface PromptOptions {
   readonly topP?: number | undefined
   readonly topK?: number | undefined
   readonly seed?: number | undefined
+  readonly minP?: number | undefined
+  readonly frequencyPenalty?: number | undefined
+  readonly presencePenalty?: number | undefined
+  readonly repeatPenalty?: number | undefined
+  readonly repeatLastN?: number | undefined
+  readonly logitBias?: Readonly<Record<string, number>> | undefined
   readonly stop?: ReadonlyArray<string> | undefined
   readonly tools?: ReadonlyArray<ToolDefinition> | undefined
   readonly toolChoice?: ToolChoice | undefined
+  readonly parallelToolCalls?: boolean | undefined
   readonly responseFormat?: ResponseFormat | undefined
   readonly reasoning?: boolean | undefined
   readonly reasoningBudget?: number | undefined
@@ -432,7 +491,7 @@ export interface PromptOptions {
 
 /** A request from a prompt (or a message list) and options; the system prompt comes first. */
 export const promptRequest = (prompt: string | ReadonlyArray<ChatMessage>, options: PromptOptions = {}): GenerateRequest => {
-  const sampling = (["maxTokens", "temperature", "topP", "topK", "seed", "stop", "tools", "toolChoice", "responseFormat", "reasoning", "reasoningBudget", "contextSize"] as const).flatMap((key) =>
+  const sampling = (["maxTokens", "temperature", "topP", "topK", "seed", "minP", "frequencyPenalty", "presencePenalty", "repeatPenalty", "repeatLastN", "logitBias", "stop", "tools", "toolChoice", "parallelToolCalls", "responseFormat", "reasoning", "reasoningBudget", "contextSize"] as const).flatMap((key) =>
     options[key] !== undefined ? [[key, options[key]] as const] : []
   )
   return {
@@ -487,7 +546,15 @@ export const Completion = Schema.Struct({
    * `maxTokens` asked for more than the context had left after the prompt: generation was capped
    * at `used` tokens (then a `length` finish means the context, not the request, ran out).
    */
-  maxTokensCapped: Schema.optional(Schema.Struct({ requested: Schema.Number, used: Schema.Number }))
+  maxTokensCapped: Schema.optional(Schema.Struct({ requested: Schema.Number, used: Schema.Number })),
+  /**
+   * Set when the token limit (`finishReason` `length`) cut what the request asked for in a shape:
+   * `answer`, a structured answer (`responseFormat` json or a schema) whose JSON is unfinished
+   * (`text` holds it as far as it got); `tool-call`, a call `toolChoice` forced (`required` or a
+   * named tool), which was not made. Running out of tokens is no broken schema: `generate` ends
+   * normally with it, and `run`, which promises a checked `object`, fails with `IncompleteAnswer`.
+   */
+  incomplete: Schema.optional(Schema.Literal("answer", "tool-call"))
 })
 /** A finished completion. */
 export type Completion = typeof Completion.Type

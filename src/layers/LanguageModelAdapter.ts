@@ -24,10 +24,12 @@ import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
 import type { LlmspellError } from "../domain/Errors.js"
+import { markIncomplete } from "../domain/JsonSchemaCheck.js"
 import { validateGenerateRequest } from "../domain/Protocol.js"
 import type {
   ChatMessage,
   Completion,
+  Embeddings,
   FinishReason,
   GenerateEvent,
   GenerateRequest,
@@ -35,8 +37,20 @@ import type {
   ToolChoice,
   ToolDefinition
 } from "../domain/Types.js"
-import type { Backend } from "../services/Backend.js"
-import { ProviderRegistry } from "../services/ProviderRegistry.js"
+import { ProviderRegistry, type ResolveError } from "../services/ProviderRegistry.js"
+
+/**
+ * What the LanguageModel adapter needs of a backend instance: its `generate` (a `Backend` has it;
+ * so does a LocalLLM bound to one spec, whose errors also include routing's).
+ */
+export interface GenerateSource {
+  readonly generate: (model: string, request: GenerateRequest) => Stream.Stream<GenerateEvent, LlmspellError>
+}
+
+/** What the EmbeddingModel adapter needs of a backend instance: its `embed`. */
+export interface EmbedSource {
+  readonly embed: (model: string, inputs: ReadonlyArray<string>) => Effect.Effect<Embeddings, LlmspellError>
+}
 
 /** Sampling settings applied to every request of the adapted model. */
 export type GenerateDefaults = Omit<GenerateRequest, "messages">
@@ -131,7 +145,13 @@ const finishPart = (completion: Completion): Response.FinishPartEncoded => ({
     totalTokens: completion.usage.totalTokens
   },
   metadata: {
-    llmspell: { model: completion.model, backend: completion.backend, instance: completion.instance, timings: completion.timings }
+    llmspell: {
+      model: completion.model,
+      backend: completion.backend,
+      instance: completion.instance,
+      timings: completion.timings,
+      ...(completion.incomplete !== undefined ? { incomplete: completion.incomplete } : {})
+    }
   }
 })
 
@@ -141,7 +161,7 @@ export const toAiError = (method: string) => (error: LlmspellError): AiError.AiE
 
 /** Validates the request (the same check as LocalLLM and the CLI), then streams the backend's events. */
 const events = (
-  backend: Backend,
+  backend: GenerateSource,
   model: string,
   options: LanguageModel.ProviderOptions,
   defaults: GenerateDefaults,
@@ -149,12 +169,17 @@ const events = (
 ): Stream.Stream<GenerateEvent, AiError.AiError> =>
   Either.match(validateGenerateRequest(toGenerateRequest(options, defaults)), {
     onLeft: (error) => Stream.fail(toAiError(method)(error)),
-    onRight: (request) => backend.generate(model, request).pipe(Stream.mapError(toAiError(method)))
+    onRight: (request) =>
+      backend.generate(model, request).pipe(
+        // a `length` finish stays a finish (the framework reports it; generateObject then fails decoding), marked as LocalLLM marks it
+        Stream.map((event) => (event._tag === "Finish" ? { ...event, completion: markIncomplete(request, event.completion) } : event)),
+        Stream.mapError(toAiError(method))
+      )
   })
 
 /** One model of one backend instance as a `LanguageModel` service. */
 export const fromBackend = (
-  backend: Backend,
+  backend: GenerateSource,
   model: string,
   defaults: GenerateDefaults = {}
 ): Effect.Effect<LanguageModel.Service> =>
@@ -235,7 +260,7 @@ export const fromBackend = (
 
 /** One model of one backend instance as an `EmbeddingModel` service (inputs batched per call). */
 export const embeddingModelFromBackend = (
-  backend: Backend,
+  backend: EmbedSource,
   model: string,
   options: { readonly maxBatchSize?: number } = {}
 ): Effect.Effect<EmbeddingModel.Service> =>
@@ -252,7 +277,7 @@ export const embeddingModelFromBackend = (
 export const languageModelLayer = (
   spec: string,
   defaults: GenerateDefaults = {}
-): Layer.Layer<LanguageModel.LanguageModel, LlmspellError, ProviderRegistry> =>
+): Layer.Layer<LanguageModel.LanguageModel, ResolveError, ProviderRegistry> =>
   Layer.effect(
     LanguageModel.LanguageModel,
     Effect.gen(function*() {
@@ -266,7 +291,7 @@ export const languageModelLayer = (
 export const embeddingModelLayer = (
   spec: string,
   options: { readonly maxBatchSize?: number } = {}
-): Layer.Layer<EmbeddingModel.EmbeddingModel, LlmspellError, ProviderRegistry> =>
+): Layer.Layer<EmbeddingModel.EmbeddingModel, ResolveError, ProviderRegistry> =>
   Layer.effect(
     EmbeddingModel.EmbeddingModel,
     Effect.gen(function*() {

@@ -11,19 +11,24 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
-import type {
-  ChatMessage,
-  Completion,
-  GenerateEvent,
-  GenerateRequest,
-  LoadedModel,
-  ModelInfo,
-  PullProgress,
-  ResponseFormat,
-  ToolCall,
-  ToolDefinition
-} from "../domain/Types.js"
-import { decodeBody, HttpFailure, json, ndjson, readJson, toHttpFailure } from "./Http.js"
+import type { Completion, GenerateEvent, GenerateRequest, LoadedModel, ModelInfo, PullProgress, ToolCall } from "../domain/Types.js"
+import { toApiFailure } from "./ApiTerms.js"
+import { decodeBody, HttpFailure, json, ndjson, readJson } from "./Http.js"
+import {
+  ChatBody,
+  EmbedBody,
+  EmbeddingsBody,
+  GenerateBody,
+  ModelBody,
+  OLLAMA_TERMS,
+  PullBody,
+  refusedOllamaField,
+  responseFormat,
+  sampling,
+  toMessages,
+  toTools
+} from "./OllamaRequest.js"
+import { checkedBody } from "./RequestFields.js"
 import {
   checkSpec,
   checkWritable,
@@ -35,90 +40,6 @@ import {
   started
 } from "./Routes.js"
 
-const Options = Schema.Struct({
-  temperature: Schema.optional(Schema.Number),
-  top_p: Schema.optional(Schema.Number),
-  top_k: Schema.optional(Schema.Number),
-  seed: Schema.optional(Schema.Number),
-  num_predict: Schema.optional(Schema.Number),
-  num_ctx: Schema.optional(Schema.Number),
-  stop: Schema.optional(Schema.Array(Schema.String))
-})
-
-const WireToolCall = Schema.Struct({
-  id: Schema.optional(Schema.String),
-  function: Schema.Struct({
-    index: Schema.optional(Schema.Number),
-    name: Schema.String,
-    arguments: Schema.optional(Schema.Unknown)
-  })
-})
-
-const WireMessage = Schema.Struct({
-  role: Schema.Literal("system", "user", "assistant", "tool"),
-  content: Schema.optional(Schema.String),
-  thinking: Schema.optional(Schema.String),
-  images: Schema.optional(Schema.NullOr(Schema.Array(Schema.String))),
-  tool_calls: Schema.optional(Schema.NullOr(Schema.Array(WireToolCall))),
-  tool_name: Schema.optional(Schema.String),
-  tool_call_id: Schema.optional(Schema.String)
-})
-
-const WireTool = Schema.Struct({
-  type: Schema.optional(Schema.Literal("function")),
-  function: Schema.Struct({
-    name: Schema.String,
-    description: Schema.optional(Schema.String),
-    parameters: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.Unknown }))
-  })
-})
-
-const Common = {
-  model: Schema.optional(Schema.String),
-  stream: Schema.optional(Schema.Boolean),
-  options: Schema.optional(Options),
-  format: Schema.optional(Schema.Union(Schema.String, Schema.Record({ key: Schema.String, value: Schema.Unknown }))),
-  think: Schema.optional(Schema.Union(Schema.Boolean, Schema.Literal("high", "medium", "low"))),
-  keep_alive: Schema.optional(Schema.Union(Schema.Number, Schema.String))
-}
-
-const ChatBody = Schema.Struct({
-  ...Common,
-  messages: Schema.optional(Schema.Array(WireMessage)),
-  tools: Schema.optional(Schema.NullOr(Schema.Array(WireTool)))
-})
-
-const GenerateBody = Schema.Struct({
-  ...Common,
-  prompt: Schema.optional(Schema.String),
-  system: Schema.optional(Schema.String),
-  suffix: Schema.optional(Schema.String),
-  images: Schema.optional(Schema.NullOr(Schema.Array(Schema.String))),
-  raw: Schema.optional(Schema.Boolean),
-  template: Schema.optional(Schema.String)
-})
-
-const ModelBody = Schema.Struct({ model: Schema.optional(Schema.String), name: Schema.optional(Schema.String) })
-
-const PullBody = Schema.Struct({
-  model: Schema.optional(Schema.String),
-  name: Schema.optional(Schema.String),
-  stream: Schema.optional(Schema.Boolean)
-})
-
-const EmbedBody = Schema.Struct({
-  model: Schema.optional(Schema.String),
-  input: Schema.Union(Schema.String, Schema.Array(Schema.String)),
-  dimensions: Schema.optional(Schema.Number.pipe(Schema.int(), Schema.positive())),
-  keep_alive: Common.keep_alive
-})
-
-const EmbeddingsBody = Schema.Struct({
-  model: Schema.optional(Schema.String),
-  prompt: Schema.String,
-  keep_alive: Common.keep_alive
-})
-
 /**
  * The Ollama version whose API this one implements (its fields, `think`, `tools`, `/api/embed`),
  * reported by `/api/version`: clients gate features on it (tools need ≥ 0.3, `think` ≥ 0.9), so
@@ -129,80 +50,6 @@ export const OLLAMA_API_LEVEL = "0.12.6"
 const ns = (ms: number | undefined) => Math.max(0, Math.round((ms ?? 0) * 1e6))
 
 const now = () => new Date().toISOString()
-
-/** Ollama's `format`: "json", a JSON Schema, or "" / absent for text. */
-const responseFormat = (format: string | { readonly [k: string]: unknown } | undefined): Either.Either<ResponseFormat | undefined, string> =>
-  format === undefined || format === ""
-    ? Either.right(undefined)
-    : typeof format === "string"
-    ? format === "json" ? Either.right("json") : Either.left(`format must be "json" or a JSON schema; got ${JSON.stringify(format)}`)
-    : Either.right({ schema: format })
-
-/**
- * Sampling options → the request's fields; `num_predict` ≤ 0 means "no limit" to Ollama (-1, -2).
- * `num_ctx` reaches a proxied Ollama model as `num_ctx`; a GGUF model keeps its instance's context.
- */
-const sampling = (options: typeof Options.Type | undefined): Partial<GenerateRequest> => {
-  if (options === undefined) return {}
-  return {
-    ...(options.temperature !== undefined ? { temperature: options.temperature } : {}),
-    ...(options.top_p !== undefined ? { topP: options.top_p } : {}),
-    ...(options.top_k !== undefined ? { topK: options.top_k } : {}),
-    ...(options.seed !== undefined ? { seed: options.seed } : {}),
-    ...(options.num_predict !== undefined && options.num_predict > 0 ? { maxTokens: options.num_predict } : {}),
-    ...(options.stop !== undefined && options.stop.length > 0 ? { stop: options.stop } : {}),
-    ...(options.num_ctx !== undefined && options.num_ctx > 0 ? { contextSize: options.num_ctx } : {})
-  }
-}
-
-/**
- * Ollama's messages → ours. Ollama's tool calls may have no id (before v0.12.10) and a tool result
- * may name only the tool: ids are given in order, and a result is joined to the oldest open call
- * of its tool (or the oldest open call).
- */
-const toMessages = (messages: ReadonlyArray<typeof WireMessage.Type>): Either.Either<Array<ChatMessage>, string> => {
-  let counter = 0
-  const open: Array<{ id: string; name: string }> = []
-  const out: Array<ChatMessage> = []
-  for (const m of messages) {
-    if (m.images != null && m.images.length > 0) return Either.left("images are not supported by llmspell serve")
-    if (m.role === "assistant" && m.tool_calls != null && m.tool_calls.length > 0) {
-      const toolCalls: Array<ToolCall> = m.tool_calls.map((c) => {
-        const id = c.id ?? `call_${counter++}`
-        open.push({ id, name: c.function.name })
-        const args = c.function.arguments
-        return { id, name: c.function.name, params: typeof args === "string" ? safeParse(args) : args ?? {} }
-      })
-      out.push({ role: "assistant", content: m.content ?? "", toolCalls })
-    } else if (m.role === "tool") {
-      const index = m.tool_call_id !== undefined
-        ? open.findIndex((c) => c.id === m.tool_call_id)
-        : Math.max(open.findIndex((c) => c.name === m.tool_name), open.length > 0 ? 0 : -1)
-      const call = index >= 0 ? open.splice(index, 1)[0] : undefined
-      const toolCallId = m.tool_call_id ?? call?.id ?? `call_${counter++}`
-      const toolName = m.tool_name ?? call?.name
-      out.push({ role: "tool", content: m.content ?? "", toolCallId, ...(toolName !== undefined ? { toolName } : {}) })
-    } else {
-      out.push({ role: m.role, content: m.content ?? "" })
-    }
-  }
-  return Either.right(out)
-}
-
-const safeParse = (text: string): unknown => {
-  try {
-    return JSON.parse(text)
-  } catch {
-    return text
-  }
-}
-
-const toTools = (tools: ReadonlyArray<typeof WireTool.Type> | null | undefined): Array<ToolDefinition> | undefined =>
-  tools == null || tools.length === 0 ? undefined : tools.map((t) => ({
-    name: t.function.name,
-    ...(t.function.description !== undefined ? { description: t.function.description } : {}),
-    parameters: t.function.parameters ?? { type: "object", properties: {} }
-  }))
 
 const doneReason = (completion: Completion) => (completion.finishReason === "length" ? "length" : "stop")
 
@@ -235,10 +82,14 @@ const applyKeepAlive = (ctx: RouteContext, spec: string, seconds: number | undef
 export const routes = (ctx: RouteContext): HttpRouter.HttpRouter<never, never> => {
   const body = <A, I>(schema: Schema.Schema<A, I>) => Effect.flatMap(readJson(ctx), decodeBody(schema))
 
-  /** Errors as Ollama sends them: `{"error": "…"}` with the status code. */
+  /** A chat or generate body: every field and option checked against the table, then decoded. */
+  const generationBody = <A, I>(schema: Schema.Schema<A, I>) =>
+    Effect.flatMap(readJson(ctx), (raw) => checkedBody(schema, refusedOllamaField(raw))(raw))
+
+  /** Errors as Ollama sends them: `{"error": "…"}` with the status code, in Ollama's field names. */
   const handle = <E>(effect: Effect.Effect<HttpServerResponse.HttpServerResponse, E, RouteEnv>) =>
     Effect.catchAll(effect, (e) => {
-      const failure = toHttpFailure(e)
+      const failure = toApiFailure(OLLAMA_TERMS)(e)
       return Effect.succeed(json({ error: failure.message }, failure.status, failure.headers))
     })
 
@@ -272,7 +123,8 @@ export const routes = (ctx: RouteContext): HttpRouter.HttpRouter<never, never> =
           event._tag === "Finish"
             ? Effect.as(finish(event.completion), render.done(event.completion))
             : Effect.succeed(render.delta(event, event._tag === "ToolCall" ? calls++ : 0))
-        )
+        ),
+        Stream.mapError(toApiFailure(OLLAMA_TERMS))
       ))
     })
 
@@ -292,7 +144,7 @@ export const routes = (ctx: RouteContext): HttpRouter.HttpRouter<never, never> =
     })
 
   const chat = handle(Effect.gen(function*() {
-    const b = yield* body(ChatBody)
+    const b = yield* generationBody(ChatBody)
     const spec = yield* checkSpec(ctx, b.model)
     const keepAlive = yield* fromEither(keepAliveSeconds(b.keep_alive))
     const created = now()
@@ -351,15 +203,11 @@ export const routes = (ctx: RouteContext): HttpRouter.HttpRouter<never, never> =
   }))
 
   const generate = handle(Effect.gen(function*() {
-    const b = yield* body(GenerateBody)
+    const b = yield* generationBody(GenerateBody)
     const spec = yield* checkSpec(ctx, b.model)
     const keepAlive = yield* fromEither(keepAliveSeconds(b.keep_alive))
-    if (b.images != null && b.images.length > 0) return yield* fail("images are not supported by llmspell serve")
-    // refused rather than ignored: each changes what the model is given, and an answer to another
-    // prompt than the one sent is worse than an error (the chat template always applies here)
-    if (b.raw === true) return yield* fail("raw prompts are not supported by llmspell serve: the model's chat template always applies (send raw: false, or use /api/chat)")
-    if (b.suffix !== undefined && b.suffix !== "") return yield* fail("suffix (fill-in-the-middle) is not supported by llmspell serve")
-    if (b.template !== undefined && b.template !== "") return yield* fail("a request's own template is not supported by llmspell serve: the model's chat template applies")
+    // images, raw, suffix and template were refused with the other fields (RequestFields.OLLAMA_FIELDS):
+    // each changes what the model is given, and an answer to another prompt than the one sent is worse than an error
     const created = now()
     if (b.prompt === undefined || b.prompt === "") {
       return yield* loadOnly(spec, keepAlive, (reason) => ({ model: spec, created_at: created, response: "", done_reason: reason, done: true }))
@@ -502,12 +350,20 @@ const normalize = (v: ReadonlyArray<number>) => {
 /** A far-off date for "kept loaded" (what Ollama reports for a negative keep_alive). */
 const FOREVER = "2318-11-01T00:00:00.000Z"
 
+// ps says of a loaded model what tags says of it (the backend's digest, family and quantization)
 const psEntry = (m: LoadedModel) => ({
   name: servedName(m),
   model: servedName(m),
   size: m.sizeBytes ?? 0,
-  digest: "",
-  details: { parent_model: "", format: "gguf", family: "", families: null, parameter_size: "", quantization_level: "" },
+  digest: m.digest?.replace(/^sha256:/, "") ?? "",
+  details: {
+    parent_model: "",
+    format: "gguf",
+    family: m.family ?? "",
+    families: m.family !== undefined ? [m.family] : null,
+    parameter_size: "",
+    quantization_level: m.quantization ?? ""
+  },
   expires_at: m.expiresAt ?? FOREVER,
   size_vram: m.vramBytes ?? 0,
   ...(m.contextLength !== undefined ? { context_length: m.contextLength } : {})

@@ -53,11 +53,8 @@ export interface GgufBackend extends Backend {
   readonly list: Effect.Effect<ReadonlyArray<LocalModel>, ErrorOf<ModelStoreService["list"]>>
   readonly info: (model: string) => Effect.Effect<ModelInfo, GgufResolveError | InvalidModelFile>
   readonly pull: (model: string, options?: PullOptions) => Stream.Stream<PullProgress, BackendError | Stream.Stream.Error<ReturnType<ModelDownloaderService["pull"]>>>
-  readonly remove: (model: string) => Effect.Effect<
-    RemoveResult,
-    BackendError | ErrorOf<ModelStoreService["find"]> | ErrorOf<ModelDownloaderService["findInstalled"]> | ErrorOf<ModelDownloaderService["remove"]>
-  >
-  readonly verify: (model: string | undefined) => Effect.Effect<VerifyReport, ErrorOf<ModelDownloaderService["verify"]>>
+  readonly remove: (model: string) => Effect.Effect<RemoveResult, BackendError | ErrorOf<ModelStoreService["find"]> | ErrorOf<ModelStoreService["remove"]>>
+  readonly verify: (model: string | undefined) => Effect.Effect<VerifyReport, ErrorOf<ModelStoreService["verify"]>>
   readonly generate: (model: string, request: GenerateRequest) => Stream.Stream<GenerateEvent, GgufGenerateError>
   readonly embed: (
     model: string,

@@ -21,7 +21,7 @@ export interface CliResult {
 
 /** Builds dist/cli.js if it is missing (`npm test` builds it before vitest runs). */
 export const ensureBuilt = () => {
-  if (!existsSync(bin) || !existsSync(join(root, "dist", "gguf-worker.js"))) execFileSync(process.execPath, ["scripts/build.mjs"], { cwd: root, stdio: "ignore" })
+  if (!existsSync(bin) || !existsSync(join(root, "dist", "gguf-worker.js")) || !existsSync(join(root, "dist", "ui", "index.html"))) execFileSync(process.execPath, ["scripts/build.mjs"], { cwd: root, stdio: "ignore" })
 }
 
 /** An environment with HOME and XDG_CONFIG_HOME inside `dir`, no colours, and the given extras. */

@@ -14,7 +14,7 @@ import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import { UsageError } from "../../domain/Errors.js"
-import { structuredAnswer, supportedSchema } from "../../domain/JsonSchemaCheck.js"
+import { incompleteAnswer, structuredAnswer, supportedSchema } from "../../domain/JsonSchemaCheck.js"
 import { Completion, promptRequest, type ResponseFormat } from "../../domain/Types.js"
 import { LocalLLM } from "../../services/LocalLLM.js"
 import { CliIO } from "../CliIO.js"
@@ -143,6 +143,9 @@ export const runCommand = Command.make(
       if (thinking) yield* io.stderr("\n")
       if (completion === undefined) return
       if (structured) {
+        // an answer the token limit cut is that, not a broken schema (the same error as LocalLLM.run)
+        const incomplete = incompleteAnswer(completion, Option.getOrUndefined(o.maxTokens))
+        if (incomplete !== undefined) return yield* incomplete
         const value = yield* Either.match(structuredAnswer(completion.model, completion.text, responseFormat), {
           onLeft: Effect.fail,
           onRight: Effect.succeed

@@ -14,6 +14,16 @@ export const ANSWER_TOOL = "json_answer"
 /** Default `max_tokens` (the API requires one). */
 export const DEFAULT_MAX_TOKENS = 4096
 
+/**
+ * A request field Anthropic's messages API cannot honour (refused by name rather than dropped):
+ * it has no repetition penalties, no min-p and no logit bias.
+ */
+export const unsupportedField = (request: GenerateRequest): { readonly field: string; readonly reason: string } | undefined => {
+  const field = (["frequencyPenalty", "presencePenalty", "repeatPenalty", "repeatLastN", "minP"] as const).find((f) => request[f] !== undefined) ??
+    (request.logitBias !== undefined && Object.keys(request.logitBias).length > 0 ? "logitBias" : undefined)
+  return field === undefined ? undefined : { field, reason: "Anthropic's messages API has no such setting" }
+}
+
 /** The messages-API body for a request. */
 export const toMessagesRequest = (model: string, request: GenerateRequest): Record<string, unknown> => {
   const system = request.messages.filter((m) => m.role === "system").map((m) => m.content).join("\n\n")
@@ -49,11 +59,14 @@ export const toMessagesRequest = (model: string, request: GenerateRequest): Reco
           ...(t.description !== undefined ? { description: t.description } : {}),
           input_schema: t.parameters
         })),
-        tool_choice: typeof request.toolChoice === "object"
-          ? { type: "tool", name: request.toolChoice.tool }
-          : request.toolChoice === "required"
-          ? { type: "any" }
-          : { type: "auto" }
+        tool_choice: {
+          ...(typeof request.toolChoice === "object"
+            ? { type: "tool", name: request.toolChoice.tool }
+            : request.toolChoice === "required"
+            ? { type: "any" }
+            : { type: "auto" }),
+          ...(request.parallelToolCalls === false ? { disable_parallel_tool_use: true } : {})
+        }
       }
       : {})
   }

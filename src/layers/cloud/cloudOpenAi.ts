@@ -33,6 +33,19 @@ export const toChatCompletionRequest = (
     ...(request.temperature !== undefined ? { temperature: request.temperature } : {}),
     ...(request.topP !== undefined ? { top_p: request.topP } : {}),
     ...(request.seed !== undefined ? { seed: request.seed } : {}),
+    ...(request.frequencyPenalty !== undefined ? { frequency_penalty: request.frequencyPenalty } : {}),
+    ...(request.presencePenalty !== undefined ? { presence_penalty: request.presencePenalty } : {}),
+    ...(request.logitBias !== undefined && Object.keys(request.logitBias).length > 0 ? { logit_bias: request.logitBias } : {}),
+    // llama.cpp's sampling names, which llama-server takes as they are and vLLM and OpenRouter
+    // take as top_k, min_p and repetition_penalty (each ignores the names it does not know)
+    ...(takesLlamaCppSampling(instance)
+      ? {
+        ...(request.topK !== undefined ? { top_k: request.topK } : {}),
+        ...(request.minP !== undefined ? { min_p: request.minP } : {}),
+        ...(request.repeatPenalty !== undefined ? { repeat_penalty: request.repeatPenalty, repetition_penalty: request.repeatPenalty } : {}),
+        ...(request.repeatLastN !== undefined ? { repeat_last_n: request.repeatLastN } : {})
+      }
+      : {}),
     ...(request.stop !== undefined && request.stop.length > 0 ? { stop: request.stop } : {}),
     ...(offerTools
       ? {
@@ -42,7 +55,8 @@ export const toChatCompletionRequest = (
         })),
         tool_choice: typeof request.toolChoice === "object"
           ? { type: "function", function: { name: request.toolChoice.tool } }
-          : (request.toolChoice ?? "auto")
+          : (request.toolChoice ?? "auto"),
+        ...(request.parallelToolCalls !== undefined ? { parallel_tool_calls: request.parallelToolCalls } : {})
       }
       : {}),
     ...(format === "json"
@@ -52,6 +66,23 @@ export const toChatCompletionRequest = (
       : {}),
     ...(request.reasoning === false && instance.type === "openrouter" ? { reasoning: { enabled: false } } : {})
   }
+}
+
+/** OpenAI-compatible servers (llama-server, vLLM, LM Studio, another llmspell) and OpenRouter take llama.cpp's samplers; OpenAI and the other hosted APIs do not. */
+const takesLlamaCppSampling = (instance: CloudInstanceConfig) => instance.type === "openai_compatible" || instance.type === "openrouter"
+
+/**
+ * A request field this provider cannot honour (refused by name rather than dropped): the
+ * samplers beyond OpenAI's own (`topK`, `minP`, `repeatPenalty`, `repeatLastN`) where the
+ * provider's API has none.
+ */
+export const unsupportedField = (
+  instance: CloudInstanceConfig,
+  request: GenerateRequest
+): { readonly field: string; readonly reason: string } | undefined => {
+  if (takesLlamaCppSampling(instance)) return undefined
+  const field = (["topK", "minP", "repeatPenalty", "repeatLastN"] as const).find((f) => request[f] !== undefined)
+  return field === undefined ? undefined : { field, reason: `${instance.type}'s chat-completions API has no such sampler` }
 }
 
 const toMessage = (m: ChatMessage): Record<string, unknown> => {

@@ -11,16 +11,14 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
-import * as fs from "node:fs/promises"
-import * as os from "node:os"
 import type { GgufInstanceConfig } from "../../domain/ConfigSchema.js"
 import { BackendError, ContextOverflow, UnsupportedOperation } from "../../domain/Errors.js"
 import { isFileReference } from "../../domain/ModelSpec.js"
 import type { Embeddings, LocalModel } from "../../domain/Types.js"
 import { type GgufBackend, GgufBackendFactory } from "../../services/GgufBackend.js"
 import { LlamaLoader, type LlamaLoaderService, type LoadOptions } from "../../services/LlamaLoader.js"
-import { ModelDownloader, type ModelDownloaderService, type StoreRoot } from "../../services/ModelDownloader.js"
-import { ModelStore, type ModelStoreService } from "../../services/ModelStore.js"
+import { ModelDownloader, type ModelDownloaderService } from "../../services/ModelDownloader.js"
+import { ModelStore, type ModelStoreService, type StoreRoot } from "../../services/ModelStore.js"
 import * as ModelStoreLive from "../store/ModelStoreLive.js"
 import { answerClock, makeAnswer } from "./answers.js"
 import { autoThreads, availableCores } from "./cpu.js"
@@ -34,17 +32,14 @@ export { CONTEXT_SIZE_CAP } from "./ggufStatus.js"
 export { localPath } from "./ggufFiles.js"
 
 /**
- * Builds one backend instance. `modelStore` is every GGUF on the machine; without one (tests,
- * benchmarks calling this directly), llmspell's own store as the downloader reports it.
+ * Builds one backend instance: names resolve through `modelStore` (every GGUF on the machine);
+ * without one (tests, benchmarks calling this directly), only files given by path run.
  */
 export const makeBackend = (
   instance: GgufInstanceConfig,
   loader: LlamaLoaderService,
   downloader: ModelDownloaderService,
-  modelStore: ModelStoreService = ModelStoreLive.make(
-    ModelStoreLive.ownStoreOnly(os.homedir()),
-    ModelStoreLive.downloaderModels(downloader)
-  )
+  modelStore: ModelStoreService = ModelStoreLive.empty
 ) =>
   Effect.gen(function*() {
     const store: StoreRoot = { directory: instance.modelDirectory, instance: instance.name }
@@ -63,14 +58,15 @@ export const makeBackend = (
       ...(instance.prepareTimeoutSeconds !== undefined ? { prepareTimeoutMs: instance.prepareTimeoutSeconds * 1000 } : {}),
       ...(instance.workerMaxHeapMb !== undefined ? { maxHeapMb: instance.workerMaxHeapMb } : {})
     }
-    const { nameOf, resolve } = makeResolver(instance.name, store, modelStore)
+    const { digestOf, nameOf, resolve } = makeResolver(instance.name, store, modelStore)
     const models = yield* LoadedModels.make({
       instance: instance.name,
       loader,
       loadOptions,
       capacity: instance.maxLoadedModels,
       idleUnloadSeconds: instance.idleUnloadSeconds,
-      nameOf
+      nameOf,
+      digestOf
     })
     const statusContext = { instance, isolation, threads, cores, loader }
 
@@ -158,6 +154,8 @@ export const makeBackend = (
           path: m.path,
           files: m.files,
           ...(m.quantization !== undefined ? { quantization: m.quantization } : {}),
+          ...(m.family !== undefined ? { family: m.family } : {}),
+          digest: m.digest,
           store: m.store,
           ...(m.sha256 !== undefined ? { sha256: m.sha256 } : {}),
           locations: m.locations
@@ -175,39 +173,11 @@ export const makeBackend = (
             suggestion: "delete the file yourself"
           })
         }
-        const installed = yield* downloader.findInstalled(model, store)
-        if (Option.isSome(installed)) {
-          // unload before deleting: the file stays valid under its mmap (deleting is safe, truncating is not)
-          yield* models.unload(installed.value.primaryPath)
-          return yield* downloader.remove(model, store)
-        }
+        // the store removes (and refuses another tool's model, naming its own command); the backend only
+        // unloads first: the file stays valid under its mmap (deleting is safe, truncating is not)
         const found = yield* modelStore.find(model, store)
-        if (Option.isSome(found) && found.value.store !== "llmspell") {
-          // another tool's store is never written: say whose it is and how that tool removes it
-          const owner = found.value.locations.find((l) => l.store === found.value.store)
-          return yield* new BackendError({
-            backend: "gguf",
-            instance: instance.name,
-            operation: "remove",
-            reason: `${found.value.name} is in the ${found.value.store} store (${found.value.path}), which llmspell only reads`,
-            suggestion: owner?.removeCommand !== undefined
-              ? `remove it with its own tool: ${owner.removeCommand}`
-              : `remove it with the tool that downloaded it`
-          })
-        }
-        const loose = Option.isSome(found) && !found.value.installed ? found.value.path : undefined
-        if (loose === undefined) return yield* downloader.remove(model, store)
-        yield* models.unload(loose)
-        const size = yield* Effect.tryPromise({
-          try: async () => {
-            const s = await fs.stat(loose)
-            await fs.rm(loose)
-            return s.size
-          },
-          catch: (e) =>
-            new BackendError({ backend: "gguf", instance: instance.name, operation: "remove", reason: String(e), cause: e })
-        })
-        return { model, backend: "gguf" as const, instance: instance.name, removedFiles: [loose], freedBytes: size }
+        if (Option.isSome(found) && found.value.store === "llmspell") yield* models.unload(found.value.path)
+        return yield* modelStore.remove(model, store)
       })
 
     const ttl = (seconds: number) => (seconds < 0 ? "forever" as const : seconds * 1000)
@@ -215,7 +185,7 @@ export const makeBackend = (
     const backend: GgufBackend = {
       name: instance.name,
       type: "gguf",
-      status: status(statusContext, models.ps, list),
+      status: status(statusContext, models.ps, modelStore.list(store)),
       list,
       info: (model) => info(statusContext, model, resolve),
       pull: (model, options) =>
@@ -241,7 +211,7 @@ export const makeBackend = (
           yield* Effect.scoped(models.acquire(file.path, "chat"))
           if (seconds !== undefined) yield* models.setTimeToLive(file.path, ttl(seconds))
         }).pipe(Effect.withSpan("GgufBackend.load", { attributes: { model, instance: instance.name } })),
-      verify: (model) => downloader.verify(store, model),
+      verify: (model) => modelStore.verify(store, model),
       generate,
       embed,
       tokenize
@@ -249,7 +219,7 @@ export const makeBackend = (
     return backend
   })
 
-/** The GGUF backend factory over a loader, a downloader and the machine's model inventory. */
+/** The GGUF backend factory over a loader, the model store (names, list, verify, remove) and the downloader (pull). */
 export const layerWithoutLoader: Layer.Layer<GgufBackendFactory, never, LlamaLoader | ModelDownloader | ModelStore> = Layer.effect(
   GgufBackendFactory,
   Effect.gen(function*() {
@@ -263,14 +233,7 @@ export const layerWithoutLoader: Layer.Layer<GgufBackendFactory, never, LlamaLoa
   })
 )
 
-/** The live GGUF backend factory (node-llama-cpp loader); needs the downloader and the model store. */
+/** The live GGUF backend factory (node-llama-cpp loader); needs the ModelStore and the ModelDownloader. */
 export const layer: Layer.Layer<GgufBackendFactory, never, ModelDownloader | ModelStore> = layerWithoutLoader.pipe(
   Layer.provide(LlamaLoaderLive.layer)
-)
-
-/** llmspell's own store as the downloader reports it, for a GGUF backend without the machine-wide inventory (tests, mocks). */
-export const ownStoreLayer: Layer.Layer<ModelStore, never, ModelDownloader> = Layer.effect(
-  ModelStore,
-  Effect.map(ModelDownloader, (downloader) =>
-    ModelStoreLive.make(ModelStoreLive.ownStoreOnly(os.homedir()), ModelStoreLive.downloaderModels(downloader)))
 )

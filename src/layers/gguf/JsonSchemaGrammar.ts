@@ -25,12 +25,13 @@
  * | `minLength`/`maxLength` | grammar; `maxLength` defaults to `limits.maxStringLength` | a weak model can keep a string going until `maxTokens` |
  * | `minItems`/`maxItems`, `minProperties`/`maxProperties` | grammar; `maxItems` (and `maxProperties` of free-form objects) get defaults | same: termination |
  * | integer `minimum`/`maximum`/`exclusive*` (+ `multipleOf`) with both ends and at most `limits.maxEnumeratedIntegers` (128) values | grammar, as an `enum` of the integers | node-llama-cpp has no numeric bounds |
- * | other numeric bounds, `multipleOf` | checked after | no grammar for them (numbers are bounded to 16 digits by node-llama-cpp itself) |
+ * | other numeric bounds, `multipleOf` | checked after | no grammar for them (numbers are bounded to 16 digits, integers take no exponent, a number's exponent at most two digits: `llamaGrammar.narrowJsonGrammar`) |
  * | `pattern`, `uniqueItems` | checked after | no grammar for them |
  * | `format` `date-time`/`date`/`time` | grammar | node-llama-cpp has them |
  * | other `format`s, `title`, `description`, `default`, `examples`, `$comment`, … | annotations (assert nothing, as in JSON Schema) | `description` is kept: function calling shows it to the model |
  * | `nullable` (OpenAPI) | grammar, as `oneOf [schema, null]` | |
  * | any other keyword | refused (`UnsupportedSchema`) | neither the grammar nor the checker knows it |
+ * | bounds past `GrammarLimits` (items, lengths, alternatives, nesting, total repetitions) | refused, naming the limit | llama.cpp would refuse the grammar, or take minutes or all memory to build and run it |
  *
  * A value of any type (`{}` or `true`, and `responseFormat: "json"`) is a bounded "any JSON":
  * scalars, arrays and objects nested at most `limits.maxAnyDepth` deep, with the same string,
@@ -38,9 +39,9 @@
  * let us bound; a budget that still runs out is reported as a `SchemaViolation` by the caller.
  */
 import * as Either from "effect/Either"
-import { UnsupportedSchema } from "../../domain/Errors.js"
-import { ANNOTATIONS, ASSERTIONS, isObject, resolveLocalRef } from "../../domain/JsonSchemaCheck.js"
-import type { GenerateRequest, ToolDefinition } from "../../domain/Types.js"
+import { SchemaViolation, UnsupportedSchema } from "../../domain/Errors.js"
+import { ANNOTATIONS, ASSERTIONS, isObject, resolveLocalRef, structuredAnswer } from "../../domain/JsonSchemaCheck.js"
+import type { Completion, GenerateRequest, ToolDefinition } from "../../domain/Types.js"
 
 /** A JSON object in node-llama-cpp's `GbnfJsonSchema` subset. */
 export type GrammarSchema = { readonly [key: string]: unknown }
@@ -62,16 +63,44 @@ export interface GrammarLimits {
   readonly maxEnumeratedIntegers: number
   /** A schema that expands (after inlining `$ref`s) to more nodes than this is refused. */
   readonly maxNodes: number
+  /** How deep sub-schemas may nest (after inlining `$ref`s). */
+  readonly maxDepth: number
+  /**
+   * The largest `minItems`/`maxItems`/`minProperties`/`maxProperties` (and tuple length): llama.cpp
+   * expands a repetition into rules and refuses a group repeated past its "sane defaults" (2,000
+   * symbols): on node-llama-cpp 3.22's build a free-form object of 1,000 properties already fails,
+   * 500 of anything passes (jsonSchemaGrammar.test.ts builds the grammars at these bounds).
+   */
+  readonly maxItemsBound: number
+  /** The largest `minLength`: each required character is a copy in llama.cpp's rule, and 2,048 is refused. */
+  readonly maxMinLength: number
+  /** The largest `maxLength` (each optional character is a rule of llama.cpp's). */
+  readonly maxMaxLength: number
+  /** Alternatives of one `oneOf`/`anyOf`/`enum`: each is a parser stack checked against every token. */
+  readonly maxAlternatives: number
+  /** The repetitions of the whole grammar together (the sum of every string's and array's bounds). */
+  readonly maxRepetitions: number
 }
 
-/** The defaults: 256 characters per string, 32 items per array, 16 keys per free-form object. */
+/**
+ * The defaults: 256 characters per string, 32 items per array, 16 keys per free-form object; and
+ * what a schema may cost before it is refused (`UnsupportedSchema` naming the limit) rather than
+ * handed to llama.cpp, which would refuse it, or take minutes (a 100,000-value enum), or run out
+ * of memory (`maxLength: 1e9`).
+ */
 export const DEFAULT_GRAMMAR_LIMITS: GrammarLimits = {
   maxStringLength: 256,
   maxArrayItems: 32,
   maxObjectProperties: 16,
   maxAnyDepth: 2,
   maxEnumeratedIntegers: 128,
-  maxNodes: 4000
+  maxNodes: 4000,
+  maxDepth: 32,
+  maxItemsBound: 500,
+  maxMinLength: 1000,
+  maxMaxLength: 65_536,
+  maxAlternatives: 1000,
+  maxRepetitions: 262_144
 }
 
 /** A keyword the grammar does not enforce, checked on the answer instead. */
@@ -133,10 +162,23 @@ export const toGrammarSchema = (
     }
   }
 
-  const convert = (s: unknown, path: string, refs: ReadonlyArray<string>): GrammarSchema => {
+  let repetitions = 0
+  const repeat = (keyword: string, path: string, count: number) => {
+    repetitions += count
+    if (repetitions > limits.maxRepetitions) {
+      throw new Refused(keyword, path, `the grammar's bounds add up to more than ${limits.maxRepetitions} repetitions; lower the schema's maxLength/maxItems`)
+    }
+  }
+  const itemsBound = (keyword: string, path: string, bound: number) => {
+    if (bound > limits.maxItemsBound) throw new Refused(keyword, path, `${bound} is more than the grammar can repeat (at most ${limits.maxItemsBound})`)
+  }
+
+  const convert = (s: unknown, path: string, refs: ReadonlyArray<string>, depth = 0): GrammarSchema => {
     if (++nodes > limits.maxNodes) {
       throw new Refused("$ref", path, `the schema expands to more than ${limits.maxNodes} nodes once its references are inlined`)
     }
+    if (depth > limits.maxDepth) throw new Refused("(nesting)", path, `sub-schemas nest more than ${limits.maxDepth} deep`)
+    const sub = (child: unknown, childPath: string, childRefs: ReadonlyArray<string> = refs) => convert(child, childPath, childRefs, depth + 1)
     if (s === true) return anyValue(limits.maxAnyDepth)
     if (s === false) throw new Refused("false", path, "no value is allowed here")
     if (!isObject(s)) throw new Refused("(not an object)", path, "a schema is an object or a boolean")
@@ -153,7 +195,7 @@ export const toGrammarSchema = (
       }
       const target = resolve(s.$ref, path)
       const { $ref: _ref, ...siblings } = s
-      return convert(isObject(target) ? { ...target, ...siblings } : target, path, [...refs, s.$ref])
+      return sub(isObject(target) ? { ...target, ...siblings } : target, path, [...refs, s.$ref])
     }
     if (s.not !== undefined) throw new Refused("not", path, "a grammar cannot exclude a schema")
     if (Array.isArray(s.allOf)) {
@@ -161,22 +203,25 @@ export const toGrammarSchema = (
       if (allOf.length !== 1 || !isObject(allOf[0])) {
         throw new Refused("allOf", path, "only an allOf of one schema can be inlined; merge the schemas into one")
       }
-      return convert({ ...allOf[0], ...rest }, path, refs)
+      return sub({ ...allOf[0], ...rest }, path)
     }
     if (s.nullable === true) {
       const { nullable: _n, ...rest } = s
-      return { oneOf: [convert(rest, path, refs), { type: "null" }], ...description }
+      return { oneOf: [sub(rest, path), { type: "null" }], ...description }
     }
     for (const keyword of ["anyOf", "oneOf"] as const) {
       const alternatives = s[keyword]
       if (!Array.isArray(alternatives)) continue
       if (alternatives.length === 0) throw new Refused(keyword, path, "no alternative is given")
+      if (alternatives.length > limits.maxAlternatives) {
+        throw new Refused(keyword, path, `${alternatives.length} alternatives; at most ${limits.maxAlternatives}`)
+      }
       if (keyword === "oneOf") after("oneOf", path)
       const { anyOf: _a, oneOf: _o, ...siblings } = s
       const shared = Object.fromEntries(Object.entries(siblings).filter(([k]) => !ANNOTATIONS.has(k)))
       return {
         oneOf: alternatives.map((alternative, i) =>
-          convert(isObject(alternative) ? { ...shared, ...alternative } : alternative, `${path}/${keyword}/${i}`, refs)
+          sub(isObject(alternative) ? { ...shared, ...alternative } : alternative, `${path}/${keyword}/${i}`)
         ),
         ...description
       }
@@ -188,6 +233,7 @@ export const toGrammarSchema = (
     if (Array.isArray(s.enum)) {
       if (!s.enum.every(isScalar)) throw new Refused("enum", path, "the grammar has enums of strings, numbers, booleans and null only")
       if (s.enum.length === 0) throw new Refused("enum", path, "an empty enum allows no value")
+      if (s.enum.length > limits.maxAlternatives) throw new Refused("enum", path, `${s.enum.length} values; at most ${limits.maxAlternatives}`)
       return { enum: s.enum, ...description }
     }
 
@@ -201,7 +247,7 @@ export const toGrammarSchema = (
       ? ["array"]
       : []
     if (types.length === 0) return { ...anyValue(limits.maxAnyDepth), ...description }
-    if (types.length > 1) return { oneOf: types.map((type) => convert({ ...s, type }, path, refs)), ...description }
+    if (types.length > 1) return { oneOf: types.map((type) => sub({ ...s, type }, path)), ...description }
     const type = types[0]
     switch (type) {
       case "string": {
@@ -213,6 +259,9 @@ export const toGrammarSchema = (
         const minLength = typeof s.minLength === "number" ? Math.max(0, Math.ceil(s.minLength)) : 0
         const maxLength = typeof s.maxLength === "number" ? Math.floor(s.maxLength) : Math.max(limits.maxStringLength, minLength)
         if (maxLength < minLength) throw new Refused("maxLength", path, `maxLength ${maxLength} is below minLength ${minLength}`)
+        if (minLength > limits.maxMinLength) throw new Refused("minLength", path, `${minLength} is more than the grammar can require (at most ${limits.maxMinLength})`)
+        if (maxLength > limits.maxMaxLength) throw new Refused("maxLength", path, `${maxLength} is more than the grammar can bound (at most ${limits.maxMaxLength})`)
+        repeat("maxLength", path, maxLength)
         return { type: "string", ...(minLength > 0 ? { minLength } : {}), maxLength, ...description }
       }
       case "integer":
@@ -245,7 +294,7 @@ export const toGrammarSchema = (
       case "object": {
         const properties = isObject(s.properties) ? s.properties : {}
         const converted = Object.fromEntries(
-          Object.entries(properties).map(([key, value]) => [key, convert(value, `${path}/properties/${pointerStep(key)}`, refs)])
+          Object.entries(properties).map(([key, value]) => [key, sub(value, `${path}/properties/${pointerStep(key)}`)])
         )
         const additional = s.additionalProperties
         const listed = Object.keys(properties).length
@@ -254,13 +303,18 @@ export const toGrammarSchema = (
           ? undefined
           : additional === true || additional === undefined
           ? anyValue(limits.maxAnyDepth - 1)
-          : convert(additional, `${path}/additionalProperties`, refs)
+          : sub(additional, `${path}/additionalProperties`)
         const minProperties = typeof s.minProperties === "number" ? s.minProperties : undefined
         const maxProperties = typeof s.maxProperties === "number"
           ? s.maxProperties
           : extra !== undefined
           ? Math.max(listed + limits.maxObjectProperties, minProperties ?? 0)
           : undefined
+        if (minProperties !== undefined) itemsBound("minProperties", path, minProperties)
+        if (maxProperties !== undefined && extra !== undefined) {
+          itemsBound("maxProperties", path, maxProperties)
+          repeat("maxProperties", path, maxProperties)
+        }
         if (maxProperties !== undefined && maxProperties < listed) {
           throw new Refused("maxProperties", path, `the grammar writes all ${listed} listed properties, more than maxProperties ${maxProperties}`)
         }
@@ -279,12 +333,13 @@ export const toGrammarSchema = (
         const tuple: ReadonlyArray<unknown> = Array.isArray(s.items) ? s.items : Array.isArray(s.prefixItems) ? s.prefixItems : []
         const tupleKeyword = Array.isArray(s.items) ? "items" : "prefixItems"
         const rest = Array.isArray(s.items) ? s.additionalItems : s.items
-        const prefix = tuple.map((item, i) => convert(item, `${path}/${tupleKeyword}/${i}`, refs))
+        itemsBound(tupleKeyword, path, tuple.length)
+        const prefix = tuple.map((item, i) => sub(item, `${path}/${tupleKeyword}/${i}`))
         const items = rest === false
           ? undefined
           : rest === undefined || rest === true
           ? anyValue(limits.maxAnyDepth - 1)
-          : convert(rest, `${path}/${Array.isArray(s.items) ? "additionalItems" : "items"}`, refs)
+          : sub(rest, `${path}/${Array.isArray(s.items) ? "additionalItems" : "items"}`)
         const minItems = typeof s.minItems === "number" ? Math.max(0, Math.ceil(s.minItems)) : 0
         const maxItems = items === undefined
           ? Math.min(prefix.length, typeof s.maxItems === "number" ? Math.floor(s.maxItems) : prefix.length)
@@ -292,6 +347,9 @@ export const toGrammarSchema = (
           ? Math.floor(s.maxItems)
           : Math.max(limits.maxArrayItems, minItems, prefix.length)
         if (maxItems < minItems) throw new Refused("maxItems", path, `maxItems ${maxItems} is below minItems ${minItems}`)
+        itemsBound("minItems", path, minItems)
+        itemsBound("maxItems", path, maxItems)
+        repeat("maxItems", path, maxItems)
         return {
           type: "array",
           ...(prefix.length > 0 ? { prefixItems: prefix } : {}),
@@ -423,3 +481,41 @@ export const generationPlan = (
       instructions: toolInstructions(tools, !forced)
     }
   })
+
+/**
+ * The end of a constrained generation, checked: JSON breaking a keyword the grammar does not
+ * enforce (`pattern`, numeric bounds, …), or text that is not the grammar's JSON, is a
+ * `SchemaViolation`, never half a document reported as success. Running out of tokens is not
+ * one: a `length` finish keeps its partial answer, marked `incomplete` (`answer`, or
+ * `tool-call` for a call that was not made), unless the answer is whole anyway (cut right at its
+ * end), which is a `stop`.
+ */
+export const constrainedOutcome = (
+  model: string,
+  plan: GenerationPlan,
+  request: GenerateRequest,
+  completion: Completion
+): Either.Either<Completion, SchemaViolation> => {
+  if (plan._tag !== "Grammar" || completion.finishReason === "abort" || completion.finishReason === "tool-calls") {
+    return Either.right(completion)
+  }
+  if (completion.finishReason === "length") {
+    if (plan.output === "answer") {
+      return Either.isRight(structuredAnswer(model, completion.text, request.responseFormat))
+        ? Either.right({ ...completion, finishReason: "stop" })
+        : Either.right({ ...completion, incomplete: "answer" })
+    }
+    // the worker left the partial answer of an `{ answer }` alternative as text, and no text for a call
+    return Either.right({ ...completion, incomplete: completion.text.length > 0 ? "answer" : "tool-call" })
+  }
+  if (completion.finishReason !== "stop") {
+    return Either.left(
+      new SchemaViolation({
+        model,
+        problem: `the ${plan.output === "tool" ? "forced tool call" : "JSON answer"} is not the JSON its grammar allows`,
+        answer: completion.text.slice(0, 400)
+      })
+    )
+  }
+  return Either.map(structuredAnswer(model, completion.text, request.responseFormat), () => completion)
+}

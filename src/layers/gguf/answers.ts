@@ -3,45 +3,21 @@
  * become `GenerateEvent`s, the final `Completion` gets its usage and timings (load, time to first
  * token, tokens/s, prompt tokens/s, all on the Clock), and what the grammar could not enforce is
  * checked before the answer counts as one: a tool call's parameters against its schema, a JSON
- * answer cut off by `maxTokens` or breaking a keyword the grammar does not enforce (`pattern`,
- * numeric bounds, …) is a `SchemaViolation`, never half a document reported as success.
+ * answer breaking a keyword the grammar does not enforce (`pattern`, numeric bounds, …) is a
+ * `SchemaViolation`; one cut off by `maxTokens` finishes with `length` and `incomplete`
+ * (`constrainedOutcome`), never half a document reported as a whole one.
  */
 import * as Chunk from "effect/Chunk"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import { SchemaViolation } from "../../domain/Errors.js"
-import { checkJsonSchema, structuredAnswer } from "../../domain/JsonSchemaCheck.js"
+import { checkJsonSchema } from "../../domain/JsonSchemaCheck.js"
 import type { Completion, GenerateEvent, GenerateRequest, ToolCall } from "../../domain/Types.js"
 import type { LoaderEvent } from "../../services/LlamaLoader.js"
-import type { GenerationPlan } from "./JsonSchemaGrammar.js"
+import { constrainedOutcome, type GenerationPlan } from "./JsonSchemaGrammar.js"
 
 const nowMs = Effect.map(Clock.currentTimeNanos, (n) => Number(n) / 1e6)
-
-/** The end of a constrained generation, checked. */
-const checkConstrained = (
-  name: string,
-  plan: GenerationPlan,
-  request: GenerateRequest,
-  completion: Completion
-): Either.Either<void, SchemaViolation> => {
-  if (plan._tag !== "Grammar" || completion.finishReason === "abort") return Either.void
-  if (completion.finishReason === "tool-calls") return Either.void
-  const used = completion.usage.completionTokens
-  if (completion.finishReason !== "stop") {
-    const what = plan.output === "tool" ? "the forced tool call" : "the JSON answer"
-    return Either.left(
-      new SchemaViolation({
-        model: name,
-        problem: `${what} was cut off after ${used} tokens` +
-          (request.maxTokens !== undefined ? ` (maxTokens ${request.maxTokens})` : "") +
-          ": raise maxTokens, or lower the schema's maxLength/maxItems so it fits",
-        answer: completion.text.slice(0, 400)
-      })
-    )
-  }
-  return Either.map(structuredAnswer(name, completion.text, request.responseFormat), () => undefined)
-}
 
 /** A tool call whose name is not among the tools, or whose parameters break its schema. */
 const checkToolCall = (name: string, request: GenerateRequest, call: ToolCall): SchemaViolation | undefined => {
@@ -124,8 +100,8 @@ export const makeAnswer = (context: AnswerContext) => {
         return Either.right({ _tag: "ToolCall", call: event.call })
       }
       case "Done": {
-        const completion = finish(event, now)
-        return Either.map(checkConstrained(name, plan, request, completion), () => ({ _tag: "Finish", completion }) as const)
+        // cut by maxTokens is an outcome (finishReason length, `incomplete`), not an error
+        return Either.map(constrainedOutcome(name, plan, request, finish(event, now)), (completion) => ({ _tag: "Finish", completion }) as const)
       }
     }
   }

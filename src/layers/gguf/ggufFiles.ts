@@ -2,7 +2,8 @@
  * Which file a GGUF model name means, and whether a file is still the one it was. Local files
  * (`./x.gguf`, `~/x`, `file://…`, absolute paths) load directly; anything else is looked up in the
  * ModelStore (llmspell's store, then other tools' stores read in place; never the hub — only
- * `model pull` goes there). The name a path was resolved from is remembered for errors and `ps`.
+ * `model pull` goes there). The name a path was resolved from (and the store's digest of it) is
+ * remembered for errors and `ps`.
  */
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -16,8 +17,7 @@ import * as HubRef from "../../domain/HubRef.js"
 import { isFileReference } from "../../domain/ModelSpec.js"
 import type { ModelLocation } from "../../domain/Types.js"
 import type { GgufResolveError } from "../../services/GgufBackend.js"
-import type { StoreRoot } from "../../services/ModelDownloader.js"
-import type { ModelStoreService } from "../../services/ModelStore.js"
+import type { ModelStoreService, StoreRoot } from "../../services/ModelStore.js"
 
 /** Absolute path of a local-file reference (`./x.gguf`, `~/x`, `file://…`, absolute). */
 export const localPath = (reference: string, cwd: string = process.cwd(), home: string = os.homedir()): string =>
@@ -36,6 +36,8 @@ export interface ResolvedFile {
   /** The store it came from (absent for a local file given by path), and every store holding the same bytes. */
   readonly store?: ModelLocation["store"]
   readonly locations?: ReadonlyArray<ModelLocation>
+  /** The store's identity of the model (Ollama's `digest`). */
+  readonly digest?: string
 }
 
 /** What identifies the bytes behind a path: a rename over it or a rewrite changes one of these. */
@@ -64,6 +66,7 @@ export const sameFile = (a: FileIdentity | undefined, b: FileIdentity | undefine
 /** Resolves model names for one instance and remembers which name each path was given as. */
 export const makeResolver = (instance: string, store: StoreRoot, modelStore: ModelStoreService) => {
   const names = new Map<string, string>()
+  const digests = new Map<string, string>()
 
   const notFound = (model: string, detail?: string) =>
     new ModelNotFound({
@@ -81,12 +84,19 @@ export const makeResolver = (instance: string, store: StoreRoot, modelStore: Mod
       const found = yield* modelStore.find(model, store)
       if (Option.isNone(found)) return yield* notFound(model)
       const m = found.value
-      return { name: m.name, path: m.path, installed: m.installed, store: m.store, locations: m.locations }
-    }).pipe(Effect.tap((r) => Effect.sync(() => names.set(r.path, r.name))))
+      return { name: m.name, path: m.path, installed: m.installed, store: m.store, locations: m.locations, digest: m.digest }
+    }).pipe(Effect.tap((r) =>
+      Effect.sync(() => {
+        names.set(r.path, r.name)
+        if (r.digest !== undefined) digests.set(r.path, r.digest)
+      })
+    ))
 
   return {
     resolve,
     /** The name `path` was last resolved from (the path itself when never). */
-    nameOf: (path: string) => names.get(path) ?? path
+    nameOf: (path: string) => names.get(path) ?? path,
+    /** The store's digest of the model at `path`, when it was resolved through a store. */
+    digestOf: (path: string) => digests.get(path)
   }
 }

@@ -4,15 +4,19 @@
  * memory it needs from node-llama-cpp's GgufInsights). Reads only; loads nothing.
  */
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as os from "node:os"
+import * as nodePath from "node:path"
 import type { GgufInstanceConfig } from "../../domain/ConfigSchema.js"
-import { type BackendUnavailable, isLlmspellError, type LlmspellError } from "../../domain/Errors.js"
+import { type BackendUnavailable, isLlmspellError, type LlmspellError, type ModelStoreUnusable } from "../../domain/Errors.js"
 import { errorToJson } from "../../domain/Failure.js"
 import * as Gguf from "../../domain/GgufReader.js"
-import type { BackendStatus, LoadedModel, LocalModel, ModelInfo } from "../../domain/Types.js"
+import { factsOfFile } from "../../domain/ModelFacts.js"
+import type { BackendStatus, LoadedModel, ModelInfo } from "../../domain/Types.js"
 import type { GgufResolveError } from "../../services/GgufBackend.js"
 import type { InvalidModelFile } from "../../domain/Errors.js"
 import type { Isolation, LlamaLoaderService } from "../../services/LlamaLoader.js"
+import type { Inventory } from "../../services/ModelStore.js"
 import { readGgufFile } from "../store/readGgufFile.js"
 import type { ResolvedFile } from "./ggufFiles.js"
 
@@ -23,6 +27,12 @@ const formatGiB = (bytes: number) => `${(bytes / 2 ** 30).toFixed(1)} GiB`
 
 const parameterSize = (count: number): string =>
   count >= 1e9 ? `${(count / 1e9).toFixed(1)}B` : count >= 1e6 ? `${(count / 1e6).toFixed(count >= 1e8 ? 0 : 1)}M` : `${(count / 1e3).toFixed(0)}K`
+
+/** What the store scans skipped and why (unreadable, a FIFO, a link leaving a store…), at most 20 lines. */
+const storeWarnings = (warnings: ReadonlyArray<{ readonly store: string; readonly path: string; readonly reason: string }>) => [
+  ...warnings.slice(0, 20).map((w) => `${w.store}: ${w.path}: ${w.reason}`),
+  ...(warnings.length > 20 ? [`… and ${warnings.length - 20} more skipped in other tools' stores`] : [])
+]
 
 const errorInfo = (e: LlmspellError | BackendUnavailable) =>
   isLlmspellError(e) ? errorToJson(e) : { _tag: "UnknownError", message: String(e) }
@@ -48,7 +58,6 @@ export const info = (
     const gguf = yield* readGgufFile(file.path, { model, instance: instance.name })
     const arch = gguf.architecture
     const num = (key: string) => Gguf.metadataNumber(gguf, `${arch}.${key}`)
-    const fileType = Gguf.metadataNumber(gguf, "general.file_type")
     const count = Gguf.parameterCount(gguf)
     const trainContext = num("context_length")
     const defaultContext = instance.contextSize === "auto"
@@ -61,6 +70,8 @@ export const info = (
       contextSize: defaultContext
     }).pipe(Effect.either)
     const generalName = Gguf.metadataString(gguf, "general.name")
+    // the same facts every view gives (model list, /api/tags, /api/ps, /api/show)
+    const modelFacts = factsOfFile(gguf, nodePath.basename(file.path))
     return {
       name: file.name,
       backend: "gguf",
@@ -68,7 +79,7 @@ export const info = (
       architecture: arch,
       parameterCount: count,
       parameterSize: parameterSize(count),
-      ...(fileType !== undefined ? { quantization: Gguf.fileTypeName(fileType) } : {}),
+      ...(modelFacts.quantization !== undefined ? { quantization: modelFacts.quantization } : {}),
       ...(trainContext !== undefined ? { contextLength: trainContext } : {}),
       ...(num("embedding_length") !== undefined ? { embeddingLength: num("embedding_length")! } : {}),
       ...(num("block_count") !== undefined ? { layers: num("block_count")! } : {}),
@@ -81,7 +92,7 @@ export const info = (
       ...(file.store !== undefined ? { store: file.store } : {}),
       ...(file.locations !== undefined ? { locations: file.locations } : {}),
       ...(memory._tag === "Right" ? { memory: memory.right } : {}),
-      capabilities: ["completion"],
+      capabilities: modelFacts.capabilities ?? ["completion"],
       details: {
         ggufVersion: gguf.version,
         tensors: gguf.tensorCount,
@@ -95,11 +106,12 @@ export const info = (
 export const status = (
   context: StatusContext,
   loaded: Effect.Effect<ReadonlyArray<LoadedModel>>,
-  list: Effect.Effect<ReadonlyArray<LocalModel>, unknown>
+  inventory: Effect.Effect<Inventory, ModelStoreUnusable>
 ): Effect.Effect<BackendStatus> =>
   Effect.gen(function*() {
     const { cores, instance, isolation, loader, threads } = context
-    const models = yield* Effect.either(list)
+    const stores = yield* Effect.either(inventory)
+    const models = Either.map(stores, (i) => i.models)
     const base = {
       "model directory": instance.modelDirectory,
       threads: instance.threads === "auto" ? `${threads} (auto: ${cores} cores available)` : threads,
@@ -119,9 +131,9 @@ export const status = (
       ...(models._tag === "Right" ? { modelsPresent: models.right.length } : {}),
       loaded: yield* loaded
     }
-    const modelWarnings = models._tag === "Left"
-      ? [`cannot list the model store: ${models.left instanceof Error ? models.left.message : String(models.left)}`]
-      : []
+    const modelWarnings = stores._tag === "Left"
+      ? [`cannot list the model store: ${stores.left.message}`]
+      : storeWarnings(stores.right.warnings)
     if (runtime._tag === "Left") {
       return {
         ...common,

@@ -15,8 +15,10 @@
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
+import * as nodePath from "node:path"
 import type * as Scope from "effect/Scope"
 import { BackendCrashed, InvalidModelFile } from "../../domain/Errors.js"
+import { factsOfFile, identityDigest, type ModelFacts } from "../../domain/ModelFacts.js"
 import type { LoadedModel } from "../../domain/Types.js"
 import type { GgufLoadError } from "../../services/GgufBackend.js"
 import type { LoadedModelHandle, LlamaLoaderService, LoadOptions } from "../../services/LlamaLoader.js"
@@ -45,6 +47,8 @@ export interface LoadedModelsOptions {
   readonly idleUnloadSeconds: number
   /** The name a path was resolved from, for errors and `ps`. */
   readonly nameOf: (path: string) => string
+  /** The store's digest of the model at a path (else one is derived from the file's identity). */
+  readonly digestOf: (path: string) => string | undefined
 }
 
 /** A lease on one context of a model, for the life of the scope. */
@@ -59,7 +63,9 @@ export interface ContextLease {
 /** The pool of one GGUF instance. */
 export const make = (options: LoadedModelsOptions) =>
   Effect.gen(function*() {
-    const { instance, loader, loadOptions, nameOf } = options
+    const { digestOf, instance, loader, loadOptions, nameOf } = options
+    // what every view says of a loaded file (ps): the header's family and quantization, its digest
+    const facts = new Map<string, ModelFacts & { readonly digest: string }>()
     // Files whose worker crashed while loading them, with the file as it was: a file that crashed
     // twice in a row is not loaded again until it changes (no reload loop on a bad file).
     const loadCrashes = new Map<string, { readonly file: FileIdentity | undefined; count: number; last: BackendCrashed }>()
@@ -104,7 +110,11 @@ export const make = (options: LoadedModelsOptions) =>
         if (crashes !== undefined && crashes.count >= 2 && sameFile(crashes.file, before)) {
           return yield* refuseAfterTwoCrashes(crashes.last)
         }
-        yield* readGgufFile(path, { model, instance })
+        const header = yield* readGgufFile(path, { model, instance })
+        facts.set(path, {
+          ...factsOfFile(header, nodePath.basename(path)),
+          digest: identityDigest(path, header.fileSize, before !== undefined ? new Date(before.mtimeMs).toISOString() : undefined)
+        })
         if (!sameFile(before, yield* fileIdentity(path))) return yield* changed(path)
         const handle = yield* loader.load(path, { ...loadOptions, model, ...(purpose === "embedding" ? { purpose } : {}) }).pipe(
           Effect.tapError(remember(path, before))
@@ -171,7 +181,10 @@ export const make = (options: LoadedModelsOptions) =>
               contextLength: handle.contextSize,
               activeRequests: e.users,
               ...(Option.isSome(sequences) ? { sequences: sequences.value } : {}),
-              ...(e.expiresAtMillis !== undefined ? { expiresAt: new Date(e.expiresAtMillis).toISOString() } : {})
+              // an expiry past what a Date holds (±8.64e15 ms: a library caller's keep-alive of 1e300 s) is "never"
+              ...(e.expiresAtMillis !== undefined && Math.abs(e.expiresAtMillis) <= 8.64e15
+                ? { expiresAt: new Date(e.expiresAtMillis).toISOString() }
+                : {})
             } satisfies ModelContext
           }
         }))
@@ -183,8 +196,13 @@ export const make = (options: LoadedModelsOptions) =>
         const first = ordered[0]!.context
         const expiries = ordered.map((c) => c.context.expiresAt)
         const vram = ordered.reduce((n, c) => n + c.handle.vramBytes, 0)
+        const known = facts.get(path)
+        const digest = digestOf(path) ?? known?.digest
         return {
           name: nameOf(path),
+          ...(digest !== undefined ? { digest } : {}),
+          ...(known?.family !== undefined ? { family: known.family } : {}),
+          ...(known?.quantization !== undefined ? { quantization: known.quantization } : {}),
           ...(chat === undefined ? { purpose: "embedding" as const } : {}),
           sizeBytes: ordered.reduce((n, c) => n + c.handle.sizeBytes, 0),
           ...(vram > 0 ? { vramBytes: vram } : {}),

@@ -2,7 +2,7 @@
  * The context sequences of a loaded chat model and the requests waiting for one. A request takes a
  * sequence for the life of its scope and gives it back when the scope closes (the answer ended,
  * failed or was interrupted); a waiter that is interrupted leaves the line and takes nothing.
- * Waiters are served in arrival order; which free sequence a request gets is `choose`'s decision —
+ * Waiters are served in arrival order; which free sequence a request gets (waiter or not) is `choose`'s decision —
  * the least recently used one today. The chooser sees the request and every free sequence with its
  * last use, so a choice by shared prompt prefix (issue 21: the sequence whose KV cache already
  * holds the longest prefix of this prompt, the least recently used on ties and misses) drops in
@@ -64,13 +64,12 @@ export const make = <S>(
       return chosen.sequence
     }
 
-    // the first waiter gets it at once (nothing else is free while anyone waits), else it is free again
+    // free again; the first waiter (if any) is served at once, through the chooser like everyone else
     const giveBack = (sequence: S) =>
       Effect.suspend(() => {
-        const next = waiters.shift()
-        if (next !== undefined) return Deferred.succeed(next.handed, sequence)
         free.push({ sequence, lastUsed: uses++ })
-        return Effect.void
+        const next = waiters.shift()
+        return next === undefined ? Effect.void : Deferred.succeed(next.handed, takeFree(next.request))
       })
 
     const take = (request: GenerateRequest): Effect.Effect<S, never, Scope.Scope> =>

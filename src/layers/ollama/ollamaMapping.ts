@@ -419,10 +419,26 @@ export const toOllamaOptions = (request: GenerateRequest): Record<string, unknow
     temperature: request.temperature,
     top_p: request.topP,
     top_k: request.topK,
+    min_p: request.minP,
     seed: request.seed,
+    repeat_penalty: request.repeatPenalty,
+    repeat_last_n: request.repeatLastN,
+    presence_penalty: request.presencePenalty,
+    frequency_penalty: request.frequencyPenalty,
     stop: request.stop !== undefined ? [...request.stop] : undefined,
     num_ctx: request.contextSize
   })
+
+/**
+ * A request field Ollama cannot honour, with why (refused by the backend rather than dropped):
+ * it has no logit bias, and no way to keep a model from making several tool calls.
+ */
+export const unsupportedField = (request: GenerateRequest): { readonly field: string; readonly reason: string } | undefined =>
+  request.logitBias !== undefined && Object.keys(request.logitBias).length > 0
+    ? { field: "logitBias", reason: "Ollama has no logit bias" }
+    : request.parallelToolCalls === false && (request.tools ?? []).length > 0 && request.toolChoice !== "none"
+    ? { field: "parallelToolCalls", reason: "Ollama cannot limit a model to one tool call per answer" }
+    : undefined
 
 /** Our messages → Ollama's (api/types.go `Message`): assistant `tool_calls`, tool results by `tool_name`/`tool_call_id`. */
 export const toOllamaMessages = (messages: ReadonlyArray<ChatMessage>): Array<Record<string, unknown>> =>
