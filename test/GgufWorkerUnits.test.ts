@@ -70,6 +70,24 @@ describe("the sequence queue", () => {
     }))
 })
 
+  it.scoped("a waiter is served through the chooser too, among every sequence free when its turn comes", () =>
+    Effect.gen(function*() {
+      const seen: Array<[string, ReadonlyArray<string>]> = []
+      const queue = yield* SequenceQueue.make(["p", "q"], (free, r) => {
+        seen.push([r.messages[0]!.content, free.map((f) => f.sequence)])
+        return free.find((f) => f.sequence === r.messages[0]!.content) ?? SequenceQueue.leastRecentlyUsed(free)
+      })
+      const holdP = yield* Scope.make()
+      const holdQ = yield* Scope.make()
+      yield* Scope.extend(queue.take(request("p")), holdP)
+      yield* Scope.extend(queue.take(request("q")), holdQ)
+      const waiter = yield* Effect.fork(Effect.scoped(queue.take(request("w"))))
+      yield* Effect.yieldNow()
+      yield* Scope.close(holdQ, Exit.void)
+      expect(yield* Fiber.join(waiter)).toBe("q")
+      expect(seen.at(-1)).toEqual(["w", ["q"]])
+    }))
+
 describe("the crash report says what happened", () => {
   const context = { model: "m.gguf", instance: "gguf", operation: "generate", heapMb: 2048 }
   const exit = (signal: string | null, code: number | null = null, killedBecause?: string) => ({ signal, code, killedBecause })
