@@ -39,8 +39,22 @@ export const LoadedModel = Schema.Struct({
   /** The backend and instance holding it (set by `LocalLLM.ps`). */
   backend: Schema.optional(BackendType),
   instance: Schema.optional(Schema.String),
-  /** `embedding` for a GGUF model loaded with an embedding context (a copy apart from its chat context). */
+  /** `embedding` for a GGUF model loaded only with an embedding context (no chat context loaded). */
   purpose: Schema.optional(Schema.Literal("chat", "embedding")),
+  /**
+   * A GGUF model's contexts, each loaded (and idle-unloaded) on its own: the chat context
+   * (sequences) and the embedding one. The row's size and active requests are their sums; it
+   * unloads when its last context does (`expiresAt`, absent while one is in use or kept loaded).
+   */
+  contexts: Schema.optional(Schema.Array(Schema.Struct({
+    purpose: Schema.Literal("chat", "embedding"),
+    sizeBytes: Schema.Number,
+    vramBytes: Schema.optional(Schema.Number),
+    contextLength: Schema.Number,
+    activeRequests: Schema.Number,
+    sequences: Schema.optional(Schema.Struct({ total: Schema.Number, busy: Schema.Number })),
+    expiresAt: Schema.optional(Schema.String)
+  }))),
   /** The same facts `list` gives of the model (GGUF): its digest, family (architecture) and quantization. */
   digest: Schema.optional(Schema.String),
   family: Schema.optional(Schema.String),

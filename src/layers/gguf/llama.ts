@@ -10,7 +10,6 @@
  * grammars) belongs to one `makeInProcessLoader()`.
  */
 import * as Effect from "effect/Effect"
-import * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type { LlamaContext } from "node-llama-cpp"
@@ -28,6 +27,7 @@ import { embedOn, tokenizeWith } from "./llamaEmbed.js"
 import { countPromptWith, type GenerateHooks, generateOn, type GenerationTarget, type SequenceSlot } from "./llamaGenerate.js"
 import { makeGrammarCache } from "./llamaGrammar.js"
 import { importLibrary, LogBuffer, makeRuntimes, toBackendError } from "./llamaRuntime.js"
+import * as SequenceQueue from "./sequenceQueue.js"
 
 export { toHistory } from "./chatHistory.js"
 export type { GenerateHooks } from "./llamaGenerate.js"
@@ -144,7 +144,6 @@ export const makeInProcessLoader = (hooks: LoaderHooks = {}) => {
       ).pipe(Effect.withSpan("LlamaLoader.createContext", { attributes: { path } }))
       // The chat wrapper is resolved once per model: `new LlamaChat()` with the default "auto" wrapper
       // re-resolves it from the Jinja template every time, which cost ~250 ms per request here.
-      const sequences = yield* Queue.bounded<SequenceSlot>(options.sequences)
       const slots = yield* Effect.acquireRelease(
         Effect.try({
           try: () => {
@@ -155,13 +154,13 @@ export const makeInProcessLoader = (hooks: LoaderHooks = {}) => {
               const sequence = context.getSequence()
               slots.push({ sequence, chat: new lib.LlamaChat({ contextSequence: sequence, chatWrapper, autoDisposeSequence: false }) })
             }
-            for (const slot of slots) Queue.unsafeOffer(sequences, slot)
             return slots
           },
           catch: toBackendError("create context sequences", instance)
         }),
         (slots) => Effect.sync(() => slots.forEach((slot) => slot.chat.dispose()))
       )
+      const sequences = yield* SequenceQueue.make(slots)
       const target: GenerationTarget = { lib, model, context, sequences, instance, modelName: names.model, logs, grammarFor }
       return {
         path,
@@ -170,8 +169,7 @@ export const makeInProcessLoader = (hooks: LoaderHooks = {}) => {
         contextSize: context.contextSize,
         generate: (request) => generateOn(target, request, {}),
         generateWith: (request, hooks) => generateOn(target, request, hooks),
-        // the queue holds the free sequences; its size goes below 0 by the requests waiting for one
-        sequences: Effect.map(Queue.size(sequences), (free) => ({ total: options.sequences, busy: options.sequences - Math.max(0, free) })),
+        sequences: Effect.map(sequences.counts, ({ busy, total }) => ({ busy, total })),
         embed: () =>
           Effect.fail(
             new BackendError({

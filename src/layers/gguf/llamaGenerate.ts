@@ -7,7 +7,6 @@
  */
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
-import * as Queue from "effect/Queue"
 import * as Stream from "effect/Stream"
 import type {
   ChatHistoryItem,
@@ -29,6 +28,7 @@ import { toHistory } from "./chatHistory.js"
 import { type GenerationPlan, generationPlan } from "./JsonSchemaGrammar.js"
 import { grammarBannedTokens, grammarBias } from "./llamaGrammar.js"
 import { type LogBuffer, type NodeLlamaCpp, toBackendError } from "./llamaRuntime.js"
+import type * as SequenceQueue from "./sequenceQueue.js"
 
 /**
  * Which of the request's stop strings ended the answer: node-llama-cpp reports the trigger it
@@ -222,6 +222,8 @@ export interface SequenceSlot {
 
 /** Extra callbacks for one generation. */
 export interface GenerateHooks {
+  /** The request has its context sequence (it may have waited for one): its prompt is prepared next. */
+  readonly onSequence?: () => void
   /** The prompt is rendered (chat template) and tokenized: generation proper starts. */
   readonly onPrepared?: (promptTokens: number) => void
   /** After each text chunk (the worker's test-only crash hook). */
@@ -234,7 +236,7 @@ export interface GenerationTarget {
   readonly model: LlamaModel
   readonly context: LlamaContext
   /** The free sequences; a request takes one for its life and gives it back. */
-  readonly sequences: Queue.Queue<SequenceSlot>
+  readonly sequences: SequenceQueue.SequenceQueue<SequenceSlot>
   readonly instance: string | undefined
   /** The model's name, for errors. */
   readonly modelName: string
@@ -262,7 +264,8 @@ export const generateOn = (
       // A disposed sequence frees its slot asynchronously (an immediate getSequence() can still
       // throw "No sequences left"), so sequences are created once and handed round; LlamaChat also
       // reuses the prompt prefix a sequence already holds.
-      const { chat } = yield* Effect.acquireRelease(Queue.take(sequences), (slot) => Queue.offer(sequences, slot))
+      const { chat } = yield* sequences.take(request)
+      hooks.onSequence?.()
       // a forced tool call is one JSON document, parsed at the end: no text is streamed for it
       const forced = plan._tag === "Grammar" && plan.output !== "answer"
       const showReasoning = request.reasoning !== false
