@@ -13,6 +13,7 @@ import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { TEST_ABORT_ENV } from "../src/layers/gguf/workerProtocol.js"
+import { type FakeAnthropic, startFakeAnthropic } from "./fixtures/fakeAnthropic.js"
 import { type FakeOllama, fakeModel, startFakeOllama } from "./fixtures/fakeOllama.js"
 import { gate } from "./fixtures/fakeHttp.js"
 import { tinyLlamaGguf } from "./fixtures/ggufWriter.js"
@@ -26,6 +27,7 @@ process.env[TEST_ABORT_ENV] = "generate:crash-generate"
 
 let dir: string
 let fake: FakeOllama
+let cloud: FakeAnthropic
 let serve: ServeHarness
 let client: OpenAI
 
@@ -42,7 +44,13 @@ const scrape = async (): Promise<Exposition> => parseExposition((await scrapeTex
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "llmspell-serve-metrics-"))
   fake = await startFakeOllama({ models: [fakeModel("agent")] })
-  serve = await startServe({ dir, ollamaUrl: fake.url, gguf: { isolation: "process" } })
+  cloud = await startFakeAnthropic({ apiKey: "sk-ant-upstream", answer: () => ({ content: "From the cache.", cacheReadInputTokens: 30 }) })
+  serve = await startServe({
+    dir,
+    ollamaUrl: fake.url,
+    gguf: { isolation: "process" },
+    providers: { anthropic: { provider_type: "anthropic", base_url: cloud.baseUrl, api_key: "sk-ant-upstream" } }
+  })
   writeFileSync(join(dir, "models", "tiny.gguf"), tinyLlamaGguf({ vocabSize: 400 }))
   writeFileSync(join(dir, "models", "crash-generate.gguf"), tinyLlamaGguf({ seed: 3 }))
   client = new OpenAI({ baseURL: `${serve.url}/v1`, apiKey: "unused", maxRetries: 0 })
@@ -51,6 +59,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await serve?.close()
   await fake?.close()
+  await cloud?.close()
   rmSync(dir, { recursive: true, force: true })
 })
 
@@ -135,6 +144,17 @@ describe("GET /metrics", () => {
     expect(header).toMatch(/NAME\s+SIZE\s+CONTEXT\s+DEVICE\s+BUSY\s+REQUESTS\s+TOKENS\/S\s+UNLOADS/)
     expect(rows.find((r) => r.startsWith(TINY))).toMatch(new RegExp(`0/1\\s+${String(tiny?.["requests"])}\\s+\\d+\\.\\d`))
   }, 60_000)
+
+  it("cached prompt tokens a backend reports (Anthropic's cache_read_input_tokens) move their counter, inside the prompt tokens", async () => {
+    const before = await scrape()
+    const reply = await client.chat.completions.create({ model: "anthropic/claude-3-5-haiku-latest", messages: [{ role: "user", content: "the same long system context again ".repeat(20) }] })
+    const after = await scrape()
+    const labels = { model: "anthropic/claude-3-5-haiku-latest", backend: "cloud" }
+    const delta = (name: string) => valueOf(after, name, labels) - valueOf(before, name, labels)
+    expect(delta("llmspell_cached_prompt_tokens_total")).toBe(30)
+    expect(delta("llmspell_prompt_tokens_total")).toBe(reply.usage!.prompt_tokens)
+    expect(reply.usage!.prompt_tokens).toBeGreaterThanOrEqual(30)
+  })
 
   it("a request waiting for its answer shows in the running gauge; a client that goes away is counted as cancelled", async () => {
     // one answer first, so the model's spec is a known label
