@@ -1,7 +1,8 @@
 /**
  * `llmspell model pull --dry-run` (the built CLI) against the fake hub: the files and sizes of a
- * split and a single-file model from the listing, with no file byte fetched and nothing written to
- * the store; whether it fits the disk and the memory (a 1 PiB model fits neither); `--json`;
+ * split and a single-file model from the listing, the first file's GGUF header read with ranged
+ * requests (never the whole file; what `model info` then says of the downloaded file), nothing
+ * written to the store; whether it fits the disk and the memory (a 1 PiB model fits neither); `--json`;
  * connected to a server too. A real pull of a model that does not fit in memory says so before it
  * starts, and one that does not fit on the disk is refused before any byte is fetched. An Ollama
  * model cannot be planned: said, and nothing is pulled.
@@ -32,7 +33,6 @@ const run = (args: ReadonlyArray<string>, mode?: { readonly host: string }) =>
   })
 const filesIn = (d: string): Array<string> =>
   existsSync(d) ? readdirSync(d, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => e.name) : []
-const contentRequests = () => hub.requests.filter((r) => r.server === "cdn" || r.url.includes("/resolve/"))
 
 beforeAll(async () => {
   ensureBuilt()
@@ -53,7 +53,7 @@ beforeEach(() => hub.resetStats())
 const decode = Schema.decodeUnknownSync(PullResult)
 
 describe("model pull --dry-run", () => {
-  it("a split model: every part with its size, the total, disk and memory fit; not a byte fetched, nothing written", async () => {
+  it("a split model: every part with its size, the total, disk and memory fit; its header read by range, nothing written", async () => {
     const out = await run(["model", "pull", "org/split:Q4_K_M", "--dry-run", "--json"])
     expect(out.stderr).toBe("")
     expect(out.code).toBe(0)
@@ -68,8 +68,11 @@ describe("model pull --dry-run", () => {
     })
     expect(result.plan!.memory.neededBytes).toBeGreaterThan(total)
     expect(result.downloadedBytes).toBe(0)
-    expect(hub.bytesServed).toBe(0)
-    expect(contentRequests()).toEqual([])
+    // the first part's header, read with ranged requests: never the whole file
+    expect(result.plan!.header).toMatchObject({ architecture: "test" })
+    // (and the one byte of the library's size probe)
+    expect(hub.bytesServed).toBe(result.plan!.header!.bytesRead + 1)
+    expect(result.plan!.header!.bytesRead).toBeLessThanOrEqual(Math.min(1024 * 1024, parts[0]!.length))
     expect(filesIn(models())).toEqual([])
   }, 60_000)
 
@@ -80,13 +83,16 @@ describe("model pull --dry-run", () => {
     expect(out.stdout).toMatch(/^  single-Q8_0\.gguf\s+\S+/m)
     expect(out.stdout).toMatch(/^disk: .*: fits$/m)
     expect(out.stdout).toMatch(/^memory: .*: fits$/m)
-    expect(hub.bytesServed).toBe(0)
+    expect(out.stdout).toMatch(/^header:\s+test, Q4_1_SOME_F16 \(48\.8 KiB read\)$/m)
     expect(filesIn(models())).toEqual([])
   }, 60_000)
 
   it("a 1 PiB model fits neither disk nor memory (said, exit 0); a real pull warns of the memory and is refused for the disk before a byte", async () => {
     const planned = decode(JSON.parse((await run(["model", "pull", "org/huge:Q4_K_M", "--dry-run", "--json"])).stdout))
     expect(planned.plan).toMatchObject({ totalBytes: 2 ** 50, disk: { fits: false }, memory: { fits: false } })
+    // its "header" is not a GGUF: the plan stands on the listing, and at most the first reads were fetched
+    expect(planned.plan!.header).toBeUndefined()
+    expect(hub.bytesServed).toBeLessThanOrEqual(41 * 1024 * 1024 * 2)
     const text = await run(["model", "pull", "org/huge:Q4_K_M", "--dry-run"])
     expect(text.stdout).toMatch(/^disk: .*does NOT fit$/m)
     expect(text.stdout).toMatch(/^memory: .*does NOT fit$/m)
@@ -98,6 +104,15 @@ describe("model pull --dry-run", () => {
     expect(real.stderr).toMatch(/disk|space/i)
     expect(hub.bytesServed).toBe(0)
     expect(filesIn(join(models(), "hub"))).toEqual([])
+  }, 60_000)
+
+  it("the header a dry run reads says what `model info` says of the downloaded file", async () => {
+    const planned = decode(JSON.parse((await run(["model", "pull", "org/single:Q8_0", "--dry-run", "--json"])).stdout))
+    expect((await run(["model", "pull", "org/single:Q8_0", "--json"])).code).toBe(0)
+    const info = JSON.parse((await run(["model", "info", "org/single:Q8_0", "--json"])).stdout) as Record<string, unknown>
+    expect(JSON.stringify(info)).toContain(`"architecture":"${planned.plan!.header!.architecture}"`)
+    expect(JSON.stringify(info)).toContain(`"quantization":"${planned.plan!.header!.quantization}"`)
+    await run(["model", "remove", "org/single:Q8_0", "--yes"])
   }, 60_000)
 
   it("an Ollama model cannot be planned: said, and nothing is pulled", async () => {
@@ -124,7 +139,7 @@ describe("model pull --dry-run, connected", () => {
     const result = decode(JSON.parse(out.stdout))
     expect(result.plan!.files.map((f) => f.sizeBytes)).toEqual(parts.map((p) => p.length))
     expect(result.plan!.disk.directory.startsWith(join(dir, "server"))).toBe(true)
-    expect(hub.bytesServed).toBe(0)
+    expect(hub.bytesServed).toBe(result.plan!.header!.bytesRead + 1)
     expect(filesIn(join(dir, "server", "models"))).toEqual([])
   }, 60_000)
 })

@@ -193,6 +193,18 @@ export const PullPlan = Schema.Struct({
   /** All the files' bytes. */
   totalBytes: Schema.Number,
   quantization: Schema.optional(Schema.String),
+  /**
+   * What the first file's GGUF header says, read from the hub with ranged requests (at most a few
+   * MiB): absent when it could not be read (the plan still stands on the listing's sizes).
+   */
+  header: Schema.optional(Schema.Struct({
+    architecture: Schema.String,
+    quantization: Schema.optional(Schema.String),
+    contextLength: Schema.optional(Schema.Number),
+    parameters: Schema.optional(Schema.Number),
+    /** Bytes of the file fetched to read it. */
+    bytesRead: Schema.Number
+  })),
   disk: Schema.Struct({ directory: Schema.String, freeBytes: Schema.Number, fits: Schema.Boolean }),
   memory: Schema.Struct({ neededBytes: Schema.Number, totalBytes: Schema.Number, availableBytes: Schema.Number, fits: Schema.Boolean })
 })

@@ -47,7 +47,9 @@ import * as Stream from "effect/Stream"
 import * as os from "node:os"
 import type { HubConfig } from "../../domain/ConfigSchema.js"
 import { DownloadFailed, InsufficientDiskSpace, ModelNotFound } from "../../domain/Errors.js"
+import * as Gguf from "../../domain/GgufReader.js"
 import * as HubRef from "../../domain/HubRef.js"
+import { factsOfFile } from "../../domain/ModelFacts.js"
 import type { PullOptions, PullPlan, PullProgress } from "../../domain/Types.js"
 import { estimateRamBytes } from "../../domain/Catalog.js"
 import { formatBytes } from "../../domain/Format.js"
@@ -59,7 +61,7 @@ import { lockPath, type Manifest, peekFacts, storeError, storeRelative, toInstal
 import { absoluteStore, pruneEmptyDirs, trustedInstalled, usableStore } from "../store/ownStoreWrite.js"
 import { ScanFs } from "../store/scanFs.js"
 import { freeBytes, storeIoError } from "../store/storeFs.js"
-import { type CallContext, describeRaw, type HubModule } from "./hubClient.js"
+import { type CallContext, describeRaw, FetchProbe, hubCall, type HubModule } from "./hubClient.js"
 import { DownloadProgress, doneEvent, type PullBase } from "./pullProgress.js"
 import { manifestOf, planFiles, resolveListing, reuseExisting } from "./pullPlan.js"
 import { MEANINGFUL_PROGRESS_BYTES, withRetries } from "./retryPolicy.js"
@@ -71,6 +73,9 @@ export interface DownloaderInternals {
   /** One write of chunks of a partial file at a position (default: `handle.writev`); a test may fail it with ENOSPC. */
   readonly writeChunks?: WriteChunks | undefined
 }
+
+/** How much of a file a dry run reads for its GGUF header, in turn, until the header is whole. */
+const HEADER_READS = [1024 * 1024, 8 * 1024 * 1024, 32 * 1024 * 1024]
 
 /** Builds the downloader over the hub settings, writing into the store its context provides. */
 export const make = (
@@ -179,6 +184,8 @@ export const make = (
           // bytes still to download) and goes on.
           const needs = yield* pullPlanOf(root, selected.group.files, selected.group.quantization)
           if (options.dryRun === true) {
+            const header = yield* remoteHeader(lib, ctx, listing.commit, selected.group.files[0]!)
+            const planned: PullPlan = { ...needs, ...(header !== undefined ? { header } : {}) }
             emit({
               ...base(),
               phase: "done",
@@ -193,7 +200,7 @@ export const make = (
                 sizeBytes: needs.totalBytes,
                 files: needs.files.map((f) => f.path),
                 downloadedBytes: 0,
-                plan: needs
+                plan: planned
               }
             })
             return
@@ -303,6 +310,47 @@ export const make = (
           Effect.onExit((exit) => Exit.isSuccess(exit) || targets.length === 0 ? Effect.void : pruneEmptyDirs(root.directory, targets))
         )
       })
+
+    /**
+     * The GGUF header of a file on the hub, read with ranged requests of growing size (1, 8, 32 MiB:
+     * a header is mostly its tokenizer, a few MiB for a 150k vocabulary); undefined when it cannot be
+     * read: a dry run still answers from the listing.
+     */
+    const remoteHeader = (lib: HubModule, ctx: CallContext, commit: string, file: HubRef.RepoFile) =>
+      Effect.gen(function*() {
+        const probe = new FetchProbe(hubOrigin)
+        const blob = yield* hubCall({ ...ctx, file: file.path }, probe, "downloadFile", () =>
+          lib.downloadFile({
+            repo: ctx.repo,
+            path: file.path,
+            revision: commit,
+            hubUrl,
+            fetch: probe.fetch,
+            xet: false,
+            ...(token !== undefined ? { accessToken: token } : {})
+          }))
+        if (blob === null) return undefined
+        let bytesRead = 0
+        for (const limit of HEADER_READS) {
+          const length = Math.min(limit, file.size)
+          const bytes = new Uint8Array(yield* hubCall({ ...ctx, file: file.path }, probe, "read the header", () => blob.slice(0, length).arrayBuffer()))
+          bytesRead += bytes.length
+          const parsed = Gguf.parseGguf(bytes, file.size, { materializeArraysUpTo: 0 })
+          if (parsed._tag === "Ok") {
+            const facts = factsOfFile(parsed.file, file.path.split("/").at(-1))
+            const contextLength = Gguf.metadataNumber(parsed.file, `${parsed.file.architecture}.context_length`)
+            return {
+              architecture: parsed.file.architecture,
+              ...(facts.quantization !== undefined ? { quantization: facts.quantization } : {}),
+              ...(contextLength !== undefined ? { contextLength } : {}),
+              ...(parsed.file.tensors.length > 0 ? { parameters: Gguf.parameterCount(parsed.file) } : {}),
+              bytesRead
+            }
+          }
+          if (parsed._tag !== "NeedMore" || length >= file.size) return undefined
+        }
+        return undefined
+      }).pipe(Effect.orElseSucceed(() => undefined))
 
     /** The files' sizes (from the listing), the store disk's free space, the memory the model needs against this machine's. */
     const pullPlanOf = (root: StoreRoot, files: ReadonlyArray<HubRef.RepoFile>, quantization: string | undefined) =>

@@ -43,6 +43,9 @@ export const planText = (result: PullResult): string => {
   return [
     `${result.model}${plan.quantization !== undefined ? ` (${plan.quantization})` : ""} would download ${plan.files.length} file${plan.files.length === 1 ? "" : "s"}, ${formatBytes(plan.totalBytes)}:`,
     ...plan.files.map((f) => `  ${f.path.padEnd(width)}  ${formatBytes(f.sizeBytes)}`),
+    ...(plan.header !== undefined
+      ? [`header:  ${[plan.header.architecture, plan.header.quantization, plan.header.contextLength !== undefined ? `context ${plan.header.contextLength}` : undefined, plan.header.parameters !== undefined ? `${(plan.header.parameters / 1e9).toFixed(2)}B parameters` : undefined].filter((x) => x !== undefined).join(", ")} (${formatBytes(plan.header.bytesRead)} read)`]
+      : []),
     `disk:    ${formatBytes(plan.totalBytes)} needed, ${formatBytes(plan.disk.freeBytes)} free at ${plan.disk.directory}: ${fitText(plan.disk.fits)}`,
     `memory:  about ${formatBytes(plan.memory.neededBytes)} to run it, ${formatBytes(plan.memory.availableBytes)} available of ${formatBytes(plan.memory.totalBytes)}: ${fitText(plan.memory.fits)}`
   ].join("\n")
