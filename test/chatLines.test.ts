@@ -9,8 +9,10 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import * as Either from "effect/Either"
+import * as Schema from "effect/Schema"
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest"
 import { decodeTranscript } from "../src/domain/Transcript.js"
+import { Completion } from "../src/domain/Types.js"
 import { type FakeOllama, fakeModel, startFakeOllama } from "./fixtures/fakeOllama.js"
 import { CLI_MODES, modeRunner } from "./support/bothModes.js"
 import { bin, type CliResult, ensureBuilt, isolatedEnv } from "./support/runCli.js"
@@ -149,7 +151,8 @@ describe.each(CLI_MODES)("%s", (mode) => {
   it("--json prints one Completion per message; --verbose a line of figures per answer", async () => {
     const result = await chat(["-m", "present@ollama", "--json", "--verbose"], "a\nb\n")
     expect(result.code).toBe(0)
-    const lines = result.stdout.trim().split("\n").map((l) => JSON.parse(l) as { text: string; finishReason: string; usage: { completionTokens: number } })
+    // each line is a Completion, as docs/json.md documents it
+    const lines = result.stdout.trim().split("\n").map((l) => Schema.decodeUnknownSync(Completion)(JSON.parse(l)))
     expect(lines.map((l) => l.text)).toEqual(["answer 1 to a", "answer 2 to b"])
     expect(lines[0]).toMatchObject({ finishReason: "stop", usage: { completionTokens: 4 } })
     const figures = result.stderr.split("\n").filter((l) => l.startsWith("first token "))
