@@ -2,7 +2,8 @@
  * `llmspell chat` on a real pseudo-terminal (tmux, test/support/terminal.ts), against the fake
  * Ollama: two turns with the history kept, `/clear`, reasoning shown dimmed and apart, Ctrl-C at
  * the prompt (a hint, the session goes on), Ctrl-C during an answer (the answer stops, the request
- * is abandoned, the session and the words already shown go on), then another turn, and Ctrl-D
+ * is abandoned, the session and the words already shown go on, keys typed meanwhile wait for the
+ * next prompt), then another turn, a paste of several lines, and Ctrl-D
  * ending the session with exit 0. Also `llmspell run -m SPEC` without a prompt opening the same
  * session, and `/bye`. Every wait is for what the program writes or for a fake's signal.
  */
@@ -52,7 +53,9 @@ beforeEach(async () => {
   })
 })
 
-afterEach(async () => {
+afterEach(async (context) => {
+  // what the terminal showed, when a test failed
+  if (context.task.result?.state === "fail" && term !== undefined) console.error(`the terminal showed:\n${JSON.stringify(term.raw().slice(-2000))}`)
   await term?.close()
   term = undefined
   await fake.close()
@@ -91,15 +94,17 @@ describe("llmspell chat on a terminal", () => {
     t.send(`stop me${KEYS.enter}`)
     await fake.waitForRecords("/api/chat", 2)
     await t.waitFor("answer 1")
+    // keys typed while the answer is written are kept for the next prompt (not echoed into the answer)
+    t.send("aftx\x7f")
     t.send(KEYS.ctrlC)
     await t.waitFor("(stopped)")
-    await t.waitFor(">>> ")
+    await t.waitFor(">>> aft")
     // the request was abandoned, not left running
     await fake.responses.find((r) => r.route === "/api/chat")!.closed
     held.open()
 
     // the session goes on, with the words already shown as the answer to that message
-    t.send(`after${KEYS.enter}`)
+    t.send(`er${KEYS.enter}`)
     await t.waitFor("answer 2 to after (end)")
     await t.waitFor(">>> ")
     expect(chats().at(-1)!.messages).toEqual([
@@ -121,10 +126,15 @@ describe("llmspell chat on a terminal", () => {
     t.send(`second line"""${KEYS.enter}`)
     await t.waitFor("answer 1 to first line\nsecond line (end)")
     await t.waitFor(">>> ")
+    // a paste arrives as one chunk: every line of it is read, a block as one message
+    t.send(`"""pasted one${KEYS.enter}pasted two"""${KEYS.enter}next${KEYS.enter}`)
+    await t.waitFor("answer 2 to pasted one\npasted two (end)")
+    await t.waitFor("answer 3 to next (end)")
+    await t.waitFor(">>> ")
     t.send(`/nope${KEYS.enter}`)
     await t.waitFor("Unknown command /nope: /help lists them.")
     t.send(`/bye${KEYS.enter}`)
     expect(await t.exited).toBe(0)
-    expect(chats()).toHaveLength(1)
+    expect(chats()).toHaveLength(3)
   })
 })

@@ -44,9 +44,10 @@ export const startTerminal = (
   options: { readonly cwd: string; readonly env: Record<string, string>; readonly columns?: number; readonly rows?: number }
 ): TerminalSession => {
   const dir = mkdtempSync(join(tmpdir(), "llmspell-tmux-"))
-  // The shell around the program prints its exit code: the pane closes with it, and control mode says
-  // only that it closed.
-  const command = `cd ${shellQuote(options.cwd)} && ${argv.map(shellQuote).join(" ")}; echo "[exited $?]"`
+  // The shell around the program prints its exit code (control mode would only say the pane closed),
+  // then waits for input that never comes: a pane whose process exits can close before tmux has
+  // read its last output, which lost the exit line now and then. `close()` ends it.
+  const command = `cd ${shellQuote(options.cwd)} && ${argv.map(shellQuote).join(" ")}; echo "[exited $?]"; read -r _`
   const tmux: ChildProcessWithoutNullStreams = spawn(
     "tmux",
     ["-S", join(dir, "socket"), "-f", "/dev/null", "-C", "new-session", "-x", String(options.columns ?? 120), "-y", String(options.rows ?? 40), command],
