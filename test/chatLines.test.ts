@@ -14,6 +14,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { decodeTranscript } from "../src/domain/Transcript.js"
 import { Completion } from "../src/domain/Types.js"
 import { type FakeOllama, fakeModel, startFakeOllama } from "./fixtures/fakeOllama.js"
+import { tinyLlamaGguf } from "./fixtures/ggufWriter.js"
 import { CLI_MODES, modeRunner } from "./support/bothModes.js"
 import { bin, type CliResult, ensureBuilt, isolatedEnv } from "./support/runCli.js"
 
@@ -177,6 +178,21 @@ describe.each(CLI_MODES)("%s", (mode) => {
     const missing = await chat(["-m", "ghost@ollama"], "a\n")
     expect(missing.code).toBe(3)
     expect(missing.stderr).toContain("hint:")
+  })
+})
+
+describe("on a GGUF model (embedded, real node-llama-cpp)", () => {
+  it("each line is a turn of one conversation: the second prompt holds the first turn", async () => {
+    await writeFile(join(dir, "tiny.gguf"), tinyLlamaGguf())
+    const env = isolatedEnv(dir, { LLMSPELL_MODELS_DIR: join(dir, "models") })
+    const result = await runPiped(["chat", "-m", "./tiny.gguf", "--max-tokens", "4", "--seed", "1", "--json", "--verbose"], "hi\nagain\n", env, dir)
+    expect(result.code).toBe(0)
+    const [first, second, ...more] = result.stdout.trim().split("\n").map((l) => Schema.decodeUnknownSync(Completion)(JSON.parse(l)))
+    expect(more).toHaveLength(0)
+    expect(first).toMatchObject({ backend: "gguf", usage: { completionTokens: 4 } })
+    // the second request carries the first message and its answer before the new message
+    expect(second!.usage.promptTokens).toBeGreaterThan(first!.usage.promptTokens + first!.usage.completionTokens)
+    expect(result.stderr.split("\n").filter((l) => l.startsWith("first token "))).toHaveLength(2)
   })
 })
 
