@@ -5,7 +5,7 @@
  * is abandoned, the session and the words already shown go on, keys typed meanwhile wait for the
  * next prompt), then another turn, a paste of several lines, and Ctrl-D
  * ending the session with exit 0. Also `llmspell run -m SPEC` without a prompt opening the same
- * session, and `/bye`. Every wait is for what the program writes or for a fake's signal.
+ * session, a failing turn that leaves the session going, and `/bye`. Every wait is for what the program writes or for a fake's signal.
  */
 import { mkdtemp, rm } from "node:fs/promises"
 import { tmpdir } from "node:os"
@@ -133,8 +133,16 @@ describe("llmspell chat on a terminal", () => {
     await t.waitFor(">>> ")
     t.send(`/nope${KEYS.enter}`)
     await t.waitFor("Unknown command /nope: /help lists them.")
+    // a turn that fails says why and the session goes on, without the failed message
+    fake.setFault("/api/chat", { kind: "inBandError", after: 0, message: "the model exploded", times: 1 })
+    t.send(`fail me${KEYS.enter}`)
+    await t.waitFor(/error: .*the model exploded/)
+    await t.waitFor(">>> ")
+    t.send(`fine${KEYS.enter}`)
+    await t.waitFor("answer 4 to fine (end)")
+    await t.waitFor(">>> ")
     t.send(`/bye${KEYS.enter}`)
     expect(await t.exited).toBe(0)
-    expect(chats()).toHaveLength(3)
+    expect(chats().at(-1)!.messages.map((m) => m.content)).not.toContain("fail me")
   })
 })
