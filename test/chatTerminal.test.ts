@@ -3,9 +3,10 @@
  * Ollama: two turns with the history kept, `/clear`, reasoning shown dimmed and apart, Ctrl-C at
  * the prompt (a hint, the session goes on), Ctrl-C during an answer (the answer stops, the request
  * is abandoned, the session and the words already shown go on, keys typed meanwhile wait for the
- * next prompt), then another turn, a paste of several lines, and Ctrl-D
- * ending the session with exit 0. Also `llmspell run -m SPEC` without a prompt opening the same
- * session, a failing turn that leaves the session going, and `/bye`. Every wait is for what the program writes or for a fake's signal.
+ * next prompt), another turn, and Ctrl-D ending the session with exit 0; embedded and connected
+ * (`--host`: the stop reaches the fake through the server). Also `llmspell run -m SPEC` without a
+ * prompt opening the same session, a paste of several lines, a failing turn that leaves the
+ * session going, and `/bye`. Every wait is for what the program writes or for a fake's signal.
  */
 import { mkdtemp, rm } from "node:fs/promises"
 import { tmpdir } from "node:os"
@@ -13,6 +14,7 @@ import { join } from "node:path"
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest"
 import { gate } from "./fixtures/fakeHttp.js"
 import { type FakeOllama, fakeModel, startFakeOllama } from "./fixtures/fakeOllama.js"
+import { CLI_MODES, modeRunner } from "./support/bothModes.js"
 import { bin, ensureBuilt, isolatedEnv } from "./support/runCli.js"
 import { KEYS, startTerminal, type TerminalSession } from "./support/terminal.js"
 
@@ -26,10 +28,12 @@ const chats = () =>
     .map((r) => r.body as { messages: Array<{ role: string; content: string }> })
     .filter((b) => b.messages.length > 0)
 
+const env = () => isolatedEnv(dir, { OLLAMA_HOST: `${fake.host}:${fake.port}` })
+
 const open = (args: ReadonlyArray<string>) => {
   // colours on (no NO_COLOR): the reasoning is dimmed
-  const { NO_COLOR: _, ...env } = isolatedEnv(dir, { OLLAMA_HOST: `${fake.host}:${fake.port}` })
-  term = startTerminal([process.execPath, bin, ...args], { cwd: dir, env })
+  const { NO_COLOR: _, ...withColour } = env()
+  term = startTerminal([process.execPath, bin, ...args], { cwd: dir, env: withColour })
   return term
 }
 
@@ -61,9 +65,11 @@ afterEach(async (context) => {
   await fake.close()
 })
 
-describe("llmspell chat on a terminal", () => {
+describe.each(CLI_MODES)("llmspell chat on a terminal, %s", (mode) => {
+  const { modeArgs } = modeRunner(mode, { env, cwd: () => dir })
+
   it("two turns, /clear, reasoning apart, Ctrl-C at the prompt and during an answer, Ctrl-D exits 0", async () => {
-    const t = open(["chat", "-m", "present@ollama"])
+    const t = open([...modeArgs(), "chat", "-m", "present@ollama"])
     await t.waitFor("Chatting with present@ollama")
     await t.waitFor(">>> ")
 
@@ -117,6 +123,9 @@ describe("llmspell chat on a terminal", () => {
     expect(await t.exited).toBe(0)
     expect(t.text()).not.toContain("error")
   })
+})
+
+describe("llmspell chat on a terminal", () => {
 
   it('a """ block is one message; /bye ends `run -m SPEC` opened without a prompt', async () => {
     const t = open(["run", "-m", "present@ollama"])
