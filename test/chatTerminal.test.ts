@@ -154,4 +154,11 @@ describe("llmspell chat on a terminal", () => {
     expect(await t.exited).toBe(0)
     expect(chats().at(-1)!.messages.map((m) => m.content)).not.toContain("fail me")
   })
+
+  it("`run` without a prompt asks for one when the answer must be JSON: a session answers in free text", async () => {
+    const t = open(["run", "-m", "present@ollama", "--format", "json"])
+    await t.waitFor("--format needs a prompt: a chat session answers in free text")
+    expect(await t.exited).toBe(2)
+    expect(chats()).toHaveLength(0)
+  })
 })
