@@ -149,6 +149,20 @@ describe.each(CLI_MODES)("%s", (mode) => {
     expect(sent.options).toMatchObject({ num_predict: 50 })
   })
 
+  it("a reasoning model's thinking goes to stderr, the answer alone to stdout; --json keeps it in the completion", async () => {
+    const answer = fake.state.answer
+    fake.state.answer = (input) => ({ content: String(answer(input)), thinking: "hmm let me see" })
+    const result = await chat(["-m", "present@ollama"], "why\n")
+    expect(result.code).toBe(0)
+    expect(result.stdout).toBe("answer 1 to why\n")
+    expect(result.stderr).toBe("hmm let me see\n")
+    const json = await chat(["-m", "present@ollama", "--json", "--no-think"], "why\n")
+    expect(JSON.parse(json.stdout)).not.toHaveProperty("reasoning")
+    expect((fake.requests.at(-1)!.body as { think?: boolean }).think).toBe(false)
+    const thought = await chat(["-m", "present@ollama", "--json"], "why\n")
+    expect(JSON.parse(thought.stdout)).toMatchObject({ text: "answer 1 to why", reasoning: "hmm let me see" })
+  })
+
   it("--json prints one Completion per message; --verbose a line of figures per answer", async () => {
     const result = await chat(["-m", "present@ollama", "--json", "--verbose"], "a\nb\n")
     expect(result.code).toBe(0)
