@@ -14,6 +14,7 @@ import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
+import type { ModelAlias } from "../domain/ModelAliases.js"
 import type { BackendType } from "../domain/Types.js"
 import type { LocalLLMService } from "../services/LocalLLM.js"
 import { type BodyLimits, HttpFailure } from "./Http.js"
@@ -48,6 +49,8 @@ export interface RouteContext extends BodyLimits, Pick<Policy.Policy, "readOnly"
   readonly admission: Admission
   /** llmspell's version, reported by `/api/version` beside the Ollama API level (`llmspell`). */
   readonly version: string
+  /** `[serve.aliases]` (already applied by `llm`), for the listings. */
+  readonly aliases?: ReadonlyArray<ModelAlias> | undefined
 }
 
 /** The request's `HttpServerRequest`, scope and note: what every route handler runs with. */
@@ -97,10 +100,16 @@ export const servedName = (model: { readonly name: string; readonly backend?: Ba
 export const started = <A, E>(stream: Stream.Stream<A, E>): Effect.Effect<Stream.Stream<A, E>, E, Scope.Scope> =>
   Effect.gen(function*() {
     const pull = yield* Stream.toPull(stream)
-    const first = yield* pull.pipe(
+    // the first chunk that holds an event: a backend may hand over empty chunks (a worker's message
+    // that carried no event) before the one that fails, and that failure must still be a status
+    const next: Effect.Effect<Option.Option<Chunk.Chunk<A>>, E> = pull.pipe(
       Effect.map(Option.some),
       Effect.catchAll(Option.match({ onNone: () => Effect.succeed(Option.none<Chunk.Chunk<A>>()), onSome: Effect.fail }))
     )
+    const first = yield* Effect.iterate(yield* next, {
+      while: (chunk) => Option.isSome(chunk) && Chunk.isEmpty(chunk.value),
+      body: () => next
+    })
     if (Option.isNone(first)) return Stream.empty
     return Stream.concat(Stream.fromChunk(first.value), Stream.repeatEffectChunkOption(pull))
   })
