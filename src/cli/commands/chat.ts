@@ -86,12 +86,6 @@ const requestOf = (s: Session): GenerateRequest => {
   return request
 }
 
-// `usage.cachedPromptTokens` is being added to the Usage schema (issue 21); read it where it exists.
-const cachedPromptTokens = (completion: Completion): number | undefined => {
-  const cached = (completion.usage as { readonly cachedPromptTokens?: unknown }).cachedPromptTokens
-  return typeof cached === "number" ? cached : undefined
-}
-
 /** The `--verbose` line of one answer. */
 export const figuresLine = (figures: AnswerFigures, finishReason: string): string => {
   const parts = [
@@ -282,7 +276,7 @@ export const chatSession = (o: ChatSessionOptions) =>
           return
         }
         const completion = state.completion!
-        const cached = cachedPromptTokens(completion)
+        const cached = completion.usage.cachedPromptTokens
         const message = answerMessage(completion, { ...figures, ...(cached !== undefined ? { cachedPromptTokens: cached } : {}) })
         session.messages.push(message)
         if (o.json) yield* printJson(Completion, completion)
