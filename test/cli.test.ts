@@ -240,7 +240,7 @@ describe("errors and exit codes (in-process)", () => {
       expect(r.stderr).toMatch(/^error: `llmspell` has no command 'bogus'; its commands are ([a-z]+, )+[a-z]+\nhint: see `llmspell --help`\n$/)
       const named = /its commands are ([^\n]+)/.exec(r.stderr)![1]!.split(", ")
       expect(new Set(named).size).toBe(named.length)
-      expect(named).toEqual(expect.arrayContaining(["model", "run", "embed", "serve", "launch", "ps", "stop", "config"]))
+      expect(named).toEqual(expect.arrayContaining(["model", "run", "chat", "embed", "serve", "launch", "ps", "stop", "config"]))
 
       const unknown = yield* cli(["config", "show", "--nope"])
       expect(unknown).toStrictEqual({
