@@ -78,7 +78,8 @@ const pullPayload = {
   spec: Schema.String,
   quantization: Schema.optional(Schema.String),
   force: Schema.optionalWith(Schema.Boolean, { default: () => false }),
-  copy: Schema.optional(Schema.Boolean)
+  copy: Schema.optional(Schema.Boolean),
+  dryRun: Schema.optional(Schema.Boolean)
 }
 const availablePayload = { recommendedOnly: Schema.optionalWith(Schema.Boolean, { default: () => false }) }
 

@@ -264,7 +264,8 @@ export const make = (
           spec: specOf(spec),
           force: pullOptions.force ?? false,
           ...(pullOptions.quantization !== undefined ? { quantization: pullOptions.quantization } : {}),
-          ...(pullOptions.copy !== undefined ? { copy: pullOptions.copy } : {})
+          ...(pullOptions.copy !== undefined ? { copy: pullOptions.copy } : {}),
+          ...(pullOptions.dryRun !== undefined ? { dryRun: pullOptions.dryRun } : {})
         })),
       remove: (spec) => call(client.Remove({ spec: specOf(spec) })),
       planRemoval: (spec) => call(client.PlanRemoval({ spec: specOf(spec) })),

@@ -15,7 +15,7 @@ import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as nodePath from "node:path"
 import * as Catalog from "../domain/Catalog.js"
-import { BackendError, BackendUnavailable, ModelNotFound } from "../domain/Errors.js"
+import { BackendError, BackendUnavailable, ModelNotFound, UnsupportedOperation } from "../domain/Errors.js"
 import { errorToJson } from "../domain/Failure.js"
 import * as HubRef from "../domain/HubRef.js"
 import { type InstallOllamaReport, planInstall } from "../domain/InstallOllama.js"
@@ -28,6 +28,8 @@ import { type BackendFilter, LocalLLM, type LocalLLMService, type RunError } fro
 import { ModelStore, type ModelStoreService } from "../services/ModelStore.js"
 import { backendTypeOf, endpointOf } from "../domain/Routing.js"
 import { ProviderRegistry, type ProviderRegistryService } from "../services/ProviderRegistry.js"
+import * as MeteredLocalLLM from "./MeteredLocalLLM.js"
+import * as Tracing from "./Tracing.js"
 import * as OllamaInstaller from "./ollama/OllamaInstaller.js"
 
 /** How long the "is it on another backend?" lookup may take per backend before it is given up. */
@@ -310,7 +312,16 @@ export const make = (registry: ProviderRegistryService, store: ModelStoreService
     info: (spec) =>
       Effect.flatMap(registry.resolve(spec), (r) => r.handle.info(r.model)).pipe(Effect.catchAll(explain("info", spec))),
     pull: (spec, options) =>
-      Stream.unwrap(Effect.map(registry.resolve(spec), (r) => r.handle.pull(r.model, options))).pipe(
+      Stream.unwrap(Effect.map(registry.resolve(spec), (r) =>
+        // only the hub's listing says sizes before a download: another backend would just pull
+        options?.dryRun === true && r.backend !== "gguf"
+          ? Stream.fail(new UnsupportedOperation({
+            backend: r.backend,
+            operation: "pull --dry-run",
+            reason: `a dry run reads the Hugging Face hub's listing; ${r.backend} models are pulled by their own server`,
+            suggestion: "pull a GGUF from the hub (org/repo:QUANT) to see its size first, or pull without --dry-run"
+          }))
+          : r.handle.pull(r.model, options))).pipe(
         Stream.catchAll((e) => Stream.fromEffect(explain("pull", spec)(e)))
       ),
     remove: (spec) =>
@@ -375,5 +386,7 @@ export const make = (registry: ProviderRegistryService, store: ModelStoreService
 /** The live facade over the ProviderRegistry and the ModelStore. */
 export const layer: Layer.Layer<LocalLLM, never, ProviderRegistry | ModelStore> = Layer.effect(
   LocalLLM,
-  Effect.map(Effect.all([ProviderRegistry, ModelStore]), ([registry, store]) => make(registry, store))
+  // metered: the generations and pulls it serves update the metrics, and `ps` says what each model served
+  Effect.map(Effect.all([ProviderRegistry, ModelStore, Tracing.captureContent]), ([registry, store, captureContent]) =>
+    MeteredLocalLLM.make(make(registry, store), { captureContent }))
 )

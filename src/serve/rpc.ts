@@ -35,10 +35,11 @@ export const handlers = (llm: LocalLLMService) =>
     List: ({ backend }) => llm.list(backend),
     Instances: ({ backend }) => llm.instances(backend),
     Info: ({ spec }) => llm.info(spec),
-    Pull: ({ copy, force, quantization, spec }) =>
+    Pull: ({ copy, dryRun, force, quantization, spec }) =>
       llm.pull(spec, {
         force,
         ...(copy !== undefined ? { copy } : {}),
+        ...(dryRun !== undefined ? { dryRun } : {}),
         ...(quantization !== undefined ? { quantization } : {})
       }),
     Remove: ({ spec }) => llm.remove(spec),

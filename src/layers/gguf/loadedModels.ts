@@ -12,12 +12,15 @@
  * after). A model whose worker died is forgotten and loaded again on the next request, except a
  * file that crashed twice in a row while loading, which is refused until it changes.
  */
+import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as nodePath from "node:path"
 import type * as Scope from "effect/Scope"
 import { BackendCrashed, InvalidModelFile } from "../../domain/Errors.js"
+import * as Metrics from "../../domain/Metrics.js"
 import { factsOfFile, identityDigest, type ModelFacts } from "../../domain/ModelFacts.js"
 import type { LoadedModel } from "../../domain/Types.js"
 import type { GgufLoadError } from "../../services/GgufBackend.js"
@@ -116,11 +119,17 @@ export const make = (options: LoadedModelsOptions) =>
           digest: identityDigest(path, header.fileSize, before !== undefined ? new Date(before.mtimeMs).toISOString() : undefined)
         })
         if (!sameFile(before, yield* fileIdentity(path))) return yield* changed(path)
+        const loadStarted = yield* Clock.currentTimeNanos
         const handle = yield* loader.load(path, { ...loadOptions, model, ...(purpose === "embedding" ? { purpose } : {}) }).pipe(
           Effect.tapError(remember(path, before))
         )
         loadCrashes.delete(path)
         if (!sameFile(before, yield* fileIdentity(path))) return yield* changed(path)
+        const loadEnded = yield* Clock.currentTimeNanos
+        yield* Metric.increment(Metrics.labelled(Metrics.modelLoads, { backend: "gguf" }))
+        yield* Metric.update(Metrics.labelled(Metrics.modelLoadDuration, { backend: "gguf" }), Number(loadEnded - loadStarted) / 1e9)
+        // runs when the pool closes the entry's scope: idle, evicted, asked, or forgotten after a crash
+        yield* Effect.addFinalizer(() => Metric.increment(Metrics.labelled(Metrics.modelUnloads, { backend: "gguf" })))
         return handle
       }).pipe(Effect.withSpan("GgufBackend.load", { attributes: { key, isolation: loadOptions.isolation ?? "process" } }))
 
