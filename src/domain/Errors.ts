@@ -424,8 +424,8 @@ export class ContextOverflow extends Schema.TaggedError<ContextOverflow>("llmspe
     const context = `${this.model}'s context${this.contextSize !== undefined ? ` of ${this.contextSize} tokens` : ""}`
     if (this.operation === "embed") return `an input to embed is longer than ${context}; nothing was truncated`
     if (this.operation === "rerank") {
-      return `the query with document ${this.document ?? "?"}${this.promptTokens !== undefined ? ` (${this.promptTokens} tokens)` : ""} ` +
-        `is longer than ${context}; nothing was truncated`
+      const pair = this.document !== undefined ? `the query with document ${this.document}` : "the query with one of the documents"
+      return `${pair}${this.promptTokens !== undefined ? ` (${this.promptTokens} tokens)` : ""} is longer than ${context}; nothing was truncated`
     }
     return `the prompt does not fit ${context}` +
       (this.promptTokens !== undefined
@@ -437,7 +437,7 @@ export class ContextOverflow extends Schema.TaggedError<ContextOverflow>("llmspe
       ? `${this.instance}/${this.model}`
       : `${this.model}@${this.backend}`
     if (this.operation === "rerank") {
-      return `shorten or split document ${this.document ?? "?"} (or the query), or raise context_size in the ` +
+      return `shorten or split ${this.document !== undefined ? `document ${this.document}` : "the longest documents"} (or the query), or raise context_size in the ` +
         `[providers.${this.instance ?? this.backend}] section of the config; \`llmspell model info ${spec}\` shows the model's trained context length`
     }
     return this.backend === "ollama"

@@ -46,6 +46,7 @@ import { concurrencyFor, DEFAULTS } from "./Defaults.js"
 import { errorResponse, HttpFailure } from "./Http.js"
 import * as OllamaApi from "./OllamaApi.js"
 import * as OpenAiApi from "./OpenAiApi.js"
+import * as RerankApi from "./RerankApi.js"
 import * as Policy from "./Policy.js"
 import * as UiApi from "./UiApi.js"
 import type { UiPage } from "./UiAssets.js"
@@ -234,7 +235,7 @@ export const start = (
       version: options.version ?? "0.0.0"
     }
     const rpc = options.rpc ?? (yield* Rpc.makeHttpApp({ readOnly: policy.readOnly, allowPaths: policy.allowPaths }))
-    const apis = HttpRouter.concat(OllamaApi.routes(ctx), OpenAiApi.routes(ctx))
+    const apis = HttpRouter.concatAll(OllamaApi.routes(ctx), OpenAiApi.routes(ctx), RerankApi.routes(ctx))
     const withUi = options.ui !== undefined
       ? HttpRouter.concat(apis, UiApi.routes(ctx, { load: SubscriptionRef.get(load), concurrency, maxQueue }))
       : apis
