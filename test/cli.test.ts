@@ -237,7 +237,7 @@ describe("errors and exit codes (in-process)", () => {
       expect(r.code).toBe(2)
       expect(r.stdout).toBe("")
       expect(r.stderr).toBe(
-        "error: `llmspell` has no command 'bogus'; its commands are model, run, embed, serve, ps, stop, config\nhint: see `llmspell --help`\n"
+        "error: `llmspell` has no command 'bogus'; its commands are model, run, embed, rerank, serve, ps, stop, config\nhint: see `llmspell --help`\n"
       )
 
       const unknown = yield* cli(["config", "show", "--nope"])

@@ -16,6 +16,7 @@ import { removeCommand } from "./commands/model/remove.js"
 import { statusCommand } from "./commands/model/status.js"
 import { verifyCommand } from "./commands/model/verify.js"
 import { embedCommand } from "./commands/embed.js"
+import { rerankCommand } from "./commands/rerank.js"
 import { psCommand } from "./commands/ps.js"
 import { runCommand } from "./commands/run.js"
 import { serveCommand } from "./commands/serve.js"
@@ -75,6 +76,7 @@ export const commandTree = group("llmspell", "manage and run local LLMs: Ollama 
   model,
   leaf(runCommand.pipe(Command.provide(appLayer))),
   leaf(embedCommand.pipe(Command.provide(appLayer))),
+  leaf(rerankCommand.pipe(Command.provide(appLayer))),
   leaf(serveCommand.pipe(Command.provide(embeddedLayer))),
   leaf(psCommand.pipe(Command.provide(appLayer))),
   leaf(stopCommand.pipe(Command.provide(appLayer))),
