@@ -20,7 +20,7 @@ import { json } from "./shared.js"
 
 const model = Options.text("model").pipe(Options.withAlias("m"), Options.withDescription("reranker model spec"))
 const query = Options.text("query").pipe(Options.withAlias("q"), Options.withDescription("the query the documents are ranked against"))
-const top = Options.integer("top").pipe(Options.optional, Options.withDescription("show only the best N documents"))
+const top = Options.integer("top").pipe(Options.withPseudoName("n"), Options.optional, Options.withDescription("show only the best N documents"))
 const file = Options.text("file").pipe(
   Options.optional,
   Options.withDescription("read the documents from a JSON Lines file: each line a JSON string or an object with \"text\"")
