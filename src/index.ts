@@ -36,6 +36,7 @@ export type {
 
 export {
   type Backend,
+  BackendCountTokensError,
   BackendEmbedError,
   type BackendFactory,
   BackendGenerateError,
@@ -84,6 +85,7 @@ export * as ProviderRegistryLive from "./layers/ProviderRegistryLive.js"
 export {
   AvailableError,
   type BackendFilter,
+  CountTokensError,
   EmbedError,
   GenerateError,
   ImportError,
