@@ -8,13 +8,17 @@ import * as Either from "effect/Either"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import { BackendError, InvalidRequest } from "./Errors.js"
+import { type GgufFile, metadataNumber, metadataString } from "./GgufReader.js"
 import { MAX_RERANK_DOCUMENTS, RerankRequest, type RerankResult, type Reranking } from "./Types.js"
+
+/** What else can rank, besides a GGUF reranker: for a refusal's hint. */
+export const RERANK_SERVICES =
+  "an openai_compatible instance whose server offers /v1/rerank (llama-server --reranking, vLLM, another llmspell serve), " +
+  "or a hosted reranker (cohere/rerank-v3.5 with COHERE_API_KEY, jina/jina-reranker-v2-base-multilingual with JINA_API_KEY)"
 
 /** The backends that can rerank, for a refusal's hint. */
 export const RERANK_ALTERNATIVES =
-  "rerank with a GGUF reranker model (`llmspell rerank -m <file or hub reference of a reranker GGUF> --query …`), " +
-  "an openai_compatible instance whose server offers /v1/rerank (llama-server --reranking, vLLM, another llmspell serve), " +
-  "or a hosted reranker (cohere/rerank-v3.5 with COHERE_API_KEY, jina/jina-reranker-v2-base-multilingual with JINA_API_KEY)"
+  `rerank with a GGUF reranker model (\`llmspell rerank -m <file or hub reference of a reranker GGUF> --query …\`), ${RERANK_SERVICES}`
 
 const shown = (value: unknown): string => {
   const text = typeof value === "string" ? JSON.stringify(value) : JSON.stringify(value) ?? String(value)
@@ -81,4 +85,48 @@ export const finishReranking = (request: RerankRequest, reranking: Reranking): E
     return bad(`the answer scores ${reranking.results.length} of the ${wanted} documents asked for`)
   }
   return Either.right({ ...reranking, results: sortResults(reranking.results).slice(0, wanted) })
+}
+
+/** Whether a GGUF model can rank, from its header, as node-llama-cpp decides (`GgufInsights.supportsRanking`). */
+export type RankingSupport =
+  | { readonly ok: true; readonly template: "model" | "separator" }
+  | { readonly ok: false; readonly reason: string }
+
+const tokenId = (file: GgufFile, key: string): number | undefined => {
+  const id = metadataNumber(file, key)
+  return id !== undefined && (file.vocabularySize === undefined || id < file.vocabularySize) ? id : undefined
+}
+
+/**
+ * A reranker GGUF has a classifier head (`cls.weight` or `cls.output.weight`) and a way to join a
+ * query and a document: a SEP or EOS token between them, or its own `tokenizer.chat_template.rerank`
+ * with `{query}` and `{document}`; encoder-decoder models (T5) are refused. The same rule as
+ * node-llama-cpp 3.22's `GgufInsights.supportsRanking`, read from the header before anything is
+ * loaded, so a chat model asked to rerank is refused with the reason instead of a load.
+ */
+export const rankingSupport = (file: GgufFile): RankingSupport => {
+  const architecture = file.architecture
+  if (architecture === "t5" || architecture === "t5encoder") {
+    return { ok: false, reason: `it is an encoder-decoder model (${architecture}), which node-llama-cpp cannot rank with` }
+  }
+  if (!file.tensors.some((t) => t.name === "cls.weight" || t.name === "cls.output.weight")) {
+    return {
+      ok: false,
+      reason: "it has no classifier head (no cls.weight or cls.output.weight tensor): it is not a reranker model"
+    }
+  }
+  const template = metadataString(file, "tokenizer.chat_template.rerank")
+  if (template !== undefined && template.includes("{query}") && template.includes("{document}")) return { ok: true, template: "model" }
+  const tokenizer = metadataString(file, "tokenizer.ggml.model")
+  const sep = tokenId(file, "tokenizer.ggml.seperator_token_id") ?? (tokenizer === "bert" ? 102 : undefined)
+  // without an explicit id, llama.cpp's vocabularies default their EOS (none for bert, rwkv, no vocab)
+  const eos = tokenId(file, "tokenizer.ggml.eos_token_id") ??
+    (tokenizer === "bert" || tokenizer === "rwkv" || tokenizer === "none" || tokenizer === "no_vocab" ? undefined : 2)
+  if (sep !== undefined || eos !== undefined) return { ok: true, template: "separator" }
+  return {
+    ok: false,
+    reason: template !== undefined
+      ? "its tokenizer.chat_template.rerank lacks {query} or {document}, and it has no SEP or EOS token to join a query and a document"
+      : "it has no rerank template (tokenizer.chat_template.rerank) and no SEP or EOS token to join a query and a document"
+  }
 }

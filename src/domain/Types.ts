@@ -39,15 +39,18 @@ export const LoadedModel = Schema.Struct({
   /** The backend and instance holding it (set by `LocalLLM.ps`). */
   backend: Schema.optional(BackendType),
   instance: Schema.optional(Schema.String),
-  /** `embedding` for a GGUF model loaded only with an embedding context (no chat context loaded). */
-  purpose: Schema.optional(Schema.Literal("chat", "embedding")),
+  /**
+   * `embedding` (or `ranking`) for a GGUF model loaded only with an embedding (or ranking) context:
+   * no chat context loaded.
+   */
+  purpose: Schema.optional(Schema.Literal("chat", "embedding", "ranking")),
   /**
    * A GGUF model's contexts, each loaded (and idle-unloaded) on its own: the chat context
-   * (sequences) and the embedding one. The row's size and active requests are their sums; it
+   * (sequences), the embedding one and the ranking one (a reranker's). The row's size and active requests are their sums; it
    * unloads when its last context does (`expiresAt`, absent while one is in use or kept loaded).
    */
   contexts: Schema.optional(Schema.Array(Schema.Struct({
-    purpose: Schema.Literal("chat", "embedding"),
+    purpose: Schema.Literal("chat", "embedding", "ranking"),
     sizeBytes: Schema.Number,
     vramBytes: Schema.optional(Schema.Number),
     contextLength: Schema.Number,

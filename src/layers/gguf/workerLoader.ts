@@ -260,7 +260,7 @@ export const makeWorkerLoaderWithSpare = (options: WorkerLoaderOptions = {}): Wo
       return Stream.repeatEffectChunkOption(Effect.map(pull, (events) => Chunk.unsafeFromArray(events)))
     })).pipe(Stream.withSpan("LlamaLoader.generate"))
 
-  /** A question with one answer (embed, tokenize, sequences), tracked by the supervisor. */
+  /** A question with one answer (embed, rank, tokenize, sequences), tracked by the supervisor. */
   const question = <A>(
     loaded: Loaded,
     operation: string,
@@ -415,6 +415,10 @@ export const makeWorkerLoaderWithSpare = (options: WorkerLoaderOptions = {}): Wo
           question(loaded, "embed", (id) => ({ _tag: "Embed", id, inputs }), (m) => (m._tag === "Embedded" ? m.results : undefined)).pipe(
             Effect.withSpan("LlamaLoader.embed", { attributes: { worker: worker.pid, inputs: inputs.length } })
           ),
+        rank: (query, documents) =>
+          question(loaded, "rerank", (id) => ({ _tag: "Rank", id, query, documents }), (m) => (m._tag === "Ranked" ? m.results : undefined)).pipe(
+            Effect.withSpan("LlamaLoader.rank", { attributes: { worker: worker.pid, documents: documents.length } })
+          ),
         tokenize: (text) =>
           question(loaded, "tokenize", (id) => ({ _tag: "Tokenize", id, text }), (m) => (m._tag === "Tokens" ? m.tokens : undefined)).pipe(
             overflowAsBackendError("tokenize")
@@ -424,7 +428,7 @@ export const makeWorkerLoaderWithSpare = (options: WorkerLoaderOptions = {}): Wo
             overflowAsBackendError("count tokens")
           ),
         // the worker's own queue of sequences, not a count kept here: a sequence it failed to give back shows
-        ...(loadOptions.purpose === "embedding" ? {} : {
+        ...(loadOptions.purpose === "embedding" || loadOptions.purpose === "ranking" ? {} : {
           sequences: question(loaded, "sequences", (id) => ({ _tag: "Sequences", id }), (m) =>
             m._tag === "SequenceCounts" ? { total: m.total, busy: m.busy } : undefined).pipe(overflowAsBackendError("sequences"))
         })

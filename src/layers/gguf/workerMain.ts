@@ -197,13 +197,22 @@ const program = Effect.gen(function*() {
           modelScope
         ))
       case "Embed":
+      case "Rank":
       case "Tokenize":
       case "CountTokens": {
         const { id } = message
-        const operation = message._tag === "Embed" ? "embed" : message._tag === "Tokenize" ? "tokenize" : "count tokens"
+        const operation = message._tag === "Embed"
+          ? "embed"
+          : message._tag === "Rank"
+          ? "rerank"
+          : message._tag === "Tokenize"
+          ? "tokenize"
+          : "count tokens"
         if (model === undefined) return Effect.sync(() => send(noModel(id, operation)))
         const work = message._tag === "Embed"
           ? answer(model.embed(message.inputs), (results): FromWorker => ({ _tag: "Embedded", id, results }), id)
+          : message._tag === "Rank"
+          ? answer(model.rank(message.query, message.documents), (results): FromWorker => ({ _tag: "Ranked", id, results }), id)
           : message._tag === "Tokenize"
           ? answer(model.tokenize(message.text), (tokens): FromWorker => ({ _tag: "Tokens", id, tokens }), id)
           : answer(model.countPromptTokens(message.request), (count): FromWorker => ({ _tag: "TokenCount", id, count }), id)
