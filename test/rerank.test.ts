@@ -13,6 +13,7 @@ import * as LlmspellLive from "../src/layers/LlmspellLive.js"
 import * as RerankerLive from "../src/layers/RerankerLive.js"
 import { LocalLLM } from "../src/services/LocalLLM.js"
 import * as Reranker from "../src/services/Reranker.js"
+import { createLocalLLM } from "../src/promise.js"
 import { LlmspellMock } from "../src/testing/LlmspellMock.js"
 import { deterministicRelevance } from "../src/testing/MockBackend.js"
 import { type FakeOpenAI, startFakeOpenAI } from "./fixtures/fakeOpenAI.js"
@@ -121,6 +122,19 @@ describe("the Reranker service", () => {
     }).pipe(
       Effect.provide(Layer.provideMerge(RerankerLive.layer("reranker.gguf@gguf"), mock().layer))
     ))
+})
+
+describe("the Promise facade", () => {
+  it("rerank(spec, query, documents, { topN }) resolves to the Reranking; a refusal rejects with the typed error", async () => {
+    const llm = createLocalLLM({ layer: mock().layer })
+    try {
+      const result = await llm.rerank("reranker.gguf@gguf", "cat dog", DOCS, { topN: 2 })
+      expect(result.results.map((r) => r.index)).toEqual([2, 0])
+      await expect(llm.rerank("llama3.2@ollama", "q", DOCS)).rejects.toMatchObject({ _tag: "UnsupportedOperation" })
+    } finally {
+      await llm.close()
+    }
+  })
 })
 
 const KEY = "sk-rerank-test-0123456789"
