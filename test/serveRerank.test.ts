@@ -35,7 +35,7 @@ beforeAll(async () => {
   upstream = await startFakeOpenAI({ models: ["bge-reranker"], rerankContextTokens: 40 })
   ollama = await startFakeOllama({ models: [fakeModel("llama3.2")] })
   const providers = { llama: { provider_type: "openai_compatible", base_url: upstream.baseUrl } }
-  serve = await startServe({ dir, ollamaUrl: ollama.url, providers })
+  serve = await startServe({ dir, ollamaUrl: ollama.url, providers, extra: { serve: { aliases: { "bge-reranker-v2-m3": MODEL } } } })
   keyed = await startServe({ dir: join(dir, "keyed"), providers }, { apiKey: Redacted.make("s3cret") })
   narrow = await startServe({ dir: join(dir, "narrow"), providers }, { concurrency: 1, maxQueue: 0 })
 })
@@ -75,6 +75,9 @@ describe("POST /v1/rerank and /rerank", () => {
     const plain = await (await post(serve.url, "/v1/rerank", { model: MODEL, query: "garden", documents: DOCS })).json() as any
     expect(plain.results).toHaveLength(4)
     expect(plain.results[0]).toEqual({ index: 2, relevance_score: 1 })
+    // a [serve.aliases] name reaches the spec it names, as on the other routes
+    const aliased = await (await post(serve.url, "/rerank", { model: "bge-reranker-v2-m3", query: "garden", documents: DOCS })).json() as any
+    expect(aliased.results).toEqual(plain.results)
   })
 
   it("errors in OpenAI's shape, never a CLI hint", async () => {
