@@ -8,12 +8,14 @@
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from "@effect/vitest"
 import * as Effect from "effect/Effect"
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import * as Fiber from "effect/Fiber"
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { parseGgufBuffer } from "../src/domain/GgufReader.js"
 import { factsOfFile } from "../src/domain/ModelFacts.js"
 import { rankingSupport } from "../src/domain/Rerank.js"
+import { TEST_TRACE_ENV } from "../src/layers/gguf/workerProtocol.js"
 import * as LlmspellLive from "../src/layers/LlmspellLive.js"
 import { LocalLLM } from "../src/services/LocalLLM.js"
 import { tinyLlamaGguf, v } from "./fixtures/ggufWriter.js"
@@ -32,6 +34,33 @@ const RERANKER = join(models, "reranker.gguf")
 const CHAT = join(models, "chat.gguf")
 writeFileSync(RERANKER, tinyRerankerGguf({ vocabSize: 400, seed: 3 }))
 writeFileSync(CHAT, tinyLlamaGguf({ vocabSize: 400, seed: 4 }))
+
+// the worker writes what it does here (`<pid> rank <id> start`, `… stopped`): how a test sees inside it
+const TRACE = join(dir, "worker-trace.log")
+process.env[TEST_TRACE_ENV] = TRACE
+
+/** The first traced rank event `event` written after line `after`: its line and request id. */
+const traced = (event: "start" | "stopped", after = -1) =>
+  Effect.async<{ readonly line: number; readonly id: string }>((resume) => {
+    const find = () => {
+      const lines = existsSync(TRACE) ? readFileSync(TRACE, "utf8").split("\n") : []
+      for (let line = after + 1; line < lines.length; line++) {
+        const m = /^(\d+) rank (\d+) (\w+)$/.exec(lines[line]!)
+        if (m !== null && m[3] === event) return { line, id: `${m[1]} ${m[2]}` }
+      }
+      return undefined
+    }
+    const timer = setInterval(() => {
+      const found = find()
+      if (found !== undefined) {
+        clearInterval(timer)
+        resume(Effect.succeed(found))
+      }
+    }, 10)
+    return Effect.sync(() => clearInterval(timer))
+  })
+
+const lastLine = () => (existsSync(TRACE) ? readFileSync(TRACE, "utf8").split("\n").length - 2 : -1)
 
 const QUERY = "the cat"
 const DOCS = ["the cat sat on the mat", "a dog barks at night", "hello world", "yes no", "", "the cat and the dog play"]
@@ -99,6 +128,22 @@ describe.each(["process", "none"] as const)("GGUF rerank (isolation %s)", (isola
       const after = yield* llm.rerank("reranker.gguf@gguf", { query: QUERY, documents: DOCS })
       expectBaseline(after.results)
     }).pipe(Effect.provide(stack(isolation))))
+})
+
+describe("GGUF rerank interrupted (worker process)", () => {
+  it.effect("the worker gets Cancel and stops between documents; the model ranks the next request", () =>
+    Effect.gen(function*() {
+      const llm = yield* LocalLLM
+      yield* llm.rerank("reranker.gguf@gguf", { query: QUERY, documents: DOCS })
+      const before = lastLine()
+      const many = Array.from({ length: 10_000 }, (_, i) => `document ${i} about the cat`)
+      const fiber = yield* Effect.fork(llm.rerank("reranker.gguf@gguf", { query: QUERY, documents: many }))
+      const started = yield* traced("start", before)
+      yield* Fiber.interrupt(fiber)
+      expect((yield* traced("stopped", started.line)).id).toBe(started.id)
+      const after = yield* llm.rerank("reranker.gguf@gguf", { query: QUERY, documents: DOCS })
+      expectBaseline(after.results)
+    }).pipe(Effect.provide(stack("process"))))
 })
 
 describe("GGUF rerank on llmspell serve", () => {
