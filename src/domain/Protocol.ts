@@ -31,6 +31,8 @@ import {
   ModelList,
   PullProgress,
   RemoveResult,
+  RerankRequest,
+  Reranking,
   REQUEST_LIMITS,
   VerifyReport
 } from "./Types.js"
@@ -127,6 +129,12 @@ export const Embed = Rpc.make("Embed", {
   success: Embeddings,
   error: LocalLLM.EmbedError
 })
+/** Orders documents by relevance to a query: indexes and scores, best first, cut to `topN`. */
+export const Rerank = Rpc.make("Rerank", {
+  payload: { spec: Schema.String, request: RerankRequest },
+  success: Reranking,
+  error: LocalLLM.RerankError
+})
 /** The curated catalog marked with what fits the server's free memory and what is already on its disk. */
 export const Available = Rpc.make("Available", {
   payload: availablePayload,
@@ -182,6 +190,7 @@ export class LlmspellRpcs extends RpcGroup.make(
   Generate,
   Run,
   Embed,
+  Rerank,
   Available,
   Import,
   PlanOllamaInstall,

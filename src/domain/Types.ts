@@ -39,15 +39,18 @@ export const LoadedModel = Schema.Struct({
   /** The backend and instance holding it (set by `LocalLLM.ps`). */
   backend: Schema.optional(BackendType),
   instance: Schema.optional(Schema.String),
-  /** `embedding` for a GGUF model loaded only with an embedding context (no chat context loaded). */
-  purpose: Schema.optional(Schema.Literal("chat", "embedding")),
+  /**
+   * `embedding` (or `ranking`) for a GGUF model loaded only with an embedding (or ranking) context:
+   * no chat context loaded.
+   */
+  purpose: Schema.optional(Schema.Literal("chat", "embedding", "ranking")),
   /**
    * A GGUF model's contexts, each loaded (and idle-unloaded) on its own: the chat context
-   * (sequences) and the embedding one. The row's size and active requests are their sums; it
+   * (sequences), the embedding one and the ranking one (a reranker's). The row's size and active requests are their sums; it
    * unloads when its last context does (`expiresAt`, absent while one is in use or kept loaded).
    */
   contexts: Schema.optional(Schema.Array(Schema.Struct({
-    purpose: Schema.Literal("chat", "embedding"),
+    purpose: Schema.Literal("chat", "embedding", "ranking"),
     sizeBytes: Schema.Number,
     vramBytes: Schema.optional(Schema.Number),
     contextLength: Schema.Number,
@@ -643,6 +646,47 @@ export const EmbeddingLine = Schema.Struct({
 })
 /** One line of `llmspell embed --ndjson`. */
 export type EmbeddingLine = typeof EmbeddingLine.Type
+
+/** How many documents one rerank request may carry (Cohere's and Jina's hosted limits are 1,000 and 2,048). */
+export const MAX_RERANK_DOCUMENTS = 10_000
+
+/**
+ * A rerank request: a query and the documents to order by relevance to it; `topN` keeps only the
+ * best N (all when absent or larger than the list).
+ */
+export const RerankRequest = Schema.Struct({
+  query: Schema.String,
+  documents: Schema.Array(Schema.String).pipe(
+    Schema.maxItems(MAX_RERANK_DOCUMENTS, { message: () => `at most ${MAX_RERANK_DOCUMENTS} documents` })
+  ),
+  topN: Schema.optional(
+    Schema.Number.pipe(
+      Schema.filter((n) => Number.isSafeInteger(n) && n >= 1, { message: (issue) => `topN must be an integer ≥ 1; got ${String(issue.actual)}` })
+    )
+  )
+})
+/** A rerank request. */
+export type RerankRequest = typeof RerankRequest.Type
+
+/** One document's place in a reranking: its index in the request, and its relevance score (higher: more relevant). */
+export const RerankResult = Schema.Struct({ index: Schema.Number, relevanceScore: Schema.Number })
+/** One document's place in a reranking. */
+export type RerankResult = typeof RerankResult.Type
+
+/**
+ * What `rerank` returns: the documents' indexes sorted by relevance score, best first (ties keep
+ * the request's order), cut to `topN`; `promptTokens` counts every query + document pair the
+ * model read (0 where the provider does not say).
+ */
+export const Reranking = Schema.Struct({
+  model: Schema.String,
+  backend: BackendType,
+  instance: Schema.String,
+  results: Schema.Array(RerankResult),
+  promptTokens: Schema.Number
+})
+/** What `rerank` returns. */
+export type Reranking = typeof Reranking.Type
 
 /** `model list` output: models of every instance asked for, and the instances that could not answer. */
 export const ModelList = Schema.Struct({

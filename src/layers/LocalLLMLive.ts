@@ -21,10 +21,11 @@ import * as HubRef from "../domain/HubRef.js"
 import { type InstallOllamaReport, planInstall } from "../domain/InstallOllama.js"
 import { isFileReference } from "../domain/ModelSpec.js"
 import * as Protocol from "../domain/Protocol.js"
+import { finishReranking, RERANK_ALTERNATIVES, validateRerankRequest } from "../domain/Rerank.js"
 import type { BackendStatus, LoadedModel, LocalModel } from "../domain/Types.js"
-import type { GenerateRequest, ModelList, RunResult } from "../domain/Types.js"
+import type { GenerateRequest, ModelList, RerankRequest, Reranking, RunResult } from "../domain/Types.js"
 import { incompleteAnswer, markIncomplete, structuredAnswer } from "../domain/JsonSchemaCheck.js"
-import { type BackendFilter, LocalLLM, type LocalLLMService, type RunError } from "../services/LocalLLM.js"
+import { type BackendFilter, LocalLLM, type LocalLLMService, type RerankError, type RunError } from "../services/LocalLLM.js"
 import { ModelStore, type ModelStoreService } from "../services/ModelStore.js"
 import { backendTypeOf, endpointOf } from "../domain/Routing.js"
 import { ProviderRegistry, type ProviderRegistryService } from "../services/ProviderRegistry.js"
@@ -300,6 +301,27 @@ export const make = (registry: ProviderRegistryService, store: ModelStoreService
       })
     ).pipe(Stream.catchAll((e) => Stream.fromEffect(explain("run", spec)(e))))
 
+  // Checked before anything is routed or loaded; the backend only scores, the order and the cut
+  // to topN are made here (and the backend's answer checked), the same for every backend.
+  const rerank = (spec: string, request: RerankRequest): Effect.Effect<Reranking, RerankError> =>
+    Effect.gen(function*() {
+      const valid = yield* Either.match(validateRerankRequest(request), { onLeft: Effect.fail, onRight: Effect.succeed })
+      const r = yield* registry.resolve(spec)
+      if (r.handle.rerank === undefined) {
+        return yield* new UnsupportedOperation({
+          backend: r.handle.name,
+          operation: "rerank",
+          reason: `the ${r.handle.type} backend has no rerank API`,
+          suggestion: RERANK_ALTERNATIVES
+        })
+      }
+      if (valid.documents.length === 0) {
+        return { model: r.model, backend: r.handle.type, instance: r.handle.name, results: [], promptTokens: 0 }
+      }
+      const scored = yield* r.handle.rerank(r.model, valid)
+      return yield* Either.match(finishReranking(valid, scored), { onLeft: Effect.fail, onRight: Effect.succeed })
+    }).pipe(Effect.catchAll(explain("rerank", spec)))
+
   const keepAlive = (spec: string, seconds: number) =>
     Effect.flatMap(registry.resolve(spec), (r) =>
       r.handle.keepAlive !== undefined ? r.handle.keepAlive(r.model, seconds) : Effect.void
@@ -354,6 +376,7 @@ export const make = (registry: ProviderRegistryService, store: ModelStoreService
       Effect.flatMap(registry.resolve(spec), (r) => r.handle.embed(r.model, inputs)).pipe(
         Effect.catchAll(explain("embed", spec))
       ),
+    rerank,
     ps: (filter = "all") =>
       Effect.forEach(
         registry.instances(filter),

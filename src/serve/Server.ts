@@ -56,6 +56,7 @@ import { errorResponse as apiErrorResponse, HttpFailure } from "./Http.js"
 import * as MetricsApi from "./MetricsApi.js"
 import * as OllamaApi from "./OllamaApi.js"
 import * as OpenAiApi from "./OpenAiApi.js"
+import * as RerankApi from "./RerankApi.js"
 import * as Policy from "./Policy.js"
 import * as UiApi from "./UiApi.js"
 import { ASSET_PREFIX, type UiPage } from "./UiAssets.js"
@@ -259,8 +260,11 @@ export const start = (
       aliases
     }
     const rpc = options.rpc ?? (yield* Rpc.makeHttpApp({ readOnly: policy.readOnly, allowPaths: policy.allowPaths }))
-    const apis = HttpRouter.concat(
-      HttpRouter.concat(HttpRouter.concat(OllamaApi.routes(ctx), OpenAiApi.routes(ctx)), AnthropicApi.routes(ctx)),
+    const apis = HttpRouter.concatAll(
+      OllamaApi.routes(ctx),
+      OpenAiApi.routes(ctx),
+      AnthropicApi.routes(ctx),
+      RerankApi.routes(ctx),
       MetricsApi.routes(ctx, { load: SubscriptionRef.get(load), concurrency, maxQueue })
     )
     const withUi = options.ui !== undefined
