@@ -47,7 +47,7 @@ const lastBody = (requests: ReadonlyArray<{ path: string; body: unknown }>) => r
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "llmspell-serve-images-"))
-  ollamaFake = await startFakeOllama({ models: [fakeModel("llava")] })
+  ollamaFake = await startFakeOllama({ models: [fakeModel("llava", { capabilities: ["completion", "vision", "tools"] })] })
   openAiFake = await startFakeOpenAI({ models: ["gpt-4o-mini"] })
   anthropicFake = await startFakeAnthropic({ models: ["claude-3-5-haiku-latest"] })
   serve = await startServe({
@@ -212,6 +212,25 @@ describe("Anthropic image blocks on /v1/messages", () => {
     const gguf = await failure(ask(TINY, { type: "base64", media_type: "image/png", data: b64(png(1)) }))
     expect(gguf.status).toBe(400)
     expect(gguf.message).toContain(NO_VISION)
+  })
+})
+
+describe("capabilities: GET /v1/models/{model} (the openai client's models.retrieve)", () => {
+  it("an Ollama model's come from its /api/show; a GGUF model's from its header; an unknown model is a 404", async () => {
+    const client = new OpenAI({ baseURL: `${serve.url}/v1`, apiKey: "none", maxRetries: 0 })
+    const vision = await client.models.retrieve(VISION) as unknown as { id: string; capabilities: Array<string> }
+    expect(vision.id).toBe(VISION)
+    expect(vision.capabilities).toEqual(["completion", "vision", "tools"])
+    const tiny = await client.models.retrieve(TINY) as unknown as { capabilities: Array<string> }
+    expect(tiny.capabilities).toContain("completion")
+    expect(tiny.capabilities).not.toContain("vision")
+    // a spec with a slash is one path segment too many for a plain route: still one model
+    const cloud = await fetch(`${serve.url}/v1/models/${CLOUD_OPENAI}`)
+    expect(cloud.status).toBe(200)
+    // what the provider does not say is left out, not given as an empty list
+    expect(await cloud.json()).toEqual({ id: CLOUD_OPENAI, object: "model", created: 0, owned_by: "vision" })
+    const missing = await failure(client.models.retrieve("ghost@ollama"))
+    expect(missing.status).toBe(404)
   })
 })
 
