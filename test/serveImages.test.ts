@@ -145,6 +145,21 @@ describe("OpenAI image_url parts on /v1/chat/completions", () => {
   })
 })
 
+describe("OpenAI input_image parts on /v1/responses", () => {
+  it("reach an Ollama model as base64; an http(s) URL is refused naming the part", async () => {
+    const client = new OpenAI({ baseURL: `${serve.url}/v1`, apiKey: "none", maxRetries: 0 })
+    const input = (url: string) => [{
+      role: "user" as const,
+      content: [{ type: "input_text" as const, text: "what is it?" }, { type: "input_image" as const, image_url: url, detail: "auto" as const }]
+    }]
+    await client.responses.create({ model: VISION, input: input(dataUrl(png(11))) })
+    expect(lastOllamaBody("/api/chat").messages!.at(-1)).toMatchObject({ content: "what is it?", images: [b64(png(11))] })
+    const e = await failure(client.responses.create({ model: VISION, input: input("http://example.com/a.png") }))
+    expect(e.status).toBe(400)
+    expect(e.message).toContain("input[0].content[1].image_url")
+  })
+})
+
 describe("Ollama images on /api/chat and /api/generate", () => {
   const client = () => new Ollama({ host: serve.url })
 
