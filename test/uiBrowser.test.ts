@@ -400,6 +400,12 @@ describe("Chat", () => {
 
 describe("Server", () => {
   it("shows the loaded models and the server's load, live; unloads; the headline figures of /metrics", async () => {
+    // one generation of this test's own, so /metrics has one to show whatever ran before
+    const answered = await fetch(`${serve.url}/api/generate`, {
+      method: "POST",
+      body: JSON.stringify({ model: "tiny.gguf@gguf", prompt: "hi", stream: false, options: { num_predict: 2 } })
+    })
+    expect(answered.status).toBe(200)
     const page = await open(serve.url, "#/server")
     try {
       await page.locator('.ps-table tr[data-spec="agent:latest@ollama"]').waitFor()
