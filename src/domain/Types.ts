@@ -482,12 +482,27 @@ export const promptRequest = (prompt: string | ReadonlyArray<ChatMessage>, optio
 
 /** Token counts of a completion. */
 export const Usage = Schema.Struct({
+  /** The whole prompt, the cached part included. */
   promptTokens: Schema.Number,
+  /**
+   * The part of `promptTokens` that was not evaluated again: already in the model's KV cache (a
+   * GGUF model's context sequence), or read from the provider's prompt cache (Ollama's
+   * `prompt_eval_cached_count`, OpenAI's `cached_tokens`, Anthropic's `cache_read_input_tokens`).
+   * Absent when the backend does not say.
+   */
+  cachedPromptTokens: Schema.optional(Schema.Number),
   completionTokens: Schema.Number,
   totalTokens: Schema.Number
 })
 /** Token counts of a completion. */
 export type Usage = typeof Usage.Type
+
+/**
+ * A cached-token count a server reported, as a count within the prompt: a non-negative integer
+ * (one beyond the prompt is capped at it), or undefined when it sent none or something else.
+ */
+export const reportedCachedTokens = (reported: unknown, promptTokens: number): number | undefined =>
+  typeof reported === "number" && Number.isSafeInteger(reported) && reported >= 0 ? Math.min(reported, promptTokens) : undefined
 
 /** Timings of a completion, in milliseconds (tokens per second for the rate). */
 export const Timings = Schema.Struct({

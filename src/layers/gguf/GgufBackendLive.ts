@@ -287,6 +287,7 @@ export const makeBackend = (
                 ...(event.maxTokensCapped !== undefined ? { maxTokensCapped: event.maxTokensCapped } : {}),
                 usage: {
                   promptTokens: event.promptTokens,
+                  ...(event.cachedPromptTokens !== undefined ? { cachedPromptTokens: event.cachedPromptTokens } : {}),
                   completionTokens: event.completionTokens,
                   totalTokens: event.promptTokens + event.completionTokens
                 },
@@ -297,7 +298,10 @@ export const makeBackend = (
                   ...(event.completionTokens > 1 && generating > 0
                     ? { tokensPerSecond: (event.completionTokens - 1) / generating }
                     : {}),
-                  ...(firstAt !== undefined && prefill > 0 ? { promptTokensPerSecond: event.promptTokens / prefill } : {})
+                  // the tokens evaluated, not those the sequence's cache already held
+                  ...(firstAt !== undefined && prefill > 0
+                    ? { promptTokensPerSecond: (event.promptTokens - (event.cachedPromptTokens ?? 0)) / prefill }
+                    : {})
                 }
               }
               return Effect.map(constrainedOutcome(file.name, plan, request, completion), (checked) => ({ _tag: "Finish", completion: checked } as const))

@@ -231,10 +231,17 @@ export const generateOn = (
           try: () => {
             const controller = new AbortController()
             const history = toHistory(request, plan._tag === "Grammar" ? plan.instructions : undefined)
-            const promptTokens = chat.chatWrapper.generateContextState({
+            const prompt = chat.chatWrapper.generateContextState({
               chatHistory: history,
               ...(plan._tag === "Functions" ? { availableFunctions: plan.functions as ChatModelFunctions } : {})
-            }).contextText.tokenize(model.tokenizer).length
+            }).contextText.tokenize(model.tokenizer)
+            const promptTokens = prompt.length
+            // what LlamaChat will not evaluate again: the prompt's prefix already in this sequence's
+            // KV cache, less the last token (always evaluated, for the first answer token's logits)
+            const cachedPromptTokens = Math.max(
+              0,
+              Math.min(chat.sequence.compareContextTokens(prompt).firstDifferentIndex, promptTokens - 1)
+            )
             hooks.onPrepared?.(promptTokens)
             const overflow = () =>
               new ContextOverflow({
@@ -343,6 +350,7 @@ export const generateOn = (
                   _tag: "Done",
                   text,
                   promptTokens,
+                  cachedPromptTokens,
                   completionTokens: meter.usedOutputTokens - outputBefore,
                   finishReason: reason,
                   ...(maxTokensCapped !== undefined ? { maxTokensCapped } : {})

@@ -195,6 +195,7 @@ export const makeWorkerLoaderWithSpare = (options: WorkerLoaderOptions = {}): Wo
                   _tag: "Done",
                   text: m.text,
                   promptTokens: m.promptTokens,
+                  ...(m.cachedPromptTokens !== undefined ? { cachedPromptTokens: m.cachedPromptTokens } : {}),
                   completionTokens: m.completionTokens,
                   finishReason: m.finishReason,
                   ...(m.maxTokensCapped !== undefined ? { maxTokensCapped: m.maxTokensCapped } : {})

@@ -117,6 +117,7 @@ const handle = (message: ToWorker) => {
               id,
               text: event.text,
               promptTokens: event.promptTokens,
+              ...(event.cachedPromptTokens !== undefined ? { cachedPromptTokens: event.cachedPromptTokens } : {}),
               completionTokens: event.completionTokens,
               finishReason: event.finishReason,
               ...(event.maxTokensCapped !== undefined ? { maxTokensCapped: event.maxTokensCapped } : {})

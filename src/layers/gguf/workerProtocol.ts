@@ -79,6 +79,8 @@ export const FromWorker = Schema.Union(
     id: Schema.Number,
     text: Schema.String,
     promptTokens: Schema.Number,
+    /** The part of the prompt already in the sequence's KV cache. */
+    cachedPromptTokens: Schema.optional(Schema.Number),
     completionTokens: Schema.Number,
     finishReason: FinishReason,
     maxTokensCapped: Schema.optional(Schema.Struct({ requested: Schema.Number, used: Schema.Number }))
