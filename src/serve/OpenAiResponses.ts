@@ -180,7 +180,8 @@ handle(terms)(Effect.gen(function*() {
       ? {
         usage: {
           input_tokens: completion.usage.promptTokens,
-          input_tokens_details: { cached_tokens: 0 },
+          // a required field of the Responses usage: 0 when the backend does not say
+          input_tokens_details: { cached_tokens: completion.usage.cachedPromptTokens ?? 0 },
           output_tokens: completion.usage.completionTokens,
           output_tokens_details: { reasoning_tokens: 0 },
           total_tokens: completion.usage.totalTokens
