@@ -272,7 +272,7 @@ export const make = (instance: CloudInstanceConfig): Effect.Effect<Backend, Llms
           ...(acc.reasoning.length > 0 ? { reasoning: acc.reasoning } : {}),
           ...(acc.calls.length > 0 ? { toolCalls: acc.calls } : {}),
           finishReason: Anthropic.stopReasonOf(acc),
-          usage: { promptTokens: acc.inputTokens, completionTokens: acc.outputTokens, totalTokens: acc.inputTokens + acc.outputTokens }
+          usage: Anthropic.usageOf(acc)
         })
       }))
       return Stream.concat(deltas, end)

@@ -6,7 +6,7 @@
  * and usage from `message_delta`). Structured output is tool forcing: one tool whose input schema
  * is the answer's schema, forced with `tool_choice`; its input is the answer. Pure mapping, no I/O.
  */
-import type { ChatMessage, FinishReason, GenerateRequest, ToolCall } from "../../domain/Types.js"
+import { type ChatMessage, type FinishReason, type GenerateRequest, reportedCachedTokens, type ToolCall, type Usage } from "../../domain/Types.js"
 
 /** The name of the tool that carries a structured answer. */
 export const ANSWER_TOOL = "json_answer"
@@ -120,7 +120,12 @@ export interface MessageAccumulator {
   readonly blocks: Map<number, { type: string; id: string; name: string; json: string }>
   readonly calls: Array<ToolCall>
   stopReason: string | undefined
+  /** Anthropic's `input_tokens`: the prompt tokens after the last cache breakpoint (neither read from nor written to the cache). */
   inputTokens: number
+  /** `cache_read_input_tokens`: read from the prompt cache. */
+  cacheReadTokens: number | undefined
+  /** `cache_creation_input_tokens`: written to the prompt cache. */
+  cacheCreationTokens: number
   outputTokens: number
   stopped: boolean
   /** Set when a tool_use block's input is not JSON. */
@@ -135,10 +140,36 @@ export const emptyMessage = (): MessageAccumulator => ({
   calls: [],
   stopReason: undefined,
   inputTokens: 0,
+  cacheReadTokens: undefined,
+  cacheCreationTokens: 0,
   outputTokens: 0,
   stopped: false,
   bad: undefined
 })
+
+/** The cache counts of a usage object (message_start's, or message_delta's cumulative one), when present. */
+const foldCacheUsage = (acc: MessageAccumulator, usage: Record<string, unknown> | undefined | null) => {
+  if (typeof usage !== "object" || usage === null) return
+  const read = reportedCachedTokens(usage["cache_read_input_tokens"], Number.MAX_SAFE_INTEGER)
+  if (read !== undefined) acc.cacheReadTokens = read
+  const created = reportedCachedTokens(usage["cache_creation_input_tokens"], Number.MAX_SAFE_INTEGER)
+  if (created !== undefined) acc.cacheCreationTokens = created
+}
+
+/**
+ * Our usage from Anthropic's: its `input_tokens` leaves out what was read from or written to the
+ * prompt cache, so the whole prompt is their sum (as OpenAI and Ollama count it), and the cached
+ * part is `cache_read_input_tokens`.
+ */
+export const usageOf = (acc: MessageAccumulator): Usage => {
+  const promptTokens = acc.inputTokens + (acc.cacheReadTokens ?? 0) + acc.cacheCreationTokens
+  return {
+    promptTokens,
+    ...(acc.cacheReadTokens !== undefined ? { cachedPromptTokens: acc.cacheReadTokens } : {}),
+    completionTokens: acc.outputTokens,
+    totalTokens: promptTokens + acc.outputTokens
+  }
+}
 
 /** Folds one SSE event's decoded data into the accumulator; returns what to emit. */
 export const foldEvent = (acc: MessageAccumulator, data: unknown): EventDelta => {
@@ -148,6 +179,7 @@ export const foldEvent = (acc: MessageAccumulator, data: unknown): EventDelta =>
     case "message_start":
       acc.inputTokens = Number(e["message"]?.usage?.input_tokens ?? 0)
       acc.outputTokens = Number(e["message"]?.usage?.output_tokens ?? 0)
+      foldCacheUsage(acc, e["message"]?.usage)
       return {}
     case "content_block_start": {
       const block = e["content_block"] ?? {}
@@ -198,6 +230,7 @@ export const foldEvent = (acc: MessageAccumulator, data: unknown): EventDelta =>
       if (typeof e["delta"]?.stop_reason === "string") acc.stopReason = e["delta"].stop_reason
       if (e["usage"]?.output_tokens !== undefined) acc.outputTokens = Number(e["usage"].output_tokens)
       if (e["usage"]?.input_tokens !== undefined && e["usage"].input_tokens !== null) acc.inputTokens = Number(e["usage"].input_tokens)
+      foldCacheUsage(acc, e["usage"])
       return {}
     case "message_stop":
       acc.stopped = true

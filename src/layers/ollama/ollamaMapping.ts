@@ -21,6 +21,7 @@ import type {
   PullFileProgress,
   PullProgress
 } from "../../domain/Types.js"
+import { reportedCachedTokens } from "../../domain/Types.js"
 
 /** Where a record came from. */
 export interface Origin {
@@ -517,6 +518,8 @@ export interface WireDone {
   readonly total_duration?: number
   readonly load_duration?: number
   readonly prompt_eval_count?: number
+  /** The part of `prompt_eval_count` read from Ollama's cache (Ollama 0.33+; absent before). */
+  readonly prompt_eval_cached_count?: number
   readonly prompt_eval_duration?: number
   readonly eval_count?: number
   readonly eval_duration?: number
@@ -537,6 +540,7 @@ export const toCompletion = (
   extra: { readonly reasoning?: string; readonly toolCalls?: ReadonlyArray<ToolCall> } = {}
 ): Completion => {
   const promptTokens = done.prompt_eval_count ?? 0
+  const cachedPromptTokens = reportedCachedTokens(done.prompt_eval_cached_count, promptTokens)
   const completionTokens = done.eval_count ?? 0
   const rate = (count: number | undefined, ns: number | undefined) =>
     count !== undefined && ns !== undefined && ns > 0 ? count / (ns / 1e9) : undefined
@@ -553,7 +557,12 @@ export const toCompletion = (
     finishReason: extra.toolCalls !== undefined && extra.toolCalls.length > 0 && done.done_reason !== "length"
       ? "tool-calls"
       : finishReason(done.done_reason),
-    usage: { promptTokens, completionTokens, totalTokens: promptTokens + completionTokens },
+    usage: {
+      promptTokens,
+      ...(cachedPromptTokens !== undefined ? { cachedPromptTokens } : {}),
+      completionTokens,
+      totalTokens: promptTokens + completionTokens
+    },
     timings: {
       loadMs: (done.load_duration ?? 0) / NS_PER_MS,
       ...(timeToFirstTokenMs !== undefined ? { timeToFirstTokenMs } : {}),
