@@ -8,7 +8,10 @@
  * 2. Resume: a pull killed (SIGKILL) once half the file is in, then pulled again: the bytes the fake
  *    served over both runs minus the file size are what the resume re-transferred.
  *
- * Usage: node --import tsx bench/pull.ts [--runs N] [--size-mib N] [--json]. Needs `npm run build` first.
+ * `--compare DIR` (another checkout of llmspell, built) adds its `model pull`, interleaved in the same runs:
+ * a before/after on one machine at one moment.
+ *
+ * Usage: node --import tsx bench/pull.ts [--runs N] [--size-mib N] [--json] [--compare DIR]. Needs `npm run build` first.
  * Writes only to a temp directory, removed at the end.
  */
 import { spawn, spawnSync } from "node:child_process"
@@ -30,6 +33,8 @@ const arg = (name: string, fallback: number) => {
 const runs = Math.max(1, arg("--runs", 3))
 const size = arg("--size-mib", 1024) * 1024 * 1024
 const asJson = args.includes("--json")
+const compareAt = args.indexOf("--compare")
+const compareBin = compareAt >= 0 ? path.join(path.resolve(args[compareAt + 1]!), "dist", "cli.js") : undefined
 
 if (!existsSync(bin)) {
   console.error("dist/cli.js is missing: run `npm run build` first")
@@ -126,10 +131,10 @@ const baseline = async (): Promise<number> => {
 
 const pullEnv = (store: string) => ({ HF_ENDPOINT: hub.url, LLMSPELL_MODELS_DIR: store })
 
-const llmspell = async (): Promise<number> => {
+const llmspell = async (cli: string = bin): Promise<number> => {
   const store = path.join(scratch, "store")
   await rm(store, { recursive: true, force: true })
-  const r = await runChild(process.execPath, [bin, "model", "pull", "org/big:Q4_K_M", "--json"], pullEnv(store))
+  const r = await runChild(process.execPath, [cli, "model", "pull", "org/big:Q4_K_M", "--json"], pullEnv(store))
   if (r.code !== 0) throw new Error(`llmspell pull failed (${r.code}): ${r.stdout.slice(-500)} ${r.stderr}`)
   const last = JSON.parse(r.stdout.trim().split("\n").at(-1)!) as { result?: { path?: string } }
   if ((await stat(last.result!.path!)).size !== size) throw new Error("llmspell produced a wrong size")
@@ -146,12 +151,15 @@ const median = (xs: ReadonlyArray<number>) => {
 log("warming up…")
 await baseline()
 await llmspell()
+if (compareBin !== undefined) await llmspell(compareBin)
 const base: Array<number> = []
 const ours: Array<number> = []
+const before: Array<number> = []
 for (let i = 0; i < runs; i++) {
   log(`run ${i + 1}/${runs}`)
   base.push(await baseline())
   ours.push(await llmspell())
+  if (compareBin !== undefined) before.push(await llmspell(compareBin))
 }
 
 // Resume: kill at 50%, pull again.
@@ -196,6 +204,14 @@ const result = {
   baselineMiBps: Math.round(mib(size) / (median(base) / 1000)),
   llmspellMiBps: Math.round(mib(size) / (median(ours) / 1000)),
   throughputRatio: Number((median(base) / median(ours)).toFixed(3)),
+  ...(compareBin !== undefined
+    ? {
+      compare: compareBin,
+      compareMs: before.map(Math.round),
+      compareMedianMs: Math.round(median(before)),
+      compareThroughputRatio: Number((median(base) / median(before)).toFixed(3))
+    }
+    : {}),
   resume: {
     killedBy: killed.signal,
     partialBytes,
@@ -213,6 +229,9 @@ else {
   console.log(`baseline  median ${result.baselineMedianMs} ms (${result.baselineMiBps} MiB/s)  runs ${result.baselineMs.join(", ")}`)
   console.log(`llmspell  median ${result.llmspellMedianMs} ms (${result.llmspellMiBps} MiB/s)  runs ${result.llmspellMs.join(", ")}`)
   console.log(`throughput ratio (baseline time / llmspell time): ${result.throughputRatio}× (target ≥ 0.9)`)
+  if (compareBin !== undefined) {
+    console.log(`--compare ${compareBin}: median ${Math.round(median(before))} ms, runs ${before.map(Math.round).join(", ")}; ratio ${(median(base) / median(before)).toFixed(3)}×`)
+  }
   console.log(
     `resume: killed (${killed.signal}) with ${mib(partialBytes).toFixed(1)} MiB in the partial; served ${mib(servedFirst).toFixed(1)} + ` +
       `${mib(servedSecond).toFixed(1)} MiB; re-transferred ${mib(extra).toFixed(2)} MiB = ${result.resume.extraPercent}% (target < 1%); ` +

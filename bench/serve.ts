@@ -140,7 +140,7 @@ const config = {
 const scope = Effect.runSync(Scope.make())
 const context = await Effect.runPromise(Layer.buildWithScope(LlmspellLive.layerFromObject(config, { home: join(dir, "home-inprocess"), env: {} }), scope))
 const llm = context.unsafeMap.get(LocalLLM.key) as LocalLLMService
-const inProcess = await Effect.runPromise(Server.start({ port: 0 }).pipe(Effect.provideService(LocalLLM, llm), Scope.extend(scope)))
+const inProcess = await Effect.runPromise(Server.start({ port: 0 }).pipe(Effect.provide(context), Scope.extend(scope)))
 
 // ---- (2) one stream: HTTP vs LocalLLM.generate, all timed the same way on the caller's side:
 // (tokens − 1) over the time from the first text to the end of the stream

@@ -17,16 +17,25 @@
  * The fixture's timestamps are set two days back first, as on a machine whose models were pulled
  * before the listing: the cache does not trust a store changed in the last two seconds (racy mtimes).
  *
- * Usage: node --import tsx bench/store.ts [--runs N] [--json]. Needs `npm run build` first.
+ * `--compare DIR` (another checkout of llmspell, built, e.g. the commit before a change) adds its `model
+ * list` and in-process `ModelStore.list`, cached and uncached, interleaved in the same run: a before/after
+ * on one machine at one moment, the only comparison a shared, busy machine allows.
+ *
+ * Usage: node --import tsx bench/store.ts [--runs N] [--json] [--compare DIR]. Needs `npm run build` first.
  */
+import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import { spawn } from "node:child_process"
 import { existsSync } from "node:fs"
 import { lstat, lutimes, mkdtemp, readdir, rm } from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
+import type { StoresConfig } from "../src/domain/ConfigSchema.js"
 import * as ModelStoreLive from "../src/layers/store/ModelStoreLive.js"
+import * as ScanFs from "../src/layers/store/scanFs.js"
+import type { ModelStoreService } from "../src/services/ModelStore.js"
 import { populatedMachine } from "../test/fixtures/foreignStores.js"
 
 const root = fileURLToPath(new URL("..", import.meta.url))
@@ -35,10 +44,26 @@ const args = process.argv.slice(2)
 const runsAt = args.indexOf("--runs")
 const runs = Math.max(3, runsAt >= 0 ? Number(args[runsAt + 1]) : 15)
 const asJson = args.includes("--json")
+const compareAt = args.indexOf("--compare")
+const compare = compareAt >= 0 ? path.resolve(args[compareAt + 1]!) : undefined
 
 if (!existsSync(bin)) {
   console.error("dist/cli.js is missing: run `npm run build` first")
   process.exit(1)
+}
+if (compare !== undefined && !existsSync(path.join(compare, "dist", "cli.js"))) {
+  console.error(`${compare}/dist/cli.js is missing: build that checkout first`)
+  process.exit(1)
+}
+
+/** A ModelStore from a checkout's ModelStoreLive: `make` is an Effect since the store reads through ScanFs, a plain function before. */
+const storeOf = async (module: { readonly make: (stores: StoresConfig) => unknown }, stores: StoresConfig): Promise<ModelStoreService> => {
+  const made = module.make(stores)
+  return Effect.isEffect(made)
+    ? Effect.runPromise(
+      (made as Effect.Effect<ModelStoreService, never, never>).pipe(Effect.provide(Layer.merge(NodeFileSystem.layer, ScanFs.layer)))
+    )
+    : made as ModelStoreService
 }
 
 const timeChild = (command: string, argv: ReadonlyArray<string>, env: NodeJS.ProcessEnv) =>
@@ -85,7 +110,14 @@ try {
   const expected = Object.values(names).reduce((n, list) => n + list.length, 0)
   const env = { PATH: process.env["PATH"] ?? "", HOME: home, XDG_CONFIG_HOME: path.join(home, "xdg"), NO_COLOR: "1" }
   const rootList = [roots.ollama, roots.hfCache, roots.lmstudio, roots.nodeLlamaCpp]
-  const store = ModelStoreLive.make({ ollama: "auto", hfCache: "auto", lmstudio: "auto", nodeLlamaCpp: "auto", env: {}, home })
+  const stores: StoresConfig = { ollama: "auto", hfCache: "auto", lmstudio: "auto", nodeLlamaCpp: "auto", env: {}, home }
+  const store = await storeOf(ModelStoreLive, stores)
+  const before = compare === undefined
+    ? undefined
+    : {
+      bin: path.join(compare, "dist", "cli.js"),
+      store: await storeOf(await import(path.join(compare, "src", "layers", "store", "ModelStoreLive.ts")), stores)
+    }
   const own = { directory: path.join(home, ".llmspell", "models"), instance: "gguf" }
   const cacheFile = path.join(own.directory, ".cache", "inventory.json")
   const dropCache = () => rm(cacheFile, { force: true })
@@ -107,7 +139,11 @@ try {
     inProcess: [] as Array<number>,
     inProcessUncached: [] as Array<number>,
     readdir: [] as Array<number>,
-    find: [] as Array<number>
+    find: [] as Array<number>,
+    beforeList: [] as Array<number>,
+    beforeListUncached: [] as Array<number>,
+    beforeInProcess: [] as Array<number>,
+    beforeInProcessUncached: [] as Array<number>
   }
   for (let i = 0; i < runs; i++) {
     await list() // leaves a valid cache
@@ -123,8 +159,26 @@ try {
     samples.inProcessUncached.push(await timeInProcess(() => Effect.runPromise(store.list(own))))
     samples.readdir.push(await timeInProcess(() => Promise.all(rootList.map((r) => readdir(r, { recursive: true })))))
     samples.find.push(await timeInProcess(() => Effect.runPromise(store.find(`model${i % 50}:${i % 50}b`, own))))
+    if (before !== undefined) {
+      // the other checkout's cache file has another version: each side rebuilds its own before a cached run
+      const listBefore = () => timeChild(process.execPath, [before.bin, "model", "list", "--backend", "gguf"], env)
+      await dropCache()
+      await listBefore()
+      samples.beforeList.push((await listBefore()).ms)
+      await dropCache()
+      samples.beforeListUncached.push((await listBefore()).ms)
+      await dropCache()
+      await Effect.runPromise(before.store.list(own))
+      samples.beforeInProcess.push(await timeInProcess(() => Effect.runPromise(before.store.list(own))))
+      await dropCache()
+      samples.beforeInProcessUncached.push(await timeInProcess(() => Effect.runPromise(before.store.list(own))))
+      await dropCache()
+    }
   }
-  const m = Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, median(v)])) as Record<keyof typeof samples, number>
+  const m = Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, v.length > 0 ? median(v) : Number.NaN])) as Record<
+    keyof typeof samples,
+    number
+  >
   const report = {
     machine: `${os.availableParallelism()} cores, ${os.cpus()[0]?.model ?? "?"}, Node ${process.version}, load ${os.loadavg()[0]!.toFixed(1)}`,
     runs,
@@ -136,7 +190,15 @@ try {
       nodeFloorVsLsR: m.node / m.ls,
       modelListMinusStartupVsLsR: Math.max(0, m.list - m.config) / m.ls,
       inProcessListVsReaddir: m.inProcess / m.readdir,
-      inProcessUncachedVsReaddir: m.inProcessUncached / m.readdir
+      inProcessUncachedVsReaddir: m.inProcessUncached / m.readdir,
+      ...(before !== undefined
+        ? {
+          beforeModelListVsLsR: m.beforeList / m.ls,
+          beforeModelListUncachedVsLsR: m.beforeListUncached / m.ls,
+          beforeInProcessListVsReaddir: m.beforeInProcess / m.readdir,
+          beforeInProcessUncachedVsReaddir: m.beforeInProcessUncached / m.readdir
+        }
+        : {})
     }
   }
   if (asJson) console.log(JSON.stringify(report, null, 2))
@@ -151,6 +213,14 @@ try {
     console.log(`ModelStore.list in-process          ${f(m.inProcess)}  (${report.ratios.inProcessListVsReaddir.toFixed(2)}× in-process recursive readdir, ${f(m.readdir)}; cache valid)`)
     console.log(`  the same, no cache file           ${f(m.inProcessUncached)}  (${report.ratios.inProcessUncachedVsReaddir.toFixed(2)}×)`)
     console.log(`ModelStore.find of an Ollama name   ${f(m.find)}`)
+    if (before !== undefined) {
+      const r = (x: number, base: number) => `${(x / base).toFixed(2)}×`
+      console.log(`--compare ${compare}:`)
+      console.log(`  model list (cache valid)          ${f(m.beforeList)}  (${r(m.beforeList, m.ls)} ls -R; this checkout ${r(m.list, m.ls)})`)
+      console.log(`  model list, no cache file         ${f(m.beforeListUncached)}  (${r(m.beforeListUncached, m.ls)} ls -R; this checkout ${r(m.listUncached, m.ls)})`)
+      console.log(`  ModelStore.list in-process        ${f(m.beforeInProcess)}  (${r(m.beforeInProcess, m.readdir)} readdir; this checkout ${r(m.inProcess, m.readdir)})`)
+      console.log(`  the same, no cache file           ${f(m.beforeInProcessUncached)}  (${r(m.beforeInProcessUncached, m.readdir)} readdir; this checkout ${r(m.inProcessUncached, m.readdir)})`)
+    }
   }
 } finally {
   await rm(home, { recursive: true, force: true })

@@ -8,10 +8,11 @@ import type * as EmbeddingModel from "@effect/ai/EmbeddingModel"
 import type * as LanguageModel from "@effect/ai/LanguageModel"
 import type * as Tokenizer from "@effect/ai/Tokenizer"
 import * as Layer from "effect/Layer"
-import type { LlmspellError } from "./domain/Errors.js"
+import type { ConfigError } from "./domain/Errors.js"
 import { embeddingModelLayer, type GenerateDefaults, languageModelLayer } from "./layers/LanguageModelAdapter.js"
 import * as LlmspellLiveModule from "./layers/LlmspellLive.js"
 import { tokenizerLayer } from "./layers/TokenizerAdapter.js"
+import type { ProviderRegistry, ResolveError } from "./services/ProviderRegistry.js"
 
 export * from "./domain/Errors.js"
 export * from "./domain/Failure.js"
@@ -30,7 +31,22 @@ export type {
   ProviderInstanceConfig
 } from "./domain/ConfigSchema.js"
 
-export type { Backend, BackendFactory } from "./services/Backend.js"
+export {
+  type Backend,
+  BackendEmbedError,
+  type BackendFactory,
+  BackendGenerateError,
+  BackendInfoError,
+  BackendKeepAliveError,
+  BackendListError,
+  BackendLoadError,
+  BackendMakeError,
+  BackendPsError,
+  BackendPullError,
+  BackendRemoveError,
+  BackendTokenizeError,
+  BackendVerifyError
+} from "./services/Backend.js"
 export { EffectiveConfig } from "./services/EffectiveConfig.js"
 export * as ConfigLive from "./layers/ConfigLive.js"
 export { GgufBackendFactory } from "./services/GgufBackend.js"
@@ -38,24 +54,49 @@ export * as GgufBackendLive from "./layers/gguf/GgufBackendLive.js"
 export { isOllamaInstance, OllamaBackendFactory, type OllamaInstance } from "./services/OllamaBackend.js"
 export * as OllamaBackendLive from "./layers/ollama/OllamaBackendLive.js"
 export { CloudBackendFactory } from "./services/CloudBackend.js"
+export { ModelDownloader, type ModelDownloaderService, type PullError as DownloaderPullError } from "./services/ModelDownloader.js"
 export {
   type ImportOptions,
   type InstalledModel,
-  ModelDownloader,
-  type ModelDownloaderService,
-  type StoreRoot
-} from "./services/ModelDownloader.js"
-export {
   type Inventory,
   ModelStore,
   type ModelStoreService,
   type StoredBlob,
-  type StoredModel
+  type StoredModel,
+  type StoreRoot
 } from "./services/ModelStore.js"
 export * as ModelStoreLive from "./layers/store/ModelStoreLive.js"
-export { ProviderRegistry, type ResolvedModel, type Route } from "./services/ProviderRegistry.js"
+/** The read-only file calls the model store makes to read trees it does not control (a FIFO never blocks). */
+export * as ScanFs from "./layers/store/scanFs.js"
+export {
+  InstanceError,
+  ProviderRegistry,
+  type ResolvedModel,
+  ResolveError,
+  type Route,
+  RouteError
+} from "./services/ProviderRegistry.js"
 export * as ProviderRegistryLive from "./layers/ProviderRegistryLive.js"
-export { type BackendFilter, LocalLLM, type LocalLLMService, pullResult } from "./services/LocalLLM.js"
+export {
+  AvailableError,
+  type BackendFilter,
+  EmbedError,
+  GenerateError,
+  ImportError,
+  InfoError,
+  InstallOllamaError,
+  KeepAliveError,
+  LoadError,
+  LocalLLM,
+  type LocalLLMService,
+  PlanOllamaInstallError,
+  PlanRemovalError,
+  PullError,
+  pullResult,
+  RemoveError,
+  RunError,
+  VerifyError
+} from "./services/LocalLLM.js"
 export * as LocalLLMLive from "./layers/LocalLLMLive.js"
 /** LocalLLM (and `@effect/ai` models) served by a running `llmspell serve`: `LlmspellRemote.layer({ url, apiKey })`. */
 export * as LlmspellRemote from "./layers/LlmspellRemote.js"
@@ -88,36 +129,36 @@ export const layerWith = LlmspellLiveModule.layerWith
 export const languageModel = (
   spec: string,
   defaults: GenerateDefaults = {}
-): Layer.Layer<LanguageModel.LanguageModel, LlmspellError, import("./services/ProviderRegistry.js").ProviderRegistry> =>
+): Layer.Layer<LanguageModel.LanguageModel, ResolveError, ProviderRegistry> =>
   languageModelLayer(spec, defaults)
 
 /** A model spec as an `@effect/ai` LanguageModel with the whole live stack included: one `Effect.provide`. */
 export const LanguageModelLive = (
   spec: string,
   defaults: GenerateDefaults = {}
-): Layer.Layer<LanguageModel.LanguageModel, LlmspellError> =>
+): Layer.Layer<LanguageModel.LanguageModel, ResolveError | ConfigError> =>
   languageModelLayer(spec, defaults).pipe(Layer.provide(LlmspellLiveModule.LlmspellLive))
 
 /** A model spec as an `@effect/ai` EmbeddingModel, over a ProviderRegistry you provide. */
 export const embeddingModel = (
   spec: string,
   options: { readonly maxBatchSize?: number } = {}
-): Layer.Layer<EmbeddingModel.EmbeddingModel, LlmspellError, import("./services/ProviderRegistry.js").ProviderRegistry> =>
+): Layer.Layer<EmbeddingModel.EmbeddingModel, ResolveError, ProviderRegistry> =>
   embeddingModelLayer(spec, options)
 
 /** A model spec as an `@effect/ai` EmbeddingModel with the whole live stack included: one `Effect.provide`. */
 export const EmbeddingModelLive = (
   spec: string,
   options: { readonly maxBatchSize?: number } = {}
-): Layer.Layer<EmbeddingModel.EmbeddingModel, LlmspellError> =>
+): Layer.Layer<EmbeddingModel.EmbeddingModel, ResolveError | ConfigError> =>
   embeddingModelLayer(spec, options).pipe(Layer.provide(LlmspellLiveModule.LlmspellLive))
 
 /** A model spec's tokenizer as an `@effect/ai` Tokenizer (GGUF models), over a ProviderRegistry you provide. */
 export const tokenizer = (
   spec: string
-): Layer.Layer<Tokenizer.Tokenizer, LlmspellError, import("./services/ProviderRegistry.js").ProviderRegistry> =>
+): Layer.Layer<Tokenizer.Tokenizer, ResolveError, ProviderRegistry> =>
   tokenizerLayer(spec)
 
 /** A model spec's tokenizer as an `@effect/ai` Tokenizer with the whole live stack included: one `Effect.provide`. */
-export const TokenizerLive = (spec: string): Layer.Layer<Tokenizer.Tokenizer, LlmspellError> =>
+export const TokenizerLive = (spec: string): Layer.Layer<Tokenizer.Tokenizer, ResolveError | ConfigError> =>
   tokenizerLayer(spec).pipe(Layer.provide(LlmspellLiveModule.LlmspellLive))

@@ -291,9 +291,11 @@ describe("OLLAMA_HOST, in every form Ollama accepts", () => {
     ["0.0.0.0", "http://127.0.0.1:11434"],
     ["0.0.0.0:9999", "http://127.0.0.1:9999"],
     ["http://box:1234", "http://box:1234"],
-    ["http://box", "http://box:80"],
-    ["https://ollama.example.com", "https://ollama.example.com:443"],
-    ["https://ollama.example.com/proxy/", "https://ollama.example.com:443/proxy/"],
+    // written with a scheme: kept as written (the client uses the scheme's port)
+    ["http://box", "http://box"],
+    ["https://ollama.example.com", "https://ollama.example.com"],
+    ["https://ollama.example.com/proxy/", "https://ollama.example.com/proxy/"],
+    ["http://0.0.0.0:11434", "http://127.0.0.1:11434"],
     ["[::1]:11434", "http://[::1]:11434"],
     ["::1", "http://[::1]:11434"],
     ["  10.0.0.5  ", "http://10.0.0.5:11434"]
@@ -353,7 +355,9 @@ describe("environment variables", () => {
     expect(entry(c, "hub.offline").source).toBe("env HF_HUB_OFFLINE")
     expect(good(undefined, { env: { HF_HUB_OFFLINE: "0" } }).hub.offline).toBe(false)
     expect(problems(undefined, { env: { HF_HUB_OFFLINE: "maybe" } })[0]).toMatch(/^env HF_HUB_OFFLINE: hub.offline: must be true or false/)
-    expect(problems(undefined, { env: { HF_ENDPOINT: "hub.local" } })[0]).toMatch(/^env HF_ENDPOINT: hub.endpoint: must be an http/)
+    // the short form OLLAMA_HOST takes works for every server address: no scheme means http://
+    expect(good(undefined, { env: { HF_ENDPOINT: "hub.local:9000" } }).hub.endpoint).toBe("http://hub.local:9000")
+    expect(problems(undefined, { env: { HF_ENDPOINT: "ftp://hub.local" } })[0]).toMatch(/^env HF_ENDPOINT: hub.endpoint: must be an http/)
   })
 
   it("LLMSPELL_<INSTANCE>_<KEY> sets any key of any instance, numbers coerced", () => {
@@ -469,7 +473,7 @@ provider_type = "ollama"
 x = 1
 
 [hub]
-endpoint = "nope"
+endpoint = "nope://x"
 offline = "sometimes"
 max_retries = -1
 `)
@@ -478,7 +482,7 @@ max_retries = -1
         `${FILE}: providers.bad.provider_type: unknown provider type "vllm" (ollama, gguf, openai_compatible or a cloud provider: openai, anthropic, groq, together, fireworks, mistral, perplexity, deepseek, openrouter, gemini, cohere)`,
         `${FILE}: providers.has space: an instance name may only contain letters, digits, '-' and '_'`,
         `${FILE}: providers.default_backend: must be "ollama" or "gguf" (got "vllm")`,
-        `${FILE}: providers.ollama.base_url: must be an http:// or https:// URL (got "ftp://x")`,
+        `${FILE}: providers.ollama.base_url: must be an http:// or https:// URL, or host:port (got "ftp://x")`,
         `${FILE}: providers.ollama.timeout_seconds: must be a number > 0 (got -1)`,
         `${FILE}: providers.gguf.model_directory: must be a non-empty string (got "")`,
         `${FILE}: providers.gguf.device: must be one of auto, cuda, metal, vulkan, cpu (got "tpu")`,
@@ -490,7 +494,7 @@ max_retries = -1
         `${FILE}: providers.gguf.parallel: must be a positive integer (got "lots")`,
         `${FILE}: providers.notatable.provider_type: missing (ollama, gguf, openai_compatible or a cloud provider)`,
         `${FILE}: providers.default_provider: "nowhere" is neither "local" nor a configured instance (ollama, gguf)`,
-        `${FILE}: hub.endpoint: must be an http:// or https:// URL (got "nope")`,
+        `${FILE}: hub.endpoint: must be an http:// or https:// URL, or host:port (got "nope://x")`,
         `${FILE}: hub.offline: must be true or false (got "sometimes")`,
         `${FILE}: hub.max_retries: must be an integer ≥ 0 (got -1)`
       ].sort()
@@ -532,7 +536,7 @@ max_retries = -1
       `[providers.gpt]\nprovider_type = "openai"\nbase_url = "https://proxy.example/v1/"\nmodels = "gpt-4o"\ntemprature = 0.2\n`
     expect([...problems(text)].sort()).toStrictEqual([
       `${FILE}: providers.gpt.models: must be a list of model names (got "gpt-4o")`,
-      `${FILE}: providers.vllm.base_url: must be an http:// or https:// URL (got "ftp://x")`,
+      `${FILE}: providers.vllm.base_url: must be an http:// or https:// URL, or host:port (got "ftp://x")`,
       `${FILE}: providers.vllm.model: must be a non-empty string (got 3)`,
       `${FILE}: providers.vllm.models: must be a list of model names (got ["a",""])`
     ])

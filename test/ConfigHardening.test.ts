@@ -17,6 +17,7 @@ import * as path from "node:path"
 import {
   FETCH_BAD_PORTS,
   type LlmspellConfig,
+  MAX_INSTANCES,
   MAX_WARNINGS,
   type OllamaInstanceConfig,
   parseOllamaHost,
@@ -241,6 +242,71 @@ describe("credentials in base_url (Ollama behind a reverse proxy)", () => {
     expect(redactUrl("http://u:p@h:1/x@y")).toBe("http://<redacted>@h:1/x@y")
     expect(redactUrl("http://h:1/x@y")).toBe("http://h:1/x@y")
     expect(redactUrl("just text @ here")).toBe("just text @ here")
+  })
+})
+
+describe("every server address takes the forms OLLAMA_HOST takes (issue 19 item 11)", () => {
+  const cloud = (config: LlmspellConfig, name: string) => config.instances.find((i) => i.name === name) as { baseUrl?: string }
+
+  it("base_url and hub.endpoint without a scheme: http://, and an Ollama instance's default port", () => {
+    const config = good(
+      `[providers.vllm]\nprovider_type = "openai_compatible"\nbase_url = "10.0.0.7:8000/v1"\n` +
+        `[providers.workstation]\nprovider_type = "ollama"\nbase_url = "10.0.0.5"\n` +
+        `[providers.box6]\nprovider_type = "ollama"\nbase_url = "[fd00::5]:9999"\n` +
+        `[hub]\nendpoint = "hub.local:9000"\n`
+    )
+    expect(cloud(config, "vllm").baseUrl).toBe("http://10.0.0.7:8000/v1")
+    expect(cloud(config, "workstation").baseUrl).toBe("http://10.0.0.5:11434")
+    expect(cloud(config, "box6").baseUrl).toBe("http://[fd00::5]:9999")
+    expect(config.hub.endpoint).toBe("http://hub.local:9000")
+    expect(good(undefined, { HF_ENDPOINT: "127.0.0.1:9000" }).hub.endpoint).toBe("http://127.0.0.1:9000")
+  })
+
+  it("a short form with a bad port is the same error as a URL with one, naming the source", () => {
+    const ps = problems(`[providers.vllm]\nprovider_type = "openai_compatible"\nbase_url = "10.0.0.7:99999/v1"\n`)
+    expect(ps).toEqual([`${FILE}: providers.vllm.base_url: must have a port from 1 to 65535 (the port is "99999") (got "10.0.0.7:99999/v1")`])
+    expect(problems(undefined, { HF_ENDPOINT: "hub.local:6000" })[0]).toMatch(/^env HF_ENDPOINT: hub\.endpoint: port 6000 is one that fetch refuses/)
+  })
+})
+
+describe("credentials in a URL's query are never shown (issue 19 item 21)", () => {
+  it("a query on base_url or hub.endpoint is left out of the URL used and shown, with a warning showing it redacted", () => {
+    const config = good(
+      `[providers.vllm]\nprovider_type = "openai_compatible"\nbase_url = "http://10.0.0.7:8000/v1?api_key=Q-SECRET-1"\n` +
+        `[providers.ollama]\nbase_url = "http://10.0.0.5:11434/?token=Q-SECRET-2"\n` +
+        `[hub]\nendpoint = "https://hub.example/?access_token=Q-SECRET-3&page=1"\n`,
+      { OLLAMA_HOST: "10.0.0.6:11434/?Token=Q-SECRET-4#sig=Q-SECRET-5" }
+    )
+    expect((config.instances.find((i) => i.name === "vllm") as { baseUrl: string }).baseUrl).toBe("http://10.0.0.7:8000/v1")
+    expect(ollama(config).baseUrl).toBe("http://10.0.0.6:11434")
+    expect(config.hub.endpoint).toBe("https://hub.example")
+    expect(everythingPrinted(config)).not.toMatch(/Q-SECRET/)
+    expect(JSON.stringify(config.instances)).not.toMatch(/Q-SECRET/)
+    expect(config.entries.find((e) => e.key === "providers.vllm.base_url")!.value).toBe("http://10.0.0.7:8000/v1?api_key=<redacted>")
+    expect(config.entries.find((e) => e.key === "hub.endpoint")!.value).toBe("https://hub.example/?access_token=<redacted>&page=1")
+    expect(config.warnings.join("\n")).toContain(`${FILE}: providers.vllm.base_url: "?api_key=<redacted>" is left out`)
+    expect(config.warnings.join("\n")).toContain(`env OLLAMA_HOST: providers.ollama.base_url`)
+  })
+
+  it("an invalid URL with a credential in its query is reported without it", () => {
+    const ps = problems(`[providers.vllm]\nprovider_type = "openai_compatible"\nbase_url = "ftp://h/v1?token=Q-SECRET"\n`)
+    expect(ps.join("\n")).toContain("ftp://h/v1?token=<redacted>")
+    expect(ps.join("\n")).not.toContain("Q-SECRET")
+  })
+})
+
+describe("a config with thousands of instances (issue 19 item 25)", () => {
+  const tables = (n: number) =>
+    Array.from({ length: n }, (_, i) => `[providers.o${i}]\nprovider_type = "ollama"\nbase_url = "http://10.0.${i % 250}.1:11434"\n`).join("\n")
+
+  it(`is refused past MAX_INSTANCES with one clear problem naming the count, the limit and why`, () => {
+    // the built-in ollama and gguf instances count too
+    expect(good(tables(MAX_INSTANCES - 2)).instances).toHaveLength(MAX_INSTANCES)
+    const ps = problems(tables(10_000))
+    expect(ps).toEqual([
+      `${FILE}: providers: 10002 instances (with the built-in ollama and gguf); llmspell takes at most ${MAX_INSTANCES}, ` +
+        "since model list and model status ask every one of them"
+    ])
   })
 })
 

@@ -16,17 +16,10 @@ import { join } from "node:path"
 import { afterEach, beforeEach, describe, expect, it } from "vitest"
 import * as ForeignStores from "../src/domain/ForeignStores.js"
 import { parseGguf } from "../src/domain/GgufReader.js"
-import {
-  nodeScanFs,
-  resolveDefaultRoots,
-  scanAll,
-  scanAllEffect,
-  type ScanFs,
-  scanHfCache,
-  scanLmStudio,
-  scanNodeLlamaCpp,
-  scanOllama
-} from "../src/layers/store/foreignStoreScan.js"
+import * as Scan from "../src/layers/store/foreign/scan.js"
+import type { ScanOptions, ScanResult } from "../src/layers/store/foreign/scan.js"
+import * as ScanFsLive from "../src/layers/store/scanFs.js"
+import { ScanFs, ScanFsError, type ScanFsService } from "../src/layers/store/scanFs.js"
 import {
   commitId,
   fixtureRoots,
@@ -50,29 +43,49 @@ afterEach(async () => {
 
 const emptyRoots: ForeignStores.ForeignStoreRoots = { ollama: [], hfCache: [], lmstudio: [], nodeLlamaCpp: [] }
 
-/** The real fs, with one path made unreadable, a hook before every call, and a per-path readdir count. */
+/** Runs a scan over the real ScanFs (or the one given). */
+const run = <A>(effect: Effect.Effect<A, never, ScanFs>, fs: ScanFsService = ScanFsLive.make): Promise<A> =>
+  Effect.runPromise(Effect.provideService(effect, ScanFs, fs))
+
+type WithFs = ScanOptions & { readonly fs?: ScanFsService }
+const scanOllama = (roots: ReadonlyArray<string>, { fs, ...o }: WithFs = {}): Promise<ScanResult> => run(Scan.scanOllama(roots, o), fs)
+const scanHfCache = (roots: ReadonlyArray<string>, { fs, ...o }: WithFs = {}): Promise<ScanResult> => run(Scan.scanHfCache(roots, o), fs)
+const scanLmStudio = (roots: ReadonlyArray<string>, { fs, ...o }: WithFs = {}): Promise<ScanResult> => run(Scan.scanLmStudio(roots, o), fs)
+const scanNodeLlamaCpp = (roots: ReadonlyArray<string>, { fs, ...o }: WithFs = {}): Promise<ScanResult> =>
+  run(Scan.scanNodeLlamaCpp(roots, o), fs)
+const scanAll = (roots: ForeignStores.ForeignStoreRoots, { fs, ...o }: WithFs = {}): Promise<ScanResult> => run(Scan.scanAll(roots, o), fs)
+
+/** Every scan call by name. */
+type ScanOp = keyof ScanFsService
+
+/**
+ * The real ScanFs, with some paths made unreadable, a hook before every call (it may hang: a promise that
+ * never settles), and a per-path count of folder listings.
+ */
 const instrumentedFs = (options: {
   readonly denied?: (path: string) => boolean
-  readonly before?: (op: string, path: string) => void | Promise<void>
+  readonly before?: (op: ScanOp, path: string) => void | Promise<void>
 } = {}) => {
   const readdirCalls = new Map<string, number>()
-  const guard = async (op: string, path: string) => {
-    await options.before?.(op, path)
-    if (options.denied?.(path) === true) {
-      throw Object.assign(new Error(`EACCES: permission denied, ${op} '${path}'`), { code: "EACCES" })
-    }
-  }
-  const fs: ScanFs = {
-    readdir: async (path, o) => {
-      readdirCalls.set(path, (readdirCalls.get(path) ?? 0) + 1)
-      await guard("readdir", path)
-      return nodeScanFs.readdir(path, o)
-    },
-    stat: async (path) => (await guard("stat", path), nodeScanFs.stat(path)),
-    lstat: async (path) => (await guard("lstat", path), nodeScanFs.lstat(path)),
-    readlink: async (path) => (await guard("readlink", path), nodeScanFs.readlink(path)),
-    realpath: async (path) => (await guard("realpath", path), nodeScanFs.realpath(path)),
-    readFile: async (path, e) => (await guard("readFile", path), nodeScanFs.readFile(path, e))
+  const guard = (op: ScanOp, path: string) =>
+    Effect.flatMap(Effect.promise(async () => options.before?.(op, path)), () =>
+      options.denied?.(path) === true
+        ? Effect.fail(new ScanFsError({ path, code: "EACCES", reason: "permission denied" }))
+        : Effect.void)
+  const real = ScanFsLive.make
+  const fs: ScanFsService = {
+    observe: real.observe,
+    readDirectory: (path, limit) =>
+      Effect.zipRight(
+        Effect.sync(() => readdirCalls.set(path, (readdirCalls.get(path) ?? 0) + 1)),
+        Effect.zipRight(guard("readDirectory", path), real.readDirectory(path, limit))
+      ),
+    stat: (path) => Effect.zipRight(guard("stat", path), real.stat(path)),
+    lstat: (path) => Effect.zipRight(guard("lstat", path), real.lstat(path)),
+    readLink: (path) => Effect.zipRight(guard("readLink", path), real.readLink(path)),
+    realPath: (path) => Effect.zipRight(guard("realPath", path), real.realPath(path)),
+    readPrefix: (path, bytes, o) => Effect.zipRight(guard("readPrefix", path), real.readPrefix(path, bytes, o)),
+    readText: (path, max) => Effect.zipRight(guard("readText", path), real.readText(path, max))
   }
   return { fs, readdirCalls }
 }
@@ -130,6 +143,7 @@ describe("default roots", () => {
   })
 
   it("resolveDefaultRoots reads the LM Studio pointer file from the home directory", async () => {
+    const resolveDefaultRoots = (environment: ForeignStores.StoreEnvironment) => run(Scan.resolveDefaultRoots(environment))
     expect((await resolveDefaultRoots({ env: {}, home })).lmstudio).toEqual([
       join(home, ".lmstudio", "models"),
       join(home, ".cache", "lm-studio", "models")
@@ -228,6 +242,8 @@ describe("Ollama store", () => {
         sha256: hf.sha256,
         quantization: "Q8_0",
         removeCommand: "ollama rm hf.co/bartowski/Llama-3.2-1B-Instruct-GGUF:Q8_0",
+        family: "llama",
+        modifiedAt: expect.any(String),
         root
       },
       {
@@ -236,8 +252,11 @@ describe("Ollama store", () => {
         path: llama.blobPath,
         sizeBytes: llama.sizeBytes,
         sha256: llama.sha256,
-        quantization: "Q4_K_M",
+        // the GGUF header's file type wins over the config blob's file_type (every view says the same)
+        quantization: "F16",
         removeCommand: "ollama rm llama3.2:3b",
+        family: "llama",
+        modifiedAt: expect.any(String),
         root
       },
       {
@@ -248,6 +267,8 @@ describe("Ollama store", () => {
         sha256: ns.sha256,
         quantization: "F16",
         removeCommand: "ollama rm someone/tool:latest",
+        family: "llama",
+        modifiedAt: expect.any(String),
         root
       }
     ])
@@ -297,8 +318,10 @@ describe("Hugging Face cache", () => {
         path: q4.blobPath,
         sizeBytes: size(loadableGguf(2)),
         sha256: sha256Hex(loadableGguf(2)),
-        quantization: "Q4_K_M",
+        quantization: "F16",
         removeCommand: `hf cache rm hf://models/${repo}/Llama-3.2-1B-Instruct-Q4_K_M.gguf`,
+        family: "llama",
+        modifiedAt: expect.any(String),
         root,
         repo,
         file: "Llama-3.2-1B-Instruct-Q4_K_M.gguf",
@@ -311,6 +334,8 @@ describe("Hugging Face cache", () => {
         sizeBytes: size(tinyGguf("p1")) + size(tinyGguf("p2")),
         quantization: "Q8_0",
         removeCommand: `hf cache rm hf://models/${repo}/Q8_0/Llama-3.2-1B-Instruct-Q8_0-00001-of-00002.gguf`,
+        family: "llama",
+        modifiedAt: expect.any(String),
         root,
         repo,
         file: "Q8_0/Llama-3.2-1B-Instruct-Q8_0-00001-of-00002.gguf",
@@ -325,6 +350,8 @@ describe("Hugging Face cache", () => {
         sha256: oldOnly.etag,
         quantization: "IQ4_XS",
         removeCommand: `hf cache rm hf://models/${repo}/Llama-3.2-1B-Instruct-IQ4_XS.gguf`,
+        family: "llama",
+        modifiedAt: expect.any(String),
         root,
         repo,
         file: "Llama-3.2-1B-Instruct-IQ4_XS.gguf",
@@ -338,6 +365,8 @@ describe("Hugging Face cache", () => {
         sha256: sha256Hex(tinyGguf("gpt2")),
         quantization: "F16",
         removeCommand: "hf cache rm hf://models/gpt2/gpt2-F16.gguf",
+        family: "llama",
+        modifiedAt: expect.any(String),
         root,
         repo: "gpt2",
         file: "gpt2-F16.gguf",
@@ -426,8 +455,10 @@ describe("LM Studio and node-llama-cpp", () => {
         name: "lmstudio-community/Meta-Llama-3-8B-Instruct-GGUF/Meta-Llama-3-8B-Instruct-Q4_K_M.gguf",
         path: a,
         sizeBytes: loadableGguf(3).length,
-        quantization: "Q4_K_M",
+        quantization: "F16",
         removeCommand: `rm ${a}`,
+        family: "llama",
+        modifiedAt: expect.any(String),
         root,
         repo: "lmstudio-community/Meta-Llama-3-8B-Instruct-GGUF",
         file: "Meta-Llama-3-8B-Instruct-Q4_K_M.gguf"
@@ -436,9 +467,13 @@ describe("LM Studio and node-llama-cpp", () => {
         store: "lmstudio",
         name: "microsoft/Phi-3-mini-GGUF/phi-3-mini-Q8_0.gguf",
         path: outside,
+        // the link as the store keeps it: what a remove command names, never the file it points at
+        storePath: join(root, "microsoft", "Phi-3-mini-GGUF", "phi-3-mini-Q8_0.gguf"),
         sizeBytes: tinyGguf("phi").length,
         quantization: "Q8_0",
-        removeCommand: `rm ${outside}`,
+        removeCommand: `rm ${join(root, "microsoft", "Phi-3-mini-GGUF", "phi-3-mini-Q8_0.gguf")}`,
+        family: "llama",
+        modifiedAt: expect.any(String),
         root,
         repo: "microsoft/Phi-3-mini-GGUF",
         file: "phi-3-mini-Q8_0.gguf"
@@ -450,6 +485,8 @@ describe("LM Studio and node-llama-cpp", () => {
         sizeBytes: tinyGguf("m").length,
         quantization: "Q5_K_M",
         removeCommand: `rm ${old}`,
+        family: "llama",
+        modifiedAt: expect.any(String),
         root: legacy,
         repo: "TheBloke/Mistral-7B-GGUF",
         file: "mistral-7b.Q5_K_M.gguf"
@@ -475,6 +512,8 @@ describe("LM Studio and node-llama-cpp", () => {
         sizeBytes: tinyGguf("a").length,
         quantization: "Q4_K_M",
         removeCommand: `rm ${one}`,
+        family: "llama",
+        modifiedAt: expect.any(String),
         root
       },
       {
@@ -484,6 +523,8 @@ describe("LM Studio and node-llama-cpp", () => {
         sizeBytes: tinyGguf("b1").length + tinyGguf("b2").length,
         quantization: "Q8_0",
         removeCommand: `rm ${p1} ${p2}`,
+        family: "llama",
+        modifiedAt: expect.any(String),
         root,
         parts: [p1, p2]
       }
@@ -586,7 +627,7 @@ describe("faults are warnings, never crashes", () => {
     // The owner removes `racing` after we listed its folder and before we read its manifest.
     const { fs } = instrumentedFs({
       before: async (op, path) => {
-        if (op === "stat" && path === racing.manifestPath) await unlink(racing.manifestPath).catch(() => undefined)
+        if (op === "readText" && path === racing.manifestPath) await unlink(racing.manifestPath).catch(() => undefined)
       }
     })
 
@@ -641,43 +682,27 @@ describe("scanAll", () => {
     expect(await treeState(home)).toEqual(before)
   })
 
-  it("stops at the first file-system call after its signal aborts", async () => {
-    const { roots } = await populatedMachine(home, 5)
-    const controller = new AbortController()
-    let calls = 0
-    let callsAfterAbort = 0
-    const { fs } = instrumentedFs({
-      before: () => {
-        calls++
-        if (controller.signal.aborted) callsAfterAbort++
-        if (calls === 20) controller.abort()
-      }
-    })
-    await expect(
-      scanAll(
-        { ollama: [roots.ollama], hfCache: [roots.hfCache], lmstudio: [roots.lmstudio], nodeLlamaCpp: [roots.nodeLlamaCpp] },
-        { fs, signal: controller.signal }
-      )
-    ).rejects.toMatchObject({ name: "AbortError" })
-    // Calls already in flight when it aborted may finish; none starts after.
-    expect(callsAfterAbort).toBe(0)
-  })
-
-  it("scanAllEffect is interrupted while a file-system call hangs", async () => {
+  it("is interrupted while a file-system call hangs, and starts no call after", async () => {
     const { roots } = await populatedMachine(home, 2)
+    let callsAfter = 0
+    let interrupted = false
     const exit = await Effect.runPromise(Effect.gen(function*() {
       const reached = yield* Deferred.make<void>()
       const { fs } = instrumentedFs({
-        before: (op) =>
-          op === "readFile"
+        before: (op) => {
+          if (interrupted) callsAfter++
+          return op === "readText"
             ? Effect.runPromise(Deferred.succeed(reached, undefined)).then(() => new Promise<void>(() => {}))
             : undefined
+        }
       })
-      const fiber = yield* Effect.fork(scanAllEffect({ ...emptyRoots, ollama: [roots.ollama] }, { fs }))
+      const fiber = yield* Effect.fork(Effect.provideService(Scan.scanAll({ ...emptyRoots, ollama: [roots.ollama] }), ScanFs, fs))
       yield* Deferred.await(reached)
       yield* Fiber.interrupt(fiber)
+      interrupted = true
       return yield* Fiber.await(fiber)
     }))
     expect(Exit.isInterrupted(exit)).toBe(true)
+    expect(callsAfter).toBe(0)
   })
 })

@@ -14,8 +14,11 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterEach, beforeEach, describe, expect, it } from "vitest"
 import { type ForeignStoreRoots, sameOllamaName } from "../src/domain/ForeignStores.js"
-import { nodeScanFs, scanAll, type ScanFs, scanForReference } from "../src/layers/store/foreignStoreScan.js"
+import * as Scan from "../src/layers/store/foreign/scan.js"
+import type { ScanOptions, ScanResult } from "../src/layers/store/foreign/scan.js"
 import * as ModelStoreLive from "../src/layers/store/ModelStoreLive.js"
+import * as ScanFsLive from "../src/layers/store/scanFs.js"
+import { ScanFs, type ScanFsService } from "../src/layers/store/scanFs.js"
 import { layerFromObject } from "../src/layers/ConfigLive.js"
 import { ModelStore } from "../src/services/ModelStore.js"
 import { commitId, fixtureRoots, hfCacheFile, ollamaModel, populatedMachine, tinyGguf } from "./fixtures/foreignStores.js"
@@ -28,16 +31,23 @@ afterEach(async () => {
   await rm(home, { recursive: true, force: true })
 })
 
-/** The real fs, recording the paths it lists and reads. */
+/** The real fs, recording the paths it lists and reads (whole small files, and the first bytes of models). */
 const recordingFs = () => {
-  const calls = { readdir: [] as Array<string>, readFile: [] as Array<string> }
-  const fs: ScanFs = {
-    ...nodeScanFs,
-    readdir: (p, o) => (calls.readdir.push(p), nodeScanFs.readdir(p, o)),
-    readFile: (p, e) => (calls.readFile.push(p), nodeScanFs.readFile(p, e))
+  const calls = { readdir: [] as Array<string>, readFile: [] as Array<string>, readPrefix: [] as Array<string> }
+  const real = ScanFsLive.make
+  const fs: ScanFsService = {
+    ...real,
+    readDirectory: (p, limit) => Effect.zipRight(Effect.sync(() => calls.readdir.push(p)), real.readDirectory(p, limit)),
+    readText: (p, max) => Effect.zipRight(Effect.sync(() => calls.readFile.push(p)), real.readText(p, max)),
+    readPrefix: (p, bytes, o) => Effect.zipRight(Effect.sync(() => calls.readPrefix.push(p)), real.readPrefix(p, bytes, o))
   }
   return { fs, calls }
 }
+
+const scanForReference = (roots: ForeignStoreRoots, ref: string, options: ScanOptions & { readonly fs?: ScanFsService } = {}) =>
+  Effect.runPromise(Effect.provideService(Scan.scanForReference(roots, ref, options), ScanFs, options.fs ?? ScanFsLive.make))
+const scanAll = (roots: ForeignStoreRoots): Promise<ScanResult> =>
+  Effect.runPromise(Effect.provideService(Scan.scanAll(roots), ScanFs, ScanFsLive.make))
 
 const rootsOf = (): ForeignStoreRoots => {
   const r = fixtureRoots(home)
@@ -58,6 +68,8 @@ describe("targeted find", () => {
     // the manifest chain, the config blob; the HF root once (is the blob also there?) and the flat node-llama-cpp root
     expect(calls.readFile.filter((p) => !under(join(r.ollama, "manifests"))(p)).every(under(join(r.ollama, "blobs")))).toBe(true)
     expect(calls.readFile).toHaveLength(2)
+    // and the first bytes of its one blob (its facts), nobody else's
+    expect(calls.readPrefix.filter(under(r.ollama))).toHaveLength(1)
     expect(calls.readdir.filter(under(manifests))).toEqual([manifests, join(manifests, "model3")])
     expect(calls.readdir.filter(under(r.lmstudio))).toEqual([])
     expect(calls.readdir.filter(under(r.hfCache)).every((p) => p === r.hfCache)).toBe(true)
@@ -129,7 +141,10 @@ describe("targeted find", () => {
     expect(byHub.models.map((m) => m.name)).toEqual(expect.arrayContaining(["hf.co/bartowski/Llama-GGUF:Q4_K_M", "llama3.2:3b"]))
     expect(byHub.models.map((m) => m.name)).not.toContain("hf.co/someone/Else-GGUF:Q8_0")
 
-    const store = ModelStoreLive.layer.pipe(Layer.provide(NodeFileSystem.layer), Layer.provide(layerFromObject({}, { env: {}, home })))
+    const store = ModelStoreLive.layer.pipe(
+      Layer.provide(Layer.merge(NodeFileSystem.layer, ScanFsLive.layer)),
+      Layer.provide(layerFromObject({}, { env: {}, home }))
+    )
     const find = (ref: string) =>
       Effect.runPromise(Effect.provide(Effect.flatMap(ModelStore, (s) => s.find(ref, { directory: join(home, "own"), instance: "gguf" })), store))
     const viaHub = Option.getOrThrow(await find("bartowski/Llama-GGUF:Q4_K_M"))

@@ -44,7 +44,7 @@ const setup = (overrides: Partial<GgufInstanceConfig> = {}, fakes: MockLoaderOpt
   Effect.gen(function*() {
     const loader = LlamaLoaderMock({ defaultTokens: ["he", "llo"], ...fakes })
     const downloader = ModelDownloaderMock({ installed: [installedModel("org/repo:Q8_0", C)] })
-    const backend = yield* makeBackend(ggufInstance({ modelDirectory: dir, ...overrides }), loader.service, downloader.service)
+    const backend = yield* makeBackend(ggufInstance({ modelDirectory: dir, ...overrides }), loader.service, downloader.service, downloader.store)
     const removed = () => downloader.calls.flatMap((c) => (c.operation === "remove" ? [c.ref] : []))
     return { backend, log: loader.log, removed }
   })

@@ -11,16 +11,15 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs"
-import * as http from "node:http"
-import * as net from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { BackendUnavailable, InvalidRequest, ModelNotFound, type ServerRefused } from "../src/domain/Errors.js"
+import { BackendUnavailable, InvalidRequest, MissingCredentials, ModelNotFound, type ServerRefused } from "../src/domain/Errors.js"
 import { exitCodeFor } from "../src/domain/Failure.js"
 import * as LlmspellLive from "../src/layers/LlmspellLive.js"
 import * as LlmspellRemote from "../src/layers/LlmspellRemote.js"
 import { createLocalLLM } from "../src/promise.js"
 import { LocalLLM } from "../src/services/LocalLLM.js"
+import { startFakeHttp } from "./fixtures/fakeHttp.js"
 import { fakeModel, type FakeOllama, startFakeOllama } from "./fixtures/fakeOllama.js"
 import { tinyLlamaGguf } from "./fixtures/ggufWriter.js"
 import { isolatedEnv } from "./support/runCli.js"
@@ -77,7 +76,7 @@ describe("LlmspellRemote", () => {
       const here = yield* Effect.provide(ask, embedded())
       expect(there).toEqual(here)
       expect(there.list.models.map((m) => m.name)).toContain("llama3.2:latest")
-    }), 60_000)
+    }), 180_000)
 
   it.effect("a ModelNotFound on the server is a ModelNotFound here, hint included; an invalid request never leaves", () =>
     Effect.gen(function*() {
@@ -92,7 +91,7 @@ describe("LlmspellRemote", () => {
         remote()
       )
       expect(invalid).toBeInstanceOf(InvalidRequest)
-    }), 60_000)
+    }), 180_000)
 
   it.effect("the server's policy holds over the protocol: no file paths without --allow-paths, nothing written under --read-only", () =>
     Effect.gen(function*() {
@@ -119,7 +118,7 @@ describe("LlmspellRemote", () => {
       const result = yield* llm.run("llama3.2@ollama", { messages: [user] })
       expect(result.text).toBe("one two three four five six")
       expect(ollama.requests.filter((r) => r.path === "/api/delete")).toEqual([])
-    }).pipe(Effect.provide(LlmspellRemote.layer({ url: guarded.url, cwd: dir }))), 60_000)
+    }).pipe(Effect.provide(LlmspellRemote.layer({ url: guarded.url, cwd: dir }))), 180_000)
 
   it.effect("load puts a model in the server's memory without generating; stop takes it out; a missing one is ModelNotFound", () =>
     Effect.gen(function*() {
@@ -134,7 +133,7 @@ describe("LlmspellRemote", () => {
       yield* llm.unload(localModel)
       expect(yield* loadedNames).toEqual([])
       expect(yield* Effect.flip(llm.load(join(dir, "missing.gguf")))).toMatchObject({ _tag: "ModelNotFound" })
-    }).pipe(Effect.provide(remote())), 60_000)
+    }).pipe(Effect.provide(remote())), 180_000)
 
   it.effect("generates from a GGUF file and from Ollama through the server", () =>
     Effect.gen(function*() {
@@ -143,8 +142,9 @@ describe("LlmspellRemote", () => {
       expect([...events].at(-1)?._tag).toBe("Finish")
       const result = yield* llm.run("llama3.2@ollama", { messages: [user] })
       expect(result.text).toBe("one two three four five six")
-    }).pipe(Effect.provide(remote())), 60_000)
+    }).pipe(Effect.provide(remote())), 180_000)
 
+  // 60 s, under the server's Ollama timeout_seconds (120 s): the chat must close because it was aborted.
   it.effect("interrupting a remote generation cancels it on the server: its backend request is aborted", () =>
     Effect.gen(function*() {
       ollama.clearLog()
@@ -176,20 +176,9 @@ describe("LlmspellRemote", () => {
   it.scoped("a server that goes away mid-answer: BackendUnavailable saying the connection dropped, not 'HTTP 200'", () =>
     Effect.gen(function*() {
       // answers every /rpc request with 200 and NDJSON headers, then drops the connection
-      const dropping = http.createServer((req, res) => {
-        req.resume()
-        req.on("end", () => {
-          res.writeHead(200, { "content-type": "application/ndjson" })
-          res.write("")
-          res.flushHeaders()
-          setImmediate(() => res.socket?.destroy())
-        })
-      })
-      yield* Effect.acquireRelease(
-        Effect.async<void>((resume) => void dropping.listen(0, "127.0.0.1", () => resume(Effect.void))),
-        () => Effect.async<void>((resume) => void dropping.close(() => resume(Effect.void)))
-      )
-      const url = `http://127.0.0.1:${(dropping.address() as net.AddressInfo).port}`
+      const dropping = yield* Effect.acquireRelease(Effect.promise(() => startFakeHttp()), (s) => Effect.promise(() => s.close()))
+      dropping.fallback((x) => x.stream([], { headers: { "content-type": "application/ndjson" }, fault: { kind: "drop", after: 0 } }))
+      const url = dropping.url
       // the connection asks the server for its instances first: that answer is the one cut off
       const error = yield* Effect.flip(Effect.flatMap(LlmspellRemote.make({ url }), (llm) => llm.info("llama3.2@ollama")))
       expect(error).toBeInstanceOf(BackendUnavailable)
@@ -208,16 +197,18 @@ describe("LlmspellRemote", () => {
       const error = yield* Effect.flip(
         Effect.provide(Effect.flatMap(LocalLLM, (llm) => llm.info("llama3.2@ollama")), LlmspellRemote.layer({ url: keyed.url, apiKey: "wrong-key" }))
       )
-      expect(error).toBeInstanceOf(BackendUnavailable)
+      // a server that refuses the key is a credentials problem (exit 2), not a server that is down
+      expect(error).toBeInstanceOf(MissingCredentials)
       expect(error.message).toContain("401")
-      expect(`${error.message} ${(error as BackendUnavailable).hint}`).not.toMatch(/s3cret|wrong-key/)
-    }), 60_000)
+      expect((error as MissingCredentials).hint).toContain("LLMSPELL_API_KEY")
+      expect(`${error.message} ${(error as MissingCredentials).hint}`).not.toMatch(/s3cret|wrong-key/)
+    }), 180_000)
 
   it.effect("LanguageModel over the remote LocalLLM", () =>
     Effect.gen(function*() {
       const response = yield* LanguageModel.generateText({ prompt: "hi" })
       expect(response.text).toBe("one two three four five six")
-    }).pipe(Effect.provide(LlmspellRemote.languageModel("llama3.2@ollama").pipe(Layer.provide(remote())))), 60_000)
+    }).pipe(Effect.provide(LlmspellRemote.languageModel("llama3.2@ollama").pipe(Layer.provide(remote())))), 180_000)
 
   it("createLocalLLM({ url }) runs against the server", async () => {
     const llm = createLocalLLM({ url: server.url })
@@ -228,5 +219,5 @@ describe("LlmspellRemote", () => {
     } finally {
       await llm.close()
     }
-  }, 60_000)
+  }, 180_000)
 })

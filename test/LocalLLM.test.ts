@@ -13,7 +13,7 @@ import * as RpcTest from "@effect/rpc/RpcTest"
 import type { Backend } from "../src/services/Backend.js"
 import { LocalLLM } from "../src/services/LocalLLM.js"
 import * as ProviderRegistryLive from "../src/layers/ProviderRegistryLive.js"
-import { defaultTestConfig, LlmspellMock } from "../src/testing.js"
+import { defaultTestConfig, LlmspellMock, ModelDownloaderMock } from "../src/testing.js"
 
 describe("LocalLLM over mock backends", () => {
   it.effect("list --backend all reports an unavailable backend without hiding the other's models", () => {
@@ -167,7 +167,7 @@ describe("ModelNotFound hints fit the operation and say where the model is", () 
         { type: "ollama", make: () => Effect.succeed(hanging) },
         { type: "gguf", make: () => Effect.succeed(otherQuant) }
       ])
-      const error = yield* Effect.flip(Stream.runDrain(LocalLLMLive.make(registry).pull("org/repo:Q5_K_M")))
+      const error = yield* Effect.flip(Stream.runDrain(LocalLLMLive.make(registry, ModelDownloaderMock().store).pull("org/repo:Q5_K_M")))
       expect(error).toMatchObject({ _tag: "ModelNotFound", operation: "pull", pullSpec: "org/repo:Q8_0" })
       expect((error as { hint: string }).hint).toBe("run `llmspell model pull org/repo:Q8_0`")
     }).pipe(Effect.scoped)
@@ -180,7 +180,7 @@ describe("ModelNotFound hints fit the operation and say where the model is", () 
         { type: "ollama", make: () => Effect.succeed(hanging) },
         { type: "gguf", make: () => Effect.succeed(missing) }
       ])
-      const llm = LocalLLMLive.make(registry)
+      const llm = LocalLLMLive.make(registry, ModelDownloaderMock().store)
       const fiber = yield* Effect.fork(Effect.flip(llm.info("tiny")))
       yield* TestClock.adjust("3 seconds")
       const error = yield* Fiber.join(fiber)
@@ -202,7 +202,7 @@ describe("ModelNotFound hints fit the operation and say where the model is", () 
         { type: "ollama", make: (i) => Effect.succeed(i.name === "workstation" ? has : down) },
         { type: "gguf", make: () => Effect.succeed(missing) }
       ])
-      const error = yield* Effect.flip(LocalLLMLive.make(registry).info("tiny"))
+      const error = yield* Effect.flip(LocalLLMLive.make(registry, ModelDownloaderMock().store).info("tiny"))
       expect(error).toMatchObject({ elsewhere: { spec: "workstation/tiny", instance: "workstation" } })
       expect((error as { hint: string }).hint).toContain("`llmspell model info workstation/tiny`")
     }).pipe(Effect.scoped)

@@ -7,7 +7,6 @@ import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
-import * as Stream from "effect/Stream"
 import * as TestClock from "effect/TestClock"
 import * as Redacted from "effect/Redacted"
 import { createHash } from "node:crypto"
@@ -20,7 +19,18 @@ import { errorToJson } from "../src/domain/Failure.js"
 import { slugOf } from "../src/domain/HubRef.js"
 import type { PullProgress } from "../src/domain/Types.js"
 import { deterministicContent, type FakeHub, ggufContent, startFakeHub } from "./fixtures/fakeHub.js"
-import { downloader, drive, dropStore, pullAll, storeFiles, tempStore, writeLock } from "./support/downloaderHarness.js"
+import {
+  advanceUntil,
+  downloader,
+  dropStore,
+  concurrentPulls,
+  joinPull,
+  pullAll,
+  startPull,
+  storeFiles,
+  tempStore,
+  writeLock
+} from "./support/downloaderHarness.js"
 import { unusedPort } from "./support/ports.js"
 
 const SIZE = 300_000
@@ -75,7 +85,7 @@ describe("pull", () => {
     withStore((store) =>
       Effect.gen(function*() {
         const dl = downloader(hub)
-        const { error, events } = yield* pullAll(dl, "org/model:Q4_K_M", store, hub)
+        const { error, events } = yield* pullAll(dl, "org/model:Q4_K_M", store)
         expect(error).toBeUndefined()
         const phases = [...new Set(events.map((e) => e.phase))]
         expect(phases).toEqual(["resolving", "downloading", "verifying", "done"])
@@ -108,12 +118,12 @@ describe("pull", () => {
         })
         expect(manifest.revision).toMatch(/^[0-9a-f]{40}$/)
 
-        const found = yield* dl.findInstalled("org/model:q4_k_m", store)
-        expect(Option.getOrThrow(found).primaryPath).toBe(done.result!.path)
-        expect(Option.isSome(yield* dl.findInstalled("org/model", store))).toBe(true)
-        expect(Option.isSome(yield* dl.findInstalled("gguf/org/model/model-Q4_K_M.gguf", store))).toBe(true)
-        expect(Option.isNone(yield* dl.findInstalled("org/model:Q8_0", store))).toBe(true)
-        expect((yield* dl.listInstalled(store)).map((m) => m.name)).toEqual(["org/model:Q4_K_M"])
+        const found = yield* dl.store.find("org/model:q4_k_m", store)
+        expect(Option.getOrThrow(found).path).toBe(done.result!.path)
+        expect(Option.isSome(yield* dl.store.find("org/model", store))).toBe(true)
+        expect(Option.isSome(yield* dl.store.find("gguf/org/model/model-Q4_K_M.gguf", store))).toBe(true)
+        expect(Option.isNone(yield* dl.store.find("org/model:Q8_0", store))).toBe(true)
+        expect((yield* dl.store.list(store)).models.map((m) => m.name)).toEqual(["org/model:Q4_K_M"])
       })
     ))
 
@@ -121,13 +131,13 @@ describe("pull", () => {
     withStore((store) =>
       Effect.gen(function*() {
         const dl = downloader(hub)
-        yield* pullAll(dl, "org/model:Q4_K_M", store, hub)
+        yield* pullAll(dl, "org/model:Q4_K_M", store)
         hub.resetStats()
-        const again = yield* pullAll(dl, "hf.co/org/model:Q4_K_M@gguf", store, hub)
+        const again = yield* pullAll(dl, "hf.co/org/model:Q4_K_M@gguf", store)
         expect(last(again.events).result).toMatchObject({ alreadyPresent: true, downloadedBytes: 0 })
         expect(hub.requests).toEqual([])
 
-        const forced = yield* pullAll(dl, "org/model:Q4_K_M", store, hub, { force: true })
+        const forced = yield* pullAll(dl, "org/model:Q4_K_M", store, { force: true })
         expect(last(forced.events).result).toMatchObject({ alreadyPresent: false, downloadedBytes: SIZE })
         expect(hub.bytesServed).toBe(SIZE + 1) // plus the one-byte probe
         expect(yield* Effect.promise(() => storeFiles(store))).toEqual(Q4_FILES)
@@ -138,9 +148,9 @@ describe("pull", () => {
     withStore((store) =>
       Effect.gen(function*() {
         const dl = downloader(hub)
-        const q8pull = yield* pullAll(dl, "org/model", store, hub, { quantization: "q8_0" })
+        const q8pull = yield* pullAll(dl, "org/model", store, { quantization: "q8_0" })
         expect(last(q8pull.events).result?.model).toBe("org/model:Q8_0")
-        const missing = yield* pullAll(dl, "org/model:IQ4_XS", store, hub)
+        const missing = yield* pullAll(dl, "org/model:IQ4_XS", store)
         expect(missing.error?._tag).toBe("ModelNotFound")
         expect(missing.error?.message).toContain("has no IQ4_XS file; it has Q4_K_M, Q8_0")
         expect(yield* Effect.promise(() => storeFiles(store))).toEqual([
@@ -154,15 +164,18 @@ describe("pull", () => {
     withStore((store) =>
       Effect.gen(function*() {
         const dl = downloader(hub, { parallelDownloads: 2 })
-        const { error, events } = yield* pullAll(dl, "org/split:Q4_K_M", store, hub)
+        const { error, events } = yield* pullAll(dl, "org/split:Q4_K_M", store)
         expect(error).toBeUndefined()
         expect(last(events).result?.files).toHaveLength(3)
         expect(last(events).files.map((f) => f.status)).toEqual(["done", "done", "done"])
-        const [model] = yield* dl.listInstalled(store)
-        expect(model!.files.map((f) => f.sha256)).toEqual(parts.map(sha))
-        expect(model!.primaryPath).toBe(join(store.directory, "hub/org/split/Q4_K_M/big-Q4_K_M-00001-of-00003.gguf"))
+        const [model] = (yield* dl.store.list(store)).models
+        expect(model!.path).toBe(join(store.directory, "hub/org/split/Q4_K_M/big-Q4_K_M-00001-of-00003.gguf"))
+        expect(model!.files).toHaveLength(3)
         expect(model!.sizeBytes).toBe(3 * PART + 6)
-        expect((yield* dl.verify(store)).ok).toBe(true)
+        const verified = yield* dl.store.verify(store)
+        expect(verified.ok).toBe(true)
+        expect(verified.files.map((f) => f.expectedSha256)).toEqual(parts.map(sha))
+        expect(verified.files.every((f) => f.expectedFrom === "hub")).toBe(true)
       })
     ))
 
@@ -170,9 +183,9 @@ describe("pull", () => {
     withStore((store) =>
       Effect.gen(function*() {
         const dl = downloader(hub)
-        expect((yield* pullAll(dl, "org/nothing:Q4_K_M", store, hub)).error?._tag).toBe("ModelNotFound")
+        expect((yield* pullAll(dl, "org/nothing:Q4_K_M", store)).error?._tag).toBe("ModelNotFound")
         hub.resetStats()
-        const huge = yield* pullAll(dl, "org/huge", store, hub)
+        const huge = yield* pullAll(dl, "org/huge", store)
         expect(huge.error?._tag).toBe("InsufficientDiskSpace")
         expect(huge.error?.message).toContain(store.directory)
         expect(contentRequests()).toEqual([])
@@ -187,7 +200,7 @@ describe("faults end in a verified model or a typed error, never a corrupt store
     withStore((store) =>
       Effect.gen(function*() {
         hub.setFault({ dropAfterBytes: 100_000, times: 1 })
-        const { error, events } = yield* pullAll(downloader(hub), "org/model:Q4_K_M", store, hub)
+        const { error, events } = yield* pullAll(downloader(hub), "org/model:Q4_K_M", store)
         expect(error).toBeUndefined()
         expect(events.some((e) => e.message?.includes("retry 1/4"))).toBe(true)
         const ranges = contentRequests().map((r) => r.range)
@@ -202,7 +215,11 @@ describe("faults end in a verified model or a typed error, never a corrupt store
     withStore((store) =>
       Effect.gen(function*() {
         hub.setFault({ stall: { afterBytes: 70_000 }, times: 1 })
-        const { error, events } = yield* pullAll(downloader(hub), "org/model:Q4_K_M", store, hub)
+        const pull = yield* startPull(downloader(hub), "org/model:Q4_K_M", store)
+        // the hub says it stalled: the watchdog's clock moves until the client gives that request up
+        const stall = yield* Effect.promise(() => hub.stalled())
+        yield* advanceUntil(stall.closed)
+        const { error, events } = yield* joinPull(pull.fiber)
         expect(error).toBeUndefined()
         expect(events.some((e) => e.message?.includes("no data for 30s"))).toBe(true)
         expect(contentRequests().at(-1)?.range).toMatch(/^bytes=\d+-/)
@@ -216,7 +233,7 @@ describe("faults end in a verified model or a typed error, never a corrupt store
       Effect.gen(function*() {
         hub.setFault({ dropAfterBytes: 100_000, times: 1 })
         hub.setFault({ ignoreRange: true, times: 1, ...spareProbe })
-        const { error, events } = yield* pullAll(downloader(hub), "org/model:Q4_K_M", store, hub)
+        const { error, events } = yield* pullAll(downloader(hub), "org/model:Q4_K_M", store)
         expect(error).toBeUndefined()
         const statuses = contentRequests().map((r) => [r.range !== undefined, r.status])
         expect(statuses).toEqual([[false, 200], [true, 200]])
@@ -230,7 +247,7 @@ describe("faults end in a verified model or a typed error, never a corrupt store
     withStore((store) =>
       Effect.gen(function*() {
         hub.setFault({ flipByte: { offset: 12_345 }, times: 1 })
-        const { error } = yield* pullAll(downloader(hub), "org/model:Q4_K_M", store, hub)
+        const { error } = yield* pullAll(downloader(hub), "org/model:Q4_K_M", store)
         expect(error?._tag).toBe("ChecksumMismatch")
         expect(error?.message).toContain(sha(q4))
         expect((yield* Effect.promise(() => storeFiles(store))).filter((f) => !f.startsWith("locks/"))).toEqual([])
@@ -241,13 +258,13 @@ describe("faults end in a verified model or a typed error, never a corrupt store
     withStore((store) =>
       Effect.gen(function*() {
         hub.setFault({ rateLimit: { retryAfterSeconds: 7 }, times: 1, route: "tree" })
-        const { error, events } = yield* pullAll(downloader(hub), "org/model:Q4_K_M", store, hub)
+        const { error, events } = yield* pullAll(downloader(hub), "org/model:Q4_K_M", store)
         expect(error).toBeUndefined()
         expect(yield* TestClock.currentTimeMillis).toBeGreaterThanOrEqual(7_000)
         expect(events.some((e) => e.message?.startsWith("rate limited; retry 1/4 in 7s"))).toBe(true)
         hub.resetStats()
         hub.setFault({ rateLimit: { retryAfterSeconds: 3 }, times: 2, ...spareProbe })
-        const q8pull = yield* pullAll(downloader(hub), "org/model:Q8_0", store, hub)
+        const q8pull = yield* pullAll(downloader(hub), "org/model:Q8_0", store)
         expect(q8pull.error).toBeUndefined()
         expect(q8pull.events.filter((e) => e.message?.startsWith("rate limited")).length).toBe(2)
       })
@@ -257,7 +274,7 @@ describe("faults end in a verified model or a typed error, never a corrupt store
     withStore((store) =>
       Effect.gen(function*() {
         hub.setFault({ slow: { bytesPerSecond: 2_000_000 } })
-        const { error } = yield* pullAll(downloader(hub), "org/model:Q8_0", store, hub)
+        const { error } = yield* pullAll(downloader(hub), "org/model:Q8_0", store)
         expect(error).toBeUndefined()
         expect(yield* Effect.promise(() => storeFiles(store))).toEqual([
           "hub/org/model/model-Q8_0.gguf",
@@ -270,12 +287,12 @@ describe("faults end in a verified model or a typed error, never a corrupt store
     withStore((store) =>
       Effect.gen(function*() {
         hub.setFault({ status: 503, times: 2, ...spareProbe })
-        expect((yield* pullAll(downloader(hub), "org/model:Q8_0", store, hub)).error).toBeUndefined()
+        expect((yield* pullAll(downloader(hub), "org/model:Q8_0", store)).error).toBeUndefined()
 
         hub.clearFaults()
         hub.setFault({ dropAfterBytes: 50_000 })
         hub.setFault({ status: 500, route: "cdn", match: (r) => r.range !== undefined && r.range !== "bytes=0-0" })
-        const failed = yield* pullAll(downloader(hub, { maxRetries: 2 }), "org/model:Q4_K_M", store, hub)
+        const failed = yield* pullAll(downloader(hub, { maxRetries: 2 }), "org/model:Q4_K_M", store)
         expect(failed.error?._tag).toBe("DownloadFailed")
         expect(failed.error?.message).toContain("gave up after 2 retries")
         const files = yield* Effect.promise(() => storeFiles(store))
@@ -286,7 +303,7 @@ describe("faults end in a verified model or a typed error, never a corrupt store
         ])
         hub.clearFaults()
         hub.resetStats()
-        const resumed = yield* pullAll(downloader(hub), "org/model:Q4_K_M", store, hub)
+        const resumed = yield* pullAll(downloader(hub), "org/model:Q4_K_M", store)
         expect(resumed.error).toBeUndefined()
         expect(resumed.events.at(-1)?.result?.downloadedBytes).toBeLessThan(SIZE)
       })
@@ -296,13 +313,13 @@ describe("faults end in a verified model or a typed error, never a corrupt store
     withStore((store) =>
       Effect.gen(function*() {
         hub.setFault({ status: 404, times: 1, route: "resolve" })
-        expect((yield* pullAll(downloader(hub), "org/model:Q4_K_M", store, hub)).error?._tag).toBe("ModelNotFound")
+        expect((yield* pullAll(downloader(hub), "org/model:Q4_K_M", store)).error?._tag).toBe("ModelNotFound")
         hub.setFault({ status: 401, times: 1, route: "resolve" })
-        expect((yield* pullAll(downloader(hub), "org/model:Q4_K_M", store, hub)).error?._tag).toBe("HubAuthRequired")
+        expect((yield* pullAll(downloader(hub), "org/model:Q4_K_M", store)).error?._tag).toBe("HubAuthRequired")
 
         const secret = "hf_wrong_secret_token_123"
         const dl = downloader(hub, { token: Option.some(Redacted.make(secret)) })
-        const { error } = yield* pullAll(dl, "org/gated", store, hub)
+        const { error } = yield* pullAll(dl, "org/gated", store)
         expect(error).toMatchObject({ _tag: "HubAuthRequired", status: 401, tokenProvided: true })
         const everything = JSON.stringify({ json: errorToJson(error!), error, message: error!.message, cause: String(error) })
         expect(everything).not.toContain(secret)
@@ -323,7 +340,7 @@ describe("tokens", () => {
           // A drop forces a resume: the library then goes to the CDN URL directly, which is where it leaks the token.
           cloudfront.setFault({ dropAfterBytes: 5_000, times: 1 })
           const dl = downloader(cloudfront, { token: Option.some(Redacted.make(cloudfront.accessToken)) })
-          const { error } = yield* pullAll(dl, "org/gated:Q4_K_M", store, cloudfront)
+          const { error } = yield* pullAll(dl, "org/gated:Q4_K_M", store)
           expect(error).toBeUndefined()
           const cdn = cloudfront.requests.filter((r) => r.server === "cdn")
           expect(cdn.length).toBeGreaterThanOrEqual(3)
@@ -340,21 +357,10 @@ describe("interruption and locks", () => {
     withStore((store) =>
       Effect.gen(function*() {
         hub.setFault({ slow: { bytesPerSecond: 400_000 }, ...spareProbe })
-        const seen: Array<PullProgress> = []
-        const fiber = yield* Effect.fork(
-          Stream.runForEach(downloader(hub).pull("org/model:Q4_K_M", store), (e) => Effect.sync(() => seen.push(e)))
-        )
-        // Wait (on I/O, not on time) until some bytes are in.
-        yield* drive(
-          Effect.promise(() =>
-            new Promise<void>((resolve) => {
-              const check = () => (seen.some((e) => e.completedBytes >= 80_000) ? resolve() : setImmediate(check))
-              check()
-            })
-          ),
-          undefined
-        )
-        yield* Fiber.interrupt(fiber)
+        const pull = yield* startPull(downloader(hub), "org/model:Q4_K_M", store)
+        // Wait (on the pull's own progress, not on time) until some bytes are in.
+        yield* pull.until((e) => e.completedBytes >= 80_000)
+        yield* Fiber.interrupt(pull.fiber)
         const partial = join(store.directory, "hub/org/model/model-Q4_K_M.gguf.partial")
         const kept = (yield* Effect.promise(() => stat(partial))).size
         expect(kept).toBeGreaterThanOrEqual(80_000)
@@ -363,7 +369,7 @@ describe("interruption and locks", () => {
 
         hub.clearFaults()
         hub.resetStats()
-        const { error, events } = yield* pullAll(downloader(hub), "org/model:Q4_K_M", store, hub)
+        const { error, events } = yield* pullAll(downloader(hub), "org/model:Q4_K_M", store)
         expect(error).toBeUndefined()
         expect(contentRequests().map((r) => r.range)).toEqual([`bytes=${kept}-${SIZE - 1}`])
         expect(hub.bytesServed).toBe(SIZE - kept + 1) // plus the one-byte probe
@@ -379,33 +385,21 @@ describe("interruption and locks", () => {
         const lock = join(store.directory, "locks", `${slugOf("hub/org/model/model-Q8_0.gguf")}.lock`)
         const holder = { pid: process.pid, host: hostname(), startedAt: "x" }
         yield* Effect.promise(() => writeLock(lock, holder))
-        const events: Array<PullProgress> = []
-        const fiber = yield* Effect.fork(
-          drive(
-            Stream.runForEach(downloader(hub).pull("org/model:Q8_0", store), (e) => Effect.sync(() => events.push(e))),
-            hub,
-            () => events.length
-          )
-        )
-        yield* drive(
-          Effect.promise(() =>
-            new Promise<void>((resolve) => {
-              const check = () => (events.some((e) => e.phase === "waiting") ? resolve() : setImmediate(check))
-              check()
-            })
-          ),
-          undefined
-        )
+        const pull = yield* startPull(downloader(hub), "org/model:Q8_0", store)
+        yield* pull.until((e) => e.phase === "waiting")
+        const events = pull.events
         expect(events.find((e) => e.phase === "waiting")?.message).toContain(`pid ${process.pid}`)
         expect(contentRequests()).toEqual([])
         yield* Effect.promise(() => import("node:fs/promises").then((fs) => fs.rm(lock, { recursive: true })))
-        const result = yield* Fiber.join(fiber)
-        expect(result._tag).toBe("Right")
+        // the pull polls the lock every 500 ms of the clock: one poll finds it free
+        yield* TestClock.adjust("500 millis")
+        const result = yield* joinPull(pull.fiber)
+        expect(result.error).toBeUndefined()
         expect(events.at(-1)?.result?.alreadyPresent).toBe(false)
 
         // A lock left by a dead process is taken over without waiting.
         yield* Effect.promise(() => writeLock(lock, { ...holder, pid: 2 ** 22 + 12345 }))
-        const again = yield* pullAll(downloader(hub), "org/model:Q8_0", store, hub, { force: true })
+        const again = yield* pullAll(downloader(hub), "org/model:Q8_0", store, { force: true })
         expect(again.error).toBeUndefined()
         expect(again.events.some((e) => e.phase === "waiting")).toBe(false)
         expect((yield* Effect.promise(() => storeFiles(store))).filter((f) => f.startsWith("locks/"))).toEqual([])
@@ -416,17 +410,11 @@ describe("interruption and locks", () => {
     withStore((store) =>
       Effect.gen(function*() {
         hub.setFault({ slow: { bytesPerSecond: 1_500_000 } })
-        const dl = downloader(hub)
-        const both = yield* drive(
-          Effect.all([
-            Stream.runCollect(dl.pull("org/model:Q4_K_M", store)),
-            Stream.runCollect(downloader(hub).pull("org/model:Q4_K_M", store))
-          ], { concurrency: 2 }),
-          hub
-        )
-        expect(both._tag).toBe("Right")
-        if (both._tag !== "Right") return
-        const results = both.right.map((events) => [...events].at(-1)!.result!)
+        const both = yield* concurrentPulls([
+          { dl: downloader(hub), ref: "org/model:Q4_K_M" },
+          { dl: downloader(hub), ref: "org/model:Q4_K_M" }
+        ], store)
+        const results = both.map((r) => r.events.at(-1)!.result!)
         expect(results.map((r) => r.alreadyPresent).sort()).toEqual([false, true])
         expect(hub.bytesServed - contentRequests().length * 0).toBeLessThanOrEqual(SIZE + 2)
         expect(yield* Effect.promise(() => storeFiles(store))).toEqual(Q4_FILES)
@@ -438,11 +426,11 @@ describe("offline, verify, remove", () => {
   it.effect("offline: an installed model resolves with no network; a missing one is a clear error", () =>
     withStore((store) =>
       Effect.gen(function*() {
-        yield* pullAll(downloader(hub), "org/model:Q4_K_M", store, hub)
+        yield* pullAll(downloader(hub), "org/model:Q4_K_M", store)
         hub.resetStats()
         const offline = downloader(hub, { offline: true })
-        expect(last((yield* pullAll(offline, "org/model:Q4_K_M", store, hub)).events).result?.alreadyPresent).toBe(true)
-        const missing = yield* pullAll(offline, "org/model:Q8_0", store, hub)
+        expect(last((yield* pullAll(offline, "org/model:Q4_K_M", store)).events).result?.alreadyPresent).toBe(true)
+        const missing = yield* pullAll(offline, "org/model:Q8_0", store)
         expect(missing.error?._tag).toBe("ModelNotFound")
         expect(missing.error?.message).toContain("offline")
         expect(hub.requests).toEqual([])
@@ -463,36 +451,36 @@ describe("offline, verify, remove", () => {
     withStore((store) =>
       Effect.gen(function*() {
         const dl = downloader(hub)
-        yield* pullAll(dl, "org/model:Q4_K_M", store, hub)
+        yield* pullAll(dl, "org/model:Q4_K_M", store)
         // Already there under another name: nothing is downloaded (force records it under its own name).
-        const byFile = yield* pullAll(dl, "org/model/model-Q4_K_M.gguf", store, hub)
+        const byFile = yield* pullAll(dl, "org/model/model-Q4_K_M.gguf", store)
         expect(last(byFile.events).result).toMatchObject({ alreadyPresent: true, model: "org/model:Q4_K_M" })
-        yield* pullAll(dl, "org/model/model-Q4_K_M.gguf", store, hub, { force: true })
-        yield* pullAll(dl, "org/model:Q8_0", store, hub)
-        expect((yield* dl.listInstalled(store)).map((m) => m.name).sort()).toEqual([
+        yield* pullAll(dl, "org/model/model-Q4_K_M.gguf", store, { force: true })
+        yield* pullAll(dl, "org/model:Q8_0", store)
+        expect((yield* dl.store.list(store)).models.map((m) => m.name).sort()).toEqual([
           "org/model/model-Q4_K_M.gguf",
           "org/model:Q4_K_M",
           "org/model:Q8_0"
         ])
-        expect(yield* dl.verify(store)).toMatchObject({ ok: true })
+        expect(yield* dl.store.verify(store)).toMatchObject({ ok: true })
 
         const q8path = join(store.directory, "hub/org/model/model-Q8_0.gguf")
         const bytes = yield* Effect.promise(() => readFile(q8path))
         bytes[100] ^= 1
         yield* Effect.promise(() => writeFile(q8path, bytes))
-        const report = yield* dl.verify(store, "org/model:Q8_0")
+        const report = yield* dl.store.verify(store, "org/model:Q8_0")
         expect(report).toMatchObject({ ok: false, files: [{ status: "corrupt", expectedSha256: sha(q8) }] })
 
-        const removed = yield* dl.remove("org/model:Q4_K_M", store)
+        const removed = yield* dl.store.remove("org/model:Q4_K_M", store)
         expect(removed.removedFiles).toEqual([]) // the file is shared with org/model/model-Q4_K_M.gguf
-        const removedFile = yield* dl.remove("org/model/model-Q4_K_M.gguf", store)
+        const removedFile = yield* dl.store.remove("org/model/model-Q4_K_M.gguf", store)
         expect(removedFile.freedBytes).toBe(SIZE)
-        const gone = yield* dl.verify(store)
+        const gone = yield* dl.store.verify(store)
         expect(gone.files.map((f) => f.status)).toEqual(["corrupt"])
-        const q8removed = yield* dl.remove("org/model:Q8_0", store)
+        const q8removed = yield* dl.store.remove("org/model:Q8_0", store)
         expect(q8removed.freedBytes).toBe(q8.length)
         expect(yield* Effect.promise(() => storeFiles(store))).toEqual([])
-        expect((yield* Effect.either(dl.remove("org/model:Q8_0", store)))._tag).toBe("Left")
+        expect((yield* Effect.either(dl.store.remove("org/model:Q8_0", store)))._tag).toBe("Left")
       })
     ))
 
@@ -500,10 +488,10 @@ describe("offline, verify, remove", () => {
     withStore((store) =>
       Effect.gen(function*() {
         const dl = downloader(hub)
-        yield* pullAll(dl, "org/model:Q8_0", store, hub)
+        yield* pullAll(dl, "org/model:Q8_0", store)
         yield* Effect.promise(() => import("node:fs/promises").then((fs) => fs.rm(join(store.directory, "hub/org/model/model-Q8_0.gguf"))))
-        expect((yield* dl.verify(store)).files.map((f) => f.status)).toEqual(["missing"])
-        expect(Option.isNone(yield* dl.findInstalled("org/model:Q8_0", store))).toBe(true)
+        expect((yield* dl.store.verify(store)).files.map((f) => f.status)).toEqual(["missing"])
+        expect(Option.isNone(yield* dl.store.find("org/model:Q8_0", store))).toBe(true)
       })
     ))
 })

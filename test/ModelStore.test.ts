@@ -12,6 +12,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterEach, beforeEach, describe, expect, it } from "vitest"
 import * as ModelStoreLive from "../src/layers/store/ModelStoreLive.js"
+import * as ScanFsLive from "../src/layers/store/scanFs.js"
 import { layerFromObject } from "../src/layers/ConfigLive.js"
 import { ModelStore } from "../src/services/ModelStore.js"
 import {
@@ -34,7 +35,7 @@ afterEach(async () => {
 })
 
 const storeLayer = (config: unknown = {}) =>
-  ModelStoreLive.layer.pipe(Layer.provide(NodeFileSystem.layer), Layer.provide(layerFromObject(config, { env: {}, home })))
+  ModelStoreLive.layer.pipe(Layer.provide(Layer.merge(NodeFileSystem.layer, ScanFsLive.layer)), Layer.provide(layerFromObject(config, { env: {}, home })))
 
 const run = <A, E>(effect: Effect.Effect<A, E, ModelStore>, config?: unknown) =>
   Effect.runPromise(Effect.provide(effect, storeLayer(config)))

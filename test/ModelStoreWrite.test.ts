@@ -11,6 +11,7 @@ import { join } from "node:path"
 import { afterEach, beforeEach, describe, expect, it } from "vitest"
 import { slugOf } from "../src/domain/HubRef.js"
 import * as ModelStoreLive from "../src/layers/store/ModelStoreLive.js"
+import * as ScanFsLive from "../src/layers/store/scanFs.js"
 import { layerFromObject } from "../src/layers/ConfigLive.js"
 import { ModelStore } from "../src/services/ModelStore.js"
 import { tinyLlamaGguf } from "./fixtures/ggufWriter.js"
@@ -26,7 +27,7 @@ afterEach(async () => {
 
 const noForeign = { stores: { ollama: false, hf_cache: false, lmstudio: false, node_llama_cpp: false } }
 const run = <A, E>(effect: Effect.Effect<A, E, ModelStore>) =>
-  Effect.runPromise(Effect.provide(effect, ModelStoreLive.layer.pipe(Layer.provide(NodeFileSystem.layer), Layer.provide(layerFromObject(noForeign, { env: {}, home })))))
+  Effect.runPromise(Effect.provide(effect, ModelStoreLive.layer.pipe(Layer.provide(Layer.merge(NodeFileSystem.layer, ScanFsLive.layer)), Layer.provide(layerFromObject(noForeign, { env: {}, home })))))
 const runEither = <A, E>(effect: Effect.Effect<A, E, ModelStore>) => run(Effect.either(effect))
 const own = () => ({ directory: join(home, "models"), instance: "gguf" })
 
@@ -36,7 +37,8 @@ describe("ModelStore: import, verify, remove", () => {
     await writeFile(source, tinyLlamaGguf({ seed: 1 }))
     const installed = await run(Effect.flatMap(ModelStore, (s) => s.importFile(source, own(), { name: "mine" })))
     expect(installed.name).toBe("mine")
-    expect(installed.primaryPath).toBe(join(own().directory, "imported", "downloaded-Q4_K_M.gguf"))
+    // one file per name: `imported/<slug of the name>.gguf`
+    expect(installed.primaryPath).toBe(join(own().directory, "imported", `${slugOf("mine")}.gguf`))
 
     const ok = await run(Effect.flatMap(ModelStore, (s) => s.verify(own())))
     expect(ok.ok).toBe(true)
@@ -47,7 +49,7 @@ describe("ModelStore: import, verify, remove", () => {
     await writeFile(installed.primaryPath, tinyLlamaGguf({ seed: 2 }))
     const bad = await run(Effect.flatMap(ModelStore, (s) => s.verify(own(), "mine")))
     expect(bad.ok).toBe(false)
-    expect(bad.files[0]).toMatchObject({ status: "corrupt", repair: "llmspell model pull mine --force" })
+    expect(bad.files[0]).toMatchObject({ status: "corrupt", expectedFrom: "import", repair: `llmspell model import ${source} --name mine` })
 
     const removed = await run(Effect.flatMap(ModelStore, (s) => s.remove("mine", own())))
     expect(removed.removedFiles).toEqual([installed.primaryPath])
@@ -59,7 +61,7 @@ describe("ModelStore: import, verify, remove", () => {
     const source = join(home, "busy.gguf")
     await writeFile(source, tinyLlamaGguf({ seed: 3 }))
     await run(Effect.flatMap(ModelStore, (s) => s.importFile(source, own())))
-    await writeLock(join(own().directory, "locks", `${slugOf("imported/busy.gguf")}.lock`), {
+    await writeLock(join(own().directory, "locks", `${slugOf(`imported/${slugOf("busy")}.gguf`)}.lock`), {
       pid: process.pid,
       host: hostname(),
       startedAt: "x"

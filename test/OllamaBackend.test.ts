@@ -39,7 +39,9 @@ const config = (overrides: Partial<OllamaInstanceConfig> = {}): OllamaInstanceCo
   type: "ollama",
   name: "ollama",
   baseUrl: fake.url,
-  timeoutSeconds: 30,
+  // An hour: a stalled request ends within any test's time only if the code under test ends it (abort,
+  // interruption), never because timeout_seconds ran out first. Tests of the timeout itself set their own.
+  timeoutSeconds: 3600,
   options: {},
   ...overrides
 })
@@ -321,19 +323,24 @@ describe("OllamaBackend: faults become typed errors", () => {
       expect(error.message).toContain("closed the connection before answering")
     }))
 
-  // Real clock: the timeout must really fire. The fake stalls forever; timeout_seconds is short.
+  // Real clock: the timeout must really fire (the client's fetch timer is a real one). The fake stalls
+  // forever; timeout_seconds leaves a loaded machine room to deliver the request and the records before
+  // the stall (0.2 s did not, with two suites running: the pull timed out before the fake saw it).
   it.live("a silent server → BackendError for timeout_seconds, for a call and between stream records", () =>
     Effect.gen(function*() {
-      const b = yield* backend({ timeoutSeconds: 0.2 })
+      const b = yield* backend({ timeoutSeconds: 2 })
       fake.setFault("/api/tags", { kind: "stall", after: 0 })
       const call = yield* failure(b.list)
       expect(call._tag).toBe("BackendError")
-      expect(call.message).toContain("within 0.2 s (timeout_seconds)")
+      expect(call.message).toContain("within 2 s (timeout_seconds)")
 
       fake.setFault("/api/pull", { kind: "stall", after: 2 })
       const stream = yield* failure(Stream.runDrain(b.pull("tiny")))
-      expect(stream.message).toContain("within 0.2 s (timeout_seconds)")
-      yield* Effect.promise(() => fake.responses.find((r) => r.route === "/api/pull")!.closed)
+      expect(stream.message).toContain("within 2 s (timeout_seconds)")
+      // between records: the two before the stall were sent, then the request was aborted
+      const pull = fake.responses.find((r) => r.route === "/api/pull")
+      expect(pull?.sent).toBe(2)
+      yield* Effect.promise(() => pull!.closed)
     }))
 })
 

@@ -39,7 +39,9 @@ const config = (overrides: Partial<OllamaInstanceConfig> = {}): OllamaInstanceCo
   type: "ollama",
   name: "ollama",
   baseUrl: fake.url,
-  timeoutSeconds: 120,
+  // An hour: a stalled request ends within any test's time only if the code under test ends it (abort,
+  // interruption), never because timeout_seconds ran out first. Tests of the timeout itself set their own.
+  timeoutSeconds: 3600,
   options: {},
   ...overrides
 })
@@ -211,7 +213,7 @@ describe("maxTokens is enforced on our side (a server ignoring num_predict strea
 })
 
 describe("a server that accepts the connection but never sends headers", () => {
-  // timeout_seconds is 120: without an interruptible acquire, interrupt() waited for it.
+  // timeout_seconds is an hour: without an interruptible acquire, interrupt() waited for it.
   it.live("interrupting a chat waiting for headers returns at once and closes the connection", () =>
     Effect.gen(function*() {
       const b = yield* backend()

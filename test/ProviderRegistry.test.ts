@@ -9,16 +9,18 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
-import { type LlmspellConfig, resolveConfig } from "../src/domain/ConfigSchema.js"
+import { type LlmspellConfig, MAX_INSTANCES, resolveConfig } from "../src/domain/ConfigSchema.js"
 import { BackendUnavailable, InvalidModelSpec, ProviderNotAvailable } from "../src/domain/Errors.js"
 import type { Backend, BackendFactory } from "../src/services/Backend.js"
 import * as ConfigLive from "../src/layers/ConfigLive.js"
+import { CloudBackendFactory } from "../src/services/CloudBackend.js"
 import { GgufBackendFactory } from "../src/services/GgufBackend.js"
 import { OllamaBackendFactory } from "../src/services/OllamaBackend.js"
 import * as Routing from "../src/domain/Routing.js"
+import * as LocalLLMLive from "../src/layers/LocalLLMLive.js"
 import * as ProviderRegistryLive from "../src/layers/ProviderRegistryLive.js"
 import { ProviderRegistry } from "../src/services/ProviderRegistry.js"
-import { defaultTestConfig } from "../src/testing.js"
+import { defaultTestConfig, ModelDownloaderMock } from "../src/testing.js"
 
 const configOf = (toml: string, env: Record<string, string> = {}): LlmspellConfig =>
   Either.getOrThrowWith(
@@ -167,7 +169,7 @@ describe("route (pure)", () => {
 // The layer, with fake factories
 // ---------------------------------------------------------------------------------------------
 
-const fakeBackend = (name: string, type: "ollama" | "gguf"): Backend => ({
+const fakeBackend = (name: string, type: "ollama" | "gguf" | "cloud"): Backend => ({
   name,
   type,
   status: Effect.succeed({ instance: name, backend: type, endpoint: "fake", available: true, loaded: [], details: {}, warnings: [] }),
@@ -184,7 +186,7 @@ const fakeBackend = (name: string, type: "ollama" | "gguf"): Backend => ({
 const fakes = (options: { gate?: Deferred.Deferred<void>; failOllama?: boolean } = {}) => {
   const made: Array<string> = []
   const released: Array<string> = []
-  const factory = <T extends "ollama" | "gguf">(type: T): BackendFactory<any> => ({
+  const factory = <T extends "ollama" | "gguf" | "cloud">(type: T): BackendFactory<any> => ({
     type,
     make: (instance) =>
       Effect.gen(function*() {
@@ -202,11 +204,12 @@ const fakes = (options: { gate?: Deferred.Deferred<void>; failOllama?: boolean }
       Layer.mergeAll(
         Layer.succeed(OllamaBackendFactory, factory("ollama")),
         Layer.succeed(GgufBackendFactory, factory("gguf")),
+        Layer.succeed(CloudBackendFactory, factory("cloud")),
         ConfigLive.layerValue(CONFIG)
       )
     )
   )
-  return { made, released, layer }
+  return { made, released, layer, factory }
 }
 
 describe("ProviderRegistry layer", () => {
@@ -272,7 +275,28 @@ describe("ProviderRegistry layer", () => {
     const f = fakes()
     return Effect.gen(function*() {
       const registry = yield* ProviderRegistry
-      // No cloud factory is registered in this registry: a cloud spec routes, but no instance is made.
+      const invalid = yield* Effect.flip(registry.resolve("x@"))
+      expect(invalid._tag).toBe("InvalidModelSpec")
+      const missing = yield* Effect.flip(registry.instance("nowhere"))
+      expect(missing._tag).toBe("ProviderNotAvailable")
+      expect(f.made).toStrictEqual([])
+    }).pipe(Effect.provide(f.layer))
+  })
+
+  it.effect("the layer requires the cloud factory, and a cloud spec gets its instance from it", () => {
+    const f = fakes()
+    return Effect.gen(function*() {
+      const registry = yield* ProviderRegistry
+      const resolved = yield* registry.resolve("openai/gpt-4o")
+      expect([resolved.backend, resolved.model, resolved.handle.type]).toStrictEqual(["cloud", "gpt-4o", "cloud"])
+      expect(f.made).toStrictEqual(["openai"])
+    }).pipe(Effect.provide(f.layer))
+  })
+
+  it.scoped("a registry made without a cloud factory routes a cloud spec but makes no instance", () => {
+    const f = fakes()
+    return Effect.gen(function*() {
+      const registry = yield* ProviderRegistryLive.make(CONFIG, [f.factory("ollama"), f.factory("gguf")])
       const cloud = yield* Effect.flip(registry.resolve("openai/gpt-4o"))
       expect(cloud._tag).toBe("ProviderNotAvailable")
       const configuredCloud = yield* Effect.flip(registry.resolve("gpt/gpt-4o"))
@@ -284,7 +308,7 @@ describe("ProviderRegistry layer", () => {
       const cloudInstance = yield* Effect.flip(registry.instance("gpt"))
       expect(cloudInstance.message).toMatch(/no cloud backend is registered/)
       expect(f.made).toStrictEqual([])
-    }).pipe(Effect.provide(f.layer))
+    })
   })
 
   it.effect("a factory's failure reaches the caller typed", () => {
@@ -320,5 +344,75 @@ describe("failed instance creation", () => {
       expect(second.name).toBe("ollama")
       yield* registry.instance("ollama")
       expect(attempts).toBe(2)
+    }).pipe(Effect.scoped))
+})
+
+describe("many instances (issue 19 item 25: 10,000 provider tables took model list/status past 30 s)", () => {
+  const manyConfig = (n: number) =>
+    configOf(Array.from({ length: n }, (_, i) => `[providers.o${i}]\nprovider_type = "ollama"\nbase_url = "http://10.0.0.${i % 250}:11434"\n`).join("\n"))
+
+  /**
+   * An Ollama factory whose backends' status/list/ps hold until the gate opens, counting how many
+   * run at once; the gate opens when as many are waiting as the limit allows (or all of them).
+   */
+  const gated = (expected: number) => {
+    let inFlight = 0
+    let most = 0
+    const calls = { count: 0 }
+    const gate = Effect.runSync(Deferred.make<void>())
+    const enter = <A>(value: A) =>
+      Effect.gen(function*() {
+        calls.count++
+        inFlight++
+        most = Math.max(most, inFlight)
+        if (inFlight >= expected) yield* Deferred.succeed(gate, undefined)
+        yield* Deferred.await(gate)
+        inFlight--
+        return value
+      })
+    const factory: BackendFactory<any> = {
+      type: "ollama",
+      make: (instance) =>
+        Effect.succeed({
+          ...fakeBackend(instance.name, "ollama"),
+          status: enter({ instance: instance.name, backend: "ollama" as const, endpoint: "fake", available: true, loaded: [], details: {}, warnings: [] }),
+          list: enter([]),
+          ps: enter([])
+        })
+    }
+    return { factory, most: () => most, calls }
+  }
+
+  it.effect("status, list and ps probe at most PROBE_CONCURRENCY instances at once, and answer for every one", () =>
+    Effect.gen(function*() {
+      const config = manyConfig(200)
+      const n = config.instances.filter((i) => i.type === "ollama").length
+      for (const op of ["status", "list", "ps"] as const) {
+        const fake = gated(LocalLLMLive.PROBE_CONCURRENCY)
+        const registry = yield* ProviderRegistryLive.make(config, [fake.factory])
+        const llm = LocalLLMLive.make(registry, ModelDownloaderMock().store)
+        const answered = op === "status"
+          ? (yield* llm.status("ollama")).length
+          : op === "list"
+          ? ((yield* llm.list("ollama")).unavailable.length + fake.calls.count)
+          : (yield* llm.ps("ollama"), fake.calls.count)
+        expect(answered, op).toBeGreaterThanOrEqual(n)
+        expect(fake.calls.count, op).toBe(n)
+        expect(fake.most(), op).toBe(LocalLLMLive.PROBE_CONCURRENCY)
+      }
+    }).pipe(Effect.scoped))
+
+  it.effect("each of the most instances a config may have is built once under concurrent lookups", () =>
+    Effect.gen(function*() {
+      const config = manyConfig(MAX_INSTANCES - 2)
+      const ollamas = config.instances.filter((i) => i.type === "ollama")
+      let made = 0
+      const registry = yield* ProviderRegistryLive.make(config, [{
+        type: "ollama",
+        make: (instance) => Effect.sync(() => (made++, fakeBackend(instance.name, "ollama")))
+      }])
+      yield* Effect.forEach(ollamas, (i) => registry.instance(i.name), { concurrency: 64, discard: true })
+      yield* Effect.forEach(ollamas, (i) => registry.instance(i.name), { concurrency: 64, discard: true })
+      expect(made).toBe(ollamas.length)
     }).pipe(Effect.scoped))
 })

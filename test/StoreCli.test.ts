@@ -42,7 +42,7 @@ afterAll(async () => {
 })
 
 describe("Ctrl-C while waiting on another pull's lock (items 2, 5)", () => {
-  /** Starts a pull that waits on a held lock, sends SIGINT once it says so, and times the exit. */
+  /** Starts a pull that waits on a held lock, sends SIGINT once it says so, and waits for the exit. */
   const interruptWhileWaiting = async (models: string) => {
     // The file name and `org/repo:Q8_0` are one file: this pull waits on that lock.
     const child = spawn(process.execPath, [bin, "model", "pull", "org/repo/repo-Q8_0.gguf"], {
@@ -57,17 +57,13 @@ describe("Ctrl-C while waiting on another pull's lock (items 2, 5)", () => {
         if (stderr.includes("on another pull")) resolve()
       })
     )
-    const exited = new Promise<{ code: number | null; at: number }>((resolve) =>
-      child.on("exit", (code) => resolve({ code, at: performance.now() }))
-    )
+    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)))
     await waiting
-    const sentAt = performance.now()
     child.kill("SIGINT")
-    const { at, code } = await exited
-    return { code, ms: at - sentAt, stderr }
+    return { code: await exited, stderr }
   }
 
-  it("exits 130 within 500 ms of SIGINT, leaving the holder's lock and nothing else", async () => {
+  it("exits 130 on SIGINT, leaving the holder's lock and nothing else", async () => {
     const models = join(dir, "locked")
     const lock = join(models, "locks", `${slugOf("hub/org/repo/repo-Q8_0.gguf")}.lock`)
     // A lock as another live pull holds it (store/fileLock.ts: a directory, the holder in owner.json).
@@ -75,18 +71,13 @@ describe("Ctrl-C while waiting on another pull's lock (items 2, 5)", () => {
     await mkdir(lock, { recursive: true })
     await writeFile(join(lock, "owner.json"), holder)
 
-    // Every try must exit 130 (before the fix none did: the wait ignored SIGINT until the lock was free).
-    // The bound applies to the best of up to three tries, so a machine too loaded to schedule the process
-    // for half a second cannot fail it, while a wait that ignores SIGINT fails every try.
-    const tries: Array<number> = []
-    for (let i = 0; i < 3 && !tries.some((ms) => ms < 500); i++) {
-      const { code, ms, stderr } = await interruptWhileWaiting(models)
-      expect(code).toBe(130)
-      expect(stderr).toContain("waiting on another pull of org/repo/repo-Q8_0.gguf (pid")
-      expect(stderr).not.toContain("waiting waiting")
-      tries.push(ms)
-    }
-    expect(Math.min(...tries)).toBeLessThan(500)
+    // The holder is this process, alive until the test ends: before the fix the wait ignored SIGINT until
+    // the lock was free, so the pull never exited. That the wait does not even wait for its next poll is
+    // FileLock.test.ts's, on the TestClock; a bound in milliseconds here would only measure the machine's load.
+    const { code, stderr } = await interruptWhileWaiting(models)
+    expect(code).toBe(130)
+    expect(stderr).toContain("waiting on another pull of org/repo/repo-Q8_0.gguf (pid")
+    expect(stderr).not.toContain("waiting waiting")
     expect(await readFile(join(lock, "owner.json"), "utf8")).toBe(holder)
     expect(await readdir(lock)).toEqual(["owner.json"])
     expect(await readdir(join(models, "locks"))).toEqual([lock.split("/").at(-1)])

@@ -7,7 +7,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
-import * as Stream from "effect/Stream"
 import * as TestClock from "effect/TestClock"
 import { execFile } from "node:child_process"
 import { createHash } from "node:crypto"
@@ -18,10 +17,17 @@ import { isAbsolute, join, relative } from "node:path"
 import { afterAll, beforeAll, beforeEach } from "vitest"
 import { exitCodeFor } from "../src/domain/Failure.js"
 import { slugOf } from "../src/domain/HubRef.js"
-import type { PullProgress } from "../src/domain/Types.js"
-import * as ModelDownloaderLive from "../src/layers/hub/ModelDownloaderLive.js"
 import { deterministicContent, type FakeHub, ggufContent, startFakeHub } from "./fixtures/fakeHub.js"
-import { downloader, drive, dropStore, hubConfig, pullAll, storeFiles, tempStore, writeLock } from "./support/downloaderHarness.js"
+import {
+  concurrentPulls,
+  downloader,
+  dropStore,
+  pullAll,
+  startPull,
+  storeFiles,
+  tempStore,
+  writeLock
+} from "./support/downloaderHarness.js"
 
 const SIZE = 200_000
 const q4 = ggufContent("store-q4", SIZE)
@@ -70,30 +76,18 @@ const holdLock = (directory: string, storeFile: string) =>
     writeLock(join(directory, "locks", `${slugOf(storeFile)}.lock`), { pid: process.pid, host: hostname(), startedAt: "x" })
   )
 
-/** Resolves once an event satisfies `predicate` (waits on I/O turns, never on time). */
-const until = (events: ReadonlyArray<PullProgress>, predicate: (e: PullProgress) => boolean) =>
-  drive(
-    Effect.promise(() =>
-      new Promise<void>((resolve) => {
-        const check = () => (events.some(predicate) ? resolve() : setImmediate(check))
-        check()
-      })
-    ),
-    undefined
-  )
-
 describe("remove names one model (item 1)", () => {
   it.effect("a catalog alias removes its default quantization only; the other one pulled under the alias stays", () =>
     withStore((store) =>
       Effect.gen(function*() {
         const dl = downloader(hub)
-        expect((yield* pullAll(dl, "qwen2.5:0.5b", store, hub)).error).toBeUndefined()
-        expect((yield* pullAll(dl, "qwen2.5:0.5b:Q8_0", store, hub)).error).toBeUndefined()
-        const removed = yield* dl.remove("qwen2.5:0.5b", store)
+        expect((yield* pullAll(dl, "qwen2.5:0.5b", store)).error).toBeUndefined()
+        expect((yield* pullAll(dl, "qwen2.5:0.5b:Q8_0", store)).error).toBeUndefined()
+        const removed = yield* dl.store.remove("qwen2.5:0.5b", store)
         expect(removed.model).toBe(`${QWEN}:Q4_K_M`)
         expect(removed.removedFiles).toEqual([join(store.directory, "hub", QWEN, "Qwen2.5-0.5B-Instruct-Q4_K_M.gguf")])
         expect(removed.freedBytes).toBe(40_000)
-        expect((yield* dl.listInstalled(store)).map((m) => m.name)).toEqual([`${QWEN}:Q8_0`])
+        expect((yield* dl.store.list(store)).models.map((m) => m.name)).toEqual([`${QWEN}:Q8_0`])
       })
     ))
 })
@@ -103,15 +97,12 @@ describe("locks are per store file and waiting on one is interruptible (items 2,
     withStore((store) =>
       Effect.gen(function*() {
         const { owner, text } = yield* holdLock(store.directory, "hub/org/model/model-Q8_0.gguf")
-        const events: Array<PullProgress> = []
-        const fiber = yield* Effect.fork(
-          Stream.runForEach(downloader(hub).pull("org/model/model-Q8_0.gguf", store), (e) => Effect.sync(() => events.push(e)))
-        )
-        yield* until(events, (e) => e.phase === "waiting")
-        const waiting = events.find((e) => e.phase === "waiting")!
+        const pull = yield* startPull(downloader(hub), "org/model/model-Q8_0.gguf", store)
+        yield* pull.until((e) => e.phase === "waiting")
+        const waiting = pull.events.find((e) => e.phase === "waiting")!
         expect(waiting.message).toMatch(/^on another pull of org\/model\/model-Q8_0\.gguf \(pid \d+ on /) // not "waiting waiting"
         // The clock is never advanced: the interruption must not wait for the lock poll, let alone for the holder.
-        yield* Fiber.interrupt(fiber)
+        yield* Fiber.interrupt(pull.fiber)
         expect(yield* Effect.promise(() => readFile(owner, "utf8"))).toBe(text)
         expect(yield* Effect.promise(() => storeFiles(store))).toEqual([relative(store.directory, owner)])
         expect(contentRequests()).toEqual([])
@@ -122,21 +113,17 @@ describe("locks are per store file and waiting on one is interruptible (items 2,
     withStore((store) =>
       Effect.gen(function*() {
         hub.setFault({ slow: { bytesPerSecond: 1_000_000 }, ...spareProbe })
-        const both = yield* drive(
-          Effect.all([
-            Stream.runCollect(downloader(hub).pull("org/model:Q4_K_M", store)),
-            Stream.runCollect(downloader(hub).pull("org/model/model-Q4_K_M.gguf", store, { force: true }))
-          ], { concurrency: 2 }),
-          hub
-        )
-        expect(both._tag).toBe("Right")
-        if (both._tag !== "Right") return
+        const both = yield* concurrentPulls([
+          { dl: downloader(hub), ref: "org/model:Q4_K_M" },
+          { dl: downloader(hub), ref: "org/model/model-Q4_K_M.gguf", options: { force: true } }
+        ], store)
+        expect(both.map((r) => r.error)).toEqual([undefined, undefined])
         // Whichever ran second waited for the first (the forced one downloads again, the other finds it present).
-        const phases = both.right.map((events) => [...events].map((e) => e.phase))
+        const phases = both.map((r) => r.events.map((e) => e.phase))
         expect(phases.some((p) => p.includes("waiting"))).toBe(true)
         const file = join(store.directory, "hub/org/model/model-Q4_K_M.gguf")
         expect(sha(yield* Effect.promise(() => readFile(file)))).toBe(sha(q4))
-        expect((yield* downloader(hub).verify(store)).ok).toBe(true)
+        expect((yield* downloader(hub).store.verify(store)).ok).toBe(true)
         expect((yield* Effect.promise(() => storeFiles(store))).filter((f) => f.endsWith(".partial"))).toEqual([])
       })
     ))
@@ -145,15 +132,15 @@ describe("locks are per store file and waiting on one is interruptible (items 2,
     withStore((store) =>
       Effect.gen(function*() {
         const dl = downloader(hub)
-        expect((yield* pullAll(dl, "org/model:Q8_0", store, hub)).error).toBeUndefined()
+        expect((yield* pullAll(dl, "org/model:Q8_0", store)).error).toBeUndefined()
         const { lock } = yield* holdLock(store.directory, "hub/org/model/model-Q8_0.gguf")
-        const refused = yield* Effect.flip(dl.remove("org/model/model-Q8_0.gguf", store))
+        const refused = yield* Effect.flip(dl.store.remove("org/model/model-Q8_0.gguf", store))
         expect(refused._tag).toBe("ModelBusy")
         expect(refused.message).toContain(`pid ${process.pid}`)
         expect((refused as { hint?: string }).hint).toContain("llmspell model remove org/model:Q8_0")
         expect(existsSync(join(store.directory, "hub/org/model/model-Q8_0.gguf"))).toBe(true)
         yield* Effect.promise(() => import("node:fs/promises").then((fs) => fs.rm(lock, { recursive: true })))
-        const removed = yield* dl.remove("org/model:Q8_0", store)
+        const removed = yield* dl.store.remove("org/model:Q8_0", store)
         expect(removed.freedBytes).toBe(80_000)
         expect(withoutLocks(yield* Effect.promise(() => storeFiles(store)))).toEqual([])
       })
@@ -169,7 +156,7 @@ describe("an unusable model directory fails at once, naming it and the OS reason
         for (
           const [directory, code] of [["/proc/nope", "ENOENT"], [file, "ENOTDIR"], [join(file, "sub"), "ENOTDIR"]] as const
         ) {
-          const { error } = yield* pullAll(downloader(hub), "org/model:Q8_0", { directory, instance: "gguf" }, hub)
+          const { error } = yield* pullAll(downloader(hub), "org/model:Q8_0", { directory, instance: "gguf" })
           expect(error?._tag).toBe("ModelStoreUnusable")
           expect(error?.message).toContain(directory)
           expect(error?.message).toContain(code)
@@ -183,7 +170,7 @@ describe("an unusable model directory fails at once, naming it and the OS reason
     withStore((store) =>
       Effect.gen(function*() {
         const rel = relative(process.cwd(), store.directory)
-        const { error, events } = yield* pullAll(downloader(hub), "org/model:Q8_0", { directory: rel, instance: "gguf" }, hub)
+        const { error, events } = yield* pullAll(downloader(hub), "org/model:Q8_0", { directory: rel, instance: "gguf" })
         expect(error).toBeUndefined()
         const path = events.at(-1)!.result!.path!
         expect(isAbsolute(path)).toBe(true)
@@ -201,7 +188,7 @@ describe("a FIFO where the partial download goes (item 5)", () => {
         yield* Effect.promise(() => new Promise<void>((resolve, reject) =>
           execFile("mkfifo", [partial], (e) => (e ? reject(e) : resolve()))
         ))
-        const { error } = yield* pullAll(downloader(hub), "org/model:Q8_0", store, hub)
+        const { error } = yield* pullAll(downloader(hub), "org/model:Q8_0", store)
         expect(error?._tag).toBe("DownloadFailed")
         expect(error?.message).toContain(`${partial} is not a regular file`)
       })
@@ -213,13 +200,13 @@ describe("what a pull trusts (item 4)", () => {
     withStore((store) =>
       Effect.gen(function*() {
         const dl = downloader(hub)
-        yield* pullAll(dl, "org/model:Q8_0", store, hub)
+        yield* pullAll(dl, "org/model:Q8_0", store)
         const file = join(store.directory, "hub/org/model/model-Q8_0.gguf")
 
         const later = new Date(Date.now() + 60_000)
         yield* Effect.promise(() => utimes(file, later, later))
         hub.resetStats()
-        const touched = yield* pullAll(dl, "org/model:Q8_0", store, hub)
+        const touched = yield* pullAll(dl, "org/model:Q8_0", store)
         expect(touched.events.at(-1)!.result).toMatchObject({ alreadyPresent: true, downloadedBytes: 0 })
         expect(hub.requests).toEqual([])
         const manifest = JSON.parse(
@@ -232,10 +219,10 @@ describe("what a pull trusts (item 4)", () => {
         yield* Effect.promise(() => writeFile(file, bytes))
         const even = new Date(Date.now() + 120_000)
         yield* Effect.promise(() => utimes(file, even, even))
-        const repaired = yield* pullAll(dl, "org/model:Q8_0", store, hub)
+        const repaired = yield* pullAll(dl, "org/model:Q8_0", store)
         expect(repaired.events.at(-1)!.result).toMatchObject({ alreadyPresent: false, downloadedBytes: 80_000 })
         expect(sha(yield* Effect.promise(() => readFile(file)))).toBe(sha(q8))
-        expect((yield* dl.verify(store)).ok).toBe(true)
+        expect((yield* dl.store.verify(store)).ok).toBe(true)
       })
     ))
 })
@@ -245,22 +232,22 @@ describe("integrity (items 7, 22)", () => {
     withStore((store) =>
       Effect.gen(function*() {
         const dl = downloader(hub)
-        const { error, events } = yield* pullAll(dl, "org/plain", store, hub)
+        const { error, events } = yield* pullAll(dl, "org/plain", store)
         expect(error).toBeUndefined()
         expect(events.some((e) => e.message?.includes("verified against") || e.message?.includes("all files verified"))).toBe(false)
         const done = events.at(-1)!
         expect(done.message).toContain("unverified: the hub gave no sha256 for plain-Q4_K_M.gguf")
         expect(done.result?.verified).toBe(false)
-        const [model] = yield* dl.listInstalled(store)
-        expect(model!.files[0]!.sha256).toBe(sha(plain))
-        const verified = yield* dl.verify(store)
+        const [model] = (yield* dl.store.list(store)).models
+        expect(model!.sha256).toBe(sha(plain))
+        const verified = yield* dl.store.verify(store)
         expect(verified.ok).toBe(true)
-        expect(verified.files.map((f) => [f.status, f.unverified])).toEqual([["ok", true]])
+        expect(verified.files.map((f) => [f.status, f.unverified, f.expectedFrom])).toEqual([["ok", true, "download"]])
         // Pulled again it is present, and still says it is unverified.
-        const again = yield* pullAll(dl, "org/plain", store, hub)
+        const again = yield* pullAll(dl, "org/plain", store)
         expect(again.events.at(-1)!.result).toMatchObject({ alreadyPresent: true, verified: false })
 
-        const withSha = yield* pullAll(dl, "org/model:Q8_0", store, hub)
+        const withSha = yield* pullAll(dl, "org/model:Q8_0", store)
         expect(withSha.events.some((e) => e.message?.startsWith("all files verified against the hub's sha256"))).toBe(true)
         expect(withSha.events.at(-1)!.result?.verified).toBe(true)
       })
@@ -269,7 +256,7 @@ describe("integrity (items 7, 22)", () => {
   it.effect("random bytes named .gguf: InvalidModelFile, nothing lands, no empty repo folder is left", () =>
     withStore((store) =>
       Effect.gen(function*() {
-        const { error } = yield* pullAll(downloader(hub), "org/random", store, hub)
+        const { error } = yield* pullAll(downloader(hub), "org/random", store)
         expect(error?._tag).toBe("InvalidModelFile")
         expect(error?.message).toContain("org/random/random-Q4_K_M.gguf")
         expect(withoutLocks(yield* Effect.promise(() => storeFiles(store)))).toEqual([])
@@ -282,7 +269,7 @@ describe("integrity (items 7, 22)", () => {
     withStore((store) =>
       Effect.gen(function*() {
         hub.setFault({ flipByte: { offset: 5_000 }, times: 1 })
-        const { error } = yield* pullAll(downloader(hub), "org/model:Q8_0", store, hub)
+        const { error } = yield* pullAll(downloader(hub), "org/model:Q8_0", store)
         expect(error?._tag).toBe("ChecksumMismatch")
         expect(existsSync(join(store.directory, "hub/org"))).toBe(false)
       })
@@ -294,7 +281,7 @@ describe("failures that retrying cannot fix, and retries that must end (item 8)"
     withStore((store) =>
       Effect.gen(function*() {
         let written = 0
-        const dl = ModelDownloaderLive.make(hubConfig(hub), {
+        const dl = downloader(hub, {}, {
           writeChunks: async (handle, chunks, position) => {
             const bytes = chunks.reduce((n, c) => n + c.length, 0)
             if (written + bytes > 100_000) throw Object.assign(new Error("ENOSPC: no space left on device, write"), { code: "ENOSPC" })
@@ -302,7 +289,7 @@ describe("failures that retrying cannot fix, and retries that must end (item 8)"
             return handle.writev(chunks, position)
           }
         })
-        const { error } = yield* pullAll(dl, "org/model:Q4_K_M", store, hub)
+        const { error } = yield* pullAll(dl, "org/model:Q4_K_M", store)
         expect(error?._tag).toBe("DiskFull")
         const partial = join(store.directory, "hub/org/model/model-Q4_K_M.gguf.partial")
         expect(error).toMatchObject({ path: partial, neededBytes: SIZE - written })
@@ -316,7 +303,7 @@ describe("failures that retrying cannot fix, and retries that must end (item 8)"
     withStore((store) =>
       Effect.gen(function*() {
         hub.setFault({ rateLimit: { retryAfterSeconds: 86_400 }, ...spareProbe })
-        const { error } = yield* pullAll(downloader(hub), "org/model:Q8_0", store, hub)
+        const { error } = yield* pullAll(downloader(hub), "org/model:Q8_0", store)
         expect(error?._tag).toBe("RateLimited")
         expect(error).toMatchObject({ retryAfterSeconds: 86_400, retryAt: new Date(86_400_000).toISOString() })
         expect((error as { hint?: string }).hint).toContain(new Date(86_400_000).toISOString())
@@ -329,7 +316,7 @@ describe("failures that retrying cannot fix, and retries that must end (item 8)"
     withStore((store) =>
       Effect.gen(function*() {
         hub.setFault({ dropAfterBytes: 1, ...spareProbe })
-        const { error } = yield* pullAll(downloader(hub, { maxRetries: 3 }), "org/model:Q8_0", store, hub)
+        const { error } = yield* pullAll(downloader(hub, { maxRetries: 3 }), "org/model:Q8_0", store)
         expect(error?._tag).toBe("DownloadFailed")
         expect(error?.message).toContain("gave up after 3 retries")
         expect(contentRequests()).toHaveLength(4)
@@ -340,7 +327,7 @@ describe("failures that retrying cannot fix, and retries that must end (item 8)"
     withStore((store) =>
       Effect.gen(function*() {
         hub.setFault({ rateLimit: { retryAfterSeconds: 59 }, ...spareProbe })
-        const { error } = yield* pullAll(downloader(hub, { maxRetries: 1000 }), "org/model:Q8_0", store, hub)
+        const { error } = yield* pullAll(downloader(hub, { maxRetries: 1000 }), "org/model:Q8_0", store)
         expect(error?._tag).toBe("DownloadFailed")
         expect(error?.message).toContain("no progress for 10m")
         expect(yield* TestClock.currentTimeMillis).toBeLessThanOrEqual(10 * 60_000)
@@ -356,7 +343,7 @@ describe("a repo that does not exist (item 11)", () => {
         const other = yield* Effect.promise(() => startFakeHub({ missingRepo }))
         yield* withStore((store) =>
           Effect.gen(function*() {
-            const { error } = yield* pullAll(downloader(other), "org/no-such-repo:Q4_K_M", store, other)
+            const { error } = yield* pullAll(downloader(other), "org/no-such-repo:Q4_K_M", store)
             expect(error?._tag).toBe("ModelNotFound")
             expect(exitCodeFor(error!)).toBe(3)
             expect(error?.message).toContain("org/no-such-repo")

@@ -4,6 +4,7 @@
  * shows the listing only, never a file transfer.
  */
 import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import * as TestContext from "effect/TestContext"
 import { stat, readFile, mkdtemp, rm } from "node:fs/promises"
 import { tmpdir } from "node:os"
@@ -11,11 +12,11 @@ import { join } from "node:path"
 import { createHash } from "node:crypto"
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest"
 import type { StoresConfig } from "../src/domain/ConfigSchema.js"
-import * as ModelDownloaderLive from "../src/layers/hub/ModelDownloaderLive.js"
 import * as ModelStoreLive from "../src/layers/store/ModelStoreLive.js"
+import { ModelStore } from "../src/services/ModelStore.js"
 import { type FakeHub, ggufContent, startFakeHub } from "./fixtures/fakeHub.js"
 import { commitId, fixtureRoots, hfCacheFile, ollamaModel } from "./fixtures/foreignStores.js"
-import { dropStore, hubConfig, pullAll, tempStore } from "./support/downloaderHarness.js"
+import { downloader, dropStore, fileSystems, pullAll, tempStore } from "./support/downloaderHarness.js"
 import { ensureBuilt, isolatedEnv, runCli } from "./support/runCli.js"
 
 const bytes = ggufContent("reuse", 200_000)
@@ -44,10 +45,11 @@ const stores = (over: Partial<StoresConfig> = {}): StoresConfig => ({
   ...over
 })
 
+/** The downloader over a ModelStore that reads the foreign stores `config` names. */
 const downloaderOver = (config: StoresConfig) =>
-  ModelDownloaderLive.make(hubConfig(hub), { existingBlob: ModelStoreLive.make(config).findBlob })
+  downloader(hub, {}, {}, Layer.effect(ModelStore, ModelStoreLive.make(config)).pipe(Layer.provide(fileSystems)))
 
-/** Runs a pull under the TestClock (the harness moves it when the wire is quiet). */
+/** Runs a pull under the TestClock (moved only for the waits a pull announces). */
 const runPull = <A, E>(effect: Effect.Effect<A, E>) => Effect.runPromise(Effect.provide(effect, TestContext.TestContext))
 
 const fileDownloads = () => hub.requests.filter((r) => r.server === "cdn" || r.url.includes("/resolve/"))
@@ -62,7 +64,7 @@ describe("pull satisfied by bytes already on the machine", () => {
     })
     const store = await tempStore()
     try {
-      const { error, events } = await runPull(pullAll(downloaderOver(stores()), "org/reuse:Q4_K_M", store, hub))
+      const { error, events } = await runPull(pullAll(downloaderOver(stores()), "org/reuse:Q4_K_M", store))
       expect(error).toBeUndefined()
       const done = events.at(-1)!
       expect(done.result).toMatchObject({ satisfiedFrom: "hf-cache", downloadedBytes: 0, sizeBytes: bytes.length })
@@ -73,7 +75,7 @@ describe("pull satisfied by bytes already on the machine", () => {
       expect(ours.ino).toBe(theirs.ino)
       // a later pull trusts it like any verified file
       hub.resetStats()
-      const again = await runPull(pullAll(downloaderOver(stores()), "org/reuse:Q4_K_M", store, hub))
+      const again = await runPull(pullAll(downloaderOver(stores()), "org/reuse:Q4_K_M", store))
       expect(again.events.at(-1)!.result).toMatchObject({ alreadyPresent: true, downloadedBytes: 0 })
       expect(hub.requests).toEqual([])
     } finally {
@@ -86,7 +88,7 @@ describe("pull satisfied by bytes already on the machine", () => {
     const store = await tempStore()
     try {
       const { error, events } = await runPull(
-        pullAll(downloaderOver(stores()), "org/reuse:Q4_K_M", store, hub, { copy: true })
+        pullAll(downloaderOver(stores()), "org/reuse:Q4_K_M", store, { copy: true })
       )
       expect(error).toBeUndefined()
       const result = events.at(-1)!.result!
@@ -104,7 +106,7 @@ describe("pull satisfied by bytes already on the machine", () => {
     const store = await tempStore()
     try {
       const { error, events } = await runPull(
-        pullAll(downloaderOver(stores({ ollama: false, hfCache: false })), "org/reuse:Q4_K_M", store, hub)
+        pullAll(downloaderOver(stores({ ollama: false, hfCache: false })), "org/reuse:Q4_K_M", store)
       )
       expect(error).toBeUndefined()
       expect(events.at(-1)!.result).toMatchObject({ downloadedBytes: bytes.length })

@@ -118,7 +118,7 @@ describe("backends and the agent options", () => {
       writeFileSync(file, tinyLlamaGguf())
       const loader = LlamaLoaderMock({ defaultTokens: ["he", "llo"] })
       const downloader = ModelDownloaderMock({ installed: [installedModel("org/repo:Q8_0", file)] })
-      const backend = yield* makeBackend(ggufInstance({ modelDirectory: dir }), loader.service, downloader.service)
+      const backend = yield* makeBackend(ggufInstance({ modelDirectory: dir }), loader.service, downloader.service, downloader.store)
       const badTool = { name: "a", parameters: { type: "object", properties: { q: { not: { type: "string" } } } } }
       const withTools = yield* Effect.flip(Stream.runDrain(backend.generate(file, { messages: [user], tools: [badTool] })))
       expect(withTools).toMatchObject({ _tag: "UnsupportedSchema", keyword: "not", path: "#/tools/a/parameters/properties/q" })

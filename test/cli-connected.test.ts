@@ -203,13 +203,50 @@ describe("finding the server", () => {
     expect(JSON.parse(json.stdout)).toMatchObject({ error: { _tag: "BackendUnavailable" } })
   }, 60_000)
 
-  it("an API key from LLMSPELL_API_KEY is used; a wrong one is exit 4; neither is ever printed", async () => {
+  it("an API key from LLMSPELL_API_KEY is used; a missing or wrong one is exit 2 naming LLMSPELL_API_KEY; neither is ever printed", async () => {
     const ok = await run(["--host", keyed.url, "model", "list", "--json", "--verbose"], { LLMSPELL_API_KEY: "k3y-not-for-eyes" })
     expect(ok.code).toBe(0)
     expect(ok.stdout + ok.stderr).not.toContain("k3y-not-for-eyes")
     const wrong = await run(["--host", keyed.url, "model", "list", "--verbose"], { LLMSPELL_API_KEY: "another-s3cret" })
-    expect(wrong.code).toBe(4)
+    expect(wrong.code).toBe(2)
     expect(wrong.stderr).toContain("401")
+    expect(wrong.stderr).toMatch(/^hint: .*LLMSPELL_API_KEY/m)
     expect(wrong.stdout + wrong.stderr).not.toMatch(/k3y-not-for-eyes|another-s3cret/)
+    // no key at all: the server wants one, so it is a credentials problem (2), not a server that is down (4)
+    const missing = await run(["--host", keyed.url, "model", "list", "--json"])
+    expect(missing.code).toBe(2)
+    const error = JSON.parse(missing.stdout).error as { _tag: string; message: string; hint: string }
+    expect(error._tag).toBe("MissingCredentials")
+    expect(error.message).toContain(keyed.url)
+    expect(error.hint).toContain("LLMSPELL_API_KEY")
+    expect(error.hint).not.toContain("[providers.")
+  }, 60_000)
+
+  it("--host and LLMSPELL_HOST take the forms OLLAMA_HOST takes: host:port, :port, with a trailing slash", async () => {
+    const port = new URL(server.url).port
+    for (const host of [`127.0.0.1:${port}`, `:${port}`, `127.0.0.1:${port}/`]) {
+      const viaFlag = await run(["--host", host, "--verbose", "model", "status", "--json"])
+      expect(viaFlag.code, `--host ${host}: ${viaFlag.stderr}`).toBe(0)
+      expect(viaFlag.stderr).toContain(`connected to http://127.0.0.1:${port}`)
+    }
+    const viaEnv = await run(["--verbose", "model", "status", "--json"], { LLMSPELL_HOST: `127.0.0.1:${port}` })
+    expect(viaEnv.code, viaEnv.stderr).toBe(0)
+    expect(viaEnv.stderr).toContain(`connected to http://127.0.0.1:${port}`)
+    // (a bare host gets llmspell serve's port, 11435: test/ServerUrl.test.ts; not run here, where another server may listen)
+  }, 60_000)
+
+  it("an address that is still wrong is a usage error (exit 2) naming where it came from, not a server that is down", async () => {
+    for (const [args, extra, source] of [
+      [["--host", "127.0.0.1:99999"], {}, "--host"],
+      [["--host", "ftp://127.0.0.1:1234"], {}, "--host"],
+      [["--host", "http://127.0.0.1:6000"], {}, "--host"],
+      [[], { LLMSPELL_HOST: "127.0.0.1:abc" }, "LLMSPELL_HOST"]
+    ] as const) {
+      const result = await run([...args, "model", "status", "--json"], extra)
+      expect(result.code, result.stdout + result.stderr).toBe(2)
+      const error = JSON.parse(result.stdout).error as { _tag: string; message: string; hint: string }
+      expect(error._tag).toBe("UsageError")
+      expect(error.message).toContain(source)
+    }
   }, 60_000)
 })

@@ -15,6 +15,7 @@ import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { InstallOllamaReport } from "../src/domain/InstallOllama.js"
 import { ModelList, StatusReport } from "../src/domain/Types.js"
+import { gate } from "./fixtures/fakeHttp.js"
 import { type FakeOllama, fakeLayer, fakeModel, startFakeOllama } from "./fixtures/fakeOllama.js"
 import { tinyLlamaGguf } from "./fixtures/ggufWriter.js"
 import { bin, ensureBuilt, isolatedEnv, runCli } from "./support/runCli.js"
@@ -284,9 +285,12 @@ describe.runIf(hasScript)("the terminal", () => {
 
 describe.runIf(hasTmux)("the terminal resized (tmux)", () => {
   it("the bar follows the new width after SIGWINCH", async () => {
-    // A pull that keeps sending progress for a while, then stalls until the test ends.
+    // A pull that sends some progress, then is held until the window has been resized, then carries on
+    // (paced, so several redraws follow): what is drawn before the gate opens is at 100 columns, what comes
+    // after must fit 50. No step depends on how fast the machine is.
+    const resized = gate()
     const slow = await startFakeOllama({ pullable: { tiny: [fakeLayer("slow-weights", 400_000)] }, pullSteps: 400, chunkDelayMs: 20 })
-    slow.setFault("/api/pull", { kind: "stall", after: 380 })
+    slow.setFault("/api/pull", { kind: "hold", after: 10, until: resized })
     const socket = join(dir, "tmux.sock")
     const log = join(dir, "tmux.log")
     writeFileSync(log, "")
@@ -308,11 +312,16 @@ describe.runIf(hasTmux)("the terminal resized (tmux)", () => {
     // eslint-disable-next-line no-control-regex
     const redraws = (text: string) => text.split(/\r\x1b\[2K|\r?\n/).filter((s) => /\d%/.test(s))
     try {
-      tmux("new-session", "-d", "-s", "pull", "-x", "100", "-y", "24", `${cliLine("model pull tiny@ollama")}; sleep 60`)
+      // The pane waits for the log pipe before it starts the pull, so no output escapes the log.
+      const go = `tmux -S '${socket}' wait-for piped`
+      tmux("new-session", "-d", "-s", "pull", "-x", "100", "-y", "24", `${go}; ${cliLine("model pull tiny@ollama")}; sleep 60`)
       tmux("pipe-pane", "-t", "pull", "-o", `cat >> '${log}'`)
-      const before = await untilLog((text) => redraws(text).length >= 2)
+      tmux("wait-for", "-S", "piped")
+      await slow.http.reached("held", { route: "/api/pull" })
+      const before = await untilLog((text) => redraws(text).length >= 1)
       expect(redraws(before).every((line) => line.length > 49 && line.length <= 99)).toBe(true)
       tmux("resize-window", "-t", "pull", "-x", "50", "-y", "24")
+      resized.open()
       const after = await untilLog((text) => redraws(text.slice(before.length)).some((line) => line.length <= 49))
       const narrow = redraws(after.slice(before.length)).filter((line) => line.length <= 49)
       expect(narrow[0]).toMatch(/^\d+(\.\d)?% /)

@@ -7,7 +7,10 @@ import { describe, expect, it } from "vitest"
 import { commandTree } from "../src/cli/Cli.js"
 import { extractGlobalOptions, GLOBAL_FLAGS } from "../src/cli/GlobalOptions.js"
 import { locate, renderHelp, subcommandProblem } from "../src/cli/Help.js"
-import { keyValues, sanitizeForTerminal, table } from "../src/cli/output.js"
+import * as Cause from "effect/Cause"
+import { describeFailure, keyValues, renderError, sanitizeForTerminal, table } from "../src/cli/output.js"
+import { BackendError, DownloadFailed } from "../src/domain/Errors.js"
+import { describeCause, errorToJson } from "../src/domain/Failure.js"
 import { barLine, describe as describeProgress, loadingLine, progressMode, shorten } from "../src/cli/progress.js"
 import type { PullProgress } from "../src/domain/Types.js"
 
@@ -139,12 +142,12 @@ describe("help and subcommands", () => {
 
   it("is plain, without @effect/cli's boilerplate, with full usage lines", () => {
     const help = helpFor(["model", "status", "--help"])
-    expect(help).toContain("  llmspell model status [--json] [--backend all | ollama | gguf | candle | cloud] [--check]")
+    expect(help).toContain("  llmspell model status [--json] [--backend all|ollama|gguf|candle|cloud] [--check]")
     expect(help).not.toMatch(/\x1b/)
     expect(help).not.toContain("A true or false value")
     expect(help).not.toContain("This setting is optional")
     expect(help).not.toContain("$ ")
-    expect(helpFor(["run", "-h"])).toContain("llmspell run -m|--model text")
+    expect(helpFor(["run", "-h"])).toContain("llmspell run -m|--model <model>")
   })
 
   it("colour only when asked: bold headings", () => {
@@ -171,5 +174,34 @@ describe("help and subcommands", () => {
     expect(subcommandProblem(typo).hint).toBe("did you mean `llmspell model list`?")
     expect(locate(commandTree, ["config"])._tag).toBe("MissingSubcommand")
     expect(locate(commandTree, ["run", "-m", "x", "--", "--help"])._tag).toBe("Run")
+  })
+})
+
+describe("URLs in what the CLI prints are redacted wherever they come from (issue 19 item 21)", () => {
+  // A library's message can carry a URL llmspell never built: the hub's CDN redirect with its signature.
+  const signed = "https://cdn.example/repos/x/abc?X-Amz-Signature=SIGSECRET&X-Amz-Credential=CREDSECRET&Expires=1"
+  const errors = [
+    new DownloadFailed({ reason: `the CDN answered HTTP 403 for ${signed}`, suggestion: `retry ${signed}` }),
+    new BackendError({ backend: "cloud", operation: "chat", reason: `proxy said: see http://u:PWSECRET@h/?token=TOKSECRET.` })
+  ]
+  it("error: and hint: lines, --json envelopes, --verbose details", () => {
+    for (const error of errors) {
+      for (const options of [{ json: false, verbose: false }, { json: true, verbose: false }, { json: false, verbose: true }]) {
+        const printed = describeFailure(Cause.fail(error), options)
+        const text = `${printed.stdout ?? ""}${printed.stderr ?? ""}`
+        expect(text).toContain("<redacted>")
+        expect(text).not.toMatch(/SIGSECRET|CREDSECRET|PWSECRET|TOKSECRET/)
+      }
+      const rendered = renderError(errorToJson(error), { json: false })
+      expect(rendered.stderr).not.toMatch(/SECRET/)
+    }
+  })
+
+  it("the shared error shape every front end uses (the Promise facade, status reports, servers)", () => {
+    for (const error of errors) {
+      expect(JSON.stringify(errorToJson(error))).not.toMatch(/SECRET/)
+      expect(JSON.stringify(describeCause(Cause.fail(error)).error)).not.toMatch(/SECRET/)
+      expect(JSON.stringify(describeCause(Cause.die(new Error(`boom at ${signed}`))).error)).not.toMatch(/SECRET/)
+    }
   })
 })

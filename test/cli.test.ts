@@ -170,7 +170,7 @@ describe("errors and exit codes (in-process)", () => {
       expect(r.stderr).toMatch(/^error: invalid configuration \(3 problems\):\n/)
       expect(r.stderr).toContain(`${file}: providers.gguf.threads: must be "auto" or a positive integer (got 0)`)
       expect(r.stderr).toContain(`${file}: providers.gguf.device: must be one of auto, cuda, metal, vulkan, cpu (got "tpu")`)
-      expect(r.stderr).toContain(`${file}: providers.ollama.base_url: must be an http:// or https:// URL (got "ftp://x")`)
+      expect(r.stderr).toContain(`${file}: providers.ollama.base_url: must be an http:// or https:// URL, or host:port (got "ftp://x")`)
       expect(r.stderr).toMatch(/^hint: fix .* \(it was not changed\)/m)
       expect(r.stderr).not.toMatch(/^\s+at /m)
     }))
@@ -367,7 +367,7 @@ describe("dist/cli.js in a child process", () => {
   })
 
   it("a bad config: exit 2, all problems on stderr, stdout empty", async () => {
-    const file = writeConfig("bin-bad.toml", `[providers.gguf]\nthreads = 0\nmax_loaded_models = 0\n[hub]\nendpoint = "x"\n`)
+    const file = writeConfig("bin-bad.toml", `[providers.gguf]\nthreads = 0\nmax_loaded_models = 0\n[hub]\nendpoint = "ftp://x"\n`)
     const r = await run(["model", "status", "--config", file])
     expect(r.code).toBe(2)
     expect(r.stdout).toBe("")

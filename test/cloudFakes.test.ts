@@ -13,6 +13,7 @@ import * as Stream from "effect/Stream"
 import OpenAI from "openai"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { type FakeAnthropic, startFakeAnthropic } from "./fixtures/fakeAnthropic.js"
+import { gate } from "./fixtures/fakeHttp.js"
 import { type FakeOpenAI, startFakeOpenAI } from "./fixtures/fakeOpenAI.js"
 
 describe("fake OpenAI server", () => {
@@ -50,6 +51,26 @@ describe("fake OpenAI server", () => {
     expect(models.data.map((m) => m.id)).toEqual(["gpt-4o-mini"])
     const embedded = await client().embeddings.create({ model: "gpt-4o-mini", input: ["a", "b"] })
     expect(embedded.data).toHaveLength(2)
+  })
+
+  it("hold: the stream waits after N chunks for the test's gate, and the client then gets the whole answer", async () => {
+    fake.setAnswer(() => ({ content: "one two three" }))
+    const open = gate()
+    fake.setFault("/v1/chat/completions", { kind: "hold", afterChunks: 2, until: open, times: 1 })
+    const stream = await client().chat.completions.create({ model: "gpt-4o-mini", messages: [{ role: "user", content: "x" }], stream: true })
+    const iterator = stream[Symbol.asyncIterator]()
+    const first = [(await iterator.next()).value, (await iterator.next()).value]
+    expect(first.map((c) => c.choices[0]?.delta.content)).toEqual(["", "one "])
+    const held = await fake.http.reached("held", { route: "/v1/chat/completions" })
+    expect(held.records).toBe(2)
+    open.open()
+    let text = ""
+    for (;;) {
+      const next = await iterator.next()
+      if (next.done) break
+      text += next.value.choices[0]?.delta.content ?? ""
+    }
+    expect(text).toBe("two three")
   })
 })
 

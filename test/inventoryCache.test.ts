@@ -1,5 +1,5 @@
 /**
- * The cached inventory of the foreign stores (src/layers/store/inventoryCache.ts): a repeated listing
+ * The cached inventory of the foreign stores (src/layers/store/foreign/inventoryCache.ts): a repeated listing
  * re-checks its witnesses instead of re-reading the stores, and every change a tool can make to its
  * store (a model added, removed, a manifest rewritten in place with a new blob, an HF snapshot link
  * retargeted, a file replaced, a store appearing) shows up in the next listing, exactly as a fresh scan
@@ -12,8 +12,12 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest"
 import type { ForeignStoreRoots } from "../src/domain/ForeignStores.js"
-import { nodeScanFs, scanAll, type ScanFs } from "../src/layers/store/foreignStoreScan.js"
-import { cacheFileOf, scanAllCached } from "../src/layers/store/inventoryCache.js"
+import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
+import * as Effect from "effect/Effect"
+import { cacheFileOf, scanAllCached } from "../src/layers/store/foreign/inventoryCache.js"
+import * as Scan from "../src/layers/store/foreign/scan.js"
+import * as ScanFsLive from "../src/layers/store/scanFs.js"
+import { ScanFs, type ScanFsService } from "../src/layers/store/scanFs.js"
 import {
   commitId,
   fixtureRoots,
@@ -50,14 +54,17 @@ const backdate = async (dir: string): Promise<void> => {
   await utimes(dir, LONG_AGO, LONG_AGO)
 }
 
-/** The real fs, counting the calls that read a store (not the stats a cache check makes). */
+/** The real fs, counting the calls that read a store (not the stats a cache check makes; the cache file itself aside). */
 const countingFs = () => {
   const reads = { readdir: 0, readFile: 0, readlink: 0 }
-  const fs: ScanFs = {
-    ...nodeScanFs,
-    readdir: (p, o) => (reads.readdir++, nodeScanFs.readdir(p, o)),
-    readFile: (p, e) => (reads.readFile++, nodeScanFs.readFile(p, e)),
-    readlink: (p) => (reads.readlink++, nodeScanFs.readlink(p))
+  const real = ScanFsLive.make
+  const count = (what: keyof typeof reads) => Effect.sync(() => void reads[what]++)
+  const fs: ScanFsService = {
+    ...real,
+    readDirectory: (p, limit) => Effect.zipRight(count("readdir"), real.readDirectory(p, limit)),
+    readText: (p, max) => Effect.zipRight(p === cacheFile() ? Effect.void : count("readFile"), real.readText(p, max)),
+    readPrefix: (p, bytes, o) => Effect.zipRight(count("readFile"), real.readPrefix(p, bytes, o)),
+    readLink: (p) => Effect.zipRight(count("readlink"), real.readLink(p))
   }
   return { fs, reads }
 }
@@ -69,10 +76,13 @@ const rootsOf = (): ForeignStoreRoots => {
 
 const cacheFile = () => cacheFileOf(join(home, "models"))
 
-const listCached = (fs?: ScanFs) => scanAllCached(rootsOf(), { cacheFile: cacheFile(), ...(fs !== undefined ? { fs } : {}) })
+const listCached = (fs: ScanFsService = ScanFsLive.make) =>
+  Effect.runPromise(
+    scanAllCached(rootsOf(), { cacheFile: cacheFile() }).pipe(Effect.provideService(ScanFs, fs), Effect.provide(NodeFileSystem.layer))
+  )
 
 /** What a scan without any cache finds: the truth a cached listing must equal. */
-const fresh = () => scanAll(rootsOf())
+const fresh = () => Effect.runPromise(Effect.provideService(Scan.scanAll(rootsOf()), ScanFs, ScanFsLive.make))
 
 const names = (r: { readonly models: ReadonlyArray<{ readonly name: string }> }) => r.models.map((m) => m.name).sort()
 
@@ -127,7 +137,7 @@ describe("cached inventory", () => {
       "pub/M-GGUF/M-Q4_K_M.gguf"
     ])
     const cache = JSON.parse(await readFile(cacheFile(), "utf8")) as { version: number; entries: Array<unknown> }
-    expect(cache.version).toBe(1)
+    expect(cache.version).toBe(2)
     expect(cache.entries).toHaveLength(4)
   })
 
@@ -225,7 +235,7 @@ describe("cached inventory", () => {
     for (const junk of ["{not json", JSON.stringify({ version: 99, entries: [] }), JSON.stringify({ version: 1, entries: [{ key: 1 }] })]) {
       await writeFile(cacheFile(), junk)
       expect(await listCached()).toEqual(await fresh())
-      expect(JSON.parse(await readFile(cacheFile(), "utf8")).version).toBe(1)
+      expect(JSON.parse(await readFile(cacheFile(), "utf8")).version).toBe(2)
     }
   })
 

@@ -10,7 +10,9 @@ describe("node-llama-cpp errors as BackendError", () => {
     expect(error.hint).toContain("llmspell model status")
   })
 
-  it("an unknown error keeps no invented hint", () => {
-    expect(toBackendError("load model")(new Error("boom")).hint).toBeUndefined()
+  it("an unknown error keeps no invented hint: it says where to look, not what went wrong", () => {
+    const hint = toBackendError("load model")(new Error("boom")).hint
+    expect(hint).toContain("`llmspell model status --backend gguf`")
+    expect(hint).not.toMatch(/node-llama-cpp|context_size|unloaded/)
   })
 })

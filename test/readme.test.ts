@@ -12,7 +12,10 @@
  * - `vitest <name>`: a test file, run by vitest in the scratch project; it must pass.
  * - `commands <name>`: a shell block. Every `llmspell`/`npx llmspell` command runs as written through
  *   the package's bin (node_modules/.bin/llmspell → dist/cli.js) against the fakes and must exit 0;
- *   npm commands are checked against package.json and the lockfile instead of run (see npmCheck).
+ *   npm commands are checked against package.json and the lockfile instead of run (see npmCheck):
+ *   `npm ci` against the lockfile, `npm pack` and every tarball installed against the name npm pack
+ *   gives, `npm install` of a peer against its declared range; `npm install llmspell` fails the
+ *   test while the package is not on the registry.
  * - `illustrative: <reason>`: not run; the reason is required.
  *
  * An untagged ts/js/sh block, an unknown tag, a command the test cannot place, a CHECKS entry that
@@ -24,6 +27,7 @@
  * pull `qwen2.5:0.5b`. Blocks run in README order, in one environment, as a reader would run them:
  * a model pulled by one block is there for the next.
  */
+import { execFileSync } from "node:child_process"
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { dirname, join } from "node:path"
@@ -39,6 +43,8 @@ import { type CliResult, ensureBuilt, isolatedEnv, root, runCli } from "./suppor
 const readme = readFileSync(join(root, "README.md"), "utf8")
 const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as {
   name: string
+  version: string
+  engines: { node: string }
   bin: Record<string, string>
   scripts: Record<string, string>
   dependencies: Record<string, string>
@@ -140,6 +146,18 @@ const makeProject = () => {
   for (const [name, path] of Object.entries(pkg.bin)) link(join(".bin", name), join("..", "llmspell", path))
 }
 
+let packed: string | undefined
+/** The file name `npm pack` gives this package's tarball (asked once, without packing). */
+const packedName = (): string => {
+  if (packed === undefined) {
+    const [info] = JSON.parse(
+      execFileSync("npm", ["pack", "--dry-run", "--json", "--ignore-scripts"], { cwd: root, encoding: "utf8" })
+    ) as [{ filename: string }]
+    packed = info.filename
+  }
+  return packed
+}
+
 /** Checks an npm/npx command against package.json and the lockfile; these are not run here. */
 const npmCheck = (command: ShellCommand) => {
   const [tool, sub, ...rest] = command.argv
@@ -158,13 +176,18 @@ const npmCheck = (command: ShellCommand) => {
     expect(rootEntry.peerDependencies).toEqual(pkg.peerDependencies)
   } else if (sub === "test") {
     expect(pkg.scripts["test"]).toBeDefined()
+  } else if (sub === "pack") {
+    // What `npm pack` writes is what the install blocks install (llmspell is not on the registry yet).
+    expect(rest, command.text).toEqual([])
+    expect(packedName()).toBe(`${pkg.name}-${pkg.version}.tgz`)
   } else if (sub === "run") {
     expect(pkg.scripts[rest[0]!], command.text).toBeDefined()
   } else if (sub === "install" || sub === "i") {
     for (const arg of rest) {
       if (arg === "-g") expect(pkg.bin["llmspell"]).toBeDefined()
       else if (arg === "--omit=optional") continue
-      else if (arg === pkg.name) continue
+      else if (arg === pkg.name) throw new Error(`${command.text}: ${pkg.name} is not on the registry: install the tarball npm pack writes`)
+      else if (arg.endsWith(".tgz")) expect(arg.split("/").pop(), `${command.text}: the tarball npm pack writes`).toBe(packedName())
       else if (pkg.peerDependencies[arg.slice(0, arg.lastIndexOf("@"))] !== undefined) {
         // `<peer>@<range>`: exactly the range llmspell declares
         expect(arg.slice(arg.lastIndexOf("@") + 1), command.text).toBe(pkg.peerDependencies[arg.slice(0, arg.lastIndexOf("@"))])
@@ -279,6 +302,14 @@ describe("README code blocks", () => {
     for (const check of Object.keys(CHECKS)) if (!names.includes(check)) problems.push(`CHECKS.${check}: no block uses it`)
     expect(new Set(names).size, "block names are unique").toBe(names.length)
     expect(problems).toEqual([])
+  })
+
+  it("the Install section names the Node versions package.json's engines admit", () => {
+    const install = readme.slice(readme.indexOf("## Install"), readme.indexOf("## Quick start"))
+    // each alternative's lowest version (`^20.19.0 || >=22.12.0` → 20.19, 22.12)
+    const lowest = pkg.engines.node.split("||").map((r) => /(\d+)\.(\d+)\.\d+/.exec(r)!.slice(1, 3).join("."))
+    for (const version of lowest) expect(install, `README's Install names Node ${version}`).toMatch(new RegExp(`\\b${version.replace(".", "\\.")}\\b`))
+    expect(install).toContain("not on the npm registry yet")
   })
 
   it("toml and json blocks parse", () => {

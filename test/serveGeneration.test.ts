@@ -167,6 +167,19 @@ describe("hints in the API's own terms", () => {
     expect(s?.message).toContain("not")
     expectNoCliHint(s!.message)
   })
+
+  it("errors no API term covers (a missing model, an unknown instance, a bad spec) carry no llmspell command either", async () => {
+    const specs = ["nowhere.gguf@gguf", "qwen@no-such-instance", "bad@@spec"]
+    for (const model of specs) {
+      const o = await failure(openai.chat.completions.create({ model, messages: [{ role: "user", content: "hi" }] }))
+      const l = await failure(ollama.chat({ model, messages: [{ role: "user", content: "hi" }] }))
+      const e = await failure(openai.embeddings.create({ model, input: "hi" }))
+      for (const answer of [o, l, e]) {
+        expect(answer?.status, `${model}: ${answer?.message}`).toBeGreaterThanOrEqual(400)
+        expect(answer!.message).not.toMatch(/\bllmspell [a-z]|`--[a-z]/)
+      }
+    }
+  })
 })
 
 // ---------------------------------------------------------------------------------------------

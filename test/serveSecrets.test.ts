@@ -154,7 +154,8 @@ describe("llmspell serve never shows a key", () => {
         expect((await connected("status", ["model", "status", "--backend", "cloud", "--json", "--verbose"])).code).toBe(0)
         expect((await connected("list", ["model", "list", "--backend", "cloud", "--verbose"])).code).toBe(0)
         const wrong = await runCli(["--host", serve.url, "--verbose", "model", "list"], { cwd: dir, env: env({ LLMSPELL_API_KEY: WRONG_BEARER }) })
-        expect(wrong.code).toBe(4)
+        // a key the server refuses is a credentials problem (issue 19 item 11)
+        expect(wrong.code).toBe(2)
         cli.push({ what: "wrong LLMSPELL_API_KEY", result: wrong })
       } finally {
         expect(await serve.stop()).toBe(0)

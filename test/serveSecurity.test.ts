@@ -1,9 +1,10 @@
 /**
  * `llmspell serve`'s security: loopback by default and no other bind without a key (exit 2 through
- * the built CLI), the API key on every route (never logged), the Host check against DNS
- * rebinding, CORS off unless origins are listed (preflight answered), file-path specs refused
- * without --allow-paths, --read-only refusing pull and delete, and the body limit (413, declared
- * or streamed).
+ * the built CLI), the API key on every route (never logged; a blank one refused at start, from
+ * the flag or LLMSPELL_API_KEY, which library callers' servers read too), the Host check against
+ * DNS rebinding (one Host header, parsed strictly), CORS off unless origins are listed (preflight
+ * answered), file-path specs refused without --allow-paths, --read-only refusing pull and delete,
+ * and the body limit (413, declared or streamed).
  */
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
@@ -13,6 +14,10 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import OpenAI from "openai"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import * as Option from "effect/Option"
+import * as net from "node:net"
+import { concurrencyFor } from "../src/serve/Defaults.js"
+import { parseHost } from "../src/serve/Policy.js"
 import { checkBind, isLoopbackName } from "../src/serve/Server.js"
 import { type FakeOllama, fakeModel, startFakeOllama } from "./fixtures/fakeOllama.js"
 import { tinyLlamaGguf } from "./fixtures/ggufWriter.js"
@@ -73,7 +78,7 @@ describe("binding", () => {
   it("through the built CLI: serve --host 0.0.0.0 without --api-key exits 2 with the reason and a hint", async () => {
     ensureBuilt()
     const home = join(dir, "cli-home")
-    const result = await runCli(["serve", "--host", "0.0.0.0", "--port", "0"], { cwd: dir, env: isolatedEnv(home, { OLLAMA_HOST: fake.url }) })
+    const result = await runCli(["serve", "--listen", "0.0.0.0", "--port", "0"], { cwd: dir, env: isolatedEnv(home, { OLLAMA_HOST: fake.url }) })
     expect(result.code).toBe(2)
     expect(result.stderr).toContain("without an API key")
     expect(result.stderr).toContain("--api-key")
@@ -125,6 +130,108 @@ describe("Host header (DNS rebinding)", () => {
     for (const host of [`localhost:${port}`, `127.0.0.1:${port}`, `[::1]:${port}`, "127.0.0.2", "localhost"]) {
       expect((await request(s.url, { path: "/api/tags", headers: { host } })).status, host).toBe(200)
     }
+  })
+})
+
+/** A raw request over a socket (duplicate Host headers, absolute targets: what node:http will not send); the status code. */
+const rawStatus = (url: string, head: string) =>
+  new Promise<number>((resolve, reject) => {
+    const target = new URL(url)
+    let received = ""
+    const socket = net.connect(Number(target.port), target.hostname, () => socket.write(`${head}Connection: close\r\n\r\n`))
+    socket.on("data", (c: Buffer) => void (received += c.toString("latin1")))
+    socket.on("error", reject)
+    socket.on("close", () => resolve(Number(/^HTTP\/1\.1 (\d{3})/.exec(received)?.[1] ?? 0)))
+  })
+
+describe("Host header, strictly", () => {
+  it("one Host, host[:port] and nothing else: trailing junk, several Host headers, odd forms and an absolute target elsewhere are 403", async () => {
+    const s = await start({}, "host-strict")
+    const port = new URL(s.url).port
+    const refused = [
+      "[::1]evil.com",
+      `[::1]evil.com:${port}`,
+      `localhost:${port}:${port}`,
+      "localhost evil.com",
+      "user@localhost",
+      "localhost.",
+      "127.1",
+      "0x7f.0.0.1",
+      "127.0.0.01",
+      "[::1",
+      "localhost:99999",
+      "localhost:",
+      ""
+    ]
+    for (const host of refused) {
+      expect(await rawStatus(s.url, `GET /api/tags HTTP/1.1\r\nHost: ${host}\r\n`), JSON.stringify(host)).toBe(403)
+    }
+    for (const hosts of [["127.0.0.1", "evil.com"], ["evil.com", "127.0.0.1"], ["localhost", "localhost"]]) {
+      const head = `GET /api/tags HTTP/1.1\r\n${hosts.map((h) => `Host: ${h}\r\n`).join("")}`
+      expect(await rawStatus(s.url, head), hosts.join(" + ")).toBe(403)
+    }
+    expect(await rawStatus(s.url, `GET http://evil.com/api/tags HTTP/1.1\r\nHost: 127.0.0.1\r\n`)).toBe(403)
+    expect(await rawStatus(s.url, `GET /api/tags HTTP/1.0\r\n`)).toBe(403)
+    for (const host of [`[0:0:0:0:0:0:0:1]:${port}`, "[::ffff:127.0.0.1]", `LOCALHOST:${port}`, "a.b.localhost", "127.255.255.254"]) {
+      expect(await rawStatus(s.url, `GET /api/tags HTTP/1.1\r\nHost: ${host}\r\n`), host).toBe(200)
+    }
+    expect(await rawStatus(s.url, `GET http://localhost:${port}/api/tags HTTP/1.1\r\nHost: localhost:${port}\r\n`)).toBe(200)
+  })
+
+  it("parseHost: the grammar, not a prefix", () => {
+    expect(parseHost("[::1]:11435")).toEqual(Option.some({ host: "[::1]", port: Option.some(11435) }))
+    expect(parseHost("localhost")).toEqual(Option.some({ host: "localhost", port: Option.none() }))
+    for (const bad of ["[::1]evil.com", "[::1]]", "[evil]", "a:b:c", "host:-1", "ho st", "h\u00e9te", "a..b", "-a.b"]) {
+      expect(parseHost(bad), bad).toEqual(Option.none())
+    }
+  })
+})
+
+describe("blank API keys are refused at start", () => {
+  it("--api-key \"\" or a blank or spaced LLMSPELL_API_KEY: UsageError before listening, in the library and through the CLI (exit 2)", async () => {
+    for (const [options, env] of [
+      [{ apiKey: Redacted.make("") }, {}],
+      [{ apiKey: Redacted.make("   ") }, {}],
+      [{ apiKey: Redacted.make("two words") }, {}],
+      [{}, { LLMSPELL_API_KEY: "" }],
+      [{}, { LLMSPELL_API_KEY: " \t" }]
+    ] as const) {
+      const error = await startServe({ dir: join(dir, "blank"), env }, options).then(
+        async (s) => {
+          await s.close()
+          return undefined
+        },
+        (e: unknown) => e
+      )
+      expect(String(error), JSON.stringify(env)).toContain("UsageError")
+    }
+    ensureBuilt()
+    const home = join(dir, "cli-blank-home")
+    const flag = await runCli(["serve", "--listen", "0.0.0.0", "--port", "0", "--api-key", ""], { cwd: dir, env: isolatedEnv(home, { OLLAMA_HOST: fake.url }) })
+    expect(flag.code).toBe(2)
+    expect(flag.stderr).toContain("--api-key is empty")
+    const variable = await runCli(["serve", "--port", "0"], { cwd: dir, env: isolatedEnv(home, { OLLAMA_HOST: fake.url, LLMSPELL_API_KEY: " " }) })
+    expect(variable.code).toBe(2)
+    expect(variable.stderr).toContain("LLMSPELL_API_KEY is empty")
+  }, 60_000)
+
+  it("Server.start reads LLMSPELL_API_KEY itself, as the CLI does: a library caller's server requires it", async () => {
+    const s = await startServe({ dir: join(dir, "env-key"), ollamaUrl: fake.url, env: { LLMSPELL_API_KEY: "from-env-k3y" } }, {})
+    servers.push(s)
+    expect(s.server.keyRequired).toBe(true)
+    expect((await request(s.url, { path: "/api/tags" })).status).toBe(401)
+    expect((await request(s.url, { path: "/api/tags", headers: { authorization: "Bearer from-env-k3y" } })).status).toBe(200)
+    // 401 in each API's own shape
+    const v1 = await request(s.url, { path: "/v1/models" })
+    expect(v1.status).toBe(401)
+    expect(JSON.parse(v1.body)).toMatchObject({ error: { type: "invalid_request_error", code: "invalid_api_key" } })
+    expect(typeof JSON.parse((await request(s.url, { path: "/api/tags" })).body).error).toBe("string")
+  })
+
+  it("the concurrency default counts each GGUF instance's parallel and 4 per Ollama server", () => {
+    const instances = (list: ReadonlyArray<Record<string, unknown>>) => ({ instances: list }) as unknown as Parameters<typeof concurrencyFor>[0]
+    expect(concurrencyFor(instances([{ type: "gguf", parallel: 2 }, { type: "ollama" }, { type: "cloud" }]))).toBe(6)
+    expect(concurrencyFor(instances([{ type: "cloud" }]))).toBe(4)
   })
 })
 

@@ -12,7 +12,8 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import * as GgufBackendLive from "../src/layers/gguf/GgufBackendLive.js"
 import { GgufBackendFactory } from "../src/services/GgufBackend.js"
-import { defaultTestConfig, LlamaLoaderMock, ModelDownloaderMock } from "../src/testing.js"
+import { LocalLLM } from "../src/services/LocalLLM.js"
+import { defaultTestConfig, describeCalls, LlamaLoaderMock, LlmspellMock, ModelDownloaderMock } from "../src/testing.js"
 import { tinyLlamaGguf } from "./fixtures/ggufWriter.js"
 
 const dir = mkdtempSync(join(tmpdir(), "llmspell-mocks-"))
@@ -63,5 +64,34 @@ describe("llmspell/testing mocks", () => {
       expect(downloader.calls.map((c) => c.operation)).toContain("pull")
       expect(downloader.installed.has("qwen2.5:0.5b")).toBe(true)
     }).pipe(Effect.provide(GgufBackendLive.layerWithoutLoader.pipe(Layer.provide(Layer.merge(loader.layer, downloader.layer)))))
+  })
+})
+
+describe("LlmspellMock and the cloud backend", () => {
+  it.effect("cloud specs answer from the cloud script (the registry's cloud backend is a real requirement, the mock fills it)", () => {
+    const mock = LlmspellMock.make({ cloud: { models: [{ name: "gpt-4o-mini", tokens: ["from", " the", " cloud"] }] } })
+    return Effect.gen(function*() {
+      const llm = yield* LocalLLM
+      const result = yield* llm.run("openai/gpt-4o-mini", { messages: [{ role: "user", content: "hi" }] })
+      expect([result.text, result.backend, result.instance]).toEqual(["from the cloud", "cloud", "openai"])
+      const missing = yield* Effect.flip(llm.info("openai/nothing-here"))
+      expect(missing._tag).toBe("ModelNotFound")
+      expect(describeCalls(mock.calls.filter((c) => c.source === "cloud"))).toEqual(["cloud:generate:gpt-4o-mini", "cloud:info:nothing-here"])
+    }).pipe(Effect.provide(mock.layer))
+  })
+})
+
+describe("LlmspellMock and the model store", () => {
+  it.effect("LocalLLM imports into the store the stack provides (its layer requires one), and lists it", () => {
+    const mock = LlmspellMock.make({ downloader: { installed: ["org/repo:Q4_K_M"] } })
+    return Effect.gen(function*() {
+      const llm = yield* LocalLLM
+      const imported = yield* llm.importFile("/somewhere/my-model.gguf", { name: "mine" })
+      expect(imported).toMatchObject({ model: "mine", backend: "gguf", instance: "gguf", source: "/somewhere/my-model.gguf" })
+      expect(describeCalls(mock.calls)).toContain("downloader:import:/somewhere/my-model.gguf")
+      const report = yield* llm.available()
+      expect(report.models.length).toBeGreaterThan(0)
+      expect(describeCalls(mock.calls)).toContain("downloader:list")
+    }).pipe(Effect.provide(mock.layer))
   })
 })

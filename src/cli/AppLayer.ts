@@ -10,7 +10,7 @@
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Layer from "effect/Layer"
-import { type BackendUnavailable, type ConfigError, UsageError } from "../domain/Errors.js"
+import { type BackendUnavailable, type ConfigError, type MissingCredentials, UsageError } from "../domain/Errors.js"
 import { ConfigEnvironment } from "../layers/ConfigLive.js"
 import * as ConfigLive from "../layers/ConfigLive.js"
 import { EffectiveConfig } from "../services/EffectiveConfig.js"
@@ -18,6 +18,7 @@ import type { LocalLLM } from "../services/LocalLLM.js"
 import { CliIO } from "./CliIO.js"
 import { GlobalOptions, type GlobalOptionsValue } from "./GlobalOptions.js"
 import { readServeState } from "../serve/State.js"
+import { LLMSPELL_DEFAULT_PORT, parseServerUrl, redactUrl, splitQuery, urlProblem } from "../domain/ServerUrl.js"
 
 /** The Config of this invocation; its warnings go to stderr. */
 export const configLayer: Layer.Layer<EffectiveConfig, ConfigError, GlobalOptions | CliIO> = Layer
@@ -39,17 +40,44 @@ const configFlagsGiven = (global: GlobalOptionsValue): ReadonlyArray<string> => 
 ]
 
 /**
+ * A server address given on the command line or in LLMSPELL_HOST, in any form OLLAMA_HOST takes
+ * (`host:port`, `:port`, `host`, `[::1]:port`, a URL; port 11435 by default), as the URL to use.
+ * One that is still wrong is a usage error naming where it came from; a query or fragment is left
+ * out with a warning (the protocol's path is appended after it; the key goes in LLMSPELL_API_KEY).
+ */
+const serverAddress = (raw: string, source: string): Effect.Effect<string, UsageError, CliIO> =>
+  Effect.gen(function*() {
+    const parsed = parseServerUrl(raw, LLMSPELL_DEFAULT_PORT)
+    const problem = urlProblem(parsed)
+    if (problem !== undefined) {
+      return yield* new UsageError({
+        reason: `${source}: the server address ${problem} (got ${JSON.stringify(redactUrl(raw))})`,
+        suggestion: "give it as host:port or http://host:port: `llmspell serve` prints its address when it starts"
+      })
+    }
+    const { dropped, url } = splitQuery(parsed)
+    if (dropped !== undefined) {
+      const io = yield* CliIO
+      yield* io.stderr(
+        `warning: ${source}: ${JSON.stringify(redactUrl(dropped))} is left out of the server address; ` +
+          "a server's API key goes in LLMSPELL_API_KEY\n"
+      )
+    }
+    return url.replace(/\/+$/, "")
+  })
+
+/**
  * The server this invocation uses, or undefined to run embedded. Config flags on the command line
  * configure an embedded run, and a server has its own configuration: with them, a server found in
  * the environment or the state file is not used (the flags would be lost), and `--host` is a usage
  * error naming both ways out.
  */
-export const serverUrl: Effect.Effect<string | undefined, UsageError, GlobalOptions> = Effect.gen(function*() {
+export const serverUrl: Effect.Effect<string | undefined, UsageError, GlobalOptions | CliIO> = Effect.gen(function*() {
   const global = yield* GlobalOptions
   if (global.local) return undefined
   const configured = configFlagsGiven(global)
   if (global.host !== undefined) {
-    if (configured.length === 0) return global.host
+    if (configured.length === 0) return yield* serverAddress(global.host, "--host")
     return yield* new UsageError({
       reason: `${configured.join(", ")} configure${configured.length === 1 ? "s" : ""} a run in this process, but --host connects to a server, which uses its own configuration`,
       suggestion: `drop --host to run here with ${configured.length === 1 ? "it" : "them"}, or start the server with ${configured.length === 1 ? "it" : "them"} (\`llmspell serve ${configured.join(" … ")} …\`)`
@@ -58,11 +86,13 @@ export const serverUrl: Effect.Effect<string | undefined, UsageError, GlobalOpti
   if (configured.length > 0) return undefined
   const { env, home } = yield* ConfigEnvironment
   const fromEnv = env["LLMSPELL_HOST"]
-  if (fromEnv !== undefined && fromEnv.length > 0) return fromEnv
-  return Option.getOrUndefined(yield* readServeState({ env, home }))?.url
+  if (fromEnv !== undefined && fromEnv.trim().length > 0) return yield* serverAddress(fromEnv, "env LLMSPELL_HOST")
+  const state = Option.getOrUndefined(yield* readServeState({ env, home }))
+  // The state file is written by `llmspell serve` itself: an address in it that is not one is no server.
+  return state !== undefined && urlProblem(state.url) === undefined ? state.url : undefined
 })
 
-type App = Layer.Layer<LocalLLM, ConfigError | BackendUnavailable | UsageError, GlobalOptions | CliIO>
+type App = Layer.Layer<LocalLLM, ConfigError | BackendUnavailable | MissingCredentials | UsageError, GlobalOptions | CliIO>
 
 // The stacks are imported when a command builds its layer, not when the CLI starts: `--help`,
 // `config` and usage errors evaluate neither the backends nor the protocol client.
@@ -83,7 +113,7 @@ export const appLayer: App = Layer.unwrapEffect(
       const embedded: App = embeddedLayer
       return embedded
     }
-    if (global.verbose) yield* io.stderr(`connected to ${url}\n`)
+    if (global.verbose) yield* io.stderr(`connected to ${redactUrl(url)}\n`)
     const { cwd, env } = yield* ConfigEnvironment
     const apiKey = env["LLMSPELL_API_KEY"]
     const LlmspellRemote = yield* Effect.promise(() => import("../layers/LlmspellRemote.js"))

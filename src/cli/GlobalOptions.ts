@@ -14,7 +14,7 @@ export interface GlobalOptionsValue {
   readonly verbose: boolean
   readonly json: boolean
   readonly flags: ConfigFlags
-  /** `--host URL`: the `llmspell serve` to connect to. */
+  /** `--host ADDRESS`: the `llmspell serve` to connect to (host:port or a URL, as written). */
   readonly host?: string | undefined
   /** `--local`: run embedded even when a server is running. */
   readonly local?: boolean | undefined
@@ -75,7 +75,7 @@ export const GLOBAL_FLAGS: ReadonlyArray<GlobalFlag> = [
   {
     name: "--host",
     value: "url",
-    description: "use the `llmspell serve` at this URL (LLMSPELL_HOST; default: a running one, if any)",
+    description: "use the `llmspell serve` at this address, host:port or URL (LLMSPELL_HOST; default: a running one, if any)",
     apply: (o, v) => void (o.host = v),
     notAfter: ["serve"]
   },

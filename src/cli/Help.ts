@@ -5,12 +5,20 @@
  * sections @effect/cli derives from the declared options (`Command.getHelp`, `Command.getUsage`:
  * the one source of truth), and renders them as plain text, with bold headings only when stdout
  * is a colour terminal. The global flags come from `GLOBAL_FLAGS`, the table the parser reads.
+ *
+ * Usage lines are rendered here from @effect/cli's Usage tree so that they read as help: a value
+ * is a `<placeholder>` (the command's pseudo-name, else the option's name — never the type word
+ * `text`, `integer` or `redacted`), choices are `a|b`, and a repeatable option or argument is
+ * shown optional (`[--cors-origin <origin>]...`: @effect/cli's `repeated` takes zero or more, and
+ * its Usage does not say). A command's alias that is also a global flag (serve's old `--host`)
+ * still parses but is not shown: one flag, one meaning in help.
  */
 import * as CliConfig from "@effect/cli/CliConfig"
 import * as Command from "@effect/cli/Command"
 import type * as HelpDoc from "@effect/cli/HelpDoc"
 import type * as Span from "@effect/cli/HelpDoc/Span"
-import * as Usage from "@effect/cli/Usage"
+import type * as Usage from "@effect/cli/Usage"
+import * as Option from "effect/Option"
 import type { CommandNode } from "./Cli.js"
 import { GLOBAL_FLAGS } from "./GlobalOptions.js"
 
@@ -100,6 +108,78 @@ const sections = (doc: HelpDoc.HelpDoc): Array<Section> => {
   return out
 }
 
+// The words @effect/cli puts where a value goes when the command gave no pseudo-name.
+const TYPE_WORDS = new Set(["text", "integer", "float", "redacted", "secret", "date", "boolean", "path", "file", "directory"])
+const GLOBAL_NAMES = new Set(GLOBAL_FLAGS.map((f) => f.name))
+
+/** An option's names as shown: an alias that is a global flag is left out (it would read as the global one). */
+const shownNames = (names: ReadonlyArray<string>): ReadonlyArray<string> => {
+  const kept = names.filter((n) => !GLOBAL_NAMES.has(n))
+  return kept.length > 0 ? kept : names
+}
+
+/** `--model <model>`, `--backend a|b`, `--port <port>` for a named option; an argument as @effect/cli names it (`<spec>`). */
+const namedText = (named: Usage.Named, separator: string): string => {
+  const names = shownNames(named.names)
+  const long = names.find((n) => n.startsWith("--"))?.slice(2) ?? names[0]!.replace(/^-+/, "")
+  const value = Option.match(named.acceptedValues, {
+    onNone: () => "",
+    onSome: (v) => (v.includes(" | ") ? ` ${v.split(" | ").join("|")}` : TYPE_WORDS.has(v) ? ` <${long}>` : ` <${v.replace(/^<|>$/g, "")}>`)
+  })
+  return `${names.join(separator)}${value}`
+}
+
+const isOptionUsage = (usage: Usage.Usage): boolean =>
+  usage._tag === "Named" ? usage.names.some((n) => n.startsWith("-")) : usage._tag === "Optional" ? isOptionUsage(usage.usage) : false
+
+/** A usage tree as one line. */
+const usageText = (usage: Usage.Usage): string => {
+  switch (usage._tag) {
+    case "Empty":
+      return ""
+    case "Mixed":
+      return "<command>"
+    case "Named":
+      return namedText(usage, "|")
+    case "Optional": {
+      const inner = usageText(usage.usage)
+      return inner === "" ? "" : usage.usage._tag === "Optional" ? inner : `[${inner}]`
+    }
+    case "Repeated": {
+      const inner = usageText(usage.usage._tag === "Optional" ? usage.usage.usage : usage.usage)
+      return inner === "" ? "" : isOptionUsage(usage.usage) ? `[${inner}]...` : `[${inner}...]`
+    }
+    case "Alternation":
+      return [usageText(usage.left), usageText(usage.right)].filter((t) => t !== "").join(" | ")
+    case "Concat":
+      return [usageText(usage.left), usageText(usage.right)].filter((t) => t !== "").join(" ")
+  }
+}
+
+/** Every named option of a usage tree, by each of its names: how its Options entry is titled. */
+const optionTerms = (usage: Usage.Usage, into: Map<string, string> = new Map()): Map<string, string> => {
+  switch (usage._tag) {
+    case "Named":
+      if (usage.names.some((n) => n.startsWith("-"))) for (const name of usage.names) into.set(name, namedText(usage, ", "))
+      return into
+    case "Optional":
+    case "Repeated":
+      return optionTerms(usage.usage, into)
+    case "Alternation":
+    case "Concat":
+      optionTerms(usage.left, into)
+      return optionTerms(usage.right, into)
+    default:
+      return into
+  }
+}
+
+/** A command's usage line, as help shows it (`llmspell serve [--listen <address>] …`). */
+export const usageLine = (path: ReadonlyArray<CommandNode>): string => {
+  const prefix = path.slice(0, -1).map((n) => n.name).join(" ")
+  return `${prefix} ${usageText(Command.getUsage(path[path.length - 1]!.command))}`.trim()
+}
+
 /** A command's one-line description. */
 export const describeCommand = (node: CommandNode): string =>
   sections(Command.getHelp(node.command, config)).find((s) => s.title === "DESCRIPTION")?.lines.join(" ") ?? ""
@@ -117,7 +197,6 @@ const globalFlagLines = (): Array<string> => {
 /** The help text of a command, found by its path from the root (`["llmspell", "model", "status"]`). */
 export const renderHelp = (path: ReadonlyArray<CommandNode>, options: { readonly color: boolean }): string => {
   const node = path[path.length - 1]!
-  const prefix = path.slice(0, -1).map((n) => n.name).join(" ")
   const name = path.map((n) => n.name).join(" ")
   const heading = (title: string) => (options.color ? `\x1b[1m${title}\x1b[0m` : title)
   const parts: Array<Array<string>> = [[`${name}: ${describeCommand(node)}`]]
@@ -134,14 +213,18 @@ export const renderHelp = (path: ReadonlyArray<CommandNode>, options: { readonly
     parts.push([heading("Commands:"), ...leaves.map(([at, c]) => `  ${at.padEnd(width)}  ${describeCommand(c)}`)])
     parts.push([`Run \`${name} <command> --help\` for the options of a command.`])
   } else {
-    const usages = Usage.enumerate(Command.getUsage(node.command), config).map((span) =>
-      `  ${prefix} ${spanText(span).replace(/\s+/g, " ").replace(/\((-\w), (--[\w-]+)([^)]*)\)/g, "$1|$2$3").trim()}`
-    )
-    parts.push([heading("Usage:"), ...usages])
+    parts.push([heading("Usage:"), `  ${usageLine(path)}`])
+    const terms = optionTerms(Command.getUsage(node.command))
     for (const section of sections(Command.getHelp(node.command, config))) {
       if (section.title === "DESCRIPTION" || section.lines.length === 0) continue
       const title = section.title.charAt(0) + section.title.slice(1).toLowerCase()
-      parts.push([heading(`${title}:`), ...section.lines])
+      // an option's title from the usage tree (`-m, --model <model>`); @effect/cli's says `--model text`
+      const lines = section.lines.map((line) => {
+        const name = /^ {2}(?:-\w, )?(--[\w-]+)/.exec(line)?.[1]
+        const term = name !== undefined ? terms.get(name) : undefined
+        return term !== undefined ? `  ${term}` : line
+      })
+      parts.push([heading(`${title}:`), ...lines])
     }
   }
   parts.push([heading("Global options (anywhere on the command line):"), ...globalFlagLines()])

@@ -1,6 +1,11 @@
-/** The `llmspell` executable: wires the Node runtime around `main`, maps the result to the exit code. */
-import * as NodeContext from "@effect/platform-node/NodeContext"
+/**
+ * The CLI bundle's entry (dist/cli.cjs, started by `launcher.ts`): wires the Node runtime around
+ * `main`, maps the result to the exit code.
+ */
+import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
+import * as NodePath from "@effect/platform-node/NodePath"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import * as NodeTerminal from "@effect/platform-node/NodeTerminal"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
@@ -33,8 +38,12 @@ for (const signal of Object.keys(SIGNAL_EXIT_CODES) as Array<StopSignal>) {
   })
 }
 
+// What @effect/cli needs (FileSystem, Path, Terminal), not all of NodeContext: its command executor
+// and worker manager build schemas and classes at import that no command uses.
+const platform = Layer.mergeAll(NodeFileSystem.layer, NodePath.layer, NodeTerminal.layer)
+
 main(process.argv).pipe(
-  Effect.provide(Layer.merge(NodeContext.layer, layerLive)),
+  Effect.provide(Layer.merge(platform, layerLive)),
   (program) =>
     NodeRuntime.runMain(program, {
       disableErrorReporting: true,

@@ -22,13 +22,15 @@ import { ExitStatus } from "./ExitStatus.js"
 import { extractGlobalOptions, GlobalOptions } from "./GlobalOptions.js"
 import { locate, renderHelp, subcommandProblem } from "./Help.js"
 import { describeFailure } from "./output.js"
+import { redactUrlsIn } from "../domain/ServerUrl.js"
 // Library code logs warnings with Effect's logger (e.g. a malformed entry in an Ollama server's
-// model list); the default logger prints on stdout, which would corrupt `--json` output.
+// model list); the default logger prints on stdout, which would corrupt `--json` output. A URL in
+// a log line is shown redacted, as everywhere else.
 const stderrLogger = (io: CliIOService) =>
   Logger.make(({ logLevel, message }) => {
     const text = (Array.isArray(message) ? message : [message]).map((m) => typeof m === "string" ? m : format(m)).join(" ")
     const label = logLevel._tag === "Warning" ? "warning" : logLevel.label.toLowerCase()
-    Effect.runFork(io.stderr(`${label}: ${text}\n`))
+    Effect.runFork(io.stderr(`${label}: ${redactUrlsIn(text)}\n`))
   })
 
 

@@ -10,6 +10,7 @@ import * as HelpDoc from "@effect/cli/HelpDoc"
 import * as ValidationError from "@effect/cli/ValidationError"
 import { UsageError } from "../domain/Errors.js"
 import { describeCause, ErrorEnvelope, errorToJson, ExitCode } from "../domain/Failure.js"
+import { redactUrlsIn } from "../domain/ServerUrl.js"
 import type { ErrorInfo } from "../domain/Types.js"
 import { CliIO } from "./CliIO.js"
 
@@ -47,18 +48,27 @@ export const keyValues = (pairs: ReadonlyArray<readonly [string, unknown]>) => {
   return shown.map(([k, v]) => `${`${k}:`.padEnd(width + 1)} ${typeof v === "string" ? v : JSON.stringify(v)}`).join("\n")
 }
 
-/** How an error is printed: `error:`/`hint:` on stderr, or `{"error":…}` on stdout with `--json`. */
+/**
+ * How an error is printed: `error:`/`hint:` on stderr, or `{"error":…}` on stdout with `--json`.
+ * Every URL in them is shown redacted (`redactUrl`), whoever built the message.
+ */
 export const renderError = (
   error: ErrorInfo,
   options: { readonly json: boolean; readonly unexpected?: boolean }
-): { readonly stdout?: string; readonly stderr?: string } =>
-  options.json
-    ? { stdout: `${JSON.stringify(Schema.encodeSync(ErrorEnvelope)({ error }))}\n` }
+): { readonly stdout?: string; readonly stderr?: string } => {
+  const shown: ErrorInfo = {
+    ...error,
+    message: redactUrlsIn(error.message),
+    ...(error.hint !== undefined ? { hint: redactUrlsIn(error.hint) } : {})
+  }
+  return options.json
+    ? { stdout: `${JSON.stringify(Schema.encodeSync(ErrorEnvelope)({ error: shown }))}\n` }
     : {
-      stderr: `${options.unexpected ? "error: unexpected: " : "error: "}${error.message}\n${
-        error.hint !== undefined ? `hint: ${error.hint}\n` : ""
+      stderr: `${options.unexpected ? "error: unexpected: " : "error: "}${shown.message}\n${
+        shown.hint !== undefined ? `hint: ${shown.hint}\n` : ""
       }`
     }
+}
 
 /** Prints an error (one that is part of a result, e.g. the backend the user named was down) as a failure is printed. */
 export const printError = (error: ErrorInfo, options: { readonly json: boolean }) =>
@@ -97,7 +107,8 @@ export const describeFailure = (
     ? described.original instanceof Error && described.original.stack ? `${described.original.stack}\n` : ""
     : `${Cause.pretty(cause)}\n`
   const text = renderError(error, { json: options.json, unexpected: !described.expected })
-  const stderr = `${text.stderr ?? ""}${detail}`
+  // Stack traces and causes quote what libraries said, URLs included: shown redacted like the rest.
+  const stderr = `${text.stderr ?? ""}${redactUrlsIn(detail)}`
   return { code: described.exitCode, ...(text.stdout ? { stdout: text.stdout } : {}), ...(stderr ? { stderr } : {}) }
 }
 

@@ -1,9 +1,12 @@
 /**
  * Every error llmspell can fail with, defined once: `Schema.TaggedError` classes whose `message`
- * says what happened and whose `hint` says what to do next, and `LlmspellError`, the one Schema
- * union of them from which the type, the type guard and the protocol's failure schema derive.
- * Callers match them with `Effect.catchTag`. What a failure means for a front end (exit code,
- * JSON shape) is `Failure.ts`. Pure: no I/O. Never put a secret (token, key) in a field.
+ * says what happened and whose `hint` (always a non-empty string) says what to do next — a command
+ * that works, or the setting, variable or option to change — and `LlmspellError`, the one Schema
+ * union of them from which the type, the tag list, the type guard and the protocol's failure
+ * schemas derive. What each operation can fail with is a smaller union beside its service
+ * (`services/LocalLLM.ts`, `services/Backend.ts`); callers match them with `Effect.catchTags`.
+ * What a failure means for a front end (exit code, JSON shape) is `Failure.ts`. Pure: no I/O.
+ * Never put a secret (token, key) in a field.
  */
 import * as Schema from "effect/Schema"
 import { formatBytes, truncate } from "./Format.js"
@@ -13,6 +16,12 @@ export const MODEL_SPEC_GRAMMAR =
   "[provider/]model[@backend], e.g. qwen2.5:0.5b, local/llama3.1:8b@ollama, workstation/qwen2.5:7b, " +
   "bartowski/Llama-3.2-1B-Instruct-GGUF:Q4_K_M, ./models/x.gguf"
 
+/** The status command that checks one backend type (`model status --backend gguf`), or all of them. */
+const statusCommand = (backend: string): string =>
+  backend === "ollama" || backend === "gguf" || backend === "cloud"
+    ? `llmspell model status --backend ${backend}`
+    : "llmspell model status"
+
 /** A model spec that does not follow the grammar. */
 export class InvalidModelSpec extends Schema.TaggedError<InvalidModelSpec>("llmspell/InvalidModelSpec")(
   "InvalidModelSpec",
@@ -21,8 +30,8 @@ export class InvalidModelSpec extends Schema.TaggedError<InvalidModelSpec>("llms
   override get message() {
     return `invalid model spec ${JSON.stringify(truncate(this.spec, 80))}: ${this.reason}`
   }
-  get hint() {
-    return `a model spec is ${MODEL_SPEC_GRAMMAR}`
+  get hint(): string {
+    return `a model spec is ${MODEL_SPEC_GRAMMAR}; \`llmspell model list\` shows the models present`
   }
 }
 
@@ -41,7 +50,7 @@ export class ConfigError extends Schema.TaggedError<ConfigError>("llmspell/Confi
    * file, `env NAME` or `flag --name`), and a command that works while the config is invalid
    * (`config show` would fail with this same error).
    */
-  get hint() {
+  get hint(): string {
     const variables = new Set<string>()
     const flags = new Set<string>()
     let other = false
@@ -68,7 +77,7 @@ export class ProviderNotAvailable extends Schema.TaggedError<ProviderNotAvailabl
   override get message() {
     return `provider ${this.provider} is not available: ${this.reason}`
   }
-  get hint() {
+  get hint(): string {
     return "local providers are `local`, `ollama`, `gguf` and the instances in your config (`llmspell config show`)"
   }
 }
@@ -98,7 +107,7 @@ export class ModelNotFound extends Schema.TaggedError<ModelNotFound>("llmspell/M
   }
   // Every hint names a command that works: pulling what a pull just failed to find, or pulling a model
   // in order to remove it, would send the user in a circle.
-  get hint() {
+  get hint(): string {
     if (this.suggestion !== undefined) return this.suggestion
     if (this.elsewhere !== undefined) {
       return `${this.model} is on ${this.elsewhere.instance}: use ${this.elsewhere.spec} ` +
@@ -139,12 +148,16 @@ export class BackendUnavailable extends Schema.TaggedError<BackendUnavailable>("
   override get message() {
     return `${this.instance ?? this.backend} is unavailable${this.url ? ` at ${this.url}` : ""}: ${this.reason}`
   }
-  get hint() {
+  get hint(): string {
     if (this.suggestion !== undefined) return this.suggestion
-    return this.backend === "ollama"
-      ? "start it with `ollama serve`, point OLLAMA_HOST (or base_url in the config) at a running server, " +
-        "or install it with `llmspell model install-ollama`"
-      : undefined
+    switch (this.backend) {
+      case "ollama":
+        return "start it with `ollama serve`, point OLLAMA_HOST (or base_url in the config) at a running server, " +
+          "or install it with `llmspell model install-ollama`"
+      case "llmspell":
+        return "start it with `llmspell serve`, or run without a server with --local"
+    }
+    return `\`${statusCommand(this.backend)}\` shows how ${this.instance ?? this.backend} is configured and whether it answers`
   }
 }
 
@@ -160,8 +173,11 @@ export class BackendError extends Schema.TaggedError<BackendError>("llmspell/Bac
   override get message() {
     return `${this.instance ?? this.backend}: ${this.operation} failed: ${this.reason}`
   }
-  get hint() {
-    return this.suggestion
+  // Without a suggestion the cause is unknown: no guess, only where to look.
+  get hint(): string {
+    return this.suggestion ??
+      `run it again; if it keeps failing, \`${statusCommand(this.backend)}\` checks ${this.instance ?? this.backend} ` +
+        "(add --verbose for details)"
   }
 }
 
@@ -179,7 +195,7 @@ export class InvalidModelFile extends Schema.TaggedError<InvalidModelFile>("llms
     const where = this.key !== undefined ? ` (key ${this.key})` : this.offset !== undefined ? ` (at byte ${this.offset})` : ""
     return `${this.path} is not a valid GGUF model: ${this.reason}${where}`
   }
-  get hint() {
+  get hint(): string {
     return "the file is damaged or not a GGUF model; `llmspell model verify` checks the pulled models " +
       "(pull a damaged one again with `model pull <name> --force`)"
   }
@@ -193,8 +209,9 @@ export class ChecksumMismatch extends Schema.TaggedError<ChecksumMismatch>("llms
   override get message() {
     return `checksum mismatch for ${this.file}: expected sha256 ${this.expected}, got ${this.actual}; the download was discarded`
   }
-  get hint() {
-    return "run the pull again; if it keeps failing the mirror or a proxy is corrupting data"
+  get hint(): string {
+    return "run the same pull again (`llmspell model pull <model>`); if it keeps failing, the mirror or a proxy is corrupting " +
+      "data (hub.endpoint or HF_ENDPOINT names the mirror)"
   }
 }
 
@@ -209,8 +226,8 @@ export class DownloadFailed extends Schema.TaggedError<DownloadFailed>("llmspell
   override get message() {
     return `download failed${this.file ? ` for ${this.file}` : ""}: ${this.reason}`
   }
-  get hint() {
-    return this.suggestion ?? "run the same pull again: it resumes where it stopped"
+  get hint(): string {
+    return this.suggestion ?? "run the same pull again (`llmspell model pull <model>`): it resumes where it stopped"
   }
 }
 
@@ -223,7 +240,7 @@ export class InsufficientDiskSpace extends Schema.TaggedError<InsufficientDiskSp
     return `not enough disk space in ${this.directory}: ${formatBytes(this.neededBytes)} needed, ` +
       `${formatBytes(this.availableBytes)} free`
   }
-  get hint() {
+  get hint(): string {
     return "free some space (`llmspell model remove …`) or set model_directory / LLMSPELL_MODELS_DIR to a larger disk"
   }
 }
@@ -236,9 +253,9 @@ export class HubAuthRequired extends Schema.TaggedError<HubAuthRequired>("llmspe
   override get message() {
     return `the hub refused access to ${this.repo} (HTTP ${this.status})`
   }
-  get hint() {
+  get hint(): string {
     return this.tokenProvided
-      ? "your token has no access to this repo: accept its license on the hub or use a token with access"
+      ? "your token has no access to this repo: accept its license on the hub, or set HF_TOKEN (or hub.token) to a token with access"
       : "the repo is gated or private: set HF_TOKEN (or hub.token in the config) to a token with access"
   }
 }
@@ -251,8 +268,9 @@ export class DeviceUnavailable extends Schema.TaggedError<DeviceUnavailable>("ll
   override get message() {
     return `device ${this.device} is not available: ${this.reason}`
   }
-  get hint() {
-    return `available here: ${this.available.join(", ") || "none"}; set device = "auto" to pick the best one`
+  get hint(): string {
+    return `available here: ${this.available.join(", ") || "none"}; set device = "auto" in the gguf instance's section of the ` +
+      "config to pick the best one (`llmspell config path` shows the file)"
   }
 }
 
@@ -264,7 +282,7 @@ export class UsageError extends Schema.TaggedError<UsageError>("llmspell/UsageEr
   override get message() {
     return this.reason
   }
-  get hint() {
+  get hint(): string {
     return this.suggestion ?? "see `llmspell --help`"
   }
 }
@@ -277,7 +295,7 @@ export class ModelStoreUnusable extends Schema.TaggedError<ModelStoreUnusable>("
   override get message() {
     return `cannot use ${this.directory} as the model directory: ${this.reason}`
   }
-  get hint() {
+  get hint(): string {
     return "pass a writable directory with --models-dir (or LLMSPELL_MODELS_DIR / model_directory); " +
       "`llmspell config show` prints the one in use"
   }
@@ -293,7 +311,7 @@ export class DiskFull extends Schema.TaggedError<DiskFull>("llmspell/DiskFull")(
     return `the disk is full writing ${this.path}: ${formatBytes(this.neededBytes)} more needed, ` +
       `${formatBytes(this.availableBytes)} free`
   }
-  get hint() {
+  get hint(): string {
     return "free some space (`llmspell model list` shows what the store holds, `llmspell model remove <model>` deletes one), " +
       "then run the same pull again: it resumes from the partial file"
   }
@@ -312,10 +330,10 @@ export class RateLimited extends Schema.TaggedError<RateLimited>("llmspell/RateL
       ? `${this.provider} is rate limiting requests and asked to wait ${this.retryAfterSeconds} s (until ${this.retryAt}); llmspell retried as long as it waits unattended`
       : `the hub is rate limiting downloads and asked to wait ${this.retryAfterSeconds} s (until ${this.retryAt})`
   }
-  get hint() {
+  get hint(): string {
     return this.provider !== undefined
       ? `run the same command again after ${this.retryAt}; \`llmspell model status --backend cloud\` checks the provider`
-      : `run the same pull again after ${this.retryAt}; it resumes where it stopped`
+      : `run the same pull again after ${this.retryAt} (\`llmspell model pull <model>\`); it resumes where it stopped`
   }
 }
 
@@ -327,7 +345,7 @@ export class ModelBusy extends Schema.TaggedError<ModelBusy>("llmspell/ModelBusy
   override get message() {
     return `${this.model} is being pulled by ${this.holder}; it was not removed`
   }
-  get hint() {
+  get hint(): string {
     return `wait for that pull to finish (or stop it), then run \`llmspell model remove ${this.model} --yes\` again`
   }
 }
@@ -347,7 +365,7 @@ export class InvalidRequest extends Schema.TaggedError<InvalidRequest>("llmspell
     return `invalid request: ${this.field}${this.option !== undefined ? ` (${this.option})` : ""} must be ${this.allowed}; ` +
       `got ${this.value}`
   }
-  get hint() {
+  get hint(): string {
     return `pass ${this.option ?? this.field} as ${this.allowed}, or leave it out; \`llmspell run --help\` lists the options`
   }
 }
@@ -377,7 +395,7 @@ export class BackendCrashed extends Schema.TaggedError<BackendCrashed>("llmspell
       ? `${where}: not loaded again: its process died twice in a row while loading it (${how})${assert !== undefined ? `: ${assert}` : ""}`
       : `${where}: the process running llama.cpp died during ${this.operation} (${how})${assert !== undefined ? `: ${assert}` : ""}`
   }
-  get hint() {
+  get hint(): string {
     return `the model file is probably malformed or unsupported by this llama.cpp: check it with \`llmspell model info ${this.model}\` or \`llmspell model verify\`, or use another file`
   }
 }
@@ -405,7 +423,7 @@ export class ContextOverflow extends Schema.TaggedError<ContextOverflow>("llmspe
         ? ` (${this.promptTokens} prompt tokens${this.backend === "ollama" ? " after the server truncated it" : ""})`
         : "")
   }
-  get hint() {
+  get hint(): string {
     const spec = this.instance !== undefined && this.instance !== this.backend
       ? `${this.instance}/${this.model}`
       : `${this.model}@${this.backend}`
@@ -427,7 +445,7 @@ export class UnsupportedSchema extends Schema.TaggedError<UnsupportedSchema>("ll
   override get message() {
     return `the ${this.backend} backend cannot enforce the schema keyword \`${this.keyword}\` at ${this.path || "/"}: ${this.reason}`
   }
-  get hint() {
+  get hint(): string {
     return `remove \`${this.keyword}\` from the schema (check it after decoding instead), or ask for free JSON ` +
       "(`--format json` on `llmspell run`, `responseFormat: \"json\"` in the library)"
   }
@@ -442,7 +460,7 @@ export class ToolChoiceViolated extends Schema.TaggedError<ToolChoiceViolated>("
     return `${this.model} answered ${this.answered} although toolChoice was ${this.toolChoice} ` +
       `(the ${this.backend} backend cannot force a tool call; llmspell checks the answer)`
   }
-  get hint() {
+  get hint(): string {
     return "retry, make the prompt ask for the tool, or use a model trained for tool calls " +
       `(\`llmspell model info ${this.model}@${this.backend}\` lists its capabilities)`
   }
@@ -462,7 +480,7 @@ export class UnsupportedOperation extends Schema.TaggedError<UnsupportedOperatio
   override get message() {
     return `the ${this.backend} backend does not support ${this.operation}: ${this.reason}`
   }
-  get hint() {
+  get hint(): string {
     // Ollama has no tokenize route; everything else a GGUF model lacks, Ollama has
     return this.suggestion ?? (this.backend === "ollama"
       ? "use a GGUF model for it (`llmspell model list --backend gguf` lists them)"
@@ -480,7 +498,7 @@ export class SchemaViolation extends Schema.TaggedError<SchemaViolation>("llmspe
   override get message() {
     return `${this.model}'s answer does not follow the schema: ${this.problem} (answer: ${JSON.stringify(truncate(this.answer, 120))})`
   }
-  get hint() {
+  get hint(): string {
     return "run it again (`--seed` picks another sample), raise `--max-tokens` if the answer was cut off, or simplify the schema"
   }
 }
@@ -520,7 +538,7 @@ export class ServeFailed extends Schema.TaggedError<ServeFailed>("llmspell/Serve
   override get message() {
     return `cannot listen on ${this.address}: ${this.reason}`
   }
-  get hint() {
+  get hint(): string {
     return "pick another port (`llmspell serve --port 0` takes a free one) or stop what is listening there"
   }
 }
@@ -533,13 +551,16 @@ export class MissingCredentials extends Schema.TaggedError<MissingCredentials>("
     /** The variable the key is read from, when there is one (`OPENAI_API_KEY`, or the one `api_key` names). */
     variable: Schema.optional(Schema.String),
     /** What went wrong: no key at all, or the provider's answer (401, 403) without the key. */
-    reason: Schema.String
+    reason: Schema.String,
+    /** What to do, when it is not a cloud provider's config entry (a `llmspell serve` that wants its key). */
+    suggestion: Schema.optional(Schema.String)
   }
 ) {
   override get message() {
     return `${this.provider}: ${this.reason}`
   }
-  get hint() {
+  get hint(): string {
+    if (this.suggestion !== undefined) return this.suggestion
     return this.variable !== undefined
       ? `set ${this.variable} (or api_key under [providers.${this.provider}] in the config); \`llmspell model status --backend cloud\` shows whether a key is present`
       : `set api_key under [providers.${this.provider}] in the config; \`llmspell model status --backend cloud\` shows whether a key is present`
@@ -556,7 +577,7 @@ export class ServerRefused extends Schema.TaggedError<ServerRefused>("llmspell/S
   override get message() {
     return `the server refuses ${this.operation}: ${this.reason}`
   }
-  get hint() {
+  get hint(): string {
     return this.option === "--read-only"
       ? "the server was started with --read-only; add --local to the command to run it in this process"
       : `start the server with \`llmspell serve ${this.option}\`, or add --local to the command to run it in this process`
@@ -600,6 +621,9 @@ export type LlmspellError = typeof LlmspellError.Type
 
 /** The tag of every llmspell error. */
 export type LlmspellErrorTag = LlmspellError["_tag"]
+
+/** The tag of every llmspell error, in the union's order (derived from it: one list). */
+export const LlmspellErrorTags: ReadonlyArray<LlmspellErrorTag> = LlmspellError.members.map((member) => member._tag)
 
 const isMember = Schema.is(LlmspellError)
 

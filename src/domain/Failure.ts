@@ -7,6 +7,7 @@
 import * as Cause from "effect/Cause"
 import * as Schema from "effect/Schema"
 import { isLlmspellError, type LlmspellError } from "./Errors.js"
+import { redactUrlsIn } from "./ServerUrl.js"
 import { ErrorInfo } from "./Types.js"
 
 /** Exit codes shared by the CLI and every other front end. */
@@ -50,11 +51,16 @@ export const ErrorEnvelope = Schema.Struct({ error: ErrorJson })
 /** The `--json` error envelope. */
 export type ErrorEnvelope = typeof ErrorEnvelope.Type
 
-/** Turns any llmspell error into its `--json` shape. */
-export const errorToJson = (error: LlmspellError): ErrorJson => {
-  const hint = (error as { hint?: string | undefined }).hint
-  return hint !== undefined ? { _tag: error._tag, message: error.message, hint } : { _tag: error._tag, message: error.message }
-}
+/**
+ * Turns any llmspell error into its `--json` shape. Every URL in the message and hint is shown
+ * through `redactUrl`: a library's words can carry one llmspell never built (a CDN redirect with
+ * its signature, a proxy echoing a key in a query).
+ */
+export const errorToJson = (error: LlmspellError): ErrorJson => ({
+  _tag: error._tag,
+  message: redactUrlsIn(error.message),
+  hint: redactUrlsIn(error.hint)
+})
 
 /** The `--json` envelope of an llmspell error, as one line of text. */
 export const errorEnvelopeText = (error: LlmspellError): string =>
@@ -88,7 +94,7 @@ export const describeCause = (cause: Cause.Cause<unknown>): FailureDescription =
   return {
     error: {
       _tag: "UnexpectedError",
-      message: squashed instanceof Error ? squashed.message : String(squashed),
+      message: redactUrlsIn(squashed instanceof Error ? squashed.message : String(squashed)),
       hint: "this is a bug in llmspell"
     },
     exitCode: ExitCode.Failure,

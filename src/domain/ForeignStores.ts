@@ -4,59 +4,18 @@
  * Each layout was checked against the owning tool's own source or docs (see docs/stores.md): where
  * its root lives given the environment, the Schemas of the JSON it stores, how it names a model,
  * and the command that removes a model with that tool (llmspell never deletes a foreign file).
- * Pure: no I/O. The scanner that walks the directories is `layers/store/foreignStoreScan.ts`.
+ * This module holds the roots and the plain-folder stores (LM Studio, node-llama-cpp) and re-exports the
+ * rest: the record (`ForeignStoreRecord.ts`), Ollama (`OllamaLayout.ts`), the HF cache (`HfCacheLayout.ts`).
+ * Pure: no I/O. The scanners that walk the directories are in `layers/store/foreign/`.
  */
-import * as Either from "effect/Either"
-import * as Schema from "effect/Schema"
 import * as posix from "node:path/posix"
-import { isQuantization, normalizeQuantization, quantizationOf } from "./HubRef.js"
+import { type ForeignModel, shellQuote } from "./ForeignStoreRecord.js"
+import { quantizationOf } from "./HubRef.js"
+import type { ModelFacts } from "./ModelFacts.js"
 
-// ---------------------------------------------------------------------------------------------
-// The record every store produces
-// ---------------------------------------------------------------------------------------------
-
-/** Which foreign store a model was found in (the STORE column of `model list`). */
-export const ForeignStoreKind = Schema.Literal("ollama-store", "hf-cache", "lmstudio", "node-llama-cpp")
-/** Which foreign store a model was found in. */
-export type ForeignStoreKind = typeof ForeignStoreKind.Type
-
-/** One GGUF model found in another tool's store. */
-export const ForeignModel = Schema.Struct({
-  store: ForeignStoreKind,
-  /** How the owning tool names it: `llama3.2:3b`, `hf.co/org/repo:Q4_K_M`, `org/repo/file.gguf`, a file name. */
-  name: Schema.String,
-  /** Absolute path of the GGUF bytes (symlinks resolved), i.e. what llama.cpp opens. */
-  path: Schema.String,
-  /** Total size in bytes (all parts of a split model). */
-  sizeBytes: Schema.Number,
-  /** Lower-case hex sha256 of the file, only when the layout itself states it (Ollama digest, HF LFS blob name). */
-  sha256: Schema.optional(Schema.String),
-  /** Quantization (`Q4_K_M`, `F16`, …) from the tool's metadata or the file name. */
-  quantization: Schema.optional(Schema.String),
-  /** The owning tool's command that removes it; llmspell refuses to delete foreign files. */
-  removeCommand: Schema.String,
-  /** The store root it was found under. */
-  root: Schema.String,
-  /** Hub repo (`org/repo`, HF cache) or `publisher/repo` (LM Studio). */
-  repo: Schema.optional(Schema.String),
-  /** The file inside `repo` (HF cache, LM Studio). */
-  file: Schema.optional(Schema.String),
-  /** The commit of the HF cache snapshot it came from. */
-  revision: Schema.optional(Schema.String),
-  /** Every part of a split GGUF (`-00001-of-00003.gguf` …), in order; `path` is the first. */
-  parts: Schema.optional(Schema.Array(Schema.String))
-})
-/** One GGUF model found in another tool's store. */
-export type ForeignModel = typeof ForeignModel.Type
-
-/** Something a scan skipped (unreadable, vanished, malformed), reported instead of failing the listing. */
-export const ForeignStoreWarning = Schema.Struct({
-  store: ForeignStoreKind,
-  path: Schema.String,
-  reason: Schema.String
-})
-/** Something a scan skipped. */
-export type ForeignStoreWarning = typeof ForeignStoreWarning.Type
+export * from "./ForeignStoreRecord.js"
+export * from "./HfCacheLayout.js"
+export * from "./OllamaLayout.js"
 
 // ---------------------------------------------------------------------------------------------
 // Roots: where each tool keeps its store, resolved the way the tool resolves it
@@ -147,326 +106,6 @@ export const defaultRoots = (environment: StoreEnvironment, lmstudioPointer?: st
 })
 
 // ---------------------------------------------------------------------------------------------
-// Shared helpers
-// ---------------------------------------------------------------------------------------------
-
-/** Quotes a word for a POSIX shell when it needs it, so a printed command can be pasted. */
-export const shellQuote = (word: string): string =>
-  /^[A-Za-z0-9_/.:@%+=,-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`
-
-const SPLIT_PART = /-(\d{5})-of-(\d{5})\.gguf$/i
-
-/** For a split GGUF part (`x-00002-of-00003.gguf`): its index and the part count. */
-export const splitPart = (fileName: string): { readonly index: number; readonly count: number } | undefined => {
-  const m = SPLIT_PART.exec(fileName)
-  if (m === null) return undefined
-  const index = Number(m[1])
-  const count = Number(m[2])
-  return index >= 1 && count >= 1 && index <= count ? { index, count } : undefined
-}
-
-/** The name of part `index` of the split model whose first part is `firstPart`. */
-export const splitPartName = (firstPart: string, index: number, count: number): string =>
-  firstPart.replace(SPLIT_PART, `-${String(index).padStart(5, "0")}-of-${String(count).padStart(5, "0")}.gguf`)
-
-/**
- * True for a file name a store lists as a model: a `.gguf`, not a multimodal projector (`mmproj-…`),
- * and, for split models, only the first part (the others belong to it).
- */
-export const isModelFileName = (fileName: string): boolean => {
-  if (!/\.gguf$/i.test(fileName) || fileName.startsWith(".")) return false
-  if (/^mmproj/i.test(fileName)) return false
-  const part = splitPart(fileName)
-  return part === undefined || part.index === 1
-}
-
-const SHA256_HEX = /^[0-9a-f]{64}$/
-
-// ---------------------------------------------------------------------------------------------
-// Ollama
-// ---------------------------------------------------------------------------------------------
-
-/** Ollama's defaults for a name's missing parts (server/modelpath.go, types/model/name.go). */
-export const OLLAMA_DEFAULT_HOST = "registry.ollama.ai"
-/** Ollama's default namespace. */
-export const OLLAMA_DEFAULT_NAMESPACE = "library"
-/** Ollama's default tag. */
-export const OLLAMA_DEFAULT_TAG = "latest"
-
-/** The media type of the manifest layer that is the GGUF file. */
-export const OLLAMA_MODEL_MEDIA_TYPE = "application/vnd.ollama.image.model"
-
-/** A fully qualified Ollama model name. */
-export interface OllamaName {
-  readonly host: string
-  readonly namespace: string
-  readonly model: string
-  readonly tag: string
-}
-
-// types/model/name.go isValidPart: letters, digits, '_', '-', '.'; the first a letter, digit or '_';
-// a namespace has no '.'; hosts may carry a port. Lengths as in name.go's isValidLen.
-const MODEL_PART = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,79}$/
-const NAMESPACE_PART = /^[A-Za-z0-9_][A-Za-z0-9_-]{0,79}$/
-const HOST_PART = /^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,349}$/
-
-const validOllamaName = (name: OllamaName): OllamaName | undefined =>
-  HOST_PART.test(name.host) && NAMESPACE_PART.test(name.namespace) && MODEL_PART.test(name.model) &&
-    MODEL_PART.test(name.tag) && !name.model.includes("..") && !name.host.includes("..")
-    ? name
-    : undefined
-
-/**
- * Parses `[host/][namespace/]model[:tag]` the way Ollama does (a leading `scheme://` is dropped; missing
- * parts are `registry.ollama.ai`, `library`, `latest`), so `llama3.2` and `llama3.2:latest` are one name.
- * Undefined when it is not a valid Ollama name (a digest `@…` or a build `+…` is not accepted here).
- */
-export const parseOllamaName = (text: string): OllamaName | undefined => {
-  const stripped = text.trim().replace(/^[A-Za-z][A-Za-z0-9+.-]*:\/\//, "")
-  if (stripped === "" || stripped.length > 350 || /[@+\s]/.test(stripped)) return undefined
-  const slash = stripped.split("/")
-  if (slash.length > 3) return undefined
-  const last = slash.at(-1)!
-  const colon = last.lastIndexOf(":")
-  const model = colon >= 0 ? last.slice(0, colon) : last
-  const tag = colon >= 0 ? last.slice(colon + 1) : OLLAMA_DEFAULT_TAG
-  const host = slash.length === 3 ? slash[0]! : OLLAMA_DEFAULT_HOST
-  const namespace = slash.length >= 2 ? slash[slash.length - 2]! : OLLAMA_DEFAULT_NAMESPACE
-  return validOllamaName({ host, namespace, model, tag })
-}
-
-/** The comparison key of a name: Ollama compares names case-insensitively (Name.EqualFold). */
-export const ollamaNameKey = (name: OllamaName): string =>
-  `${name.host}/${name.namespace}/${name.model}:${name.tag}`.toLowerCase()
-
-/** True when two texts name the same Ollama model (`llama3.2` = `library/llama3.2:latest`). */
-export const sameOllamaName = (a: string, b: string): boolean => {
-  const pa = parseOllamaName(a)
-  const pb = parseOllamaName(b)
-  return pa !== undefined && pb !== undefined && ollamaNameKey(pa) === ollamaNameKey(pb)
-}
-
-/**
- * How `ollama list` shows a name (Name.DisplayShortest): the default host and namespace are left out,
- * the tag always stays: `llama3.2:3b`, `someone/model:latest`, `hf.co/org/repo:Q4_K_M`.
- */
-export const displayOllamaName = (name: OllamaName): string => {
-  const defaultHost = name.host.toLowerCase() === OLLAMA_DEFAULT_HOST
-  const prefix = !defaultHost
-    ? `${name.host}/${name.namespace}/`
-    : name.namespace.toLowerCase() !== OLLAMA_DEFAULT_NAMESPACE
-    ? `${name.namespace}/`
-    : ""
-  return `${prefix}${name.model}:${name.tag}`
-}
-
-/**
- * The name of the manifest at `relPath` under `<root>/manifests` (`<host>/<namespace>/<model>/<tag>`,
- * exactly four levels, as Ollama's `Manifests()` globs them). Undefined for anything else.
- */
-export const ollamaNameFromManifestPath = (relPath: string): OllamaName | undefined => {
-  const parts = relPath.split("/")
-  if (parts.length !== 4) return undefined
-  const [host, namespace, model, tag] = parts as [string, string, string, string]
-  return validOllamaName({ host, namespace, model, tag })
-}
-
-/** Where the manifest of `name` lives, relative to the models root (Name.Filepath). */
-export const ollamaManifestPath = (name: OllamaName): string =>
-  posix.join("manifests", name.host, name.namespace, name.model, name.tag)
-
-/** One layer (or the config) of an Ollama manifest. */
-export const OllamaLayer = Schema.Struct({
-  mediaType: Schema.String,
-  digest: Schema.String,
-  size: Schema.NonNegativeInt
-})
-/** One layer of an Ollama manifest. */
-export type OllamaLayer = typeof OllamaLayer.Type
-
-/** An Ollama manifest (server/manifest.go ManifestV2: a Docker v2 image manifest). */
-export const OllamaManifest = Schema.Struct({
-  schemaVersion: Schema.Number,
-  mediaType: Schema.optional(Schema.String),
-  config: OllamaLayer,
-  layers: Schema.Array(OllamaLayer)
-})
-/** An Ollama manifest. */
-export type OllamaManifest = typeof OllamaManifest.Type
-
-/** The model config blob a manifest's `config` points at (server/images.go ConfigV2); only what we use. */
-export const OllamaConfig = Schema.Struct({
-  model_format: Schema.optional(Schema.String),
-  model_family: Schema.optional(Schema.String),
-  model_type: Schema.optional(Schema.String),
-  file_type: Schema.optional(Schema.String)
-})
-/** The model config blob. */
-export type OllamaConfig = typeof OllamaConfig.Type
-
-const describeParseError = (error: unknown): string => String(error).split("\n").slice(0, 4).join("; ")
-
-// Built once: compiling a decoder costs more than decoding one manifest.
-const decodeManifestJson = Schema.decodeUnknownEither(Schema.parseJson(OllamaManifest))
-const decodeConfigJson = Schema.decodeUnknownEither(Schema.parseJson(OllamaConfig))
-
-/** Decodes a manifest file's text; the reason on failure is short enough for a warning. */
-export const decodeOllamaManifest = (text: string): Either.Either<OllamaManifest, string> =>
-  decodeManifestJson(text).pipe(Either.mapLeft((e) => `malformed manifest: ${describeParseError(e)}`))
-
-/** Decodes a config blob's text; undefined when it is not one. */
-export const decodeOllamaConfig = (text: string): OllamaConfig | undefined => Either.getOrUndefined(decodeConfigJson(text))
-
-/** The blob file of a digest: `sha256:<hex>` → `blobs/sha256-<hex>` (relative to the root). */
-export const ollamaBlobPath = (digest: string): Either.Either<{ readonly path: string; readonly sha256: string }, string> => {
-  const m = /^sha256[:-]([0-9a-fA-F]{64})$/.exec(digest)
-  if (m === null) return Either.left(`unsupported digest ${JSON.stringify(digest.slice(0, 80))}`)
-  const hex = m[1]!.toLowerCase()
-  return Either.right({ path: posix.join("blobs", `sha256-${hex}`), sha256: hex })
-}
-
-/** What a manifest says about its GGUF layer, before the blob is looked at. */
-export interface OllamaManifestModel {
-  readonly name: OllamaName
-  readonly displayName: string
-  /** Blob path relative to the root. */
-  readonly blob: string
-  readonly sha256: string
-  readonly sizeBytes: number
-  /** The config blob, relative to the root (for `file_type`). */
-  readonly configBlob: string | undefined
-}
-
-/**
- * The GGUF layer of a decoded manifest. `Left` with a reason when the manifest has no GGUF layer
- * (a safetensors or cloud model) or its digest is not a sha256.
- */
-export const ollamaManifestModel = (
-  name: OllamaName,
-  manifest: OllamaManifest
-): Either.Either<OllamaManifestModel, string> => {
-  const layer = manifest.layers.find((l) => l.mediaType === OLLAMA_MODEL_MEDIA_TYPE)
-  if (layer === undefined) return Either.left(`no ${OLLAMA_MODEL_MEDIA_TYPE} layer (not a GGUF model)`)
-  return Either.map(ollamaBlobPath(layer.digest), (blob) => ({
-    name,
-    displayName: displayOllamaName(name),
-    blob: blob.path,
-    sha256: blob.sha256,
-    sizeBytes: layer.size,
-    configBlob: Either.getOrUndefined(Either.map(ollamaBlobPath(manifest.config.digest), (c) => c.path))
-  }))
-}
-
-/** The quantization of an Ollama model: the config's `file_type`, else the tag (`3b-instruct-q4_K_M`). */
-export const ollamaQuantization = (name: OllamaName, config: OllamaConfig | undefined): string | undefined => {
-  const fileType = config?.file_type
-  if (fileType !== undefined && isQuantization(fileType)) return normalizeQuantization(fileType)
-  return quantizationOf(name.tag)
-}
-
-/** The finished record of an Ollama model whose blob was found at `path` with `sizeBytes`. */
-export const ollamaForeignModel = (args: {
-  readonly root: string
-  readonly model: OllamaManifestModel
-  readonly path: string
-  readonly sizeBytes: number
-  readonly quantization: string | undefined
-}): ForeignModel => ({
-  store: "ollama-store",
-  name: args.model.displayName,
-  path: args.path,
-  sizeBytes: args.sizeBytes,
-  sha256: args.model.sha256,
-  ...(args.quantization !== undefined ? { quantization: args.quantization } : {}),
-  removeCommand: `ollama rm ${shellQuote(args.model.displayName)}`,
-  root: args.root
-})
-
-// ---------------------------------------------------------------------------------------------
-// Hugging Face hub cache
-// ---------------------------------------------------------------------------------------------
-
-/**
- * The repo id of a cache folder: `models--org--repo` → `org/repo`, `models--gpt2` → `gpt2`.
- * Undefined for datasets, spaces and anything else (hub repo ids never contain `--`).
- */
-export const hfRepoFromFolder = (folder: string): string | undefined => {
-  if (!folder.startsWith("models--")) return undefined
-  const parts = folder.slice("models--".length).split("--")
-  if (parts.length > 2 || parts.some((p) => !/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(p))) return undefined
-  return parts.join("/")
-}
-
-/** The cache folder of a repo id: `org/repo` → `models--org--repo`. */
-export const hfFolderFromRepo = (repo: string): string => `models--${repo.split("/").join("--")}`
-
-/**
- * Where a snapshot file's symlink points, checked: `file` is its path inside the snapshot, `target`
- * what readlink returned (huggingface_hub writes `../../blobs/<etag>`, one more `../` per sub-folder).
- * Returns the blob's name (its etag: the sha256 for an LFS file, a git sha1 otherwise), or a reason
- * when the link leaves the repo's `blobs/` directory.
- */
-export const hfBlobOfLink = (file: string, target: string): Either.Either<{ readonly etag: string; readonly sha256: string | undefined }, string> => {
-  if (posix.isAbsolute(target)) return Either.left(`absolute symlink ${JSON.stringify(target)} (the cache links relatively)`)
-  // The link sits in <repo>/snapshots/<commit>/<file>; resolve it against that folder.
-  const resolved = posix.normalize(posix.join("snapshots", "commit", posix.dirname(file), target))
-  const m = /^blobs\/([^/]+)$/.exec(resolved)
-  if (m === null) return Either.left(`symlink ${JSON.stringify(target)} does not point into the repo's blobs/`)
-  const etag = m[1]!
-  return Either.right({ etag, sha256: SHA256_HEX.test(etag) ? etag : undefined })
-}
-
-/** One GGUF file of a cached repo snapshot, found by the scanner. */
-export interface HfSnapshotFile {
-  /** Path inside the snapshot (`model-Q4_K_M.gguf`, `Q8_0/x-00001-of-00002.gguf`). */
-  readonly file: string
-  readonly revision: string
-  /** Absolute path of the bytes (symlinks resolved). */
-  readonly path: string
-  readonly sizeBytes: number
-  readonly sha256: string | undefined
-  /** The other parts of a split model, absolute and resolved, in order after `path`. */
-  readonly otherParts?: ReadonlyArray<{ readonly path: string; readonly sizeBytes: number }>
-}
-
-/** `hf cache rm` for one file (`hf://models/<repo>/<file>`), with `--cache-dir` off the default root. */
-export const hfRemoveCommand = (repo: string, file: string, root: string, defaultRoot: string): string =>
-  `hf cache rm ${shellQuote(`hf://models/${repo}/${file}`)}` +
-  (posix.normalize(root) === posix.normalize(defaultRoot) ? "" : ` --cache-dir ${shellQuote(root)}`)
-
-/**
- * The records of one cached repo's GGUF files. Named `hf.co/<repo>:<QUANT>` (as Ollama and llama.cpp
- * name hub GGUFs) when that quantization is unique in the repo, else `<repo>/<file>`.
- */
-export const hfForeignModels = (args: {
-  readonly root: string
-  readonly defaultRoot: string
-  readonly repo: string
-  readonly files: ReadonlyArray<HfSnapshotFile>
-}): ReadonlyArray<ForeignModel> => {
-  const quants = args.files.map((f) => quantizationOf(f.file))
-  return args.files.map((f, i) => {
-    const quantization = quants[i]
-    const unique = quantization !== undefined && quants.filter((q) => q === quantization).length === 1
-    const parts = f.otherParts ?? []
-    return {
-      store: "hf-cache",
-      name: unique ? `hf.co/${args.repo}:${quantization}` : `${args.repo}/${f.file}`,
-      path: f.path,
-      sizeBytes: f.sizeBytes + parts.reduce((n, p) => n + p.sizeBytes, 0),
-      ...(f.sha256 !== undefined && parts.length === 0 ? { sha256: f.sha256 } : {}),
-      ...(quantization !== undefined ? { quantization } : {}),
-      removeCommand: hfRemoveCommand(args.repo, f.file, args.root, args.defaultRoot),
-      root: args.root,
-      repo: args.repo,
-      file: f.file,
-      revision: f.revision,
-      ...(parts.length > 0 ? { parts: [f.path, ...parts.map((p) => p.path)] } : {})
-    }
-  })
-}
-
-// ---------------------------------------------------------------------------------------------
 // LM Studio and node-llama-cpp: plain folders of GGUF files
 // ---------------------------------------------------------------------------------------------
 
@@ -476,8 +115,14 @@ export interface PlainStoreFile {
   readonly relPath: string
   /** Absolute path of the bytes (symlinks resolved). */
   readonly path: string
+  /** Where the store keeps it (differs from `path` for a link or a linked folder). */
+  readonly storePath: string
   readonly sizeBytes: number
-  readonly otherParts?: ReadonlyArray<{ readonly path: string; readonly sizeBytes: number }>
+  readonly otherParts?: ReadonlyArray<{ readonly path: string; readonly storePath: string; readonly sizeBytes: number }>
+  /** What the first bytes of the file say. */
+  readonly facts?: ModelFacts | undefined
+  /** The file's modification time (ISO). */
+  readonly modifiedAt?: string | undefined
 }
 
 /** The deepest LM Studio looks: `<publisher>/<repo>/<file>` plus sub-folders of split models. */
@@ -511,19 +156,24 @@ export const nodeLlamaCppForeignModel = (root: string, file: PlainStoreFile): Fo
 
 /**
  * A model that is just its file(s) in a folder, named by its path there; neither LM Studio nor
- * node-llama-cpp has a remove command, so the command given removes the files themselves.
+ * node-llama-cpp has a remove command, so the command given removes the files themselves: the names in
+ * the store, so a link (`lms import -l`) is removed, never the file it points at.
  */
 const plainFileModel = (store: "lmstudio" | "node-llama-cpp", root: string, file: PlainStoreFile): ForeignModel => {
   const parts = file.otherParts ?? []
   const paths = [file.path, ...parts.map((p) => p.path)]
-  const quantization = quantizationOf(file.relPath)
+  const storePaths = [file.storePath, ...parts.map((p) => p.storePath)]
+  const quantization = file.facts?.quantization ?? quantizationOf(file.relPath)
   return {
     store,
     name: file.relPath,
     path: file.path,
+    ...(file.storePath !== file.path ? { storePath: file.storePath } : {}),
     sizeBytes: file.sizeBytes + parts.reduce((n, p) => n + p.sizeBytes, 0),
     ...(quantization !== undefined ? { quantization } : {}),
-    removeCommand: `rm ${paths.map(shellQuote).join(" ")}`,
+    ...(file.facts?.family !== undefined ? { family: file.facts.family } : {}),
+    ...(file.modifiedAt !== undefined ? { modifiedAt: file.modifiedAt } : {}),
+    removeCommand: `rm ${storePaths.map(shellQuote).join(" ")}`,
     root,
     ...(parts.length > 0 ? { parts: paths } : {})
   }

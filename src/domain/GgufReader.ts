@@ -788,6 +788,52 @@ export const parseGguf = (prefix: Uint8Array, fileSize: number, options: GgufPar
   }
 }
 
+/** What `peekGgufMetadata` read from the start of a file. */
+export type GgufPeekResult =
+  | {
+    readonly _tag: "Ok"
+    /** The metadata entries wholly inside the prefix, in file order. */
+    readonly metadata: ReadonlyMap<string, GgufValue>
+    /** True when every entry was read (the prefix reached the tensor infos). */
+    readonly complete: boolean
+  }
+  | { readonly _tag: "Invalid"; readonly problem: GgufProblem }
+
+/**
+ * The metadata entries that fit in the first bytes of a GGUF file, without validating the rest: for a
+ * listing that needs `general.architecture` and `general.file_type` (converters write `general.*` and the
+ * architecture's keys before the long tokenizer arrays) and must not read megabytes per model. A file that
+ * does not start like a GGUF is Invalid; a prefix ending inside an entry just ends the peek.
+ */
+export const peekGgufMetadata = (prefix: Uint8Array, fileSize: number): GgufPeekResult => {
+  const metadata = new Map<string, GgufValue>()
+  const c = new Cursor(prefix, Math.max(fileSize, prefix.length))
+  try {
+    if (c.fileSize < HEADER_FIXED_BYTES) fail(`file is ${c.fileSize} bytes, too short to be a GGUF file`, 0)
+    const magicAt = c.take(4, "the magic")
+    const magic = c.bytes.subarray(magicAt, magicAt + 4)
+    if (magic[0] !== 0x47 || magic[1] !== 0x47 || magic[2] !== 0x55 || magic[3] !== 0x46) {
+      fail(`not a GGUF file: expected magic "GGUF", found ${describeMagic(magic)}`, 0)
+    }
+    const version = c.u32("the version")
+    if (version !== 2 && version !== 3) fail(`unsupported GGUF version ${version} (supported: 2 and 3)`, 4)
+    c.u64("the tensor count")
+    const kvCount = c.u64("the metadata count")
+    for (let i = 0; i < kvCount; i++) {
+      const keyBytes = c.stringBytes(`the key of metadata entry ${i}`)
+      const key = utf8Lenient.decode(keyBytes)
+      c.key = key
+      metadata.set(key, readValue(c, readValueType(c, `the value type of "${key}"`), 0, 64))
+    }
+    return { _tag: "Ok", metadata, complete: true }
+  } catch (e) {
+    if (!(e instanceof Stop)) throw e
+    if (e.result._tag === "NeedMore") return { _tag: "Ok", metadata, complete: false }
+    // a malformed entry after the ones read: what came before is still what the file says
+    return metadata.size > 0 ? { _tag: "Ok", metadata, complete: false } : e.result
+  }
+}
+
 /** Parses a whole file held in memory (tests, small files); never answers NeedMore. */
 export const parseGgufBuffer = (whole: Uint8Array, options?: GgufParseOptions): GgufParseResult =>
   parseGguf(whole, whole.length, options)

@@ -1,10 +1,11 @@
 /**
  * llmspell's own protocol: every LocalLLM operation as an `@effect/rpc` `Rpc` of one `RpcGroup`
- * (`LlmspellRpcs`), with its payload, success and the one `LlmspellError` union as failure, so a
- * typed error on the server is the same typed error in the client program (hint included). Pull
- * progress and generation are streams. `llmspell serve` mounts the group at `/rpc`
- * (`serve/rpc.ts`); `LlmspellRemote` is its client. The CLI's `--json` output is exactly these
- * encoded types. Pure: schemas only, no I/O.
+ * (`LlmspellRpcs`), with its payload, success and failure — the operation's own error union from
+ * `services/LocalLLM.ts` (`GenerateError`, …, each a part of the one `LlmspellError` union), so a
+ * typed error on the server is the same typed error in the client program (hint included), and the
+ * client's types are the service's. Pull progress and generation are streams. `llmspell serve`
+ * mounts the group at `/rpc` (`serve/rpc.ts`); `LlmspellRemote` is its client. The CLI's `--json`
+ * output is exactly these encoded types. Pure: schemas only, no I/O.
  */
 import * as Rpc from "@effect/rpc/Rpc"
 import * as RpcGroup from "@effect/rpc/RpcGroup"
@@ -12,6 +13,7 @@ import * as Either from "effect/Either"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import { AvailableReport } from "./Catalog.js"
+import * as LocalLLM from "../services/LocalLLM.js"
 import { InvalidRequest, LlmspellError, UnsupportedSchema } from "./Errors.js"
 import { JSON_LIMITS, nestedDeeperThan, type SchemaLimitProblem, schemaBeyondLimits } from "./JsonLimits.js"
 import { InstallOllamaReport } from "./InstallOllama.js"
@@ -32,7 +34,7 @@ import {
   REQUEST_LIMITS,
   VerifyReport
 } from "./Types.js"
-/** Every llmspell error as a schema: the union defined once in `Errors.ts`. */
+/** Every llmspell error as a schema: the union defined once in `Errors.ts` (each Rpc fails with a part of it). */
 export const LlmspellErrorSchema = LlmspellError
 
 /** Which backends a multi-backend request covers. */
@@ -72,7 +74,6 @@ export const RunResult = Schema.extend(Completion, Schema.Struct({ object: Schem
 
 const filter = { backend: Schema.optionalWith(BackendFilterSchema, { default: () => "all" as const }) }
 const spec = { spec: Schema.String }
-const error = LlmspellErrorSchema
 const pullPayload = {
   spec: Schema.String,
   quantization: Schema.optional(Schema.String),
@@ -82,65 +83,89 @@ const pullPayload = {
 const availablePayload = { recommendedOnly: Schema.optionalWith(Schema.Boolean, { default: () => false }) }
 
 /** Health of every configured backend instance. */
-export const Status = Rpc.make("Status", { payload: filter, success: Schema.Array(BackendStatus), error })
+export const Status = Rpc.make("Status", { payload: filter, success: Schema.Array(BackendStatus) })
 /** Models present on every backend asked for. */
-export const List = Rpc.make("List", { payload: filter, success: ModelList, error })
+export const List = Rpc.make("List", { payload: filter, success: ModelList })
 /** The configured backend instances. */
-export const Instances = Rpc.make("Instances", { payload: filter, success: Schema.Array(InstanceSummary), error })
+export const Instances = Rpc.make("Instances", { payload: filter, success: Schema.Array(InstanceSummary) })
 /** What is known about one model. */
-export const Info = Rpc.make("Info", { payload: spec, success: ModelInfo, error })
+export const Info = Rpc.make("Info", { payload: spec, success: ModelInfo, error: LocalLLM.InfoError })
 /** A pull: a stream of progress events, the last one (phase `done`) with the result. */
 export const Pull = Rpc.make("Pull", {
   payload: pullPayload,
   success: PullProgress,
-  error,
+  error: LocalLLM.PullError,
   stream: true
 })
 /** Removes a model. */
-export const Remove = Rpc.make("Remove", { payload: spec, success: RemoveResult, error })
+export const Remove = Rpc.make("Remove", { payload: spec, success: RemoveResult, error: LocalLLM.RemoveError })
 /** What a remove would delete. */
-export const PlanRemoval = Rpc.make("PlanRemoval", { payload: spec, success: RemovalPlan, error })
+export const PlanRemoval = Rpc.make("PlanRemoval", { payload: spec, success: RemovalPlan, error: LocalLLM.PlanRemovalError })
 /** Verifies one model or every pulled model. */
-export const Verify = Rpc.make("Verify", { payload: { spec: Schema.optional(Schema.String) }, success: VerifyReport, error })
+export const Verify = Rpc.make("Verify", {
+  payload: { spec: Schema.optional(Schema.String) },
+  success: VerifyReport,
+  error: LocalLLM.VerifyError
+})
 /** A generation: a stream of events (deltas, tool calls), the last one `Finish`. */
 export const Generate = Rpc.make("Generate", {
   payload: { spec: Schema.String, request: GenerateRequest },
   success: GenerateEvent,
-  error,
+  error: LocalLLM.GenerateError,
   stream: true
 })
 /** A generation run to its end (a structured answer checked). */
-export const Run = Rpc.make("Run", { payload: { spec: Schema.String, request: GenerateRequest }, success: RunResult, error })
+export const Run = Rpc.make("Run", {
+  payload: { spec: Schema.String, request: GenerateRequest },
+  success: RunResult,
+  error: LocalLLM.RunError
+})
 /** Embeds texts: one vector per input, in order. */
-export const Embed = Rpc.make("Embed", { payload: { spec: Schema.String, inputs: Schema.Array(Schema.String) }, success: Embeddings, error })
+export const Embed = Rpc.make("Embed", {
+  payload: { spec: Schema.String, inputs: Schema.Array(Schema.String) },
+  success: Embeddings,
+  error: LocalLLM.EmbedError
+})
 /** The curated catalog marked with what fits the server's free memory and what is already on its disk. */
 export const Available = Rpc.make("Available", {
   payload: availablePayload,
   success: AvailableReport,
-  error
+  error: LocalLLM.AvailableError
 })
 /** Imports a GGUF file (a path on the server's machine) into the default GGUF store. */
 export const Import = Rpc.make("Import", {
   payload: { file: Schema.String, name: Schema.optional(Schema.String), copy: Schema.optional(Schema.Boolean) },
   success: ImportResult,
-  error
+  error: LocalLLM.ImportError
 })
 /** Whether Ollama is installed and running, and what installing it would run (nothing is run). */
-export const PlanOllamaInstall = Rpc.make("PlanOllamaInstall", { payload: InstallOllamaFlags, success: InstallOllamaReport, error })
+export const PlanOllamaInstall = Rpc.make("PlanOllamaInstall", {
+  payload: InstallOllamaFlags,
+  success: InstallOllamaReport,
+  error: LocalLLM.PlanOllamaInstallError
+})
 /** Plans and, with `yes` and without `dryRun`, runs the official Ollama installer. */
-export const InstallOllama = Rpc.make("InstallOllama", { payload: InstallOllamaFlags, success: InstallOllamaReport, error })
+export const InstallOllama = Rpc.make("InstallOllama", {
+  payload: InstallOllamaFlags,
+  success: InstallOllamaReport,
+  error: LocalLLM.InstallOllamaError
+})
 
 /** Models loaded in memory now (`llmspell ps`). */
-export const Ps = Rpc.make("Ps", { payload: filter, success: Schema.Array(LoadedModel), error })
+export const Ps = Rpc.make("Ps", { payload: filter, success: Schema.Array(LoadedModel) })
 /** Unloads a model now (`llmspell stop`). */
-export const Unload = Rpc.make("Unload", { payload: spec, success: Schema.Void, error })
+export const Unload = Rpc.make("Unload", { payload: spec, success: Schema.Void, error: LocalLLM.KeepAliveError })
 /** How long an idle loaded model stays loaded, in seconds (0: unload when idle; negative: keep). */
-export const KeepAlive = Rpc.make("KeepAlive", { payload: { spec: Schema.String, seconds: Schema.Number }, success: Schema.Void, error })
+export const KeepAlive = Rpc.make("KeepAlive", {
+  payload: { spec: Schema.String, seconds: Schema.Number },
+  success: Schema.Void,
+  error: LocalLLM.KeepAliveError
+})
 /** Loads a model now, without generating; then it stays for `keepAliveSeconds` once idle. */
 export const Load = Rpc.make("Load", {
   payload: { spec: Schema.String, keepAliveSeconds: Schema.optional(Schema.Number) },
   success: Schema.Void,
-  error
+  error: LocalLLM.LoadError
 })
 
 /** Every LocalLLM operation but `resolve` (which hands out a live backend, not a result). */

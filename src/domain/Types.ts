@@ -40,7 +40,11 @@ export const LoadedModel = Schema.Struct({
   backend: Schema.optional(BackendType),
   instance: Schema.optional(Schema.String),
   /** `embedding` for a GGUF model loaded with an embedding context (a copy apart from its chat context). */
-  purpose: Schema.optional(Schema.Literal("chat", "embedding"))
+  purpose: Schema.optional(Schema.Literal("chat", "embedding")),
+  /** The same facts `list` gives of the model (GGUF): its digest, family (architecture) and quantization. */
+  digest: Schema.optional(Schema.String),
+  family: Schema.optional(Schema.String),
+  quantization: Schema.optional(Schema.String)
 })
 /** A model loaded in memory right now. */
 export type LoadedModel = typeof LoadedModel.Type
@@ -235,6 +239,11 @@ export const VerifyFile = Schema.Struct({
   file: Schema.String,
   status: Schema.Literal("ok", "missing", "corrupt"),
   expectedSha256: Schema.optional(Schema.String),
+  /**
+   * Where `expectedSha256` came from: the hub's listing, the download itself (the hub published none), or
+   * the file an import was made from.
+   */
+  expectedFrom: Schema.optional(Schema.Literal("hub", "download", "import")),
   actualSha256: Schema.optional(Schema.String),
   sizeBytes: Schema.optional(Schema.Number),
   /** What is wrong with a file that is not ok. */

@@ -29,6 +29,7 @@ import { validateGenerateRequest } from "../domain/Protocol.js"
 import type {
   ChatMessage,
   Completion,
+  Embeddings,
   FinishReason,
   GenerateEvent,
   GenerateRequest,
@@ -36,8 +37,20 @@ import type {
   ToolChoice,
   ToolDefinition
 } from "../domain/Types.js"
-import type { Backend } from "../services/Backend.js"
-import { ProviderRegistry } from "../services/ProviderRegistry.js"
+import { ProviderRegistry, type ResolveError } from "../services/ProviderRegistry.js"
+
+/**
+ * What the LanguageModel adapter needs of a backend instance: its `generate` (a `Backend` has it;
+ * so does a LocalLLM bound to one spec, whose errors also include routing's).
+ */
+export interface GenerateSource {
+  readonly generate: (model: string, request: GenerateRequest) => Stream.Stream<GenerateEvent, LlmspellError>
+}
+
+/** What the EmbeddingModel adapter needs of a backend instance: its `embed`. */
+export interface EmbedSource {
+  readonly embed: (model: string, inputs: ReadonlyArray<string>) => Effect.Effect<Embeddings, LlmspellError>
+}
 
 /** Sampling settings applied to every request of the adapted model. */
 export type GenerateDefaults = Omit<GenerateRequest, "messages">
@@ -149,7 +162,7 @@ export const toAiError = (method: string) => (error: LlmspellError): AiError.AiE
 
 /** Validates the request (the same check as LocalLLM and the CLI), then streams the backend's events. */
 const events = (
-  backend: Backend,
+  backend: GenerateSource,
   model: string,
   options: LanguageModel.ProviderOptions,
   defaults: GenerateDefaults,
@@ -167,7 +180,7 @@ const events = (
 
 /** One model of one backend instance as a `LanguageModel` service. */
 export const fromBackend = (
-  backend: Backend,
+  backend: GenerateSource,
   model: string,
   defaults: GenerateDefaults = {}
 ): Effect.Effect<LanguageModel.Service> =>
@@ -248,7 +261,7 @@ export const fromBackend = (
 
 /** One model of one backend instance as an `EmbeddingModel` service (inputs batched per call). */
 export const embeddingModelFromBackend = (
-  backend: Backend,
+  backend: EmbedSource,
   model: string,
   options: { readonly maxBatchSize?: number } = {}
 ): Effect.Effect<EmbeddingModel.Service> =>
@@ -265,7 +278,7 @@ export const embeddingModelFromBackend = (
 export const languageModelLayer = (
   spec: string,
   defaults: GenerateDefaults = {}
-): Layer.Layer<LanguageModel.LanguageModel, LlmspellError, ProviderRegistry> =>
+): Layer.Layer<LanguageModel.LanguageModel, ResolveError, ProviderRegistry> =>
   Layer.effect(
     LanguageModel.LanguageModel,
     Effect.gen(function*() {
@@ -279,7 +292,7 @@ export const languageModelLayer = (
 export const embeddingModelLayer = (
   spec: string,
   options: { readonly maxBatchSize?: number } = {}
-): Layer.Layer<EmbeddingModel.EmbeddingModel, LlmspellError, ProviderRegistry> =>
+): Layer.Layer<EmbeddingModel.EmbeddingModel, ResolveError, ProviderRegistry> =>
   Layer.effect(
     EmbeddingModel.EmbeddingModel,
     Effect.gen(function*() {

@@ -5,31 +5,36 @@
  * errors (a `ModelNotFound` on the server is a `ModelNotFound` here, hint included). Interrupting a
  * call aborts its HTTP request, which interrupts it on the server (a generation frees its sequence).
  * A server that is down is a `BackendUnavailable` naming the URL (exit 4), found by a bounded TCP
- * connect before the first call: never a hang. The API key is sent as a bearer token, never shown.
+ * connect before the first call: never a hang; one that refuses the key is `MissingCredentials` (2). The API key is sent as a bearer token, never shown.
  */
 import type * as EmbeddingModel from "@effect/ai/EmbeddingModel"
-import * as LanguageModel from "@effect/ai/LanguageModel"
-import * as EmbeddingModelTag from "@effect/ai/EmbeddingModel"
-import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
+import type * as LanguageModel from "@effect/ai/LanguageModel"
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as RpcClient from "@effect/rpc/RpcClient"
 import { RpcClientError } from "@effect/rpc/RpcClientError"
 import * as RpcSerialization from "@effect/rpc/RpcSerialization"
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import * as Stream from "effect/Stream"
+import * as Http from "node:http"
+import type * as Https from "node:https"
 import * as net from "node:net"
 import * as nodePath from "node:path"
-import { BackendUnavailable, type LlmspellError, UnsupportedOperation } from "../domain/Errors.js"
+import { BackendUnavailable, MissingCredentials, UnsupportedOperation } from "../domain/Errors.js"
 import { isFileReference } from "../domain/ModelSpec.js"
 import { LlmspellRpcs, validateGenerateRequest } from "../domain/Protocol.js"
-import type { Backend } from "../services/Backend.js"
+import { LLMSPELL_DEFAULT_PORT, parseServerUrl, redactUrl, redactUrlsIn, urlProblem } from "../domain/ServerUrl.js"
 import { LocalLLM, type LocalLLMService } from "../services/LocalLLM.js"
-import { embeddingModelFromBackend, fromBackend, type GenerateDefaults } from "./LanguageModelAdapter.js"
+import {
+  type EmbedSource,
+  type GenerateDefaults,
+  type GenerateSource
+} from "./LanguageModelAdapter.js"
 
 /** Where the server is and how to authenticate. */
 export interface RemoteOptions {
@@ -45,17 +50,22 @@ export interface RemoteOptions {
 
 const HINT = "start it with `llmspell serve`, or run without a server with --local"
 
-/** The base URL without a trailing slash. */
-const baseOf = (url: string) => url.replace(/\/+$/, "")
+/** The base URL in any form `--host` takes (`host:port`, `:port`, a URL), without a trailing slash. */
+const baseOf = (url: string) => parseServerUrl(url, LLMSPELL_DEFAULT_PORT).replace(/\/+$/, "")
 
 /** Opens and closes one TCP connection to the server, within the timeout. */
 const probe = (url: string, timeout: Duration.DurationInput): Effect.Effect<void, BackendUnavailable> =>
   Effect.gen(function*() {
-    const parsed = yield* Effect.try({
-      try: () => new URL(url),
-      catch: () =>
-        new BackendUnavailable({ backend: "llmspell", url, reason: "this is not a URL", suggestion: "give it as http://host:port" })
-    })
+    const problem = urlProblem(url)
+    if (problem !== undefined) {
+      return yield* new BackendUnavailable({
+        backend: "llmspell",
+        url: redactUrl(url),
+        reason: `not a server address: it ${problem}`,
+        suggestion: "give it as host:port or http://host:port (`llmspell serve` prints its address when it starts)"
+      })
+    }
+    const parsed = new URL(url)
     const port = Number(parsed.port || (parsed.protocol === "https:" ? 443 : 80))
     const host = parsed.hostname.replace(/^\[|\]$/g, "")
     yield* Effect.async<void, BackendUnavailable>((resume) => {
@@ -66,7 +76,7 @@ const probe = (url: string, timeout: Duration.DurationInput): Effect.Effect<void
       })
       socket.once("error", (e: NodeJS.ErrnoException) => {
         socket.destroy()
-        resume(Effect.fail(new BackendUnavailable({ backend: "llmspell", url, reason: `no server answers (${e.code ?? e.message})`, suggestion: HINT })))
+        resume(Effect.fail(new BackendUnavailable({ backend: "llmspell", url: redactUrl(url), reason: `no server answers (${e.code ?? e.message})`, suggestion: HINT })))
       })
       return Effect.sync(() => socket.destroy())
     }).pipe(
@@ -75,7 +85,7 @@ const probe = (url: string, timeout: Duration.DurationInput): Effect.Effect<void
         onTimeout: () =>
           new BackendUnavailable({
             backend: "llmspell",
-            url,
+            url: redactUrl(url),
             reason: `no connection within ${Duration.format(Duration.decode(timeout))}`,
             suggestion: HINT
           })
@@ -83,28 +93,92 @@ const probe = (url: string, timeout: Duration.DurationInput): Effect.Effect<void
     )
   })
 
-/** The server stopped answering mid-way, or refused the request (401): a BackendUnavailable naming it. */
-const unavailable = (url: string) => (error: RpcClientError): BackendUnavailable => {
-  const cause = error.cause as { _tag?: string; reason?: string; response?: { status?: number } } | undefined
-  const status = cause?.response?.status
+/**
+ * The server stopped answering mid-way (a BackendUnavailable naming it), or refused the key: a
+ * server started with `--api-key` answers 401 to a request without the right one, which is a
+ * credentials problem (MissingCredentials, exit 2), not a server that is down.
+ */
+/**
+ * A call that did not get its answer: the server is gone, answered an error status, or refused
+ * the API key (401/403: said so, with the variable to set; the key itself never shown).
+ */
+const unavailable = (url: string, keyGiven: boolean) => (error: RpcClientError): BackendUnavailable => {
+  const status = statusOf(error)
+  const refusedKey = status === 401 || status === 403
   return new BackendUnavailable({
     backend: "llmspell",
-    url,
-    reason: status === 401
-      ? "the server wants an API key (401): this one is missing or wrong"
+    url: redactUrl(url),
+    reason: refusedKey
+      ? keyRefusedReason(status, keyGiven)
       : status !== undefined && status >= 200 && status < 300
       // the answer had begun: its body broke off (the server stopped, crashed or was killed)
       ? "the connection dropped in the middle of the answer (did the server stop?)"
       : status !== undefined
       ? `the server answered HTTP ${status}`
-      : `the connection failed (${cause?.reason ?? error.message})`,
-    suggestion: status === 401 ? "pass the server's key in LLMSPELL_API_KEY" : HINT,
+      : `the connection failed (${redactUrlsIn(causeOf(error)?.reason ?? error.message)})`,
+    suggestion: refusedKey ? KEY_HINT : HINT,
     cause: error
   })
 }
 
+const causeOf = (error: RpcClientError) =>
+  error.cause as { _tag?: string; reason?: string; response?: { status?: number } } | undefined
+const statusOf = (error: RpcClientError) => causeOf(error)?.response?.status
+const KEY_HINT = "set LLMSPELL_API_KEY to the key the server was started with (`llmspell serve --api-key`, or its LLMSPELL_API_KEY)"
+const keyRefusedReason = (status: number, keyGiven: boolean) =>
+  keyGiven
+    ? `the server refused the API key (HTTP ${status}): it is not the one the server was started with`
+    : `the server wants an API key (HTTP ${status}) and none was given`
+
+/**
+ * At connection time a refused key is a credentials problem (MissingCredentials, exit 2), not a
+ * server that is down; later calls report it as BackendUnavailable, which every operation lists.
+ */
+const keyRefused = (url: string, keyGiven: boolean, error: BackendUnavailable): MissingCredentials | BackendUnavailable => {
+  const status = error.cause instanceof RpcClientError ? statusOf(error.cause) : undefined
+  return status === 401 || status === 403
+    ? new MissingCredentials({
+      provider: `llmspell serve at ${redactUrl(url)}`,
+      variable: "LLMSPELL_API_KEY",
+      reason: keyRefusedReason(status, keyGiven),
+      suggestion: KEY_HINT
+    })
+    : error
+}
+
+/**
+ * Node's own HTTP client: `fetch` would load undici and web streams, a fifth of what a connected
+ * CLI command costs (bench:startup). The https agent is made only for an https:// server, so a
+ * server on loopback never loads TLS.
+ */
+const nodeHttpClient = NodeHttpClient.layerWithoutAgent.pipe(
+  Layer.provide(Layer.scoped(
+    NodeHttpClient.HttpAgent,
+    Effect.acquireRelease(
+      Effect.sync(() => {
+        const http = new Http.Agent({ keepAlive: true })
+        let https: Https.Agent | undefined
+        return {
+          [NodeHttpClient.HttpAgentTypeId]: NodeHttpClient.HttpAgentTypeId,
+          http,
+          get https() {
+            return (https ??= new (process.getBuiltinModule("node:https").Agent)({ keepAlive: true }))
+          },
+          destroy: () => {
+            http.destroy()
+            https?.destroy()
+          }
+        }
+      }),
+      (agents) => Effect.sync(agents.destroy)
+    )
+  ))
+)
+
 /** The LocalLLM of a server, built in a scope (its connections close with it). */
-export const make = (options: RemoteOptions): Effect.Effect<LocalLLMService, BackendUnavailable, import("effect/Scope").Scope> =>
+export const make = (
+  options: RemoteOptions
+): Effect.Effect<LocalLLMService, BackendUnavailable | MissingCredentials, import("effect/Scope").Scope> =>
   Effect.gen(function*() {
     const url = baseOf(options.url)
     yield* probe(url, options.connectTimeout ?? "3 seconds")
@@ -121,16 +195,17 @@ export const make = (options: RemoteOptions): Effect.Effect<LocalLLMService, Bac
           // A 401 (or any error status) carries no NDJSON: fail on it rather than wait for answers.
           HttpClient.filterStatusOk
         ))
-    ).pipe(Layer.provide(FetchHttpClient.layer))
+    ).pipe(Layer.provide(nodeHttpClient))
     const protocol = RpcClient.layerProtocolHttp({ url: `${url}/rpc` }).pipe(
       Layer.provide(Layer.merge(http, RpcSerialization.layerNdjson))
     )
     // Built in this scope (not with Effect.provide, whose scope would close once `make` returns).
     const client = yield* RpcClient.make(LlmspellRpcs).pipe(Effect.provide(yield* Layer.build(protocol)))
-    const lost = unavailable(url)
-    const call = <A>(effect: Effect.Effect<A, LlmspellError | RpcClientError>): Effect.Effect<A, LlmspellError> =>
+    const lost = unavailable(url, apiKey !== undefined)
+    // Each call fails with its operation's errors (the protocol's, the same as LocalLLM's), or a lost connection.
+    const call = <A, E>(effect: Effect.Effect<A, E | RpcClientError>): Effect.Effect<A, E | BackendUnavailable> =>
       Effect.catchIf(effect, (e): e is RpcClientError => e instanceof RpcClientError, (e) => Effect.fail(lost(e)))
-    const stream = <A>(s: Stream.Stream<A, LlmspellError | RpcClientError>): Stream.Stream<A, LlmspellError> =>
+    const stream = <A, E>(s: Stream.Stream<A, E | RpcClientError>): Stream.Stream<A, E | BackendUnavailable> =>
       Stream.catchAll(s, (e) => Stream.fail(e instanceof RpcClientError ? lost(e) : e))
     // A relative path means the caller's directory, not the server's: it is sent absolute, and
     // the answer names it as the caller wrote it, as the embedded LocalLLM does.
@@ -156,20 +231,20 @@ export const make = (options: RemoteOptions): Effect.Effect<LocalLLMService, Bac
     yield* call(client.Instances({ backend: "all" })).pipe(
       Effect.timeoutFail({
         duration: options.connectTimeout ?? "10 seconds",
-        onTimeout: () => new BackendUnavailable({ backend: "llmspell", url, reason: "the server does not answer", suggestion: HINT })
+        onTimeout: () => new BackendUnavailable({ backend: "llmspell", url: redactUrl(url), reason: "the server does not answer", suggestion: HINT })
       }),
       Effect.catchAll((e) =>
         Effect.fail(
           e instanceof BackendUnavailable
-            ? e
-            : new BackendUnavailable({ backend: "llmspell", url, reason: `the server failed to answer (${e.message})`, suggestion: HINT })
+            ? keyRefused(url, apiKey !== undefined, e)
+            : new BackendUnavailable({ backend: "llmspell", url: redactUrl(url), reason: `the server failed to answer (${e.message})`, suggestion: HINT })
         )
       )
     )
     const valid = (request: unknown) =>
       Either.match(validateGenerateRequest(request), { onLeft: Effect.fail, onRight: Effect.succeed })
     // `status`/`list`/`instances` never fail on the server; a lost connection has nowhere to go but a defect.
-    const orDie = <A>(effect: Effect.Effect<A, LlmspellError | RpcClientError>) => Effect.orDieWith(call(effect), (e) => e)
+    const orDie = <A, E>(effect: Effect.Effect<A, E | RpcClientError>) => Effect.orDieWith(call(effect), (e) => e)
 
     const service: LocalLLMService = {
       status: (backend = "all") => orDie(client.Status({ backend })),
@@ -222,36 +297,40 @@ export const make = (options: RemoteOptions): Effect.Effect<LocalLLMService, Bac
   })
 
 /** `LocalLLM` served by the llmspell server at `url`. */
-export const layer = (options: RemoteOptions): Layer.Layer<LocalLLM, BackendUnavailable> =>
+export const layer = (options: RemoteOptions): Layer.Layer<LocalLLM, BackendUnavailable | MissingCredentials> =>
   Layer.scoped(LocalLLM, make(options))
 
-/** One model spec of a LocalLLM seen as a backend instance, for the `@effect/ai` adapters. */
-const backendOf = (llm: LocalLLMService, spec: string): Backend => ({
-  name: "llmspell",
-  type: "gguf",
-  status: Effect.map(llm.status(), (all) => all[0]!),
-  list: Effect.map(llm.list(), (l) => l.models),
-  info: () => llm.info(spec),
-  pull: (_, o) => llm.pull(spec, o),
-  remove: () => llm.remove(spec),
-  verify: () => llm.verify(spec),
+/** One model spec of a LocalLLM as what the `@effect/ai` adapters call. */
+const backendOf = (llm: LocalLLMService, spec: string): GenerateSource & EmbedSource => ({
   generate: (_, request) => llm.generate(spec, request),
   embed: (_, inputs) => llm.embed(spec, inputs)
 })
+
+// The @effect/ai models are imported when one is built: a CLI command against a server uses none.
+const adapters = Effect.promise(() =>
+  Promise.all([import("@effect/ai/LanguageModel"), import("@effect/ai/EmbeddingModel"), import("./LanguageModelAdapter.js")])
+)
 
 /** A model spec as an `@effect/ai` LanguageModel over the LocalLLM in context (remote or embedded). */
 export const languageModel = (
   spec: string,
   defaults: GenerateDefaults = {}
 ): Layer.Layer<LanguageModel.LanguageModel, never, LocalLLM> =>
-  Layer.effect(LanguageModel.LanguageModel, Effect.flatMap(LocalLLM, (llm) => fromBackend(backendOf(llm, spec), spec, defaults)))
+  Layer.unwrapEffect(Effect.map(adapters, ([LanguageModelTag, , Adapter]) =>
+    Layer.effect(
+      LanguageModelTag.LanguageModel,
+      Effect.flatMap(LocalLLM, (llm) => Adapter.fromBackend(backendOf(llm, spec), spec, defaults))
+    )
+  ))
 
 /** A model spec as an `@effect/ai` EmbeddingModel over the LocalLLM in context (remote or embedded). */
 export const embeddingModel = (
   spec: string,
   options: { readonly maxBatchSize?: number } = {}
 ): Layer.Layer<EmbeddingModel.EmbeddingModel, never, LocalLLM> =>
-  Layer.effect(
-    EmbeddingModelTag.EmbeddingModel,
-    Effect.flatMap(LocalLLM, (llm) => embeddingModelFromBackend(backendOf(llm, spec), spec, options))
-  )
+  Layer.unwrapEffect(Effect.map(adapters, ([, EmbeddingModelTag, Adapter]) =>
+    Layer.effect(
+      EmbeddingModelTag.EmbeddingModel,
+      Effect.flatMap(LocalLLM, (llm) => Adapter.embeddingModelFromBackend(backendOf(llm, spec), spec, options))
+    )
+  ))

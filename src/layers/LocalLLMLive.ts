@@ -15,7 +15,7 @@ import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as nodePath from "node:path"
 import * as Catalog from "../domain/Catalog.js"
-import { BackendError, BackendUnavailable, isLlmspellError, type LlmspellError, ModelNotFound } from "../domain/Errors.js"
+import { BackendError, BackendUnavailable, ModelNotFound } from "../domain/Errors.js"
 import { errorToJson } from "../domain/Failure.js"
 import * as HubRef from "../domain/HubRef.js"
 import { type InstallOllamaReport, planInstall } from "../domain/InstallOllama.js"
@@ -24,8 +24,7 @@ import * as Protocol from "../domain/Protocol.js"
 import type { BackendStatus, LoadedModel, LocalModel } from "../domain/Types.js"
 import type { GenerateRequest, ModelList, RunResult } from "../domain/Types.js"
 import { incompleteAnswer, markIncomplete, structuredAnswer } from "../domain/JsonSchemaCheck.js"
-import { type BackendFilter, LocalLLM, type LocalLLMService } from "../services/LocalLLM.js"
-import { ModelDownloader, type ModelDownloaderService } from "../services/ModelDownloader.js"
+import { type BackendFilter, LocalLLM, type LocalLLMService, type RunError } from "../services/LocalLLM.js"
 import { ModelStore, type ModelStoreService } from "../services/ModelStore.js"
 import { backendTypeOf, endpointOf } from "../domain/Routing.js"
 import { ProviderRegistry, type ProviderRegistryService } from "../services/ProviderRegistry.js"
@@ -38,26 +37,26 @@ const ELSEWHERE_TIMEOUT = Duration.seconds(3)
 const sameModel = (listed: LocalModel, wanted: string) =>
   listed.name === wanted || listed.name === `${wanted}:latest` || listed.name === `${wanted}.gguf`
 
-const errorInfo = (e: unknown) =>
-  isLlmspellError(e) ? errorToJson(e) : { _tag: "UnknownError", message: e instanceof Error ? e.message : String(e) }
+const errorInfo = errorToJson
 
-/** The store services the facade uses when they are there (the live stack has them; a mock may not). */
-export interface Stores {
-  readonly store?: ModelStoreService | undefined
-  readonly downloader?: ModelDownloaderService | undefined
-}
+/**
+ * Instances asked at once by the operations that cover all of them (status, list, ps, the search
+ * for a model elsewhere): a config with thousands of instances must not open thousands of
+ * connections at once (issue 19 item 25); each instance's own timeout bounds its probe.
+ */
+export const PROBE_CONCURRENCY = 16
 
 const sameName = (a: string, b: string) => a.toLowerCase() === b.toLowerCase()
 
-/** Builds the facade over a registry (and the model store and downloader, for `available` and `importFile`). */
-export const make = (registry: ProviderRegistryService, stores: Stores = {}): LocalLLMService => {
+/** Builds the facade over a registry and the model store (`available` reads it, `importFile` writes it). */
+export const make = (registry: ProviderRegistryService, store: ModelStoreService): LocalLLMService => {
   const status = (filter: BackendFilter = "all") =>
     Effect.forEach(
       registry.instances(filter),
       (instance) =>
         registry.instance(instance.name).pipe(
           Effect.flatMap((backend) => backend.status),
-          Effect.catchAll((e: LlmspellError) =>
+          Effect.catchAll((e) =>
             Effect.succeed<BackendStatus>({
               instance: instance.name,
               backend: backendTypeOf(instance),
@@ -70,7 +69,7 @@ export const make = (registry: ProviderRegistryService, stores: Stores = {}): Lo
             })
           )
         ),
-      { concurrency: "unbounded" }
+      { concurrency: PROBE_CONCURRENCY }
     )
 
   const list = (filter: BackendFilter = "all"): Effect.Effect<ModelList> =>
@@ -82,7 +81,7 @@ export const make = (registry: ProviderRegistryService, stores: Stores = {}): Lo
           Effect.either,
           Effect.map((r) => ({ instance, r }))
         ),
-      { concurrency: "unbounded" }
+      { concurrency: PROBE_CONCURRENCY }
     ).pipe(
       Effect.map((results) => ({
         models: results.flatMap(({ r }) => (r._tag === "Right" ? r.right : [])),
@@ -112,7 +111,7 @@ export const make = (registry: ProviderRegistryService, stores: Stores = {}): Lo
           Effect.map((models) => (models.some((m) => sameModel(m, model)) ? Option.some(instance) : Option.none())),
           Effect.orElseSucceed(() => Option.none())
         ),
-      { concurrency: "unbounded" }
+      { concurrency: PROBE_CONCURRENCY }
     ).pipe(
       Effect.map((found) => Option.firstSomeOf(found)),
       Effect.flatMap(Option.match({
@@ -217,12 +216,10 @@ export const make = (registry: ProviderRegistryService, stores: Stores = {}): Lo
       const freeMemoryBytes = os.freemem()
       const totalMemoryBytes = os.totalmem()
       const gguf = registry.defaultInstance("gguf")
-      const inventory = stores.store === undefined
-        ? { models: [] }
-        : yield* stores.store.list({
-          directory: gguf !== undefined && gguf.type === "gguf" ? gguf.modelDirectory : "",
-          instance: gguf?.name ?? "gguf"
-        }).pipe(Effect.orElseSucceed(() => ({ models: [], warnings: [] })))
+      const inventory = yield* store.list({
+        directory: gguf !== undefined && gguf.type === "gguf" ? gguf.modelDirectory : "",
+        instance: gguf?.name ?? "gguf"
+      }).pipe(Effect.orElseSucceed(() => ({ models: [], warnings: [] })))
       const present = inventory.models.flatMap((m) =>
         m.repo === undefined ? [] : [{ repo: m.repo, quantization: m.quantization, stores: m.locations.map((l) => l.store) }]
       )
@@ -236,11 +233,7 @@ export const make = (registry: ProviderRegistryService, stores: Stores = {}): Lo
   const importFile = (file: string, options: { readonly name?: string; readonly copy?: boolean } = {}) =>
     Effect.gen(function*() {
       const instance = yield* defaultGguf("import")
-      const downloader = stores.downloader
-      if (downloader === undefined) {
-        return yield* new BackendUnavailable({ backend: "gguf", reason: "this llmspell has no model store to import into" })
-      }
-      const model = yield* downloader.importFile(file, { directory: instance.modelDirectory, instance: instance.name }, {
+      const model = yield* store.importFile(file, { directory: instance.modelDirectory, instance: instance.name }, {
         ...(options.name !== undefined ? { name: options.name } : {}),
         ...(options.copy ? { copy: options.copy } : {})
       })
@@ -334,7 +327,7 @@ export const make = (registry: ProviderRegistryService, stores: Stores = {}): Lo
               new BackendError({ backend: "llmspell", operation: "run", reason: "the generation ended without a completion" })
             )
         ),
-        Effect.flatMap((completion): Effect.Effect<RunResult, LlmspellError> => {
+        Effect.flatMap((completion): Effect.Effect<RunResult, RunError> => {
           // `run` promises the answer asked for: one the token limit cut is a typed failure
           const incomplete = incompleteAnswer(completion, request.maxTokens)
           if (incomplete !== undefined) return Effect.fail(incomplete)
@@ -361,7 +354,7 @@ export const make = (registry: ProviderRegistryService, stores: Stores = {}): Lo
             Effect.map((loaded) => loaded.map((m): LoadedModel => ({ ...m, backend: backendTypeOf(instance), instance: instance.name }))),
             Effect.orElseSucceed((): ReadonlyArray<LoadedModel> => [])
           ),
-        { concurrency: "unbounded" }
+        { concurrency: PROBE_CONCURRENCY }
       ).pipe(Effect.map((all) => all.flat())),
     unload: (spec) => keepAlive(spec, 0),
     keepAlive,
@@ -379,13 +372,8 @@ export const make = (registry: ProviderRegistryService, stores: Stores = {}): Lo
   }
 }
 
-/** The live facade; needs a ProviderRegistry. */
-export const layer: Layer.Layer<LocalLLM, never, ProviderRegistry> = Layer.effect(
+/** The live facade over the ProviderRegistry and the ModelStore. */
+export const layer: Layer.Layer<LocalLLM, never, ProviderRegistry | ModelStore> = Layer.effect(
   LocalLLM,
-  Effect.gen(function*() {
-    const registry = yield* ProviderRegistry
-    const store = yield* Effect.serviceOption(ModelStore)
-    const downloader = yield* Effect.serviceOption(ModelDownloader)
-    return make(registry, { store: Option.getOrUndefined(store), downloader: Option.getOrUndefined(downloader) })
-  })
+  Effect.map(Effect.all([ProviderRegistry, ModelStore]), ([registry, store]) => make(registry, store))
 )

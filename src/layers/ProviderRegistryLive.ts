@@ -4,12 +4,14 @@
  */
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as HashMap from "effect/HashMap"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
 import * as SynchronizedRef from "effect/SynchronizedRef"
 import type { LlmspellConfig } from "../domain/ConfigSchema.js"
 import { cloudInstanceOf, defaultInstance } from "../domain/ConfigSchema.js"
-import { type LlmspellError, ProviderNotAvailable } from "../domain/Errors.js"
+import { ProviderNotAvailable } from "../domain/Errors.js"
 import type * as ModelSpec from "../domain/ModelSpec.js"
 import { backendTypeOf, isLocal, route } from "../domain/Routing.js"
 import type { Backend, BackendFactory } from "../services/Backend.js"
@@ -17,7 +19,7 @@ import { CloudBackendFactory } from "../services/CloudBackend.js"
 import { EffectiveConfig } from "../services/EffectiveConfig.js"
 import { GgufBackendFactory } from "../services/GgufBackend.js"
 import { OllamaBackendFactory } from "../services/OllamaBackend.js"
-import { ProviderRegistry, type ProviderRegistryService } from "../services/ProviderRegistry.js"
+import { type InstanceError, ProviderRegistry, type ProviderRegistryService } from "../services/ProviderRegistry.js"
 
 /** Builds a registry from the config and the backend factories; instances live as long as the layer. */
 export const make = (
@@ -26,14 +28,18 @@ export const make = (
 ): Effect.Effect<ProviderRegistryService, never, Scope.Scope> =>
   Effect.gen(function*() {
     const scope = yield* Effect.scope
-    const cache = yield* SynchronizedRef.make(new Map<string, Effect.Effect<Backend, LlmspellError>>())
+    // Looked up by name, and cached in a persistent map: with thousands of instances, scanning the
+    // list or copying the cache for each one made listing them quadratic.
+    const byName = new Map(config.instances.map((i) => [i.name, i] as const))
+    const cache = yield* SynchronizedRef.make(HashMap.empty<string, Effect.Effect<Backend, InstanceError>>())
+    const forget = (name: string) => SynchronizedRef.update(cache, HashMap.remove(name))
 
-    const instance = (name: string): Effect.Effect<Backend, ProviderNotAvailable | LlmspellError> =>
+    const instance = (name: string): Effect.Effect<Backend, InstanceError> =>
       Effect.flatten(
         SynchronizedRef.modifyEffect(cache, (map) => {
-          const cached = map.get(name)
-          if (cached !== undefined) return Effect.succeed([cached, map] as const)
-          const entry = config.instances.find((i) => i.name === name) ?? cloudInstanceOf(config, name)
+          const cached = HashMap.get(map, name)
+          if (Option.isSome(cached)) return Effect.succeed([cached.value, map] as const)
+          const entry = byName.get(name) ?? cloudInstanceOf(config, name)
           if (entry === undefined) {
             return Effect.fail(new ProviderNotAvailable({ provider: name, reason: "no such configured instance" }))
           }
@@ -48,15 +54,10 @@ export const make = (
           }
           // Effect.cached: the instance is built once, on first use, even under concurrent callers.
           // A failed build is forgotten, so a passing problem (a server still starting) is retried next time.
-          const forget = SynchronizedRef.update(cache, (m) => {
-            const next = new Map(m)
-            next.delete(name)
-            return next
-          })
           return Effect.cached(Scope.extend(factory.make(entry), scope)).pipe(
             Effect.map((built) => {
-              const guarded = Effect.tapError(built, () => forget)
-              return [guarded, new Map(map).set(name, guarded)] as const
+              const guarded = Effect.tapError(built, () => forget(name))
+              return [guarded, HashMap.set(map, name, guarded)] as const
             })
           )
         })
@@ -81,17 +82,16 @@ export const make = (
     }
   })
 
-/**
- * The registry over the configured instances with the Ollama and GGUF backends registered, and
- * the cloud backend when a `CloudBackendFactory` is provided (LlmspellLive provides it).
- */
-export const layer: Layer.Layer<ProviderRegistry, never, EffectiveConfig | OllamaBackendFactory | GgufBackendFactory> = Layer.scoped(
+/** The registry over the configured instances with the Ollama, GGUF and cloud backends registered. */
+export const layer: Layer.Layer<
+  ProviderRegistry,
+  never,
+  EffectiveConfig | OllamaBackendFactory | GgufBackendFactory | CloudBackendFactory
+> = Layer.scoped(
   ProviderRegistry,
   Effect.gen(function*() {
     const config = yield* EffectiveConfig
-    const ollama = yield* OllamaBackendFactory
-    const gguf = yield* GgufBackendFactory
-    const cloud = yield* Effect.serviceOption(CloudBackendFactory)
-    return yield* make(config, cloud._tag === "Some" ? [ollama, gguf, cloud.value] : [ollama, gguf])
+    const factories = yield* Effect.all([OllamaBackendFactory, GgufBackendFactory, CloudBackendFactory])
+    return yield* make(config, factories)
   })
 )

@@ -10,10 +10,10 @@ import type * as Prompt from "@effect/ai/Prompt"
 import * as Tokenizer from "@effect/ai/Tokenizer"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import { type LlmspellError, UnsupportedOperation } from "../domain/Errors.js"
+import { UnsupportedOperation } from "../domain/Errors.js"
 import type { ChatMessage } from "../domain/Types.js"
 import type { Backend } from "../services/Backend.js"
-import { ProviderRegistry } from "../services/ProviderRegistry.js"
+import { ProviderRegistry, type ResolveError } from "../services/ProviderRegistry.js"
 import { toAiError, toChatMessages } from "./LanguageModelAdapter.js"
 
 const messageText = (message: ChatMessage): string =>
@@ -40,7 +40,7 @@ export const tokenizerFromBackend = (backend: Backend, model: string): Tokenizer
   })
 
 /** A `Tokenizer` for a model spec, resolved through the registry. */
-export const tokenizerLayer = (spec: string): Layer.Layer<Tokenizer.Tokenizer, LlmspellError, ProviderRegistry> =>
+export const tokenizerLayer = (spec: string): Layer.Layer<Tokenizer.Tokenizer, ResolveError, ProviderRegistry> =>
   Layer.effect(
     Tokenizer.Tokenizer,
     Effect.gen(function*() {

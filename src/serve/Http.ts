@@ -58,13 +58,14 @@ export const statusFor = (error: LlmspellError): number => {
   }
 }
 
-/** An llmspell error (or anything else) as an HttpFailure; an unknown defect becomes a 500 without its details. */
+/**
+ * An llmspell error (or anything else) as an HttpFailure; an unknown defect becomes a 500 without
+ * its details. The message only: an error's hint names llmspell commands and CLI options, which
+ * mean nothing to an HTTP client (ApiTerms says what to change in each API's own fields).
+ */
 export const toHttpFailure = (error: unknown): HttpFailure => {
   if (error instanceof HttpFailure) return error
-  if (isLlmspellError(error)) {
-    const hint = (error as { hint?: string }).hint
-    return new HttpFailure(statusFor(error), hint !== undefined ? `${error.message} (${hint})` : error.message)
-  }
+  if (isLlmspellError(error)) return new HttpFailure(statusFor(error), error.message)
   return new HttpFailure(500, "internal error")
 }
 
@@ -198,6 +199,21 @@ export const decodeBody = <A, I>(schema: Schema.Schema<A, I>) => {
 /** A JSON response. */
 export const json = (body: unknown, status = 200, headers: Record<string, string> = {}) =>
   HttpServerResponse.unsafeJson(body, { status, headers })
+
+/** True for a path of OpenAI's API (`/v1/…`). */
+const isOpenAiPath = (path: string) => path === "/v1" || path.startsWith("/v1/")
+
+/**
+ * An answer the server gives before any route (a refusal, no such route, shutting down), in the
+ * shape of the API the path belongs to: OpenAI's `{"error":{"message","type","param","code"}}`
+ * under `/v1`, else Ollama's `{"error":"…"}` (which llmspell's own `/rpc` clients read too).
+ */
+export const errorResponse = (path: string, failure: HttpFailure, code: string | null = null) =>
+  json(
+    isOpenAiPath(path) ? { error: { message: failure.message, type: failure.type, param: null, code } } : { error: failure.message },
+    failure.status,
+    failure.headers
+  )
 
 const encoder = new TextEncoder()
 

@@ -352,12 +352,20 @@ const normalize = (v: ReadonlyArray<number>) => {
 /** A far-off date for "kept loaded" (what Ollama reports for a negative keep_alive). */
 const FOREVER = "2318-11-01T00:00:00.000Z"
 
+// ps says of a loaded model what tags says of it (the backend's digest, family and quantization)
 const psEntry = (m: LoadedModel) => ({
   name: servedName(m),
   model: servedName(m),
   size: m.sizeBytes ?? 0,
-  digest: "",
-  details: { parent_model: "", format: "gguf", family: "", families: null, parameter_size: "", quantization_level: "" },
+  digest: m.digest?.replace(/^sha256:/, "") ?? "",
+  details: {
+    parent_model: "",
+    format: "gguf",
+    family: m.family ?? "",
+    families: m.family !== undefined ? [m.family] : null,
+    parameter_size: "",
+    quantization_level: m.quantization ?? ""
+  },
   expires_at: m.expiresAt ?? FOREVER,
   size_vram: m.vramBytes ?? 0,
   ...(m.contextLength !== undefined ? { context_length: m.contextLength } : {})

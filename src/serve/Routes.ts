@@ -14,10 +14,10 @@ import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import * as ModelSpec from "../domain/ModelSpec.js"
 import type { BackendType } from "../domain/Types.js"
 import type { LocalLLMService } from "../services/LocalLLM.js"
 import { type BodyLimits, HttpFailure } from "./Http.js"
+import * as Policy from "./Policy.js"
 
 /** The per-request facts the access log prints; routes fill in what they learn. */
 export interface RequestNote {
@@ -43,10 +43,8 @@ export interface Admission {
 }
 
 /** What a route needs from the server. */
-export interface RouteContext extends BodyLimits {
+export interface RouteContext extends BodyLimits, Pick<Policy.Policy, "readOnly" | "allowPaths"> {
   readonly llm: LocalLLMService
-  readonly readOnly: boolean
-  readonly allowPaths: boolean
   readonly admission: Admission
   /** llmspell's version, reported by `/api/version` beside the Ollama API level (`llmspell`). */
   readonly version: string
@@ -57,14 +55,13 @@ export type RouteEnv = HttpServerRequest.HttpServerRequest | Scope.Scope
 
 /**
  * Checks a model spec from a request: present, and not a file path unless `--allow-paths` (a
- * request must not make the server read an arbitrary local file).
+ * request must not make the server read an arbitrary local file; the rule is Policy.checkSpec).
  */
 export const checkSpec = (ctx: RouteContext, spec: string | undefined): Effect.Effect<string, HttpFailure> =>
   Effect.gen(function*() {
     if (spec === undefined || spec.trim() === "") return yield* new HttpFailure(400, "model is required")
     yield* noteModel(spec)
-    const parsed = ModelSpec.parse(spec)
-    if (!ctx.allowPaths && Either.isRight(parsed) && ModelSpec.isFileReference(parsed.right.model)) {
+    if (Option.isSome(Policy.checkSpec(ctx, "serve", spec))) {
       return yield* new HttpFailure(
         403,
         `${JSON.stringify(spec)} is a file path; this server only serves models by name (start it with \`llmspell serve --allow-paths\` to allow paths)`,
@@ -74,9 +71,9 @@ export const checkSpec = (ctx: RouteContext, spec: string | undefined): Effect.E
     return spec
   })
 
-/** Refuses a request that changes the model store when the server is read-only. */
+/** Refuses a request that changes the model store when the server is read-only (Policy.checkWrite). */
 export const checkWritable = (ctx: RouteContext, what: string): Effect.Effect<void, HttpFailure> =>
-  ctx.readOnly
+  Option.isSome(Policy.checkWrite(ctx, what))
     ? Effect.fail(new HttpFailure(403, `this server is read-only (--read-only): ${what} is refused`, "permission_error"))
     : Effect.void
 
@@ -110,18 +107,19 @@ export const started = <A, E>(stream: Stream.Stream<A, E>): Effect.Effect<Stream
 
 /**
  * Ollama's `keep_alive`: seconds as a number, or a Go duration ("5m", "1h30m", "10s", "-1");
- * a bare number in a string is seconds. Undefined when absent; a failure when malformed.
+ * a bare number in a string is seconds. Undefined when absent; a failure when malformed, NaN-ish
+ * or longer than Policy.MAX_KEEP_ALIVE_SECONDS (where Go's own parser fails too); any negative
+ * value (keep it loaded) becomes -1.
  */
 export const keepAliveSeconds = (value: unknown): Either.Either<number | undefined, string> => {
   if (value === undefined || value === null) return Either.right(undefined)
-  if (typeof value === "number") return Number.isFinite(value) ? Either.right(value) : Either.left("keep_alive must be finite")
+  if (typeof value === "number") return Number.isFinite(value) ? Policy.boundKeepAlive(value) : Either.left("keep_alive must be finite")
   if (typeof value !== "string") return Either.left("keep_alive must be a duration string or a number of seconds")
   const text = value.trim()
-  if (/^-?\d+(\.\d+)?$/.test(text)) return Either.right(Number(text))
+  if (/^-?\d+(\.\d+)?$/.test(text)) return Policy.boundKeepAlive(Number(text))
   const match = /^(-?)((?:\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h))+)$/.exec(text)
   if (match === null) return Either.left(`keep_alive ${JSON.stringify(value)} is not a duration (e.g. "5m", "30s", "-1")`)
   const units: Record<string, number> = { ns: 1e-9, us: 1e-6, "µs": 1e-6, ms: 1e-3, s: 1, m: 60, h: 3600 }
-  let seconds = 0
-  for (const part of match[2]!.matchAll(/(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g)) seconds += Number(part[1]) * units[part[2]!]!
-  return Either.right(match[1] === "-" ? -seconds : seconds)
+  const seconds = [...match[2]!.matchAll(/(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g)].reduce((sum, part) => sum + Number(part[1]) * units[part[2]!]!, 0)
+  return Policy.boundKeepAlive(match[1] === "-" ? -seconds : seconds)
 }

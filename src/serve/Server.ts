@@ -1,18 +1,23 @@
 /**
- * `llmspell serve`'s HTTP server: Ollama's API, OpenAI's API and (mounted by the caller) llmspell's
- * own protocol, on `@effect/platform`'s Node HTTP server, in front of the LocalLLM service.
+ * `llmspell serve`'s HTTP server: Ollama's API, OpenAI's API and llmspell's own protocol (`/rpc`),
+ * on `@effect/platform`'s Node HTTP server, in front of the LocalLLM service.
  *
- * Every request passes, in order: the Host check (on a loopback bind, a Host that is not a
- * loopback name is refused: DNS rebinding, Ollama's CVE-2024-28224), CORS (off unless origins are
- * listed; a request from any other browser origin is refused), the API key (constant-time compare
- * of digests), then its route. Generations go through admission: as many run as `concurrency`,
- * up to `maxQueue` more wait, the next gets 503 with Retry-After. One access-log entry per request
- * (method, path, model, status, tokens, ms), written when its response has been sent; the key is
- * never logged. `start` returns when the server listens; closing its scope drains: new requests
- * get 503, requests in flight may finish within `drainTimeoutMs`, then the rest are interrupted.
+ * Every request passes, in order: the drain (while stopping, 503 with Retry-After), the Policy
+ * (src/serve/Policy.ts: the Host check on a loopback bind, CORS, the API key), then its route.
+ * Refusals and errors before a route are worded in the shape of the API the path belongs to.
+ * Generations go through admission: as many run as `concurrency`, up to `maxQueue` more wait, the
+ * next gets 503 with Retry-After. One access-log entry per request (method, path, model, status,
+ * tokens, ms), written when its response has been sent; the key is never logged.
  *
- * The seam for llmspell's own protocol: pass `rpc` (an HttpApp, e.g. from `RpcServer.toHttpApp`)
- * and it is mounted at `/rpc` behind the same Host/CORS/key checks.
+ * `start` reads what a caller leaves out the same way for the CLI and for library callers: the
+ * key from `LLMSPELL_API_KEY` (through Effect's ConfigProvider), the concurrency from the
+ * configured instances (EffectiveConfig). It returns when the server listens; closing its scope
+ * drains: idle connections are closed at once, new requests get 503, requests in flight may
+ * finish within `drainTimeoutMs`; then every connection is closed (src/serve/Connections.ts says
+ * why nothing below a request may hold that up).
+ *
+ * The seam for another protocol: pass `rpc` (an HttpApp) and it is mounted at `/rpc` instead of
+ * llmspell's own, behind the same checks.
  */
 import type * as HttpApp from "@effect/platform/HttpApp"
 import * as HttpRouter from "@effect/platform/HttpRouter"
@@ -20,25 +25,32 @@ import * as HttpServer from "@effect/platform/HttpServer"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
+import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
+import * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
+import * as Config from "effect/Config"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Fiber from "effect/Fiber"
+import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
-import * as Redacted from "effect/Redacted"
-import * as Scope from "effect/Scope"
+import type * as Redacted from "effect/Redacted"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
 import * as SubscriptionRef from "effect/SubscriptionRef"
-import { createHash, timingSafeEqual } from "node:crypto"
-import * as Http from "node:http"
-import { ServeFailed, UsageError } from "../domain/Errors.js"
+import { ServeFailed, type UsageError } from "../domain/Errors.js"
+import { EffectiveConfig } from "../services/EffectiveConfig.js"
 import { LocalLLM } from "../services/LocalLLM.js"
-import { HttpFailure, json } from "./Http.js"
+import * as Connections from "./Connections.js"
+import { concurrencyFor, DEFAULTS } from "./Defaults.js"
+import { errorResponse, HttpFailure } from "./Http.js"
 import * as OllamaApi from "./OllamaApi.js"
 import * as OpenAiApi from "./OpenAiApi.js"
+import * as Policy from "./Policy.js"
 import * as UiApi from "./UiApi.js"
 import type { UiPage } from "./UiAssets.js"
 import { type Admission, CurrentRequest, type RequestNote, type RouteContext } from "./Routes.js"
-import { DEFAULTS } from "./Defaults.js"
+import * as Rpc from "./rpc.js"
 
 /** One access-log entry. */
 export interface AccessLogEntry {
@@ -53,11 +65,11 @@ export interface AccessLogEntry {
 
 /** How the server runs. */
 export interface ServeOptions {
-  /** Address to bind; default 127.0.0.1. Anything but loopback needs `apiKey`. */
+  /** Address to listen on; default 127.0.0.1. Anything but loopback needs an API key. */
   readonly host?: string
   /** Port; default 11435; 0 picks a free one. */
   readonly port?: number
-  /** Every request must carry `Authorization: Bearer <key>`. */
+  /** Every request must carry `Authorization: Bearer <key>`; default: `LLMSPELL_API_KEY`, if set. A blank key is refused. */
   readonly apiKey?: Redacted.Redacted<string> | undefined
   /** Browser origins allowed (CORS); none by default. `*` allows any. */
   readonly corsOrigins?: ReadonlyArray<string>
@@ -67,7 +79,7 @@ export interface ServeOptions {
   readonly allowPaths?: boolean
   /** Generations that may wait for a slot before the next gets 503 (default 64). */
   readonly maxQueue?: number
-  /** Generations running at once (default 4: the GGUF runtime's `parallel`). */
+  /** Generations running at once (default: each GGUF instance's `parallel` plus 4 per Ollama instance). */
   readonly concurrency?: number
   /** Largest request body (default 16 MiB). */
   readonly maxBodyBytes?: number
@@ -75,8 +87,8 @@ export interface ServeOptions {
   readonly drainTimeoutMs?: number
   /** Where access-log entries go (default: nowhere). */
   readonly log?: (entry: AccessLogEntry) => Effect.Effect<void>
-  /** llmspell's own protocol, mounted at `/rpc` (see the module comment). */
-  readonly rpc?: HttpApp.Default<unknown, HttpServerRequest.HttpServerRequest | Scope.Scope>
+  /** Another protocol at `/rpc` instead of llmspell's own (see the module comment). */
+  readonly rpc?: HttpApp.Default<never, HttpServerRequest.HttpServerRequest | Scope.Scope>
   /** llmspell's version, reported by `/api/version` beside the Ollama API level (`llmspell`). */
   readonly version?: string
   /** The web page (`UiAssets.load`), served at `/` to browsers with its JSON routes at `/ui/api/`; none: no page. */
@@ -96,6 +108,8 @@ export interface RunningServer {
   readonly url: string
   readonly host: string
   readonly port: number
+  /** True when requests need the API key (given, or from LLMSPELL_API_KEY); the key itself is not here. */
+  readonly keyRequired: boolean
   /** Load, as it changes (tests wait on it instead of sleeping). */
   readonly load: SubscriptionRef.SubscriptionRef<ServerLoad>
 }
@@ -104,81 +118,37 @@ export interface RunningServer {
 export { DEFAULTS }
 
 /** True for an address or Host name that is this machine's loopback. */
-export const isLoopbackName = (name: string): boolean => {
-  const host = name.toLowerCase().replace(/^\[(.*)\]$/, "$1")
-  return host === "localhost" || host.endsWith(".localhost") || host === "::1" || /^127(\.\d{1,3}){3}$/.test(host) ||
-    host === "::ffff:127.0.0.1"
-}
-
-/** The host part of a Host header (`[::1]:11435` → `[::1]`, `localhost:80` → `localhost`). */
-const hostOfHeader = (header: string): string => {
-  const value = header.trim()
-  if (value.startsWith("[")) return value.slice(0, value.indexOf("]") + 1)
-  const colon = value.lastIndexOf(":")
-  return colon >= 0 ? value.slice(0, colon) : value
-}
-
-/** True when `origin` is this server's own origin as the request reached it (the web page's requests). */
-export const isSameOrigin = (origin: string, hostHeader: string | undefined): boolean =>
-  hostHeader !== undefined && [`http://${hostHeader.toLowerCase()}`, `https://${hostHeader.toLowerCase()}`].includes(origin.toLowerCase())
-
-const digest = (text: string) => createHash("sha256").update(text, "utf8").digest()
-
-/** Constant-time check of a bearer token against the key (equal-length digests, so no length leak). */
-export const bearerMatches = (header: string | undefined, key: Redacted.Redacted<string>): boolean => {
-  const match = /^Bearer\s+(.+)$/i.exec(header?.trim() ?? "")
-  const given = match?.[1]?.trim() ?? ""
-  return timingSafeEqual(digest(given), digest(Redacted.value(key))) && given.length > 0
-}
+export const isLoopbackName = Policy.isLoopbackName
 
 /** Refuses a bind that would expose the server without a key. */
 export const checkBind = (host: string, apiKey: Redacted.Redacted<string> | undefined): Effect.Effect<void, UsageError> =>
-  isLoopbackName(host) || apiKey !== undefined
-    ? Effect.void
-    : Effect.fail(
-      new UsageError({
-        reason: `refusing to listen on ${host} without an API key: anyone who can reach it could run and delete models`,
-        suggestion: `add --api-key <key> (clients then send "Authorization: Bearer <key>"), or bind loopback: llmspell serve --host 127.0.0.1`
-      })
-    )
+  Policy.checkBind(host, Option.fromNullable(apiKey))
 
-/** Starts the server in the current scope; it stops (draining) when the scope closes. */
-export const start = (options: ServeOptions = {}): Effect.Effect<RunningServer, UsageError | ServeFailed, LocalLLM | Scope.Scope> =>
-  Effect.gen(function*() {
-    const host = options.host ?? DEFAULTS.host
-    const port = options.port ?? DEFAULTS.port
-    const maxQueue = Math.max(0, options.maxQueue ?? DEFAULTS.maxQueue)
-    const concurrency = Math.max(1, options.concurrency ?? DEFAULTS.concurrency)
-    const maxBodyBytes = options.maxBodyBytes ?? DEFAULTS.maxBodyBytes
-    const drainTimeoutMs = options.drainTimeoutMs ?? DEFAULTS.drainTimeoutMs
-    const corsOrigins = options.corsOrigins ?? []
-    const loopback = isLoopbackName(host)
-    yield* checkBind(host, options.apiKey)
+const unavailable = (reason: string, retryAfter: number) =>
+  new HttpFailure(503, reason, "server_error", { "retry-after": String(retryAfter) })
 
-    const llm = yield* LocalLLM
-    const load = yield* SubscriptionRef.make<ServerLoad>({ running: 0, queued: 0, inFlight: 0 })
+/**
+ * Admission of generations: `concurrency` run, `maxQueue` wait, the next is refused. (A request
+ * that arrived before the server began stopping is in flight and is admitted as before: the drain
+ * lets it finish.)
+ */
+const makeAdmission = (
+  load: SubscriptionRef.SubscriptionRef<ServerLoad>,
+  limits: { readonly concurrency: number; readonly maxQueue: number }
+): Effect.Effect<Admission> =>
+  Effect.map(Effect.makeSemaphore(limits.concurrency), (slots) => {
     const change = (f: (l: ServerLoad) => ServerLoad) => SubscriptionRef.update(load, f)
-    const slots = yield* Effect.makeSemaphore(concurrency)
-    let draining = false
-    const requests = new Set<Fiber.RuntimeFiber<unknown, unknown>>()
-    let idle = yield* Deferred.make<void>()
-    yield* Deferred.succeed(idle, undefined)
-
-    const unavailable = (reason: string, retryAfter: number) =>
-      new HttpFailure(503, reason, "server_error", { "retry-after": String(retryAfter) })
-
-    const admission: Admission = {
+    return {
       // uninterruptible but for the wait itself: a request interrupted anywhere else still leaves the counts right
       enter: Effect.uninterruptibleMask((restore) =>
         Effect.gen(function*() {
-          if (draining) return yield* unavailable("the server is shutting down", 5)
           // decided and counted in one step, so two requests cannot both take the last place in the queue
           const full = yield* SubscriptionRef.modify(load, (l): [ServerLoad | undefined, ServerLoad] =>
-            l.running >= concurrency && l.queued >= maxQueue ? [l, l] : [undefined, { ...l, queued: l.queued + 1 }]
+            l.running >= limits.concurrency && l.queued >= limits.maxQueue ? [l, l] : [undefined, { ...l, queued: l.queued + 1 }]
           )
           if (full !== undefined) {
             return yield* unavailable(
-              `the server is busy: ${full.running} generations running and ${full.queued} waiting (--max-queue ${maxQueue})`,
+              `the server is busy: ${full.running} generations running and ${full.queued} waiting (--max-queue ${limits.maxQueue})`,
               1
             )
           }
@@ -192,45 +162,115 @@ export const start = (options: ServeOptions = {}): Effect.Effect<RunningServer, 
         })
       )
     }
+  })
 
+/** The path of a request target (`/api/tags?x` → `/api/tags`); a target that is not a URL path is itself. */
+const pathOf = (target: string): string => {
+  try {
+    return new URL(target, "http://localhost").pathname
+  } catch {
+    return target
+  }
+}
+
+/** Every Host header of a request, from Node's raw list (its `headers.host` keeps only the first). */
+const hostHeaders = (raw: ReadonlyArray<string>): Array<string> =>
+  raw.flatMap((name, i) => (i % 2 === 0 && name.toLowerCase() === "host" ? [raw[i + 1] ?? ""] : []))
+
+/** A Policy refusal of a request, in the shape of the API of its path. */
+const refusalResponse = (path: string, refusal: Policy.RequestRefusal) => {
+  switch (refusal._tag) {
+    case "Unauthorized":
+      return errorResponse(
+        path,
+        new HttpFailure(401, "unauthorized: send Authorization: Bearer <the server's API key>", "invalid_request_error", {
+          "www-authenticate": "Bearer"
+        }),
+        "invalid_api_key"
+      )
+    case "HostRefused":
+      return errorResponse(path, new HttpFailure(403, `refused: Host ${JSON.stringify(refusal.host)}: ${refusal.reason}`, "permission_error"))
+    case "OriginRefused":
+      return errorResponse(
+        path,
+        new HttpFailure(403, `refused: origin ${refusal.origin} is not allowed (the server allows browser origins it was started with)`, "permission_error")
+      )
+  }
+}
+
+/** Starts the server in the current scope; it stops (draining) when the scope closes. */
+export const start = (
+  options: ServeOptions = {}
+): Effect.Effect<RunningServer, UsageError | ServeFailed, LocalLLM | EffectiveConfig | Scope.Scope> =>
+  Effect.gen(function*() {
+    const host = options.host ?? DEFAULTS.host
+    const port = options.port ?? DEFAULTS.port
+    const maxQueue = Math.max(0, options.maxQueue ?? DEFAULTS.maxQueue)
+    const maxBodyBytes = options.maxBodyBytes ?? DEFAULTS.maxBodyBytes
+    const drainTimeout = Duration.millis(options.drainTimeoutMs ?? DEFAULTS.drainTimeoutMs)
+    const fromEnvironment = yield* Config.option(Config.redacted("LLMSPELL_API_KEY")).pipe(
+      Effect.orElseSucceed(() => Option.none<Redacted.Redacted<string>>())
+    )
+    const apiKey = yield* Policy.apiKeyFrom(Option.fromNullable(options.apiKey), fromEnvironment)
+    yield* Policy.checkBind(host, apiKey)
+    const concurrency = Math.max(1, options.concurrency ?? concurrencyFor(yield* EffectiveConfig))
+    const policy: Policy.Policy = {
+      apiKey,
+      loopbackOnly: Policy.isLoopbackName(host),
+      corsOrigins: options.corsOrigins ?? [],
+      readOnly: options.readOnly ?? false,
+      allowPaths: options.allowPaths ?? false
+    }
+
+    const llm = yield* LocalLLM
+    const load = yield* SubscriptionRef.make<ServerLoad>({ running: 0, queued: 0, inFlight: 0 })
+    const stopping = yield* Deferred.make<void>()
     const ctx: RouteContext = {
       llm,
-      readOnly: options.readOnly ?? false,
-      allowPaths: options.allowPaths ?? false,
-      admission,
+      readOnly: policy.readOnly,
+      allowPaths: policy.allowPaths,
+      admission: yield* makeAdmission(load, { concurrency, maxQueue }),
       maxBodyBytes,
       version: options.version ?? "0.0.0"
     }
-
-    let router = HttpRouter.concat(OllamaApi.routes(ctx), OpenAiApi.routes(ctx))
-    if (options.ui !== undefined) router = HttpRouter.concat(router, UiApi.routes(ctx, { load: SubscriptionRef.get(load), concurrency, maxQueue }))
-    if (options.rpc !== undefined) router = HttpRouter.mountApp(router, "/rpc", options.rpc as HttpApp.Default<never, never>) as typeof router
-    const app = router.pipe(
-      Effect.catchTag("RouteNotFound", (e) =>
-        Effect.succeed(json({ error: `no route for ${e.request.method} ${new URL(e.request.url, "http://x").pathname}` }, 404)))
-    )
+    const rpc = options.rpc ?? (yield* Rpc.makeHttpApp({ readOnly: policy.readOnly, allowPaths: policy.allowPaths }))
+    const apis = HttpRouter.concat(OllamaApi.routes(ctx), OpenAiApi.routes(ctx))
+    const withUi = options.ui !== undefined
+      ? HttpRouter.concat(apis, UiApi.routes(ctx, { load: SubscriptionRef.get(load), concurrency, maxQueue }))
+      : apis
+    const routes = withUi.pipe(HttpRouter.mountApp(Rpc.RPC_PATH, rpc))
+    const routed = Effect.catchTag(routes, "RouteNotFound", (e) =>
+      Effect.succeed(errorResponse(pathOf(e.request.url), new HttpFailure(404, `no route for ${e.request.method} ${pathOf(e.request.url)}`))))
 
     const corsHeaders = (origin: string): Record<string, string> => ({
-      "access-control-allow-origin": corsOrigins.includes("*") ? "*" : origin,
+      "access-control-allow-origin": policy.corsOrigins.includes("*") ? "*" : origin,
       vary: "Origin"
     })
-    const originAllowed = (origin: string) => corsOrigins.includes("*") || corsOrigins.includes(origin)
 
-    /** The checks that come before any route, and the access log after the response. */
-    const guard = (inner: HttpApp.Default<unknown, never>): HttpApp.Default<unknown, HttpServerRequest.HttpServerRequest> =>
-      Effect.gen(function*() {
-        const request = yield* HttpServerRequest.HttpServerRequest
+    /** The drain's refusal, the Policy, the route; the answer written by Connections.send. */
+    const handler = Effect.gen(function*() {
+      const request = yield* HttpServerRequest.HttpServerRequest
+      const path = pathOf(request.url)
+      const response = yield* Effect.gen(function*() {
+        if (yield* Deferred.isDone(stopping)) {
+          return errorResponse(path, unavailable("the server is shutting down", 5))
+        }
         const origin = request.headers["origin"]
-        if (loopback) {
-          const hostHeader = request.headers["host"]
-          if (hostHeader === undefined || !isLoopbackName(hostOfHeader(hostHeader))) {
-            return json({ error: `refused: Host ${JSON.stringify(hostHeader ?? "")} is not a loopback name (this server only answers localhost)` }, 403)
-          }
+        const facts: Policy.RequestFacts = {
+          hosts: hostHeaders(NodeHttpServerRequest.toIncomingMessage(request).rawHeaders),
+          target: request.url,
+          origin,
+          authorization: request.headers["authorization"]
         }
-        if (origin !== undefined && !originAllowed(origin) && !isSameOrigin(origin, request.headers["host"])) {
-          return json({ error: `refused: origin ${origin} is not allowed (start the server with --cors-origin ${origin} to allow it)` }, 403)
+        const preflight = request.method === "OPTIONS" && origin !== undefined
+        // the page's files hold no data: a browser gets them without the key, then the page asks for it
+        const page = options.ui !== undefined && !preflight ? options.ui.answer(request) : Option.none()
+        const refusal = Policy.checkRequest(policy, facts, { preflight, public: Option.isSome(page) })
+        if (Option.isSome(refusal)) {
+          const refused = refusalResponse(path, refusal.value)
+          return origin !== undefined && refusal.value._tag === "Unauthorized" ? HttpServerResponse.setHeaders(refused, corsHeaders(origin)) : refused
         }
-        if (request.method === "OPTIONS" && origin !== undefined) {
+        if (preflight) {
           return HttpServerResponse.empty({
             status: 204,
             headers: {
@@ -241,94 +281,76 @@ export const start = (options: ServeOptions = {}): Effect.Effect<RunningServer, 
             }
           })
         }
-        // the page's files hold no data: a browser gets them without the key, then the page asks for it
-        const page = options.ui !== undefined ? options.ui.answer(request) : Option.none()
         if (Option.isSome(page)) return page.value
-        if (options.apiKey !== undefined && !bearerMatches(request.headers["authorization"], options.apiKey)) {
-          const response = json({ error: "unauthorized: send Authorization: Bearer <the server's --api-key>" }, 401, {
-            "www-authenticate": "Bearer"
-          })
-          return origin !== undefined ? HttpServerResponse.setHeaders(response, corsHeaders(origin)) : response
-        }
-        const response = yield* inner
-        return origin !== undefined ? HttpServerResponse.setHeaders(response, corsHeaders(origin)) : response
+        const answer = yield* routed
+        return origin !== undefined ? HttpServerResponse.setHeaders(answer, corsHeaders(origin)) : answer
       })
+      // once stopping, a connection is not kept for another request
+      const closing = yield* Deferred.isDone(stopping)
+      return yield* Connections.send(request, closing ? HttpServerResponse.setHeader(response, "connection", "close") : response)
+    })
 
     /** Counts the request in flight for the drain, and logs it once its response is sent. */
-    const track = (handled: HttpApp.Default<unknown, HttpServerRequest.HttpServerRequest>) =>
+    const track = <E, R>(handled: HttpApp.Default<E, R>): HttpApp.Default<E, R | HttpServerRequest.HttpServerRequest> =>
       Effect.gen(function*() {
         const request = yield* HttpServerRequest.HttpServerRequest
         const note: RequestNote = { model: undefined, tokens: undefined }
-        const began = Date.now()
-        const fiber = yield* Effect.withFiberRuntime<Fiber.RuntimeFiber<unknown, unknown>>((f) => Effect.succeed(f))
-        if (requests.size === 0) idle = yield* Deferred.make<void>()
-        requests.add(fiber)
-        yield* change((l) => ({ ...l, inFlight: l.inFlight + 1 }))
-        let status = 500
+        const began = yield* Clock.currentTimeMillis
+        yield* SubscriptionRef.update(load, (l) => ({ ...l, inFlight: l.inFlight + 1 }))
         return yield* Effect.provideService(handled, CurrentRequest, note).pipe(
-          Effect.tap((response) => void (status = response.status)),
           Effect.onExit((exit) =>
             Effect.gen(function*() {
-              requests.delete(fiber)
-              yield* change((l) => ({ ...l, inFlight: l.inFlight - 1 }))
-              if (requests.size === 0) yield* Deferred.succeed(idle, undefined)
-              if (exit._tag === "Failure") status = 499
+              yield* SubscriptionRef.update(load, (l) => ({ ...l, inFlight: l.inFlight - 1 }))
               if (options.log === undefined) return
-              const path = new URL(request.url, "http://x").pathname
+              const ended = yield* Clock.currentTimeMillis
+              const status = Exit.match(exit, {
+                onSuccess: (response) => response.status,
+                onFailure: (cause) => (Cause.isInterruptedOnly(cause) ? 499 : 500)
+              })
               yield* options.log({
                 time: new Date(began).toISOString(),
                 method: request.method,
-                path,
+                path: pathOf(request.url),
                 ...(note.model !== undefined ? { model: note.model } : {}),
                 status,
                 ...(note.tokens !== undefined ? { tokens: note.tokens } : {}),
-                ms: Date.now() - began
+                ms: ended - began
               })
             })
           )
         )
       })
 
-    // While draining, a new request is refused before it reaches a route.
-    const refuseWhileDraining = (handled: HttpApp.Default<unknown, HttpServerRequest.HttpServerRequest>) =>
-      Effect.suspend(() =>
-        draining ? Effect.succeed(json({ error: "the server is shutting down" }, 503, { "retry-after": "5", connection: "close" })) : handled
-      )
-
-    let nodeServer: Http.Server | undefined
-    const server = yield* NodeHttpServer.make(() => {
-      nodeServer = Http.createServer()
-      // slow-loris bounds: headers must arrive within 30 s; bodies are bounded by maxBodyBytes
-      nodeServer.headersTimeout = 30_000
-      nodeServer.requestTimeout = 0
-      return nodeServer
-    }, { host, port }).pipe(
+    const connections = Connections.make()
+    const server = yield* NodeHttpServer.make(() => connections.server, { host, port }).pipe(
       Effect.mapError((e) =>
         new ServeFailed({ address: `${host}:${port}`, reason: e.cause instanceof Error ? e.cause.message : String(e.cause) })
       )
     )
+    yield* HttpServer.serveEffect(handler, track).pipe(Effect.provideService(HttpServer.HttpServer, server))
 
-    // The drain runs before the listener closes (finalizers run in reverse): refuse new requests,
-    // let those in flight finish within the bound, then interrupt what is left.
+    // Added after serveEffect, so it runs first (finalizers run in reverse): requests are answered
+    // (503) while it drains. The wait is interruptible: a finalizer is not, and a timeout could
+    // otherwise never cut it.
     yield* Effect.addFinalizer(() =>
       Effect.gen(function*() {
-        draining = true
-        nodeServer?.closeIdleConnections()
-        const finished = yield* Deferred.await(idle).pipe(Effect.timeout(Duration.millis(drainTimeoutMs)), Effect.option)
-        // what is left is interrupted, its sockets closed; not awaited: a response stuck writing to a
-        // dead socket must not hold the shutdown
-        if (Option.isNone(finished)) yield* Effect.forEach([...requests], Fiber.interruptFork, { discard: true })
-        nodeServer?.closeAllConnections()
+        yield* Deferred.succeed(stopping, undefined)
+        yield* connections.closeIdle
+        if ((yield* SubscriptionRef.get(load)).inFlight > 0) {
+          yield* load.changes.pipe(
+            Stream.takeUntil((l) => l.inFlight === 0),
+            Stream.runDrain,
+            Effect.interruptible,
+            Effect.timeoutOption(drainTimeout)
+          )
+        }
+        // what is left is cut: each request fiber is interrupted as its connection closes
+        yield* connections.closeAll
       })
     )
 
-    yield* HttpServer.serveEffect(
-      (guard(app as unknown as HttpApp.Default<unknown, never>)),
-      ((handled: HttpApp.Default<unknown, HttpServerRequest.HttpServerRequest>) => track(refuseWhileDraining(handled))) as never
-    ).pipe(Effect.provideService(HttpServer.HttpServer, server)) as Effect.Effect<void, never, Scope.Scope>
-
     const address = server.address
     const boundPort = address._tag === "TcpAddress" ? address.port : port
-    const urlHost = host.includes(":") ? `[${host}]` : host === "0.0.0.0" ? "127.0.0.1" : host
-    return { url: `http://${urlHost}:${boundPort}`, host, port: boundPort, load }
+    const urlHost = host === "0.0.0.0" ? "127.0.0.1" : host === "::" ? "[::1]" : host.includes(":") ? `[${host}]` : host
+    return { url: `http://${urlHost}:${boundPort}`, host, port: boundPort, keyRequired: Option.isSome(apiKey), load }
   })

@@ -3,7 +3,8 @@
  * the LocalLLM service, as an `@effect/platform` HttpApp to mount at `/rpc` (NDJSON over streaming
  * HTTP: one POST per call, streams as they come). A client that goes away interrupts its call on
  * the server (the request's scope closes), so an abandoned generation frees its context sequence.
- * An optional API key is checked on every request (bearer token, constant-time compare).
+ * The rules (paths, read-only, keep-alive bounds, the bearer check) are Policy's; an optional API
+ * key is checked on every request when the protocol is served on its own.
  * May touch: LocalLLM, the HTTP request; nothing else.
  */
 import * as HttpApp from "@effect/platform/HttpApp"
@@ -16,13 +17,13 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
-import { createHash, timingSafeEqual } from "node:crypto"
 import * as Either from "effect/Either"
 import * as Stream from "effect/Stream"
-import { ServerRefused } from "../domain/Errors.js"
-import * as ModelSpec from "../domain/ModelSpec.js"
+import * as Option from "effect/Option"
+import { InvalidRequest, ServerRefused } from "../domain/Errors.js"
 import { LlmspellRpcs } from "../domain/Protocol.js"
 import { LocalLLM, type LocalLLMService } from "../services/LocalLLM.js"
+import * as Policy from "./Policy.js"
 
 /** Where the protocol is mounted on a `llmspell serve` server. */
 export const RPC_PATH = "/rpc"
@@ -57,7 +58,7 @@ export const handlers = (llm: LocalLLMService) =>
     Load: ({ keepAliveSeconds, spec }) => llm.load(spec, keepAliveSeconds)
   })
 
-/** What a server allows callers of the protocol (the same policy as its Ollama and OpenAI routes). */
+/** What a server allows callers of the protocol (the same Policy as its Ollama and OpenAI routes). */
 export interface RpcPolicy {
   /** `--read-only`: pull, remove, import and installing Ollama are refused. */
   readonly readOnly?: boolean | undefined
@@ -65,44 +66,64 @@ export interface RpcPolicy {
   readonly allowPaths?: boolean | undefined
 }
 
-const isPathSpec = (spec: string) => {
-  const parsed = ModelSpec.parse(spec)
-  return Either.isRight(parsed) && ModelSpec.isFileReference(parsed.right.model)
-}
+/** A Policy refusal in the protocol's terms: a typed error the client shows with its hint. */
+const refused = (refusal: Policy.PathRefused | Policy.ReadOnly): ServerRefused =>
+  refusal._tag === "ReadOnly"
+    ? new ServerRefused({ operation: refusal.operation, reason: "it is read-only (--read-only)", option: "--read-only" })
+    : new ServerRefused({ operation: refusal.operation, reason: `${JSON.stringify(refusal.spec)} is a file path on the server's machine`, option: "--allow-paths" })
+
+/** A keep-alive outside Policy.boundKeepAlive, as the protocol's typed error. */
+const keepAliveBounded = (field: "seconds" | "keepAliveSeconds", seconds: number): Effect.Effect<number, InvalidRequest> =>
+  Either.match(Policy.boundKeepAlive(seconds), {
+    onRight: Effect.succeed,
+    onLeft: () =>
+      Effect.fail(
+        new InvalidRequest({
+          field,
+          allowed: `a number of seconds from 0 to ${Policy.MAX_KEEP_ALIVE_SECONDS}, or negative to keep the model loaded`,
+          value: String(seconds)
+        })
+      )
+  })
 
 /**
  * The LocalLLM a protocol caller gets: a request must not make the server read an arbitrary local
- * file unless it was started with `--allow-paths`, nor change its store when it is `--read-only`.
+ * file unless it was started with `--allow-paths`, nor change its store when it is `--read-only`,
+ * nor set a keep-alive no view could show.
  */
 export const guarded = (llm: LocalLLMService, policy: RpcPolicy): LocalLLMService => {
-  const pathRefused = (operation: string, spec: string) =>
-    new ServerRefused({ operation, reason: `${JSON.stringify(spec)} is a file path on the server's machine`, option: "--allow-paths" })
-  const readOnlyRefused = (operation: string) =>
-    new ServerRefused({ operation, reason: "it is read-only (--read-only)", option: "--read-only" })
+  const rules = { allowPaths: policy.allowPaths ?? false, readOnly: policy.readOnly ?? false }
   const spec = <A, E, R>(operation: string, s: string, effect: () => Effect.Effect<A, E, R>) =>
-    !policy.allowPaths && isPathSpec(s) ? Effect.fail(pathRefused(operation, s)) : effect()
+    Option.match(Policy.checkSpec(rules, operation, s), { onNone: effect, onSome: (r) => Effect.fail(refused(r)) })
   const specStream = <A, E, R>(operation: string, s: string, stream: () => Stream.Stream<A, E, R>) =>
-    !policy.allowPaths && isPathSpec(s) ? Stream.fail(pathRefused(operation, s)) : stream()
+    Option.match(Policy.checkSpec(rules, operation, s), { onNone: stream, onSome: (r) => Stream.fail(refused(r)) })
   const writing = <A, E, R>(operation: string, effect: () => Effect.Effect<A, E, R>) =>
-    policy.readOnly ? Effect.fail(readOnlyRefused(operation)) : effect()
+    Option.match(Policy.checkWrite(rules, operation), { onNone: effect, onSome: (r) => Effect.fail(refused(r)) })
   return {
     ...llm,
     resolve: (s) => spec("resolve", s, () => llm.resolve(s)),
     info: (s) => spec("info", s, () => llm.info(s)),
     pull: (s, o) =>
-      policy.readOnly ? Stream.fail(readOnlyRefused("pull")) : specStream("pull", s, () => llm.pull(s, o)),
+      Option.match(Policy.checkWrite(rules, "pull"), {
+        onNone: () => specStream("pull", s, () => llm.pull(s, o)),
+        onSome: (r) => Stream.fail(refused(r))
+      }),
     remove: (s) => writing("remove", () => spec("remove", s, () => llm.remove(s))),
     planRemoval: (s) => spec("remove", s, () => llm.planRemoval(s)),
     verify: (s) => (s === undefined ? llm.verify() : spec("verify", s, () => llm.verify(s))),
     generate: (s, r) => specStream("generate", s, () => llm.generate(s, r)),
     run: (s, r) => spec("run", s, () => llm.run(s, r)),
     embed: (s, i) => spec("embed", s, () => llm.embed(s, i)),
+    // an import always names a file on the server's machine
     importFile: (file, o) =>
-      writing("import", () => (policy.allowPaths ? llm.importFile(file, o) : Effect.fail(pathRefused("import", file)))),
+      writing("import", () =>
+        rules.allowPaths ? llm.importFile(file, o) : Effect.fail(refused({ _tag: "PathRefused", operation: "import", spec: file }))),
     installOllama: (flags) => (flags.dryRun ? llm.installOllama(flags) : writing("installing Ollama", () => llm.installOllama(flags))),
     unload: (s) => spec("stop", s, () => llm.unload(s)),
-    keepAlive: (s, seconds) => spec("keep-alive", s, () => llm.keepAlive(s, seconds)),
-    load: (s, seconds) => spec("load", s, () => llm.load(s, seconds))
+    keepAlive: (s, seconds) => spec("keep-alive", s, () => Effect.flatMap(keepAliveBounded("seconds", seconds), (bounded) => llm.keepAlive(s, bounded))),
+    load: (s, seconds) =>
+      spec("load", s, () =>
+        seconds === undefined ? llm.load(s) : Effect.flatMap(keepAliveBounded("keepAliveSeconds", seconds), (bounded) => llm.load(s, bounded)))
   }
 }
 
@@ -120,15 +141,9 @@ export interface RpcHttpOptions extends RpcPolicy {
   readonly authorize?: ((request: HttpServerRequest.HttpServerRequest) => Effect.Effect<boolean>) | undefined
 }
 
-const digest = (text: string) => createHash("sha256").update(text, "utf8").digest()
-
-/** True when the request carries the key as a bearer token (compared in constant time). */
-export const hasBearer = (request: HttpServerRequest.HttpServerRequest, apiKey: Redacted.Redacted<string>): boolean => {
-  const header = request.headers["authorization"] ?? ""
-  const match = /^Bearer\s+(.+)$/i.exec(header)
-  // Hashes of equal length, so the compare takes the same time whatever the lengths.
-  return timingSafeEqual(digest(match?.[1]?.trim() ?? ""), digest(Redacted.value(apiKey))) && match !== null
-}
+/** True when the request carries the key as a bearer token (Policy.bearerMatches: constant time). */
+export const hasBearer = (request: HttpServerRequest.HttpServerRequest, apiKey: Redacted.Redacted<string>): boolean =>
+  Policy.bearerMatches(request.headers["authorization"], apiKey)
 
 const unauthorized = HttpServerResponse.unsafeJson(
   { error: "unauthorized: send the server's API key as `Authorization: Bearer <key>`" },

@@ -1,5 +1,5 @@
 /**
- * `LlmspellMock`: Config, ProviderRegistry and LocalLLM over the scripted backends, built by the
+ * `LlmspellMock`: Config, ProviderRegistry and LocalLLM over the scripted backends and store, built by the
  * live stack's own composition (`LlmspellLive.layerWithBackends`, the one `layerWith` uses), so a
  * consumer's program runs unchanged on it. With `ggufLoader`, the GGUF instance is the real
  * GgufBackend (model pool, context checks, embedding contexts) over `LlamaLoaderMock`.
@@ -15,7 +15,7 @@ import type { LocalLLM } from "../services/LocalLLM.js"
 import type * as ProviderRegistry from "../services/ProviderRegistry.js"
 import type { Call, CallLog } from "./CallLog.js"
 import type { LlamaLoaderMock } from "./LlamaLoaderMock.js"
-import { GgufBackendMock, type MockBackendOptions, OllamaBackendMock } from "./MockBackend.js"
+import { CloudBackendMock, GgufBackendMock, type MockBackendOptions, OllamaBackendMock } from "./MockBackend.js"
 import { ModelDownloaderMock, type MockDownloaderOptions } from "./ModelDownloaderMock.js"
 
 /** The built-in default configuration (no file, no environment), for tests. */
@@ -32,9 +32,11 @@ export const LlmspellMock = {
       readonly ollama?: MockBackendOptions
       /** The scripted GGUF backend (ignored when `ggufLoader` is given). */
       readonly gguf?: MockBackendOptions
+      /** The scripted cloud backend: cloud specs (`openai/gpt-4o-mini`) answer from it. */
+      readonly cloud?: MockBackendOptions
       /** Run the real GGUF backend over this fake loader instead of the scripted backend. */
       readonly ggufLoader?: ReturnType<typeof LlamaLoaderMock>
-      /** The downloader under the real GGUF backend (with `ggufLoader`). */
+      /** The downloader under the real GGUF backend (with `ggufLoader`), and the model store LocalLLM reads and imports into. */
       readonly downloader?: MockDownloaderOptions
       /** TOML-shaped config overrides, e.g. a second Ollama instance. */
       readonly config?: unknown
@@ -44,15 +46,16 @@ export const LlmspellMock = {
   ) => {
     const calls: CallLog = options.calls ?? []
     const ollama = OllamaBackendMock(options.ollama, calls)
+    const cloud = CloudBackendMock(options.cloud, calls)
+    // one set of installed models: the GGUF backend's downloader and LocalLLM's store (`available`, `importFile`)
+    const downloader = ModelDownloaderMock({ calls, ...options.downloader })
     const gguf = options.ggufLoader !== undefined
-      ? GgufBackendLive.layerWithoutLoader.pipe(
-        Layer.provide(Layer.merge(options.ggufLoader.layer, ModelDownloaderMock({ calls, ...options.downloader }).layer))
-      )
+      ? GgufBackendLive.layerWithoutLoader.pipe(Layer.provide(Layer.merge(options.ggufLoader.layer, downloader.layer)))
       : GgufBackendMock(options.gguf, calls).layer
     const config = Layer.succeed(EffectiveConfig, defaultTestConfig(options.config))
     const layer: Layer.Layer<LocalLLM | ProviderRegistry.ProviderRegistry | EffectiveConfig> = LlmspellLive.layerWithBackends(
       config,
-      Layer.merge(ollama.layer, gguf)
+      Layer.mergeAll(ollama.layer, gguf, cloud.layer, downloader.storeLayer)
     )
     return { layer, calls: calls as ReadonlyArray<Call> }
   }

@@ -1,5 +1,5 @@
 /**
- * Scriptable backends (`OllamaBackendMock`, `GgufBackendMock`): models present or pullable, token
+ * Scriptable backends (`OllamaBackendMock`, `GgufBackendMock`, `CloudBackendMock`): models present or pullable, token
  * streams or scripted turns (reasoning, text, tool calls), deterministic (or scripted) embeddings
  * and token ids, injected failures per operation, and every call recorded in a `CallLog`.
  */
@@ -8,7 +8,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
-import { type LlmspellError, ModelNotFound } from "../domain/Errors.js"
+import { BackendUnavailable, ChecksumMismatch, type LlmspellError, ModelNotFound } from "../domain/Errors.js"
 import type {
   BackendType,
   Completion,
@@ -19,7 +19,19 @@ import type {
   PullProgress,
   VerifyReport
 } from "../domain/Types.js"
-import type { Backend, BackendFactory } from "../services/Backend.js"
+import type {
+  Backend,
+  BackendEmbedError,
+  BackendFactory,
+  BackendGenerateError,
+  BackendInfoError,
+  BackendListError,
+  BackendPullError,
+  BackendRemoveError,
+  BackendTokenizeError,
+  BackendVerifyError
+} from "../services/Backend.js"
+import { CloudBackendFactory } from "../services/CloudBackend.js"
 import { GgufBackendFactory } from "../services/GgufBackend.js"
 import { OllamaBackendFactory } from "../services/OllamaBackend.js"
 import { type Call, type CallLog, recordCall } from "./CallLog.js"
@@ -58,6 +70,23 @@ export interface MockModel {
 /** A failure to inject: by name, or any llmspell error. */
 export type MockFailure = "unavailable" | "notFound" | "checksumMismatch" | LlmspellError
 
+/**
+ * Failures to inject per operation (every call): by name — "unavailable" (BackendUnavailable),
+ * "notFound" (ModelNotFound), "checksumMismatch" (ChecksumMismatch, for a pull) — or an error the
+ * operation can fail with (its `Backend…Error`); `status` reports any failure as unavailable.
+ */
+export interface MockFailures {
+  readonly status?: MockFailure
+  readonly list?: "unavailable" | BackendListError
+  readonly info?: "unavailable" | "notFound" | BackendInfoError
+  readonly pull?: "unavailable" | "notFound" | "checksumMismatch" | BackendPullError
+  readonly remove?: "unavailable" | "notFound" | BackendRemoveError
+  readonly verify?: "unavailable" | "notFound" | BackendVerifyError
+  readonly generate?: "unavailable" | "notFound" | BackendGenerateError
+  readonly embed?: "unavailable" | "notFound" | BackendEmbedError
+  readonly tokenize?: "unavailable" | "notFound" | BackendTokenizeError
+}
+
 /** Operations of a backend. */
 export type MockOperation = "status" | "list" | "info" | "pull" | "remove" | "verify" | "generate" | "embed" | "tokenize"
 
@@ -70,7 +99,7 @@ export interface MockBackendOptions {
   /** Progress events a pull emits before `done` (default: resolving, 3 downloading steps, verifying). */
   readonly pullSteps?: number
   /** Failures per operation (every call), e.g. `{ generate: "notFound" }`. */
-  readonly fail?: Partial<Record<MockOperation, MockFailure>>
+  readonly fail?: MockFailures
   readonly version?: string
 }
 
@@ -117,20 +146,21 @@ const makeBackend = (
       ...(operation === "generate" && input !== undefined ? { request: input as GenerateRequest } : {}),
       ...(operation === "embed" && input !== undefined ? { inputs: input as ReadonlyArray<string> } : {})
     })
-  const failIf = (operation: MockOperation, model?: string): Effect.Effect<void, LlmspellError> => {
-    const f = options.fail?.[operation]
-    return f === undefined ? Effect.void : Effect.fail(failureFor(f, type, instance, model))
-  }
-  const find = (model: string) =>
-    Option.fromNullable(present.get(model)).pipe(
-      Option.match({
-        onNone: () =>
-          Effect.fail<LlmspellError>(
-            new ModelNotFound({ model, backend: type, instance, pullSpec: type === "ollama" ? `${model}@ollama` : model })
-          ),
-        onSome: Effect.succeed
-      })
-    )
+  // An injected failure as the error it stands for: each operation accepts only the names (and
+  // errors) it can fail with, so a scripted backend fails as a real one can.
+  const unavailable = () => new BackendUnavailable({ backend: type, instance, reason: "mock: backend unavailable" })
+  const notFound = (model: string) =>
+    new ModelNotFound({ model, backend: type, instance, pullSpec: type === "ollama" ? `${model}@ollama` : model })
+  const inject = <E>(error: E | undefined): Effect.Effect<void, E> => (error === undefined ? Effect.void : Effect.fail(error))
+  const failUnavailable = <E>(failure: "unavailable" | E | undefined) => inject(failure === "unavailable" ? unavailable() : failure)
+  const failMissing = <E>(failure: "unavailable" | "notFound" | E | undefined, model: string | undefined) =>
+    inject(failure === "unavailable" ? unavailable() : failure === "notFound" ? notFound(model ?? "?") : failure)
+  const failPull = <E>(failure: "unavailable" | "notFound" | "checksumMismatch" | E | undefined, model: string) =>
+    failure === "checksumMismatch"
+      ? Effect.fail(new ChecksumMismatch({ file: `${model}.gguf`, expected: "0".repeat(64), actual: "f".repeat(64) }))
+      : failMissing(failure, model)
+  const find = (model: string): Effect.Effect<MockModel, ModelNotFound> =>
+    Option.match(Option.fromNullable(present.get(model)), { onNone: () => Effect.fail(notFound(model)), onSome: Effect.succeed })
   const asLocal = (m: MockModel): LocalModel => ({
     name: m.name,
     backend: type,
@@ -167,13 +197,13 @@ const makeBackend = (
     }),
     list: Effect.gen(function*() {
       yield* record("list")
-      yield* failIf("list")
+      yield* failUnavailable(options.fail?.list)
       return [...present.values()].map(asLocal)
     }),
     info: (model) =>
       Effect.gen(function*() {
         yield* record("info", model)
-        yield* failIf("info", model)
+        yield* failMissing(options.fail?.info, model)
         const m = yield* find(model)
         return {
           name: m.name,
@@ -189,7 +219,7 @@ const makeBackend = (
       Stream.unwrap(
         Effect.gen(function*() {
           yield* record("pull", model)
-          yield* failIf("pull", model)
+          yield* failPull(options.fail?.pull, model)
           const alreadyPresent = present.has(model) && pullOptions?.force !== true
           const known = pullable === "any"
             ? { name: model }
@@ -242,7 +272,7 @@ const makeBackend = (
     remove: (model) =>
       Effect.gen(function*() {
         yield* record("remove", model)
-        yield* failIf("remove", model)
+        yield* failMissing(options.fail?.remove, model)
         const m = yield* find(model)
         present.delete(model)
         return { model, backend: type, instance, removedFiles: [model], freedBytes: m.sizeBytes ?? 1_000_000 }
@@ -250,7 +280,7 @@ const makeBackend = (
     verify: (model) =>
       Effect.gen(function*() {
         yield* record("verify", model)
-        yield* failIf("verify", model)
+        yield* failMissing(options.fail?.verify, model)
         const models = model === undefined ? [...present.values()] : [yield* find(model)]
         const report: VerifyReport = {
           ok: true,
@@ -262,7 +292,7 @@ const makeBackend = (
       Stream.unwrap(
         Effect.gen(function*() {
           yield* record("generate", model, request)
-          yield* failIf("generate", model)
+          yield* failMissing(options.fail?.generate, model)
           const m = yield* find(model)
           const index = turnIndex.get(model) ?? 0
           turnIndex.set(model, index + 1)
@@ -305,7 +335,7 @@ const makeBackend = (
     embed: (model, inputs) =>
       Effect.gen(function*() {
         yield* record("embed", model, [...inputs])
-        yield* failIf("embed", model)
+        yield* failMissing(options.fail?.embed, model)
         const m = yield* find(model)
         const vectors = inputs.map((text) => (m.embed !== undefined ? [...m.embed(text)] : deterministicEmbedding(text, m.embeddingDimensions ?? 8)))
         return {
@@ -320,7 +350,7 @@ const makeBackend = (
     tokenize: (model, text) =>
       Effect.gen(function*() {
         yield* record("tokenize", model, text)
-        yield* failIf("tokenize", model)
+        yield* failMissing(options.fail?.tokenize, model)
         const m = yield* find(model)
         return [...(m.tokenize ?? deterministicTokens)(text)]
       })
@@ -341,7 +371,7 @@ export const makeMockBackend = <T extends BackendType>(
         makeBackend(
           type,
           instance.name,
-          type === "ollama" ? (instance.baseUrl ?? "mock://ollama") : (instance.modelDirectory ?? "mock://gguf"),
+          type === "gguf" ? (instance.modelDirectory ?? "mock://gguf") : (instance.baseUrl ?? `mock://${type}`),
           options,
           present,
           calls
@@ -361,4 +391,10 @@ export const OllamaBackendMock = (options: MockBackendOptions = {}, calls: CallL
 export const GgufBackendMock = (options: MockBackendOptions = {}, calls: CallLog = []) => {
   const mock = makeMockBackend("gguf", options, calls)
   return { layer: Layer.succeed(GgufBackendFactory, mock.factory), calls: mock.calls }
+}
+
+/** A scripted CloudBackend layer and its call record: cloud specs (`openai/gpt-4o-mini`) answer from the script. */
+export const CloudBackendMock = (options: MockBackendOptions = {}, calls: CallLog = []) => {
+  const mock = makeMockBackend("cloud", options, calls)
+  return { layer: Layer.succeed(CloudBackendFactory, mock.factory), calls: mock.calls }
 }

@@ -1,6 +1,7 @@
 /**
  * Prints one plain closing line, `tests: N passed, N failed, N skipped`, after vitest's own summary,
- * so CI (which reads that line) can count the run whatever reporter vitest uses.
+ * so CI (which reads that line) can count the run whatever reporter vitest uses; and, at the start
+ * and just before it, which Node and npm ran the suite (package.json's engines say which may).
  */
 import type { Reporter } from "vitest/reporters"
 
@@ -19,10 +20,20 @@ const count = (tasks: ReadonlyArray<AnyTask>, acc: { passed: number; failed: num
   return acc
 }
 
+/** `node v20.20.2, npm 11.19.1` (npm from the user agent npm gives the scripts it runs). */
+export const runtimeLine = (env: Readonly<Record<string, string | undefined>> = process.env): string => {
+  const npm = /\bnpm\/(\S+)/.exec(env["npm_config_user_agent"] ?? "")?.[1]
+  return `node ${process.version}, npm ${npm ?? "unknown (not run through npm)"}, ${process.platform}-${process.arch}`
+}
+
 export default class SummaryReporter implements Reporter {
+  onInit() {
+    process.stdout.write(`runtime: ${runtimeLine()}\n`)
+  }
+
   onFinished(files: ReadonlyArray<AnyTask> = [], errors: ReadonlyArray<unknown> = []) {
     const acc = count(files, { passed: 0, failed: 0, skipped: 0 })
     const failed = acc.failed + errors.length
-    process.stdout.write(`\ntests: ${acc.passed} passed, ${failed} failed, ${acc.skipped} skipped\n`)
+    process.stdout.write(`\nruntime: ${runtimeLine()}\ntests: ${acc.passed} passed, ${failed} failed, ${acc.skipped} skipped\n`)
   }
 }

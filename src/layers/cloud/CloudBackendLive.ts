@@ -26,13 +26,23 @@ import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type { CloudInstanceConfig } from "../../domain/ConfigSchema.js"
-import { type LlmspellError, MissingCredentials, ModelNotFound, ProviderNotAvailable, UnsupportedOperation } from "../../domain/Errors.js"
+import { type BackendError, MissingCredentials, ModelNotFound, ProviderNotAvailable, UnsupportedOperation } from "../../domain/Errors.js"
 import { errorToJson } from "../../domain/Failure.js"
 import type { BackendStatus, Completion, Embeddings, GenerateEvent, GenerateRequest, LocalModel, ModelInfo } from "../../domain/Types.js"
 import type { Backend, BackendFactory } from "../../services/Backend.js"
 import { CloudBackendFactory } from "../../services/CloudBackend.js"
 import * as Anthropic from "./cloudAnthropic.js"
-import { type CloudContext, dropped, requestJson, requestSse, type RequestPurpose, scrub, type SseEvent } from "./cloudHttp.js"
+import {
+  type CloudContext,
+  type CloudModelRequestError,
+  dropped,
+  type ModelPurpose,
+  requestJson,
+  requestModelJson,
+  requestSse,
+  scrub,
+  type SseEvent
+} from "./cloudHttp.js"
 import * as OpenAi from "./cloudOpenAi.js"
 
 /** How long a models listing is reused (`model list` twice in a row asks once). */
@@ -90,7 +100,7 @@ const makeClient = (instance: CloudInstanceConfig) =>
   }).pipe(Effect.provide(FetchHttpClient.layer))
 
 /** Builds one cloud backend instance. */
-export const make = (instance: CloudInstanceConfig): Effect.Effect<Backend, LlmspellError, Scope.Scope> =>
+export const make = (instance: CloudInstanceConfig): Effect.Effect<Backend, ProviderNotAvailable, Scope.Scope> =>
   Effect.gen(function*() {
     if (instance.protocol === undefined || instance.baseUrl === undefined) {
       return yield* Effect.fail(
@@ -179,11 +189,11 @@ export const make = (instance: CloudInstanceConfig): Effect.Effect<Backend, Llms
      */
     const eventsOf = (
       request: HttpClientRequest.HttpClientRequest,
-      purpose: RequestPurpose,
-      step: (event: SseEvent, out: Array<GenerateEvent>) => LlmspellError | undefined,
+      purpose: ModelPurpose,
+      step: (event: SseEvent, out: Array<GenerateEvent>) => BackendError | undefined,
       onFirstToken: (at: number) => void,
       isDone: () => boolean
-    ): Stream.Stream<GenerateEvent, LlmspellError> => {
+    ): Stream.Stream<GenerateEvent, CloudModelRequestError> => {
       let first = true
       return requestSse(ctx, request, purpose, (events) => {
         const out: Array<GenerateEvent> = []
@@ -200,7 +210,7 @@ export const make = (instance: CloudInstanceConfig): Effect.Effect<Backend, Llms
       }, isDone)
     }
 
-    const generateOpenAi = (model: string, request: GenerateRequest, purpose: RequestPurpose, startedAt: number) => {
+    const generateOpenAi = (model: string, request: GenerateRequest, purpose: ModelPurpose, startedAt: number) => {
       const acc = OpenAi.emptyAccumulator()
       let firstAt: number | undefined
       let done = false
@@ -243,7 +253,7 @@ export const make = (instance: CloudInstanceConfig): Effect.Effect<Backend, Llms
       return Stream.concat(deltas, end)
     }
 
-    const generateAnthropic = (model: string, request: GenerateRequest, purpose: RequestPurpose, startedAt: number) => {
+    const generateAnthropic = (model: string, request: GenerateRequest, purpose: ModelPurpose, startedAt: number) => {
       const acc = Anthropic.emptyMessage()
       let firstAt: number | undefined
       const body = Anthropic.toMessagesRequest(model, request)
@@ -278,7 +288,7 @@ export const make = (instance: CloudInstanceConfig): Effect.Effect<Backend, Llms
       return Stream.concat(deltas, end)
     }
 
-    const generate = (model: string, request: GenerateRequest): Stream.Stream<GenerateEvent, LlmspellError> =>
+    const generate = (model: string, request: GenerateRequest): Stream.Stream<GenerateEvent, CloudModelRequestError | UnsupportedOperation> =>
       Stream.unwrap(Effect.gen(function*() {
         yield* requireKey(instance)
         const unsupported = anthropic ? Anthropic.unsupportedField(request) : OpenAi.unsupportedField(instance, request)
@@ -290,7 +300,7 @@ export const make = (instance: CloudInstanceConfig): Effect.Effect<Backend, Llms
         return anthropic ? generateAnthropic(model, request, purpose, startedAt) : generateOpenAi(model, request, purpose, startedAt)
       })).pipe(Stream.withSpan("CloudBackend.generate", { attributes: { instance: instance.name, model } }))
 
-    const embed = (model: string, inputs: ReadonlyArray<string>): Effect.Effect<Embeddings, LlmspellError> =>
+    const embed = (model: string, inputs: ReadonlyArray<string>): Effect.Effect<Embeddings, CloudModelRequestError | UnsupportedOperation> =>
       Effect.gen(function*() {
         if (anthropic || instance.embeddings === false) {
           return yield* Effect.fail(
@@ -299,7 +309,7 @@ export const make = (instance: CloudInstanceConfig): Effect.Effect<Backend, Llms
         }
         yield* requireKey(instance)
         const purpose = { operation: "embed", model }
-        const body = yield* requestJson(
+        const body = yield* requestModelJson(
           ctx,
           HttpClientRequest.post("/embeddings").pipe(HttpClientRequest.bodyUnsafeJson({ model, input: [...inputs] })),
           purpose
@@ -321,7 +331,7 @@ export const make = (instance: CloudInstanceConfig): Effect.Effect<Backend, Llms
       }).pipe(Effect.withSpan("CloudBackend.embed", { attributes: { instance: instance.name, model } }))
 
     // What the provider says of a model: that it offers it (its models listing), nothing more.
-    const info = (model: string): Effect.Effect<ModelInfo, LlmspellError> =>
+    const info = (model: string): Effect.Effect<ModelInfo, CloudModelRequestError> =>
       Effect.gen(function*() {
         const names = yield* modelNames
         if (!names.includes(model)) {

@@ -8,22 +8,28 @@
 import type * as HttpClient from "@effect/platform/HttpClient"
 import type * as HttpClientError from "@effect/platform/HttpClientError"
 import type * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import * as Chunk from "effect/Chunk"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
+import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type { CloudInstanceConfig } from "../../domain/ConfigSchema.js"
-import {
-  BackendError,
-  BackendUnavailable,
-  type LlmspellError,
-  MissingCredentials,
-  ModelNotFound,
-  RateLimited
-} from "../../domain/Errors.js"
+import { BackendError, BackendUnavailable, MissingCredentials, ModelNotFound, RateLimited } from "../../domain/Errors.js"
+import { retryAfterMillis } from "../../domain/RetryAfter.js"
+import { redactUrlsIn } from "../../domain/ServerUrl.js"
+
+/**
+ * What a request to a provider can fail with: a refused key (401/403), a rate limit beyond what
+ * llmspell waits, the provider down or unreachable (5xx, refused), or any other failure of the
+ * request or its answer.
+ */
+export type CloudRequestError = MissingCredentials | RateLimited | BackendUnavailable | BackendError
+/** What a request about one model can fail with: also a model the provider does not offer (404). */
+export type CloudModelRequestError = CloudRequestError | ModelNotFound
 
 /** What every request to one instance shares: its config and its configured client. */
 export interface CloudContext {
@@ -36,11 +42,10 @@ export const MAX_RETRY_AFTER_SECONDS = 60
 /** Retries of one request the provider rate limited. */
 export const MAX_RATE_LIMIT_RETRIES = 3
 
-/** The key as the provider would echo it, replaced in any text. */
+/** The key as the provider would echo it, replaced in any text; URLs in it shown redacted (`redactUrl`). */
 export const scrub = (instance: CloudInstanceConfig, text: string): string => {
-  if (instance.apiKey === undefined) return text
-  const key = Redacted.value(instance.apiKey)
-  return key.length === 0 ? text : text.split(key).join("<redacted>")
+  const key = instance.apiKey === undefined ? "" : Redacted.value(instance.apiKey)
+  return redactUrlsIn(key.length === 0 ? text : text.split(key).join("<redacted>"))
 }
 
 /** The provider's own words from an error body (`{ error: { message } }` for OpenAI and Anthropic alike), scrubbed and cut short. */
@@ -54,19 +59,39 @@ const providerMessage = (instance: CloudInstanceConfig, body: unknown): string |
 
 /** Seconds from a `Retry-After` (seconds or an HTTP date) or `retry-after-ms` header; undefined when absent. */
 export const retryAfterSeconds = (headers: Readonly<Record<string, string | undefined>>, now: number): number | undefined => {
-  const ms = headers["retry-after-ms"]
-  if (ms !== undefined && /^\d+(\.\d+)?$/.test(ms.trim())) return Number(ms) / 1000
-  const value = headers["retry-after"]?.trim()
-  if (value === undefined || value.length === 0) return undefined
-  if (/^\d+(\.\d+)?$/.test(value)) return Number(value)
-  const date = Date.parse(value)
-  return Number.isNaN(date) ? undefined : Math.max(0, (date - now) / 1000)
+  const ms = retryAfterMillis({ retryAfter: headers["retry-after"], retryAfterMs: headers["retry-after-ms"] }, now)
+  return ms === undefined ? undefined : ms / 1000
 }
 
-/** Which operation a request served, and for which model: errors say it. */
+/** Which operation a request served: errors say it. */
 export interface RequestPurpose {
   readonly operation: string
-  readonly model?: string | undefined
+}
+
+/** A request about one model: a 404 means the provider does not offer it. */
+export interface ModelPurpose extends RequestPurpose {
+  readonly model: string
+}
+
+/** The error a non-2xx answer to a request about `purpose.model` means. */
+export const errorForModelStatus = (
+  instance: CloudInstanceConfig,
+  purpose: ModelPurpose,
+  status: number,
+  headers: Readonly<Record<string, string | undefined>>,
+  body: unknown,
+  now: number
+): CloudModelRequestError => {
+  if (status !== 404) return errorForStatus(instance, purpose, status, headers, body, now)
+  const said = providerMessage(instance, body)
+  return new ModelNotFound({
+    model: purpose.model,
+    backend: "cloud",
+    instance: instance.name,
+    operation: purpose.operation,
+    ...(said !== undefined ? { detail: said } : {}),
+    suggestion: `check the name; \`llmspell model list --backend cloud\` lists the models ${instance.name} offers`
+  })
 }
 
 /** The error a non-2xx answer means. */
@@ -77,7 +102,7 @@ export const errorForStatus = (
   headers: Readonly<Record<string, string | undefined>>,
   body: unknown,
   now: number
-): LlmspellError => {
+): CloudRequestError => {
   const said = providerMessage(instance, body)
   const their = said !== undefined ? `: ${said}` : ""
   if (status === 401 || status === 403) {
@@ -87,16 +112,6 @@ export const errorForStatus = (
       reason: status === 401
         ? `the provider refused the key (HTTP 401${their})`
         : `the key is not allowed to do this (HTTP 403${their})`
-    })
-  }
-  if (status === 404 && purpose.model !== undefined) {
-    return new ModelNotFound({
-      model: purpose.model,
-      backend: "cloud",
-      instance: instance.name,
-      operation: purpose.operation,
-      ...(said !== undefined ? { detail: said } : {}),
-      suggestion: `check the name; \`llmspell model list --backend cloud\` lists the models ${instance.name} offers`
     })
   }
   if (status === 429) {
@@ -127,7 +142,7 @@ export const errorForStatus = (
 }
 
 /** A request that never got an answer (refused, DNS, TLS, reset before headers). */
-const unreachable = (instance: CloudInstanceConfig, error: HttpClientError.RequestError): LlmspellError =>
+const unreachable = (instance: CloudInstanceConfig, error: HttpClientError.RequestError): BackendUnavailable =>
   new BackendUnavailable({
     backend: "cloud",
     instance: instance.name,
@@ -137,7 +152,7 @@ const unreachable = (instance: CloudInstanceConfig, error: HttpClientError.Reque
   })
 
 /** A body that broke off after the answer started. */
-export const dropped = (instance: CloudInstanceConfig, purpose: RequestPurpose, what: string): LlmspellError =>
+export const dropped = (instance: CloudInstanceConfig, purpose: RequestPurpose, what: string): BackendError =>
   new BackendError({
     backend: "cloud",
     instance: instance.name,
@@ -148,8 +163,13 @@ export const dropped = (instance: CloudInstanceConfig, purpose: RequestPurpose, 
 
 const headersOf = (response: { readonly headers: Readonly<Record<string, string>> }) => response.headers as Readonly<Record<string, string | undefined>>
 
-/** Sends a request and hands back the 2xx response; anything else becomes its typed error. */
-const send = (ctx: CloudContext, request: HttpClientRequest.HttpClientRequest, purpose: RequestPurpose) =>
+/** Sends a request and hands back the 2xx response; anything else becomes its typed error (`statusError` for a non-2xx answer). */
+const send = <E>(
+  ctx: CloudContext,
+  request: HttpClientRequest.HttpClientRequest,
+  purpose: RequestPurpose,
+  statusError: (status: number, headers: Readonly<Record<string, string | undefined>>, body: unknown, now: number) => E
+) =>
   ctx.http.execute(request).pipe(
     Effect.catchTag("RequestError", (e) => Effect.fail(unreachable(ctx.instance, e))),
     Effect.catchTag("ResponseError", (e) => Effect.fail(dropped(ctx.instance, purpose, `unreadable answer (${e.reason})`))),
@@ -158,21 +178,31 @@ const send = (ctx: CloudContext, request: HttpClientRequest.HttpClientRequest, p
         ? Effect.succeed(response)
         : Effect.flatMap(
           Effect.orElseSucceed(response.json, () => undefined),
-          (body) => Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.fail(errorForStatus(ctx.instance, purpose, response.status, headersOf(response), body, now)))
+          (body) => Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.fail(statusError(response.status, headersOf(response), body, now)))
         )
     )
   )
+
+const jsonOf = <E>(ctx: CloudContext, purpose: RequestPurpose, sent: Effect.Effect<HttpClientResponse.HttpClientResponse, E, Scope.Scope>) =>
+  Effect.scoped(
+    Effect.flatMap(sent, (response) => Effect.mapError(response.json, () => dropped(ctx.instance, purpose, "the answer is not JSON")))
+  ).pipe(retryRateLimited)
 
 /** A JSON request: the decoded body of a 2xx answer. */
 export const requestJson = (
   ctx: CloudContext,
   request: HttpClientRequest.HttpClientRequest,
   purpose: RequestPurpose
-): Effect.Effect<unknown, LlmspellError> =>
-  Effect.scoped(
-    Effect.flatMap(send(ctx, request, purpose), (response) =>
-      Effect.mapError(response.json, () => dropped(ctx.instance, purpose, "the answer is not JSON")))
-  ).pipe(retryRateLimited)
+): Effect.Effect<unknown, CloudRequestError> =>
+  jsonOf(ctx, purpose, send(ctx, request, purpose, (...answer) => errorForStatus(ctx.instance, purpose, ...answer)))
+
+/** A JSON request about one model (a 404 is ModelNotFound): the decoded body of a 2xx answer. */
+export const requestModelJson = (
+  ctx: CloudContext,
+  request: HttpClientRequest.HttpClientRequest,
+  purpose: ModelPurpose
+): Effect.Effect<unknown, CloudModelRequestError> =>
+  jsonOf(ctx, purpose, send(ctx, request, purpose, (...answer) => errorForModelStatus(ctx.instance, purpose, ...answer)))
 
 /** One server-sent event: its `event:` name (empty when absent) and its `data:` lines joined. */
 export interface SseEvent {
@@ -227,22 +257,22 @@ const MAX_EVENT_CHARS = 16 * 1024 * 1024
  * throughput). A 429 retries the request before any event; the request is aborted when the
  * stream's consumer stops or is interrupted (FetchHttpClient ties the fetch's signal to the scope).
  */
-export const requestSse = <A>(
+export const requestSse = <A, E>(
   ctx: CloudContext,
   request: HttpClientRequest.HttpClientRequest,
-  purpose: RequestPurpose,
-  onEvents: (events: ReadonlyArray<SseEvent>) => Effect.Effect<Chunk.Chunk<A>, LlmspellError>,
+  purpose: ModelPurpose,
+  onEvents: (events: ReadonlyArray<SseEvent>) => Effect.Effect<Chunk.Chunk<A>, E>,
   /** True once the answer is complete (`[DONE]`, `message_stop`): the stream ends after that read. */
   isDone: () => boolean = () => false
-): Stream.Stream<A, LlmspellError> =>
-  retryRateLimited(send(ctx, request, purpose)).pipe(
+): Stream.Stream<A, CloudModelRequestError | E> =>
+  retryRateLimited(send(ctx, request, purpose, (...answer) => errorForModelStatus(ctx.instance, purpose, ...answer))).pipe(
     Effect.map((response) => {
       const parse = makeSseParser()
       const decoder = new TextDecoder()
       let pending = 0
       return response.stream.pipe(
         Stream.mapError(() => dropped(ctx.instance, purpose, "the connection dropped in the middle of the answer")),
-        Stream.mapEffect((bytes) => {
+        Stream.mapEffect((bytes): Effect.Effect<Chunk.Chunk<A>, BackendError | E> => {
           const text = decoder.decode(bytes, { stream: true })
           pending += text.length
           const events = parse(text)
@@ -264,16 +294,16 @@ export const requestSse = <A>(
  * MAX_RETRY_AFTER_SECONDS at once; every other error fails at once. Only a request is retried,
  * never a stream that already produced events: a 429 comes before the first event.
  */
-export const rateLimitSchedule: Schedule.Schedule<unknown, LlmspellError> = Schedule.identity<LlmspellError>().pipe(
-  Schedule.whileInput((e: LlmspellError) => e._tag === "RateLimited" && e.retryAfterSeconds <= MAX_RETRY_AFTER_SECONDS),
-  Schedule.addDelay((e) => Duration.seconds(e._tag === "RateLimited" ? e.retryAfterSeconds : 0)),
+export const rateLimitSchedule: Schedule.Schedule<unknown, unknown> = Schedule.identity<unknown>().pipe(
+  Schedule.whileInput((e) => e instanceof RateLimited && e.retryAfterSeconds <= MAX_RETRY_AFTER_SECONDS),
+  Schedule.addDelay((e) => Duration.seconds(e instanceof RateLimited ? e.retryAfterSeconds : 0)),
   Schedule.intersect(Schedule.recurs(MAX_RATE_LIMIT_RETRIES))
 )
 
 /** Retries an effect the provider rate limited, per `rateLimitSchedule`. */
-export const retryRateLimited = <A, R>(effect: Effect.Effect<A, LlmspellError, R>): Effect.Effect<A, LlmspellError, R> =>
+export const retryRateLimited = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
   Effect.retry(effect, rateLimitSchedule)
 
 /** Retries a stream the provider rate limited, per `rateLimitSchedule`. */
-export const retryRateLimitedStream = <A, R>(stream: Stream.Stream<A, LlmspellError, R>): Stream.Stream<A, LlmspellError, R> =>
+export const retryRateLimitedStream = <A, E, R>(stream: Stream.Stream<A, E, R>): Stream.Stream<A, E, R> =>
   Stream.retry(stream, rateLimitSchedule)

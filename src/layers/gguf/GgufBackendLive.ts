@@ -25,6 +25,7 @@ import { constrainedOutcome, generationPlan } from "./JsonSchemaGrammar.js"
 import { errorToJson } from "../../domain/Failure.js"
 import * as Gguf from "../../domain/GgufReader.js"
 import * as HubRef from "../../domain/HubRef.js"
+import { factsOfFile, identityDigest, type ModelFacts } from "../../domain/ModelFacts.js"
 import { isFileReference } from "../../domain/ModelSpec.js"
 import type {
   BackendStatus,
@@ -38,11 +39,19 @@ import type {
   ModelLocation,
   ToolCall
 } from "../../domain/Types.js"
-import type { Backend } from "../../services/Backend.js"
+import {
+  type Backend,
+  BackendEmbedError,
+  BackendGenerateError,
+  BackendInfoError,
+  BackendKeepAliveError,
+  BackendListError,
+  BackendTokenizeError
+} from "../../services/Backend.js"
 import { GgufBackendFactory } from "../../services/GgufBackend.js"
 import { type LoadedModelHandle, LlamaLoader, type LlamaLoaderService, type LoadOptions } from "../../services/LlamaLoader.js"
-import { ModelDownloader, type ModelDownloaderService, type StoreRoot } from "../../services/ModelDownloader.js"
-import { ModelStore as ModelStoreTag, type ModelStoreService } from "../../services/ModelStore.js"
+import { ModelDownloader, type ModelDownloaderService } from "../../services/ModelDownloader.js"
+import { ModelStore as ModelStoreTag, type ModelStoreService, type StoreRoot } from "../../services/ModelStore.js"
 import { autoThreads, availableCores } from "./cpu.js"
 import * as ModelPool from "./modelPool.js"
 import { readGgufFile } from "../store/readGgufFile.js"
@@ -63,6 +72,8 @@ interface ResolvedFile {
   /** The store it came from (absent for a local file given by path), and every store holding the same bytes. */
   readonly store?: ModelLocation["store"]
   readonly locations?: ReadonlyArray<ModelLocation>
+  /** The store's identity of the model (Ollama's `digest`). */
+  readonly digest?: string
 }
 
 /** What identifies the bytes behind a path: a rename over it or a rewrite changes one of these. */
@@ -109,16 +120,12 @@ export const localPath = (reference: string, cwd: string = process.cwd(), home: 
 const parameterSize = (count: number): string =>
   count >= 1e9 ? `${(count / 1e9).toFixed(1)}B` : count >= 1e6 ? `${(count / 1e6).toFixed(count >= 1e8 ? 0 : 1)}M` : `${(count / 1e3).toFixed(0)}K`
 
-/** Builds one backend instance. */
+/** Builds one backend instance: names resolve through the model store (without one, only files by path run). */
 export const makeBackend = (
   instance: GgufInstanceConfig,
   loader: LlamaLoaderService,
   downloader: ModelDownloaderService,
-  // every GGUF on the machine; without one, llmspell's own store as the downloader reports it
-  modelStore: ModelStoreService = ModelStoreLive.make(
-    ModelStoreLive.ownStoreOnly(os.homedir()),
-    ModelStoreLive.downloaderModels(downloader)
-  )
+  modelStore: ModelStoreService = ModelStoreLive.empty
 ) =>
   Effect.gen(function*() {
     const store: StoreRoot = { directory: instance.modelDirectory, instance: instance.name }
@@ -138,6 +145,8 @@ export const makeBackend = (
       ...(instance.workerMaxHeapMb !== undefined ? { maxHeapMb: instance.workerMaxHeapMb } : {})
     }
     const names = new Map<string, string>()
+    // what every view says of a loaded file (ps): the store's digest, the header's family and quantization
+    const facts = new Map<string, ModelFacts & { readonly digest?: string }>()
 
     // Files whose worker crashed while loading them, with the file as it was: a file that crashed
     // twice in a row is not loaded again until it changes (no reload loop on a bad file).
@@ -172,7 +181,12 @@ export const makeBackend = (
               refused: true
             })
           }
-          yield* readGgufFile(path, { model, instance: instance.name })
+          const header = yield* readGgufFile(path, { model, instance: instance.name })
+          facts.set(path, {
+            ...factsOfFile(header, nodePath.basename(path)),
+            digest: facts.get(path)?.digest ??
+              identityDigest(path, header.fileSize, before !== undefined ? new Date(before.mtimeMs).toISOString() : undefined)
+          })
           if (!sameFile(before, yield* fileIdentity(path))) return yield* changed(path)
           const handle = yield* loader.load(path, { ...loadOptions, model, ...(purpose === "embedding" ? { purpose } : {}) }).pipe(
             Effect.tapError((e) =>
@@ -215,19 +229,25 @@ export const makeBackend = (
         ...(detail !== undefined ? { detail } : {})
       })
 
-    const resolve = (model: string): Effect.Effect<ResolvedFile, LlmspellError> =>
+    // What resolving a name can fail with is the least of what every operation that resolves one may.
+    const resolve = (model: string): Effect.Effect<ResolvedFile, BackendKeepAliveError> =>
       Effect.gen(function*() {
         if (isFileReference(model)) return { name: model, path: localPath(model), installed: false }
         // llmspell's store first, then every foreign store read in place; never the hub (only `pull` goes there)
         const found = yield* modelStore.find(model, store)
         if (Option.isNone(found)) return yield* notFound(model)
         const m = found.value
-        return { name: m.name, path: m.path, installed: m.installed, store: m.store, locations: m.locations }
+        return { name: m.name, path: m.path, installed: m.installed, store: m.store, locations: m.locations, digest: m.digest }
       }).pipe(
-        Effect.tap((r) => Effect.sync(() => names.set(r.path, r.name)))
+        Effect.tap((r) =>
+          Effect.sync(() => {
+            names.set(r.path, r.name)
+            if (r.digest !== undefined) facts.set(r.path, { ...facts.get(r.path), digest: r.digest })
+          })
+        )
       )
 
-    const generate = (model: string, request: GenerateRequest): Stream.Stream<GenerateEvent, LlmspellError> =>
+    const generate = (model: string, request: GenerateRequest): Stream.Stream<GenerateEvent, BackendGenerateError> =>
       Stream.unwrapScoped(Effect.gen(function*() {
         const start = yield* nowMs
         // a schema the grammar cannot enforce is refused before anything is loaded
@@ -243,8 +263,8 @@ export const makeBackend = (
         return handle.generate(request).pipe(
           // the worker is gone (crashed, or stopped for a stuck request): the next request loads the model again
           Stream.tapError(() => Effect.flatMap(handle.alive, (alive) => (alive ? Effect.void : pool.invalidate(file.path)))),
-          Stream.mapEffect((event): Effect.Effect<GenerateEvent, LlmspellError> =>
-            Effect.flatMap(nowMs, (now): Effect.Effect<GenerateEvent, LlmspellError> => {
+          Stream.mapEffect((event): Effect.Effect<GenerateEvent, SchemaViolation> =>
+            Effect.flatMap(nowMs, (now): Effect.Effect<GenerateEvent, SchemaViolation> => {
               if (event._tag === "Text") {
                 firstAt ??= now
                 return Effect.succeed({ _tag: "TextDelta", text: event.text })
@@ -316,7 +336,7 @@ export const makeBackend = (
 
     // Embeddings run on an embedding context of their own (node-llama-cpp's createEmbeddingContext),
     // a pool entry beside the chat one; a batch is one request to the worker, vectors in input order.
-    const embed = (model: string, inputs: ReadonlyArray<string>): Effect.Effect<Embeddings, LlmspellError> =>
+    const embed = (model: string, inputs: ReadonlyArray<string>): Effect.Effect<Embeddings, BackendEmbedError> =>
       Effect.scoped(Effect.gen(function*() {
         const file = yield* resolve(model)
         const base = { model: file.name, backend: "gguf" as const, instance: instance.name }
@@ -350,7 +370,7 @@ export const makeBackend = (
       })).pipe(Effect.withSpan("GgufBackend.embed", { attributes: { model, inputs: inputs.length, instance: instance.name } }))
 
     // Through whichever context of the model is loaded (the chat one when neither is): one tokenizer.
-    const tokenize = (model: string, text: string): Effect.Effect<ReadonlyArray<number>, LlmspellError> =>
+    const tokenize = (model: string, text: string): Effect.Effect<ReadonlyArray<number>, BackendTokenizeError> =>
       Effect.scoped(Effect.gen(function*() {
         const file = yield* resolve(model)
         const loaded = yield* pool.entries
@@ -364,13 +384,12 @@ export const makeBackend = (
         return yield* handle.tokenize(text).pipe(Effect.tapError(() => forgetIfDead(key, handle)))
       })).pipe(Effect.withSpan("GgufBackend.tokenize", { attributes: { model, instance: instance.name } }))
 
-    const info = (model: string): Effect.Effect<ModelInfo, LlmspellError> =>
+    const info = (model: string): Effect.Effect<ModelInfo, BackendInfoError> =>
       Effect.gen(function*() {
         const file = yield* resolve(model)
         const gguf = yield* readGgufFile(file.path, { model, instance: instance.name })
         const arch = gguf.architecture
         const num = (key: string) => Gguf.metadataNumber(gguf, `${arch}.${key}`)
-        const fileType = Gguf.metadataNumber(gguf, "general.file_type")
         const count = Gguf.parameterCount(gguf)
         const trainContext = num("context_length")
         const defaultContext = instance.contextSize === "auto"
@@ -383,6 +402,8 @@ export const makeBackend = (
           contextSize: defaultContext
         }).pipe(Effect.either)
         const generalName = Gguf.metadataString(gguf, "general.name")
+        // the same facts every view gives (model list, /api/tags, /api/ps, /api/show)
+        const modelFacts = factsOfFile(gguf, nodePath.basename(file.path))
         return {
           name: file.name,
           backend: "gguf",
@@ -390,7 +411,7 @@ export const makeBackend = (
           architecture: arch,
           parameterCount: count,
           parameterSize: parameterSize(count),
-          ...(fileType !== undefined ? { quantization: Gguf.fileTypeName(fileType) } : {}),
+          ...(modelFacts.quantization !== undefined ? { quantization: modelFacts.quantization } : {}),
           ...(trainContext !== undefined ? { contextLength: trainContext } : {}),
           ...(num("embedding_length") !== undefined ? { embeddingLength: num("embedding_length")! } : {}),
           ...(num("block_count") !== undefined ? { layers: num("block_count")! } : {}),
@@ -403,7 +424,7 @@ export const makeBackend = (
           ...(file.store !== undefined ? { store: file.store } : {}),
           ...(file.locations !== undefined ? { locations: file.locations } : {}),
           ...(memory._tag === "Right" ? { memory: memory.right } : {}),
-          capabilities: ["completion"],
+          capabilities: modelFacts.capabilities ?? ["completion"],
           details: {
             ggufVersion: gguf.version,
             tensors: gguf.tensorCount,
@@ -413,7 +434,7 @@ export const makeBackend = (
         } satisfies ModelInfo
       }).pipe(Effect.withSpan("GgufBackend.info", { attributes: { model } }))
 
-    const list: Effect.Effect<ReadonlyArray<LocalModel>, LlmspellError> = Effect.map(
+    const list: Effect.Effect<ReadonlyArray<LocalModel>, BackendListError> = Effect.map(
       modelStore.list(store),
       (inventory) =>
         inventory.models.map((m): LocalModel => ({
@@ -426,6 +447,8 @@ export const makeBackend = (
           path: m.path,
           files: m.files,
           ...(m.quantization !== undefined ? { quantization: m.quantization } : {}),
+          ...(m.family !== undefined ? { family: m.family } : {}),
+          digest: m.digest,
           store: m.store,
           ...(m.sha256 !== undefined ? { sha256: m.sha256 } : {}),
           locations: m.locations
@@ -443,40 +466,21 @@ export const makeBackend = (
             suggestion: "delete the file yourself"
           })
         }
-        const installed = yield* downloader.findInstalled(model, store)
-        if (Option.isSome(installed)) {
-          // unload before deleting: the file stays valid under its mmap (deleting is safe, truncating is not)
-          yield* unloadFile(installed.value.primaryPath)
-          return yield* downloader.remove(model, store)
-        }
+        // the store removes (and refuses another tool's model, naming its own command); the backend only
+        // unloads first: the file stays valid under its mmap (deleting is safe, truncating is not)
         const found = yield* modelStore.find(model, store)
-        if (Option.isSome(found) && found.value.store !== "llmspell") {
-          // another tool's store is never written: say whose it is and how that tool removes it
-          const owner = found.value.locations.find((l) => l.store === found.value.store)
-          return yield* new BackendError({
-            backend: "gguf",
-            instance: instance.name,
-            operation: "remove",
-            reason: `${found.value.name} is in the ${found.value.store} store (${found.value.path}), which llmspell only reads`,
-            suggestion: owner?.removeCommand !== undefined
-              ? `remove it with its own tool: ${owner.removeCommand}`
-              : `remove it with the tool that downloaded it`
-          })
-        }
-        const loose = Option.isSome(found) && !found.value.installed ? found.value.path : undefined
-        if (loose === undefined) return yield* downloader.remove(model, store)
-        yield* unloadFile(loose)
-        const size = yield* Effect.tryPromise({
-          try: async () => {
-            const s = await fs.stat(loose)
-            await fs.rm(loose)
-            return s.size
-          },
-          catch: (e) =>
-            new BackendError({ backend: "gguf", instance: instance.name, operation: "remove", reason: String(e), cause: e })
-        })
-        return { model, backend: "gguf" as const, instance: instance.name, removedFiles: [loose], freedBytes: size }
+        if (Option.isSome(found) && found.value.store === "llmspell") yield* unloadFile(found.value.path)
+        return yield* modelStore.remove(model, store)
       })
+
+    const loadedFacts = (path: string) => {
+      const known = facts.get(path)
+      return {
+        ...(known?.digest !== undefined ? { digest: known.digest } : {}),
+        ...(known?.family !== undefined ? { family: known.family } : {}),
+        ...(known?.quantization !== undefined ? { quantization: known.quantization } : {})
+      }
+    }
 
     // a model whose worker died (and nobody asked for since) is not loaded
     const loadedNow = Effect.flatMap(
@@ -488,6 +492,7 @@ export const makeBackend = (
         // synchronous step (a chat template) cannot answer: the record goes without, ps does not wait
         Effect.map(Effect.option(Effect.timeout(e.value!.sequences ?? Effect.fail(undefined), "1 second")), (sequences): LoadedModel => ({
         name: names.get(parseKey(e.key).path) ?? parseKey(e.key).path,
+        ...loadedFacts(parseKey(e.key).path),
         ...(parseKey(e.key).purpose === "embedding" ? { purpose: "embedding" as const } : {}),
         sizeBytes: e.value!.sizeBytes,
         ...(e.value!.vramBytes > 0 ? { vramBytes: e.value!.vramBytes } : {}),
@@ -495,13 +500,15 @@ export const makeBackend = (
         ...(sequences._tag === "Some" ? { sequences: sequences.value } : {}),
         contextLength: e.value!.contextSize,
         device: e.value!.vramBytes > 0 ? "gpu" : "cpu",
-        ...(e.expiresAtMillis !== undefined ? { expiresAt: new Date(e.expiresAtMillis).toISOString() } : {})
+        // an expiry past what a Date holds (±8.64e15 ms: a library caller's keep-alive of 1e300 s) is "never"
+        ...(e.expiresAtMillis !== undefined && Math.abs(e.expiresAtMillis) <= 8.64e15 ? { expiresAt: new Date(e.expiresAtMillis).toISOString() } : {})
       })))
     )
 
     const status: Effect.Effect<BackendStatus> = Effect.gen(function*() {
       const loaded = yield* loadedNow
-      const models = yield* Effect.either(list)
+      const inventory = yield* Effect.either(modelStore.list(store))
+      const models = Either.map(inventory, (i) => i.models)
       const base = {
         "model directory": instance.modelDirectory,
         threads: instance.threads === "auto" ? `${threads} (auto: ${cores} cores available)` : threads,
@@ -521,7 +528,9 @@ export const makeBackend = (
         ...(models._tag === "Right" ? { modelsPresent: models.right.length } : {}),
         loaded
       }
-      const modelWarnings = models._tag === "Left" ? [`cannot list the model store: ${models.left.message}`] : []
+      const modelWarnings = inventory._tag === "Left"
+        ? [`cannot list the model store: ${inventory.left.message}`]
+        : storeWarnings(inventory.right.warnings)
       if (runtime._tag === "Left") {
         return {
           ...common,
@@ -579,7 +588,7 @@ export const makeBackend = (
           yield* Effect.scoped(acquireLive(file.path))
           if (seconds !== undefined) yield* pool.setTimeToLive(file.path, seconds < 0 ? "forever" : seconds * 1000)
         }).pipe(Effect.withSpan("GgufBackend.load", { attributes: { model, instance: instance.name } })),
-      verify: (model) => downloader.verify(store, model),
+      verify: (model) => modelStore.verify(store, model),
       generate,
       embed,
       tokenize
@@ -589,17 +598,22 @@ export const makeBackend = (
 
 const formatGiB = (bytes: number) => `${(bytes / 2 ** 30).toFixed(1)} GiB`
 
+/** What the store scans skipped and why (unreadable, a FIFO, a link leaving a store…), at most 20 lines. */
+const storeWarnings = (warnings: ReadonlyArray<{ readonly store: string; readonly path: string; readonly reason: string }>) => [
+  ...warnings.slice(0, 20).map((w) => `${w.store}: ${w.path}: ${w.reason}`),
+  ...(warnings.length > 20 ? [`… and ${warnings.length - 20} more skipped in other tools' stores`] : [])
+]
+
 const errorInfo = (e: LlmspellError | BackendUnavailable) =>
   isLlmspellError(e) ? errorToJson(e) : { _tag: "UnknownError", message: String(e) }
 
-/** The GGUF backend factory over a loader and a downloader. */
-export const layerWithoutLoader: Layer.Layer<GgufBackendFactory, never, LlamaLoader | ModelDownloader> = Layer.effect(
+/** The GGUF backend factory over a loader, the model store (names, list, verify, remove) and the downloader (pull). */
+export const layerWithoutLoader: Layer.Layer<GgufBackendFactory, never, LlamaLoader | ModelDownloader | ModelStoreTag> = Layer.effect(
   GgufBackendFactory,
   Effect.gen(function*() {
     const loader = yield* LlamaLoader
     const downloader = yield* ModelDownloader
-    // the machine-wide inventory when one is provided (LlmspellLive does), else llmspell's own store
-    const modelStore = Option.getOrUndefined(yield* Effect.serviceOption(ModelStoreTag))
+    const modelStore = yield* ModelStoreTag
     return {
       type: "gguf",
       make: (instance) => makeBackend(instance, loader, downloader, modelStore)
@@ -607,7 +621,7 @@ export const layerWithoutLoader: Layer.Layer<GgufBackendFactory, never, LlamaLoa
   })
 )
 
-/** The live GGUF backend factory (node-llama-cpp loader); needs the ModelDownloader for the store. */
-export const layer: Layer.Layer<GgufBackendFactory, never, ModelDownloader> = layerWithoutLoader.pipe(
+/** The live GGUF backend factory (node-llama-cpp loader); needs the ModelStore and the ModelDownloader. */
+export const layer: Layer.Layer<GgufBackendFactory, never, ModelDownloader | ModelStoreTag> = layerWithoutLoader.pipe(
   Layer.provide(LlamaLoaderLive.layer)
 )

@@ -7,13 +7,8 @@
  */
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import {
-  DownloadFailed,
-  HubAuthRequired,
-  isLlmspellError,
-  type LlmspellError,
-  ModelNotFound
-} from "../../domain/Errors.js"
+import { DownloadFailed, HubAuthRequired, isLlmspellError, ModelNotFound } from "../../domain/Errors.js"
+import { retryAfterMillis } from "../../domain/RetryAfter.js"
 import { Retryable } from "./retryPolicy.js"
 
 export type HubModule = typeof import("@huggingface/hub")
@@ -39,20 +34,18 @@ export class FetchProbe {
     const signal = init?.signal ? AbortSignal.any([init.signal, this.controller.signal]) : this.controller.signal
     const response = await fetch(input instanceof Request ? url.href : input, { ...init, headers, signal })
     this.responses.push({ status: response.status, url: response.url || url.href, headers: response.headers })
-    if (response.status === 429 || response.status === 503) this.retryAfterMs = parseRetryAfter(response.headers.get("retry-after"))
+    if (response.status === 429 || response.status === 503) {
+      this.retryAfterMs = retryAfterMillis(
+        { retryAfter: response.headers.get("retry-after"), retryAfterMs: response.headers.get("retry-after-ms") },
+        Date.now()
+      )
+    }
     return response
   }
 
   get last() {
     return this.responses.at(-1)
   }
-}
-
-const parseRetryAfter = (value: string | null): number | undefined => {
-  if (value === null) return undefined
-  const seconds = Number(value)
-  const ms = Number.isFinite(seconds) ? seconds * 1000 : Date.parse(value) - Date.now()
-  return Number.isFinite(ms) ? Math.max(0, ms) : undefined
 }
 
 export interface CallContext {
@@ -73,9 +66,14 @@ export const describeRaw = (e: unknown): string => {
   return String(e)
 }
 
+/** What a hub call fails with: the hub's refusals, a final failure, or a failure worth another attempt. */
+export type HubCallError = ModelNotFound | HubAuthRequired | DownloadFailed | Retryable
+
 /** Maps whatever the hub library or fetch threw to a typed error or a Retryable. */
-export const classify = (e: unknown, ctx: CallContext, probe: FetchProbe): LlmspellError | Retryable => {
-  if (e instanceof Retryable || isLlmspellError(e)) return e
+export const classify = (e: unknown, ctx: CallContext, probe: FetchProbe): HubCallError => {
+  if (e instanceof Retryable) return e
+  // our own code inside a call throws only these
+  if (isLlmspellError(e) && (e._tag === "ModelNotFound" || e._tag === "HubAuthRequired" || e._tag === "DownloadFailed")) return e
   // blob.stream() rejects with a bare string when its request fails: the status is in what our fetch saw.
   const lastStatus = probe.last?.status ?? 0
   const status = (e as { statusCode?: unknown })?.statusCode ?? (typeof e === "string" && lastStatus >= 400 ? lastStatus : undefined)
@@ -125,7 +123,7 @@ export const hubCall = <A>(
   probe: FetchProbe,
   what: string,
   f: () => Promise<A>
-): Effect.Effect<A, LlmspellError | Retryable> =>
+): Effect.Effect<A, HubCallError> =>
   Effect.tryPromise({ try: f, catch: (e) => classify(e, ctx, probe) }).pipe(
     Effect.timeoutFail({
       duration: ctx.stallTimeout,

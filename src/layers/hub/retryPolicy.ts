@@ -12,7 +12,7 @@ import * as Effect from "effect/Effect"
 import * as Schedule from "effect/Schedule"
 import * as ScheduleDecision from "effect/ScheduleDecision"
 import * as Interval from "effect/ScheduleInterval"
-import { DownloadFailed, type LlmspellError, RateLimited } from "../../domain/Errors.js"
+import { DownloadFailed, RateLimited } from "../../domain/Errors.js"
 
 /** A failure worth another attempt (network, stall, 5xx, 429); becomes DownloadFailed when retries run out. */
 export class Retryable extends Data.TaggedError("Retryable")<{
@@ -35,10 +35,10 @@ export const NO_PROGRESS_DEADLINE = Duration.minutes(10)
 /** The wait before retry number `failures` (1-based): 1, 2, 4, 8, 16, 30, 30 … seconds. */
 export const backoff = (failures: number) => Duration.seconds(Math.min(30, 2 ** Math.max(0, failures - 1)))
 
-/** What the policy decided about one failure. */
-export type RetryVerdict =
+/** What the policy decided about one failure: wait and retry, or end with an error (E: the call's own failures). */
+export type RetryVerdict<E = never> =
   | { readonly _tag: "Retry"; readonly message: string; readonly wait: Duration.Duration }
-  | { readonly _tag: "GiveUp"; readonly error: LlmspellError }
+  | { readonly _tag: "GiveUp"; readonly error: E | DownloadFailed | RateLimited }
 
 /** Settings of one retried call. */
 export interface RetryOptions {
@@ -75,16 +75,16 @@ const giveUp = (e: Retryable, options: RetryOptions, overdue: boolean): Download
  * The retry policy as a Schedule over a call's failures, its clock started at `startedAt`: its output says
  * whether (and how long) to wait, or the error to end with.
  */
-export const retrySchedule = (
+export const retrySchedule = <E extends { readonly _tag: string }>(
   startedAt: number,
   options: RetryOptions
-): Schedule.Schedule<RetryVerdict, LlmspellError | Retryable> =>
-  Schedule.makeWithState<RetryState, LlmspellError | Retryable, RetryVerdict>(
+): Schedule.Schedule<RetryVerdict<E>, E | Retryable> =>
+  Schedule.makeWithState<RetryState, E | Retryable, RetryVerdict<E>>(
     { failures: 0, progressAt: undefined },
     (now, e, state) => {
-      const stop = (error: LlmspellError) =>
-        Effect.succeed([state, { _tag: "GiveUp", error } as RetryVerdict, ScheduleDecision.done] as const)
-      if (e._tag !== "Retryable") return stop(e)
+      const stop = (error: E | DownloadFailed | RateLimited) =>
+        Effect.succeed([state, { _tag: "GiveUp", error } as RetryVerdict<E>, ScheduleDecision.done] as const)
+      if (!(e instanceof Retryable)) return stop(e)
       const failures = e.progressed === true ? 1 : state.failures + 1
       const progressAt = e.progressed === true ? now : state.progressAt ?? startedAt
       if (e.retryAfterMs !== undefined && e.retryAfterMs > MAX_RETRY_AFTER_MS) {
@@ -103,7 +103,7 @@ export const retrySchedule = (
         return stop(giveUp(e, options, overdue))
       }
       const why = e.retryAfterMs !== undefined ? "rate limited" : e.reason
-      const verdict: RetryVerdict = {
+      const verdict: RetryVerdict<E> = {
         _tag: "Retry",
         wait,
         message: `${why}; retry ${failures}/${options.maxRetries} in ${Duration.format(wait)}`
@@ -122,16 +122,19 @@ export const retrySchedule = (
  * Runs `once` (a fresh attempt each time) under the retry policy, reporting each wait before it starts;
  * ends with the attempt's result or the policy's error.
  */
-export const withRetries = <A>(
-  once: () => Effect.Effect<A, LlmspellError | Retryable>,
+export const withRetries = <A, E extends { readonly _tag: string }, R>(
+  once: () => Effect.Effect<A, E | Retryable, R>,
   report: (message: string) => Effect.Effect<void>,
   options: RetryOptions
-): Effect.Effect<A, LlmspellError> =>
+): Effect.Effect<A, Exclude<E, Retryable> | DownloadFailed | RateLimited, R> =>
   Effect.flatMap(Effect.clockWith((clock) => clock.currentTimeMillis), (startedAt) =>
     Effect.retryOrElse(
       Effect.suspend(once),
-      retrySchedule(startedAt, options).pipe(
+      retrySchedule<E>(startedAt, options).pipe(
         Schedule.tapOutput((verdict) => (verdict._tag === "Retry" ? report(verdict.message) : Effect.void))
       ),
-      (e, verdict) => Effect.fail(verdict._tag === "GiveUp" ? verdict.error : giveUp(e as Retryable, options, false))
+      (e, verdict) =>
+        Effect.fail(
+          (verdict._tag === "GiveUp" ? verdict.error : giveUp(e as Retryable, options, false)) as Exclude<E, Retryable> | DownloadFailed | RateLimited
+        )
     ))

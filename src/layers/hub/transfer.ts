@@ -4,19 +4,38 @@
  * Effect's Clock, then the checks before the file gets its name (the hub's sha256, the GGUF header) and the
  * rename() into place, so a store path only ever holds verified bytes. One attempt; retries are the
  * caller's (retryPolicy.ts).
+ *
+ * A full disk (ENOSPC, at any write) is DiskFull, never retried: the `.partial` keeps every byte written
+ * before it (writes are sequential and a short write is completed or fails), so after space is freed the
+ * same pull resumes from it instead of downloading those bytes again. Nothing else lands: the file gets
+ * its name only after its sha256 and header checks.
  */
+import * as FileSystem from "@effect/platform/FileSystem"
 import { createHash } from "node:crypto"
-import type * as fs from "node:fs/promises"
+// node:fs for the byte loop's file handle (one write per MiB, no Effect per chunk) and its open flags
+import { constants as fsConstants } from "node:fs"
 import * as nodeFs from "node:fs/promises"
 import * as path from "node:path"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import { ChecksumMismatch, DownloadFailed, InvalidModelFile, type LlmspellError, ModelNotFound } from "../../domain/Errors.js"
+import {
+  ChecksumMismatch,
+  type DiskFull,
+  DownloadFailed,
+  type HubAuthRequired,
+  InvalidModelFile,
+  ModelNotFound
+} from "../../domain/Errors.js"
 import type * as HubRef from "../../domain/HubRef.js"
-import { ensureDirectory } from "../store/ensureDirectory.js"
-import { type CallContext, classify, FetchProbe, type HubModule, hubCall } from "./hubClient.js"
+import { makeDirectories } from "../store/ensureDirectory.js"
 import { hashInto } from "../store/ownStore.js"
-import { diskFull, ggufProblem } from "../store/ownStoreWrite.js"
+import { ggufProblem } from "../store/ownStoreWrite.js"
+import { ScanFs } from "../store/scanFs.js"
+import { diskFull, osCode } from "../store/storeFs.js"
+import { type CallContext, classify, FetchProbe, type HubModule, hubCall } from "./hubClient.js"
+
+/** What one transfer can end with besides a Retryable. */
+export type TransferError = ChecksumMismatch | DownloadFailed | InvalidModelFile | ModelNotFound | DiskFull | HubAuthRequired
 import { Retryable } from "./retryPolicy.js"
 
 /** Bytes gathered before one write to the partial. */
@@ -28,9 +47,43 @@ export interface TransferSettings {
   readonly hubOrigin: string
   readonly token: string | undefined
   readonly stallTimeout: Duration.Duration
-  /** Writes chunks of a partial file at a position (a test may fail it with ENOSPC). */
-  readonly writeChunks: (handle: fs.FileHandle, chunks: Array<Uint8Array>, position: number) => Promise<unknown>
+  /** One write of chunks of a partial file at a position, as `writev` (a test may fail it with ENOSPC, or write short). */
+  readonly writeChunks: WriteChunks
 }
+
+/** One positional write of chunks; may write fewer bytes than given (the caller writes the rest). */
+export type WriteChunks = (
+  handle: nodeFs.FileHandle,
+  chunks: Array<Uint8Array>,
+  position: number
+) => Promise<{ readonly bytesWritten: number }>
+
+/** Writes every byte of `chunks` at `position`, completing short writes. */
+const writeAll = async (write: WriteChunks, handle: nodeFs.FileHandle, chunks: Array<Uint8Array>, position: number) => {
+  let pending = chunks
+  let at = position
+  while (pending.length > 0) {
+    const { bytesWritten } = await write(handle, pending, at)
+    if (bytesWritten <= 0) throw Object.assign(new Error(`wrote nothing at byte ${at}`), { code: "EIO" })
+    at += bytesWritten
+    let skip = bytesWritten
+    const rest: Array<Uint8Array> = []
+    for (const chunk of pending) {
+      if (skip >= chunk.length) {
+        skip -= chunk.length
+        continue
+      }
+      rest.push(skip > 0 ? chunk.subarray(skip) : chunk)
+      skip = 0
+    }
+    pending = rest
+  }
+}
+
+// The partial is never written through a link (O_NOFOLLOW): a `.partial` swapped for a link to a file
+// elsewhere must not make a pull write outside the store.
+const OPEN_NEW = fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_TRUNC | fsConstants.O_NOFOLLOW
+const OPEN_RESUME = fsConstants.O_RDWR | fsConstants.O_NOFOLLOW
 
 export interface AttemptHooks {
   readonly onBytes: (n: number, offset: number) => void
@@ -50,28 +103,32 @@ export const transferFile = (
   target: string,
   primary: boolean,
   hooks: AttemptHooks
-): Effect.Effect<string, LlmspellError | Retryable> =>
+): Effect.Effect<string, TransferError | Retryable, FileSystem.FileSystem | ScanFs> =>
   Effect.gen(function*() {
     const { hubOrigin, hubUrl, stallTimeout, token, writeChunks } = settings
+    const fileSystem = yield* FileSystem.FileSystem
+    const scanFs = yield* ScanFs
     const partial = `${target}.partial`
     const probe = new FetchProbe(hubOrigin)
     yield* Effect.addFinalizer(() => Effect.sync(() => probe.controller.abort()))
     const fsError = (what: string) => (e: unknown) =>
       new DownloadFailed({ file: file.path, reason: `${what} ${partial}: ${(e as Error)?.message ?? String(e)}` })
+    const orDiskFull = (what: string) => (e: unknown): Effect.Effect<never, DiskFull | DownloadFailed, FileSystem.FileSystem> =>
+      osCode(e) === "ENOSPC" ? diskFull(partial, file.size) : Effect.fail(fsError(what)(e))
 
-    yield* Effect.tryPromise({ try: () => ensureDirectory(path.dirname(target)), catch: fsError("creating the folder of") })
-    const partialStat = yield* Effect.promise(() => nodeFs.lstat(partial).catch(() => undefined))
-    // Opening a FIFO (or a device) in its place would block forever, out of reach of Ctrl-C.
-    if (partialStat !== undefined && !partialStat.isFile()) {
+    yield* makeDirectories(path.dirname(target)).pipe(Effect.catchAll(orDiskFull("creating the folder of")))
+    const partialStat = yield* scanFs.lstat(partial).pipe(Effect.option)
+    // Opening a FIFO (or a device) in its place would block forever, out of reach of Ctrl-C; a link is never written through.
+    if (partialStat._tag === "Some" && partialStat.value.kind !== "file") {
       return yield* new DownloadFailed({
         file: file.path,
         reason: `${partial} is not a regular file`,
         suggestion: `remove it, then run the same pull again`
       })
     }
-    let offset = partialStat?.size ?? 0
+    let offset = partialStat._tag === "Some" ? partialStat.value.size : 0
     if (offset > file.size) {
-      yield* Effect.tryPromise({ try: () => nodeFs.rm(partial, { force: true }), catch: fsError("removing") })
+      yield* fileSystem.remove(partial, { force: true }).pipe(Effect.mapError(fsError("removing")))
       offset = 0
     }
     let hash = createHash("sha256")
@@ -81,7 +138,7 @@ export const transferFile = (
       offset = prefix
     }
     hooks.onBytes(0, offset)
-    let handle: fs.FileHandle | undefined
+    let handle: nodeFs.FileHandle | undefined
 
     if (offset < file.size) {
       const blob = yield* hubCall(ctx, probe, "downloadFile", () =>
@@ -99,7 +156,9 @@ export const transferFile = (
       }
       // The partial is opened only once the hub said yes, so refusals leave nothing behind.
       const output = yield* Effect.acquireRelease(
-        Effect.tryPromise({ try: () => nodeFs.open(partial, offset > 0 ? "r+" : "w"), catch: fsError("opening") }),
+        Effect.tryPromise({ try: () => nodeFs.open(partial, offset > 0 ? OPEN_RESUME : OPEN_NEW, 0o644), catch: (e) => e }).pipe(
+          Effect.catchAll(orDiskFull("opening"))
+        ),
         (h) => Effect.promise(() => h.close().catch(() => undefined))
       )
       handle = output
@@ -116,16 +175,29 @@ export const transferFile = (
         const reader = body.getReader()
         let pending: Array<Uint8Array> = []
         let pendingBytes = 0
-        let writing: Promise<unknown> = Promise.resolve()
-        const flush = async () => {
+        // The write in flight while the next chunk is read. Its failure is caught as it happens (a
+        // rejection nobody awaits yet would be an unhandled rejection: the process dies with ENOSPC's
+        // stack) and rethrown by the next `settle`.
+        let writing: Promise<void> = Promise.resolve()
+        let writeFailure: { readonly error: unknown } | undefined
+        const startWrite = (chunks: Array<Uint8Array>, at: number) => {
+          writing = writeAll(writeChunks, output, chunks, at).catch((error: unknown) => {
+            writeFailure ??= { error }
+          })
+        }
+        const settle = async () => {
           await writing
+          if (writeFailure !== undefined) throw writeFailure.error
+        }
+        const flush = async () => {
+          await settle()
           if (pendingBytes === 0) return
           const chunks = pending
           const at = position - pendingBytes
           pending = []
           pendingBytes = 0
-          writing = writeChunks(output, chunks, at)
-          await writing
+          startWrite(chunks, at)
+          await settle()
         }
         let first = true
         try {
@@ -151,6 +223,7 @@ export const transferFile = (
             if (next.done) break
             const chunk = next.value
             if (position + chunk.length > file.size) {
+              await settle().catch(() => undefined)
               await nodeFs.rm(partial, { force: true })
               pending = []
               pendingBytes = 0
@@ -162,28 +235,32 @@ export const transferFile = (
             position += chunk.length
             hooks.onBytes(chunk.length, position)
             if (pendingBytes >= WRITE_BATCH) {
-              await writing
+              await settle()
               const chunks = pending
               const at = position - pendingBytes
               pending = []
               pendingBytes = 0
-              writing = writeChunks(output, chunks, at)
+              startWrite(chunks, at)
             }
           }
         } finally {
-          await flush()
-          void reader.cancel().catch(() => undefined)
+          // keep every byte received (an abort, a dropped connection); a write that failed stays the error
+          try {
+            await flush()
+          } finally {
+            void reader.cancel().catch(() => undefined)
+          }
         }
         if (position < file.size) {
           throw new Retryable({ reason: `the connection ended at byte ${position} of ${file.size}` })
         }
       }
-      const streamed = Effect.async<void, LlmspellError | Retryable>((resume) => {
+      const streamed = Effect.async<void, TransferError | Retryable>((resume) => {
         const running = loop()
         running.then(() => resume(Effect.void), (e) =>
           resume(
-            (e as NodeJS.ErrnoException)?.code === "ENOSPC"
-              ? diskFull(partial, file.size) // retrying cannot help: keep the partial for a resume
+            osCode(e) === "ENOSPC"
+              ? Effect.provideService(diskFull(partial, file.size), FileSystem.FileSystem, fileSystem) // retrying cannot help: keep the partial for a resume
               : Effect.fail(classify(e, ctx, probe))
           ))
         // Interrupted (stall, Ctrl-C, a sibling failed): abort the request and wait for the final flush.
@@ -222,20 +299,20 @@ export const transferFile = (
     hooks.onVerifying()
     const actual = hash.digest("hex")
     if (file.sha256 !== undefined && actual !== file.sha256) {
-      yield* Effect.promise(() => nodeFs.rm(partial, { force: true }).catch(() => undefined))
+      yield* Effect.ignore(fileSystem.remove(partial, { force: true }))
       return yield* new ChecksumMismatch({ file: file.path, expected: file.sha256, actual })
     }
     const open = handle
-    if (open !== undefined) yield* Effect.tryPromise({ try: () => open.close(), catch: fsError("closing") })
+    if (open !== undefined) yield* Effect.tryPromise({ try: () => open.close(), catch: (e) => e }).pipe(Effect.catchAll(orDiskFull("closing")))
     // A `.gguf` that is not one never gets its name (llama.cpp must never see it; the hub may serve anything).
     if (/\.gguf$/i.test(file.path)) {
       const problem = yield* ggufProblem(partial, primary)
       if (problem !== undefined) {
-        yield* Effect.promise(() => nodeFs.rm(partial, { force: true }).catch(() => undefined))
+        yield* Effect.ignore(fileSystem.remove(partial, { force: true }))
         return yield* new InvalidModelFile({ path: `${ctx.repo}/${file.path}`, reason: `the hub's file ${problem}; it was discarded` })
       }
     }
     // Only now does the file get its real name; rename() replaces an older copy without truncating it.
-    yield* Effect.tryPromise({ try: () => nodeFs.rename(partial, target), catch: fsError("renaming") })
+    yield* fileSystem.rename(partial, target).pipe(Effect.mapError(fsError("renaming")))
     return actual
   }).pipe(Effect.scoped)

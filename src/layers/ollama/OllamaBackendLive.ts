@@ -23,10 +23,15 @@ import * as Schema from "effect/Schema"
 import { randomBytes } from "node:crypto"
 import type { AbortableAsyncIterator, Message, Ollama, Tool } from "ollama"
 import type { OllamaInstanceConfig } from "../../domain/ConfigSchema.js"
-import { BackendError, ContextOverflow, type LlmspellError, ToolChoiceViolated, UnsupportedOperation, UsageError } from "../../domain/Errors.js"
+import { BackendError, type BackendUnavailable, ContextOverflow, ToolChoiceViolated, UnsupportedOperation, UsageError } from "../../domain/Errors.js"
 import { errorToJson } from "../../domain/Failure.js"
 import type { BackendStatus, Embeddings, GenerateEvent, LoadedModel, PullProgress, ToolCall, ToolChoice } from "../../domain/Types.js"
-import { OllamaBackendFactory, type OllamaInstance } from "../../services/OllamaBackend.js"
+import {
+  OllamaBackendFactory,
+  type OllamaCompleteError,
+  type OllamaInstance,
+  type OllamaModelError
+} from "../../services/OllamaBackend.js"
 import * as OllamaClient from "./ollamaClient.js"
 import * as Mapping from "./ollamaMapping.js"
 
@@ -43,7 +48,7 @@ const MAX_CHARS_PER_TOKEN = 64
 const CONTEXT_CHECK_FROM = 128
 
 /** Builds the instance for one configured server. */
-export const make = (instance: OllamaInstanceConfig): Effect.Effect<OllamaInstance, LlmspellError> =>
+export const make = (instance: OllamaInstanceConfig): Effect.Effect<OllamaInstance, BackendUnavailable> =>
   Effect.gen(function*() {
     const client = yield* OllamaClient.make(instance)
     const origin = { instance: instance.name }
@@ -128,7 +133,7 @@ export const make = (instance: OllamaInstanceConfig): Effect.Effect<OllamaInstan
       )
     })
 
-    const pull = (model: string, options?: { readonly quantization?: string }): Stream.Stream<PullProgress, LlmspellError> =>
+    const pull = (model: string, options?: { readonly quantization?: string }): Stream.Stream<PullProgress, UsageError | OllamaModelError> =>
       options?.quantization !== undefined
         ? Stream.fail(
           new UsageError({
@@ -163,7 +168,7 @@ export const make = (instance: OllamaInstanceConfig): Effect.Effect<OllamaInstan
     // "truncating input prompt … new=<num_ctx>"): a cut prompt counts exactly num_ctx tokens, so a
     // prompt_eval_count that reaches the loaded context is a ContextOverflow. Below this count no
     // context is that small, and /api/ps is not asked.
-    const checkContext = (model: string, promptTokens: number | undefined): Effect.Effect<void, LlmspellError> =>
+    const checkContext = (model: string, promptTokens: number | undefined): Effect.Effect<void, ContextOverflow> =>
       promptTokens === undefined || promptTokens < CONTEXT_CHECK_FROM
         ? Effect.void
         : Effect.flatMap(contextLength(model), (contextSize) =>
@@ -179,7 +184,7 @@ export const make = (instance: OllamaInstanceConfig): Effect.Effect<OllamaInstan
       model: string,
       choice: ToolChoice | undefined,
       calls: ReadonlyArray<ToolCall>
-    ): Effect.Effect<void, LlmspellError> => {
+    ): Effect.Effect<void, ToolChoiceViolated> => {
       if (choice === undefined || choice === "auto" || choice === "none") return Effect.void
       const named = typeof choice === "object" ? choice.tool : undefined
       const ok = calls.length > 0 && (named === undefined || calls.every((c) => c.name === named))
@@ -202,7 +207,7 @@ export const make = (instance: OllamaInstanceConfig): Effect.Effect<OllamaInstan
       model: string,
       request: { readonly maxTokens?: number | undefined; readonly toolChoice?: ToolChoice | undefined },
       open: (c: Ollama) => Promise<AbortableAsyncIterator<object>>
-    ): Stream.Stream<GenerateEvent, LlmspellError> =>
+    ): Stream.Stream<GenerateEvent, OllamaCompleteError> =>
       Stream.unwrap(
         Effect.map(Clock.currentTimeMillis, (startedAt) => {
           const maxTokens = request.maxTokens
@@ -274,7 +279,7 @@ export const make = (instance: OllamaInstanceConfig): Effect.Effect<OllamaInstan
     const embed = (model: string, inputs: ReadonlyArray<string>) =>
       inputs.length === 0
         ? Effect.succeed<Embeddings>({ model: Mapping.normalizeName(model), backend: "ollama", instance: instance.name, dimensions: 0, vectors: [], promptTokens: 0 })
-        : client.call(
+        : client.callModel(
           "embed",
           // truncate: false — an input longer than the context is an error, not a silently cut vector
           (c) => c.embed({ model, input: [...inputs], truncate: false }),
@@ -317,7 +322,7 @@ export const make = (instance: OllamaInstanceConfig): Effect.Effect<OllamaInstan
       list,
       info: (model) =>
         Effect.all([
-          client.call("info", (c) => c.show({ model }), { model }).pipe(
+          client.callModel("info", (c) => c.show({ model }), { model }).pipe(
             Effect.flatMap(decode(Mapping.ShowReply, "info", "/api/show reply"))
           ),
           sizeOf(model)
@@ -326,7 +331,7 @@ export const make = (instance: OllamaInstanceConfig): Effect.Effect<OllamaInstan
       remove: (model) =>
         Effect.gen(function*() {
           const freedBytes = yield* sizeOf(model)
-          yield* client.call("remove", (c) => c.delete({ model }), { model })
+          yield* client.callModel("remove", (c) => c.delete({ model }), { model })
           return {
             model: Mapping.normalizeName(model),
             backend: "ollama" as const,
@@ -339,7 +344,7 @@ export const make = (instance: OllamaInstanceConfig): Effect.Effect<OllamaInstan
       verify: (model) =>
         model === undefined
           ? Effect.succeed({ ok: true, files: [] })
-          : client.call("verify", (c) => c.show({ model }), { model }).pipe(Effect.as({ ok: true, files: [] })),
+          : client.callModel("verify", (c) => c.show({ model }), { model }).pipe(Effect.as({ ok: true, files: [] })),
       generate: (model, request) => {
         const unsupported = Mapping.unsupportedField(request)
         if (unsupported !== undefined) {
@@ -369,7 +374,7 @@ export const make = (instance: OllamaInstanceConfig): Effect.Effect<OllamaInstan
             stream: true
           })),
       load: (model, keepAlive) =>
-        client.call(
+        client.callModel(
           "load",
           (c) => c.generate({ model, prompt: "", stream: false, ...(keepAlive !== undefined ? { keep_alive: keepAlive } : {}) }),
           { model }
@@ -394,13 +399,13 @@ export const make = (instance: OllamaInstanceConfig): Effect.Effect<OllamaInstan
         modelList("keepAlive", "/api/ps", (c) => c.ps()).pipe(
           Effect.flatMap(({ models }) =>
             models.some((m) => m.name === Mapping.normalizeName(model))
-              ? client.call("keepAlive", (c) => c.generate({ model, prompt: "", stream: false, keep_alive: seconds }), { model })
+              ? client.callModel("keepAlive", (c) => c.generate({ model, prompt: "", stream: false, keep_alive: seconds }), { model })
               : Effect.void
           ),
           Effect.asVoid
         ),
       unload: (model) =>
-        client.call("unload", (c) => c.generate({ model, prompt: "", stream: false, keep_alive: 0 }), { model }).pipe(
+        client.callModel("unload", (c) => c.generate({ model, prompt: "", stream: false, keep_alive: 0 }), { model }).pipe(
           Effect.asVoid
         )
     }

@@ -23,7 +23,13 @@ import * as Redacted from "effect/Redacted"
 import * as Stream from "effect/Stream"
 import type { AbortableAsyncIterator, Ollama } from "ollama"
 import type { OllamaInstanceConfig } from "../../domain/ConfigSchema.js"
-import { BackendError, BackendUnavailable, type LlmspellError, ModelNotFound } from "../../domain/Errors.js"
+import type { OllamaModelError } from "../../services/OllamaBackend.js"
+import { BackendError, BackendUnavailable, ModelNotFound } from "../../domain/Errors.js"
+
+/** What a call can fail with: the server is down (BackendUnavailable) or failed it (BackendError). */
+export type OllamaCallError = BackendUnavailable | BackendError
+/** What a call about one model can fail with: also ModelNotFound, when the server does not have it. */
+export type OllamaModelCallError = OllamaModelError
 
 /** What one call tells the fetch wrapper, and what the wrapper saw. */
 interface CallContext {
@@ -39,21 +45,30 @@ const calls = new AsyncLocalStorage<CallContext>()
 
 /** Options of one call. */
 export interface CallOptions {
-  /** The model the call is about: a 404 then means ModelNotFound for it. */
-  readonly model?: string
   /** Overrides the instance's timeout (e.g. a shorter one for status probes). */
   readonly timeoutMs?: number
+}
+
+/** Options of a call about one model: a 404 then means ModelNotFound for it. */
+export interface ModelCallOptions extends CallOptions {
+  readonly model: string
 }
 
 /** The wrapped client of one Ollama instance. */
 export interface OllamaClient {
   readonly instance: OllamaInstanceConfig
-  /** A non-streaming call: interruption and the timeout abort its HTTP request. */
+  /** A non-streaming call about no model in particular: interruption and the timeout abort its HTTP request. */
   readonly call: <A>(
     operation: string,
     run: (client: Ollama) => Promise<A>,
     options?: CallOptions
-  ) => Effect.Effect<A, LlmspellError>
+  ) => Effect.Effect<A, OllamaCallError>
+  /** A non-streaming call about one model, as `call`. */
+  readonly callModel: <A>(
+    operation: string,
+    run: (client: Ollama) => Promise<A>,
+    options: ModelCallOptions
+  ) => Effect.Effect<A, OllamaModelCallError>
   /**
    * A streaming call. Records are pulled with `next()` one at a time (NOTES: never
    * `Stream.fromAsyncIterable`, whose release waits behind a pending `next()`); the finalizer
@@ -63,8 +78,8 @@ export interface OllamaClient {
   readonly stream: <A extends object>(
     operation: string,
     open: (client: Ollama) => Promise<AbortableAsyncIterator<A>>,
-    options?: CallOptions
-  ) => Stream.Stream<A, LlmspellError>
+    options: ModelCallOptions
+  ) => Stream.Stream<A, OllamaModelCallError>
 }
 
 /** Creates the client of one instance; `ollama` is imported here, on first use, to keep the CLI's start fast. */
@@ -91,16 +106,18 @@ export const make = (instance: OllamaInstanceConfig): Effect.Effect<OllamaClient
         : {})
     })
 
-    const mapError = (operation: string, options: CallOptions | undefined, context: CallContext | undefined) =>
-    (error: unknown): LlmspellError =>
-      toLlmspellError(error, {
-        instance,
-        operation,
-        model: options?.model,
-        timeoutMs: context?.timeoutMs ?? options?.timeoutMs ?? timeoutMs,
-        timedOut: context?.timedOut ?? false,
-        nonJson: context?.nonJson
-      })
+    const errorContext = (operation: string, options: CallOptions | undefined, context: CallContext | undefined): ErrorContext => ({
+      instance,
+      operation,
+      timeoutMs: context?.timeoutMs ?? options?.timeoutMs ?? timeoutMs,
+      timedOut: context?.timedOut ?? false,
+      nonJson: context?.nonJson
+    })
+    const callError = (operation: string, options: CallOptions | undefined, context: CallContext | undefined) =>
+    (error: unknown): OllamaCallError => toCallError(error, errorContext(operation, options, context))
+    const modelCallError = (operation: string, options: ModelCallOptions, context: CallContext | undefined) =>
+    (error: unknown): OllamaModelCallError =>
+      toLlmspellError(error, { ...errorContext(operation, options, context), model: options.model })
 
     const timeoutError = (operation: string, ms: number) =>
       new BackendError({
@@ -112,7 +129,12 @@ export const make = (instance: OllamaInstanceConfig): Effect.Effect<OllamaClient
       })
 
     // Runs `run` with a CallContext the fetch wrapper can see; interruption aborts `signal`.
-    const withContext = <A>(operation: string, run: (client: Ollama) => Promise<A>, options: CallOptions | undefined) => {
+    const withContext = <A, E>(
+      operation: string,
+      run: (client: Ollama) => Promise<A>,
+      options: CallOptions | undefined,
+      toError: (context: CallContext | undefined) => (error: unknown) => E
+    ) => {
       const ms = options?.timeoutMs ?? timeoutMs
       let context: CallContext | undefined
       return Effect.tryPromise({
@@ -120,23 +142,28 @@ export const make = (instance: OllamaInstanceConfig): Effect.Effect<OllamaClient
           context = { signal, timeoutMs: ms, timedOut: false }
           return calls.run(context, () => run(client))
         },
-        catch: (error) => mapError(operation, options, context)(error)
+        catch: (error) => toError(context)(error)
       }).pipe(
         Effect.timeoutFail({ duration: Duration.millis(ms), onTimeout: () => timeoutError(operation, ms) })
       )
     }
 
     const call: OllamaClient["call"] = (operation, run, options) =>
-      withContext(operation, run, options).pipe(
+      withContext(operation, run, options, (context) => callError(operation, options, context)).pipe(
+        Effect.withSpan(`OllamaBackend.${operation}`, { attributes: { instance: instance.name, url: instance.baseUrl } })
+      )
+
+    const callModel: OllamaClient["callModel"] = (operation, run, options) =>
+      withContext(operation, run, options, (context) => modelCallError(operation, options, context)).pipe(
         Effect.withSpan(`OllamaBackend.${operation}`, {
-          attributes: { instance: instance.name, url: instance.baseUrl, model: options?.model }
+          attributes: { instance: instance.name, url: instance.baseUrl, model: options.model }
         })
       )
 
     const stream: OllamaClient["stream"] = <A extends object>(
       operation: string,
       open: (client: Ollama) => Promise<AbortableAsyncIterator<A>>,
-      options?: CallOptions
+      options: ModelCallOptions
     ) =>
       Stream.unwrapScoped(
         Effect.gen(function*() {
@@ -147,14 +174,14 @@ export const make = (instance: OllamaInstanceConfig): Effect.Effect<OllamaClient
           // once the iterator exists, its release is registered without a gap.
           const iterable = yield* Effect.uninterruptibleMask((restore) =>
             Effect.acquireRelease(
-              restore(withContext(operation, open, options)),
+              restore(withContext(operation, open, options, (context) => modelCallError(operation, options, context))),
               (it) => Effect.sync(() => it.abort())
             )
           )
           const iterator = iterable[Symbol.asyncIterator]()
           const next = Effect.tryPromise({
             try: () => iterator.next(),
-            catch: mapError(operation, options, undefined)
+            catch: modelCallError(operation, options, undefined)
           }).pipe(
             Effect.timeoutFail({ duration: Duration.millis(ms), onTimeout: () => timeoutError(operation, ms) }),
             Effect.mapError(Option.some),
@@ -163,12 +190,12 @@ export const make = (instance: OllamaInstanceConfig): Effect.Effect<OllamaClient
           return Stream.repeatEffectOption(next)
         }).pipe(
           Effect.withSpan(`OllamaBackend.${operation}`, {
-            attributes: { instance: instance.name, url: instance.baseUrl, model: options?.model }
+            attributes: { instance: instance.name, url: instance.baseUrl, model: options.model }
           })
         )
       )
 
-    return { instance, call, stream }
+    return { instance, call, callModel, stream }
   })
 
 const formatSeconds = (ms: number) => `${Number((ms / 1000).toFixed(3))} s`
@@ -261,7 +288,6 @@ export const excerpt = (text: string): string => {
 export interface ErrorContext {
   readonly instance: OllamaInstanceConfig
   readonly operation: string
-  readonly model?: string | undefined
   readonly timeoutMs: number
   readonly timedOut: boolean
   readonly nonJson?: { readonly status: number; readonly text: string } | undefined
@@ -281,8 +307,33 @@ const CONNECT_FAILURES: Record<string, string> = {
 export const pullSpecFor = (instance: OllamaInstanceConfig, model: string) =>
   instance.name === "ollama" ? `${model}@ollama` : `${instance.name}/${model}`
 
-/** Turns whatever the client threw into a typed error saying what happened. */
-export const toLlmspellError = (error: unknown, ctx: ErrorContext): LlmspellError => {
+/** Turns whatever the client threw during a call about `model` into a typed error saying what happened. */
+export const toLlmspellError = (error: unknown, ctx: ErrorContext & { readonly model: string }): OllamaModelCallError =>
+  modelNotFound(error, ctx) ?? toCallError(error, ctx)
+
+/** The server does not have the model: a 404 (JSON) for it, or a pull whose manifest does not exist. */
+const modelNotFound = (error: unknown, ctx: ErrorContext & { readonly model: string }): ModelNotFound | undefined => {
+  const { instance, model, operation } = ctx
+  const e = error as { name?: unknown; message?: unknown; status_code?: unknown }
+  if (e?.name === "ResponseError" && e.status_code === 404 && ctx.nonJson === undefined) {
+    return new ModelNotFound({
+      model,
+      backend: "ollama",
+      instance: instance.name,
+      // a pull that found nothing must not hint the same pull
+      ...(operation === "pull" ? { operation } : { pullSpec: pullSpecFor(instance, model) })
+    })
+  }
+  // A pull of a name the registry does not have fails inside the 200 stream, not with a 404.
+  const message = typeof e?.message === "string" ? e.message : ""
+  if (operation === "pull" && /^pull model manifest: (file does not exist|.*not found)/.test(message)) {
+    return new ModelNotFound({ model, backend: "ollama", instance: instance.name, detail: message, operation: "pull" })
+  }
+  return undefined
+}
+
+/** Turns whatever the client threw into a typed error saying what happened (the server is down, or failed). */
+export const toCallError = (error: unknown, ctx: ErrorContext): OllamaCallError => {
   const { instance, operation } = ctx
   const backendError = (reason: string, suggestion?: string) =>
     new BackendError({
@@ -308,15 +359,6 @@ export const toLlmspellError = (error: unknown, ctx: ErrorContext): LlmspellErro
           ? `${instance.baseUrl} does not look like an Ollama server, or it is too old for this request`
           : "check the server's log"
       )
-    }
-    if (status === 404 && ctx.model !== undefined) {
-      return new ModelNotFound({
-        model: ctx.model,
-        backend: "ollama",
-        instance: instance.name,
-        // a pull that found nothing must not hint the same pull
-        ...(operation === "pull" ? { operation } : { pullSpec: pullSpecFor(instance, ctx.model) })
-      })
     }
     return backendError(`HTTP ${status}: ${message}`)
   }
@@ -359,10 +401,6 @@ export const toLlmspellError = (error: unknown, ctx: ErrorContext): LlmspellErro
     return backendError("the response stream ended without its final done/success record (the server stopped early)")
   }
   if (message === "Missing body") return backendError("the server sent an empty response")
-  // A pull of a name the registry does not have fails inside the 200 stream, not with a 404.
-  if (operation === "pull" && ctx.model !== undefined && /^pull model manifest: (file does not exist|.*not found)/.test(message)) {
-    return new ModelNotFound({ model: ctx.model, backend: "ollama", instance: instance.name, detail: message, operation: "pull" })
-  }
   if (error instanceof Error && error.constructor === Error) {
     // An `{"error": …}` record inside a 200 stream: the server started, then failed.
     return backendError(`the server reported an error: ${message}`)

@@ -2,7 +2,7 @@
  * What a path that is not a regular file is, in words, for the errors that refuse it (a config
  * file or a model path that is a FIFO, a device, a directory): opening those blocks or never ends.
  */
-import type { Stats } from "node:fs"
+import type { Stats } from "node:fs" // a type only: the Stats node's stat returns
 
 /** "a directory", "a FIFO (named pipe)", … for a stat that is not a regular file. */
 export const fileKind = (stat: Stats): string =>

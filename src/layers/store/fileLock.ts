@@ -16,6 +16,7 @@
  * Only the polling is ours: proper-lockfile's own retries (timers outside the Clock, not interruptible)
  * are off, and each attempt is one short uninterruptible step.
  */
+// node:fs because proper-lockfile takes node's fs functions (the mkdir/rmdir it is handed) and calls them itself
 import * as nodeFs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"

@@ -1,12 +1,13 @@
 /**
  * llmspell's own model store on disk: the manifests under `model_directory` (decoded with Schema),
  * where a repo file lives in the store, and the one streaming sha256 helper every reader uses.
- * Shared by ModelStoreLive (list, find, verify) and the downloader's write path; no network.
+ * Shared by ModelStoreLive (list, find, verify, remove, import) and the downloader's write path; no network.
  *
  * Layout (all under `model_directory`):
  *
  *     hub/<org>/<repo>/<path in repo>            a verified file; only ever created by rename() or link()
  *     hub/<org>/<repo>/<path in repo>.partial    bytes of an unfinished download (resume point = its size)
+ *     imported/<slug of the name>.gguf           an imported file (`model import`), one per name
  *     manifests/<slug>.json                      one per model: name, alias, repo, revision, files, pulledAt
  *     locks/<slug>.lock                          held while a pull writes that file
  *
@@ -17,19 +18,26 @@
  * layout cannot (the hub's sha256 per file with the mtime it was established at, the catalog alias,
  * split parts as one model); and a move would have to migrate every existing store. A file whose
  * bytes already sit in the HF cache is hard-linked (same inode, no extra disk) rather than duplicated.
+ *
+ * Manifests are read through ScanFs (capped, never a FIFO: a user can put anything in the folder) and
+ * written through FileSystem.
  */
-import { createHash } from "node:crypto"
-import { createReadStream } from "node:fs"
-import * as fs from "node:fs/promises"
-import * as path from "node:path"
-import { randomBytes } from "node:crypto"
+import * as FileSystem from "@effect/platform/FileSystem"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Schema from "effect/Schema"
-import { DownloadFailed } from "../../domain/Errors.js"
+import { createHash, randomBytes } from "node:crypto"
+// node:fs for the hashing loop only: a stream of 1 MiB reads into the hash, no Effect per chunk
+import { createReadStream } from "node:fs"
+import * as path from "node:path"
+import { type DiskFull, DownloadFailed, ModelStoreUnusable } from "../../domain/Errors.js"
+import { peekGgufMetadata } from "../../domain/GgufReader.js"
 import * as HubRef from "../../domain/HubRef.js"
-import type { InstalledModel, StoreRoot } from "../../services/ModelDownloader.js"
-import { ensureDirectory } from "./ensureDirectory.js"
+import { factsOfMetadata, type ModelFacts } from "../../domain/ModelFacts.js"
+import type { InstalledModel, StoreRoot } from "../../services/ModelStore.js"
+import { makeDirectories } from "./ensureDirectory.js"
+import { ScanFs } from "./scanFs.js"
+import { diskFull, osCode, unusableReason } from "./storeFs.js"
 
 /** One file of a manifest. `path` is relative to the store, with `/`. */
 export const ManifestFile = Schema.Struct({
@@ -39,7 +47,7 @@ export const ManifestFile = Schema.Struct({
   sha256: Schema.String,
   /** The file's mtime when the sha256 was last established; another mtime means hash it again before trusting it. */
   mtimeMs: Schema.optional(Schema.Number),
-  /** False when the hub gave no sha256: `sha256` is what the download computed. */
+  /** False when the hub gave no sha256: `sha256` is what the download (or the import) computed. */
   hubSha256: Schema.optional(Schema.Boolean),
   /**
    * An absolute path in another store holding these bytes, used in place because a hard link was
@@ -58,6 +66,10 @@ export const Manifest = Schema.Struct({
   repo: Schema.String,
   revision: Schema.String,
   quantization: Schema.optional(Schema.String),
+  /** The GGUF's architecture, read from its header when the model was stored. */
+  family: Schema.optional(Schema.String),
+  /** For an import: the file it was made from (what `verify` tells to import again when the copy is damaged). */
+  importedFrom: Schema.optional(Schema.String),
   files: Schema.Array(ManifestFile).pipe(Schema.filter((files) => files.length > 0)),
   pulledAt: Schema.String
 })
@@ -65,6 +77,9 @@ export const Manifest = Schema.Struct({
 export type Manifest = typeof Manifest.Type
 
 const decodeManifest = Schema.decodeUnknownEither(Schema.parseJson(Manifest))
+
+/** An import's manifest: repo `local`, revision `import` (its sha256 was computed from the user's file). */
+export const isImport = (m: Pick<Manifest, "repo" | "revision">) => m.repo === "local" && m.revision === "import"
 
 /** The manifests directory of a store. */
 export const manifestsDir = (store: StoreRoot) => path.join(store.directory, "manifests")
@@ -98,49 +113,55 @@ export const toInstalled = (store: StoreRoot, m: Manifest): InstalledModel => {
   }
 }
 
-/** A failed store operation, naming the directory. */
+/** A failed write of a pull in the store, naming the directory (the downloader's error). */
 export const storeError = (store: StoreRoot, operation: string, e: unknown) =>
   new DownloadFailed({
     reason: `${operation} in ${store.directory} failed: ${(e as Error)?.message ?? String(e)}`,
     suggestion: "check that model_directory (LLMSPELL_MODELS_DIR) is writable"
   })
 
-/** Every readable manifest of the store (a damaged or half-replaced one is skipped). */
-export const readManifests = (store: StoreRoot): Effect.Effect<ReadonlyArray<Manifest>, DownloadFailed> =>
-  Effect.tryPromise({
-    try: async () => {
-      let names: Array<string>
-      try {
-        names = await fs.readdir(manifestsDir(store))
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === "ENOENT") return []
-        throw e
-      }
-      const out: Array<Manifest> = []
-      for (const name of names.filter((n) => n.endsWith(".json")).sort()) {
-        // A manifest being replaced or damaged by hand: skip it; `verify` of its files is impossible anyway.
-        const text = await fs.readFile(path.join(manifestsDir(store), name), "utf8").catch(() => undefined)
-        if (text === undefined) continue
-        const decoded = decodeManifest(text)
-        if (Either.isRight(decoded)) out.push(decoded.right)
-      }
-      return out
-    },
-    catch: (e) => storeError(store, "reading manifests", e)
+// A manifest is a few KB; a split model of hundreds of parts stays far below this.
+const MAX_MANIFEST_BYTES = 4 * 1024 * 1024
+const MAX_MANIFESTS = 100_000
+
+/** Every readable manifest of the store (a damaged, foreign or half-replaced one is skipped). */
+export const readManifests = (store: StoreRoot): Effect.Effect<ReadonlyArray<Manifest>, ModelStoreUnusable, ScanFs> =>
+  Effect.gen(function*() {
+    const fs = yield* ScanFs
+    const dir = manifestsDir(store)
+    const listing = yield* fs.readDirectory(dir, MAX_MANIFESTS).pipe(
+      Effect.catchIf((e) => e.code === "ENOENT", () => Effect.succeed({ entries: [], truncated: false })),
+      Effect.mapError((e) => new ModelStoreUnusable({ directory: store.directory, reason: `${dir}: ${unusableReason(e.code, e.reason)}` }))
+    )
+    const names = listing.entries.map((e) => e.name).filter((n) => n.endsWith(".json")).sort()
+    const read = yield* Effect.forEach(names, (name) =>
+      // a manifest being replaced, damaged by hand, or not a file at all: skipped, never waited on
+      fs.readText(path.join(dir, name), MAX_MANIFEST_BYTES).pipe(
+        Effect.map((r) => Either.getOrUndefined(decodeManifest(r.text))),
+        Effect.orElseSucceed(() => undefined)
+      ), { concurrency: 16 })
+    return read.filter((m): m is Manifest => m !== undefined)
   })
 
 /** Writes a manifest atomically (temp file + rename). */
-export const writeManifest = (store: StoreRoot, manifest: Manifest) =>
-  Effect.tryPromise({
-    try: async () => {
-      const target = manifestPath(store, manifest.name)
-      await ensureDirectory(path.dirname(target))
-      const tmp = `${target}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`
-      await fs.writeFile(tmp, `${JSON.stringify(manifest, null, 2)}\n`)
-      await fs.rename(tmp, target)
-    },
-    catch: (e) => storeError(store, "writing the manifest", e)
-  })
+export const writeManifest = (
+  store: StoreRoot,
+  manifest: Manifest
+): Effect.Effect<void, DownloadFailed | DiskFull, FileSystem.FileSystem> =>
+  Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    const target = manifestPath(store, manifest.name)
+    const tmp = `${target}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`
+    yield* makeDirectories(path.dirname(target))
+    yield* fs.writeFileString(tmp, `${JSON.stringify(manifest, null, 2)}\n`).pipe(
+      Effect.tapError(() => Effect.ignore(fs.remove(tmp, { force: true })))
+    )
+    yield* fs.rename(tmp, target)
+  }).pipe(Effect.catchAll((e): Effect.Effect<never, DownloadFailed | DiskFull, FileSystem.FileSystem> =>
+    osCode(e) === "ENOSPC"
+      ? diskFull(manifestPath(store, manifest.name), 4096)
+      : Effect.fail(storeError(store, "writing the manifest", e))
+  ))
 
 const sameName = (a: string, b: string) => a.toLowerCase() === b.toLowerCase()
 
@@ -164,28 +185,43 @@ export const matchManifests = (ref: string, manifests: ReadonlyArray<Manifest>):
 }
 
 /** True when every file of the manifest is in place with its recorded size (no hashing). */
-export const filesPresent = (store: StoreRoot, m: Manifest) =>
-  Effect.promise(async () => {
-    for (const f of m.files) {
-      const stat = await fs.stat(fileLocation(store, f)).catch(() => undefined)
-      if (stat === undefined || !stat.isFile() || stat.size !== f.sizeBytes) return false
-    }
-    return true
-  })
+export const filesPresent = (store: StoreRoot, m: Manifest): Effect.Effect<boolean, never, FileSystem.FileSystem> =>
+  Effect.flatMap(FileSystem.FileSystem, (fs) =>
+    Effect.map(
+      Effect.forEach(m.files, (f) =>
+        fs.stat(fileLocation(store, f)).pipe(
+          Effect.map((s) => s.type === "File" && Number(s.size) === f.sizeBytes),
+          Effect.orElseSucceed(() => false)
+        )),
+      (present) => present.every((p) => p)
+    ))
+
+/**
+ * A file's modification time in ms as the OS gives it (through ScanFs: FileSystem's is a Date, cut to
+ * whole ms), to record with a sha256 and compare later; undefined when it cannot be read.
+ */
+export const mtimeOf = (file: string): Effect.Effect<number | undefined, never, ScanFs> =>
+  Effect.flatMap(ScanFs, (fs) => fs.stat(file).pipe(Effect.map((s) => s.mtimeMs), Effect.orElseSucceed(() => undefined)))
+
+/** Two recorded mtimes are the same. */
+export const sameMtime = (a: number | undefined, b: number | undefined) => a !== undefined && b !== undefined && a === b
 
 /**
  * Whether a pull may trust a recorded file in place: its size must match, and its bytes must hash to the
  * recorded sha256 unless its mtime is still the one recorded with that hash. Returns the record with the
  * current mtime (so a touched but intact file is hashed once, not on every pull), or undefined.
  */
-export const trustedFile = async (store: StoreRoot, f: ManifestFile): Promise<ManifestFile | undefined> => {
-  const location = fileLocation(store, f)
-  const stat = await fs.stat(location).catch(() => undefined)
-  if (stat === undefined || !stat.isFile() || stat.size !== f.sizeBytes) return undefined
-  if (f.mtimeMs === stat.mtimeMs) return f
-  const actual = await hashFile(location).catch(() => undefined)
-  return actual === f.sha256 ? { ...f, mtimeMs: stat.mtimeMs } : undefined
-}
+export const trustedFile = (store: StoreRoot, f: ManifestFile): Effect.Effect<ManifestFile | undefined, never, ScanFs> =>
+  Effect.gen(function*() {
+    const fs = yield* ScanFs
+    const location = fileLocation(store, f)
+    const info = yield* fs.stat(location).pipe(Effect.option)
+    if (info._tag === "None" || info.value.kind !== "file" || info.value.size !== f.sizeBytes) return undefined
+    const mtimeMs = info.value.mtimeMs
+    if (sameMtime(f.mtimeMs, mtimeMs)) return f
+    const actual = yield* hashFile(location).pipe(Effect.option)
+    return actual._tag === "Some" && actual.value === f.sha256 ? { ...f, mtimeMs } : undefined
+  })
 
 /**
  * The one streaming-hash loop: feeds a file (or its first `length` bytes) into `hash` in 1 MiB reads;
@@ -212,9 +248,27 @@ export const hashInto = (
     stream.on("end", () => resolve(read))
   })
 
-/** Lower-case hex sha256 of a whole file. */
-export const hashFile = async (file: string, signal?: AbortSignal): Promise<string> => {
-  const hash = createHash("sha256")
-  await hashInto(file, hash, signal !== undefined ? { signal } : {})
-  return hash.digest("hex")
-}
+/** Lower-case hex sha256 of a whole file; interrupting stops the reads. Fails with the OS error. */
+export const hashFile = (file: string): Effect.Effect<string, NodeJS.ErrnoException> =>
+  Effect.tryPromise({
+    try: async (signal) => {
+      const hash = createHash("sha256")
+      await hashInto(file, hash, { signal })
+      return hash.digest("hex")
+    },
+    catch: (e) => e as NodeJS.ErrnoException
+  })
+
+/** Bytes read from the start of a model file for its facts (converters write `general.*` first). */
+export const FACTS_PEEK_BYTES = 64 * 1024
+
+/** The facts in the first bytes of a GGUF file (none when it cannot be read or is not a GGUF). */
+export const peekFacts = (path: string, fileName: string): Effect.Effect<ModelFacts, never, ScanFs> =>
+  Effect.flatMap(ScanFs, (fs) =>
+    fs.readPrefix(path, FACTS_PEEK_BYTES).pipe(
+      Effect.map((p) => {
+        const peeked = peekGgufMetadata(p.bytes, p.info.size)
+        return peeked._tag === "Ok" ? factsOfMetadata(peeked.metadata, fileName) : {}
+      }),
+      Effect.orElseSucceed((): ModelFacts => ({}))
+    ))

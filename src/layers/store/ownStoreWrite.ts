@@ -1,71 +1,58 @@
 /**
  * The write side of llmspell's own store, local disk only (no hub): whether the store is usable, what is
  * installed and may be trusted, the checks a file passes before it gets its name, bytes placed from
- * another store (link or copy), `verify`, `remove` (under the per-file locks a pull holds) and `import`.
- * The ModelStore service exposes verify, remove and import from here; the downloader's pull writes through
- * the same helpers.
+ * another store (link or copy), `verify`, `remove` of a manifest's model (under the per-file locks a pull
+ * holds) and `import`. ModelStoreLive exposes verify, remove and import from here; the downloader's pull
+ * writes through the same helpers. File I/O through FileSystem (hashing and the lock excepted, see there).
  */
-import { randomBytes } from "node:crypto"
-import * as fs from "node:fs/promises"
-import * as path from "node:path"
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
+import { randomBytes } from "node:crypto"
+import * as path from "node:path"
 import {
   DiskFull,
+  type DownloadFailed,
   InvalidModelFile,
   ModelBusy,
   ModelNotFound,
   ModelStoreUnusable
 } from "../../domain/Errors.js"
+import { shellQuote } from "../../domain/ForeignStores.js"
 import * as HubRef from "../../domain/HubRef.js"
+import { factsOfFile } from "../../domain/ModelFacts.js"
 import type { RemoveResult, VerifyFile, VerifyReport } from "../../domain/Types.js"
-import type { ImportOptions, InstalledModel, StoreRoot } from "../../services/ModelDownloader.js"
-import type { LlmspellError } from "../../domain/Errors.js"
-import type { StoredBlob } from "../../services/ModelStore.js"
-import { ensureDirectory } from "./ensureDirectory.js"
-import { isFile, statOption, storeIoError, unusable, unusableReason } from "./storeFs.js"
+import type { ImportOptions, InstalledModel, StoreRoot, StoredBlob } from "../../services/ModelStore.js"
+import { makeDirectories } from "./ensureDirectory.js"
 import { describeHolder, tryFileLock } from "./fileLock.js"
 import {
   absolute,
   fileLocation,
   filesPresent,
   hashFile,
+  isImport,
   lockPath,
-  manifestPath,
   type Manifest,
   type ManifestFile,
+  manifestPath,
   matchManifests,
+  mtimeOf,
   readManifests,
-  storeError,
   storeRelative,
   toInstalled,
   trustedFile,
   writeManifest
 } from "./ownStore.js"
 import { readGgufFile } from "./readGgufFile.js"
-
-/** Free bytes for an unprivileged writer on the disk holding `dir` (Infinity when unknown). */
-export const freeBytes = (dir: string) =>
-  Effect.promise(() => fs.statfs(dir).then((s) => s.bavail * s.bsize, () => Number.POSITIVE_INFINITY))
-
-/** The typed failure of a write that hit ENOSPC: how much of the file is still missing, and what is free. */
-export const diskFull = (partial: string, size: number) =>
-  Effect.flatMap(
-    Effect.all([
-      Effect.promise(() => fs.stat(partial).then((s) => s.size, () => 0)),
-      freeBytes(path.dirname(partial))
-    ]),
-    ([written, free]) =>
-      Effect.fail(new DiskFull({ path: partial, neededBytes: Math.max(0, size - written), availableBytes: free }))
-  )
+import type { ScanFs } from "./scanFs.js"
+import { diskFull, isFile, osCode, removeEmptyDirectory, statOption, storeIoError, unusable, unusableReason } from "./storeFs.js"
 
 /**
  * What is wrong with a downloaded `.gguf`, or undefined: the first file of a model must pass the full header
  * check; further parts of a split model must at least start like a GGUF.
  */
-export const ggufProblem = (file: string, primary: boolean): Effect.Effect<string | undefined> =>
+export const ggufProblem = (file: string, primary: boolean): Effect.Effect<string | undefined, never, FileSystem.FileSystem> =>
   primary
     ? readGgufFile(file, { model: file, instance: "gguf" }).pipe(
       Effect.as(undefined),
@@ -73,16 +60,14 @@ export const ggufProblem = (file: string, primary: boolean): Effect.Effect<strin
         Effect.succeed(e._tag === "InvalidModelFile" ? `is not a valid GGUF model: ${e.reason}` : "vanished before its check")
       )
     )
-    : Effect.promise(async () => {
-      const handle = await fs.open(file, "r")
-      try {
-        const head = Buffer.alloc(4)
-        const { bytesRead } = await handle.read(head, 0, 4, 0)
-        return bytesRead === 4 && head.toString("latin1") === "GGUF" ? undefined : "does not start with the GGUF magic"
-      } finally {
-        await handle.close()
-      }
-    }).pipe(Effect.catchAllDefect(() => Effect.succeed("cannot be read back")))
+    : Effect.flatMap(FileSystem.FileSystem, (fs) =>
+      Effect.scoped(Effect.gen(function*() {
+        const handle = yield* fs.open(file, { flag: "r" })
+        const head = yield* handle.readAlloc(4)
+        return Option.isSome(head) && head.value.length === 4 && Buffer.from(head.value).toString("latin1") === "GGUF"
+          ? undefined
+          : "does not start with the GGUF magic"
+      })).pipe(Effect.orElseSucceed(() => "cannot be read back")))
 
 /**
  * Puts bytes that are already on the machine at a store path without downloading them: a hard link
@@ -90,40 +75,49 @@ export const ggufProblem = (file: string, primary: boolean): Effect.Effect<strin
  * name and renamed into place, so the path only ever holds verified bytes. Across filesystems (EXDEV) or
  * where links are refused, returns `external`: the manifest then references the other store's file in
  * place (never written by us); `copy` forces a real copy, hashed against the sha256 before its rename.
+ * A full disk is DiskFull; anything else fails with the PlatformError or a mismatch.
  */
-export const placeExisting = async (
+export const placeExisting = (
   blob: StoredBlob,
   target: string,
   sha256: string,
   copy: boolean
-): Promise<{ readonly external?: string }> => {
-  await ensureDirectory(path.dirname(target))
-  const tmp = `${target}.link-${process.pid}-${randomBytes(4).toString("hex")}`
-  try {
-    if (copy) {
-      await fs.copyFile(blob.path, tmp)
-      const actual = await hashFile(tmp)
-      if (actual !== sha256) throw new Error(`the copy of ${blob.path} does not hash to ${sha256}`)
-    } else {
-      try {
-        await fs.link(blob.path, tmp)
-      } catch (e) {
-        const code = (e as NodeJS.ErrnoException).code
-        if (code === "EXDEV" || code === "EPERM" || code === "EMLINK" || code === "ENOTSUP") return { external: blob.path }
-        throw e
+): Effect.Effect<{ readonly external?: string }, DiskFull | Error, FileSystem.FileSystem> =>
+  Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    yield* makeDirectories(path.dirname(target))
+    const tmp = `${target}.link-${process.pid}-${randomBytes(4).toString("hex")}`
+    const placed = Effect.gen(function*() {
+      if (copy) {
+        yield* fs.copyFile(blob.path, tmp)
+        const actual = yield* hashFile(tmp)
+        if (actual !== sha256) return yield* Effect.fail(new Error(`the copy of ${blob.path} does not hash to ${sha256}`))
+      } else {
+        const linked = yield* fs.link(blob.path, tmp).pipe(Effect.either)
+        if (Either.isLeft(linked)) {
+          const code = osCode(linked.left)
+          if (code === "EXDEV" || code === "EPERM" || code === "EMLINK" || code === "ENOTSUP") return { external: blob.path }
+          return yield* linked.left
+        }
       }
-    }
-    await fs.rename(tmp, target)
-    return {}
-  } finally {
-    await fs.rm(tmp, { force: true }).catch(() => undefined)
-  }
-}
+      yield* fs.rename(tmp, target)
+      return {}
+    })
+    return yield* placed.pipe(Effect.ensuring(Effect.ignore(fs.remove(tmp, { force: true }))))
+  }).pipe(
+    Effect.catchAll((e): Effect.Effect<never, DiskFull | Error, FileSystem.FileSystem> =>
+      e instanceof DiskFull ? Effect.fail(e) : osCode(e) === "ENOSPC" ? diskFull(target, blob.sizeBytes) : Effect.fail(e as Error)
+    )
+  )
 
-export const findManifest = (ref: string, store: StoreRoot) =>
-  Effect.map(readManifests(store), (all) => matchManifests(ref, all))
+/** The manifest a reference designates. */
+export const findManifest = (ref: string, store: StoreRoot) => Effect.map(readManifests(store), (all) => matchManifests(ref, all))
 
-export const findInstalled = (ref: string, store: StoreRoot): Effect.Effect<Option.Option<InstalledModel>, LlmspellError> =>
+/** An installed model matching the ref whose files are in place with their recorded sizes. */
+export const findInstalled = (
+  ref: string,
+  store: StoreRoot
+): Effect.Effect<Option.Option<InstalledModel>, ModelStoreUnusable, ScanFs | FileSystem.FileSystem> =>
   Effect.gen(function*() {
     for (const m of yield* findManifest(ref, store)) {
       if (yield* filesPresent(store, m)) return Option.some(toInstalled(store, m))
@@ -138,7 +132,7 @@ export const findInstalled = (ref: string, store: StoreRoot): Effect.Effect<Opti
 export const trustedInstalled = (ref: string, store: StoreRoot) =>
   Effect.gen(function*() {
     for (const m of yield* findManifest(ref, store)) {
-      const files = yield* Effect.promise(() => Promise.all(m.files.map((f) => trustedFile(store, f))))
+      const files = yield* Effect.forEach(m.files, (f) => trustedFile(store, f))
       if (files.some((f) => f === undefined)) continue
       const current: Manifest = { ...m, files: files as Array<ManifestFile> }
       if (current.files.some((f, i) => f.mtimeMs !== m.files[i]!.mtimeMs)) {
@@ -153,16 +147,12 @@ export const trustedInstalled = (ref: string, store: StoreRoot) =>
  * Fails at once, naming the directory and the OS reason, when the store cannot be used: it cannot be
  * created (`/proc/nope`), is a file, or (with `write`) refuses a new file (read-only).
  */
-export const usableStore = (store: StoreRoot, write: boolean) =>
+export const usableStore = (store: StoreRoot, write: boolean): Effect.Effect<void, ModelStoreUnusable, FileSystem.FileSystem> =>
   Effect.gen(function*() {
-    // Created with ensureDirectory, not FileSystem.makeDirectory: Node's recursive mkdir never ends on `/proc/nope`.
-    yield* Effect.tryPromise({
-      try: () => ensureDirectory(store.directory),
-      catch: (e) => {
-        const err = e as NodeJS.ErrnoException
-        return new ModelStoreUnusable({ directory: store.directory, reason: unusableReason(err.code, err.message) })
-      }
-    })
+    // makeDirectories, not FileSystem.makeDirectory: Node's recursive mkdir never ends on `/proc/nope`.
+    yield* makeDirectories(store.directory).pipe(
+      Effect.mapError((e) => new ModelStoreUnusable({ directory: store.directory, reason: unusableReason(osCode(e), e.message) }))
+    )
     if (!write) return
     const fs = yield* FileSystem.FileSystem
     const probe = path.join(store.directory, `.llmspell-write-test-${process.pid}-${randomBytes(4).toString("hex")}`)
@@ -170,10 +160,18 @@ export const usableStore = (store: StoreRoot, write: boolean) =>
     yield* fs.remove(probe).pipe(Effect.mapError(unusable(store)))
   })
 
-export const listInstalled = (store: StoreRoot): Effect.Effect<ReadonlyArray<InstalledModel>, LlmspellError> =>
-  Effect.map(readManifests(store), (all) => all.map((m) => toInstalled(store, m)))
+/** Every installed model of the store. */
+export const listInstalled = (store: StoreRoot) => Effect.map(readManifests(store), (all) => all.map((m) => toInstalled(store, m)))
 
-export const verify = (store: StoreRoot, ref?: string): Effect.Effect<VerifyReport, LlmspellError, FileSystem.FileSystem> =>
+/** Where a file's recorded sha256 came from: the hub, the download (the hub gave none), the user's file (import). */
+const expectedFrom = (m: Manifest, f: ManifestFile): NonNullable<VerifyFile["expectedFrom"]> =>
+  isImport(m) ? "import" : f.hubSha256 === false ? "download" : "hub"
+
+/** Re-hashes the files of the chosen manifests against their recorded sha256. */
+export const verify = (
+  store: StoreRoot,
+  ref?: string
+): Effect.Effect<VerifyReport, ModelNotFound | ModelStoreUnusable, ScanFs | FileSystem.FileSystem> =>
   Effect.gen(function*() {
     const all = yield* readManifests(store)
     const chosen = ref === undefined || ref === "*" ? all : matchManifests(ref, all)
@@ -187,45 +185,56 @@ export const verify = (store: StoreRoot, ref?: string): Effect.Effect<VerifyRepo
       for (const f of m.files) {
         const file = fileLocation(store, f)
         const info = yield* statOption(file)
-        const repair = `llmspell model pull ${m.name} --force`
+        const from = expectedFrom(m, f)
+        // an import is repaired by importing its file again; a pull by pulling again
+        const repair = from === "import"
+          ? `llmspell model import ${shellQuote(m.importedFrom ?? m.files[0]!.repoPath)} --name ${shellQuote(m.name)}`
+          : `llmspell model pull ${m.name} --force`
         if (!isFile(info)) {
           files.push({
             model: m.name,
             file,
             status: "missing",
             expectedSha256: f.sha256,
+            expectedFrom: from,
             sizeBytes: f.sizeBytes,
             problem: "the file is missing",
             repair
           })
           continue
         }
-        const actual = yield* Effect.tryPromise({
-          try: (signal) => hashFile(file, signal),
-          catch: (e) => storeError(store, `reading ${file}`, e)
-        })
+        const actual = yield* hashFile(file).pipe(
+          Effect.mapError((e) => new ModelStoreUnusable({ directory: store.directory, reason: `reading ${file}: ${unusableReason(e.code, e.message)}` }))
+        )
         const size = Number(info.value.size)
+        const recorded = from === "hub" ? "the hub published" : from === "download" ? "the download computed" : "the import recorded"
         const problem = size !== f.sizeBytes
-          ? `it has ${size} bytes, ${f.sizeBytes} were downloaded`
+          ? `it has ${size} bytes, ${f.sizeBytes} were ${from === "import" ? "imported" : "downloaded"}`
           : actual !== f.sha256
-          ? `its sha256 is ${actual}, ${f.hubSha256 === false ? "the download computed" : "the hub published"} ${f.sha256}`
+          ? `its sha256 is ${actual}, ${recorded} ${f.sha256}`
           : undefined
         files.push({
           model: m.name,
           file,
           status: problem === undefined ? "ok" : "corrupt",
           expectedSha256: f.sha256,
+          expectedFrom: from,
           actualSha256: actual,
           sizeBytes: size,
           ...(problem !== undefined ? { problem, repair } : {}),
-          ...(f.hubSha256 === false ? { unverified: true } : {})
+          // only a pull the hub gave no sha256 for is unverified: the bytes may have been wrong as they arrived
+          ...(from === "download" ? { unverified: true } : {})
         })
       }
     }
     return { ok: files.every((f) => f.status === "ok"), files }
   })
 
-export const remove = (ref: string, store: StoreRoot): Effect.Effect<RemoveResult, LlmspellError, FileSystem.FileSystem> =>
+/** Deletes the model a manifest (or a partial download's name) designates; see ModelStoreService.remove. */
+export const removeInstalled = (
+  ref: string,
+  store: StoreRoot
+): Effect.Effect<RemoveResult, ModelNotFound | ModelBusy | ModelStoreUnusable, ScanFs | FileSystem.FileSystem> =>
   Effect.gen(function*() {
     const all = yield* readManifests(store)
     const chosen = matchManifests(ref, all)
@@ -233,7 +242,8 @@ export const remove = (ref: string, store: StoreRoot): Effect.Effect<RemoveResul
     const targets = new Set<string>()
     for (const m of chosen) {
       for (const f of m.files) {
-        if (!keep.has(f.path)) targets.add(absolute(store, f.path))
+        // a file in another store, referenced in place, is never ours to delete
+        if (f.external === undefined && !keep.has(f.path)) targets.add(absolute(store, f.path))
         targets.add(`${absolute(store, f.path)}.partial`)
       }
     }
@@ -242,7 +252,7 @@ export const remove = (ref: string, store: StoreRoot): Effect.Effect<RemoveResul
     if (Either.isRight(parsed)) {
       const r = parsed.right
       const repoDir = absolute(store, storeRelative(r.repo, "x")).slice(0, -2)
-      const partials = yield* Effect.promise(() => listPartials(repoDir))
+      const partials = yield* listPartials(repoDir)
       const wanted = r.kind === "repo" ? r.quantization ?? HubRef.DEFAULT_QUANTIZATION : undefined
       for (const p of partials) {
         const repoPath = path.relative(repoDir, p).split(path.sep).join("/").replace(/\.partial$/, "")
@@ -258,30 +268,32 @@ export const remove = (ref: string, store: StoreRoot): Effect.Effect<RemoveResul
       lockKeys.add(relative.replace(/-\d{5}-of-(\d{5})\.gguf$/i, "-00001-of-$1.gguf")) // a split's lock is its part 1
     }
     for (const key of [...lockKeys].sort()) {
-      const held = yield* tryFileLock(lockPath(store, key)).pipe(Effect.mapError((e) => storeError(store, "locking", e)))
+      const held = yield* tryFileLock(lockPath(store, key)).pipe(
+        Effect.mapError((e) => new ModelStoreUnusable({ directory: store.directory, reason: `cannot take the lock ${e.path}: ${e.reason}` }))
+      )
       if (held !== undefined) {
         return yield* new ModelBusy({ model: chosen[0]?.name ?? ref, holder: describeHolder(held.holder) })
       }
     }
     const fileSystem = yield* FileSystem.FileSystem
+    const failed = (what: string) => (e: Parameters<ReturnType<typeof storeIoError>>[0]) =>
+      new ModelStoreUnusable({ directory: store.directory, reason: storeIoError(store, what)(e).reason })
     const removedFiles: Array<string> = []
     let freedBytes = 0
     for (const target of targets) {
       const info = yield* statOption(target)
       if (Option.isNone(info)) continue
-      yield* fileSystem.remove(target).pipe(Effect.mapError(storeIoError(store, "removing")))
+      yield* fileSystem.remove(target).pipe(Effect.mapError(failed("removing")))
       removedFiles.push(target)
       freedBytes += Number(info.value.size)
     }
     for (const m of chosen) {
-      yield* fileSystem.remove(manifestPath(store, m.name), { force: true }).pipe(
-        Effect.mapError(storeIoError(store, "removing the manifest"))
-      )
+      yield* fileSystem.remove(manifestPath(store, m.name), { force: true }).pipe(Effect.mapError(failed("removing the manifest")))
     }
     if (chosen.length === 0 && removedFiles.length === 0) {
       return yield* new ModelNotFound({ model: ref, backend: "gguf", instance: store.instance })
     }
-    yield* Effect.promise(() => pruneEmptyDirs(path.join(store.directory, "hub"), [...targets]))
+    yield* pruneEmptyDirs(store.directory, [...targets])
     return {
       model: chosen[0]?.name ?? ref,
       backend: "gguf" as const,
@@ -294,82 +306,89 @@ export const remove = (ref: string, store: StoreRoot): Effect.Effect<RemoveResul
 // Every path the store prints or records is absolute, whatever `--models-dir` was given as.
 export const absoluteStore = (store: StoreRoot): StoreRoot =>
   path.isAbsolute(store.directory) ? store : { ...store, directory: path.resolve(store.directory) }
+
+/** Where an import of `name` lives: one file per name, so two names never share (or overwrite) a path. */
+export const importedRelative = (name: string) => `imported/${HubRef.slugOf(name)}.gguf`
+
 /**
  * Makes a GGUF file on disk a model of the store: validated with the GGUF reader, hashed once, hard-linked
- * (copied across filesystems, or with `copy`) to `imported/<file>` under a temp name and renamed, then
- * recorded by a manifest like a pull's. The original is never moved or written.
+ * (copied across filesystems, or with `copy`) to `imported/<slug of the name>.gguf` under a temp name and
+ * renamed, then recorded by a manifest like a pull's, with the header's quantization and family. The
+ * original is never moved or written. Importing under a second name gives the file a second name (a
+ * second link to the same bytes), listed and removable on its own.
  */
-export const importFile = (file: string, store: StoreRoot, options: ImportOptions = {}) =>
+export const importFile = (
+  file: string,
+  store: StoreRoot,
+  options: ImportOptions = {}
+): Effect.Effect<
+  InstalledModel,
+  ModelNotFound | InvalidModelFile | ModelStoreUnusable | DiskFull,
+  FileSystem.FileSystem | ScanFs
+> =>
   Effect.gen(function*() {
     const source = path.resolve(file)
-    const stat = yield* Effect.promise(() => fs.stat(source).catch(() => undefined))
-    if (stat === undefined) {
+    const info = yield* statOption(source)
+    if (Option.isNone(info)) {
       return yield* new ModelNotFound({ model: file, backend: "gguf", instance: store.instance, detail: "no such file" })
     }
-    if (!stat.isFile()) {
-      return yield* new InvalidModelFile({ path: source, reason: "not a regular file" })
-    }
+    if (info.value.type !== "File") return yield* new InvalidModelFile({ path: source, reason: "not a regular file" })
     // the full header check, the one that gates llama.cpp
-    yield* readGgufFile(source, { model: file, instance: store.instance })
+    const gguf = yield* readGgufFile(source, { model: file, instance: store.instance })
     const baseName = path.basename(source)
-    const name = options.name ?? baseName.replace(/\.gguf$/i, "")
-    const relative = ["imported", baseName].join("/")
-    const bad = HubRef.validatePath(relative) ?? (name.trim() === "" ? "empty name" : undefined)
+    const name = (options.name ?? baseName.replace(/\.gguf$/i, "")).trim()
+    const relative = importedRelative(name)
+    const bad = name === "" ? "empty name" : /[\u0000-\u001f]/.test(name) ? "control characters in the name" : HubRef.validatePath(relative)
     if (bad !== undefined) return yield* new InvalidModelFile({ path: source, reason: `cannot be imported: ${bad}` })
     yield* usableStore(store, true)
-    const sha256 = yield* Effect.tryPromise({
-      try: (signal) => hashFile(source, signal),
-      catch: (e) => storeError(store, `reading ${source}`, e)
-    })
+    const unreadable = (e: NodeJS.ErrnoException) => new InvalidModelFile({ path: source, reason: `cannot be read (${e.code ?? e.message})` })
+    const sha256 = yield* hashFile(source).pipe(Effect.mapError(unreadable))
     const target = absolute(store, relative)
-    yield* Effect.tryPromise({
-      try: async () => {
-        const linked = await placeExisting({ store: "llmspell", path: source, sizeBytes: stat.size }, target, sha256, options.copy === true)
-        // an import owns its bytes: across filesystems it is a copy, never a reference to a file the user may delete
-        return linked.external !== undefined ? placeExisting({ store: "llmspell", path: source, sizeBytes: stat.size }, target, sha256, true) : linked
-      },
-      catch: (e) => storeError(store, `importing ${source}`, e)
-    })
-    const mtimeMs = yield* Effect.promise(() => fs.stat(target).then((s) => s.mtimeMs, () => undefined))
-    const quantization = HubRef.quantizationOf(baseName)
+    const size = Number(info.value.size)
+    const place = (copy: boolean) => placeExisting({ store: "llmspell", path: source, sizeBytes: size }, target, sha256, copy)
+    yield* place(options.copy === true).pipe(
+      // an import owns its bytes: across filesystems it is a copy, never a reference to a file the user may delete
+      Effect.flatMap((linked) => (linked.external !== undefined ? place(true) : Effect.succeed(linked))),
+      Effect.catchAll((e): Effect.Effect<never, DiskFull | ModelStoreUnusable> =>
+        Effect.fail(e instanceof DiskFull ? e : new ModelStoreUnusable({ directory: store.directory, reason: `importing ${source}: ${e.message}` }))
+      )
+    )
+    const mtimeMs = yield* mtimeOf(target)
+    const facts = factsOfFile(gguf, baseName)
     const manifest: Manifest = {
       version: 1,
       name,
       repo: "local",
       revision: "import",
-      ...(quantization !== undefined ? { quantization } : {}),
-      files: [{ path: relative, repoPath: baseName, sizeBytes: stat.size, sha256, mtimeMs, hubSha256: false }],
+      ...(facts.quantization !== undefined ? { quantization: facts.quantization } : {}),
+      ...(facts.family !== undefined ? { family: facts.family } : {}),
+      importedFrom: source,
+      files: [{ path: relative, repoPath: baseName, sizeBytes: size, sha256, mtimeMs, hubSha256: false }],
       pulledAt: new Date().toISOString()
     }
-    yield* writeManifest(store, manifest)
+    yield* writeManifest(store, manifest).pipe(
+      Effect.catchTag("DownloadFailed", (e: DownloadFailed) => Effect.fail(new ModelStoreUnusable({ directory: store.directory, reason: e.reason })))
+    )
     return toInstalled(store, manifest)
-  }).pipe(Effect.withSpan("ModelDownloader.importFile"))
+  }).pipe(Effect.withSpan("ModelStore.importFile"))
 
-const listPartials = async (dir: string): Promise<Array<string>> => {
-  const out: Array<string> = []
-  const walk = async (d: string) => {
-    const entries = await fs.readdir(d, { withFileTypes: true }).catch(() => [])
-    for (const e of entries) {
-      const p = path.join(d, e.name)
-      if (e.isDirectory()) await walk(p)
-      else if (e.name.endsWith(".partial")) out.push(p)
+const listPartials = (dir: string): Effect.Effect<ReadonlyArray<string>, never, FileSystem.FileSystem> =>
+  Effect.flatMap(FileSystem.FileSystem, (fs) =>
+    fs.readDirectory(dir, { recursive: true }).pipe(
+      Effect.map((entries) => entries.filter((e) => e.endsWith(".partial")).map((e) => path.join(dir, e))),
+      Effect.orElseSucceed(() => [])
+    ))
+
+/** Removes the folders under `<store>/hub` and `<store>/imported` left empty by a remove or a failed pull. */
+export const pruneEmptyDirs = (storeDirectory: string, removed: ReadonlyArray<string>): Effect.Effect<void> =>
+  Effect.gen(function*() {
+    const roots = [path.join(storeDirectory, "hub"), path.join(storeDirectory, "imported")]
+    for (const start of new Set(removed.map((f) => path.dirname(f)))) {
+      const root = roots.find((r) => start.startsWith(r + path.sep))
+      let dir = start
+      while (root !== undefined && dir.startsWith(root + path.sep)) {
+        if (!(yield* removeEmptyDirectory(dir))) break
+        dir = path.dirname(dir)
+      }
     }
-  }
-  await walk(dir)
-  return out
-}
-
-/** Removes directories left empty under `root` by a remove. */
-export const pruneEmptyDirs = async (root: string, removed: ReadonlyArray<string>) => {
-  const dirs = new Set(removed.map((f) => path.dirname(f)))
-  for (const start of dirs) {
-    let dir = start
-    while (dir.startsWith(root + path.sep)) {
-      const rest = await fs.readdir(dir).catch(() => ["?"])
-      if (rest.length > 0) break
-      await fs.rmdir(dir).catch(() => undefined)
-      dir = path.dirname(dir)
-    }
-  }
-}
-
+  })

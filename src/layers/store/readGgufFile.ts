@@ -5,6 +5,7 @@
  * `ModelNotFound`; nothing here throws.
  */
 import * as Effect from "effect/Effect"
+// node:fs for O_NONBLOCK (a FIFO must not block the open) and the chunked reads of the header loop
 import { constants as fsConstants, type Stats } from "node:fs"
 import * as fs from "node:fs/promises"
 import { InvalidModelFile, ModelNotFound } from "../../domain/Errors.js"
