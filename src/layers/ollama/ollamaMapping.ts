@@ -128,6 +128,8 @@ export const WireInferenceRecord = Schema.Struct({
   total_duration: count,
   load_duration: count,
   prompt_eval_count: count,
+  // Ollama 0.33+; checked where it is used (toCompletion): a bad one is dropped, not a malformed reply
+  prompt_eval_cached_count: Schema.optional(Schema.Unknown),
   prompt_eval_duration: count,
   eval_count: count,
   eval_duration: count
@@ -519,7 +521,7 @@ export interface WireDone {
   readonly load_duration?: number
   readonly prompt_eval_count?: number
   /** The part of `prompt_eval_count` read from Ollama's cache (Ollama 0.33+; absent before). */
-  readonly prompt_eval_cached_count?: number
+  readonly prompt_eval_cached_count?: unknown
   readonly prompt_eval_duration?: number
   readonly eval_count?: number
   readonly eval_duration?: number
