@@ -6,6 +6,7 @@
  * part); what Ollama, OpenAI and Anthropic backends report is passed on, and nothing is made up
  * when a backend says nothing.
  */
+import * as LanguageModel from "@effect/ai/LanguageModel"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
@@ -16,6 +17,7 @@ import { join } from "node:path"
 import { Ollama } from "ollama"
 import OpenAI from "openai"
 import { promptRequest } from "../src/domain/Types.js"
+import { languageModelLayer } from "../src/layers/LanguageModelAdapter.js"
 import * as LlmspellLive from "../src/layers/LlmspellLive.js"
 import { ProviderRegistry } from "../src/services/ProviderRegistry.js"
 import { type FakeAnthropic, startFakeAnthropic } from "./fixtures/fakeAnthropic.js"
@@ -182,6 +184,16 @@ describe("cloud backends' cached tokens passed on", () => {
       expect(usage.promptTokens).toBeGreaterThan(2)
       cloud.setAnswer(() => ({ content: "fine" }))
       expect((yield* usageOf("openai/gpt-4o-mini", "a b c d e")).cachedPromptTokens).toBeUndefined()
+    }).pipe(Effect.provide(stack())))
+
+  it.effect("@effect/ai's usage: cachedInputTokens through the LanguageModel adapter", () =>
+    Effect.gen(function*() {
+      cloud.setAnswer(() => ({ content: "fine", cachedTokens: 2 }))
+      const response = yield* LanguageModel.generateText({ prompt: "a b c d e" }).pipe(
+        Effect.provide(languageModelLayer("openai/gpt-4o-mini"))
+      )
+      expect(response.usage.cachedInputTokens).toBe(2)
+      expect(response.usage.inputTokens).toBeGreaterThan(2)
     }).pipe(Effect.provide(stack())))
 
   it.effect("Anthropic's cache_read_input_tokens: cached, and counted in the whole prompt (its input_tokens leaves it out)", () =>
