@@ -16,7 +16,10 @@
  * GgufBackend against a plain `createEmbeddingContext` script (`ggufEmbed.ts`); each its own section
  * of BENCHMARKS.md.
  *
- * Options: --runs N (repeats per measurement, default 3), --tokens N (default 128), --no-write,
+ * GgufBackend runs as shipped: each model in a worker process (the bundled dist/gguf-worker.js when built).
+ *
+ * Options: --runs N (repeats per measurement, default 3), --pairs N (warm triples per model in the isolation
+ * section, default 9), --tokens N (default 128), --no-write,
  * --only isolation | grammar | embed (just that section).
  */
 import * as Chunk from "effect/Chunk"
@@ -31,7 +34,7 @@ import { fileURLToPath } from "node:url"
 import type { Completion, GenerateEvent, GenerateRequest } from "../src/domain/Types.js"
 import { makeBackend } from "../src/layers/gguf/GgufBackendLive.js"
 import { autoThreads, availableCores } from "../src/layers/gguf/cpu.js"
-import { makeLoader } from "../src/layers/gguf/llama.js"
+import * as LlamaLoaderLive from "../src/layers/gguf/LlamaLoaderLive.js"
 import { grammarSection } from "./ggufGrammar.js"
 import { runEmbeddingBench } from "./ggufEmbed.js"
 import { isolationSection } from "./ggufIsolation.js"
@@ -45,6 +48,7 @@ const arg = (name: string, fallback: number) => {
   return i >= 0 ? Number(process.argv[i + 1]) : fallback
 }
 const RUNS = arg("runs", 3)
+const PAIRS = arg("pairs", 9)
 const TOKENS = arg("tokens", 128)
 const WRITE = !process.argv.includes("--no-write")
 const CONTEXT = 1024
@@ -114,10 +118,12 @@ const plainRun = async (
 }
 
 // ---------------------------------------------------------------------------------------------
-// GgufBackend in-process, and `llmspell run` as a child process
+// GgufBackend (a worker process per model, as shipped), and `llmspell run` as a child process
 // ---------------------------------------------------------------------------------------------
 
-const loader = makeLoader()
+// as shipped: each model in a worker process (isolation "process"); the isolation section compares both
+if (existsSync(join(root, "dist", "gguf-worker.js"))) process.env.LLMSPELL_GGUF_WORKER ??= join(root, "dist", "gguf-worker.js")
+const loader = LlamaLoaderLive.make()
 const collect = (s: Stream.Stream<GenerateEvent, unknown>) =>
   Effect.map(Stream.runCollect(s), (c) => (Chunk.toReadonlyArray(c).at(-1) as { completion: Completion }).completion)
 const fromCompletion = (c: Completion): Sample => ({
@@ -287,7 +293,7 @@ try {
 let isolation = ""
 let grammar = ""
 try {
-  if (!ONLY_GRAMMAR) isolation = await isolationSection({ dir, runs: RUNS, tokens: TOKENS, threads: THREADS, plainRun, log })
+  if (!ONLY_GRAMMAR) isolation = await isolationSection({ dir, runs: RUNS, pairs: PAIRS, tokens: TOKENS, threads: THREADS, plainRun, log })
   if (!ONLY_ISOLATION) grammar = await grammarSection({ dir, runs: RUNS, threads: THREADS, log })
 } finally {
   await rm(dir, { recursive: true, force: true })
@@ -308,7 +314,7 @@ const nodeLlamaCppVersion = (JSON.parse(
 const lines: Array<string> = []
 lines.push("## GGUF inference (bench:gguf)", "")
 lines.push(
-  "Command: `npm run build && npm run bench:gguf` (`node --import tsx bench/gguf.ts [--runs N] [--tokens N]`).",
+  "Command: `npm run build && npm run bench:gguf` (`node --import tsx bench/gguf.ts [--runs N] [--pairs N] [--tokens N]`).",
   `A generated llama (vocabulary 32000, dim 512, 8 layers, 8 heads: ~60M parameters), F16 and Q8_0, in a temp`,
   `directory deleted afterwards. Each request: a system prompt + one user message through the model's chat`,
   `template, ${TOKENS} tokens, seed 1, temperature 0.8, context ${CONTEXT}, ${THREADS} thread(s) (\`threads = "auto"\` here).`,
@@ -332,8 +338,8 @@ for (const r of rows) {
   for (
     const line of [
       row(`plain node-llama-cpp, ${THREADS} thread(s) (baseline)`, r.plain),
-      row("GgufBackend (warm, parallel 1)", r.backendWarm),
-      row("GgufBackend (warm, parallel 4: 4 sequences in the context)", r.oneOnParallel4),
+      row("GgufBackend, worker process (warm, parallel 1)", r.backendWarm),
+      row("GgufBackend, worker process (warm, parallel 4: 4 sequences in the context)", r.oneOnParallel4),
       row("`llmspell run` (new process)", r.cli),
       row("plain node-llama-cpp, 2 threads", r.plain2),
       row("node-llama-cpp defaults (threads, context auto; 16 tokens)", r.defaults)

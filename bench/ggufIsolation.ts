@@ -21,12 +21,6 @@ import { ModelDownloaderMock } from "../src/testing.js"
 import { ggufInstance } from "../test/fixtures/ggufBackendFakes.js"
 import { writeTinyLlamaGguf } from "../test/fixtures/ggufWriter.js"
 
-interface Run {
-  readonly cold: Completion
-  readonly warm: ReadonlyArray<Completion>
-  readonly rss: number
-}
-
 interface Sample {
   readonly tokensPerSecond: number
   readonly ttftMs: number
@@ -68,33 +62,34 @@ const spareRun = (path: string, first: string, dir: string, threads: number, req
     return (yield* collect(backend.generate(path, { ...request, maxTokens: 1 }))).timings.loadMs
   }))
 
-/** One backend of each isolation, cold request then `runs` warm ones; the worker's RSS with the model. */
-const backendRun = (path: string, dir: string, isolation: "process" | "none", runs: number, threads: number, request: GenerateRequest) =>
+/** A backend of one isolation over its own loader (a worker per model, or in-process), `parallel` 1. */
+const backendOf = (dir: string, isolation: "process" | "none", threads: number) =>
+  makeBackend(
+    ggufInstance({ modelDirectory: dir, threads, contextSize: 1024, parallel: 1, maxLoadedModels: 1, isolation }),
+    LlamaLoaderLive.make(),
+    ModelDownloaderMock().service
+  )
+
+/** The first request on a new backend: its load (the in-process loader's Llama already exists, as in a running program). */
+const coldRun = (path: string, dir: string, isolation: "process" | "none", threads: number, request: GenerateRequest) =>
   Effect.scoped(Effect.gen(function*() {
-    const backend = yield* makeBackend(
-      ggufInstance({ modelDirectory: dir, threads, contextSize: 1024, parallel: 1, maxLoadedModels: 1, isolation }),
-      LlamaLoaderLive.make(),
-      ModelDownloaderMock().service
-    )
-    // the in-process loader creates its Llama on the first load: done beforehand, as a running program would have
+    const backend = yield* backendOf(dir, isolation, threads)
     yield* Effect.ignore(backend.status)
-    const cold = yield* collect(backend.generate(path, request))
-    const warm: Array<Completion> = []
-    for (let i = 0; i < runs; i++) warm.push(yield* collect(backend.generate(path, request)))
-    const rss = isolation === "process" ? median(workerPids().map(rssOf)) : NaN
-    return { cold, warm, rss }
+    return (yield* collect(backend.generate(path, request))).timings.loadMs
   }))
 
 /** Measures and returns the markdown section. */
 export const isolationSection = async (options: {
   readonly dir: string
   readonly runs: number
+  /** Warm triples (plain, process, none back to back) per model. */
+  readonly pairs: number
   readonly tokens: number
   readonly threads: number
   readonly plainRun: (path: string, o: { readonly threads?: number; readonly contextSize?: number }) => Promise<Sample>
   readonly log: (s: string) => void
 }): Promise<string> => {
-  const { dir, runs, threads, log } = options
+  const { dir, pairs, runs, threads, log } = options
   const bundled = join(root, "dist", "gguf-worker.js")
   if (existsSync(bundled)) process.env.LLMSPELL_GGUF_WORKER = bundled
   else log("dist/gguf-worker.js missing (npm run build): the worker runs from the sources through tsx, which starts slower")
@@ -109,6 +104,7 @@ export const isolationSection = async (options: {
 
   const models = [
     { name: "60M F16", file: "iso-60m-f16.gguf", options: { vocabSize: 32000, embeddingLength: 512, blockCount: 8, headCount: 8, tensorType: "F16" as const } },
+    { name: "60M Q8_0", file: "iso-60m-q8.gguf", options: { vocabSize: 32000, embeddingLength: 512, blockCount: 8, headCount: 8, tensorType: "Q8_0" as const } },
     {
       name: "~300 MB Q8_0",
       file: "iso-300mb-q8.gguf",
@@ -126,32 +122,59 @@ export const isolationSection = async (options: {
     log(`isolation: writing ${m.name}…`)
     await writeTinyLlamaGguf(path, { ...m.options, contextLength: 1024, name: m.file })
     const sizeMiB = statSync(path).size / 2 ** 20
+    const cold: Record<"process" | "none", Array<number>> = { process: [], none: [] }
     const spareLoads: Array<number> = []
-    const plain: Array<Sample> = []
-    const figures: Record<"process" | "none", Array<Run>> = { process: [], none: [] }
     for (let r = 0; r < runs; r++) {
-      log(`isolation: ${m.name} round ${r + 1}/${runs}`)
-      plain.push(await options.plainRun(path, { threads, contextSize: 1024 }))
       for (const isolation of r % 2 === 0 ? (["process", "none"] as const) : (["none", "process"] as const)) {
-        figures[isolation].push(await Effect.runPromise(backendRun(path, dir, isolation, runs, threads, request)))
+        cold[isolation].push(await Effect.runPromise(coldRun(path, dir, isolation, threads, request)))
       }
       spareLoads.push(await Effect.runPromise(spareRun(path, firstModel, dir, threads, request)))
     }
-    const tps = (xs: ReadonlyArray<Run>) => median(xs.flatMap((x) => x.warm.map((c) => c.timings.tokensPerSecond ?? NaN)))
-    const ttft = (xs: ReadonlyArray<Run>) => median(xs.flatMap((x) => x.warm.map((c) => c.timings.timeToFirstTokenMs ?? NaN)))
-    const cold = (xs: ReadonlyArray<Run>) => median(xs.map((x) => x.cold.timings.loadMs))
-    const plainTps = median(plain.map((p) => p.tokensPerSecond))
-    const p = { tps: tps(figures.process), ttft: ttft(figures.process), cold: cold(figures.process) }
-    const n = { tps: tps(figures.none), ttft: ttft(figures.none), cold: cold(figures.none) }
-    const rss = median(figures.process.map((x) => x.rss))
+    // warm: both backends loaded for the whole run and the plain script beside them, one request of
+    // each back to back (order alternating), so each ratio compares moments of the same load
+    const warm = await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+      const backends = { process: yield* backendOf(dir, "process", threads), none: yield* backendOf(dir, "none", threads) }
+      yield* collect(backends.process.generate(path, request))
+      yield* collect(backends.none.generate(path, request))
+      const rss = median(workerPids().map(rssOf))
+      const samples: Array<{ plain: Sample; process: Completion; none: Completion }> = []
+      for (let i = 0; i < pairs; i++) {
+        log(`isolation: ${m.name} triple ${i + 1}/${pairs}`)
+        const order = i % 2 === 0 ? (["plain", "process", "none"] as const) : (["none", "process", "plain"] as const)
+        const sample: Partial<{ plain: Sample; process: Completion; none: Completion }> = {}
+        for (const variant of order) {
+          if (variant === "plain") sample.plain = yield* Effect.promise(() => options.plainRun(path, { threads, contextSize: 1024 }))
+          else sample[variant] = yield* collect(backends[variant].generate(path, request))
+        }
+        samples.push(sample as { plain: Sample; process: Completion; none: Completion })
+      }
+      return { samples, rss }
+    })))
+    const tps = (c: Completion) => c.timings.tokensPerSecond ?? NaN
+    const ttft = (c: Completion) => c.timings.timeToFirstTokenMs ?? NaN
+    const plainTps = median(warm.samples.map((x) => x.plain.tokensPerSecond))
+    const p = {
+      tps: median(warm.samples.map((x) => tps(x.process))),
+      ttft: median(warm.samples.map((x) => ttft(x.process))),
+      cold: median(cold.process),
+      vsPlain: median(warm.samples.map((x) => tps(x.process) / x.plain.tokensPerSecond)),
+      vsNone: median(warm.samples.map((x) => tps(x.process) / tps(x.none))),
+      spread: [Math.min(...warm.samples.map((x) => tps(x.process) / x.plain.tokensPerSecond)), Math.max(...warm.samples.map((x) => tps(x.process) / x.plain.tokensPerSecond))]
+    }
+    const n = {
+      tps: median(warm.samples.map((x) => tps(x.none))),
+      ttft: median(warm.samples.map((x) => ttft(x.none))),
+      cold: median(cold.none),
+      vsPlain: median(warm.samples.map((x) => tps(x.none) / x.plain.tokensPerSecond))
+    }
     const spareCold = median(spareLoads)
     rows.push(
-      `| ${m.name} (${sizeMiB.toFixed(0)} MiB) | ${plainTps.toFixed(1)} | ${n.tps.toFixed(1)} | ${p.tps.toFixed(1)} | ` +
-        `**${(p.tps / plainTps).toFixed(2)}×** / ${(p.tps / n.tps).toFixed(2)}× | ${n.ttft.toFixed(1)} / ${p.ttft.toFixed(1)} ms (**${(p.ttft - n.ttft).toFixed(1)} ms**) | ` +
-        `${n.cold.toFixed(0)} / ${p.cold.toFixed(0)} ms (+${(p.cold - n.cold).toFixed(0)} ms) | ${spareCold.toFixed(0)} ms (**${spareCold - n.cold >= 0 ? "+" : ""}${(spareCold - n.cold).toFixed(0)} ms**) | ${(rss / 2 ** 20).toFixed(0)} MiB |`
+      `| ${m.name} (${sizeMiB.toFixed(0)} MiB) | ${plainTps.toFixed(1)} | ${n.tps.toFixed(1)} (${n.vsPlain.toFixed(2)}×) | ${p.tps.toFixed(1)} | ` +
+        `**${p.vsPlain.toFixed(2)}×** (${p.spread[0]!.toFixed(2)}–${p.spread[1]!.toFixed(2)}) / ${p.vsNone.toFixed(2)}× | ${n.ttft.toFixed(1)} / ${p.ttft.toFixed(1)} ms (**${(p.ttft - n.ttft).toFixed(1)} ms**) | ` +
+        `${n.cold.toFixed(0)} / ${p.cold.toFixed(0)} ms (+${(p.cold - n.cold).toFixed(0)} ms) | ${spareCold.toFixed(0)} ms (**${spareCold - n.cold >= 0 ? "+" : ""}${(spareCold - n.cold).toFixed(0)} ms**) | ${(warm.rss / 2 ** 20).toFixed(0)} MiB |`
     )
     ratios.push(
-      `${m.name}: ${(p.tps / plainTps).toFixed(2)}× the plain script's tokens/s, warm TTFT ${(p.ttft - n.ttft).toFixed(1)} ms, ` +
+      `${m.name}: ${p.vsPlain.toFixed(2)}× the plain script's tokens/s (paired), warm TTFT ${(p.ttft - n.ttft).toFixed(1)} ms, ` +
         `cold load ${(p.cold - n.cold).toFixed(0)} ms without a spare worker, ${(spareCold - n.cold).toFixed(0)} ms with one`
     )
   }
@@ -167,9 +190,10 @@ export const isolationSection = async (options: {
     "in-process loader's Llama already exists). Warm TTFT = time to first token of a request on the loaded model.",
     "",
     `Machine: ${os.availableParallelism()} cores, ${os.cpus()[0]?.model ?? "?"}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}; ${new Date().toISOString().slice(0, 16)} UTC;`,
-    `load average at the end ${os.loadavg().map((x) => x.toFixed(1)).join(" / ")}: the machine was shared with other jobs during the run, so absolute figures are noisy.`,
+    `load average at the end ${os.loadavg().map((x) => x.toFixed(1)).join(" / ")}: the machine is shared with other engineers' jobs (test suites,`,
+    "benchmarks) that come and go, so absolute figures are noisy; the paired ratios are what to read.",
     "",
-    "| model | plain tok/s | none tok/s | process tok/s | process × plain / × none | warm TTFT none / process (overhead) | cold load none / process (overhead) | cold load, spare worker (overhead) | worker RSS with the model |",
+    "| model | plain tok/s | none tok/s (× plain) | process tok/s | process × plain (min–max) / × none | warm TTFT none / process (overhead) | cold load none / process (overhead) | cold load, spare worker (overhead) | worker RSS with the model |",
     "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ...rows,
     "",

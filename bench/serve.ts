@@ -19,7 +19,8 @@
  *    within 10%), and every context sequence free afterwards (`llmspell ps --json`).
  *
  * Options: --runs N (5), --tokens N (64), --short N (4), --requests N (400; 100 with --small),
- * --clients N (16), --load-tokens N (16), --load-rounds N (2), --pairs N (3: one-stream triples per run), --small, --no-write. Build first (`npm run build`).
+ * --clients N (16), --load-tokens N (16), --load-rounds N (2), --pairs N (3: one-stream triples per run), --small, --no-write,
+ * --only load (the load run alone: statuses, errors and sequences as one JSON line; BENCHMARKS.md untouched). Build first (`npm run build`).
  * Progress goes to stderr, the section to stdout and BENCHMARKS.md.
  */
 import * as Effect from "effect/Effect"
@@ -55,6 +56,8 @@ const CLIENTS = arg("clients", 16)
 const LOAD_TOKENS = arg("load-tokens", 16)
 const LOAD_ROUNDS = arg("load-rounds", 2)
 const PAIRS = arg("pairs", 3)
+/** `--only load`: the load run alone (no CLI, one-stream or 4-stream rows; BENCHMARKS.md untouched). */
+const LOAD_ONLY = process.argv.includes("--only") && process.argv[process.argv.indexOf("--only") + 1] === "load"
 const ABORT_EVERY = 10
 const SEQUENCES = 4
 const THREADS = autoThreads()
@@ -333,7 +336,32 @@ const loadRun = async (REQUESTS: number) => {
   return { statuses, errors, aborted, ms: performance.now() - start }
 }
 
-try {
+const loadOnly = async () => {
+  log(`load run only: warm-up burst of ${CLIENTS} requests`)
+  const warmBurst = await loadRun(CLIENTS)
+  await waitIdle()
+  const rounds = [warmBurst]
+  for (let r = 0; r < LOAD_ROUNDS; r++) {
+    const round = await loadRun(REQUESTS)
+    log(`load run ${r + 1}/${LOAD_ROUNDS}: ${REQUESTS} requests in ${(round.ms / 1000).toFixed(0)} s`)
+    rounds.push(round)
+  }
+  const after = await waitIdle()
+  const statuses = new Map<number, number>()
+  for (const round of rounds) for (const [status, n] of round.statuses) statuses.set(status, (statuses.get(status) ?? 0) + n)
+  const errors = rounds.flatMap((round) => round.errors)
+  for (const e of errors.slice(0, 40)) log(`load run error: ${e}`)
+  process.stdout.write(`${JSON.stringify({
+    loadAverage: os.loadavg(),
+    statuses: Object.fromEntries(statuses),
+    errors: errors.length,
+    aborted: rounds.reduce((n, round) => n + round.aborted, 0),
+    sequences: after.map((m) => m.sequences),
+    activeRequests: after.map((m) => m.activeRequests)
+  })}\n`)
+}
+
+const fullRun = async () => {
   // warm up: both stacks loaded, every serve sequence has run once (as raw4's warm-up round does)
   log("warm-up")
   await direct()
@@ -452,6 +480,10 @@ try {
     const updated = start < 0 ? `${current.trimEnd()}\n\n${section}` : `${current.slice(0, start)}${section}${next >= 0 ? current.slice(next) : ""}`
     await writeFile(path, updated.endsWith("\n") ? updated : `${updated}\n`)
   }
+}
+
+try {
+  await (LOAD_ONLY ? loadOnly() : fullRun())
 } finally {
   serve.kill("SIGINT")
   await serveExited

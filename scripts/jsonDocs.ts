@@ -122,7 +122,7 @@ export const sections: ReadonlyArray<Section> = [
     title: "ps",
     commands: "`llmspell ps --json`",
     schema: PsReport,
-    notes: "The models loaded in memory now, on every instance (an instance that cannot answer is left out). `expiresAt` is absent for a model in use or kept loaded (a negative keep_alive). Embedded, that is what this process and the Ollama servers hold; a running `llmspell serve` holds the warm GGUF models."
+    notes: "The models loaded in memory now, on every instance (an instance that cannot answer is left out). `expiresAt` is absent for a model in use or kept loaded (a negative keep_alive). Embedded, that is what this process and the Ollama servers hold; a running `llmspell serve` holds the warm GGUF models. A GGUF model is one entry: its chat and embedding contexts (each loaded on first use) are listed in `contexts`, its `sizeBytes` and `activeRequests` are their sums, `sequences` are the chat context's, and `purpose` is `embedding` when only the embedding context is loaded; stopping it (`llmspell stop`, `keep_alive: 0`) unloads both."
   },
   {
     title: "Library: a generation request",

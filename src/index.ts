@@ -33,6 +33,7 @@ export type {
 
 export {
   type Backend,
+  BackendCountTokensError,
   BackendEmbedError,
   type BackendFactory,
   BackendGenerateError,
@@ -80,6 +81,7 @@ export * as ProviderRegistryLive from "./layers/ProviderRegistryLive.js"
 export {
   AvailableError,
   type BackendFilter,
+  CountTokensError,
   EmbedError,
   GenerateError,
   ImportError,

@@ -268,4 +268,47 @@ describe("GgufBackend pool", () => {
       // the file as it is now is validated and loaded afresh
       expect((yield* run(backend, swapped)).text).toBe("hello")
     }))
+
+  it.scoped("a model unloads whole: keep_alive 0 (llmspell stop) unloads its chat and embedding contexts, keep_alive forever keeps both", () =>
+    Effect.gen(function*() {
+      const { backend, log } = yield* setup({ idleUnloadSeconds: 60 })
+      yield* run(backend, A)
+      yield* backend.embed(A, ["x"])
+      expect([...log.loaded].sort()).toEqual([A, `${A} (embedding)`])
+      yield* backend.keepAlive!(A, -1)
+      yield* TestClock.adjust("1 hour")
+      expect([...log.loaded].sort()).toEqual([A, `${A} (embedding)`])
+      yield* backend.keepAlive!(A, 0)
+      expect([...log.loaded]).toEqual([])
+      expect(yield* backend.ps!).toEqual([])
+    }))
+
+  it.scoped("ps shows one row per model, its chat and embedding contexts as detail", () =>
+    Effect.gen(function*() {
+      const { backend } = yield* setup({ idleUnloadSeconds: 60, parallel: 2, maxLoadedModels: 3 })
+      yield* run(backend, A)
+      yield* TestClock.adjust("10 seconds")
+      yield* backend.embed(A, ["x"])
+      yield* run(backend, B)
+      const rows = yield* backend.ps!
+      expect(rows.map((r) => r.name).sort()).toEqual([A, B])
+      const a = rows.find((r) => r.name === A)!
+      expect(a).toMatchObject({
+        sizeBytes: 2_000_000,
+        activeRequests: 0,
+        contextLength: 256,
+        // the model is gone when its last context goes
+        expiresAt: new Date(70_000).toISOString(),
+        contexts: [
+          { purpose: "chat", sizeBytes: 1_000_000, contextLength: 256, activeRequests: 0, expiresAt: new Date(60_000).toISOString() },
+          { purpose: "embedding", sizeBytes: 1_000_000, contextLength: 256, activeRequests: 0, expiresAt: new Date(70_000).toISOString() }
+        ]
+      })
+      expect(a.purpose).toBeUndefined()
+      expect(rows.find((r) => r.name === B)!.contexts).toMatchObject([{ purpose: "chat" }])
+      // a model loaded for embeddings only says so, as before
+      yield* backend.keepAlive!(A, 0)
+      yield* backend.embed(A, ["x"])
+      expect((yield* backend.ps!).find((r) => r.name === A)).toMatchObject({ purpose: "embedding", contexts: [{ purpose: "embedding" }] })
+    }))
 })

@@ -4,17 +4,24 @@
  * hook that aborts the worker while loading or mid-generation) fail with BackendCrashed naming the
  * assert while this process lives on; the pool loads a crashed model again once and refuses a
  * file that crashed twice while loading until it changes; a crash leaves another model's
- * generation alone; a stuck request is killed on interruption; a runaway template hits the
- * preparation budget, a template bomb the heap cap; no worker outlives the tests.
+ * generation alone. The budgets and the supervisor run on the TestClock, driven by the loader's
+ * observed events and the worker's stall hooks (a thread blocked until the test releases it), so
+ * nothing here depends on how fast the machine is: a prompt's budget counts from its sequence and
+ * fails that request alone, a slow stop is waited for without killing, a worker is killed only when
+ * it answers no ping; each death (heap cap, a kill from outside, the supervisor's) says what
+ * happened. No worker outlives the tests.
  */
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
+import * as Option from "effect/Option"
+import * as Queue from "effect/Queue"
 import * as Stream from "effect/Stream"
+import * as TestClock from "effect/TestClock"
 import { execFileSync } from "node:child_process"
-import { existsSync, mkdtempSync, readFileSync, utimesSync, writeFileSync } from "node:fs"
+import { existsSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import type { GgufInstanceConfig } from "../src/domain/ConfigSchema.js"
@@ -22,10 +29,10 @@ import type { BackendCrashed } from "../src/domain/Errors.js"
 import { parseGgufBuffer } from "../src/domain/GgufReader.js"
 import type { GenerateRequest } from "../src/domain/Types.js"
 import { makeBackend } from "../src/layers/gguf/GgufBackendLive.js"
-import { makeWorkerLoader } from "../src/layers/gguf/workerLoader.js"
-import { TEST_ABORT_ENV, TEST_TRACE_ENV } from "../src/layers/gguf/workerProtocol.js"
+import { makeWorkerLoader, type WorkerEvent } from "../src/layers/gguf/workerLoader.js"
+import { TEST_ABORT_ENV, TEST_RELEASE_ENV, TEST_TRACE_ENV } from "../src/layers/gguf/workerProtocol.js"
 import * as LlamaLoaderLive from "../src/layers/gguf/LlamaLoaderLive.js"
-import type { LlamaLoaderService, LoadOptions } from "../src/services/LlamaLoader.js"
+import type { LlamaLoaderService, LoaderEvent, LoadOptions } from "../src/services/LlamaLoader.js"
 import { ModelDownloaderMock } from "../src/testing.js"
 import { ggufInstance } from "./fixtures/ggufBackendFakes.js"
 import { type TinyLlamaOptions, tinyLlamaGguf, v } from "./fixtures/ggufWriter.js"
@@ -42,9 +49,18 @@ const GOOD = write("good.gguf", tinyLlamaGguf({ vocabSize: 400 }))
 const CRASH_GENERATE = write("crash-generate.gguf", tinyLlamaGguf({ seed: 3 }))
 const CRASH_LOAD = write("crash-load.gguf", tinyLlamaGguf({ seed: 4 }))
 const STALL_LOAD = write("stall-load.gguf", tinyLlamaGguf({ seed: 5 }))
+const STALL_TEMPLATE = write("stall-template.gguf", tinyLlamaGguf({ seed: 7 }))
 const TRACE = join(dir, "trace.log")
-process.env[TEST_ABORT_ENV] = "generate:crash-generate,load:crash-load,stall-load:stall-load"
+const RELEASE = join(dir, "release")
+// and for requests whose last message contains "stall-me": the worker's thread blocks once the
+// request has its sequence (as a runaway template or tokenizer would), until RELEASE exists
+process.env[TEST_ABORT_ENV] = "generate:crash-generate,load:crash-load,stall-load:stall-load,stall-template:stall-template,stall-prepare:stall-me"
 process.env[TEST_TRACE_ENV] = TRACE
+process.env[TEST_RELEASE_ENV] = RELEASE
+
+/** Resets the stall release (stalls from now on block) or releases every stalled worker. */
+const stallRelease = (what: "reset" | "release") =>
+  Effect.sync(() => (what === "reset" ? rmSync(RELEASE, { force: true }) : writeFileSync(RELEASE, "")))
 
 // node-llama-cpp renders a model's chat template while loading (to pick the chat format), with
 // placeholder messages: a runaway template strikes there; `range(100000000)` also builds a huge array
@@ -52,8 +68,6 @@ const RUNAWAY = write(
   "runaway-template.gguf",
   tinyLlamaGguf({ seed: 6, overrideMetadata: { "tokenizer.chat_template": v.str("{% for i in range(100000000) %}x{% endfor %}") } })
 )
-// tokenizing ~24 MB of text takes a minute: a request stuck in its preparation
-const huge = () => ({ messages: [{ role: "user" as const, content: "hello world, ".repeat(2_000_000) }], maxTokens: 4 })
 
 const loadOptions: LoadOptions = {
   device: "cpu",
@@ -79,14 +93,33 @@ const completionTokens = (stream: Stream.Stream<any, any>) =>
     return last.completion?.usage.completionTokens
   })
 
-/** Waits until the worker has written `event` to the trace file (it reached that point). */
+/** The loader's own stream: its Done event. */
+const completion = (stream: Stream.Stream<LoaderEvent, any>) =>
+  Effect.map(Stream.runCollect(stream), (c) => Chunk.toReadonlyArray(c).at(-1) as Extract<LoaderEvent, { _tag: "Done" }>)
+
+/** The budgets of the observed loaders, all on the TestClock. */
+const BUDGETS = { prepareTimeoutMs: 10_000, cancelGraceMs: 1000, livenessIntervalMs: 5000, stuckAfterMs: 60_000 } as const
+
+/** A loader with BUDGETS whose events (the moments its budgets start counting) go to a queue. */
+const observedLoader = () =>
+  Effect.map(Queue.unbounded<WorkerEvent>(), (events) => ({
+    events,
+    loader: LlamaLoaderLive.make({ ...BUDGETS, observe: (event) => Queue.offer(events, event) })
+  }))
+
+/** Waits for the next event with this tag (others are skipped). */
+const awaitEvent = (events: Queue.Queue<WorkerEvent>, tag: WorkerEvent["_tag"]): Effect.Effect<WorkerEvent> =>
+  Effect.flatMap(Queue.take(events), (event) => (event._tag === tag ? Effect.succeed(event) : awaitEvent(events, tag)))
+
+/** Waits until the worker has written `event` to the trace file (it reached that point); the worker's pid. */
 const traced = (event: string) =>
-  Effect.async<void>((resume) => {
-    const check = () => existsSync(TRACE) && readFileSync(TRACE, "utf8").split("\n").some((l) => l.endsWith(event))
+  Effect.async<number>((resume) => {
+    const find = () => existsSync(TRACE) ? readFileSync(TRACE, "utf8").split("\n").find((l) => l.endsWith(event)) : undefined
     const timer = setInterval(() => {
-      if (check()) {
+      const line = find()
+      if (line !== undefined) {
         clearInterval(timer)
-        resume(Effect.void)
+        resume(Effect.succeed(Number(line.split(" ")[0])))
       }
     }, 20)
     return Effect.sync(() => clearInterval(timer))
@@ -128,6 +161,7 @@ describe("GGUF worker: a llama.cpp crash is a typed error", () => {
         expect({ name, tag: error._tag }).toEqual({ name, tag: "BackendCrashed" })
         const crashed = error as BackendCrashed
         expect(crashed.signal).toBe("SIGABRT")
+        expect(crashed.death).toBe("abort")
         expect(crashed.message).toMatch(assert)
         expect(crashed.message).toContain(`gguf: ${name}`)
         expect(crashed.hint).toContain("llmspell model")
@@ -143,6 +177,9 @@ describe("GGUF worker: a llama.cpp crash is a typed error", () => {
       const first = yield* Effect.flip(Stream.runDrain(backend.generate(CRASH_GENERATE, ask())))
       expect(first._tag).toBe("BackendCrashed")
       expect(first.message).toMatch(/died during generate \(signal SIGABRT\): GGML_ASSERT\(llmspell test hook/)
+      // an abort while generating does not blame the file outright, as one while loading does
+      expect(first).toMatchObject({ death: "abort" })
+      expect(first.hint).toMatch(/^llama.cpp aborted while running this model: run the request again/)
       expect((yield* backend.status).loaded).toEqual([])
       // loaded again (and crashes again: the hook fires every time), not refused
       const second = yield* Effect.flip(Stream.runDrain(backend.generate(CRASH_GENERATE, ask())))
@@ -163,6 +200,9 @@ describe("GGUF worker: a llama.cpp crash is a typed error", () => {
         ["BackendCrashed", "load model", true]
       ])
       expect(tries[2]!.message).toMatch(/not loaded again.*GGML_ASSERT\(llmspell test hook: abort during load\)/)
+      // llama.cpp aborted while loading the file: this is the one death that blames the file
+      expect(tries[0]).toMatchObject({ death: "abort" })
+      expect(tries[0]!.hint).toMatch(/^the model file is probably malformed/)
       // a changed file (mtime) is tried again
       const later = new Date(Date.now() + 60_000)
       utimesSync(CRASH_LOAD, later, later)
@@ -197,56 +237,104 @@ describe("GGUF worker: a llama.cpp crash is a typed error", () => {
     }), 120_000)
 })
 
-describe("GGUF worker: stuck requests", () => {
-  it.scoped("interrupting a request stuck preparing its prompt kills its worker; the request ends interrupted", () =>
+describe("GGUF worker: budgets and the supervisor, on the TestClock", () => {
+  it.scoped("a prompt's budget counts from its sequence, not the wait for one, and fails that request alone", () =>
     Effect.gen(function*() {
-      const workerLoader = makeWorkerLoader()
-      const handle = yield* workerLoader.load(GOOD, loadOptions)
-      const fiber = yield* Effect.fork(Stream.runDrain(handle.generate(huge())))
-      yield* traced("generate 0")
-      const exit = yield* Fiber.interrupt(fiber)
-      expect(Exit.isInterrupted(exit)).toBe(true)
+      const { events, loader: observed } = yield* observedLoader()
+      const handle = yield* observed.load(GOOD, { ...loadOptions, sequences: 1 })
+      yield* stallRelease("reset")
+      // A holds the only sequence, stuck preparing; B waits behind it for longer than the budget
+      const a = yield* Effect.fork(Stream.runDrain(handle.generate(ask({ messages: [{ role: "user", content: "stall-me now" }] }))))
+      yield* awaitEvent(events, "Preparing")
+      const b = yield* Effect.fork(completion(handle.generate(ask())))
+      yield* TestClock.adjust(`${BUDGETS.prepareTimeoutMs - 1} millis`)
+      expect(yield* Fiber.poll(a)).toEqual(Option.none())
+      yield* TestClock.adjust("1 millis")
+      const late = yield* Effect.flip(Fiber.join(a))
+      expect(late.message).toContain(`prepare the prompt failed: rendering the chat template and tokenizing took longer than ${BUDGETS.prepareTimeoutMs / 1000} s (counted from when the request had a sequence`)
+      expect(yield* Fiber.poll(b)).toEqual(Option.none())
+      // the worker finishes what blocked it, stops A, and B runs on the same worker
+      yield* stallRelease("release")
+      expect((yield* Fiber.join(b)).completionTokens).toBe(8)
+      expect(yield* handle.alive).toBe(true)
+    }), 120_000)
+
+  it.scoped("a request slow to stop is not a stuck worker: its interruption ends after the grace, another answer goes on", () =>
+    Effect.gen(function*() {
+      const { events, loader: observed } = yield* observedLoader()
+      const handle = yield* observed.load(GOOD, loadOptions)
+      yield* stallRelease("reset")
+      const other = yield* Effect.fork(completion(handle.generate(ask({ maxTokens: 200, messages: [{ role: "user", content: "go on" }] }))))
+      const slow = yield* Effect.fork(Stream.runDrain(handle.generate(ask({ messages: [{ role: "user", content: "stall-me now" }] }))))
+      yield* awaitEvent(events, "Preparing")
+      // its Cancel cannot be read while the worker's thread is blocked: the interruption waits the grace, then lets go
+      const interrupted = yield* Effect.fork(Fiber.interrupt(slow))
+      yield* awaitEvent(events, "Stopping")
+      yield* TestClock.adjust(`${BUDGETS.cancelGraceMs} millis`)
+      expect(Exit.isInterrupted(yield* Fiber.join(interrupted))).toBe(true)
+      expect(yield* handle.alive).toBe(true)
+      yield* stallRelease("release")
+      expect((yield* Fiber.join(other)).completionTokens).toBeGreaterThan(8)
+      expect(yield* handle.alive).toBe(true)
+      // both sequences came back
+      expect(yield* handle.sequences!).toEqual({ total: 2, busy: 0 })
+    }), 120_000)
+
+  it.scoped("a worker whose event loop answers no ping is killed as stuck: the error says what the supervisor saw", () =>
+    Effect.gen(function*() {
+      const { events, loader: observed } = yield* observedLoader()
+      const handle = yield* observed.load(GOOD, loadOptions)
+      yield* stallRelease("reset")
+      const stuck = yield* Effect.fork(Stream.runDrain(handle.generate(ask({ messages: [{ role: "user", content: "stall-me for good" }] }))))
+      yield* awaitEvent(events, "Preparing")
+      const waiting = yield* Effect.fork(Stream.runDrain(handle.generate(ask())))
+      yield* TestClock.adjust(`${BUDGETS.livenessIntervalMs} millis`)
+      yield* awaitEvent(events, "Pinged")
+      // a ping answered late is not stuck yet
+      yield* TestClock.adjust(`${BUDGETS.stuckAfterMs - 1} millis`)
+      expect(yield* handle.alive).toBe(true)
+      yield* TestClock.adjust("1 millis")
+      const crashed = (yield* Effect.flip(Fiber.join(waiting))) as BackendCrashed
+      expect(crashed).toMatchObject({ _tag: "BackendCrashed", death: "stopped", operation: "generate", signal: "SIGKILL" })
+      expect(crashed.message).toContain(
+        "llmspell stopped the process running llama.cpp during generate: its event loop answered no liveness ping for 60 s while 2 requests waited on it: "
+      )
+      // what each request was doing, and for how long (on the TestClock: exact)
+      expect(crashed.message).toMatch(/#\d+ \(generate\) waiting for a sequence for 65 s/)
+      expect(crashed.message).toMatch(/#\d+ \(generate\) stopping for 55 s/)
+      expect(crashed.hint).not.toContain("malformed")
+      expect((yield* Effect.flip(Fiber.join(stuck)))._tag).toMatch(/BackendError|BackendCrashed/)
       expect(yield* handle.alive).toBe(false)
     }), 120_000)
 
-  it.scoped("preparation budgets: a huge prompt, a runaway chat template at load: typed errors, not hangs", () =>
+  it.scoped("a chat template that runs past the budget at load fails the load; a good model loads with the same budget", () =>
     Effect.gen(function*() {
-      // 1.5 s: a third of what tokenizing the 26 MB prompt takes on a quiet 2-core machine (~4.5 s;
-      // with 5 s a quiet machine finished it, and the answer was the ContextOverflow after it)
-      const backend = yield* backendWith({}, LlamaLoaderLive.make({ prepareTimeoutMs: 1500 }))
-      const inRequest = yield* Effect.flip(Stream.runDrain(backend.generate(GOOD, huge())))
-      expect({ tag: inRequest._tag, message: inRequest.message }).toMatchObject({
-        tag: "BackendError",
-        message: expect.stringContaining("prepare the prompt failed: rendering the chat template and tokenizing took longer than 1.5 s")
-      })
-      // the worker was stopped; the model loads again for the next request
-      expect(yield* completionTokens(backend.generate(GOOD, ask()))).toBe(8)
-      const atLoad = yield* Effect.flip(Stream.runDrain(backend.generate(RUNAWAY, ask())))
+      const { events, loader: observed } = yield* observedLoader()
+      const backend = yield* backendWith({}, observed)
+      const loading = yield* Effect.fork(Effect.flip(Stream.runDrain(backend.generate(STALL_TEMPLATE, ask()))))
+      yield* awaitEvent(events, "TemplateRendering")
+      yield* TestClock.adjust(`${BUDGETS.prepareTimeoutMs} millis`)
+      const atLoad = yield* Fiber.join(loading)
       expect({ tag: atLoad._tag, message: atLoad.message }).toMatchObject({
         tag: "BackendError",
-        message: expect.stringContaining("prepare the chat template failed: rendering the model's chat template took longer than 1.5 s")
+        message: expect.stringContaining(`prepare the chat template failed: rendering the model's chat template took longer than ${BUDGETS.prepareTimeoutMs / 1000} s`)
       })
+      // however long a good template takes on a busy machine, the clock only moves when the test says
+      expect(yield* completionTokens(backend.generate(GOOD, ask()))).toBe(8)
     }), 120_000)
 
-  it.scoped("a template bomb dies of the worker's heap cap: BackendCrashed, this process's memory untouched", () =>
+  it.scoped("the budget comes from the instance's config (prepare_timeout_seconds), over the loader's default", () =>
     Effect.gen(function*() {
-      const rssBefore = process.memoryUsage().rss
-      const backend = yield* backendWith({}, LlamaLoaderLive.make({ maxHeapMb: 96 }))
-      const error = yield* Effect.flip(Stream.runDrain(backend.generate(RUNAWAY, ask())))
-      expect(error._tag).toBe("BackendCrashed")
-      expect(error.message).toMatch(/heap out of memory/)
-      expect(process.memoryUsage().rss - rssBefore).toBeLessThan(64 * 2 ** 20)
-    }), 120_000)
-
-  it.scoped("the budgets come from the instance's config (prepare_timeout_seconds, worker_max_heap_mb), over the loader's defaults", () =>
-    Effect.gen(function*() {
-      const capped = yield* backendWith({ workerMaxHeapMb: 96 })
-      const error = yield* Effect.flip(Stream.runDrain(capped.generate(RUNAWAY, ask())))
-      expect(error._tag).toBe("BackendCrashed")
-      expect(error.message).toMatch(/heap out of memory/)
-      const quick = yield* backendWith({ prepareTimeoutSeconds: 1 }) // well under the ~4.5 s the huge prompt takes
-      const slow = yield* Effect.flip(Stream.runDrain(quick.generate(GOOD, huge())))
-      expect(slow.message).toContain("took longer than 1 s")
+      const { events, loader: observed } = yield* observedLoader()
+      const backend = yield* backendWith({ prepareTimeoutSeconds: 7 }, observed)
+      yield* stallRelease("reset")
+      const slow = yield* Effect.fork(Effect.flip(Stream.runDrain(backend.generate(GOOD, ask({ messages: [{ role: "user", content: "stall-me now" }] })))))
+      yield* awaitEvent(events, "Preparing")
+      yield* TestClock.adjust("6999 millis")
+      expect(yield* Fiber.poll(slow)).toEqual(Option.none())
+      yield* TestClock.adjust("1 millis")
+      expect((yield* Fiber.join(slow)).message).toContain("took longer than 7 s")
+      yield* stallRelease("release")
     }), 120_000)
 
   it.scoped("interrupting a load that hangs kills the worker", () =>
@@ -257,6 +345,42 @@ describe("GGUF worker: stuck requests", () => {
       const exit = yield* Fiber.interrupt(fiber)
       expect(Exit.isInterrupted(exit)).toBe(true)
       expect(workerChildren()).toEqual([])
+    }), 120_000)
+})
+
+describe("GGUF worker: each death says what happened", () => {
+  it.scoped("a template bomb dies of the worker's heap cap: BackendCrashed names the heap, not the file; this process's memory untouched", () =>
+    Effect.gen(function*() {
+      const rssBefore = process.memoryUsage().rss
+      const backend = yield* backendWith({}, LlamaLoaderLive.make({ maxHeapMb: 96 }))
+      const error = (yield* Effect.flip(Stream.runDrain(backend.generate(RUNAWAY, ask())))) as BackendCrashed
+      expect(error).toMatchObject({ _tag: "BackendCrashed", death: "heap", heapMb: 96 })
+      expect(error.message).toMatch(/heap out of memory/)
+      expect(error.hint).toContain("worker_max_heap_mb")
+      expect(error.hint).not.toContain("malformed")
+      expect(process.memoryUsage().rss - rssBefore).toBeLessThan(64 * 2 ** 20)
+    }), 120_000)
+
+  it.scoped("the heap cap comes from the instance's config (worker_max_heap_mb)", () =>
+    Effect.gen(function*() {
+      const capped = yield* backendWith({ workerMaxHeapMb: 96 })
+      const error = yield* Effect.flip(Stream.runDrain(capped.generate(RUNAWAY, ask())))
+      expect(error).toMatchObject({ _tag: "BackendCrashed", death: "heap", heapMb: 96 })
+    }), 120_000)
+
+  it.scoped("a worker killed from outside (kill -9) mid-request: killed from outside llmspell, not a malformed file", () =>
+    Effect.gen(function*() {
+      rmSync(TRACE, { force: true })
+      const handle = yield* loader.load(GOOD, loadOptions)
+      yield* stallRelease("reset")
+      const fiber = yield* Effect.fork(Effect.flip(Stream.runDrain(handle.generate(ask({ messages: [{ role: "user", content: "stall-me for good" }] })))))
+      const pid = yield* traced("prepare 0")
+      process.kill(pid, "SIGKILL")
+      const error = (yield* Fiber.join(fiber)) as BackendCrashed
+      expect(error).toMatchObject({ _tag: "BackendCrashed", death: "signal", signal: "SIGKILL", operation: "generate" })
+      expect(error.message).toContain("was killed from outside llmspell (signal SIGKILL) during generate")
+      expect(error.hint).toContain("dmesg")
+      expect(error.hint).not.toContain("malformed")
     }), 120_000)
 })
 

@@ -201,7 +201,7 @@ describe("cloud backends' cached tokens passed on", () => {
       anthropic.setAnswer(() => ({ content: "fine" }))
       const plain = yield* usageOf("anthropic/claude-3-5-haiku-latest", "a b c d e f")
       expect(plain.cachedPromptTokens).toBeUndefined()
-      anthropic.setAnswer(() => ({ content: "fine", cacheReadTokens: 3 }))
+      anthropic.setAnswer(() => ({ content: "fine", cacheReadInputTokens: 3 }))
       const cached = yield* usageOf("anthropic/claude-3-5-haiku-latest", "a b c d e f")
       expect(cached.cachedPromptTokens).toBe(3)
       expect(cached.promptTokens).toBe(plain.promptTokens)

@@ -16,7 +16,7 @@ const penalties: GenerateRequest = { messages, minP: 0.1, frequencyPenalty: 0.5,
 const cloud = (type: CloudInstanceConfig["type"]): CloudInstanceConfig => ({ type, name: type, options: {} })
 
 describe("Ollama", () => {
-  it("takes every sampler and penalty as an option; refuses logit bias and one-call-only by name", () => {
+  it("takes every sampler and penalty as an option; refuses logit bias by name (one-call-only is checked on the answer)", () => {
     expect(toOllamaOptions({ ...penalties, topK: 5 })).toEqual({
       min_p: 0.1,
       frequency_penalty: 0.5,
@@ -27,7 +27,7 @@ describe("Ollama", () => {
     })
     expect(unsupportedField(penalties)).toBeUndefined()
     expect(unsupportedField({ messages, logitBias: { "1": 5 } })).toMatchObject({ field: "logitBias" })
-    expect(unsupportedField({ messages, tools, parallelToolCalls: false })).toMatchObject({ field: "parallelToolCalls" })
+    expect(unsupportedField({ messages, tools, parallelToolCalls: false })).toBeUndefined()
     expect(unsupportedField({ messages, tools, parallelToolCalls: true })).toBeUndefined()
     expect(unsupportedField({ messages, parallelToolCalls: false })).toBeUndefined()
   })

@@ -149,7 +149,7 @@ describe("serve through the binary", () => {
     expect(usage).not.toContain("--host")
     // the only --host in serve's help is the global one, which connects
     expect(help.stdout.match(/--host/g)).toHaveLength(1)
-    expect(help.stdout).toMatch(/--host <url>\s+use the `llmspell serve` at this URL/)
+    expect(help.stdout).toMatch(/--host <url>\s+use the `llmspell serve` at this address/)
     // @effect/cli's type boilerplate is left out ("A user-defined piece of text that is confidential.")
     expect(help.stdout).not.toMatch(/A user-defined piece of text/)
   }, 60_000)

@@ -16,6 +16,7 @@ import { removeCommand } from "./commands/model/remove.js"
 import { statusCommand } from "./commands/model/status.js"
 import { verifyCommand } from "./commands/model/verify.js"
 import { embedCommand } from "./commands/embed.js"
+import { launchCommand } from "./commands/launch.js"
 import { psCommand } from "./commands/ps.js"
 import { runCommand } from "./commands/run.js"
 import { serveCommand } from "./commands/serve.js"
@@ -76,6 +77,8 @@ export const commandTree = group("llmspell", "manage and run local LLMs: Ollama 
   leaf(runCommand.pipe(Command.provide(appLayer))),
   leaf(embedCommand.pipe(Command.provide(appLayer))),
   leaf(serveCommand.pipe(Command.provide(embeddedLayer))),
+  // builds its own stack: a running server's, or this process's with the server it starts
+  leaf(launchCommand),
   leaf(psCommand.pipe(Command.provide(appLayer))),
   leaf(stopCommand.pipe(Command.provide(appLayer))),
   config

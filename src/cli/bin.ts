@@ -10,6 +10,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import { layerLive } from "./CliIO.js"
+import { foreground } from "./foreground.js"
 import { main } from "./main.js"
 
 // `llmspell … | head` closes our stdout early: stop quietly, like other command-line tools.
@@ -33,6 +34,11 @@ type StopSignal = keyof typeof SIGNAL_EXIT_CODES
 let stoppedBy: StopSignal | undefined
 for (const signal of Object.keys(SIGNAL_EXIT_CODES) as Array<StopSignal>) {
   process.on(signal, () => {
+    // an agent `llmspell launch` runs: Ctrl-C reached it from the terminal; SIGTERM was ours alone
+    if (foreground.child !== undefined) {
+      if (signal === "SIGTERM") foreground.child.kill("SIGTERM")
+      return
+    }
     if (stoppedBy !== undefined) process.exit(SIGNAL_EXIT_CODES[stoppedBy])
     stoppedBy = signal
   })
@@ -48,6 +54,8 @@ main(process.argv).pipe(
     NodeRuntime.runMain(program, {
       disableErrorReporting: true,
       teardown: (exit, onExit) => {
+        // `llmspell launch` ends with its agent's exit code, however the agent was stopped
+        if (foreground.exitCode !== undefined) return onExit(foreground.exitCode)
         if (Exit.isSuccess(exit) && typeof exit.value === "number") return onExit(exit.value)
         // a command whose normal stop is a signal (`serve`) sets exitCode 0 once it has shut down cleanly
         if (stoppedBy !== undefined && process.exitCode === 0) return onExit(0)

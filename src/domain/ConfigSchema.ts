@@ -10,6 +10,7 @@
 import type * as Redacted from "effect/Redacted"
 import type { CloudProtocol } from "./CloudPresets.js"
 import type { GgufFields, HubFields, OllamaFields, StoresFields, StoreSettingValue } from "./config/Tables.js"
+import type { ModelAlias } from "./ModelAliases.js"
 import type { CLOUD_PROVIDERS } from "./ModelSpec.js"
 
 export { cloudInstanceOf, defaultInstance, resolveConfig } from "./config/Resolve.js"
@@ -104,6 +105,8 @@ export interface LlmspellConfig {
   readonly warnings: ReadonlyArray<string>
   /** Cloud keys found in the providers' conventional variables (OPENAI_API_KEY, …), for built-in providers used without a config entry. */
   readonly cloudKeys?: Readonly<Record<string, Redacted.Redacted<string>>> | undefined
+  /** `[serve.aliases]`: model names (or globs) clients of `llmspell serve` send, and the specs they mean, in file order. */
+  readonly serveAliases?: ReadonlyArray<ModelAlias> | undefined
 }
 
 /** Values given on the command line; they override everything. */

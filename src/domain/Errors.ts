@@ -373,7 +373,9 @@ export class InvalidRequest extends Schema.TaggedError<InvalidRequest>("llmspell
 /**
  * The process running a GGUF model died (a llama.cpp assert, an abort, out of memory, a kill):
  * every request on it fails with this; the host process lives on. `logs` are the last lines
- * llama.cpp wrote before it died (the `GGML_ASSERT … failed` text is the useful one).
+ * llama.cpp wrote before it died (the `GGML_ASSERT … failed` text is the useful one). `death`
+ * says what the supervisor saw, and decides what the message blames: the file only when llama.cpp
+ * aborted while loading it.
  */
 export class BackendCrashed extends Schema.TaggedError<BackendCrashed>("llmspell/BackendCrashed")("BackendCrashed", {
   model: Schema.String,
@@ -384,19 +386,65 @@ export class BackendCrashed extends Schema.TaggedError<BackendCrashed>("llmspell
   exitCode: Schema.optional(Schema.Number),
   logs: Schema.Array(Schema.String),
   /** Loading was refused: the model crashed while loading twice in a row and its file has not changed. */
-  refused: Schema.optional(Schema.Boolean)
+  refused: Schema.optional(Schema.Boolean),
+  /**
+   * How it died, as the supervisor saw it: `abort` (llama.cpp or the native code aborted: an
+   * assert, a segfault), `heap` (the worker's JavaScript heap cap), `stopped` (llmspell killed it:
+   * `stoppedBecause`), `signal` (a signal from outside llmspell: kill -9, the system's OOM killer),
+   * `file-changed` (SIGBUS: the mmap'd file was truncated or rewritten in place), `exit` (it exited
+   * with a code). Absent in reports from before it was recorded.
+   */
+  death: Schema.optional(Schema.Literal("abort", "heap", "stopped", "signal", "file-changed", "exit")),
+  /** Why llmspell stopped it (`death: "stopped"`): what the supervisor saw. */
+  stoppedBecause: Schema.optional(Schema.String),
+  /** The worker's heap cap in MiB (`death: "heap"`). */
+  heapMb: Schema.optional(Schema.Number)
 }) {
   override get message() {
     const how = this.signal !== undefined ? `signal ${this.signal}` : `exit code ${this.exitCode ?? "unknown"}`
     const assert = this.logs.filter((l) => /GGML_ASSERT|failed|error|terminate|out of memory/i.test(l)).at(-1) ??
       this.logs.at(-1)
+    const last = assert !== undefined ? `: ${assert}` : ""
     const where = `${this.instance !== undefined ? `${this.instance}: ` : ""}${this.model}`
-    return this.refused === true
-      ? `${where}: not loaded again: its process died twice in a row while loading it (${how})${assert !== undefined ? `: ${assert}` : ""}`
-      : `${where}: the process running llama.cpp died during ${this.operation} (${how})${assert !== undefined ? `: ${assert}` : ""}`
+    if (this.refused === true) return `${where}: not loaded again: its process died twice in a row while loading it (${how})${last}`
+    switch (this.death) {
+      case "stopped":
+        return `${where}: llmspell stopped the process running llama.cpp during ${this.operation}: ${this.stoppedBecause ?? "it was stuck"}`
+      case "heap":
+        return `${where}: the process running llama.cpp ran out of its JavaScript heap during ${this.operation} ` +
+          `(JavaScript heap out of memory${this.heapMb !== undefined ? `, a cap of ${this.heapMb} MiB` : ""})`
+      case "signal":
+        return `${where}: the process running llama.cpp was killed from outside llmspell (${how}) during ${this.operation}`
+      case "file-changed":
+        return `${where}: the process running llama.cpp died during ${this.operation} (${how}): the model file changed under it (truncated or rewritten in place)`
+      default:
+        return `${where}: the process running llama.cpp died during ${this.operation} (${how})${last}`
+    }
   }
   get hint(): string {
-    return `the model file is probably malformed or unsupported by this llama.cpp: check it with \`llmspell model info ${this.model}\` or \`llmspell model verify\`, or use another file`
+    const file = `check it with \`llmspell model info ${this.model}\` or \`llmspell model verify\`, or use another file`
+    if (this.refused === true) return `the model file is probably malformed or unsupported by this llama.cpp: ${file}`
+    switch (this.death) {
+      case "stopped":
+        return "run the request again (the model loads again); if it happens again, a prompt or the model's chat template " +
+          `keeps llama.cpp busy too long: prepare_timeout_seconds bounds a prompt's preparation, \`llmspell model info ${this.model}\` shows the template`
+      case "heap":
+        return "raise worker_max_heap_mb in the gguf instance's config, or send a shorter prompt; a chat template that builds " +
+          `huge strings needs another file (\`llmspell model info ${this.model}\`)`
+      case "signal":
+        return "something outside llmspell ended it (kill, a service manager, or the system's out-of-memory killer: see `dmesg`); " +
+          "run the request again, the model loads again"
+      case "file-changed":
+        return "replace a loaded model file by renaming a new file over it, never by rewriting it in place; run the request again"
+      case "exit":
+        return "run the request again (the model loads again); if it happens again, run with --verbose and report the log lines above"
+      case "abort":
+        return this.operation === "load model"
+          ? `the model file is probably malformed or unsupported by this llama.cpp: ${file}`
+          : `llama.cpp aborted while running this model: run the request again; if it happens again with this model, the file may be unsupported by this llama.cpp: ${file}`
+      default:
+        return `the model file is probably malformed or unsupported by this llama.cpp: ${file}`
+    }
   }
 }
 
@@ -458,7 +506,7 @@ export class ToolChoiceViolated extends Schema.TaggedError<ToolChoiceViolated>("
 ) {
   override get message() {
     return `${this.model} answered ${this.answered} although toolChoice was ${this.toolChoice} ` +
-      `(the ${this.backend} backend cannot force a tool call; llmspell checks the answer)`
+      `(the ${this.backend} backend cannot enforce it; llmspell checks the answer)`
   }
   get hint(): string {
     return "retry, make the prompt ask for the tool, or use a model trained for tool calls " +

@@ -39,8 +39,22 @@ export const LoadedModel = Schema.Struct({
   /** The backend and instance holding it (set by `LocalLLM.ps`). */
   backend: Schema.optional(BackendType),
   instance: Schema.optional(Schema.String),
-  /** `embedding` for a GGUF model loaded with an embedding context (a copy apart from its chat context). */
+  /** `embedding` for a GGUF model loaded only with an embedding context (no chat context loaded). */
   purpose: Schema.optional(Schema.Literal("chat", "embedding")),
+  /**
+   * A GGUF model's contexts, each loaded (and idle-unloaded) on its own: the chat context
+   * (sequences) and the embedding one. The row's size and active requests are their sums; it
+   * unloads when its last context does (`expiresAt`, absent while one is in use or kept loaded).
+   */
+  contexts: Schema.optional(Schema.Array(Schema.Struct({
+    purpose: Schema.Literal("chat", "embedding"),
+    sizeBytes: Schema.Number,
+    vramBytes: Schema.optional(Schema.Number),
+    contextLength: Schema.Number,
+    activeRequests: Schema.Number,
+    sequences: Schema.optional(Schema.Struct({ total: Schema.Number, busy: Schema.Number })),
+    expiresAt: Schema.optional(Schema.String)
+  }))),
   /** The same facts `list` gives of the model (GGUF): its digest, family (architecture) and quantization. */
   digest: Schema.optional(Schema.String),
   family: Schema.optional(Schema.String),
@@ -416,7 +430,8 @@ export const GenerateRequest = Schema.Struct({
   toolChoice: Schema.optional(ToolChoice),
   /**
    * `false`: at most one tool call per answer (OpenAI's `parallel_tool_calls`). GGUF models and
-   * OpenAI-compatible and Anthropic providers honour it; Ollama cannot, and refuses it.
+   * OpenAI-compatible and Anthropic providers honour it; Ollama cannot enforce it, so its answer is
+   * checked (a second call is a ToolChoiceViolated).
    */
   parallelToolCalls: Schema.optional(Schema.Boolean),
   /** Free text (default), any JSON object, or JSON following a schema. */
@@ -491,17 +506,17 @@ export const promptRequest = (prompt: string | ReadonlyArray<ChatMessage>, optio
 
 /** Token counts of a completion. */
 export const Usage = Schema.Struct({
-  /** The whole prompt, the cached part included. */
+  /** The whole prompt, its cached part included. */
   promptTokens: Schema.Number,
-  /**
-   * The part of `promptTokens` that was not evaluated again: already in the model's KV cache (a
-   * GGUF model's context sequence), or read from the provider's prompt cache (Ollama's
-   * `prompt_eval_cached_count`, OpenAI's `cached_tokens`, Anthropic's `cache_read_input_tokens`).
-   * Absent when the backend does not say.
-   */
-  cachedPromptTokens: Schema.optional(Schema.Number),
   completionTokens: Schema.Number,
-  totalTokens: Schema.Number
+  totalTokens: Schema.Number,
+  /**
+   * The part of `promptTokens` read from a cache instead of evaluated again: the model's KV cache (a
+   * GGUF model's context sequence), or the provider's prompt cache (Ollama's
+   * `prompt_eval_cached_count`, OpenAI's `cached_tokens`, Anthropic's `cache_read_input_tokens`),
+   * where the backend reports it; absent: not reported.
+   */
+  cachedPromptTokens: Schema.optional(Schema.Number)
 })
 /** Token counts of a completion. */
 export type Usage = typeof Usage.Type
@@ -548,6 +563,8 @@ export const Completion = Schema.Struct({
    * at `used` tokens (then a `length` finish means the context, not the request, ran out).
    */
   maxTokensCapped: Schema.optional(Schema.Struct({ requested: Schema.Number, used: Schema.Number })),
+  /** The request's stop string that ended the answer (`finishReason` `stop`), where the backend says which. */
+  stopSequence: Schema.optional(Schema.String),
   /**
    * Set when the token limit (`finishReason` `length`) cut what the request asked for in a shape:
    * `answer`, a structured answer (`responseFormat` json or a schema) whose JSON is unfinished

@@ -4,8 +4,11 @@
  * Errors are `{"error":{"message","type","param","code"}}`. Model names are llmspell specs.
  */
 import * as HttpRouter from "@effect/platform/HttpRouter"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
+import { listedAliases } from "./Aliases.js"
+import { modelsList } from "./AnthropicApi.js"
 import { json } from "./Http.js"
 import { chatCompletions } from "./OpenAiChat.js"
 import { responses } from "./OpenAiResponses.js"
@@ -33,17 +36,20 @@ const EMBEDDING_TERMS = openAiTerms("max_tokens", "", "")
 
 /** The OpenAI routes, over a RouteContext. */
 export const routes = (ctx: RouteContext): HttpRouter.HttpRouter<never, never> => {
+  // every model as its spec, then the [serve.aliases] names; Anthropic's shape for its clients (they send anthropic-version)
   const models = handle(EMBEDDING_TERMS)(Effect.gen(function*() {
     const list = yield* ctx.llm.list("all")
-    return json({
-      object: "list",
-      data: list.models.map((m) => ({
+    const entries = [
+      ...list.models.map((m) => ({
         id: servedName(m),
-        object: "model",
         created: m.modifiedAt !== undefined ? Math.floor(Date.parse(m.modifiedAt) / 1000) || 0 : 0,
         owned_by: m.instance
-      }))
-    })
+      })),
+      ...listedAliases(ctx.aliases ?? []).map((a) => ({ id: a.name, created: 0, owned_by: `alias of ${a.spec}` }))
+    ]
+    const request = yield* HttpServerRequest.HttpServerRequest
+    if (request.headers["anthropic-version"] !== undefined) return json(modelsList(entries))
+    return json({ object: "list", data: entries.map((e) => ({ id: e.id, object: "model", created: e.created, owned_by: e.owned_by })) })
   }))
 
   const embeddings = handle(EMBEDDING_TERMS)(Effect.gen(function*() {

@@ -10,6 +10,7 @@ import * as Either from "effect/Either"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import { randomBytes } from "node:crypto"
+import { isLlmspellError } from "../domain/Errors.js"
 import type { Completion, GenerateEvent, GenerateRequest, ToolDefinition } from "../domain/Types.js"
 import { type ApiTerms, toApiFailure } from "./ApiTerms.js"
 import { HttpFailure, json, readJson } from "./Http.js"
@@ -134,7 +135,14 @@ export const openAiTerms = (maxTokens: string, schema: string, freeJson: string)
 export const handle = (terms: ApiTerms) => <E>(effect: Effect.Effect<HttpServerResponse.HttpServerResponse, E, RouteEnv>) =>
   Effect.catchAll(effect, (e) => {
     const failure = toApiFailure(terms)(e)
-    const code = failure.status === 404 ? "model_not_found" : failure.status === 401 ? "invalid_api_key" : null
+    // the codes clients act on: Codex, for one, compacts its history on context_length_exceeded
+    const code = failure.status === 404
+      ? "model_not_found"
+      : failure.status === 401
+      ? "invalid_api_key"
+      : isLlmspellError(e) && e._tag === "ContextOverflow"
+      ? "context_length_exceeded"
+      : null
     return Effect.succeed(json(
       { error: { message: failure.message, type: failure.status === 404 ? "invalid_request_error" : failure.type, param: null, code } },
       failure.status,

@@ -1,11 +1,12 @@
 /**
- * What `llmspell serve` allows, written once and used by every way in: the Ollama and OpenAI
- * routes (src/serve/Routes.ts, the guard in Server.ts) and llmspell's own protocol at `/rpc`
+ * What `llmspell serve` allows, written once and used by every way in: the Ollama, OpenAI and
+ * Anthropic routes (src/serve/Routes.ts, the guard in Server.ts) and llmspell's own protocol at `/rpc`
  * (src/serve/rpc.ts). Each refusal is a value here; each API turns it into its own terms (an
  * HTTP status and error body, or a typed `ServerRefused`).
  *
- * - The API key: the bearer token compared in constant time (sha256 digests of equal length,
- *   `timingSafeEqual`), never logged; a blank key is refused at start, since no client could send it.
+ * - The API key: the bearer token, or the `x-api-key` header Anthropic's clients send it in,
+ *   compared in constant time (sha256 digests of equal length, `timingSafeEqual`), never logged; a
+ *   blank key is refused at start, since no client could send it.
  * - The Host check on a loopback bind (DNS rebinding, Ollama's CVE-2024-28224): exactly one Host
  *   header, parsed strictly as `host[:port]` (a bracketed IPv6 literal, a dotted IPv4 address or a
  *   DNS name, nothing after the port), naming this machine's loopback; an absolute request target
@@ -116,6 +117,8 @@ export interface RequestFacts {
   readonly target: string
   readonly origin: string | undefined
   readonly authorization: string | undefined
+  /** The `x-api-key` header (how Anthropic's clients send the key), if any. */
+  readonly apiKeyHeader?: string | ReadonlyArray<string> | undefined
 }
 
 /** On a loopback bind: the refusal of a request that does not name this machine, if it does not. */
@@ -147,6 +150,12 @@ const digest = (text: string) => createHash("sha256").update(text, "utf8").diges
 export const bearerMatches = (header: string | undefined, key: Redacted.Redacted<string>): boolean => {
   const match = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(header?.trim() ?? "")
   const given = match?.[1] ?? ""
+  return timingSafeEqual(digest(given), digest(Redacted.value(key))) && given.length > 0
+}
+
+/** Constant-time check of an `x-api-key` header against the key; a repeated header is no key. */
+export const apiKeyHeaderMatches = (header: string | ReadonlyArray<string> | undefined, key: Redacted.Redacted<string>): boolean => {
+  const given = typeof header === "string" ? header.trim() : ""
   return timingSafeEqual(digest(given), digest(Redacted.value(key))) && given.length > 0
 }
 
@@ -212,9 +221,10 @@ export const isSameOrigin = (origin: string, hosts: ReadonlyArray<string>): bool
 
 /**
  * The checks before any route, in order: Host (on loopback), then Origin (CORS; the server's own
- * origin, the web page, is always allowed), then the key. `preflight` requests (OPTIONS from an
- * allowed origin) skip the key: browsers send no credentials there; nor do `public` ones, the web
- * page's static files, which hold no data (the page then asks for the key).
+ * origin, the web page, is always allowed), then the key (a bearer token or an `x-api-key`
+ * header). `preflight` requests (OPTIONS from an allowed origin) skip the key: browsers send no
+ * credentials there; nor do `public` ones, the web page's static files, which hold no data (the
+ * page then asks for the key).
  */
 export const checkRequest = (
   policy: Policy,
@@ -229,7 +239,10 @@ export const checkRequest = (
     return Option.some({ _tag: "OriginRefused", origin: facts.origin })
   }
   if (options.preflight || options.public === true) return Option.none()
-  if (Option.isSome(policy.apiKey) && !bearerMatches(facts.authorization, policy.apiKey.value)) return Option.some({ _tag: "Unauthorized" })
+  if (
+    Option.isSome(policy.apiKey) && !bearerMatches(facts.authorization, policy.apiKey.value) &&
+    !apiKeyHeaderMatches(facts.apiKeyHeader, policy.apiKey.value)
+  ) return Option.some({ _tag: "Unauthorized" })
   return Option.none()
 }
 

@@ -1,5 +1,5 @@
 /**
- * Every field a generation request of OpenAI's and Ollama's APIs may carry, and what llmspell
+ * Every field a generation request of OpenAI's, Ollama's and Anthropic's APIs may carry, and what llmspell
  * serve does with it, so that no field is silently dropped:
  * - `honoured`: it reaches the model (`as` names the `GenerateRequest` field or the behaviour);
  *   each backend then applies it or refuses it by name (Ollama has no logit bias, …);
@@ -91,10 +91,26 @@ export const OPENAI_CHAT_FIELDS: FieldTable = {
   function_call: refused("the deprecated function-calling fields are not supported; send tool_choice")
 }
 
-/** `/v1/responses` (openai 7.59's `ResponseCreateParams`), served statelessly. */
+/**
+ * What `include` may ask for on `/v1/responses`: reasoning items' encrypted content (reasoning
+ * items come with their text, and `encrypted_content` null: nothing here is encrypted), and the
+ * outputs of built-in tools and inputs, which never run or occur here. Token probabilities are
+ * the one thing it could ask for that llmspell cannot give.
+ */
+const RESPONSES_INCLUDABLE = new Set([
+  "reasoning.encrypted_content",
+  "web_search_call.action.sources",
+  "web_search_call.results",
+  "code_interpreter_call.outputs",
+  "computer_call_output.output.image_url",
+  "file_search_call.results",
+  "message.input_image.image_url"
+])
+
+/** `/v1/responses` (openai 7.59's `ResponseCreateParams`, and the fields Codex sends), served statelessly. */
 export const OPENAI_RESPONSES_FIELDS: FieldTable = {
   model: honoured("the model spec"),
-  input: honoured("messages"),
+  input: honoured("messages (function_call and function_call_output items become tool calls and results; reasoning items are accepted and not re-sent)"),
   instructions: honoured("a system message first"),
   stream: honoured("streaming (server-sent events)"),
   stream_options: noEffect("its one setting (include_obfuscation) pads events against side channels on the wire to OpenAI"),
@@ -108,15 +124,21 @@ export const OPENAI_RESPONSES_FIELDS: FieldTable = {
   tool_choice: honoured("toolChoice"),
   parallel_tool_calls: honoured("parallelToolCalls"),
   text: honoured("responseFormat (text.format)"),
-  reasoning: honoured("reasoning (effort \"none\" turns it off)"),
+  reasoning: honoured(
+    "reasoning (effort \"none\" turns it off); the thinking comes back as a reasoning item's reasoning_text, no summary is made up"
+  ),
   ...SAMPLING_EXTENSIONS,
   ...OPENAI_NO_EFFECT,
-  store: noEffect("stateless: nothing is stored, so a stored response cannot be fetched or continued"),
-  include: defaultOnly((v) => emptyList(v), "llmspell serve adds no optional outputs (encrypted reasoning, logprobs, sources)"),
+  client_metadata: noEffect("tags Codex sends about itself (installation id) for the provider's records"),
+  store: noEffect("stateless: nothing is stored (the response says store: false), so a response cannot be fetched or continued"),
+  include: defaultOnly(
+    (v) => Array.isArray(v) && v.every((x) => typeof x === "string" && RESPONSES_INCLUDABLE.has(x)),
+    `${NO_LOGPROBS}; accepted: reasoning.encrypted_content (reasoning items carry their text, encrypted_content null) and the outputs of built-in tools, which never run here`
+  ),
   truncation: defaultOnly(is("disabled"), "llmspell never drops input to make it fit: a prompt too long is a 400"),
   top_logprobs: defaultOnly(is(0), NO_LOGPROBS),
   background: defaultOnly(is(false), "stateless: a response cannot run in the background"),
-  previous_response_id: refused("stateless: send the whole conversation in input"),
+  previous_response_id: refused("llmspell serve stores no responses (as with store: false): send the whole conversation in input"),
   conversation: refused("stateless: send the whole conversation in input"),
   prompt: refused("stored prompt templates are not supported"),
   max_tool_calls: refused("a cap on built-in tool calls; llmspell serve runs no built-in tools"),
@@ -125,6 +147,53 @@ export const OPENAI_RESPONSES_FIELDS: FieldTable = {
   moderation: refused("llmspell serve has no moderation"),
   image: refused("llmspell serve answers in text only"),
   access_programs: refused("not supported")
+}
+
+const NOTHING_STORED = "stateless: send the whole conversation in messages"
+const WHOLE_CONVERSATION = "llmspell never edits the conversation: every message sent reaches the model (the thinking of earlier turns excepted, " +
+  "which a local model does not re-read), and a prompt over the context is a 400, never cut"
+
+/** What Anthropic's two routes take alike: the prompt, and the hints about it. */
+const ANTHROPIC_PROMPT_FIELDS: FieldTable = {
+  model: honoured("the model spec, or a [serve.aliases] name"),
+  messages: honoured("messages (text, tool_use, tool_result; earlier thinking is dropped)"),
+  system: honoured("a system message first"),
+  tools: honoured("tools (custom ones; server tools cannot run here and are named in the llmspell-dropped-tools header)"),
+  tool_choice: honoured("toolChoice (auto, any, tool, none) and disable_parallel_tool_use → parallelToolCalls: false"),
+  thinking: honoured("reasoning (enabled: budget_tokens is reasoningBudget; disabled: off)"),
+  output_config: honoured("format → responseFormat (a JSON Schema); effort has no effect"),
+  output_format: honoured("responseFormat (a JSON Schema; the beta's name for output_config.format)"),
+  cache_control: noEffect("the model's own cache reuses a prompt's prefix without being asked"),
+  speed: noEffect("a local model runs at one speed"),
+  context_management: noEffect(WHOLE_CONVERSATION),
+  mcp_servers: defaultOnly(emptyList, "llmspell serve connects to no MCP servers: give their tools to the client, which runs them"),
+  billing_policy: noEffect("nothing is billed here")
+}
+
+/** `POST /v1/messages` (@anthropic-ai/sdk 1.17's `MessageCreateParams`, with the beta's). */
+export const ANTHROPIC_MESSAGES_FIELDS: FieldTable = {
+  ...ANTHROPIC_PROMPT_FIELDS,
+  max_tokens: honoured("maxTokens"),
+  stream: honoured("streaming (server-sent events in Anthropic's order)"),
+  stop_sequences: honoured("stop (stop_reason stop_sequence names the one met)"),
+  temperature: honoured("temperature (0–1)"),
+  top_p: honoured("topP"),
+  top_k: honoured("topK"),
+  metadata: noEffect("an end-user id for the provider's abuse monitoring"),
+  service_tier: noEffect("a local server has one tier"),
+  inference_geo: noEffect("the model runs on this server"),
+  diagnostics: noEffect("llmspell reports no cache-miss reasons"),
+  fallbacks: noEffect("a local model never declines a request for policy reasons, so no fallback model is ever tried"),
+  fallback_credit_token: noEffect("nothing is billed here"),
+  container: refused("llmspell serve runs no code-execution containers"),
+  compaction: refused("llmspell serve does not summarise conversations: send the messages"),
+  thread: refused(NOTHING_STORED)
+}
+
+/** `POST /v1/messages/count_tokens` (@anthropic-ai/sdk 1.17's `MessageCountTokensParams`, with the beta's). */
+export const ANTHROPIC_COUNT_TOKENS_FIELDS: FieldTable = {
+  ...ANTHROPIC_PROMPT_FIELDS,
+  compaction: noEffect("the count is for the conversation in messages as sent (as Anthropic counts it)")
 }
 
 /** Top-level fields of `/api/chat` and `/api/generate` (ollama 0.6's `ChatRequest`, `GenerateRequest`). */

@@ -14,6 +14,7 @@ import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
+import type { ModelAlias } from "../domain/ModelAliases.js"
 import type { BackendType } from "../domain/Types.js"
 import type { LocalLLMService } from "../services/LocalLLM.js"
 import { type BodyLimits, HttpFailure } from "./Http.js"
@@ -48,6 +49,8 @@ export interface RouteContext extends BodyLimits, Pick<Policy.Policy, "readOnly"
   readonly admission: Admission
   /** llmspell's version, reported by `/api/version` beside the Ollama API level (`llmspell`). */
   readonly version: string
+  /** `[serve.aliases]` (already applied by `llm`), for the listings. */
+  readonly aliases?: ReadonlyArray<ModelAlias> | undefined
 }
 
 /** The request's `HttpServerRequest`, scope and note: what every route handler runs with. */

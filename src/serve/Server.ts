@@ -39,11 +39,14 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as SubscriptionRef from "effect/SubscriptionRef"
 import { ServeFailed, type UsageError } from "../domain/Errors.js"
+import type { ModelAlias } from "../domain/ModelAliases.js"
 import { EffectiveConfig } from "../services/EffectiveConfig.js"
 import { LocalLLM } from "../services/LocalLLM.js"
+import { withAliases } from "./Aliases.js"
+import * as AnthropicApi from "./AnthropicApi.js"
 import * as Connections from "./Connections.js"
 import { concurrencyFor, DEFAULTS } from "./Defaults.js"
-import { errorResponse, HttpFailure } from "./Http.js"
+import { errorResponse as apiErrorResponse, HttpFailure } from "./Http.js"
 import * as OllamaApi from "./OllamaApi.js"
 import * as OpenAiApi from "./OpenAiApi.js"
 import * as Policy from "./Policy.js"
@@ -91,6 +94,8 @@ export interface ServeOptions {
   readonly rpc?: HttpApp.Default<never, HttpServerRequest.HttpServerRequest | Scope.Scope>
   /** llmspell's version, reported by `/api/version` beside the Ollama API level (`llmspell`). */
   readonly version?: string
+  /** `[serve.aliases]`: model names clients send → specs, for every API (default: the config's). */
+  readonly aliases?: ReadonlyArray<ModelAlias>
   /** The web page (`UiAssets.load`), served at `/` to browsers with its JSON routes at `/ui/api/`; none: no page. */
   readonly ui?: UiPage | undefined
 }
@@ -177,10 +182,18 @@ const pathOf = (target: string): string => {
 const hostHeaders = (raw: ReadonlyArray<string>): Array<string> =>
   raw.flatMap((name, i) => (i % 2 === 0 && name.toLowerCase() === "host" ? [raw[i + 1] ?? ""] : []))
 
+/**
+ * An answer given before any route (a refusal, no such route, shutting down) in the shape of the
+ * API of its path: Anthropic's under `/v1/messages`, else OpenAI's or Ollama's (Http.errorResponse).
+ */
+const errorResponse = (path: string, failure: HttpFailure, code: string | null = null) =>
+  AnthropicApi.isAnthropicPath(path) ? AnthropicApi.failureResponse(failure) : apiErrorResponse(path, failure, code)
+
 /** A Policy refusal of a request, in the shape of the API of its path. */
 const refusalResponse = (path: string, refusal: Policy.RequestRefusal) => {
   switch (refusal._tag) {
     case "Unauthorized":
+      if (AnthropicApi.isAnthropicPath(path)) return AnthropicApi.unauthorized()
       return errorResponse(
         path,
         new HttpFailure(401, "unauthorized: send Authorization: Bearer <the server's API key>", "invalid_request_error", {
@@ -213,7 +226,9 @@ export const start = (
     )
     const apiKey = yield* Policy.apiKeyFrom(Option.fromNullable(options.apiKey), fromEnvironment)
     yield* Policy.checkBind(host, apiKey)
-    const concurrency = Math.max(1, options.concurrency ?? concurrencyFor(yield* EffectiveConfig))
+    const config = yield* EffectiveConfig
+    const concurrency = Math.max(1, options.concurrency ?? concurrencyFor(config))
+    const aliases = options.aliases ?? config.serveAliases ?? []
     const policy: Policy.Policy = {
       apiKey,
       loopbackOnly: Policy.isLoopbackName(host),
@@ -222,7 +237,7 @@ export const start = (
       allowPaths: options.allowPaths ?? false
     }
 
-    const llm = yield* LocalLLM
+    const llm = withAliases(yield* LocalLLM, aliases)
     const load = yield* SubscriptionRef.make<ServerLoad>({ running: 0, queued: 0, inFlight: 0 })
     const stopping = yield* Deferred.make<void>()
     const ctx: RouteContext = {
@@ -231,10 +246,11 @@ export const start = (
       allowPaths: policy.allowPaths,
       admission: yield* makeAdmission(load, { concurrency, maxQueue }),
       maxBodyBytes,
-      version: options.version ?? "0.0.0"
+      version: options.version ?? "0.0.0",
+      aliases
     }
     const rpc = options.rpc ?? (yield* Rpc.makeHttpApp({ readOnly: policy.readOnly, allowPaths: policy.allowPaths }))
-    const apis = HttpRouter.concat(OllamaApi.routes(ctx), OpenAiApi.routes(ctx))
+    const apis = HttpRouter.concat(HttpRouter.concat(OllamaApi.routes(ctx), OpenAiApi.routes(ctx)), AnthropicApi.routes(ctx))
     const withUi = options.ui !== undefined
       ? HttpRouter.concat(apis, UiApi.routes(ctx, { load: SubscriptionRef.get(load), concurrency, maxQueue }))
       : apis
@@ -260,7 +276,8 @@ export const start = (
           hosts: hostHeaders(NodeHttpServerRequest.toIncomingMessage(request).rawHeaders),
           target: request.url,
           origin,
-          authorization: request.headers["authorization"]
+          authorization: request.headers["authorization"],
+          apiKeyHeader: request.headers["x-api-key"]
         }
         const preflight = request.method === "OPTIONS" && origin !== undefined
         // the page's files hold no data: a browser gets them without the key, then the page asks for it

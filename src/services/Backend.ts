@@ -143,6 +143,14 @@ export const BackendTokenizeError = Schema.Union(ModelNotFound, UnsupportedOpera
 /** What `Backend.tokenize` can fail with. */
 export type BackendTokenizeError = typeof BackendTokenizeError.Type
 
+/**
+ * `countTokens`: the model is missing or will not load; the request's schema cannot be enforced
+ * (its prompt would be another); this loader or copy of the model cannot count.
+ */
+export const BackendCountTokensError = Schema.Union(ModelNotFound, UnsupportedSchema, UnsupportedOperation, ...loadModel, ...reach, ...storeRead)
+/** What `Backend.countTokens` can fail with. */
+export type BackendCountTokensError = typeof BackendCountTokensError.Type
+
 /** `ps`: the backend is down or its answer is malformed. */
 export const BackendPsError = Schema.Union(...reach)
 /** What `Backend.ps` can fail with. */
@@ -186,6 +194,11 @@ export interface Backend {
   readonly embed: (model: string, inputs: ReadonlyArray<string>) => Effect.Effect<Embeddings, BackendEmbedError>
   /** The model's tokens for a text, where the backend can count them (Ollama has no tokenize route). */
   readonly tokenize?: (model: string, text: string) => Effect.Effect<ReadonlyArray<number>, BackendTokenizeError>
+  /**
+   * The tokens of a request's prompt as the model will see it (its chat template, the tools), without
+   * generating; where the backend can count them without running the model (GGUF).
+   */
+  readonly countTokens?: (model: string, request: GenerateRequest) => Effect.Effect<number, BackendCountTokensError>
   /** Models loaded in memory now (absent: the backend cannot say; LocalLLM.ps falls back to `status`). */
   readonly ps?: Effect.Effect<ReadonlyArray<LoadedModel>, BackendPsError>
   /**

@@ -86,6 +86,8 @@ export type LoaderEvent =
     readonly finishReason: FinishReason
     /** `maxTokens` was more than the context had left after the prompt: what was asked and what was used. */
     readonly maxTokensCapped?: { readonly requested: number; readonly used: number } | undefined
+    /** The request's stop string that ended the answer. */
+    readonly stopSequence?: string | undefined
   }
 
 /** A chat model's context sequences: how many, and how many a generation holds now. */
@@ -115,6 +117,11 @@ export interface LoadedModelHandle {
   ) => Effect.Effect<ReadonlyArray<EmbeddedInput>, BackendError | BackendCrashed | ContextOverflow>
   /** The model's token ids for a text (no BOS added). */
   readonly tokenize?: (text: string) => Effect.Effect<ReadonlyArray<number>, BackendError | BackendCrashed>
+  /**
+   * The tokens of a request's prompt as a generation would count them (chat template and tools
+   * included), without generating or taking a sequence (a chat model only).
+   */
+  readonly countPromptTokens?: (request: GenerateRequest) => Effect.Effect<number, BackendError | BackendCrashed>
   /**
    * Its context sequences: `total` (`sequences` of the load) and `busy` (held by a generation now).
    * Absent for a model loaded for embeddings.

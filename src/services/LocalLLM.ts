@@ -46,6 +46,7 @@ import type { InstallOllamaReport } from "../domain/InstallOllama.js"
 import type { InstallOllamaFlags, InstanceSummary, RemovalPlan } from "../domain/Protocol.js"
 import type { ImportResult, PullResult } from "../domain/Types.js"
 import {
+  BackendCountTokensError,
   BackendEmbedError,
   BackendGenerateError,
   BackendInfoError,
@@ -103,6 +104,14 @@ export type GenerateError = typeof GenerateError.Type
 export const RunError = Schema.Union(...GenerateError.members, IncompleteAnswer)
 /** What `run` can fail with. */
 export type RunError = typeof RunError.Type
+
+/**
+ * Counting a request's prompt on the backend a spec resolves to (`resolve`, then
+ * `Backend.countTokens`, as `llmspell serve`'s count_tokens does): the spec's errors, and the backend's.
+ */
+export const CountTokensError = Schema.Union(...onSpec, ...BackendCountTokensError.members)
+/** What counting a prompt through `resolve` can fail with. */
+export type CountTokensError = typeof CountTokensError.Type
 
 /** `embed`: the spec's errors, and the backend's (`BackendEmbedError`). */
 export const EmbedError = Schema.Union(...onSpec, ...BackendEmbedError.members)

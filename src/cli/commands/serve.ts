@@ -177,7 +177,7 @@ export const serveCommand = Command.make(
       yield* io.stderr(
         o.json
           ? `${JSON.stringify({ event: "listening", url: server.url, pid: process.pid, ...(Option.isSome(state) ? { stateFile: state.value } : {}) })}\n`
-          : `llmspell serve listening on ${server.url} (Ollama API at /api, OpenAI API at /v1${Option.isSome(ui) ? ", web page at /" : ""})${server.keyRequired ? ", API key required" : ""}\n`
+          : `llmspell serve listening on ${server.url} (Ollama API at /api, OpenAI API at /v1, Anthropic API at /v1/messages${Option.isSome(ui) ? ", web page at /" : ""})${server.keyRequired ? ", API key required" : ""}\n`
       )
       if (o.open) {
         yield* Option.isSome(ui)
@@ -197,4 +197,4 @@ export const serveCommand = Command.make(
       )
       return yield* Effect.never
     }))
-).pipe(Command.withDescription("serve Ollama's and OpenAI's APIs (and llmspell's own) over HTTP, keeping models loaded"))
+).pipe(Command.withDescription("serve Ollama's, OpenAI's and Anthropic's APIs (and llmspell's own) over HTTP, keeping models loaded"))

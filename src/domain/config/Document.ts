@@ -54,7 +54,11 @@ export const applyDocument = (draft: Draft, doc: unknown, source: string) => {
       }
       continue
     }
-    draft.warnings.push(`${source}: ${topKey}: unknown top-level key, ignored (expected [providers], [hub] and [stores])`)
+    if (topKey === "serve") {
+      applyServe(draft, topValue, source)
+      continue
+    }
+    draft.warnings.push(`${source}: ${topKey}: unknown top-level key, ignored (expected [providers], [hub], [stores] and [serve])`)
   }
   const providers = doc["providers"]
   if (providers === undefined) return
@@ -100,6 +104,34 @@ export const applyDocument = (draft: Draft, doc: unknown, source: string) => {
     applyInstance(draft, key, value, `providers.${key}`, source)
   }
 }
+
+/**
+ * `[serve]`: settings of `llmspell serve` kept in the config; today its `[serve.aliases]` table of
+ * model names (or globs) clients send → the specs they mean (checked in Resolve.ts).
+ */
+const applyServe = (draft: Draft, table: unknown, source: string) => {
+  if (!isTable(table)) return void draft.problems.push(`${source}: serve: must be a table`)
+  for (const [key, value] of Object.entries(table)) {
+    if (key !== "aliases") {
+      draft.warnings.push(`${source}: serve.${key}: unknown key, ignored (expected aliases)`)
+      continue
+    }
+    if (!isTable(value)) {
+      draft.problems.push(`${source}: serve.aliases: must be a table of "name" = "spec" (e.g. "claude-*" = "qwen3-coder@gguf")`)
+      continue
+    }
+    for (const [name, spec] of Object.entries(value)) {
+      // a later source (another file, code) replaces an alias of the same name where it stood
+      const at = draft.serveAliases.findIndex((a) => a.name === name)
+      const entry = { name, slot: { value: spec, source, path: `serve.aliases.${aliasKey(name)}` } }
+      if (at >= 0) draft.serveAliases[at] = entry
+      else draft.serveAliases.push(entry)
+    }
+  }
+}
+
+/** An alias name as a TOML key: bare when it can be, else quoted. */
+const aliasKey = (name: string) => (/^[A-Za-z0-9_-]+$/.test(name) ? name : JSON.stringify(name))
 
 const isNestedLocal = (key: string, table: Record<string, unknown>) =>
   key === "local" &&

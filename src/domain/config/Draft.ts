@@ -26,6 +26,8 @@ export interface Draft {
   instances: Map<string, Map<string, Slot>>
   hub: Map<string, Slot>
   stores: Map<string, Slot>
+  /** `[serve.aliases]` entries in file order. */
+  serveAliases: Array<{ readonly name: string; readonly slot: Slot }>
   problems: Array<string>
   warnings: Array<string>
 }

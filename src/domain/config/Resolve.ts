@@ -22,7 +22,8 @@ import type {
   ProviderInstanceConfig
 } from "../ConfigSchema.js"
 import { ConfigError } from "../Errors.js"
-import { normalizeBackend } from "../ModelSpec.js"
+import type { ModelAlias } from "../ModelAliases.js"
+import { normalizeBackend, parse as parseSpec } from "../ModelSpec.js"
 import { hasScheme, redactUrl, splitQuery, stripUserinfo, userinfoOf } from "../ServerUrl.js"
 import { applyDocument, parseTomlText } from "./Document.js"
 import { DEFAULT_SOURCE, defaultSlots, display, type Draft, type Slot } from "./Draft.js"
@@ -51,6 +52,7 @@ export const resolveConfig = (input: ConfigInput): Either.Either<LlmspellConfig,
     instances: new Map(),
     hub: defaultSlots(keys.defaults.hub),
     stores: defaultSlots(keys.defaults.stores),
+    serveAliases: [],
     problems: [],
     warnings: []
   }
@@ -218,6 +220,22 @@ const validate = (draft: Draft, file: string | undefined, env: Env, home: string
 
   for (const [k, slot] of draft.stores) record(`stores.${k}`, slot)
   const stores = check(t.Stores, draft.stores, "stores")
+
+  const serveAliases: Array<ModelAlias> = []
+  for (const { name, slot } of draft.serveAliases) {
+    // a spec, not a URL: `qwen3-coder@gguf` has no user name to redact (record's redactUrl would take it for one)
+    entries.push({ key: slot.path!, value: slot.value, source: slot.source, secret: false })
+    const spec = slot.value
+    if (name.trim() === "") {
+      draft.problems.push(`${slot.source}: ${slot.path}: an alias needs a name`)
+    } else if (typeof spec !== "string" || spec.trim() === "") {
+      draft.problems.push(`${slot.source}: ${slot.path}: must be a model spec, e.g. "qwen3-coder@gguf" (got ${display(spec)})`)
+    } else {
+      const parsed = parseSpec(spec)
+      if (Either.isLeft(parsed)) draft.problems.push(`${slot.source}: ${slot.path}: ${parsed.left.message}`)
+      else serveAliases.push({ name, spec: spec.trim() })
+    }
+  }
   // Each of these failed with a problem already reported.
   if (defaultBackend === undefined || hub === undefined || stores === undefined) return undefined
 
@@ -234,6 +252,7 @@ const validate = (draft: Draft, file: string | undefined, env: Env, home: string
     file,
     entries,
     warnings: capWarnings(draft.warnings),
+    ...(serveAliases.length > 0 ? { serveAliases } : {}),
     cloudKeys: Object.fromEntries(
       KEY_VARIABLES.flatMap((v) => (env[v] !== undefined && env[v]!.length > 0 ? [[v, Redacted.make(env[v]!)]] : []))
     )

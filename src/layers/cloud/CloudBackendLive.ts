@@ -282,6 +282,7 @@ export const make = (instance: CloudInstanceConfig): Effect.Effect<Backend, Prov
           ...(acc.reasoning.length > 0 ? { reasoning: acc.reasoning } : {}),
           ...(acc.calls.length > 0 ? { toolCalls: acc.calls } : {}),
           finishReason: Anthropic.stopReasonOf(acc),
+          ...(acc.stopSequence !== undefined ? { stopSequence: acc.stopSequence } : {}),
           usage: Anthropic.usageOf(acc)
         })
       }))

@@ -2,11 +2,16 @@
  * Anthropic's messages API: our `GenerateRequest` → the `/v1/messages` body (system prompt apart,
  * tool results as `tool_result` blocks of a user turn, consecutive turns of one role merged, as
  * the API wants them alternating), and its SSE events → our `GenerateEvent`s (`text_delta`,
- * `thinking_delta`, `tool_use` blocks whose input streams as `input_json_delta` pieces, stop reason
- * and usage from `message_delta`). Structured output is tool forcing: one tool whose input schema
- * is the answer's schema, forced with `tool_choice`; its input is the answer. Pure mapping, no I/O.
+ * `thinking_delta`, `tool_use` blocks whose input streams as `input_json_delta` pieces, stop reason,
+ * stop sequence and usage from `message_delta`). Structured output is tool forcing: one tool whose
+ * input schema is the answer's schema, forced with `tool_choice`; its input is the answer. The
+ * format itself is `domain/AnthropicWire.ts`, the one description llmspell serve's Anthropic API
+ * uses too: bodies are typed by it and events decoded with it. Pure mapping, no I/O.
  */
-import { type ChatMessage, type FinishReason, type GenerateRequest, reportedCachedTokens, type ToolCall, type Usage } from "../../domain/Types.js"
+import * as Either from "effect/Either"
+import * as Schema from "effect/Schema"
+import * as Wire from "../../domain/AnthropicWire.js"
+import type { ChatMessage, FinishReason, GenerateRequest, ToolCall, Usage } from "../../domain/Types.js"
 
 /** The name of the tool that carries a structured answer. */
 export const ANSWER_TOOL = "json_answer"
@@ -25,13 +30,21 @@ export const unsupportedField = (request: GenerateRequest): { readonly field: st
 }
 
 /** The messages-API body for a request. */
-export const toMessagesRequest = (model: string, request: GenerateRequest): Record<string, unknown> => {
+export const toMessagesRequest = (model: string, request: GenerateRequest): typeof Wire.MessagesRequest.Encoded => {
   const system = request.messages.filter((m) => m.role === "system").map((m) => m.content).join("\n\n")
   const format = request.responseFormat
   const structured = format === "json" || typeof format === "object"
   const offerTools = !structured && request.tools !== undefined && request.tools.length > 0 && request.toolChoice !== "none"
   const thinking = request.reasoning === true
   const maxTokens = request.maxTokens ?? DEFAULT_MAX_TOKENS
+  const toolChoice = (): Wire.ToolChoice => ({
+    ...(typeof request.toolChoice === "object"
+      ? { type: "tool", name: request.toolChoice.tool }
+      : request.toolChoice === "required"
+      ? { type: "any" as const }
+      : { type: "auto" as const }),
+    ...(request.parallelToolCalls === false ? { disable_parallel_tool_use: true } : {})
+  })
   return {
     model,
     max_tokens: thinking ? Math.max(maxTokens, 2048) : maxTokens,
@@ -59,24 +72,17 @@ export const toMessagesRequest = (model: string, request: GenerateRequest): Reco
           ...(t.description !== undefined ? { description: t.description } : {}),
           input_schema: t.parameters
         })),
-        tool_choice: {
-          ...(typeof request.toolChoice === "object"
-            ? { type: "tool", name: request.toolChoice.tool }
-            : request.toolChoice === "required"
-            ? { type: "any" }
-            : { type: "auto" }),
-          ...(request.parallelToolCalls === false ? { disable_parallel_tool_use: true } : {})
-        }
+        tool_choice: toolChoice()
       }
       : {})
   }
 }
 
-type Block = Record<string, unknown>
+type Turn = { role: "user" | "assistant"; content: Array<Wire.ContentBlockParam> }
 
-const toMessages = (messages: ReadonlyArray<ChatMessage>): Array<{ role: "user" | "assistant"; content: Array<Block> }> => {
-  const out: Array<{ role: "user" | "assistant"; content: Array<Block> }> = []
-  const push = (role: "user" | "assistant", blocks: Array<Block>) => {
+const toMessages = (messages: ReadonlyArray<ChatMessage>): Array<Turn> => {
+  const out: Array<Turn> = []
+  const push = (role: "user" | "assistant", blocks: Array<Wire.ContentBlockParam>) => {
     if (blocks.length === 0) return
     const last = out[out.length - 1]
     if (last !== undefined && last.role === role) last.content.push(...blocks)
@@ -91,12 +97,12 @@ const toMessages = (messages: ReadonlyArray<ChatMessage>): Array<{ role: "user" 
         break
       case "assistant":
         push("assistant", [
-          ...(m.content.length > 0 ? [{ type: "text", text: m.content }] : []),
-          ...(m.toolCalls ?? []).map((c) => ({ type: "tool_use", id: c.id, name: c.name, input: c.params ?? {} }))
+          ...(m.content.length > 0 ? [{ type: "text" as const, text: m.content }] : []),
+          ...(m.toolCalls ?? []).map((c) => ({ type: "tool_use" as const, id: c.id, name: c.name, input: c.params ?? {} }))
         ])
         break
       case "tool":
-        push("user", [{ type: "tool_result", tool_use_id: m.toolCallId, content: m.content }])
+        push("user", [{ type: "tool_result", tool_use_id: m.toolCallId!, content: m.content }])
         break
     }
   }
@@ -120,11 +126,13 @@ export interface MessageAccumulator {
   readonly blocks: Map<number, { type: string; id: string; name: string; json: string }>
   readonly calls: Array<ToolCall>
   stopReason: string | undefined
-  /** Anthropic's `input_tokens`: the prompt tokens after the last cache breakpoint (neither read from nor written to the cache). */
+  /** The stop sequence that ended the answer, when one did. */
+  stopSequence: string | undefined
+  /** Prompt tokens evaluated for this request (Anthropic's `input_tokens`: the cached part excluded). */
   inputTokens: number
-  /** `cache_read_input_tokens`: read from the prompt cache. */
-  cacheReadTokens: number | undefined
-  /** `cache_creation_input_tokens`: written to the prompt cache. */
+  /** Prompt tokens read from the provider's prompt cache. */
+  cacheReadTokens: number
+  /** Prompt tokens written to the provider's prompt cache. */
   cacheCreationTokens: number
   outputTokens: number
   stopped: boolean
@@ -139,75 +147,76 @@ export const emptyMessage = (): MessageAccumulator => ({
   blocks: new Map(),
   calls: [],
   stopReason: undefined,
+  stopSequence: undefined,
   inputTokens: 0,
-  cacheReadTokens: undefined,
+  cacheReadTokens: 0,
   cacheCreationTokens: 0,
   outputTokens: 0,
   stopped: false,
   bad: undefined
 })
 
-/** The cache counts of a usage object (message_start's, or message_delta's cumulative one), when present. */
-const foldCacheUsage = (acc: MessageAccumulator, usage: Record<string, unknown> | undefined | null) => {
-  if (typeof usage !== "object" || usage === null) return
-  const read = reportedCachedTokens(usage["cache_read_input_tokens"], Number.MAX_SAFE_INTEGER)
-  if (read !== undefined) acc.cacheReadTokens = read
-  const created = reportedCachedTokens(usage["cache_creation_input_tokens"], Number.MAX_SAFE_INTEGER)
-  if (created !== undefined) acc.cacheCreationTokens = created
+const decodeEvent = Schema.decodeUnknownEither(Wire.StreamEvent)
+
+/** The cumulative counts of `message_start`'s usage or `message_delta`'s (absent or null: unchanged). */
+const foldUsage = (acc: MessageAccumulator, usage: {
+  readonly input_tokens?: number | null | undefined
+  readonly output_tokens?: number | null | undefined
+  readonly cache_read_input_tokens?: number | null | undefined
+  readonly cache_creation_input_tokens?: number | null | undefined
+}) => {
+  if (usage.input_tokens != null) acc.inputTokens = usage.input_tokens
+  if (usage.output_tokens != null) acc.outputTokens = usage.output_tokens
+  if (usage.cache_read_input_tokens != null) acc.cacheReadTokens = usage.cache_read_input_tokens
+  if (usage.cache_creation_input_tokens != null) acc.cacheCreationTokens = usage.cache_creation_input_tokens
 }
 
 /**
- * Our usage from Anthropic's: its `input_tokens` leaves out what was read from or written to the
- * prompt cache, so the whole prompt is their sum (as OpenAI and Ollama count it), and the cached
- * part is `cache_read_input_tokens`.
+ * Folds one SSE event's JSON data into the accumulator; returns what to emit. An event that does
+ * not decode (a shape this API version does not have) or of a type added later is skipped, as
+ * Anthropic asks clients to.
  */
-export const usageOf = (acc: MessageAccumulator): Usage => {
-  const promptTokens = acc.inputTokens + (acc.cacheReadTokens ?? 0) + acc.cacheCreationTokens
-  return {
-    promptTokens,
-    ...(acc.cacheReadTokens !== undefined ? { cachedPromptTokens: acc.cacheReadTokens } : {}),
-    completionTokens: acc.outputTokens,
-    totalTokens: promptTokens + acc.outputTokens
-  }
-}
-
-/** Folds one SSE event's decoded data into the accumulator; returns what to emit. */
 export const foldEvent = (acc: MessageAccumulator, data: unknown): EventDelta => {
-  if (typeof data !== "object" || data === null) return {}
-  const e = data as Record<string, any>
-  switch (e["type"]) {
+  const decoded = decodeEvent(data)
+  if (Either.isLeft(decoded)) return {}
+  const e = decoded.right
+  switch (e.type) {
     case "message_start":
-      acc.inputTokens = Number(e["message"]?.usage?.input_tokens ?? 0)
-      acc.outputTokens = Number(e["message"]?.usage?.output_tokens ?? 0)
-      foldCacheUsage(acc, e["message"]?.usage)
+      foldUsage(acc, e.message.usage)
       return {}
     case "content_block_start": {
-      const block = e["content_block"] ?? {}
-      acc.blocks.set(Number(e["index"]), { type: String(block.type), id: String(block.id ?? ""), name: String(block.name ?? ""), json: "" })
-      if (block.type === "text" && typeof block.text === "string" && block.text.length > 0) {
+      const block = e.content_block
+      acc.blocks.set(e.index, {
+        type: block.type,
+        id: block.type === "tool_use" ? block.id : "",
+        name: block.type === "tool_use" ? block.name : "",
+        json: ""
+      })
+      if (block.type === "text" && block.text.length > 0) {
         acc.text += block.text
         return { text: block.text }
       }
       return {}
     }
     case "content_block_delta": {
-      const delta = e["delta"] ?? {}
-      const block = acc.blocks.get(Number(e["index"]))
-      if (delta.type === "text_delta" && typeof delta.text === "string") {
-        acc.text += delta.text
-        return { text: delta.text }
+      const delta = e.delta
+      const block = acc.blocks.get(e.index)
+      switch (delta.type) {
+        case "text_delta":
+          acc.text += delta.text
+          return { text: delta.text }
+        case "thinking_delta":
+          acc.reasoning += delta.thinking
+          return { reasoning: delta.thinking }
+        case "input_json_delta":
+          if (block !== undefined) block.json += delta.partial_json
+          return {}
+        default:
+          return {}
       }
-      if (delta.type === "thinking_delta" && typeof delta.thinking === "string") {
-        acc.reasoning += delta.thinking
-        return { reasoning: delta.thinking }
-      }
-      if (delta.type === "input_json_delta" && block !== undefined && typeof delta.partial_json === "string") {
-        block.json += delta.partial_json
-      }
-      return {}
     }
     case "content_block_stop": {
-      const block = acc.blocks.get(Number(e["index"]))
+      const block = acc.blocks.get(e.index)
       if (block === undefined || block.type !== "tool_use") return {}
       let input: unknown
       try {
@@ -227,16 +236,15 @@ export const foldEvent = (acc: MessageAccumulator, data: unknown): EventDelta =>
       return { call }
     }
     case "message_delta":
-      if (typeof e["delta"]?.stop_reason === "string") acc.stopReason = e["delta"].stop_reason
-      if (e["usage"]?.output_tokens !== undefined) acc.outputTokens = Number(e["usage"].output_tokens)
-      if (e["usage"]?.input_tokens !== undefined && e["usage"].input_tokens !== null) acc.inputTokens = Number(e["usage"].input_tokens)
-      foldCacheUsage(acc, e["usage"])
+      if (e.delta.stop_reason !== null) acc.stopReason = e.delta.stop_reason
+      if (e.delta.stop_sequence != null) acc.stopSequence = e.delta.stop_sequence
+      foldUsage(acc, e.usage)
       return {}
     case "message_stop":
       acc.stopped = true
       return { stop: true }
     case "error":
-      return { error: { type: String(e["error"]?.type ?? "error"), message: String(e["error"]?.message ?? "") } }
+      return { error: { type: e.error.type, message: e.error.message } }
     default:
       return {}
   }
@@ -249,10 +257,22 @@ export const stopReasonOf = (acc: MessageAccumulator): FinishReason => {
     case "stop_sequence":
       return "stop"
     case "max_tokens":
+    case "model_context_window_exceeded":
       return "length"
     case "tool_use":
       return acc.calls.length > 0 ? "tool-calls" : "stop"
     default:
       return "unknown"
+  }
+}
+
+/** Our usage: the whole prompt (evaluated + read from the cache + written to it), its cached part, the answer. */
+export const usageOf = (acc: MessageAccumulator): Usage => {
+  const promptTokens = acc.inputTokens + acc.cacheReadTokens + acc.cacheCreationTokens
+  return {
+    promptTokens,
+    completionTokens: acc.outputTokens,
+    totalTokens: promptTokens + acc.outputTokens,
+    ...(acc.cacheReadTokens > 0 ? { cachedPromptTokens: acc.cacheReadTokens } : {})
   }
 }

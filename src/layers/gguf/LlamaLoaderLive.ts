@@ -43,7 +43,9 @@ export const layerWith = (options: WorkerLoaderOptions): Layer.Layer<LlamaLoader
   )
 
 /**
- * The live loader with its default budgets (2 GiB worker heap, 30 s prompt preparation, 1 s to
- * stop) and no spare worker: a command that loads one model would pay for starting a second.
+ * The live loader with its default budgets (2 GiB worker heap; 30 s for a prompt's preparation once
+ * it has a sequence; 1 s of waiting for a cancelled request; a worker killed as stuck after 60 s
+ * without answering a ping) and no spare worker: a command that loads one model would pay for
+ * starting a second.
  */
 export const layer: Layer.Layer<LlamaLoader> = layerWith({})

@@ -10,7 +10,6 @@
  * grammars) belongs to one `makeInProcessLoader()`.
  */
 import * as Effect from "effect/Effect"
-import * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type { LlamaContext } from "node-llama-cpp"
@@ -25,9 +24,10 @@ import type {
   MemoryNeeds
 } from "../../services/LlamaLoader.js"
 import { embedOn, tokenizeWith } from "./llamaEmbed.js"
-import { type GenerateHooks, generateOn, type GenerationTarget, type SequenceSlot } from "./llamaGenerate.js"
+import { countPromptWith, type GenerateHooks, generateOn, type GenerationTarget, type SequenceSlot } from "./llamaGenerate.js"
 import { makeGrammarCache } from "./llamaGrammar.js"
 import { importLibrary, LogBuffer, makeRuntimes, toBackendError } from "./llamaRuntime.js"
+import * as SequenceQueue from "./sequenceQueue.js"
 
 export { toHistory } from "./chatHistory.js"
 export type { GenerateHooks } from "./llamaGenerate.js"
@@ -44,6 +44,7 @@ export interface InProcessModel extends LoadedModelHandle {
   readonly generateWith: (request: GenerateRequest, hooks: GenerateHooks) => Stream.Stream<LoaderEvent, BackendError | ContextOverflow>
   readonly embed: (inputs: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<EmbeddedInput>, BackendError | ContextOverflow>
   readonly tokenize: (text: string) => Effect.Effect<ReadonlyArray<number>, BackendError>
+  readonly countPromptTokens: (request: GenerateRequest) => Effect.Effect<number, BackendError>
 }
 
 /** A loader over node-llama-cpp in this process, with its own Llamas, log buffer and grammars. */
@@ -98,6 +99,14 @@ export const makeInProcessLoader = (hooks: LoaderHooks = {}) => {
         // the size "auto" settled on is only on the underlying context
         const contextSize = (embedding as unknown as { readonly _llamaContext?: LlamaContext })._llamaContext?.contextSize ??
           requested
+        const refuseCount = Effect.fail(
+          new BackendError({
+            backend: "gguf",
+            ...(instance !== undefined ? { instance } : {}),
+            operation: "count tokens",
+            reason: "this copy of the model was loaded for embeddings only"
+          })
+        )
         const refuse = Stream.fail(
           new BackendError({
             backend: "gguf",
@@ -115,6 +124,7 @@ export const makeInProcessLoader = (hooks: LoaderHooks = {}) => {
           generateWith: () => refuse,
           embed: (inputs) => embedOn(model, embedding, contextSize, inputs, names, logs),
           tokenize: tokenizeWith(model, instance),
+          countPromptTokens: () => refuseCount,
           alive: Effect.succeed(true)
         } satisfies InProcessModel
       }
@@ -134,8 +144,7 @@ export const makeInProcessLoader = (hooks: LoaderHooks = {}) => {
       ).pipe(Effect.withSpan("LlamaLoader.createContext", { attributes: { path } }))
       // The chat wrapper is resolved once per model: `new LlamaChat()` with the default "auto" wrapper
       // re-resolves it from the Jinja template every time, which cost ~250 ms per request here.
-      const sequences = yield* Queue.bounded<SequenceSlot>(options.sequences)
-      yield* Effect.acquireRelease(
+      const slots = yield* Effect.acquireRelease(
         Effect.try({
           try: () => {
             loadHooks.onPreparing?.()
@@ -145,13 +154,13 @@ export const makeInProcessLoader = (hooks: LoaderHooks = {}) => {
               const sequence = context.getSequence()
               slots.push({ sequence, chat: new lib.LlamaChat({ contextSequence: sequence, chatWrapper, autoDisposeSequence: false }) })
             }
-            for (const slot of slots) Queue.unsafeOffer(sequences, slot)
             return slots
           },
           catch: toBackendError("create context sequences", instance)
         }),
         (slots) => Effect.sync(() => slots.forEach((slot) => slot.chat.dispose()))
       )
+      const sequences = yield* SequenceQueue.make(slots)
       const target: GenerationTarget = { lib, model, context, sequences, instance, modelName: names.model, logs, grammarFor }
       return {
         path,
@@ -160,8 +169,7 @@ export const makeInProcessLoader = (hooks: LoaderHooks = {}) => {
         contextSize: context.contextSize,
         generate: (request) => generateOn(target, request, {}),
         generateWith: (request, hooks) => generateOn(target, request, hooks),
-        // the queue holds the free sequences; its size goes below 0 by the requests waiting for one
-        sequences: Effect.map(Queue.size(sequences), (free) => ({ total: options.sequences, busy: options.sequences - Math.max(0, free) })),
+        sequences: Effect.map(sequences.counts, ({ busy, total }) => ({ busy, total })),
         embed: () =>
           Effect.fail(
             new BackendError({
@@ -172,6 +180,7 @@ export const makeInProcessLoader = (hooks: LoaderHooks = {}) => {
             })
           ),
         tokenize: tokenizeWith(model, instance),
+        countPromptTokens: countPromptWith(slots[0]!.chat.chatWrapper, model, instance),
         alive: Effect.succeed(true)
       } satisfies InProcessModel
     })

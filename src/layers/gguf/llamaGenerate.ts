@@ -7,7 +7,6 @@
  */
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
-import * as Queue from "effect/Queue"
 import * as Stream from "effect/Stream"
 import type {
   ChatHistoryItem,
@@ -29,6 +28,49 @@ import { toHistory } from "./chatHistory.js"
 import { type GenerationPlan, generationPlan } from "./JsonSchemaGrammar.js"
 import { grammarBannedTokens, grammarBias } from "./llamaGrammar.js"
 import { type LogBuffer, type NodeLlamaCpp, toBackendError } from "./llamaRuntime.js"
+import type * as SequenceQueue from "./sequenceQueue.js"
+
+/**
+ * Which of the request's stop strings ended the answer: node-llama-cpp reports the trigger it
+ * matched (`customStopTrigger`, its parts as text or tokens); the string given back is the request's own.
+ */
+const stopSequenceOf = (response: LlamaChatResponse, stop: ReadonlyArray<string> | undefined): string | undefined => {
+  if (response.metadata.stopReason !== "customStopTrigger" || stop === undefined) return undefined
+  const text = response.metadata.customStopTrigger.filter((p): p is string => typeof p === "string").join("")
+  return stop.find((s) => s === text) ?? (stop.length === 1 ? stop[0] : undefined)
+}
+
+/**
+ * The prompt's tokens as the model sees them: the chat template applied to the history, with the
+ * functions node-llama-cpp describes in it. One count for a generation's prompt and for
+ * `countPromptTokens`, so a count and the usage of the same request agree.
+ */
+const promptTokensOf = (
+  chatWrapper: LlamaChat["chatWrapper"],
+  model: LlamaModel,
+  history: ReadonlyArray<ChatHistoryItem>,
+  plan: GenerationPlan
+): Array<Token> =>
+  chatWrapper.generateContextState({
+    chatHistory: [...history],
+    ...(plan._tag === "Functions" ? { availableFunctions: plan.functions as ChatModelFunctions } : {})
+  }).contextText.tokenize(model.tokenizer)
+
+const promptTokenCount = (...args: Parameters<typeof promptTokensOf>): number => promptTokensOf(...args).length
+
+/** Counts a request's prompt without generating (no sequence is taken). */
+export const countPromptWith = (chatWrapper: LlamaChat["chatWrapper"], model: LlamaModel, instance: string | undefined) =>
+(request: GenerateRequest): Effect.Effect<number, BackendError> =>
+  Effect.gen(function*() {
+    const plan = yield* Either.mapLeft(
+      generationPlan(request),
+      (e) => new BackendError({ backend: "gguf", operation: "count tokens", reason: e.message, suggestion: e.hint })
+    )
+    return yield* Effect.try({
+      try: () => promptTokenCount(chatWrapper, model, toHistory(request, plan._tag === "Grammar" ? plan.instructions : undefined), plan),
+      catch: toBackendError("count tokens", instance)
+    })
+  }).pipe(Effect.withSpan("LlamaLoader.countPromptTokens"))
 
 const finishReason = (response: LlamaChatResponse): FinishReason => {
   switch (response.metadata.stopReason) {
@@ -182,6 +224,8 @@ export interface SequenceSlot {
 
 /** Extra callbacks for one generation. */
 export interface GenerateHooks {
+  /** The request has its context sequence (it may have waited for one): its prompt is prepared next. */
+  readonly onSequence?: () => void
   /** The prompt is rendered (chat template) and tokenized: generation proper starts. */
   readonly onPrepared?: (promptTokens: number) => void
   /** After each text chunk (the worker's test-only crash hook). */
@@ -194,7 +238,7 @@ export interface GenerationTarget {
   readonly model: LlamaModel
   readonly context: LlamaContext
   /** The free sequences; a request takes one for its life and gives it back. */
-  readonly sequences: Queue.Queue<SequenceSlot>
+  readonly sequences: SequenceQueue.SequenceQueue<SequenceSlot>
   readonly instance: string | undefined
   /** The model's name, for errors. */
   readonly modelName: string
@@ -222,7 +266,8 @@ export const generateOn = (
       // A disposed sequence frees its slot asynchronously (an immediate getSequence() can still
       // throw "No sequences left"), so sequences are created once and handed round; LlamaChat also
       // reuses the prompt prefix a sequence already holds.
-      const { chat } = yield* Effect.acquireRelease(Queue.take(sequences), (slot) => Queue.offer(sequences, slot))
+      const { chat } = yield* sequences.take(request)
+      hooks.onSequence?.()
       // a forced tool call is one JSON document, parsed at the end: no text is streamed for it
       const forced = plan._tag === "Grammar" && plan.output !== "answer"
       const showReasoning = request.reasoning !== false
@@ -231,10 +276,7 @@ export const generateOn = (
           try: () => {
             const controller = new AbortController()
             const history = toHistory(request, plan._tag === "Grammar" ? plan.instructions : undefined)
-            const prompt = chat.chatWrapper.generateContextState({
-              chatHistory: history,
-              ...(plan._tag === "Functions" ? { availableFunctions: plan.functions as ChatModelFunctions } : {})
-            }).contextText.tokenize(model.tokenizer)
+            const prompt = promptTokensOf(chat.chatWrapper, model, history, plan)
             const promptTokens = prompt.length
             // what LlamaChat will not evaluate again: the prompt's prefix already in this sequence's
             // KV cache, less the last token (always evaluated, for the first answer token's logits)
@@ -321,6 +363,7 @@ export const generateOn = (
                 if (shifted) return emit.fail(overflow())
                 let text = response.response
                 let reason = finishReason(response)
+                const stopSequence = stopSequenceOf(response, request.stop)
                 for (const call of response.functionCalls ?? []) {
                   emit.single({ _tag: "ToolCall", call: { id: nextId(), name: call.functionName, params: call.params ?? {} } })
                   reason = "tool-calls"
@@ -353,7 +396,8 @@ export const generateOn = (
                   cachedPromptTokens,
                   completionTokens: meter.usedOutputTokens - outputBefore,
                   finishReason: reason,
-                  ...(maxTokensCapped !== undefined ? { maxTokensCapped } : {})
+                  ...(maxTokensCapped !== undefined ? { maxTokensCapped } : {}),
+                  ...(reason === "stop" && stopSequence !== undefined ? { stopSequence } : {})
                 })
                 emit.end()
               },

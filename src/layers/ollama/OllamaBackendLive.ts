@@ -205,7 +205,11 @@ export const make = (instance: OllamaInstanceConfig): Effect.Effect<OllamaInstan
     const inference = (
       operation: string,
       model: string,
-      request: { readonly maxTokens?: number | undefined; readonly toolChoice?: ToolChoice | undefined },
+      request: {
+        readonly maxTokens?: number | undefined
+        readonly toolChoice?: ToolChoice | undefined
+        readonly parallelToolCalls?: boolean | undefined
+      },
       open: (c: Ollama) => Promise<AbortableAsyncIterator<object>>
     ): Stream.Stream<GenerateEvent, OllamaCompleteError> =>
       Stream.unwrap(
@@ -253,7 +257,22 @@ export const make = (instance: OllamaInstanceConfig): Effect.Effect<OllamaInstan
                   text += delta
                   events.push({ _tag: "TextDelta", text: delta })
                 }
-                for (const call of Mapping.toToolCalls(record.message?.tool_calls ?? [], newId)) {
+                const calls = Mapping.toToolCalls(record.message?.tool_calls ?? [], newId)
+                // parallelToolCalls false, which Ollama cannot enforce: the answer is checked, and
+                // a second call is refused before any call reaches the caller (the calls of an
+                // answer come whole in one record)
+                if (request.parallelToolCalls === false && toolCalls.length + calls.length > 1) {
+                  const names = [...toolCalls, ...calls].map((c) => c.name)
+                  return Effect.fail(
+                    new ToolChoiceViolated({
+                      model: Mapping.normalizeName(model),
+                      backend: "ollama",
+                      toolChoice: "one call per answer (parallel tool calls off)",
+                      answered: `with ${names.length} calls (${names.join(", ")})`
+                    })
+                  )
+                }
+                for (const call of calls) {
                   toolCalls.push(call)
                   events.push({ _tag: "ToolCall", call })
                 }

@@ -434,13 +434,12 @@ export const toOllamaOptions = (request: GenerateRequest): Record<string, unknow
 
 /**
  * A request field Ollama cannot honour, with why (refused by the backend rather than dropped):
- * it has no logit bias, and no way to keep a model from making several tool calls.
+ * it has no logit bias. (`parallelToolCalls: false`, which it cannot enforce either, is checked on
+ * the answer instead, as `toolChoice` is: agents such as Codex send it with every request.)
  */
 export const unsupportedField = (request: GenerateRequest): { readonly field: string; readonly reason: string } | undefined =>
   request.logitBias !== undefined && Object.keys(request.logitBias).length > 0
     ? { field: "logitBias", reason: "Ollama has no logit bias" }
-    : request.parallelToolCalls === false && (request.tools ?? []).length > 0 && request.toolChoice !== "none"
-    ? { field: "parallelToolCalls", reason: "Ollama cannot limit a model to one tool call per answer" }
     : undefined
 
 /** Our messages → Ollama's (api/types.go `Message`): assistant `tool_calls`, tool results by `tool_name`/`tool_call_id`. */
