@@ -208,3 +208,89 @@ describe("cloud backends' cached tokens passed on", () => {
       expect(cached.totalTokens).toBe(cached.promptTokens + cached.completionTokens)
     }).pipe(Effect.provide(stack())))
 })
+
+describe("a conversation keeps its sequence: 4 sequences, a GGUF worker process, conversations interleaved", () => {
+  let dir2: string
+  let served: ServeHarness
+  let client: OpenAI
+  const MODEL = "conv.gguf@gguf"
+  beforeAll(async () => {
+    dir2 = mkdtempSync(join(tmpdir(), "llmspell-turns-"))
+    served = await startServe({ dir: dir2, gguf: { parallel: 4, isolation: "process", context_size: 1024 } })
+    writeFileSync(join(dir2, "models", "conv.gguf"), tinyLlamaGguf({ vocabSize: 400, seed: 3 }))
+    client = new OpenAI({ baseURL: `${served.url}/v1`, apiKey: "unused", maxRetries: 0 })
+  }, 120_000)
+  afterAll(async () => {
+    await served?.close()
+    rmSync(dir2, { recursive: true, force: true })
+  })
+
+  // an agent's shared system prompt, then each conversation's own turns
+  const AGENT_SYSTEM = "You are a coding agent. Tools: read(path), write(path, text), grep(pattern). Answer briefly and plainly."
+  const ask = (messages: ReadonlyArray<Message>, maxTokens = 6) =>
+    client.chat.completions.create({ model: MODEL, messages: [...messages], max_tokens: maxTokens, temperature: 0, seed: 1 })
+
+  it("a new conversation gets the shared system prompt copied; turn 2 of each finds its turn 1 cached, others interleaved; an interrupted answer keeps the prompt it evaluated", async () => {
+    const conversations = ["alpha", "bravo", "charlie"].map((name): Array<Message> => [
+      { role: "system", content: AGENT_SYSTEM },
+      { role: "user", content: `${name}: open the file ${name}.ts and list its exports` }
+    ])
+    const first = []
+    const answers: Array<string> = []
+    for (const history of conversations) {
+      const reply = await ask(history)
+      first.push(reply.usage!)
+      answers.push(reply.choices[0]!.message.content ?? "")
+      history.push({ role: "assistant", content: reply.choices[0]!.message.content ?? "" })
+    }
+    // a copied prefix is the same state as an evaluated one: the same greedy answer as the model
+    // gives in a fresh in-process server that evaluated the whole prompt
+    writeFileSync(join(dir, "models", "conv.gguf"), tinyLlamaGguf({ vocabSize: 400, seed: 3 }))
+    const fresh = new OpenAI({ baseURL: `${serve.url}/v1`, apiKey: "unused", maxRetries: 0 })
+    const again = await fresh.chat.completions.create({ model: MODEL, messages: conversations[1]!.slice(0, 2), max_tokens: 6, temperature: 0, seed: 1 })
+    expect(again.usage!.prompt_tokens_details!.cached_tokens).toBe(0)
+    expect(answers[1]!.length).toBeGreaterThan(0)
+    expect(again.choices[0]!.message.content).toBe(answers[1])
+    // the first conversation found nothing; the others found the shared system prompt, copied into a
+    // sequence of their own from the first one's (not taken from it)
+    expect(first[0]!.prompt_tokens_details!.cached_tokens).toBe(0)
+    for (const usage of first.slice(1)) {
+      expect(usage.prompt_tokens_details!.cached_tokens).toBeGreaterThanOrEqual(32)
+      expect(usage.prompt_tokens_details!.cached_tokens).toBeLessThan(usage.prompt_tokens - 8)
+    }
+    // every conversation's second turn, in another order: each lands on the sequence holding its first
+    for (const i of [2, 0, 1]) {
+      const history = conversations[i]!
+      history.push({ role: "user", content: `now rename the first export of turn ${i}` })
+      const usage = (await ask(history)).usage!
+      expect(usage.prompt_tokens_details!.cached_tokens).toBeGreaterThanOrEqual(first[i]!.prompt_tokens - 3)
+      expect(usage.prompt_tokens_details!.cached_tokens).toBeLessThan(usage.prompt_tokens)
+    }
+
+    // an answer interrupted after its first chunk: the sequence keeps the prompt it evaluated
+    const alpha = conversations[0]!
+    alpha.push({ role: "assistant", content: "done" }, { role: "user", content: "write a very long explanation of every change" })
+    const controller = new AbortController()
+    const stream = await client.chat.completions.create(
+      { model: MODEL, messages: alpha, max_tokens: 400, temperature: 0.8, seed: 2, stream: true, stream_options: { include_usage: true } },
+      { signal: controller.signal }
+    )
+    let chunks = 0
+    try {
+      for await (const chunk of stream) {
+        chunks++
+        if (chunk.choices[0]?.delta.content) controller.abort()
+      }
+    } catch {
+      // the client's abort
+    }
+    expect(chunks).toBeGreaterThan(0)
+    // wait until the worker has given the sequence back (no sleeping: the server's load says)
+    await served.waitForLoad((load) => load.running === 0 && load.inFlight === 0)
+    // others use the model meanwhile
+    await ask([...conversations[1]!, { role: "user", content: "and the tests?" }])
+    const interruptedPrompt = (await ask(alpha, 1)).usage!
+    // (the same prompt again: everything but its last token, from the sequence the interrupted answer left)
+    expect(interruptedPrompt.prompt_tokens_details!.cached_tokens).toBe(interruptedPrompt.prompt_tokens - 1)
+  }, 180_000)
+})

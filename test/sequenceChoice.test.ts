@@ -5,15 +5,15 @@
  * sequences.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { chooseSequence, type FreeSequence, sharedPrefixLength } from "../src/layers/gguf/sequenceChoice.js"
+import { type Candidate, chooseSequence, copySource, prefixChooser, sharedPrefixLength } from "../src/layers/gguf/sequenceChoice.js"
 
 const range = (from: number, n: number) => Array.from({ length: n }, (_, i) => from + i)
 /** A shared system prompt of 100 tokens, then each conversation's own tokens. */
 const SYSTEM = range(1, 100)
 const conversation = (id: number, turns: number) => [...SYSTEM, ...range(1000 * id, 20 * turns)]
 
-const free = (id: number, tokens: ReadonlyArray<number>, promptTokens: number, lastUsed: number): FreeSequence => ({ id, tokens, promptTokens, lastUsed })
-const empty = (id: number): FreeSequence => free(id, [], 0, 0)
+const free = (id: number, tokens: ReadonlyArray<number>, promptTokens: number, lastUsed: number): Candidate => ({ id, tokens, promptTokens, lastUsed })
+const empty = (id: number): Candidate => free(id, [], 0, 0)
 
 describe("sharedPrefixLength", () => {
   it("counts the leading tokens two lists share", () => {
@@ -91,12 +91,27 @@ describe("chooseSequence", () => {
     expect(chooseSequence([free(0, a, a.length, 4), empty(1)], [...a, 5, 6], noCopy)).toEqual({ id: 0, sharedPrefix: a.length })
   })
 
-  it("without copies and no empty sequence, the longest prefix is taken (ties: least recently used), as llama-server does", () => {
+  it("without copies and no empty sequence, a miss goes to the least recently used, not to the conversation holding the shared system prompt", () => {
     const prompt = [...SYSTEM, ...range(9000, 30)]
     const a = conversation(1, 2)
     const other = range(50_000, 200)
     expect(chooseSequence([free(0, other, 150, 1), free(1, a, a.length, 4), free(2, conversation(2, 2), 140, 3)], prompt, noCopy))
+      .toEqual({ id: 0, sharedPrefix: 0 })
+    // among sequences that all hold the system prompt, the least recently used keeps it
+    expect(chooseSequence([free(1, a, a.length, 4), free(2, conversation(2, 2), 140, 3)], prompt, noCopy))
       .toEqual({ id: 2, sharedPrefix: SYSTEM.length })
+  })
+
+  it("copySource: the free sequence holding a longer prefix than the chosen one, by at least minCopyTokens", () => {
+    const prompt = [...SYSTEM, ...range(9000, 30)]
+    const a = conversation(1, 2)
+    expect(copySource([], [free(0, a, a.length, 4), free(2, range(50_000, 20), 10, 1)], prompt)).toEqual({ id: 0, upTo: SYSTEM.length })
+    // the chosen one already holds it: nothing to copy
+    expect(copySource(conversation(2, 1), [free(0, a, a.length, 4)], prompt)).toBeUndefined()
+    // too little to gain
+    expect(copySource(SYSTEM.slice(0, 80), [free(0, a, a.length, 4)], prompt)).toBeUndefined()
+    expect(copySource(SYSTEM.slice(0, 80), [free(0, a, a.length, 4)], prompt, 10)).toEqual({ id: 0, upTo: SYSTEM.length })
+    expect(copySource([], [], prompt)).toBeUndefined()
   })
 
   it("a copy saving fewer than minCopyTokens is not worth it: the prompt is evaluated on the target", () => {
@@ -137,5 +152,24 @@ describe("chooseSequence", () => {
       "c1→s1:100",
       "c2→s0:100"
     ])
+  })
+})
+
+describe("prefixChooser (the sequence queue's chooser)", () => {
+  it("picks among the queue's free sequences by what each one holds; ties to the least recently used", () => {
+    const slots = [
+      { tokens: conversation(1, 2), promptTokens: 130 },
+      { tokens: conversation(2, 2), promptTokens: 130 },
+      { tokens: [] as Array<number>, promptTokens: 0 }
+    ]
+    const choose = prefixChooser((slot: (typeof slots)[number]) => slot)
+    const free = [{ sequence: slots[0]!, lastUsed: 5 }, { sequence: slots[1]!, lastUsed: 2 }, { sequence: slots[2]!, lastUsed: 9 }]
+    // conversation 2's next turn: its own sequence, though used longer ago than the others
+    expect(choose(free, [...conversation(2, 2), 7, 7]).sequence).toBe(slots[1])
+    // a new conversation with the same system prompt: the empty sequence, not another's history
+    expect(choose(free, [...SYSTEM, 4, 4]).sequence).toBe(slots[2])
+    // no empty one left: a miss, the least recently used
+    expect(choose(free.slice(0, 2), [...SYSTEM, 4, 4]).sequence).toBe(slots[1])
+    expect(choose([free[0]!, { ...free[1]!, lastUsed: 7 }], [...SYSTEM, 4, 4]).sequence).toBe(slots[0])
   })
 })

@@ -8,11 +8,13 @@
  * Where the model's cache can copy a prefix between sequences (`llama_memory_seq_cp`: a buffer
  * copy, far cheaper than evaluating the tokens again), a sequence holding another conversation past
  * the shared part (an agent's system prompt and tools, say) is not taken from it: the prefix is
- * copied to the sequence worth least. The queue that hands sequences out calls it.
+ * copied to the sequence worth least. `prefixChooser` is the chooser the sequence queue
+ * (`sequenceQueue.ts`) calls, with the prompt's tokens, whenever it hands a sequence out.
  */
+import type { ChooseSequence } from "./sequenceQueue.js"
 
 /** What the choice sees of one free sequence. */
-export interface FreeSequence {
+export interface Candidate {
   readonly id: number
   /** The tokens in its KV cache now. */
   readonly tokens: ReadonlyArray<number>
@@ -57,7 +59,7 @@ export const sharedPrefixLength = (a: ReadonlyArray<number>, b: ReadonlyArray<nu
 }
 
 interface Scored {
-  readonly sequence: FreeSequence
+  readonly sequence: Candidate
   readonly shared: number
   /** Taking it loses nothing but an answer's tail: it is empty, or this prompt continues its last one. */
   readonly continued: boolean
@@ -76,17 +78,16 @@ const longest = (candidates: ReadonlyArray<Scored>): ReadonlyArray<Scored> => {
  * 1. the one holding the longest prefix of the prompt (ties and misses: the least recently used),
  *    when taking it loses nothing — it is empty, or the prompt continues its last prompt (the
  *    conversation's previous turn, whose answer tail may be re-evaluated);
- * 2. else that prefix belongs to another conversation too: with `canCopy`, the prompt goes to a
- *    sequence whose content is worth least (one it continues, else the least recently used) and
- *    the prefix is copied there, so both conversations keep their cache;
- * 3. without copies, a sequence whose content is worth nothing to anyone else (empty, or one the
- *    prompt continues) when there is one: the shared prefix is evaluated once more now rather than
- *    taken from the conversation holding it, which would then take it back on its next turn, each
- *    evicting the other's history turn after turn; else the longest prefix (ties: least recently
- *    used), as llama-server does.
+ * 2. else that prefix belongs to another conversation too (an agent's system prompt, say): the
+ *    prompt goes to the sequence whose content is worth least — empty, or one it continues, else
+ *    the least recently used (a miss) — never to the holder of the shared prefix, whose
+ *    conversation would take it back on its next turn, each evicting the other's history turn
+ *    after turn (llama-server's choice by similarity does that);
+ * 3. with `canCopy`, the shared prefix is copied from its holder into the chosen sequence when that
+ *    saves at least `minCopyTokens`, so both conversations keep their cache.
  */
 export const chooseSequence = (
-  free: ReadonlyArray<FreeSequence>,
+  free: ReadonlyArray<Candidate>,
   prompt: ReadonlyArray<number>,
   options: ChoiceOptions
 ): SequenceChoice | undefined => {
@@ -103,12 +104,47 @@ export const chooseSequence = (
   const continuedHolders = holders.filter((h) => h.continued)
   if (continuedHolders.length > 0) return { id: leastRecentlyUsed(continuedHolders).sequence.id, sharedPrefix: best }
   const continued = scored.filter((s) => s.continued)
-  if (!options.canCopy) {
-    const target = continued.length > 0 ? leastRecentlyUsed(longest(continued)) : leastRecentlyUsed(holders)
-    return { id: target.sequence.id, sharedPrefix: target.shared }
-  }
   const target = continued.length > 0 ? leastRecentlyUsed(longest(continued)) : leastRecentlyUsed(scored)
-  if (target.shared === best) return { id: target.sequence.id, sharedPrefix: best }
-  if (best - target.shared < minCopy) return { id: target.sequence.id, sharedPrefix: target.shared }
+  if (!options.canCopy || best - target.shared < minCopy) return { id: target.sequence.id, sharedPrefix: target.shared }
   return { id: target.sequence.id, sharedPrefix: best, copyFrom: leastRecentlyUsed(holders).sequence.id }
+}
+
+/** What a sequence holds, as the chooser reads it. */
+export interface HeldPrompt {
+  /** The tokens in its KV cache now (node-llama-cpp's `sequence.contextTokens`). */
+  readonly tokens: ReadonlyArray<number>
+  /** The length of the prompt of the last request that ran on it (0: none yet). */
+  readonly promptTokens: number
+}
+
+/**
+ * The sequence queue's chooser by shared prompt prefix: `held` reads what a sequence holds, the
+ * request is its prompt's tokens. Copies between sequences are not made here (`canCopy` false).
+ */
+export const prefixChooser = <S>(held: (sequence: S) => HeldPrompt): ChooseSequence<S, ReadonlyArray<number>> => (free, prompt) => {
+  const choice = chooseSequence(
+    free.map((f, id) => ({ id, ...held(f.sequence), lastUsed: f.lastUsed })),
+    prompt,
+    { canCopy: false }
+  )
+  // never undefined: the queue calls it with at least one free sequence
+  return free[choice?.id ?? 0]!
+}
+
+/**
+ * After a sequence was chosen (and taken) for a prompt: the other sequence, among `others`, whose
+ * cache holds a longer prefix of the prompt than the chosen one's, by at least `minCopyTokens`
+ * (default 32) — the prefix to copy into it, `upTo` tokens — or undefined.
+ */
+export const copySource = (
+  chosen: ReadonlyArray<number>,
+  others: ReadonlyArray<Candidate>,
+  prompt: ReadonlyArray<number>,
+  minCopyTokens = 32
+): { readonly id: number; readonly upTo: number } | undefined => {
+  const own = sharedPrefixLength(chosen, prompt)
+  const scored = others.map((sequence) => ({ sequence, shared: sharedPrefixLength(sequence.tokens, prompt), continued: false }))
+  if (scored.length === 0) return undefined
+  const best = leastRecentlyUsed(longest(scored))
+  return best.shared - own >= minCopyTokens ? { id: best.sequence.id, upTo: best.shared } : undefined
 }

@@ -113,7 +113,7 @@ const program = Effect.gen(function*() {
     let done: FromWorker | undefined
     testTrace(`generate ${id}`)
     const stream = loaded.generateWith(request, {
-      onSequence: () => {
+      onStart: () => {
         send({ _tag: "Started", id })
         testTrace(`prepare ${id}`)
         requestHook("prepare", request)

@@ -76,8 +76,9 @@ export const FromWorker = Schema.Union(
   Schema.TaggedStruct("Preparing", {}),
   Schema.TaggedStruct("Loaded", { sizeBytes: Schema.Number, vramBytes: Schema.Number, contextSize: Schema.Number }),
   /**
-   * Generation `id` has a context sequence (it may have waited for one): its prompt is rendered and
-   * tokenized next, and its preparation budget starts counting (time spent waiting never counts).
+   * The worker starts on generation `id`: its prompt is rendered and tokenized next (before a
+   * context sequence is chosen for it, by what each one's cache holds), and its preparation budget
+   * starts counting (time spent waiting, in the worker's inbox or for a sequence, never counts).
    */
   Schema.TaggedStruct("Started", { id: Schema.Number }),
   /** The prompt of `id` is rendered and tokenized: its preparation budget stops counting. */
