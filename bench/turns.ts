@@ -165,19 +165,19 @@ const viaServe = async (messages: ReadonlyArray<Message>): Promise<TurnResult> =
 const llama = await getLlama({ build: "never", logLevel: LlamaLogLevel.error })
 const model = await llama.loadModel({ modelPath: file, useMmap: true })
 
-const baselineRound = async (conversations: number) => {
+/** A baseline for `conversations`: one LlamaChat per conversation, on a sequence of its own. */
+const makeBaseline = async (conversations: number) => {
   const context = await model.createContext({ contextSize: CONTEXT, sequences: Math.max(SEQUENCES, conversations), threads: THREADS })
   const chats = Array.from({ length: conversations }, () => new LlamaChat({ contextSequence: context.getSequence() }))
-  const generate = async (chat: LlamaChat, messages: ReadonlyArray<Message>): Promise<TurnResult> => {
+  const send = async (c: number, messages: ReadonlyArray<Message>): Promise<TurnResult> => {
     const history: Array<ChatHistoryItem> = messages.map((m) =>
       m.role === "system" ? { type: "system", text: m.content } : m.role === "user" ? { type: "user", text: m.content } : { type: "model", response: [m.content] }
     )
     const start = performance.now()
     let first: number | undefined
-    const { response } = await chat.generateResponse(history, {
+    const { response } = await chats[c]!.generateResponse(history, {
       maxTokens: ANSWER,
       temperature: 0,
-      seed: 1,
       onTextChunk: (text) => {
         if (text.length > 0) first ??= performance.now()
       }
@@ -185,24 +185,36 @@ const baselineRound = async (conversations: number) => {
     const end = performance.now()
     return { ttftMs: (first ?? end) - start, answer: response }
   }
-  try {
-    return await converse(conversations, (c, messages) => generate(chats[c]!, messages))
-  } finally {
+  const dispose = async () => {
     for (const chat of chats) chat.dispose()
     await context.dispose()
   }
+  return { send, dispose }
 }
 
-/** The conversations interleaved turn by turn; per (conversation, turn) its result. */
-const converse = async (conversations: number, send: (c: number, messages: ReadonlyArray<Message>) => Promise<TurnResult>, salt = 0) => {
-  const histories: Array<Array<Message>> = Array.from({ length: conversations }, () => [{ role: "system", content: systemPrompt }])
-  const results: Array<Array<TurnResult>> = Array.from({ length: conversations }, () => [])
+/**
+ * The conversations interleaved turn by turn, each turn sent to the baseline and to llmspell back
+ * to back (so both see the same moment of a shared machine's load); per side, per (conversation,
+ * turn), its result. Each side keeps its own history (its own answers).
+ */
+const converse = async (
+  conversations: number,
+  sides: ReadonlyArray<(c: number, messages: ReadonlyArray<Message>) => Promise<TurnResult>>,
+  salt: number
+) => {
+  const histories = sides.map(() => Array.from({ length: conversations }, (): Array<Message> => [{ role: "system", content: systemPrompt }]))
+  const results = sides.map(() => Array.from({ length: conversations }, (): Array<TurnResult> => []))
   for (let turn = 1; turn <= TURNS; turn++) {
     for (let c = 0; c < conversations; c++) {
-      histories[c]!.push({ role: "user", content: userTurn(c + 1 + salt, turn) })
-      const result = await send(c, histories[c]!)
-      histories[c]!.push({ role: "assistant", content: result.answer })
-      results[c]!.push(result)
+      // which side goes first alternates, so neither always runs right after the other
+      const order = (turn + c) % 2 === 0 ? sides.map((_, i) => i) : sides.map((_, i) => i).reverse()
+      for (const side of order) {
+        const history = histories[side]![c]!
+        history.push({ role: "user", content: userTurn(c + 1 + salt, turn) })
+        const result = await sides[side]!(c, history)
+        history.push({ role: "assistant", content: result.answer })
+        results[side]![c]!.push(result)
+      }
     }
   }
   return results
@@ -226,10 +238,12 @@ try {
   for (const conversations of [1, 2, 4, 8]) {
     // distinct conversations per row (the system prompt is the same: one agent)
     salt += 100
-    log(`${conversations} conversation(s): baseline`)
-    const base = await baselineRound(conversations)
-    log(`${conversations} conversation(s): llmspell`)
-    const served = await converse(conversations, (_c, messages) => viaServe(messages), salt)
+    log(`${conversations} conversation(s)`)
+    const baseline = await makeBaseline(conversations)
+    const [base, served] = await converse(conversations, [baseline.send, (_c, messages) => viaServe(messages)], salt).finally(baseline.dispose) as [
+      Array<Array<TurnResult>>,
+      Array<Array<TurnResult>>
+    ]
     const ratios: Array<number> = []
     const llmspellTtft: Array<number> = []
     const baselineTtft: Array<number> = []
@@ -237,8 +251,8 @@ try {
     let cached = 0
     for (let c = 0; c < conversations; c++) {
       for (let t = 1; t < TURNS; t++) {
-        const s = served[c]![t]!
-        const b = base[c]![t]!
+        const s = served![c]![t]!
+        const b = base![c]![t]!
         ratios.push(s.ttftMs / b.ttftMs)
         llmspellTtft.push(s.ttftMs)
         baselineTtft.push(b.ttftMs)
@@ -252,8 +266,8 @@ try {
       baseline: median(baselineTtft),
       ratio: median(ratios),
       hitRate: prompt > 0 ? cached / prompt : 0,
-      firstTurn: { llmspell: median(served.map((r) => r[0]!.ttftMs)), baseline: median(base.map((r) => r[0]!.ttftMs)) },
-      promptTokens: median(served.map((r) => r[TURNS - 1]!.promptTokens ?? 0))
+      firstTurn: { llmspell: median(served!.map((r) => r[0]!.ttftMs)), baseline: median(base!.map((r) => r[0]!.ttftMs)) },
+      promptTokens: median(served!.map((r) => r[TURNS - 1]!.promptTokens ?? 0))
     }
     rows.push(row)
     log(JSON.stringify(row))
@@ -275,7 +289,7 @@ try {
     `A generated llama (${sizeMiB.toFixed(0)} MiB, ${LARGE ? "Q8_0, dim 1024, 16 layers" : "F16, dim 512, 8 layers"}, vocab 32000), context ${CONTEXT} per sequence, ${THREADS} thread(s), greedy, ${ANSWER}-token answers.`,
     `An agent-shaped conversation: a system prompt with tool definitions, ~50-token user turns, ${TURNS} turns, the whole history re-sent each turn; conversations interleaved turn by turn.`,
     `**llmspell**: a \`llmspell serve\` child (\`parallel\` ${SEQUENCES}), streamed \`/v1/chat/completions\`, time to the first content chunk on the client; **baseline**: plain node-llama-cpp in the bench process keeping one \`LlamaChat\` per conversation on a sequence of its own (with 8 conversations it has 8 sequences: it never evicts).`,
-    "Ratio: median over turns 2..N of each (conversation, turn)'s llmspell TTFT / baseline TTFT; hit rate: the share of those turns' prompt tokens llmspell reported as cached (`cached_tokens`).",
+    "Each turn goes to both back to back (alternating which first), so each pair sees the same moment of the machine's load. Ratio: median over turns 2..N of each (conversation, turn)'s llmspell TTFT / baseline TTFT; hit rate: the share of those turns' prompt tokens llmspell reported as cached (`cached_tokens`).",
     "",
     `Machine: ${cores} cores, ${os.cpus()[0]?.model.trim() ?? "?"}, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}; \`uptime\` at the end: \`${uptime}\`; whole run ${((performance.now() - started) / 60_000).toFixed(1)} min.` +
     (loadAverage > cores ? ` **Measured on a busy machine** (load average above the ${cores} cores).` : ""),
