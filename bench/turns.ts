@@ -20,7 +20,8 @@
  * share of turns 2..N's prompt tokens that llmspell reported as cached.
  *
  * Options: --turns N (6), --answer N (16 tokens per answer), --system N (~1200 target tokens of
- * system prompt and tools), --large, --no-write. Build first (`npm run build`). Progress goes to
+ * system prompt and tools), --large, --compare DIR (another build's dist/, e.g. main's, as a third
+ * side of every round), --no-write. Build first (`npm run build`). Progress goes to
  * stderr, the section to stdout and BENCHMARKS.md.
  */
 import { type ChildProcess, spawn } from "node:child_process"
@@ -36,6 +37,9 @@ import { writeTinyLlamaGguf } from "../test/fixtures/ggufWriter.js"
 const root = fileURLToPath(new URL("..", import.meta.url))
 const cli = join(root, "dist", "cli.js")
 const LARGE = process.argv.includes("--large")
+const compareAt = process.argv.indexOf("--compare")
+/** Another build's dist/ (e.g. main's), measured as a third side in the same run. */
+const COMPARE = compareAt >= 0 ? process.argv[compareAt + 1] : undefined
 const WRITE = !process.argv.includes("--no-write")
 const arg = (name: string, fallback: number) => {
   const i = process.argv.indexOf(`--${name}`)
@@ -98,21 +102,33 @@ const cliEnv = {
   LLMSPELL_GGUF_CONTEXT_SIZE: String(CONTEXT),
   LLMSPELL_GGUF_PARALLEL: String(SEQUENCES)
 }
-const serve: ChildProcess = spawn(process.execPath, [cli, "serve", "--port", "0", "--json"], { cwd: dir, env: cliEnv, stdio: ["ignore", "ignore", "pipe"] })
-const serveExited = new Promise<number | null>((resolve) => serve.on("close", (code) => resolve(code)))
-process.on("exit", () => serve.kill())
-let serveLog = ""
-const serveUrl = await new Promise<string>((resolve, reject) => {
-  serve.stderr!.on("data", (c: Buffer) => {
-    if (serveLog.length < 20_000) serveLog += c.toString("utf8")
-    const line = serveLog.split("\n").find((l) => l.includes(`"listening"`))
-    if (line) resolve((JSON.parse(line) as { url: string }).url)
+/** A `llmspell serve` child of the build `cliPath`, with a HOME of its own (one server per state file). */
+const startServe = async (cliPath: string, name: string) => {
+  const ownHome = join(dir, `home-${name}`)
+  mkdirSync(ownHome, { recursive: true })
+  const child: ChildProcess = spawn(process.execPath, [cliPath, "serve", "--port", "0", "--json"], {
+    cwd: dir,
+    env: { ...cliEnv, HOME: ownHome },
+    stdio: ["ignore", "ignore", "pipe"]
   })
-  serve.on("close", () => reject(new Error(`llmspell serve ended: ${serveLog}`)))
-})
-log(`model ${sizeMiB.toFixed(0)} MiB, threads ${THREADS}, llmspell serve (pid ${serve.pid}) at ${serveUrl}`)
+  const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)))
+  process.on("exit", () => child.kill())
+  let output = ""
+  const url = await new Promise<string>((resolve, reject) => {
+    child.stderr!.on("data", (c: Buffer) => {
+      if (output.length < 20_000) output += c.toString("utf8")
+      const line = output.split("\n").find((l) => l.includes(`"listening"`))
+      if (line) resolve((JSON.parse(line) as { url: string }).url)
+    })
+    child.on("close", () => reject(new Error(`llmspell serve (${cliPath}) ended: ${output}`)))
+  })
+  log(`llmspell serve ${name} (pid ${child.pid}) at ${url}`)
+  return { url, stop: async () => void (child.kill("SIGINT"), await exited) }
+}
+const servers = [await startServe(cli, "this build"), ...(COMPARE !== undefined ? [await startServe(join(COMPARE, "cli.js"), "compared")] : [])]
+log(`model ${sizeMiB.toFixed(0)} MiB, threads ${THREADS}`)
 
-const viaServe = async (messages: ReadonlyArray<Message>): Promise<TurnResult> => {
+const viaServe = async (serveUrl: string, messages: ReadonlyArray<Message>): Promise<TurnResult> => {
   const start = performance.now()
   const response = await fetch(`${serveUrl}/v1/chat/completions`, {
     method: "POST",
@@ -201,7 +217,7 @@ const converse = async (
   conversations: number,
   sides: ReadonlyArray<(c: number, messages: ReadonlyArray<Message>) => Promise<TurnResult>>,
   salt: number
-) => {
+): Promise<Array<Array<Array<TurnResult>>>> => {
   const histories = sides.map(() => Array.from({ length: conversations }, (): Array<Message> => [{ role: "system", content: systemPrompt }]))
   const results = sides.map(() => Array.from({ length: conversations }, (): Array<TurnResult> => []))
   for (let turn = 1; turn <= TURNS; turn++) {
@@ -228,46 +244,53 @@ interface Row {
   readonly hitRate: number
   readonly firstTurn: { readonly llmspell: number; readonly baseline: number }
   readonly promptTokens: number
+  /** The compared build, when given. */
+  readonly compared?: { readonly ttft: number; readonly ratio: number; readonly hitRate: number }
+}
+
+/** Turns 2..N of a side against the baseline: median TTFT, median paired ratio, hit rate. */
+const summarize = (side: Array<Array<TurnResult>>, base: Array<Array<TurnResult>>) => {
+  const ratios: Array<number> = []
+  const ttfts: Array<number> = []
+  let prompt = 0
+  let cached = 0
+  for (let c = 0; c < side.length; c++) {
+    for (let t = 1; t < TURNS; t++) {
+      const s = side[c]![t]!
+      ratios.push(s.ttftMs / base[c]![t]!.ttftMs)
+      ttfts.push(s.ttftMs)
+      prompt += s.promptTokens ?? 0
+      cached += s.cachedTokens ?? 0
+    }
+  }
+  return { ttft: median(ttfts), ratio: median(ratios), hitRate: prompt > 0 ? cached / prompt : 0 }
 }
 
 const rows: Array<Row> = []
 let salt = 0
 try {
-  // warm-up: the model loaded in the server (not measured)
-  await viaServe([{ role: "user", content: "hello" }])
+  // warm-up: the model loaded in each server (not measured)
+  for (const server of servers) await viaServe(server.url, [{ role: "user", content: "hello" }])
   for (const conversations of [1, 2, 4, 8]) {
     // distinct conversations per row (the system prompt is the same: one agent)
     salt += 100
     log(`${conversations} conversation(s)`)
     const baseline = await makeBaseline(conversations)
-    const [base, served] = await converse(conversations, [baseline.send, (_c, messages) => viaServe(messages)], salt).finally(baseline.dispose) as [
-      Array<Array<TurnResult>>,
-      Array<Array<TurnResult>>
-    ]
-    const ratios: Array<number> = []
-    const llmspellTtft: Array<number> = []
-    const baselineTtft: Array<number> = []
-    let prompt = 0
-    let cached = 0
-    for (let c = 0; c < conversations; c++) {
-      for (let t = 1; t < TURNS; t++) {
-        const s = served![c]![t]!
-        const b = base![c]![t]!
-        ratios.push(s.ttftMs / b.ttftMs)
-        llmspellTtft.push(s.ttftMs)
-        baselineTtft.push(b.ttftMs)
-        prompt += s.promptTokens ?? 0
-        cached += s.cachedTokens ?? 0
-      }
-    }
+    const [base, served, compared] = await converse(
+      conversations,
+      [baseline.send, ...servers.map((server) => (_c: number, messages: ReadonlyArray<Message>) => viaServe(server.url, messages))],
+      salt
+    ).finally(baseline.dispose)
+    const ours = summarize(served!, base!)
     const row: Row = {
       conversations,
-      llmspell: median(llmspellTtft),
-      baseline: median(baselineTtft),
-      ratio: median(ratios),
-      hitRate: prompt > 0 ? cached / prompt : 0,
+      llmspell: ours.ttft,
+      baseline: median(base!.flatMap((r) => r.slice(1).map((t) => t.ttftMs))),
+      ratio: ours.ratio,
+      hitRate: ours.hitRate,
       firstTurn: { llmspell: median(served!.map((r) => r[0]!.ttftMs)), baseline: median(base!.map((r) => r[0]!.ttftMs)) },
-      promptTokens: median(served!.map((r) => r[TURNS - 1]!.promptTokens ?? 0))
+      promptTokens: median(served!.map((r) => r[TURNS - 1]!.promptTokens ?? 0)),
+      ...(compared !== undefined ? { compared: summarize(compared, base!) } : {})
     }
     rows.push(row)
     log(JSON.stringify(row))
@@ -285,7 +308,7 @@ try {
   const section = [
     "## Conversation turns: llmspell serve vs one LlamaChat per conversation (bench:turns)",
     "",
-    `Command: \`npm run build && npm run bench:turns\` (\`node --import tsx bench/turns.ts [--turns N] [--answer N] [--system N] [--large]\`).`,
+    `Command: \`npm run build && npm run bench:turns\` (\`node --import tsx bench/turns.ts [--turns N] [--answer N] [--system N] [--large] [--compare DIR]\`).`,
     `A generated llama (${sizeMiB.toFixed(0)} MiB, ${LARGE ? "Q8_0, dim 1024, 16 layers" : "F16, dim 512, 8 layers"}, vocab 32000), context ${CONTEXT} per sequence, ${THREADS} thread(s), greedy, ${ANSWER}-token answers.`,
     `An agent-shaped conversation: a system prompt with tool definitions, ~50-token user turns, ${TURNS} turns, the whole history re-sent each turn; conversations interleaved turn by turn.`,
     `**llmspell**: a \`llmspell serve\` child (\`parallel\` ${SEQUENCES}), streamed \`/v1/chat/completions\`, time to the first content chunk on the client; **baseline**: plain node-llama-cpp in the bench process keeping one \`LlamaChat\` per conversation on a sequence of its own (with 8 conversations it has 8 sequences: it never evicts).`,
@@ -294,10 +317,14 @@ try {
     `Machine: ${cores} cores, ${os.cpus()[0]?.model.trim() ?? "?"}, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}; \`uptime\` at the end: \`${uptime}\`; whole run ${((performance.now() - started) / 60_000).toFixed(1)} min.` +
     (loadAverage > cores ? ` **Measured on a busy machine** (load average above the ${cores} cores).` : ""),
     "",
-    "| conversations on 4 sequences | prompt at the last turn | turn 1 TTFT llmspell / baseline | turns 2..N TTFT llmspell | baseline | ratio | cached (hit rate) | target |",
-    "|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ...(COMPARE !== undefined
+      ? [`**compared**: the same turns, in the same rounds, sent to a second \`llmspell serve\` from the build in \`${COMPARE}\` (another HOME).`, ""]
+      : []),
+    `| conversations on 4 sequences | prompt at the last turn | turn 1 TTFT llmspell / baseline | turns 2..N TTFT llmspell | baseline | ratio | cached (hit rate) | target |${COMPARE !== undefined ? " compared: TTFT, ratio, hit rate |" : ""}`,
+    `|---:|---:|---:|---:|---:|---:|---:|---:|${COMPARE !== undefined ? "---:|" : ""}`,
     ...rows.map((r) =>
-      `| ${r.conversations} | ${r.promptTokens} tokens | ${r.firstTurn.llmspell.toFixed(0)} / ${r.firstTurn.baseline.toFixed(0)} ms | ${r.llmspell.toFixed(0)} ms | ${r.baseline.toFixed(0)} ms | ${r.ratio.toFixed(2)}× | ${(100 * r.hitRate).toFixed(0)}% | ${r.conversations <= SEQUENCES ? "≤ 1.15×" : "(report)"} |`
+      `| ${r.conversations} | ${r.promptTokens} tokens | ${r.firstTurn.llmspell.toFixed(0)} / ${r.firstTurn.baseline.toFixed(0)} ms | ${r.llmspell.toFixed(0)} ms | ${r.baseline.toFixed(0)} ms | ${r.ratio.toFixed(2)}× | ${(100 * r.hitRate).toFixed(0)}% | ${r.conversations <= SEQUENCES ? "≤ 1.15×" : "(report)"} |` +
+      (r.compared !== undefined ? ` ${r.compared.ttft.toFixed(0)} ms, ${r.compared.ratio.toFixed(2)}×, ${(100 * r.compared.hitRate).toFixed(0)}% |` : "")
     ),
     ""
   ].join("\n")
@@ -311,8 +338,7 @@ try {
     await writeFile(path, updated.endsWith("\n") ? updated : `${updated}\n`)
   }
 } finally {
-  serve.kill("SIGINT")
-  await serveExited
+  for (const server of servers) await server.stop()
   await model.dispose()
   await llama.dispose()
   await rm(dir, { recursive: true, force: true })
