@@ -173,7 +173,9 @@ const viaServe = async (serveUrl: string, messages: ReadonlyArray<Message>): Pro
     // an empty answer: its first token was the end
     ttftMs: (first ?? end) - start,
     answer,
-    ...(usage !== undefined ? { promptTokens: usage.prompt_tokens, cachedTokens: usage.prompt_tokens_details?.cached_tokens ?? 0 } : {})
+    ...(usage !== undefined ? { promptTokens: usage.prompt_tokens } : {}),
+    // absent when the server does not report it (a build before cached tokens were reported)
+    ...(usage?.prompt_tokens_details?.cached_tokens !== undefined ? { cachedTokens: usage.prompt_tokens_details.cached_tokens } : {})
   }
 }
 
@@ -241,12 +243,15 @@ interface Row {
   readonly llmspell: number
   readonly baseline: number
   readonly ratio: number
-  readonly hitRate: number
+  /** Undefined: the server reported no cached tokens. */
+  readonly hitRate: number | undefined
   readonly firstTurn: { readonly llmspell: number; readonly baseline: number }
   readonly promptTokens: number
   /** The compared build, when given. */
-  readonly compared?: { readonly ttft: number; readonly ratio: number; readonly hitRate: number }
+  readonly compared?: { readonly ttft: number; readonly ratio: number; readonly hitRate: number | undefined }
 }
+
+const percent = (rate: number | undefined) => (rate === undefined ? "not reported" : `${(100 * rate).toFixed(0)}%`)
 
 /** Turns 2..N of a side against the baseline: median TTFT, median paired ratio, hit rate. */
 const summarize = (side: Array<Array<TurnResult>>, base: Array<Array<TurnResult>>) => {
@@ -254,6 +259,7 @@ const summarize = (side: Array<Array<TurnResult>>, base: Array<Array<TurnResult>
   const ttfts: Array<number> = []
   let prompt = 0
   let cached = 0
+  let reported = false
   for (let c = 0; c < side.length; c++) {
     for (let t = 1; t < TURNS; t++) {
       const s = side[c]![t]!
@@ -261,9 +267,10 @@ const summarize = (side: Array<Array<TurnResult>>, base: Array<Array<TurnResult>
       ttfts.push(s.ttftMs)
       prompt += s.promptTokens ?? 0
       cached += s.cachedTokens ?? 0
+      reported ||= s.cachedTokens !== undefined
     }
   }
-  return { ttft: median(ttfts), ratio: median(ratios), hitRate: prompt > 0 ? cached / prompt : 0 }
+  return { ttft: median(ttfts), ratio: median(ratios), hitRate: reported && prompt > 0 ? cached / prompt : undefined }
 }
 
 const rows: Array<Row> = []
@@ -323,8 +330,8 @@ try {
     `| conversations on 4 sequences | prompt at the last turn | turn 1 TTFT llmspell / baseline | turns 2..N TTFT llmspell | baseline | ratio | cached (hit rate) | target |${COMPARE !== undefined ? " compared: TTFT, ratio, hit rate |" : ""}`,
     `|---:|---:|---:|---:|---:|---:|---:|---:|${COMPARE !== undefined ? "---:|" : ""}`,
     ...rows.map((r) =>
-      `| ${r.conversations} | ${r.promptTokens} tokens | ${r.firstTurn.llmspell.toFixed(0)} / ${r.firstTurn.baseline.toFixed(0)} ms | ${r.llmspell.toFixed(0)} ms | ${r.baseline.toFixed(0)} ms | ${r.ratio.toFixed(2)}× | ${(100 * r.hitRate).toFixed(0)}% | ${r.conversations <= SEQUENCES ? "≤ 1.15×" : "(report)"} |` +
-      (r.compared !== undefined ? ` ${r.compared.ttft.toFixed(0)} ms, ${r.compared.ratio.toFixed(2)}×, ${(100 * r.compared.hitRate).toFixed(0)}% |` : "")
+      `| ${r.conversations} | ${r.promptTokens} tokens | ${r.firstTurn.llmspell.toFixed(0)} / ${r.firstTurn.baseline.toFixed(0)} ms | ${r.llmspell.toFixed(0)} ms | ${r.baseline.toFixed(0)} ms | ${r.ratio.toFixed(2)}× | ${percent(r.hitRate)} | ${r.conversations <= SEQUENCES ? "≤ 1.15×" : "(report)"} |` +
+      (r.compared !== undefined ? ` ${r.compared.ttft.toFixed(0)} ms, ${r.compared.ratio.toFixed(2)}×, ${percent(r.compared.hitRate)} |` : "")
     ),
     ""
   ].join("\n")
