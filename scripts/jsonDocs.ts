@@ -107,6 +107,13 @@ export const sections: ReadonlyArray<Section> = [
       "Printed once at the end. Times are milliseconds; `loadMs` is 0 when the model was already loaded. `reasoning` is the model's thinking (`--think`; a reasoning model may think by default, `--no-think` asks it not to); `toolCalls` are the tools it called (then `finishReason` is `tool-calls`). Without `--json`, `--schema FILE|JSON` and `--format json` print the answer's JSON value itself (checked against the schema; a non-conforming answer is the `SchemaViolation` error, exit 1; a schema keyword llmspell cannot check is `UnsupportedSchema`, exit 2)."
   },
   {
+    title: "chat",
+    commands: "`llmspell chat -m <spec> --json` (stdin: one message per line)",
+    schema: Completion,
+    notes:
+      "NDJSON: one line per input message, in order, each the completion of that turn (the shape of `run --json`); the conversation is kept across lines. Lines that are commands (`/system`, `/set`, `/clear`, `/save`, …) and blank lines print nothing on stdout. The first turn that fails prints the error object and ends the run with its exit code. See docs/chat.md."
+  },
+  {
     title: "embed",
     commands: "`llmspell embed --model <spec> [text…] [--json]`",
     schema: Embeddings,

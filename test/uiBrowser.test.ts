@@ -288,6 +288,7 @@ describe("Chat", () => {
       await page.getByLabel("Show answers as Markdown", { exact: true }).uncheck()
       expect(await answer.locator(".plain").textContent()).toBe(EVIL)
       await page.getByLabel("Show answers as Markdown", { exact: true }).check()
+      await answer.locator(".md").waitFor()
       expect(await page.evaluate(() => (window as unknown as { __xss?: string }).__xss)).toBeUndefined()
     } finally {
       await page.close()

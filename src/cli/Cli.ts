@@ -15,6 +15,7 @@ import { pullCommand } from "./commands/model/pull.js"
 import { removeCommand } from "./commands/model/remove.js"
 import { statusCommand } from "./commands/model/status.js"
 import { verifyCommand } from "./commands/model/verify.js"
+import { chatCommand } from "./commands/chat.js"
 import { embedCommand } from "./commands/embed.js"
 import { launchCommand } from "./commands/launch.js"
 import { psCommand } from "./commands/ps.js"
@@ -75,6 +76,7 @@ const config = group("config", "show the configuration", [
 export const commandTree = group("llmspell", "manage and run local LLMs: Ollama servers and GGUF models, from one place", [
   model,
   leaf(runCommand.pipe(Command.provide(appLayer))),
+  leaf(chatCommand.pipe(Command.provide(appLayer))),
   leaf(embedCommand.pipe(Command.provide(appLayer))),
   leaf(serveCommand.pipe(Command.provide(embeddedLayer))),
   // builds its own stack: a running server's, or this process's with the server it starts

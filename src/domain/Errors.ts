@@ -433,9 +433,10 @@ export class BackendCrashed extends Schema.TaggedError<BackendCrashed>("llmspell
           `huge strings needs another file (\`llmspell model info ${this.model}\`)`
       case "signal":
         return "something outside llmspell ended it (kill, a service manager, or the system's out-of-memory killer: see `dmesg`); " +
-          "run the request again, the model loads again"
+          "run the request again, the model loads again (`llmspell ps` shows what is loaded and its memory)"
       case "file-changed":
-        return "replace a loaded model file by renaming a new file over it, never by rewriting it in place; run the request again"
+        return "replace a loaded model file by renaming a new file over it, never by rewriting it in place; " +
+          `\`llmspell model verify ${this.model}\` checks the file as it is now, then run the request again`
       case "exit":
         return "run the request again (the model loads again); if it happens again, run with --verbose and report the log lines above"
       case "abort":

@@ -100,10 +100,16 @@ export const servedName = (model: { readonly name: string; readonly backend?: Ba
 export const started = <A, E>(stream: Stream.Stream<A, E>): Effect.Effect<Stream.Stream<A, E>, E, Scope.Scope> =>
   Effect.gen(function*() {
     const pull = yield* Stream.toPull(stream)
-    const first = yield* pull.pipe(
+    // the first chunk that holds an event: a backend may hand over empty chunks (a worker's message
+    // that carried no event) before the one that fails, and that failure must still be a status
+    const next: Effect.Effect<Option.Option<Chunk.Chunk<A>>, E> = pull.pipe(
       Effect.map(Option.some),
       Effect.catchAll(Option.match({ onNone: () => Effect.succeed(Option.none<Chunk.Chunk<A>>()), onSome: Effect.fail }))
     )
+    const first = yield* Effect.iterate(yield* next, {
+      while: (chunk) => Option.isSome(chunk) && Chunk.isEmpty(chunk.value),
+      body: () => next
+    })
     if (Option.isNone(first)) return Stream.empty
     return Stream.concat(Stream.fromChunk(first.value), Stream.repeatEffectChunkOption(pull))
   })

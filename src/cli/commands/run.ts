@@ -2,7 +2,8 @@
  * `llmspell run --model <spec> [prompt]`: streams a completion to stdout. `--schema FILE|JSON`
  * asks for JSON following a JSON Schema and prints the checked object (not streamed);
  * `--format json` asks for free JSON; `--think`/`--no-think` turn a reasoning model's thinking on or
- * off (it goes to stderr; `--json` includes it and any tool calls in the completion).
+ * off (it goes to stderr; `--json` includes it and any tool calls in the completion). Without a
+ * prompt on a terminal it opens `llmspell chat`'s session (`chat.ts`), as `ollama run` does.
  */
 import { readFile } from "node:fs/promises"
 import * as Args from "@effect/cli/Args"
@@ -21,10 +22,14 @@ import { CliIO } from "../CliIO.js"
 import { GlobalOptions } from "../GlobalOptions.js"
 import { printErr, printJson, sanitizeForTerminal } from "../output.js"
 import { loadingSpinner } from "../progress.js"
+import { chatSession } from "./chat.js"
 import { json } from "./shared.js"
 
 const model = Options.text("model").pipe(Options.withAlias("m"), Options.withDescription("model spec"))
-const prompt = Args.text({ name: "prompt" }).pipe(Args.optional, Args.withDescription("the prompt (default: read stdin)"))
+const prompt = Args.text({ name: "prompt" }).pipe(
+  Args.optional,
+  Args.withDescription("the prompt (default: read stdin; none on a terminal: a chat session, as `llmspell chat`)")
+)
 const system = Options.text("system").pipe(Options.optional, Options.withDescription("system prompt"))
 const maxTokens = Options.integer("max-tokens").pipe(Options.optional, Options.withDescription("stop after this many tokens"))
 const temperature = Options.float("temperature").pipe(Options.optional, Options.withDescription("sampling temperature"))
@@ -77,12 +82,30 @@ export const runCommand = Command.make(
       const llm = yield* LocalLLM
       const io = yield* CliIO
       const global = yield* GlobalOptions
-      const text = Option.isSome(o.prompt) ? o.prompt.value : io.stdinIsTTY ? "" : yield* io.readStdin
-      if (text.trim().length === 0) {
-        return yield* new UsageError({ reason: "no prompt: pass it as an argument or pipe it on stdin" })
-      }
       if (o.think && o.noThink) {
         return yield* new UsageError({ reason: "--think and --no-think contradict each other", suggestion: "pass one of them" })
+      }
+      // No prompt on a terminal: a chat session, as `ollama run` opens one (piped stdin is the prompt).
+      if (Option.isNone(o.prompt) && io.stdinIsTTY) {
+        if (Option.isSome(o.schema) || Option.isSome(o.format)) {
+          return yield* new UsageError({
+            reason: `${Option.isSome(o.schema) ? "--schema" : "--format"} needs a prompt: a chat session answers in free text`,
+            suggestion: "pass the prompt as an argument or pipe it on stdin"
+          })
+        }
+        return yield* chatSession({
+          model: o.model,
+          system: Option.getOrUndefined(o.system),
+          maxTokens: Option.getOrUndefined(o.maxTokens),
+          temperature: Option.getOrUndefined(o.temperature),
+          seed: Option.getOrUndefined(o.seed),
+          reasoning: o.think ? true : o.noThink ? false : undefined,
+          json: o.json
+        })
+      }
+      const text = Option.isSome(o.prompt) ? o.prompt.value : yield* io.readStdin
+      if (text.trim().length === 0) {
+        return yield* new UsageError({ reason: "no prompt: pass it as an argument or pipe it on stdin" })
       }
       if (Option.isSome(o.schema) && Option.isSome(o.format)) {
         return yield* new UsageError({ reason: "--schema and --format both say how to answer", suggestion: "pass one of them" })

@@ -170,7 +170,6 @@ export function ChatView(props: {
   const transcript = current?.transcript
 
   useEffect(() => setStorageError(storage.set(STORE_KEY, writeConversations(conversations))), [conversations])
-  useEffect(() => void storage.set(MARKDOWN_KEY, markdown ? "on" : "off"), [markdown])
 
   // the settings' text fields follow the conversation shown
   useEffect(() => {
@@ -442,7 +441,12 @@ export function ChatView(props: {
               </select>
             </label>
             <label class="inline">
-              <input type="checkbox" checked={markdown} onChange={(e) => setMarkdown(e.currentTarget.checked)} />
+              <input type="checkbox" checked={markdown} onChange={(e) => {
+                  // stored as it changes, not in an effect after the render: a tab closed right after keeps it
+                  const on = e.currentTarget.checked
+                  storage.set(MARKDOWN_KEY, on ? "on" : "off")
+                  setMarkdown(on)
+                }} />
               Show answers as Markdown
             </label>
             {outputMode === "schema"
