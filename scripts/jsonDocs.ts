@@ -22,6 +22,7 @@ import {
   PsReport,
   PullProgress,
   RemoveResult,
+  Reranking,
   StatusReport,
   VerifyReport
 } from "../src/domain/Types.js"
@@ -124,6 +125,12 @@ export const sections: ReadonlyArray<Section> = [
     commands: "`llmspell embed --model <spec> [text…] --ndjson`",
     schema: EmbeddingLine,
     notes: "One line per input as it is embedded (one request each), with its own token count."
+  },
+  {
+    title: "rerank",
+    commands: "`llmspell rerank --model <spec> --query <text> [document…] [--top <n>] [--file <jsonl>] --json`",
+    schema: Reranking,
+    notes: "Each document's `index` (its place in the input: arguments, `--file` lines, or non-empty stdin lines) and `relevanceScore`, best first (ties in input order), cut to `--top`. `promptTokens` is every query + document pair the model read (0 where a hosted provider does not say)."
   },
   {
     title: "ps",

@@ -13,6 +13,9 @@ import { embeddingModelLayer, type GenerateDefaults, languageModelLayer } from "
 import * as LlmspellLiveModule from "./layers/LlmspellLive.js"
 import { tokenizerLayer } from "./layers/TokenizerAdapter.js"
 import type { ProviderRegistry, ResolveError } from "./services/ProviderRegistry.js"
+import * as RerankerLiveModule from "./layers/RerankerLive.js"
+import type { LocalLLM as LocalLLMTag } from "./services/LocalLLM.js"
+import type { Reranker as RerankerTag } from "./services/Reranker.js"
 
 export * from "./domain/Errors.js"
 export * from "./domain/Failure.js"
@@ -45,6 +48,7 @@ export {
   BackendPsError,
   BackendPullError,
   BackendRemoveError,
+  BackendRerankError,
   BackendTokenizeError,
   BackendVerifyError
 } from "./services/Backend.js"
@@ -96,9 +100,13 @@ export {
   PullError,
   pullResult,
   RemoveError,
+  RerankError,
   RunError,
   VerifyError
 } from "./services/LocalLLM.js"
+/** A reranker model as a service (`Reranker.rerank(query, documents)`), in `@effect/ai`'s style. */
+export * as Reranker from "./services/Reranker.js"
+export { finishReranking, validateRerankRequest } from "./domain/Rerank.js"
 export * as LocalLLMLive from "./layers/LocalLLMLive.js"
 /** LocalLLM (and `@effect/ai` models) served by a running `llmspell serve`: `LlmspellRemote.layer({ url, apiKey })`. */
 export * as LlmspellRemote from "./layers/LlmspellRemote.js"
@@ -164,3 +172,10 @@ export const tokenizer = (
 /** A model spec's tokenizer as an `@effect/ai` Tokenizer with the whole live stack included: one `Effect.provide`. */
 export const TokenizerLive = (spec: string): Layer.Layer<Tokenizer.Tokenizer, ResolveError | ConfigError> =>
   tokenizerLayer(spec).pipe(Layer.provide(LlmspellLiveModule.LlmspellLive))
+
+/** A model spec as a Reranker, over a LocalLLM you provide (embedded, or `LlmspellRemote.layer`). */
+export const reranker = (spec: string): Layer.Layer<RerankerTag, never, LocalLLMTag> => RerankerLiveModule.layer(spec)
+
+/** A model spec as a Reranker with the whole live stack included: one `Effect.provide`. */
+export const RerankerLive = (spec: string): Layer.Layer<RerankerTag, ConfigError> =>
+  RerankerLiveModule.layer(spec).pipe(Layer.provide(LlmspellLiveModule.LlmspellLive))

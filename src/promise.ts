@@ -22,6 +22,7 @@ import {
   type ChatMessage,
   type Completion,
   type Embeddings,
+  type Reranking,
   type GenerateEvent,
   type ModelInfo,
   type ModelList,
@@ -111,6 +112,13 @@ export interface LocalLLMClient extends AsyncDisposable {
   readonly stream: (spec: string, prompt: string | ReadonlyArray<ChatMessage>, options?: RunOptions) => TokenStream
   /** Embeds texts: one vector per input, in order, with the prompt tokens they took. */
   readonly embed: (spec: string, inputs: string | ReadonlyArray<string>, options?: { readonly signal?: AbortSignal }) => Promise<Embeddings>
+  /** Orders documents by relevance to a query: indexes and scores, best first, cut to `topN`. */
+  readonly rerank: (
+    spec: string,
+    query: string,
+    documents: ReadonlyArray<string>,
+    options?: { readonly topN?: number; readonly signal?: AbortSignal }
+  ) => Promise<Reranking>
   /** Unloads models and closes connections. */
   readonly close: () => Promise<void>
 }
@@ -222,6 +230,11 @@ export const createLocalLLM = (options: CreateLocalLLMOptions = {}): LocalLLMCli
       run(Effect.flatMap(request(prompt, runOptions), (r) => withLLM((llm) => llm.run(spec, r))), runOptions?.signal),
     embed: (spec, inputs, embedOptions) =>
       run(withLLM((llm) => llm.embed(spec, typeof inputs === "string" ? [inputs] : inputs)), embedOptions?.signal),
+    rerank: (spec, query, documents, rerankOptions) =>
+      run(
+        withLLM((llm) => llm.rerank(spec, { query, documents, ...(rerankOptions?.topN !== undefined ? { topN: rerankOptions.topN } : {}) })),
+        rerankOptions?.signal
+      ),
     stream: (spec, prompt, runOptions) => {
       let resolve!: (c: Completion) => void
       let reject!: (e: unknown) => void

@@ -479,7 +479,7 @@ max_retries = -1
 `)
     expect([...ps].sort()).toStrictEqual(
       [
-        `${FILE}: providers.bad.provider_type: unknown provider type "vllm" (ollama, gguf, openai_compatible or a cloud provider: openai, anthropic, groq, together, fireworks, mistral, perplexity, deepseek, openrouter, gemini, cohere)`,
+        `${FILE}: providers.bad.provider_type: unknown provider type "vllm" (ollama, gguf, openai_compatible or a cloud provider: openai, anthropic, groq, together, fireworks, mistral, perplexity, deepseek, openrouter, gemini, cohere, jina)`,
         `${FILE}: providers.has space: an instance name may only contain letters, digits, '-' and '_'`,
         `${FILE}: providers.default_backend: must be "ollama" or "gguf" (got "vllm")`,
         `${FILE}: providers.ollama.base_url: must be an http:// or https:// URL, or host:port (got "ftp://x")`,

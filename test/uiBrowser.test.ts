@@ -399,12 +399,16 @@ describe("Chat", () => {
 })
 
 describe("Server", () => {
-  it("shows the loaded models and the server's load, live; unloads; says when /metrics is not there", async () => {
+  it("shows the loaded models and the server's load, live; unloads; the headline figures of /metrics", async () => {
     const page = await open(serve.url, "#/server")
     try {
       await page.locator('.ps-table tr[data-spec="agent:latest@ollama"]').waitFor()
       expect(await page.locator('[data-stat="running"]').textContent()).toMatch(/^\d+ of \d+$/)
-      await page.getByText("This server does not expose /metrics.").waitFor()
+      // the server's own /metrics: the chat tests' generations are counted there
+      const generations = page.locator("dl.stats > div", { has: page.locator("dt", { hasText: /^Generations$/ }) })
+      await generations.waitFor()
+      expect(Number((await generations.locator("dd").textContent())!.replace(/[^\d]/g, ""))).toBeGreaterThan(0)
+      expect(await page.getByText(/^All metrics \(\d+\)$/).count()).toBe(1)
       // loaded by another client: the view shows it without a reload
       const load = await fetch(`${serve.url}/api/generate`, { method: "POST", body: JSON.stringify({ model: "seer:latest@ollama", stream: false }) })
       expect(load.status).toBe(200)

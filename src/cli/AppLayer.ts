@@ -10,6 +10,7 @@
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Layer from "effect/Layer"
+import { VERSION } from "./version.js"
 import { type BackendUnavailable, type ConfigError, type MissingCredentials, UsageError } from "../domain/Errors.js"
 import { ConfigEnvironment } from "../layers/ConfigLive.js"
 import * as ConfigLive from "../layers/ConfigLive.js"
@@ -94,14 +95,22 @@ export const serverUrl: Effect.Effect<string | undefined, UsageError, GlobalOpti
 
 type App = Layer.Layer<LocalLLM, ConfigError | BackendUnavailable | MissingCredentials | UsageError, GlobalOptions | CliIO>
 
+/**
+ * Spans exported over OTLP when the OTEL_* variables ask for it (src/layers/Tracing.ts), for serve and
+ * every model command; the module is imported only when a command builds its layer.
+ */
+const tracingLayer: Layer.Layer<never> = Layer.unwrapEffect(
+  Effect.map(Effect.promise(() => import("../layers/Tracing.js")), (Tracing) => Tracing.layerFromEnvironment(VERSION))
+)
+
 // The stacks are imported when a command builds its layer, not when the CLI starts: `--help`,
 // `config` and usage errors evaluate neither the backends nor the protocol client.
 /** The whole stack in this process, whatever server is running: what `llmspell serve` hosts. */
 export const embeddedLayer = Layer.unwrapEffect(
   Effect.map(Effect.promise(() => import("../layers/LlmspellLive.js")), (LlmspellLive) => LlmspellLive.layerWith(configLayer))
-)
+).pipe(Layer.merge(tracingLayer))
 
-/** Everything a model command needs: a server's LocalLLM, or the stack library users get from LlmspellLive. */
+/** Everything a model command needs: a server's LocalLLM, or the stack library users get from LlmspellLive; traced when OTEL_* ask. */
 export const appLayer: App = Layer.unwrapEffect(
   Effect.gen(function*() {
     const global = yield* GlobalOptions
@@ -120,4 +129,4 @@ export const appLayer: App = Layer.unwrapEffect(
     const remote: App = LlmspellRemote.layer({ url, cwd, ...(apiKey !== undefined && apiKey.length > 0 ? { apiKey } : {}) })
     return remote
   })
-)
+).pipe(Layer.merge(tracingLayer))

@@ -17,6 +17,7 @@ import { statusCommand } from "./commands/model/status.js"
 import { verifyCommand } from "./commands/model/verify.js"
 import { chatCommand } from "./commands/chat.js"
 import { embedCommand } from "./commands/embed.js"
+import { rerankCommand } from "./commands/rerank.js"
 import { launchCommand } from "./commands/launch.js"
 import { psCommand } from "./commands/ps.js"
 import { runCommand } from "./commands/run.js"
@@ -78,6 +79,7 @@ export const commandTree = group("llmspell", "manage and run local LLMs: Ollama 
   leaf(runCommand.pipe(Command.provide(appLayer))),
   leaf(chatCommand.pipe(Command.provide(appLayer))),
   leaf(embedCommand.pipe(Command.provide(appLayer))),
+  leaf(rerankCommand.pipe(Command.provide(appLayer))),
   leaf(serveCommand.pipe(Command.provide(embeddedLayer))),
   // builds its own stack: a running server's, or this process's with the server it starts
   leaf(launchCommand),

@@ -9,6 +9,7 @@
  */
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
@@ -166,13 +167,19 @@ export const renderPull = <R>(
       return io.stdout(`${JSON.stringify(Schema.encodeSync(PullInterrupted)(record))}\n`)
     })
     yield* stream.pipe(
+      // the failure travels as a value through the grouping: a group still open when the stream
+      // fails (a warning or retry message just before a refusal) is rendered, then the failure
+      Stream.map(Either.right),
+      Stream.catchAll((e) => Stream.succeed(Either.left(e))),
       Stream.groupedWithin(256, "100 millis"),
       Stream.runForEach((chunk) =>
         Effect.gen(function*() {
           const now = Date.now()
           let previous = last?.phase
           // Keep every phase change and new message inside the chunk, and its last event; skip the rest.
-          const events = Chunk.toReadonlyArray(chunk)
+          const all = Chunk.toReadonlyArray(chunk)
+          const failure = all.find((e) => Either.isLeft(e))
+          const events = all.flatMap((e) => (Either.isRight(e) ? [e.right] : []))
           for (let i = 0; i < events.length; i++) {
             const e = events[i]!
             const isLast = i === events.length - 1
@@ -180,6 +187,7 @@ export const renderPull = <R>(
             if (isLast || e.phase !== previous || e.result !== undefined || message) yield* emit(e, now)
             previous = e.phase
           }
+          if (failure !== undefined && Either.isLeft(failure)) return yield* Effect.fail(failure.left)
         })),
       Effect.onInterrupt(() => interrupted),
       Effect.ensuring(Effect.suspend(() => (drewBar && last?.phase !== "done" ? io.stderr("\n") : Effect.void)))

@@ -6,6 +6,8 @@
  *
  * Base URLs and variables as each provider documents its OpenAI-compatible endpoint (December
  * 2026). Cohere's compatibility API refuses `stream_options`, so usage is not asked for there.
+ * Rerank: Cohere's `/v2/rerank` and Jina's `/v1/rerank` (docs.cohere.com/reference/rerank,
+ * jina.ai/reranker).
  */
 
 /** The wire protocol of a cloud provider. */
@@ -23,7 +25,23 @@ export interface CloudPreset {
   readonly streamUsage: boolean
   /** True where `/embeddings` is offered. */
   readonly embeddings: boolean
+  /** Where its rerank API is; false where it has none. */
+  readonly rerank: RerankEndpoint | false
 }
+
+/**
+ * Where a provider's rerank API is (`{ model, query, documents, top_n }` → `results: [{ index,
+ * relevance_score }]`, the shape llama-server, vLLM, Jina and Cohere share): `path` after the base
+ * URL, or with `fromOrigin` an absolute path on the base URL's host (Cohere's `/v2/rerank` lives
+ * beside its OpenAI-compatible `/compatibility/v1`, not under it).
+ */
+export interface RerankEndpoint {
+  readonly path: string
+  readonly fromOrigin?: boolean
+}
+
+/** Where an `openai_compatible` server's rerank is tried: llama-server's and vLLM's `{base_url}/rerank` (base_url ending in `/v1`). */
+export const OPENAI_COMPATIBLE_RERANK: RerankEndpoint = { path: "/rerank" }
 
 const openaiCompatible = (name: string, baseUrl: string, keyVariable: string, extra: Partial<CloudPreset> = {}): CloudPreset => ({
   name,
@@ -32,6 +50,7 @@ const openaiCompatible = (name: string, baseUrl: string, keyVariable: string, ex
   keyVariable,
   streamUsage: true,
   embeddings: false,
+  rerank: false,
   ...extra
 })
 
@@ -44,7 +63,8 @@ export const CLOUD_PRESETS: Readonly<Record<string, CloudPreset>> = {
     baseUrl: "https://api.anthropic.com",
     keyVariable: "ANTHROPIC_API_KEY",
     streamUsage: true,
-    embeddings: false
+    embeddings: false,
+    rerank: false
   },
   groq: openaiCompatible("groq", "https://api.groq.com/openai/v1", "GROQ_API_KEY"),
   together: openaiCompatible("together", "https://api.together.xyz/v1", "TOGETHER_API_KEY", { embeddings: true }),
@@ -54,7 +74,13 @@ export const CLOUD_PRESETS: Readonly<Record<string, CloudPreset>> = {
   deepseek: openaiCompatible("deepseek", "https://api.deepseek.com/v1", "DEEPSEEK_API_KEY"),
   openrouter: openaiCompatible("openrouter", "https://openrouter.ai/api/v1", "OPENROUTER_API_KEY"),
   gemini: openaiCompatible("gemini", "https://generativelanguage.googleapis.com/v1beta/openai", "GEMINI_API_KEY", { embeddings: true }),
-  cohere: openaiCompatible("cohere", "https://api.cohere.ai/compatibility/v1", "COHERE_API_KEY", { streamUsage: false, embeddings: true })
+  cohere: openaiCompatible("cohere", "https://api.cohere.ai/compatibility/v1", "COHERE_API_KEY", {
+    streamUsage: false,
+    embeddings: true,
+    rerank: { path: "/v2/rerank", fromOrigin: true }
+  }),
+  // Jina AI's search foundation API: embeddings and rerank (no chat completions at this host)
+  jina: openaiCompatible("jina", "https://api.jina.ai/v1", "JINA_API_KEY", { embeddings: true, rerank: { path: "/rerank" } })
 }
 
 /** Cloud provider types a `[providers.<name>]` entry may have: the presets and a generic OpenAI-compatible server. */

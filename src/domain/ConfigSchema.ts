@@ -8,7 +8,7 @@
  * touches the disk or creates a directory.
  */
 import type * as Redacted from "effect/Redacted"
-import type { CloudProtocol } from "./CloudPresets.js"
+import type { CloudProtocol, RerankEndpoint } from "./CloudPresets.js"
 import type { GgufFields, HubFields, OllamaFields, StoresFields, StoreSettingValue } from "./config/Tables.js"
 import type { ModelAlias } from "./ModelAliases.js"
 import type { CLOUD_PROVIDERS } from "./ModelSpec.js"
@@ -61,6 +61,8 @@ export interface CloudInstanceConfig {
   readonly streamUsage?: boolean | undefined
   /** Whether `/embeddings` is offered (undefined: try it). */
   readonly embeddings?: boolean | undefined
+  /** Where rerank is offered, false where it is not (undefined: try `{base_url}/rerank`). */
+  readonly rerank?: RerankEndpoint | false | undefined
 }
 
 /** One configured provider instance. */

@@ -461,12 +461,21 @@ export class ContextOverflow extends Schema.TaggedError<ContextOverflow>("llmspe
   promptTokens: Schema.optional(Schema.Number),
   /** The context size, when known. */
   contextSize: Schema.optional(Schema.Number),
-  /** `embed` when an input to embed was too long (the default is a generation's prompt). */
-  operation: Schema.optional(Schema.Literal("generate", "embed"))
+  /**
+   * `embed` when an input to embed was too long, `rerank` when a query + document pair was (the
+   * default is a generation's prompt).
+   */
+  operation: Schema.optional(Schema.Literal("generate", "embed", "rerank")),
+  /** For `rerank`: the index of the document that does not fit with the query. */
+  document: Schema.optional(Schema.Number)
 }) {
   override get message() {
     const context = `${this.model}'s context${this.contextSize !== undefined ? ` of ${this.contextSize} tokens` : ""}`
     if (this.operation === "embed") return `an input to embed is longer than ${context}; nothing was truncated`
+    if (this.operation === "rerank") {
+      const pair = this.document !== undefined ? `the query with document ${this.document}` : "the query with one of the documents"
+      return `${pair}${this.promptTokens !== undefined ? ` (${this.promptTokens} tokens)` : ""} is longer than ${context}; nothing was truncated`
+    }
     return `the prompt does not fit ${context}` +
       (this.promptTokens !== undefined
         ? ` (${this.promptTokens} prompt tokens${this.backend === "ollama" ? " after the server truncated it" : ""})`
@@ -476,6 +485,10 @@ export class ContextOverflow extends Schema.TaggedError<ContextOverflow>("llmspe
     const spec = this.instance !== undefined && this.instance !== this.backend
       ? `${this.instance}/${this.model}`
       : `${this.model}@${this.backend}`
+    if (this.operation === "rerank") {
+      return `shorten or split ${this.document !== undefined ? `document ${this.document}` : "the longest documents"} (or the query), or raise context_size in the ` +
+        `[providers.${this.instance ?? this.backend}] section of the config; \`llmspell model info ${spec}\` shows the model's trained context length`
+    }
     return this.backend === "ollama"
       ? `${this.operation === "embed" ? "split the input" : "shorten the prompt or drop earlier messages"}, ` +
         "or give the model a larger context (`PARAMETER num_ctx` in a Modelfile, or OLLAMA_CONTEXT_LENGTH on the server); " +

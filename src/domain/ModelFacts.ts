@@ -9,9 +9,10 @@ import { createHash } from "node:crypto"
 import type { GgufFile, GgufValue } from "./GgufReader.js"
 import { fileTypeName } from "./GgufReader.js"
 import { quantizationOf as quantizationOfName } from "./HubRef.js"
+import { rankingSupport } from "./Rerank.js"
 
-/** What a model can be asked to do, in Ollama's words (`types/model/capability.go`). */
-export type Capability = "completion" | "embedding" | "tools"
+/** What a model can be asked to do, in Ollama's words (`types/model/capability.go`), and `rerank`. */
+export type Capability = "completion" | "embedding" | "tools" | "thinking" | "rerank"
 
 /** The facts of one model file. */
 export interface ModelFacts {
@@ -35,19 +36,29 @@ const integer = (metadata: ReadonlyMap<string, GgufValue>, key: string): number 
 
 // A Jinja chat template that takes a tool list names the `tools` variable (`{% if tools %}`, `tools | tojson`).
 const TEMPLATE_USES_TOOLS = /\btools\b/
+// A template that writes or strips thought segments (Qwen3, DeepSeek-R1: `<think>`, `enable_thinking`,
+// `reasoning_content`), as Ollama's `thinking` capability is read from its template.
+const TEMPLATE_THINKS = /<think>|\benable_thinking\b|\breasoning_content\b/
+// llama.cpp's LLAMA_POOLING_TYPE_RANK: a reranker's pooling, not an embedding model's
+const POOLING_RANK = 4
 
 /**
  * What the model can be asked to do, as Ollama decides it (`server/images.go`, `Capabilities`): an
  * `<arch>.pooling_type` makes it an embedding model, otherwise it completes text; a chat template that
- * takes tools adds `tools`. (Issue 23 extends this; keep it the one function every view calls.)
+ * takes tools adds `tools`, one that writes thought segments `thinking`. A reranker (rank pooling) has
+ * neither: its `rerank` comes from the whole file (`factsOfFile`: the classifier head). Keep this the
+ * one function every view calls.
  */
 export const capabilitiesOf = (metadata: ReadonlyMap<string, GgufValue>): ReadonlyArray<Capability> => {
   const arch = text(metadata, "general.architecture")
-  const pooling = arch !== undefined && metadata.has(`${arch}.pooling_type`)
+  const pooling = arch !== undefined ? metadata.get(`${arch}.pooling_type`) : undefined
   const template = text(metadata, "tokenizer.chat_template")
+  // a reranker's rank pooling: `rerank` comes from its classifier head (factsOfFile), never `embedding`
+  if (pooling === POOLING_RANK) return []
   return [
-    pooling ? "embedding" : "completion",
-    ...(template !== undefined && TEMPLATE_USES_TOOLS.test(template) ? ["tools" as const] : [])
+    pooling !== undefined ? "embedding" : "completion",
+    ...(template !== undefined && TEMPLATE_USES_TOOLS.test(template) ? ["tools" as const] : []),
+    ...(pooling === undefined && template !== undefined && TEMPLATE_THINKS.test(template) ? ["thinking" as const] : [])
   ]
 }
 
@@ -82,7 +93,7 @@ export const factsOfFile = (file: GgufFile, fileName: string | undefined): Model
   return {
     family: file.architecture,
     ...(quantization !== undefined ? { quantization } : {}),
-    capabilities: capabilitiesOf(file.metadata)
+    capabilities: [...capabilitiesOf(file.metadata), ...(rankingSupport(file).ok ? ["rerank" as const] : [])]
   }
 }
 

@@ -30,7 +30,8 @@ export const CLOUD_PROVIDERS = [
   "replicate",
   "fireworks",
   "deepseek",
-  "openrouter"
+  "openrouter",
+  "jina"
 ] as const
 
 /** Provider types that make the first `/`-segment a provider. */

@@ -31,6 +31,8 @@ import {
   ModelList,
   PullProgress,
   RemoveResult,
+  RerankRequest,
+  Reranking,
   REQUEST_LIMITS,
   VerifyReport
 } from "./Types.js"
@@ -78,7 +80,8 @@ const pullPayload = {
   spec: Schema.String,
   quantization: Schema.optional(Schema.String),
   force: Schema.optionalWith(Schema.Boolean, { default: () => false }),
-  copy: Schema.optional(Schema.Boolean)
+  copy: Schema.optional(Schema.Boolean),
+  dryRun: Schema.optional(Schema.Boolean)
 }
 const availablePayload = { recommendedOnly: Schema.optionalWith(Schema.Boolean, { default: () => false }) }
 
@@ -125,6 +128,12 @@ export const Embed = Rpc.make("Embed", {
   payload: { spec: Schema.String, inputs: Schema.Array(Schema.String) },
   success: Embeddings,
   error: LocalLLM.EmbedError
+})
+/** Orders documents by relevance to a query: indexes and scores, best first, cut to `topN`. */
+export const Rerank = Rpc.make("Rerank", {
+  payload: { spec: Schema.String, request: RerankRequest },
+  success: Reranking,
+  error: LocalLLM.RerankError
 })
 /** The curated catalog marked with what fits the server's free memory and what is already on its disk. */
 export const Available = Rpc.make("Available", {
@@ -181,6 +190,7 @@ export class LlmspellRpcs extends RpcGroup.make(
   Generate,
   Run,
   Embed,
+  Rerank,
   Available,
   Import,
   PlanOllamaInstall,

@@ -39,15 +39,18 @@ export const LoadedModel = Schema.Struct({
   /** The backend and instance holding it (set by `LocalLLM.ps`). */
   backend: Schema.optional(BackendType),
   instance: Schema.optional(Schema.String),
-  /** `embedding` for a GGUF model loaded only with an embedding context (no chat context loaded). */
-  purpose: Schema.optional(Schema.Literal("chat", "embedding")),
+  /**
+   * `embedding` (or `ranking`) for a GGUF model loaded only with an embedding (or ranking) context:
+   * no chat context loaded.
+   */
+  purpose: Schema.optional(Schema.Literal("chat", "embedding", "ranking")),
   /**
    * A GGUF model's contexts, each loaded (and idle-unloaded) on its own: the chat context
-   * (sequences) and the embedding one. The row's size and active requests are their sums; it
+   * (sequences), the embedding one and the ranking one (a reranker's). The row's size and active requests are their sums; it
    * unloads when its last context does (`expiresAt`, absent while one is in use or kept loaded).
    */
   contexts: Schema.optional(Schema.Array(Schema.Struct({
-    purpose: Schema.Literal("chat", "embedding"),
+    purpose: Schema.Literal("chat", "embedding", "ranking"),
     sizeBytes: Schema.Number,
     vramBytes: Schema.optional(Schema.Number),
     contextLength: Schema.Number,
@@ -58,7 +61,13 @@ export const LoadedModel = Schema.Struct({
   /** The same facts `list` gives of the model (GGUF): its digest, family (architecture) and quantization. */
   digest: Schema.optional(Schema.String),
   family: Schema.optional(Schema.String),
-  quantization: Schema.optional(Schema.String)
+  quantization: Schema.optional(Schema.String),
+  /** Generations it finished for the process that reports it (the server's, when connected), when that process served any. */
+  requests: Schema.optional(Schema.Number),
+  /** Output tokens per second, the mean of its last answers there. */
+  tokensPerSecond: Schema.optional(Schema.Number),
+  /** The part of its prompt tokens read from the prompt cache (0–1), when the backend reports cached tokens. */
+  cacheHitRate: Schema.optional(Schema.Number)
 })
 /** A model loaded in memory right now. */
 export type LoadedModel = typeof LoadedModel.Type
@@ -176,6 +185,35 @@ export const PullFileProgress = Schema.Struct({
 /** Progress of one file. */
 export type PullFileProgress = typeof PullFileProgress.Type
 
+/**
+ * What a pull would download and whether it fits this machine, known before a byte is written
+ * (`model pull --dry-run`): the files and their sizes from the hub's listing, the free space of
+ * the store's disk, and the memory the model needs to run (the estimate `model available` uses:
+ * weights, a KV cache, the runtime) against this machine's.
+ */
+export const PullPlan = Schema.Struct({
+  files: Schema.Array(Schema.Struct({ path: Schema.String, sizeBytes: Schema.Number })),
+  /** All the files' bytes. */
+  totalBytes: Schema.Number,
+  quantization: Schema.optional(Schema.String),
+  /**
+   * What the first file's GGUF header says, read from the hub with ranged requests (at most a few
+   * MiB): absent when it could not be read (the plan still stands on the listing's sizes).
+   */
+  header: Schema.optional(Schema.Struct({
+    architecture: Schema.String,
+    quantization: Schema.optional(Schema.String),
+    contextLength: Schema.optional(Schema.Number),
+    parameters: Schema.optional(Schema.Number),
+    /** Bytes of the file fetched to read it. */
+    bytesRead: Schema.Number
+  })),
+  disk: Schema.Struct({ directory: Schema.String, freeBytes: Schema.Number, fits: Schema.Boolean }),
+  memory: Schema.Struct({ neededBytes: Schema.Number, totalBytes: Schema.Number, availableBytes: Schema.Number, fits: Schema.Boolean })
+})
+/** What a pull would download and whether it fits. */
+export type PullPlan = typeof PullPlan.Type
+
 /** What a finished pull produced. */
 export const PullResult = Schema.Struct({
   model: Schema.String,
@@ -191,7 +229,9 @@ export const PullResult = Schema.Struct({
   /** False when some file could not be checked against a sha256 from the hub (its computed hash is recorded). */
   verified: Schema.optional(Schema.Boolean),
   /** Set when the bytes were already on this machine in another store (no download): which store. */
-  satisfiedFrom: Schema.optional(StoreKind)
+  satisfiedFrom: Schema.optional(StoreKind),
+  /** A dry run's answer (nothing was downloaded or written): what the pull would fetch and whether it fits. */
+  plan: Schema.optional(PullPlan)
 })
 /** What a finished pull produced. */
 export type PullResult = typeof PullResult.Type
@@ -219,6 +259,8 @@ export interface PullOptions {
   readonly force?: boolean
   /** Copy bytes already on this machine in another store instead of hard-linking or referencing them. */
   readonly copy?: boolean
+  /** Say what would be downloaded and whether it fits (disk, memory), and download nothing (the last event's `result.plan`). */
+  readonly dryRun?: boolean
 }
 
 /** What `model import` made: a GGUF file recorded as a model of llmspell's store. */
@@ -613,6 +655,47 @@ export const EmbeddingLine = Schema.Struct({
 })
 /** One line of `llmspell embed --ndjson`. */
 export type EmbeddingLine = typeof EmbeddingLine.Type
+
+/** How many documents one rerank request may carry (Cohere's and Jina's hosted limits are 1,000 and 2,048). */
+export const MAX_RERANK_DOCUMENTS = 10_000
+
+/**
+ * A rerank request: a query and the documents to order by relevance to it; `topN` keeps only the
+ * best N (all when absent or larger than the list).
+ */
+export const RerankRequest = Schema.Struct({
+  query: Schema.String,
+  documents: Schema.Array(Schema.String).pipe(
+    Schema.maxItems(MAX_RERANK_DOCUMENTS, { message: () => `at most ${MAX_RERANK_DOCUMENTS} documents` })
+  ),
+  topN: Schema.optional(
+    Schema.Number.pipe(
+      Schema.filter((n) => Number.isSafeInteger(n) && n >= 1, { message: (issue) => `topN must be an integer ≥ 1; got ${String(issue.actual)}` })
+    )
+  )
+})
+/** A rerank request. */
+export type RerankRequest = typeof RerankRequest.Type
+
+/** One document's place in a reranking: its index in the request, and its relevance score (higher: more relevant). */
+export const RerankResult = Schema.Struct({ index: Schema.Number, relevanceScore: Schema.Number })
+/** One document's place in a reranking. */
+export type RerankResult = typeof RerankResult.Type
+
+/**
+ * What `rerank` returns: the documents' indexes sorted by relevance score, best first (ties keep
+ * the request's order), cut to `topN`; `promptTokens` counts every query + document pair the
+ * model read (0 where the provider does not say).
+ */
+export const Reranking = Schema.Struct({
+  model: Schema.String,
+  backend: BackendType,
+  instance: Schema.String,
+  results: Schema.Array(RerankResult),
+  promptTokens: Schema.Number
+})
+/** What `rerank` returns. */
+export type Reranking = typeof Reranking.Type
 
 /** `model list` output: models of every instance asked for, and the instances that could not answer. */
 export const ModelList = Schema.Struct({

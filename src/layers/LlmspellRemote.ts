@@ -28,6 +28,7 @@ import * as nodePath from "node:path"
 import { BackendUnavailable, MissingCredentials, UnsupportedOperation } from "../domain/Errors.js"
 import { isFileReference } from "../domain/ModelSpec.js"
 import { LlmspellRpcs, validateGenerateRequest } from "../domain/Protocol.js"
+import { validateRerankRequest } from "../domain/Rerank.js"
 import { LLMSPELL_DEFAULT_PORT, parseServerUrl, redactUrl, redactUrlsIn, urlProblem } from "../domain/ServerUrl.js"
 import { LocalLLM, type LocalLLMService } from "../services/LocalLLM.js"
 import {
@@ -264,7 +265,8 @@ export const make = (
           spec: specOf(spec),
           force: pullOptions.force ?? false,
           ...(pullOptions.quantization !== undefined ? { quantization: pullOptions.quantization } : {}),
-          ...(pullOptions.copy !== undefined ? { copy: pullOptions.copy } : {})
+          ...(pullOptions.copy !== undefined ? { copy: pullOptions.copy } : {}),
+          ...(pullOptions.dryRun !== undefined ? { dryRun: pullOptions.dryRun } : {})
         })),
       remove: (spec) => call(client.Remove({ spec: specOf(spec) })),
       planRemoval: (spec) => call(client.PlanRemoval({ spec: specOf(spec) })),
@@ -278,6 +280,12 @@ export const make = (
           Effect.map(asWritten(spec))
         ),
       embed: (spec, inputs) => call(client.Embed({ spec: specOf(spec), inputs })),
+      // checked here as embedded: a bad request fails as InvalidRequest, not as a protocol error
+      rerank: (spec, request) =>
+        Effect.flatMap(
+          Either.match(validateRerankRequest(request), { onLeft: Effect.fail, onRight: Effect.succeed }),
+          (request) => call(client.Rerank({ spec: specOf(spec), request }))
+        ).pipe(Effect.map(asWritten(spec))),
       available: (availableOptions = {}) => call(client.Available({ recommendedOnly: availableOptions.recommendedOnly ?? false })),
       importFile: (file, importOptions = {}) =>
         Effect.map(call(client.Import({

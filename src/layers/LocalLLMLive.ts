@@ -15,19 +15,22 @@ import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as nodePath from "node:path"
 import * as Catalog from "../domain/Catalog.js"
-import { BackendError, BackendUnavailable, ModelNotFound } from "../domain/Errors.js"
+import { BackendError, BackendUnavailable, ModelNotFound, UnsupportedOperation } from "../domain/Errors.js"
 import { errorToJson } from "../domain/Failure.js"
 import * as HubRef from "../domain/HubRef.js"
 import { type InstallOllamaReport, planInstall } from "../domain/InstallOllama.js"
 import { isFileReference } from "../domain/ModelSpec.js"
 import * as Protocol from "../domain/Protocol.js"
+import { finishReranking, RERANK_ALTERNATIVES, validateRerankRequest } from "../domain/Rerank.js"
 import type { BackendStatus, LoadedModel, LocalModel } from "../domain/Types.js"
-import type { GenerateRequest, ModelList, RunResult } from "../domain/Types.js"
+import type { GenerateRequest, ModelList, RerankRequest, Reranking, RunResult } from "../domain/Types.js"
 import { incompleteAnswer, markIncomplete, structuredAnswer } from "../domain/JsonSchemaCheck.js"
-import { type BackendFilter, LocalLLM, type LocalLLMService, type RunError } from "../services/LocalLLM.js"
+import { type BackendFilter, LocalLLM, type LocalLLMService, type RerankError, type RunError } from "../services/LocalLLM.js"
 import { ModelStore, type ModelStoreService } from "../services/ModelStore.js"
 import { backendTypeOf, endpointOf } from "../domain/Routing.js"
 import { ProviderRegistry, type ProviderRegistryService } from "../services/ProviderRegistry.js"
+import * as MeteredLocalLLM from "./MeteredLocalLLM.js"
+import * as Tracing from "./Tracing.js"
 import * as OllamaInstaller from "./ollama/OllamaInstaller.js"
 
 /** How long the "is it on another backend?" lookup may take per backend before it is given up. */
@@ -298,6 +301,27 @@ export const make = (registry: ProviderRegistryService, store: ModelStoreService
       })
     ).pipe(Stream.catchAll((e) => Stream.fromEffect(explain("run", spec)(e))))
 
+  // Checked before anything is routed or loaded; the backend only scores, the order and the cut
+  // to topN are made here (and the backend's answer checked), the same for every backend.
+  const rerank = (spec: string, request: RerankRequest): Effect.Effect<Reranking, RerankError> =>
+    Effect.gen(function*() {
+      const valid = yield* Either.match(validateRerankRequest(request), { onLeft: Effect.fail, onRight: Effect.succeed })
+      const r = yield* registry.resolve(spec)
+      if (r.handle.rerank === undefined) {
+        return yield* new UnsupportedOperation({
+          backend: r.handle.name,
+          operation: "rerank",
+          reason: `the ${r.handle.type} backend has no rerank API`,
+          suggestion: RERANK_ALTERNATIVES
+        })
+      }
+      if (valid.documents.length === 0) {
+        return { model: r.model, backend: r.handle.type, instance: r.handle.name, results: [], promptTokens: 0 }
+      }
+      const scored = yield* r.handle.rerank(r.model, valid)
+      return yield* Either.match(finishReranking(valid, scored), { onLeft: Effect.fail, onRight: Effect.succeed })
+    }).pipe(Effect.catchAll(explain("rerank", spec)))
+
   const keepAlive = (spec: string, seconds: number) =>
     Effect.flatMap(registry.resolve(spec), (r) =>
       r.handle.keepAlive !== undefined ? r.handle.keepAlive(r.model, seconds) : Effect.void
@@ -310,7 +334,16 @@ export const make = (registry: ProviderRegistryService, store: ModelStoreService
     info: (spec) =>
       Effect.flatMap(registry.resolve(spec), (r) => r.handle.info(r.model)).pipe(Effect.catchAll(explain("info", spec))),
     pull: (spec, options) =>
-      Stream.unwrap(Effect.map(registry.resolve(spec), (r) => r.handle.pull(r.model, options))).pipe(
+      Stream.unwrap(Effect.map(registry.resolve(spec), (r) =>
+        // only the hub's listing says sizes before a download: another backend would just pull
+        options?.dryRun === true && r.backend !== "gguf"
+          ? Stream.fail(new UnsupportedOperation({
+            backend: r.backend,
+            operation: "pull --dry-run",
+            reason: `a dry run reads the Hugging Face hub's listing; ${r.backend} models are pulled by their own server`,
+            suggestion: "pull a GGUF from the hub (org/repo:QUANT) to see its size first, or pull without --dry-run"
+          }))
+          : r.handle.pull(r.model, options))).pipe(
         Stream.catchAll((e) => Stream.fromEffect(explain("pull", spec)(e)))
       ),
     remove: (spec) =>
@@ -343,6 +376,7 @@ export const make = (registry: ProviderRegistryService, store: ModelStoreService
       Effect.flatMap(registry.resolve(spec), (r) => r.handle.embed(r.model, inputs)).pipe(
         Effect.catchAll(explain("embed", spec))
       ),
+    rerank,
     ps: (filter = "all") =>
       Effect.forEach(
         registry.instances(filter),
@@ -375,5 +409,7 @@ export const make = (registry: ProviderRegistryService, store: ModelStoreService
 /** The live facade over the ProviderRegistry and the ModelStore. */
 export const layer: Layer.Layer<LocalLLM, never, ProviderRegistry | ModelStore> = Layer.effect(
   LocalLLM,
-  Effect.map(Effect.all([ProviderRegistry, ModelStore]), ([registry, store]) => make(registry, store))
+  // metered: the generations and pulls it serves update the metrics, and `ps` says what each model served
+  Effect.map(Effect.all([ProviderRegistry, ModelStore, Tracing.captureContent]), ([registry, store, captureContent]) =>
+    MeteredLocalLLM.make(make(registry, store), { captureContent }))
 )

@@ -20,6 +20,7 @@ export const withAliases = (llm: LocalLLMService, aliases: ReadonlyArray<ModelAl
     generate: (s, request) => llm.generate(spec(s), request),
     run: (s, request) => llm.run(spec(s), request),
     embed: (s, inputs) => llm.embed(spec(s), inputs),
+    rerank: (s, request) => llm.rerank(spec(s), request),
     unload: (s) => llm.unload(spec(s)),
     keepAlive: (s, seconds) => llm.keepAlive(spec(s), seconds),
     load: (s, seconds) => llm.load(spec(s), seconds)

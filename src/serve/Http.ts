@@ -200,8 +200,8 @@ export const decodeBody = <A, I>(schema: Schema.Schema<A, I>) => {
 export const json = (body: unknown, status = 200, headers: Record<string, string> = {}) =>
   HttpServerResponse.unsafeJson(body, { status, headers })
 
-/** True for a path of OpenAI's API (`/v1/…`). */
-const isOpenAiPath = (path: string) => path === "/v1" || path.startsWith("/v1/")
+/** True for a path of OpenAI's API (`/v1/…`), or llama-server's `/rerank` (which answers errors in OpenAI's shape). */
+const isOpenAiPath = (path: string) => path === "/v1" || path.startsWith("/v1/") || path === "/rerank"
 
 /**
  * An answer the server gives before any route (a refusal, no such route, shutting down), in the

@@ -9,6 +9,10 @@
  * next gets 503 with Retry-After. One access-log entry per request (method, path, model, status,
  * tokens, ms), written when its response has been sent; the key is never logged.
  *
+ * `GET /metrics` (src/serve/MetricsApi.ts) answers the Prometheus exposition behind the same checks;
+ * every request counts in `llmspell_http_requests_total` by the route of the table (never the path
+ * as sent) and its status class, and each wait for a slot in `llmspell_request_queue_time_seconds`.
+ *
  * `start` reads what a caller leaves out the same way for the CLI and for library callers: the
  * key from `LLMSPELL_API_KEY` (through Effect's ConfigProvider), the concurrency from the
  * configured instances (EffectiveConfig). It returns when the server listens; closing its scope
@@ -33,12 +37,14 @@ import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import type * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as SubscriptionRef from "effect/SubscriptionRef"
 import { ServeFailed, type UsageError } from "../domain/Errors.js"
+import * as Metrics from "../domain/Metrics.js"
 import type { ModelAlias } from "../domain/ModelAliases.js"
 import { EffectiveConfig } from "../services/EffectiveConfig.js"
 import { LocalLLM } from "../services/LocalLLM.js"
@@ -47,11 +53,13 @@ import * as AnthropicApi from "./AnthropicApi.js"
 import * as Connections from "./Connections.js"
 import { concurrencyFor, DEFAULTS } from "./Defaults.js"
 import { errorResponse as apiErrorResponse, HttpFailure } from "./Http.js"
+import * as MetricsApi from "./MetricsApi.js"
 import * as OllamaApi from "./OllamaApi.js"
 import * as OpenAiApi from "./OpenAiApi.js"
+import * as RerankApi from "./RerankApi.js"
 import * as Policy from "./Policy.js"
 import * as UiApi from "./UiApi.js"
-import type { UiPage } from "./UiAssets.js"
+import { ASSET_PREFIX, type UiPage } from "./UiAssets.js"
 import { type Admission, CurrentRequest, type RequestNote, type RouteContext } from "./Routes.js"
 import * as Rpc from "./rpc.js"
 
@@ -157,9 +165,11 @@ const makeAdmission = (
               1
             )
           }
+          const queuedAt = yield* Clock.currentTimeNanos
           yield* Effect.acquireRelease(
             restore(slots.take(1)).pipe(
               Effect.ensuring(change((l) => ({ ...l, queued: l.queued - 1 }))),
+              Effect.zipLeft(Effect.flatMap(Clock.currentTimeNanos, (now) => Metric.update(Metrics.requestQueueTime, Number(now - queuedAt) / 1e9))),
               Effect.zipRight(change((l) => ({ ...l, running: l.running + 1 })))
             ),
             () => slots.release(1).pipe(Effect.zipRight(change((l) => ({ ...l, running: l.running - 1 }))))
@@ -250,11 +260,18 @@ export const start = (
       aliases
     }
     const rpc = options.rpc ?? (yield* Rpc.makeHttpApp({ readOnly: policy.readOnly, allowPaths: policy.allowPaths }))
-    const apis = HttpRouter.concat(HttpRouter.concat(OllamaApi.routes(ctx), OpenAiApi.routes(ctx)), AnthropicApi.routes(ctx))
+    const apis = HttpRouter.concatAll(
+      OllamaApi.routes(ctx),
+      OpenAiApi.routes(ctx),
+      AnthropicApi.routes(ctx),
+      RerankApi.routes(ctx),
+      MetricsApi.routes(ctx, { load: SubscriptionRef.get(load), concurrency, maxQueue })
+    )
     const withUi = options.ui !== undefined
       ? HttpRouter.concat(apis, UiApi.routes(ctx, { load: SubscriptionRef.get(load), concurrency, maxQueue }))
       : apis
     const routes = withUi.pipe(HttpRouter.mountApp(Rpc.RPC_PATH, rpc))
+    const routeLabel = MetricsApi.routeLabeller(withUi, { rpcPath: Rpc.RPC_PATH, assetPrefix: ASSET_PREFIX })
     const routed = Effect.catchTag(routes, "RouteNotFound", (e) =>
       Effect.succeed(errorResponse(pathOf(e.request.url), new HttpFailure(404, `no route for ${e.request.method} ${pathOf(e.request.url)}`))))
 
@@ -313,17 +330,23 @@ export const start = (
         const request = yield* HttpServerRequest.HttpServerRequest
         const note: RequestNote = { model: undefined, tokens: undefined }
         const began = yield* Clock.currentTimeMillis
+        const beganNanos = yield* Clock.currentTimeNanos
         yield* SubscriptionRef.update(load, (l) => ({ ...l, inFlight: l.inFlight + 1 }))
         return yield* Effect.provideService(handled, CurrentRequest, note).pipe(
           Effect.onExit((exit) =>
             Effect.gen(function*() {
               yield* SubscriptionRef.update(load, (l) => ({ ...l, inFlight: l.inFlight - 1 }))
-              if (options.log === undefined) return
-              const ended = yield* Clock.currentTimeMillis
               const status = Exit.match(exit, {
                 onSuccess: (response) => response.status,
                 onFailure: (cause) => (Cause.isInterruptedOnly(cause) ? 499 : 500)
               })
+              // the route of the table, never the path as sent: a label set a client cannot grow
+              const labels = { route: routeLabel(pathOf(request.url)), status_class: Metrics.statusClass(status) }
+              yield* Metric.increment(Metrics.labelled(Metrics.httpRequests, labels))
+              const endedNanos = yield* Clock.currentTimeNanos
+              yield* Metric.update(Metrics.labelled(Metrics.httpRequestDuration, labels), Number(endedNanos - beganNanos) / 1e9)
+              if (options.log === undefined) return
+              const ended = yield* Clock.currentTimeMillis
               yield* options.log({
                 time: new Date(began).toISOString(),
                 method: request.method,

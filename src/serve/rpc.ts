@@ -35,10 +35,11 @@ export const handlers = (llm: LocalLLMService) =>
     List: ({ backend }) => llm.list(backend),
     Instances: ({ backend }) => llm.instances(backend),
     Info: ({ spec }) => llm.info(spec),
-    Pull: ({ copy, force, quantization, spec }) =>
+    Pull: ({ copy, dryRun, force, quantization, spec }) =>
       llm.pull(spec, {
         force,
         ...(copy !== undefined ? { copy } : {}),
+        ...(dryRun !== undefined ? { dryRun } : {}),
         ...(quantization !== undefined ? { quantization } : {})
       }),
     Remove: ({ spec }) => llm.remove(spec),
@@ -47,6 +48,7 @@ export const handlers = (llm: LocalLLMService) =>
     Generate: ({ request, spec }) => llm.generate(spec, request),
     Run: ({ request, spec }) => llm.run(spec, request),
     Embed: ({ inputs, spec }) => llm.embed(spec, inputs),
+    Rerank: ({ request, spec }) => llm.rerank(spec, request),
     Available: ({ recommendedOnly }) => llm.available({ recommendedOnly }),
     Import: ({ copy, file, name }) =>
       llm.importFile(file, { ...(name !== undefined ? { name } : {}), ...(copy !== undefined ? { copy } : {}) }),
@@ -114,6 +116,7 @@ export const guarded = (llm: LocalLLMService, policy: RpcPolicy): LocalLLMServic
     generate: (s, r) => specStream("generate", s, () => llm.generate(s, r)),
     run: (s, r) => spec("run", s, () => llm.run(s, r)),
     embed: (s, i) => spec("embed", s, () => llm.embed(s, i)),
+    rerank: (s, r) => spec("rerank", s, () => llm.rerank(s, r)),
     // an import always names a file on the server's machine
     importFile: (file, o) =>
       writing("import", () =>

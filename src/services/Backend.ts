@@ -49,6 +49,8 @@ import type {
   PullOptions,
   PullProgress,
   RemoveResult,
+  RerankRequest,
+  Reranking,
   VerifyReport
 } from "../domain/Types.js"
 
@@ -138,6 +140,22 @@ export const BackendEmbedError = Schema.Union(
 /** What `Backend.embed` can fail with. */
 export type BackendEmbedError = typeof BackendEmbedError.Type
 
+/**
+ * `rerank`: the model is missing, will not load or cannot rank (UnsupportedOperation naming why: no
+ * classifier head, a backend without a rerank API); a query + document longer than the context.
+ */
+export const BackendRerankError = Schema.Union(
+  ModelNotFound,
+  ContextOverflow,
+  UnsupportedOperation,
+  ...loadModel,
+  ...reach,
+  ...provider,
+  ...storeRead
+)
+/** What `Backend.rerank` can fail with. */
+export type BackendRerankError = typeof BackendRerankError.Type
+
 /** `tokenize`: the model is missing, will not load or has no tokenizer llmspell can call. */
 export const BackendTokenizeError = Schema.Union(ModelNotFound, UnsupportedOperation, ...loadModel, ...reach, ...storeRead)
 /** What `Backend.tokenize` can fail with. */
@@ -192,6 +210,12 @@ export interface Backend {
   readonly generate: (model: string, request: GenerateRequest) => Stream.Stream<GenerateEvent, BackendGenerateError>
   /** Embeds each input (one vector per input, in order); a backend that cannot fails with UnsupportedOperation. */
   readonly embed: (model: string, inputs: ReadonlyArray<string>) => Effect.Effect<Embeddings, BackendEmbedError>
+  /**
+   * Scores each document's relevance to the query (`results` in any order: LocalLLM sorts and cuts
+   * to `topN`, which a backend may also apply). Absent: the backend cannot rank (LocalLLM answers
+   * UnsupportedOperation).
+   */
+  readonly rerank?: (model: string, request: RerankRequest) => Effect.Effect<Reranking, BackendRerankError>
   /** The model's tokens for a text, where the backend can count them (Ollama has no tokenize route). */
   readonly tokenize?: (model: string, text: string) => Effect.Effect<ReadonlyArray<number>, BackendTokenizeError>
   /**

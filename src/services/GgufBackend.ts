@@ -30,6 +30,8 @@ import type {
   PullOptions,
   PullProgress,
   RemoveResult,
+  Reranking,
+  RerankRequest,
   VerifyReport
 } from "../domain/Types.js"
 import type { Backend, BackendFactory } from "./Backend.js"
@@ -60,10 +62,14 @@ export interface GgufBackend extends Backend {
     model: string,
     inputs: ReadonlyArray<string>
   ) => Effect.Effect<Embeddings, GgufResolveError | GgufLoadError | UnsupportedOperation | ContextOverflow>
+  readonly rerank: (
+    model: string,
+    request: RerankRequest
+  ) => Effect.Effect<Reranking, GgufResolveError | GgufLoadError | UnsupportedOperation | ContextOverflow>
   readonly tokenize: (model: string, text: string) => Effect.Effect<ReadonlyArray<number>, GgufResolveError | GgufLoadError | UnsupportedOperation>
-  /** One row per model, its chat and embedding contexts as `contexts`. */
+  /** One row per model, its chat, embedding and ranking contexts as `contexts`. */
   readonly ps: Effect.Effect<ReadonlyArray<LoadedModel>>
-  /** Applies to the whole model (chat and embedding contexts); 0 unloads it once its requests are done. */
+  /** Applies to the whole model (all its contexts); 0 unloads it once its requests are done. */
   readonly keepAlive: (model: string, seconds: number) => Effect.Effect<void, GgufResolveError>
   readonly load: (model: string, keepAliveSeconds?: number) => Effect.Effect<void, GgufResolveError | GgufLoadError>
   readonly status: Effect.Effect<BackendStatus>

@@ -57,9 +57,17 @@ export interface LoadOptions {
   /**
    * What the context is for (default "chat"): an "embedding" load creates an embedding context
    * (`createEmbeddingContext`, one sequence) instead of chat sequences; its handle embeds and
-   * tokenizes but does not generate. The pool keeps the two apart (each costs its own memory).
+   * tokenizes but does not generate; a "ranking" load creates a ranking context
+   * (`createRankingContext`, for reranker models) whose handle ranks. The pool keeps them apart
+   * (each costs its own memory).
    */
-  readonly purpose?: "chat" | "embedding" | undefined
+  readonly purpose?: "chat" | "embedding" | "ranking" | undefined
+}
+
+/** One ranked document: its relevance score (0 to 1) and the tokens its pair with the query took. */
+export interface RankedDocument {
+  readonly score: number
+  readonly tokens: number
 }
 
 /** One embedded input: its vector and the tokens it took (with the BOS/EOS the model adds). */
@@ -115,6 +123,15 @@ export interface LoadedModelHandle {
   readonly embed?: (
     inputs: ReadonlyArray<string>
   ) => Effect.Effect<ReadonlyArray<EmbeddedInput>, BackendError | BackendCrashed | ContextOverflow>
+  /**
+   * Scores each document's relevance to the query, in order (loads with `purpose: "ranking"`
+   * only); a query + document longer than the context is `ContextOverflow` naming the document,
+   * before anything is computed, never truncated.
+   */
+  readonly rank?: (
+    query: string,
+    documents: ReadonlyArray<string>
+  ) => Effect.Effect<ReadonlyArray<RankedDocument>, BackendError | BackendCrashed | ContextOverflow>
   /** The model's token ids for a text (no BOS added). */
   readonly tokenize?: (text: string) => Effect.Effect<ReadonlyArray<number>, BackendError | BackendCrashed>
   /**

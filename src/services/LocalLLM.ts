@@ -39,6 +39,8 @@ import type {
   PullOptions,
   PullProgress,
   RemoveResult,
+  RerankRequest,
+  Reranking,
   VerifyReport
 } from "../domain/Types.js"
 import type { AvailableReport } from "../domain/Catalog.js"
@@ -54,6 +56,7 @@ import {
   BackendLoadError,
   BackendPullError,
   BackendRemoveError,
+  BackendRerankError,
   BackendVerifyError
 } from "./Backend.js"
 import { type ResolvedModel, ResolveError, RouteError } from "./ProviderRegistry.js"
@@ -117,6 +120,14 @@ export type CountTokensError = typeof CountTokensError.Type
 export const EmbedError = Schema.Union(...onSpec, ...BackendEmbedError.members)
 /** What `embed` can fail with. */
 export type EmbedError = typeof EmbedError.Type
+
+/**
+ * `rerank`: a request out of range (InvalidRequest: topN, too many documents), the spec's errors,
+ * and the backend's (`BackendRerankError`: also a model or backend that cannot rank).
+ */
+export const RerankError = Schema.Union(InvalidRequest, ...onSpec, ...BackendRerankError.members)
+/** What `rerank` can fail with. */
+export type RerankError = typeof RerankError.Type
 
 /**
  * `keepAlive` and `unload`: the spec's errors, a number of seconds out of range (InvalidRequest),
@@ -183,6 +194,11 @@ export interface LocalLLMService {
   readonly run: (spec: string, request: GenerateRequest) => Effect.Effect<RunResult, RunError>
   /** Embeds texts with a model: one vector per input, in order. */
   readonly embed: (spec: string, inputs: ReadonlyArray<string>) => Effect.Effect<Embeddings, EmbedError>
+  /**
+   * Orders documents by their relevance to a query with a reranker model: each document's index
+   * and score, best first, cut to `topN`, with the tokens read.
+   */
+  readonly rerank: (spec: string, request: RerankRequest) => Effect.Effect<Reranking, RerankError>
   /** Models loaded in memory now, each with its backend and instance; an instance that cannot answer is left out. */
   readonly ps: (filter?: BackendFilter) => Effect.Effect<ReadonlyArray<LoadedModel>>
   /** Unloads a model now (after the requests using it finish); no-op when it is not loaded. */

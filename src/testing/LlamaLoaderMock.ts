@@ -12,7 +12,7 @@ import type { GenerateRequest } from "../domain/Types.js"
 import { LlamaLoader, type LlamaLoaderService, type LoaderEvent } from "../services/LlamaLoader.js"
 import { type CallLog, recordCall } from "./CallLog.js"
 import { DEFAULT_TOKENS } from "./internal.js"
-import { deterministicEmbedding, deterministicTokens } from "./MockBackend.js"
+import { deterministicEmbedding, deterministicRelevance, deterministicTokens } from "./MockBackend.js"
 
 /** Script of the fake GGUF loader (the seam under GgufBackend, below its model pool). */
 export interface MockLoaderOptions {
@@ -70,9 +70,11 @@ export const LlamaLoaderMock = (options: MockLoaderOptions = {}) => {
     memoryNeeds: (_path, o) => Effect.succeed({ contextSize: o.contextSize, ramBytes: sizeBytes, vramBytes: 0 }),
     load: (path, loadOptions) => {
       const embedding = loadOptions.purpose === "embedding"
-      // an embedding copy is listed apart from the chat one
-      const entry = embedding ? `${path} (embedding)` : path
-      const label = embedding ? `${fileName(path)} (embedding)` : fileName(path)
+      const ranking = loadOptions.purpose === "ranking"
+      // an embedding or ranking copy is listed apart from the chat one
+      const suffix = embedding ? " (embedding)" : ranking ? " (ranking)" : ""
+      const entry = `${path}${suffix}`
+      const label = `${fileName(path)}${suffix}`
       return Effect.acquireRelease(
         Effect.gen(function*() {
           yield* record("load", path, loadOptions)
@@ -125,12 +127,34 @@ export const LlamaLoaderMock = (options: MockLoaderOptions = {}) => {
                   tokens: lengths[i]!
                 }))
               }),
+            rank: (query: string, documents: ReadonlyArray<string>) =>
+              Effect.gen(function*() {
+                yield* record("rank", path, { query, documents })
+                if (!ranking) {
+                  return yield* new BackendError({ backend: "gguf", operation: "rerank", reason: "mock: not loaded for ranking" })
+                }
+                // like node-llama-cpp: BOS + query + EOS + document + EOS, refused (naming the document) when over the context
+                const lengths = documents.map((d) => tokenize(query).length + tokenize(d).length + 3)
+                const over = lengths.findIndex((n) => n >= contextSize)
+                if (over >= 0) {
+                  return yield* new ContextOverflow({
+                    model: loadOptions.model ?? path,
+                    backend: "gguf",
+                    ...(loadOptions.instance !== undefined ? { instance: loadOptions.instance } : {}),
+                    promptTokens: lengths[over]!,
+                    contextSize,
+                    operation: "rerank",
+                    document: over
+                  })
+                }
+                return documents.map((d, i) => ({ score: deterministicRelevance(query, d), tokens: lengths[i]! }))
+              }),
             tokenize: (text: string) => Effect.as(record("tokenize", path, text), tokenize(text)),
             generate: (request: GenerateRequest) =>
               Stream.unwrapScoped(Effect.gen(function*() {
                 yield* record("generate", path, request)
-                if (embedding) {
-                  return yield* new BackendError({ backend: "gguf", operation: "generate", reason: "mock: loaded for embeddings" })
+                if (embedding || ranking) {
+                  return yield* new BackendError({ backend: "gguf", operation: "generate", reason: `mock: loaded for ${embedding ? "embeddings" : "ranking"}` })
                 }
                 yield* running
                 if (options.onGenerate) yield* options.onGenerate(request)

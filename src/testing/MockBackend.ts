@@ -28,9 +28,11 @@ import type {
   BackendListError,
   BackendPullError,
   BackendRemoveError,
+  BackendRerankError,
   BackendTokenizeError,
   BackendVerifyError
 } from "../services/Backend.js"
+import { noRerank } from "../layers/ollama/ollamaMapping.js"
 import { CloudBackendFactory } from "../services/CloudBackend.js"
 import { GgufBackendFactory } from "../services/GgufBackend.js"
 import { OllamaBackendFactory } from "../services/OllamaBackend.js"
@@ -60,6 +62,8 @@ export interface MockModel {
   readonly embeddingDimensions?: number
   /** The vector of a text, instead of the deterministic one (its length is the model's dimensions). */
   readonly embed?: (text: string) => ReadonlyArray<number>
+  /** A document's relevance score for a query, instead of the default (`deterministicRelevance`). */
+  readonly rerank?: (query: string, document: string) => number
   /** The token ids of a text, instead of one deterministic id per word (`deterministicTokens`). */
   readonly tokenize?: (text: string) => ReadonlyArray<number>
   /** Extra fields of `info`. */
@@ -84,11 +88,12 @@ export interface MockFailures {
   readonly verify?: "unavailable" | "notFound" | BackendVerifyError
   readonly generate?: "unavailable" | "notFound" | BackendGenerateError
   readonly embed?: "unavailable" | "notFound" | BackendEmbedError
+  readonly rerank?: "unavailable" | "notFound" | BackendRerankError
   readonly tokenize?: "unavailable" | "notFound" | BackendTokenizeError
 }
 
 /** Operations of a backend. */
-export type MockOperation = "status" | "list" | "info" | "pull" | "remove" | "verify" | "generate" | "embed" | "tokenize"
+export type MockOperation = "status" | "list" | "info" | "pull" | "remove" | "verify" | "generate" | "embed" | "rerank" | "tokenize"
 
 /** Script of one fake backend type. */
 export interface MockBackendOptions {
@@ -118,6 +123,18 @@ export const deterministicEmbedding = (text: string, dimensions: number): Array<
   }
   const norm = Math.sqrt(raw.reduce((sum, x) => sum + x * x, 0)) || 1
   return raw.map((x) => x / norm)
+}
+
+/**
+ * The share of the query's words (lower-cased) that occur in the document, in [0, 1]: the same
+ * pair always scores the same. Used by the scripted backends' `rerank`.
+ */
+export const deterministicRelevance = (query: string, document: string): number => {
+  const words = (text: string) => text.toLowerCase().split(/[^\p{L}\p{N}]+/u).filter((w) => w.length > 0)
+  const wanted = [...new Set(words(query))]
+  if (wanted.length === 0) return 0
+  const present = new Set(words(document))
+  return wanted.filter((w) => present.has(w)).length / wanted.length
 }
 
 /** One id per whitespace-separated word, the same for the same word (ids below 32000). */
@@ -345,6 +362,25 @@ const makeBackend = (
           dimensions: vectors[0]?.length ?? m.embeddingDimensions ?? 8,
           vectors,
           promptTokens: inputs.reduce((n, text) => n + (m.tokenize ?? deterministicTokens)(text).length, 0)
+        }
+      }),
+    rerank: (model, request) =>
+      Effect.gen(function*() {
+        yield* record("rerank", model, request)
+        // like the real Ollama backend: no rerank API
+        if (type === "ollama") return yield* Effect.fail(noRerank(instance))
+        yield* failMissing(options.fail?.rerank, model)
+        const m = yield* find(model)
+        const count = (text: string) => (m.tokenize ?? deterministicTokens)(text).length
+        return {
+          model,
+          backend: type,
+          instance,
+          results: request.documents.map((document, index) => ({
+            index,
+            relevanceScore: (m.rerank ?? deterministicRelevance)(request.query, document)
+          })),
+          promptTokens: request.documents.reduce((n, document) => n + count(request.query) + count(document), 0)
         }
       }),
     tokenize: (model, text) =>

@@ -1,6 +1,8 @@
 /**
  * `llmspell ps`: the models loaded in memory now, on every backend: name (as a spec), size,
- * context, device and when it unloads if unused. Connected to a server, that is the server's
+ * context, device, sequences busy/total (GGUF), what it served (requests, tokens/s of its last
+ * answers, prompt-cache hits, from the metered LocalLLM of the server or of this process) and
+ * when it unloads if unused. Connected to a server, that is the server's
  * warm models; embedded, only what this process and the Ollama servers hold.
  */
 import * as Command from "@effect/cli/Command"
@@ -33,14 +35,34 @@ export const psCommand = Command.make("ps", { json }, (o) =>
     if (o.json) return yield* printJson(PsReport, { models })
     if (models.length === 0) return yield* printOut("no models loaded")
     const now = Date.now()
+    // the served figures only when some model has them (a server that served it, or this process)
+    const served = models.some((m) => m.requests !== undefined)
+    const sequences = models.some((m) => m.sequences !== undefined)
+    const cache = models.some((m) => m.cacheHitRate !== undefined)
     yield* printOut(table(
-      ["NAME", "SIZE", "CONTEXT", "DEVICE", "UNLOADS"],
+      [
+        "NAME",
+        "SIZE",
+        "CONTEXT",
+        "DEVICE",
+        ...(sequences ? ["BUSY"] : []),
+        ...(served ? ["REQUESTS", "TOKENS/S"] : []),
+        ...(cache ? ["CACHE HITS"] : []),
+        "UNLOADS"
+      ],
       models.map((m) => [
         specOf(m),
         m.sizeBytes !== undefined ? formatBytes(m.sizeBytes) : "",
         m.contextLength ?? "",
         m.device ?? "",
+        ...(sequences ? [m.sequences !== undefined ? `${m.sequences.busy}/${m.sequences.total}` : ""] : []),
+        ...(served ? [m.requests ?? "", m.tokensPerSecond !== undefined ? m.tokensPerSecond.toFixed(1) : ""] : []),
+        ...(cache ? [m.cacheHitRate !== undefined ? `${Math.round(m.cacheHitRate * 100)}%` : ""] : []),
         unloadsIn(m, now)
       ])
     ))
-  })).pipe(Command.withDescription("list the models loaded in memory now (size, context, device, when each unloads)"))
+  })).pipe(
+    Command.withDescription(
+      "list the models loaded in memory now (size, context, device, sequences busy/total, requests served, tokens/s of the last answers, cache hits, when each unloads)"
+    )
+  )

@@ -313,7 +313,7 @@ const cloudInstance = (
     ...(keyVariable !== undefined ? { keyVariable } : {}),
     ...(file.models !== undefined ? { models: file.models } : {}),
     streamUsage: preset?.streamUsage ?? true,
-    ...(preset !== undefined ? { embeddings: preset.embeddings } : {})
+    ...(preset !== undefined ? { embeddings: preset.embeddings, rerank: preset.rerank } : {})
   }
 }
 
@@ -337,7 +337,8 @@ export const cloudInstanceOf = (config: LlmspellConfig, name: string): CloudInst
     ...(apiKey !== undefined ? { apiKey } : {}),
     keyVariable: preset.keyVariable,
     streamUsage: preset.streamUsage,
-    embeddings: preset.embeddings
+    embeddings: preset.embeddings,
+    rerank: preset.rerank
   }
 }
 

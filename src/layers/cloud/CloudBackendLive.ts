@@ -26,9 +26,21 @@ import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type { CloudInstanceConfig } from "../../domain/ConfigSchema.js"
-import { type BackendError, MissingCredentials, ModelNotFound, ProviderNotAvailable, UnsupportedOperation } from "../../domain/Errors.js"
+import { ContextOverflow, type BackendError, MissingCredentials, ModelNotFound, ProviderNotAvailable, UnsupportedOperation } from "../../domain/Errors.js"
+import { OPENAI_COMPATIBLE_RERANK } from "../../domain/CloudPresets.js"
+import { RERANK_ALTERNATIVES } from "../../domain/Rerank.js"
 import { errorToJson } from "../../domain/Failure.js"
-import type { BackendStatus, Completion, Embeddings, GenerateEvent, GenerateRequest, LocalModel, ModelInfo } from "../../domain/Types.js"
+import type {
+  BackendStatus,
+  Completion,
+  Embeddings,
+  GenerateEvent,
+  GenerateRequest,
+  LocalModel,
+  ModelInfo,
+  Reranking,
+  RerankRequest
+} from "../../domain/Types.js"
 import type { Backend, BackendFactory } from "../../services/Backend.js"
 import { CloudBackendFactory } from "../../services/CloudBackend.js"
 import * as Anthropic from "./cloudAnthropic.js"
@@ -37,7 +49,9 @@ import {
   type CloudModelRequestError,
   dropped,
   type ModelPurpose,
+  errorForModelStatus,
   requestJson,
+  requestJsonWith,
   requestModelJson,
   requestSse,
   scrub,
@@ -86,7 +100,8 @@ const makeClient = (instance: CloudInstanceConfig) =>
     return client.pipe(
       HttpClient.mapRequest((request) =>
         request.pipe(
-          HttpClientRequest.prependUrl(instance.baseUrl!),
+          // an absolute URL stays as it is (Cohere's rerank lives beside its base URL, not under it)
+          /^https?:\/\//i.test(request.url) ? identity : HttpClientRequest.prependUrl(instance.baseUrl!),
           key === undefined
             ? identity
             : instance.protocol === "anthropic"
@@ -331,6 +346,58 @@ export const make = (instance: CloudInstanceConfig): Effect.Effect<Backend, Prov
         }
       }).pipe(Effect.withSpan("CloudBackend.embed", { attributes: { instance: instance.name, model } }))
 
+    const noRerank = (reason: string) =>
+      new UnsupportedOperation({ backend: instance.name, operation: "rerank", reason, suggestion: RERANK_ALTERNATIVES })
+
+    // llama-server, vLLM, Jina and Cohere share one shape: `{ model, query, documents, top_n }` →
+    // `results: [{ index, relevance_score }]`; usage is `usage.{prompt,total}_tokens` (llama-server,
+    // Jina, vLLM) or `meta.tokens.input_tokens` (Cohere, which bills search units).
+    const rerank = (model: string, request: RerankRequest): Effect.Effect<Reranking, CloudModelRequestError | UnsupportedOperation | ContextOverflow> =>
+      Effect.gen(function*() {
+        const endpoint = anthropic || instance.rerank === false ? undefined : instance.rerank ?? OPENAI_COMPATIBLE_RERANK
+        if (endpoint === undefined) return yield* noRerank(`${instance.type} offers no rerank API`)
+        yield* requireKey(instance)
+        const purpose = { operation: "rerank", model }
+        const url = endpoint.fromOrigin === true ? new URL(endpoint.path, instance.baseUrl!).href : endpoint.path
+        const answer = yield* requestJsonWith(
+          ctx,
+          HttpClientRequest.post(url).pipe(HttpClientRequest.bodyUnsafeJson({
+            model,
+            query: request.query,
+            documents: [...request.documents],
+            ...(request.topN !== undefined ? { top_n: request.topN } : {})
+          })),
+          purpose,
+          (status, headers, body, now, said): CloudModelRequestError | UnsupportedOperation | ContextOverflow => {
+            // llama-server started without --reranking answers 501; a server without the route 404/405
+            // (llama-server "File Not Found", FastAPI "Not Found"): a 404 that does not name the model is no missing model
+            if (status === 501 || status === 405 || (status === 404 && !(said ?? "").includes(model))) {
+              return noRerank(`the server at ${instance.baseUrl} has no rerank API (HTTP ${status} on POST ${url.startsWith("http") ? new URL(url).pathname : url}${said !== undefined ? `: ${said}` : ""})`)
+            }
+            // llama-server: "input (N tokens) is too large to process. increase the physical batch size"
+            if (status === 400 && said !== undefined && /too large to process|context length|maximum context/i.test(said)) {
+              return new ContextOverflow({ model, backend: "cloud", instance: instance.name, operation: "rerank" })
+            }
+            return errorForModelStatus(instance, purpose, status, headers, body, now)
+          }
+        )
+        const results = (answer as { results?: unknown }).results
+        if (!Array.isArray(results)) return yield* Effect.fail(dropped(instance, purpose, "the rerank answer has no `results` array"))
+        const scored: Array<{ index: number; relevanceScore: number }> = []
+        for (const r of results) {
+          const index = (r as { index?: unknown } | null)?.index
+          const score = (r as { relevance_score?: unknown; score?: unknown } | null)?.relevance_score ?? (r as { score?: unknown } | null)?.score
+          if (typeof index !== "number" || typeof score !== "number") {
+            return yield* Effect.fail(dropped(instance, purpose, "a rerank result lacks a numeric `index` or `relevance_score`"))
+          }
+          scored.push({ index, relevanceScore: score })
+        }
+        const usage = (answer as { usage?: { prompt_tokens?: unknown; total_tokens?: unknown } }).usage
+        const meta = (answer as { meta?: { tokens?: { input_tokens?: unknown } } }).meta
+        const tokens = [usage?.prompt_tokens, usage?.total_tokens, meta?.tokens?.input_tokens].find((n): n is number => typeof n === "number")
+        return { model, backend: "cloud" as const, instance: instance.name, results: scored, promptTokens: tokens ?? 0 }
+      }).pipe(Effect.withSpan("CloudBackend.rerank", { attributes: { instance: instance.name, model, documents: request.documents.length } }))
+
     // What the provider says of a model: that it offers it (its models listing), nothing more.
     const info = (model: string): Effect.Effect<ModelInfo, CloudModelRequestError> =>
       Effect.gen(function*() {
@@ -365,7 +432,8 @@ export const make = (instance: CloudInstanceConfig): Effect.Effect<Backend, Prov
       remove: (_model) => Effect.fail(notApplicable("remove")),
       verify: (_model) => Effect.fail(notApplicable("verify")),
       generate,
-      embed
+      embed,
+      rerank
     } satisfies Backend
   })
 

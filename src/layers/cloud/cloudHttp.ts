@@ -51,7 +51,17 @@ export const scrub = (instance: CloudInstanceConfig, text: string): string => {
 /** The provider's own words from an error body (`{ error: { message } }` for OpenAI and Anthropic alike), scrubbed and cut short. */
 const providerMessage = (instance: CloudInstanceConfig, body: unknown): string | undefined => {
   const error = (body as { error?: unknown } | undefined)?.error
-  const message = typeof error === "object" && error !== null ? (error as { message?: unknown }).message : typeof error === "string" ? error : undefined
+  // OpenAI and Anthropic nest it (`{ error: { message } }`); vLLM, Cohere and FastAPI servers put it at the top (`message`, `detail`)
+  const top = body as { message?: unknown; detail?: unknown } | undefined
+  const message = typeof error === "object" && error !== null
+    ? (error as { message?: unknown }).message
+    : typeof error === "string"
+    ? error
+    : typeof top?.message === "string"
+    ? top.message
+    : typeof top?.detail === "string"
+    ? top.detail
+    : undefined
   if (typeof message !== "string" || message.length === 0) return undefined
   const clean = scrub(instance, message)
   return clean.length > 300 ? `${clean.slice(0, 300)}…` : clean
@@ -195,6 +205,18 @@ export const requestJson = (
   purpose: RequestPurpose
 ): Effect.Effect<unknown, CloudRequestError> =>
   jsonOf(ctx, purpose, send(ctx, request, purpose, (...answer) => errorForStatus(ctx.instance, purpose, ...answer)))
+
+/**
+ * A JSON request whose non-2xx answers the caller maps itself (`statusError` gets the status, the
+ * headers, the body and the provider's own words, scrubbed): the decoded body of a 2xx answer.
+ */
+export const requestJsonWith = <E>(
+  ctx: CloudContext,
+  request: HttpClientRequest.HttpClientRequest,
+  purpose: RequestPurpose,
+  statusError: (status: number, headers: Readonly<Record<string, string | undefined>>, body: unknown, now: number, said: string | undefined) => E
+): Effect.Effect<unknown, CloudRequestError | E> =>
+  jsonOf(ctx, purpose, send(ctx, request, purpose, (status, headers, body, now) => statusError(status, headers, body, now, providerMessage(ctx.instance, body))))
 
 /** A JSON request about one model (a 404 is ModelNotFound): the decoded body of a 2xx answer. */
 export const requestModelJson = (

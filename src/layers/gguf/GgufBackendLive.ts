@@ -14,12 +14,14 @@ import * as Stream from "effect/Stream"
 import type { GgufInstanceConfig } from "../../domain/ConfigSchema.js"
 import { BackendError, ContextOverflow, UnsupportedOperation } from "../../domain/Errors.js"
 import { isFileReference } from "../../domain/ModelSpec.js"
-import type { Embeddings, LocalModel } from "../../domain/Types.js"
+import { rankingSupport, RERANK_SERVICES } from "../../domain/Rerank.js"
+import type { Embeddings, LocalModel, Reranking } from "../../domain/Types.js"
 import { type GgufBackend, GgufBackendFactory } from "../../services/GgufBackend.js"
 import { LlamaLoader, type LlamaLoaderService, type LoadOptions } from "../../services/LlamaLoader.js"
 import { ModelDownloader, type ModelDownloaderService } from "../../services/ModelDownloader.js"
 import { ModelStore, type ModelStoreService, type StoreRoot } from "../../services/ModelStore.js"
 import * as ModelStoreLive from "../store/ModelStoreLive.js"
+import { readGgufFile } from "../store/readGgufFile.js"
 import { answerClock, makeAnswer } from "./answers.js"
 import { autoThreads, availableCores } from "./cpu.js"
 import { makeResolver } from "./ggufFiles.js"
@@ -129,6 +131,55 @@ export const makeBackend = (
         } satisfies Embeddings
       })).pipe(Effect.withSpan("GgufBackend.embed", { attributes: { model, inputs: inputs.length, instance: instance.name } }))
 
+    // Rerank runs on a ranking context of its own (node-llama-cpp's createRankingContext), the model's
+    // third context. Whether the model can rank is read from its header before the first load (a
+    // chat model has no classifier head): refused with the reason, nothing loaded. A batch is one
+    // request to the worker, one score per document in input order; LocalLLM sorts and cuts.
+    const rerank: GgufBackend["rerank"] = (model, request) =>
+      Effect.scoped(Effect.gen(function*() {
+        const file = yield* resolve(model)
+        if (!(yield* models.isLoaded(file.path, "ranking"))) {
+          const support = rankingSupport(yield* readGgufFile(file.path, { model: file.name, instance: instance.name }))
+          if (!support.ok) {
+            return yield* new UnsupportedOperation({
+              backend: instance.name,
+              operation: "rerank",
+              reason: `${file.name} cannot rank: ${support.reason}`,
+              suggestion: `use a reranker GGUF (bge-reranker, jina-reranker, Qwen3-Reranker; \`llmspell model info\` lists rerank ` +
+                `among its capabilities), ${RERANK_SERVICES}`
+            })
+          }
+        }
+        const base = { model: file.name, backend: "gguf" as const, instance: instance.name }
+        if (request.documents.length === 0) return { ...base, results: [], promptTokens: 0 } satisfies Reranking
+        const lease = yield* models.acquire(file.path, "ranking")
+        const rankWith = lease.handle.rank
+        if (rankWith === undefined) {
+          return yield* new UnsupportedOperation({ backend: "gguf", operation: "rerank", reason: "this loader cannot rank" })
+        }
+        const results = yield* rankWith(request.query, request.documents).pipe(
+          Effect.tapError(() => lease.forgetIfDead),
+          Effect.mapError((e) =>
+            e._tag === "ContextOverflow"
+              ? new ContextOverflow({
+                model: file.name,
+                backend: "gguf",
+                instance: instance.name,
+                operation: "rerank",
+                ...(e.document !== undefined ? { document: e.document } : {}),
+                ...(e.promptTokens !== undefined ? { promptTokens: e.promptTokens } : {}),
+                ...(e.contextSize !== undefined ? { contextSize: e.contextSize } : {})
+              })
+              : e
+          )
+        )
+        return {
+          ...base,
+          results: results.map((r, index) => ({ index, relevanceScore: r.score })),
+          promptTokens: results.reduce((n, r) => n + r.tokens, 0)
+        } satisfies Reranking
+      })).pipe(Effect.withSpan("GgufBackend.rerank", { attributes: { model, documents: request.documents.length, instance: instance.name } }))
+
     // Through whichever context of the model is loaded (the chat one when neither is): one tokenizer.
     const tokenize: GgufBackend["tokenize"] = (model, text) =>
       Effect.scoped(Effect.gen(function*() {
@@ -215,7 +266,7 @@ export const makeBackend = (
           : downloader.pull(model, store, options),
       remove,
       ps: models.ps,
-      // the whole model: its chat and embedding contexts
+      // the whole model: its chat, embedding and ranking contexts
       keepAlive: (model, seconds) => Effect.flatMap(resolve(model), (file) => models.setTimeToLive(file.path, ttl(seconds))),
       // A lease taken and given back: the model is loaded and its idle time starts now.
       load: (model, seconds) =>
@@ -227,6 +278,7 @@ export const makeBackend = (
       verify: (model) => modelStore.verify(store, model),
       generate,
       embed,
+      rerank,
       tokenize,
       countTokens
     }

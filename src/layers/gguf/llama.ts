@@ -3,7 +3,7 @@
  * each GGUF worker process, `workerMain.ts`). Loading a validated file (see `readGgufFile.ts`)
  * makes its context and sequences; the jobs around it live beside it: the runtime and device
  * (`llamaRuntime.ts`), chat history (`chatHistory.ts`), grammars (`llamaGrammar.ts`), generation
- * (`llamaGenerate.ts`) and embeddings (`llamaEmbed.ts`). Promises, aborts and library errors
+ * (`llamaGenerate.ts`), embeddings (`llamaEmbed.ts`) and ranking (`llamaRank.ts`). Promises, aborts and library errors
  * become Effects with typed errors (`BackendError`, `DeviceUnavailable`) and spans named
  * `LlamaLoader.*`. llama.cpp aborts the process on some malformed files, which is why it normally
  * runs inside a worker process. All state (the Llama per device, recent llama.cpp log lines,
@@ -18,6 +18,7 @@ import type { GenerateRequest } from "../../domain/Types.js"
 import type {
   EmbeddedInput,
   LlamaLoaderService,
+  RankedDocument,
   LoadedModelHandle,
   LoadOptions,
   LoaderEvent,
@@ -25,6 +26,7 @@ import type {
 } from "../../services/LlamaLoader.js"
 import { embedOn, tokenizeWith } from "./llamaEmbed.js"
 import { countPromptWith, type GenerateHooks, generateOn, type GenerationTarget, prefixCopier, type SequenceSlot } from "./llamaGenerate.js"
+import { rankOn } from "./llamaRank.js"
 import { makeGrammarCache } from "./llamaGrammar.js"
 import { importLibrary, LogBuffer, makeRuntimes, toBackendError } from "./llamaRuntime.js"
 import { prefixChooser } from "./sequenceChoice.js"
@@ -44,6 +46,7 @@ export interface LoaderHooks {
 export interface InProcessModel extends LoadedModelHandle {
   readonly generateWith: (request: GenerateRequest, hooks: GenerateHooks) => Stream.Stream<LoaderEvent, BackendError | ContextOverflow>
   readonly embed: (inputs: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<EmbeddedInput>, BackendError | ContextOverflow>
+  readonly rank: (query: string, documents: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<RankedDocument>, BackendError | ContextOverflow>
   readonly tokenize: (text: string) => Effect.Effect<ReadonlyArray<number>, BackendError>
   readonly countPromptTokens: (request: GenerateRequest) => Effect.Effect<number, BackendError>
 }
@@ -79,6 +82,50 @@ export const makeInProcessLoader = (hooks: LoaderHooks = {}) => {
         (m) => Effect.promise(() => m.dispose())
       ).pipe(Effect.withSpan("LlamaLoader.loadModel", { attributes: { path } }))
       const names = { model: options.model ?? path, instance }
+      const wrongCopy = (operation: string, loadedFor: string, needs: string) =>
+        new BackendError({
+          backend: "gguf",
+          ...(instance !== undefined ? { instance } : {}),
+          operation,
+          reason: `this copy of the model was loaded for ${loadedFor}; ${needs}`
+        })
+      const noRank = () => Effect.fail(wrongCopy("rerank", options.purpose ?? "chat", "ranking needs a load with purpose \"ranking\""))
+      if (options.purpose === "ranking") {
+        const requested = options.contextSize === "auto"
+          ? Math.min(options.contextSizeCap, model.trainContextSize)
+          : options.contextSize
+        // node-llama-cpp refuses a model that cannot rank here ("Computing rankings is not supported");
+        // GgufBackend checks the header first, so a chat model is refused with the reason before a load
+        const ranking = yield* Effect.acquireRelease(
+          Effect.tryPromise({
+            try: (signal) =>
+              model.createRankingContext({
+                contextSize: options.contextSize === "auto" ? { max: requested } : requested,
+                // a whole query + document in one batch: non-causal (BERT) rerankers need it
+                batchSize: requested,
+                threads: options.threads,
+                createSignal: signal
+              }),
+            catch: (e) => toBackendError("create ranking context", instance, logs.since(mark))(e)
+          }),
+          (c) => Effect.promise(() => c.dispose())
+        ).pipe(Effect.withSpan("LlamaLoader.createRankingContext", { attributes: { path } }))
+        const contextSize = ranking.contextSize
+        const refuse = Stream.fail(wrongCopy("generate", "ranking", "generation needs a chat load"))
+        return {
+          path,
+          sizeBytes: model.size,
+          vramBytes: 0,
+          contextSize,
+          generate: () => refuse,
+          generateWith: () => refuse,
+          embed: () => Effect.fail(wrongCopy("embed", "ranking", "embeddings need a load with purpose \"embedding\"")),
+          rank: (query, documents) => rankOn(ranking, contextSize, query, documents, names, logs),
+          tokenize: tokenizeWith(model, instance),
+          countPromptTokens: () => Effect.fail(wrongCopy("count tokens", "ranking", "counting a prompt needs a chat load")),
+          alive: Effect.succeed(true)
+        } satisfies InProcessModel
+      }
       if (options.purpose === "embedding") {
         const requested = options.contextSize === "auto"
           ? Math.min(options.contextSizeCap, model.trainContextSize)
@@ -124,6 +171,7 @@ export const makeInProcessLoader = (hooks: LoaderHooks = {}) => {
           generate: () => refuse,
           generateWith: () => refuse,
           embed: (inputs) => embedOn(model, embedding, contextSize, inputs, names, logs),
+          rank: noRank,
           tokenize: tokenizeWith(model, instance),
           countPromptTokens: () => refuseCount,
           alive: Effect.succeed(true)
@@ -200,6 +248,7 @@ export const makeInProcessLoader = (hooks: LoaderHooks = {}) => {
               reason: "this copy of the model was loaded for chat; embeddings need a load with purpose \"embedding\""
             })
           ),
+        rank: noRank,
         tokenize: tokenizeWith(model, instance),
         countPromptTokens: countPromptWith(chatWrapper, model, instance),
         alive: Effect.succeed(true)

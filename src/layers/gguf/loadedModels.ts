@@ -1,23 +1,26 @@
 /**
  * The GGUF backend's loaded models: the pool (`modelPool.ts`: lazy, shared, idle unload, LRU) over
- * the LlamaLoader, with what a load must check and remember. A model has up to two contexts, each a
+ * the LlamaLoader, with what a load must check and remember. A model has up to three contexts, each a
  * pool entry keyed by its path (chat) or its path and a suffix (embedding, node-llama-cpp's
- * embedding context): each is loaded on first use, unloaded when idle and counted against
- * `max_loaded_models` (each costs its own memory). The model as a whole is what users see: a
- * keep-alive or an unload applies to both contexts, and `ps` shows one row per model with its
- * contexts as detail.
+ * embedding context; ranking, its ranking context for rerankers): each is loaded on first use,
+ * unloaded when idle and counted against `max_loaded_models` (each costs its own memory). The
+ * model as a whole is what users see: a keep-alive or an unload applies to all its contexts, and
+ * `ps` shows one row per model with its contexts as detail.
  *
  * Every (re)load validates the file with our GGUF reader first, so llama.cpp only ever sees a file
  * it accepted, and checks that the file loaded is that file (same inode, size and mtime before and
  * after). A model whose worker died is forgotten and loaded again on the next request, except a
  * file that crashed twice in a row while loading, which is refused until it changes.
  */
+import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as nodePath from "node:path"
 import type * as Scope from "effect/Scope"
 import { BackendCrashed, InvalidModelFile } from "../../domain/Errors.js"
+import * as Metrics from "../../domain/Metrics.js"
 import { factsOfFile, identityDigest, type ModelFacts } from "../../domain/ModelFacts.js"
 import type { LoadedModel } from "../../domain/Types.js"
 import type { GgufLoadError } from "../../services/GgufBackend.js"
@@ -27,16 +30,15 @@ import { fileIdentity, type FileIdentity, sameFile } from "./ggufFiles.js"
 import * as ModelPool from "./modelPool.js"
 
 /** What a model's context is for. */
-export type Purpose = "chat" | "embedding"
+export type Purpose = "chat" | "embedding" | "ranking"
 
-const EMBEDDING_KEY = "\u0000embedding"
-/** The pool key of a model's context (NUL never occurs in a path). */
-const keyOf = (path: string, purpose: Purpose) => (purpose === "embedding" ? `${path}${EMBEDDING_KEY}` : path)
-const parseKey = (key: string): { readonly path: string; readonly purpose: Purpose } =>
-  key.endsWith(EMBEDDING_KEY)
-    ? { path: key.slice(0, -EMBEDDING_KEY.length), purpose: "embedding" }
-    : { path: key, purpose: "chat" }
-const PURPOSES: ReadonlyArray<Purpose> = ["chat", "embedding"]
+/** The pool key of a model's context: the path for chat, else the path and `\0<purpose>` (NUL never occurs in a path). */
+const keyOf = (path: string, purpose: Purpose) => (purpose === "chat" ? path : `${path}\u0000${purpose}`)
+const parseKey = (key: string): { readonly path: string; readonly purpose: Purpose } => {
+  const nul = key.indexOf("\u0000")
+  return nul < 0 ? { path: key, purpose: "chat" } : { path: key.slice(0, nul), purpose: key.slice(nul + 1) as Purpose }
+}
+const PURPOSES: ReadonlyArray<Purpose> = ["chat", "embedding", "ranking"]
 
 /** How the backend's models are loaded. */
 export interface LoadedModelsOptions {
@@ -116,11 +118,17 @@ export const make = (options: LoadedModelsOptions) =>
           digest: identityDigest(path, header.fileSize, before !== undefined ? new Date(before.mtimeMs).toISOString() : undefined)
         })
         if (!sameFile(before, yield* fileIdentity(path))) return yield* changed(path)
-        const handle = yield* loader.load(path, { ...loadOptions, model, ...(purpose === "embedding" ? { purpose } : {}) }).pipe(
+        const loadStarted = yield* Clock.currentTimeNanos
+        const handle = yield* loader.load(path, { ...loadOptions, model, ...(purpose !== "chat" ? { purpose } : {}) }).pipe(
           Effect.tapError(remember(path, before))
         )
         loadCrashes.delete(path)
         if (!sameFile(before, yield* fileIdentity(path))) return yield* changed(path)
+        const loadEnded = yield* Clock.currentTimeNanos
+        yield* Metric.increment(Metrics.labelled(Metrics.modelLoads, { backend: "gguf" }))
+        yield* Metric.update(Metrics.labelled(Metrics.modelLoadDuration, { backend: "gguf" }), Number(loadEnded - loadStarted) / 1e9)
+        // runs when the pool closes the entry's scope: idle, evicted, asked, or forgotten after a crash
+        yield* Effect.addFinalizer(() => Metric.increment(Metrics.labelled(Metrics.modelUnloads, { backend: "gguf" })))
         return handle
       }).pipe(Effect.withSpan("GgufBackend.load", { attributes: { key, isolation: loadOptions.isolation ?? "process" } }))
 
@@ -149,10 +157,11 @@ export const make = (options: LoadedModelsOptions) =>
 
     /** Which context of a loaded model a tokenizer question goes to: the loaded one (chat when both or neither). */
     const loadedPurpose = (path: string): Effect.Effect<Purpose> =>
-      Effect.map(pool.entries, (entries) =>
-        entries.some((e) => e.key === keyOf(path, "embedding")) && !entries.some((e) => e.key === keyOf(path, "chat"))
-          ? "embedding"
-          : "chat")
+      Effect.map(pool.entries, (entries) => PURPOSES.find((p) => entries.some((e) => e.key === keyOf(path, p))) ?? "chat")
+
+    /** Whether one context of a model is in the pool now (loaded, or loading). */
+    const isLoaded = (path: string, purpose: Purpose): Effect.Effect<boolean> =>
+      Effect.map(pool.entries, (entries) => entries.some((e) => e.key === keyOf(path, purpose)))
 
     /** Unloads the whole model (both contexts), waiting for their users. */
     const unload = (path: string) => Effect.forEach(PURPOSES, (purpose) => pool.unload(keyOf(path, purpose)), { discard: true })
@@ -203,7 +212,7 @@ export const make = (options: LoadedModelsOptions) =>
           ...(digest !== undefined ? { digest } : {}),
           ...(known?.family !== undefined ? { family: known.family } : {}),
           ...(known?.quantization !== undefined ? { quantization: known.quantization } : {}),
-          ...(chat === undefined ? { purpose: "embedding" as const } : {}),
+          ...(chat === undefined ? { purpose: first.purpose } : {}),
           sizeBytes: ordered.reduce((n, c) => n + c.handle.sizeBytes, 0),
           ...(vram > 0 ? { vramBytes: vram } : {}),
           activeRequests: ordered.reduce((n, c) => n + c.context.activeRequests, 0),
@@ -217,7 +226,7 @@ export const make = (options: LoadedModelsOptions) =>
       })
     })
 
-    return { acquire, loadedPurpose, unload, setTimeToLive, ps }
+    return { acquire, loadedPurpose, isLoaded, unload, setTimeToLive, ps }
   })
 
 /** One context of a loaded model, as `ps` shows it. */

@@ -261,20 +261,25 @@ export const makeWorkerLoaderWithSpare = (options: WorkerLoaderOptions = {}): Wo
       return Stream.repeatEffectChunkOption(Effect.map(pull, (events) => Chunk.unsafeFromArray(events)))
     })).pipe(Stream.withSpan("LlamaLoader.generate"))
 
-  /** A question with one answer (embed, tokenize, sequences), tracked by the supervisor. */
+  /** A question with one answer (embed, rank, tokenize, sequences), tracked by the supervisor. */
   const question = <A>(
     loaded: Loaded,
     operation: string,
     message: (id: number) => ToWorker,
-    pick: (m: FromWorker) => A | undefined
+    pick: (m: FromWorker) => A | undefined,
+    /** The worker runs it by id (Rank): a question given up before its answer sends Cancel, so the work stops. */
+    cancellable = false
   ): Effect.Effect<A, BackendError | BackendCrashed | ContextOverflow> =>
     Effect.scoped(Effect.gen(function*() {
       const id = yield* loaded.supervisor.nextId
       const { close, replies } = yield* loaded.worker.open(id)
-      yield* Effect.addFinalizer(() => close)
+      let answered = false
+      yield* Effect.addFinalizer(() => (cancellable && !answered ? Effect.zipRight(loaded.worker.send({ _tag: "Cancel", id }), close) : close))
       yield* loaded.supervisor.track(id, operation, "answering")
       yield* loaded.worker.send(message(id))
-      return yield* awaitReply(replies, pick, (exit) => loaded.crash(exit, operation))
+      const answer = yield* awaitReply(replies, pick, (exit) => loaded.crash(exit, operation))
+      answered = true
+      return answer
     })).pipe(Effect.mapError((e) => (e._tag === "DeviceUnavailable" ? reported(e, operation) as BackendError : e)))
 
   // ---- the spare: a started worker whose llama.cpp is initialised for a device setting, in a scope of its own
@@ -416,6 +421,10 @@ export const makeWorkerLoaderWithSpare = (options: WorkerLoaderOptions = {}): Wo
           question(loaded, "embed", (id) => ({ _tag: "Embed", id, inputs }), (m) => (m._tag === "Embedded" ? m.results : undefined)).pipe(
             Effect.withSpan("LlamaLoader.embed", { attributes: { worker: worker.pid, inputs: inputs.length } })
           ),
+        rank: (query, documents) =>
+          question(loaded, "rerank", (id) => ({ _tag: "Rank", id, query, documents }), (m) => (m._tag === "Ranked" ? m.results : undefined), true).pipe(
+            Effect.withSpan("LlamaLoader.rank", { attributes: { worker: worker.pid, documents: documents.length } })
+          ),
         tokenize: (text) =>
           question(loaded, "tokenize", (id) => ({ _tag: "Tokenize", id, text }), (m) => (m._tag === "Tokens" ? m.tokens : undefined)).pipe(
             overflowAsBackendError("tokenize")
@@ -425,7 +434,7 @@ export const makeWorkerLoaderWithSpare = (options: WorkerLoaderOptions = {}): Wo
             overflowAsBackendError("count tokens")
           ),
         // the worker's own queue of sequences, not a count kept here: a sequence it failed to give back shows
-        ...(loadOptions.purpose === "embedding" ? {} : {
+        ...(loadOptions.purpose === "embedding" || loadOptions.purpose === "ranking" ? {} : {
           sequences: question(loaded, "sequences", (id) => ({ _tag: "Sequences", id }), (m) =>
             m._tag === "SequenceCounts" ? { total: m.total, busy: m.busy } : undefined).pipe(overflowAsBackendError("sequences"))
         })

@@ -197,11 +197,29 @@ const program = Effect.gen(function*() {
           answer(loader.memoryNeeds(message.path, message), (m): FromWorker => ({ _tag: "MemoryNeedsInfo", id: message.id, ...m }), message.id),
           modelScope
         ))
+      case "Rank": {
+        // a long batch: run by id like a generation, so the host's Cancel (its caller went away)
+        // interrupts it and the model stops between documents
+        const { id } = message
+        if (model === undefined) return Effect.sync(() => send(noModel(id, "rerank")))
+        testTrace(`rank ${id} start`)
+        return Effect.asVoid(FiberMap.run(
+          generations,
+          id,
+          answer(model.rank(message.query, message.documents), (results): FromWorker => ({ _tag: "Ranked", id, results }), id).pipe(
+            Effect.onInterrupt(() => Effect.sync(() => testTrace(`rank ${id} stopped`)))
+          )
+        ))
+      }
       case "Embed":
       case "Tokenize":
       case "CountTokens": {
         const { id } = message
-        const operation = message._tag === "Embed" ? "embed" : message._tag === "Tokenize" ? "tokenize" : "count tokens"
+        const operation = message._tag === "Embed"
+          ? "embed"
+          : message._tag === "Tokenize"
+          ? "tokenize"
+          : "count tokens"
         if (model === undefined) return Effect.sync(() => send(noModel(id, operation)))
         const work = message._tag === "Embed"
           ? answer(model.embed(message.inputs), (results): FromWorker => ({ _tag: "Embedded", id, results }), id)

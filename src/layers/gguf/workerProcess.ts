@@ -24,6 +24,7 @@ import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as FiberId from "effect/FiberId"
+import * as Metric from "effect/Metric"
 import * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
 import { type ChildProcess, fork } from "node:child_process"
@@ -31,6 +32,7 @@ import { existsSync } from "node:fs"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { BackendError } from "../../domain/Errors.js"
+import * as Metrics from "../../domain/Metrics.js"
 import { decodeFromWorkerBatch, encodeToWorker, type FromWorker, type ToWorker } from "./workerProtocol.js"
 
 /** How a worker ended. */
@@ -101,6 +103,9 @@ const startFailed = (reason: string, logs: ReadonlyArray<string>) =>
     suggestion: "reinstall llmspell, or set isolation = \"none\" for this gguf instance to run llama.cpp in-process"
   })
 
+/** The reason given when the host kills a worker because its model unloads (not a crash). */
+const UNLOADED = "unloaded"
+
 /** Starts a worker and waits until it listens; closing the scope kills it. */
 export const spawnWorker = (options: WorkerSpawnOptions): Effect.Effect<WorkerProcess, BackendError, Scope.Scope> =>
   Effect.acquireRelease(
@@ -116,8 +121,16 @@ export const spawnWorker = (options: WorkerSpawnOptions): Effect.Effect<WorkerPr
         return Effect.fail(startFailed(String(e), []))
       }
     }),
-    (worker) => Effect.asVoid(worker.kill("unloaded"))
+    (worker) => Effect.asVoid(worker.kill(UNLOADED))
   ).pipe(
+    // a worker that ends while its scope is open ended unasked: by itself (an assert, a signal, out
+    // of memory) or stopped stuck; one killed because its model unloads is not counted
+    Effect.tap((worker) =>
+      Effect.forkScoped(Effect.flatMap(worker.exit, (exit) =>
+        exit.killedBecause === UNLOADED
+          ? Effect.void
+          : Metric.increment(Metrics.labelled(Metrics.workerCrashes, { backend: "gguf", cause: exit.killedBecause === undefined ? "crash" : "watchdog" }))))
+    ),
     Effect.tap((worker) =>
       Effect.scoped(Effect.gen(function*() {
         const { close, replies } = yield* worker.open(-1)

@@ -23,7 +23,7 @@ export const WireLoadOptions = Schema.Struct({
   sequences: Schema.Number,
   instance: Schema.optional(Schema.String),
   model: Schema.optional(Schema.String),
-  purpose: Schema.optional(Schema.Literal("chat", "embedding"))
+  purpose: Schema.optional(Schema.Literal("chat", "embedding", "ranking"))
 })
 
 /** Host → worker. */
@@ -42,6 +42,8 @@ export const ToWorker = Schema.Union(
   }),
   /** Embed each input in order (a model loaded with purpose "embedding"); answered by `Embedded`. */
   Schema.TaggedStruct("Embed", { id: Schema.Number, inputs: Schema.Array(Schema.String) }),
+  /** Score each document against the query, in order (a model loaded with purpose "ranking"); answered by `Ranked`. */
+  Schema.TaggedStruct("Rank", { id: Schema.Number, query: Schema.String, documents: Schema.Array(Schema.String) }),
   /** The model's token ids for a text; answered by `Tokens`. */
   Schema.TaggedStruct("Tokenize", { id: Schema.Number, text: Schema.String }),
   /** How many tokens a request's prompt is (template and tools included); answered by `TokenCount`. */
@@ -113,6 +115,11 @@ export const FromWorker = Schema.Union(
   Schema.TaggedStruct("Embedded", {
     id: Schema.Number,
     results: Schema.Array(Schema.Struct({ vector: Schema.Array(Schema.Number), tokens: Schema.Number }))
+  }),
+  /** One score per document of `Rank`, in order, with the tokens each pair took. */
+  Schema.TaggedStruct("Ranked", {
+    id: Schema.Number,
+    results: Schema.Array(Schema.Struct({ score: Schema.Number, tokens: Schema.Number }))
   }),
   Schema.TaggedStruct("Tokens", { id: Schema.Number, tokens: Schema.Array(Schema.Number) }),
   Schema.TaggedStruct("TokenCount", { id: Schema.Number, count: Schema.Number }),

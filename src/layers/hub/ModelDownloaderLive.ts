@@ -44,10 +44,15 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Stream from "effect/Stream"
+import * as os from "node:os"
 import type { HubConfig } from "../../domain/ConfigSchema.js"
 import { DownloadFailed, InsufficientDiskSpace, ModelNotFound } from "../../domain/Errors.js"
+import * as Gguf from "../../domain/GgufReader.js"
 import * as HubRef from "../../domain/HubRef.js"
-import type { PullOptions, PullProgress } from "../../domain/Types.js"
+import { factsOfFile } from "../../domain/ModelFacts.js"
+import type { PullOptions, PullPlan, PullProgress } from "../../domain/Types.js"
+import { estimateRamBytes } from "../../domain/Catalog.js"
+import { formatBytes } from "../../domain/Format.js"
 import { EffectiveConfig } from "../../services/EffectiveConfig.js"
 import { ModelDownloader, type ModelDownloaderService, type PullError } from "../../services/ModelDownloader.js"
 import { ModelStore, type ModelStoreService, type StoreRoot } from "../../services/ModelStore.js"
@@ -56,7 +61,7 @@ import { lockPath, type Manifest, peekFacts, storeError, storeRelative, toInstal
 import { absoluteStore, pruneEmptyDirs, trustedInstalled, usableStore } from "../store/ownStoreWrite.js"
 import { ScanFs } from "../store/scanFs.js"
 import { freeBytes, storeIoError } from "../store/storeFs.js"
-import { type CallContext, describeRaw, type HubModule } from "./hubClient.js"
+import { type CallContext, describeRaw, FetchProbe, hubCall, type HubModule } from "./hubClient.js"
 import { DownloadProgress, doneEvent, type PullBase } from "./pullProgress.js"
 import { manifestOf, planFiles, resolveListing, reuseExisting } from "./pullPlan.js"
 import { MEANINGFUL_PROGRESS_BYTES, withRetries } from "./retryPolicy.js"
@@ -68,6 +73,9 @@ export interface DownloaderInternals {
   /** One write of chunks of a partial file at a position (default: `handle.writev`); a test may fail it with ENOSPC. */
   readonly writeChunks?: WriteChunks | undefined
 }
+
+/** How much of a file a dry run reads for its GGUF header, in turn, until the header is whole. */
+const HEADER_READS = [1024 * 1024, 8 * 1024 * 1024, 32 * 1024 * 1024]
 
 /** Builds the downloader over the hub settings, writing into the store its context provides. */
 export const make = (
@@ -142,7 +150,8 @@ export const make = (
             const present = yield* trustedInstalled(ref.alias !== undefined ? HubRef.canonicalName(ref) : lookupName, root)
             if (Option.isSome(present)) return presentAlready(present.value)
           }
-          yield* usableStore(root, true)
+          // a dry run writes nothing, not even the probe of a writable store
+          if (options.dryRun !== true) yield* usableStore(root, true)
           if (hub.offline) {
             return yield* new ModelNotFound({
               model: input,
@@ -169,6 +178,43 @@ export const make = (
             }
           }
           model = selected.name
+
+          // What the pull needs, before a byte is written: a dry run stops here with it; a real pull
+          // says when the model will not fit in memory (the disk is checked below, against the
+          // bytes still to download) and goes on.
+          const needs = yield* pullPlanOf(root, selected.group.files, selected.group.quantization)
+          if (options.dryRun === true) {
+            const header = yield* remoteHeader(lib, ctx, listing.commit, selected.group.files[0]!)
+            const planned: PullPlan = { ...needs, ...(header !== undefined ? { header } : {}) }
+            emit({
+              ...base(),
+              phase: "done",
+              files: [],
+              completedBytes: 0,
+              totalBytes: needs.totalBytes,
+              result: {
+                model: selected.name,
+                backend: "gguf",
+                instance: root.instance,
+                alreadyPresent: false,
+                sizeBytes: needs.totalBytes,
+                files: needs.files.map((f) => f.path),
+                downloadedBytes: 0,
+                plan: planned
+              }
+            })
+            return
+          }
+          if (!needs.memory.fits) {
+            emit({
+              ...base(),
+              phase: "resolving",
+              files: [],
+              completedBytes: 0,
+              message: `warning: ${selected.name} needs about ${formatBytes(needs.memory.neededBytes)} of memory to run; ` +
+                `this machine has ${formatBytes(needs.memory.availableBytes)} available of ${formatBytes(needs.memory.totalBytes)}`
+            })
+          }
 
           // One writer per store file at a time, across processes and whatever name the model was asked by.
           // The wait is interruptible: Ctrl-C while another pull holds the lock ends at once and leaves nothing.
@@ -263,6 +309,63 @@ export const make = (
           Effect.scoped,
           Effect.onExit((exit) => Exit.isSuccess(exit) || targets.length === 0 ? Effect.void : pruneEmptyDirs(root.directory, targets))
         )
+      })
+
+    /**
+     * The GGUF header of a file on the hub, read with ranged requests of growing size (1, 8, 32 MiB:
+     * a header is mostly its tokenizer, a few MiB for a 150k vocabulary); undefined when it cannot be
+     * read: a dry run still answers from the listing.
+     */
+    const remoteHeader = (lib: HubModule, ctx: CallContext, commit: string, file: HubRef.RepoFile) =>
+      Effect.gen(function*() {
+        const probe = new FetchProbe(hubOrigin)
+        const blob = yield* hubCall({ ...ctx, file: file.path }, probe, "downloadFile", () =>
+          lib.downloadFile({
+            repo: ctx.repo,
+            path: file.path,
+            revision: commit,
+            hubUrl,
+            fetch: probe.fetch,
+            xet: false,
+            ...(token !== undefined ? { accessToken: token } : {})
+          }))
+        if (blob === null) return undefined
+        let bytesRead = 0
+        for (const limit of HEADER_READS) {
+          const length = Math.min(limit, file.size)
+          const bytes = new Uint8Array(yield* hubCall({ ...ctx, file: file.path }, probe, "read the header", () => blob.slice(0, length).arrayBuffer()))
+          bytesRead += bytes.length
+          const parsed = Gguf.parseGguf(bytes, file.size, { materializeArraysUpTo: 0 })
+          if (parsed._tag === "Ok") {
+            const facts = factsOfFile(parsed.file, file.path.split("/").at(-1))
+            const contextLength = Gguf.metadataNumber(parsed.file, `${parsed.file.architecture}.context_length`)
+            return {
+              architecture: parsed.file.architecture,
+              ...(facts.quantization !== undefined ? { quantization: facts.quantization } : {}),
+              ...(contextLength !== undefined ? { contextLength } : {}),
+              ...(parsed.file.tensors.length > 0 ? { parameters: Gguf.parameterCount(parsed.file) } : {}),
+              bytesRead
+            }
+          }
+          if (parsed._tag !== "NeedMore" || length >= file.size) return undefined
+        }
+        return undefined
+      }).pipe(Effect.orElseSucceed(() => undefined))
+
+    /** The files' sizes (from the listing), the store disk's free space, the memory the model needs against this machine's. */
+    const pullPlanOf = (root: StoreRoot, files: ReadonlyArray<HubRef.RepoFile>, quantization: string | undefined) =>
+      Effect.map(freeBytes(root.directory), (free): PullPlan => {
+        const totalBytes = files.reduce((n, f) => n + f.size, 0)
+        const neededMemory = estimateRamBytes(totalBytes)
+        // os.freemem() is MemAvailable on Linux (the page cache counts as free), as `model available` reads it
+        const availableMemory = os.freemem()
+        return {
+          files: files.map((f) => ({ path: f.path, sizeBytes: f.size })),
+          totalBytes,
+          ...(quantization !== undefined ? { quantization } : {}),
+          disk: { directory: root.directory, freeBytes: free, fits: totalBytes <= free },
+          memory: { neededBytes: neededMemory, totalBytes: os.totalmem(), availableBytes: availableMemory, fits: neededMemory <= availableMemory }
+        }
       })
 
     return { pull }

@@ -383,6 +383,8 @@ export const make = (instance: OllamaInstanceConfig): Effect.Effect<OllamaInstan
           }))
       },
       embed,
+      // Ollama has no rerank API (ollama/ollama#3368): refused at once, naming what can rank
+      rerank: () => Effect.fail(Mapping.noRerank(instance.name)),
       complete: (model, request) =>
         inference("complete", model, request, (c) =>
           c.generate({

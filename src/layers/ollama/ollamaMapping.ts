@@ -7,6 +7,8 @@
 import * as Either from "effect/Either"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
+import { UnsupportedOperation } from "../../domain/Errors.js"
+import { RERANK_ALTERNATIVES } from "../../domain/Rerank.js"
 import { transferRate } from "../../domain/TransferRate.js"
 import type {
   BackendStatus,
@@ -573,3 +575,12 @@ export const toCompletion = (
     }
   }
 }
+
+/** Ollama has no rerank API (ollama/ollama#3368, open since 2024): the refusal, naming what can. */
+export const noRerank = (instance: string) =>
+  new UnsupportedOperation({
+    backend: instance,
+    operation: "rerank",
+    reason: "Ollama has no rerank API (ollama/ollama#3368)",
+    suggestion: RERANK_ALTERNATIVES
+  })

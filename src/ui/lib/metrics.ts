@@ -1,7 +1,8 @@
 /**
  * The Prometheus text exposition format (version 0.0.4) read for the Server view: samples with
  * their labels, grouped into families by `# TYPE`, and the few headline figures the page shows
- * (requests, tokens, cached prompt tokens, time to first token, queue, crashes). The headline
+ * (requests, generations, tokens, cached prompt tokens, time to first token, queue, crashes; llmspell's
+ * names are in src/domain/Metrics.ts and src/serve/MetricsApi.ts). The headline
  * rules match names by pattern, not by exact spelling, so the page shows what a server exposes
  * (`llmspell_…`, or vLLM's and llama-server's equivalents) and leaves out what it does not. Pure.
  */
@@ -116,6 +117,7 @@ export interface Headline {
 
 const RULES: ReadonlyArray<{ label: string; pattern: RegExp; kind: "total" | "p50" | "p95"; unit: Headline["unit"] }> = [
   { label: "Requests", pattern: /^(llmspell_(http_)?requests_total|llmspell_requests)$/, kind: "total", unit: "count" },
+  { label: "Generations", pattern: /^(llmspell_generations_total|vllm:request_success(_total)?)$/, kind: "total", unit: "count" },
   { label: "Prompt tokens", pattern: /^(llmspell_prompt_tokens(_total)?|vllm:prompt_tokens(_total)?|llamacpp:prompt_tokens(_total)?)$/, kind: "total", unit: "count" },
   { label: "Cached prompt tokens", pattern: /^llmspell_.*(cached_prompt_tokens|prompt_tokens_cached|prompt_cache_hit_tokens)(_total)?$/, kind: "total", unit: "count" },
   { label: "Completion tokens", pattern: /^(llmspell_(completion|generation|output)_tokens(_total)?|vllm:generation_tokens(_total)?|llamacpp:tokens_predicted(_total)?)$/, kind: "total", unit: "count" },
