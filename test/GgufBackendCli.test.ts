@@ -36,9 +36,17 @@ describe("llmspell run on a GGUF file", () => {
     const completion = Schema.decodeUnknownSync(Schema.parseJson(Completion))(first.stdout.trim())
     expect(completion).toMatchObject({ model: "./tiny.gguf", backend: "gguf", finishReason: "length" })
     expect(completion.usage.completionTokens).toBe(8)
+    // a fresh process: nothing of the prompt was in the sequence's cache, and it says so (0, not absent)
+    expect(completion.usage.cachedPromptTokens).toBe(0)
     expect(completion.timings.loadMs).toBeGreaterThan(0)
     const second = await run(args)
     expect(JSON.parse(second.stdout).text).toBe(completion.text)
+  })
+
+  it("--verbose: the line of figures counts the prompt's cached tokens", async () => {
+    const result = await run(["--verbose", "run", "--model", "./tiny.gguf", "hi", "--max-tokens", "4", "--seed", "1"])
+    expect(result.code).toBe(0)
+    expect(result.stderr).toMatch(/\d+ prompt \(0 cached\) \+ 4 completion tokens/)
   })
 
   it("a missing model is exit code 3 with the pull hint on stderr", async () => {

@@ -6,7 +6,7 @@
  * file that crashed twice while loading until it changes; a crash leaves another model's
  * generation alone. The budgets and the supervisor run on the TestClock, driven by the loader's
  * observed events and the worker's stall hooks (a thread blocked until the test releases it), so
- * nothing here depends on how fast the machine is: a prompt's budget counts from its sequence and
+ * nothing here depends on how fast the machine is: a prompt's budget counts from when the worker starts on it and
  * fails that request alone, a slow stop is waited for without killing, a worker is killed only when
  * it answers no ping; each death (heap cap, a kill from outside, the supervisor's) says what
  * happened. No worker outlives the tests.
@@ -238,7 +238,7 @@ describe("GGUF worker: a llama.cpp crash is a typed error", () => {
 })
 
 describe("GGUF worker: budgets and the supervisor, on the TestClock", () => {
-  it.scoped("a prompt's budget counts from its sequence, not the wait for one, and fails that request alone", () =>
+  it.scoped("a prompt's budget counts from when the worker starts on it, not the wait for a sequence, and fails that request alone", () =>
     Effect.gen(function*() {
       const { events, loader: observed } = yield* observedLoader()
       const handle = yield* observed.load(GOOD, { ...loadOptions, sequences: 1 })
@@ -251,7 +251,7 @@ describe("GGUF worker: budgets and the supervisor, on the TestClock", () => {
       expect(yield* Fiber.poll(a)).toEqual(Option.none())
       yield* TestClock.adjust("1 millis")
       const late = yield* Effect.flip(Fiber.join(a))
-      expect(late.message).toContain(`prepare the prompt failed: rendering the chat template and tokenizing took longer than ${BUDGETS.prepareTimeoutMs / 1000} s (counted from when the request had a sequence`)
+      expect(late.message).toContain(`prepare the prompt failed: rendering the chat template and tokenizing took longer than ${BUDGETS.prepareTimeoutMs / 1000} s (counted from when the worker started on it, not the wait for a sequence`)
       expect(yield* Fiber.poll(b)).toEqual(Option.none())
       // the worker finishes what blocked it, stops A, and B runs on the same worker
       yield* stallRelease("release")

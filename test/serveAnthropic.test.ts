@@ -313,6 +313,9 @@ describe("a cloud model behind the server", () => {
   })
 })
 
+/** Anthropic's usage splits the prompt: `input_tokens` evaluated now, `cache_read_input_tokens` read from the cache. */
+const wholePrompt = (usage: Anthropic.Usage) => usage.input_tokens + (usage.cache_read_input_tokens ?? 0) + (usage.cache_creation_input_tokens ?? 0)
+
 describe("messages.stream", () => {
   it("text on the GGUF model in Anthropic's event order; finalMessage() holds the text and the whole usage", async () => {
     const stream = client.messages.stream(greedy({ model: TINY, max_tokens: 12, messages: [{ role: "user", content: "hello" }] }))
@@ -327,11 +330,15 @@ describe("messages.stream", () => {
     expect(textOf(final)).toBe(text)
     expect(final.usage.input_tokens).toBeGreaterThan(0)
     expect(final.usage.output_tokens).toBeGreaterThan(0)
-    expect(final.usage.cache_read_input_tokens).toBe(0)
+    // earlier requests left at most the chat template's opening in the model's cache
+    expect(final.usage.cache_read_input_tokens).toBeLessThan(wholePrompt(final.usage))
     expect(final.usage.cache_creation_input_tokens).toBe(0)
-    // the same prompt, not streamed: the same counts
+    // the same prompt, not streamed: the same whole prompt, now all read from the sequence's cache
+    // but its last token (evaluated again for the first answer token), and the same answer
     const once = await client.messages.create(greedy({ model: TINY, max_tokens: 12, messages: [{ role: "user", content: "hello" }] }))
-    expect(once.usage.input_tokens).toBe(final.usage.input_tokens)
+    expect(wholePrompt(once.usage)).toBe(wholePrompt(final.usage))
+    expect(once.usage.input_tokens).toBe(1)
+    expect(once.usage.cache_read_input_tokens).toBe(wholePrompt(final.usage) - 1)
     expect(textOf(once)).toBe(text)
   })
 
@@ -378,11 +385,12 @@ describe("messages.countTokens", () => {
     const messages: Array<Anthropic.MessageParam> = [{ role: "user", content: "How many tokens is this?" }]
     const counted = await client.messages.countTokens({ model: TINY, messages })
     const generated = await client.messages.create(greedy({ model: TINY, max_tokens: 1, messages }))
-    expect(counted.input_tokens).toBe(generated.usage.input_tokens)
+    // a count is of the whole prompt; a generation's input_tokens leaves out what its cache held
+    expect(counted.input_tokens).toBe(wholePrompt(generated.usage))
     const withTools = await client.messages.countTokens({ model: TINY, messages, tools: [weather, time] })
     expect(withTools.input_tokens).toBeGreaterThan(counted.input_tokens)
     const generatedWithTools = await client.messages.create(greedy({ model: TINY, max_tokens: 1, messages, tools: [weather, time] }))
-    expect(withTools.input_tokens).toBe(generatedWithTools.usage.input_tokens)
+    expect(withTools.input_tokens).toBe(wholePrompt(generatedWithTools.usage))
     const withSystem = await client.messages.countTokens({ model: TINY, messages, system: "You are a careful assistant." })
     expect(withSystem.input_tokens).toBeGreaterThan(counted.input_tokens)
   })
@@ -391,7 +399,7 @@ describe("messages.countTokens", () => {
     const messages: Array<Anthropic.MessageParam> = [{ role: "user", content: "one two three four" }]
     const counted = await client.messages.countTokens({ model: AGENT, messages })
     const generated = await client.messages.create({ model: AGENT, max_tokens: 4, messages })
-    expect(counted.input_tokens).toBe(generated.usage.input_tokens)
+    expect(counted.input_tokens).toBe(wholePrompt(generated.usage))
     expect(counted.input_tokens).toBeGreaterThan(0)
   })
 })

@@ -141,7 +141,9 @@ describe("GET /metrics", () => {
     const table = await runCli(["ps"], { cwd: dir, env, mode: { host: serve.url } })
     expect(table.code).toBe(0)
     const [header, ...rows] = table.stdout.trim().split("\n")
-    expect(header).toMatch(/NAME\s+SIZE\s+CONTEXT\s+DEVICE\s+BUSY\s+REQUESTS\s+TOKENS\/S\s+UNLOADS/)
+    // the GGUF model reports its prompts' cached tokens (the same chat sent twice above), so ps has a cache column
+    expect(tiny?.["cacheHitRate"]).toBeGreaterThan(0)
+    expect(header).toMatch(/NAME\s+SIZE\s+CONTEXT\s+DEVICE\s+BUSY\s+REQUESTS\s+TOKENS\/S\s+CACHE HITS\s+UNLOADS/)
     expect(rows.find((r) => r.startsWith(TINY))).toMatch(new RegExp(`0/1\\s+${String(tiny?.["requests"])}\\s+\\d+\\.\\d`))
   }, 60_000)
 

@@ -198,9 +198,17 @@ describe("Chat", () => {
       expect(await answer.locator('[data-figure="ttft"]').textContent()).toMatch(/^TTFT \d/)
       expect(await answer.locator('[data-figure="prompt"]').textContent()).toMatch(/^prompt \d+$/)
       expect(await answer.locator('[data-figure="completion"]').textContent()).toMatch(/^[1-8] tokens$/)
-      // this server does not report cached prompt tokens yet: the figure is absent, not 0
-      expect(await answer.locator('[data-figure="cached"]').count()).toBe(0)
       expect(await page.locator(".msg.user").last().textContent()).toContain("hello")
+      // the second turn finds the first turn's prompt in the model's cache, and the page says how much
+      const firstCached = Number((await answer.locator('[data-figure="cached"]').textContent() ?? "cached 0").replace(/\D/g, "") || "0")
+      const firstPrompt = Number((await answer.locator('[data-figure="prompt"]').textContent())!.replace(/\D/g, ""))
+      await page.getByLabel("Message", { exact: true }).fill("and again")
+      await page.getByLabel("Message", { exact: true }).press("Enter")
+      const second = page.locator(".msg.assistant").nth(1)
+      await second.locator('[data-figure="completion"]').waitFor({ timeout: 60_000 })
+      const cached = Number((await second.locator('[data-figure="cached"]').textContent())!.replace(/\D/g, ""))
+      expect(cached).toBeGreaterThan(firstCached)
+      expect(cached).toBeGreaterThanOrEqual(firstPrompt - 1)
       await page.screenshot({ path: artifact("chat-desktop.png"), fullPage: true })
     } finally {
       await page.close()
@@ -400,6 +408,12 @@ describe("Chat", () => {
 
 describe("Server", () => {
   it("shows the loaded models and the server's load, live; unloads; the headline figures of /metrics", async () => {
+    // one generation of this test's own, so /metrics has one to show whatever ran before
+    const answered = await fetch(`${serve.url}/api/generate`, {
+      method: "POST",
+      body: JSON.stringify({ model: "tiny.gguf@gguf", prompt: "hi", stream: false, options: { num_predict: 2 } })
+    })
+    expect(answered.status).toBe(200)
     const page = await open(serve.url, "#/server")
     try {
       await page.locator('.ps-table tr[data-spec="agent:latest@ollama"]').waitFor()

@@ -568,13 +568,22 @@ export const Usage = Schema.Struct({
   completionTokens: Schema.Number,
   totalTokens: Schema.Number,
   /**
-   * The part of `promptTokens` read from a cache instead of evaluated again (the model's KV cache,
-   * a provider's prompt cache), where the backend reports it; absent: not reported.
+   * The part of `promptTokens` read from a cache instead of evaluated again: the model's KV cache (a
+   * GGUF model's context sequence), or the provider's prompt cache (Ollama's
+   * `prompt_eval_cached_count`, OpenAI's `cached_tokens`, Anthropic's `cache_read_input_tokens`),
+   * where the backend reports it; absent: not reported.
    */
   cachedPromptTokens: Schema.optional(Schema.Number)
 })
 /** Token counts of a completion. */
 export type Usage = typeof Usage.Type
+
+/**
+ * A cached-token count a server reported, as a count within the prompt: a non-negative integer
+ * (one beyond the prompt is capped at it), or undefined when it sent none or something else.
+ */
+export const reportedCachedTokens = (reported: unknown, promptTokens: number): number | undefined =>
+  typeof reported === "number" && Number.isSafeInteger(reported) && reported >= 0 ? Math.min(reported, promptTokens) : undefined
 
 /** Timings of a completion, in milliseconds (tokens per second for the rate). */
 export const Timings = Schema.Struct({

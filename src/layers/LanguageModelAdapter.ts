@@ -158,7 +158,8 @@ const finishPart = (completion: Completion): Response.FinishPartEncoded => ({
   usage: {
     inputTokens: completion.usage.promptTokens,
     outputTokens: completion.usage.completionTokens,
-    totalTokens: completion.usage.totalTokens
+    totalTokens: completion.usage.totalTokens,
+    ...(completion.usage.cachedPromptTokens !== undefined ? { cachedInputTokens: completion.usage.cachedPromptTokens } : {})
   },
   metadata: {
     llmspell: {

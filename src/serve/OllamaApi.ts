@@ -62,7 +62,9 @@ const doneFields = (completion: Completion) => {
     done_reason: doneReason(completion),
     total_duration: ns(t.totalMs),
     load_duration: ns(t.loadMs),
+    // Ollama's semantics (api/types.go): the whole prompt, and the part read from the cache
     prompt_eval_count: completion.usage.promptTokens,
+    ...(completion.usage.cachedPromptTokens !== undefined ? { prompt_eval_cached_count: completion.usage.cachedPromptTokens } : {}),
     prompt_eval_duration: ns(Math.max(0, firstToken - t.loadMs)),
     eval_count: completion.usage.completionTokens,
     eval_duration: ns(Math.max(0, t.totalMs - firstToken))

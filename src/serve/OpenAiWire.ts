@@ -197,9 +197,13 @@ export const lastCompletion = (events: Stream.Stream<GenerateEvent, unknown>) =>
       : Effect.fail(new HttpFailure(500, "the generation ended without a completion"))
   })
 
-/** Chat completions' usage. */
+/** Chat completions' usage; `prompt_tokens` counts the cached part too, as OpenAI's does. */
 export const usage = (completion: Completion) => ({
   prompt_tokens: completion.usage.promptTokens,
   completion_tokens: completion.usage.completionTokens,
-  total_tokens: completion.usage.totalTokens
+  total_tokens: completion.usage.totalTokens,
+  // only when the backend said: a made-up 0 would read as "nothing was cached"
+  ...(completion.usage.cachedPromptTokens !== undefined
+    ? { prompt_tokens_details: { cached_tokens: completion.usage.cachedPromptTokens } }
+    : {})
 })

@@ -86,7 +86,10 @@ export type LoaderEvent =
   | {
     readonly _tag: "Done"
     readonly text: string
+    /** The whole prompt, cached part included. */
     readonly promptTokens: number
+    /** The part of the prompt already in the sequence's KV cache, not evaluated again (absent: unknown). */
+    readonly cachedPromptTokens?: number | undefined
     readonly completionTokens: number
     readonly finishReason: FinishReason
     /** `maxTokens` was more than the context had left after the prompt: what was asked and what was used. */

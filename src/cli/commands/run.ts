@@ -199,7 +199,8 @@ export const runCommand = Command.make(
         const t = completion.timings
         yield* printErr(
           `load ${t.loadMs.toFixed(0)} ms, first token ${t.timeToFirstTokenMs?.toFixed(0) ?? "?"} ms, ` +
-            `${t.tokensPerSecond?.toFixed(1) ?? "?"} tokens/s, ${completion.usage.promptTokens} prompt + ` +
+            `${t.tokensPerSecond?.toFixed(1) ?? "?"} tokens/s, ${completion.usage.promptTokens} prompt` +
+            `${completion.usage.cachedPromptTokens !== undefined ? ` (${completion.usage.cachedPromptTokens} cached)` : ""} + ` +
             `${completion.usage.completionTokens} completion tokens (${completion.finishReason})`
         )
       }

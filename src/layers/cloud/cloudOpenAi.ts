@@ -8,7 +8,7 @@
  * chunk when `stream_options.include_usage` was asked for. Pure mapping, no I/O.
  */
 import type { CloudInstanceConfig } from "../../domain/ConfigSchema.js"
-import type { ChatMessage, FinishReason, GenerateRequest, ToolCall, Usage } from "../../domain/Types.js"
+import { type ChatMessage, type FinishReason, type GenerateRequest, reportedCachedTokens, type ToolCall, type Usage } from "../../domain/Types.js"
 
 /** The chat-completions request body for a request. */
 export const toChatCompletionRequest = (
@@ -132,7 +132,12 @@ export interface ChatAccumulator {
   reasoning: string
   readonly calls: Map<number, { id: string; name: string; args: string }>
   finishReason: string | undefined
-  usage: { prompt_tokens?: number; completion_tokens?: number; total_tokens?: number } | undefined
+  usage: {
+    prompt_tokens?: number
+    completion_tokens?: number
+    total_tokens?: number
+    prompt_tokens_details?: { cached_tokens?: unknown } | null
+  } | undefined
   chunks: number
 }
 
@@ -218,5 +223,12 @@ export const finishedCalls = (acc: ChatAccumulator): { readonly calls: Array<Too
 export const usageOf = (acc: ChatAccumulator): Usage => {
   const promptTokens = acc.usage?.prompt_tokens ?? 0
   const completionTokens = acc.usage?.completion_tokens ?? acc.chunks
-  return { promptTokens, completionTokens, totalTokens: acc.usage?.total_tokens ?? promptTokens + completionTokens }
+  // OpenAI's prompt_tokens counts the cached part too
+  const cachedPromptTokens = reportedCachedTokens(acc.usage?.prompt_tokens_details?.cached_tokens, promptTokens)
+  return {
+    promptTokens,
+    ...(cachedPromptTokens !== undefined ? { cachedPromptTokens } : {}),
+    completionTokens,
+    totalTokens: acc.usage?.total_tokens ?? promptTokens + completionTokens
+  }
 }

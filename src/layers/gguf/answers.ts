@@ -72,6 +72,7 @@ export const makeAnswer = (context: AnswerContext) => {
       ...(event.stopSequence !== undefined && toolCalls.length === 0 ? { stopSequence: event.stopSequence } : {}),
       usage: {
         promptTokens: event.promptTokens,
+        ...(event.cachedPromptTokens !== undefined ? { cachedPromptTokens: event.cachedPromptTokens } : {}),
         completionTokens: event.completionTokens,
         totalTokens: event.promptTokens + event.completionTokens
       },
@@ -80,7 +81,10 @@ export const makeAnswer = (context: AnswerContext) => {
         ...(firstAt !== undefined ? { timeToFirstTokenMs: firstAt - context.start } : {}),
         totalMs: now - context.start,
         ...(event.completionTokens > 1 && generating > 0 ? { tokensPerSecond: (event.completionTokens - 1) / generating } : {}),
-        ...(firstAt !== undefined && prefill > 0 ? { promptTokensPerSecond: event.promptTokens / prefill } : {})
+        // the tokens evaluated, not those the sequence's cache already held
+        ...(firstAt !== undefined && prefill > 0
+          ? { promptTokensPerSecond: (event.promptTokens - (event.cachedPromptTokens ?? 0)) / prefill }
+          : {})
       }
     }
   }

@@ -25,10 +25,11 @@ import type {
   MemoryNeeds
 } from "../../services/LlamaLoader.js"
 import { embedOn, tokenizeWith } from "./llamaEmbed.js"
-import { countPromptWith, type GenerateHooks, generateOn, type GenerationTarget, type SequenceSlot } from "./llamaGenerate.js"
+import { countPromptWith, type GenerateHooks, generateOn, type GenerationTarget, prefixCopier, type SequenceSlot } from "./llamaGenerate.js"
 import { rankOn } from "./llamaRank.js"
 import { makeGrammarCache } from "./llamaGrammar.js"
 import { importLibrary, LogBuffer, makeRuntimes, toBackendError } from "./llamaRuntime.js"
+import { prefixChooser } from "./sequenceChoice.js"
 import * as SequenceQueue from "./sequenceQueue.js"
 
 export { toHistory } from "./chatHistory.js"
@@ -192,7 +193,7 @@ export const makeInProcessLoader = (hooks: LoaderHooks = {}) => {
       ).pipe(Effect.withSpan("LlamaLoader.createContext", { attributes: { path } }))
       // The chat wrapper is resolved once per model: `new LlamaChat()` with the default "auto" wrapper
       // re-resolves it from the Jinja template every time, which cost ~250 ms per request here.
-      const slots = yield* Effect.acquireRelease(
+      const { chatWrapper, slots } = yield* Effect.acquireRelease(
         Effect.try({
           try: () => {
             loadHooks.onPreparing?.()
@@ -200,16 +201,36 @@ export const makeInProcessLoader = (hooks: LoaderHooks = {}) => {
             const slots: Array<SequenceSlot> = []
             for (let i = 0; i < options.sequences; i++) {
               const sequence = context.getSequence()
-              slots.push({ sequence, chat: new lib.LlamaChat({ contextSequence: sequence, chatWrapper, autoDisposeSequence: false }) })
+              slots.push({
+                sequence,
+                chat: new lib.LlamaChat({ contextSequence: sequence, chatWrapper, autoDisposeSequence: false }),
+                lastPromptTokens: 0
+              })
             }
-            return slots
+            return { chatWrapper, slots }
           },
           catch: toBackendError("create context sequences", instance)
         }),
-        (slots) => Effect.sync(() => slots.forEach((slot) => slot.chat.dispose()))
+        ({ slots }) => Effect.sync(() => slots.forEach((slot) => slot.chat.dispose()))
       )
-      const sequences = yield* SequenceQueue.make(slots)
-      const target: GenerationTarget = { lib, model, context, sequences, instance, modelName: names.model, logs, grammarFor }
+      // a request gets the sequence whose KV cache holds the longest prefix of its prompt
+      const sequences = yield* SequenceQueue.make(
+        slots,
+        prefixChooser((slot: SequenceSlot) => ({ tokens: slot.sequence.contextTokens, promptTokens: slot.lastPromptTokens }))
+      )
+      const target: GenerationTarget = {
+        lib,
+        model,
+        context,
+        chatWrapper,
+        sequences,
+        slots,
+        copyPrefix: prefixCopier(slots[0]!.sequence),
+        instance,
+        modelName: names.model,
+        logs,
+        grammarFor
+      }
       return {
         path,
         sizeBytes: model.size,
@@ -229,7 +250,7 @@ export const makeInProcessLoader = (hooks: LoaderHooks = {}) => {
           ),
         rank: noRank,
         tokenize: tokenizeWith(model, instance),
-        countPromptTokens: countPromptWith(slots[0]!.chat.chatWrapper, model, instance),
+        countPromptTokens: countPromptWith(chatWrapper, model, instance),
         alive: Effect.succeed(true)
       } satisfies InProcessModel
     })

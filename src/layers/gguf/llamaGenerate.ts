@@ -28,6 +28,7 @@ import { toHistory } from "./chatHistory.js"
 import { type GenerationPlan, generationPlan } from "./JsonSchemaGrammar.js"
 import { grammarBannedTokens, grammarBias } from "./llamaGrammar.js"
 import { type LogBuffer, type NodeLlamaCpp, toBackendError } from "./llamaRuntime.js"
+import { copySource } from "./sequenceChoice.js"
 import type * as SequenceQueue from "./sequenceQueue.js"
 
 /**
@@ -45,16 +46,18 @@ const stopSequenceOf = (response: LlamaChatResponse, stop: ReadonlyArray<string>
  * functions node-llama-cpp describes in it. One count for a generation's prompt and for
  * `countPromptTokens`, so a count and the usage of the same request agree.
  */
-const promptTokenCount = (
+const promptTokensOf = (
   chatWrapper: LlamaChat["chatWrapper"],
   model: LlamaModel,
   history: ReadonlyArray<ChatHistoryItem>,
   plan: GenerationPlan
-): number =>
+): Array<Token> =>
   chatWrapper.generateContextState({
     chatHistory: [...history],
     ...(plan._tag === "Functions" ? { availableFunctions: plan.functions as ChatModelFunctions } : {})
-  }).contextText.tokenize(model.tokenizer).length
+  }).contextText.tokenize(model.tokenizer)
+
+const promptTokenCount = (...args: Parameters<typeof promptTokensOf>): number => promptTokensOf(...args).length
 
 /** Counts a request's prompt without generating (no sequence is taken). */
 export const countPromptWith = (chatWrapper: LlamaChat["chatWrapper"], model: LlamaModel, instance: string | undefined) =>
@@ -218,13 +221,42 @@ const tokenBiasFor = (
 export interface SequenceSlot {
   readonly sequence: LlamaContextSequence
   readonly chat: LlamaChat
+  /** The prompt length of the last request that ran on it (0: none yet): what of its cache is prompt, what answer. */
+  lastPromptTokens: number
+}
+
+/** node-llama-cpp's own (internal) copy of one sequence's KV state into another (`llama_memory_seq_cp`). */
+type CopyingSequence = LlamaContextSequence & {
+  readonly _copyStateFromOtherSequence?: (source: LlamaContextSequence, upToTokenIndex: number) => Promise<boolean>
+}
+
+/**
+ * Copies the first `upTo` tokens of one sequence's KV cache into another, or undefined where that
+ * cannot be done: node-llama-cpp without the (internal) method, or a model whose cache needs
+ * checkpoints to reuse a prefix (recurrent, hybrid, sliding-window). It is a buffer copy in
+ * llama.cpp (about a millisecond here), not an evaluation; a copy that did not land whole leaves
+ * the target empty, never holding tokens its cache lacks.
+ */
+export const prefixCopier = (sample: LlamaContextSequence) => {
+  if (typeof (sample as CopyingSequence)._copyStateFromOtherSequence !== "function" || sample.needsCheckpoints) return undefined
+  return async (target: SequenceSlot, source: SequenceSlot, upTo: number): Promise<void> => {
+    try {
+      const copied = await (target.sequence as CopyingSequence)._copyStateFromOtherSequence!(source.sequence, upTo)
+      if (!copied) await target.sequence.clearHistory()
+    } catch {
+      await target.sequence.clearHistory().catch(() => undefined)
+    }
+  }
 }
 
 /** Extra callbacks for one generation. */
 export interface GenerateHooks {
-  /** The request has its context sequence (it may have waited for one): its prompt is prepared next. */
-  readonly onSequence?: () => void
-  /** The prompt is rendered (chat template) and tokenized: generation proper starts. */
+  /** Work on the request starts: its prompt is rendered (chat template) and tokenized next. */
+  readonly onStart?: () => void
+  /**
+   * The prompt is rendered and tokenized; a sequence is chosen for it next (by what each one's
+   * cache holds), waiting while none is free, then generation proper starts.
+   */
   readonly onPrepared?: (promptTokens: number) => void
   /** After each text chunk (the worker's test-only crash hook). */
   readonly onText?: () => void
@@ -235,8 +267,17 @@ export interface GenerationTarget {
   readonly lib: NodeLlamaCpp
   readonly model: LlamaModel
   readonly context: LlamaContext
-  /** The free sequences; a request takes one for its life and gives it back. */
-  readonly sequences: SequenceQueue.SequenceQueue<SequenceSlot>
+  /** The model's chat wrapper (resolved once; every slot's LlamaChat uses it): the prompt is rendered before a sequence is chosen. */
+  readonly chatWrapper: LlamaChat["chatWrapper"]
+  /**
+   * The sequences; a request takes one for its life and gives it back. It is chosen by the
+   * prompt's tokens: the one whose KV cache holds the longest prefix of it (`sequenceChoice.ts`).
+   */
+  readonly sequences: SequenceQueue.SequenceQueue<SequenceSlot, ReadonlyArray<number>>
+  /** Every sequence of the model (a prefix is copied from a free one into the chosen one). */
+  readonly slots: ReadonlyArray<SequenceSlot>
+  /** Copies a prefix between sequences (`prefixCopier`); absent where the model's cache cannot. */
+  readonly copyPrefix: ((target: SequenceSlot, source: SequenceSlot, upTo: number) => Promise<void>) | undefined
   readonly instance: string | undefined
   /** The model's name, for errors. */
   readonly modelName: string
@@ -251,7 +292,7 @@ export const generateOn = (
   request: GenerateRequest,
   hooks: GenerateHooks
 ): Stream.Stream<LoaderEvent, BackendError | ContextOverflow> => {
-  const { context, grammarFor, instance, lib, logs, model, modelName, sequences } = target
+  const { chatWrapper, context, copyPrefix, grammarFor, instance, lib, logs, model, modelName, sequences, slots } = target
   return Stream.asyncPush<LoaderEvent, BackendError | ContextOverflow>((emit) =>
     Effect.gen(function*() {
       // the host has already refused a schema the grammar cannot take (same pure function)
@@ -261,34 +302,58 @@ export const generateOn = (
       )
       const grammar = yield* grammarFor(model, plan)
       const bias = tokenBiasFor(lib, model, grammar !== undefined, request.logitBias)
-      // A disposed sequence frees its slot asynchronously (an immediate getSequence() can still
-      // throw "No sequences left"), so sequences are created once and handed round; LlamaChat also
-      // reuses the prompt prefix a sequence already holds.
-      const { chat } = yield* sequences.take(request)
-      hooks.onSequence?.()
       // a forced tool call is one JSON document, parsed at the end: no text is streamed for it
       const forced = plan._tag === "Grammar" && plan.output !== "answer"
       const showReasoning = request.reasoning !== false
+      // The prompt's tokens as LlamaChat will evaluate them (the same wrapper and history), before a
+      // sequence is chosen: the choice compares them with what each sequence's KV cache holds.
+      hooks.onStart?.()
+      const history = toHistory(request, plan._tag === "Grammar" ? plan.instructions : undefined)
+      const prompt = yield* Effect.try({
+        try: () => promptTokensOf(chatWrapper, model, history, plan),
+        catch: toBackendError("generate", instance)
+      })
+      const promptTokens = prompt.length
+      hooks.onPrepared?.(promptTokens)
+      // LlamaChat silently drops earlier messages when the prompt and one free token do not fit,
+      // and shifts the context (erasing tokens) when it fills while generating: refuse the first
+      // here (before waiting for a sequence), and cap maxTokens to what is left so the second cannot happen
+      const overflow = () =>
+        new ContextOverflow({
+          model: modelName,
+          backend: "gguf",
+          ...(instance !== undefined ? { instance } : {}),
+          promptTokens,
+          contextSize: context.contextSize
+        })
+      const room = context.contextSize - promptTokens - 1
+      if (room < 1) return yield* overflow()
+      // A disposed sequence frees its slot asynchronously (an immediate getSequence() can still
+      // throw "No sequences left"), so sequences are created once and handed round, each keeping
+      // its KV cache: a conversation's next turn gets the one holding its history.
+      const slot = yield* sequences.take(prompt)
+      const { chat } = slot
+      // A prefix another sequence holds (an agent's system prompt and tools, another conversation's
+      // history after an edit) is copied in rather than evaluated again, while that one is lent
+      // (uninterruptible: a copy is a buffer copy, and must not land under the next request).
+      if (copyPrefix !== undefined) {
+        const others = slots.flatMap((other, id) =>
+          other === slot ? [] : [{ id, tokens: other.sequence.contextTokens, promptTokens: other.lastPromptTokens, lastUsed: 0 }]
+        )
+        const source = copySource(chat.sequence.contextTokens, others, prompt)
+        if (source !== undefined) {
+          yield* sequences.lend(slots[source.id]!, Effect.uninterruptible(Effect.promise(() => copyPrefix(slot, slots[source.id]!, source.upTo))))
+        }
+      }
+      // what LlamaChat will not evaluate again: the prompt's prefix already in this sequence's KV
+      // cache, less the last token (always evaluated, for the first answer token's logits)
+      const cachedPromptTokens = Math.max(0, Math.min(chat.sequence.compareContextTokens(prompt).firstDifferentIndex, promptTokens - 1))
+      // from here the sequence holds this prompt (whole, or as far as it was evaluated if the answer is interrupted)
+      slot.lastPromptTokens = promptTokens
       return yield* Effect.acquireRelease(
         Effect.try({
           try: () => {
             const controller = new AbortController()
-            const history = toHistory(request, plan._tag === "Grammar" ? plan.instructions : undefined)
-            const promptTokens = promptTokenCount(chat.chatWrapper, model, history, plan)
-            hooks.onPrepared?.(promptTokens)
-            const overflow = () =>
-              new ContextOverflow({
-                model: modelName,
-                backend: "gguf",
-                ...(instance !== undefined ? { instance } : {}),
-                promptTokens,
-                contextSize: context.contextSize
-              })
-            // LlamaChat silently drops earlier messages when the prompt and one free token do not
-            // fit, and shifts the context (erasing tokens) when it fills while generating: refuse
-            // the first here, and cap maxTokens to what is left so the second cannot happen
-            const room = context.contextSize - promptTokens - 1
-            if (room < 1) throw overflow()
             const maxTokens = Math.min(request.maxTokens ?? room, room)
             const maxTokensCapped = request.maxTokens !== undefined && request.maxTokens > room
               ? { requested: request.maxTokens, used: maxTokens }
@@ -384,6 +449,7 @@ export const generateOn = (
                   _tag: "Done",
                   text,
                   promptTokens,
+                  cachedPromptTokens,
                   completionTokens: meter.usedOutputTokens - outputBefore,
                   finishReason: reason,
                   ...(maxTokensCapped !== undefined ? { maxTokensCapped } : {}),

@@ -2,17 +2,17 @@
  * The context sequences of a loaded chat model and the requests waiting for one. A request takes a
  * sequence for the life of its scope and gives it back when the scope closes (the answer ended,
  * failed or was interrupted); a waiter that is interrupted leaves the line and takes nothing.
- * Waiters are served in arrival order; which free sequence a request gets (waiter or not) is `choose`'s decision —
- * the least recently used one today. The chooser sees the request and every free sequence with its
- * last use, so a choice by shared prompt prefix (issue 21: the sequence whose KV cache already
- * holds the longest prefix of this prompt, the least recently used on ties and misses) drops in
- * here without touching the callers.
+ * Waiters are served in arrival order; which free sequence a request gets (waiter or not) is `choose`'s decision:
+ * it sees what the request says of itself (`R`: the GGUF loader passes the prompt's tokens, and
+ * chooses by shared prompt prefix, `sequenceChoice.ts`) and every free sequence with its last use;
+ * the default is the least recently used.
  *
  * Not `Queue`: a queue hands out its head, and the choice needs to look at all of them. Pure
  * Effect state on the one JS thread: every change is a synchronous step.
  */
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import type { GenerateRequest } from "../../domain/Types.js"
 
@@ -23,7 +23,7 @@ export interface FreeSequence<S> {
 }
 
 /** Picks the sequence a request gets among the free ones (never called with none free). */
-export type ChooseSequence<S> = (free: ReadonlyArray<FreeSequence<S>>, request: GenerateRequest) => FreeSequence<S>
+export type ChooseSequence<S, R = GenerateRequest> = (free: ReadonlyArray<FreeSequence<S>>, request: R) => FreeSequence<S>
 
 /** The free sequence given back longest ago. */
 export const leastRecentlyUsed = <S>(free: ReadonlyArray<FreeSequence<S>>): FreeSequence<S> =>
@@ -37,28 +37,34 @@ export interface SequenceQueueCounts {
 }
 
 /** A model's sequences, handed to one request at a time. */
-export interface SequenceQueue<S> {
+export interface SequenceQueue<S, R = GenerateRequest> {
   /** A sequence for `request`, waiting in line while none is free; given back when the scope closes. */
-  readonly take: (request: GenerateRequest) => Effect.Effect<S, never, Scope.Scope>
+  readonly take: (request: R) => Effect.Effect<S, never, Scope.Scope>
+  /**
+   * Runs `use` with `sequence` held as if taken (another request's prompt prefix copied from it,
+   * say), when it is free now; Option.none() when it is not. It comes back unchanged in its order
+   * of use (lending is not a use), and a request waiting meanwhile gets it then.
+   */
+  readonly lend: <A>(sequence: S, use: Effect.Effect<A>) => Effect.Effect<Option.Option<A>>
   readonly counts: Effect.Effect<SequenceQueueCounts>
 }
 
-interface Waiter<S> {
-  readonly request: GenerateRequest
+interface Waiter<S, R> {
+  readonly request: R
   readonly handed: Deferred.Deferred<S>
 }
 
 /** A queue over `sequences` (all free at first). */
-export const make = <S>(
+export const make = <S, R = GenerateRequest>(
   sequences: ReadonlyArray<S>,
-  choose: ChooseSequence<S> = leastRecentlyUsed
-): Effect.Effect<SequenceQueue<S>> =>
+  choose: ChooseSequence<S, R> = leastRecentlyUsed
+): Effect.Effect<SequenceQueue<S, R>> =>
   Effect.sync(() => {
     let uses = 0
     const free: Array<FreeSequence<S>> = sequences.map((sequence) => ({ sequence, lastUsed: uses++ }))
-    const waiters: Array<Waiter<S>> = []
+    const waiters: Array<Waiter<S, R>> = []
 
-    const takeFree = (request: GenerateRequest): S => {
+    const takeFree = (request: R): S => {
       const chosen = choose(free, request)
       free.splice(free.indexOf(chosen), 1)
       return chosen.sequence
@@ -72,13 +78,30 @@ export const make = <S>(
         return next === undefined ? Effect.void : Deferred.succeed(next.handed, takeFree(next.request))
       })
 
-    const take = (request: GenerateRequest): Effect.Effect<S, never, Scope.Scope> =>
+    const lend = <A>(sequence: S, use: Effect.Effect<A>): Effect.Effect<Option.Option<A>> =>
+      Effect.uninterruptibleMask((restore) =>
+        Effect.suspend(() => {
+          const at = free.findIndex((f) => f.sequence === sequence)
+          if (at < 0) return Effect.succeed(Option.none())
+          const [lent] = free.splice(at, 1)
+          return restore(use).pipe(
+            Effect.map(Option.some),
+            Effect.ensuring(Effect.suspend(() => {
+              free.push(lent!)
+              const next = waiters.shift()
+              return next === undefined ? Effect.void : Deferred.succeed(next.handed, takeFree(next.request))
+            }))
+          )
+        })
+      )
+
+    const take = (request: R): Effect.Effect<S, never, Scope.Scope> =>
       Effect.uninterruptibleMask((restore) =>
         Effect.gen(function*() {
           const sequence = free.length > 0 && waiters.length === 0
             ? takeFree(request)
             : yield* Effect.gen(function*() {
-              const waiter: Waiter<S> = { request, handed: yield* Deferred.make<S>() }
+              const waiter: Waiter<S, R> = { request, handed: yield* Deferred.make<S>() }
               waiters.push(waiter)
               return yield* restore(Deferred.await(waiter.handed)).pipe(
                 Effect.onInterrupt(() =>
@@ -99,6 +122,7 @@ export const make = <S>(
 
     return {
       take,
+      lend,
       counts: Effect.sync(() => ({ total: sequences.length, busy: sequences.length - free.length, waiting: waiters.length }))
     }
   })

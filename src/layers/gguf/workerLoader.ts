@@ -6,9 +6,9 @@
  * outside signal, a llama.cpp abort) and `alive` turns false so the pool loads it again.
  *
  * Budgets, all on the Effect Clock and each failing only what it bounds:
- * - a prompt's preparation (chat template + tokenizing), counted from the moment its request has a
- *   sequence (`Started`; time spent waiting for one never counts): past it, that request fails and
- *   is cancelled; the worker lives on;
+ * - a prompt's preparation (chat template + tokenizing), counted from the moment the worker starts
+ *   on it (`Started`, until `Prepared`; the wait for a sequence comes after and never counts): past
+ *   it, that request fails and is cancelled; the worker lives on;
  * - a cancelled request gets `cancelGraceMs` to stop before its interruption completes; a slower
  *   one is waited for in the background (its sequence comes back when it stops), never killed;
  * - the chat template rendered while loading: past the preparation budget the load fails (nothing
@@ -45,7 +45,7 @@ import * as Supervisor from "./workerSupervisor.js"
 export type WorkerEvent =
   /** The worker's chat template is being rendered at load: the load's template budget counts from here. */
   | { readonly _tag: "TemplateRendering"; readonly pid: number }
-  /** Generation `id` has a sequence: its preparation budget counts from here. */
+  /** The worker started on generation `id`: its preparation budget counts from here. */
   | { readonly _tag: "Preparing"; readonly pid: number; readonly id: number }
   /** Generation `id` ended early and was asked to stop: its interruption waits `cancelGraceMs` from here. */
   | { readonly _tag: "Stopping"; readonly pid: number; readonly id: number }
@@ -56,7 +56,7 @@ export type WorkerEvent =
 export interface WorkerLoaderOptions {
   /** V8 heap cap of each worker, MiB (default 2048): a template bomb dies of it fast. */
   readonly maxHeapMb?: number | undefined
-  /** Chat template + tokenizing of one request, from the moment it has a sequence (default 30 000 ms). */
+  /** Chat template + tokenizing of one request, from the moment the worker starts on it (default 30 000 ms). */
   readonly prepareTimeoutMs?: number | undefined
   /** How long the interruption of a request waits for the worker to stop it (default 1000 ms); it is never killed for it. */
   readonly cancelGraceMs?: number | undefined
@@ -196,7 +196,7 @@ export const makeWorkerLoaderWithSpare = (options: WorkerLoaderOptions = {}): Wo
           ...(loaded.instance !== undefined ? { instance: loaded.instance } : {}),
           operation: "prepare the prompt",
           reason: `rendering the chat template and tokenizing took longer than ${seconds(loaded.prepareTimeoutMs)} ` +
-            "(counted from when the request had a sequence; the request was stopped)",
+            "(counted from when the worker started on it, not the wait for a sequence; the request was stopped)",
           suggestion: `shorten the prompt, or check the model's chat template with \`llmspell model info ${loaded.model}\`; ` +
             "prepare_timeout_seconds in the instance's config sets the budget"
         })
@@ -237,6 +237,7 @@ export const makeWorkerLoaderWithSpare = (options: WorkerLoaderOptions = {}): Wo
                   _tag: "Done",
                   text: reply.text,
                   promptTokens: reply.promptTokens,
+                  ...(reply.cachedPromptTokens !== undefined ? { cachedPromptTokens: reply.cachedPromptTokens } : {}),
                   completionTokens: reply.completionTokens,
                   finishReason: reply.finishReason,
                   ...(reply.maxTokensCapped !== undefined ? { maxTokensCapped: reply.maxTokensCapped } : {}),

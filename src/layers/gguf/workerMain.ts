@@ -113,7 +113,7 @@ const program = Effect.gen(function*() {
     let done: FromWorker | undefined
     testTrace(`generate ${id}`)
     const stream = loaded.generateWith(request, {
-      onSequence: () => {
+      onStart: () => {
         send({ _tag: "Started", id })
         testTrace(`prepare ${id}`)
         requestHook("prepare", request)
@@ -131,6 +131,7 @@ const program = Effect.gen(function*() {
           id,
           text: event.text,
           promptTokens: event.promptTokens,
+          ...(event.cachedPromptTokens !== undefined ? { cachedPromptTokens: event.cachedPromptTokens } : {}),
           completionTokens: event.completionTokens,
           finishReason: event.finishReason,
           ...(event.maxTokensCapped !== undefined ? { maxTokensCapped: event.maxTokensCapped } : {}),

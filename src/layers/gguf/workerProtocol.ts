@@ -78,8 +78,9 @@ export const FromWorker = Schema.Union(
   Schema.TaggedStruct("Preparing", {}),
   Schema.TaggedStruct("Loaded", { sizeBytes: Schema.Number, vramBytes: Schema.Number, contextSize: Schema.Number }),
   /**
-   * Generation `id` has a context sequence (it may have waited for one): its prompt is rendered and
-   * tokenized next, and its preparation budget starts counting (time spent waiting never counts).
+   * The worker starts on generation `id`: its prompt is rendered and tokenized next (before a
+   * context sequence is chosen for it, by what each one's cache holds), and its preparation budget
+   * starts counting (time spent waiting, in the worker's inbox or for a sequence, never counts).
    */
   Schema.TaggedStruct("Started", { id: Schema.Number }),
   /** The prompt of `id` is rendered and tokenized: its preparation budget stops counting. */
@@ -93,6 +94,8 @@ export const FromWorker = Schema.Union(
     id: Schema.Number,
     text: Schema.String,
     promptTokens: Schema.Number,
+    /** The part of the prompt already in the sequence's KV cache. */
+    cachedPromptTokens: Schema.optional(Schema.Number),
     completionTokens: Schema.Number,
     finishReason: FinishReason,
     maxTokensCapped: Schema.optional(Schema.Struct({ requested: Schema.Number, used: Schema.Number })),

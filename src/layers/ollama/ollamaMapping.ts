@@ -23,6 +23,7 @@ import type {
   PullFileProgress,
   PullProgress
 } from "../../domain/Types.js"
+import { reportedCachedTokens } from "../../domain/Types.js"
 
 /** Where a record came from. */
 export interface Origin {
@@ -129,6 +130,8 @@ export const WireInferenceRecord = Schema.Struct({
   total_duration: count,
   load_duration: count,
   prompt_eval_count: count,
+  // Ollama 0.33+; checked where it is used (toCompletion): a bad one is dropped, not a malformed reply
+  prompt_eval_cached_count: Schema.optional(Schema.Unknown),
   prompt_eval_duration: count,
   eval_count: count,
   eval_duration: count
@@ -519,6 +522,8 @@ export interface WireDone {
   readonly total_duration?: number
   readonly load_duration?: number
   readonly prompt_eval_count?: number
+  /** The part of `prompt_eval_count` read from Ollama's cache (Ollama 0.33+; absent before). */
+  readonly prompt_eval_cached_count?: unknown
   readonly prompt_eval_duration?: number
   readonly eval_count?: number
   readonly eval_duration?: number
@@ -539,6 +544,7 @@ export const toCompletion = (
   extra: { readonly reasoning?: string; readonly toolCalls?: ReadonlyArray<ToolCall> } = {}
 ): Completion => {
   const promptTokens = done.prompt_eval_count ?? 0
+  const cachedPromptTokens = reportedCachedTokens(done.prompt_eval_cached_count, promptTokens)
   const completionTokens = done.eval_count ?? 0
   const rate = (count: number | undefined, ns: number | undefined) =>
     count !== undefined && ns !== undefined && ns > 0 ? count / (ns / 1e9) : undefined
@@ -555,7 +561,12 @@ export const toCompletion = (
     finishReason: extra.toolCalls !== undefined && extra.toolCalls.length > 0 && done.done_reason !== "length"
       ? "tool-calls"
       : finishReason(done.done_reason),
-    usage: { promptTokens, completionTokens, totalTokens: promptTokens + completionTokens },
+    usage: {
+      promptTokens,
+      ...(cachedPromptTokens !== undefined ? { cachedPromptTokens } : {}),
+      completionTokens,
+      totalTokens: promptTokens + completionTokens
+    },
     timings: {
       loadMs: (done.load_duration ?? 0) / NS_PER_MS,
       ...(timeToFirstTokenMs !== undefined ? { timeToFirstTokenMs } : {}),
