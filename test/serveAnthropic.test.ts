@@ -451,13 +451,13 @@ describe("errors in Anthropic's shape", () => {
     expect(streamed).toBeInstanceOf(Anthropic.BadRequestError)
   })
 
-  it("invalid_request_error for a body that is not a messages request, an image, or a tool_choice naming no tool", async () => {
+  it("invalid_request_error for a body that is not a messages request, an image by URL, or a tool_choice naming no tool", async () => {
     const post = (body: unknown) =>
       fetch(`${serve.url}/v1/messages`, { method: "POST", headers: { "content-type": "application/json", "x-api-key": KEY }, body: JSON.stringify(body) })
     for (const body of [
       { model: AGENT, messages: [{ role: "user", content: "hi" }] },
       { model: AGENT, max_tokens: 4, messages: [{ role: "robot", content: "hi" }] },
-      { model: AGENT, max_tokens: 4, messages: [{ role: "user", content: [{ type: "image", source: { type: "base64", media_type: "image/png", data: "AA==" } }] }] },
+      { model: AGENT, max_tokens: 4, messages: [{ role: "user", content: [{ type: "image", source: { type: "url", url: "https://example.com/a.png" } }] }] },
       { model: AGENT, max_tokens: 4, tools: [weather], tool_choice: { type: "tool", name: "nope" }, messages: [{ role: "user", content: "hi" }] },
       { model: AGENT, max_tokens: 4, temperature: 3, messages: [{ role: "user", content: "hi" }] },
       { model: AGENT, max_tokens: 4, messages: [] }

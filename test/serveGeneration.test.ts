@@ -293,7 +293,7 @@ const OLLAMA_ROWS: Record<string, Row & { readonly route: "/api/chat" | "/api/ge
   keep_alive: { route: "/api/chat", value: "5m" },
   think: { route: "/api/chat", value: false, reaches: ["think", false] },
   tools: { route: "/api/chat", value: [weatherTool], reaches: ["tools.0.function.name", "get_weather"] },
-  images: { route: "/api/generate", value: [], other: ["aGk="] },
+  images: { route: "/api/generate", value: ["iVBORw0KGgoAAAA="], reaches: ["messages.0.images.0", "iVBORw0KGgoAAAA="] },
   raw: { route: "/api/generate", value: false, other: true },
   suffix: { route: "/api/generate", value: "", other: "}" },
   template: { route: "/api/generate", value: "", other: "{{ .Prompt }}" },

@@ -178,10 +178,11 @@ describe("Ollama API through the ollama client", () => {
     expect(legacy.embedding).toEqual(reply.embeddings[0])
   })
 
-  it("what llmspell cannot do is refused with 400 naming it, never ignored: images, raw, suffix, template", async () => {
+  it("what llmspell cannot do is refused with 400 naming it, never ignored: images on a GGUF model, raw, suffix, template", async () => {
+    const png = "iVBORw0KGgoAAAA="
     const refused = [
-      [() => client.generate({ model: TINY, prompt: "hi", images: ["AAAA"], stream: false }), "images are not supported"],
-      [() => client.chat({ model: TINY, messages: [{ role: "user", content: "hi", images: ["AAAA"] }], stream: false }), "images are not supported"],
+      [() => client.generate({ model: TINY, prompt: "hi", images: [png], stream: false }), "node-llama-cpp 3.x runs no vision model"],
+      [() => client.chat({ model: TINY, messages: [{ role: "user", content: "hi", images: [png] }], stream: false }), "node-llama-cpp 3.x runs no vision model"],
       [() => client.generate({ model: TINY, prompt: "hi", raw: true, stream: false }), "raw prompts are not supported"],
       [() => client.generate({ model: TINY, prompt: "def f(", suffix: "return x", stream: false }), "suffix (fill-in-the-middle) is not supported"],
       [() => client.generate({ model: TINY, prompt: "hi", template: "{{ .Prompt }}", stream: false }), "template is not supported"]

@@ -327,7 +327,7 @@ describe("what a stateless server says about state", () => {
     for (const [item, words] of [
       [{ type: "item_reference", id: "msg_1" }, "item_reference"],
       [{ type: "web_search_call", id: "ws_1", status: "completed", action: { type: "search", query: "x" } }, "web_search_call"],
-      [{ role: "user", content: [{ type: "input_image", image_url: "data:image/png;base64,AA==" }] }, "input_image"]
+      [{ role: "user", content: [{ type: "input_image", file_id: "file_1" }] }, "input_image"]
     ] as const) {
       const res = await fetch(`${serve.url}/v1/responses`, {
         method: "POST",

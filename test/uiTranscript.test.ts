@@ -148,6 +148,8 @@ describe("the transcript contract", () => {
     expect(request.messages.map((m) => m.role)).toEqual(["system", "user", "assistant", "tool", "assistant"])
     expect(request.messages[2]!.toolCalls).toEqual([{ id: "call_1", name: "get_weather", params: { city: "Paris" } }])
     expect(request.messages[3]).toMatchObject({ toolCallId: "call_1", toolName: "get_weather" })
+    // the user turn's inline image goes with it (a path reference would not: nothing here reads files)
+    expect(request.messages[1]!.images).toEqual([{ mediaType: "image/png", data: "iVBORw0KGgo=" }])
     expect(request).toMatchObject({ temperature: 0.2, maxTokens: 64, seed: 7, reasoning: false })
   })
 

@@ -17,6 +17,8 @@ export type ChatInput =
   | { readonly _tag: "Set"; readonly name: string | undefined; readonly value: string | undefined }
   | { readonly _tag: "Unset"; readonly name: string | undefined }
   | { readonly _tag: "Save"; readonly file: string | undefined }
+  /** `file` undefined: show the images waiting for the next message. */
+  | { readonly _tag: "Image"; readonly file: string | undefined }
   | { readonly _tag: "Help" }
   | { readonly _tag: "Bye" }
   | { readonly _tag: "Unknown"; readonly command: string }
@@ -32,6 +34,7 @@ const COMMANDS: Record<string, (rest: string) => ChatInput> = {
   },
   "/unset": (rest) => ({ _tag: "Unset", name: rest.length > 0 ? rest : undefined }),
   "/save": (rest) => ({ _tag: "Save", file: rest.length > 0 ? rest : undefined }),
+  "/image": (rest) => ({ _tag: "Image", file: rest.length > 0 ? rest : undefined }),
   "/help": () => ({ _tag: "Help" }),
   "/?": () => ({ _tag: "Help" }),
   "/bye": () => ({ _tag: "Bye" }),
@@ -137,6 +140,7 @@ export const CHAT_HELP = [
   `  /set NAME VALUE        change a setting: ${settingNames} (/set alone shows them)`,
   "  /unset NAME            back to the model's default (or no system prompt: /unset system)",
   "  /save FILE             write the conversation as a JSON transcript (load it with --load FILE)",
+  "  /image FILE            attach an image (PNG, JPEG, GIF, WebP) to your next message (Ollama vision and cloud models)",
   "  /help, /?              this help",
   "  /bye, /exit            end the session (or Ctrl-D)",
   `Multi-line input: start with """ and end with """ (also /system """ … """).`,

@@ -7,6 +7,7 @@
  * mounts the group at `/rpc` (`serve/rpc.ts`); `LlmspellRemote` is its client. The CLI's `--json`
  * output is exactly these encoded types. Pure: schemas only, no I/O.
  */
+import { IMAGE_LIMITS, imageProblem } from "./Images.js"
 import * as Rpc from "@effect/rpc/Rpc"
 import * as RpcGroup from "@effect/rpc/RpcGroup"
 import * as Either from "effect/Either"
@@ -230,7 +231,23 @@ const checkJsonBounds = (request: GenerateRequest): Either.Either<GenerateReques
     const problem = schemaBeyondLimits(tool.parameters)
     if (problem !== undefined) return Either.left(tooCostly(`#/tools/${tool.name}/parameters`)(problem))
   }
+  let images = 0
   for (const [i, message] of request.messages.entries()) {
+    for (const [j, image] of (message.images ?? []).entries()) {
+      images++
+      const problem = images > IMAGE_LIMITS.count
+        ? `at most ${IMAGE_LIMITS.count} images in one request`
+        : imageProblem(image, `messages.${i}.images.${j}`)
+      if (problem !== undefined) {
+        return Either.left(
+          new InvalidRequest({
+            field: `messages.${i}.images.${j}`,
+            allowed: `base64 image data, at most ${IMAGE_LIMITS.bytes / 1024 / 1024} MiB per image and ${IMAGE_LIMITS.count} images per request`,
+            value: problem
+          })
+        )
+      }
+    }
     for (const [j, call] of (message.toolCalls ?? []).entries()) {
       if (nestedDeeperThan(call.params, JSON_LIMITS.maxDepth)) {
         return Either.left(

@@ -115,9 +115,14 @@ export const Transcript = Schema.Struct({
 export type Transcript = typeof Transcript.Type
 
 /**
- * The transcript's next request: the system prompt, the turns (images are not sent yet: a
- * generation request carries none) and the parameters.
+ * The transcript's next request: the system prompt, the turns (a user turn's inline images with it;
+ * an image saved as a `path` is not this pure function's to read, so it is left out) and the parameters.
  */
+const inlineImages = (images: ReadonlyArray<ImageRef> | undefined) => {
+  const inline = (images ?? []).flatMap((i) => ("data" in i ? [{ mediaType: i.mediaType, data: i.data }] : []))
+  return inline.length > 0 ? { images: inline } : {}
+}
+
 export const toRequest = (t: Transcript): GenerateRequest => {
   const messages: Array<ChatMessage> = t.system !== undefined && t.system !== "" ? [{ role: "system", content: t.system }] : []
   for (const m of t.messages) {
@@ -126,7 +131,8 @@ export const toRequest = (t: Transcript): GenerateRequest => {
       content: m.content,
       ...(m.toolCalls !== undefined ? { toolCalls: m.toolCalls } : {}),
       ...(m.toolCallId !== undefined ? { toolCallId: m.toolCallId } : {}),
-      ...(m.toolName !== undefined ? { toolName: m.toolName } : {})
+      ...(m.toolName !== undefined ? { toolName: m.toolName } : {}),
+      ...inlineImages(m.images)
     })
   }
   const p = t.parameters ?? {}

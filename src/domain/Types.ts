@@ -368,7 +368,19 @@ export const ToolCall = Schema.Struct({
 export type ToolCall = typeof ToolCall.Type
 
 /**
- * One chat message. An assistant turn may carry the tool calls it made (`toolCalls`); a `tool`
+ * An image a user message carries: its media type (`image/png`, `image/jpeg`, …) and its bytes as
+ * base64. It reaches the backends that see (Ollama's vision models, cloud providers) unchanged; a
+ * GGUF model refuses it (node-llama-cpp 3.x runs no vision model). Limits: `IMAGE_LIMITS`.
+ */
+export const ImageInput = Schema.Struct({
+  mediaType: Schema.String.pipe(Schema.pattern(/^image\/[a-z0-9.+-]+$/i, { message: () => "mediaType must be an image/* media type" })),
+  data: Schema.String
+})
+/** An image a user message carries. */
+export type ImageInput = typeof ImageInput.Type
+
+/**
+ * One chat message. A user message may carry images (`images`). An assistant turn may carry the tool calls it made (`toolCalls`); a `tool`
  * message is the result of one call, joined to it by `toolCallId` (and `toolName`), with the
  * result as text (JSON for structured results).
  */
@@ -377,13 +389,16 @@ export const ChatMessage = Schema.Struct({
   content: Schema.String,
   toolCalls: Schema.optional(Schema.Array(ToolCall)),
   toolCallId: Schema.optional(Schema.String),
-  toolName: Schema.optional(Schema.String)
+  toolName: Schema.optional(Schema.String),
+  images: Schema.optional(Schema.Array(ImageInput))
 }).pipe(
   Schema.filter((m) =>
     m.role === "tool" && m.toolCallId === undefined
       ? "a tool message needs the toolCallId of the call it answers"
       : m.role !== "assistant" && m.toolCalls !== undefined
       ? "only an assistant message carries toolCalls"
+      : m.role !== "user" && m.images !== undefined && m.images.length > 0
+      ? "only a user message carries images"
       : undefined
   )
 )

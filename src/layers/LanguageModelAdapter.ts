@@ -13,6 +13,7 @@
  * schema (as with Effect's OpenAI and OpenRouter providers). Our errors become `AiError`s with the
  * typed error in `cause`.
  */
+import { parseDataUrl } from "../domain/Images.js"
 import * as AiError from "@effect/ai/AiError"
 import * as EmbeddingModel from "@effect/ai/EmbeddingModel"
 import * as LanguageModel from "@effect/ai/LanguageModel"
@@ -28,6 +29,7 @@ import { markIncomplete } from "../domain/JsonSchemaCheck.js"
 import { validateGenerateRequest } from "../domain/Protocol.js"
 import type {
   ChatMessage,
+  ImageInput,
   Completion,
   Embeddings,
   FinishReason,
@@ -69,9 +71,23 @@ export const toChatMessages = (prompt: Prompt.Prompt): Array<ChatMessage> => {
       case "system":
         out.push({ role: "system", content: message.content })
         break
-      case "user":
-        out.push({ role: "user", content: message.content.flatMap((part) => (part.type === "text" ? [part.text] : [])).join("") })
+      case "user": {
+        // image file parts (bytes, base64 or a data: URL) go with the message as images; a URL to fetch
+        // is not fetched, and a non-image file is not something a chat model reads
+        const images = message.content.flatMap((part): Array<ImageInput> => {
+          if (part.type !== "file" || !/^image\//i.test(part.mediaType)) return []
+          if (part.data instanceof Uint8Array) return [{ mediaType: part.mediaType.toLowerCase(), data: Buffer.from(part.data).toString("base64") }]
+          if (typeof part.data !== "string") return []
+          const url = part.data.startsWith("data:") ? parseDataUrl(part.data) : { mediaType: part.mediaType.toLowerCase(), data: part.data }
+          return typeof url === "string" ? [] : [url]
+        })
+        out.push({
+          role: "user",
+          content: message.content.flatMap((part) => (part.type === "text" ? [part.text] : [])).join(""),
+          ...(images.length > 0 ? { images } : {})
+        })
         break
+      }
       case "assistant": {
         const text = message.content.flatMap((part) => (part.type === "text" ? [part.text] : [])).join("")
         const toolCalls = message.content.flatMap((part) =>

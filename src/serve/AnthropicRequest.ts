@@ -4,8 +4,8 @@
  * - `system` (a string or text blocks, joined by blank lines) and `system` messages → system messages;
  * - user blocks: `text` and text `document`s → the user's text (blocks joined by blank lines);
  *   `tool_result` blocks (a string or blocks; `is_error` prefixes "Error: ") → tool messages before
- *   it, joined to their call by `tool_use_id`; `image` blocks and PDF documents are refused (the
- *   models served read text), except inside a tool result, where a placeholder says an image was
+ *   it, joined to their call by `tool_use_id`; base64 `image` blocks → the user message's images (URL and
+ *   file sources refused); PDF documents are refused (the models served read text), and images inside a tool result are not passed on: where a placeholder says an image was
  *   left out so an agent's loop goes on;
  * - assistant blocks: `text` → its text, `tool_use` → its tool calls; `thinking` and
  *   `redacted_thinking` are dropped (a local model re-reads no earlier thinking, as Anthropic's
@@ -22,7 +22,8 @@
  */
 import * as Either from "effect/Either"
 import type * as Wire from "../domain/AnthropicWire.js"
-import type { ChatMessage, GenerateRequest, ToolCall, ToolChoice, ToolDefinition } from "../domain/Types.js"
+import { IMAGE_LIMITS, imageProblem } from "../domain/Images.js"
+import type { ChatMessage, GenerateRequest, ImageInput, ToolCall, ToolChoice, ToolDefinition } from "../domain/Types.js"
 
 /** The fields a prompt is made of (count_tokens), with the sampling fields a messages request adds. */
 export type PromptBody = Wire.CountTokensRequest & Partial<
@@ -104,6 +105,7 @@ const toMessages = (body: PromptBody): Either.Either<Array<ChatMessage>, string>
     : body.system.map((b) => b.text).join(blankLine)
   if (system !== "") out.push({ role: "system", content: system })
   const toolNames = new Map<string, string>()
+  let imageCount = 0
   for (const [i, message] of body.messages.entries()) {
     const where = `messages[${i}]`
     if (typeof message.content === "string") {
@@ -143,6 +145,7 @@ const toMessages = (body: PromptBody): Either.Either<Array<ChatMessage>, string>
     }
     // a user turn: its tool results first (the answers to the previous turn's calls), then its text
     const texts: Array<string> = []
+    const images: Array<ImageInput> = []
     for (const [j, block] of blocks.entries()) {
       const at = `${where}.content[${j}]`
       switch (block.type) {
@@ -162,8 +165,22 @@ const toMessages = (body: PromptBody): Either.Either<Array<ChatMessage>, string>
           out.push({ role: "tool", content: text.right, toolCallId: block.tool_use_id, ...(toolName !== undefined ? { toolName } : {}) })
           break
         }
-        case "image":
-          return Either.left(`${at}: image blocks are not supported: the models of this server read text only`)
+        case "image": {
+          // a base64 image goes through unchanged; this server fetches no URL and has no Files API
+          if (block.source.type !== "base64") {
+            return Either.left(`${at}.source.type: ${JSON.stringify(block.source.type)} images are not supported by this server; send the image as base64`)
+          }
+          if (!/^image\/[a-z0-9.+-]+$/i.test(block.source.media_type)) {
+            return Either.left(`${at}.source.media_type: must be an image media type (image/jpeg, image/png, image/gif, image/webp)`)
+          }
+          const image = { mediaType: block.source.media_type.toLowerCase(), data: block.source.data }
+          const problem = imageProblem(image, `${at}.source.data`)
+          if (problem !== undefined) return Either.left(problem)
+          images.push(image)
+          imageCount++
+          if (imageCount > IMAGE_LIMITS.count) return Either.left(`${at}: at most ${IMAGE_LIMITS.count} images in one request`)
+          break
+        }
         case "thinking":
         case "redacted_thinking":
           return Either.left(`${at}: a ${block.type} block belongs in an assistant message`)
@@ -173,7 +190,7 @@ const toMessages = (body: PromptBody): Either.Either<Array<ChatMessage>, string>
           return Either.left(`${at}: block type ${JSON.stringify(block.actualType)} is not supported by this server`)
       }
     }
-    if (texts.length > 0) out.push({ role: "user", content: texts.join(blankLine) })
+    if (texts.length > 0 || images.length > 0) out.push({ role: "user", content: texts.join(blankLine), ...(images.length > 0 ? { images } : {}) })
   }
   return Either.right(out)
 }

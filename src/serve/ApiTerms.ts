@@ -60,6 +60,10 @@ export const toApiFailure = (terms: ApiTerms) => (error: unknown): HttpFailure =
     case "ToolChoiceViolated":
       return new HttpFailure(status, `${error.message}; retry, or make the prompt ask for the tool`)
     case "UnsupportedOperation":
+      // images sent to a model that cannot see them: said with the API's words, not the CLI's hint
+      if (error.operation === "images") {
+        return new HttpFailure(status, `this request's images cannot be read by the model (${error.backend} backend): ${error.reason}`)
+      }
       // a request field the model's backend cannot honour (Ollama has no logit bias, …)
       return Object.hasOwn(terms.fields, error.operation)
         ? new HttpFailure(

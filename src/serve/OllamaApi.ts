@@ -25,6 +25,7 @@ import {
   refusedOllamaField,
   responseFormat,
   sampling,
+  toImages,
   toMessages,
   toTools
 } from "./OllamaRequest.js"
@@ -208,7 +209,8 @@ export const routes = (ctx: RouteContext): HttpRouter.HttpRouter<never, never> =
     const b = yield* generationBody(GenerateBody)
     const spec = yield* checkSpec(ctx, b.model)
     const keepAlive = yield* fromEither(keepAliveSeconds(b.keep_alive))
-    // images, raw, suffix and template were refused with the other fields (RequestFields.OLLAMA_FIELDS):
+    const images = b.images != null && b.images.length > 0 ? yield* fromEither(toImages(b.images, "images")) : []
+    // raw, suffix and template were refused with the other fields (RequestFields.OLLAMA_FIELDS):
     // each changes what the model is given, and an answer to another prompt than the one sent is worse than an error
     const created = now()
     if (b.prompt === undefined || b.prompt === "") {
@@ -218,7 +220,7 @@ export const routes = (ctx: RouteContext): HttpRouter.HttpRouter<never, never> =
     const request: GenerateRequest = {
       messages: [
         ...(b.system !== undefined && b.system !== "" ? [{ role: "system" as const, content: b.system }] : []),
-        { role: "user" as const, content: b.prompt }
+        { role: "user" as const, content: b.prompt, ...(images.length > 0 ? { images } : {}) }
       ],
       ...sampling(b.options),
       ...(format !== undefined ? { responseFormat: format } : {}),

@@ -5,9 +5,10 @@
  * fields, messages with Ollama's id-less tool calls joined to their results, and the request's
  * fields by Ollama's names for errors (`options.num_predict`).
  */
+import { base64Bytes, IMAGE_LIMITS, imageProblem, parseDataUrl, sniffBase64 } from "../domain/Images.js"
 import * as Either from "effect/Either"
 import * as Schema from "effect/Schema"
-import type { ChatMessage, GenerateRequest, ResponseFormat, ToolCall, ToolDefinition } from "../domain/Types.js"
+import type { ChatMessage, GenerateRequest, ImageInput, ResponseFormat, ToolCall, ToolDefinition } from "../domain/Types.js"
 import type { ApiTerms } from "./ApiTerms.js"
 import { OLLAMA_FIELDS, OLLAMA_OPTIONS, refusedField } from "./RequestFields.js"
 
@@ -172,8 +173,17 @@ export const toMessages = (messages: ReadonlyArray<typeof WireMessage.Type>): Ei
   let counter = 0
   const open: Array<{ id: string; name: string }> = []
   const out: Array<ChatMessage> = []
-  for (const m of messages) {
-    if (m.images != null && m.images.length > 0) return Either.left("images are not supported by llmspell serve")
+  let total = 0
+  for (const [index, m] of messages.entries()) {
+    if (m.images != null && m.images.length > 0) {
+      if (m.role !== "user") return Either.left(`messages[${index}].images: only a user message carries images`)
+      const images = toImages(m.images, `messages[${index}].images`)
+      if (Either.isLeft(images)) return Either.left(images.left)
+      total += images.right.length
+      if (total > IMAGE_LIMITS.count) return Either.left(`messages[${index}].images: at most ${IMAGE_LIMITS.count} images in one request`)
+      out.push({ role: "user", content: m.content ?? "", images: images.right })
+      continue
+    }
     if (m.role === "assistant" && m.tool_calls != null && m.tool_calls.length > 0) {
       const toolCalls: Array<ToolCall> = m.tool_calls.map((c) => {
         const id = c.id ?? `call_${counter++}`
@@ -193,6 +203,29 @@ export const toMessages = (messages: ReadonlyArray<typeof WireMessage.Type>): Ei
     } else {
       out.push({ role: m.role, content: m.content ?? "" })
     }
+  }
+  return Either.right(out)
+}
+
+/**
+ * Ollama's `images` (bare base64, as its clients send them; a `data:` URL is taken too) → ours,
+ * the media type read from the bytes, or why they cannot be served (`at` names the field).
+ */
+export const toImages = (images: ReadonlyArray<string>, at: string): Either.Either<Array<ImageInput>, string> => {
+  if (images.length > IMAGE_LIMITS.count) return Either.left(`${at}: at most ${IMAGE_LIMITS.count} images in one request`)
+  const out: Array<ImageInput> = []
+  for (const [i, raw] of images.entries()) {
+    const url = raw.startsWith("data:") ? parseDataUrl(raw) : undefined
+    if (typeof url === "string") return Either.left(`${at}[${i}]: ${url}`)
+    const data = url?.data ?? raw
+    const bytes = base64Bytes(data)
+    if (bytes === undefined) return Either.left(`${at}[${i}]: the image data is not base64`)
+    const mediaType = url?.mediaType ?? sniffBase64(data)
+    if (mediaType === undefined) return Either.left(`${at}[${i}]: not a PNG, JPEG, GIF or WebP image`)
+    const image = { mediaType, data }
+    const problem = imageProblem(image, `${at}[${i}]`)
+    if (problem !== undefined) return Either.left(problem)
+    out.push(image)
   }
   return Either.right(out)
 }

@@ -9,7 +9,7 @@ import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import { listedAliases } from "./Aliases.js"
 import { modelsList } from "./AnthropicApi.js"
-import { json } from "./Http.js"
+import { HttpFailure, json } from "./Http.js"
 import { chatCompletions } from "./OpenAiChat.js"
 import { responses } from "./OpenAiResponses.js"
 import { body, fail, handle, openAiTerms } from "./OpenAiWire.js"
@@ -52,6 +52,23 @@ export const routes = (ctx: RouteContext): HttpRouter.HttpRouter<never, never> =
     return json({ object: "list", data: entries.map((e) => ({ id: e.id, object: "model", created: e.created, owned_by: e.owned_by })) })
   }))
 
+  // one model (OpenAI's and Anthropic's "retrieve model"), with what it can do (`capabilities`:
+  // completion, tools, vision, embedding, thinking, rerank) as its backend knows it; a spec holds
+  // slashes (openai/gpt-4o-mini), so the rest of the path is the name
+  const model = handle(EMBEDDING_TERMS)(Effect.gen(function*() {
+    const request = yield* HttpServerRequest.HttpServerRequest
+    const raw = new URL(request.url, "http://x").pathname.slice("/v1/models/".length)
+    const name = yield* Effect.try({ try: () => decodeURIComponent(raw), catch: () => new HttpFailure(400, "the model name in the path is not valid percent-encoding") })
+    const spec = yield* checkSpec(ctx, name)
+    const info = yield* ctx.llm.info(spec)
+    // left out when the backend does not say (a cloud provider's model): unknown is not "none"
+    const capabilities = info.capabilities !== undefined ? { capabilities: info.capabilities } : {}
+    if (request.headers["anthropic-version"] !== undefined) {
+      return json({ type: "model", id: name, display_name: name, created_at: new Date(0).toISOString(), ...capabilities })
+    }
+    return json({ id: name, object: "model", created: 0, owned_by: info.instance, ...capabilities })
+  }))
+
   const embeddings = handle(EMBEDDING_TERMS)(Effect.gen(function*() {
     const b = yield* body(ctx, EmbeddingsBody, EMBEDDINGS_FIELDS)
     const spec = yield* checkSpec(ctx, b.model)
@@ -75,6 +92,7 @@ export const routes = (ctx: RouteContext): HttpRouter.HttpRouter<never, never> =
 
   return HttpRouter.empty.pipe(
     HttpRouter.get("/v1/models", models),
+    HttpRouter.get("/v1/models/*", model),
     HttpRouter.post("/v1/chat/completions", chatCompletions(ctx)),
     HttpRouter.post("/v1/embeddings", embeddings),
     HttpRouter.post("/v1/responses", responses(ctx))

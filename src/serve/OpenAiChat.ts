@@ -3,13 +3,14 @@
  * `stream_options.include_usage`, tools with `tool_calls` deltas by index, `tool_choice`,
  * `response_format` json_object / json_schema.
  */
+import { imagesProblem } from "../domain/Images.js"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import type { ChatMessage, Completion, GenerateRequest, ResponseFormat, ToolChoice } from "../domain/Types.js"
 import { toApiFailure } from "./ApiTerms.js"
-import { json, sse } from "./Http.js"
+import { HttpFailure, json, sse } from "./Http.js"
 import {
   body,
   Content,
@@ -26,6 +27,7 @@ import {
   SamplingWire,
   seconds,
   textOf,
+  userContentOf,
   toolDefinition,
   usage
 } from "./OpenAiWire.js"
@@ -94,7 +96,13 @@ const finishReason = (completion: Completion) =>
 const toMessages = (messages: ReadonlyArray<typeof ChatMessageWire.Type>): Either.Either<Array<ChatMessage>, string> => {
   const out: Array<ChatMessage> = []
   const names = new Map<string, string>()
-  for (const m of messages) {
+  for (const [index, m] of messages.entries()) {
+    if (m.role === "user") {
+      const user = userContentOf(m.content, `messages[${index}]`)
+      if (Either.isLeft(user)) return Either.left(user.left)
+      out.push({ role: "user", content: user.right.text, ...(user.right.images.length > 0 ? { images: user.right.images } : {}) })
+      continue
+    }
     const text = textOf(m.content)
     if (Either.isLeft(text)) return Either.left(text.left)
     const content = text.right
@@ -102,9 +110,6 @@ const toMessages = (messages: ReadonlyArray<typeof ChatMessageWire.Type>): Eithe
       case "system":
       case "developer":
         out.push({ role: "system", content })
-        break
-      case "user":
-        out.push({ role: "user", content })
         break
       case "assistant": {
         const calls = (m.tool_calls ?? []).map((c) => {
@@ -131,6 +136,8 @@ handle(terms)(Effect.gen(function*() {
   const b = yield* body(ctx, ChatBody, OPENAI_CHAT_FIELDS)
   const spec = yield* checkSpec(ctx, b.model)
   const messages = yield* fromEither(toMessages(b.messages))
+  const imageProblem = imagesProblem(messages, (m, i) => `messages[${m}].content: image_url #${i + 1}`, "messages[].content image_url parts")
+  if (imageProblem !== undefined) return yield* new HttpFailure(400, imageProblem)
   const tools = (b.tools ?? []).map((t) => toolDefinition(t.function.name, t.function.description, t.function.parameters))
   const choice: ToolChoice | undefined = b.tool_choice == null
     ? undefined

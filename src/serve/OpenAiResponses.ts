@@ -17,6 +17,8 @@
  *   (`event:`) and numbered (`sequence_number`), no `[DONE]` (the Responses API has none).
  * - Nothing is stored: the response says `store: false`, and `previous_response_id` is refused.
  */
+import { imagesProblem, parseDataUrl } from "../domain/Images.js"
+import type { ImageInput } from "../domain/Types.js"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -50,8 +52,24 @@ import { checkSpec, noteTokens, type RouteContext } from "./Routes.js"
 const ContentPart = Schema.Struct({
   type: Schema.String,
   text: Schema.optional(Schema.String),
-  refusal: Schema.optional(Schema.String)
+  refusal: Schema.optional(Schema.String),
+  /** `input_image`: a `data:` URL (this server fetches no http(s) URL and stores no files). */
+  image_url: Schema.optional(Schema.NullOr(Schema.String)),
+  file_id: Schema.optional(Schema.NullOr(Schema.String))
 })
+
+/** A user message's `input_image` parts as images, or why one cannot be served. */
+const partsImages = (parts: ReadonlyArray<typeof ContentPart.Type>, where: string): Either.Either<Array<ImageInput>, string> => {
+  const images: Array<ImageInput> = []
+  for (const [j, part] of parts.entries()) {
+    if (part.type !== "input_image") continue
+    if (part.image_url == null) return Either.left(`${where}[${j}].image_url: an input_image needs a data:image/…;base64,… URL (file_id is not supported: this server stores no files)`)
+    const image = parseDataUrl(part.image_url)
+    if (typeof image === "string") return Either.left(`${where}[${j}].image_url: ${image}`)
+    images.push(image)
+  }
+  return Either.right(images)
+}
 
 const MessageItem = Schema.Struct({
   type: Schema.optional(Schema.Literal("message")),
@@ -131,10 +149,11 @@ const terms = openAiTerms("max_output_tokens", "text.format.schema", "text.forma
 const TEXT_PARTS = new Set(["input_text", "output_text", "text"])
 
 /** The text of content parts, or why one cannot be served (`where` names the item). */
-const partsText = (parts: ReadonlyArray<typeof ContentPart.Type>, where: string): Either.Either<string, string> => {
+const partsText = (parts: ReadonlyArray<typeof ContentPart.Type>, where: string, imagesTaken = false): Either.Either<string, string> => {
   let text = ""
   for (const [j, part] of parts.entries()) {
     if (TEXT_PARTS.has(part.type)) text += part.text ?? ""
+    else if (part.type === "input_image" && imagesTaken) continue
     else if (part.type === "refusal") text += part.refusal ?? ""
     else {
       return Either.left(`${where}[${j}]: content parts of type ${JSON.stringify(part.type)} are not supported by llmspell serve (it serves text)`)
@@ -183,9 +202,16 @@ const inputMessages = (b: ResponsesBody) =>
       switch (type) {
         case "message": {
           const item = yield* decodeItem(MessageItem, raw, index)
-          const text = typeof item.content === "string" ? Either.right(item.content) : partsText(item.content, `input[${index}].content`)
+          const where = `input[${index}].content`
+          const images = item.role === "user" && typeof item.content !== "string" ? partsImages(item.content, where) : Either.right([])
+          if (Either.isLeft(images)) return yield* fail(images.left)
+          const text = typeof item.content === "string" ? Either.right(item.content) : partsText(item.content, where, item.role === "user")
           if (Either.isLeft(text)) return yield* fail(text.left)
-          messages.push({ role: item.role === "developer" ? "system" : item.role, content: text.right })
+          messages.push({
+            role: item.role === "developer" ? "system" : item.role,
+            content: text.right,
+            ...(images.right.length > 0 ? { images: images.right } : {})
+          })
           break
         }
         case "function_call": {
@@ -299,6 +325,8 @@ handle(terms)(Effect.gen(function*() {
   const b = yield* body(ctx, ResponsesBody, OPENAI_RESPONSES_FIELDS)
   const spec = yield* checkSpec(ctx, b.model)
   const messages = yield* inputMessages(b)
+  const imageProblem = imagesProblem(messages, (m, i) => `input: image #${i + 1} of message ${m}`, "input: input_image parts")
+  if (imageProblem !== undefined) return yield* fail(imageProblem)
   const { choice, tools } = yield* toolsOf(b)
   const f = b.text?.format
   const format: ResponseFormat | undefined = f == null || f.type === "text"

@@ -4,6 +4,8 @@
  * tool definitions, ids, usage, OpenAI's error shape, and running a generation under an
  * admission slot. Errors are `{"error":{"message","type","param","code"}}`.
  */
+import { parseDataUrl } from "../domain/Images.js"
+import type { ImageInput } from "../domain/Types.js"
 import type * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -23,7 +25,11 @@ export const JsonObject = Schema.Record({ key: Schema.String, value: Schema.Unkn
 /** Message content: a string or an array of parts (only text parts are served). */
 export const Content = Schema.NullOr(Schema.Union(
   Schema.String,
-  Schema.Array(Schema.Struct({ type: Schema.String, text: Schema.optional(Schema.String) }))
+  Schema.Array(Schema.Struct({
+    type: Schema.String,
+    text: Schema.optional(Schema.String),
+    image_url: Schema.optional(Schema.Union(Schema.String, Schema.Struct({ url: Schema.String, detail: Schema.optional(Schema.NullOr(Schema.String)) })))
+  }))
 ))
 
 /** An id with OpenAI's prefix (`chatcmpl-`, `resp_`, `msg_`). */
@@ -39,6 +45,34 @@ export const textOf = (content: typeof Content.Type | undefined): Either.Either<
   const other = content.find((p) => p.type !== "text" && p.type !== "input_text" && p.type !== "output_text")
   if (other !== undefined) return Either.left(`content parts of type ${JSON.stringify(other.type)} are not supported by llmspell serve`)
   return Either.right(content.map((p) => p.text ?? "").join(""))
+}
+
+/**
+ * A user message's text and images: `image_url` parts whose URL is `data:image/…;base64,…` (an
+ * http(s) URL is refused: llmspell serve fetches nothing on a client's behalf), or why they cannot
+ * be served. `at` names the message (`messages[2]`).
+ */
+export const userContentOf = (
+  content: typeof Content.Type | undefined,
+  at: string
+): Either.Either<{ text: string; images: Array<ImageInput> }, string> => {
+  if (content == null || typeof content === "string") return Either.map(textOf(content), (text) => ({ text, images: [] }))
+  const images: Array<ImageInput> = []
+  let text = ""
+  for (const [i, part] of content.entries()) {
+    if (part.type === "image_url") {
+      const url = typeof part.image_url === "string" ? part.image_url : part.image_url?.url
+      if (url === undefined) return Either.left(`${at}.content[${i}].image_url.url is missing`)
+      const image = parseDataUrl(url)
+      if (typeof image === "string") return Either.left(`${at}.content[${i}].image_url.url: ${image}`)
+      images.push(image)
+    } else if (part.type === "text" || part.type === "input_text") {
+      text += part.text ?? ""
+    } else {
+      return Either.left(`${at}.content[${i}]: content parts of type ${JSON.stringify(part.type)} are not supported by llmspell serve`)
+    }
+  }
+  return Either.right({ text, images })
 }
 
 /** Tool-call arguments: JSON when they parse, else the text itself. */

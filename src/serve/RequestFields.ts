@@ -58,7 +58,7 @@ const OPENAI_NO_EFFECT: FieldTable = {
 /** `/v1/chat/completions` (openai 7.59's `ChatCompletionCreateParams`). */
 export const OPENAI_CHAT_FIELDS: FieldTable = {
   model: honoured("the model spec"),
-  messages: honoured("messages"),
+  messages: honoured("messages (a user message's image_url parts as images: data: URLs only, at most 16 of 20 MiB each)"),
   stream: honoured("streaming (server-sent events)"),
   stream_options: honoured("include_usage: a usage chunk at the end"),
   max_tokens: honoured("maxTokens"),
@@ -110,7 +110,7 @@ const RESPONSES_INCLUDABLE = new Set([
 /** `/v1/responses` (openai 7.59's `ResponseCreateParams`, and the fields Codex sends), served statelessly. */
 export const OPENAI_RESPONSES_FIELDS: FieldTable = {
   model: honoured("the model spec"),
-  input: honoured("messages (function_call and function_call_output items become tool calls and results; reasoning items are accepted and not re-sent)"),
+  input: honoured("messages (a user message's input_image parts as images: data: URLs only; function_call and function_call_output items become tool calls and results; reasoning items are accepted and not re-sent)"),
   instructions: honoured("a system message first"),
   stream: honoured("streaming (server-sent events)"),
   stream_options: noEffect("its one setting (include_obfuscation) pads events against side channels on the wire to OpenAI"),
@@ -156,7 +156,7 @@ const WHOLE_CONVERSATION = "llmspell never edits the conversation: every message
 /** What Anthropic's two routes take alike: the prompt, and the hints about it. */
 const ANTHROPIC_PROMPT_FIELDS: FieldTable = {
   model: honoured("the model spec, or a [serve.aliases] name"),
-  messages: honoured("messages (text, tool_use, tool_result; earlier thinking is dropped)"),
+  messages: honoured("messages (text, base64 image blocks as images (at most 16 of 20 MiB each), tool_use, tool_result; earlier thinking is dropped)"),
   system: honoured("a system message first"),
   tools: honoured("tools (custom ones; server tools cannot run here and are named in the llmspell-dropped-tools header)"),
   tool_choice: honoured("toolChoice (auto, any, tool, none) and disable_parallel_tool_use → parallelToolCalls: false"),
@@ -208,7 +208,7 @@ export const OLLAMA_FIELDS: FieldTable = {
   keep_alive: honoured("how long the model stays loaded"),
   think: honoured("reasoning"),
   tools: honoured("tools (/api/chat)"),
-  images: defaultOnly(emptyList, "images are not supported by llmspell serve"),
+  images: honoured("the user message's images (/api/generate; base64, at most 16 of 20 MiB each): they reach Ollama and cloud models, a GGUF model refuses them"),
   raw: defaultOnly(is(false), "raw prompts are not supported: the model's chat template always applies (send raw: false, or use /api/chat)"),
   suffix: defaultOnly(is(""), "suffix (fill-in-the-middle) is not supported by llmspell serve"),
   template: defaultOnly(is(""), "a request's own template is not supported: the model's chat template applies"),

@@ -47,7 +47,7 @@ export type GgufResolveError = ModelNotFound | ErrorOf<ModelStoreService["find"]
 export type GgufLoadError = InvalidModelFile | ModelNotFound | BackendError | BackendCrashed | DeviceUnavailable
 
 /** A generation: the name, the load, the schema, the prompt's fit, the answer's checks, the worker. */
-export type GgufGenerateError = GgufResolveError | GgufLoadError | UnsupportedSchema | ContextOverflow | SchemaViolation
+export type GgufGenerateError = GgufResolveError | GgufLoadError | UnsupportedSchema | ContextOverflow | SchemaViolation | UnsupportedOperation
 
 /** One GGUF backend instance: `Backend` with the errors each method can fail with. */
 export interface GgufBackend extends Backend {

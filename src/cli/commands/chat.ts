@@ -10,6 +10,8 @@
  * format are kept in the file but not sent. `run -m SPEC` without a prompt on a terminal opens
  * this session too (`chatSession`).
  */
+import { IMAGE_LIMITS } from "../../domain/Images.js"
+import { readImageFile } from "../imageFiles.js"
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
 import * as FileSystem from "@effect/platform/FileSystem"
@@ -31,6 +33,7 @@ import {
   toRequest,
   Transcript,
   TRANSCRIPT_VERSION,
+  type ImageRef,
   type TranscriptMessage,
   type TranscriptParameters
 } from "../../domain/Transcript.js"
@@ -184,10 +187,15 @@ export const chatSession = (o: ChatSessionOptions) =>
       yield* notice(`Chatting with ${model}. /help for commands, Ctrl-D or /bye to end.`)
     }
 
+    /** Images attached with /image, sent with the next message. */
+    let pending: Array<ImageRef> = []
+
     /** One turn: the message sent with the history, the answer streamed and recorded. */
     const turn = (text: string) =>
       Effect.gen(function*() {
-        session.messages.push({ role: "user", content: text })
+        const images = pending
+        pending = []
+        session.messages.push({ role: "user", content: text, ...(images.length > 0 ? { images } : {}) })
         const request = requestOf(session)
         const startedAt = yield* Clock.currentTimeMillis
         const state = {
@@ -269,6 +277,8 @@ export const chatSession = (o: ChatSessionOptions) =>
         }
         if (Exit.isFailure(outcome.exit)) {
           session.messages.pop()
+          // the images wait for the next message again, as the message itself is given back
+          pending = [...images, ...pending]
           if (Cause.isInterruptedOnly(outcome.exit.cause) || !terminal) return yield* Effect.failCause(outcome.exit.cause)
           // On a terminal the session goes on: the error is said, the conversation kept.
           const failure = describeFailure(outcome.exit.cause, { json: false, verbose: global.verbose })
@@ -371,6 +381,26 @@ export const chatSession = (o: ChatSessionOptions) =>
             if (input.file === undefined) yield* notice("Usage: /save FILE")
             else yield* save(input.file)
             return true
+          case "Image": {
+            if (input.file === undefined) {
+              yield* notice(pending.length === 0 ? "Usage: /image FILE" : `${pending.length} image(s) wait for your next message.`)
+              return true
+            }
+            if (pending.length >= IMAGE_LIMITS.count) {
+              yield* notice(`At most ${IMAGE_LIMITS.count} images with one message.`)
+              return true
+            }
+            const file = input.file.replace(/^(["'])(.*)\1$/, "$2")
+            const resolved = path.resolve(where.cwd, file.startsWith("~/") ? path.join(where.home, file.slice(2)) : file)
+            const read = yield* Effect.either(readImageFile(resolved, "/image"))
+            if (read._tag === "Left") {
+              yield* notice(read.left.message)
+            } else {
+              pending.push({ ...read.right, name: path.basename(resolved) })
+              yield* notice(`Attached ${path.basename(resolved)} (${read.right.mediaType}); it goes with your next message.`)
+            }
+            return true
+          }
           case "Help":
             yield* notice(CHAT_HELP)
             return true

@@ -16,7 +16,8 @@ import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import { UsageError } from "../../domain/Errors.js"
 import { incompleteAnswer, structuredAnswer, supportedSchema } from "../../domain/JsonSchemaCheck.js"
-import { Completion, promptRequest, type ResponseFormat } from "../../domain/Types.js"
+import { type ChatMessage, Completion, type ImageInput, promptRequest, type ResponseFormat } from "../../domain/Types.js"
+import { readImageFiles } from "../imageFiles.js"
 import { LocalLLM } from "../../services/LocalLLM.js"
 import { CliIO } from "../CliIO.js"
 import { GlobalOptions } from "../GlobalOptions.js"
@@ -41,6 +42,10 @@ const schema = Options.text("schema").pipe(
 const format = Options.choice("format", ["text", "json"]).pipe(
   Options.optional,
   Options.withDescription("json: answer with a JSON value (any shape); text (default): free text")
+)
+const image = Options.file("image", { exists: "either" }).pipe(
+  Options.repeated,
+  Options.withDescription("attach an image (PNG, JPEG, GIF, WebP; repeatable) for an Ollama vision model or a cloud spec")
 )
 const think = Options.boolean("think").pipe(Options.withDescription("ask a reasoning model to think first (shown on stderr)"))
 const noThink = Options.boolean("no-think").pipe(Options.withDescription("ask a reasoning model not to think"))
@@ -73,10 +78,14 @@ const readSchema = (value: string) =>
     return yield* Either.match(supportedSchema(parsed as Record<string, unknown>), { onLeft: Effect.fail, onRight: Effect.succeed })
   })
 
+/** The images on the last user message (the prompt). */
+const withImages = (messages: ReadonlyArray<ChatMessage>, images: ReadonlyArray<ImageInput>): Array<ChatMessage> =>
+  messages.map((m, i) => (i === messages.length - 1 && m.role === "user" ? { ...m, images } : m))
+
 /** `run`. */
 export const runCommand = Command.make(
   "run",
-  { model, prompt, system, maxTokens, temperature, seed, schema, format, think, noThink, json },
+  { model, prompt, system, maxTokens, temperature, seed, schema, format, image, think, noThink, json },
   (o) =>
     Effect.scoped(Effect.gen(function*() {
       const llm = yield* LocalLLM
@@ -87,6 +96,12 @@ export const runCommand = Command.make(
       }
       // No prompt on a terminal: a chat session, as `ollama run` opens one (piped stdin is the prompt).
       if (Option.isNone(o.prompt) && io.stdinIsTTY) {
+        if (o.image.length > 0) {
+          return yield* new UsageError({
+            reason: "--image needs a prompt: in a chat session, attach images with /image FILE",
+            suggestion: "pass the prompt as an argument or pipe it on stdin"
+          })
+        }
         if (Option.isSome(o.schema) || Option.isSome(o.format)) {
           return yield* new UsageError({
             reason: `${Option.isSome(o.schema) ? "--schema" : "--format"} needs a prompt: a chat session answers in free text`,
@@ -104,6 +119,7 @@ export const runCommand = Command.make(
         })
       }
       const text = Option.isSome(o.prompt) ? o.prompt.value : yield* io.readStdin
+      const images = yield* readImageFiles(o.image, "--image")
       if (text.trim().length === 0) {
         return yield* new UsageError({ reason: "no prompt: pass it as an argument or pipe it on stdin" })
       }
@@ -130,16 +146,17 @@ export const runCommand = Command.make(
         )
         : undefined
       const stopSpinner = spinner !== undefined ? Fiber.interrupt(spinner) : Effect.void
+      const request = promptRequest(text, {
+        system: Option.getOrUndefined(o.system),
+        maxTokens: Option.getOrUndefined(o.maxTokens),
+        temperature: Option.getOrUndefined(o.temperature),
+        seed: Option.getOrUndefined(o.seed),
+        responseFormat,
+        reasoning: o.think ? true : o.noThink ? false : undefined
+      })
       yield* llm.generate(
         o.model,
-        promptRequest(text, {
-          system: Option.getOrUndefined(o.system),
-          maxTokens: Option.getOrUndefined(o.maxTokens),
-          temperature: Option.getOrUndefined(o.temperature),
-          seed: Option.getOrUndefined(o.seed),
-          responseFormat,
-          reasoning: o.think ? true : o.noThink ? false : undefined
-        })
+        images.length === 0 ? request : { ...request, messages: withImages(request.messages, images) }
       ).pipe(
         Stream.tap(() => stopSpinner),
         Stream.runForEach((event) => {

@@ -93,7 +93,13 @@ const toMessages = (messages: ReadonlyArray<ChatMessage>): Array<Turn> => {
       case "system":
         break
       case "user":
-        push("user", m.content.length > 0 ? [{ type: "text", text: m.content }] : [])
+        push("user", [
+          ...(m.images ?? []).map((i) => ({
+            type: "image" as const,
+            source: { type: "base64" as const, media_type: i.mediaType, data: i.data }
+          })),
+          ...(m.content.length > 0 ? [{ type: "text" as const, text: m.content }] : [])
+        ] as Array<Wire.ContentBlockParam>)
         break
       case "assistant":
         push("assistant", [

@@ -104,7 +104,15 @@ const toMessage = (m: ChatMessage): Record<string, unknown> => {
     case "tool":
       return { role: "tool", tool_call_id: m.toolCallId, content: m.content }
     default:
-      return { role: m.role, content: m.content }
+      return m.images !== undefined && m.images.length > 0
+        ? {
+          role: m.role,
+          content: [
+            ...(m.content.length > 0 ? [{ type: "text", text: m.content }] : []),
+            ...m.images.map((i) => ({ type: "image_url", image_url: { url: `data:${i.mediaType};base64,${i.data}` } }))
+          ]
+        }
+        : { role: m.role, content: m.content }
   }
 }
 

@@ -12,6 +12,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import type { GgufInstanceConfig } from "../../domain/ConfigSchema.js"
+import { GGUF_NO_VISION, hasImages } from "../../domain/Images.js"
 import { BackendError, ContextOverflow, UnsupportedOperation } from "../../domain/Errors.js"
 import { isFileReference } from "../../domain/ModelSpec.js"
 import { rankingSupport, RERANK_SERVICES } from "../../domain/Rerank.js"
@@ -75,6 +76,15 @@ export const makeBackend = (
     const generate: GgufBackend["generate"] = (model, request) =>
       Stream.unwrapScoped(Effect.gen(function*() {
         const start = yield* answerClock
+        // images are refused before anything is loaded: no model here can see them
+        if (hasImages(request.messages)) {
+          return yield* new UnsupportedOperation({
+            backend: "gguf",
+            operation: "images",
+            reason: GGUF_NO_VISION,
+            suggestion: "use an Ollama vision model (`llmspell model list --backend ollama`) or a cloud spec (openai/gpt-4o-mini)"
+          })
+        }
         // a schema the grammar cannot enforce is refused before anything is loaded
         const plan = yield* generationPlan(request)
         const file = yield* resolve(model)

@@ -469,7 +469,8 @@ export const toOllamaMessages = (messages: ReadonlyArray<ChatMessage>): Array<Re
           ...(m.toolCallId !== undefined ? { tool_call_id: m.toolCallId } : {})
         }
       default:
-        return { role: m.role, content: m.content }
+        // Ollama takes a message's images as bare base64 (api/types.go Message.Images)
+        return { role: m.role, content: m.content, ...(m.images !== undefined && m.images.length > 0 ? { images: m.images.map((i) => i.data) } : {}) }
     }
   })
 

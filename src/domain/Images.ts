@@ -1,0 +1,83 @@
+/**
+ * Images in chat messages: the limits every entry point applies (the library, each API of
+ * `llmspell serve`, the CLI), `data:` URLs, base64 checked and measured without decoding twice,
+ * and the media type a file's first bytes say it is.
+ */
+import type { ChatMessage, ImageInput } from "./Types.js"
+
+/** At most this many images in one request, and this many decoded bytes in one image. */
+export const IMAGE_LIMITS = { count: 16, bytes: 20 * 1024 * 1024 } as const
+
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/
+
+/** The decoded size of base64 text (whitespace ignored), or undefined when it is not base64. */
+export const base64Bytes = (data: string): number | undefined => {
+  const text = /\s/.test(data) ? data.replace(/\s+/g, "") : data
+  if (!BASE64.test(text) || text.length % 4 === 1) return undefined
+  const padding = text.endsWith("==") ? 2 : text.endsWith("=") ? 1 : 0
+  return Math.floor((text.length * 3) / 4) - padding
+}
+
+/** The media type the first bytes of an image say it is (PNG, JPEG, GIF, WebP), or undefined. */
+export const sniffImage = (bytes: Uint8Array): string | undefined => {
+  const at = (i: number, ...xs: Array<number>) => xs.every((x, j) => bytes[i + j] === x)
+  if (at(0, 0x89, 0x50, 0x4e, 0x47)) return "image/png"
+  if (at(0, 0xff, 0xd8, 0xff)) return "image/jpeg"
+  if (at(0, 0x47, 0x49, 0x46, 0x38)) return "image/gif"
+  if (at(0, 0x52, 0x49, 0x46, 0x46) && at(8, 0x57, 0x45, 0x42, 0x50)) return "image/webp"
+  return undefined
+}
+
+/** The media type of base64 image data, from its first bytes (for Ollama's bare base64 `images`). */
+export const sniffBase64 = (data: string): string | undefined =>
+  sniffImage(Buffer.from(data.replace(/\s+/g, "").slice(0, 24), "base64"))
+
+/** A `data:image/…;base64,…` URL as an image, or why it is not one. */
+export const parseDataUrl = (url: string): ImageInput | string => {
+  const match = /^data:(image\/[a-z0-9.+-]+)(?:;[a-z0-9-]+=[^;,]*)*;base64,/i.exec(url)
+  if (match === null) {
+    return /^https?:\/\//i.test(url)
+      ? "an http(s) image URL is not fetched by llmspell serve; send the image inline as a data:image/…;base64,… URL"
+      : "must be a data:image/…;base64,… URL"
+  }
+  return { mediaType: match[1]!.toLowerCase(), data: url.slice(match[0].length) }
+}
+
+/** What is wrong with one image (`at` names it), or undefined. */
+export const imageProblem = (image: ImageInput, at: string): string | undefined => {
+  const bytes = base64Bytes(image.data)
+  if (bytes === undefined) return `${at}: the image data is not base64`
+  if (bytes === 0) return `${at}: the image is empty`
+  if (bytes > IMAGE_LIMITS.bytes) {
+    return `${at}: the image is ${bytes} bytes; at most ${IMAGE_LIMITS.bytes} (${IMAGE_LIMITS.bytes / 1024 / 1024} MiB) per image`
+  }
+  return undefined
+}
+
+/**
+ * What is wrong with a request's images (over the count, or one too big or not base64), naming
+ * the field in the caller's terms: `where(messageIndex, imageIndex)`, and `field` for the count.
+ */
+export const imagesProblem = (
+  messages: ReadonlyArray<ChatMessage>,
+  where: (message: number, image: number) => string = (m, i) => `messages[${m}].images[${i}]`,
+  field = "messages[].images"
+): string | undefined => {
+  let count = 0
+  for (const [m, message] of messages.entries()) {
+    for (const [i, image] of (message.images ?? []).entries()) {
+      count++
+      if (count > IMAGE_LIMITS.count) return `${field}: at most ${IMAGE_LIMITS.count} images in one request`
+      const problem = imageProblem(image, where(m, i))
+      if (problem !== undefined) return problem
+    }
+  }
+  return undefined
+}
+
+/** Whether a request carries any image. */
+export const hasImages = (messages: ReadonlyArray<ChatMessage>): boolean =>
+  messages.some((m) => m.images !== undefined && m.images.length > 0)
+
+/** Why a GGUF model refuses images. */
+export const GGUF_NO_VISION = "node-llama-cpp 3.x runs no vision model; use an Ollama or cloud spec"
