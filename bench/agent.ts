@@ -256,7 +256,16 @@ try {
     systemTokens = await count(system)
   }
   const bodies = Array.from({ length: TURNS + 1 }, (_, t) => conversation(system, t, ANSWER))
-  const lastPrompt = (await streamed({ ...bodies.at(-1)!, max_tokens: 1 })).inputTokens
+  // counted, not generated: a generation would leave the whole session in the server's cache before
+  // the timed turns, and every turn would then find its prompt cached
+  const lastBody = bodies.at(-1)!
+  const counted = await fetch(`${server.url}/v1/messages/count_tokens`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ model: SPEC, system: lastBody.system, tools: lastBody.tools, messages: lastBody.messages })
+  })
+  if (counted.status !== 200) throw new Error(`count_tokens: ${counted.status} ${await counted.text()}`)
+  const lastPrompt = (await counted.json() as Wire.CountTokensResponse).input_tokens
   log(`system prompt + ${TOOLS} tools: ${systemTokens} tokens; the last turn's prompt: ${lastPrompt} tokens`)
   if (lastPrompt + RATE_TOKENS + 2 > CONTEXT) throw new Error(`the last turn (${lastPrompt} tokens) leaves no room in a ${CONTEXT}-token context: raise --context`)
 
