@@ -23,6 +23,7 @@ import * as Schema from "effect/Schema"
 import { randomBytes } from "node:crypto"
 import type { AbortableAsyncIterator, Message, Ollama, Tool } from "ollama"
 import type { OllamaInstanceConfig } from "../../domain/ConfigSchema.js"
+import { hasImages } from "../../domain/Images.js"
 import { BackendError, type BackendUnavailable, ContextOverflow, ToolChoiceViolated, UnsupportedOperation, UsageError } from "../../domain/Errors.js"
 import { errorToJson } from "../../domain/Failure.js"
 import type { BackendStatus, Embeddings, GenerateEvent, LoadedModel, PullProgress, ToolCall, ToolChoice } from "../../domain/Types.js"
@@ -89,6 +90,26 @@ export const make = (instance: OllamaInstanceConfig): Effect.Effect<OllamaInstan
       ),
       Effect.map(({ models }) => models.map((m) => Mapping.toLocalModel(origin, m)))
     )
+
+    // Each model's /api/show capabilities, asked once per model for this backend's lifetime (and
+    // again after a pull or remove under its name): a request needing one the model lacks is
+    // refused before it is sent. A failed show is not kept (the request itself then reports it).
+    const capabilityCache = new Map<string, ReadonlyArray<string> | undefined>()
+    const remember = (model: string, show: Mapping.ShowReply) => {
+      capabilityCache.set(Mapping.normalizeName(model), Mapping.showCapabilities(show))
+      return show
+    }
+    const capabilitiesOf = (model: string): Effect.Effect<ReadonlyArray<string> | undefined> => {
+      const key = Mapping.normalizeName(model)
+      return capabilityCache.has(key)
+        ? Effect.succeed(capabilityCache.get(key))
+        : client.callModel("generate", (c) => c.show({ model }), { model }).pipe(
+          Effect.flatMap(decode(Mapping.ShowReply, "generate", "/api/show reply")),
+          Effect.map((show) => Mapping.showCapabilities(remember(model, show))),
+          Effect.orElseSucceed(() => undefined)
+        )
+    }
+    const forget = (model: string) => Effect.sync(() => capabilityCache.delete(Mapping.normalizeName(model)))
 
     const sizeOf = (model: string) =>
       list.pipe(
@@ -319,6 +340,18 @@ export const make = (instance: OllamaInstanceConfig): Effect.Effect<OllamaInstan
                   })
                 ))
           ),
+          // a model that cannot embed fails on the server with a message that does not say so
+          // plainly: when its capabilities are known and lack "embedding", that is the error
+          Effect.catchIf(
+            (e) => e._tag === "BackendError",
+            (e) =>
+              Effect.flatMap(capabilitiesOf(model), (capabilities): Effect.Effect<never, BackendError | UnsupportedOperation> => {
+                const lacked = Mapping.lackedCapability(model, capabilities, "embedding", "embed")
+                return lacked !== undefined
+                  ? Effect.fail(new UnsupportedOperation({ backend: "ollama", ...lacked }))
+                  : Effect.fail(e)
+              })
+          ),
           Effect.flatMap(decode(Mapping.EmbedReply, "embed", "/api/embed reply")),
           Effect.flatMap((reply) =>
             reply.embeddings.length !== inputs.length
@@ -342,13 +375,15 @@ export const make = (instance: OllamaInstanceConfig): Effect.Effect<OllamaInstan
       info: (model) =>
         Effect.all([
           client.callModel("info", (c) => c.show({ model }), { model }).pipe(
-            Effect.flatMap(decode(Mapping.ShowReply, "info", "/api/show reply"))
+            Effect.flatMap(decode(Mapping.ShowReply, "info", "/api/show reply")),
+            Effect.map((show) => remember(model, show))
           ),
           sizeOf(model)
         ], { concurrency: 2 }).pipe(Effect.map(([show, size]) => Mapping.toModelInfo(origin, model, show, size))),
-      pull,
+      pull: (model, options) => Stream.ensuring(pull(model, options), forget(model)),
       remove: (model) =>
         Effect.gen(function*() {
+          yield* forget(model)
           const freedBytes = yield* sizeOf(model)
           yield* client.callModel("remove", (c) => c.delete({ model }), { model })
           return {
@@ -371,7 +406,7 @@ export const make = (instance: OllamaInstanceConfig): Effect.Effect<OllamaInstan
         }
         const tools = Mapping.toOllamaTools(request)
         const format = Mapping.toOllamaFormat(request)
-        return inference("generate", model, request, (c) =>
+        const send = inference("generate", model, request, (c) =>
           c.chat({
             model,
             messages: Mapping.toOllamaMessages(request.messages) as unknown as Array<Message>,
@@ -381,6 +416,14 @@ export const make = (instance: OllamaInstanceConfig): Effect.Effect<OllamaInstan
             options: Mapping.toOllamaOptions(request),
             stream: true
           }))
+        // images for a model whose /api/show capabilities lack "vision": refused before the chat
+        // is sent (Ollama would drop them or fail deep in the runner)
+        return hasImages(request.messages)
+          ? Stream.unwrap(Effect.map(capabilitiesOf(model), (capabilities) => {
+            const lacked = Mapping.lackedCapability(model, capabilities, "vision", "images")
+            return lacked !== undefined ? Stream.fail(new UnsupportedOperation({ backend: "ollama", ...lacked })) : send
+          }))
+          : send
       },
       embed,
       // Ollama has no rerank API (ollama/ollama#3368): refused at once, naming what can rank
