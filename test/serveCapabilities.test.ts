@@ -80,3 +80,21 @@ describe("embeddings on an Ollama model without the embedding capability", () =>
     expect(e.message).not.toMatch(/llmspell |`/)
   })
 })
+
+describe("GET /v1/models (the openai client's models.list)", () => {
+  it("an entry carries capabilities once the server knows them, with no /api/show per listed model", async () => {
+    const client = new OpenAI({ baseURL: `${serve.url}/v1`, apiKey: "none", maxRetries: 0 })
+    ollamaFake.state.models.push(fakeModel("quiet", { capabilities: ["completion"] }))
+    const retrieved = await client.models.retrieve("chatty@ollama") as unknown as { capabilities: Array<string> }
+    expect(retrieved.capabilities).toEqual(["completion", "tools"])
+    const shows = ollamaFake.requests.filter((r) => r.path === "/api/show").length
+    const page = await client.models.list()
+    const entries = page.data as unknown as Array<{ id: string; capabilities?: Array<string> }>
+    expect(ollamaFake.requests.filter((r) => r.path === "/api/show").length).toBe(shows)
+    const chatty = entries.find((e) => e.id.startsWith("chatty"))
+    const quiet = entries.find((e) => e.id.startsWith("quiet"))
+    expect(chatty?.capabilities).toEqual(["completion", "tools"])
+    expect(quiet).toBeDefined()
+    expect(quiet).not.toHaveProperty("capabilities")
+  })
+})

@@ -84,13 +84,6 @@ export const make = (instance: OllamaInstanceConfig): Effect.Effect<OllamaInstan
         })
       )
 
-    const list = modelList("list", "/api/tags", (c) => c.list()).pipe(
-      Effect.tap(({ warning }) =>
-        warning !== undefined ? Effect.logWarning(`${instance.name}: ${warning}`) : Effect.void
-      ),
-      Effect.map(({ models }) => models.map((m) => Mapping.toLocalModel(origin, m)))
-    )
-
     // Each model's /api/show capabilities, asked once per model for this backend's lifetime (and
     // again after a pull or remove under its name): a request needing one the model lacks is
     // refused before it is sent. A failed show is not kept (the request itself then reports it).
@@ -99,6 +92,21 @@ export const make = (instance: OllamaInstanceConfig): Effect.Effect<OllamaInstan
       capabilityCache.set(Mapping.normalizeName(model), Mapping.showCapabilities(show))
       return show
     }
+    const list = modelList("list", "/api/tags", (c) => c.list()).pipe(
+      Effect.tap(({ warning }) =>
+        warning !== undefined ? Effect.logWarning(`${instance.name}: ${warning}`) : Effect.void
+      ),
+      // /api/tags carries no capabilities: a model's come from the show answers this backend
+      // already holds (never a show per listed model)
+      Effect.map(({ models }) =>
+        models.map((m) => {
+          const local = Mapping.toLocalModel(origin, m)
+          const capabilities = capabilityCache.get(Mapping.normalizeName(m.name))
+          return capabilities !== undefined ? { ...local, capabilities } : local
+        })
+      )
+    )
+
     const capabilitiesOf = (model: string): Effect.Effect<ReadonlyArray<string> | undefined> => {
       const key = Mapping.normalizeName(model)
       return capabilityCache.has(key)
