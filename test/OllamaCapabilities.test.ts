@@ -143,6 +143,16 @@ describe("Ollama capabilities: embed", () => {
       expect(refused.reason).toContain("chatty:latest")
     }))
 
+  it.effect("a failure that is not the server's refusal (a proxy's non-JSON page) stays what it is", () =>
+    Effect.gen(function*() {
+      const instance = yield* backend()
+      yield* instance.info("chatty")
+      fake.setFault("/api/embed", { kind: "textError", body: "<html>bad gateway</html>" })
+      const error = yield* Effect.flip(instance.embed("chatty", ["hello"]))
+      expect(error._tag).toBe("BackendError")
+      expect(error.message).toContain("non-JSON")
+    }))
+
   it.effect("the same failure on an embedding model stays the server's error", () =>
     Effect.gen(function*() {
       const instance = yield* backend()

@@ -349,9 +349,10 @@ export const make = (instance: OllamaInstanceConfig): Effect.Effect<OllamaInstan
                 ))
           ),
           // a model that cannot embed fails on the server with a message that does not say so
-          // plainly: when its capabilities are known and lack "embedding", that is the error
+          // plainly: when its capabilities are known and lack "embedding", that is the error (only
+          // for the server's own refusal: an unreachable server or a proxy's page stays what it is)
           Effect.catchIf(
-            (e) => e._tag === "BackendError",
+            (e): e is BackendError => e._tag === "BackendError" && /^HTTP [45]\d\d: /.test(e.reason),
             (e) =>
               Effect.flatMap(capabilitiesOf(model), (capabilities): Effect.Effect<never, BackendError | UnsupportedOperation> => {
                 const lacked = Mapping.lackedCapability(model, capabilities, "embedding", "embed")
