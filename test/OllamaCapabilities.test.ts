@@ -62,6 +62,7 @@ describe("Ollama capabilities: images", () => {
       expect(refused.reason).toContain("\"vision\"")
       expect(refused.reason).toContain("completion, tools")
       expect(refused.hint).toMatch(/vision/)
+      expect(refused.hint).toContain("`llmspell model info chatty:latest@ollama`")
       expect(refused.hint).not.toMatch(/GGUF/)
       expect(paths("/api/chat")).toBe(0)
     }))

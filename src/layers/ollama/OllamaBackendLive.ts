@@ -87,6 +87,7 @@ export const make = (instance: OllamaInstanceConfig): Effect.Effect<OllamaInstan
     // Each model's /api/show capabilities, asked once per model for this backend's lifetime (and
     // again after a pull or remove under its name): a request needing one the model lacks is
     // refused before it is sent. A failed show is not kept (the request itself then reports it).
+    const specOf = (model: string) => OllamaClient.pullSpecFor(instance, Mapping.normalizeName(model))
     const capabilityCache = new Map<string, ReadonlyArray<string> | undefined>()
     const remember = (model: string, show: Mapping.ShowReply) => {
       capabilityCache.set(Mapping.normalizeName(model), Mapping.showCapabilities(show))
@@ -355,7 +356,7 @@ export const make = (instance: OllamaInstanceConfig): Effect.Effect<OllamaInstan
             (e): e is BackendError => e._tag === "BackendError" && /^HTTP [45]\d\d: /.test(e.reason),
             (e) =>
               Effect.flatMap(capabilitiesOf(model), (capabilities): Effect.Effect<never, BackendError | UnsupportedOperation> => {
-                const lacked = Mapping.lackedCapability(model, capabilities, "embedding", "embed")
+                const lacked = Mapping.lackedCapability(model, capabilities, "embedding", "embed", specOf(model))
                 return lacked !== undefined
                   ? Effect.fail(new UnsupportedOperation({ backend: "ollama", ...lacked }))
                   : Effect.fail(e)
@@ -429,7 +430,7 @@ export const make = (instance: OllamaInstanceConfig): Effect.Effect<OllamaInstan
         // is sent (Ollama would drop them or fail deep in the runner)
         return hasImages(request.messages)
           ? Stream.unwrap(Effect.map(capabilitiesOf(model), (capabilities) => {
-            const lacked = Mapping.lackedCapability(model, capabilities, "vision", "images")
+            const lacked = Mapping.lackedCapability(model, capabilities, "vision", "images", specOf(model))
             return lacked !== undefined ? Stream.fail(new UnsupportedOperation({ backend: "ollama", ...lacked })) : send
           }))
           : send

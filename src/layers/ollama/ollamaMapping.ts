@@ -451,7 +451,9 @@ export const lackedCapability = (
   model: string,
   capabilities: ReadonlyArray<string> | undefined,
   needed: "vision" | "embedding",
-  operation: string
+  operation: string,
+  /** The spec that names the model to llmspell (`qwen3:8b@ollama`, `lab/qwen3:8b`). */
+  spec: string
 ): { readonly operation: string; readonly reason: string; readonly suggestion: string } | undefined =>
   capabilities === undefined || capabilities.includes(needed)
     ? undefined
@@ -461,8 +463,8 @@ export const lackedCapability = (
         capabilities.length > 0 ? capabilities.join(", ") : "none"
       })`,
       suggestion: needed === "vision"
-        ? "use a model whose capabilities include vision (`llmspell model info <model>@ollama` shows them), e.g. llava or gemma3"
-        : "use an embedding model (`llmspell model info <model>@ollama` shows its capabilities), e.g. nomic-embed-text"
+        ? `use a model whose capabilities include vision, e.g. llava or gemma3 (\`llmspell model info ${spec}\` shows a model's)`
+        : `use an embedding model, e.g. nomic-embed-text (\`llmspell model info ${spec}\` shows a model's capabilities)`
     }
 
 /**
