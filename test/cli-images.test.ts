@@ -50,7 +50,7 @@ afterAll(async () => {
 })
 
 beforeEach(async () => {
-  fake = await startFakeOllama({ models: [fakeModel("llava")], answer: () => "a picture" })
+  fake = await startFakeOllama({ models: [fakeModel("llava", { capabilities: ["completion", "vision"] })], answer: () => "a picture" })
 })
 
 afterEach(async () => {
