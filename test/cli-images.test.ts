@@ -78,6 +78,16 @@ describe("llmspell run --image", () => {
     expect(missing.stderr).toContain("gone.png")
     expect(chats()).toEqual([])
   })
+
+  it("a model whose capabilities lack vision is refused naming vision and its spec, and nothing is sent", async () => {
+    fake.state.models.push(fakeModel("chatty", { capabilities: ["completion", "tools"] }))
+    const result = await run(["run", "-m", "chatty@ollama", "--image", "a.png", "what is this?"])
+    expect(result.code).not.toBe(0)
+    expect(result.stderr).toContain("\"vision\"")
+    expect(result.stderr).toContain("llmspell model info chatty:latest@ollama")
+    expect(result.stdout).toBe("")
+    expect(chats()).toEqual([])
+  })
 })
 
 describe("/image in llmspell chat", () => {
