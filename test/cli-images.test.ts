@@ -50,7 +50,7 @@ afterAll(async () => {
 })
 
 beforeEach(async () => {
-  fake = await startFakeOllama({ models: [fakeModel("llava")], answer: () => "a picture" })
+  fake = await startFakeOllama({ models: [fakeModel("llava", { capabilities: ["completion", "vision"] })], answer: () => "a picture" })
 })
 
 afterEach(async () => {
@@ -76,6 +76,16 @@ describe("llmspell run --image", () => {
     const missing = await run(["run", "-m", "llava@ollama", "--image", "gone.png", "hi"])
     expect(missing.code).not.toBe(0)
     expect(missing.stderr).toContain("gone.png")
+    expect(chats()).toEqual([])
+  })
+
+  it("a model whose capabilities lack vision is refused naming vision and its spec, and nothing is sent", async () => {
+    fake.state.models.push(fakeModel("chatty", { capabilities: ["completion", "tools"] }))
+    const result = await run(["run", "-m", "chatty@ollama", "--image", "a.png", "what is this?"])
+    expect(result.code).not.toBe(0)
+    expect(result.stderr).toContain("\"vision\"")
+    expect(result.stderr).toContain("llmspell model info chatty:latest@ollama")
+    expect(result.stdout).toBe("")
     expect(chats()).toEqual([])
   })
 })

@@ -44,7 +44,7 @@ const storySchema = { type: "object", properties: { story: { type: "string", min
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "llmspell-serve-generation-"))
-  fake = await startFakeOllama({ models: [fakeModel("agent")], answer: weatherAgent })
+  fake = await startFakeOllama({ models: [fakeModel("agent", { capabilities: ["completion", "tools", "vision"] })], answer: weatherAgent })
   serve = await startServe({ dir, ollamaUrl: fake.url, gguf: { context_size: 2048 } })
   writeFileSync(join(dir, "models", "tiny.gguf"), tinyLlamaGguf({ vocabSize: 400, contextLength: 4096 }))
   openai = new OpenAI({ baseURL: `${serve.url}/v1`, apiKey: "unused", maxRetries: 0 })

@@ -128,7 +128,12 @@ export const LocalModel = Schema.Struct({
   /** GGUF models: lower-case hex sha256 of the file, when a store records it. */
   sha256: Schema.optional(Schema.String),
   /** GGUF models: every store holding these bytes. */
-  locations: Schema.optional(Schema.Array(ModelLocation))
+  locations: Schema.optional(Schema.Array(ModelLocation)),
+  /**
+   * What the model can do (completion, tools, vision, embedding, thinking, rerank), only where the
+   * backend already knows it without asking per model (left out otherwise: unknown is not "none").
+   */
+  capabilities: Schema.optional(Schema.Array(Schema.String))
 })
 /** A model present on a backend. */
 export type LocalModel = typeof LocalModel.Type

@@ -43,13 +43,24 @@ export const routes = (ctx: RouteContext): HttpRouter.HttpRouter<never, never> =
       ...list.models.map((m) => ({
         id: servedName(m),
         created: m.modifiedAt !== undefined ? Math.floor(Date.parse(m.modifiedAt) / 1000) || 0 : 0,
-        owned_by: m.instance
+        owned_by: m.instance,
+        // where the backend already knows them (no request per listed model)
+        ...(m.capabilities !== undefined ? { capabilities: m.capabilities } : {})
       })),
       ...listedAliases(ctx.aliases ?? []).map((a) => ({ id: a.name, created: 0, owned_by: `alias of ${a.spec}` }))
     ]
     const request = yield* HttpServerRequest.HttpServerRequest
     if (request.headers["anthropic-version"] !== undefined) return json(modelsList(entries))
-    return json({ object: "list", data: entries.map((e) => ({ id: e.id, object: "model", created: e.created, owned_by: e.owned_by })) })
+    return json({
+      object: "list",
+      data: entries.map((e) => ({
+        id: e.id,
+        object: "model",
+        created: e.created,
+        owned_by: e.owned_by,
+        ...("capabilities" in e ? { capabilities: e.capabilities } : {})
+      }))
+    })
   }))
 
   // one model (OpenAI's and Anthropic's "retrieve model"), with what it can do (`capabilities`:

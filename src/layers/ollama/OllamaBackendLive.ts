@@ -23,6 +23,7 @@ import * as Schema from "effect/Schema"
 import { randomBytes } from "node:crypto"
 import type { AbortableAsyncIterator, Message, Ollama, Tool } from "ollama"
 import type { OllamaInstanceConfig } from "../../domain/ConfigSchema.js"
+import { hasImages } from "../../domain/Images.js"
 import { BackendError, type BackendUnavailable, ContextOverflow, ToolChoiceViolated, UnsupportedOperation, UsageError } from "../../domain/Errors.js"
 import { errorToJson } from "../../domain/Failure.js"
 import type { BackendStatus, Embeddings, GenerateEvent, LoadedModel, PullProgress, ToolCall, ToolChoice } from "../../domain/Types.js"
@@ -83,12 +84,41 @@ export const make = (instance: OllamaInstanceConfig): Effect.Effect<OllamaInstan
         })
       )
 
+    // Each model's /api/show capabilities, asked once per model for this backend's lifetime (and
+    // again after a pull or remove under its name): a request needing one the model lacks is
+    // refused before it is sent. A failed show is not kept (the request itself then reports it).
+    const specOf = (model: string) => OllamaClient.pullSpecFor(instance, Mapping.normalizeName(model))
+    const capabilityCache = new Map<string, ReadonlyArray<string> | undefined>()
+    const remember = (model: string, show: Mapping.ShowReply) => {
+      capabilityCache.set(Mapping.normalizeName(model), Mapping.showCapabilities(show))
+      return show
+    }
     const list = modelList("list", "/api/tags", (c) => c.list()).pipe(
       Effect.tap(({ warning }) =>
         warning !== undefined ? Effect.logWarning(`${instance.name}: ${warning}`) : Effect.void
       ),
-      Effect.map(({ models }) => models.map((m) => Mapping.toLocalModel(origin, m)))
+      // /api/tags carries no capabilities: a model's come from the show answers this backend
+      // already holds (never a show per listed model)
+      Effect.map(({ models }) =>
+        models.map((m) => {
+          const local = Mapping.toLocalModel(origin, m)
+          const capabilities = capabilityCache.get(Mapping.normalizeName(m.name))
+          return capabilities !== undefined ? { ...local, capabilities } : local
+        })
+      )
     )
+
+    const capabilitiesOf = (model: string): Effect.Effect<ReadonlyArray<string> | undefined> => {
+      const key = Mapping.normalizeName(model)
+      return capabilityCache.has(key)
+        ? Effect.succeed(capabilityCache.get(key))
+        : client.callModel("generate", (c) => c.show({ model }), { model }).pipe(
+          Effect.flatMap(decode(Mapping.ShowReply, "generate", "/api/show reply")),
+          Effect.map((show) => Mapping.showCapabilities(remember(model, show))),
+          Effect.orElseSucceed(() => undefined)
+        )
+    }
+    const forget = (model: string) => Effect.sync(() => capabilityCache.delete(Mapping.normalizeName(model)))
 
     const sizeOf = (model: string) =>
       list.pipe(
@@ -319,6 +349,19 @@ export const make = (instance: OllamaInstanceConfig): Effect.Effect<OllamaInstan
                   })
                 ))
           ),
+          // a model that cannot embed fails on the server with a message that does not say so
+          // plainly: when its capabilities are known and lack "embedding", that is the error (only
+          // for the server's own refusal: an unreachable server or a proxy's page stays what it is)
+          Effect.catchIf(
+            (e): e is BackendError => e._tag === "BackendError" && /^HTTP [45]\d\d: /.test(e.reason),
+            (e) =>
+              Effect.flatMap(capabilitiesOf(model), (capabilities): Effect.Effect<never, BackendError | UnsupportedOperation> => {
+                const lacked = Mapping.lackedCapability(model, capabilities, "embedding", "embed", specOf(model))
+                return lacked !== undefined
+                  ? Effect.fail(new UnsupportedOperation({ backend: "ollama", ...lacked }))
+                  : Effect.fail(e)
+              })
+          ),
           Effect.flatMap(decode(Mapping.EmbedReply, "embed", "/api/embed reply")),
           Effect.flatMap((reply) =>
             reply.embeddings.length !== inputs.length
@@ -342,13 +385,15 @@ export const make = (instance: OllamaInstanceConfig): Effect.Effect<OllamaInstan
       info: (model) =>
         Effect.all([
           client.callModel("info", (c) => c.show({ model }), { model }).pipe(
-            Effect.flatMap(decode(Mapping.ShowReply, "info", "/api/show reply"))
+            Effect.flatMap(decode(Mapping.ShowReply, "info", "/api/show reply")),
+            Effect.map((show) => remember(model, show))
           ),
           sizeOf(model)
         ], { concurrency: 2 }).pipe(Effect.map(([show, size]) => Mapping.toModelInfo(origin, model, show, size))),
-      pull,
+      pull: (model, options) => Stream.ensuring(pull(model, options), forget(model)),
       remove: (model) =>
         Effect.gen(function*() {
+          yield* forget(model)
           const freedBytes = yield* sizeOf(model)
           yield* client.callModel("remove", (c) => c.delete({ model }), { model })
           return {
@@ -371,7 +416,7 @@ export const make = (instance: OllamaInstanceConfig): Effect.Effect<OllamaInstan
         }
         const tools = Mapping.toOllamaTools(request)
         const format = Mapping.toOllamaFormat(request)
-        return inference("generate", model, request, (c) =>
+        const send = inference("generate", model, request, (c) =>
           c.chat({
             model,
             messages: Mapping.toOllamaMessages(request.messages) as unknown as Array<Message>,
@@ -381,6 +426,14 @@ export const make = (instance: OllamaInstanceConfig): Effect.Effect<OllamaInstan
             options: Mapping.toOllamaOptions(request),
             stream: true
           }))
+        // images for a model whose /api/show capabilities lack "vision": refused before the chat
+        // is sent (Ollama would drop them or fail deep in the runner)
+        return hasImages(request.messages)
+          ? Stream.unwrap(Effect.map(capabilitiesOf(model), (capabilities) => {
+            const lacked = Mapping.lackedCapability(model, capabilities, "vision", "images", specOf(model))
+            return lacked !== undefined ? Stream.fail(new UnsupportedOperation({ backend: "ollama", ...lacked })) : send
+          }))
+          : send
       },
       embed,
       // Ollama has no rerank API (ollama/ollama#3368): refused at once, naming what can rank

@@ -435,6 +435,39 @@ export const toOllamaOptions = (request: GenerateRequest): Record<string, unknow
   })
 
 /**
+ * The capabilities `/api/show` lists (`completion`, `vision`, `embedding`, `tools`, `thinking`, …),
+ * or undefined when the server does not say (older servers): then nothing is refused on them.
+ */
+export const showCapabilities = (show: ShowReply): ReadonlyArray<string> | undefined =>
+  Array.isArray(show.capabilities)
+    ? show.capabilities.filter((x): x is string => typeof x === "string")
+    : undefined
+
+/**
+ * What a request needs that the model's known capabilities lack, as the UnsupportedOperation's
+ * fields: undefined when the capabilities are unknown or include it.
+ */
+export const lackedCapability = (
+  model: string,
+  capabilities: ReadonlyArray<string> | undefined,
+  needed: "vision" | "embedding",
+  operation: string,
+  /** The spec that names the model to llmspell (`qwen3:8b@ollama`, `lab/qwen3:8b`). */
+  spec: string
+): { readonly operation: string; readonly reason: string; readonly suggestion: string } | undefined =>
+  capabilities === undefined || capabilities.includes(needed)
+    ? undefined
+    : {
+      operation,
+      reason: `${normalizeName(model)} lacks the "${needed}" capability (Ollama lists: ${
+        capabilities.length > 0 ? capabilities.join(", ") : "none"
+      })`,
+      suggestion: needed === "vision"
+        ? `use a model whose capabilities include vision, e.g. llava or gemma3 (\`llmspell model info ${spec}\` shows a model's)`
+        : `use an embedding model, e.g. nomic-embed-text (\`llmspell model info ${spec}\` shows a model's capabilities)`
+    }
+
+/**
  * A request field Ollama cannot honour, with why (refused by the backend rather than dropped):
  * it has no logit bias. (`parallelToolCalls: false`, which it cannot enforce either, is checked on
  * the answer instead, as `toolChoice` is: agents such as Codex send it with every request.)
