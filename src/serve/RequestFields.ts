@@ -58,7 +58,7 @@ const OPENAI_NO_EFFECT: FieldTable = {
 /** `/v1/chat/completions` (openai 7.59's `ChatCompletionCreateParams`). */
 export const OPENAI_CHAT_FIELDS: FieldTable = {
   model: honoured("the model spec"),
-  messages: honoured("messages (a user message's image_url parts as images: data: URLs only, at most 16 of 20 MiB each)"),
+  messages: honoured("messages (a user message's image_url parts as images: data: URLs, http(s) URLs only when the server fetches image URLs, at most 16 of 20 MiB each)"),
   stream: honoured("streaming (server-sent events)"),
   stream_options: honoured("include_usage: a usage chunk at the end"),
   max_tokens: honoured("maxTokens"),
