@@ -213,12 +213,64 @@ describe("serve --allow-image-urls", () => {
     expect(chatImages(from)).toEqual([[b64(png(9))], [b64(png(5))]])
   })
 
+  it("refuses more image URLs than the limit before fetching any", async () => {
+    const hits = state.loopHits
+    const e = await failure(
+      new OpenAI({ baseURL: `${allowed.url}/v1`, apiKey: "none", maxRetries: 0 }).chat.completions.create({
+        model: VISION,
+        messages: [{
+          role: "user",
+          content: Array.from({ length: IMAGE_LIMITS.count + 1 }, () => ({ type: "image_url" as const, image_url: { url: `${base}/loop` } }))
+        }]
+      })
+    )
+    expect(e.status).toBe(400)
+    expect(e.message).toContain(`at most ${IMAGE_LIMITS.count} images`)
+    expect(state.loopHits).toBe(hits)
+  })
+
   it("gives up on a body that stalls past the fetch deadline, with a 400, and hangs up", async () => {
     const e = await failure(ask(quick, `${base}/stall.png`))
     expect(e.status).toBe(400)
     expect(e.message).toContain("messages.0.content.1.image_url")
     expect(e.message).toContain("not fetched within")
     await state.stallClosed.promise
+  })
+})
+
+describe("serve --allow-image-urls on /v1/responses", () => {
+  const respond = (serve: ServeHarness, url: string) =>
+    new OpenAI({ baseURL: `${serve.url}/v1`, apiKey: "none", maxRetries: 0 }).responses.create({
+      model: VISION,
+      input: [{
+        role: "user",
+        content: [{ type: "input_text", text: "what is it?" }, { type: "input_image", image_url: url, detail: "auto" }]
+      }]
+    })
+
+  it("fetches an input_image URL and sends its bytes to Ollama; a failure names the part", async () => {
+    const from = ollamaFake.requests.length
+    await respond(allowed, `${base}/hop`)
+    expect(chatImages(from)).toEqual([[b64(png(1))]])
+    const e = await failure(respond(allowed, `${base}/page.html`))
+    expect(e.status).toBe(400)
+    expect(e.message).toContain("input.0.content.1.image_url")
+    expect(e.message).toContain("text/html")
+    const refused = await failure(respond(refusing, `${base}/cat.png`))
+    expect(refused.status).toBe(400)
+    expect(refused.message).toContain("image URLs are not fetched by this server")
+    expect(chatImages(from)).toEqual([[b64(png(1))]])
+  })
+
+  it("refuses more images than the limit before fetching any", async () => {
+    const hits = state.loopHits
+    const parts = Array.from({ length: IMAGE_LIMITS.count + 1 }, () => ({ type: "input_image" as const, image_url: `${base}/loop`, detail: "auto" as const }))
+    const e = await failure(
+      new OpenAI({ baseURL: `${allowed.url}/v1`, apiKey: "none", maxRetries: 0 }).responses.create({ model: VISION, input: [{ role: "user", content: parts }] })
+    )
+    expect(e.status).toBe(400)
+    expect(e.message).toContain(`at most ${IMAGE_LIMITS.count} images`)
+    expect(state.loopHits).toBe(hits)
   })
 })
 
