@@ -12,6 +12,7 @@ import { mkdtempSync, rmSync } from "node:fs"
 import type { AddressInfo } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import Anthropic from "@anthropic-ai/sdk"
 import OpenAI from "openai"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { IMAGE_LIMITS } from "../src/domain/Images.js"
@@ -271,6 +272,30 @@ describe("serve --allow-image-urls on /v1/responses", () => {
     expect(e.status).toBe(400)
     expect(e.message).toContain(`at most ${IMAGE_LIMITS.count} images`)
     expect(state.loopHits).toBe(hits)
+  })
+})
+
+describe("serve --allow-image-urls on /v1/messages (Anthropic url image sources)", () => {
+  const message = (serve: ServeHarness, url: string) =>
+    new Anthropic({ baseURL: serve.url, apiKey: "none", maxRetries: 0 }).messages.create({
+      model: VISION,
+      max_tokens: 16,
+      messages: [{ role: "user", content: [{ type: "text", text: "what is it?" }, { type: "image", source: { type: "url", url } }] }]
+    })
+
+  it("fetches a url source and sends its bytes to Ollama; a failure names the block; off, it is refused", async () => {
+    const from = ollamaFake.requests.length
+    await message(allowed, `${base}/octet`)
+    expect(chatImages(from)).toEqual([[b64(png(2))]])
+    const e = await failure(message(allowed, `${base}/declared-big`))
+    expect(e.status).toBe(400)
+    expect(e.message).toContain("messages.0.content.1.source.url")
+    expect(e.message).toContain(String(IMAGE_LIMITS.bytes))
+    const refused = await failure(message(refusing, `${base}/cat.png`))
+    expect(refused.status).toBe(400)
+    expect(refused.message).toContain("image URLs are not fetched by this server")
+    expect(refused.message).not.toContain("--")
+    expect(chatImages(from)).toEqual([[b64(png(2))]])
   })
 })
 
