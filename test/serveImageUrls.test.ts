@@ -36,6 +36,8 @@ const state = {
   bigWritten: 0,
   bigClosed: deferred<number>(),
   stallClosed: deferred(),
+  hangArrived: deferred(),
+  hangClosed: deferred(),
   loopHits: 0
 }
 const BIG_CAP = 4 * IMAGE_LIMITS.bytes
@@ -85,6 +87,12 @@ const images = http.createServer((req, res) => {
       res.write(png(6).subarray(0, 4))
       res.on("close", () => state.stallClosed.resolve())
       return
+    case "/hang.png":
+      res.writeHead(200, { "content-type": "image/png" })
+      res.write(png(7).subarray(0, 4))
+      res.on("close", () => state.hangClosed.resolve())
+      state.hangArrived.resolve()
+      return
     case "/loop":
       state.loopHits++
       res.writeHead(302, { location: "/loop" }).end()
@@ -112,7 +120,8 @@ beforeAll(async () => {
   await new Promise<void>((resolve) => images.listen(0, "127.0.0.1", resolve))
   base = `http://127.0.0.1:${(images.address() as AddressInfo).port}`
   ollamaFake = await startFakeOllama({ models: [fakeModel("llava", { capabilities: ["completion", "vision", "tools"] })] })
-  allowed = await startServe({ dir: join(dir, "a"), ollamaUrl: ollamaFake.url }, { allowImageUrls: true })
+  // a fetch deadline longer than any test's: only a client going away can end the /hang.png fetch in time
+  allowed = await startServe({ dir: join(dir, "a"), ollamaUrl: ollamaFake.url }, { allowImageUrls: true, imageUrlTimeoutMs: 600_000 })
   // a short fetch deadline, only for the body that never comes
   quick = await startServe({ dir: join(dir, "b"), ollamaUrl: ollamaFake.url }, { allowImageUrls: true, imageUrlTimeoutMs: 300 })
   refusing = await startServe({ dir: join(dir, "c"), ollamaUrl: ollamaFake.url })
@@ -228,6 +237,19 @@ describe("serve --allow-image-urls", () => {
     expect(e.status).toBe(400)
     expect(e.message).toContain(`at most ${IMAGE_LIMITS.count} images`)
     expect(state.loopHits).toBe(hits)
+  })
+
+  it("stops the fetch when the client goes away", async () => {
+    const controller = new AbortController()
+    const asked = new OpenAI({ baseURL: `${allowed.url}/v1`, apiKey: "none", maxRetries: 0 }).chat.completions.create(
+      { model: VISION, messages: [{ role: "user", content: [{ type: "image_url", image_url: { url: `${base}/hang.png` } }] }] },
+      { signal: controller.signal }
+    )
+    await state.hangArrived.promise
+    controller.abort()
+    await expect(asked).rejects.toThrow()
+    // the deadline is 10 minutes: the image server's connection closes because the client left
+    await state.hangClosed.promise
   })
 
   it("gives up on a body that stalls past the fetch deadline, with a 400, and hangs up", async () => {
