@@ -37,7 +37,7 @@ export const parseDataUrl = (url: string): ImageInput | string => {
   const match = /^data:(image\/[a-z0-9.+-]+)(?:;[a-z0-9-]+=[^;,]*)*;base64,/i.exec(url)
   if (match === null) {
     return /^https?:\/\//i.test(url)
-      ? "an http(s) image URL is not fetched by llmspell serve; send the image inline as a data:image/…;base64,… URL"
+      ? "image URLs are not fetched by this server; send the image as a data:image/…;base64,… URL"
       : "must be a data:image/…;base64,… URL"
   }
   return { mediaType: match[1]!.toLowerCase(), data: url.slice(match[0].length) }

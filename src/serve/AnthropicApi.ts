@@ -34,6 +34,8 @@ import type { Completion, GenerateEvent, GenerateRequest, Usage } from "../domai
 import { type MappedRequest, toGenerateRequest } from "./AnthropicRequest.js"
 import { type ApiTerms, toApiFailure } from "./ApiTerms.js"
 import { HttpFailure, json, readJson } from "./Http.js"
+import { fetchImage, isHttpUrl } from "./ImageFetch.js"
+import { IMAGE_LIMITS } from "../domain/Images.js"
 import { ANTHROPIC_COUNT_TOKENS_FIELDS, ANTHROPIC_MESSAGES_FIELDS, checkedBody, type FieldTable, refusedField } from "./RequestFields.js"
 import { checkSpec, noteTokens, type RouteContext, type RouteEnv, started } from "./Routes.js"
 
@@ -294,6 +296,37 @@ export const routes = (ctx: RouteContext): HttpRouter.HttpRouter<never, never> =
   const fromEither = <A>(either: Either.Either<A, string>) =>
     Either.match(either, { onLeft: (message) => Effect.fail(new HttpFailure(400, message)), onRight: Effect.succeed })
 
+  /**
+   * `--allow-image-urls`: the messages' http(s) `url` image sources fetched and given as base64
+   * (ImageFetch), or a 400 naming the block (`messages.0.content.1.source.url`) and why. Off, or for
+   * any other URL, the blocks are left for toGenerateRequest (which refuses them).
+   */
+  const withFetchedImages = <B extends { readonly messages: ReadonlyArray<Wire.MessageParam> }>(b: B): Effect.Effect<B, HttpFailure> =>
+    Effect.gen(function*() {
+      if (ctx.allowImageUrls !== true) return b
+      const isUrlImage = (block: unknown): block is Wire.ImageBlockParam & { source: { type: "url"; url: string } } =>
+        (block as { type?: unknown }).type === "image" &&
+        (block as Wire.ImageBlockParam).source.type === "url" &&
+        isHttpUrl((block as { source: { url: string } }).source.url)
+      const count = b.messages.reduce((n, m) => n + (typeof m.content === "string" ? 0 : m.content.filter((c) => (c as { type?: unknown }).type === "image").length), 0)
+      if (count > IMAGE_LIMITS.count) return yield* new HttpFailure(400, `messages: at most ${IMAGE_LIMITS.count} images in one request`)
+      if (!b.messages.some((m) => typeof m.content !== "string" && m.content.some(isUrlImage))) return b
+      const messages = yield* Effect.forEach(b.messages, (m, i) =>
+        typeof m.content === "string"
+          ? Effect.succeed(m)
+          : Effect.map(
+            Effect.forEach(m.content, (block, j) =>
+              isUrlImage(block)
+                ? fetchImage(block.source.url, ctx.imageFetch).pipe(
+                  Effect.map((image) => ({ ...block, source: { type: "base64" as const, media_type: image.mediaType, data: image.data } })),
+                  Effect.mapError((why) => new HttpFailure(400, `messages.${i}.content.${j}.source.url: ${why}`))
+                )
+                : Effect.succeed(block)),
+            (content) => ({ ...m, content } as Wire.MessageParam)
+          ))
+      return { ...b, messages }
+    })
+
   /** The request checked as LocalLLM checks it, so a count refuses what a generation would. */
   const validated = (request: GenerateRequest) =>
     Either.match(Protocol.validateGenerateRequest(request), {
@@ -317,7 +350,7 @@ export const routes = (ctx: RouteContext): HttpRouter.HttpRouter<never, never> =
       const b = yield* body(Wire.MessagesRequest, ANTHROPIC_MESSAGES_FIELDS)
       requested.model = b.model
       const spec = yield* checkSpec(ctx, b.model)
-      const mapped: MappedRequest = yield* fromEither(toGenerateRequest(b))
+      const mapped: MappedRequest = yield* fromEither(toGenerateRequest(yield* withFetchedImages(b)))
       const contextWindowBeta = (yield* betas).some((beta) => beta.startsWith("model-context-window-exceeded"))
       const headers: Record<string, string> = {
         "request-id": id("req_"),
@@ -381,7 +414,7 @@ export const routes = (ctx: RouteContext): HttpRouter.HttpRouter<never, never> =
       const b = yield* body(Wire.CountTokensRequest, ANTHROPIC_COUNT_TOKENS_FIELDS)
       requested.model = b.model
       const spec = yield* checkSpec(ctx, b.model)
-      const mapped = yield* fromEither(toGenerateRequest(b))
+      const mapped = yield* fromEither(toGenerateRequest(yield* withFetchedImages(b)))
       const request = yield* validated(mapped.request)
       const resolved = yield* ctx.llm.resolve(spec)
       if (resolved.handle.countTokens !== undefined) {

@@ -166,7 +166,11 @@ const toMessages = (body: PromptBody): Either.Either<Array<ChatMessage>, string>
           break
         }
         case "image": {
-          // a base64 image goes through unchanged; this server fetches no URL and has no Files API
+          // a base64 image goes through unchanged; a URL only when --allow-image-urls fetched it already
+          // (AnthropicApi); this server has no Files API
+          if (block.source.type === "url") {
+            return Either.left(`${at}.source.type: "url" images: image URLs are not fetched by this server; send the image as base64`)
+          }
           if (block.source.type !== "base64") {
             return Either.left(`${at}.source.type: ${JSON.stringify(block.source.type)} images are not supported by this server; send the image as base64`)
           }

@@ -3,6 +3,7 @@
  * `stream_options.include_usage`, tools with `tool_calls` deltas by index, `tool_choice`,
  * `response_format` json_object / json_schema.
  */
+import { fetchImageUrls } from "./ImageFetch.js"
 import { imagesProblem } from "../domain/Images.js"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -135,7 +136,10 @@ export const chatCompletions = (ctx: RouteContext) =>
 handle(terms)(Effect.gen(function*() {
   const b = yield* body(ctx, ChatBody, OPENAI_CHAT_FIELDS)
   const spec = yield* checkSpec(ctx, b.model)
-  const messages = yield* fromEither(toMessages(b.messages))
+  const wire = ctx.allowImageUrls === true
+    ? yield* fetchImageUrls(b.messages, ctx.imageFetch).pipe(Effect.mapError((why) => new HttpFailure(400, why)))
+    : b.messages
+  const messages = yield* fromEither(toMessages(wire))
   const imageProblem = imagesProblem(messages, (m, i) => `messages[${m}].content: image_url #${i + 1}`, "messages[].content image_url parts")
   if (imageProblem !== undefined) return yield* new HttpFailure(400, imageProblem)
   const tools = (b.tools ?? []).map((t) => toolDefinition(t.function.name, t.function.description, t.function.parameters))

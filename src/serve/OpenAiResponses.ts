@@ -17,7 +17,7 @@
  *   (`event:`) and numbered (`sequence_number`), no `[DONE]` (the Responses API has none).
  * - Nothing is stored: the response says `store: false`, and `previous_response_id` is refused.
  */
-import { imagesProblem, parseDataUrl } from "../domain/Images.js"
+import { IMAGE_LIMITS, imagesProblem, parseDataUrl } from "../domain/Images.js"
 import type { ImageInput } from "../domain/Types.js"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Effect from "effect/Effect"
@@ -45,6 +45,7 @@ import {
   seconds,
   toolDefinition
 } from "./OpenAiWire.js"
+import { fetchImage, isHttpUrl } from "./ImageFetch.js"
 import { OPENAI_RESPONSES_FIELDS } from "./RequestFields.js"
 import { checkSpec, noteTokens, type RouteContext } from "./Routes.js"
 
@@ -70,6 +71,26 @@ const partsImages = (parts: ReadonlyArray<typeof ContentPart.Type>, where: strin
   }
   return Either.right(images)
 }
+
+/**
+ * `--allow-image-urls`: a user message's http(s) `input_image` URLs fetched and replaced by their
+ * `data:` URLs (ImageFetch), or a 400 naming the part (`input.0.content.1.image_url`) and why.
+ */
+const fetchedParts = (ctx: RouteContext, parts: ReadonlyArray<typeof ContentPart.Type>, at: string) =>
+  Effect.forEach(parts, (part, j) =>
+    part.type === "input_image" && part.image_url != null && isHttpUrl(part.image_url)
+      ? fetchImage(part.image_url, ctx.imageFetch).pipe(
+        Effect.map((image) => ({ ...part, image_url: `data:${image.mediaType};base64,${image.data}` })),
+        Effect.mapError((why) => new HttpFailure(400, `${at}.${j}.image_url: ${why}`))
+      )
+      : Effect.succeed(part))
+
+/** The input_image parts of the raw input items (counted before any URL is fetched). */
+const inputImageCount = (input: ReadonlyArray<unknown>) =>
+  input.reduce<number>((n, item) => {
+    const content = (item as { content?: unknown } | null)?.content
+    return n + (Array.isArray(content) ? content.filter((p) => (p as { type?: unknown } | null)?.type === "input_image").length : 0)
+  }, 0)
 
 const MessageItem = Schema.Struct({
   type: Schema.optional(Schema.Literal("message")),
@@ -188,7 +209,7 @@ const decodeItem = <A, I>(schema: Schema.Schema<A, I>, item: unknown, index: num
     new HttpFailure(400, e.message.replace(/^invalid request: /, `invalid request: input[${index}]: `)))
 
 /** The input items as chat messages, the instructions first. */
-const inputMessages = (b: ResponsesBody) =>
+const inputMessages = (ctx: RouteContext, b: ResponsesBody) =>
   Effect.gen(function*() {
     const messages: Array<ChatMessage> = []
     if (b.instructions != null && b.instructions !== "") messages.push({ role: "system", content: b.instructions })
@@ -197,11 +218,18 @@ const inputMessages = (b: ResponsesBody) =>
       return messages
     }
     const names = new Map<string, string>()
+    const fetchUrls = ctx.allowImageUrls === true
+    if (fetchUrls && inputImageCount(b.input) > IMAGE_LIMITS.count) {
+      return yield* fail(`input: input_image parts: at most ${IMAGE_LIMITS.count} images in one request`)
+    }
     for (const [index, raw] of b.input.entries()) {
       const type = itemType(raw)
       switch (type) {
         case "message": {
-          const item = yield* decodeItem(MessageItem, raw, index)
+          const decoded = yield* decodeItem(MessageItem, raw, index)
+          const item = fetchUrls && decoded.role === "user" && typeof decoded.content !== "string"
+            ? { ...decoded, content: yield* fetchedParts(ctx, decoded.content, `input.${index}.content`) }
+            : decoded
           const where = `input[${index}].content`
           const images = item.role === "user" && typeof item.content !== "string" ? partsImages(item.content, where) : Either.right([])
           if (Either.isLeft(images)) return yield* fail(images.left)
@@ -324,7 +352,7 @@ export const responses = (ctx: RouteContext) =>
 handle(terms)(Effect.gen(function*() {
   const b = yield* body(ctx, ResponsesBody, OPENAI_RESPONSES_FIELDS)
   const spec = yield* checkSpec(ctx, b.model)
-  const messages = yield* inputMessages(b)
+  const messages = yield* inputMessages(ctx, b)
   const imageProblem = imagesProblem(messages, (m, i) => `input: image #${i + 1} of message ${m}`, "input: input_image parts")
   if (imageProblem !== undefined) return yield* fail(imageProblem)
   const { choice, tools } = yield* toolsOf(b)

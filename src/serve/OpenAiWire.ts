@@ -49,8 +49,8 @@ export const textOf = (content: typeof Content.Type | undefined): Either.Either<
 
 /**
  * A user message's text and images: `image_url` parts whose URL is `data:image/…;base64,…` (an
- * http(s) URL is refused: llmspell serve fetches nothing on a client's behalf), or why they cannot
- * be served. `at` names the message (`messages[2]`).
+ * http(s) URL is refused: unless `--allow-image-urls` has fetched it already (ImageFetch), llmspell
+ * serve fetches nothing on a client's behalf), or why they cannot be served. `at` names the message (`messages[2]`).
  */
 export const userContentOf = (
   content: typeof Content.Type | undefined,

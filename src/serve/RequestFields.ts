@@ -58,7 +58,7 @@ const OPENAI_NO_EFFECT: FieldTable = {
 /** `/v1/chat/completions` (openai 7.59's `ChatCompletionCreateParams`). */
 export const OPENAI_CHAT_FIELDS: FieldTable = {
   model: honoured("the model spec"),
-  messages: honoured("messages (a user message's image_url parts as images: data: URLs only, at most 16 of 20 MiB each)"),
+  messages: honoured("messages (a user message's image_url parts as images: data: URLs, http(s) URLs only when the server fetches image URLs, at most 16 of 20 MiB each)"),
   stream: honoured("streaming (server-sent events)"),
   stream_options: honoured("include_usage: a usage chunk at the end"),
   max_tokens: honoured("maxTokens"),
@@ -110,7 +110,7 @@ const RESPONSES_INCLUDABLE = new Set([
 /** `/v1/responses` (openai 7.59's `ResponseCreateParams`, and the fields Codex sends), served statelessly. */
 export const OPENAI_RESPONSES_FIELDS: FieldTable = {
   model: honoured("the model spec"),
-  input: honoured("messages (a user message's input_image parts as images: data: URLs only; function_call and function_call_output items become tool calls and results; reasoning items are accepted and not re-sent)"),
+  input: honoured("messages (a user message's input_image parts as images: data: URLs, http(s) URLs only when the server fetches image URLs; function_call and function_call_output items become tool calls and results; reasoning items are accepted and not re-sent)"),
   instructions: honoured("a system message first"),
   stream: honoured("streaming (server-sent events)"),
   stream_options: noEffect("its one setting (include_obfuscation) pads events against side channels on the wire to OpenAI"),

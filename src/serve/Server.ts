@@ -88,6 +88,10 @@ export interface ServeOptions {
   readonly readOnly?: boolean
   /** Serve specs that are file paths. */
   readonly allowPaths?: boolean
+  /** Fetch http(s) image URLs in requests (off: they are refused, and images must be data: URLs). */
+  readonly allowImageUrls?: boolean
+  /** How long one image URL's fetch may take (default 30 s); it counts the fetch only. */
+  readonly imageUrlTimeoutMs?: number
   /** Generations that may wait for a slot before the next gets 503 (default 64). */
   readonly maxQueue?: number
   /** Generations running at once (default: each GGUF instance's `parallel` plus 4 per Ollama instance). */
@@ -254,6 +258,8 @@ export const start = (
       llm,
       readOnly: policy.readOnly,
       allowPaths: policy.allowPaths,
+      allowImageUrls: options.allowImageUrls ?? false,
+      ...(options.imageUrlTimeoutMs !== undefined ? { imageFetch: { timeoutMs: options.imageUrlTimeoutMs } } : {}),
       admission: yield* makeAdmission(load, { concurrency, maxQueue }),
       maxBodyBytes,
       version: options.version ?? "0.0.0",

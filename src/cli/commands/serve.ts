@@ -51,6 +51,9 @@ const readOnly = Options.boolean("read-only").pipe(Options.withDescription("refu
 const allowPaths = Options.boolean("allow-paths").pipe(
   Options.withDescription("serve specs that are file paths (./x.gguf, /abs/x.gguf); refused otherwise")
 )
+const allowImageUrls = Options.boolean("allow-image-urls").pipe(
+  Options.withDescription("fetch http(s) image URLs in chat requests (PNG, JPEG, GIF, WebP; 20 MiB, 30 s, 5 redirects at most); refused otherwise")
+)
 const maxQueue = Options.integer("max-queue").pipe(
   Options.withPseudoName("n"),
   Options.withDefault(DEFAULTS.maxQueue),
@@ -122,7 +125,7 @@ const logLine = (entry: Server.AccessLogEntry) =>
 /** `serve`. */
 export const serveCommand = Command.make(
   "serve",
-  { listen, port, apiKey, corsOrigin, readOnly, allowPaths, maxQueue, maxBody, drainTimeout, noUi, open, json },
+  { listen, port, apiKey, corsOrigin, readOnly, allowPaths, allowImageUrls, maxQueue, maxBody, drainTimeout, noUi, open, json },
   (o) =>
     Effect.scoped(Effect.gen(function*() {
       const io = yield* CliIO
@@ -153,6 +156,7 @@ export const serveCommand = Command.make(
         corsOrigins: o.corsOrigin,
         readOnly: o.readOnly,
         allowPaths: o.allowPaths,
+        allowImageUrls: o.allowImageUrls,
         maxQueue: o.maxQueue,
         maxBodyBytes: o.maxBody,
         drainTimeoutMs: o.drainTimeout * 1000,
