@@ -144,15 +144,7 @@ export type BackendEmbedError = typeof BackendEmbedError.Type
  * `rerank`: the model is missing, will not load or cannot rank (UnsupportedOperation naming why: no
  * classifier head, a backend without a rerank API); a query + document longer than the context.
  */
-export const BackendRerankError = Schema.Union(
-  ModelNotFound,
-  ContextOverflow,
-  UnsupportedOperation,
-  ...loadModel,
-  ...reach,
-  ...provider,
-  ...storeRead
-)
+export const BackendRerankError = Schema.Union(...BackendEmbedError.members)
 /** What `Backend.rerank` can fail with. */
 export type BackendRerankError = typeof BackendRerankError.Type
 

@@ -90,26 +90,19 @@ export const makeInProcessLoader = (hooks: LoaderHooks = {}) => {
           reason: `this copy of the model was loaded for ${loadedFor}; ${needs}`
         })
       const noRank = () => Effect.fail(wrongCopy("rerank", options.purpose ?? "chat", "ranking needs a load with purpose \"ranking\""))
+      // A pooled context (ranking, embedding) takes a whole input in one batch: non-causal (BERT)
+      // models need it, llama.cpp asserts otherwise. Its size: the one asked for, or "auto" up to the cap.
+      const requested = options.contextSize === "auto" ? Math.min(options.contextSizeCap, model.trainContextSize) : options.contextSize
+      const pooled = { contextSize: options.contextSize === "auto" ? { max: requested } : requested, batchSize: requested, threads: options.threads }
+      const acquireContext = <C extends { dispose(): Promise<void> }>(kind: "ranking" | "embedding", create: (signal: AbortSignal) => Promise<C>) =>
+        Effect.acquireRelease(
+          Effect.tryPromise({ try: create, catch: (e) => toBackendError(`create ${kind} context`, instance, logs.since(mark))(e) }),
+          (c) => Effect.promise(() => c.dispose())
+        ).pipe(Effect.withSpan(kind === "ranking" ? "LlamaLoader.createRankingContext" : "LlamaLoader.createEmbeddingContext", { attributes: { path } }))
       if (options.purpose === "ranking") {
-        const requested = options.contextSize === "auto"
-          ? Math.min(options.contextSizeCap, model.trainContextSize)
-          : options.contextSize
         // node-llama-cpp refuses a model that cannot rank here ("Computing rankings is not supported");
         // GgufBackend checks the header first, so a chat model is refused with the reason before a load
-        const ranking = yield* Effect.acquireRelease(
-          Effect.tryPromise({
-            try: (signal) =>
-              model.createRankingContext({
-                contextSize: options.contextSize === "auto" ? { max: requested } : requested,
-                // a whole query + document in one batch: non-causal (BERT) rerankers need it
-                batchSize: requested,
-                threads: options.threads,
-                createSignal: signal
-              }),
-            catch: (e) => toBackendError("create ranking context", instance, logs.since(mark))(e)
-          }),
-          (c) => Effect.promise(() => c.dispose())
-        ).pipe(Effect.withSpan("LlamaLoader.createRankingContext", { attributes: { path } }))
+        const ranking = yield* acquireContext("ranking", (signal) => model.createRankingContext({ ...pooled, createSignal: signal }))
         const contextSize = ranking.contextSize
         const refuse = Stream.fail(wrongCopy("generate", "ranking", "generation needs a chat load"))
         return {
@@ -127,42 +120,12 @@ export const makeInProcessLoader = (hooks: LoaderHooks = {}) => {
         } satisfies InProcessModel
       }
       if (options.purpose === "embedding") {
-        const requested = options.contextSize === "auto"
-          ? Math.min(options.contextSizeCap, model.trainContextSize)
-          : options.contextSize
-        const embedding = yield* Effect.acquireRelease(
-          Effect.tryPromise({
-            try: (signal) =>
-              model.createEmbeddingContext({
-                contextSize: options.contextSize === "auto" ? { max: requested } : requested,
-                // a whole input in one batch: pooled (non-causal) models need it, llama.cpp asserts otherwise
-                batchSize: requested,
-                threads: options.threads,
-                createSignal: signal
-              }),
-            catch: (e) => toBackendError("create embedding context", instance, logs.since(mark))(e)
-          }),
-          (c) => Effect.promise(() => c.dispose())
-        ).pipe(Effect.withSpan("LlamaLoader.createEmbeddingContext", { attributes: { path } }))
+        const embedding = yield* acquireContext("embedding", (signal) => model.createEmbeddingContext({ ...pooled, createSignal: signal }))
         // the size "auto" settled on is only on the underlying context
         const contextSize = (embedding as unknown as { readonly _llamaContext?: LlamaContext })._llamaContext?.contextSize ??
           requested
-        const refuseCount = Effect.fail(
-          new BackendError({
-            backend: "gguf",
-            ...(instance !== undefined ? { instance } : {}),
-            operation: "count tokens",
-            reason: "this copy of the model was loaded for embeddings only"
-          })
-        )
-        const refuse = Stream.fail(
-          new BackendError({
-            backend: "gguf",
-            ...(instance !== undefined ? { instance } : {}),
-            operation: "generate",
-            reason: "this copy of the model was loaded for embeddings only"
-          })
-        )
+        const refuseCount = Effect.fail(wrongCopy("count tokens", "embeddings", "counting a prompt needs a chat load"))
+        const refuse = Stream.fail(wrongCopy("generate", "embeddings", "generation needs a chat load"))
         return {
           path,
           sizeBytes: model.size,

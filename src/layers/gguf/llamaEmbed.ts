@@ -13,6 +13,30 @@ export const tokenizeWith = (model: LlamaModel, instance: string | undefined) =>
   Effect.try({ try: (): ReadonlyArray<number> => Array.from(model.tokenize(text)), catch: toBackendError("tokenize", instance) })
 
 /**
+ * Fails with the first input (or query + document) whose token count does not fit the context, as
+ * ContextOverflow naming it: for a rerank, the document's index too.
+ */
+export const firstOverflow = (
+  lengths: ReadonlyArray<number>,
+  contextSize: number,
+  names: { readonly model: string; readonly instance: string | undefined },
+  operation: "embed" | "rerank"
+): Effect.Effect<void, ContextOverflow> => {
+  const over = lengths.findIndex((n) => n >= contextSize)
+  return over < 0 ? Effect.void : Effect.fail(
+    new ContextOverflow({
+      model: names.model,
+      backend: "gguf",
+      ...(names.instance !== undefined ? { instance: names.instance } : {}),
+      promptTokens: lengths[over]!,
+      contextSize,
+      operation,
+      ...(operation === "rerank" ? { document: over } : {})
+    })
+  )
+}
+
+/**
  * Embeds inputs one after the other on the embedding context's single sequence (node-llama-cpp
  * erases it before each input, so a vector never depends on the previous input: a batch gives
  * the vectors of one-by-one requests). Every input is measured first: one that does not fit is
@@ -36,17 +60,7 @@ export const embedOn = (
       try: () => prepared.map((input) => embedding.calculateInputLength(input)),
       catch: toBackendError("embed", names.instance)
     })
-    const over = lengths.findIndex((n) => n >= contextSize)
-    if (over >= 0) {
-      return yield* new ContextOverflow({
-        model: names.model,
-        backend: "gguf",
-        ...(names.instance !== undefined ? { instance: names.instance } : {}),
-        promptTokens: lengths[over]!,
-        contextSize,
-        operation: "embed"
-      })
-    }
+    yield* firstOverflow(lengths, contextSize, names, "embed")
     const mark = logs.mark
     return yield* Effect.tryPromise({
       try: async (signal) => {

@@ -5,8 +5,9 @@
  */
 import * as Effect from "effect/Effect"
 import type { LlamaRankingContext } from "node-llama-cpp"
-import { type BackendError, ContextOverflow } from "../../domain/Errors.js"
+import type { BackendError, ContextOverflow } from "../../domain/Errors.js"
 import type { RankedDocument } from "../../services/LlamaLoader.js"
+import { firstOverflow } from "./llamaEmbed.js"
 import { type LogBuffer, toBackendError } from "./llamaRuntime.js"
 
 /**
@@ -29,18 +30,7 @@ export const rankOn = (
       try: () => documents.map((document) => ranking.calculateInputLength(query, document)),
       catch: toBackendError("rerank", names.instance)
     })
-    const over = lengths.findIndex((n) => n >= contextSize)
-    if (over >= 0) {
-      return yield* new ContextOverflow({
-        model: names.model,
-        backend: "gguf",
-        ...(names.instance !== undefined ? { instance: names.instance } : {}),
-        promptTokens: lengths[over]!,
-        contextSize,
-        operation: "rerank",
-        document: over
-      })
-    }
+    yield* firstOverflow(lengths, contextSize, names, "rerank")
     const mark = logs.mark
     return yield* Effect.tryPromise({
       try: async (signal) => {
