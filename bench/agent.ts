@@ -48,6 +48,7 @@ import { LocalLLM, type LocalLLMService } from "../src/services/LocalLLM.js"
 import { toGenerateRequest } from "../src/serve/AnthropicRequest.js"
 import * as Server from "../src/serve/Server.js"
 import { writeTinyLlamaGguf } from "../test/fixtures/ggufWriter.js"
+import { benchModel } from "./benchModels.js"
 
 const root = fileURLToPath(new URL("..", import.meta.url))
 const SMALL = process.argv.includes("--small")
@@ -79,9 +80,7 @@ mkdirSync(models, { recursive: true })
 const file = join(models, "agent.gguf")
 await writeTinyLlamaGguf(
   file,
-  SMALL
-    ? { vocabSize: 32000, embeddingLength: 512, blockCount: 8, contextLength: CONTEXT, name: "agent" }
-    : { vocabSize: 32000, embeddingLength: 1024, blockCount: 16, feedForwardLength: 2816, tensorType: "Q8_0", contextLength: CONTEXT, name: "agent" }
+  benchModel(SMALL ? "small" : "large", CONTEXT, "agent")
 )
 const sizeMiB = statSync(file).size / 2 ** 20
 const SPEC = "agent.gguf@gguf"

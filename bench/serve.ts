@@ -39,6 +39,7 @@ import * as LlmspellLive from "../src/layers/LlmspellLive.js"
 import { LocalLLM, type LocalLLMService } from "../src/services/LocalLLM.js"
 import * as Server from "../src/serve/Server.js"
 import { writeTinyLlamaGguf } from "../test/fixtures/ggufWriter.js"
+import { benchModel } from "./benchModels.js"
 
 const root = fileURLToPath(new URL("..", import.meta.url))
 const cli = join(root, "dist", "cli.js")
@@ -80,9 +81,7 @@ mkdirSync(models, { recursive: true })
 const file = join(models, "bench.gguf")
 await writeTinyLlamaGguf(
   file,
-  SMALL
-    ? { vocabSize: 32000, embeddingLength: 512, blockCount: 8, contextLength: CONTEXT, name: "bench" }
-    : { vocabSize: 32000, embeddingLength: 1024, blockCount: 16, feedForwardLength: 2816, tensorType: "Q8_0", contextLength: CONTEXT, name: "bench" }
+  benchModel(SMALL ? "small" : "large", CONTEXT, "bench")
 )
 const sizeMiB = statSync(file).size / 2 ** 20
 const SPEC = "bench.gguf@gguf"

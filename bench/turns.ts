@@ -33,6 +33,7 @@ import { fileURLToPath } from "node:url"
 import { type ChatHistoryItem, getLlama, LlamaChat, LlamaLogLevel } from "node-llama-cpp"
 import { autoThreads } from "../src/layers/gguf/cpu.js"
 import { writeTinyLlamaGguf } from "../test/fixtures/ggufWriter.js"
+import { benchModel } from "./benchModels.js"
 
 const root = fileURLToPath(new URL("..", import.meta.url))
 const cli = join(root, "dist", "cli.js")
@@ -66,9 +67,7 @@ mkdirSync(models, { recursive: true })
 const file = join(models, "bench.gguf")
 await writeTinyLlamaGguf(
   file,
-  LARGE
-    ? { vocabSize: 32000, embeddingLength: 1024, blockCount: 16, feedForwardLength: 2816, tensorType: "Q8_0", contextLength: CONTEXT, name: "bench" }
-    : { vocabSize: 32000, embeddingLength: 512, blockCount: 8, contextLength: CONTEXT, name: "bench" }
+  benchModel(LARGE ? "large" : "small", CONTEXT, "bench")
 )
 const sizeMiB = statSync(file).size / 2 ** 20
 const SPEC = "bench.gguf@gguf"
