@@ -53,6 +53,10 @@ export const statusFor = (error: LlmspellError): number => {
       return 503
     case "InvalidModelFile":
       return 422
+    case "MissingCredentials":
+      // the server's key for a cloud provider is missing or refused upstream: the client's request
+      // was fine, the gateway's own credentials were not (a 500 would say the server broke)
+      return 502
     default:
       return 500
   }
