@@ -205,7 +205,7 @@ describe("capabilities and ranking support from the header", () => {
     const chat = parsed(tinyLlamaGguf())
     expect(rankingSupport(chat)).toMatchObject({ ok: false })
     expect(factsOfFile(chat, "c.gguf").capabilities).toEqual(["completion"])
-    const thinker = parsed(tinyLlamaGguf({ overrideMetadata: { "tokenizer.chat_template": v.str("{% if enable_thinking %}<think>{% endif %}{{ messages }}") } }))
+    const thinker = parsed(tinyLlamaGguf({ overrideMetadata: { "tokenizer.chat_template": v.str("{{ messages }}{% if not enable_thinking %}<think>\n\n</think>\n\n{% endif %}") } }))
     expect(factsOfFile(thinker, "t.gguf").capabilities).toEqual(["completion", "thinking"])
     const headless = parsed(tinyRerankerGguf({ vocabSize: 300, withHead: false }))
     expect(rankingSupport(headless)).toMatchObject({ ok: false, reason: expect.stringMatching(/no classifier head/) })

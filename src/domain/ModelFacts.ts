@@ -8,6 +8,7 @@
 import { createHash } from "node:crypto"
 import type { GgufFile, GgufValue } from "./GgufReader.js"
 import { fileTypeName } from "./GgufReader.js"
+import { marksThoughts, takesTools, templateParts } from "./ChatTemplate.js"
 import { quantizationOf as quantizationOfName } from "./HubRef.js"
 import { rankingSupport } from "./Rerank.js"
 
@@ -34,18 +35,14 @@ const integer = (metadata: ReadonlyMap<string, GgufValue>, key: string): number 
   return typeof value === "number" && Number.isInteger(value) ? value : undefined
 }
 
-// A Jinja chat template that takes a tool list names the `tools` variable (`{% if tools %}`, `tools | tojson`).
-const TEMPLATE_USES_TOOLS = /\btools\b/
-// A template that writes or strips thought segments (Qwen3, DeepSeek-R1: `<think>`, `enable_thinking`,
-// `reasoning_content`), as Ollama's `thinking` capability is read from its template.
-const TEMPLATE_THINKS = /<think>|\benable_thinking\b|\breasoning_content\b/
 // llama.cpp's LLAMA_POOLING_TYPE_RANK: a reranker's pooling, not an embedding model's
 const POOLING_RANK = 4
 
 /**
  * What the model can be asked to do, as Ollama decides it (`server/images.go`, `Capabilities`): an
  * `<arch>.pooling_type` makes it an embedding model, otherwise it completes text; a chat template that
- * takes tools adds `tools`, one that writes thought segments `thinking`. A reranker (rank pooling) has
+ * takes tools adds `tools`, one that marks thought segments `thinking` — both read as node-llama-cpp,
+ * which runs the model, reads them (`ChatTemplate.ts`). A reranker (rank pooling) has
  * neither: its `rerank` comes from the whole file (`factsOfFile`: the classifier head). Keep this the
  * one function every view calls.
  */
@@ -55,10 +52,11 @@ export const capabilitiesOf = (metadata: ReadonlyMap<string, GgufValue>): Readon
   const template = text(metadata, "tokenizer.chat_template")
   // a reranker's rank pooling: `rerank` comes from its classifier head (factsOfFile), never `embedding`
   if (pooling === POOLING_RANK) return []
+  const parts = template !== undefined ? templateParts(template) : undefined
   return [
     pooling !== undefined ? "embedding" : "completion",
-    ...(template !== undefined && TEMPLATE_USES_TOOLS.test(template) ? ["tools" as const] : []),
-    ...(pooling === undefined && template !== undefined && TEMPLATE_THINKS.test(template) ? ["thinking" as const] : [])
+    ...(parts !== undefined && takesTools(parts) ? ["tools" as const] : []),
+    ...(pooling === undefined && parts !== undefined && marksThoughts(parts) ? ["thinking" as const] : [])
   ]
 }
 
