@@ -920,7 +920,7 @@ class Window {
     this.view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength)
     this.end = this.buf.length
     this.bytesRead = 0
-    this.chunk = Math.max(64 * 1024, Math.min(maxChunk, this.buf.length * 2))
+    this.chunk = Math.min(maxChunk, Math.max(64 * 1024, this.buf.length * 2))
   }
 
   /** Makes [pos, pos + n) readable; past the file end is Invalid, past the cap TooLarge. */
