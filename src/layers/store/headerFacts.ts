@@ -21,7 +21,7 @@ import * as Either from "effect/Either"
 import * as Schema from "effect/Schema"
 import { randomBytes } from "node:crypto"
 import * as posix from "node:path/posix"
-import { peekGgufMetadata, scanGgufHeader } from "../../domain/GgufReader.js"
+import { type GgufPeekResult, peekGgufMetadata, scanGgufHeader } from "../../domain/GgufReader.js"
 import { factsOfFile, factsOfMetadata, type ModelFacts } from "../../domain/ModelFacts.js"
 import { makeDirectories } from "./ensureDirectory.js"
 import { type FileInfo, type FilePrefix, ScanFs, type ScanFsService } from "./scanFs.js"
@@ -115,6 +115,8 @@ export interface HeaderFactsOptions {
    */
   readonly quantizationFrom?: "peek" | "whole" | undefined
   readonly cache?: FactsCache | undefined
+  /** What `peekGgufMetadata` already gave for these first bytes (a scan's magic check), so they are not parsed twice. */
+  readonly peeked?: GgufPeekResult | undefined
 }
 
 /**
@@ -129,7 +131,7 @@ export const factsOfPrefix = (
   options: HeaderFactsOptions = {}
 ): Effect.Effect<ModelFacts | undefined> =>
   Effect.suspend(() => {
-    const peeked = peekGgufMetadata(prefix.bytes, prefix.info.size)
+    const peeked = options.peeked ?? peekGgufMetadata(prefix.bytes, prefix.info.size)
     if (peeked._tag === "Invalid") return Effect.succeed(undefined)
     const early = factsOfMetadata(peeked.metadata, options.fileName)
     const cached = options.cache?.lookup(path, prefix.info)
