@@ -12,12 +12,13 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
-import { mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from "node:fs"
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import type { StoresConfig } from "../src/domain/ConfigSchema.js"
 import { peekGgufMetadata, scanGgufHeader } from "../src/domain/GgufReader.js"
+import { slugOf } from "../src/domain/HubRef.js"
 import { ModelList } from "../src/domain/Types.js"
 import * as LlmspellLive from "../src/layers/LlmspellLive.js"
 import * as ModelStoreLive from "../src/layers/store/ModelStoreLive.js"
@@ -25,6 +26,7 @@ import * as ScanFsLive from "../src/layers/store/scanFs.js"
 import { ScanFs, type ScanFsService } from "../src/layers/store/scanFs.js"
 import * as UiAssets from "../src/serve/UiAssets.js"
 import { LocalLLM } from "../src/services/LocalLLM.js"
+import type { ModelStoreService } from "../src/services/ModelStore.js"
 import { tinyLlamaGguf, v } from "./fixtures/ggufWriter.js"
 import { tinyRerankerGguf } from "./fixtures/rerankerGguf.js"
 import { type ServeHarness, startServe } from "./fixtures/serveHarness.js"
@@ -156,6 +158,43 @@ describe("ModelStore.list (in process): capabilities, the cache, broken files", 
     const listed = await list()
     expect(capabilitiesByName(listed)["long.gguf"]).toEqual(["completion", "tools"])
     expect(ranges.get(join(models, "long.gguf"))).toBeGreaterThan(0)
+  })
+})
+
+describe("llmspell's own store: an import records the capabilities; an older manifest has its header read once", () => {
+  const store = join(dir, "own")
+  const stores: StoresConfig = { ollama: false, hfCache: false, lmstudio: false, nodeLlamaCpp: false, env: {}, home: dir }
+  const own = { directory: store, instance: "gguf" }
+  const ranges: Array<string> = []
+  const counting: ScanFsService = {
+    ...ScanFsLive.make,
+    readRange: (path, position, length) => Effect.zipRight(Effect.sync(() => void ranges.push(path)), ScanFsLive.make.readRange!(path, position, length))
+  }
+  const run = <A, E>(f: (s: ModelStoreService) => Effect.Effect<A, E>) =>
+    Effect.runPromise(
+      Effect.flatMap(ModelStoreLive.make(stores), f).pipe(Effect.provide(Layer.merge(NodeFileSystem.layer, Layer.succeed(ScanFs, counting))))
+    )
+
+  it("import → manifest with capabilities, listed without a header read; stripped from the manifest → read once, then cached", async () => {
+    const source = join(dir, "to-import.gguf")
+    writeFileSync(source, longHeader(8))
+    const installed = await run((s) => s.importFile(source, own, { name: "imported-long" }))
+    const manifestFile = join(store, "manifests", `${slugOf("imported-long")}.json`)
+    const manifest = JSON.parse(readFileSync(manifestFile, "utf8")) as Record<string, unknown>
+    expect(manifest.capabilities).toEqual(["completion", "tools"])
+    ranges.length = 0
+    const listed = await run((s) => s.list(own))
+    expect(capabilitiesByName(listed)["imported-long"]).toEqual(["completion", "tools"])
+    expect(ranges).toEqual([])
+    // a manifest written before capabilities were recorded
+    delete manifest.capabilities
+    writeFileSync(manifestFile, JSON.stringify(manifest))
+    const again = await run((s) => s.list(own))
+    expect(capabilitiesByName(again)["imported-long"]).toEqual(["completion", "tools"])
+    expect(new Set(ranges)).toEqual(new Set([installed.primaryPath]))
+    ranges.length = 0
+    expect(capabilitiesByName(await run((s) => s.list(own)))["imported-long"]).toEqual(["completion", "tools"])
+    expect(ranges).toEqual([])
   })
 })
 
