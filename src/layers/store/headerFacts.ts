@@ -115,6 +115,8 @@ export interface HeaderFactsOptions {
    */
   readonly quantizationFrom?: "peek" | "whole" | undefined
   readonly cache?: FactsCache | undefined
+  /** False: the file was opened without following a last link (O_NOFOLLOW), and so is the rest of it. */
+  readonly follow?: boolean | undefined
   /** What `peekGgufMetadata` already gave for these first bytes (a scan's magic check), so they are not parsed twice. */
   readonly peeked?: GgufPeekResult | undefined
 }
@@ -145,7 +147,7 @@ export const factsOfPrefix = (
         scanGgufHeader(
           async (position, length) => {
             if (readRange === undefined) return new Uint8Array(0)
-            const range = await Effect.runPromise(readRange(path, position, length), { signal })
+            const range = await Effect.runPromise(readRange(path, position, length, { follow: options.follow ?? true }), { signal })
             // another file now, or this one rewritten: what was read so far is not its header
             if (range.info.ino !== first.ino || range.info.size !== first.size || range.info.mtimeMs !== first.mtimeMs) {
               return new Uint8Array(0)

@@ -93,7 +93,7 @@ export interface ScanFsService {
    * GGUF header, one window at a time). Optional: a ScanFs without it (a test's fake) gives facts from
    * the first bytes only.
    */
-  readonly readRange?: (path: string, position: number, length: number) => Effect.Effect<FilePrefix, ScanFsError>
+  readonly readRange?: (path: string, position: number, length: number, options?: PrefixOptions) => Effect.Effect<FilePrefix, ScanFsError>
   /** A whole regular file of at most `maxBytes` bytes as UTF-8; larger fails with `EFBIG`, not-a-file with `ENOTREG`. */
   readonly readText: (path: string, maxBytes: number) => Effect.Effect<FileText, ScanFsError>
   /**
@@ -285,11 +285,12 @@ export const make: ScanFsService = {
       async (fd, info) => ({ bytes: await readInto(fd, Math.min(bytes, info.size)), info }),
       options?.follow ?? true
     ),
-  readRange: (path, position, length) =>
-    withRegularFile(path, async (fd, info) => ({
-      bytes: await readInto(fd, Math.max(0, Math.min(length, info.size - position)), position),
-      info
-    })),
+  readRange: (path, position, length, options) =>
+    withRegularFile(
+      path,
+      async (fd, info) => ({ bytes: await readInto(fd, Math.max(0, Math.min(length, info.size - position)), position), info }),
+      options?.follow ?? true
+    ),
   readText: (path, maxBytes) =>
     withRegularFile(path, async (fd, info) => {
       if (info.size > maxBytes) {

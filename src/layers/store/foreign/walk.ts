@@ -250,7 +250,7 @@ export const peekFile = (
     if (peeked._tag === "Invalid") return yield* warn(ctx, warnAs, `not a usable GGUF file: ${peeked.problem.reason}`)
     // a listing (which gives a facts cache) reads the whole header for the capabilities; a find only the first bytes
     const facts = ctx.facts !== undefined
-      ? yield* factsOfPrefix(ctx.fs, path, prefix, { fileName: options.fileName, cache: ctx.facts, peeked })
+      ? yield* factsOfPrefix(ctx.fs, path, prefix, { fileName: options.fileName, cache: ctx.facts, peeked, follow: options.follow })
       : factsOfMetadata(peeked.metadata, options.fileName)
     return { info: prefix.info, facts: facts ?? {} }
   })
