@@ -21,6 +21,13 @@
  * list` and in-process `ModelStore.list`, cached and uncached, interleaved in the same run: a before/after
  * on one machine at one moment, the only comparison a shared, busy machine allows.
  *
+ * 6. Long headers (a real model's chat template sits after 5–15 MB of vocabulary and merges): 8 files of
+ *    a 150k-token vocabulary and 150k merges (~4 MB of header each, the template after them) in a
+ *    node-llama-cpp store, `ModelStore.list` in process with no cache at all (each header walked to its
+ *    tensor infos for the capabilities), with only the facts cache valid (`.cache/facts.json`: a store
+ *    changed, so rescanned), and with every cache valid; against reading the same header bytes
+ *    (`fs.read` of each header, no parsing) in the same run.
+ *
  * Usage: node --import tsx bench/store.ts [--runs N] [--json] [--compare DIR]. Needs `npm run build` first.
  */
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
@@ -28,7 +35,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { spawn } from "node:child_process"
 import { existsSync } from "node:fs"
-import { lstat, lutimes, mkdtemp, readdir, rm } from "node:fs/promises"
+import { lstat, lutimes, mkdir, mkdtemp, open, readdir, rm, writeFile } from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
@@ -37,6 +44,7 @@ import * as ModelStoreLive from "../src/layers/store/ModelStoreLive.js"
 import * as ScanFs from "../src/layers/store/scanFs.js"
 import type { ModelStoreService } from "../src/services/ModelStore.js"
 import { populatedMachine } from "../test/fixtures/foreignStores.js"
+import { encodeGguf, GgmlType, v } from "../test/fixtures/ggufWriter.js"
 
 const root = fileURLToPath(new URL("..", import.meta.url))
 const bin = path.join(root, "dist", "cli.js")
@@ -222,6 +230,75 @@ try {
       console.log(`  the same, no cache file           ${f(m.beforeInProcessUncached)}  (${r(m.beforeInProcessUncached, m.readdir)} readdir; this checkout ${r(m.inProcessUncached, m.readdir)})`)
     }
   }
+  await longHeaders()
 } finally {
   await rm(home, { recursive: true, force: true })
+}
+
+/** Section 6: listings of models whose chat template is past megabytes of vocabulary. */
+async function longHeaders(): Promise<void> {
+  const scratch = await mkdtemp(path.join(os.tmpdir(), "llmspell-bench-long-"))
+  try {
+    const root = path.join(scratch, "nlc")
+    await mkdir(root, { recursive: true })
+    const files = 8
+    const tokens = Array.from({ length: 150_000 }, (_, i) => `tok${i.toString(36)}`)
+    const merges = Array.from({ length: 150_000 }, (_, i) => `a${i.toString(36)} b${i.toString(36)}`)
+    let headerBytes = 0
+    for (let i = 0; i < files; i++) {
+      const bytes = encodeGguf({
+        metadata: [
+          ["general.architecture", v.str("llama")],
+          ["general.file_type", v.u32(1)],
+          ["tokenizer.ggml.model", v.str("gpt2")],
+          ["tokenizer.ggml.tokens", v.arr("string", tokens)],
+          ["tokenizer.ggml.merges", v.arr("string", merges)],
+          ["tokenizer.chat_template", v.str(`{% if tools %}{{ tools }}{% endif %}{{ messages }} ${i}`)]
+        ],
+        tensors: [{ name: "output_norm.weight", dims: [32], type: GgmlType.F32, data: new Uint8Array(128) }]
+      })
+      headerBytes = bytes.length - 160
+      await writeFile(path.join(root, `long-${i}.gguf`), bytes)
+    }
+    await backdate(scratch)
+    const stores: StoresConfig = { ollama: false, hfCache: false, lmstudio: false, nodeLlamaCpp: { path: root }, env: {}, home: scratch }
+    const longStore = await storeOf(ModelStoreLive, stores)
+    const own = { directory: path.join(scratch, "models"), instance: "gguf" }
+    const caches = path.join(own.directory, ".cache")
+    const inventory = () => rm(path.join(caches, "inventory.json"), { force: true })
+    const everything = () => rm(caches, { recursive: true, force: true })
+    const listed = await Effect.runPromise(longStore.list(own))
+    const withCaps = listed.models.filter((m) => m.capabilities !== undefined).length
+    if (listed.models.length !== files) throw new Error(`listed ${listed.models.length} long-header models, expected ${files}`)
+    const readHeaders = () =>
+      Promise.all(Array.from({ length: files }, async (_, i) => {
+        const handle = await open(path.join(root, `long-${i}.gguf`))
+        try {
+          await handle.read(Buffer.allocUnsafe(headerBytes), 0, headerBytes, 0)
+        } finally {
+          await handle.close()
+        }
+      }))
+    const samples = { uncached: [] as Array<number>, factsCached: [] as Array<number>, cached: [] as Array<number>, read: [] as Array<number> }
+    for (let i = 0; i < runs; i++) {
+      await everything()
+      samples.uncached.push(await timeInProcess(() => Effect.runPromise(longStore.list(own))))
+      await inventory()
+      samples.factsCached.push(await timeInProcess(() => Effect.runPromise(longStore.list(own))))
+      samples.cached.push(await timeInProcess(() => Effect.runPromise(longStore.list(own))))
+      samples.read.push(await timeInProcess(readHeaders))
+    }
+    const m = Object.fromEntries(Object.entries(samples).map(([k, xs]) => [k, median(xs)])) as Record<keyof typeof samples, number>
+    const mb = (headerBytes / 2 ** 20).toFixed(1)
+    if (asJson) console.log(JSON.stringify({ longHeaders: { files, headerMiB: Number(mb), withCapabilities: withCaps, medianMs: m, ratios: { uncachedVsRead: m.uncached / m.read, factsCachedVsRead: m.factsCached / m.read, cachedVsRead: m.cached / m.read } } }, null, 2))
+    else {
+      const f = (x: number) => `${x.toFixed(1)} ms`
+      console.log(`${files} models with ${mb} MiB headers (150k tokens + 150k merges, the template after them), ${withCaps} with capabilities; median of ${runs}`)
+      console.log(`  ModelStore.list, no cache          ${f(m.uncached)}  (${(m.uncached / m.read).toFixed(2)}× reading the header bytes, ${f(m.read)})`)
+      console.log(`  only the facts cache valid         ${f(m.factsCached)}  (${(m.factsCached / m.read).toFixed(2)}×)`)
+      console.log(`  every cache valid                  ${f(m.cached)}  (${(m.cached / m.read).toFixed(2)}×)`)
+    }
+  } finally {
+    await rm(scratch, { recursive: true, force: true })
+  }
 }

@@ -137,7 +137,7 @@ describe("cached inventory", () => {
       "pub/M-GGUF/M-Q4_K_M.gguf"
     ])
     const cache = JSON.parse(await readFile(cacheFile(), "utf8")) as { version: number; entries: Array<unknown> }
-    expect(cache.version).toBe(2)
+    expect(cache.version).toBe(3)
     expect(cache.entries).toHaveLength(4)
   })
 
@@ -235,7 +235,7 @@ describe("cached inventory", () => {
     for (const junk of ["{not json", JSON.stringify({ version: 99, entries: [] }), JSON.stringify({ version: 1, entries: [{ key: 1 }] })]) {
       await writeFile(cacheFile(), junk)
       expect(await listCached()).toEqual(await fresh())
-      expect(JSON.parse(await readFile(cacheFile(), "utf8")).version).toBe(2)
+      expect(JSON.parse(await readFile(cacheFile(), "utf8")).version).toBe(3)
     }
   })
 

@@ -37,6 +37,8 @@ export const ForeignModel = Schema.Struct({
   family: Schema.optional(Schema.String),
   /** The file's modification time (ISO). */
   modifiedAt: Schema.optional(Schema.String),
+  /** What the model can do, from its whole header (`ModelFacts.capabilitiesOf`); absent when unknown. */
+  capabilities: Schema.optional(Schema.Array(Schema.String)),
   /** The owning tool's command that removes it; llmspell refuses to delete foreign files. */
   removeCommand: Schema.String,
   /** The store root it was found under. */

@@ -172,6 +172,7 @@ const plainFileModel = (store: "lmstudio" | "node-llama-cpp", root: string, file
     sizeBytes: file.sizeBytes + parts.reduce((n, p) => n + p.sizeBytes, 0),
     ...(quantization !== undefined ? { quantization } : {}),
     ...(file.facts?.family !== undefined ? { family: file.facts.family } : {}),
+    ...(file.facts?.capabilities !== undefined ? { capabilities: file.facts.capabilities } : {}),
     ...(file.modifiedAt !== undefined ? { modifiedAt: file.modifiedAt } : {}),
     removeCommand: `rm ${storePaths.map(shellQuote).join(" ")}`,
     root,

@@ -864,3 +864,282 @@ export const metadataNumber = (file: GgufFile, key: string): number | undefined 
   const value = file.metadata.get(key)
   return typeof value === "number" ? value : undefined
 }
+
+// ---------------------------------------------------------------------------------------------
+// Streaming header scan (listings)
+// ---------------------------------------------------------------------------------------------
+
+/** Reads up to `length` bytes of a file at `position` (fewer only at its end); the caller's I/O. */
+export type ReadAt = (position: number, length: number) => Promise<Uint8Array>
+
+/** Tuning for `scanGgufHeader`. */
+export interface GgufScanOptions {
+  /** The bytes already read from offset 0 (a listing's peek): used before anything is read. */
+  readonly initial?: Uint8Array | undefined
+  /** A header (magic through the last tensor info) past this many bytes is TooLarge. Default 64 MiB. */
+  readonly maxHeaderBytes?: number | undefined
+  /** The largest read (the window grows by doubling from the peek up to this). Default 1 MiB. */
+  readonly maxChunkBytes?: number | undefined
+}
+
+/** What `scanGgufHeader` found. */
+export type GgufScanResult =
+  /** The header's structure: metadata (long arrays summarized), tensor infos; not validated for llama.cpp. */
+  | { readonly _tag: "Ok"; readonly file: GgufFile; readonly bytesRead: number }
+  | { readonly _tag: "Invalid"; readonly problem: GgufProblem }
+  /** The header goes on past `maxHeaderBytes`. */
+  | { readonly _tag: "TooLarge"; readonly bytes: number }
+
+class TooLarge {
+  constructor(readonly bytes: number) {}
+}
+
+const SCALAR_BYTES: ReadonlyArray<number> = [1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8]
+
+/**
+ * A window over a file that moves forward: the bytes of [start, end) are in `buf`, `pos` is the
+ * reading position. Skipping (a token's bytes) moves `pos` past the window without reading.
+ */
+class Window {
+  buf: Uint8Array
+  view: DataView
+  start = 0
+  end: number
+  pos = 0
+  bytesRead: number
+  key: string | undefined = undefined
+  private chunk: number
+  constructor(
+    readonly readAt: ReadAt,
+    readonly fileSize: number,
+    initial: Uint8Array,
+    readonly maxHeader: number,
+    readonly maxChunk: number
+  ) {
+    this.buf = initial.subarray(0, Math.min(initial.length, fileSize))
+    this.view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength)
+    this.end = this.buf.length
+    this.bytesRead = 0
+    this.chunk = Math.min(maxChunk, Math.max(64 * 1024, this.buf.length * 2))
+  }
+
+  /** Makes [pos, pos + n) readable; past the file end is Invalid, past the cap TooLarge. */
+  async need(n: number, what: string): Promise<void> {
+    if (this.pos + n <= this.end) return
+    if (this.pos + n > this.fileSize) {
+      fail(`file ends at byte ${this.fileSize} inside ${what} (which needs bytes up to ${this.pos + n}): the file is truncated`, this.pos, this.key)
+    }
+    if (this.pos + n > this.maxHeader) throw new TooLarge(this.pos + n)
+    const size = Math.min(Math.max(n, this.chunk), this.fileSize - this.pos)
+    this.chunk = Math.min(this.maxChunk, this.chunk * 2)
+    const next = new Uint8Array(size)
+    // keep what the window already holds from pos on
+    const kept = this.pos < this.end ? this.end - this.pos : 0
+    if (kept > 0) next.set(this.buf.subarray(this.pos - this.start, this.end - this.start), 0)
+    let filled = kept
+    while (filled < size) {
+      const got = await this.readAt(this.pos + filled, size - filled)
+      if (got.length === 0) fail("the file got shorter while it was read", this.pos + filled, this.key)
+      next.set(got.subarray(0, size - filled), filled)
+      filled += Math.min(got.length, size - filled)
+      this.bytesRead += got.length
+    }
+    this.buf = next
+    this.view = new DataView(next.buffer, next.byteOffset, next.byteLength)
+    this.start = this.pos
+    this.end = this.pos + size
+  }
+  /** The window offset of `pos`, after claiming n bytes (which `need` made readable). */
+  claim(n: number): number {
+    const at = this.pos - this.start
+    this.pos += n
+    return at
+  }
+  async u32(what: string): Promise<number> {
+    if (this.pos + 4 > this.end) await this.need(4, what)
+    return this.view.getUint32(this.claim(4), true)
+  }
+  async u64(what: string): Promise<number> {
+    if (this.pos + 8 > this.end) await this.need(8, what)
+    const at = this.claim(8)
+    return this.view.getUint32(at + 4, true) * TWO_32 + this.view.getUint32(at, true)
+  }
+  async length(what: string): Promise<number> {
+    const at = this.pos
+    const length = await this.u64(`the length of ${what}`)
+    if (length > this.fileSize - this.pos) {
+      fail(`${what} claims ${length} bytes but only ${this.fileSize - this.pos} bytes are left in the file (truncated or corrupt)`, at, this.key)
+    }
+    return length
+  }
+  async string(what: string): Promise<string> {
+    const length = await this.length(what)
+    if (this.pos + length > this.end) await this.need(length, what)
+    const at = this.claim(length)
+    return utf8Lenient.decode(this.buf.subarray(at, at + length))
+  }
+  /** Moves past n bytes without reading them. */
+  skip(n: number): void {
+    this.pos += n
+  }
+}
+
+const scalarAt = (view: DataView, at: number, type: number): number | bigint | boolean => {
+  switch (type) {
+    case 0: return view.getUint8(at)
+    case 1: return view.getInt8(at)
+    case 2: return view.getUint16(at, true)
+    case 3: return view.getInt16(at, true)
+    case 4: return view.getUint32(at, true)
+    case 5: return view.getInt32(at, true)
+    case 6: return view.getFloat32(at, true)
+    case 7: return view.getUint8(at) !== 0
+    case 10: {
+      const hi = view.getUint32(at + 4, true)
+      return hi <= MAX_SAFE_HI ? hi * TWO_32 + view.getUint32(at, true) : view.getBigUint64(at, true)
+    }
+    case 11: {
+      const hi = view.getInt32(at + 4, true)
+      return hi <= MAX_SAFE_HI && hi >= -MAX_SAFE_HI - 1 ? hi * TWO_32 + view.getUint32(at, true) : view.getBigInt64(at, true)
+    }
+    default: return view.getFloat64(at, true)
+  }
+}
+
+const scanType = async (w: Window, what: string): Promise<number> => {
+  const at = w.pos
+  const type = await w.u32(what)
+  if (type >= VALUE_TYPES.length) fail(`${what} is ${type}, which is not a GGUF value type (0-${VALUE_TYPES.length - 1})`, at, w.key)
+  return type
+}
+
+const scanValue = async (w: Window, type: number, depth: number, limit: number): Promise<GgufValue> => {
+  if (type === T_STRING) return w.string("a string value")
+  if (type === T_ARRAY) return scanArray(w, depth, limit)
+  const n = SCALAR_BYTES[type]!
+  if (w.pos + n > w.end) await w.need(n, "a value")
+  return scalarAt(w.view, w.claim(n), type)
+}
+
+const scanArray = async (w: Window, depth: number, limit: number): Promise<GgufArray> => {
+  if (depth >= MAX_ARRAY_NESTING) fail(`arrays are nested more than ${MAX_ARRAY_NESTING} deep`, w.pos, w.key)
+  const elementType = await scanType(w, "the array element type")
+  const countAt = w.pos
+  const count = await w.u64("the array length")
+  const minBytes = count * MIN_VALUE_BYTES[elementType]!
+  if (minBytes > w.fileSize - w.pos) {
+    fail(
+      `array of ${count} ${VALUE_TYPES[elementType]} elements needs at least ${minBytes} bytes ` +
+        `but only ${w.fileSize - w.pos} bytes are left in the file (truncated or corrupt)`,
+      countAt,
+      w.key
+    )
+  }
+  const elementTypeName = VALUE_TYPES[elementType]!
+  if (count <= limit) {
+    const values: Array<GgufValue> = new Array(count)
+    for (let i = 0; i < count; i++) values[i] = await scanValue(w, elementType, depth + 1, limit)
+    return { _tag: "GgufArray", elementType: elementTypeName, length: count, values }
+  }
+  if (elementType === T_STRING) {
+    // the vocabulary and the merges: each string's length is read, its bytes skipped (never buffered)
+    for (let i = 0; i < count; i++) {
+      if (w.pos + 8 > w.end) await w.need(8, "the length of an array string")
+      const at = w.claim(8)
+      const length = w.view.getUint32(at + 4, true) * TWO_32 + w.view.getUint32(at, true)
+      if (length > w.fileSize - w.pos) {
+        fail(`an array string claims ${length} bytes but only ${w.fileSize - w.pos} bytes are left in the file (truncated or corrupt)`, at + w.start, w.key)
+      }
+      w.skip(length)
+    }
+  } else if (elementType === T_ARRAY) {
+    for (let i = 0; i < count; i++) await scanArray(w, depth + 1, 0)
+  } else {
+    w.skip(minBytes)
+  }
+  if (w.pos > w.fileSize) fail("the file is truncated inside an array", countAt, w.key)
+  return { _tag: "GgufArray", elementType: elementTypeName, length: count, values: undefined }
+}
+
+/**
+ * The header of a GGUF file up to the end of its tensor infos, read through `readAt` in a window that
+ * moves forward and grows by doubling (from the `initial` bytes up to `maxChunkBytes`), so the
+ * vocabulary and merges (megabytes of strings before `tokenizer.chat_template`) are walked, not
+ * buffered: each string's length is read and its bytes skipped. Arrays longer than 64 entries are
+ * summarized (their length only). Checks the structure against the file size (a truncated header is
+ * Invalid), nothing that llama.cpp needs beyond it: this is for a listing's facts (`factsOfFile`),
+ * `parseGguf` stays the check before a load. Never throws on a malformed file.
+ */
+export const scanGgufHeader = async (readAt: ReadAt, fileSize: number, options: GgufScanOptions = {}): Promise<GgufScanResult> => {
+  const w = new Window(readAt, fileSize, options.initial ?? new Uint8Array(0), options.maxHeaderBytes ?? 64 * 1024 * 1024, options.maxChunkBytes ?? 1024 * 1024)
+  try {
+    if (fileSize < HEADER_FIXED_BYTES) fail(`file is ${fileSize} bytes, too short to be a GGUF file`, 0)
+    await w.need(HEADER_FIXED_BYTES, "the header")
+    const magic = w.buf.subarray(w.claim(4), w.pos - w.start)
+    if (magic[0] !== 0x47 || magic[1] !== 0x47 || magic[2] !== 0x55 || magic[3] !== 0x46) {
+      fail(`not a GGUF file: expected magic "GGUF", found ${describeMagic(magic)}`, 0)
+    }
+    const version = await w.u32("the version")
+    if (version !== 2 && version !== 3) fail(`unsupported GGUF version ${version} (supported: 2 and 3)`, 4)
+    const tensorCount = await w.u64("the tensor count")
+    const kvCount = await w.u64("the metadata count")
+    if (HEADER_FIXED_BYTES + kvCount * MIN_KV_BYTES + tensorCount * MIN_TENSOR_INFO_BYTES > fileSize) {
+      fail(`header claims ${kvCount} metadata entries and ${tensorCount} tensors, more than a ${fileSize}-byte file can hold`, 8)
+    }
+    const metadata = new Map<string, GgufValue>()
+    for (let i = 0; i < kvCount; i++) {
+      w.key = undefined
+      const key = await w.string(`the key of metadata entry ${i}`)
+      w.key = key
+      const type = await scanType(w, `the value type of "${key}"`)
+      metadata.set(key, await scanValue(w, type, 0, 64))
+    }
+    w.key = undefined
+    const alignmentValue = metadata.get("general.alignment")
+    const alignment = typeof alignmentValue === "number" && alignmentValue > 0 && (alignmentValue & (alignmentValue - 1)) === 0
+      ? alignmentValue
+      : 32
+    const tensors: Array<GgufTensorInfo> = []
+    for (let i = 0; i < tensorCount; i++) {
+      const name = await w.string(`the name of tensor ${i}`)
+      const nDimsAt = w.pos
+      const nDims = await w.u32(`the dimension count of tensor "${name}"`)
+      if (nDims < 1 || nDims > GGML_MAX_DIMS) fail(`tensor "${name}" has ${nDims} dimensions (must be 1-${GGML_MAX_DIMS})`, nDimsAt)
+      const dims: Array<number> = []
+      for (let d = 0; d < nDims; d++) dims.push(await w.u64(`dimension ${d} of tensor "${name}"`))
+      const type = await w.u32(`the type of tensor "${name}"`)
+      const offset = await w.u64(`the data offset of tensor "${name}"`)
+      const ggml = GGML_TYPES[type]
+      const elementCount = dims.reduce((a, b) => a * b, 1)
+      const byteSize = ggml !== undefined && ggml[1] > 0 ? (elementCount / ggml[1]) * ggml[2] : 0
+      tensors.push({ name, dims, type, typeName: ggmlTypeName(type), offset, byteSize, elementCount })
+    }
+    const architecture = metadata.get("general.architecture")
+    if (typeof architecture !== "string") fail("general.architecture is missing or not a string", undefined, "general.architecture")
+    const tokens = metadata.get("tokenizer.ggml.tokens")
+    const headerBytes = w.pos
+    return {
+      _tag: "Ok",
+      bytesRead: w.bytesRead,
+      file: {
+        version,
+        alignment,
+        tensorCount,
+        metadata,
+        tensors,
+        dataOffset: Math.ceil(headerBytes / alignment) * alignment,
+        architecture: architecture as string,
+        headerBytes,
+        vocabularySize: typeof tokens === "object" && tokens._tag === "GgufArray" ? tokens.length : undefined,
+        fileSize
+      }
+    }
+  } catch (e) {
+    if (e instanceof TooLarge) return { _tag: "TooLarge", bytes: e.bytes }
+    if (e instanceof Stop) {
+      if (e.result._tag === "Invalid") return e.result
+      return { _tag: "Invalid", problem: { reason: "the header could not be read" } }
+    }
+    throw e
+  }
+}

@@ -91,6 +91,7 @@ export const hfForeignModels = (args: {
       ...(f.sha256 !== undefined && parts.length === 0 ? { sha256: f.sha256 } : {}),
       ...(shown !== undefined ? { quantization: shown } : {}),
       ...(f.facts?.family !== undefined ? { family: f.facts.family } : {}),
+      ...(f.facts?.capabilities !== undefined ? { capabilities: f.facts.capabilities } : {}),
       ...(f.modifiedAt !== undefined ? { modifiedAt: f.modifiedAt } : {}),
       removeCommand: hfRemoveCommand(args.repo, f.file, args.root, args.defaultRoot),
       root: args.root,

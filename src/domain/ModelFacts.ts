@@ -60,6 +60,18 @@ export const capabilitiesOf = (metadata: ReadonlyMap<string, GgufValue>): Readon
   ]
 }
 
+/**
+ * Why a model cannot give embeddings, from its capabilities, or undefined when it can or it is not
+ * known. Only a header that says so: a reranker's rank pooling (`capabilitiesOf` gives neither
+ * `completion` nor `embedding`), whose output is a relevance score per sequence, not a vector. A chat
+ * model without a pooling type does embed (node-llama-cpp pools its hidden states), so it is not refused.
+ */
+export const embeddingRefusal = (capabilities: ReadonlyArray<string> | undefined): string | undefined =>
+  capabilities === undefined || capabilities.includes("embedding") || capabilities.includes("completion")
+    ? undefined
+    : `lacks the "embedding" capability: its header declares a reranker's rank pooling, which scores a query and a document ` +
+      `instead of giving vectors (its capabilities: ${capabilities.length > 0 ? capabilities.join(", ") : "none"})`
+
 /** The quantization: the header's file type, else the file name's, else the type holding most tensor bytes. */
 export const quantizationOf = (
   metadata: ReadonlyMap<string, GgufValue>,

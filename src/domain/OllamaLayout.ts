@@ -198,6 +198,7 @@ export const ollamaForeignModel = (args: {
   readonly sizeBytes: number
   readonly quantization: string | undefined
   readonly family?: string | undefined
+  readonly capabilities?: ReadonlyArray<string> | undefined
   readonly modifiedAt?: string | undefined
 }): ForeignModel => ({
   store: "ollama-store",
@@ -207,6 +208,7 @@ export const ollamaForeignModel = (args: {
   sha256: args.model.sha256,
   ...(args.quantization !== undefined ? { quantization: args.quantization } : {}),
   ...(args.family !== undefined ? { family: args.family } : {}),
+  ...(args.capabilities !== undefined ? { capabilities: args.capabilities } : {}),
   ...(args.modifiedAt !== undefined ? { modifiedAt: args.modifiedAt } : {}),
   removeCommand: `ollama rm ${shellQuote(args.model.displayName)}`,
   root: args.root

@@ -75,6 +75,8 @@ export interface StoredModel {
   readonly quantization?: string | undefined
   /** The GGUF's architecture (`llama`, `qwen2`, …), what Ollama calls the family. */
   readonly family?: string | undefined
+  /** What the model can do, from its whole header (`ModelFacts.capabilitiesOf`); absent when unknown. */
+  readonly capabilities?: ReadonlyArray<string> | undefined
   /** The hub repo the file came from, when a store says (`org/repo`). */
   readonly repo?: string | undefined
   readonly modifiedAt?: string | undefined

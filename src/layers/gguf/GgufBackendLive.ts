@@ -11,9 +11,11 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
+import * as nodePath from "node:path"
 import type { GgufInstanceConfig } from "../../domain/ConfigSchema.js"
 import { GGUF_NO_VISION, hasImages } from "../../domain/Images.js"
 import { BackendError, ContextOverflow, UnsupportedOperation } from "../../domain/Errors.js"
+import { embeddingRefusal, factsOfFile } from "../../domain/ModelFacts.js"
 import { isFileReference } from "../../domain/ModelSpec.js"
 import { rankingSupport, RERANK_SERVICES } from "../../domain/Rerank.js"
 import type { Embeddings, LocalModel, Reranking } from "../../domain/Types.js"
@@ -111,6 +113,20 @@ export const makeBackend = (
     const embed: GgufBackend["embed"] = (model, inputs) =>
       Effect.scoped(Effect.gen(function*() {
         const file = yield* resolve(model)
+        // a reranker (rank pooling) gives scores, not vectors: refused from its header before anything is loaded
+        if (!(yield* models.isLoaded(file.path, "embedding"))) {
+          const gguf = yield* readGgufFile(file.path, { model: file.name, instance: instance.name })
+          const refusal = embeddingRefusal(factsOfFile(gguf, nodePath.basename(file.path)).capabilities)
+          if (refusal !== undefined) {
+            return yield* new UnsupportedOperation({
+              backend: instance.name,
+              operation: "embeddings",
+              reason: `${file.name} ${refusal}`,
+              suggestion: `rank with it instead (\`llmspell rerank -m ${model}\`), or embed with an embedding GGUF ` +
+                `(nomic-embed-text, bge-m3; \`llmspell model info\` lists embedding among its capabilities)`
+            })
+          }
+        }
         const base = { model: file.name, backend: "gguf" as const, instance: instance.name }
         if (inputs.length === 0) return { ...base, dimensions: 0, vectors: [], promptTokens: 0 } satisfies Embeddings
         const lease = yield* models.acquire(file.path, "embedding")
@@ -229,6 +245,7 @@ export const makeBackend = (
           files: m.files,
           ...(m.quantization !== undefined ? { quantization: m.quantization } : {}),
           ...(m.family !== undefined ? { family: m.family } : {}),
+          ...(m.capabilities !== undefined ? { capabilities: m.capabilities } : {}),
           digest: m.digest,
           store: m.store,
           ...(m.sha256 !== undefined ? { sha256: m.sha256 } : {}),

@@ -178,6 +178,7 @@ export const manifestOf = (args: {
       revision: args.commit,
       ...(args.quantization !== undefined ? { quantization: args.quantization } : {}),
       ...(args.facts.family !== undefined ? { family: args.facts.family } : {}),
+      ...(args.facts.capabilities !== undefined ? { capabilities: args.facts.capabilities } : {}),
       files,
       pulledAt: new Date().toISOString()
     }

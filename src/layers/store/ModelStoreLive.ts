@@ -26,7 +26,7 @@ import { BackendError, ModelNotFound, type ModelStoreUnusable } from "../../doma
 import type { ForeignModel, ForeignStoreRoots } from "../../domain/ForeignStores.js"
 import { sameOllamaName } from "../../domain/ForeignStores.js"
 import * as HubRef from "../../domain/HubRef.js"
-import { factsOfFile, identityDigest, type ModelFacts } from "../../domain/ModelFacts.js"
+import { identityDigest, type ModelFacts } from "../../domain/ModelFacts.js"
 import type { ModelLocation } from "../../domain/Types.js"
 import { EffectiveConfig } from "../../services/EffectiveConfig.js"
 import {
@@ -39,9 +39,9 @@ import {
 } from "../../services/ModelStore.js"
 import { cacheFileOf, scanAllCached } from "./foreign/inventoryCache.js"
 import { resolveDefaultRoots, scanAll, scanForReference } from "./foreign/scan.js"
-import { fileLocation, filesPresent, type Manifest, matchManifests, peekFacts, readManifests, sameMtime } from "./ownStore.js"
+import { type FactsCache, headerFacts, loadFactsCache, saveFactsCache } from "./headerFacts.js"
+import { fileLocation, filesPresent, type Manifest, matchManifests, readManifests, sameMtime } from "./ownStore.js"
 import * as StoreWrite from "./ownStoreWrite.js"
-import { readGgufFile } from "./readGgufFile.js"
 import { ScanFs } from "./scanFs.js"
 
 const absoluteStore = StoreWrite.absoluteStore
@@ -57,6 +57,7 @@ const fromManifest = (store: StoreRoot, m: Manifest, facts: ModelFacts): StoredM
   const sha256 = m.files.length === 1 ? m.files[0]!.sha256 : undefined
   const quantization = facts.quantization ?? m.quantization
   const family = m.family ?? facts.family
+  const capabilities = m.capabilities ?? facts.capabilities
   return {
     name: m.name,
     store: "llmspell",
@@ -67,6 +68,7 @@ const fromManifest = (store: StoreRoot, m: Manifest, facts: ModelFacts): StoredM
     digest: sha256 ?? identityDigest(files[0]!, sizeBytes, m.pulledAt),
     ...(quantization !== undefined ? { quantization } : {}),
     ...(family !== undefined ? { family } : {}),
+    ...(capabilities !== undefined ? { capabilities } : {}),
     ...(m.repo !== "local" ? { repo: m.repo } : {}),
     modifiedAt: m.pulledAt,
     installed: true,
@@ -92,6 +94,7 @@ const fromForeign = (m: ForeignModel): StoredModel => ({
   digest: m.sha256 ?? identityDigest(m.path, m.sizeBytes, m.modifiedAt),
   ...(m.quantization !== undefined ? { quantization: m.quantization } : {}),
   ...(m.family !== undefined ? { family: m.family } : {}),
+  ...(m.capabilities !== undefined ? { capabilities: m.capabilities } : {}),
   ...(m.modifiedAt !== undefined ? { modifiedAt: m.modifiedAt } : {}),
   installed: false,
   locations: [{ store: m.store, name: m.name, path: m.path, removeCommand: m.removeCommand }]
@@ -124,6 +127,7 @@ export const mergeByContent = (models: ReadonlyArray<StoredModel>): ReadonlyArra
       sha256: first.sha256 ?? m.sha256,
       quantization: first.quantization ?? m.quantization,
       family: first.family ?? m.family,
+      capabilities: first.capabilities ?? m.capabilities,
       repo: first.repo ?? m.repo,
       locations: [...first.locations, ...m.locations.filter((l) => !known.has(`${l.store}\0${l.path}\0${l.name}`))]
     }
@@ -183,24 +187,27 @@ export const make = (stores: StoresConfig): Effect.Effect<ModelStoreService, nev
 
     const roots = foreignRoots(stores)
 
-    /** A manifest's model, with the header's facts unless the manifest recorded them (pulls and imports do). */
-    const manifestModel = (store: StoreRoot, m: Manifest) =>
+    /**
+     * A manifest's model, with the header's facts unless the manifest recorded them (pulls and imports
+     * do; manifests written before capabilities were recorded have the header read, through the cache).
+     */
+    const manifestModel = (store: StoreRoot, m: Manifest, cache?: FactsCache) =>
       Effect.map(
-        m.family !== undefined ? Effect.succeed<ModelFacts>({}) : provide(peekFacts(fileLocation(store, m.files[0]!), m.files[0]!.repoPath)),
+        // a find (every request's name resolution) wants no capabilities: the family recorded is enough there
+        m.family !== undefined && (m.capabilities !== undefined || cache === undefined)
+          ? Effect.succeed<ModelFacts>({})
+          : provide(headerFacts(fileLocation(store, m.files[0]!), { fileName: m.files[0]!.repoPath, cache })),
         (facts) => fromManifest(store, m, facts)
       )
 
-    const manifestModels = (store: StoreRoot) =>
-      Effect.flatMap(readManifests(store), (all) => Effect.forEach(all, (m) => manifestModel(store, m), { concurrency: 8 }))
+    const manifestModels = (store: StoreRoot, cache?: FactsCache) =>
+      Effect.flatMap(readManifests(store), (all) => Effect.forEach(all, (m) => manifestModel(store, m, cache), { concurrency: 8 }))
 
     /** A GGUF dropped into llmspell's model directory (no manifest: not pulled, not imported). */
-    const looseModel = (name: string, path: string, info: { readonly size: number; readonly mtimeMs: number }) =>
+    const looseModel = (name: string, path: string, info: { readonly size: number; readonly mtimeMs: number }, cache?: FactsCache) =>
       Effect.map(
-        // the whole header: these are few, and the dominant tensor type stands in for a missing file type
-        readGgufFile(path, { model: name, instance: "gguf" }).pipe(
-          Effect.map((file) => factsOfFile(file, name)),
-          Effect.orElseSucceed((): ModelFacts => ({}))
-        ),
+        // the whole header (the dominant tensor type stands in for a missing file type), through the cache
+        provide(headerFacts(path, { fileName: name, quantizationFrom: "whole", cache })),
         (facts): StoredModel => {
           const modifiedAt = new Date(info.mtimeMs).toISOString()
           return {
@@ -212,6 +219,7 @@ export const make = (stores: StoresConfig): Effect.Effect<ModelStoreService, nev
             digest: identityDigest(path, info.size, modifiedAt),
             ...(facts.quantization !== undefined ? { quantization: facts.quantization } : {}),
             ...(facts.family !== undefined ? { family: facts.family } : {}),
+            ...(facts.capabilities !== undefined ? { capabilities: facts.capabilities } : {}),
             modifiedAt,
             installed: false,
             locations: [{ store: "llmspell", name, path }]
@@ -219,7 +227,7 @@ export const make = (stores: StoresConfig): Effect.Effect<ModelStoreService, nev
         }
       )
 
-    const looseFiles = (store: StoreRoot, known: ReadonlySet<string>) =>
+    const looseFiles = (store: StoreRoot, known: ReadonlySet<string>, cache?: FactsCache) =>
       Effect.gen(function*() {
         const listing = yield* scanFs.readDirectory(store.directory, 100_000).pipe(
           Effect.orElseSucceed(() => ({ entries: [], truncated: false }))
@@ -229,30 +237,37 @@ export const make = (stores: StoresConfig): Effect.Effect<ModelStoreService, nev
           const path = nodePath.join(store.directory, name)
           if (known.has(path)) return Effect.succeed(undefined)
           return scanFs.lstat(path).pipe(
-            Effect.flatMap((info) => (info.kind === "file" ? looseModel(name, path, info) : Effect.succeed(undefined))),
+            Effect.flatMap((info) => (info.kind === "file" ? looseModel(name, path, info, cache) : Effect.succeed(undefined))),
             Effect.orElseSucceed(() => undefined)
           )
         }, { concurrency: 4 })
         return found.filter((m): m is StoredModel => m !== undefined)
       })
 
-    const ownModels = (store: StoreRoot) =>
+    const ownModels = (store: StoreRoot, cache?: FactsCache) =>
       Effect.gen(function*() {
-        const pulled = yield* manifestModels(store)
-        return [...pulled, ...(yield* looseFiles(store, new Set(pulled.flatMap((m) => m.files))))]
+        const pulled = yield* manifestModels(store, cache)
+        return [...pulled, ...(yield* looseFiles(store, new Set(pulled.flatMap((m) => m.files)), cache))]
       })
 
     // The inventory of `list`, through the cache in llmspell's model directory (foreign/inventoryCache.ts).
-    const scanForeignCached = (store: StoreRoot) =>
+    const scanForeignCached = (store: StoreRoot, facts: FactsCache) =>
       Effect.gen(function*() {
         const { hfDefaultRoot, roots: r } = yield* roots
-        return yield* scanAllCached(r, { cacheFile: cacheFileOf(store.directory), ...(hfDefaultRoot !== undefined ? { hfDefaultRoot } : {}) })
+        return yield* scanAllCached(r, {
+          cacheFile: cacheFileOf(store.directory),
+          facts,
+          ...(hfDefaultRoot !== undefined ? { hfDefaultRoot } : {})
+        })
       }).pipe(Effect.withSpan("ModelStore.scanForeignCached"))
 
     const list = (given: StoreRoot): Effect.Effect<Inventory, ModelStoreUnusable> =>
       Effect.gen(function*() {
         const store = absoluteStore(given)
-        const [own, foreign] = yield* Effect.all([ownModels(store), scanForeignCached(store)], { concurrency: 2 })
+        // the facts of long headers read by earlier listings (headerFacts.ts): a second listing reads first bytes only
+        const facts = yield* loadFactsCache(store.directory)
+        const [own, foreign] = yield* Effect.all([ownModels(store, facts), scanForeignCached(store, facts)], { concurrency: 2 })
+        yield* saveFactsCache(store.directory, facts)
         return { models: mergeByContent([...own, ...foreign.models.map(fromForeign)]), warnings: foreign.warnings }
       }).pipe(provide, Effect.withSpan("ModelStore.list"))
 

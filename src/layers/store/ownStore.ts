@@ -31,11 +31,11 @@ import { createHash, randomBytes } from "node:crypto"
 import { createReadStream } from "node:fs"
 import * as path from "node:path"
 import { type DiskFull, DownloadFailed, ModelStoreUnusable } from "../../domain/Errors.js"
-import { peekGgufMetadata } from "../../domain/GgufReader.js"
 import * as HubRef from "../../domain/HubRef.js"
-import { factsOfMetadata, type ModelFacts } from "../../domain/ModelFacts.js"
+import type { ModelFacts } from "../../domain/ModelFacts.js"
 import type { InstalledModel, StoreRoot } from "../../services/ModelStore.js"
 import { makeDirectories } from "./ensureDirectory.js"
+import { headerFacts } from "./headerFacts.js"
 import { ScanFs } from "./scanFs.js"
 import { diskFull, osCode, unusableReason } from "./storeFs.js"
 
@@ -68,6 +68,8 @@ export const Manifest = Schema.Struct({
   quantization: Schema.optional(Schema.String),
   /** The GGUF's architecture, read from its header when the model was stored. */
   family: Schema.optional(Schema.String),
+  /** What the model can do (`ModelFacts.capabilitiesOf`), read from its whole header when it was stored. */
+  capabilities: Schema.optional(Schema.Array(Schema.String)),
   /** For an import: the file it was made from (what `verify` tells to import again when the copy is damaged). */
   importedFrom: Schema.optional(Schema.String),
   files: Schema.Array(ManifestFile).pipe(Schema.filter((files) => files.length > 0)),
@@ -259,16 +261,8 @@ export const hashFile = (file: string): Effect.Effect<string, NodeJS.ErrnoExcept
     catch: (e) => e as NodeJS.ErrnoException
   })
 
-/** Bytes read from the start of a model file for its facts (converters write `general.*` first). */
-export const FACTS_PEEK_BYTES = 64 * 1024
-
-/** The facts in the first bytes of a GGUF file (none when it cannot be read or is not a GGUF). */
-export const peekFacts = (path: string, fileName: string): Effect.Effect<ModelFacts, never, ScanFs> =>
-  Effect.flatMap(ScanFs, (fs) =>
-    fs.readPrefix(path, FACTS_PEEK_BYTES).pipe(
-      Effect.map((p) => {
-        const peeked = peekGgufMetadata(p.bytes, p.info.size)
-        return peeked._tag === "Ok" ? factsOfMetadata(peeked.metadata, fileName) : {}
-      }),
-      Effect.orElseSucceed((): ModelFacts => ({}))
-    ))
+/**
+ * The facts of a GGUF file (none when it cannot be read or is not a GGUF): its first bytes, then the
+ * rest of its header when it is longer (`headerFacts.ts`), for the capabilities a pull records.
+ */
+export const peekFacts = (path: string, fileName: string): Effect.Effect<ModelFacts, never, ScanFs> => headerFacts(path, { fileName })

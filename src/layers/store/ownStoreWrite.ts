@@ -362,6 +362,7 @@ export const importFile = (
       revision: "import",
       ...(facts.quantization !== undefined ? { quantization: facts.quantization } : {}),
       ...(facts.family !== undefined ? { family: facts.family } : {}),
+      ...(facts.capabilities !== undefined ? { capabilities: facts.capabilities } : {}),
       importedFrom: source,
       files: [{ path: relative, repoPath: baseName, sizeBytes: size, sha256, mtimeMs, hubSha256: false }],
       pulledAt: new Date().toISOString()

@@ -88,6 +88,12 @@ export interface ScanFsService {
    * device or directory fails with `ENOTREG` without blocking.
    */
   readonly readPrefix: (path: string, bytes: number, options?: PrefixOptions) => Effect.Effect<FilePrefix, ScanFsError>
+  /**
+   * Up to `length` bytes of the regular file at `position`, with its fstat (a listing's walk of a long
+   * GGUF header, one window at a time). Optional: a ScanFs without it (a test's fake) gives facts from
+   * the first bytes only.
+   */
+  readonly readRange?: (path: string, position: number, length: number, options?: PrefixOptions) => Effect.Effect<FilePrefix, ScanFsError>
   /** A whole regular file of at most `maxBytes` bytes as UTF-8; larger fails with `EFBIG`, not-a-file with `ENOTREG`. */
   readonly readText: (path: string, maxBytes: number) => Effect.Effect<FileText, ScanFsError>
   /**
@@ -222,11 +228,11 @@ const withRegularFile = <A>(
     }
   })
 
-const readInto = async (fd: number, length: number): Promise<Uint8Array> => {
+const readInto = async (fd: number, length: number, position = 0): Promise<Uint8Array> => {
   const buffer = Buffer.allocUnsafe(length)
   let read = 0
   while (read < length) {
-    const n = await fdRead(fd, buffer, read, length - read, read)
+    const n = await fdRead(fd, buffer, read, length - read, position + read)
     if (n === 0) break
     read += n
   }
@@ -277,6 +283,12 @@ export const make: ScanFsService = {
     withRegularFile(
       path,
       async (fd, info) => ({ bytes: await readInto(fd, Math.min(bytes, info.size)), info }),
+      options?.follow ?? true
+    ),
+  readRange: (path, position, length, options) =>
+    withRegularFile(
+      path,
+      async (fd, info) => ({ bytes: await readInto(fd, Math.max(0, Math.min(length, info.size - position)), position), info }),
       options?.follow ?? true
     ),
   readText: (path, maxBytes) =>

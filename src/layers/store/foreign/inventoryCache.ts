@@ -44,7 +44,7 @@ import { type FileInfo, type ObserveQuery, ScanFs, ScanFsError, type ScanFsServi
 import { scanHfCache, scanLmStudio, scanNodeLlamaCpp, scanOllama, type ScanOptions, type ScanResult } from "./scan.js"
 
 /** Bumped whenever the file's shape or the meaning of a witness changes: another version is ignored. */
-const CACHE_VERSION = 2
+const CACHE_VERSION = 3
 
 /** A store's timestamps this close to the scan (or newer) may hide a change: such a store is not cached. */
 export const RACY_MARGIN_MS = 2000
@@ -131,6 +131,8 @@ const recordingFs = (fs: ScanFsService) => {
         Effect.tapError(() => afterFailure(key, path))
       )
     },
+    // the rest of a header whose first bytes readPrefix read (and recorded) just before
+    ...(fs.readRange !== undefined ? { readRange: fs.readRange } : {}),
     readLink: (path) => Effect.zipRight(before(`l:${path}`, fs.lstat(path)), fs.readLink(path)),
     realPath: (path) =>
       fs.realPath(path).pipe(
@@ -195,7 +197,10 @@ export const scanAllCached = (
     const now = options.now ?? Clock.currentTimeMillis
     const hfDefaultRoot = options.hfDefaultRoot ?? roots.hfCache[0]
     const cached = options.cacheFile === undefined ? new Map<string, CacheEntry>() : yield* readCache(fs, options.cacheFile)
-    const scanOptions: ScanOptions = options.limits !== undefined ? { limits: options.limits } : {}
+    const scanOptions: ScanOptions = {
+      ...(options.limits !== undefined ? { limits: options.limits } : {}),
+      ...(options.facts !== undefined ? { facts: options.facts } : {})
+    }
     const stores = [
       { key: JSON.stringify(["ollama-store", roots.ollama]), scan: scanOllama(roots.ollama, scanOptions) },
       {

@@ -128,6 +128,7 @@ const ollamaModelAt = (ctx: ScanContext, root: Dir, path: string, relPath: strin
       sizeBytes: blob.sizeBytes,
       quantization: quantization ?? ForeignStores.ollamaQuantization(name, undefined),
       family: blob.facts?.family,
+      capabilities: blob.facts?.capabilities,
       // as `ollama list` dates a model: by its manifest
       modifiedAt: new Date(read.info.mtimeMs).toISOString()
     })

@@ -22,6 +22,7 @@ import * as ForeignStores from "../../../domain/ForeignStores.js"
 import type { ForeignModel, ForeignStoreKind, ForeignStoreWarning } from "../../../domain/ForeignStores.js"
 import { peekGgufMetadata } from "../../../domain/GgufReader.js"
 import { factsOfMetadata, type ModelFacts } from "../../../domain/ModelFacts.js"
+import { type FactsCache, factsOfPrefix } from "../headerFacts.js"
 import { type DirEntry, describeKind, type FileInfo, ScanFs, type ScanFsError, type ScanFsService } from "../scanFs.js"
 
 /** How much one scan of one store may look at. */
@@ -50,6 +51,11 @@ export interface ScanOptions {
    */
   readonly keep?: ((relPath: string) => boolean) | undefined
   readonly limits?: ScanLimits | undefined
+  /**
+   * The facts of long headers read before (`headerFacts.ts`). Given (a listing), each model's whole header
+   * is read for its capabilities unless cached here; not given (a find), only the first bytes.
+   */
+  readonly facts?: FactsCache | undefined
 }
 
 /** What a scan found, and what it skipped and why. */
@@ -87,13 +93,14 @@ export class ScanContext {
   constructor(
     readonly store: ForeignStoreKind,
     readonly fs: ScanFsService,
-    readonly limits: ScanLimits
+    readonly limits: ScanLimits,
+    readonly facts?: FactsCache | undefined
   ) {}
 }
 
 /** A scan context over the ScanFs in context. */
 export const makeContext = (store: ForeignStoreKind, options: ScanOptions) =>
-  Effect.map(ScanFs, (fs) => new ScanContext(store, fs, options.limits ?? DEFAULT_LIMITS))
+  Effect.map(ScanFs, (fs) => new ScanContext(store, fs, options.limits ?? DEFAULT_LIMITS, options.facts))
 
 /** Records a warning; returns undefined so a caller can `return yield* warn(…)`. */
 export const warn = (ctx: ScanContext, path: string, reason: string): Effect.Effect<undefined> =>
@@ -223,7 +230,9 @@ export interface ResolveOptions {
 
 /**
  * The GGUF magic and facts from the first bytes of `path` (a regular file, opened without following a
- * link when `follow` is false). Undefined, with a warning, when it is not a GGUF.
+ * link when `follow` is false), the capabilities from the rest of its header when it is longer
+ * (`headerFacts.ts`: read in windows, cached). Undefined, with a warning, when it is not a GGUF. Only the
+ * first bytes count against the scan's byte budget: the rest of a header has its own bound.
  */
 export const peekFile = (
   ctx: ScanContext,
@@ -239,7 +248,11 @@ export const peekFile = (
     }
     const peeked = peekGgufMetadata(prefix.bytes, prefix.info.size)
     if (peeked._tag === "Invalid") return yield* warn(ctx, warnAs, `not a usable GGUF file: ${peeked.problem.reason}`)
-    return { info: prefix.info, facts: factsOfMetadata(peeked.metadata, options.fileName) }
+    // a listing (which gives a facts cache) reads the whole header for the capabilities; a find only the first bytes
+    const facts = ctx.facts !== undefined
+      ? yield* factsOfPrefix(ctx.fs, path, prefix, { fileName: options.fileName, cache: ctx.facts, peeked, follow: options.follow })
+      : factsOfMetadata(peeked.metadata, options.fileName)
+    return { info: prefix.info, facts: facts ?? {} }
   })
 
 /** A file to resolve: where the store keeps it, the path to open (a link's computed target), its real path. */
