@@ -121,9 +121,9 @@ beforeAll(async () => {
   base = `http://127.0.0.1:${(images.address() as AddressInfo).port}`
   ollamaFake = await startFakeOllama({ models: [fakeModel("llava", { capabilities: ["completion", "vision", "tools"] })] })
   // a fetch deadline longer than any test's: only a client going away can end the /hang.png fetch in time
-  allowed = await startServe({ dir: join(dir, "a"), ollamaUrl: ollamaFake.url }, { allowImageUrls: true, imageUrlTimeoutMs: 600_000 })
+  allowed = await startServe({ dir: join(dir, "a"), ollamaUrl: ollamaFake.url }, { allowPrivateImageUrls: true, imageUrlTimeoutMs: 600_000 })
   // a short fetch deadline, only for the body that never comes
-  quick = await startServe({ dir: join(dir, "b"), ollamaUrl: ollamaFake.url }, { allowImageUrls: true, imageUrlTimeoutMs: 300 })
+  quick = await startServe({ dir: join(dir, "b"), ollamaUrl: ollamaFake.url }, { allowPrivateImageUrls: true, imageUrlTimeoutMs: 300 })
   refusing = await startServe({ dir: join(dir, "c"), ollamaUrl: ollamaFake.url })
 })
 

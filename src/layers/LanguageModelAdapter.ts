@@ -14,6 +14,7 @@
  * typed error in `cause`.
  */
 import { parseDataUrl } from "../domain/Images.js"
+import { isHttpUrl } from "./ImageFetch.js"
 import * as AiError from "@effect/ai/AiError"
 import * as EmbeddingModel from "@effect/ai/EmbeddingModel"
 import * as LanguageModel from "@effect/ai/LanguageModel"
@@ -29,7 +30,7 @@ import { markIncomplete } from "../domain/JsonSchemaCheck.js"
 import { validateGenerateRequest } from "../domain/Protocol.js"
 import type {
   ChatMessage,
-  ImageInput,
+  ImageSource,
   Completion,
   Embeddings,
   FinishReason,
@@ -72,13 +73,18 @@ export const toChatMessages = (prompt: Prompt.Prompt): Array<ChatMessage> => {
         out.push({ role: "system", content: message.content })
         break
       case "user": {
-        // image file parts (bytes, base64 or a data: URL) go with the message as images; a URL to fetch
-        // is not fetched, and a non-image file is not something a chat model reads
-        const images = message.content.flatMap((part): Array<ImageInput> => {
+        // image file parts (bytes, base64 or a data: URL) go with the message as images; an http(s)
+        // URL goes as a `{ url }` image, which LocalLLM fetches only when the ImageUrls setting in
+        // context allows it (an InvalidRequest naming it otherwise); a non-image file is not
+        // something a chat model reads
+        const images = message.content.flatMap((part): Array<ImageSource> => {
           if (part.type !== "file" || !/^image\//i.test(part.mediaType)) return []
           if (part.data instanceof Uint8Array) return [{ mediaType: part.mediaType.toLowerCase(), data: Buffer.from(part.data).toString("base64") }]
-          if (typeof part.data !== "string") return []
-          const url = part.data.startsWith("data:") ? parseDataUrl(part.data) : { mediaType: part.mediaType.toLowerCase(), data: part.data }
+          const text = part.data instanceof URL ? part.data.href : part.data
+          if (typeof text !== "string") return []
+          if (isHttpUrl(text)) return [{ url: text }]
+          if (part.data instanceof URL) return []
+          const url = text.startsWith("data:") ? parseDataUrl(text) : { mediaType: part.mediaType.toLowerCase(), data: text }
           return typeof url === "string" ? [] : [url]
         })
         out.push({
