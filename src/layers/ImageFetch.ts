@@ -239,8 +239,11 @@ export const fetchImage = (
       return follow(next.redirect, redirects + 1)
     })
   }
-  return follow(url, 0).pipe(
-    Effect.timeoutFail({ duration: timeoutMs, onTimeout: () => `the image was not fetched within ${timeoutMs / 1000} s` })
+  // a race rather than Effect.timeoutFail: interrupted from outside (another URL of the request
+  // failed), a timeoutFail here waited for its deadline before the fetch was stopped
+  return Effect.raceFirst(
+    follow(url, 0),
+    Effect.fail(`the image was not fetched within ${timeoutMs / 1000} s`).pipe(Effect.delay(timeoutMs))
   )
 }
 

@@ -14,7 +14,7 @@
  * typed error in `cause`.
  */
 import { parseDataUrl } from "../domain/Images.js"
-import { isHttpUrl } from "./ImageFetch.js"
+import { inlineImageUrls, isHttpUrl } from "./ImageFetch.js"
 import * as AiError from "@effect/ai/AiError"
 import * as EmbeddingModel from "@effect/ai/EmbeddingModel"
 import * as LanguageModel from "@effect/ai/LanguageModel"
@@ -48,6 +48,12 @@ import { ProviderRegistry, type ResolveError } from "../services/ProviderRegistr
  */
 export interface GenerateSource {
   readonly generate: (model: string, request: GenerateRequest) => Stream.Stream<GenerateEvent, LlmspellError>
+  /**
+   * True when `generate` takes `{ url }` images itself (a LocalLLM: it fetches them as its
+   * ImageUrls setting allows, or carries them to its server). Otherwise (a backend instance) the
+   * adapter fetches them first, as the ImageUrls setting in context allows, or refuses them.
+   */
+  readonly handlesImageUrls?: boolean
 }
 
 /** What the EmbeddingModel adapter needs of a backend instance: its `embed`. */
@@ -192,12 +198,16 @@ const events = (
 ): Stream.Stream<GenerateEvent, AiError.AiError> =>
   Either.match(validateGenerateRequest(toGenerateRequest(options, defaults)), {
     onLeft: (error) => Stream.fail(toAiError(method)(error)),
-    onRight: (request) =>
-      backend.generate(model, request).pipe(
+    onRight: (checked) =>
+      Stream.fromEffect(
+        backend.handlesImageUrls === true
+          ? Effect.succeed(checked)
+          : Effect.mapError(inlineImageUrls(checked), toAiError(method))
+      ).pipe(Stream.flatMap((request) => backend.generate(model, request).pipe(
         // a `length` finish stays a finish (the framework reports it; generateObject then fails decoding), marked as LocalLLM marks it
         Stream.map((event) => (event._tag === "Finish" ? { ...event, completion: markIncomplete(request, event.completion) } : event)),
         Stream.mapError(toAiError(method))
-      )
+      )))
   })
 
 /** One model of one backend instance as a `LanguageModel` service. */
