@@ -180,7 +180,12 @@ describe("fetchImage, public addresses only (the default)", () => {
       [`http://localhost:${port}/cat.png`, "loopback"],
       ["http://169.254.169.254/latest/meta-data/", "link-local"],
       [`http://0.0.0.0:${port}/cat.png`, "unspecified"],
-      ["http://10.0.0.1/cat.png", "private"]
+      ["http://10.0.0.1/cat.png", "private"],
+      // other spellings of 127.0.0.1, as the URL parser reads them
+      [`http://127.1:${port}/cat.png`, "loopback"],
+      [`http://2130706433:${port}/cat.png`, "loopback"],
+      [`http://0x7f.0.0.1:${port}/cat.png`, "loopback"],
+      [`http://[0:0:0:0:0:ffff:7f00:1]:${port}/cat.png`, "loopback"]
     ] as const) {
       const why = await failureOf(fetchImage(url))
       expect(why).toContain(`${cls} address`)
