@@ -32,6 +32,7 @@ import type { GenerateRequest } from "../src/domain/Types.js"
 import { LocalLLM, type LocalLLMService } from "../src/services/LocalLLM.js"
 import { type FakeOllama, fakeModel, startFakeOllama } from "./fixtures/fakeOllama.js"
 import { type ServeHarness, stackConfig, startServe } from "./fixtures/serveHarness.js"
+import { ensureBuilt, isolatedEnv, runCli } from "./support/runCli.js"
 
 const VISION = "llava@ollama"
 const png = (n: number) => Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, n, n + 1, 0, 255])
@@ -376,6 +377,23 @@ describe("over the protocol: the server's setting", () => {
     expect(e).toBeInstanceOf(InvalidRequest)
     expect(e.message).toContain("loopback address")
   })
+})
+
+describe("llmspell run --image URL", () => {
+  it("connected, the URL goes to the server, which fetches it; embedded, it is refused naming the server option", async () => {
+    ensureBuilt()
+    const env = isolatedEnv(dir, { OLLAMA_HOST: ollama.url })
+    const from = ollama.requests.length
+    const connected = await runCli(["--host", allowed.url, "run", "-m", VISION, "--image", `${base}/cat.png`, "what is it?"], { cwd: dir, env })
+    expect(connected.code).toBe(0)
+    expect(chatImages(from)).toEqual([[b64(png(1))]])
+    const before = seen.length
+    const embedded = await runCli(["run", "-m", VISION, "--image", `${base}/cat.png`, "what is it?"], { cwd: dir, env })
+    expect(embedded.code).toBe(2)
+    expect(embedded.stderr).toContain("messages.0.images.0")
+    expect(embedded.stderr).toContain("llmspell serve --allow-image-urls")
+    expect(seen.length).toBe(before)
+  }, 120_000)
 })
 
 describe("serve --allow-image-urls refuses non-public addresses", () => {
