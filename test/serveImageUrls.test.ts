@@ -1,5 +1,7 @@
 /**
- * `llmspell serve --allow-image-urls` (ServeOptions.allowImageUrls) with the real `openai` client:
+ * `llmspell serve --allow-image-urls` with the real `openai` client (as
+ * `--allow-private-image-urls`, ServeOptions.allowPrivateImageUrls: the image server is on
+ * 127.0.0.1, which the public-only default refuses; test/imageUrls.test.ts tests that):
  * an http(s) `image_url` is fetched by the server from a local image server on 127.0.0.1 and its
  * bytes reach the fake Ollama as bare base64; an oversize body (declared, or streamed without a
  * length), a body that is not an image, a stalled body past the fetch deadline, a redirect loop, a
