@@ -16,7 +16,7 @@ import * as Prompt from "@effect/ai/Prompt"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
-import { mkdtempSync, rmSync } from "node:fs"
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import * as http from "node:http"
 import type { AddressInfo } from "node:net"
 import { tmpdir } from "node:os"
@@ -31,6 +31,7 @@ import { createLocalLLM } from "../src/promise.js"
 import type { GenerateRequest } from "../src/domain/Types.js"
 import { LocalLLM, type LocalLLMService } from "../src/services/LocalLLM.js"
 import { type FakeOllama, fakeModel, startFakeOllama } from "./fixtures/fakeOllama.js"
+import { tinyLlamaGguf } from "./fixtures/ggufWriter.js"
 import { type ServeHarness, stackConfig, startServe } from "./fixtures/serveHarness.js"
 import { ensureBuilt, isolatedEnv, runCli } from "./support/runCli.js"
 
@@ -297,6 +298,17 @@ describe("LocalLLM and image URLs", () => {
       runWith(allowed.llm, urlRequest(`${base}/cat.png`)).pipe(Effect.provideService(ImageUrls, { access: "private" }))
     )
     expect(chatImages(from)).toEqual([[b64(png(9)), b64(png(1))]])
+  })
+
+  it("a GGUF model refuses the images without anything being fetched", async () => {
+    const file = join(dir, "tiny.gguf")
+    writeFileSync(file, tinyLlamaGguf({ seed: 3 }))
+    const before = seen.length
+    const e = await failureOf(
+      allowed.llm.run(file, urlRequest(`${base}/cat.png`)).pipe(Effect.provideService(ImageUrls, { access: "private" }))
+    )
+    expect(e._tag).toBe("UnsupportedOperation")
+    expect(seen.length).toBe(before)
   })
 
   it("public access refuses a loopback URL as InvalidRequest naming the field and the class", async () => {

@@ -296,8 +296,9 @@ export const make = (registry: ProviderRegistryService, store: ModelStoreService
         })
         const r = yield* registry.resolve(spec)
         // image URLs: fetched (together) as the caller's ImageUrls setting allows, else refused;
-        // after the spec resolved, so a spec that does not exist costs no fetch
-        const valid = yield* inlineImageUrls(checked)
+        // after the spec resolved, so a spec that does not exist costs no fetch, and not for a
+        // GGUF model, which refuses every image (UnsupportedOperation) whatever was fetched
+        const valid = r.handle.type === "gguf" ? checked : yield* inlineImageUrls(checked)
         // whatever the backend, a structured answer or forced call cut by the token limit says so
         return r.handle.generate(r.model, valid).pipe(
           Stream.map((event) => (event._tag === "Finish" ? { ...event, completion: markIncomplete(valid, event.completion) } : event))
