@@ -108,6 +108,18 @@ export {
 export * as Reranker from "./services/Reranker.js"
 export { finishReranking, validateRerankRequest } from "./domain/Rerank.js"
 export * as LocalLLMLive from "./layers/LocalLLMLive.js"
+/**
+ * Image URLs (`ChatMessage.images` entries `{ url }`) are fetched only where the `ImageUrls`
+ * setting in context allows: `Effect.provideService(program, ImageUrls, { access: "public" })`.
+ */
+export {
+  fetchImage,
+  type ImageFetchOptions,
+  type ImageUrlAccess,
+  type ImageUrlPolicy,
+  ImageUrls
+} from "./layers/ImageFetch.js"
+export { type AddressClass, classifyAddress } from "./domain/Addresses.js"
 /** LocalLLM (and `@effect/ai` models) served by a running `llmspell serve`: `LlmspellRemote.layer({ url, apiKey })`. */
 export * as LlmspellRemote from "./layers/LlmspellRemote.js"
 export {

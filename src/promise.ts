@@ -37,6 +37,7 @@ import {
 import type { ConfigLoadOptions } from "./layers/ConfigLive.js"
 import * as LlmspellLive from "./layers/LlmspellLive.js"
 import * as LlmspellRemote from "./layers/LlmspellRemote.js"
+import { type ImageUrlAccess, type ImageUrlPolicy, ImageUrls } from "./layers/ImageFetch.js"
 import { type BackendFilter, LocalLLM, pullResult } from "./services/LocalLLM.js"
 
 /** Every failure of the facade: the llmspell error's tag, message, hint and CLI exit code. */
@@ -68,6 +69,12 @@ export interface CreateLocalLLMOptions extends ConfigLoadOptions {
   readonly url?: string
   /** The server's API key (sent as a bearer token, never printed). */
   readonly apiKey?: string
+  /**
+   * Whether `{ url }` images of chat messages are fetched (embedded only: a server applies its own
+   * `--allow-image-urls`): `"off"` (the default: refused with InvalidRequest), `"public"` (public
+   * addresses only), `"private"` (any address; trusted networks only), or a policy with limits.
+   */
+  readonly imageUrls?: ImageUrlAccess | ImageUrlPolicy
 }
 
 /** Sampling, prompt and agent options (tools, toolChoice, responseFormat, reasoning) of `run` and `stream`. */
@@ -141,7 +148,11 @@ export const createLocalLLM = (options: CreateLocalLLMOptions = {}): LocalLLMCli
   // Warnings (a malformed entry in a server's model list, …) go to stderr: the default logger
   // writes to stdout, which is where a script prints its own results.
   const runtime = ManagedRuntime.make(
-    Layer.merge(layer, Logger.replace(Logger.defaultLogger, Logger.withConsoleError(Logger.stringLogger)))
+    Layer.mergeAll(
+      layer,
+      Logger.replace(Logger.defaultLogger, Logger.withConsoleError(Logger.stringLogger)),
+      Layer.succeed(ImageUrls, typeof options.imageUrls === "object" ? options.imageUrls : { access: options.imageUrls ?? "off" })
+    )
   )
   let closed = false
 

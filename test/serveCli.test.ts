@@ -140,7 +140,7 @@ describe("serve through the binary", () => {
   it("serve --help lists its options; the listen address is --listen, not the global --host (one flag, one meaning)", async () => {
     const help = await runCli(["serve", "--help"], { cwd: dir, env: env() })
     expect(help.code).toBe(0)
-    for (const option of ["--listen <address>", "--api-key <key>", "--cors-origin <origin>", "--read-only", "--allow-paths", "--allow-image-urls", "--max-queue <n>", "--max-body <bytes>", "--drain-timeout <seconds>"]) {
+    for (const option of ["--listen <address>", "--api-key <key>", "--cors-origin <origin>", "--read-only", "--allow-paths", "--allow-image-urls", "--allow-private-image-urls", "--max-queue <n>", "--max-body <bytes>", "--drain-timeout <seconds>"]) {
       expect(help.stdout).toContain(option)
     }
     const usage = help.stdout.split("\n").find((l) => l.includes("llmspell serve ["))!

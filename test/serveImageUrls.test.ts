@@ -1,5 +1,7 @@
 /**
- * `llmspell serve --allow-image-urls` (ServeOptions.allowImageUrls) with the real `openai` client:
+ * `llmspell serve --allow-image-urls` with the real `openai` client (as
+ * `--allow-private-image-urls`, ServeOptions.allowPrivateImageUrls: the image server is on
+ * 127.0.0.1, which the public-only default refuses; test/imageUrls.test.ts tests that):
  * an http(s) `image_url` is fetched by the server from a local image server on 127.0.0.1 and its
  * bytes reach the fake Ollama as bare base64; an oversize body (declared, or streamed without a
  * length), a body that is not an image, a stalled body past the fetch deadline, a redirect loop, a
@@ -121,9 +123,9 @@ beforeAll(async () => {
   base = `http://127.0.0.1:${(images.address() as AddressInfo).port}`
   ollamaFake = await startFakeOllama({ models: [fakeModel("llava", { capabilities: ["completion", "vision", "tools"] })] })
   // a fetch deadline longer than any test's: only a client going away can end the /hang.png fetch in time
-  allowed = await startServe({ dir: join(dir, "a"), ollamaUrl: ollamaFake.url }, { allowImageUrls: true, imageUrlTimeoutMs: 600_000 })
+  allowed = await startServe({ dir: join(dir, "a"), ollamaUrl: ollamaFake.url }, { allowPrivateImageUrls: true, imageUrlTimeoutMs: 600_000 })
   // a short fetch deadline, only for the body that never comes
-  quick = await startServe({ dir: join(dir, "b"), ollamaUrl: ollamaFake.url }, { allowImageUrls: true, imageUrlTimeoutMs: 300 })
+  quick = await startServe({ dir: join(dir, "b"), ollamaUrl: ollamaFake.url }, { allowPrivateImageUrls: true, imageUrlTimeoutMs: 300 })
   refusing = await startServe({ dir: join(dir, "c"), ollamaUrl: ollamaFake.url })
 })
 

@@ -107,7 +107,17 @@ const tracingLayer: Layer.Layer<never> = Layer.unwrapEffect(
 // `config` and usage errors evaluate neither the backends nor the protocol client.
 /** The whole stack in this process, whatever server is running: what `llmspell serve` hosts. */
 export const embeddedLayer = Layer.unwrapEffect(
-  Effect.map(Effect.promise(() => import("../layers/LlmspellLive.js")), (LlmspellLive) => LlmspellLive.layerWith(configLayer))
+  Effect.map(
+    Effect.promise(() => Promise.all([import("../layers/LlmspellLive.js"), import("../layers/ImageFetch.js")])),
+    ([LlmspellLive, ImageFetch]) =>
+      LlmspellLive.layerWith(configLayer).pipe(
+        // the CLI fetches no image URL itself: a server does, when it runs with --allow-image-urls
+        Layer.merge(Layer.succeed(ImageFetch.ImageUrls, {
+          access: "off",
+          enableWith: "a server fetches it: run `llmspell serve --allow-image-urls` and pass --host, or download the image and pass the file"
+        }))
+      )
+  )
 ).pipe(Layer.merge(tracingLayer))
 
 /** Everything a model command needs: a server's LocalLLM, or the stack library users get from LlmspellLive; traced when OTEL_* ask. */

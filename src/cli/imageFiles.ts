@@ -7,7 +7,7 @@ import * as Effect from "effect/Effect"
 import { readFile, stat } from "node:fs/promises"
 import { UsageError } from "../domain/Errors.js"
 import { IMAGE_LIMITS, sniffImage } from "../domain/Images.js"
-import type { ImageInput } from "../domain/Types.js"
+import type { ImageInput, ImageSource } from "../domain/Types.js"
 
 const code = (error: unknown) => (error as NodeJS.ErrnoException).code ?? String(error)
 
@@ -27,8 +27,11 @@ export const readImageFile = (path: string, label: string): Effect.Effect<ImageI
     return { mediaType, data: bytes.toString("base64") }
   })
 
-/** Several images, checked against the count limit first. */
-export const readImageFiles = (paths: ReadonlyArray<string>, label: string): Effect.Effect<Array<ImageInput>, UsageError> =>
+/**
+ * Several images, checked against the count limit first. An http(s) URL is sent as a `{ url }`
+ * image: a server (`--host`) fetches it when it runs with `--allow-image-urls`; this process never does.
+ */
+export const readImageFiles = (paths: ReadonlyArray<string>, label: string): Effect.Effect<Array<ImageSource>, UsageError> =>
   paths.length > IMAGE_LIMITS.count
     ? Effect.fail(new UsageError({ reason: `${label}: at most ${IMAGE_LIMITS.count} images in one request; got ${paths.length}`, suggestion: "send fewer images" }))
-    : Effect.forEach(paths, (p) => readImageFile(p, label))
+    : Effect.forEach(paths, (p): Effect.Effect<ImageSource, UsageError> => (/^https?:\/\//i.test(p) ? Effect.succeed({ url: p }) : readImageFile(p, label)))

@@ -3,7 +3,7 @@
  * `llmspell serve`, the CLI), `data:` URLs, base64 checked and measured without decoding twice,
  * and the media type a file's first bytes say it is.
  */
-import type { ChatMessage, ImageInput } from "./Types.js"
+import type { ChatMessage, ImageInput, ImageSource } from "./Types.js"
 
 /** At most this many images in one request, and this many decoded bytes in one image. */
 export const IMAGE_LIMITS = { count: 16, bytes: 20 * 1024 * 1024 } as const
@@ -43,8 +43,12 @@ export const parseDataUrl = (url: string): ImageInput | string => {
   return { mediaType: match[1]!.toLowerCase(), data: url.slice(match[0].length) }
 }
 
-/** What is wrong with one image (`at` names it), or undefined. */
-export const imageProblem = (image: ImageInput, at: string): string | undefined => {
+/** What is wrong with one image (`at` names it), or undefined. A URL is checked for its form only (fetching is layers/ImageFetch's). */
+export const imageProblem = (image: ImageSource, at: string): string | undefined => {
+  if ("url" in image) {
+    if (!/^https?:\/\/\S+$/i.test(image.url)) return `${at}: an image url must be an http(s) URL`
+    return image.url.length > 8192 ? `${at}: an image url is at most 8192 characters` : undefined
+  }
   const bytes = base64Bytes(image.data)
   if (bytes === undefined) return `${at}: the image data is not base64`
   if (bytes === 0) return `${at}: the image is empty`
@@ -74,6 +78,13 @@ export const imagesProblem = (
   }
   return undefined
 }
+
+/**
+ * A message's images given by their bytes. LocalLLM inlines (or refuses) every `{ url }` image
+ * before a request reaches a backend, so a backend maps these only.
+ */
+export const inlineImages = (images: ReadonlyArray<ImageSource> | undefined): Array<ImageInput> =>
+  (images ?? []).flatMap((image) => ("url" in image ? [] : [image]))
 
 /** Whether a request carries any image. */
 export const hasImages = (messages: ReadonlyArray<ChatMessage>): boolean =>

@@ -385,6 +385,26 @@ export const ImageInput = Schema.Struct({
 export type ImageInput = typeof ImageInput.Type
 
 /**
+ * An image a user message names by its http(s) URL. LocalLLM fetches it (and sends the bytes on as
+ * an `ImageInput`) only when the caller's `ImageUrls` setting allows it (layers/ImageFetch): by
+ * default it is refused with InvalidRequest. Over the protocol it travels to `llmspell serve`,
+ * which applies its own `--allow-image-urls`. A backend is only ever given `ImageInput`s.
+ */
+export const ImageUrl = Schema.Struct({
+  url: Schema.String.pipe(
+    Schema.pattern(/^https?:\/\/[^\s]+$/i, { message: () => "an image url must be an http(s) URL" }),
+    Schema.maxLength(8192, { message: () => "an image url is at most 8192 characters" })
+  )
+})
+/** An image named by its URL. */
+export type ImageUrl = typeof ImageUrl.Type
+
+/** An image of a chat message: its bytes, or (fetched only when allowed) its URL. */
+export const ImageSource = Schema.Union(ImageInput, ImageUrl)
+/** An image of a chat message. */
+export type ImageSource = typeof ImageSource.Type
+
+/**
  * One chat message. A user message may carry images (`images`). An assistant turn may carry the tool calls it made (`toolCalls`); a `tool`
  * message is the result of one call, joined to it by `toolCallId` (and `toolName`), with the
  * result as text (JSON for structured results).
@@ -395,7 +415,7 @@ export const ChatMessage = Schema.Struct({
   toolCalls: Schema.optional(Schema.Array(ToolCall)),
   toolCallId: Schema.optional(Schema.String),
   toolName: Schema.optional(Schema.String),
-  images: Schema.optional(Schema.Array(ImageInput))
+  images: Schema.optional(Schema.Array(ImageSource))
 }).pipe(
   Schema.filter((m) =>
     m.role === "tool" && m.toolCallId === undefined

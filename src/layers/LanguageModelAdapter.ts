@@ -14,6 +14,7 @@
  * typed error in `cause`.
  */
 import { parseDataUrl } from "../domain/Images.js"
+import { inlineImageUrls, isHttpUrl } from "./ImageFetch.js"
 import * as AiError from "@effect/ai/AiError"
 import * as EmbeddingModel from "@effect/ai/EmbeddingModel"
 import * as LanguageModel from "@effect/ai/LanguageModel"
@@ -29,7 +30,7 @@ import { markIncomplete } from "../domain/JsonSchemaCheck.js"
 import { validateGenerateRequest } from "../domain/Protocol.js"
 import type {
   ChatMessage,
-  ImageInput,
+  ImageSource,
   Completion,
   Embeddings,
   FinishReason,
@@ -47,6 +48,12 @@ import { ProviderRegistry, type ResolveError } from "../services/ProviderRegistr
  */
 export interface GenerateSource {
   readonly generate: (model: string, request: GenerateRequest) => Stream.Stream<GenerateEvent, LlmspellError>
+  /**
+   * True when `generate` takes `{ url }` images itself (a LocalLLM: it fetches them as its
+   * ImageUrls setting allows, or carries them to its server). Otherwise (a backend instance) the
+   * adapter fetches them first, as the ImageUrls setting in context allows, or refuses them.
+   */
+  readonly handlesImageUrls?: boolean
 }
 
 /** What the EmbeddingModel adapter needs of a backend instance: its `embed`. */
@@ -72,13 +79,18 @@ export const toChatMessages = (prompt: Prompt.Prompt): Array<ChatMessage> => {
         out.push({ role: "system", content: message.content })
         break
       case "user": {
-        // image file parts (bytes, base64 or a data: URL) go with the message as images; a URL to fetch
-        // is not fetched, and a non-image file is not something a chat model reads
-        const images = message.content.flatMap((part): Array<ImageInput> => {
+        // image file parts (bytes, base64 or a data: URL) go with the message as images; an http(s)
+        // URL goes as a `{ url }` image, which LocalLLM fetches only when the ImageUrls setting in
+        // context allows it (an InvalidRequest naming it otherwise); a non-image file is not
+        // something a chat model reads
+        const images = message.content.flatMap((part): Array<ImageSource> => {
           if (part.type !== "file" || !/^image\//i.test(part.mediaType)) return []
           if (part.data instanceof Uint8Array) return [{ mediaType: part.mediaType.toLowerCase(), data: Buffer.from(part.data).toString("base64") }]
-          if (typeof part.data !== "string") return []
-          const url = part.data.startsWith("data:") ? parseDataUrl(part.data) : { mediaType: part.mediaType.toLowerCase(), data: part.data }
+          const text = part.data instanceof URL ? part.data.href : part.data
+          if (typeof text !== "string") return []
+          if (isHttpUrl(text)) return [{ url: text }]
+          if (part.data instanceof URL) return []
+          const url = text.startsWith("data:") ? parseDataUrl(text) : { mediaType: part.mediaType.toLowerCase(), data: text }
           return typeof url === "string" ? [] : [url]
         })
         out.push({
@@ -186,12 +198,16 @@ const events = (
 ): Stream.Stream<GenerateEvent, AiError.AiError> =>
   Either.match(validateGenerateRequest(toGenerateRequest(options, defaults)), {
     onLeft: (error) => Stream.fail(toAiError(method)(error)),
-    onRight: (request) =>
-      backend.generate(model, request).pipe(
+    onRight: (checked) =>
+      Stream.fromEffect(
+        backend.handlesImageUrls === true
+          ? Effect.succeed(checked)
+          : Effect.mapError(inlineImageUrls(checked), toAiError(method))
+      ).pipe(Stream.flatMap((request) => backend.generate(model, request).pipe(
         // a `length` finish stays a finish (the framework reports it; generateObject then fails decoding), marked as LocalLLM marks it
         Stream.map((event) => (event._tag === "Finish" ? { ...event, completion: markIncomplete(request, event.completion) } : event)),
         Stream.mapError(toAiError(method))
-      )
+      )))
   })
 
 /** One model of one backend instance as a `LanguageModel` service. */

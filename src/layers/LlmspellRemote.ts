@@ -311,6 +311,8 @@ export const layer = (options: RemoteOptions): Layer.Layer<LocalLLM, BackendUnav
 /** One model spec of a LocalLLM as what the `@effect/ai` adapters call. */
 const backendOf = (llm: LocalLLMService, spec: string): GenerateSource & EmbedSource => ({
   generate: (_, request) => llm.generate(spec, request),
+  // a LocalLLM fetches `{ url }` images as its setting allows, or carries them to its server
+  handlesImageUrls: true,
   embed: (_, inputs) => llm.embed(spec, inputs)
 })
 

@@ -29,6 +29,7 @@ import { type BackendFilter, LocalLLM, type LocalLLMService, type RerankError, t
 import { ModelStore, type ModelStoreService } from "../services/ModelStore.js"
 import { backendTypeOf, endpointOf } from "../domain/Routing.js"
 import { ProviderRegistry, type ProviderRegistryService } from "../services/ProviderRegistry.js"
+import { inlineImageUrls } from "./ImageFetch.js"
 import * as MeteredLocalLLM from "./MeteredLocalLLM.js"
 import * as Tracing from "./Tracing.js"
 import * as OllamaInstaller from "./ollama/OllamaInstaller.js"
@@ -289,11 +290,15 @@ export const make = (registry: ProviderRegistryService, store: ModelStoreService
   const generate = (spec: string, request: GenerateRequest) =>
     Stream.unwrap(
       Effect.gen(function*() {
-        const valid = yield* Either.match(Protocol.validateGenerateRequest(request), {
+        const checked = yield* Either.match(Protocol.validateGenerateRequest(request), {
           onLeft: Effect.fail,
           onRight: Effect.succeed
         })
         const r = yield* registry.resolve(spec)
+        // image URLs: fetched (together) as the caller's ImageUrls setting allows, else refused;
+        // after the spec resolved, so a spec that does not exist costs no fetch, and not for a
+        // GGUF model, which refuses every image (UnsupportedOperation) whatever was fetched
+        const valid = r.handle.type === "gguf" ? checked : yield* inlineImageUrls(checked)
         // whatever the backend, a structured answer or forced call cut by the token limit says so
         return r.handle.generate(r.model, valid).pipe(
           Stream.map((event) => (event._tag === "Finish" ? { ...event, completion: markIncomplete(valid, event.completion) } : event))

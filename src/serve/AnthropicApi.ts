@@ -34,7 +34,7 @@ import type { Completion, GenerateEvent, GenerateRequest, Usage } from "../domai
 import { type MappedRequest, toGenerateRequest } from "./AnthropicRequest.js"
 import { type ApiTerms, toApiFailure } from "./ApiTerms.js"
 import { HttpFailure, json, readJson } from "./Http.js"
-import { fetchImage, isHttpUrl } from "./ImageFetch.js"
+import { fetchAll, isHttpUrl } from "./ImageFetch.js"
 import { IMAGE_LIMITS } from "../domain/Images.js"
 import { ANTHROPIC_COUNT_TOKENS_FIELDS, ANTHROPIC_MESSAGES_FIELDS, checkedBody, type FieldTable, refusedField } from "./RequestFields.js"
 import { checkSpec, noteTokens, type RouteContext, type RouteEnv, started } from "./Routes.js"
@@ -298,7 +298,7 @@ export const routes = (ctx: RouteContext): HttpRouter.HttpRouter<never, never> =
 
   /**
    * `--allow-image-urls`: the messages' http(s) `url` image sources fetched and given as base64
-   * (ImageFetch), or a 400 naming the block (`messages.0.content.1.source.url`) and why. Off, or for
+   * (ImageFetch, all of a request's together), or a 400 naming the block (`messages.0.content.1.source.url`) and why. Off, or for
    * any other URL, the blocks are left for toGenerateRequest (which refuses them).
    */
   const withFetchedImages = <B extends { readonly messages: ReadonlyArray<Wire.MessageParam> }>(b: B): Effect.Effect<B, HttpFailure> =>
@@ -310,20 +310,28 @@ export const routes = (ctx: RouteContext): HttpRouter.HttpRouter<never, never> =
         isHttpUrl((block as { source: { url: string } }).source.url)
       const count = b.messages.reduce((n, m) => n + (typeof m.content === "string" ? 0 : m.content.filter((c) => (c as { type?: unknown }).type === "image").length), 0)
       if (count > IMAGE_LIMITS.count) return yield* new HttpFailure(400, `messages: at most ${IMAGE_LIMITS.count} images in one request`)
-      if (!b.messages.some((m) => typeof m.content !== "string" && m.content.some(isUrlImage))) return b
-      const messages = yield* Effect.forEach(b.messages, (m, i) =>
-        typeof m.content === "string"
-          ? Effect.succeed(m)
-          : Effect.map(
-            Effect.forEach(m.content, (block, j) =>
-              isUrlImage(block)
-                ? fetchImage(block.source.url, ctx.imageFetch).pipe(
-                  Effect.map((image) => ({ ...block, source: { type: "base64" as const, media_type: image.mediaType, data: image.data } })),
-                  Effect.mapError((why) => new HttpFailure(400, `messages.${i}.content.${j}.source.url: ${why}`))
-                )
-                : Effect.succeed(block)),
-            (content) => ({ ...m, content } as Wire.MessageParam)
-          ))
+      const jobs: Array<{ url: string; field: string }> = []
+      for (const [i, m] of b.messages.entries()) {
+        if (typeof m.content === "string") continue
+        for (const [j, block] of m.content.entries()) {
+          if (isUrlImage(block)) jobs.push({ url: block.source.url, field: `messages.${i}.content.${j}.source.url` })
+        }
+      }
+      if (jobs.length === 0) return b
+      const images = yield* fetchAll(jobs, ctx.imageFetch).pipe(Effect.mapError((why) => new HttpFailure(400, why)))
+      let next = 0
+      const messages = b.messages.map((m) =>
+        typeof m.content === "string" || !m.content.some(isUrlImage)
+          ? m
+          : ({
+            ...m,
+            content: m.content.map((block) => {
+              if (!isUrlImage(block)) return block
+              const image = images[next++]!
+              return { ...block, source: { type: "base64" as const, media_type: image.mediaType, data: image.data } }
+            })
+          } as Wire.MessageParam)
+      )
       return { ...b, messages }
     })
 

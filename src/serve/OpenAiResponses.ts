@@ -45,7 +45,7 @@ import {
   seconds,
   toolDefinition
 } from "./OpenAiWire.js"
-import { fetchImage, isHttpUrl } from "./ImageFetch.js"
+import { fetchAll, isHttpUrl } from "./ImageFetch.js"
 import { OPENAI_RESPONSES_FIELDS } from "./RequestFields.js"
 import { checkSpec, noteTokens, type RouteContext } from "./Routes.js"
 
@@ -73,17 +73,42 @@ const partsImages = (parts: ReadonlyArray<typeof ContentPart.Type>, where: strin
 }
 
 /**
- * `--allow-image-urls`: a user message's http(s) `input_image` URLs fetched and replaced by their
- * `data:` URLs (ImageFetch), or a 400 naming the part (`input.0.content.1.image_url`) and why.
+ * `--allow-image-urls`: the user messages' http(s) `input_image` URLs fetched together and
+ * replaced by their `data:` URLs (ImageFetch), or a 400 naming the part
+ * (`input.0.content.1.image_url`) and why. Each user message item is decoded first, so a malformed
+ * request costs no fetch.
  */
-const fetchedParts = (ctx: RouteContext, parts: ReadonlyArray<typeof ContentPart.Type>, at: string) =>
-  Effect.forEach(parts, (part, j) =>
-    part.type === "input_image" && part.image_url != null && isHttpUrl(part.image_url)
-      ? fetchImage(part.image_url, ctx.imageFetch).pipe(
-        Effect.map((image) => ({ ...part, image_url: `data:${image.mediaType};base64,${image.data}` })),
-        Effect.mapError((why) => new HttpFailure(400, `${at}.${j}.image_url: ${why}`))
-      )
-      : Effect.succeed(part))
+const withFetchedImages = (ctx: RouteContext, input: ReadonlyArray<unknown>) =>
+  Effect.gen(function*() {
+    const jobs: Array<{ url: string; field: string }> = []
+    const decoded = new Map<number, typeof MessageItem.Type>()
+    for (const [index, raw] of input.entries()) {
+      if (itemType(raw) !== "message") continue
+      const item = yield* decodeItem(MessageItem, raw, index)
+      if (item.role !== "user" || typeof item.content === "string") continue
+      decoded.set(index, item)
+      for (const [j, part] of item.content.entries()) {
+        if (part.type === "input_image" && part.image_url != null && isHttpUrl(part.image_url)) {
+          jobs.push({ url: part.image_url, field: `input.${index}.content.${j}.image_url` })
+        }
+      }
+    }
+    if (jobs.length === 0) return input
+    const images = yield* fetchAll(jobs, ctx.imageFetch).pipe(Effect.mapError((why) => new HttpFailure(400, why)))
+    let next = 0
+    return input.map((raw, index) => {
+      const item = decoded.get(index)
+      if (item === undefined || typeof item.content === "string") return raw
+      return {
+        ...item,
+        content: item.content.map((part) => {
+          if (!(part.type === "input_image" && part.image_url != null && isHttpUrl(part.image_url))) return part
+          const image = images[next++]!
+          return { ...part, image_url: `data:${image.mediaType};base64,${image.data}` }
+        })
+      }
+    })
+  })
 
 /** The input_image parts of the raw input items (counted before any URL is fetched). */
 const inputImageCount = (input: ReadonlyArray<unknown>) =>
@@ -222,14 +247,12 @@ const inputMessages = (ctx: RouteContext, b: ResponsesBody) =>
     if (fetchUrls && inputImageCount(b.input) > IMAGE_LIMITS.count) {
       return yield* fail(`input: input_image parts: at most ${IMAGE_LIMITS.count} images in one request`)
     }
-    for (const [index, raw] of b.input.entries()) {
+    const input = fetchUrls ? yield* withFetchedImages(ctx, b.input) : b.input
+    for (const [index, raw] of input.entries()) {
       const type = itemType(raw)
       switch (type) {
         case "message": {
-          const decoded = yield* decodeItem(MessageItem, raw, index)
-          const item = fetchUrls && decoded.role === "user" && typeof decoded.content !== "string"
-            ? { ...decoded, content: yield* fetchedParts(ctx, decoded.content, `input.${index}.content`) }
-            : decoded
+          const item = yield* decodeItem(MessageItem, raw, index)
           const where = `input[${index}].content`
           const images = item.role === "user" && typeof item.content !== "string" ? partsImages(item.content, where) : Either.right([])
           if (Either.isLeft(images)) return yield* fail(images.left)

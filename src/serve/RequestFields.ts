@@ -156,7 +156,7 @@ const WHOLE_CONVERSATION = "llmspell never edits the conversation: every message
 /** What Anthropic's two routes take alike: the prompt, and the hints about it. */
 const ANTHROPIC_PROMPT_FIELDS: FieldTable = {
   model: honoured("the model spec, or a [serve.aliases] name"),
-  messages: honoured("messages (text, base64 image blocks as images (at most 16 of 20 MiB each), tool_use, tool_result; earlier thinking is dropped)"),
+  messages: honoured("messages (text, base64 image blocks as images, url sources only when the server fetches image URLs (at most 16 of 20 MiB each), tool_use, tool_result; earlier thinking is dropped)"),
   system: honoured("a system message first"),
   tools: honoured("tools (custom ones; server tools cannot run here and are named in the llmspell-dropped-tools header)"),
   tool_choice: honoured("toolChoice (auto, any, tool, none) and disable_parallel_tool_use → parallelToolCalls: false"),

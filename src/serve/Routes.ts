@@ -6,7 +6,7 @@
  * event still gets a real status code. Everything goes through `LocalLLM`: the routes translate,
  * they never generate or load anything themselves.
  */
-import type { ImageFetchOptions } from "./ImageFetch.js"
+import type { ServeImageFetch } from "./ImageFetch.js"
 import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as Chunk from "effect/Chunk"
 import * as Context from "effect/Context"
@@ -54,8 +54,12 @@ export interface RouteContext extends BodyLimits, Pick<Policy.Policy, "readOnly"
   readonly aliases?: ReadonlyArray<ModelAlias> | undefined
   /** `--allow-image-urls`: http(s) image URLs in requests are fetched by the server (ImageFetch). */
   readonly allowImageUrls?: boolean | undefined
-  /** How those fetches are bounded (defaults: IMAGE_LIMITS.bytes, 30 s, 5 redirects). */
-  readonly imageFetch?: ImageFetchOptions | undefined
+  /**
+   * Where those fetches may go (`public` addresses only, the default; `private` with
+   * `--allow-private-image-urls`) and how they are bounded (defaults: IMAGE_LIMITS.bytes, 30 s,
+   * 5 redirects, 4 URLs of a request at once).
+   */
+  readonly imageFetch?: ServeImageFetch | undefined
 }
 
 /** The request's `HttpServerRequest`, scope and note: what every route handler runs with. */

@@ -62,6 +62,7 @@ import * as UiApi from "./UiApi.js"
 import { ASSET_PREFIX, type UiPage } from "./UiAssets.js"
 import { type Admission, CurrentRequest, type RequestNote, type RouteContext } from "./Routes.js"
 import * as Rpc from "./rpc.js"
+import type { ImageFetchOptions, ImageUrlAccess } from "../layers/ImageFetch.js"
 
 /** One access-log entry. */
 export interface AccessLogEntry {
@@ -88,8 +89,18 @@ export interface ServeOptions {
   readonly readOnly?: boolean
   /** Serve specs that are file paths. */
   readonly allowPaths?: boolean
-  /** Fetch http(s) image URLs in requests (off: they are refused, and images must be data: URLs). */
+  /**
+   * Fetch http(s) image URLs in requests, from public addresses only (off: they are refused, and
+   * images must be data: URLs). Over the protocol too: a connected client's `{ url }` images.
+   */
   readonly allowImageUrls?: boolean
+  /**
+   * Fetch them from any address, loopback and private networks included (implies allowImageUrls):
+   * for a server on a trusted network whose images live there.
+   */
+  readonly allowPrivateImageUrls?: boolean
+  /** Further bounds of those fetches (concurrency, bytes, redirects; `resolve` for tests). */
+  readonly imageFetch?: ImageFetchOptions
   /** How long one image URL's fetch may take (default 30 s); it counts the fetch only. */
   readonly imageUrlTimeoutMs?: number
   /** Generations that may wait for a slot before the next gets 503 (default 64). */
@@ -251,6 +262,11 @@ export const start = (
       allowPaths: options.allowPaths ?? false
     }
 
+    const imageAccess: ImageUrlAccess = options.allowPrivateImageUrls === true
+      ? "private"
+      : options.allowImageUrls === true
+      ? "public"
+      : "off"
     const llm = withAliases(yield* LocalLLM, aliases)
     const load = yield* SubscriptionRef.make<ServerLoad>({ running: 0, queued: 0, inFlight: 0 })
     const stopping = yield* Deferred.make<void>()
@@ -258,14 +274,27 @@ export const start = (
       llm,
       readOnly: policy.readOnly,
       allowPaths: policy.allowPaths,
-      allowImageUrls: options.allowImageUrls ?? false,
-      ...(options.imageUrlTimeoutMs !== undefined ? { imageFetch: { timeoutMs: options.imageUrlTimeoutMs } } : {}),
+      allowImageUrls: imageAccess !== "off",
+      imageFetch: {
+        ...options.imageFetch,
+        access: imageAccess === "private" ? "private" : "public",
+        ...(options.imageUrlTimeoutMs !== undefined ? { timeoutMs: options.imageUrlTimeoutMs } : {})
+      },
       admission: yield* makeAdmission(load, { concurrency, maxQueue }),
       maxBodyBytes,
       version: options.version ?? "0.0.0",
       aliases
     }
-    const rpc = options.rpc ?? (yield* Rpc.makeHttpApp({ readOnly: policy.readOnly, allowPaths: policy.allowPaths }))
+    const rpc = options.rpc ?? (yield* Rpc.makeHttpApp({
+      readOnly: policy.readOnly,
+      allowPaths: policy.allowPaths,
+      // a connected client's `{ url }` images: this server's setting, whatever the client's
+      imageUrls: {
+        ...ctx.imageFetch,
+        access: imageAccess,
+        enableWith: "the server allows it (llmspell serve --allow-image-urls)"
+      }
+    }))
     const apis = HttpRouter.concatAll(
       OllamaApi.routes(ctx),
       OpenAiApi.routes(ctx),

@@ -24,6 +24,7 @@ import { InvalidRequest, ServerRefused } from "../domain/Errors.js"
 import { LlmspellRpcs } from "../domain/Protocol.js"
 import { LocalLLM, type LocalLLMService } from "../services/LocalLLM.js"
 import * as Policy from "./Policy.js"
+import { ImageUrls, type ImageUrlPolicy } from "../layers/ImageFetch.js"
 
 /** Where the protocol is mounted on a `llmspell serve` server. */
 export const RPC_PATH = "/rpc"
@@ -66,6 +67,11 @@ export interface RpcPolicy {
   readonly readOnly?: boolean | undefined
   /** `--allow-paths`: specs that are file paths (and imports, which name a file) are served. */
   readonly allowPaths?: boolean | undefined
+  /**
+   * `--allow-image-urls`: whether a caller's `{ url }` images are fetched (the server's setting,
+   * never the caller's; default: refused).
+   */
+  readonly imageUrls?: ImageUrlPolicy | undefined
 }
 
 /** A Policy refusal in the protocol's terms: a typed error the client shows with its hint. */
@@ -95,6 +101,10 @@ const keepAliveBounded = (field: "seconds" | "keepAliveSeconds", seconds: number
  */
 export const guarded = (llm: LocalLLMService, policy: RpcPolicy): LocalLLMService => {
   const rules = { allowPaths: policy.allowPaths ?? false, readOnly: policy.readOnly ?? false }
+  const imageUrls: ImageUrlPolicy = policy.imageUrls ?? {
+    access: "off",
+    enableWith: "the server allows it (llmspell serve --allow-image-urls)"
+  }
   const spec = <A, E, R>(operation: string, s: string, effect: () => Effect.Effect<A, E, R>) =>
     Option.match(Policy.checkSpec(rules, operation, s), { onNone: effect, onSome: (r) => Effect.fail(refused(r)) })
   const specStream = <A, E, R>(operation: string, s: string, stream: () => Stream.Stream<A, E, R>) =>
@@ -113,8 +123,8 @@ export const guarded = (llm: LocalLLMService, policy: RpcPolicy): LocalLLMServic
     remove: (s) => writing("remove", () => spec("remove", s, () => llm.remove(s))),
     planRemoval: (s) => spec("remove", s, () => llm.planRemoval(s)),
     verify: (s) => (s === undefined ? llm.verify() : spec("verify", s, () => llm.verify(s))),
-    generate: (s, r) => specStream("generate", s, () => llm.generate(s, r)),
-    run: (s, r) => spec("run", s, () => llm.run(s, r)),
+    generate: (s, r) => specStream("generate", s, () => Stream.provideService(llm.generate(s, r), ImageUrls, imageUrls)),
+    run: (s, r) => spec("run", s, () => Effect.provideService(llm.run(s, r), ImageUrls, imageUrls)),
     embed: (s, i) => spec("embed", s, () => llm.embed(s, i)),
     rerank: (s, r) => spec("rerank", s, () => llm.rerank(s, r)),
     // an import always names a file on the server's machine

@@ -16,7 +16,7 @@ import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import { UsageError } from "../../domain/Errors.js"
 import { incompleteAnswer, structuredAnswer, supportedSchema } from "../../domain/JsonSchemaCheck.js"
-import { type ChatMessage, Completion, type ImageInput, promptRequest, type ResponseFormat } from "../../domain/Types.js"
+import { type ChatMessage, Completion, type ImageSource, promptRequest, type ResponseFormat } from "../../domain/Types.js"
 import { readImageFiles } from "../imageFiles.js"
 import { LocalLLM } from "../../services/LocalLLM.js"
 import { CliIO } from "../CliIO.js"
@@ -45,7 +45,7 @@ const format = Options.choice("format", ["text", "json"]).pipe(
 )
 const image = Options.file("image", { exists: "either" }).pipe(
   Options.repeated,
-  Options.withDescription("attach an image (PNG, JPEG, GIF, WebP; repeatable) for an Ollama vision model or a cloud spec")
+  Options.withDescription("attach an image (PNG, JPEG, GIF, WebP; repeatable) for an Ollama vision model or a cloud spec; an http(s) URL is fetched by a server run with --allow-image-urls (--host), never by this process")
 )
 const think = Options.boolean("think").pipe(Options.withDescription("ask a reasoning model to think first (shown on stderr)"))
 const noThink = Options.boolean("no-think").pipe(Options.withDescription("ask a reasoning model not to think"))
@@ -79,7 +79,7 @@ const readSchema = (value: string) =>
   })
 
 /** The images on the last user message (the prompt). */
-const withImages = (messages: ReadonlyArray<ChatMessage>, images: ReadonlyArray<ImageInput>): Array<ChatMessage> =>
+const withImages = (messages: ReadonlyArray<ChatMessage>, images: ReadonlyArray<ImageSource>): Array<ChatMessage> =>
   messages.map((m, i) => (i === messages.length - 1 && m.role === "user" ? { ...m, images } : m))
 
 /** `run`. */

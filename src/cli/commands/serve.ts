@@ -52,7 +52,14 @@ const allowPaths = Options.boolean("allow-paths").pipe(
   Options.withDescription("serve specs that are file paths (./x.gguf, /abs/x.gguf); refused otherwise")
 )
 const allowImageUrls = Options.boolean("allow-image-urls").pipe(
-  Options.withDescription("fetch http(s) image URLs in chat requests (PNG, JPEG, GIF, WebP; 20 MiB, 30 s, 5 redirects at most); refused otherwise")
+  Options.withDescription(
+    "fetch http(s) image URLs in chat requests from public addresses (PNG, JPEG, GIF, WebP; 20 MiB, 30 s, 5 redirects at most); refused otherwise"
+  )
+)
+const allowPrivateImageUrls = Options.boolean("allow-private-image-urls").pipe(
+  Options.withDescription(
+    "fetch image URLs from any address, loopback and private networks included (implies --allow-image-urls; for trusted networks only)"
+  )
 )
 const maxQueue = Options.integer("max-queue").pipe(
   Options.withPseudoName("n"),
@@ -125,7 +132,7 @@ const logLine = (entry: Server.AccessLogEntry) =>
 /** `serve`. */
 export const serveCommand = Command.make(
   "serve",
-  { listen, port, apiKey, corsOrigin, readOnly, allowPaths, allowImageUrls, maxQueue, maxBody, drainTimeout, noUi, open, json },
+  { listen, port, apiKey, corsOrigin, readOnly, allowPaths, allowImageUrls, allowPrivateImageUrls, maxQueue, maxBody, drainTimeout, noUi, open, json },
   (o) =>
     Effect.scoped(Effect.gen(function*() {
       const io = yield* CliIO
@@ -157,6 +164,7 @@ export const serveCommand = Command.make(
         readOnly: o.readOnly,
         allowPaths: o.allowPaths,
         allowImageUrls: o.allowImageUrls,
+        allowPrivateImageUrls: o.allowPrivateImageUrls,
         maxQueue: o.maxQueue,
         maxBodyBytes: o.maxBody,
         drainTimeoutMs: o.drainTimeout * 1000,

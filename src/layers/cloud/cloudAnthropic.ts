@@ -11,6 +11,7 @@
 import * as Either from "effect/Either"
 import * as Schema from "effect/Schema"
 import * as Wire from "../../domain/AnthropicWire.js"
+import { inlineImages } from "../../domain/Images.js"
 import type { ChatMessage, FinishReason, GenerateRequest, ToolCall, Usage } from "../../domain/Types.js"
 
 /** The name of the tool that carries a structured answer. */
@@ -94,7 +95,7 @@ const toMessages = (messages: ReadonlyArray<ChatMessage>): Array<Turn> => {
         break
       case "user":
         push("user", [
-          ...(m.images ?? []).map((i) => ({
+          ...inlineImages(m.images).map((i) => ({
             type: "image" as const,
             source: { type: "base64" as const, media_type: i.mediaType, data: i.data }
           })),

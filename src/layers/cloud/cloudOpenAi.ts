@@ -8,6 +8,7 @@
  * chunk when `stream_options.include_usage` was asked for. Pure mapping, no I/O.
  */
 import type { CloudInstanceConfig } from "../../domain/ConfigSchema.js"
+import { inlineImages } from "../../domain/Images.js"
 import { type ChatMessage, type FinishReason, type GenerateRequest, reportedCachedTokens, type ToolCall, type Usage } from "../../domain/Types.js"
 
 /** The chat-completions request body for a request. */
@@ -109,7 +110,7 @@ const toMessage = (m: ChatMessage): Record<string, unknown> => {
           role: m.role,
           content: [
             ...(m.content.length > 0 ? [{ type: "text", text: m.content }] : []),
-            ...m.images.map((i) => ({ type: "image_url", image_url: { url: `data:${i.mediaType};base64,${i.data}` } }))
+            ...inlineImages(m.images).map((i) => ({ type: "image_url", image_url: { url: `data:${i.mediaType};base64,${i.data}` } }))
           ]
         }
         : { role: m.role, content: m.content }

@@ -8,6 +8,7 @@ import * as Either from "effect/Either"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import { UnsupportedOperation } from "../../domain/Errors.js"
+import { inlineImages } from "../../domain/Images.js"
 import { RERANK_ALTERNATIVES } from "../../domain/Rerank.js"
 import { transferRate } from "../../domain/TransferRate.js"
 import type {
@@ -503,7 +504,7 @@ export const toOllamaMessages = (messages: ReadonlyArray<ChatMessage>): Array<Re
         }
       default:
         // Ollama takes a message's images as bare base64 (api/types.go Message.Images)
-        return { role: m.role, content: m.content, ...(m.images !== undefined && m.images.length > 0 ? { images: m.images.map((i) => i.data) } : {}) }
+        return { role: m.role, content: m.content, ...(m.images !== undefined && m.images.length > 0 ? { images: inlineImages(m.images).map((i) => i.data) } : {}) }
     }
   })
 
