@@ -109,7 +109,7 @@ export const make = (registry: ProviderRegistryService, store: ModelStoreService
       registry.instances("all").filter((i) => i.name !== exclude),
       (instance) =>
         registry.instance(instance.name).pipe(
-          Effect.flatMap((backend) => backend.list),
+          Effect.flatMap((backend) => backend.listNames ?? backend.list),
           Effect.timeout(ELSEWHERE_TIMEOUT),
           Effect.map((models) => (models.some((m) => sameModel(m, model)) ? Option.some(instance) : Option.none())),
           Effect.orElseSucceed(() => Option.none())
