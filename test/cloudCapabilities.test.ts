@@ -91,7 +91,7 @@ beforeAll(async () => {
     apiKey: KEY,
     models: ["gpt-4o-mini", "gpt-3.5-turbo", "o1-mini", "text-embedding-3-small", "command-r", "rerank-v3.5", "mystery-model"]
   })
-  anthropic = await startFakeAnthropic({ apiKey: KEY })
+  anthropic = await startFakeAnthropic({ apiKey: KEY, models: ["claude-3-5-haiku-latest", "claude-3-7-sonnet-latest"] })
   vllm = await startFakeOpenAI({ models: ["meta-llama/Llama-3.1-8B-Instruct"] })
   closedPort = await unusedPort()
 })
@@ -245,10 +245,22 @@ describe("a request needing what the cloud model is known to lack: refused at on
       expect(e._tag).toBe("UnsupportedOperation")
       expect(e.message).toContain("\"completion\"")
       const tools = [{ name: "get_weather", description: "the weather", parameters: { type: "object", properties: {} } }]
-      const t = yield* Effect.flip(generate("openai/o1-mini", { tools } as never))
+      const t = yield* Effect.flip(generate("openai/o1-mini", { tools }))
       expect(t._tag).toBe("UnsupportedOperation")
       expect(t.message).toContain("\"tools\"")
       expect(sentTo(openai, "/v1/chat/completions")).toBe(before)
+    }).pipe(Effect.provide(stack())))
+
+  it.effect("reasoning on an Anthropic model without extended thinking names thinking; a 3.7 Sonnet is sent", () =>
+    Effect.gen(function*() {
+      const before = anthropic.requests.length
+      const e = yield* Effect.flip(generate("anthropic/claude-3-5-haiku-latest", { reasoning: true }))
+      expect(e._tag).toBe("UnsupportedOperation")
+      expect(e.message).toContain("\"thinking\"")
+      expect(anthropic.requests.length).toBe(before)
+      const events = yield* generate("anthropic/claude-3-7-sonnet-latest", { reasoning: true })
+      expect(events.some((ev) => ev._tag === "Finish")).toBe(true)
+      expect(anthropic.requests.length).toBe(before + 1)
     }).pipe(Effect.provide(stack())))
 
   it.effect("rerank on a chat model at Cohere names rerank; a rerank model is sent", () =>

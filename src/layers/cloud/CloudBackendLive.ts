@@ -357,7 +357,10 @@ export const make = (instance: CloudInstanceConfig): Effect.Effect<Backend, Prov
         yield* refuseLacking(model, [
           ["completion", "generate"],
           ...(images ? [["vision", "images"] as const] : []),
-          ...(tools ? [["tools", "tools"] as const] : [])
+          ...(tools ? [["tools", "tools"] as const] : []),
+          // Anthropic turns `reasoning: true` into extended thinking, which a model without it refuses
+          // (chat completions send nothing for it: nothing to refuse there)
+          ...(anthropic && request.reasoning === true ? [["thinking", "reasoning"] as const] : [])
         ])
         yield* requireKey(instance)
         const unsupported = anthropic ? Anthropic.unsupportedField(request) : OpenAi.unsupportedField(instance, request)
