@@ -5,9 +5,16 @@
  * in flight. A show that fails leaves that model without capabilities; one that gets no answer
  * stops the listing asking more; interrupting the listing aborts its shows.
  */
+import * as NodeContext from "@effect/platform-node/NodeContext"
 import { afterEach, describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { makeCapture } from "../src/cli/CliIO.js"
+import { main } from "../src/cli/main.js"
 import type { OllamaInstanceConfig } from "../src/domain/ConfigSchema.js"
 import * as OllamaBackendLive from "../src/layers/ollama/OllamaBackendLive.js"
 import { gate } from "./fixtures/fakeHttp.js"
@@ -99,14 +106,14 @@ describe("Ollama listing capabilities", () => {
     Effect.gen(function*() {
       const f = yield* start()
       f.http.fault({ route: "/api/show", match: (x) => modelOf(x) === "llava:latest", kind: "status", status: 500, times: 1 })
-      const listed = yield* instance(f)
+      const listed = yield* (yield* backend(f)).list
       const byName = new Map(listed.map((m) => [m.name, m.capabilities]))
       expect(byName.has("llava:latest")).toBe(true)
       expect(byName.get("llava:latest")).toBeUndefined()
       expect(byName.get("chatty:latest")).toEqual(CAPS.chatty)
       expect(byName.get("embedder:latest")).toEqual(CAPS.embedder)
       expect(byName.get("thinker:latest")).toEqual(CAPS.thinker)
-    }).pipe(Effect.flatMap(() => Effect.void)))
+    }))
 
   it.effect("a failed show is not kept: the next listing asks that model again", () =>
     Effect.gen(function*() {
@@ -186,4 +193,28 @@ describe("Ollama listing capabilities", () => {
     }))
 })
 
-const instance = (f: FakeOllama) => Effect.flatMap(backend(f), (i) => i.list)
+describe("llmspell model list --json (in process)", () => {
+  it.effect("each Ollama model with its capabilities, from a fresh process with nothing cached", () =>
+    Effect.gen(function*() {
+      const f = yield* start()
+      const dir = mkdtempSync(join(tmpdir(), "llmspell-ollama-caps-"))
+      try {
+        const capture = makeCapture()
+        const code = yield* main(
+          ["node", "llmspell", "model", "list", "--backend", "ollama", "--json"],
+          { HOME: dir, XDG_CONFIG_HOME: join(dir, "xdg"), OLLAMA_HOST: `${f.host}:${f.port}` },
+          { cwd: dir, home: dir }
+        ).pipe(Effect.provide(Layer.merge(capture.layer, NodeContext.layer)))
+        expect(code).toBe(0)
+        const models = (JSON.parse(capture.stdout()) as { models: Array<{ name: string; capabilities?: Array<string> }> }).models
+        expect(Object.fromEntries(models.map((m) => [m.name, m.capabilities]))).toEqual({
+          "chatty:latest": CAPS.chatty,
+          "llava:latest": CAPS.llava,
+          "embedder:latest": CAPS.embedder,
+          "thinker:latest": CAPS.thinker
+        })
+      } finally {
+        rmSync(dir, { recursive: true, force: true })
+      }
+    }))
+})

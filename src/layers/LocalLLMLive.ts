@@ -75,12 +75,13 @@ export const make = (registry: ProviderRegistryService, store: ModelStoreService
       { concurrency: PROBE_CONCURRENCY }
     )
 
-  const list = (filter: BackendFilter = "all"): Effect.Effect<ModelList> =>
+  // `namesOnly`: without what takes a request per model (Ollama's capabilities), where only names and files matter
+  const listing = (filter: BackendFilter, namesOnly: boolean): Effect.Effect<ModelList> =>
     Effect.forEach(
       registry.instances(filter),
       (instance) =>
         registry.instance(instance.name).pipe(
-          Effect.flatMap((backend) => backend.list),
+          Effect.flatMap((backend) => (namesOnly ? backend.listNames ?? backend.list : backend.list)),
           Effect.either,
           Effect.map((r) => ({ instance, r }))
         ),
@@ -93,6 +94,8 @@ export const make = (registry: ProviderRegistryService, store: ModelStoreService
         )
       }))
     )
+
+  const list = (filter: BackendFilter = "all"): Effect.Effect<ModelList> => listing(filter, false)
 
   /** The spec that names `model` on `instance`: `model@type` when that routes there, else `instance/model`. */
   const specOn = (model: string, instance: { readonly name: string; readonly type: string }) => {
@@ -186,8 +189,8 @@ export const make = (registry: ProviderRegistryService, store: ModelStoreService
   const planRemoval = (spec: string) =>
     Effect.gen(function*() {
       const resolved = yield* registry.route(spec)
-      const listing = yield* list(resolved.backend)
-      const mine = listing.models.filter((m) => m.instance === resolved.instance.name)
+      const present = yield* listing(resolved.backend, true)
+      const mine = present.models.filter((m) => m.instance === resolved.instance.name)
       // For the GGUF store, an alias or `org/repo` names one canonical model (`org/repo:Q4_K_M`).
       const parsed = resolved.backend === "gguf" ? HubRef.parse(resolved.model) : undefined
       const canonical = parsed !== undefined && Either.isRight(parsed) ? HubRef.canonicalName(parsed.right) : undefined
