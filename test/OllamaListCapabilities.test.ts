@@ -178,6 +178,19 @@ describe("Ollama listing capabilities", () => {
       expect(listed.every((m) => m.capabilities !== undefined)).toBe(true)
     }))
 
+  it.effect(`one listing sends at most ${OllamaBackendLive.SHOWS_PER_LISTING} shows; the next asks for the rest`, () =>
+    Effect.gen(function*() {
+      const names = Array.from({ length: OllamaBackendLive.SHOWS_PER_LISTING + 6 }, (_, i) => `model${i}`)
+      const f = yield* start(names)
+      const inst = yield* backend(f)
+      const first = yield* inst.list
+      expect(shows(f)).toHaveLength(OllamaBackendLive.SHOWS_PER_LISTING)
+      expect(first.filter((m) => m.capabilities === undefined)).toHaveLength(6)
+      const second = yield* inst.list
+      expect(shows(f)).toHaveLength(names.length)
+      expect(second.every((m) => m.capabilities !== undefined)).toBe(true)
+    }))
+
   it.effect("a show that gets no answer stops the listing asking more: a hung server costs one timeout, not one per model", () =>
     Effect.gen(function*() {
       const names = Array.from({ length: 12 }, (_, i) => `model${i}`)
@@ -193,20 +206,15 @@ describe("Ollama listing capabilities", () => {
     }))
 })
 
-describe("llmspell model list --json (in process)", () => {
+describe("llmspell model list (in process)", () => {
   it.effect("each Ollama model with its capabilities, from a fresh process with nothing cached", () =>
     Effect.gen(function*() {
       const f = yield* start()
       const dir = mkdtempSync(join(tmpdir(), "llmspell-ollama-caps-"))
       try {
-        const capture = makeCapture()
-        const code = yield* main(
-          ["node", "llmspell", "model", "list", "--backend", "ollama", "--json"],
-          { HOME: dir, XDG_CONFIG_HOME: join(dir, "xdg"), OLLAMA_HOST: `${f.host}:${f.port}` },
-          { cwd: dir, home: dir }
-        ).pipe(Effect.provide(Layer.merge(capture.layer, NodeContext.layer)))
+        const { code, stdout } = yield* cli(dir, f, ["model", "list", "--backend", "ollama", "--json"])
         expect(code).toBe(0)
-        const models = (JSON.parse(capture.stdout()) as { models: Array<{ name: string; capabilities?: Array<string> }> }).models
+        const models = (JSON.parse(stdout) as { models: Array<{ name: string; capabilities?: Array<string> }> }).models
         expect(Object.fromEntries(models.map((m) => [m.name, m.capabilities]))).toEqual({
           "chatty:latest": CAPS.chatty,
           "llava:latest": CAPS.llava,
@@ -217,4 +225,29 @@ describe("llmspell model list --json (in process)", () => {
         rmSync(dir, { recursive: true, force: true })
       }
     }))
+
+  it.effect("the table shows no capabilities, and asks no show for them", () =>
+    Effect.gen(function*() {
+      const f = yield* start()
+      const dir = mkdtempSync(join(tmpdir(), "llmspell-ollama-caps-"))
+      try {
+        const { code, stdout } = yield* cli(dir, f, ["model", "list", "--backend", "ollama"])
+        expect(code).toBe(0)
+        expect(stdout).toContain("chatty:latest")
+        expect(shows(f)).toHaveLength(0)
+      } finally {
+        rmSync(dir, { recursive: true, force: true })
+      }
+    }))
 })
+
+const cli = (dir: string, f: FakeOllama, args: ReadonlyArray<string>) =>
+  Effect.gen(function*() {
+    const capture = makeCapture()
+    const code = yield* main(
+      ["node", "llmspell", ...args],
+      { HOME: dir, XDG_CONFIG_HOME: join(dir, "xdg"), OLLAMA_HOST: `${f.host}:${f.port}` },
+      { cwd: dir, home: dir }
+    ).pipe(Effect.provide(Layer.merge(capture.layer, NodeContext.layer)))
+    return { code, stdout: capture.stdout() }
+  })

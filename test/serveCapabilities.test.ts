@@ -110,6 +110,16 @@ describe("GET /v1/models (the openai client's models.list)", () => {
     expect(ollamaFake.requests.filter((r) => r.path === "/api/show").length).toBe(shows)
   })
 
+  it("our /api/tags keeps Ollama's shape (no capabilities) and asks no /api/show", async () => {
+    ollamaFake.state.models.push(fakeModel("untagged", { capabilities: ["completion"] }))
+    const shows = ollamaFake.requests.filter((r) => r.path === "/api/show").length
+    const tags = await new Ollama({ host: serve.url }).list()
+    const entry = tags.models.find((m) => m.name.startsWith("untagged"))
+    expect(entry).toBeDefined()
+    expect(entry).not.toHaveProperty("capabilities")
+    expect(ollamaFake.requests.filter((r) => r.path === "/api/show").length).toBe(shows)
+  })
+
   it("a client that leaves while a show hangs: the show upstream is aborted", async () => {
     ollamaFake.state.models.push(fakeModel("hangs", { capabilities: ["completion"] }))
     const never = gate()

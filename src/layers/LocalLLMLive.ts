@@ -25,7 +25,7 @@ import { finishReranking, RERANK_ALTERNATIVES, validateRerankRequest } from "../
 import type { BackendStatus, LoadedModel, LocalModel } from "../domain/Types.js"
 import type { GenerateRequest, ModelList, RerankRequest, Reranking, RunResult } from "../domain/Types.js"
 import { incompleteAnswer, markIncomplete, structuredAnswer } from "../domain/JsonSchemaCheck.js"
-import { type BackendFilter, LocalLLM, type LocalLLMService, type RerankError, type RunError } from "../services/LocalLLM.js"
+import { type BackendFilter, type ListOptions, LocalLLM, type LocalLLMService, type RerankError, type RunError } from "../services/LocalLLM.js"
 import { ModelStore, type ModelStoreService } from "../services/ModelStore.js"
 import { backendTypeOf, endpointOf } from "../domain/Routing.js"
 import { ProviderRegistry, type ProviderRegistryService } from "../services/ProviderRegistry.js"
@@ -95,7 +95,8 @@ export const make = (registry: ProviderRegistryService, store: ModelStoreService
       }))
     )
 
-  const list = (filter: BackendFilter = "all"): Effect.Effect<ModelList> => listing(filter, false)
+  const list = (filter: BackendFilter = "all", options?: ListOptions): Effect.Effect<ModelList> =>
+    listing(filter, options?.capabilities === false)
 
   /** The spec that names `model` on `instance`: `model@type` when that routes there, else `instance/model`. */
   const specOn = (model: string, instance: { readonly name: string; readonly type: string }) => {

@@ -58,6 +58,13 @@ const CONTEXT_CHECK_FROM = 128
  */
 export const SHOW_CONCURRENCY = 4
 
+/**
+ * Shows one listing asks at most: a listing of thousands of models costs at most this many
+ * requests (64 rounds of SHOW_CONCURRENCY), a count, not a clock; the models beyond are listed
+ * without capabilities, and the next listing asks for them.
+ */
+export const SHOWS_PER_LISTING = 256
+
 /** A model's capabilities as /api/show said them, and the digest of the model asked about (when known). */
 interface KnownCapabilities {
   readonly digest: string | undefined
@@ -131,8 +138,8 @@ export const make = (instance: OllamaInstanceConfig): Effect.Effect<OllamaInstan
     // sent again (a page polling the list while Ollama is slow adds nothing). Bounds, none of them
     // a clock of its own: each show is one request under the instance's timeout_seconds, as
     // /api/tags is; the first show that gets no answer (timed out, refused, dropped) makes that
-    // listing start no more, so a hung server costs one timeout, not one per model; interrupting
-    // the listing (Ctrl-C, a client gone) aborts the shows it sent.
+    // listing start no more, so a hung server costs one timeout, not one per model; a listing sends
+    // at most SHOWS_PER_LISTING; interrupting the listing (Ctrl-C, a client gone) aborts the shows it sent.
     const showPermits = yield* Effect.makeSemaphore(SHOW_CONCURRENCY)
     const inFlight = new Map<string, Deferred.Deferred<ReadonlyArray<string> | undefined, ShowMiss>>()
     const sharedShow = (
@@ -171,12 +178,15 @@ export const make = (instance: OllamaInstanceConfig): Effect.Effect<OllamaInstan
     const withCapabilities = (models: ReadonlyArray<LocalModel>): Effect.Effect<ReadonlyArray<LocalModel>> =>
       Effect.suspend(() => {
         let stop = false
+        let sent = 0
+        // asked as each show gets its permit: no more after one went unanswered, or past the budget
+        const go = () => !stop && sent < SHOWS_PER_LISTING && ++sent > 0
         return Effect.forEach(models, (local) => {
           const known = capabilityCache.get(local.name)
           const current = known !== undefined && known.digest !== undefined && known.digest === local.digest
           const asked: Effect.Effect<ReadonlyArray<string> | undefined> = current || (known !== undefined && local.digest === undefined)
             ? Effect.succeed(known!.capabilities)
-            : sharedShow(local.name, local.digest, () => !stop).pipe(
+            : sharedShow(local.name, local.digest, go).pipe(
               Effect.catchAll((miss) => {
                 if (miss === "no answer") stop = true
                 return Effect.succeed(undefined)
