@@ -89,7 +89,7 @@ describe("OllamaBackend: operations", () => {
       expect(status.error?.hint).toContain("llmspell model install-ollama")
     }))
 
-  it.effect("list: name, size, digest, modified, family, parameter size, quantization", () =>
+  it.effect("list: name, size, digest, modified, family, parameter size, quantization, capabilities (from /api/show)", () =>
     Effect.gen(function*() {
       const models = yield* (yield* backend({ name: "workstation" })).list
       expect(models.map((m) => m.name)).toEqual(["present:latest", "other:7b"])
@@ -103,7 +103,8 @@ describe("OllamaBackend: operations", () => {
         family: "llama",
         parameterSize: "1.2B",
         quantization: "Q4_K_M",
-        format: "gguf"
+        format: "gguf",
+        capabilities: fake.state.models[1]!.capabilities
       })
     }))
 

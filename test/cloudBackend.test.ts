@@ -37,7 +37,7 @@ let openai: FakeOpenAI
 let anthropic: FakeAnthropic
 let vllm: FakeOpenAI
 beforeAll(async () => {
-  openai = await startFakeOpenAI({ apiKey: KEY, models: ["gpt-4o-mini", "echo-key-error"] })
+  openai = await startFakeOpenAI({ apiKey: KEY, models: ["gpt-4o-mini", "echo-key-error", "text-embedding-3-small"] })
   anthropic = await startFakeAnthropic({ apiKey: ANT_KEY })
   vllm = await startFakeOpenAI({ models: ["meta-llama/Llama-3.1-8B-Instruct"] })
 })
@@ -201,10 +201,10 @@ describe("OpenAI chat completions", () => {
       const registry = yield* ProviderRegistry
       const backend = yield* registry.instance("openai")
       const before = openai.requests.length
-      expect((yield* backend.list).map((m) => m.name)).toEqual(["gpt-4o-mini", "echo-key-error"])
+      expect((yield* backend.list).map((m) => m.name)).toEqual(["gpt-4o-mini", "echo-key-error", "text-embedding-3-small"])
       yield* backend.list
       expect(openai.requests.filter((r, i) => i >= before && r.path === "/v1/models").length).toBe(1)
-      const embedded = yield* backend.embed("gpt-4o-mini", ["a", "b"])
+      const embedded = yield* backend.embed("text-embedding-3-small", ["a", "b"])
       expect([embedded.vectors.length, embedded.dimensions, embedded.backend]).toEqual([2, 8, "cloud"])
       const status = yield* backend.status
       expect(status).toMatchObject({ available: true, backend: "cloud", details: { apiKey: "present (OPENAI_API_KEY)" } })

@@ -130,8 +130,9 @@ export const LocalModel = Schema.Struct({
   /** GGUF models: every store holding these bytes. */
   locations: Schema.optional(Schema.Array(ModelLocation)),
   /**
-   * What the model can do (completion, tools, vision, embedding, thinking, rerank), only where the
-   * backend already knows it without asking per model (left out otherwise: unknown is not "none").
+   * What the model can do (completion, tools, vision, embedding, thinking, rerank) as its backend
+   * knows it: Ollama's /api/show (asked once per model and digest), the GGUF header, a cloud
+   * preset's table. Left out where unknown: unknown is not "none".
    */
   capabilities: Schema.optional(Schema.Array(Schema.String))
 })

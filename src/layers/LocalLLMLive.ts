@@ -25,7 +25,7 @@ import { finishReranking, RERANK_ALTERNATIVES, validateRerankRequest } from "../
 import type { BackendStatus, LoadedModel, LocalModel } from "../domain/Types.js"
 import type { GenerateRequest, ModelList, RerankRequest, Reranking, RunResult } from "../domain/Types.js"
 import { incompleteAnswer, markIncomplete, structuredAnswer } from "../domain/JsonSchemaCheck.js"
-import { type BackendFilter, LocalLLM, type LocalLLMService, type RerankError, type RunError } from "../services/LocalLLM.js"
+import { type BackendFilter, type ListOptions, LocalLLM, type LocalLLMService, type RerankError, type RunError } from "../services/LocalLLM.js"
 import { ModelStore, type ModelStoreService } from "../services/ModelStore.js"
 import { backendTypeOf, endpointOf } from "../domain/Routing.js"
 import { ProviderRegistry, type ProviderRegistryService } from "../services/ProviderRegistry.js"
@@ -76,12 +76,13 @@ export const make = (registry: ProviderRegistryService, store: ModelStoreService
       { concurrency: PROBE_CONCURRENCY }
     )
 
-  const list = (filter: BackendFilter = "all"): Effect.Effect<ModelList> =>
+  // `namesOnly`: without what takes a request per model (Ollama's capabilities), where only names and files matter
+  const listing = (filter: BackendFilter, namesOnly: boolean): Effect.Effect<ModelList> =>
     Effect.forEach(
       registry.instances(filter),
       (instance) =>
         registry.instance(instance.name).pipe(
-          Effect.flatMap((backend) => backend.list),
+          Effect.flatMap((backend) => (namesOnly ? backend.listNames ?? backend.list : backend.list)),
           Effect.either,
           Effect.map((r) => ({ instance, r }))
         ),
@@ -94,6 +95,9 @@ export const make = (registry: ProviderRegistryService, store: ModelStoreService
         )
       }))
     )
+
+  const list = (filter: BackendFilter = "all", options?: ListOptions): Effect.Effect<ModelList> =>
+    listing(filter, options?.capabilities === false)
 
   /** The spec that names `model` on `instance`: `model@type` when that routes there, else `instance/model`. */
   const specOn = (model: string, instance: { readonly name: string; readonly type: string }) => {
@@ -110,7 +114,7 @@ export const make = (registry: ProviderRegistryService, store: ModelStoreService
       registry.instances("all").filter((i) => i.name !== exclude),
       (instance) =>
         registry.instance(instance.name).pipe(
-          Effect.flatMap((backend) => backend.list),
+          Effect.flatMap((backend) => backend.listNames ?? backend.list),
           Effect.timeout(ELSEWHERE_TIMEOUT),
           Effect.map((models) => (models.some((m) => sameModel(m, model)) ? Option.some(instance) : Option.none())),
           Effect.orElseSucceed(() => Option.none())
@@ -187,8 +191,8 @@ export const make = (registry: ProviderRegistryService, store: ModelStoreService
   const planRemoval = (spec: string) =>
     Effect.gen(function*() {
       const resolved = yield* registry.route(spec)
-      const listing = yield* list(resolved.backend)
-      const mine = listing.models.filter((m) => m.instance === resolved.instance.name)
+      const present = yield* listing(resolved.backend, true)
+      const mine = present.models.filter((m) => m.instance === resolved.instance.name)
       // For the GGUF store, an alias or `org/repo` names one canonical model (`org/repo:Q4_K_M`).
       const parsed = resolved.backend === "gguf" ? HubRef.parse(resolved.model) : undefined
       const canonical = parsed !== undefined && Either.isRight(parsed) ? HubRef.canonicalName(parsed.right) : undefined

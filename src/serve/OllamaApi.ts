@@ -278,7 +278,8 @@ export const routes = (ctx: RouteContext): HttpRouter.HttpRouter<never, never> =
   }))
 
   const tags = handle(Effect.gen(function*() {
-    const list = yield* ctx.llm.list("all")
+    // Ollama's ListModelResponse has no capabilities: none are asked for it
+    const list = yield* ctx.llm.list("all", { capabilities: false })
     return json({
       models: list.models.map((m) => ({
         name: servedName(m),

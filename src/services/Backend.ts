@@ -188,8 +188,13 @@ export interface Backend {
   readonly type: BackendType
   /** Health and configuration; never fails: an unreachable backend is `available: false`. */
   readonly status: Effect.Effect<BackendStatus>
-  /** Models present. */
+  /** Models present, with what the backend can learn of each (Ollama: a show per model not yet asked). */
   readonly list: Effect.Effect<ReadonlyArray<LocalModel>, BackendListError>
+  /**
+   * Models present, without what takes a request per model (Ollama's capabilities): for callers
+   * that only need names and sizes. Absent where `list` costs no more.
+   */
+  readonly listNames?: Effect.Effect<ReadonlyArray<LocalModel>, BackendListError> | undefined
   /** What is known about a model (metadata, memory needs). */
   readonly info: (model: string) => Effect.Effect<ModelInfo, BackendInfoError>
   /** Downloads a model; progress events end with phase `done` and its result. */

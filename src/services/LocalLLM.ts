@@ -174,10 +174,19 @@ export const InstallOllamaError = Schema.Union(BackendUnavailable, ServerRefused
 export type InstallOllamaError = typeof InstallOllamaError.Type
 
 
+/** Options of `list`. */
+export interface ListOptions {
+  /**
+   * Each model's capabilities where the backend must ask per model for them (Ollama's /api/show);
+   * default true. False where they are not shown (`model list`'s table, Ollama's `/api/tags`).
+   */
+  readonly capabilities?: boolean | undefined
+}
+
 /** The facade. */
 export interface LocalLLMService {
   readonly status: (filter?: BackendFilter) => Effect.Effect<ReadonlyArray<BackendStatus>>
-  readonly list: (filter?: BackendFilter) => Effect.Effect<ModelList>
+  readonly list: (filter?: BackendFilter, options?: ListOptions) => Effect.Effect<ModelList>
   /** The live backend a spec routes to (embedded only: a connection to a server fails with UnsupportedOperation). */
   readonly resolve: (spec: string) => Effect.Effect<ResolvedModel, ResolveError | UnsupportedOperation | ServerRefused>
   readonly info: (spec: string) => Effect.Effect<ModelInfo, InfoError>

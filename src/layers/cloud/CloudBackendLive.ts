@@ -27,7 +27,9 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type { CloudInstanceConfig } from "../../domain/ConfigSchema.js"
 import { ContextOverflow, type BackendError, MissingCredentials, ModelNotFound, ProviderNotAvailable, UnsupportedOperation } from "../../domain/Errors.js"
+import { type CloudCapability, cloudCapabilities, lacking } from "../../domain/CloudCapabilities.js"
 import { OPENAI_COMPATIBLE_RERANK } from "../../domain/CloudPresets.js"
+import { hasImages } from "../../domain/Images.js"
 import { RERANK_ALTERNATIVES } from "../../domain/Rerank.js"
 import { errorToJson } from "../../domain/Failure.js"
 import type {
@@ -142,7 +144,51 @@ export const make = (instance: CloudInstanceConfig): Effect.Effect<Backend, Prov
       ? Effect.succeed(instance.models)
       : Effect.zipRight(requireKey(instance), Effect.tapError(cachedModels, () => invalidate))
 
-    const toLocal = (name: string): LocalModel => ({ name, backend: "cloud", instance: instance.name, sizeBytes: 0, format: instance.type })
+    // what the provider's models can do, from the preset's rules (domain/CloudCapabilities.ts):
+    // left out where unknown, never guessed
+    const capabilitiesOf = (model: string) => cloudCapabilities(instance.type, model)
+    const withCapabilities = (model: string) => {
+      const capabilities = capabilitiesOf(model)
+      return capabilities !== undefined ? { capabilities } : {}
+    }
+    const toLocal = (name: string): LocalModel => ({
+      name,
+      backend: "cloud",
+      instance: instance.name,
+      sizeBytes: 0,
+      format: instance.type,
+      ...withCapabilities(name)
+    })
+
+    /**
+     * A request needing what the model is known to lack is refused before anything is sent (or a
+     * key is asked for): only where the preset's list is sure; an unknown model is sent.
+     */
+    const refuseLacking = (
+      model: string,
+      /** Each capability the request needs, with the operation that needs it (named in the error). */
+      needs: ReadonlyArray<readonly [CloudCapability, string]>
+    ): Effect.Effect<void, UnsupportedOperation> => {
+      const capabilities = capabilitiesOf(model)
+      const missing = lacking(capabilities, needs.map(([c]) => c))
+      if (missing === undefined) return Effect.void
+      const operation = needs.find(([c]) => c === missing)![1]
+      const fitting = missing === "embedding"
+        ? "an embedding model"
+        : missing === "rerank"
+        ? "a rerank model"
+        : missing === "completion"
+        ? "a chat model"
+        : `a model whose capabilities include ${missing}`
+      return Effect.fail(
+        new UnsupportedOperation({
+          backend: instance.name,
+          operation,
+          reason: `${model} lacks the "${missing}" capability (by ${instance.type}'s documentation it does ${capabilities!.join(", ")})`,
+          suggestion: `use ${fitting} (\`llmspell model info ${instance.name}/<model>\` shows a model's capabilities)`
+        })
+      )
+    }
 
     const status: Effect.Effect<BackendStatus> = Effect.gen(function*() {
       const base = {
@@ -306,6 +352,16 @@ export const make = (instance: CloudInstanceConfig): Effect.Effect<Backend, Prov
 
     const generate = (model: string, request: GenerateRequest): Stream.Stream<GenerateEvent, CloudModelRequestError | UnsupportedOperation> =>
       Stream.unwrap(Effect.gen(function*() {
+        const images = hasImages(request.messages)
+        const tools = request.tools !== undefined && request.tools.length > 0 && request.toolChoice !== "none"
+        yield* refuseLacking(model, [
+          ["completion", "generate"],
+          ...(images ? [["vision", "images"] as const] : []),
+          ...(tools ? [["tools", "tools"] as const] : []),
+          // Anthropic turns `reasoning: true` into extended thinking, which a model without it refuses
+          // (chat completions send nothing for it: nothing to refuse there)
+          ...(anthropic && request.reasoning === true ? [["thinking", "reasoning"] as const] : [])
+        ])
         yield* requireKey(instance)
         const unsupported = anthropic ? Anthropic.unsupportedField(request) : OpenAi.unsupportedField(instance, request)
         if (unsupported !== undefined) {
@@ -323,6 +379,7 @@ export const make = (instance: CloudInstanceConfig): Effect.Effect<Backend, Prov
             new UnsupportedOperation({ backend: instance.name, operation: "embeddings", reason: `${instance.type} offers no embeddings endpoint` })
           )
         }
+        yield* refuseLacking(model, [["embedding", "embed"]])
         yield* requireKey(instance)
         const purpose = { operation: "embed", model }
         const body = yield* requestModelJson(
@@ -356,6 +413,7 @@ export const make = (instance: CloudInstanceConfig): Effect.Effect<Backend, Prov
       Effect.gen(function*() {
         const endpoint = anthropic || instance.rerank === false ? undefined : instance.rerank ?? OPENAI_COMPATIBLE_RERANK
         if (endpoint === undefined) return yield* noRerank(`${instance.type} offers no rerank API`)
+        yield* refuseLacking(model, [["rerank", "rerank"]])
         yield* requireKey(instance)
         const purpose = { operation: "rerank", model }
         const url = endpoint.fromOrigin === true ? new URL(endpoint.path, instance.baseUrl!).href : endpoint.path
@@ -398,11 +456,29 @@ export const make = (instance: CloudInstanceConfig): Effect.Effect<Backend, Prov
         return { model, backend: "cloud" as const, instance: instance.name, results: scored, promptTokens: tokens ?? 0 }
       }).pipe(Effect.withSpan("CloudBackend.rerank", { attributes: { instance: instance.name, model, documents: request.documents.length } }))
 
-    // What the provider says of a model: that it offers it (its models listing), nothing more.
+    // What is known of a model: that the provider offers it (its models listing, or the config's
+    // `models`) and what it can do (the preset's rules). Without a key, or with the provider out of
+    // reach, the listing cannot be asked: what the rules know is shown all the same, and `listed`
+    // says it was not checked.
     const info = (model: string): Effect.Effect<ModelInfo, CloudModelRequestError> =>
       Effect.gen(function*() {
-        const names = yield* modelNames
-        if (!names.includes(model)) {
+        const known = (listed: string): ModelInfo => ({
+          name: model,
+          backend: "cloud" as const,
+          instance: instance.name,
+          chatTemplate: false,
+          ...withCapabilities(model),
+          details: { provider: instance.type, endpoint: instance.baseUrl!, listed }
+        })
+        if (instance.models === undefined && needsKey(instance) && instance.apiKey === undefined) {
+          return known(`not checked (no API key${instance.keyVariable !== undefined ? `: set ${instance.keyVariable}` : ""})`)
+        }
+        const names = yield* Effect.either(modelNames)
+        if (Either.isLeft(names)) {
+          if (names.left._tag === "BackendUnavailable") return known(`not checked (${names.left.message})`)
+          return yield* Effect.fail(names.left)
+        }
+        if (!names.right.includes(model)) {
           return yield* Effect.fail(
             new ModelNotFound({
               model,
@@ -413,13 +489,7 @@ export const make = (instance: CloudInstanceConfig): Effect.Effect<Backend, Prov
             })
           )
         }
-        return {
-          name: model,
-          backend: "cloud" as const,
-          instance: instance.name,
-          chatTemplate: false,
-          details: { provider: instance.type, endpoint: instance.baseUrl! }
-        }
+        return known("yes")
       })
 
     return {

@@ -15,8 +15,11 @@
  * completion finishes with reason `length`.
  */
 import * as Clock from "effect/Clock"
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
+import * as FiberId from "effect/FiberId"
 import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
 import * as Schema from "effect/Schema"
@@ -26,7 +29,7 @@ import type { OllamaInstanceConfig } from "../../domain/ConfigSchema.js"
 import { hasImages } from "../../domain/Images.js"
 import { BackendError, type BackendUnavailable, ContextOverflow, ToolChoiceViolated, UnsupportedOperation, UsageError } from "../../domain/Errors.js"
 import { errorToJson } from "../../domain/Failure.js"
-import type { BackendStatus, Embeddings, GenerateEvent, LoadedModel, PullProgress, ToolCall, ToolChoice } from "../../domain/Types.js"
+import type { BackendStatus, Embeddings, GenerateEvent, LoadedModel, LocalModel, PullProgress, ToolCall, ToolChoice } from "../../domain/Types.js"
 import {
   OllamaBackendFactory,
   type OllamaCompleteError,
@@ -47,6 +50,37 @@ const MAX_CHARS_PER_TOKEN = 64
 
 /** Prompts shorter than this are never checked against the context: no model runs with a smaller one. */
 const CONTEXT_CHECK_FROM = 128
+
+/**
+ * `/api/show` requests a listing keeps in flight at once, per Ollama server (the server reads each
+ * model's manifest and GGUF header for it; a few at a time keep a 100-model listing short without
+ * crowding the server).
+ */
+export const SHOW_CONCURRENCY = 4
+
+/**
+ * Shows one listing asks at most: a listing of thousands of models costs at most this many
+ * requests (64 rounds of SHOW_CONCURRENCY), a count, not a clock; the models beyond are listed
+ * without capabilities, and the next listing asks for them.
+ */
+export const SHOWS_PER_LISTING = 256
+
+/** A model's capabilities as /api/show said them, and the digest of the model asked about (when known). */
+interface KnownCapabilities {
+  readonly digest: string | undefined
+  readonly capabilities: ReadonlyArray<string> | undefined
+}
+
+/**
+ * Why a listing's show gave nothing: the server answered an error (that model stays unknown), gave
+ * no answer (the listing asks no more), or the listing that sent it went away (another asks again).
+ */
+type ShowMiss = "answered" | "no answer" | "abandoned"
+
+/** Whether the server answered (an HTTP error, a missing model, a reply that is not a show): not a hang or an outage. */
+const answered = (e: { readonly _tag: string; readonly reason?: string }): boolean =>
+  e._tag === "ModelNotFound" ||
+  (e._tag === "BackendError" && /^(HTTP \d|the server answered HTTP|the server's )/.test(e.reason ?? ""))
 
 /** Builds the instance for one configured server. */
 export const make = (instance: OllamaInstanceConfig): Effect.Effect<OllamaInstance, BackendUnavailable> =>
@@ -84,36 +118,100 @@ export const make = (instance: OllamaInstanceConfig): Effect.Effect<OllamaInstan
         })
       )
 
-    // Each model's /api/show capabilities, asked once per model for this backend's lifetime (and
-    // again after a pull or remove under its name): a request needing one the model lacks is
-    // refused before it is sent. A failed show is not kept (the request itself then reports it).
+    // Each model's /api/show capabilities, kept for this backend's lifetime with the digest of the
+    // model they were asked for (none when a request asked: /api/show does not say it). A request
+    // needing one the model lacks is refused before it is sent; a listing re-asks a model whose
+    // digest it has not seen (re-pulled, re-created). A failed show is not kept.
     const specOf = (model: string) => OllamaClient.pullSpecFor(instance, Mapping.normalizeName(model))
-    const capabilityCache = new Map<string, ReadonlyArray<string> | undefined>()
-    const remember = (model: string, show: Mapping.ShowReply) => {
-      capabilityCache.set(Mapping.normalizeName(model), Mapping.showCapabilities(show))
+    const capabilityCache = new Map<string, KnownCapabilities>()
+    const remember = (model: string, show: Mapping.ShowReply, digest?: string) => {
+      capabilityCache.set(Mapping.normalizeName(model), { digest, capabilities: Mapping.showCapabilities(show) })
       return show
     }
-    const list = modelList("list", "/api/tags", (c) => c.list()).pipe(
+    const askShow = (operation: string, model: string) =>
+      client.callModel(operation, (c) => c.show({ model }), { model }).pipe(
+        Effect.flatMap(decode(Mapping.ShowReply, operation, "/api/show reply"))
+      )
+
+    // A listing's shows: at most SHOW_CONCURRENCY at the server at once for this backend, however
+    // many listings run; a show already in flight for the same model and digest is awaited, not
+    // sent again (a page polling the list while Ollama is slow adds nothing). Bounds, none of them
+    // a clock of its own: each show is one request under the instance's timeout_seconds, as
+    // /api/tags is; the first show that gets no answer (timed out, refused, dropped) makes that
+    // listing start no more, so a hung server costs one timeout, not one per model; a listing sends
+    // at most SHOWS_PER_LISTING; interrupting the listing (Ctrl-C, a client gone) aborts the shows it sent.
+    const showPermits = yield* Effect.makeSemaphore(SHOW_CONCURRENCY)
+    const inFlight = new Map<string, Deferred.Deferred<ReadonlyArray<string> | undefined, ShowMiss>>()
+    const sharedShow = (
+      name: string,
+      digest: string | undefined,
+      go: () => boolean
+    ): Effect.Effect<ReadonlyArray<string> | undefined, ShowMiss> =>
+      Effect.suspend(() => {
+        const key = `${name}\u0000${digest ?? ""}`
+        const running = inFlight.get(key)
+        if (running !== undefined) {
+          // the listing that sent it went away or gave up: this one asks for itself
+          return Deferred.await(running).pipe(
+            Effect.catchIf((miss) => miss === "abandoned", () => sharedShow(name, digest, go))
+          )
+        }
+        const done = Deferred.unsafeMake<ReadonlyArray<string> | undefined, ShowMiss>(FiberId.none)
+        inFlight.set(key, done)
+        const settle = (exit: Exit.Exit<ReadonlyArray<string> | undefined, ShowMiss>) =>
+          Effect.suspend(() => {
+            if (inFlight.get(key) === done) inFlight.delete(key)
+            return Deferred.done(done, Exit.isInterrupted(exit) ? Exit.fail("abandoned" as const) : exit)
+          })
+        const ask: Effect.Effect<ReadonlyArray<string> | undefined, ShowMiss> = Effect.suspend(() =>
+          !go()
+            ? Effect.fail("abandoned" as const)
+            : askShow("list", name).pipe(
+              Effect.map((show) => Mapping.showCapabilities(remember(name, show, digest))),
+              Effect.mapError((e): ShowMiss => (answered(e) ? "answered" : "no answer"))
+            )
+        )
+        return showPermits.withPermits(1)(ask).pipe(Effect.onExit(settle))
+      })
+
+    /** The listed models with the capabilities known for their digest, asking /api/show for the rest. */
+    const withCapabilities = (models: ReadonlyArray<LocalModel>): Effect.Effect<ReadonlyArray<LocalModel>> =>
+      Effect.suspend(() => {
+        let stop = false
+        let sent = 0
+        // asked as each show gets its permit: no more after one went unanswered, or past the budget
+        const go = () => !stop && sent < SHOWS_PER_LISTING && ++sent > 0
+        return Effect.forEach(models, (local) => {
+          const known = capabilityCache.get(local.name)
+          const current = known !== undefined && known.digest !== undefined && known.digest === local.digest
+          const asked: Effect.Effect<ReadonlyArray<string> | undefined> = current || (known !== undefined && local.digest === undefined)
+            ? Effect.succeed(known!.capabilities)
+            : sharedShow(local.name, local.digest, go).pipe(
+              Effect.catchAll((miss) => {
+                if (miss === "no answer") stop = true
+                return Effect.succeed(undefined)
+              })
+            )
+          return Effect.map(asked, (capabilities) => (capabilities !== undefined ? { ...local, capabilities } : local))
+        }, { concurrency: "unbounded" })
+      })
+
+    /** /api/tags as LocalModels, without capabilities. */
+    const tags = modelList("list", "/api/tags", (c) => c.list()).pipe(
       Effect.tap(({ warning }) =>
         warning !== undefined ? Effect.logWarning(`${instance.name}: ${warning}`) : Effect.void
       ),
-      // /api/tags carries no capabilities: a model's come from the show answers this backend
-      // already holds (never a show per listed model)
-      Effect.map(({ models }) =>
-        models.map((m) => {
-          const local = Mapping.toLocalModel(origin, m)
-          const capabilities = capabilityCache.get(Mapping.normalizeName(m.name))
-          return capabilities !== undefined ? { ...local, capabilities } : local
-        })
-      )
+      Effect.map(({ models }) => models.map((m) => Mapping.toLocalModel(origin, m)))
     )
+    // /api/tags carries no capabilities (api/types.go ListModelResponse): they come from /api/show
+    const list = Effect.flatMap(tags, withCapabilities)
 
     const capabilitiesOf = (model: string): Effect.Effect<ReadonlyArray<string> | undefined> => {
       const key = Mapping.normalizeName(model)
-      return capabilityCache.has(key)
-        ? Effect.succeed(capabilityCache.get(key))
-        : client.callModel("generate", (c) => c.show({ model }), { model }).pipe(
-          Effect.flatMap(decode(Mapping.ShowReply, "generate", "/api/show reply")),
+      const known = capabilityCache.get(key)
+      return known !== undefined
+        ? Effect.succeed(known.capabilities)
+        : askShow("generate", model).pipe(
           Effect.map((show) => Mapping.showCapabilities(remember(model, show))),
           Effect.orElseSucceed(() => undefined)
         )
@@ -121,7 +219,7 @@ export const make = (instance: OllamaInstanceConfig): Effect.Effect<OllamaInstan
     const forget = (model: string) => Effect.sync(() => capabilityCache.delete(Mapping.normalizeName(model)))
 
     const sizeOf = (model: string) =>
-      list.pipe(
+      tags.pipe(
         Effect.map((models) => models.find((m) => m.name === Mapping.normalizeName(model))?.sizeBytes),
         Effect.orElseSucceed(() => undefined)
       )
@@ -382,12 +480,10 @@ export const make = (instance: OllamaInstanceConfig): Effect.Effect<OllamaInstan
       type: "ollama",
       status: status.pipe(Effect.withSpan("OllamaBackend.status", { attributes: { instance: instance.name } })),
       list,
+      listNames: tags,
       info: (model) =>
         Effect.all([
-          client.callModel("info", (c) => c.show({ model }), { model }).pipe(
-            Effect.flatMap(decode(Mapping.ShowReply, "info", "/api/show reply")),
-            Effect.map((show) => remember(model, show))
-          ),
+          askShow("info", model).pipe(Effect.map((show) => remember(model, show))),
           sizeOf(model)
         ], { concurrency: 2 }).pipe(Effect.map(([show, size]) => Mapping.toModelInfo(origin, model, show, size))),
       pull: (model, options) => Stream.ensuring(pull(model, options), forget(model)),

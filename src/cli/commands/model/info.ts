@@ -28,8 +28,11 @@ export const infoCommand = Command.make("info", { spec, json }, ({ json, spec })
         ["layers", info.layers],
         ["heads", info.heads !== undefined ? `${info.heads}${info.headsKv !== undefined ? ` (kv ${info.headsKv})` : ""}` : undefined],
         ["vocabulary", info.vocabularySize],
-        ["chat template", info.chatTemplate ? "yes" : "no"],
+        // a provider's template is its own business
+        ["chat template", info.backend === "cloud" ? undefined : info.chatTemplate ? "yes" : "no"],
         ["capabilities", info.capabilities?.join(", ")],
+        // a cloud model: whether the provider's listing was asked (not without a key or a connection)
+        ["listed by provider", info.backend === "cloud" && typeof info.details["listed"] === "string" ? info.details["listed"] : undefined],
         ["file size", info.sizeBytes !== undefined ? formatBytes(info.sizeBytes) : undefined],
         ["store", info.store],
         ["path", info.path],

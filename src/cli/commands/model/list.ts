@@ -19,7 +19,8 @@ import { backend, json } from "../shared.js"
 export const listCommand = Command.make("list", { json, backend }, ({ backend, json }) =>
   Effect.gen(function*() {
     const llm = yield* LocalLLM
-    const [result, instances] = yield* Effect.all([llm.list(backend), llm.instances(backend)])
+    // the table shows no capabilities: Ollama's are not asked for it (a show per model)
+    const [result, instances] = yield* Effect.all([llm.list(backend, { capabilities: json }), llm.instances(backend)])
     const covered = instances.length
     const allDown = result.unavailable.length > 0 && result.unavailable.length >= covered
     const failure = result.unavailable[0]
