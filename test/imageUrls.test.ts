@@ -16,6 +16,7 @@ import * as Prompt from "@effect/ai/Prompt"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
+import * as Stream from "effect/Stream"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import * as http from "node:http"
 import type { AddressInfo } from "node:net"
@@ -23,7 +24,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { classifyAddress } from "../src/domain/Addresses.js"
-import { InvalidRequest } from "../src/domain/Errors.js"
+import { InvalidRequest, UnsupportedOperation } from "../src/domain/Errors.js"
 import { fetchImage, fetchImages, ImageUrls, type ResolvedAddress } from "../src/layers/ImageFetch.js"
 import * as LanguageModelAdapter from "../src/layers/LanguageModelAdapter.js"
 import * as LlmspellRemote from "../src/layers/LlmspellRemote.js"
@@ -298,6 +299,17 @@ describe("LocalLLM and image URLs", () => {
       runWith(allowed.llm, urlRequest(`${base}/cat.png`)).pipe(Effect.provideService(ImageUrls, { access: "private" }))
     )
     expect(chatImages(from)).toEqual([[b64(png(9)), b64(png(1))]])
+  })
+
+  it("a backend reached past LocalLLM (its handle) refuses an unfetched URL image instead of dropping it", async () => {
+    const before = seen.length
+    const from = ollama.requests.length
+    const resolved = await Effect.runPromise(allowed.llm.resolve(VISION))
+    const e = await failureOf(Stream.runDrain(resolved.handle.generate(resolved.model, urlRequest(`${base}/cat.png`))))
+    expect(e).toBeInstanceOf(UnsupportedOperation)
+    expect(e.message).toContain("messages.0.images.1 is a URL")
+    expect(seen.length).toBe(before)
+    expect(ollama.requests.slice(from).filter((r) => r.path === "/api/chat")).toEqual([])
   })
 
   it("a GGUF model refuses the images without anything being fetched", async () => {

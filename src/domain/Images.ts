@@ -86,6 +86,23 @@ export const imagesProblem = (
 export const inlineImages = (images: ReadonlyArray<ImageSource> | undefined): Array<ImageInput> =>
   (images ?? []).flatMap((image) => ("url" in image ? [] : [image]))
 
+/**
+ * The first `{ url }` image of a request (`messages.i.images.j`), or undefined: a backend takes
+ * images by their bytes, and refuses one that reaches it unfetched rather than drop it (a caller
+ * using a backend's handle directly, past LocalLLM's fetching).
+ */
+export const unfetchedImageUrl = (messages: ReadonlyArray<ChatMessage>): string | undefined => {
+  for (const [i, m] of messages.entries()) {
+    const j = (m.images ?? []).findIndex((image) => "url" in image)
+    if (j >= 0) return `messages.${i}.images.${j}`
+  }
+  return undefined
+}
+
+/** What a backend says of an image URL that reached it unfetched (see `unfetchedImageUrl`). */
+export const unfetchedImageReason = (field: string): string =>
+  `${field} is a URL, and a backend takes images by their bytes: LocalLLM fetches image URLs when the ImageUrls setting allows`
+
 /** Whether a request carries any image. */
 export const hasImages = (messages: ReadonlyArray<ChatMessage>): boolean =>
   messages.some((m) => m.images !== undefined && m.images.length > 0)

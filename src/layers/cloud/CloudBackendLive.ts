@@ -29,7 +29,7 @@ import type { CloudInstanceConfig } from "../../domain/ConfigSchema.js"
 import { ContextOverflow, type BackendError, MissingCredentials, ModelNotFound, ProviderNotAvailable, UnsupportedOperation } from "../../domain/Errors.js"
 import { type CloudCapability, cloudCapabilities, lacking } from "../../domain/CloudCapabilities.js"
 import { OPENAI_COMPATIBLE_RERANK } from "../../domain/CloudPresets.js"
-import { hasImages } from "../../domain/Images.js"
+import { hasImages, unfetchedImageReason, unfetchedImageUrl } from "../../domain/Images.js"
 import { RERANK_ALTERNATIVES } from "../../domain/Rerank.js"
 import { errorToJson } from "../../domain/Failure.js"
 import type {
@@ -362,6 +362,10 @@ export const make = (instance: CloudInstanceConfig): Effect.Effect<Backend, Prov
           // (chat completions send nothing for it: nothing to refuse there)
           ...(anthropic && request.reasoning === true ? [["thinking", "reasoning"] as const] : [])
         ])
+        const url = unfetchedImageUrl(request.messages)
+        if (url !== undefined) {
+          return yield* new UnsupportedOperation({ backend: instance.name, operation: "images", reason: unfetchedImageReason(url) })
+        }
         yield* requireKey(instance)
         const unsupported = anthropic ? Anthropic.unsupportedField(request) : OpenAi.unsupportedField(instance, request)
         if (unsupported !== undefined) {

@@ -26,7 +26,7 @@ import * as Schema from "effect/Schema"
 import { randomBytes } from "node:crypto"
 import type { AbortableAsyncIterator, Message, Ollama, Tool } from "ollama"
 import type { OllamaInstanceConfig } from "../../domain/ConfigSchema.js"
-import { hasImages } from "../../domain/Images.js"
+import { hasImages, unfetchedImageReason, unfetchedImageUrl } from "../../domain/Images.js"
 import { BackendError, type BackendUnavailable, ContextOverflow, ToolChoiceViolated, UnsupportedOperation, UsageError } from "../../domain/Errors.js"
 import { errorToJson } from "../../domain/Failure.js"
 import type { BackendStatus, Embeddings, GenerateEvent, LoadedModel, LocalModel, PullProgress, ToolCall, ToolChoice } from "../../domain/Types.js"
@@ -510,6 +510,8 @@ export const make = (instance: OllamaInstanceConfig): Effect.Effect<OllamaInstan
         if (unsupported !== undefined) {
           return Stream.fail(new UnsupportedOperation({ backend: "ollama", operation: unsupported.field, reason: unsupported.reason }))
         }
+        const url = unfetchedImageUrl(request.messages)
+        if (url !== undefined) return Stream.fail(new UnsupportedOperation({ backend: "ollama", operation: "images", reason: unfetchedImageReason(url) }))
         const tools = Mapping.toOllamaTools(request)
         const format = Mapping.toOllamaFormat(request)
         const send = inference("generate", model, request, (c) =>
