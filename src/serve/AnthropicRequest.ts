@@ -22,6 +22,7 @@
  */
 import * as Either from "effect/Either"
 import type * as Wire from "../domain/AnthropicWire.js"
+import { anthropicImageTokens, imageSizeOfBase64 } from "../domain/ImageSize.js"
 import { IMAGE_LIMITS, imageProblem } from "../domain/Images.js"
 import type { ChatMessage, GenerateRequest, ImageInput, ToolCall, ToolChoice, ToolDefinition } from "../domain/Types.js"
 
@@ -254,3 +255,27 @@ export const toGenerateRequest = (body: PromptBody): Either.Either<MappedRequest
     const singleToolUse = choice != null && choice.type !== "none" && choice.disable_parallel_tool_use === true
     return { request, singleToolUse, droppedTools }
   })
+
+/**
+ * The tokens the request's images cost by Anthropic's documented rule (`anthropicImageTokens`),
+ * for a count_tokens answer whose backend counts text only; or a refusal naming the image whose
+ * size cannot be read. Images inside tool results are not passed on (a placeholder text is) and
+ * cost nothing here. Call it on a request `toGenerateRequest` accepted (base64 sources, bounded).
+ */
+export const imageTokens = (body: PromptBody): Either.Either<number, string> => {
+  let total = 0
+  for (const [i, message] of body.messages.entries()) {
+    if (typeof message.content === "string" || message.role !== "user") continue
+    for (const [j, block] of message.content.entries()) {
+      if (block.type !== "image" || block.source.type !== "base64") continue
+      const size = imageSizeOfBase64(block.source.data)
+      if (size === undefined) {
+        return Either.left(
+          `messages[${i}].content[${j}].source.data: the image's width and height cannot be read: send a PNG, JPEG, GIF or WebP image`
+        )
+      }
+      total += anthropicImageTokens(size.width, size.height)
+    }
+  }
+  return Either.right(total)
+}
