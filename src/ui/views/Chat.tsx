@@ -188,7 +188,10 @@ export function ChatView(props: {
 
   const model = transcript?.model ?? pickedModel ?? chatModels[0]?.spec
   const modelEntry: UiModel | undefined = props.models?.models.find((m) => m.spec === model)
-  const canSee = modelEntry !== undefined && (capabilities(modelEntry)?.includes("vision") ?? false)
+  // images are offered unless the model's capabilities are known and lack vision (unknown: the
+  // server decides, and says so if it cannot)
+  const modelCapabilities = modelEntry !== undefined ? capabilities(modelEntry) : undefined
+  const canAttach = modelCapabilities === undefined || modelCapabilities.includes("vision")
 
   const save = (id: string, t: TranscriptJson) =>
     setConversations((all) => all.map((c) => (c.id === id ? { ...c, transcript: t, updatedAt: Date.now() } : c)))
@@ -230,8 +233,30 @@ export function ChatView(props: {
     save(id, { ...base, parameters: merged as TranscriptParametersJson })
   }
 
+  /**
+   * A turn the server refused before any answer (a 400 for an image the model cannot see, a bad
+   * parameter, a missing key): taken out of the conversation and given back to the composer, its
+   * text before whatever was typed since and its images before any attached since, so nothing is
+   * lost and it can be sent again, to another model or changed.
+   */
+  const giveBack = (id: string, turn: TranscriptMessageJson) => {
+    setConversations((all) =>
+      all.map((c) =>
+        c.id === id && c.transcript.messages.at(-1) === turn
+          ? { ...c, transcript: { ...c.transcript, messages: c.transcript.messages.slice(0, -1) }, updatedAt: Date.now() }
+          : c
+      )
+    )
+    setDraft((typed) => (typed.trim() === "" ? turn.content : `${turn.content}\n${typed}`))
+    const inline = (turn.images ?? []).flatMap((img) => ("data" in img ? [img] : []))
+    if (inline.length > 0) setImages((all) => [...inline, ...all].slice(0, MAX_IMAGES))
+  }
+
   const generate = async (id: string, t: TranscriptJson) => {
     const controller = new AbortController()
+    // the user's turn this request sends, given back to the composer if the server refuses it
+    const last = t.messages.at(-1)
+    const turn = last?.role === "user" ? last : undefined
     let answer = startAnswer(performance.now())
     setStreaming({ answer, controller })
     setError(undefined)
@@ -243,6 +268,7 @@ export function ChatView(props: {
       })
       if (!response.ok || response.body === null) {
         setError(response.ok ? "The server sent no answer." : await errorMessage(response))
+        if (!response.ok && turn !== undefined) giveBack(id, turn)
         return setStreaming(undefined)
       }
       for await (const event of sseEvents(response.body)) {
@@ -262,6 +288,7 @@ export function ChatView(props: {
       if (controller.signal.aborted) answer = endAnswer(answer, performance.now(), "abort")
       else {
         answer = { ...endAnswer(answer, performance.now(), "error"), error: e instanceof ApiError && e.status === 401 ? "The server asks for the API key." : (e as Error).message }
+        if (turn !== undefined && answer.content === "" && answer.reasoning === "" && answer.toolCalls.length === 0) giveBack(id, turn)
       }
     }
     if (answer.error !== undefined) setError(answer.error)
@@ -562,10 +589,21 @@ export function ChatView(props: {
             }}
           />
           <div class="composer-actions">
-            {canSee
+            {model !== undefined
               ? (
                 <>
-                  <button type="button" onClick={() => imageInput.current?.click()} disabled={images.length >= MAX_IMAGES}>Attach image</button>
+                  <button
+                    type="button"
+                    onClick={() => imageInput.current?.click()}
+                    disabled={!canAttach || images.length >= MAX_IMAGES}
+                    title={!canAttach
+                      ? `${model} cannot take images: its capabilities lack vision`
+                      : images.length >= MAX_IMAGES
+                      ? `At most ${MAX_IMAGES} images in one message`
+                      : undefined}
+                  >
+                    Attach image
+                  </button>
                   <input ref={imageInput} type="file" accept="image/png,image/jpeg,image/webp,image/gif" multiple hidden aria-label="Attach images" onChange={(e) => {
                     void attach(e.currentTarget.files)
                     e.currentTarget.value = ""
