@@ -7,7 +7,7 @@
  * tokens, then width × height / 750).
  */
 import { describe, expect, it } from "vitest"
-import { anthropicImageTokens, anthropicScaledSize, imageSize, imageSizeOfBase64 } from "../src/domain/ImageSize.js"
+import { anthropicImageTokens, anthropicScaledSize, imageSize } from "../src/domain/ImageSize.js"
 import { gifImage, jpegImage, pngImage, webpImage } from "./fixtures/images.js"
 
 const sizes: Array<[number, number]> = [[1, 1], [7, 3], [300, 200], [1568, 1], [4000, 3000], [16383, 16383]]
@@ -125,13 +125,6 @@ describe("imageSize", () => {
     }
     // the mutations leave many headers readable: the fuzz reached the readers, not only the sniffing
     expect(sized).toBeGreaterThan(500)
-  })
-
-  it("imageSizeOfBase64 reads base64 data, whitespace and all", () => {
-    const data = pngImage(12, 34).toString("base64")
-    expect(imageSizeOfBase64(data)).toEqual({ format: "png", width: 12, height: 34 })
-    expect(imageSizeOfBase64(data.replace(/(.{10})/g, "$1\n"))).toEqual({ format: "png", width: 12, height: 34 })
-    expect(imageSizeOfBase64("not base64 at all!")).toBeUndefined()
   })
 })
 

@@ -2,8 +2,9 @@
  * The web page's image attach in a real browser (Debian's chromium through playwright-core)
  * against a server started here with the fake Ollama and a generated GGUF: a file chosen through
  * the file input reaches an Ollama vision model as Ollama's `images` base64 of exactly the file's
- * bytes; its thumbnail shows and can be removed before sending; a file that is not an image and
- * one over the page's 8 MiB are refused with the page's words and nothing is sent with them; a
+ * bytes; its thumbnail shows and can be removed before sending; a file that is not an image (by
+ * its bytes), one over the page's 8 MiB and a ninth are refused with the page's words and nothing
+ * is sent with them; a
  * GGUF model given an image shows the server's 400 in the page (no CLI command) and the turn
  * goes back to the composer, text and image, nothing lost; the image stays in the saved
  * conversation across a reload; attaching is offered when the model can see or its capabilities
@@ -129,11 +130,15 @@ describe("attaching images in the chat", () => {
     }
   })
 
-  it("a file that is not an image and one over 8 MiB are refused with the page's words; nothing is sent with them", async () => {
+  it("a file that is not an image (whatever its name), one over 8 MiB and a ninth are refused with the page's words; the good ones of a choice are kept; nothing refused is sent", async () => {
     const page = await chatOn(SEER)
     try {
       await attachInput(page).setInputFiles(file("notes.txt", Buffer.from("not a picture")))
-      await page.getByText("notes.txt is not an image.").waitFor()
+      await page.getByText("notes.txt is not an image (PNG, JPEG, GIF or WebP).").waitFor()
+      expect(await composerThumbs(page).count()).toBe(0)
+      // the name says PNG, the bytes say otherwise: judged by the bytes
+      await attachInput(page).setInputFiles(file("liar.png", Buffer.from("%PDF-1.7 not an image at all")))
+      await page.getByText("liar.png is not an image (PNG, JPEG, GIF or WebP).").waitFor()
       expect(await composerThumbs(page).count()).toBe(0)
 
       const big = Buffer.alloc(8 * 1024 * 1024 + 1)
@@ -142,12 +147,30 @@ describe("attaching images in the chat", () => {
       await page.getByText("big.png is larger than 8 MiB.").waitFor()
       expect(await composerThumbs(page).count()).toBe(0)
 
+      // one choice of a good image, a bad one and a GIF named .png: the good ones are kept, typed by their bytes
+      const good = pngImage(2, 3)
+      const gif = gifImage(2, 2)
+      await attachInput(page).setInputFiles([file("good.png", good), file("notes.txt", Buffer.from("x")), file("really-a-gif.png", gif)])
+      await page.getByText("notes.txt is not an image (PNG, JPEG, GIF or WebP).").waitFor()
+      await expect.poll(() => composerThumbs(page).count()).toBe(2)
+      expect(await composerThumbs(page).nth(1).getAttribute("src")).toBe(`data:image/gif;base64,${gif.toString("base64")}`)
+
+      // eight at most in one message: the ninth is named, not silently dropped
+      await attachInput(page).setInputFiles(Array.from({ length: 7 }, (_, i) => file(`more-${i}.png`, pngImage(1, i + 1))))
+      await page.getByText("At most 8 images in one message: more-6.png left out.").waitFor()
+      await expect.poll(() => composerThumbs(page).count()).toBe(8)
+      await page.getByRole("button", { name: "Attach image" }).and(page.locator("[disabled]")).waitFor()
+
       const before = chats().length
-      await page.getByLabel("Message", { exact: true }).fill("text only")
+      await page.getByLabel("Message", { exact: true }).fill("eight of them")
       await page.getByRole("button", { name: "Send", exact: true }).click()
       await page.locator(".msg.assistant").last().locator('[data-figure="completion"]').waitFor()
       expect(chats().length).toBe(before + 1)
-      expect(chats().at(-1)!.messages.every((m) => m.images === undefined || m.images.length === 0)).toBe(true)
+      const sent = chats().at(-1)!.messages.at(-1)!.images ?? []
+      expect(sent.length).toBe(8)
+      expect(sent[0]).toBe(good.toString("base64"))
+      expect(sent[1]).toBe(gif.toString("base64"))
+      expect(sent).not.toContain(pngImage(1, 7).toString("base64"))
     } finally {
       await page.close()
     }

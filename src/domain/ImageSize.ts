@@ -2,7 +2,8 @@
  * An image's pixel size read from its header (PNG, JPEG, GIF, WebP), and what Anthropic documents
  * an image costs in tokens. Pure and bounded: every read is checked against the buffer's length,
  * the JPEG walk moves forward by at least two bytes a step and stops after a fixed number of
- * segments, so hostile bytes give `undefined`, never a throw or a long loop.
+ * segments, so hostile bytes give `undefined`, never a throw or a long loop. No Node API: the web
+ * page checks a file it attaches with it too.
  */
 
 /** An image's format and size in pixels. */
@@ -109,14 +110,6 @@ export const imageSize = (bytes: Uint8Array): ImageSize | undefined => {
   if (matches(bytes, 0, [0x52, 0x49, 0x46, 0x46]) && matches(bytes, 8, [0x57, 0x45, 0x42, 0x50])) return webp(bytes)
   return undefined
 }
-
-/**
- * The bytes of base64 image data that hold its header: the whole of a PNG's, GIF's or WebP's
- * is in the first 30; a JPEG's frame header follows its other segments (EXIF, ICC profiles), so
- * the data is decoded whole (it is bounded by IMAGE_LIMITS before this is called).
- */
-export const imageSizeOfBase64 = (data: string): ImageSize | undefined =>
-  imageSize(Buffer.from(/\s/.test(data) ? data.replace(/\s+/g, "") : data, "base64"))
 
 /**
  * Anthropic's documented image cost ("Vision" → "Evaluate image size" / "Calculate image costs"):

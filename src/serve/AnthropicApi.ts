@@ -409,6 +409,11 @@ export const routes = (ctx: RouteContext): HttpRouter.HttpRouter<never, never> =
    * models count without generating. An Ollama server has no count route: it evaluates the prompt
    * for one token of answer and reports the count it saw (its cache then holds the prompt for the
    * request that follows). A cloud model is not counted: that would be a billed generation.
+   * Images: each costs what Anthropic documents (`domain/ImageSize.ts`: scaled to a 1568 px long
+   * edge and ~1,600 tokens, then width × height / 750, the size read from the image's header); the
+   * Ollama probe is sent without them, so a count runs no vision encoder. A model that refuses
+   * images refuses the count in the same words (GGUF's countTokens; an Ollama model whose known
+   * capabilities lack vision).
    */
   const countTokens = handle((requested) =>
     Effect.gen(function*() {

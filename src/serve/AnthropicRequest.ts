@@ -22,7 +22,7 @@
  */
 import * as Either from "effect/Either"
 import type * as Wire from "../domain/AnthropicWire.js"
-import { anthropicImageTokens, imageSizeOfBase64 } from "../domain/ImageSize.js"
+import { anthropicImageTokens, imageSize } from "../domain/ImageSize.js"
 import { IMAGE_LIMITS, imageProblem } from "../domain/Images.js"
 import type { ChatMessage, GenerateRequest, ImageInput, ToolCall, ToolChoice, ToolDefinition } from "../domain/Types.js"
 
@@ -268,7 +268,9 @@ export const imageTokens = (body: PromptBody): Either.Either<number, string> => 
     if (typeof message.content === "string" || message.role !== "user") continue
     for (const [j, block] of message.content.entries()) {
       if (block.type !== "image" || block.source.type !== "base64") continue
-      const size = imageSizeOfBase64(block.source.data)
+      // a JPEG's frame header follows its other segments (EXIF, ICC profiles): the data is decoded
+      // whole (toGenerateRequest bounded it by IMAGE_LIMITS)
+      const size = imageSize(Buffer.from(block.source.data.replace(/\s+/g, ""), "base64"))
       if (size === undefined) {
         return Either.left(
           `messages[${i}].content[${j}].source.data: the image's width and height cannot be read: send a PNG, JPEG, GIF or WebP image`

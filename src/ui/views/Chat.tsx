@@ -28,6 +28,7 @@ import {
   writeConversations
 } from "../lib/transcript.js"
 import type { ModelsReply, UiModel } from "../types.js"
+import { imageSize } from "../../domain/ImageSize.js"
 import { useCapabilities } from "./Models.js"
 
 const STORE_KEY = "llmspell.chat.v1"
@@ -337,18 +338,35 @@ export function ChatView(props: {
     if (calls.every((c) => done.has(c.id))) void generate(current.id, t)
   }
 
+  /**
+   * The files chosen, as images: each checked by its own bytes (a PNG, JPEG, GIF or WebP header
+   * with a size, whatever its name says; its media type from those bytes) and size; the good ones
+   * attached, up to MAX_IMAGES in the message, and every one left out named with why.
+   */
   const attach = async (files: FileList | null) => {
     if (files === null) return
     const added: Array<InlineImageJson> = []
+    const refused: Array<string> = []
     for (const file of Array.from(files)) {
-      if (!/^image\/[a-z0-9.+-]+$/.test(file.type)) return setError(`${file.name} is not an image.`)
-      if (file.size > MAX_IMAGE_BYTES) return setError(`${file.name} is larger than ${MAX_IMAGE_BYTES / 1024 / 1024} MiB.`)
+      if (file.size > MAX_IMAGE_BYTES) {
+        refused.push(`${file.name} is larger than ${MAX_IMAGE_BYTES / 1024 / 1024} MiB.`)
+        continue
+      }
       const bytes = new Uint8Array(await file.arrayBuffer())
+      const size = imageSize(bytes)
+      if (size === undefined) {
+        refused.push(`${file.name} is not an image (PNG, JPEG, GIF or WebP).`)
+        continue
+      }
       let binary = ""
       for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000))
-      added.push({ mediaType: file.type, data: btoa(binary), name: file.name })
+      added.push({ mediaType: `image/${size.format}`, data: btoa(binary), name: file.name })
     }
+    const room = Math.max(0, MAX_IMAGES - images.length)
+    const left = added.slice(room)
+    if (left.length > 0) refused.push(`At most ${MAX_IMAGES} images in one message: ${left.map((i) => i.name).join(", ")} left out.`)
     setImages((all) => [...all, ...added].slice(0, MAX_IMAGES))
+    setError(refused.length > 0 ? refused.join(" ") : undefined)
   }
 
   const exportCurrent = () => {
