@@ -7,10 +7,12 @@
  * is sent with them; a
  * GGUF model given an image shows the server's 400 in the page (no CLI command) and the turn
  * goes back to the composer, text and image, nothing lost; the image stays in the saved
- * conversation across a reload; attaching is offered when the model can see or its capabilities
+ * conversation across a reload, and one too big for the browser's storage costs its bytes only
+ * (named in its place), never the turns; attaching is offered when the model can see or its capabilities
  * are unknown, and disabled, saying why, when they are known and lack vision. Every wait is on an
  * element or a request the fake logged, never on time.
  */
+import { randomBytes } from "node:crypto"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -171,6 +173,43 @@ describe("attaching images in the chat", () => {
       expect(sent[0]).toBe(good.toString("base64"))
       expect(sent[1]).toBe(gif.toString("base64"))
       expect(sent).not.toContain(pngImage(1, 7).toString("base64"))
+    } finally {
+      await page.close()
+    }
+  })
+
+  it("an image too big for the browser's storage: the conversation is kept without its bytes (named in its place), the small images of others whole, and the page says so", async () => {
+    const small = pngImage(5, 5, [0, 128, 0])
+    // a real PNG header, then 7 MiB of bytes that do not compress: more than localStorage holds
+    const huge = Buffer.concat([pngImage(1, 1), randomBytes(7 * 1024 * 1024)])
+    const page = await chatOn(SEER)
+    try {
+      await attachInput(page).setInputFiles(file("small.png", small))
+      await composerThumbs(page).waitFor()
+      await page.getByLabel("Message", { exact: true }).fill("the small one")
+      await page.getByRole("button", { name: "Send", exact: true }).click()
+      await page.locator(".msg.assistant").last().locator('[data-figure="completion"]').waitFor()
+
+      await page.getByRole("button", { name: "New chat" }).click()
+      await attachInput(page).setInputFiles(file("huge.png", huge))
+      await composerThumbs(page).waitFor()
+      await page.getByLabel("Message", { exact: true }).fill("the huge one")
+      await page.getByRole("button", { name: "Send", exact: true }).click()
+      await page.locator(".msg.assistant").last().locator('[data-figure="completion"]').waitFor()
+      // it reached the model whole
+      expect(chats().at(-1)!.messages.at(-1)!.images).toEqual([huge.toString("base64")])
+      await page.getByText("conversations are kept without some images").waitFor()
+
+      await page.reload()
+      await page.locator(".conversations .conv", { hasText: "the huge one" }).first().click()
+      const hugeTurn = page.locator(".msg.user", { hasText: "the huge one" })
+      await hugeTurn.waitFor()
+      expect(await hugeTurn.locator(".thumbs").textContent()).toContain("huge.png")
+      expect(await hugeTurn.locator(".thumbs img").count()).toBe(0)
+      await page.locator(".conversations .conv", { hasText: "the small one" }).first().click()
+      const smallTurn = page.locator(".msg.user", { hasText: "the small one" })
+      await smallTurn.locator(".thumbs img").waitFor()
+      expect(await smallTurn.locator(".thumbs img").getAttribute("src")).toBe(`data:image/png;base64,${small.toString("base64")}`)
     } finally {
       await page.close()
     }

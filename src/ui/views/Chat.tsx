@@ -17,6 +17,7 @@ import {
   emptyTranscript,
   exportFileName,
   type InlineImageJson,
+  keepConversations,
   parseTranscript,
   readConversations,
   titleOf,
@@ -24,8 +25,7 @@ import {
   type TranscriptMessageJson,
   type TranscriptParametersJson,
   toWireMessages,
-  toWireParameters,
-  writeConversations
+  toWireParameters
 } from "../lib/transcript.js"
 import type { ModelsReply, UiModel } from "../types.js"
 import { imageSize } from "../../domain/ImageSize.js"
@@ -170,7 +170,22 @@ export function ChatView(props: {
   const current = conversations.find((c) => c.id === currentId)
   const transcript = current?.transcript
 
-  useEffect(() => setStorageError(storage.set(STORE_KEY, writeConversations(conversations))), [conversations])
+  // kept whole when they fit; else the images' bytes are left out (the heaviest conversation's
+  // first) so no turn is lost on a reload, and the page says so
+  useEffect(() => {
+    let refusal: string | undefined
+    const { kept, lean } = keepConversations(conversations, (text) => {
+      refusal = storage.set(STORE_KEY, text)
+      return refusal === undefined
+    })
+    setStorageError(
+      !kept
+        ? refusal
+        : lean
+        ? "The browser's storage is full: conversations are kept without some images (each is named in its place); export a conversation to keep its images."
+        : undefined
+    )
+  }, [conversations])
 
   // the settings' text fields follow the conversation shown
   useEffect(() => {
