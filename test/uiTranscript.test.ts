@@ -14,6 +14,7 @@ import type { Completion } from "../src/domain/Types.js"
 import { answerFigures, applyChunk, endAnswer, startAnswer } from "../src/ui/lib/chatStream.js"
 import {
   checkTranscript,
+  type Conversation,
   emptyTranscript,
   exportFileName,
   keepConversations,
@@ -202,7 +203,7 @@ describe("the transcript contract", () => {
 })
 
 describe("conversations kept in a full storage", () => {
-  const withImage = (id: string, updatedAt: number, chars: number) => ({
+  const withImage = (id: string, updatedAt: number, chars: number): Conversation => ({
     id,
     updatedAt,
     transcript: {
@@ -231,7 +232,7 @@ describe("conversations kept in a full storage", () => {
     // nothing fits: said so, nothing claimed kept
     expect(keepConversations(all, () => false)).toEqual({ kept: false, lean: true })
     // a conversation with no inline image is left as it is
-    const plain = { id: "p", updatedAt: 3, transcript: { version: TRANSCRIPT_VERSION, model: "m", messages: [{ role: "user" as const, content: "hi" }] } }
+    const plain: Conversation = { id: "p", updatedAt: 3, transcript: { version: TRANSCRIPT_VERSION, model: "m", messages: [{ role: "user" as const, content: "hi" }] } }
     expect(withoutImageBytes(plain)).toBe(plain)
   })
 })
