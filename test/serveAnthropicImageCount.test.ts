@@ -80,6 +80,24 @@ describe("count_tokens with images", () => {
     expect(several.input_tokens - plain.input_tokens).toBe(expected)
     // the large photo is scaled first: it costs ~1,600, not 4000 × 3000 / 750 = 16,000
     expect(expected).toBeLessThan(1600 + 410 + 105 + 1334)
+
+    // a JPEG whose frame header comes after 260 KB of ICC-profile segments (past the head read
+    // first), and a PNG whose base64 is wrapped in lines: read all the same
+    const icc = Buffer.concat(Array.from({ length: 4 }, () => Buffer.concat([Buffer.from([0xff, 0xe2, 0xfd, 0xe8]), Buffer.alloc(0xfde8 - 2, 7)])))
+    const late = Buffer.concat([Buffer.from([0xff, 0xd8]), icc, jpegImage(800, 600).subarray(2)])
+    const wrapped = pngImage(30, 25).toString("base64").replace(/(.{8})/g, "$1\n")
+    const more = await client.messages.countTokens({
+      model: VISION,
+      messages: [{
+        role: "user",
+        content: [
+          { type: "image", source: { type: "base64", media_type: "image/jpeg", data: late.toString("base64") } },
+          { type: "image", source: { type: "base64", media_type: "image/png", data: wrapped } },
+          { type: "text", text }
+        ]
+      }]
+    })
+    expect(more.input_tokens - plain.input_tokens).toBe(640 + 1) // 800 × 600 / 750, 30 × 25 / 750
   })
 
   it("an image the messages route would pass but whose size cannot be read: 400 naming its field", async () => {

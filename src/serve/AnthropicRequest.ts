@@ -256,6 +256,23 @@ export const toGenerateRequest = (body: PromptBody): Either.Either<MappedRequest
     return { request, singleToolUse, droppedTools }
   })
 
+/** Base64 characters decoded first: 192 KiB of image, past any real JPEG's EXIF and ICC segments. */
+const HEAD_CHARS = 256 * 1024
+
+/**
+ * An image's size from its base64 data: its head decoded first (a cut header reads as no size,
+ * never a wrong one: test/ImageSize.test.ts), the whole only when the head holds none (a JPEG
+ * whose frame header comes late, whitespace in the head). The whole is bounded by IMAGE_LIMITS.
+ */
+const sizeOfBase64 = (data: string) => {
+  const head = data.slice(0, HEAD_CHARS)
+  if (!/\s/.test(head)) {
+    const size = imageSize(Buffer.from(head, "base64"))
+    if (size !== undefined || data.length <= HEAD_CHARS) return size
+  }
+  return imageSize(Buffer.from(data.replace(/\s+/g, ""), "base64"))
+}
+
 /**
  * The tokens the request's images cost by Anthropic's documented rule (`anthropicImageTokens`),
  * for a count_tokens answer whose backend counts text only; or a refusal naming the image whose
@@ -268,9 +285,7 @@ export const imageTokens = (body: PromptBody): Either.Either<number, string> => 
     if (typeof message.content === "string" || message.role !== "user") continue
     for (const [j, block] of message.content.entries()) {
       if (block.type !== "image" || block.source.type !== "base64") continue
-      // a JPEG's frame header follows its other segments (EXIF, ICC profiles): the data is decoded
-      // whole (toGenerateRequest bounded it by IMAGE_LIMITS)
-      const size = imageSize(Buffer.from(block.source.data.replace(/\s+/g, ""), "base64"))
+      const size = sizeOfBase64(block.source.data)
       if (size === undefined) {
         return Either.left(
           `messages[${i}].content[${j}].source.data: the image's width and height cannot be read: send a PNG, JPEG, GIF or WebP image`
