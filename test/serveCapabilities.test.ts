@@ -1,7 +1,7 @@
 /**
  * A request needing a capability the Ollama model lacks, through `llmspell serve` with the real
  * `openai` and `ollama` clients: a 400 naming the capability (in the API's words, no CLI hint),
- * and nothing sent upstream for images.
+ * and nothing sent upstream for images; `/api/show` and `/v1/models` carry capabilities only when known.
  */
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -181,5 +181,15 @@ describe("GET /v1/models/{model} for a cloud spec or alias", () => {
     expect(e.message).toContain("\"embedding\"")
     expect(e.message).not.toMatch(/llmspell |`/)
     expect(openaiFake.requests.filter((r) => r.path === "/v1/embeddings").length).toBe(before)
+  })
+})
+
+describe("POST /api/show (the ollama client's show)", () => {
+  it("carries the model's capabilities when its Ollama reports them, and none when it does not (unknown is not guessed)", async () => {
+    const client = new Ollama({ host: serve.url })
+    ollamaFake.state.models.push(fakeModel("elder", { capabilities: undefined as unknown as Array<string> }))
+    expect((await client.show({ model: "chatty@ollama" })).capabilities).toEqual(["completion", "tools"])
+    // an Ollama older than the field says nothing: a guessed ["completion"] would say "cannot see"
+    expect(await client.show({ model: "elder@ollama" })).not.toHaveProperty("capabilities")
   })
 })

@@ -3,7 +3,8 @@
  * (src/ui/lib/transcript.ts): the page's small checker gives the Schema's verdict on valid and
  * broken files, what the page exports decodes with the Schema, a transcript `llmspell chat`
  * would write loads in the page, and a transcript becomes the request and the OpenAI messages
- * that continue it.
+ * that continue it; conversations too big for the browser's storage kept without their images'
+ * bytes, the heaviest first.
  */
 import * as Either from "effect/Either"
 import * as Schema from "effect/Schema"
@@ -13,14 +14,17 @@ import type { Completion } from "../src/domain/Types.js"
 import { answerFigures, applyChunk, endAnswer, startAnswer } from "../src/ui/lib/chatStream.js"
 import {
   checkTranscript,
+  type Conversation,
   emptyTranscript,
   exportFileName,
+  keepConversations,
   parseTranscript,
   readConversations,
   titleOf,
   toWireMessages,
   toWireParameters,
   type TranscriptJson,
+  withoutImageBytes,
   writeConversations
 } from "../src/ui/lib/transcript.js"
 
@@ -195,5 +199,40 @@ describe("the transcript contract", () => {
     expect(parseTranscript("nope")).toMatchObject({ ok: false, error: expect.stringMatching(/^not JSON/) })
     expect(parseTranscript(JSON.stringify({ version: 1, model: "m", messages: [{ role: "tool", content: "x" }] })))
       .toEqual({ ok: false, error: "messages[0]: a tool message needs the toolCallId of the call it answers" })
+  })
+})
+
+describe("conversations kept in a full storage", () => {
+  const withImage = (id: string, updatedAt: number, chars: number): Conversation => ({
+    id,
+    updatedAt,
+    transcript: {
+      version: TRANSCRIPT_VERSION,
+      model: "seer@ollama",
+      messages: [{ role: "user" as const, content: `turn of ${id}`, images: [{ mediaType: "image/png", data: "A".repeat(chars), name: `${id}.png` }] }]
+    }
+  })
+
+  it("whole when they fit; else the heaviest conversation's images' bytes go first, each image named in its place, the turns kept", () => {
+    const all = [withImage("old-small", 1, 40), withImage("new-huge", 2, 4000)]
+    expect(keepConversations(all, () => true)).toEqual({ kept: true, lean: false })
+    let stored = ""
+    const fits = (limit: number) => (text: string) => {
+      if (text.length > limit) return false
+      stored = text
+      return true
+    }
+    expect(keepConversations(all, fits(1000))).toEqual({ kept: true, lean: true })
+    const back = readConversations(stored)
+    expect(back.map((c) => c.transcript.messages[0]!.content)).toEqual(["turn of old-small", "turn of new-huge"])
+    expect(back[0]!.transcript.messages[0]!.images).toEqual(all[0]!.transcript.messages[0]!.images)
+    expect(back[1]!.transcript.messages[0]!.images).toEqual([{ path: "new-huge.png", mediaType: "image/png" }])
+    // what is kept is still a transcript llmspell reads
+    for (const c of back) expect(Either.isRight(Schema.decodeUnknownEither(Transcript)(c.transcript))).toBe(true)
+    // nothing fits: said so, nothing claimed kept
+    expect(keepConversations(all, () => false)).toEqual({ kept: false, lean: true })
+    // a conversation with no inline image is left as it is
+    const plain: Conversation = { id: "p", updatedAt: 3, transcript: { version: TRANSCRIPT_VERSION, model: "m", messages: [{ role: "user" as const, content: "hi" }] } }
+    expect(withoutImageBytes(plain)).toBe(plain)
   })
 })

@@ -26,16 +26,17 @@ import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import { randomBytes } from "node:crypto"
 import * as Wire from "../domain/AnthropicWire.js"
-import { type ContextOverflow, isLlmspellError, type LlmspellError } from "../domain/Errors.js"
+import { type ContextOverflow, isLlmspellError, type LlmspellError, UnsupportedOperation } from "../domain/Errors.js"
 import { aliasAdvice, findAlias, type ModelAlias } from "../domain/ModelAliases.js"
 import * as Protocol from "../domain/Protocol.js"
 import type { CountTokensError } from "../services/LocalLLM.js"
 import type { Completion, GenerateEvent, GenerateRequest, Usage } from "../domain/Types.js"
-import { type MappedRequest, toGenerateRequest } from "./AnthropicRequest.js"
+import { lackedCapability } from "../layers/ollama/ollamaMapping.js"
+import { imageTokens, type MappedRequest, toGenerateRequest } from "./AnthropicRequest.js"
 import { type ApiTerms, toApiFailure } from "./ApiTerms.js"
 import { HttpFailure, json, readJson } from "./Http.js"
 import { fetchAll, isHttpUrl } from "./ImageFetch.js"
-import { IMAGE_LIMITS } from "../domain/Images.js"
+import { hasImages, IMAGE_LIMITS } from "../domain/Images.js"
 import { ANTHROPIC_COUNT_TOKENS_FIELDS, ANTHROPIC_MESSAGES_FIELDS, checkedBody, type FieldTable, refusedField } from "./RequestFields.js"
 import { checkSpec, noteTokens, type RouteContext, type RouteEnv, started } from "./Routes.js"
 
@@ -416,13 +417,19 @@ export const routes = (ctx: RouteContext): HttpRouter.HttpRouter<never, never> =
    * models count without generating. An Ollama server has no count route: it evaluates the prompt
    * for one token of answer and reports the count it saw (its cache then holds the prompt for the
    * request that follows). A cloud model is not counted: that would be a billed generation.
+   * Images: each costs what Anthropic documents (`domain/ImageSize.ts`: scaled to a 1568 px long
+   * edge and ~1,600 tokens, then width × height / 750, the size read from the image's header); the
+   * Ollama probe is sent without them, so a count runs no vision encoder. A model that refuses
+   * images refuses the count in the same words (GGUF's countTokens; an Ollama model whose known
+   * capabilities lack vision).
    */
   const countTokens = handle((requested) =>
     Effect.gen(function*() {
       const b = yield* body(Wire.CountTokensRequest, ANTHROPIC_COUNT_TOKENS_FIELDS)
       requested.model = b.model
       const spec = yield* checkSpec(ctx, b.model)
-      const mapped = yield* fromEither(toGenerateRequest(yield* withFetchedImages(b)))
+      const fetched = yield* withFetchedImages(b)
+      const mapped = yield* fromEither(toGenerateRequest(fetched))
       const request = yield* validated(mapped.request)
       const resolved = yield* ctx.llm.resolve(spec)
       if (resolved.handle.countTokens !== undefined) {
@@ -437,9 +444,22 @@ export const routes = (ctx: RouteContext): HttpRouter.HttpRouter<never, never> =
         )
       }
       const { toolChoice: _choice, responseFormat: _format, ...plain } = request
+      // Images: refused as the messages route refuses them (a model whose known capabilities lack
+      // vision), else counted by Anthropic's documented rule and left out of the probe, so counting
+      // runs no vision encoder and the figure is the one Anthropic's clients plan with
+      let imageCost = 0
+      if (hasImages(plain.messages)) {
+        const capabilities = yield* Effect.orElseSucceed(Effect.map(ctx.llm.info(spec), (info) => info.capabilities), () => undefined)
+        const lacked = lackedCapability(resolved.model, capabilities, "vision", "images", b.model)
+        if (lacked !== undefined) return yield* new UnsupportedOperation({ backend: resolved.backend, ...lacked })
+        imageCost = yield* fromEither(imageTokens(fetched))
+      }
+      const probe = imageCost > 0
+        ? { ...plain, messages: plain.messages.map(({ images: _images, ...message }) => message) }
+        : plain
       yield* ctx.admission.enter
-      const completion = yield* lastCompletion(yield* started(ctx.llm.generate(spec, { ...plain, maxTokens: 1 })))
-      return json({ input_tokens: completion.usage.promptTokens } satisfies Wire.CountTokensResponse)
+      const completion = yield* lastCompletion(yield* started(ctx.llm.generate(spec, { ...probe, maxTokens: 1 })))
+      return json({ input_tokens: completion.usage.promptTokens + imageCost } satisfies Wire.CountTokensResponse)
     })
   )
 

@@ -22,6 +22,7 @@
  */
 import * as Either from "effect/Either"
 import type * as Wire from "../domain/AnthropicWire.js"
+import { anthropicImageTokens, imageSize } from "../domain/ImageSize.js"
 import { IMAGE_LIMITS, imageProblem } from "../domain/Images.js"
 import type { ChatMessage, GenerateRequest, ImageInput, ToolCall, ToolChoice, ToolDefinition } from "../domain/Types.js"
 
@@ -254,3 +255,44 @@ export const toGenerateRequest = (body: PromptBody): Either.Either<MappedRequest
     const singleToolUse = choice != null && choice.type !== "none" && choice.disable_parallel_tool_use === true
     return { request, singleToolUse, droppedTools }
   })
+
+/** Base64 characters decoded first: 192 KiB of image, past any real JPEG's EXIF and ICC segments. */
+const HEAD_CHARS = 256 * 1024
+
+/**
+ * An image's size from its base64 data: its head decoded first (a cut header reads as no size,
+ * never a wrong one: test/ImageSize.test.ts), the whole only when the head holds none (a JPEG
+ * whose frame header comes late, whitespace in the head). The whole is bounded by IMAGE_LIMITS.
+ */
+const sizeOfBase64 = (data: string) => {
+  const head = data.slice(0, HEAD_CHARS)
+  if (!/\s/.test(head)) {
+    const size = imageSize(Buffer.from(head, "base64"))
+    if (size !== undefined || data.length <= HEAD_CHARS) return size
+  }
+  return imageSize(Buffer.from(data.replace(/\s+/g, ""), "base64"))
+}
+
+/**
+ * The tokens the request's images cost by Anthropic's documented rule (`anthropicImageTokens`),
+ * for a count_tokens answer whose backend counts text only; or a refusal naming the image whose
+ * size cannot be read. Images inside tool results are not passed on (a placeholder text is) and
+ * cost nothing here. Call it on a request `toGenerateRequest` accepted (base64 sources, bounded).
+ */
+export const imageTokens = (body: PromptBody): Either.Either<number, string> => {
+  let total = 0
+  for (const [i, message] of body.messages.entries()) {
+    if (typeof message.content === "string" || message.role !== "user") continue
+    for (const [j, block] of message.content.entries()) {
+      if (block.type !== "image" || block.source.type !== "base64") continue
+      const size = sizeOfBase64(block.source.data)
+      if (size === undefined) {
+        return Either.left(
+          `messages[${i}].content[${j}].source.data: the image's width and height cannot be read: send a PNG, JPEG, GIF or WebP image`
+        )
+      }
+      total += anthropicImageTokens(size.width, size.height)
+    }
+  }
+  return Either.right(total)
+}

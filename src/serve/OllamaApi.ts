@@ -403,7 +403,9 @@ const showReply = (info: ModelInfo) => {
       quantization_level: info.quantization ?? ""
     },
     model_info: modelInfo,
-    capabilities: info.capabilities ?? ["completion"],
+    // unknown (an Ollama older than its capabilities field, an openai_compatible model) stays
+    // unknown, as in /v1/models: a guessed ["completion"] would tell a client the model cannot see
+    ...(info.capabilities !== undefined ? { capabilities: info.capabilities } : {}),
     modified_at: new Date().toISOString()
   }
 }

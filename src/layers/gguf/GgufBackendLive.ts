@@ -18,7 +18,7 @@ import { BackendError, ContextOverflow, UnsupportedOperation } from "../../domai
 import { embeddingRefusal, factsOfFile } from "../../domain/ModelFacts.js"
 import { isFileReference } from "../../domain/ModelSpec.js"
 import { rankingSupport, RERANK_SERVICES } from "../../domain/Rerank.js"
-import type { Embeddings, LocalModel, Reranking } from "../../domain/Types.js"
+import type { Embeddings, GenerateRequest, LocalModel, Reranking } from "../../domain/Types.js"
 import { type GgufBackend, GgufBackendFactory } from "../../services/GgufBackend.js"
 import { LlamaLoader, type LlamaLoaderService, type LoadOptions } from "../../services/LlamaLoader.js"
 import { ModelDownloader, type ModelDownloaderService } from "../../services/ModelDownloader.js"
@@ -75,18 +75,22 @@ export const makeBackend = (
     })
     const statusContext = { instance, isolation, threads, cores, loader }
 
+    // images are refused before anything is loaded: no model here can see them (a count of a
+    // prompt with images is refused as its generation is)
+    const refuseImages = (request: GenerateRequest): Effect.Effect<void, UnsupportedOperation> =>
+      hasImages(request.messages)
+        ? new UnsupportedOperation({
+          backend: "gguf",
+          operation: "images",
+          reason: GGUF_NO_VISION,
+          suggestion: "use an Ollama vision model (`llmspell model list --backend ollama`) or a cloud spec (openai/gpt-4o-mini)"
+        })
+        : Effect.void
+
     const generate: GgufBackend["generate"] = (model, request) =>
       Stream.unwrapScoped(Effect.gen(function*() {
         const start = yield* answerClock
-        // images are refused before anything is loaded: no model here can see them
-        if (hasImages(request.messages)) {
-          return yield* new UnsupportedOperation({
-            backend: "gguf",
-            operation: "images",
-            reason: GGUF_NO_VISION,
-            suggestion: "use an Ollama vision model (`llmspell model list --backend ollama`) or a cloud spec (openai/gpt-4o-mini)"
-          })
-        }
+        yield* refuseImages(request)
         // a schema the grammar cannot enforce is refused before anything is loaded
         const plan = yield* generationPlan(request)
         const file = yield* resolve(model)
@@ -221,6 +225,7 @@ export const makeBackend = (
     // On the chat model (loaded if it is not): the count is its chat template's, like a generation's prompt.
     const countTokens: GgufBackend["countTokens"] = (model, request) =>
       Effect.scoped(Effect.gen(function*() {
+        yield* refuseImages(request)
         yield* generationPlan(request)
         const file = yield* resolve(model)
         const lease = yield* models.acquire(file.path, "chat")

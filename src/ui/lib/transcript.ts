@@ -234,3 +234,45 @@ export const readConversations = (text: string | null): Array<Conversation> => {
 /** The conversations as the stored text. */
 export const writeConversations = (conversations: ReadonlyArray<Conversation>): string =>
   JSON.stringify({ version: 1, conversations })
+
+/**
+ * The conversation with its images' bytes left out, each named in its place (`{ path: name }`, as
+ * a transcript of `llmspell chat` refers to a file): what the browser keeps when the bytes do not
+ * fit its storage, so the turns survive a reload.
+ */
+export const withoutImageBytes = (c: Conversation): Conversation => {
+  if (!c.transcript.messages.some((m) => (m.images ?? []).some((i) => "data" in i))) return c
+  return {
+    ...c,
+    transcript: {
+      ...c.transcript,
+      messages: c.transcript.messages.map((m) =>
+        m.images === undefined ? m : { ...m, images: m.images.map((i) => ("data" in i ? { path: i.name ?? "image", mediaType: i.mediaType } : i)) }
+      )
+    }
+  }
+}
+
+/**
+ * The stored text that fits: all the conversations whole, else with the images' bytes left out
+ * of the conversation holding the most first, until `fits` accepts one (so one huge image does not
+ * cost the small ones elsewhere); `lean` says whether any was left out. `fits` writes (and answers
+ * false when the storage is full).
+ */
+export const keepConversations = (
+  conversations: ReadonlyArray<Conversation>,
+  fits: (text: string) => boolean
+): { readonly kept: boolean; readonly lean: boolean } => {
+  if (fits(writeConversations(conversations))) return { kept: true, lean: false }
+  const imageChars = (c: Conversation) =>
+    c.transcript.messages.reduce((n, m) => n + (m.images ?? []).reduce((k, i) => k + ("data" in i ? i.data.length : 0), 0), 0)
+  const heaviestFirst = conversations.map((c, i) => ({ c, i, chars: imageChars(c) })).sort((a, b) => b.chars - a.chars)
+  const current = [...conversations]
+  for (const { c, i } of heaviestFirst) {
+    const lean = withoutImageBytes(c)
+    if (lean === c) continue
+    current[i] = lean
+    if (fits(writeConversations(current))) return { kept: true, lean: true }
+  }
+  return { kept: false, lean: true }
+}

@@ -17,6 +17,7 @@ import {
   emptyTranscript,
   exportFileName,
   type InlineImageJson,
+  keepConversations,
   parseTranscript,
   readConversations,
   titleOf,
@@ -24,10 +25,10 @@ import {
   type TranscriptMessageJson,
   type TranscriptParametersJson,
   toWireMessages,
-  toWireParameters,
-  writeConversations
+  toWireParameters
 } from "../lib/transcript.js"
 import type { ModelsReply, UiModel } from "../types.js"
+import { imageSize } from "../../domain/ImageSize.js"
 import { useCapabilities } from "./Models.js"
 
 const STORE_KEY = "llmspell.chat.v1"
@@ -169,7 +170,22 @@ export function ChatView(props: {
   const current = conversations.find((c) => c.id === currentId)
   const transcript = current?.transcript
 
-  useEffect(() => setStorageError(storage.set(STORE_KEY, writeConversations(conversations))), [conversations])
+  // kept whole when they fit; else the images' bytes are left out (the heaviest conversation's
+  // first) so no turn is lost on a reload, and the page says so
+  useEffect(() => {
+    let refusal: string | undefined
+    const { kept, lean } = keepConversations(conversations, (text) => {
+      refusal = storage.set(STORE_KEY, text)
+      return refusal === undefined
+    })
+    setStorageError(
+      !kept
+        ? refusal
+        : lean
+        ? "The browser's storage is full: conversations are kept without some images (each is named in its place); export a conversation to keep its images."
+        : undefined
+    )
+  }, [conversations])
 
   // the settings' text fields follow the conversation shown
   useEffect(() => {
@@ -188,7 +204,10 @@ export function ChatView(props: {
 
   const model = transcript?.model ?? pickedModel ?? chatModels[0]?.spec
   const modelEntry: UiModel | undefined = props.models?.models.find((m) => m.spec === model)
-  const canSee = modelEntry !== undefined && (capabilities(modelEntry)?.includes("vision") ?? false)
+  // images are offered unless the model's capabilities are known and lack vision (unknown: the
+  // server decides, and says so if it cannot)
+  const modelCapabilities = modelEntry !== undefined ? capabilities(modelEntry) : undefined
+  const canAttach = modelCapabilities === undefined || modelCapabilities.includes("vision")
 
   const save = (id: string, t: TranscriptJson) =>
     setConversations((all) => all.map((c) => (c.id === id ? { ...c, transcript: t, updatedAt: Date.now() } : c)))
@@ -230,8 +249,30 @@ export function ChatView(props: {
     save(id, { ...base, parameters: merged as TranscriptParametersJson })
   }
 
+  /**
+   * A turn the server refused before any answer (a 400 for an image the model cannot see, a bad
+   * parameter, a missing key): taken out of the conversation and given back to the composer, its
+   * text before whatever was typed since and its images before any attached since, so nothing is
+   * lost and it can be sent again, to another model or changed.
+   */
+  const giveBack = (id: string, turn: TranscriptMessageJson) => {
+    setConversations((all) =>
+      all.map((c) =>
+        c.id === id && c.transcript.messages.at(-1) === turn
+          ? { ...c, transcript: { ...c.transcript, messages: c.transcript.messages.slice(0, -1) }, updatedAt: Date.now() }
+          : c
+      )
+    )
+    setDraft((typed) => (typed.trim() === "" ? turn.content : `${turn.content}\n${typed}`))
+    const inline = (turn.images ?? []).flatMap((img) => ("data" in img ? [img] : []))
+    if (inline.length > 0) setImages((all) => [...inline, ...all].slice(0, MAX_IMAGES))
+  }
+
   const generate = async (id: string, t: TranscriptJson) => {
     const controller = new AbortController()
+    // the user's turn this request sends, given back to the composer if the server refuses it
+    const last = t.messages.at(-1)
+    const turn = last?.role === "user" ? last : undefined
     let answer = startAnswer(performance.now())
     setStreaming({ answer, controller })
     setError(undefined)
@@ -243,6 +284,7 @@ export function ChatView(props: {
       })
       if (!response.ok || response.body === null) {
         setError(response.ok ? "The server sent no answer." : await errorMessage(response))
+        if (!response.ok && turn !== undefined) giveBack(id, turn)
         return setStreaming(undefined)
       }
       for await (const event of sseEvents(response.body)) {
@@ -262,6 +304,7 @@ export function ChatView(props: {
       if (controller.signal.aborted) answer = endAnswer(answer, performance.now(), "abort")
       else {
         answer = { ...endAnswer(answer, performance.now(), "error"), error: e instanceof ApiError && e.status === 401 ? "The server asks for the API key." : (e as Error).message }
+        if (turn !== undefined && answer.content === "" && answer.reasoning === "" && answer.toolCalls.length === 0) giveBack(id, turn)
       }
     }
     if (answer.error !== undefined) setError(answer.error)
@@ -310,18 +353,35 @@ export function ChatView(props: {
     if (calls.every((c) => done.has(c.id))) void generate(current.id, t)
   }
 
+  /**
+   * The files chosen, as images: each checked by its own bytes (a PNG, JPEG, GIF or WebP header
+   * with a size, whatever its name says; its media type from those bytes) and size; the good ones
+   * attached, up to MAX_IMAGES in the message, and every one left out named with why.
+   */
   const attach = async (files: FileList | null) => {
     if (files === null) return
     const added: Array<InlineImageJson> = []
+    const refused: Array<string> = []
     for (const file of Array.from(files)) {
-      if (!/^image\/[a-z0-9.+-]+$/.test(file.type)) return setError(`${file.name} is not an image.`)
-      if (file.size > MAX_IMAGE_BYTES) return setError(`${file.name} is larger than ${MAX_IMAGE_BYTES / 1024 / 1024} MiB.`)
+      if (file.size > MAX_IMAGE_BYTES) {
+        refused.push(`${file.name} is larger than ${MAX_IMAGE_BYTES / 1024 / 1024} MiB.`)
+        continue
+      }
       const bytes = new Uint8Array(await file.arrayBuffer())
+      const size = imageSize(bytes)
+      if (size === undefined) {
+        refused.push(`${file.name} is not an image (PNG, JPEG, GIF or WebP).`)
+        continue
+      }
       let binary = ""
       for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000))
-      added.push({ mediaType: file.type, data: btoa(binary), name: file.name })
+      added.push({ mediaType: `image/${size.format}`, data: btoa(binary), name: file.name })
     }
+    const room = Math.max(0, MAX_IMAGES - images.length)
+    const left = added.slice(room)
+    if (left.length > 0) refused.push(`At most ${MAX_IMAGES} images in one message: ${left.map((i) => i.name).join(", ")} left out.`)
     setImages((all) => [...all, ...added].slice(0, MAX_IMAGES))
+    setError(refused.length > 0 ? refused.join(" ") : undefined)
   }
 
   const exportCurrent = () => {
@@ -562,10 +622,21 @@ export function ChatView(props: {
             }}
           />
           <div class="composer-actions">
-            {canSee
+            {model !== undefined
               ? (
                 <>
-                  <button type="button" onClick={() => imageInput.current?.click()} disabled={images.length >= MAX_IMAGES}>Attach image</button>
+                  <button
+                    type="button"
+                    onClick={() => imageInput.current?.click()}
+                    disabled={!canAttach || images.length >= MAX_IMAGES}
+                    title={!canAttach
+                      ? `${model} cannot take images: its capabilities lack vision`
+                      : images.length >= MAX_IMAGES
+                      ? `At most ${MAX_IMAGES} images in one message`
+                      : undefined}
+                  >
+                    Attach image
+                  </button>
                   <input ref={imageInput} type="file" accept="image/png,image/jpeg,image/webp,image/gif" multiple hidden aria-label="Attach images" onChange={(e) => {
                     void attach(e.currentTarget.files)
                     e.currentTarget.value = ""
