@@ -33,7 +33,7 @@ import { type ServeHarness, startServe } from "./fixtures/serveHarness.js"
 import { ensureBuilt, isolatedEnv, runCli } from "./support/runCli.js"
 
 const TOOLS_TEMPLATE = "{% if tools %}{{ tools | tojson }}{% endif %}{% for m in messages %}{{ m.content }}{% endfor %}"
-const THINKING_TEMPLATE = "{% for m in messages %}{{ m.content }}{% endfor %}{% if enable_thinking %}<think>{% endif %}"
+const THINKING_TEMPLATE = "{% for m in messages %}{{ m.content }}{% endfor %}{% if not enable_thinking %}<think>\n\n</think>\n\n{% endif %}"
 
 /** A chat model whose vocabulary (5000 tokens, ~100 KB) pushes its tools template past the first 64 KiB. */
 const longHeader = (seed: number) =>
