@@ -49,6 +49,7 @@ import { toGenerateRequest } from "../src/serve/AnthropicRequest.js"
 import * as Server from "../src/serve/Server.js"
 import { writeTinyLlamaGguf } from "../test/fixtures/ggufWriter.js"
 import { benchModel } from "./benchModels.js"
+import { median } from "./stats.js"
 
 const root = fileURLToPath(new URL("..", import.meta.url))
 const SMALL = process.argv.includes("--small")
@@ -69,10 +70,6 @@ const SEQUENCES = 4
 const THREADS = autoThreads()
 const started = performance.now()
 const log = (s: string) => process.stderr.write(`[${((performance.now() - started) / 1000).toFixed(0)} s] ${s}\n`)
-const median = (xs: ReadonlyArray<number>) => {
-  const s = [...xs].sort((a, b) => a - b)
-  return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2
-}
 
 const dir = await mkdtemp(join(os.tmpdir(), "llmspell-bench-agent-"))
 const models = join(dir, "models")

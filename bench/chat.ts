@@ -15,6 +15,7 @@ import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { autoThreads, availableCores } from "../src/layers/gguf/cpu.js"
 import { writeTinyLlamaGguf } from "../test/fixtures/ggufWriter.js"
+import { median } from "./stats.js"
 
 const arg = (name: string, fallback: number) => {
   const at = process.argv.indexOf(`--${name}`)
@@ -35,10 +36,6 @@ const SYSTEM = Array.from(
 const userTurn = (n: number) =>
   `Turn ${n}: please look at the file src/module${n}.ts and tell me whether the function parseThing${n} handles empty input, and what it returns for a string of spaces.`
 
-const median = (xs: ReadonlyArray<number>) => {
-  const s = [...xs].sort((a, b) => a - b)
-  return s.length === 0 ? Number.NaN : s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2
-}
 
 /** Per-turn TTFT (ms) and prompt tokens through `llmspell chat` in line mode. */
 const chatRun = async (dir: string, model: string, config: string) =>

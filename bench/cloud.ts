@@ -18,6 +18,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { startFakeOpenAI } from "../test/fixtures/fakeOpenAI.js"
+import { median } from "./stats.js"
 
 const root = fileURLToPath(new URL("..", import.meta.url))
 const bin = path.join(root, "dist", "cli.js")
@@ -59,10 +60,6 @@ const timed = (command: string, argv: ReadonlyArray<string>, env: NodeJS.Process
     child.on("close", (code) => resolve({ firstMs: first, lastMs: last, out, code, err }))
   })
 
-const median = (xs: ReadonlyArray<number>) => {
-  const s = [...xs].sort((a, b) => a - b)
-  return s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2
-}
 
 const main = async () => {
   const content = Array.from({ length: tokens }, (_, i) => `t${i % 10}`).join(" ")

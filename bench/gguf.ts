@@ -41,6 +41,7 @@ import { isolationSection } from "./ggufIsolation.js"
 import { ModelDownloaderMock } from "../src/testing.js"
 import { ggufInstance } from "../test/fixtures/ggufBackendFakes.js"
 import { writeTinyLlamaGguf } from "../test/fixtures/ggufWriter.js"
+import { median } from "./stats.js"
 
 const root = fileURLToPath(new URL("..", import.meta.url))
 const arg = (name: string, fallback: number) => {
@@ -62,10 +63,6 @@ const request: GenerateRequest = {
   temperature: 0.8
 }
 
-const median = (xs: ReadonlyArray<number>) => {
-  const s = [...xs].sort((a, b) => a - b)
-  return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2
-}
 const log = (s: string) => process.stderr.write(`${s}\n`)
 
 interface Sample {

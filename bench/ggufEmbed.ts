@@ -19,14 +19,11 @@ import * as LlamaLoaderLive from "../src/layers/gguf/LlamaLoaderLive.js"
 import { ModelDownloaderMock } from "../src/testing/index.js"
 import { ggufInstance } from "../test/fixtures/ggufBackendFakes.js"
 import { writeTinyLlamaGguf } from "../test/fixtures/ggufWriter.js"
+import { median } from "./stats.js"
 
 const root = fileURLToPath(new URL("..", import.meta.url))
 const CONTEXT = 512
 const INPUTS = 64
-const median = (xs: ReadonlyArray<number>) => {
-  const s = [...xs].filter(Number.isFinite).sort((a, b) => a - b)
-  return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2
-}
 
 /** 64 sentences of 12–40 words, different from each other (no prompt reuse to lean on). */
 const inputs = Array.from({ length: INPUTS }, (_, i) => {

@@ -21,12 +21,9 @@ import * as LlamaLoaderLive from "../src/layers/gguf/LlamaLoaderLive.js"
 import { ModelDownloaderMock } from "../src/testing.js"
 import { ggufInstance } from "../test/fixtures/ggufBackendFakes.js"
 import { writeTinyLlamaGguf } from "../test/fixtures/ggufWriter.js"
+import { median } from "./stats.js"
 
 const root = fileURLToPath(new URL("..", import.meta.url))
-const median = (xs: ReadonlyArray<number>) => {
-  const s = [...xs].sort((a, b) => a - b)
-  return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2
-}
 
 /** A schema a random-weights model completes in a predictable number of tokens: 40 enum items. */
 const SCHEMA = {

@@ -20,6 +20,7 @@ import * as LlamaLoaderLive from "../src/layers/gguf/LlamaLoaderLive.js"
 import { ModelDownloaderMock } from "../src/testing.js"
 import { ggufInstance } from "../test/fixtures/ggufBackendFakes.js"
 import { writeTinyLlamaGguf } from "../test/fixtures/ggufWriter.js"
+import { median } from "./stats.js"
 
 interface Sample {
   readonly tokensPerSecond: number
@@ -29,10 +30,6 @@ interface Sample {
 }
 
 const root = fileURLToPath(new URL("..", import.meta.url))
-const median = (xs: ReadonlyArray<number>) => {
-  const s = [...xs].filter(Number.isFinite).sort((a, b) => a - b)
-  return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2
-}
 const rssOf = (pid: number) => {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))
   return m ? Number(m[1]) * 1024 : NaN

@@ -31,6 +31,7 @@ import { LocalLLM } from "../src/services/LocalLLM.js"
 import type { ModelStoreService } from "../src/services/ModelStore.js"
 import { ProviderRegistry } from "../src/services/ProviderRegistry.js"
 import { writeTinyLlamaGguf } from "../test/fixtures/ggufWriter.js"
+import { median } from "./stats.js"
 
 const root = fileURLToPath(new URL("..", import.meta.url))
 const arg = (name: string, fallback: number) => {
@@ -131,7 +132,6 @@ try {
     log(`pair ${i + 1}/${PAIRS}: off ${results.get(off.url)!.toFixed(1)} tok/s, on ${results.get(on.url)!.toFixed(1)} tok/s`)
   }
   clearInterval(scrape)
-  const median = (xs: Array<number>) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
   const load = os.loadavg().map((l) => l.toFixed(2)).join(", ")
   await Effect.runPromise(Scope.close(scope, Exit.void)) // flushes the last spans
   const section = [

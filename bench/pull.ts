@@ -22,6 +22,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { deterministicContent, ggufContent, startFakeHub } from "../test/fixtures/fakeHub.js"
+import { median } from "./stats.js"
 
 const root = fileURLToPath(new URL("..", import.meta.url))
 const bin = path.join(root, "dist", "cli.js")
@@ -142,10 +143,6 @@ const llmspell = async (cli: string = bin): Promise<number> => {
   return r.ms
 }
 
-const median = (xs: ReadonlyArray<number>) => {
-  const s = [...xs].sort((a, b) => a - b)
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2
-}
 
 // Warm-up (page cache of the source, the CLI bundle, curl) then interleaved runs.
 log("warming up…")

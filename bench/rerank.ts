@@ -25,6 +25,7 @@ import * as Server from "../src/serve/Server.js"
 import { LocalLLM, type LocalLLMService } from "../src/services/LocalLLM.js"
 import { tinyRerankerGguf } from "../test/fixtures/rerankerGguf.js"
 import { replaceSection } from "./ggufEmbed.js"
+import { median } from "./stats.js"
 
 const root = fileURLToPath(new URL("..", import.meta.url))
 const arg = (name: string, fallback: number) => {
@@ -37,10 +38,6 @@ const CONTEXT = 512
 const DOCUMENTS = 64
 const THREADS = autoThreads()
 const log = (s: string) => process.stderr.write(`${s}\n`)
-const median = (xs: ReadonlyArray<number>) => {
-  const s = [...xs].filter(Number.isFinite).sort((a, b) => a - b)
-  return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2
-}
 
 const WORDS = ["llama", "spell", "token", "vector", "context", "model", "rank", "local", "worker", "batch", "query", "answer", "the", "and", "of"]
 const QUERY = "which model ranks the local query context"

@@ -29,8 +29,8 @@ import * as Layer from "effect/Layer"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { type ChildProcess, spawn } from "node:child_process"
-import { mkdirSync, readdirSync, readFileSync, statSync } from "node:fs"
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises"
+import { readdirSync, readFileSync } from "node:fs"
+import { readFile, rm, writeFile } from "node:fs/promises"
 import * as os from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
@@ -38,8 +38,8 @@ import { autoThreads } from "../src/layers/gguf/cpu.js"
 import * as LlmspellLive from "../src/layers/LlmspellLive.js"
 import { LocalLLM, type LocalLLMService } from "../src/services/LocalLLM.js"
 import * as Server from "../src/serve/Server.js"
-import { writeTinyLlamaGguf } from "../test/fixtures/ggufWriter.js"
-import { benchModel } from "./benchModels.js"
+import { benchWorkspace } from "./benchModels.js"
+import { median } from "./stats.js"
 
 const root = fileURLToPath(new URL("..", import.meta.url))
 const cli = join(root, "dist", "cli.js")
@@ -67,24 +67,9 @@ const TEMPERATURE = 0.8
 const PROMPT = "Tell me a long story about a llama who learns to spell."
 const started = performance.now()
 const log = (s: string) => process.stderr.write(`[${((performance.now() - started) / 1000).toFixed(0)} s] ${s}\n`)
-const median = (xs: ReadonlyArray<number>) => {
-  const s = [...xs].sort((a, b) => a - b)
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2
-}
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
-const dir = await mkdtemp(join(os.tmpdir(), "llmspell-bench-serve-"))
-const home = join(dir, "home")
-const models = join(dir, "models")
-mkdirSync(home, { recursive: true })
-mkdirSync(models, { recursive: true })
-const file = join(models, "bench.gguf")
-await writeTinyLlamaGguf(
-  file,
-  benchModel(SMALL ? "small" : "large", CONTEXT, "bench")
-)
-const sizeMiB = statSync(file).size / 2 ** 20
-const SPEC = "bench.gguf@gguf"
+const { dir, home, models, file, sizeMiB, spec: SPEC } = await benchWorkspace("serve", SMALL ? "small" : "large", CONTEXT)
 const messages = [{ role: "user" as const, content: PROMPT }]
 log(`model: ${sizeMiB.toFixed(0)} MiB, threads ${THREADS}, ${TOKENS}/${SHORT} tokens, ${RUNS} runs, load run ${REQUESTS} requests × ${CLIENTS} clients`)
 

@@ -45,6 +45,7 @@ import * as ScanFs from "../src/layers/store/scanFs.js"
 import type { ModelStoreService } from "../src/services/ModelStore.js"
 import { populatedMachine } from "../test/fixtures/foreignStores.js"
 import { encodeGguf, GgmlType, v } from "../test/fixtures/ggufWriter.js"
+import { median } from "./stats.js"
 
 const root = fileURLToPath(new URL("..", import.meta.url))
 const bin = path.join(root, "dist", "cli.js")
@@ -94,10 +95,6 @@ const timeInProcess = async (f: () => Promise<unknown>) => {
   return performance.now() - start
 }
 
-const median = (xs: ReadonlyArray<number>) => {
-  const s = [...xs].sort((a, b) => a - b)
-  return s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2
-}
 
 /** Every mtime under `dir` two days back (links themselves included). */
 const backdate = async (dir: string): Promise<void> => {

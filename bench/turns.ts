@@ -25,15 +25,15 @@
  * stderr, the section to stdout and BENCHMARKS.md.
  */
 import { type ChildProcess, spawn } from "node:child_process"
-import { mkdirSync, statSync } from "node:fs"
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises"
+import { mkdirSync } from "node:fs"
+import { readFile, rm, writeFile } from "node:fs/promises"
 import * as os from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { type ChatHistoryItem, getLlama, LlamaChat, LlamaLogLevel } from "node-llama-cpp"
 import { autoThreads } from "../src/layers/gguf/cpu.js"
-import { writeTinyLlamaGguf } from "../test/fixtures/ggufWriter.js"
-import { benchModel } from "./benchModels.js"
+import { benchWorkspace } from "./benchModels.js"
+import { median } from "./stats.js"
 
 const root = fileURLToPath(new URL("..", import.meta.url))
 const cli = join(root, "dist", "cli.js")
@@ -54,23 +54,8 @@ const THREADS = autoThreads()
 const CONTEXT = 4096
 const started = performance.now()
 const log = (s: string) => process.stderr.write(`[${((performance.now() - started) / 1000).toFixed(0)} s] ${s}\n`)
-const median = (xs: ReadonlyArray<number>) => {
-  const s = [...xs].sort((a, b) => a - b)
-  return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2
-}
 
-const dir = await mkdtemp(join(os.tmpdir(), "llmspell-bench-turns-"))
-const home = join(dir, "home")
-const models = join(dir, "models")
-mkdirSync(home, { recursive: true })
-mkdirSync(models, { recursive: true })
-const file = join(models, "bench.gguf")
-await writeTinyLlamaGguf(
-  file,
-  benchModel(LARGE ? "large" : "small", CONTEXT, "bench")
-)
-const sizeMiB = statSync(file).size / 2 ** 20
-const SPEC = "bench.gguf@gguf"
+const { dir, home, models, file, sizeMiB, spec: SPEC } = await benchWorkspace("turns", LARGE ? "large" : "small", CONTEXT)
 
 // ---- the conversation: an agent's system prompt with tool definitions, ~50-token user turns
 const tool = (i: number) =>

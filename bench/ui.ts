@@ -24,16 +24,13 @@ import { fakeModel, startFakeOllama } from "../test/fixtures/fakeOllama.js"
 import { tinyLlamaGguf } from "../test/fixtures/ggufWriter.js"
 import { startServe } from "../test/fixtures/serveHarness.js"
 import { CHROMIUM, CHROMIUM_ARGS } from "../test/support/browser.js"
+import { median } from "./stats.js"
 
 const args = process.argv.slice(2)
 const runsArg = args.indexOf("--runs")
 const runs = Math.max(3, runsArg >= 0 ? Number(args[runsArg + 1]) : 10)
 const asJson = args.includes("--json")
 
-const median = (xs: ReadonlyArray<number>) => {
-  const s = [...xs].sort((a, b) => a - b)
-  return s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2
-}
 
 interface Load {
   readonly firstPaint: number
