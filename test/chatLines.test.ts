@@ -4,7 +4,6 @@
  * commands (`/system`, `/set`, `/clear`, `/save`) acting between turns, `--json` NDJSON records,
  * `--verbose` figures, `--load` going on with a saved transcript; bad input refused clearly.
  */
-import { spawn } from "node:child_process"
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -16,23 +15,14 @@ import { Completion } from "../src/domain/Types.js"
 import { type FakeOllama, fakeModel, startFakeOllama } from "./fixtures/fakeOllama.js"
 import { tinyLlamaGguf } from "./fixtures/ggufWriter.js"
 import { CLI_MODES, modeRunner } from "./support/bothModes.js"
-import { bin, type CliResult, ensureBuilt, isolatedEnv } from "./support/runCli.js"
+import { type CliResult, ensureBuilt, isolatedEnv, runCli } from "./support/runCli.js"
 
 let dir: string
 let fake: FakeOllama
 
 /** Runs the CLI with `input` written to its stdin (a pipe), and collects what it printed. */
 const runPiped = (args: ReadonlyArray<string>, input: string, env: Record<string, string>, cwd: string): Promise<CliResult> =>
-  new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bin, ...args], { cwd, env, stdio: ["pipe", "pipe", "pipe"] })
-    let stdout = ""
-    let stderr = ""
-    child.stdout.on("data", (c: Buffer) => void (stdout += c.toString("utf8")))
-    child.stderr.on("data", (c: Buffer) => void (stderr += c.toString("utf8")))
-    child.on("error", reject)
-    child.on("close", (code) => resolve({ code, stdout, stderr }))
-    child.stdin.end(input)
-  })
+  runCli(args, { cwd, env, input })
 
 /** The chat requests the fake received, as their message lists. */
 const chats = () =>

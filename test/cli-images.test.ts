@@ -4,13 +4,12 @@
  * takes them (bare base64 on the user message); a file that is no image, or missing, is refused
  * naming it, and nothing is sent.
  */
-import { spawn } from "node:child_process"
 import { mkdtemp, rm, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest"
 import { type FakeOllama, fakeModel, startFakeOllama } from "./fixtures/fakeOllama.js"
-import { bin, type CliResult, ensureBuilt, isolatedEnv, runCli } from "./support/runCli.js"
+import { type CliResult, ensureBuilt, isolatedEnv, runCli } from "./support/runCli.js"
 
 let dir: string
 let fake: FakeOllama
@@ -20,17 +19,7 @@ const JPEG = Buffer.from([0xff, 0xd8, 0xff, 0xe0, 9, 8, 7])
 
 const env = () => isolatedEnv(dir, { OLLAMA_HOST: `${fake.host}:${fake.port}` })
 const run = (args: ReadonlyArray<string>) => runCli(args, { cwd: dir, env: env() })
-const runPiped = (args: ReadonlyArray<string>, input: string): Promise<CliResult> =>
-  new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bin, ...args], { cwd: dir, env: env(), stdio: ["pipe", "pipe", "pipe"] })
-    let stdout = ""
-    let stderr = ""
-    child.stdout.on("data", (c: Buffer) => void (stdout += c.toString("utf8")))
-    child.stderr.on("data", (c: Buffer) => void (stderr += c.toString("utf8")))
-    child.on("error", reject)
-    child.on("close", (code) => resolve({ code, stdout, stderr }))
-    child.stdin.end(input)
-  })
+const runPiped = (args: ReadonlyArray<string>, input: string): Promise<CliResult> => runCli(args, { cwd: dir, env: env(), input })
 const chats = () =>
   fake.requests
     .filter((r) => r.path === "/api/chat")

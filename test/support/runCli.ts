@@ -48,6 +48,8 @@ export const runCli = (
     readonly command?: string
     readonly argv?: ReadonlyArray<string>
     readonly mode?: CliMode
+    /** Written to the CLI's stdin (a pipe), then closed; without it stdin is not open. */
+    readonly input?: string
   }
 ): Promise<CliResult> =>
   new Promise((resolve, reject) => {
@@ -56,12 +58,13 @@ export const runCli = (
     const child = spawn(options.command ?? process.execPath, options.argv ?? [bin, ...all], {
       cwd: options.cwd,
       env: options.env,
-      stdio: ["ignore", "pipe", "pipe"]
+      stdio: [options.input !== undefined ? "pipe" : "ignore", "pipe", "pipe"]
     })
     let stdout = ""
     let stderr = ""
-    child.stdout.on("data", (c: Buffer) => void (stdout += c.toString("utf8")))
-    child.stderr.on("data", (c: Buffer) => void (stderr += c.toString("utf8")))
+    child.stdout!.on("data", (c: Buffer) => void (stdout += c.toString("utf8")))
+    child.stderr!.on("data", (c: Buffer) => void (stderr += c.toString("utf8")))
     child.on("error", reject)
     child.on("close", (code) => resolve({ code, stdout, stderr }))
+    if (options.input !== undefined) child.stdin!.end(options.input)
   })
