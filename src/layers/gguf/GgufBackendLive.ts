@@ -33,6 +33,8 @@ import { generationPlan } from "./JsonSchemaGrammar.js"
 import * as LlamaLoaderLive from "./LlamaLoaderLive.js"
 import * as LoadedModels from "./loadedModels.js"
 
+const isOverflow = (e: { readonly _tag: string }): e is ContextOverflow => e._tag === "ContextOverflow"
+
 export { CONTEXT_SIZE_CAP } from "./ggufStatus.js"
 export { localPath } from "./ggufFiles.js"
 
@@ -112,6 +114,21 @@ export const makeBackend = (
         )
       })).pipe(Stream.withSpan("GgufBackend.generate", { attributes: { model, instance: instance.name } }))
 
+    // A pooled context's overflow (from the worker, which knows only the file) said with the model's
+    // name, this instance and the operation; the document index of a rerank kept
+    const namedOverflow = (model: string, operation: "embed" | "rerank") => <E extends { readonly _tag: string }>(e: E): E | ContextOverflow =>
+      isOverflow(e)
+        ? new ContextOverflow({
+          model,
+          backend: "gguf",
+          instance: instance.name,
+          operation,
+          ...(e.document !== undefined ? { document: e.document } : {}),
+          ...(e.promptTokens !== undefined ? { promptTokens: e.promptTokens } : {}),
+          ...(e.contextSize !== undefined ? { contextSize: e.contextSize } : {})
+        })
+        : e
+
     // Embeddings run on an embedding context of their own (node-llama-cpp's createEmbeddingContext),
     // the model's second context; a batch is one request to the worker, vectors in input order.
     const embed: GgufBackend["embed"] = (model, inputs) =>
@@ -140,18 +157,7 @@ export const makeBackend = (
         }
         const results = yield* embedWith(inputs).pipe(
           Effect.tapError(() => lease.forgetIfDead),
-          Effect.mapError((e) =>
-            e._tag === "ContextOverflow"
-              ? new ContextOverflow({
-                model: file.name,
-                backend: "gguf",
-                instance: instance.name,
-                operation: "embed",
-                ...(e.promptTokens !== undefined ? { promptTokens: e.promptTokens } : {}),
-                ...(e.contextSize !== undefined ? { contextSize: e.contextSize } : {})
-              })
-              : e
-          )
+          Effect.mapError(namedOverflow(file.name, "embed"))
         )
         return {
           ...base,
@@ -189,19 +195,7 @@ export const makeBackend = (
         }
         const results = yield* rankWith(request.query, request.documents).pipe(
           Effect.tapError(() => lease.forgetIfDead),
-          Effect.mapError((e) =>
-            e._tag === "ContextOverflow"
-              ? new ContextOverflow({
-                model: file.name,
-                backend: "gguf",
-                instance: instance.name,
-                operation: "rerank",
-                ...(e.document !== undefined ? { document: e.document } : {}),
-                ...(e.promptTokens !== undefined ? { promptTokens: e.promptTokens } : {}),
-                ...(e.contextSize !== undefined ? { contextSize: e.contextSize } : {})
-              })
-              : e
-          )
+          Effect.mapError(namedOverflow(file.name, "rerank"))
         )
         return {
           ...base,

@@ -99,12 +99,13 @@ export const makeInProcessLoader = (hooks: LoaderHooks = {}) => {
           Effect.tryPromise({ try: create, catch: (e) => toBackendError(`create ${kind} context`, instance, logs.since(mark))(e) }),
           (c) => Effect.promise(() => c.dispose())
         ).pipe(Effect.withSpan(kind === "ranking" ? "LlamaLoader.createRankingContext" : "LlamaLoader.createEmbeddingContext", { attributes: { path } }))
-      if (options.purpose === "ranking") {
-        // node-llama-cpp refuses a model that cannot rank here ("Computing rankings is not supported");
-        // GgufBackend checks the header first, so a chat model is refused with the reason before a load
-        const ranking = yield* acquireContext("ranking", (signal) => model.createRankingContext({ ...pooled, createSignal: signal }))
-        const contextSize = ranking.contextSize
-        const refuse = Stream.fail(wrongCopy("generate", "ranking", "generation needs a chat load"))
+      // a pooled copy does one thing (rank or embed); generating or counting a prompt needs a chat load
+      const pooledModel = (
+        loadedFor: string,
+        contextSize: number,
+        does: Pick<InProcessModel, "embed" | "rank">
+      ): InProcessModel => {
+        const refuse = Stream.fail(wrongCopy("generate", loadedFor, "generation needs a chat load"))
         return {
           path,
           sizeBytes: model.size,
@@ -112,33 +113,31 @@ export const makeInProcessLoader = (hooks: LoaderHooks = {}) => {
           contextSize,
           generate: () => refuse,
           generateWith: () => refuse,
-          embed: () => Effect.fail(wrongCopy("embed", "ranking", "embeddings need a load with purpose \"embedding\"")),
-          rank: (query, documents) => rankOn(ranking, contextSize, query, documents, names, logs),
+          ...does,
           tokenize: tokenizeWith(model, instance),
-          countPromptTokens: () => Effect.fail(wrongCopy("count tokens", "ranking", "counting a prompt needs a chat load")),
+          countPromptTokens: () => Effect.fail(wrongCopy("count tokens", loadedFor, "counting a prompt needs a chat load")),
           alive: Effect.succeed(true)
-        } satisfies InProcessModel
+        }
+      }
+      if (options.purpose === "ranking") {
+        // node-llama-cpp refuses a model that cannot rank here ("Computing rankings is not supported");
+        // GgufBackend checks the header first, so a chat model is refused with the reason before a load
+        const ranking = yield* acquireContext("ranking", (signal) => model.createRankingContext({ ...pooled, createSignal: signal }))
+        const contextSize = ranking.contextSize
+        return pooledModel("ranking", contextSize, {
+          embed: () => Effect.fail(wrongCopy("embed", "ranking", "embeddings need a load with purpose \"embedding\"")),
+          rank: (query, documents) => rankOn(ranking, contextSize, query, documents, names, logs)
+        })
       }
       if (options.purpose === "embedding") {
         const embedding = yield* acquireContext("embedding", (signal) => model.createEmbeddingContext({ ...pooled, createSignal: signal }))
         // the size "auto" settled on is only on the underlying context
         const contextSize = (embedding as unknown as { readonly _llamaContext?: LlamaContext })._llamaContext?.contextSize ??
           requested
-        const refuseCount = Effect.fail(wrongCopy("count tokens", "embeddings", "counting a prompt needs a chat load"))
-        const refuse = Stream.fail(wrongCopy("generate", "embeddings", "generation needs a chat load"))
-        return {
-          path,
-          sizeBytes: model.size,
-          vramBytes: 0,
-          contextSize,
-          generate: () => refuse,
-          generateWith: () => refuse,
+        return pooledModel("embeddings", contextSize, {
           embed: (inputs) => embedOn(model, embedding, contextSize, inputs, names, logs),
-          rank: noRank,
-          tokenize: tokenizeWith(model, instance),
-          countPromptTokens: () => refuseCount,
-          alive: Effect.succeed(true)
-        } satisfies InProcessModel
+          rank: noRank
+        })
       }
       const context = yield* Effect.acquireRelease(
         Effect.tryPromise({
