@@ -66,7 +66,7 @@ import { DownloadProgress, doneEvent, type PullBase } from "./pullProgress.js"
 import { manifestOf, planFiles, resolveListing, reuseExisting } from "./pullPlan.js"
 import { MEANINGFUL_PROGRESS_BYTES, withRetries } from "./retryPolicy.js"
 import { redactUrlsIn } from "../../domain/ServerUrl.js"
-import { transferFile, type TransferSettings, type WriteChunks } from "./transfer.js"
+import { hubBlob, transferFile, type TransferSettings, type WriteChunks } from "./transfer.js"
 
 /** Seams for tests that need failures a real disk will not give on demand. */
 export interface DownloaderInternals {
@@ -319,16 +319,7 @@ export const make = (
     const remoteHeader = (lib: HubModule, ctx: CallContext, commit: string, file: HubRef.RepoFile) =>
       Effect.gen(function*() {
         const probe = new FetchProbe(hubOrigin)
-        const blob = yield* hubCall({ ...ctx, file: file.path }, probe, "downloadFile", () =>
-          lib.downloadFile({
-            repo: ctx.repo,
-            path: file.path,
-            revision: commit,
-            hubUrl,
-            fetch: probe.fetch,
-            xet: false,
-            ...(token !== undefined ? { accessToken: token } : {})
-          }))
+        const blob = yield* hubBlob({ hubUrl, token }, lib, { ...ctx, file: file.path }, probe, commit, file.path)
         if (blob === null) return undefined
         let bytesRead = 0
         for (const limit of HEADER_READS) {

@@ -93,6 +93,26 @@ export interface AttemptHooks {
   readonly onVerifying: () => void
 }
 
+/** A file's blob on the hub at a commit, through the call's probe (null: not in the repo); nothing is read yet. */
+export const hubBlob = (
+  settings: Pick<TransferSettings, "hubUrl" | "token">,
+  lib: HubModule,
+  ctx: CallContext,
+  probe: FetchProbe,
+  commit: string,
+  filePath: string
+) =>
+  hubCall(ctx, probe, "downloadFile", () =>
+    lib.downloadFile({
+      repo: ctx.repo,
+      path: filePath,
+      revision: commit,
+      hubUrl: settings.hubUrl,
+      fetch: probe.fetch,
+      xet: false,
+      ...(settings.token !== undefined ? { accessToken: settings.token } : {})
+    }))
+
 /** One attempt at one file: resume from the partial, stream, hash, verify, rename into place. */
 export const transferFile = (
   settings: TransferSettings,
@@ -105,7 +125,7 @@ export const transferFile = (
   hooks: AttemptHooks
 ): Effect.Effect<string, TransferError | Retryable, FileSystem.FileSystem | ScanFs> =>
   Effect.gen(function*() {
-    const { hubOrigin, hubUrl, stallTimeout, token, writeChunks } = settings
+    const { hubOrigin, stallTimeout, writeChunks } = settings
     const fileSystem = yield* FileSystem.FileSystem
     const scanFs = yield* ScanFs
     const partial = `${target}.partial`
@@ -141,16 +161,7 @@ export const transferFile = (
     let handle: nodeFs.FileHandle | undefined
 
     if (offset < file.size) {
-      const blob = yield* hubCall(ctx, probe, "downloadFile", () =>
-        lib.downloadFile({
-          repo: ctx.repo,
-          path: file.path,
-          revision: commit,
-          hubUrl,
-          fetch: probe.fetch,
-          xet: false,
-          ...(token !== undefined ? { accessToken: token } : {})
-        }))
+      const blob = yield* hubBlob(settings, lib, ctx, probe, commit, file.path)
       if (blob === null) {
         return yield* new ModelNotFound({ model: `${ctx.repo}/${file.path}`, backend: "gguf", detail: "the file is not in the repo" })
       }
