@@ -175,9 +175,11 @@ export const make = (options: LoadedModelsOptions) =>
       const entries = yield* pool.entries
       const live = yield* Effect.filter(entries, (e) => (e.value === undefined ? Effect.succeed(false) : e.value.alive))
       const contexts = yield* Effect.forEach(live, (e) =>
-        // a worker that died since the check above has no sequences to report, and one busy in a long
-        // synchronous step (a chat template) cannot answer: the row goes without, ps does not wait
-        Effect.map(Effect.option(Effect.timeout(e.value!.sequences ?? Effect.fail(undefined), "1 second")), (sequences) => {
+        // a worker that died since the check above has no sequences to report: the row goes without.
+        // One busy in a synchronous step (a chat template) answers when the step ends: no deadline of
+        // our own, which a busy machine would trip into a row without its counts; a worker that never
+        // answers is the supervisor's (its liveness ping kills it, and the question then fails)
+        Effect.map(Effect.option(e.value!.sequences ?? Effect.fail(undefined)), (sequences) => {
           const { path, purpose } = parseKey(e.key)
           const handle = e.value!
           return {
