@@ -28,7 +28,6 @@ const matches = (b: Uint8Array, i: number, xs: ReadonlyArray<number>): boolean =
 const sized = (format: ImageSize["format"], width: number | undefined, height: number | undefined): ImageSize | undefined =>
   width !== undefined && height !== undefined && width > 0 && height > 0 ? { format, width, height } : undefined
 
-const PNG = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]
 const IHDR = [0x49, 0x48, 0x44, 0x52]
 
 // the first chunk must be IHDR (PNG spec 11.2.2); width and height are 1 … 2^31-1
@@ -102,13 +101,31 @@ const webp = (b: Uint8Array): ImageSize | undefined => {
   }
 }
 
+/** The media type the first bytes of an image say it is (PNG, JPEG, GIF, WebP), or undefined. */
+export const sniffImage = (bytes: Uint8Array): string | undefined => {
+  const at = (i: number, ...xs: Array<number>) => xs.every((x, j) => bytes[i + j] === x)
+  if (at(0, 0x89, 0x50, 0x4e, 0x47)) return "image/png"
+  if (at(0, 0xff, 0xd8, 0xff)) return "image/jpeg"
+  if (at(0, 0x47, 0x49, 0x46, 0x38)) return "image/gif"
+  if (at(0, 0x52, 0x49, 0x46, 0x46) && at(8, 0x57, 0x45, 0x42, 0x50)) return "image/webp"
+  return undefined
+}
+
 /** The format and pixel size an image's bytes declare, or undefined when they declare none readable. */
 export const imageSize = (bytes: Uint8Array): ImageSize | undefined => {
-  if (matches(bytes, 0, PNG)) return png(bytes)
-  if (matches(bytes, 0, [0xff, 0xd8])) return jpeg(bytes)
-  if (matches(bytes, 0, [0x47, 0x49, 0x46])) return gif(bytes)
-  if (matches(bytes, 0, [0x52, 0x49, 0x46, 0x46]) && matches(bytes, 8, [0x57, 0x45, 0x42, 0x50])) return webp(bytes)
-  return undefined
+  // the format by the same first bytes every other image check uses
+  switch (sniffImage(bytes)) {
+    case "image/png":
+      return png(bytes)
+    case "image/jpeg":
+      return jpeg(bytes)
+    case "image/gif":
+      return gif(bytes)
+    case "image/webp":
+      return webp(bytes)
+    default:
+      return undefined
+  }
 }
 
 /**

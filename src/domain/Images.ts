@@ -3,7 +3,10 @@
  * `llmspell serve`, the CLI), `data:` URLs, base64 checked and measured without decoding twice,
  * and the media type a file's first bytes say it is.
  */
+import { sniffImage } from "./ImageSize.js"
 import type { ChatMessage, ImageInput, ImageSource } from "./Types.js"
+
+export { sniffImage }
 
 /** At most this many images in one request, and this many decoded bytes in one image. */
 export const IMAGE_LIMITS = { count: 16, bytes: 20 * 1024 * 1024 } as const
@@ -18,15 +21,6 @@ export const base64Bytes = (data: string): number | undefined => {
   return Math.floor((text.length * 3) / 4) - padding
 }
 
-/** The media type the first bytes of an image say it is (PNG, JPEG, GIF, WebP), or undefined. */
-export const sniffImage = (bytes: Uint8Array): string | undefined => {
-  const at = (i: number, ...xs: Array<number>) => xs.every((x, j) => bytes[i + j] === x)
-  if (at(0, 0x89, 0x50, 0x4e, 0x47)) return "image/png"
-  if (at(0, 0xff, 0xd8, 0xff)) return "image/jpeg"
-  if (at(0, 0x47, 0x49, 0x46, 0x38)) return "image/gif"
-  if (at(0, 0x52, 0x49, 0x46, 0x46) && at(8, 0x57, 0x45, 0x42, 0x50)) return "image/webp"
-  return undefined
-}
 
 /** The media type of base64 image data, from its first bytes (for Ollama's bare base64 `images`). */
 export const sniffBase64 = (data: string): string | undefined =>
